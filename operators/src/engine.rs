@@ -1,0 +1,240 @@
+//! The engine: every customer's state, the record rules of §2 and timers.
+
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use dashmap::DashMap;
+use pulse_schemas::{CustomerId, Event, Features, StreamChange, StreamRecord, Trigger};
+
+use crate::customer::{CustomerState, Effect};
+use crate::held::{id_hash, Encoded};
+use crate::stats::{Counters, CountersSnapshot};
+use crate::timers::{TimerPolicy, TimerQueue};
+use crate::tutors::TutorIds;
+
+/// How the engine behaves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// When silent customers are rescored (default: daily, see [`TimerPolicy`]).
+    pub timers: TimerPolicy,
+}
+
+/// A feature vector the engine produced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Emission {
+    /// The customer.
+    pub customer_id: CustomerId,
+    /// `T` of the vector.
+    pub as_of: i64,
+    /// What made it.
+    pub trigger: Trigger,
+    /// The 46 values.
+    pub features: Features,
+}
+
+/// Per-customer rolling windows over a stream of decoded records.
+///
+/// Customers live in a concurrent map, so records of different customers may
+/// be applied from several threads; records of one customer must be applied
+/// in stream order by one caller at a time (as a shard's records are).
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+    customers: DashMap<CustomerId, CustomerState>,
+    tutors: TutorIds,
+    timers: Mutex<TimerQueue>,
+    counters: Counters,
+    state_bytes: AtomicI64,
+    peak_state_bytes: AtomicI64,
+    held_events: AtomicI64,
+}
+
+impl Engine {
+    /// An engine with no customers.
+    pub fn new(config: EngineConfig) -> Engine {
+        Engine {
+            config,
+            customers: DashMap::new(),
+            tutors: TutorIds::default(),
+            timers: Mutex::new(TimerQueue::default()),
+            counters: Counters::default(),
+            state_bytes: AtomicI64::new(0),
+            peak_state_bytes: AtomicI64::new(0),
+            held_events: AtomicI64::new(0),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Applies one valid record (§2). Pushes one [`Trigger::Event`] vector
+    /// as of the customer clock when the customer's held events changed.
+    pub fn apply(&self, record: &StreamRecord<'_>, out: &mut Vec<Emission>) {
+        Counters::bump(&self.counters.records);
+        match &record.change {
+            StreamChange::Insert(new) => self.change(None, Some(new), out),
+            StreamChange::Modify { old, new } => self.change(old.as_ref(), new.as_ref(), out),
+            StreamChange::Remove(old) => self.change(Some(old), None, out),
+            StreamChange::TtlExpiry => Counters::bump(&self.counters.ttl_expiries),
+            StreamChange::NotAnEvent => Counters::bump(&self.counters.non_events),
+        }
+    }
+
+    fn change(&self, old: Option<&Event<'_>>, new: Option<&Event<'_>>, out: &mut Vec<Emission>) {
+        let Some(customer) = new.or(old).map(|e| &*e.customer_id) else { return };
+        let c = &self.counters;
+        let mut entry = match (self.customers.get_mut(customer), new) {
+            (Some(entry), _) => entry,
+            (None, Some(first)) => {
+                let id = CustomerId::new(customer);
+                self.customers.entry(id).or_insert_with(|| CustomerState::new(first.ts.0))
+            }
+            (None, None) => {
+                Counters::bump(&c.retractions_not_held);
+                Counters::bump(&c.unchanged);
+                return;
+            }
+        };
+        let state = entry.value_mut();
+        let bytes_before = state.bytes() as i64;
+        let held_before = state.held_len() as i64;
+
+        let mut removed = None;
+        if let Some(old) = old {
+            let (effect, gone) = state.retract(old.ts.0, id_hash(&old.event_id), &old.event_id);
+            removed = gone;
+            Counters::bump(match effect {
+                Effect::Late => &c.late_retractions,
+                Effect::NotHeld => &c.retractions_not_held,
+                _ => &c.events_retracted,
+            });
+        }
+        let mut added = None;
+        if let Some(new) = new {
+            let encoded = Encoded::new(new, &self.tutors);
+            let effect = state.add(encoded, &new.event_id);
+            if effect == Effect::Done {
+                added = Some(encoded);
+            }
+            Counters::bump(match effect {
+                Effect::Late => &c.late_adds,
+                Effect::Duplicate => &c.duplicates,
+                _ => &c.events_added,
+            });
+        }
+
+        self.account(state.bytes() as i64 - bytes_before, state.held_len() as i64 - held_before);
+        if removed == added {
+            Counters::bump(&c.unchanged);
+            return;
+        }
+        let as_of = state.clock;
+        let features = state.features_at(as_of, &self.tutors);
+        let schedule = self.schedule(state, as_of);
+        let customer_id = entry.key().clone();
+        drop(entry);
+        Counters::bump(&c.vectors_event);
+        if let Some(due) = schedule {
+            self.lock_timers().push(due, customer_id.clone());
+        }
+        out.push(Emission { customer_id, as_of, trigger: Trigger::Event, features });
+    }
+
+    fn schedule(&self, state: &mut CustomerState, as_of: i64) -> Option<i64> {
+        state.last_as_of = state.last_as_of.max(as_of);
+        state.next_due = self.config.timers.next_due(state.last_as_of, state.clock);
+        state.next_due
+    }
+
+    fn lock_timers(&self) -> std::sync::MutexGuard<'_, TimerQueue> {
+        // A panic elsewhere cannot leave the queue half-updated (each call is
+        // a single push or pop), so a poisoned lock is still usable.
+        self.timers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn account(&self, bytes: i64, held: i64) {
+        let now = self.state_bytes.fetch_add(bytes, Relaxed) + bytes;
+        self.peak_state_bytes.fetch_max(now, Relaxed);
+        self.held_events.fetch_add(held, Relaxed);
+    }
+
+    /// Moves time to `now_ms`: every timer due at or before it fires, in
+    /// (due, customer) order, each pushing a [`Trigger::Timer`] vector as of
+    /// its due time.
+    pub fn advance_to(&self, now_ms: i64, out: &mut Vec<Emission>) {
+        let mut due = Vec::new();
+        loop {
+            due.clear();
+            self.lock_timers().pop_due(now_ms, &mut due);
+            if due.is_empty() {
+                return;
+            }
+            for (at, customer_id) in due.drain(..) {
+                let Some(mut entry) = self.customers.get_mut(&customer_id) else { continue };
+                let state = entry.value_mut();
+                if state.next_due != Some(at) {
+                    continue; // rescheduled since
+                }
+                let features = state.features_at(at, &self.tutors);
+                let next = self.schedule(state, at);
+                drop(entry);
+                Counters::bump(&self.counters.vectors_timer);
+                if let Some(next) = next {
+                    self.lock_timers().push(next, customer_id.clone());
+                }
+                out.push(Emission { customer_id, as_of: at, trigger: Trigger::Timer, features });
+            }
+        }
+    }
+
+    /// A customer's features as of `as_of_ms`, which must be at or after its
+    /// clock (`None` for an unknown customer or an earlier time).
+    pub fn features_at(&self, customer_id: &str, as_of_ms: i64) -> Option<Features> {
+        let state = self.customers.get(customer_id)?;
+        (as_of_ms >= state.clock).then(|| state.features_at(as_of_ms, &self.tutors))
+    }
+
+    /// A customer's clock C (the largest ts among its accepted events).
+    pub fn customer_clock(&self, customer_id: &str) -> Option<i64> {
+        self.customers.get(customer_id).map(|s| s.clock)
+    }
+
+    /// The counters so far.
+    pub fn counters(&self) -> CountersSnapshot {
+        self.counters.snapshot()
+    }
+
+    /// Customers with state.
+    pub fn customers(&self) -> usize {
+        self.customers.len()
+    }
+
+    /// Memory held for customers now, and at most so far, in bytes; and the
+    /// number of held events now.
+    pub fn state_size(&self) -> StateSize {
+        StateSize {
+            bytes: self.state_bytes.load(Relaxed).max(0) as u64 + self.tutors.heap_bytes() as u64,
+            peak_bytes: self.peak_state_bytes.load(Relaxed).max(0) as u64 + self.tutors.heap_bytes() as u64,
+            held_events: self.held_events.load(Relaxed).max(0) as u64,
+            customers: self.customers.len() as u64,
+            pending_timers: self.lock_timers().len() as u64,
+        }
+    }
+}
+
+/// How much state the engine holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StateSize {
+    /// Bytes now (customer states, their heap parts, interned tutor ids).
+    pub bytes: u64,
+    /// The most bytes held at once so far.
+    pub peak_bytes: u64,
+    /// Held events within the horizon, all customers.
+    pub held_events: u64,
+    /// Customers with state.
+    pub customers: u64,
+    /// Timer entries waiting (including superseded ones not yet popped).
+    pub pending_timers: u64,
+}

@@ -1,0 +1,271 @@
+//! The compact form of a held event, and a customer's store of them.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use pulse_schemas::{Event, EventKind, Party, PaymentStatus, Sentiment, DAY_MS};
+
+use crate::tutors::TutorIds;
+
+/// The contract's 30-day horizon: the longest window, and how far back a
+/// record may still add or retract.
+pub(crate) const HORIZON_MS: i64 = 30 * DAY_MS;
+
+/// Event types, as the 3 low bits of [`HeldEvent::tag`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub(crate) enum Kind {
+    SessionCompleted = 0,
+    SessionCancelled = 1,
+    SessionNoShow = 2,
+    SessionRated = 3,
+    Login = 4,
+    Payment = 5,
+    IbCall = 6,
+    MessageReply = 7,
+}
+
+const KINDS: [Kind; 8] = [
+    Kind::SessionCompleted,
+    Kind::SessionCancelled,
+    Kind::SessionNoShow,
+    Kind::SessionRated,
+    Kind::Login,
+    Kind::Payment,
+    Kind::IbCall,
+    Kind::MessageReply,
+];
+
+/// The "ever" features read the latest held ts of these four things.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Ever {
+    Session = 0,
+    Login = 1,
+    PaymentSucceeded = 2,
+    IbCall = 3,
+}
+
+/// Bits of [`HeldEvent::tag`]: kind (3), flag (2), tutor (27).
+const FLAG_SHIFT: u32 = 3;
+const TUTOR_SHIFT: u32 = 5;
+/// Tutor field value meaning "no tutor" (a `message_reply` without one).
+pub(crate) const NO_TUTOR: u32 = (1 << 27) - 1;
+
+/// One held event in 24 bytes: the hash of its `event_id`, its number, its
+/// time as an offset from the customer's base, and a tag packing its type,
+/// its enum attribute and its interned tutor.
+///
+/// Every contract attribute is here, so two `HeldEvent`s are equal exactly
+/// when the events are (up to a 64-bit hash collision of ids within one
+/// customer's 30 days: about 1 in 10^13 for a thousand events).
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub(crate) struct HeldEvent {
+    pub(crate) id: u64,
+    /// `duration_min`, `rating`, `amount` or `response_minutes`; 0 otherwise.
+    pub(crate) value: f64,
+    pub(crate) ts_off: u32,
+    pub(crate) tag: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<HeldEvent>() == 24);
+
+impl HeldEvent {
+    pub(crate) fn kind(&self) -> Kind {
+        KINDS[(self.tag & 7) as usize]
+    }
+
+    /// `cancelled_by`/`from`: 1 = tutor; `status`: 1 = failed; `sentiment`: 0 negative, 1 neutral, 2 positive.
+    pub(crate) fn flag(&self) -> u32 {
+        (self.tag >> FLAG_SHIFT) & 3
+    }
+
+    pub(crate) fn tutor(&self) -> u32 {
+        self.tag >> TUTOR_SHIFT
+    }
+
+    pub(crate) fn ever(&self) -> Option<Ever> {
+        match (self.kind(), self.flag()) {
+            (Kind::SessionCompleted, _) => Some(Ever::Session),
+            (Kind::Login, _) => Some(Ever::Login),
+            (Kind::Payment, 0) => Some(Ever::PaymentSucceeded),
+            (Kind::IbCall, _) => Some(Ever::IbCall),
+            _ => None,
+        }
+    }
+}
+
+/// The hash that stands for an `event_id`: stable across runs and machines.
+pub(crate) fn id_hash(event_id: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(event_id.as_bytes())
+}
+
+/// An event in held form, before it has a place (its ts is absolute).
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub(crate) struct Encoded {
+    pub(crate) id: u64,
+    pub(crate) ts: i64,
+    pub(crate) value: f64,
+    pub(crate) tag: u32,
+}
+
+impl Encoded {
+    pub(crate) fn new(event: &Event<'_>, tutors: &TutorIds) -> Encoded {
+        let party = |p: Party| u32::from(p == Party::Tutor);
+        let (kind, flag, tutor, value) = match &event.kind {
+            EventKind::SessionCompleted { tutor_id, duration_min } => {
+                (Kind::SessionCompleted, 0, tutors.intern(tutor_id), *duration_min)
+            }
+            EventKind::SessionCancelled { tutor_id, cancelled_by } => {
+                (Kind::SessionCancelled, party(*cancelled_by), tutors.intern(tutor_id), 0.0)
+            }
+            EventKind::SessionNoShow { tutor_id } => (Kind::SessionNoShow, 0, tutors.intern(tutor_id), 0.0),
+            EventKind::SessionRated { tutor_id, rating } => (Kind::SessionRated, 0, tutors.intern(tutor_id), *rating),
+            EventKind::Login => (Kind::Login, 0, NO_TUTOR, 0.0),
+            EventKind::Payment { amount, status } => {
+                (Kind::Payment, u32::from(*status == PaymentStatus::Failed), NO_TUTOR, *amount)
+            }
+            EventKind::IbCall { sentiment } => {
+                let flag = match sentiment {
+                    Sentiment::Negative => 0,
+                    Sentiment::Neutral => 1,
+                    Sentiment::Positive => 2,
+                };
+                (Kind::IbCall, flag, NO_TUTOR, 0.0)
+            }
+            EventKind::MessageReply { from, response_minutes, tutor_id } => {
+                let tutor = tutor_id.as_deref().map_or(NO_TUTOR, |t| tutors.intern(t));
+                (Kind::MessageReply, party(*from), tutor, *response_minutes)
+            }
+        };
+        Encoded {
+            id: id_hash(&event.event_id),
+            ts: event.ts.0,
+            value,
+            tag: kind as u32 | (flag << FLAG_SHIFT) | (tutor << TUTOR_SHIFT),
+        }
+    }
+}
+
+/// Hashes a `u64` that is already a good hash by using it as is.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type IdMap = HashMap<u64, u32, BuildHasherDefault<IdHasher>>;
+
+/// A customer's held events within the horizon, ordered by (ts, id hash),
+/// with an index from id to time for duplicates and retractions.
+///
+/// Times are kept as `u32` offsets from `base`; [`Store::rebase`] moves the
+/// base forward when the clock nears the end of the `u32` range (every ~19
+/// days of customer time at most, O(n) each time: amortized O(1)).
+#[derive(Debug, Default)]
+pub(crate) struct Store {
+    base: i64,
+    events: VecDeque<HeldEvent>,
+    by_id: IdMap,
+}
+
+impl Store {
+    pub(crate) fn new(base: i64) -> Store {
+        Store { base, ..Store::default() }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub(crate) fn ts(&self, e: &HeldEvent) -> i64 {
+        self.base + i64::from(e.ts_off)
+    }
+
+    pub(crate) fn get(&self, i: usize) -> &HeldEvent {
+        &self.events[i]
+    }
+
+    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = &HeldEvent> + '_ {
+        self.events.iter()
+    }
+
+    pub(crate) fn contains(&self, id: u64) -> bool {
+        self.by_id.contains_key(&id)
+    }
+
+    /// Index of the first event with ts > `t`.
+    pub(crate) fn first_after(&self, t: i64) -> usize {
+        let base = self.base;
+        self.events.partition_point(|e| base + i64::from(e.ts_off) <= t)
+    }
+
+    fn offset(&self, ts: i64) -> u32 {
+        debug_assert!(self.fits(ts));
+        (ts - self.base) as u32
+    }
+
+    /// Whether `ts` can be stored without a rebase.
+    pub(crate) fn fits(&self, ts: i64) -> bool {
+        (0..=i128::from(u32::MAX)).contains(&(i128::from(ts) - i128::from(self.base)))
+    }
+
+    pub(crate) fn insert(&mut self, e: Encoded) {
+        let held = HeldEvent { id: e.id, value: e.value, ts_off: self.offset(e.ts), tag: e.tag };
+        let key = (held.ts_off, held.id);
+        let at = self.events.partition_point(|x| (x.ts_off, x.id) < key);
+        self.events.insert(at, held);
+        self.by_id.insert(e.id, held.ts_off);
+    }
+
+    /// Removes the event with this id, returning it in absolute form.
+    pub(crate) fn remove(&mut self, id: u64) -> Option<Encoded> {
+        let ts_off = self.by_id.remove(&id)?;
+        let at = self.events.partition_point(|x| (x.ts_off, x.id) < (ts_off, id));
+        let held = self.events.remove(at)?;
+        debug_assert_eq!(held.id, id);
+        Some(Encoded { id, ts: self.ts(&held), value: held.value, tag: held.tag })
+    }
+
+    /// Drops every event with ts <= `t` (past the horizon), oldest first.
+    pub(crate) fn prune_through(&mut self, t: i64, mut on_drop: impl FnMut(i64, &HeldEvent)) {
+        while let Some(front) = self.events.front() {
+            let ts = self.ts(front);
+            if ts > t {
+                break;
+            }
+            on_drop(ts, front);
+            self.by_id.remove(&front.id);
+            self.events.pop_front();
+        }
+    }
+
+    /// Moves the base to `new_base` (<= every held ts).
+    pub(crate) fn rebase(&mut self, new_base: i64) {
+        let shift = new_base - self.base;
+        debug_assert!(shift >= 0);
+        for e in self.events.iter_mut() {
+            e.ts_off = (i64::from(e.ts_off) - shift) as u32;
+        }
+        for off in self.by_id.values_mut() {
+            *off = (i64::from(*off) - shift) as u32;
+        }
+        self.base = new_base;
+    }
+
+    /// Bytes on the heap, by capacity.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.events.capacity() * std::mem::size_of::<HeldEvent>()
+            + self.by_id.capacity() * (std::mem::size_of::<(u64, u32)>() + 1)
+    }
+}

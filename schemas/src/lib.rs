@@ -1,0 +1,35 @@
+//! The `features-v1` contract of pulse, as types.
+//!
+//! This crate is the single place where the shapes of `../shared/spec/FEATURES.md`
+//! live in Rust:
+//!
+//! * [`event`]: the event table (§1) — [`Event`], [`EventKind`] and the newtypes
+//!   [`CustomerId`], [`EventTime`].
+//! * [`record`]: a decoded DynamoDB Streams record (§2) — [`StreamChange`] says what
+//!   the record asks the engine to do, [`Invalid`] why a record is a dead letter.
+//! * [`capture`]: the fast, borrowing decoder for capture files (one record per
+//!   JSON line), and [`lambda`]: the decoder for `aws_lambda_events`' typed
+//!   records. Both feed the same validation ([`validate`]), so the two can never
+//!   disagree on what is valid.
+//! * [`features`]: the 46 named features in contract order and the vector that
+//!   carries them (§4, §5).
+//! * [`prediction`]: the model's five outputs, the segment rules and the prediction
+//!   item (§5, §6).
+//!
+//! Decoding never panics: every input either decodes or yields an [`Invalid`]
+//! with a reason precise enough to fix the producer.
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+
+pub mod attr;
+pub mod capture;
+pub mod event;
+pub mod features;
+pub mod lambda;
+pub mod prediction;
+pub mod record;
+pub mod validate;
+
+pub use event::{CustomerId, Event, EventKind, EventTime, Party, PaymentStatus, Sentiment, DAY_MS};
+pub use features::{FeatureVector, Features, Source, Trigger, FEATURE_COUNT, FEATURE_NAMES, SCHEMA};
+pub use prediction::{Prediction, Segment};
+pub use record::{Invalid, InvalidReason, Side, StreamChange, StreamRecord};

@@ -1,0 +1,82 @@
+//! The model's outputs, the segment rules and the fleet thresholds (§5, §6).
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::CustomerId;
+
+/// A customer's segment (§6), derived from a prediction.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Segment {
+    /// Doing great.
+    Thriving,
+    /// Fine.
+    Healthy,
+    /// Needs attention.
+    AtRisk,
+    /// Likely gone.
+    Churned,
+}
+
+impl Segment {
+    /// The rules the current system uses, first match wins.
+    pub fn of(churn_risk_14d: f64, churn_risk_30d: f64, health_score: f64) -> Segment {
+        if churn_risk_14d > 0.7 || health_score < 40.0 {
+            Segment::Churned
+        } else if churn_risk_14d > 0.4 || churn_risk_30d > 0.6 || health_score < 60.0 {
+            Segment::AtRisk
+        } else if churn_risk_14d < 0.2 && health_score > 80.0 {
+            Segment::Thriving
+        } else {
+            Segment::Healthy
+        }
+    }
+
+    /// The name used in files and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Segment::Thriving => "thriving",
+            Segment::Healthy => "healthy",
+            Segment::AtRisk => "at_risk",
+            Segment::Churned => "churned",
+        }
+    }
+}
+
+/// The five outputs of the model for one vector.
+#[derive(Clone, Copy, PartialEq, Debug, Serialize, Deserialize)]
+pub struct Scores {
+    /// Probability (0–1).
+    pub first_session_success: f64,
+    /// Sessions per week (>= 0).
+    pub session_velocity: f64,
+    /// Probability (0–1).
+    pub churn_risk_14d: f64,
+    /// Probability (0–1).
+    pub churn_risk_30d: f64,
+    /// 0–100.
+    pub health_score: f64,
+}
+
+/// A churn risk above this is "high" (alerts, `HighChurnRiskCount`).
+pub const HIGH_CHURN_RISK: f64 = 0.7;
+
+/// A scored customer.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+pub struct Prediction {
+    /// The customer.
+    pub customer_id: CustomerId,
+    /// `T` of the vector scored.
+    pub as_of: i64,
+    /// The outputs.
+    #[serde(flatten)]
+    pub scores: Scores,
+    /// Segment of the outputs.
+    pub segment: Segment,
+    /// The model's name.
+    pub model: String,
+    /// The model's version.
+    pub model_version: String,
+    /// The features' schema.
+    pub features_schema: String,
+}

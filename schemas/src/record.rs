@@ -1,0 +1,291 @@
+//! A DynamoDB Streams record, decoded into what it asks of the engine (§2).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::attr::Image;
+use crate::event::Event;
+use crate::validate::{check_not_future, event_from_image};
+
+/// Which image of a record an attribute came from.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Side {
+    /// `dynamodb.NewImage`: the item after the change.
+    New,
+    /// `dynamodb.OldImage`: the item before the change.
+    Old,
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::New => "NewImage",
+            Side::Old => "OldImage",
+        })
+    }
+}
+
+/// Why a record is a dead letter. Each variant names the field and the rule.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum InvalidReason {
+    /// The line is not JSON, or not a stream record's JSON shape.
+    #[error("malformed record: {0}")]
+    Malformed(String),
+    /// `eventName` is not INSERT, MODIFY or REMOVE.
+    #[error("unknown eventName {0:?} (expected INSERT, MODIFY or REMOVE)")]
+    UnknownEventName(String),
+    /// The record lacks an image its `eventName` needs (the stream must be `NEW_AND_OLD_IMAGES`).
+    #[error("{0} is missing (the stream must use NEW_AND_OLD_IMAGES)")]
+    MissingImage(Side),
+    /// A record that adds an event has no `ApproximateCreationDateTime`.
+    #[error("dynamodb.ApproximateCreationDateTime is missing, so the event's future check cannot be made")]
+    MissingCreationTime,
+    /// A required attribute is absent.
+    #[error("{side}.{name} is missing")]
+    MissingAttribute {
+        /// Image.
+        side: Side,
+        /// Attribute.
+        name: &'static str,
+    },
+    /// An attribute has the wrong DynamoDB type.
+    #[error("{side}.{name} must be of type {expected}, found {found}")]
+    WrongType {
+        /// Image.
+        side: Side,
+        /// Attribute.
+        name: &'static str,
+        /// Type the contract requires.
+        expected: &'static str,
+        /// Type found.
+        found: &'static str,
+    },
+    /// `event_type` is not one of the eight types.
+    #[error("{side}.event_type {value:?} is not an event type of the contract")]
+    UnknownEventType {
+        /// Image.
+        side: Side,
+        /// Value found.
+        value: String,
+    },
+    /// `event_id` breaks the 1 to 64 chars of `[A-Za-z0-9_-]` rule.
+    #[error("{side}.event_id {value:?} must be 1 to 64 characters of [A-Za-z0-9_-]")]
+    BadEventId {
+        /// Image.
+        side: Side,
+        /// Value found.
+        value: String,
+    },
+    /// `ts` is not a whole number of milliseconds.
+    #[error("{side}.ts {value:?} must be a whole number of milliseconds")]
+    BadTimestamp {
+        /// Image.
+        side: Side,
+        /// Value found.
+        value: String,
+    },
+    /// A number attribute does not parse, or is infinite or NaN.
+    #[error("{side}.{name} {value:?} is not a finite number")]
+    NotANumber {
+        /// Image.
+        side: Side,
+        /// Attribute.
+        name: &'static str,
+        /// Value found.
+        value: String,
+    },
+    /// A number outside its range.
+    #[error("{side}.{name} = {value} is out of range ({rule})")]
+    OutOfRange {
+        /// Image.
+        side: Side,
+        /// Attribute.
+        name: &'static str,
+        /// Value found.
+        value: f64,
+        /// The rule broken.
+        rule: &'static str,
+    },
+    /// A string attribute outside its allowed values.
+    #[error("{side}.{name} {value:?} must be one of {allowed}")]
+    NotAllowed {
+        /// Image.
+        side: Side,
+        /// Attribute.
+        name: &'static str,
+        /// Value found.
+        value: String,
+        /// The allowed values.
+        allowed: &'static str,
+    },
+    /// The new event is more than an hour ahead of the record's creation time.
+    #[error("future event: ts {ts} is more than 1 hour after the record's ApproximateCreationDateTime ({created_ms} ms)")]
+    FutureEvent {
+        /// Event time.
+        ts: i64,
+        /// `ApproximateCreationDateTime` in milliseconds.
+        created_ms: f64,
+    },
+}
+
+impl InvalidReason {
+    /// A short stable code for counters and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            InvalidReason::Malformed(_) => "malformed_record",
+            InvalidReason::UnknownEventName(_) => "unknown_event_name",
+            InvalidReason::MissingImage(_) => "missing_image",
+            InvalidReason::MissingCreationTime => "missing_creation_time",
+            InvalidReason::MissingAttribute { .. } => "missing_attribute",
+            InvalidReason::WrongType { .. } => "wrong_type",
+            InvalidReason::UnknownEventType { .. } => "unknown_event_type",
+            InvalidReason::BadEventId { .. } => "bad_event_id",
+            InvalidReason::BadTimestamp { .. } => "bad_timestamp",
+            InvalidReason::NotANumber { .. } => "not_a_number",
+            InvalidReason::OutOfRange { .. } => "out_of_range",
+            InvalidReason::NotAllowed { .. } => "not_allowed",
+            InvalidReason::FutureEvent { .. } => "future_event",
+        }
+    }
+}
+
+/// A record that cannot be applied: it goes to the dead letters whole.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{reason}")]
+pub struct Invalid {
+    /// Why.
+    pub reason: InvalidReason,
+}
+
+impl From<InvalidReason> for Invalid {
+    fn from(reason: InvalidReason) -> Self {
+        Invalid { reason }
+    }
+}
+
+/// What a valid record asks of the engine (the table of §2).
+#[derive(Clone, Debug, PartialEq)]
+pub enum StreamChange<'a> {
+    /// `INSERT` of an event: add it.
+    Insert(Event<'a>),
+    /// `MODIFY` touching at least one event image: retract `old`, then add
+    /// `new`. A side is `None` when that image is not an event.
+    Modify {
+        /// The event to retract, judged on its own.
+        old: Option<Event<'a>>,
+        /// The event to add, judged on its own.
+        new: Option<Event<'a>>,
+    },
+    /// `REMOVE` of an event by a user: retract it.
+    Remove(Event<'a>),
+    /// `REMOVE` by DynamoDB's TTL process: no effect.
+    TtlExpiry,
+    /// A record whose images are not events (predictions, students, ...): no effect.
+    NotAnEvent,
+}
+
+impl StreamChange<'_> {
+    /// The customer this change is about, if it is about events at all.
+    pub fn customer_id(&self) -> Option<&str> {
+        match self {
+            StreamChange::Insert(e) | StreamChange::Remove(e) => Some(&e.customer_id),
+            StreamChange::Modify { old, new } => new.as_ref().or(old.as_ref()).map(|e| &*e.customer_id),
+            StreamChange::TtlExpiry | StreamChange::NotAnEvent => None,
+        }
+    }
+
+    /// Detaches the change from the buffer it was decoded from.
+    pub fn into_owned(self) -> StreamChange<'static> {
+        match self {
+            StreamChange::Insert(e) => StreamChange::Insert(e.into_owned()),
+            StreamChange::Modify { old, new } => StreamChange::Modify {
+                old: old.map(Event::into_owned),
+                new: new.map(Event::into_owned),
+            },
+            StreamChange::Remove(e) => StreamChange::Remove(e.into_owned()),
+            StreamChange::TtlExpiry => StreamChange::TtlExpiry,
+            StreamChange::NotAnEvent => StreamChange::NotAnEvent,
+        }
+    }
+}
+
+/// A decoded stream record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamRecord<'a> {
+    /// `dynamodb.ApproximateCreationDateTime` in milliseconds, when present.
+    pub created_ms: Option<f64>,
+    /// `dynamodb.SequenceNumber`, when present.
+    pub sequence_number: Option<Cow<'a, str>>,
+    /// What the record does.
+    pub change: StreamChange<'a>,
+}
+
+impl StreamRecord<'_> {
+    /// Detaches the record from the buffer it was decoded from.
+    pub fn into_owned(self) -> StreamRecord<'static> {
+        StreamRecord {
+            created_ms: self.created_ms,
+            sequence_number: self.sequence_number.map(|s| Cow::Owned(s.into_owned())),
+            change: self.change.into_owned(),
+        }
+    }
+}
+
+/// The parts of a record that decide its meaning, whichever decoder read them.
+#[derive(Debug)]
+pub(crate) struct RecordParts<'a> {
+    pub(crate) created_ms: Option<f64>,
+    pub(crate) sequence_number: Option<Cow<'a, str>>,
+    pub(crate) by_ttl: bool,
+    pub(crate) new_image: Option<Image<'a>>,
+    pub(crate) old_image: Option<Image<'a>>,
+}
+
+/// Whether a `userIdentity` is DynamoDB's TTL process.
+pub(crate) fn is_ttl_identity(type_: Option<&str>, principal_id: Option<&str>) -> bool {
+    type_ == Some("Service") && principal_id == Some("dynamodb.amazonaws.com")
+}
+
+impl<'a> RecordParts<'a> {
+    /// Applies the table of §2 and the rules of §1 to the parts.
+    pub(crate) fn interpret(self, event_name: &str) -> Result<StreamRecord<'a>, Invalid> {
+        let created_ms = self.created_ms;
+        let added = |image: Image<'a>| -> Result<Event<'a>, InvalidReason> {
+            let event = event_from_image(image, Side::New)?;
+            check_not_future(&event, created_ms)?;
+            Ok(event)
+        };
+        let change = match event_name {
+            "INSERT" => {
+                let new = self.new_image.ok_or(InvalidReason::MissingImage(Side::New))?;
+                if new.is_event() {
+                    StreamChange::Insert(added(new)?)
+                } else {
+                    StreamChange::NotAnEvent
+                }
+            }
+            "MODIFY" => {
+                let new = self.new_image.ok_or(InvalidReason::MissingImage(Side::New))?;
+                let old = self.old_image.ok_or(InvalidReason::MissingImage(Side::Old))?;
+                let old = if old.is_event() { Some(event_from_image(old, Side::Old)?) } else { None };
+                let new = if new.is_event() { Some(added(new)?) } else { None };
+                match (old, new) {
+                    (None, None) => StreamChange::NotAnEvent,
+                    (old, new) => StreamChange::Modify { old, new },
+                }
+            }
+            "REMOVE" => {
+                let old = self.old_image.ok_or(InvalidReason::MissingImage(Side::Old))?;
+                if !old.is_event() {
+                    StreamChange::NotAnEvent
+                } else if self.by_ttl {
+                    StreamChange::TtlExpiry
+                } else {
+                    StreamChange::Remove(event_from_image(old, Side::Old)?)
+                }
+            }
+            other => return Err(InvalidReason::UnknownEventName(other.to_owned()).into()),
+        };
+        Ok(StreamRecord { created_ms, sequence_number: self.sequence_number, change })
+    }
+}

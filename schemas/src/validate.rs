@@ -1,0 +1,154 @@
+//! The rules of §1: when an item with `entity_type = event` is a valid event.
+
+use std::borrow::Cow;
+
+use crate::attr::{AttrRef, Image};
+use crate::event::{Event, EventKind, EventTime, Party, PaymentStatus, Sentiment};
+use crate::record::{InvalidReason, Side};
+
+/// An added event may be at most this far ahead of its record's creation time.
+pub const FUTURE_TOLERANCE_MS: f64 = 3_600_000.0;
+
+/// Builds the event an image describes, or says which rule it breaks.
+///
+/// The caller has already checked `entity_type = event`.
+pub fn event_from_image(image: Image<'_>, side: Side) -> Result<Event<'_>, InvalidReason> {
+    let customer_id = string(image.customer_id, side, "customer_id")?;
+    if customer_id.is_empty() {
+        return Err(InvalidReason::NotAllowed {
+            side,
+            name: "customer_id",
+            value: String::new(),
+            allowed: "a non-empty string",
+        });
+    }
+    let event_id = string(image.event_id, side, "event_id")?;
+    if !valid_event_id(&event_id) {
+        return Err(InvalidReason::BadEventId { side, value: event_id.into_owned() });
+    }
+    let event_type = string(image.event_type, side, "event_type")?;
+    let ts = timestamp(image.ts, side)?;
+    let kind = match &*event_type {
+        "session_completed" => EventKind::SessionCompleted {
+            tutor_id: string(image.tutor_id, side, "tutor_id")?,
+            duration_min: ranged(image.duration_min, side, "duration_min", |x| x > 0.0 && x <= 600.0, "0 < x <= 600")?,
+        },
+        "session_cancelled" => EventKind::SessionCancelled {
+            tutor_id: string(image.tutor_id, side, "tutor_id")?,
+            cancelled_by: party(image.cancelled_by, side, "cancelled_by")?,
+        },
+        "session_no_show" => EventKind::SessionNoShow { tutor_id: string(image.tutor_id, side, "tutor_id")? },
+        "session_rated" => EventKind::SessionRated {
+            tutor_id: string(image.tutor_id, side, "tutor_id")?,
+            rating: ranged(image.rating, side, "rating", |x| (1.0..=5.0).contains(&x), "1 <= x <= 5")?,
+        },
+        "login" => EventKind::Login,
+        "payment" => EventKind::Payment {
+            amount: ranged(image.amount, side, "amount", |x| x >= 0.0, "x >= 0")?,
+            status: match &*string(image.status, side, "status")? {
+                "succeeded" => PaymentStatus::Succeeded,
+                "failed" => PaymentStatus::Failed,
+                other => return Err(not_allowed(side, "status", other, "succeeded, failed")),
+            },
+        },
+        "ib_call" => EventKind::IbCall {
+            sentiment: match &*string(image.sentiment, side, "sentiment")? {
+                "negative" => Sentiment::Negative,
+                "neutral" => Sentiment::Neutral,
+                "positive" => Sentiment::Positive,
+                other => return Err(not_allowed(side, "sentiment", other, "negative, neutral, positive")),
+            },
+        },
+        "message_reply" => EventKind::MessageReply {
+            from: party(image.from, side, "from")?,
+            response_minutes: ranged(image.response_minutes, side, "response_minutes", |x| x >= 0.0, "x >= 0")?,
+            tutor_id: match image.tutor_id {
+                None => None,
+                some => Some(string(some, side, "tutor_id")?),
+            },
+        },
+        other => return Err(InvalidReason::UnknownEventType { side, value: other.to_owned() }),
+    };
+    Ok(Event { customer_id, event_id, ts, kind })
+}
+
+/// §2 "Future events": an added event more than an hour after its record's
+/// `ApproximateCreationDateTime` is invalid.
+pub fn check_not_future(event: &Event<'_>, created_ms: Option<f64>) -> Result<(), InvalidReason> {
+    let created_ms = created_ms.ok_or(InvalidReason::MissingCreationTime)?;
+    if event.ts.0 as f64 > created_ms + FUTURE_TOLERANCE_MS {
+        return Err(InvalidReason::FutureEvent { ts: event.ts.0, created_ms });
+    }
+    Ok(())
+}
+
+/// `event_id`: 1 to 64 characters of `[A-Za-z0-9_-]`.
+pub fn valid_event_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn not_allowed(side: Side, name: &'static str, value: &str, allowed: &'static str) -> InvalidReason {
+    InvalidReason::NotAllowed { side, name, value: value.to_owned(), allowed }
+}
+
+fn string<'a>(attr: Option<AttrRef<'a>>, side: Side, name: &'static str) -> Result<Cow<'a, str>, InvalidReason> {
+    match attr {
+        Some(AttrRef::S(s)) => Ok(s),
+        Some(other) => Err(InvalidReason::WrongType { side, name, expected: "S", found: other.type_tag() }),
+        None => Err(InvalidReason::MissingAttribute { side, name }),
+    }
+}
+
+fn number(attr: Option<AttrRef<'_>>, side: Side, name: &'static str) -> Result<f64, InvalidReason> {
+    match attr {
+        Some(AttrRef::N(text)) => match text.parse::<f64>() {
+            Ok(x) if x.is_finite() => Ok(x),
+            _ => Err(InvalidReason::NotANumber { side, name, value: text.into_owned() }),
+        },
+        Some(other) => Err(InvalidReason::WrongType { side, name, expected: "N", found: other.type_tag() }),
+        None => Err(InvalidReason::MissingAttribute { side, name }),
+    }
+}
+
+fn ranged(
+    attr: Option<AttrRef<'_>>,
+    side: Side,
+    name: &'static str,
+    ok: impl Fn(f64) -> bool,
+    rule: &'static str,
+) -> Result<f64, InvalidReason> {
+    let x = number(attr, side, name)?;
+    if ok(x) {
+        Ok(x)
+    } else {
+        Err(InvalidReason::OutOfRange { side, name, value: x, rule })
+    }
+}
+
+fn party(attr: Option<AttrRef<'_>>, side: Side, name: &'static str) -> Result<Party, InvalidReason> {
+    match &*string(attr, side, name)? {
+        "student" => Ok(Party::Student),
+        "tutor" => Ok(Party::Tutor),
+        other => Err(not_allowed(side, name, other, "student, tutor")),
+    }
+}
+
+/// `ts`: a whole number of milliseconds. `1700000000000` and `1.7e12` are whole;
+/// `12.5` is not. Decimal forms are accepted only while `f64` holds them exactly.
+fn timestamp(attr: Option<AttrRef<'_>>, side: Side) -> Result<EventTime, InvalidReason> {
+    let text = match attr {
+        Some(AttrRef::N(text)) => text,
+        Some(other) => {
+            return Err(InvalidReason::WrongType { side, name: "ts", expected: "N", found: other.type_tag() })
+        }
+        None => return Err(InvalidReason::MissingAttribute { side, name: "ts" }),
+    };
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(EventTime(ms));
+    }
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && x.fract() == 0.0 && x.abs() <= EXACT => Ok(EventTime(x as i64)),
+        _ => Err(InvalidReason::BadTimestamp { side, value: text.into_owned() }),
+    }
+}
