@@ -111,7 +111,7 @@ pub struct FeatureVector {
     /// Where in the input.
     pub source: Source,
     /// Always [`SCHEMA`].
-    pub schema: String,
+    pub schema: std::borrow::Cow<'static, str>,
     /// The values, in contract order.
     #[serde(with = "features_array")]
     pub features: Features,

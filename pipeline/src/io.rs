@@ -1,0 +1,154 @@
+//! Files in and out, plain or compressed by extension (`.zst`, `.gz`).
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+/// How a file is compressed, from its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    /// Plain text.
+    None,
+    /// Zstandard (`.zst`).
+    Zstd,
+    /// gzip (`.gz`).
+    Gzip,
+}
+
+impl Compression {
+    /// Judged by the file's extension.
+    pub fn of(path: &Path) -> Compression {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("zst" | "zstd") => Compression::Zstd,
+            Some("gz" | "gzip") => Compression::Gzip,
+            _ => Compression::None,
+        }
+    }
+}
+
+/// Counts the bytes read from the file itself (before decompression), for progress.
+#[derive(Debug)]
+struct Counting<R> {
+    inner: R,
+    read: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Relaxed);
+        Ok(n)
+    }
+}
+
+/// An opened input: the decompressed bytes, the file's size, and a counter of
+/// the file bytes consumed so far.
+pub struct Input {
+    /// The decompressed content.
+    pub reader: Box<dyn Read + Send>,
+    /// Size of the file on disk.
+    pub file_bytes: u64,
+    /// File bytes read so far.
+    pub consumed: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Input").field("file_bytes", &self.file_bytes).finish_non_exhaustive()
+    }
+}
+
+/// Opens a file for reading, decompressing by extension.
+pub fn open_input(path: &Path) -> Result<Input> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let consumed = Arc::new(AtomicU64::new(0));
+    let counted = BufReader::with_capacity(1 << 20, Counting { inner: file, read: consumed.clone() });
+    let reader: Box<dyn Read + Send> = match Compression::of(path) {
+        Compression::None => Box::new(counted),
+        Compression::Zstd => Box::new(
+            zstd::Decoder::with_buffer(counted).with_context(|| format!("{} is not zstd", path.display()))?,
+        ),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(counted)),
+    };
+    Ok(Input { reader, file_bytes, consumed })
+}
+
+/// A file being written, compressed by extension. Call [`Output::finish`]:
+/// dropping it loses the compressed stream's end.
+pub struct Output {
+    inner: OutputKind,
+    path: String,
+}
+
+enum OutputKind {
+    Plain(BufWriter<File>),
+    Zstd(zstd::Encoder<'static, BufWriter<File>>),
+    Gzip(flate2::write::GzEncoder<BufWriter<File>>),
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Output").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl Output {
+    /// Creates (or truncates) a file.
+    pub fn create(path: &Path) -> Result<Output> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        let buffered = BufWriter::with_capacity(1 << 20, file);
+        let inner = match Compression::of(path) {
+            Compression::None => OutputKind::Plain(buffered),
+            Compression::Zstd => OutputKind::Zstd(zstd::Encoder::new(buffered, 3)?),
+            Compression::Gzip => {
+                OutputKind::Gzip(flate2::write::GzEncoder::new(buffered, flate2::Compression::fast()))
+            }
+        };
+        Ok(Output { inner, path: path.display().to_string() })
+    }
+
+    /// Flushes and ends the file.
+    pub fn finish(self) -> Result<()> {
+        let path = self.path;
+        let flushed = match self.inner {
+            OutputKind::Plain(mut w) => w.flush(),
+            OutputKind::Zstd(w) => w.finish().and_then(|mut w| w.flush()),
+            OutputKind::Gzip(w) => w.finish().and_then(|mut w| w.flush()),
+        };
+        flushed.with_context(|| format!("cannot finish writing {path}"))
+    }
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.inner {
+            OutputKind::Plain(w) => w.write(buf),
+            OutputKind::Zstd(w) => w.write(buf),
+            OutputKind::Gzip(w) => w.write(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match &mut self.inner {
+            OutputKind::Plain(w) => w.write_all(buf),
+            OutputKind::Zstd(w) => w.write_all(buf),
+            OutputKind::Gzip(w) => w.write_all(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.inner {
+            OutputKind::Plain(w) => w.flush(),
+            OutputKind::Zstd(w) => w.flush(),
+            OutputKind::Gzip(w) => w.flush(),
+        }
+    }
+}

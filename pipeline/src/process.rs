@@ -1,0 +1,152 @@
+//! The decode → engine step shared by every source: records in, feature
+//! vectors and dead letters out.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use pulse_operators::{Emission, Engine};
+use pulse_schemas::record::{Invalid, StreamRecord};
+use pulse_schemas::{FeatureVector, Source, SCHEMA};
+use serde::Serialize;
+
+/// A record that could not be applied, with why and the whole original.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeadLetter {
+    /// Where it was.
+    pub source: Source,
+    /// Why it is dead.
+    pub invalid: Invalid,
+    /// The record exactly as read.
+    pub raw: Vec<u8>,
+}
+
+#[derive(Serialize)]
+struct DeadLetterJson<'a> {
+    code: &'static str,
+    reason: String,
+    source: &'a Source,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record: Option<&'a serde_json::value::RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record_text: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl DeadLetter {
+    /// Appends the dead letter as one JSON line: `code`, `reason`, `source`, and
+    /// `record` (the original JSON) or, when it was not JSON, `record_text`.
+    pub fn write_json_line(&self, out: &mut Vec<u8>) {
+        let raw = serde_json::from_slice::<&serde_json::value::RawValue>(&self.raw).ok();
+        let json = DeadLetterJson {
+            code: self.invalid.reason.code(),
+            reason: self.invalid.reason.to_string(),
+            source: &self.source,
+            record: raw,
+            record_text: raw.is_none().then(|| String::from_utf8_lossy(&self.raw)),
+        };
+        // Serializing plain structs into a Vec cannot fail.
+        serde_json::to_writer(&mut *out, &json).expect("dead letter serializes");
+        out.push(b'\n');
+    }
+}
+
+/// What one step produced.
+#[derive(Debug, Default)]
+pub struct Produced {
+    /// Vectors, in emission order.
+    pub vectors: Vec<FeatureVector>,
+    /// Dead letters, in input order.
+    pub dead: Vec<DeadLetter>,
+}
+
+impl Produced {
+    /// Whether nothing was produced.
+    pub fn is_empty(&self) -> bool {
+        self.vectors.is_empty() && self.dead.is_empty()
+    }
+}
+
+/// Applies records to an [`Engine`], firing timers on stream time.
+///
+/// Stream time is the largest `ApproximateCreationDateTime` seen; before a
+/// record is applied, every timer due at or before its creation time fires.
+/// So a replay of the same input always gives the same vectors in the same
+/// order.
+#[derive(Debug)]
+pub struct Processor {
+    engine: Arc<Engine>,
+    stream_time: i64,
+    invalid: BTreeMap<&'static str, u64>,
+    emissions: Vec<Emission>,
+}
+
+impl Processor {
+    /// A processor over `engine`.
+    pub fn new(engine: Arc<Engine>) -> Processor {
+        Processor { engine, stream_time: i64::MIN, invalid: BTreeMap::new(), emissions: Vec::new() }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Dead letters so far, by reason code.
+    pub fn invalid_counts(&self) -> &BTreeMap<&'static str, u64> {
+        &self.invalid
+    }
+
+    /// Stream time so far (ms), if any record carried one.
+    pub fn stream_time(&self) -> Option<i64> {
+        (self.stream_time != i64::MIN).then_some(self.stream_time)
+    }
+
+    /// Handles one decoded (or failed) record; `raw` gives the original bytes
+    /// for a dead letter.
+    pub fn process(
+        &mut self,
+        decoded: Result<StreamRecord<'_>, Invalid>,
+        source: Source,
+        raw: &[u8],
+        out: &mut Produced,
+    ) {
+        match decoded {
+            Ok(record) => {
+                if let Some(created) = record.created_ms {
+                    self.advance_to(created.floor() as i64, &source, out);
+                }
+                self.engine.apply(&record, &mut self.emissions);
+                self.flush(&source, out);
+            }
+            Err(invalid) => {
+                *self.invalid.entry(invalid.reason.code()).or_default() += 1;
+                out.dead.push(DeadLetter { source, invalid, raw: raw.to_vec() });
+            }
+        }
+    }
+
+    /// Moves stream time forward to `now` (never back), firing due timers.
+    pub fn advance_to(&mut self, now: i64, source: &Source, out: &mut Produced) {
+        if now > self.stream_time {
+            self.stream_time = now;
+            self.engine.advance_to(now, &mut self.emissions);
+            self.flush(source, out);
+        }
+    }
+
+    fn flush(&mut self, source: &Source, out: &mut Produced) {
+        out.vectors.extend(self.emissions.drain(..).map(|e| FeatureVector {
+            customer_id: e.customer_id,
+            as_of: e.as_of,
+            trigger: e.trigger,
+            source: source.clone(),
+            schema: std::borrow::Cow::Borrowed(SCHEMA),
+            features: e.features,
+        }));
+    }
+}
+
+/// Appends a vector as one JSON line.
+pub fn write_vector_line(v: &FeatureVector, out: &mut Vec<u8>) {
+    serde_json::to_writer(&mut *out, v).expect("a feature vector serializes");
+    out.push(b'\n');
+}

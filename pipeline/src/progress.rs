@@ -1,0 +1,72 @@
+//! Progress bars for long jobs, drawn on stderr only when it is a terminal.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// A bar fed from a counter that a worker thread bumps.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    counter: Arc<AtomicU64>,
+}
+
+impl Progress {
+    /// A byte-counting bar over `total` bytes.
+    pub fn bytes(enabled: bool, label: &str, total: u64, counter: Arc<AtomicU64>) -> Progress {
+        let template = "{prefix} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})";
+        Progress::new(enabled, label, total, counter, template)
+    }
+
+    /// A bar counting items (records, customers) up to `total`.
+    pub fn items(enabled: bool, label: &str, total: u64, counter: Arc<AtomicU64>) -> Progress {
+        let template = "{prefix} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} ({per_sec}, eta {eta})";
+        Progress::new(enabled, label, total, counter, template)
+    }
+
+    fn new(enabled: bool, label: &str, total: u64, counter: Arc<AtomicU64>, template: &str) -> Progress {
+        let bar = (enabled && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new(total);
+            if let Ok(style) = ProgressStyle::with_template(template) {
+                bar.set_style(style);
+            }
+            bar.set_prefix(label.to_owned());
+            bar
+        });
+        Progress { bar, counter }
+    }
+
+    /// The counter the bar shows.
+    pub fn counter(&self) -> &Arc<AtomicU64> {
+        &self.counter
+    }
+
+    /// Redraws from the counter every `every` until aborted.
+    pub fn spawn_ticker(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                this.update();
+            }
+        })
+    }
+
+    fn update(&self) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(self.counter.load(Relaxed));
+        }
+    }
+
+    /// Draws the final state and leaves the bar on screen.
+    pub fn finish(&self) {
+        self.update();
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+    }
+}
