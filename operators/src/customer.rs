@@ -79,7 +79,7 @@ impl CustomerState {
         if self.is_late(image_ts) {
             return (Effect::Late, None);
         }
-        let Some(gone) = self.store.remove(id) else {
+        let Some(gone) = self.store.remove(id, self.short_bounds()) else {
             return (Effect::NotHeld, None);
         };
         let held = HeldEvent { id, value: gone.value, ts_off: 0, tag: gone.tag };
@@ -107,6 +107,11 @@ impl CustomerState {
         (Effect::Done, Some(gone))
     }
 
+    /// Lower bounds of W_7 and W_14 at the clock.
+    fn short_bounds(&self) -> [i64; 2] {
+        [lower_bound(self.clock, W7), lower_bound(self.clock, W14)]
+    }
+
     fn latest_in_store(&self, k: Ever) -> i64 {
         self.store.iter().rev().find(|e| e.ever() == Some(k)).map_or(NONE, |e| self.store.ts(e))
     }
@@ -124,7 +129,7 @@ impl CustomerState {
             self.advance_clock(e.ts);
         }
         self.first_ts = self.first_ts.min(e.ts);
-        self.store.insert(e);
+        self.store.insert(e, self.short_bounds());
         let held = HeldEvent { id: e.id, value: e.value, ts_off: 0, tag: e.tag };
         for wi in [W7, W14, W30] {
             if e.ts > lower_bound(self.clock, wi) {
@@ -144,9 +149,17 @@ impl CustomerState {
     /// Moves C forward to `to`: events leave windows, and those past the
     /// horizon leave the state.
     fn advance_clock(&mut self, to: i64) {
-        let from = self.clock;
         for wi in [W7, W14] {
-            leave_band(&self.store, &mut self.aggs, wi, from, to);
+            let bound = lower_bound(to, wi);
+            while self.store.cursor(wi) < self.store.len() {
+                let e = *self.store.get(self.store.cursor(wi));
+                let ts = self.store.ts(&e);
+                if ts > bound {
+                    break;
+                }
+                self.aggs.apply(wi, ts, &e, false);
+                self.store.step_cursor(wi);
+            }
         }
         let horizon = lower_bound(to, W30);
         let (aggs, day_counts, frozen) = (&mut self.aggs, &mut self.day_counts, &mut self.frozen);
@@ -173,7 +186,7 @@ impl CustomerState {
         } else {
             let mut later = self.aggs.clone();
             for wi in [W7, W14, W30] {
-                leave_band(&self.store, &mut later, wi, self.clock, t);
+                leave_band(&self.store, &mut later, wi, t);
             }
             later.tutors.tidy();
             (Cow::Owned(later), self.sessions.switches_after_leaving_through(lower_bound(t, W30)))
@@ -192,7 +205,7 @@ impl CustomerState {
         let last_day = day_of(self.clock);
         let mut n = ((low_day + 1)..=last_day).filter(|&d| self.day_counts[slot(d)] > 0).count() as u32;
         // The boundary day counts if one of its events is after `low`.
-        let first = self.store.first_after(low);
+        let first = if t == self.clock { self.store.cursor(W14) } else { self.store.first_after(low) };
         if first < self.store.len() && day_of(self.store.ts(self.store.get(first))) == low_day {
             n += 1;
         }
@@ -213,10 +226,10 @@ impl CustomerState {
 }
 
 /// Removes from window `wi` the events that leave it as its end moves from
-/// `from` to `to`: those with ts in (from - N days, to - N days].
-fn leave_band(store: &Store, aggs: &mut Aggregates, wi: usize, from: i64, to: i64) {
-    let (lo, hi) = (lower_bound(from, wi), lower_bound(to, wi));
-    let mut i = store.first_after(lo);
+/// the clock to `to`: those from its first event with ts <= `to - N days`.
+fn leave_band(store: &Store, aggs: &mut Aggregates, wi: usize, to: i64) {
+    let hi = lower_bound(to, wi);
+    let mut i = if wi == W30 { 0 } else { store.cursor(wi) };
     while i < store.len() {
         let e = store.get(i);
         let ts = store.ts(e);
@@ -229,3 +242,4 @@ fn leave_band(store: &Store, aggs: &mut Aggregates, wi: usize, from: i64, to: i6
 }
 
 const _: () = assert!(WINDOW_DAYS[W30] * DAY_MS == HORIZON_MS);
+

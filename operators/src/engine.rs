@@ -40,7 +40,7 @@ pub struct Emission {
 #[derive(Debug)]
 pub struct Engine {
     config: EngineConfig,
-    customers: DashMap<CustomerId, CustomerState>,
+    customers: DashMap<CustomerId, CustomerState, ahash::RandomState>,
     tutors: TutorIds,
     timers: Mutex<TimerQueue>,
     counters: Counters,
@@ -54,7 +54,7 @@ impl Engine {
     pub fn new(config: EngineConfig) -> Engine {
         Engine {
             config,
-            customers: DashMap::new(),
+            customers: DashMap::with_hasher(ahash::RandomState::new()),
             tutors: TutorIds::default(),
             timers: Mutex::new(TimerQueue::default()),
             counters: Counters::default(),

@@ -23,12 +23,29 @@ pub(crate) struct ExactSum {
     other: f64,
 }
 
+/// `x` in units of 2^-64, when that is exact; integer operations only (a
+/// float `fract` or `i128` conversion is a library call on baseline x86-64).
 fn to_fixed(x: f64) -> Option<i128> {
-    if x.abs() >= LIMIT {
+    if !(x.abs() < LIMIT) {
         return None;
     }
-    let scaled = x * SCALE;
-    (scaled.fract() == 0.0).then_some(scaled as i128)
+    let bits = x.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    let fraction = bits & ((1u64 << 52) - 1);
+    // x = ±mantissa · 2^exp, with exp counted so that mantissa is an integer.
+    let (mantissa, exp) = if biased == 0 { (fraction, -1074) } else { (fraction | (1u64 << 52), biased - 1075) };
+    let shift = exp + 64;
+    let magnitude = if shift >= 0 {
+        // |x| < 2^62 keeps mantissa · 2^shift below 2^126.
+        i128::from(mantissa) << shift
+    } else if shift > -64 && mantissa.trailing_zeros() as i32 >= -shift {
+        i128::from(mantissa >> -shift)
+    } else if mantissa == 0 {
+        0
+    } else {
+        return None;
+    };
+    Some(if bits >> 63 == 1 { -magnitude } else { magnitude })
 }
 
 impl ExactSum {
@@ -84,6 +101,18 @@ mod tests {
             s.sub(0.1 * (i % 7) as f64 + 45.3);
         }
         assert_eq!(s.value(), 0.1 * (99_999 % 7) as f64 + 45.3);
+    }
+
+    #[test]
+    fn fixed_point_is_exact_where_it_applies() {
+        for x in [0.0, -0.0, 1.0, 0.1, 37.3, 4.5, 599.999, 1.0e-3, 3.0e18, -2.5] {
+            let v = to_fixed(x).unwrap();
+            assert_eq!(v as f64 / SCALE, x, "{x}");
+        }
+        assert_eq!(to_fixed(1e-30), None);
+        assert_eq!(to_fixed(1e-10), None); // its lowest bit is 2^-86
+        assert_eq!(to_fixed(1e19), None);
+        assert_eq!(to_fixed(f64::MIN_POSITIVE), None);
     }
 
     #[test]

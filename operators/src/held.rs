@@ -177,6 +177,10 @@ pub(crate) struct Store {
     base: i64,
     events: VecDeque<HeldEvent>,
     by_id: IdMap,
+    /// For W_7 and W_14: how many leading events are not in the window at
+    /// the customer clock (the index of the window's first event). Kept by
+    /// the owner through `bounds` arguments; saves a binary search per record.
+    cursors: [usize; 2],
 }
 
 impl Store {
@@ -220,24 +224,52 @@ impl Store {
         (0..=i128::from(u32::MAX)).contains(&(i128::from(ts) - i128::from(self.base)))
     }
 
-    pub(crate) fn insert(&mut self, e: Encoded) {
+    /// Index of the first event of W_7 (`w` = 0) or W_14 (`w` = 1) at the clock.
+    pub(crate) fn cursor(&self, w: usize) -> usize {
+        self.cursors[w]
+    }
+
+    /// Moves a window's first-event index forward past an event that left it.
+    pub(crate) fn step_cursor(&mut self, w: usize) {
+        self.cursors[w] += 1;
+    }
+
+    /// Inserts an event; `lower` are the lower bounds of W_7 and W_14 at the clock.
+    pub(crate) fn insert(&mut self, e: Encoded, lower: [i64; 2]) {
         let held = HeldEvent { id: e.id, value: e.value, ts_off: self.offset(e.ts), tag: e.tag };
         let key = (held.ts_off, held.id);
-        let at = self.events.partition_point(|x| (x.ts_off, x.id) < key);
-        self.events.insert(at, held);
+        // Events mostly arrive in time order: append without a search.
+        if self.events.back().is_none_or(|x| (x.ts_off, x.id) < key) {
+            self.events.push_back(held);
+        } else {
+            let at = self.events.partition_point(|x| (x.ts_off, x.id) < key);
+            self.events.insert(at, held);
+        }
+        for w in 0..2 {
+            if e.ts <= lower[w] {
+                self.cursors[w] += 1;
+            }
+        }
         self.by_id.insert(e.id, held.ts_off);
     }
 
     /// Removes the event with this id, returning it in absolute form.
-    pub(crate) fn remove(&mut self, id: u64) -> Option<Encoded> {
+    pub(crate) fn remove(&mut self, id: u64, lower: [i64; 2]) -> Option<Encoded> {
         let ts_off = self.by_id.remove(&id)?;
         let at = self.events.partition_point(|x| (x.ts_off, x.id) < (ts_off, id));
         let held = self.events.remove(at)?;
         debug_assert_eq!(held.id, id);
-        Some(Encoded { id, ts: self.ts(&held), value: held.value, tag: held.tag })
+        let ts = self.ts(&held);
+        for w in 0..2 {
+            if ts <= lower[w] {
+                self.cursors[w] -= 1;
+            }
+        }
+        Some(Encoded { id, ts, value: held.value, tag: held.tag })
     }
 
-    /// Drops every event with ts <= `t` (past the horizon), oldest first.
+    /// Drops every event with ts <= `t` (past the horizon, so before both
+    /// cursors), oldest first.
     pub(crate) fn prune_through(&mut self, t: i64, mut on_drop: impl FnMut(i64, &HeldEvent)) {
         while let Some(front) = self.events.front() {
             let ts = self.ts(front);
@@ -247,6 +279,8 @@ impl Store {
             on_drop(ts, front);
             self.by_id.remove(&front.id);
             self.events.pop_front();
+            self.cursors[0] -= 1;
+            self.cursors[1] -= 1;
         }
     }
 

@@ -138,7 +138,11 @@ impl Sessions {
     }
 
     pub(crate) fn insert(&mut self, session: Session) {
-        let at = self.list.partition_point(|s| s.key() < session.key());
+        let at = if self.list.back().is_none_or(|s| s.key() < session.key()) {
+            self.list.len()
+        } else {
+            self.list.partition_point(|s| s.key() < session.key())
+        };
         let appended = at == self.list.len();
         let (ts, tutor) = (session.ts, session.tutor);
         self.id_bytes += session.event_id.len();
