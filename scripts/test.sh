@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The project's test command (README.md, CI): every test of the workspace,
+# unit, integration and doc tests. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# Property tests: a moderate number of cases by default; raise for a soak.
+export PROPTEST_CASES="${PROPTEST_CASES:-256}"
+
+cargo test --workspace "$@"
