@@ -13,4 +13,6 @@ pub mod io;
 pub mod process;
 pub mod progress;
 pub mod replay;
+pub mod learn;
 pub mod summary;
+pub mod synth;

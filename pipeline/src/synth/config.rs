@@ -1,0 +1,290 @@
+//! What to generate: [`SynthConfig`], the starting [`SegmentMix`] and the
+//! [`Hostility`] of the stream. Everything is validated without I/O by
+//! [`SynthConfig::validate`] before a single record is written.
+
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::{bail, ensure, Context};
+
+/// 2026-01-05T00:00:00Z (a Monday) in milliseconds: the default first day.
+pub const DEFAULT_START_MS: i64 = 1_767_571_200_000;
+
+/// The whole configuration of one synthetic capture.
+///
+/// Same configuration, same bytes: the output depends on nothing else.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SynthConfig {
+    /// Number of customers (`stu_000000` ...).
+    pub customers: usize,
+    /// Number of days of activity.
+    pub days: u32,
+    /// The seed every random choice derives from.
+    pub seed: u64,
+    /// The first day's midnight UTC, in milliseconds since the epoch.
+    pub start_ms: i64,
+    /// Segment shares of the customers on the first day.
+    pub mix: SegmentMix,
+    /// Which imperfections of a real stream to add.
+    pub hostility: Hostility,
+    /// Table name, used in `eventSourceARN` (DynamoDB rules: 3 to 255 of `[A-Za-z0-9_.-]`).
+    pub table_name: String,
+}
+
+impl Default for SynthConfig {
+    fn default() -> Self {
+        SynthConfig {
+            customers: 10_000,
+            days: 60,
+            seed: 0,
+            start_ms: DEFAULT_START_MS,
+            mix: SegmentMix::default(),
+            hostility: Hostility::default(),
+            table_name: "marketplace-events".to_owned(),
+        }
+    }
+}
+
+impl SynthConfig {
+    /// The end of the capture (exclusive): `start_ms + days * day`.
+    pub fn end_ms(&self) -> i64 {
+        self.start_ms + i64::from(self.days) * pulse_schemas::DAY_MS
+    }
+
+    /// Checks every field; the error names the field and the rule.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        ensure!(self.customers >= 1, "synth: customers must be at least 1");
+        ensure!(
+            self.customers <= 100_000_000,
+            "synth: customers = {} is more than the supported 100,000,000",
+            self.customers
+        );
+        ensure!(self.days >= 1, "synth: days must be at least 1");
+        ensure!(self.days <= 3650, "synth: days = {} is more than the supported 3650", self.days);
+        ensure!(
+            self.start_ms >= 0 && self.start_ms <= 4_102_444_800_000,
+            "synth: start_ms = {} must lie between 1970 and 2100",
+            self.start_ms
+        );
+        self.mix.validate().context("synth: invalid mix")?;
+        self.hostility.validate().context("synth: invalid hostility")?;
+        let name = &self.table_name;
+        ensure!(
+            (3..=255).contains(&name.len())
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')),
+            "synth: table_name {name:?} must be 3 to 255 characters of [A-Za-z0-9_.-]"
+        );
+        Ok(())
+    }
+}
+
+/// The share of customers in each segment on the first day (§7).
+///
+/// Each share lies in `[0, 1]` and the four sum to 1 (within `1e-6`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SegmentMix {
+    /// Share of `thriving` customers.
+    pub thriving: f64,
+    /// Share of `healthy` customers.
+    pub healthy: f64,
+    /// Share of `at_risk` customers.
+    pub at_risk: f64,
+    /// Share of `churned` customers.
+    pub churned: f64,
+}
+
+impl Default for SegmentMix {
+    /// The §7 mix: thriving .30, healthy .40, at_risk .20, churned .10.
+    fn default() -> Self {
+        SegmentMix { thriving: 0.30, healthy: 0.40, at_risk: 0.20, churned: 0.10 }
+    }
+}
+
+impl SegmentMix {
+    /// A validated mix.
+    pub fn new(thriving: f64, healthy: f64, at_risk: f64, churned: f64) -> anyhow::Result<Self> {
+        let mix = SegmentMix { thriving, healthy, at_risk, churned };
+        mix.validate()?;
+        Ok(mix)
+    }
+
+    /// The shares in segment order (thriving, healthy, at_risk, churned).
+    pub fn shares(&self) -> [f64; 4] {
+        [self.thriving, self.healthy, self.at_risk, self.churned]
+    }
+
+    /// Checks that each share is in `[0, 1]` and that they sum to 1.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let names = ["thriving", "healthy", "at_risk", "churned"];
+        for (name, share) in names.iter().zip(self.shares()) {
+            ensure!(
+                share.is_finite() && (0.0..=1.0).contains(&share),
+                "segment mix: {name} = {share} is outside [0, 1]"
+            );
+        }
+        // Rounded so that the message reads 1.1, not 1.0999999999999999.
+        let sum = (self.shares().iter().sum::<f64>() * 1e9).round() / 1e9;
+        ensure!((sum - 1.0).abs() <= 1e-6, "segment mix: the shares sum to {sum}, they must sum to 1");
+        Ok(())
+    }
+}
+
+impl FromStr for SegmentMix {
+    type Err = anyhow::Error;
+
+    /// Parses `0.3,0.4,0.2,0.1` (segment order) or
+    /// `thriving=0.3,healthy=0.4,at_risk=0.2,churned=0.1` (any order, all four).
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+        ensure!(parts.len() == 4, "segment mix {s:?}: expected four comma-separated shares");
+        let mut shares = [f64::NAN; 4];
+        for (i, part) in parts.iter().enumerate() {
+            let (slot, value) = match part.split_once('=') {
+                Some((name, value)) => {
+                    let slot = match name.trim() {
+                        "thriving" => 0,
+                        "healthy" => 1,
+                        "at_risk" | "at-risk" => 2,
+                        "churned" => 3,
+                        other => bail!("segment mix {s:?}: unknown segment {other:?}"),
+                    };
+                    (slot, value.trim())
+                }
+                None => (i, *part),
+            };
+            ensure!(shares[slot].is_nan(), "segment mix {s:?}: a segment is given twice");
+            shares[slot] = value.parse().with_context(|| format!("segment mix {s:?}: {value:?} is not a number"))?;
+        }
+        SegmentMix::new(shares[0], shares[1], shares[2], shares[3])
+    }
+}
+
+/// Rates of the imperfections added to the stream. Each is a probability in
+/// `[0, 1]`; all but `non_event_rate` apply per generated event.
+///
+/// The three presets: [`Hostility::none`] (a perfect stream, handy for golden
+/// tests), [`Hostility::realistic`] (the default: what a healthy production
+/// stream looks like) and [`Hostility::hostile`] (every kind of trouble of §2).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Hostility {
+    /// An event delivered again in a new record (same image, same `event_id`),
+    /// seconds to minutes after the first.
+    pub duplicate_rate: f64,
+    /// An event that reaches the stream minutes to hours after its `ts`
+    /// (others arrive after milliseconds to seconds), so arrival is out of `ts` order.
+    pub delayed_rate: f64,
+    /// A correction: a `MODIFY` of the event minutes to days later (a changed
+    /// rating, duration, amount, status, sentiment or `ts`).
+    pub correction_rate: f64,
+    /// A retraction: a user `REMOVE` of the event minutes to days later.
+    pub retraction_rate: f64,
+    /// A TTL expiry: a service `REMOVE` of an event some 90 to 120 days old.
+    pub ttl_remove_rate: f64,
+    /// A late record: an `INSERT` or `REMOVE` of an event more than 30 days
+    /// older than the customer's clock.
+    pub late_rate: f64,
+    /// A future event: an `INSERT` whose `ts` is more than an hour after the
+    /// record's creation time.
+    pub future_rate: f64,
+    /// An invalid item: an event image breaking a rule of §1 (missing or
+    /// mistyped attribute, value out of range or not allowed, bad `event_id`,
+    /// fractional `ts`, unknown `event_type`).
+    pub invalid_rate: f64,
+    /// Per customer-day: a write of a non-event item (the pipeline's own
+    /// `PRED#latest` prediction, a `PROFILE` item).
+    pub non_event_rate: f64,
+}
+
+impl Default for Hostility {
+    fn default() -> Self {
+        Hostility::realistic()
+    }
+}
+
+impl Hostility {
+    /// A perfect stream: no duplicates, every event arrives within seconds.
+    pub fn none() -> Self {
+        Hostility {
+            duplicate_rate: 0.0,
+            delayed_rate: 0.0,
+            correction_rate: 0.0,
+            retraction_rate: 0.0,
+            ttl_remove_rate: 0.0,
+            late_rate: 0.0,
+            future_rate: 0.0,
+            invalid_rate: 0.0,
+            non_event_rate: 0.0,
+        }
+    }
+
+    /// A healthy production stream: 0.5% duplicate redeliveries and 2% of
+    /// events arriving minutes to hours late; nothing invalid.
+    pub fn realistic() -> Self {
+        Hostility { duplicate_rate: 0.005, delayed_rate: 0.02, ..Hostility::none() }
+    }
+
+    /// Everything §2 warns about, at rates high enough to show in a small run.
+    pub fn hostile() -> Self {
+        Hostility {
+            duplicate_rate: 0.02,
+            delayed_rate: 0.05,
+            correction_rate: 0.01,
+            retraction_rate: 0.005,
+            ttl_remove_rate: 0.005,
+            late_rate: 0.004,
+            future_rate: 0.003,
+            invalid_rate: 0.006,
+            non_event_rate: 0.03,
+        }
+    }
+
+    fn rates(&self) -> [(&'static str, f64); 9] {
+        [
+            ("duplicate_rate", self.duplicate_rate),
+            ("delayed_rate", self.delayed_rate),
+            ("correction_rate", self.correction_rate),
+            ("retraction_rate", self.retraction_rate),
+            ("ttl_remove_rate", self.ttl_remove_rate),
+            ("late_rate", self.late_rate),
+            ("future_rate", self.future_rate),
+            ("invalid_rate", self.invalid_rate),
+            ("non_event_rate", self.non_event_rate),
+        ]
+    }
+
+    /// Checks that every rate is a probability.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for (name, rate) in self.rates() {
+            ensure!(rate.is_finite() && (0.0..=1.0).contains(&rate), "hostility: {name} = {rate} is outside [0, 1]");
+        }
+        ensure!(
+            self.correction_rate + self.retraction_rate <= 1.0,
+            "hostility: correction_rate + retraction_rate must not exceed 1"
+        );
+        Ok(())
+    }
+}
+
+impl FromStr for Hostility {
+    type Err = anyhow::Error;
+
+    /// `none`, `realistic` or `hostile`.
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        match s {
+            "none" => Ok(Hostility::none()),
+            "realistic" => Ok(Hostility::realistic()),
+            "hostile" => Ok(Hostility::hostile()),
+            other => bail!("hostility {other:?}: expected none, realistic or hostile"),
+        }
+    }
+}
+
+impl fmt::Display for SegmentMix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "thriving={},healthy={},at_risk={},churned={}",
+            self.thriving, self.healthy, self.at_risk, self.churned
+        )
+    }
+}
