@@ -1,13 +1,10 @@
 //! The `pulse` command line.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
-use clap::{Args, Parser, Subcommand};
-use pulse::replay::{replay, ReplayConfig};
-use pulse_operators::{EngineConfig, TimerPolicy};
-use pulse_schemas::DAY_MS;
+use clap::{Parser, Subcommand};
+
+mod commands;
 
 /// pulse keeps a live health score for every customer of a tutoring
 /// marketplace: DynamoDB Streams records in, per-customer rolling 7/14/30-day
@@ -30,59 +27,24 @@ enum Command {
     /// carries on; the exit code is non-zero only when the input is unreadable.
     ///
     /// Example: pulse replay capture.jsonl.zst --features-out vectors.jsonl --dead-letter-out dead.jsonl
-    Replay(ReplayArgs),
-}
-
-#[derive(Args, Debug)]
-struct ReplayArgs {
-    /// The capture file (JSON Lines; .zst and .gz are decompressed).
-    capture: PathBuf,
-    /// Write feature vectors here (JSON Lines, compressed by extension).
-    #[arg(long, value_name = "FILE")]
-    features_out: Option<PathBuf>,
-    /// Write dead letters (reason + whole original record) here.
-    #[arg(long, value_name = "FILE")]
-    dead_letter_out: Option<PathBuf>,
-    /// Emit vectors only on records: no timer rescoring of silent customers.
-    #[arg(long)]
-    no_timers: bool,
-    /// Hours between the timer vectors of a silent customer.
-    #[arg(long, default_value_t = 24.0, value_name = "HOURS")]
-    timer_interval_hours: f64,
-    /// Also write the summary as JSON here.
-    #[arg(long, value_name = "FILE")]
-    summary_json: Option<PathBuf>,
-    /// No progress bar.
-    #[arg(long)]
-    quiet: bool,
-}
-
-fn timer_policy(no_timers: bool, hours: f64) -> Result<TimerPolicy> {
-    if no_timers {
-        return Ok(TimerPolicy::Off);
-    }
-    anyhow::ensure!(hours.is_finite() && hours > 0.0, "--timer-interval-hours must be a positive number of hours");
-    let TimerPolicy::Every { max_silence_ms, .. } = TimerPolicy::default() else {
-        unreachable!("the default policy has timers")
-    };
-    Ok(TimerPolicy::Every { interval_ms: (hours * DAY_MS as f64 / 24.0).round() as i64, max_silence_ms })
-}
-
-async fn run_replay(args: ReplayArgs) -> Result<()> {
-    let config = ReplayConfig {
-        capture: args.capture,
-        features_out: args.features_out,
-        dead_letter_out: args.dead_letter_out,
-        engine: EngineConfig { timers: timer_policy(args.no_timers, args.timer_interval_hours)? },
-        progress: !args.quiet,
-    };
-    let summary = replay(config).await?;
-    println!("replay summary\n{}", pulse::summary::replay_table(&summary));
-    if let Some(path) = args.summary_json {
-        let json = serde_json::to_vec_pretty(&summary)?;
-        std::fs::write(&path, json).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-    }
-    Ok(())
+    Replay(commands::replay::ReplayArgs),
+    /// Write a synthetic marketplace as a capture (the replay format).
+    ///
+    /// Customers are drawn from the segments thriving 30%, healthy 40%, at-risk
+    /// 20%, churned 10% (see --mix), behave within their segment's ranges and
+    /// move between segments over time. Deterministic per seed.
+    ///
+    /// Example: pulse generate --customers 10000 --days 60 --seed 7 --out capture.jsonl.zst
+    Generate(commands::generate::GenerateArgs),
+    /// Train the model on vectors from pulse's own engine, evaluate it on
+    /// held-out customers, and write the artifact and the report.
+    ///
+    /// Generates a marketplace (default 10,000 customers over 90 days), streams
+    /// it through the engine, labels each sampled vector with what the customer
+    /// did afterwards, splits customers 70/15/15, trains (seeded) and evaluates.
+    ///
+    /// Example: pulse train --out model/artifact --report model/EVALUATION.md
+    Train(commands::train::TrainArgs),
 }
 
 fn main() -> ExitCode {
@@ -100,7 +62,9 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Replay(args) => run_replay(args).await,
+            Command::Replay(args) => commands::replay::run(args).await,
+            Command::Generate(args) => commands::generate::run(args).await,
+            Command::Train(args) => commands::train::run(args).await,
         }
     });
     match result {

@@ -1,0 +1,291 @@
+//! Seeded training of the multi-task network.
+//!
+//! Losses per head, on a batch: binary cross-entropy on logits for the three
+//! probabilities; squared error for velocity (in units of 4 sessions/week);
+//! absolute error for health (in units of 100 points, the metric it is
+//! judged by); each weighted by
+//! [`TrainConfig::loss_weights`]. AdamW, shuffled minibatches from a seeded
+//! generator, early stopping on the validation loss (the best epoch's weights
+//! are kept). Same data and seed, same model.
+
+use candle_core::{Device, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use pulse_schemas::{Features, FEATURE_COUNT, FEATURE_NAMES, SCHEMA};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use crate::artifact::{ModelArtifact, ModelMeta, Normalizer};
+use crate::net::{Net, HEADS};
+use crate::ModelError;
+
+/// The five labels of one vector (see the repo's `docs/LABELS.md`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Targets {
+    /// 0 or 1.
+    pub first_session_success: f32,
+    /// Sessions per week.
+    pub session_velocity: f32,
+    /// 0 or 1.
+    pub churn_risk_14d: f32,
+    /// 0 or 1.
+    pub churn_risk_30d: f32,
+    /// 0–100.
+    pub health_score: f32,
+}
+
+impl Targets {
+    fn as_row(&self) -> [f32; 5] {
+        [self.first_session_success, self.session_velocity, self.churn_risk_14d, self.churn_risk_30d, self.health_score]
+    }
+}
+
+/// Feature rows with their labels.
+#[derive(Clone, Debug, Default)]
+pub struct Dataset {
+    /// Inputs.
+    pub rows: Vec<Features>,
+    /// Labels, one per row.
+    pub targets: Vec<Targets>,
+}
+
+impl Dataset {
+    /// Rows.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Adds a row.
+    pub fn push(&mut self, row: Features, target: Targets) {
+        self.rows.push(row);
+        self.targets.push(target);
+    }
+}
+
+/// Training settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Seeds initial weights and batch order.
+    pub seed: u64,
+    /// At most this many passes over the training rows.
+    pub max_epochs: usize,
+    /// Stop after this many epochs without a better validation loss.
+    pub patience: usize,
+    /// Rows per step.
+    pub batch_size: usize,
+    /// AdamW learning rate.
+    pub learning_rate: f64,
+    /// AdamW weight decay.
+    pub weight_decay: f64,
+    /// Weights of the heads' losses, in head order.
+    pub loss_weights: [f32; 5],
+    /// The model's name.
+    pub name: String,
+    /// The model's version.
+    pub version: String,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            seed: 7,
+            max_epochs: 40,
+            patience: 5,
+            batch_size: 1024,
+            learning_rate: 5e-4,
+            weight_decay: 1e-4,
+            loss_weights: [1.0, 2.0, 2.0, 1.0, 2.0],
+            name: "pulse-multitask".into(),
+            version: "1".into(),
+        }
+    }
+}
+
+/// One epoch's losses.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct EpochReport {
+    /// 1-based.
+    pub epoch: usize,
+    /// Mean training loss.
+    pub train_loss: f64,
+    /// Validation loss.
+    pub valid_loss: f64,
+}
+
+/// `ln(1 + e^x)` elementwise, without overflow.
+fn softplus(x: &Tensor) -> candle_core::Result<Tensor> {
+    x.relu()? + ((x.abs()?.neg()?.exp()? + 1.0)?.log()?)
+}
+
+/// Mean binary cross-entropy of logits `x` against 0/1 targets `y`, stable
+/// for large logits: `max(x, 0) - x·y + ln(1 + e^-|x|)`.
+fn bce_logits(x: &Tensor, y: &Tensor) -> candle_core::Result<Tensor> {
+    let loss = ((x.relu()? - (x * y)?)? + ((x.abs()?.neg()?.exp()? + 1.0)?.log()?))?;
+    loss.mean_all()
+}
+
+fn mse(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+    (a - b)?.sqr()?.mean_all()
+}
+
+/// The weighted multi-task loss of raw outputs against targets (both (b, 5)).
+fn loss(raw: &Tensor, y: &Tensor, w: &[f32; 5]) -> candle_core::Result<Tensor> {
+    let col = |t: &Tensor, i: usize| t.narrow(1, i, 1);
+    let fss = bce_logits(&col(raw, 0)?, &col(y, 0)?)?;
+    let velocity = mse(&(softplus(&col(raw, 1)?)? / 4.0)?, &(col(y, 1)? / 4.0)?)?;
+    let churn14 = bce_logits(&col(raw, 2)?, &col(y, 2)?)?;
+    let churn30 = bce_logits(&col(raw, 3)?, &col(y, 3)?)?;
+    // Health is judged by its mean absolute error, so it is fitted by absolute
+    // error: the median of a customer's uncertain future, not its mean.
+    let health = (candle_nn::ops::sigmoid(&col(raw, 4)?)? - (col(y, 4)? / 100.0)?)?.abs()?.mean_all()?;
+    let terms = [fss, velocity, churn14, churn30, health];
+    let mut total = (&terms[0] * f64::from(w[0]))?;
+    for (t, &wi) in terms.iter().zip(w).skip(1) {
+        total = (total + (t * f64::from(wi))?)?;
+    }
+    Ok(total)
+}
+
+struct Prepared {
+    x: Vec<f32>,
+    y: Vec<f32>,
+    n: usize,
+}
+
+fn prepare(data: &Dataset, norm: &Normalizer) -> Prepared {
+    let mut x = Vec::with_capacity(data.len() * FEATURE_COUNT);
+    for r in &data.rows {
+        norm.push_row(r, &mut x);
+    }
+    let y = data.targets.iter().flat_map(Targets::as_row).collect();
+    Prepared { x, y, n: data.len() }
+}
+
+impl Prepared {
+    fn batch(&self, idx: &[usize], device: &Device) -> candle_core::Result<(Tensor, Tensor)> {
+        let mut x = Vec::with_capacity(idx.len() * FEATURE_COUNT);
+        let mut y = Vec::with_capacity(idx.len() * 5);
+        for &i in idx {
+            x.extend_from_slice(&self.x[i * FEATURE_COUNT..(i + 1) * FEATURE_COUNT]);
+            y.extend_from_slice(&self.y[i * 5..(i + 1) * 5]);
+        }
+        Ok((Tensor::from_vec(x, (idx.len(), FEATURE_COUNT), device)?, Tensor::from_vec(y, (idx.len(), 5), device)?))
+    }
+
+    fn mean_loss(&self, net: &Net, w: &[f32; 5], device: &Device) -> candle_core::Result<f64> {
+        let mut total = 0.0;
+        let idx: Vec<usize> = (0..self.n).collect();
+        for chunk in idx.chunks(8192) {
+            let (x, y) = self.batch(chunk, device)?;
+            total += f64::from(loss(&net.forward(&x)?, &y, w)?.to_scalar::<f32>()?) * chunk.len() as f64;
+        }
+        Ok(total / self.n.max(1) as f64)
+    }
+}
+
+fn snapshot(vars: &[Var]) -> candle_core::Result<Vec<Tensor>> {
+    vars.iter().map(|v| v.as_tensor().copy()).collect()
+}
+
+/// Trains a model on `train`, choosing the epoch by `valid`.
+pub fn train(
+    train: &Dataset,
+    valid: &Dataset,
+    cfg: &TrainConfig,
+    on_epoch: &mut dyn FnMut(EpochReport),
+) -> Result<ModelArtifact, ModelError> {
+    if train.is_empty() || valid.is_empty() {
+        return Err(ModelError::Artifact("training needs non-empty training and validation rows".into()));
+    }
+    let device = Device::Cpu;
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(cfg.seed);
+    let normalizer = Normalizer::fit(&train.rows);
+    let (tr, va) = (prepare(train, &normalizer), prepare(valid, &normalizer));
+    let (net, vars) = Net::init(&mut rng, &device)?;
+    let params = ParamsAdamW { lr: cfg.learning_rate, weight_decay: cfg.weight_decay, ..ParamsAdamW::default() };
+    let mut opt = AdamW::new(vars.clone(), params)?;
+
+    let mut order: Vec<usize> = (0..tr.n).collect();
+    let mut best = (f64::INFINITY, snapshot(&vars)?, 0usize);
+    let mut history = Vec::new();
+    for epoch in 1..=cfg.max_epochs {
+        order.shuffle(&mut rng);
+        let mut sum = 0.0;
+        for chunk in order.chunks(cfg.batch_size) {
+            let (x, y) = tr.batch(chunk, &device)?;
+            let l = loss(&net.forward(&x)?, &y, &cfg.loss_weights)?;
+            opt.backward_step(&l)?;
+            sum += f64::from(l.to_scalar::<f32>()?) * chunk.len() as f64;
+        }
+        let report =
+            EpochReport { epoch, train_loss: sum / tr.n as f64, valid_loss: va.mean_loss(&net, &cfg.loss_weights, &device)? };
+        on_epoch(report);
+        history.push(report);
+        if report.valid_loss < best.0 {
+            best = (report.valid_loss, snapshot(&vars)?, epoch);
+        } else if epoch - best.2 >= cfg.patience {
+            break;
+        }
+    }
+    for (var, value) in vars.iter().zip(&best.1) {
+        var.set(value)?;
+    }
+    let meta = ModelMeta {
+        name: cfg.name.clone(),
+        version: cfg.version.clone(),
+        features_schema: SCHEMA.into(),
+        feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+        heads: HEADS.iter().map(|s| s.to_string()).collect(),
+        normalizer,
+        training: serde_json::json!({
+            "config": cfg,
+            "train_rows": train.len(),
+            "valid_rows": valid.len(),
+            "best_epoch": best.2,
+            "best_valid_loss": best.0,
+            "history": history,
+        }),
+    };
+    Ok(ModelArtifact { meta, net })
+}
+
+/// A logistic regression on the same normalised features: the baseline the
+/// evaluation compares the network with.
+#[derive(Clone, Debug)]
+pub struct Logistic {
+    normalizer: Normalizer,
+    w: Tensor,
+    b: Tensor,
+}
+
+impl Logistic {
+    /// Fits one binary target (`label` picks it from the targets) by full-batch
+    /// AdamW for a fixed number of steps from zero weights (deterministic).
+    pub fn fit(data: &Dataset, label: impl Fn(&Targets) -> f32) -> Result<Logistic, ModelError> {
+        let device = Device::Cpu;
+        let normalizer = Normalizer::fit(&data.rows);
+        let x = normalizer.tensor(&data.rows, &device)?;
+        let y: Vec<f32> = data.targets.iter().map(label).collect();
+        let y = Tensor::from_vec(y, (data.len(), 1), &device)?;
+        let w = Var::zeros((FEATURE_COUNT, 1), candle_core::DType::F32, &device)?;
+        let b = Var::zeros(1, candle_core::DType::F32, &device)?;
+        let mut opt = AdamW::new(vec![w.clone(), b.clone()], ParamsAdamW { lr: 0.05, weight_decay: 0.0, ..Default::default() })?;
+        for _ in 0..300 {
+            let logits = x.matmul(w.as_tensor())?.broadcast_add(b.as_tensor())?;
+            opt.backward_step(&bce_logits(&logits, &y)?)?;
+        }
+        Ok(Logistic { normalizer, w: w.as_tensor().copy()?, b: b.as_tensor().copy()? })
+    }
+
+    /// Probabilities for rows.
+    pub fn predict(&self, rows: &[Features]) -> Result<Vec<f64>, ModelError> {
+        let x = self.normalizer.tensor(rows, &Device::Cpu)?;
+        let p = candle_nn::ops::sigmoid(&x.matmul(&self.w)?.broadcast_add(&self.b)?)?;
+        Ok(p.flatten_all()?.to_vec1::<f32>()?.into_iter().map(f64::from).collect())
+    }
+}

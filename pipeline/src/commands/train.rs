@@ -1,0 +1,119 @@
+//! `pulse train`.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use pulse::learn::{build, evaluate, DatasetConfig};
+use pulse::progress::Progress;
+use pulse::synth::SynthConfig;
+use pulse_model::{train::train, EmbeddedModel, TrainConfig};
+
+/// Arguments of `pulse train`.
+#[derive(Args, Debug)]
+pub(crate) struct TrainArgs {
+    /// Customers in the simulated marketplace (split 70/15/15).
+    #[arg(long, default_value_t = 10_000)]
+    customers: usize,
+    /// Days simulated: the first 21 fill the windows, the last 30 are the label horizon.
+    #[arg(long, default_value_t = 90)]
+    days: u32,
+    /// Seed of the marketplace.
+    #[arg(long, default_value_t = 42)]
+    data_seed: u64,
+    /// Seed of the weights and batch order.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// At most this many epochs (early stopping picks the best).
+    #[arg(long, default_value_t = 40)]
+    max_epochs: usize,
+    /// AdamW learning rate.
+    #[arg(long, default_value_t = TrainConfig::default().learning_rate)]
+    learning_rate: f64,
+    /// Rows per training step.
+    #[arg(long, default_value_t = TrainConfig::default().batch_size)]
+    batch_size: usize,
+    /// The model version written into the artifact and every prediction.
+    #[arg(long, default_value = "1")]
+    model_version: String,
+    /// Directory to write model.json and model.safetensors to.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Write the evaluation report (Markdown) here.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub(crate) async fn run(args: TrainArgs) -> Result<()> {
+    let customers = args.customers;
+    anyhow::ensure!(customers >= 20, "--customers must be at least 20 to split 70/15/15");
+    let data = DatasetConfig {
+        synth: SynthConfig { customers, days: args.days, seed: args.data_seed, ..SynthConfig::default() },
+        train_customers: customers * 70 / 100,
+        valid_customers: customers * 15 / 100,
+        ..DatasetConfig::default()
+    };
+    let started = Instant::now();
+    let streamed = Arc::new(AtomicU64::new(0));
+    let estimate = (customers as u64 * u64::from(args.days) * 23) / 10;
+    let progress = Progress::items(!args.quiet, "dataset", estimate, streamed.clone());
+    let ticker = progress.spawn_ticker(Duration::from_millis(200));
+    let splits = tokio::task::spawn_blocking(move || build(&data, &mut |n| streamed.store(n, Relaxed)))
+        .await
+        .context("dataset task failed")??;
+    ticker.abort();
+    progress.finish();
+    println!(
+        "data: {} records streamed through the engine in {:.1} s; rows train {} ({} customers), valid {} ({}), test {} ({})",
+        splits.records,
+        started.elapsed().as_secs_f64(),
+        splits.train.data.len(),
+        splits.train.customers,
+        splits.valid.data.len(),
+        splits.valid.customers,
+        splits.test.data.len(),
+        splits.test.customers
+    );
+
+    let cfg = TrainConfig {
+        seed: args.seed,
+        max_epochs: args.max_epochs,
+        learning_rate: args.learning_rate,
+        batch_size: args.batch_size,
+        version: args.model_version.clone(),
+        ..TrainConfig::default()
+    };
+    let train_started = Instant::now();
+    let (out, report_path) = (args.out.clone(), args.report.clone());
+    let report = tokio::task::spawn_blocking(move || -> Result<String> {
+        let artifact = train(&splits.train.data, &splits.valid.data, &cfg, &mut |e| {
+            println!("epoch {:>2}: train loss {:.5}, valid loss {:.5}", e.epoch, e.train_loss, e.valid_loss);
+        })?;
+        artifact.save_dir(&out)?;
+        let model = EmbeddedModel::new(&artifact)?;
+        let evaluation = evaluate(&model, &splits.train.data, &splits.test)?;
+        Ok(evaluation.markdown())
+    })
+    .await
+    .context("training task failed")??;
+    println!("trained in {:.1} s; artifact in {}\n\n{report}", train_started.elapsed().as_secs_f64(), args.out.display());
+    if let Some(path) = report_path {
+        let header = format!(
+            "# Model evaluation\n\nMade by `pulse train --customers {} --days {} --data-seed {} --seed {} --out {} --report {}`.\n\n",
+            args.customers,
+            args.days,
+            args.data_seed,
+            args.seed,
+            args.out.display(),
+            path.display()
+        );
+        std::fs::write(&path, header + &report).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
