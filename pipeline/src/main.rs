@@ -45,6 +45,22 @@ enum Command {
     ///
     /// Example: pulse train --out model/artifact --report model/EVALUATION.md
     Train(commands::train::TrainArgs),
+    /// Serve the model over HTTP behind SageMaker's inference-container contract.
+    ///
+    /// GET /ping answers 200 once the model is loaded. POST /invocations takes
+    /// rows of the 46 features-v1 values, as text/csv (one row per line, no
+    /// header) or application/json ({"instances": [[46 numbers], ...]}), and
+    /// answers JSON: {"predictions": [{"first_session_success": p,
+    /// "session_velocity": v, "churn_risk_14d": p, "churn_risk_30d": p,
+    /// "health_score": h}, ...], "model", "model_version", "features_schema"},
+    /// one prediction per row in order. Bad rows get a 4xx with
+    /// {"error": "..."} naming the row and column; bodies over 6 MB get 413.
+    /// Listens on 127.0.0.1 unless told otherwise: a container sets
+    /// --bind 0.0.0.0 (or PULSE_SERVE_BIND=0.0.0.0, since SageMaker runs
+    /// `<image> serve`). Stops gracefully on ctrl-c or SIGTERM.
+    ///
+    /// Example: pulse serve --model /opt/ml/model --bind 0.0.0.0 --port 8080
+    Serve(commands::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +81,7 @@ fn main() -> ExitCode {
             Command::Replay(args) => commands::replay::run(args).await,
             Command::Generate(args) => commands::generate::run(args).await,
             Command::Train(args) => commands::train::run(args).await,
+            Command::Serve(args) => commands::serve::run(args).await,
         }
     });
     match result {

@@ -3,4 +3,5 @@
 
 pub(crate) mod generate;
 pub(crate) mod replay;
+pub(crate) mod serve;
 pub(crate) mod train;

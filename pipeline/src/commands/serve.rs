@@ -1,0 +1,87 @@
+//! `pulse serve`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use pulse::serve::{router, ServeConfig, DEFAULT_MAX_ROWS};
+use pulse_model::{EmbeddedModel, ModelArtifact, Scorer};
+
+/// Arguments of `pulse serve`.
+#[derive(Args, Debug)]
+pub(crate) struct ServeArgs {
+    /// Serve the model in this directory (model.json and model.safetensors),
+    /// e.g. /opt/ml/model where SageMaker unpacks ModelDataUrl. Default: the
+    /// model compiled into pulse.
+    #[arg(long, value_name = "DIR", env = "PULSE_MODEL_DIR")]
+    model: Option<PathBuf>,
+    /// Address to listen on. 127.0.0.1 answers this machine only; a container
+    /// must listen on 0.0.0.0 (SageMaker runs `<image> serve`, so set
+    /// PULSE_SERVE_BIND=0.0.0.0 in the image).
+    #[arg(long, value_name = "ADDR", env = "PULSE_SERVE_BIND", default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// Port to listen on: SageMaker's 8080, or the SAGEMAKER_BIND_TO_PORT it
+    /// sets for a container in an inference pipeline.
+    #[arg(long, env = "SAGEMAKER_BIND_TO_PORT", default_value_t = 8080)]
+    port: u16,
+    /// Most rows one request may carry; more answer 413.
+    #[arg(long, default_value_t = DEFAULT_MAX_ROWS)]
+    max_rows: usize,
+}
+
+pub(crate) async fn run(args: ServeArgs) -> Result<()> {
+    anyhow::ensure!(args.max_rows > 0, "--max-rows must be at least 1");
+    let artifact = match &args.model {
+        Some(dir) => {
+            ModelArtifact::load_dir(dir).with_context(|| format!("cannot load the model in {}", dir.display()))?
+        }
+        None => pulse_model::embedded().context("cannot load the embedded model")?,
+    };
+    let model = EmbeddedModel::new(&artifact).context("cannot prepare the model")?;
+    let (name, version) = (model.model_name().to_owned(), model.model_version().to_owned());
+    let config = ServeConfig { max_rows: args.max_rows, ..ServeConfig::default() };
+
+    let addr = SocketAddr::new(args.bind, args.port);
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let addr = listener.local_addr().unwrap_or(addr);
+    let source = args.model.as_ref().map_or("embedded".to_owned(), |d| d.display().to_string());
+    println!("pulse serve: listening on http://{addr} (GET /ping, POST /invocations)");
+    println!(
+        "pulse serve: model {name} version {version} ({source}), features-v1, at most {} rows per request",
+        args.max_rows
+    );
+
+    axum::serve(listener, router(model, config))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server failed")?;
+    println!("pulse serve: stopped");
+    Ok(())
+}
+
+/// Resolves on ctrl-c or SIGTERM (what SageMaker sends, 30 s before SIGKILL);
+/// requests in flight then finish, new connections are refused.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    eprintln!("pulse serve: shutting down after the requests in flight");
+}

@@ -1,0 +1,152 @@
+//! The HTTP side: the routes, the state they share, and the answer's shape.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use pulse_model::{EmbeddedModel, Scorer};
+use pulse_schemas::prediction::Scores;
+use pulse_schemas::SCHEMA;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+use tokio_stream::StreamExt;
+
+use super::error::ServeError;
+use super::request::{check_accept, Format, DEFAULT_MAX_ROWS, MAX_BODY_BYTES};
+
+/// The limits of a server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServeConfig {
+    /// Rows one request may carry (more answer 413).
+    pub max_rows: usize,
+    /// Bytes one body may have (more answer 413); SageMaker's 6 MB by default.
+    pub max_body_bytes: usize,
+    /// Requests parsed and scored at once; the rest wait their turn.
+    pub max_concurrent_batches: usize,
+}
+
+impl Default for ServeConfig {
+    fn default() -> ServeConfig {
+        ServeConfig {
+            max_rows: DEFAULT_MAX_ROWS,
+            max_body_bytes: MAX_BODY_BYTES,
+            max_concurrent_batches: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+/// The answer to `POST /invocations`, in TensorFlow Serving's style.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InvocationResponse {
+    /// One per row, in the order sent.
+    pub predictions: Vec<Scores>,
+    /// The model's name.
+    pub model: String,
+    /// The model's version.
+    pub model_version: String,
+    /// The features schema the rows were read as (`features-v1`).
+    pub features_schema: String,
+}
+
+/// The answer to `GET /ping`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PingResponse {
+    /// Always `"ok"`: the model is loaded before the server listens.
+    pub status: String,
+    /// The model's name.
+    pub model: String,
+    /// The model's version.
+    pub model_version: String,
+}
+
+#[derive(Debug)]
+struct AppState {
+    model: EmbeddedModel,
+    config: ServeConfig,
+    /// One permit per batch being parsed and scored.
+    permits: Arc<Semaphore>,
+}
+
+/// The routes of `pulse serve` over a loaded model: `GET /ping`,
+/// `POST /invocations`, and JSON errors for everything else.
+pub fn router(model: EmbeddedModel, config: ServeConfig) -> Router {
+    let permits = Arc::new(Semaphore::new(config.max_concurrent_batches.max(1)));
+    let state = Arc::new(AppState { model, config, permits });
+    Router::new()
+        .route("/ping", get(ping).fallback(|method: Method| wrong_method(method, "GET, HEAD")))
+        .route("/invocations", post(invocations).fallback(|method: Method| wrong_method(method, "POST")))
+        .fallback(|uri: Uri| async move { ServeError::NotFound { path: uri.path().to_owned() } })
+        .with_state(state)
+}
+
+async fn wrong_method(method: Method, allow: &'static str) -> ServeError {
+    ServeError::MethodNotAllowed { method: method.to_string(), allow }
+}
+
+async fn ping(State(state): State<Arc<AppState>>) -> Json<PingResponse> {
+    Json(PingResponse {
+        status: "ok".into(),
+        model: state.model.model_name().to_owned(),
+        model_version: state.model.model_version().to_owned(),
+    })
+}
+
+async fn invocations(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    match invoke(state, &headers, body).await {
+        Ok(answer) => Json(answer).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).map(|v| v.to_str().unwrap_or("<not visible ASCII>"))
+}
+
+async fn invoke(state: Arc<AppState>, headers: &HeaderMap, body: Body) -> Result<InvocationResponse, ServeError> {
+    let format = Format::from_content_type(header_str(headers, header::CONTENT_TYPE))?;
+    check_accept(header_str(headers, header::ACCEPT))?;
+    let body = read_body(headers, body, state.config.max_body_bytes).await?;
+    let permit = Arc::clone(&state.permits).acquire_owned().await.map_err(|e| ServeError::Scoring(e.to_string()))?;
+    // Parsing up to 6 MB and a forward pass over up to 10,000 rows are
+    // milliseconds of pure CPU: on an async worker they would stall every
+    // other connection, /ping included (SageMaker gives it 2 s). So they run
+    // on the blocking pool, at most `max_concurrent_batches` at once.
+    let task_state = Arc::clone(&state);
+    let scored = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let rows = format.parse(&body, task_state.config.max_rows)?;
+        task_state.model.score_now(&rows).map_err(|e| ServeError::Scoring(e.to_string()))
+    })
+    .await
+    .map_err(|e| ServeError::Scoring(format!("the scoring task stopped: {e}")))??;
+    Ok(InvocationResponse {
+        predictions: scored,
+        model: state.model.model_name().to_owned(),
+        model_version: state.model.model_version().to_owned(),
+        features_schema: SCHEMA.to_owned(),
+    })
+}
+
+/// Reads the whole body, refusing it as soon as it passes `limit` bytes: by
+/// its `Content-Length` before reading anything, else while it streams.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>, ServeError> {
+    let declared = header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ServeError::BodyTooLarge { limit });
+    }
+    let capacity = declared.map_or(0, |n| n as usize);
+    let mut out = Vec::with_capacity(capacity);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ServeError::UnreadableBody(e.to_string()))?;
+        if out.len() + chunk.len() > limit {
+            return Err(ServeError::BodyTooLarge { limit });
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
