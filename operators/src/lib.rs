@@ -24,6 +24,7 @@ mod customer;
 mod engine;
 mod exact;
 mod held;
+pub mod scoring;
 mod stats;
 mod timers;
 mod tutors;

@@ -1,0 +1,259 @@
+//! One alert per rise into high churn risk (§6), with hysteresis.
+//!
+//! Each customer is *armed* or *disarmed*. An armed customer whose
+//! `churn_risk_14d` is above 0.7 raises an [`Alert`] and is disarmed; it is
+//! re-armed only when its risk falls below the re-arm level (default 0.5). So
+//! a risk that hovers around 0.7 (0.71, 0.69, 0.72, ...) alerts once, not on
+//! every crossing. A customer never seen is armed: its first prediction
+//! alerts if it is already above 0.7.
+//!
+//! Predictions are taken in `as_of` order per customer: one older than the
+//! last observed is ignored (a replay or a retry cannot re-fire an alert or
+//! re-arm a customer); an equal `as_of` is observed (a retry of a prediction
+//! that alerted finds the customer disarmed and stays quiet).
+//!
+//! The armed flag is meant to be stored with the customer's prediction item
+//! ([`Alerts::armed`]) and loaded back after a restart ([`Alerts::restore`]),
+//! so that a restart never repeats an alert.
+
+use std::collections::HashMap;
+
+use pulse_schemas::prediction::HIGH_CHURN_RISK;
+use pulse_schemas::{CustomerId, Prediction, Segment};
+use serde::Serialize;
+
+use super::error::PolicyError;
+
+/// When a customer may alert again.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertPolicy {
+    /// A disarmed customer is re-armed when its `churn_risk_14d` falls below
+    /// this; must be in (0, 0.7).
+    pub rearm_below: f64,
+}
+
+impl Default for AlertPolicy {
+    fn default() -> Self {
+        AlertPolicy { rearm_below: 0.5 }
+    }
+}
+
+impl AlertPolicy {
+    /// Checks that the policy can work; the error names the field.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        let x = self.rearm_below;
+        if x.is_nan() || x <= 0.0 || x >= HIGH_CHURN_RISK {
+            return Err(PolicyError::new(
+                "rearm_below",
+                format!("must be above 0 and below the alert level {HIGH_CHURN_RISK}, got {x}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A customer's churn risk rose above 0.7.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Alert {
+    /// The customer.
+    pub customer_id: CustomerId,
+    /// `as_of` of the prediction.
+    pub as_of: i64,
+    /// The risk that alerted.
+    pub churn_risk_14d: f64,
+    /// From the same prediction.
+    pub churn_risk_30d: f64,
+    /// From the same prediction.
+    pub health_score: f64,
+    /// From the same prediction.
+    pub segment: Segment,
+    /// The risk of the customer's previous observed prediction, if any
+    /// (unknown for a new customer or right after [`Alerts::restore`]).
+    pub previous_churn_risk_14d: Option<f64>,
+    /// For people.
+    pub reason: String,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct State {
+    armed: bool,
+    as_of: i64,
+    churn_risk_14d: Option<f64>,
+}
+
+/// The alert hysteresis of every customer (see the [module docs](self)).
+#[derive(Debug)]
+pub struct Alerts {
+    policy: AlertPolicy,
+    customers: HashMap<CustomerId, State, ahash::RandomState>,
+}
+
+impl Alerts {
+    /// No customer observed yet (all armed), if the policy is valid.
+    pub fn new(policy: AlertPolicy) -> Result<Alerts, PolicyError> {
+        policy.validate()?;
+        Ok(Alerts { policy, customers: HashMap::with_hasher(ahash::RandomState::new()) })
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &AlertPolicy {
+        &self.policy
+    }
+
+    /// Observes the customer's prediction; returns the alert it raises, if any.
+    pub fn observe(&mut self, prediction: &Prediction) -> Option<Alert> {
+        let state = match self.customers.get_mut(&prediction.customer_id) {
+            Some(state) => state,
+            None => self.customers.entry(prediction.customer_id.clone()).or_insert(State {
+                armed: true,
+                as_of: prediction.as_of,
+                churn_risk_14d: None,
+            }),
+        };
+        if prediction.as_of < state.as_of {
+            return None;
+        }
+        let risk = prediction.scores.churn_risk_14d;
+        let previous = state.churn_risk_14d.replace(risk);
+        state.as_of = prediction.as_of;
+        if !state.armed {
+            state.armed = risk < self.policy.rearm_below;
+            return None;
+        }
+        if risk <= HIGH_CHURN_RISK || risk.is_nan() {
+            return None;
+        }
+        state.armed = false;
+        let reason = match previous {
+            Some(p) => format!("churn_risk_14d rose from {p:.3} to {risk:.3}, above {HIGH_CHURN_RISK}"),
+            None => format!("churn_risk_14d is {risk:.3}, above {HIGH_CHURN_RISK} (no earlier prediction observed)"),
+        };
+        Some(Alert {
+            customer_id: prediction.customer_id.clone(),
+            as_of: prediction.as_of,
+            churn_risk_14d: risk,
+            churn_risk_30d: prediction.scores.churn_risk_30d,
+            health_score: prediction.scores.health_score,
+            segment: prediction.segment,
+            previous_churn_risk_14d: previous,
+            reason,
+        })
+    }
+
+    /// Whether the customer would alert on its next rise above 0.7 (true for
+    /// a customer never observed): the flag to store with its prediction.
+    pub fn armed(&self, customer: &str) -> bool {
+        self.customers.get(customer).is_none_or(|s| s.armed)
+    }
+
+    /// Loads a stored flag, as of the stored prediction's `as_of`. Ignored if
+    /// a later prediction of the customer was already observed.
+    pub fn restore(&mut self, customer: CustomerId, armed: bool, as_of: i64) {
+        let state = self.customers.entry(customer).or_insert(State { armed, as_of, churn_risk_14d: None });
+        if as_of >= state.as_of {
+            *state =
+                State { armed, as_of, churn_risk_14d: if as_of == state.as_of { state.churn_risk_14d } else { None } };
+        }
+    }
+
+    /// Customers observed or restored.
+    pub fn len(&self) -> usize {
+        self.customers.len()
+    }
+
+    /// Whether no customer was observed or restored.
+    pub fn is_empty(&self) -> bool {
+        self.customers.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pulse_schemas::prediction::Scores;
+
+    use super::*;
+
+    fn prediction(id: &str, as_of: i64, churn: f64) -> Prediction {
+        Prediction {
+            customer_id: CustomerId::new(id),
+            as_of,
+            scores: Scores {
+                first_session_success: 0.5,
+                session_velocity: 1.0,
+                churn_risk_14d: churn,
+                churn_risk_30d: 0.9,
+                health_score: 35.0,
+            },
+            segment: Segment::of(churn, 0.9, 35.0),
+            model: "m".into(),
+            model_version: "1".into(),
+            features_schema: "features-v1".into(),
+        }
+    }
+
+    fn fired(alerts: &mut Alerts, id: &str, risks: &[(i64, f64)]) -> Vec<i64> {
+        risks.iter().filter_map(|&(t, r)| alerts.observe(&prediction(id, t, r))).map(|a| a.as_of).collect()
+    }
+
+    #[test]
+    fn policy_must_rearm_below_the_alert_level() {
+        for bad in [0.7, 0.8, 0.0, -0.1, f64::NAN] {
+            let err = Alerts::new(AlertPolicy { rearm_below: bad }).unwrap_err();
+            assert_eq!(err.field, "rearm_below", "{bad}");
+        }
+        assert!(Alerts::new(AlertPolicy { rearm_below: 0.69 }).is_ok());
+    }
+
+    #[test]
+    fn alerts_once_per_rise_with_rearm() {
+        let mut alerts = Alerts::new(AlertPolicy::default()).unwrap();
+        let risks = [(1, 0.3), (2, 0.71), (3, 0.69), (4, 0.75), (5, 0.5), (6, 0.8), (7, 0.49), (8, 0.7), (9, 0.700001)];
+        // 0.5 is not below 0.5, so 6 stays quiet; 0.7 is not above 0.7.
+        assert_eq!(fired(&mut alerts, "a", &risks), [2, 9]);
+        assert!(!alerts.armed("a"));
+        assert!(alerts.armed("never-seen"));
+    }
+
+    #[test]
+    fn first_prediction_above_alerts_and_says_so() {
+        let mut alerts = Alerts::new(AlertPolicy::default()).unwrap();
+        let alert = alerts.observe(&prediction("a", 1, 0.9)).unwrap();
+        assert_eq!(alert.previous_churn_risk_14d, None);
+        assert_eq!(alert.reason, "churn_risk_14d is 0.900, above 0.7 (no earlier prediction observed)");
+        assert_eq!(alert.segment, Segment::Churned);
+        alerts.observe(&prediction("a", 2, 0.1));
+        let alert = alerts.observe(&prediction("a", 3, 0.8)).unwrap();
+        assert_eq!(alert.previous_churn_risk_14d, Some(0.1));
+        assert_eq!(alert.reason, "churn_risk_14d rose from 0.100 to 0.800, above 0.7");
+        let json = serde_json::to_value(&alert).unwrap();
+        assert_eq!(json["customer_id"], "a");
+        assert_eq!(json["segment"], "churned");
+    }
+
+    #[test]
+    fn older_predictions_are_ignored_and_retries_stay_quiet() {
+        let mut alerts = Alerts::new(AlertPolicy::default()).unwrap();
+        assert!(alerts.observe(&prediction("a", 10, 0.9)).is_some());
+        assert!(alerts.observe(&prediction("a", 10, 0.9)).is_none(), "retry");
+        assert!(alerts.observe(&prediction("a", 5, 0.1)).is_none());
+        assert!(!alerts.armed("a"), "an older low risk does not re-arm");
+        assert!(alerts.observe(&prediction("a", 11, 0.9)).is_none());
+    }
+
+    #[test]
+    fn restore_carries_the_flag_across_a_restart() {
+        let mut before = Alerts::new(AlertPolicy::default()).unwrap();
+        assert!(before.observe(&prediction("a", 10, 0.9)).is_some());
+        let stored = before.armed("a");
+
+        let mut after = Alerts::new(AlertPolicy::default()).unwrap();
+        after.restore(CustomerId::new("a"), stored, 10);
+        assert!(after.observe(&prediction("a", 10, 0.9)).is_none(), "replayed prediction");
+        assert!(after.observe(&prediction("a", 12, 0.95)).is_none(), "still above: no new rise");
+        after.restore(CustomerId::new("a"), true, 11);
+        assert!(!after.armed("a"), "a restore older than what was observed is ignored");
+        assert!(after.observe(&prediction("a", 13, 0.2)).is_none());
+        assert!(after.observe(&prediction("a", 14, 0.9)).is_some());
+    }
+}
