@@ -13,6 +13,7 @@ pub mod io;
 pub mod process;
 pub mod progress;
 pub mod replay;
+pub mod scoring;
 pub mod serve;
 pub mod learn;
 pub mod summary;

@@ -45,6 +45,18 @@ enum Command {
     ///
     /// Example: pulse train --out model/artifact --report model/EVALUATION.md
     Train(commands::train::TrainArgs),
+    /// The main job, end to end with no AWS account: a synthetic marketplace
+    /// streamed through the engine and the embedded model.
+    ///
+    /// Generates customers (default 10,000 over 60 days), applies every record,
+    /// scores only what changed (change gate, per-customer coalescing,
+    /// micro-batches), keeps fleet metrics and alerts, and prints throughput,
+    /// model calls against a five-minute full rescan, segments, the customers
+    /// most at risk and the alerts. Writes predictions, alerts and fleet metrics
+    /// as JSON Lines under --out-dir.
+    ///
+    /// Example: pulse demo --customers 2000 --days 30
+    Demo(commands::demo::DemoArgs),
     /// Serve the model over HTTP behind SageMaker's inference-container contract.
     ///
     /// GET /ping answers 200 once the model is loaded. POST /invocations takes
@@ -81,6 +93,7 @@ fn main() -> ExitCode {
             Command::Replay(args) => commands::replay::run(args).await,
             Command::Generate(args) => commands::generate::run(args).await,
             Command::Train(args) => commands::train::run(args).await,
+            Command::Demo(args) => commands::demo::run(args).await,
             Command::Serve(args) => commands::serve::run(args).await,
         }
     });

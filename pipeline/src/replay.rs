@@ -1,19 +1,27 @@
-//! `pulse replay`: a capture file through the engine, as fast as the machine
-//! allows.
+//! The batch pipeline behind `pulse replay` and `pulse demo`: a capture file
+//! or the synthetic marketplace through the engine, and optionally the model,
+//! as fast as the machine allows.
 //!
-//! Three stages on blocking tasks joined by bounded channels (backpressure
-//! end to end; no unbounded queue): read lines in batches → decode and apply
-//! → write vectors and dead letters. Batching keeps channel costs per record
-//! negligible.
+//! Stages on their own tasks, joined by bounded channels (backpressure end to
+//! end; no unbounded queue): read lines in batches (or generate them) →
+//! decode and apply → score (optional) → write vectors, dead letters,
+//! predictions, alerts and fleet metrics. Batching keeps channel costs per
+//! record negligible. Timers and micro-batch linger run on stream time, so the
+//! output depends only on the input.
 
-use std::io::{BufRead, BufReader};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
+use pulse_model::Scorer;
+use pulse_operators::scoring::FleetMetrics;
 use pulse_operators::{CountersSnapshot, Engine, EngineConfig, StateSize};
 use pulse_schemas::capture::decode_line;
+use pulse_schemas::prediction::Prediction;
 use pulse_schemas::Source;
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -21,25 +29,64 @@ use tokio::sync::mpsc;
 use crate::io::{open_input, Output};
 use crate::process::{write_vector_line, Processor, Produced};
 use crate::progress::Progress;
+use crate::scoring::{Scored, ScoringConfig, ScoringStage, ScoringStats};
+use crate::synth::{generate, SynthConfig};
 
 /// Lines per batch between stages.
 const BATCH_LINES: usize = 2048;
 /// Batches in flight between two stages.
 const CHANNEL_BATCHES: usize = 8;
 
-/// What to replay and where to write.
+/// Where records come from.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// A capture file (JSON Lines; `.zst`/`.gz` decompressed).
+    Capture(PathBuf),
+    /// The synthetic marketplace, generated on the fly.
+    Synthetic(SynthConfig),
+}
+
+/// Where results go; `None` skips a sink.
+#[derive(Clone, Debug, Default)]
+pub struct Outputs {
+    /// Feature vectors (JSON Lines; compressed by extension).
+    pub features: Option<PathBuf>,
+    /// Dead letters.
+    pub dead_letters: Option<PathBuf>,
+    /// Predictions (needs scoring).
+    pub predictions: Option<PathBuf>,
+    /// Alerts (needs scoring).
+    pub alerts: Option<PathBuf>,
+    /// Fleet-metrics snapshots (needs scoring).
+    pub metrics: Option<PathBuf>,
+}
+
+/// What to run.
 #[derive(Clone, Debug)]
 pub struct ReplayConfig {
-    /// The capture (JSON Lines; `.zst`/`.gz` decompressed).
-    pub capture: PathBuf,
-    /// Where vectors go (JSON Lines; compressed by extension).
-    pub features_out: Option<PathBuf>,
-    /// Where dead letters go.
-    pub dead_letter_out: Option<PathBuf>,
+    /// The records.
+    pub input: Input,
+    /// The files.
+    pub outputs: Outputs,
     /// The engine's configuration.
     pub engine: EngineConfig,
+    /// Score with this configuration (needs a model), or not at all.
+    pub scoring: Option<ScoringConfig>,
     /// Show a progress bar (only drawn on a terminal).
     pub progress: bool,
+}
+
+impl ReplayConfig {
+    /// A plain replay of a capture to a features file.
+    pub fn capture(capture: PathBuf, features: Option<PathBuf>) -> ReplayConfig {
+        ReplayConfig {
+            input: Input::Capture(capture),
+            outputs: Outputs { features, ..Outputs::default() },
+            engine: EngineConfig::default(),
+            scoring: None,
+            progress: false,
+        }
+    }
 }
 
 /// A consecutive run of lines.
@@ -52,10 +99,35 @@ struct LineBatch {
     first_line: u64,
 }
 
-/// The outcome of a replay.
+/// What the apply stage passes on.
+#[derive(Debug, Default)]
+struct Applied {
+    produced: Produced,
+    stream_time: Option<i64>,
+}
+
+/// What the writer receives.
+#[derive(Debug, Default)]
+struct Finished {
+    produced: Produced,
+    scored: Scored,
+}
+
+/// The scoring part of a summary.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScoringSummary {
+    /// The stage's counts.
+    pub stats: ScoringStats,
+    /// The fleet at the end.
+    pub fleet: FleetMetrics,
+    /// The ten customers with the highest churn risk at the end.
+    pub top_at_risk: Vec<Prediction>,
+}
+
+/// The outcome of a run.
 #[derive(Clone, Debug, Serialize)]
 pub struct ReplaySummary {
-    /// Lines read (blank lines included).
+    /// Lines read or generated (blank lines included).
     pub lines: u64,
     /// Records decoded and applied, or dead-lettered.
     pub records: u64,
@@ -64,11 +136,15 @@ pub struct ReplaySummary {
     /// Vectors emitted by timers.
     pub vectors_timer: u64,
     /// Dead letters by reason code.
-    pub invalid: std::collections::BTreeMap<&'static str, u64>,
+    pub invalid: BTreeMap<&'static str, u64>,
     /// What the engine did.
     pub engine: CountersSnapshot,
     /// State held at the end, and its peak.
     pub state: StateSize,
+    /// First and last stream time seen (ms), if any record carried one.
+    pub stream_span_ms: Option<(i64, i64)>,
+    /// Scoring, when it ran.
+    pub scoring: Option<ScoringSummary>,
     /// Wall time.
     pub seconds: f64,
     /// Records per second of wall time.
@@ -82,32 +158,77 @@ impl ReplaySummary {
     }
 }
 
-/// Runs a replay to the end.
-pub async fn replay(config: ReplayConfig) -> Result<ReplaySummary> {
+/// Runs to the end of the input. `scorer` is needed when `config.scoring` is set.
+pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Result<ReplaySummary> {
     let started = Instant::now();
-    let input = open_input(&config.capture)?;
-    let progress = Progress::bytes(config.progress, "replay", input.file_bytes, input.consumed.clone());
     let engine = Arc::new(Engine::new(config.engine));
+    let stage = match (&config.scoring, scorer) {
+        (Some(sc), Some(s)) => Some(ScoringStage::new(s, sc.clone())?),
+        (Some(_), None) => return Err(anyhow!("scoring needs a model")),
+        (None, _) => None,
+    };
+    let needs_scoring = [&config.outputs.predictions, &config.outputs.alerts, &config.outputs.metrics];
+    if stage.is_none() && needs_scoring.iter().any(|o| o.is_some()) {
+        return Err(anyhow!("predictions, alerts and fleet metrics need scoring"));
+    }
 
     let (line_tx, line_rx) = mpsc::channel::<LineBatch>(CHANNEL_BATCHES);
-    let (out_tx, out_rx) = mpsc::channel::<Produced>(CHANNEL_BATCHES);
+    let (applied_tx, mut applied_rx) = mpsc::channel::<Applied>(CHANNEL_BATCHES);
+    let (out_tx, out_rx) = mpsc::channel::<Finished>(CHANNEL_BATCHES);
 
-    let capture = config.capture.clone();
-    let reader = tokio::task::spawn_blocking(move || read_lines(input.reader, &capture, line_tx));
+    let (progress, reader) = match config.input.clone() {
+        Input::Capture(path) => {
+            let input = open_input(&path)?;
+            let progress = Progress::bytes(config.progress, "replay", input.file_bytes, input.consumed.clone());
+            (progress, tokio::task::spawn_blocking(move || read_lines(input.reader, &path, line_tx)))
+        }
+        Input::Synthetic(synth) => {
+            synth.validate()?;
+            let made = Arc::new(AtomicU64::new(0));
+            let estimate = (synth.customers as u64 * u64::from(synth.days) * 23) / 10;
+            let progress = Progress::items(config.progress, "records", estimate, made.clone());
+            (progress, tokio::task::spawn_blocking(move || generate_lines(&synth, line_tx, made)))
+        }
+    };
     let processor = Processor::new(engine.clone());
-    let apply = tokio::task::spawn_blocking(move || apply_batches(processor, line_rx, out_tx));
-    let (features_out, dead_out) = (config.features_out.clone(), config.dead_letter_out.clone());
-    let writer = tokio::task::spawn_blocking(move || write_outputs(out_rx, features_out.as_deref(), dead_out.as_deref()));
+    let apply = tokio::task::spawn_blocking(move || apply_batches(processor, line_rx, applied_tx));
+    let scoring = tokio::spawn(async move {
+        let mut stage = stage;
+        let mut now = i64::MIN;
+        while let Some(mut applied) = applied_rx.recv().await {
+            let mut scored = Scored::default();
+            if let Some(stage) = stage.as_mut() {
+                now = applied.stream_time.unwrap_or(now).max(now);
+                let vectors = applied.produced.vectors.clone();
+                stage.offer(vectors, now, &mut scored).await?;
+            }
+            if out_tx.send(Finished { produced: std::mem::take(&mut applied.produced), scored }).await.is_err() {
+                return Err(anyhow!("the writer stopped early"));
+            }
+        }
+        if let Some(stage) = stage.as_mut() {
+            let mut scored = Scored::default();
+            stage.flush(now, &mut scored).await?;
+            if out_tx.send(Finished { produced: Produced::default(), scored }).await.is_err() {
+                return Err(anyhow!("the writer stopped early"));
+            }
+        }
+        Ok::<_, anyhow::Error>(stage.map(|s| ScoringSummary { stats: s.stats(), fleet: s.fleet(), top_at_risk: s.top_at_risk(10) }))
+    });
+    let outputs = config.outputs.clone();
+    let writer = tokio::task::spawn_blocking(move || write_outputs(out_rx, &outputs));
 
     let ticker = progress.spawn_ticker(Duration::from_millis(200));
     let read = reader.await.context("reader task failed")?;
     let applied = apply.await.context("engine task failed")?;
+    let scored = scoring.await.context("scoring task failed")?;
     let written = writer.await.context("writer task failed")?;
     ticker.abort();
     progress.finish();
     // Report the first failure in pipeline order: a read error explains the rest.
     let lines = read?;
-    let (records, invalid) = applied?;
+    let (records, invalid, span) = applied?;
+    let scoring = scored?;
     written?;
 
     let counters = engine.counters();
@@ -120,6 +241,8 @@ pub async fn replay(config: ReplayConfig) -> Result<ReplaySummary> {
         invalid,
         engine: counters,
         state: engine.state_size(),
+        stream_span_ms: span,
+        scoring,
         seconds,
         records_per_second: records as f64 / seconds.max(1e-9),
     })
@@ -154,10 +277,61 @@ fn read_lines(reader: Box<dyn std::io::Read + Send>, path: &Path, tx: mpsc::Send
     }
 }
 
-type Applied = (u64, std::collections::BTreeMap<&'static str, u64>);
+/// Cuts what the generator writes into line batches.
+struct BatchWriter {
+    tx: mpsc::Sender<LineBatch>,
+    batch: LineBatch,
+    lines: u64,
+}
 
-fn apply_batches(mut processor: Processor, mut rx: mpsc::Receiver<LineBatch>, tx: mpsc::Sender<Produced>) -> Result<Applied> {
+impl BatchWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        let next = LineBatch { first_line: self.lines + 1, ..LineBatch::default() };
+        let full = std::mem::replace(&mut self.batch, next);
+        self.tx.blocking_send(full).map_err(|_| std::io::Error::other("the engine stage stopped"))
+    }
+}
+
+impl Write for BatchWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for chunk in buf.split_inclusive(|&b| b == b'\n') {
+            if let Some(line) = chunk.strip_suffix(b"\n") {
+                self.batch.bytes.extend_from_slice(line);
+                self.batch.ends.push(self.batch.bytes.len());
+                self.lines += 1;
+                if self.batch.ends.len() == BATCH_LINES {
+                    self.send()?;
+                }
+            } else {
+                self.batch.bytes.extend_from_slice(chunk);
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn generate_lines(config: &SynthConfig, tx: mpsc::Sender<LineBatch>, made: Arc<AtomicU64>) -> Result<u64> {
+    let mut writer = BatchWriter { tx, batch: LineBatch { first_line: 1, ..LineBatch::default() }, lines: 0 };
+    generate(config, &mut writer, &mut |n| made.store(n, Relaxed))?;
+    if !writer.batch.ends.is_empty() {
+        writer.send()?;
+    }
+    Ok(writer.lines)
+}
+
+type AppliedTotals = (u64, BTreeMap<&'static str, u64>, Option<(i64, i64)>);
+
+fn apply_batches(
+    mut processor: Processor,
+    mut rx: mpsc::Receiver<LineBatch>,
+    tx: mpsc::Sender<Applied>,
+) -> Result<AppliedTotals> {
     let mut records = 0u64;
+    let mut first_time = None;
     while let Some(batch) = rx.blocking_recv() {
         let mut out = Produced::default();
         let mut start = 0;
@@ -170,36 +344,51 @@ fn apply_batches(mut processor: Processor, mut rx: mpsc::Receiver<LineBatch>, tx
             records += 1;
             let source = Source { line: Some(batch.first_line + i as u64), ..Source::default() };
             processor.process(decode_line(line), source, line, &mut out);
+            if first_time.is_none() {
+                first_time = processor.stream_time();
+            }
         }
-        if tx.blocking_send(out).is_err() {
-            return Err(anyhow!("the writer stopped early"));
+        let applied = Applied { produced: out, stream_time: processor.stream_time() };
+        if tx.blocking_send(applied).is_err() {
+            return Err(anyhow!("the scoring stage stopped early"));
         }
     }
-    Ok((records, processor.invalid_counts().clone()))
+    let span = first_time.zip(processor.stream_time());
+    Ok((records, processor.invalid_counts().clone(), span))
 }
 
-fn write_outputs(mut rx: mpsc::Receiver<Produced>, features: Option<&Path>, dead: Option<&Path>) -> Result<()> {
-    let mut features = features.map(Output::create).transpose()?;
-    let mut dead = dead.map(Output::create).transpose()?;
+fn write_outputs(mut rx: mpsc::Receiver<Finished>, outputs: &Outputs) -> Result<()> {
+    let open = |p: &Option<PathBuf>| p.as_deref().map(Output::create).transpose();
+    let mut features = open(&outputs.features)?;
+    let mut dead = open(&outputs.dead_letters)?;
+    let mut predictions = open(&outputs.predictions)?;
+    let mut alerts = open(&outputs.alerts)?;
+    let mut metrics = open(&outputs.metrics)?;
     let mut buf = Vec::with_capacity(1 << 20);
-    while let Some(produced) = rx.blocking_recv() {
-        if let Some(out) = features.as_mut() {
+    let mut put = |out: &mut Option<Output>, what: &str, fill: &dyn Fn(&mut Vec<u8>)| -> Result<()> {
+        if let Some(out) = out.as_mut() {
             buf.clear();
-            for v in &produced.vectors {
-                write_vector_line(v, &mut buf);
-            }
-            std::io::Write::write_all(out, &buf).context("cannot write feature vectors")?;
+            fill(&mut buf);
+            out.write_all(&buf).with_context(|| format!("cannot write {what}"))?;
         }
-        if let Some(out) = dead.as_mut() {
-            buf.clear();
-            for d in &produced.dead {
-                d.write_json_line(&mut buf);
-            }
-            std::io::Write::write_all(out, &buf).context("cannot write dead letters")?;
+        Ok(())
+    };
+    fn lines<T: Serialize>(items: &[T], buf: &mut Vec<u8>) {
+        for item in items {
+            // Plain data structures: serializing into memory cannot fail.
+            serde_json::to_writer(&mut *buf, item).expect("serializes");
+            buf.push(b'\n');
         }
     }
-    features.map(Output::finish).transpose()?;
-    dead.map(Output::finish).transpose()?;
+    while let Some(f) = rx.blocking_recv() {
+        put(&mut features, "feature vectors", &|b| f.produced.vectors.iter().for_each(|v| write_vector_line(v, b)))?;
+        put(&mut dead, "dead letters", &|b| f.produced.dead.iter().for_each(|d| d.write_json_line(b)))?;
+        put(&mut predictions, "predictions", &|b| lines(&f.scored.predictions, b))?;
+        put(&mut alerts, "alerts", &|b| lines(&f.scored.alerts, b))?;
+        put(&mut metrics, "fleet metrics", &|b| lines(&f.scored.metrics, b))?;
+    }
+    for out in [features, dead, predictions, alerts, metrics].into_iter().flatten() {
+        out.finish()?;
+    }
     Ok(())
 }
-

@@ -5,3 +5,21 @@ pub(crate) mod generate;
 pub(crate) mod replay;
 pub(crate) mod serve;
 pub(crate) mod train;
+pub(crate) mod demo;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use pulse_model::{EmbeddedModel, ModelArtifact};
+
+/// The model in `dir` (model.json + model.safetensors), or the one compiled
+/// into pulse; refused when it was trained on other features.
+pub(crate) fn load_model(dir: Option<&Path>) -> Result<EmbeddedModel> {
+    let artifact = match dir {
+        Some(dir) => {
+            ModelArtifact::load_dir(dir).with_context(|| format!("cannot load the model in {}", dir.display()))?
+        }
+        None => pulse_model::embedded().context("cannot load the embedded model")?,
+    };
+    EmbeddedModel::new(&artifact).context("cannot prepare the model")
+}

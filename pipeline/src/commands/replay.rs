@@ -4,7 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use pulse::replay::{replay, ReplayConfig};
+use pulse::replay::{replay, Input, Outputs, ReplayConfig};
+use pulse::scoring::ScoringConfig;
+use pulse_model::EmbeddedModel;
+use pulse_operators::scoring::BatchPolicy;
 use pulse_operators::{EngineConfig, TimerPolicy};
 use pulse_schemas::DAY_MS;
 
@@ -19,12 +22,13 @@ pub(crate) struct ReplayArgs {
     /// Write dead letters (reason + whole original record) here.
     #[arg(long, value_name = "FILE")]
     dead_letter_out: Option<PathBuf>,
-    /// Emit vectors only on records: no timer rescoring of silent customers.
+    #[command(flatten)]
+    timers: TimerArgs,
+    /// Score the vectors with the model and write predictions/alerts/metrics.
     #[arg(long)]
-    no_timers: bool,
-    /// Hours between the timer vectors of a silent customer.
-    #[arg(long, default_value_t = 24.0, value_name = "HOURS")]
-    timer_interval_hours: f64,
+    score: bool,
+    #[command(flatten)]
+    scoring: ScoringArgs,
     /// Also write the summary as JSON here.
     #[arg(long, value_name = "FILE")]
     summary_json: Option<PathBuf>,
@@ -33,26 +37,98 @@ pub(crate) struct ReplayArgs {
     quiet: bool,
 }
 
-pub(crate) fn timer_policy(no_timers: bool, hours: f64) -> Result<TimerPolicy> {
-    if no_timers {
-        return Ok(TimerPolicy::Off);
+/// Timer options shared by the batch commands.
+#[derive(Args, Debug)]
+pub(crate) struct TimerArgs {
+    /// Emit vectors only on records: no timer rescoring of silent customers.
+    #[arg(long)]
+    pub(crate) no_timers: bool,
+    /// Hours between the timer vectors of a silent customer.
+    #[arg(long, default_value_t = 24.0, value_name = "HOURS")]
+    pub(crate) timer_interval_hours: f64,
+}
+
+impl TimerArgs {
+    pub(crate) fn policy(&self) -> Result<TimerPolicy> {
+        if self.no_timers {
+            return Ok(TimerPolicy::Off);
+        }
+        let hours = self.timer_interval_hours;
+        anyhow::ensure!(hours.is_finite() && hours > 0.0, "--timer-interval-hours must be a positive number of hours");
+        let TimerPolicy::Every { max_silence_ms, .. } = TimerPolicy::default() else {
+            unreachable!("the default policy has timers")
+        };
+        Ok(TimerPolicy::Every { interval_ms: (hours * DAY_MS as f64 / 24.0).round() as i64, max_silence_ms })
     }
-    anyhow::ensure!(hours.is_finite() && hours > 0.0, "--timer-interval-hours must be a positive number of hours");
-    let TimerPolicy::Every { max_silence_ms, .. } = TimerPolicy::default() else {
-        unreachable!("the default policy has timers")
-    };
-    Ok(TimerPolicy::Every { interval_ms: (hours * DAY_MS as f64 / 24.0).round() as i64, max_silence_ms })
+}
+
+/// Scoring options shared by the batch commands.
+#[derive(Args, Debug)]
+pub(crate) struct ScoringArgs {
+    /// Use the model in this directory instead of the embedded one.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) model: Option<PathBuf>,
+    /// Write predictions here (with --score).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) predictions_out: Option<PathBuf>,
+    /// Write alerts here (with --score).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) alerts_out: Option<PathBuf>,
+    /// Write fleet-metrics snapshots here (with --score).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) metrics_out: Option<PathBuf>,
+    /// Most rows per model call.
+    #[arg(long, default_value_t = BatchPolicy::default().max_rows)]
+    pub(crate) batch_rows: usize,
+    /// Longest a vector waits for its batch, in seconds of stream time; a
+    /// customer's vectors within it are coalesced into its newest.
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    pub(crate) linger_s: f64,
+    /// Seconds of stream time between fleet-metrics snapshots.
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    pub(crate) metrics_interval_s: f64,
+}
+
+impl ScoringArgs {
+    pub(crate) fn config(&self) -> Result<ScoringConfig> {
+        anyhow::ensure!(self.linger_s.is_finite() && self.linger_s >= 0.0, "--linger-s must be >= 0");
+        anyhow::ensure!(self.metrics_interval_s > 0.0, "--metrics-interval-s must be > 0");
+        let batch = BatchPolicy {
+            max_rows: self.batch_rows,
+            max_linger_ms: (self.linger_s * 1000.0).round() as i64,
+            max_pending: BatchPolicy::default().max_pending.max(self.batch_rows),
+        };
+        batch.validate()?;
+        Ok(ScoringConfig {
+            batch,
+            metrics_interval_ms: (self.metrics_interval_s * 1000.0).round() as i64,
+            ..ScoringConfig::default()
+        })
+    }
+
+    pub(crate) fn outputs(&self) -> Outputs {
+        Outputs {
+            predictions: self.predictions_out.clone(),
+            alerts: self.alerts_out.clone(),
+            metrics: self.metrics_out.clone(),
+            ..Outputs::default()
+        }
+    }
 }
 
 pub(crate) async fn run(args: ReplayArgs) -> Result<()> {
+    let wants_scores =
+        args.scoring.predictions_out.is_some() || args.scoring.alerts_out.is_some() || args.scoring.metrics_out.is_some();
+    anyhow::ensure!(args.score || !wants_scores, "--predictions-out, --alerts-out and --metrics-out need --score");
+    let model = if args.score { Some(super::load_model(args.scoring.model.as_deref())?) } else { None };
     let config = ReplayConfig {
-        capture: args.capture,
-        features_out: args.features_out,
-        dead_letter_out: args.dead_letter_out,
-        engine: EngineConfig { timers: timer_policy(args.no_timers, args.timer_interval_hours)? },
+        input: Input::Capture(args.capture),
+        outputs: Outputs { features: args.features_out, dead_letters: args.dead_letter_out, ..args.scoring.outputs() },
+        engine: EngineConfig { timers: args.timers.policy()? },
+        scoring: if args.score { Some(args.scoring.config()?) } else { None },
         progress: !args.quiet,
     };
-    let summary = replay(config).await?;
+    let summary = replay::<EmbeddedModel>(config, model).await?;
     println!("replay summary\n{}", pulse::summary::replay_table(&summary));
     if let Some(path) = args.summary_json {
         let json = serde_json::to_vec_pretty(&summary)?;
@@ -60,4 +136,3 @@ pub(crate) async fn run(args: ReplayArgs) -> Result<()> {
     }
     Ok(())
 }
-

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use pulse::serve::{router, ServeConfig, DEFAULT_MAX_ROWS};
-use pulse_model::{EmbeddedModel, ModelArtifact, Scorer};
+use pulse_model::Scorer;
 
 /// Arguments of `pulse serve`.
 #[derive(Args, Debug)]
@@ -32,13 +32,7 @@ pub(crate) struct ServeArgs {
 
 pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     anyhow::ensure!(args.max_rows > 0, "--max-rows must be at least 1");
-    let artifact = match &args.model {
-        Some(dir) => {
-            ModelArtifact::load_dir(dir).with_context(|| format!("cannot load the model in {}", dir.display()))?
-        }
-        None => pulse_model::embedded().context("cannot load the embedded model")?,
-    };
-    let model = EmbeddedModel::new(&artifact).context("cannot prepare the model")?;
+    let model = super::load_model(args.model.as_deref())?;
     let (name, version) = (model.model_name().to_owned(), model.model_version().to_owned());
     let config = ServeConfig { max_rows: args.max_rows, ..ServeConfig::default() };
 

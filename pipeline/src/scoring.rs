@@ -1,0 +1,230 @@
+//! The scoring stage: feature vectors in, predictions, alerts and fleet
+//! metrics out.
+//!
+//! A thin driver around the pure operators of `pulse_operators::scoring`:
+//! [`ScoreQueue`] (change gate, per-customer coalescing, micro-batches),
+//! a [`Scorer`] (the embedded model; the SageMaker endpoint in live use),
+//! [`Fleet`] and [`Alerts`]. Time is passed in by the caller: stream time in a
+//! replay or the demo (so they are deterministic), the wall clock live.
+//!
+//! A failed batch is never replaced by made-up scores: a retryable failure
+//! puts the rows back in the queue (they are scored later, newest vector per
+//! customer), a fatal one stops the stage with the error.
+
+use std::collections::HashMap;
+
+use anyhow::{bail, Result};
+use pulse_model::{ScoreError, Scorer};
+use pulse_operators::scoring::{Alarm, Alarms, Alert, AlertPolicy, Alerts, BatchPolicy, Fleet, FleetMetrics, ScoreQueue};
+use pulse_schemas::prediction::Prediction;
+use pulse_schemas::{CustomerId, FeatureVector, Segment, SCHEMA};
+use serde::Serialize;
+
+/// How the stage behaves.
+#[derive(Clone, Debug)]
+pub struct ScoringConfig {
+    /// Micro-batching and coalescing.
+    pub batch: BatchPolicy,
+    /// Alert re-arm level.
+    pub alerts: AlertPolicy,
+    /// Fleet alarm thresholds.
+    pub alarms: Alarms,
+    /// A fleet-metrics snapshot every this many ms (of the caller's time).
+    pub metrics_interval_ms: i64,
+}
+
+impl Default for ScoringConfig {
+    fn default() -> Self {
+        ScoringConfig {
+            batch: BatchPolicy::default(),
+            alerts: AlertPolicy::default(),
+            alarms: Alarms::default(),
+            metrics_interval_ms: 60_000,
+        }
+    }
+}
+
+/// A fleet-metrics snapshot, with the alarms in breach.
+#[derive(Clone, Debug, Serialize)]
+pub struct MetricsSnapshot {
+    /// When (caller's time, ms).
+    pub at: i64,
+    /// The metrics.
+    pub metrics: FleetMetrics,
+    /// Alarms in breach.
+    pub alarms: Vec<Alarm>,
+    /// Model calls that failed since the previous snapshot.
+    pub prediction_failures: u64,
+}
+
+/// What a step produced.
+#[derive(Debug, Default)]
+pub struct Scored {
+    /// New predictions.
+    pub predictions: Vec<Prediction>,
+    /// New alerts.
+    pub alerts: Vec<Alert>,
+    /// Fleet snapshots due.
+    pub metrics: Vec<MetricsSnapshot>,
+}
+
+/// Counts of the stage's work.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct ScoringStats {
+    /// Vectors offered.
+    pub vectors_offered: u64,
+    /// Offered vectors that were bit-identical to the customer's last scored one.
+    pub unchanged: u64,
+    /// Offered vectors replaced by a newer one of the same customer before scoring.
+    pub coalesced: u64,
+    /// Model calls made.
+    pub model_calls: u64,
+    /// Rows sent to the model.
+    pub model_rows: u64,
+    /// Model calls that failed (their rows were requeued).
+    pub model_failures: u64,
+    /// Predictions produced.
+    pub predictions: u64,
+    /// Alerts raised.
+    pub alerts: u64,
+}
+
+/// The stage's state.
+#[derive(Debug)]
+pub struct ScoringStage<S: Scorer> {
+    scorer: S,
+    queue: ScoreQueue,
+    fleet: Fleet,
+    alerts: Alerts,
+    alarms: Alarms,
+    latest: HashMap<CustomerId, Prediction, ahash::RandomState>,
+    stats: ScoringStats,
+    failures_since_snapshot: u64,
+    metrics_interval_ms: i64,
+    next_metrics_at: Option<i64>,
+}
+
+impl<S: Scorer> ScoringStage<S> {
+    /// A stage around a model; the configuration is checked here.
+    pub fn new(scorer: S, config: ScoringConfig) -> Result<ScoringStage<S>> {
+        config.alarms.validate()?;
+        anyhow::ensure!(config.metrics_interval_ms > 0, "the fleet metrics interval must be positive");
+        Ok(ScoringStage {
+            scorer,
+            queue: ScoreQueue::new(config.batch)?,
+            fleet: Fleet::default(),
+            alerts: Alerts::new(config.alerts)?,
+            alarms: config.alarms,
+            latest: HashMap::default(),
+            stats: ScoringStats::default(),
+            failures_since_snapshot: 0,
+            metrics_interval_ms: config.metrics_interval_ms,
+            next_metrics_at: None,
+        })
+    }
+
+    /// Offers vectors at time `now` and scores every batch that is ready.
+    pub async fn offer(&mut self, vectors: Vec<FeatureVector>, now: i64, out: &mut Scored) -> Result<()> {
+        for v in vectors {
+            self.stats.vectors_offered += 1;
+            self.queue.offer(v, now);
+        }
+        while let Some(batch) = self.queue.take_ready(now) {
+            self.score(batch, now, out).await?;
+        }
+        self.snapshot_if_due(now, out);
+        Ok(())
+    }
+
+    /// Scores everything still waiting (end of input, shutdown).
+    pub async fn flush(&mut self, now: i64, out: &mut Scored) -> Result<()> {
+        while let Some(batch) = self.queue.take_ready(i64::MAX) {
+            self.score(batch, now, out).await?;
+        }
+        out.metrics.push(self.snapshot(now));
+        Ok(())
+    }
+
+    async fn score(&mut self, batch: Vec<FeatureVector>, now: i64, out: &mut Scored) -> Result<()> {
+        let rows: Vec<_> = batch.iter().map(|v| v.features).collect();
+        self.stats.model_calls += 1;
+        self.stats.model_rows += rows.len() as u64;
+        match self.scorer.score(&rows).await {
+            Ok(scores) if scores.len() == batch.len() => {
+                self.queue.mark_scored(&batch);
+                for (v, s) in batch.iter().zip(scores) {
+                    let prediction = Prediction {
+                        customer_id: v.customer_id.clone(),
+                        as_of: v.as_of,
+                        segment: Segment::of(s.churn_risk_14d, s.churn_risk_30d, s.health_score),
+                        scores: s,
+                        model: self.scorer.model_name().to_owned(),
+                        model_version: self.scorer.model_version().to_owned(),
+                        features_schema: SCHEMA.to_owned(),
+                    };
+                    self.fleet.update(&prediction);
+                    if let Some(alert) = self.alerts.observe(&prediction) {
+                        self.stats.alerts += 1;
+                        out.alerts.push(alert);
+                    }
+                    self.latest.insert(prediction.customer_id.clone(), prediction.clone());
+                    self.stats.predictions += 1;
+                    out.predictions.push(prediction);
+                }
+                Ok(())
+            }
+            Ok(scores) => {
+                self.queue.requeue(batch.clone(), now);
+                bail!("the model returned {} predictions for {} rows", scores.len(), batch.len())
+            }
+            Err(ScoreError::Retryable(reason)) => {
+                self.stats.model_failures += 1;
+                self.failures_since_snapshot += 1;
+                tracing::warn!(%reason, rows = batch.len(), "scoring failed; rows requeued");
+                self.queue.requeue(batch, now);
+                Ok(())
+            }
+            Err(fatal) => bail!(fatal),
+        }
+    }
+
+    fn snapshot(&mut self, at: i64) -> MetricsSnapshot {
+        let metrics = self.fleet.snapshot();
+        let failures = std::mem::take(&mut self.failures_since_snapshot);
+        MetricsSnapshot { at, metrics, alarms: self.alarms.evaluate(&metrics, failures), prediction_failures: failures }
+    }
+
+    fn snapshot_if_due(&mut self, now: i64, out: &mut Scored) {
+        let interval = self.metrics_interval_ms;
+        let due = *self.next_metrics_at.get_or_insert_with(|| now.div_euclid(interval) * interval + interval);
+        if now >= due {
+            // One snapshot at the latest boundary passed (not one per boundary).
+            let at = now.div_euclid(interval) * interval;
+            out.metrics.push(self.snapshot(at));
+            self.next_metrics_at = Some(at + interval);
+        }
+    }
+
+    /// The work so far.
+    pub fn stats(&self) -> ScoringStats {
+        let q = self.queue.stats();
+        ScoringStats { unchanged: q.unchanged, coalesced: q.coalesced, ..self.stats }
+    }
+
+    /// The fleet metrics now.
+    pub fn fleet(&self) -> FleetMetrics {
+        self.fleet.snapshot()
+    }
+
+    /// The `n` customers with the highest `churn_risk_14d` in their latest prediction.
+    pub fn top_at_risk(&self, n: usize) -> Vec<Prediction> {
+        let mut all: Vec<&Prediction> = self.latest.values().collect();
+        all.sort_by(|a, b| {
+            b.scores
+                .churn_risk_14d
+                .total_cmp(&a.scores.churn_risk_14d)
+                .then_with(|| a.customer_id.cmp(&b.customer_id))
+        });
+        all.into_iter().take(n).cloned().collect()
+    }
+}
