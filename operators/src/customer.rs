@@ -51,6 +51,8 @@ pub(crate) struct CustomerState {
     /// `as_of` of the customer's last vector, and its next timer.
     pub(crate) last_as_of: i64,
     pub(crate) next_due: Option<i64>,
+    /// Due time of this customer's one entry in the timer heap, if any.
+    pub(crate) queued: Option<i64>,
 }
 
 impl CustomerState {
@@ -66,6 +68,7 @@ impl CustomerState {
             frozen: [NONE; 4],
             last_as_of: NONE,
             next_due: None,
+            queued: None,
         }
     }
 
@@ -122,14 +125,24 @@ impl CustomerState {
         if self.is_late(e.ts) {
             return Effect::Late;
         }
-        if self.store.contains(e.id) {
+        if !self.store.fits(e.ts) {
+            // Rare: far past the store's base. A duplicate must not move the
+            // clock, so check before moving it (which prunes and rebases).
+            if self.store.holds(e.id) {
+                return Effect::Duplicate;
+            }
+            self.advance_clock(e.ts);
+        }
+        // One probe of the id index both rejects a duplicate and places the
+        // event; the clock moves after (the new event is the newest, so no
+        // window band reaches it).
+        if !self.store.try_insert(e, self.short_bounds()) {
             return Effect::Duplicate;
         }
         if e.ts > self.clock {
             self.advance_clock(e.ts);
         }
         self.first_ts = self.first_ts.min(e.ts);
-        self.store.insert(e, self.short_bounds());
         let held = HeldEvent { id: e.id, value: e.value, ts_off: 0, tag: e.tag };
         for wi in [W7, W14, W30] {
             if e.ts > lower_bound(self.clock, wi) {

@@ -70,8 +70,13 @@ impl ExactSum {
         }
     }
 
+    /// The sum, within an ulp of the correctly rounded one: the integer part
+    /// and the fraction are converted separately (two cheap conversions,
+    /// where a 128-bit one is a library call).
     pub(crate) fn value(&self) -> f64 {
-        self.fixed as f64 / SCALE + self.other
+        let whole = (self.fixed >> 64) as i64 as f64;
+        let fraction = self.fixed as u64 as f64 / SCALE;
+        whole + fraction + self.other
     }
 }
 
@@ -89,6 +94,10 @@ mod tests {
         assert_eq!(s.value(), 0.1 + 37.3);
         s.sub(0.1);
         assert_eq!(s.value(), 37.3);
+        s.sub(37.3);
+        assert_eq!(s.value(), 0.0);
+        s.sub(2.5);
+        assert_eq!(s.value(), -2.5);
     }
 
     #[test]

@@ -204,10 +204,6 @@ impl Store {
         self.events.iter()
     }
 
-    pub(crate) fn contains(&self, id: u64) -> bool {
-        self.by_id.contains_key(&id)
-    }
-
     /// Index of the first event with ts > `t`.
     pub(crate) fn first_after(&self, t: i64) -> usize {
         let base = self.base;
@@ -224,6 +220,11 @@ impl Store {
         (0..=i128::from(u32::MAX)).contains(&(i128::from(ts) - i128::from(self.base)))
     }
 
+    /// Whether an event with this id is held.
+    pub(crate) fn holds(&self, id: u64) -> bool {
+        self.by_id.contains_key(&id)
+    }
+
     /// Index of the first event of W_7 (`w` = 0) or W_14 (`w` = 1) at the clock.
     pub(crate) fn cursor(&self, w: usize) -> usize {
         self.cursors[w]
@@ -234,9 +235,17 @@ impl Store {
         self.cursors[w] += 1;
     }
 
-    /// Inserts an event; `lower` are the lower bounds of W_7 and W_14 at the clock.
-    pub(crate) fn insert(&mut self, e: Encoded, lower: [i64; 2]) {
-        let held = HeldEvent { id: e.id, value: e.value, ts_off: self.offset(e.ts), tag: e.tag };
+    /// Inserts an event unless its id is held (then returns false); `lower`
+    /// are the lower bounds of W_7 and W_14 at the clock.
+    pub(crate) fn try_insert(&mut self, e: Encoded, lower: [i64; 2]) -> bool {
+        let ts_off = self.offset(e.ts);
+        match self.by_id.entry(e.id) {
+            std::collections::hash_map::Entry::Occupied(_) => return false,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(ts_off);
+            }
+        }
+        let held = HeldEvent { id: e.id, value: e.value, ts_off, tag: e.tag };
         let key = (held.ts_off, held.id);
         // Events mostly arrive in time order: append without a search.
         if self.events.back().is_none_or(|x| (x.ts_off, x.id) < key) {
@@ -245,12 +254,12 @@ impl Store {
             let at = self.events.partition_point(|x| (x.ts_off, x.id) < key);
             self.events.insert(at, held);
         }
-        for w in 0..2 {
-            if e.ts <= lower[w] {
-                self.cursors[w] += 1;
+        for (cursor, bound) in self.cursors.iter_mut().zip(lower) {
+            if e.ts <= bound {
+                *cursor += 1;
             }
         }
-        self.by_id.insert(e.id, held.ts_off);
+        true
     }
 
     /// Removes the event with this id, returning it in absolute form.
@@ -260,9 +269,9 @@ impl Store {
         let held = self.events.remove(at)?;
         debug_assert_eq!(held.id, id);
         let ts = self.ts(&held);
-        for w in 0..2 {
-            if ts <= lower[w] {
-                self.cursors[w] -= 1;
+        for (cursor, bound) in self.cursors.iter_mut().zip(lower) {
+            if ts <= bound {
+                *cursor -= 1;
             }
         }
         Some(Encoded { id, ts, value: held.value, tag: held.tag })

@@ -60,8 +60,8 @@ impl TimerPolicy {
 }
 
 /// Due timers, earliest first; ties in customer id order so a replay is
-/// deterministic. Entries are not removed when rescheduled: a popped entry
-/// whose due time no longer matches the customer's is skipped.
+/// deterministic. One entry per customer at most, at or before its due time
+/// (the engine pushes it again when it pops early).
 #[derive(Debug, Default)]
 pub(crate) struct TimerQueue {
     heap: BinaryHeap<Reverse<(i64, CustomerId)>>,

@@ -134,11 +134,13 @@ fn days(t: i64, x: i64) -> f64 {
     (i128::from(t) - i128::from(x)) as f64 / DAY_MS as f64
 }
 
-fn ratio(num: f64, den: u32, default: f64) -> f64 {
+/// `num / den`, or `default` for an empty denominator. The numerator is a
+/// closure so an empty window skips converting its exact sum.
+fn ratio(num: impl FnOnce() -> f64, den: u32, default: f64) -> f64 {
     if den == 0 {
         default
     } else {
-        num / f64::from(den)
+        num() / f64::from(den)
     }
 }
 
@@ -155,7 +157,7 @@ pub(crate) fn compute(t: i64, a: &Aggregates, r: &Recency, ids: &TutorIds) -> Fe
     f[idx::SESSIONS_PER_WEEK_30D] = s30 * 7.0 / 30.0;
     f[idx::SESSION_MINUTES_7D] = w7.minutes.value();
     f[idx::SESSION_MINUTES_30D] = w30.minutes.value();
-    f[idx::AVG_SESSION_MINUTES_30D] = ratio(w30.minutes.value(), w30.sessions, 0.0);
+    f[idx::AVG_SESSION_MINUTES_30D] = ratio(|| w30.minutes.value(), w30.sessions, 0.0);
     // Sessions in (T-14d, T-7d] = sessions_14d - sessions_7d.
     f[idx::SESSION_VELOCITY_CHANGE] = s7 - (s14 - s7);
     f[idx::SESSION_TREND_RATIO] = (s7 + 1.0) / (s30 * 7.0 / 30.0 + 1.0);
@@ -164,10 +166,10 @@ pub(crate) fn compute(t: i64, a: &Aggregates, r: &Recency, ids: &TutorIds) -> Fe
     f[idx::ACTIVE_DAYS_14D] = f64::from(r.active_days_14d);
     f[idx::TENURE_DAYS] = days(t, r.first_ts).min(3650.0);
 
-    let avg7 = ratio(w7.rating_sum.value(), w7.ratings, 0.0);
-    let avg30 = ratio(w30.rating_sum.value(), w30.ratings, 0.0);
+    let avg7 = ratio(|| w7.rating_sum.value(), w7.ratings, 0.0);
+    let avg30 = ratio(|| w30.rating_sum.value(), w30.ratings, 0.0);
     f[idx::AVG_RATING_7D] = avg7;
-    f[idx::AVG_RATING_14D] = ratio(w14.rating_sum.value(), w14.ratings, 0.0);
+    f[idx::AVG_RATING_14D] = ratio(|| w14.rating_sum.value(), w14.ratings, 0.0);
     f[idx::AVG_RATING_30D] = avg30;
     f[idx::RATING_TREND] = if w7.ratings > 0 { avg7 - avg30 } else { 0.0 };
     f[idx::RATINGS_COUNT_30D] = f64::from(w30.ratings);
@@ -175,7 +177,7 @@ pub(crate) fn compute(t: i64, a: &Aggregates, r: &Recency, ids: &TutorIds) -> Fe
     f[idx::LOGINS_7D] = f64::from(w7.logins);
     f[idx::LOGINS_30D] = f64::from(w30.logins);
 
-    let success = |w: &WindowAgg| ratio(f64::from(w.payments_ok), w.payments_ok + w.payments_failed, 1.0);
+    let success = |w: &WindowAgg| ratio(|| f64::from(w.payments_ok), w.payments_ok + w.payments_failed, 1.0);
     f[idx::PAYMENT_SUCCESS_RATE_7D] = success(w7);
     f[idx::PAYMENT_SUCCESS_RATE_14D] = success(w14);
     f[idx::PAYMENT_SUCCESS_RATE_30D] = success(w30);
@@ -186,29 +188,29 @@ pub(crate) fn compute(t: i64, a: &Aggregates, r: &Recency, ids: &TutorIds) -> Fe
     f[idx::IB_CALLS_7D] = f64::from(w7.ib_calls);
     f[idx::IB_CALLS_14D] = f64::from(w14.ib_calls);
     f[idx::IB_CALLS_30D] = f64::from(w30.ib_calls);
-    f[idx::NEGATIVE_CALL_RATE_30D] = ratio(f64::from(w30.ib_negative), w30.ib_calls, 0.0);
+    f[idx::NEGATIVE_CALL_RATE_30D] = ratio(|| f64::from(w30.ib_negative), w30.ib_calls, 0.0);
     f[idx::DAYS_SINCE_LAST_IB_CALL] = capped(r.latest[3], 365.0);
     f[idx::STUDENT_CANCELLATIONS_7D] = f64::from(w7.student_cancels);
     f[idx::STUDENT_CANCELLATIONS_30D] = f64::from(w30.student_cancels);
-    f[idx::CANCELLATION_RATE_30D] = ratio(
+    f[idx::CANCELLATION_RATE_30D] = ratio(|| 
         f64::from(w30.student_cancels),
         w30.sessions + w30.student_cancels + w30.no_shows,
         0.0,
     );
     f[idx::NO_SHOWS_30D] = f64::from(w30.no_shows);
-    f[idx::STUDENT_REPLY_MINUTES_30D] = ratio(w30.student_reply_minutes.value(), w30.student_replies, 0.0);
+    f[idx::STUDENT_REPLY_MINUTES_30D] = ratio(|| w30.student_reply_minutes.value(), w30.student_replies, 0.0);
 
     let primary = a.tutors.primary(ids);
     f[idx::DISTINCT_TUTORS_30D] = a.tutors.distinct() as f64;
     if let Some(p) = primary {
-        f[idx::PRIMARY_TUTOR_SHARE_30D] = ratio(f64::from(p.sessions_30), w30.sessions, 0.0);
-        f[idx::PRIMARY_TUTOR_SHARE_7D] = ratio(f64::from(p.sessions_7), w7.sessions, 0.0);
-        f[idx::PRIMARY_TUTOR_AVG_RATING_30D] = ratio(p.rating_sum_30.value(), p.ratings_30, 0.0);
+        f[idx::PRIMARY_TUTOR_SHARE_30D] = ratio(|| f64::from(p.sessions_30), w30.sessions, 0.0);
+        f[idx::PRIMARY_TUTOR_SHARE_7D] = ratio(|| f64::from(p.sessions_7), w7.sessions, 0.0);
+        f[idx::PRIMARY_TUTOR_AVG_RATING_30D] = ratio(|| p.rating_sum_30.value(), p.ratings_30, 0.0);
     }
     let switches = f64::from(r.switches.count);
     f[idx::TUTOR_SWITCHES_30D] = switches;
     f[idx::TUTOR_SWITCH_RATE_30D] = if w30.sessions >= 2 { switches / (s30 - 1.0) } else { 0.0 };
-    f[idx::TUTOR_REPLY_MINUTES_30D] = ratio(w30.tutor_reply_minutes.value(), w30.tutor_replies, 0.0);
+    f[idx::TUTOR_REPLY_MINUTES_30D] = ratio(|| w30.tutor_reply_minutes.value(), w30.tutor_replies, 0.0);
     f[idx::TUTOR_CANCELLATIONS_30D] = f64::from(w30.tutor_cancels);
     f[idx::DAYS_SINCE_TUTOR_SWITCH] = capped(r.switches.latest, 30.0);
     f

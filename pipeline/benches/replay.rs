@@ -1,7 +1,8 @@
 //! `pulse replay` end to end against the floor the issue sets: merely parsing
-//! the same capture into `serde_json::Value`, line by line. Both run in the
-//! same process on the same file, so their ratio is meaningful on a noisy
-//! machine.
+//! the same capture into `serde_json::Value`, line by line. All run in the
+//! same process on the same file, so their ratios are meaningful on a noisy
+//! machine. The scored variants add the model (gate, coalescing, batches,
+//! predictions) to show what scoring costs the replay.
 //!
 //! `cargo bench -p pulse --bench replay`
 
@@ -9,7 +10,9 @@ use std::io::{BufRead, BufReader};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use pulse::io::Output;
-use pulse::replay::{replay, ReplayConfig};
+use pulse::replay::{replay, Input, Outputs, ReplayConfig};
+use pulse::scoring::ScoringConfig;
+use pulse_model::{embedded, EmbeddedModel};
 use pulse::synth::{generate, SynthConfig};
 use pulse_operators::EngineConfig;
 
@@ -36,19 +39,31 @@ fn bench_replay(c: &mut Criterion) {
             n
         })
     });
-    for (name, features_out) in
-        [("pulse_replay_to_file", Some(dir.path().join("vectors.jsonl"))), ("pulse_replay_no_output", None)]
-    {
+    let model = EmbeddedModel::new(&embedded().expect("embedded model")).expect("model");
+    let vectors = dir.path().join("vectors.jsonl");
+    let predictions = dir.path().join("predictions.jsonl");
+    let runs: [(&str, Option<&std::path::Path>, bool); 4] = [
+        ("pulse_replay_to_file", Some(&vectors), false),
+        ("pulse_replay_no_output", None, false),
+        ("pulse_replay_scored_to_file", Some(&vectors), true),
+        ("pulse_replay_scored_no_vectors", None, true),
+    ];
+    for (name, features, scored) in runs {
         group.bench_function(name, |b| {
             b.iter(|| {
                 let config = ReplayConfig {
-                    capture: capture.clone(),
-                    features_out: features_out.clone(),
-                    dead_letter_out: None,
+                    input: Input::Capture(capture.clone()),
+                    outputs: Outputs {
+                        features: features.map(Into::into),
+                        predictions: scored.then(|| predictions.clone()),
+                        ..Outputs::default()
+                    },
                     engine: EngineConfig::default(),
+                    scoring: scored.then(ScoringConfig::default),
                     progress: false,
                 };
-                runtime.block_on(replay(config)).expect("replay").records
+                let model = scored.then(|| model.clone());
+                runtime.block_on(replay(config, model)).expect("replay").records
             })
         });
     }

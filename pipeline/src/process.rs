@@ -77,12 +77,16 @@ pub struct Processor {
     stream_time: i64,
     invalid: BTreeMap<&'static str, u64>,
     emissions: Vec<Emission>,
+    records: u64,
 }
+
+/// Records between two samples of the engine's state size (for its peak).
+const STATE_SAMPLE_EVERY: u64 = 1 << 18;
 
 impl Processor {
     /// A processor over `engine`.
     pub fn new(engine: Arc<Engine>) -> Processor {
-        Processor { engine, stream_time: i64::MIN, invalid: BTreeMap::new(), emissions: Vec::new() }
+        Processor { engine, stream_time: i64::MIN, invalid: BTreeMap::new(), emissions: Vec::new(), records: 0 }
     }
 
     /// The engine.
@@ -109,6 +113,10 @@ impl Processor {
         raw: &[u8],
         out: &mut Produced,
     ) {
+        self.records += 1;
+        if self.records % STATE_SAMPLE_EVERY == 0 {
+            self.engine.state_size();
+        }
         match decoded {
             Ok(record) => {
                 if let Some(created) = record.created_ms {

@@ -192,6 +192,7 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
     };
     let processor = Processor::new(engine.clone());
     let apply = tokio::task::spawn_blocking(move || apply_batches(processor, line_rx, applied_tx));
+    let keep_vectors = config.outputs.features.is_some();
     let scoring = tokio::spawn(async move {
         let mut stage = stage;
         let mut now = i64::MIN;
@@ -199,7 +200,12 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
             let mut scored = Scored::default();
             if let Some(stage) = stage.as_mut() {
                 now = applied.stream_time.unwrap_or(now).max(now);
-                let vectors = applied.produced.vectors.clone();
+                // The writer needs the vectors only for a features file.
+                let vectors = if keep_vectors {
+                    applied.produced.vectors.clone()
+                } else {
+                    std::mem::take(&mut applied.produced.vectors)
+                };
                 stage.offer(vectors, now, &mut scored).await?;
             }
             if out_tx.send(Finished { produced: std::mem::take(&mut applied.produced), scored }).await.is_err() {

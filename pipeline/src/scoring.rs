@@ -12,6 +12,7 @@
 //! customer), a fatal one stops the stage with the error.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use pulse_model::{ScoreError, Scorer};
@@ -93,6 +94,8 @@ pub struct ScoringStats {
 #[derive(Debug)]
 pub struct ScoringStage<S: Scorer> {
     scorer: S,
+    model: Arc<str>,
+    model_version: Arc<str>,
     queue: ScoreQueue,
     fleet: Fleet,
     alerts: Alerts,
@@ -110,6 +113,8 @@ impl<S: Scorer> ScoringStage<S> {
         config.alarms.validate()?;
         anyhow::ensure!(config.metrics_interval_ms > 0, "the fleet metrics interval must be positive");
         Ok(ScoringStage {
+            model: scorer.model_name().into(),
+            model_version: scorer.model_version().into(),
             scorer,
             queue: ScoreQueue::new(config.batch)?,
             fleet: Fleet::default(),
@@ -158,9 +163,9 @@ impl<S: Scorer> ScoringStage<S> {
                         as_of: v.as_of,
                         segment: Segment::of(s.churn_risk_14d, s.churn_risk_30d, s.health_score),
                         scores: s,
-                        model: self.scorer.model_name().to_owned(),
-                        model_version: self.scorer.model_version().to_owned(),
-                        features_schema: SCHEMA.to_owned(),
+                        model: self.model.clone(),
+                        model_version: self.model_version.clone(),
+                        features_schema: SCHEMA.into(),
                     };
                     self.fleet.update(&prediction);
                     if let Some(alert) = self.alerts.observe(&prediction) {

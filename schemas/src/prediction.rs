@@ -73,10 +73,10 @@ pub struct Prediction {
     pub scores: Scores,
     /// Segment of the outputs.
     pub segment: Segment,
-    /// The model's name.
-    pub model: String,
+    /// The model's name (shared, not copied, between predictions).
+    pub model: std::sync::Arc<str>,
     /// The model's version.
-    pub model_version: String,
+    pub model_version: std::sync::Arc<str>,
     /// The features' schema.
-    pub features_schema: String,
+    pub features_schema: std::borrow::Cow<'static, str>,
 }
