@@ -45,6 +45,12 @@ enum Command {
     ///
     /// Example: pulse train --out model/artifact --report model/EVALUATION.md
     Train(commands::train::TrainArgs),
+    /// Evaluate a model on the held-out customers of the training data (same
+    /// marketplace and split as `pulse train`), next to a constant and a
+    /// logistic-regression baseline.
+    ///
+    /// Example: pulse evaluate --model model/artifact
+    Evaluate(commands::train::EvaluateArgs),
     /// The main job, end to end with no AWS account: a synthetic marketplace
     /// streamed through the engine and the embedded model.
     ///
@@ -93,6 +99,7 @@ fn main() -> ExitCode {
             Command::Replay(args) => commands::replay::run(args).await,
             Command::Generate(args) => commands::generate::run(args).await,
             Command::Train(args) => commands::train::run(args).await,
+            Command::Evaluate(args) => commands::train::evaluate_model(args).await,
             Command::Demo(args) => commands::demo::run(args).await,
             Command::Serve(args) => commands::serve::run(args).await,
         }

@@ -50,19 +50,42 @@ pub(crate) struct TrainArgs {
     quiet: bool,
 }
 
-pub(crate) async fn run(args: TrainArgs) -> Result<()> {
-    let customers = args.customers;
+/// Arguments of `pulse evaluate`.
+#[derive(Args, Debug)]
+pub(crate) struct EvaluateArgs {
+    /// The model to evaluate (default: the embedded one).
+    #[arg(long, value_name = "DIR")]
+    model: Option<PathBuf>,
+    /// Customers in the simulated marketplace (must match training for the same held-out split).
+    #[arg(long, default_value_t = 10_000)]
+    customers: usize,
+    /// Days simulated.
+    #[arg(long, default_value_t = 90)]
+    days: u32,
+    /// Seed of the marketplace (training's --data-seed).
+    #[arg(long, default_value_t = 42)]
+    data_seed: u64,
+    /// Also write the report (Markdown) here.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Builds the labelled splits with a progress bar.
+async fn dataset(customers: usize, days: u32, data_seed: u64, quiet: bool) -> Result<pulse::learn::Splits> {
     anyhow::ensure!(customers >= 20, "--customers must be at least 20 to split 70/15/15");
     let data = DatasetConfig {
-        synth: SynthConfig { customers, days: args.days, seed: args.data_seed, ..SynthConfig::default() },
+        synth: SynthConfig { customers, days, seed: data_seed, ..SynthConfig::default() },
         train_customers: customers * 70 / 100,
         valid_customers: customers * 15 / 100,
         ..DatasetConfig::default()
     };
     let started = Instant::now();
     let streamed = Arc::new(AtomicU64::new(0));
-    let estimate = (customers as u64 * u64::from(args.days) * 23) / 10;
-    let progress = Progress::items(!args.quiet, "dataset", estimate, streamed.clone());
+    let estimate = (customers as u64 * u64::from(days) * 23) / 10;
+    let progress = Progress::items(!quiet, "dataset", estimate, streamed.clone());
     let ticker = progress.spawn_ticker(Duration::from_millis(200));
     let splits = tokio::task::spawn_blocking(move || build(&data, &mut |n| streamed.store(n, Relaxed)))
         .await
@@ -80,7 +103,36 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
         splits.test.data.len(),
         splits.test.customers
     );
+    Ok(splits)
+}
 
+/// `pulse evaluate`: the held-out customers' figures for a model, without training.
+pub(crate) async fn evaluate_model(args: EvaluateArgs) -> Result<()> {
+    let model = super::load_model(args.model.as_deref())?;
+    let splits = dataset(args.customers, args.days, args.data_seed, args.quiet).await?;
+    let report = tokio::task::spawn_blocking(move || evaluate(&model, &splits.train.data, &splits.test))
+        .await
+        .context("evaluation task failed")??;
+    println!("\n{}", report.markdown());
+    if let Some(path) = &args.report {
+        let model = args.model.as_ref().map_or("the embedded model".to_owned(), |d| d.display().to_string());
+        let text = format!(
+            "# Model evaluation\n\nModel: {model}. Made by `pulse evaluate --customers {} --days {} --data-seed {}{}`: \
+             the marketplace and customer split `pulse train` uses, scored on the held-out test customers. \
+             Labels: `docs/LABELS.md`.\n\n{}",
+            args.customers,
+            args.days,
+            args.data_seed,
+            args.model.as_ref().map_or(String::new(), |d| format!(" --model {}", d.display())),
+            report.markdown()
+        );
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn run(args: TrainArgs) -> Result<()> {
+    let splits = dataset(args.customers, args.days, args.data_seed, args.quiet).await?;
     let cfg = TrainConfig {
         seed: args.seed,
         max_epochs: args.max_epochs,
