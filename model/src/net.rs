@@ -15,7 +15,8 @@ pub const TRUNK: [usize; 3] = [128, 64, 32];
 /// Width of each head's hidden layer.
 pub const HEAD_HIDDEN: usize = 16;
 /// The heads, in output order.
-pub const HEADS: [&str; 5] = ["first_session_success", "session_velocity", "churn_risk_14d", "churn_risk_30d", "health_score"];
+pub const HEADS: [&str; 5] =
+    ["first_session_success", "session_velocity", "churn_risk_14d", "churn_risk_30d", "health_score"];
 
 /// A dense layer `x · w + b` with `w` of shape (in, out).
 #[derive(Clone, Debug)]
@@ -137,7 +138,10 @@ impl Net {
         Ok(FusedNet {
             trunk: self.trunk.clone(),
             hidden: Dense { w: hidden_w, b: hidden_b },
-            out: Dense { w: Tensor::from_vec(block, (n * HEAD_HIDDEN, n), &device)?, b: Tensor::from_vec(out_b, n, &device)? },
+            out: Dense {
+                w: Tensor::from_vec(block, (n * HEAD_HIDDEN, n), &device)?,
+                b: Tensor::from_vec(out_b, n, &device)?,
+            },
         })
     }
 }

@@ -222,8 +222,11 @@ pub fn train(
             opt.backward_step(&l)?;
             sum += f64::from(l.to_scalar::<f32>()?) * chunk.len() as f64;
         }
-        let report =
-            EpochReport { epoch, train_loss: sum / tr.n as f64, valid_loss: va.mean_loss(&net, &cfg.loss_weights, &device)? };
+        let report = EpochReport {
+            epoch,
+            train_loss: sum / tr.n as f64,
+            valid_loss: va.mean_loss(&net, &cfg.loss_weights, &device)?,
+        };
         on_epoch(report);
         history.push(report);
         if report.valid_loss < best.0 {
@@ -274,7 +277,8 @@ impl Logistic {
         let y = Tensor::from_vec(y, (data.len(), 1), &device)?;
         let w = Var::zeros((FEATURE_COUNT, 1), candle_core::DType::F32, &device)?;
         let b = Var::zeros(1, candle_core::DType::F32, &device)?;
-        let mut opt = AdamW::new(vec![w.clone(), b.clone()], ParamsAdamW { lr: 0.05, weight_decay: 0.0, ..Default::default() })?;
+        let mut opt =
+            AdamW::new(vec![w.clone(), b.clone()], ParamsAdamW { lr: 0.05, weight_decay: 0.0, ..Default::default() })?;
         for _ in 0..300 {
             let logits = x.matmul(w.as_tensor())?.broadcast_add(b.as_tensor())?;
             opt.backward_step(&bce_logits(&logits, &y)?)?;

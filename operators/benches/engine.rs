@@ -46,7 +46,11 @@ fn stream(customers: u64, per_customer: u64) -> Vec<StreamRecord<'static>> {
                 status: if i % 9 == 0 { PaymentStatus::Failed } else { PaymentStatus::Succeeded },
             },
             6 => EventKind::MessageReply { from: Party::Student, response_minutes: (i % 90) as f64, tutor_id: None },
-            7 => EventKind::MessageReply { from: Party::Tutor, response_minutes: (i % 30) as f64, tutor_id: Some(tutor()) },
+            7 => EventKind::MessageReply {
+                from: Party::Tutor,
+                response_minutes: (i % 30) as f64,
+                tutor_id: Some(tutor()),
+            },
             8 => EventKind::SessionCancelled { tutor_id: tutor(), cancelled_by: Party::Student },
             _ => EventKind::IbCall { sentiment: Sentiment::Neutral },
         };
@@ -56,7 +60,11 @@ fn stream(customers: u64, per_customer: u64) -> Vec<StreamRecord<'static>> {
             ts: EventTime(ts),
             kind,
         };
-        out.push(StreamRecord { created_ms: Some(ts as f64), sequence_number: None, change: StreamChange::Insert(event) });
+        out.push(StreamRecord {
+            created_ms: Some(ts as f64),
+            sequence_number: None,
+            change: StreamChange::Insert(event),
+        });
     }
     out
 }

@@ -255,4 +255,3 @@ fn leave_band(store: &Store, aggs: &mut Aggregates, wi: usize, to: i64) {
 }
 
 const _: () = assert!(WINDOW_DAYS[W30] * DAY_MS == HORIZON_MS);
-

@@ -26,7 +26,9 @@ pub(crate) struct ExactSum {
 /// `x` in units of 2^-64, when that is exact; integer operations only (a
 /// float `fract` or `i128` conversion is a library call on baseline x86-64).
 fn to_fixed(x: f64) -> Option<i128> {
-    if !(x.abs() < LIMIT) {
+    // Written so that NaN (never passed in: values are validated finite)
+    // also takes the fallback path.
+    if x.abs().partial_cmp(&LIMIT) != Some(std::cmp::Ordering::Less) {
         return None;
     }
     let bits = x.to_bits();

@@ -192,11 +192,8 @@ pub(crate) fn compute(t: i64, a: &Aggregates, r: &Recency, ids: &TutorIds) -> Fe
     f[idx::DAYS_SINCE_LAST_IB_CALL] = capped(r.latest[3], 365.0);
     f[idx::STUDENT_CANCELLATIONS_7D] = f64::from(w7.student_cancels);
     f[idx::STUDENT_CANCELLATIONS_30D] = f64::from(w30.student_cancels);
-    f[idx::CANCELLATION_RATE_30D] = ratio(|| 
-        f64::from(w30.student_cancels),
-        w30.sessions + w30.student_cancels + w30.no_shows,
-        0.0,
-    );
+    f[idx::CANCELLATION_RATE_30D] =
+        ratio(|| f64::from(w30.student_cancels), w30.sessions + w30.student_cancels + w30.no_shows, 0.0);
     f[idx::NO_SHOWS_30D] = f64::from(w30.no_shows);
     f[idx::STUDENT_REPLY_MINUTES_30D] = ratio(|| w30.student_reply_minutes.value(), w30.student_replies, 0.0);
 

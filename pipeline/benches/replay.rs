@@ -12,8 +12,8 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use pulse::io::Output;
 use pulse::replay::{replay, Input, Outputs, ReplayConfig};
 use pulse::scoring::ScoringConfig;
-use pulse_model::{embedded, EmbeddedModel};
 use pulse::synth::{generate, SynthConfig};
+use pulse_model::{embedded, EmbeddedModel};
 use pulse_operators::EngineConfig;
 
 fn bench_replay(c: &mut Criterion) {

@@ -70,9 +70,9 @@ pub fn open_input(path: &Path) -> Result<Input> {
     let counted = BufReader::with_capacity(1 << 20, Counting { inner: file, read: consumed.clone() });
     let reader: Box<dyn Read + Send> = match Compression::of(path) {
         Compression::None => Box::new(counted),
-        Compression::Zstd => Box::new(
-            zstd::Decoder::with_buffer(counted).with_context(|| format!("{} is not zstd", path.display()))?,
-        ),
+        Compression::Zstd => {
+            Box::new(zstd::Decoder::with_buffer(counted).with_context(|| format!("{} is not zstd", path.display()))?)
+        }
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(counted)),
     };
     Ok(Input { reader, file_bytes, consumed })
@@ -108,9 +108,7 @@ impl Output {
         let inner = match Compression::of(path) {
             Compression::None => OutputKind::Plain(buffered),
             Compression::Zstd => OutputKind::Zstd(zstd::Encoder::new(buffered, 3)?),
-            Compression::Gzip => {
-                OutputKind::Gzip(flate2::write::GzEncoder::new(buffered, flate2::Compression::fast()))
-            }
+            Compression::Gzip => OutputKind::Gzip(flate2::write::GzEncoder::new(buffered, flate2::Compression::fast())),
         };
         Ok(Output { inner, path: path.display().to_string() })
     }

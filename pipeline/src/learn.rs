@@ -183,7 +183,9 @@ pub fn build(config: &DatasetConfig, progress: &mut dyn FnMut(u64)) -> Result<Sp
                         let f = futures.entry(e.customer_id.to_string()).or_default();
                         f.activity.push(e.ts.0);
                         match &e.kind {
-                            EventKind::SessionCompleted { tutor_id, .. } => f.sessions.push((e.ts.0, tutor_id.to_string())),
+                            EventKind::SessionCompleted { tutor_id, .. } => {
+                                f.sessions.push((e.ts.0, tutor_id.to_string()))
+                            }
                             EventKind::SessionRated { tutor_id, rating } => {
                                 f.ratings.push((e.ts.0, tutor_id.to_string(), *rating))
                             }
@@ -353,11 +355,7 @@ pub struct Evaluation {
 }
 
 /// Scores the test split with the model and the baselines.
-pub fn evaluate(
-    model: &pulse_model::EmbeddedModel,
-    train: &Dataset,
-    test: &Split,
-) -> Result<Evaluation> {
+pub fn evaluate(model: &pulse_model::EmbeddedModel, train: &Dataset, test: &Split) -> Result<Evaluation> {
     use pulse_model::metrics::{accuracy, auc, mae};
     use pulse_model::train::Logistic;
     let rows = &test.data.rows;
@@ -373,7 +371,12 @@ pub fn evaluate(
     type Pick = fn(&Targets) -> f32;
     type Out = fn(&pulse_schemas::prediction::Scores) -> f64;
     let binary: [(&'static str, Pick, Out, Option<&'static str>); 3] = [
-        ("first_session_success", |t| t.first_session_success, |s| s.first_session_success, Some("accuracy \"100%\" (suggests leakage)")),
+        (
+            "first_session_success",
+            |t| t.first_session_success,
+            |s| s.first_session_success,
+            Some("accuracy \"100%\" (suggests leakage)"),
+        ),
         ("churn_risk_14d", |t| t.churn_risk_14d, |s| s.churn_risk_14d, None),
         ("churn_risk_30d", |t| t.churn_risk_30d, |s| s.churn_risk_30d, None),
     ];

@@ -10,11 +10,11 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 pub mod io;
+pub mod learn;
 pub mod process;
 pub mod progress;
 pub mod replay;
 pub mod scoring;
 pub mod serve;
-pub mod learn;
 pub mod summary;
 pub mod synth;

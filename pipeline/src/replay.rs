@@ -219,7 +219,11 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
                 return Err(anyhow!("the writer stopped early"));
             }
         }
-        Ok::<_, anyhow::Error>(stage.map(|s| ScoringSummary { stats: s.stats(), fleet: s.fleet(), top_at_risk: s.top_at_risk(10) }))
+        Ok::<_, anyhow::Error>(stage.map(|s| ScoringSummary {
+            stats: s.stats(),
+            fleet: s.fleet(),
+            top_at_risk: s.top_at_risk(10),
+        }))
     });
     let outputs = config.outputs.clone();
     let writer = tokio::task::spawn_blocking(move || write_outputs(out_rx, &outputs));

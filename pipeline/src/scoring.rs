@@ -16,7 +16,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use pulse_model::{ScoreError, Scorer};
-use pulse_operators::scoring::{Alarm, Alarms, Alert, AlertPolicy, Alerts, BatchPolicy, Fleet, FleetMetrics, ScoreQueue};
+use pulse_operators::scoring::{
+    Alarm, Alarms, Alert, AlertPolicy, Alerts, BatchPolicy, Fleet, FleetMetrics, ScoreQueue,
+};
 use pulse_schemas::prediction::Prediction;
 use pulse_schemas::{CustomerId, FeatureVector, Segment, SCHEMA};
 use serde::Serialize;
@@ -225,10 +227,7 @@ impl<S: Scorer> ScoringStage<S> {
     pub fn top_at_risk(&self, n: usize) -> Vec<Prediction> {
         let mut all: Vec<&Prediction> = self.latest.values().collect();
         all.sort_by(|a, b| {
-            b.scores
-                .churn_risk_14d
-                .total_cmp(&a.scores.churn_risk_14d)
-                .then_with(|| a.customer_id.cmp(&b.customer_id))
+            b.scores.churn_risk_14d.total_cmp(&a.scores.churn_risk_14d).then_with(|| a.customer_id.cmp(&b.customer_id))
         });
         all.into_iter().take(n).cloned().collect()
     }

@@ -47,38 +47,24 @@ pub fn replay_table(s: &ReplaySummary) -> String {
     }
     row("late (adds / retractions)", format!("{} / {}", thousands(e.late_adds), thousands(e.late_retractions)));
     row("duplicates", thousands(e.duplicates));
-    row("retractions (held / not held)", format!("{} / {}", thousands(e.events_retracted), thousands(e.retractions_not_held)));
+    row(
+        "retractions (held / not held)",
+        format!("{} / {}", thousands(e.events_retracted), thousands(e.retractions_not_held)),
+    );
     row("ttl expiries", thousands(e.ttl_expiries));
     row("non-event records", thousands(e.non_events));
     row("customers", thousands(s.state.customers));
     row("held events (end)", thousands(s.state.held_events));
     row("state (end / peak)", format!("{} / {}", bytes(s.state.bytes), bytes(s.state.peak_bytes)));
-    if s.state.customers > 0 {
-        row("state per customer (end)", bytes(s.state.bytes / s.state.customers));
+    if let Some(per) = s.state.bytes.checked_div(s.state.customers) {
+        row("state per customer (end)", bytes(per));
+    }
+    if let Some(per) = s.state.bytes.checked_div(s.state.held_events) {
+        row("state per held event (end)", bytes(per));
     }
     row("wall time", format!("{:.2} s", s.seconds));
     row("records/s", thousands(s.records_per_second as u64));
     t
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn thousands_groups_digits() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
-        assert_eq!(thousands(1234567), "1,234,567");
-    }
-
-    #[test]
-    fn bytes_picks_a_unit() {
-        assert_eq!(bytes(512), "512 B");
-        assert_eq!(bytes(1536), "1.5 KiB");
-        assert_eq!(bytes(3 * 1024 * 1024), "3.0 MiB");
-    }
 }
 
 /// Today's system rescans every customer this often.
@@ -106,9 +92,15 @@ pub fn demo_report(s: &ReplaySummary, customers: u64, rescan_ms: i64) -> String 
         row("stream time covered", format!("{days:.1} days"));
         row(
             "5-min full rescan would make",
-            format!("{} calls ({} rescans x {} customers)", thousands(rescan_calls), thousands(rescans), thousands(customers)),
+            format!(
+                "{} calls ({} rescans x {} customers)",
+                thousands(rescan_calls),
+                thousands(rescans),
+                thousands(customers)
+            ),
         );
-        let ratio = |ours: u64| if ours == 0 { "n/a".to_owned() } else { format!("{:.0}x", rescan_calls as f64 / ours as f64) };
+        let ratio =
+            |ours: u64| if ours == 0 { "n/a".to_owned() } else { format!("{:.0}x", rescan_calls as f64 / ours as f64) };
         row("  vs pulse's rows scored", format!("{} fewer", ratio(st.model_rows)));
         row("  vs pulse's model calls", format!("{} fewer", ratio(st.model_calls)));
         if s.records > 0 {
@@ -129,7 +121,11 @@ pub fn demo_report(s: &ReplaySummary, customers: u64, rescan_ms: i64) -> String 
         f.average_health_score
     );
     let _ = writeln!(t, "\ncustomers most at risk (latest prediction)");
-    let _ = writeln!(t, "  {:<14} {:>8} {:>8} {:>7} {:>10}  segment", "customer", "churn14", "churn30", "health", "sessions/w");
+    let _ = writeln!(
+        t,
+        "  {:<14} {:>8} {:>8} {:>7} {:>10}  segment",
+        "customer", "churn14", "churn30", "health", "sessions/w"
+    );
     for p in &sc.top_at_risk {
         let _ = writeln!(
             t,
@@ -143,4 +139,24 @@ pub fn demo_report(s: &ReplaySummary, customers: u64, rescan_ms: i64) -> String 
         );
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn bytes_picks_a_unit() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(3 * 1024 * 1024), "3.0 MiB");
+    }
 }

@@ -47,14 +47,11 @@ struct RawIdentity<'a> {
 /// `ApproximateCreationDateTime` is read as seconds since the epoch (the
 /// DynamoDB Streams / Lambda shape), possibly fractional.
 pub fn decode_line(line: &[u8]) -> Result<StreamRecord<'_>, Invalid> {
-    let raw: RawRecord<'_> =
-        serde_json::from_slice(line).map_err(|e| InvalidReason::Malformed(e.to_string()))?;
+    let raw: RawRecord<'_> = serde_json::from_slice(line).map_err(|e| InvalidReason::Malformed(e.to_string()))?;
     let event_name = raw.event_name.ok_or_else(|| InvalidReason::Malformed("eventName is missing".into()))?;
     let stream = raw.dynamodb.ok_or_else(|| InvalidReason::Malformed("dynamodb is missing".into()))?;
-    let by_ttl = raw
-        .user_identity
-        .as_ref()
-        .is_some_and(|u| is_ttl_identity(u.type_.as_deref(), u.principal_id.as_deref()));
+    let by_ttl =
+        raw.user_identity.as_ref().is_some_and(|u| is_ttl_identity(u.type_.as_deref(), u.principal_id.as_deref()));
     let parts = RecordParts {
         created_ms: stream.approximate_creation_date_time.map(|s| s * 1000.0),
         sequence_number: stream.sequence_number,

@@ -183,9 +183,7 @@ impl EventKind<'_> {
                 EventKind::SessionCancelled { tutor_id: own(tutor_id), cancelled_by }
             }
             EventKind::SessionNoShow { tutor_id } => EventKind::SessionNoShow { tutor_id: own(tutor_id) },
-            EventKind::SessionRated { tutor_id, rating } => {
-                EventKind::SessionRated { tutor_id: own(tutor_id), rating }
-            }
+            EventKind::SessionRated { tutor_id, rating } => EventKind::SessionRated { tutor_id: own(tutor_id), rating },
             EventKind::Login => EventKind::Login,
             EventKind::Payment { amount, status } => EventKind::Payment { amount, status },
             EventKind::IbCall { sentiment } => EventKind::IbCall { sentiment },

@@ -155,7 +155,6 @@ mod features_array {
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Features, D::Error> {
         let v = Vec::<f64>::deserialize(d)?;
         let n = v.len();
-        v.try_into()
-            .map_err(|_| D::Error::custom(format!("expected {FEATURE_COUNT} features, found {n}")))
+        v.try_into().map_err(|_| D::Error::custom(format!("expected {FEATURE_COUNT} features, found {n}")))
     }
 }

@@ -15,10 +15,7 @@ use crate::record::{is_ttl_identity, Invalid, RecordParts, StreamRecord};
 /// counts as absent here.
 pub fn decode_record(record: &EventRecord) -> Result<StreamRecord<'_>, Invalid> {
     let change = &record.change;
-    let by_ttl = record
-        .user_identity
-        .as_ref()
-        .is_some_and(|u| is_ttl_identity(Some(&u.type_), Some(&u.principal_id)));
+    let by_ttl = record.user_identity.as_ref().is_some_and(|u| is_ttl_identity(Some(&u.type_), Some(&u.principal_id)));
     let parts = RecordParts {
         created_ms: Some(change.approximate_creation_date_time.timestamp_millis() as f64),
         sequence_number: change.sequence_number.as_deref().map(Into::into),

@@ -119,7 +119,9 @@ pub enum InvalidReason {
         allowed: &'static str,
     },
     /// The new event is more than an hour ahead of the record's creation time.
-    #[error("future event: ts {ts} is more than 1 hour after the record's ApproximateCreationDateTime ({created_ms} ms)")]
+    #[error(
+        "future event: ts {ts} is more than 1 hour after the record's ApproximateCreationDateTime ({created_ms} ms)"
+    )]
     FutureEvent {
         /// Event time.
         ts: i64,
@@ -198,10 +200,9 @@ impl StreamChange<'_> {
     pub fn into_owned(self) -> StreamChange<'static> {
         match self {
             StreamChange::Insert(e) => StreamChange::Insert(e.into_owned()),
-            StreamChange::Modify { old, new } => StreamChange::Modify {
-                old: old.map(Event::into_owned),
-                new: new.map(Event::into_owned),
-            },
+            StreamChange::Modify { old, new } => {
+                StreamChange::Modify { old: old.map(Event::into_owned), new: new.map(Event::into_owned) }
+            }
             StreamChange::Remove(e) => StreamChange::Remove(e.into_owned()),
             StreamChange::TtlExpiry => StreamChange::TtlExpiry,
             StreamChange::NotAnEvent => StreamChange::NotAnEvent,

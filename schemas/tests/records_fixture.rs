@@ -87,20 +87,18 @@ fn reason(line: &str) -> InvalidReason {
 #[test]
 fn invalid_images_name_the_attribute_and_rule() {
     use serde_json::json;
-    assert_eq!(reason(&insert_with("ts", json!({"N": "12.5"}))), InvalidReason::BadTimestamp {
-        side: Side::New,
-        value: "12.5".into()
-    });
-    assert_eq!(reason(&insert_with("ts", json!({"S": "1767599990000"}))), InvalidReason::WrongType {
-        side: Side::New,
-        name: "ts",
-        expected: "N",
-        found: "S"
-    });
-    assert_eq!(reason(&insert_with("tutor_id", serde_json::Value::Null)), InvalidReason::MissingAttribute {
-        side: Side::New,
-        name: "tutor_id"
-    });
+    assert_eq!(
+        reason(&insert_with("ts", json!({"N": "12.5"}))),
+        InvalidReason::BadTimestamp { side: Side::New, value: "12.5".into() }
+    );
+    assert_eq!(
+        reason(&insert_with("ts", json!({"S": "1767599990000"}))),
+        InvalidReason::WrongType { side: Side::New, name: "ts", expected: "N", found: "S" }
+    );
+    assert_eq!(
+        reason(&insert_with("tutor_id", serde_json::Value::Null)),
+        InvalidReason::MissingAttribute { side: Side::New, name: "tutor_id" }
+    );
     assert!(matches!(
         reason(&insert_with("duration_min", json!({"N": "0"}))),
         InvalidReason::OutOfRange { name: "duration_min", .. }
@@ -144,7 +142,8 @@ fn a_non_event_image_is_never_invalid() {
 
 #[test]
 fn malformed_lines_are_reported_not_panicked() {
-    for line in ["", "not json", "{}", "[1,2]", r#"{"eventName":"INSERT"}"#, r#"{"eventName":"UPSERT","dynamodb":{}}"#] {
+    for line in ["", "not json", "{}", "[1,2]", r#"{"eventName":"INSERT"}"#, r#"{"eventName":"UPSERT","dynamodb":{}}"#]
+    {
         let err = decode_line(line.as_bytes()).unwrap_err();
         assert!(!err.to_string().is_empty(), "{line}");
     }

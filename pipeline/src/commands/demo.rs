@@ -79,11 +79,12 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     };
     let summary = replay::<EmbeddedModel>(config, Some(model)).await?;
     println!("{}", demo_report(&summary, args.customers as u64, RESCAN_INTERVAL_MS));
-    let files: Vec<String> = [&outputs.predictions, &outputs.alerts, &outputs.metrics, &outputs.dead_letters, &outputs.features]
-        .into_iter()
-        .flatten()
-        .map(|p| p.display().to_string())
-        .collect();
+    let files: Vec<String> =
+        [&outputs.predictions, &outputs.alerts, &outputs.metrics, &outputs.dead_letters, &outputs.features]
+            .into_iter()
+            .flatten()
+            .map(|p| p.display().to_string())
+            .collect();
     println!("wrote {}", files.join(", "));
     Ok(())
 }

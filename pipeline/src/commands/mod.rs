@@ -1,11 +1,11 @@
 //! The subcommands of the `pulse` binary: argument parsing and printing;
 //! the work is in the library.
 
+pub(crate) mod demo;
 pub(crate) mod generate;
 pub(crate) mod replay;
 pub(crate) mod serve;
 pub(crate) mod train;
-pub(crate) mod demo;
 
 use std::path::Path;
 

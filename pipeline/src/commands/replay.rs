@@ -117,8 +117,9 @@ impl ScoringArgs {
 }
 
 pub(crate) async fn run(args: ReplayArgs) -> Result<()> {
-    let wants_scores =
-        args.scoring.predictions_out.is_some() || args.scoring.alerts_out.is_some() || args.scoring.metrics_out.is_some();
+    let wants_scores = args.scoring.predictions_out.is_some()
+        || args.scoring.alerts_out.is_some()
+        || args.scoring.metrics_out.is_some();
     anyhow::ensure!(args.score || !wants_scores, "--predictions-out, --alerts-out and --metrics-out need --score");
     let model = if args.score { Some(super::load_model(args.scoring.model.as_deref())?) } else { None };
     let config = ReplayConfig {

@@ -154,7 +154,11 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
     })
     .await
     .context("training task failed")??;
-    println!("trained in {:.1} s; artifact in {}\n\n{report}", train_started.elapsed().as_secs_f64(), args.out.display());
+    println!(
+        "trained in {:.1} s; artifact in {}\n\n{report}",
+        train_started.elapsed().as_secs_f64(),
+        args.out.display()
+    );
     if let Some(path) = report_path {
         let header = format!(
             "# Model evaluation\n\nMade by `pulse train --customers {} --days {} --data-seed {} --seed {} --out {} --report {}`.\n\n",
