@@ -92,6 +92,9 @@ pub struct ScoringStats {
     pub alerts: u64,
 }
 
+/// Attempts at a failing model before [`ScoringStage::flush`] gives up.
+const FLUSH_ATTEMPTS: u32 = 3;
+
 /// The stage's state.
 #[derive(Debug)]
 pub struct ScoringStage<S: Scorer> {
@@ -133,26 +136,46 @@ impl<S: Scorer> ScoringStage<S> {
     /// Offers vectors at time `now` and scores every batch that is ready.
     pub async fn offer(&mut self, vectors: Vec<FeatureVector>, now: i64, out: &mut Scored) -> Result<()> {
         for v in vectors {
+            // Backpressure: a full queue is drained (oldest first, whatever
+            // their linger) before it takes more, so memory stays bounded.
+            while self.queue.is_full() {
+                let Some(batch) = self.queue.take_ready(i64::MAX) else { break };
+                if !self.score(batch, now, out).await? {
+                    bail!("the model keeps failing and {} vectors are waiting", self.queue.pending());
+                }
+            }
             self.stats.vectors_offered += 1;
             self.queue.offer(v, now);
         }
         while let Some(batch) = self.queue.take_ready(now) {
-            self.score(batch, now, out).await?;
+            if !self.score(batch, now, out).await? {
+                break; // failed: the rows wait for the next step
+            }
         }
         self.snapshot_if_due(now, out);
         Ok(())
     }
 
-    /// Scores everything still waiting (end of input, shutdown).
+    /// Scores everything still waiting (end of input, shutdown), trying a
+    /// failing model up to `FLUSH_ATTEMPTS` times before giving up with an
+    /// error that says how many vectors were left unscored.
     pub async fn flush(&mut self, now: i64, out: &mut Scored) -> Result<()> {
+        let mut failures = 0;
         while let Some(batch) = self.queue.take_ready(i64::MAX) {
-            self.score(batch, now, out).await?;
+            if !self.score(batch, now, out).await? {
+                failures += 1;
+                if failures >= FLUSH_ATTEMPTS {
+                    bail!("the model failed {failures} times; {} vectors were left unscored", self.queue.pending());
+                }
+            }
         }
         out.metrics.push(self.snapshot(now));
         Ok(())
     }
 
-    async fn score(&mut self, batch: Vec<FeatureVector>, now: i64, out: &mut Scored) -> Result<()> {
+    /// Scores a batch: `Ok(true)` scored, `Ok(false)` a retryable failure
+    /// (rows requeued), `Err` a fatal one.
+    async fn score(&mut self, batch: Vec<FeatureVector>, now: i64, out: &mut Scored) -> Result<bool> {
         let rows: Vec<_> = batch.iter().map(|v| v.features).collect();
         self.stats.model_calls += 1;
         self.stats.model_rows += rows.len() as u64;
@@ -178,7 +201,7 @@ impl<S: Scorer> ScoringStage<S> {
                     self.stats.predictions += 1;
                     out.predictions.push(prediction);
                 }
-                Ok(())
+                Ok(true)
             }
             Ok(scores) => {
                 self.queue.requeue(batch.clone(), now);
@@ -189,7 +212,7 @@ impl<S: Scorer> ScoringStage<S> {
                 self.failures_since_snapshot += 1;
                 tracing::warn!(%reason, rows = batch.len(), "scoring failed; rows requeued");
                 self.queue.requeue(batch, now);
-                Ok(())
+                Ok(false)
             }
             Err(fatal) => bail!(fatal),
         }
@@ -230,5 +253,114 @@ impl<S: Scorer> ScoringStage<S> {
             b.scores.churn_risk_14d.total_cmp(&a.scores.churn_risk_14d).then_with(|| a.customer_id.cmp(&b.customer_id))
         });
         all.into_iter().take(n).cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pulse_schemas::prediction::Scores;
+    use pulse_schemas::{Features, Source, Trigger};
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+    /// A model that fails its first `fail_first` calls (retryable), then
+    /// scores churn risk 14d = the first feature.
+    struct Flaky {
+        fail_first: u64,
+        calls: AtomicU64,
+    }
+
+    impl Scorer for Flaky {
+        fn model_name(&self) -> &str {
+            "flaky"
+        }
+        fn model_version(&self) -> &str {
+            "0"
+        }
+        fn score(
+            &self,
+            rows: &[Features],
+        ) -> impl std::future::Future<Output = Result<Vec<Scores>, ScoreError>> + Send {
+            let n = self.calls.fetch_add(1, Relaxed);
+            let out = if n < self.fail_first {
+                Err(ScoreError::Retryable("endpoint throttled".into()))
+            } else {
+                Ok(rows
+                    .iter()
+                    .map(|r| Scores {
+                        first_session_success: 0.5,
+                        session_velocity: 1.0,
+                        churn_risk_14d: r[0],
+                        churn_risk_30d: r[0],
+                        health_score: 100.0 * (1.0 - r[0]),
+                    })
+                    .collect())
+            };
+            std::future::ready(out)
+        }
+    }
+
+    fn vector(customer: &str, as_of: i64, risk: f64) -> FeatureVector {
+        let mut features = [0.0; 46];
+        features[0] = risk;
+        FeatureVector {
+            customer_id: CustomerId::new(customer),
+            as_of,
+            trigger: Trigger::Event,
+            source: Source::default(),
+            schema: SCHEMA.into(),
+            features,
+        }
+    }
+
+    fn config(max_rows: usize, linger_ms: i64, max_pending: usize) -> ScoringConfig {
+        ScoringConfig {
+            batch: BatchPolicy { max_rows, max_linger_ms: linger_ms, max_pending },
+            ..ScoringConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn failures_requeue_and_nothing_is_made_up() {
+        let mut stage =
+            ScoringStage::new(Flaky { fail_first: 2, calls: AtomicU64::new(0) }, config(10, 0, 100)).unwrap();
+        let mut out = Scored::default();
+        stage.offer(vec![vector("a", 1, 0.9), vector("b", 1, 0.1)], 0, &mut out).await.unwrap();
+        assert!(out.predictions.is_empty(), "no prediction while the model fails");
+        stage.offer(vec![], 1, &mut out).await.unwrap();
+        assert!(out.predictions.is_empty());
+        stage.offer(vec![vector("a", 2, 0.95)], 2, &mut out).await.unwrap();
+        // Third call succeeds: a's newest vector and b, each once.
+        let got: Vec<(&str, i64)> = out.predictions.iter().map(|p| (p.customer_id.as_str(), p.as_of)).collect();
+        assert_eq!(got.len(), 2);
+        assert!(got.contains(&("a", 2)) && got.contains(&("b", 1)));
+        let stats = stage.stats();
+        assert_eq!((stats.model_failures, stats.model_calls, stats.predictions), (2, 3, 2));
+        assert_eq!(out.alerts.len(), 1, "a rose above 0.7 once");
+    }
+
+    #[tokio::test]
+    async fn a_model_that_never_recovers_fails_the_flush_loudly() {
+        let mut stage =
+            ScoringStage::new(Flaky { fail_first: u64::MAX, calls: AtomicU64::new(0) }, config(10, 0, 100)).unwrap();
+        let mut out = Scored::default();
+        stage.offer(vec![vector("a", 1, 0.9)], 0, &mut out).await.unwrap();
+        let err = stage.flush(1, &mut out).await.unwrap_err();
+        assert!(err.to_string().contains("1 vectors were left unscored"), "{err}");
+        assert!(out.predictions.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_is_drained_before_taking_more() {
+        let mut stage =
+            ScoringStage::new(Flaky { fail_first: 0, calls: AtomicU64::new(0) }, config(4, 1_000_000, 4)).unwrap();
+        let mut out = Scored::default();
+        let many: Vec<_> = (0..10).map(|i| vector(&format!("c{i}"), 1, 0.2)).collect();
+        stage.offer(many, 0, &mut out).await.unwrap();
+        // Linger is huge, yet the queue never held more than 4: 8 were scored.
+        assert_eq!(out.predictions.len(), 8);
+        stage.flush(0, &mut out).await.unwrap();
+        assert_eq!(out.predictions.len(), 10);
+        assert_eq!(out.metrics.last().unwrap().metrics.total_customers_processed, 10);
     }
 }
