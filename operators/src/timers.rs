@@ -52,7 +52,9 @@ impl TimerPolicy {
         match *self {
             TimerPolicy::Off => None,
             TimerPolicy::Every { interval_ms, max_silence_ms } => {
-                let due = last_as_of.checked_add(interval_ms)?;
+                // A zero or negative interval would fire the same timer
+                // forever: the engine treats it as 1 ms (the CLI refuses it).
+                let due = last_as_of.checked_add(interval_ms.max(1))?;
                 (due.saturating_sub(clock) <= max_silence_ms).then_some(due)
             }
         }

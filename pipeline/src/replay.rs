@@ -32,6 +32,11 @@ use crate::progress::Progress;
 use crate::scoring::{Scored, ScoringConfig, ScoringStage, ScoringStats};
 use crate::synth::{generate, SynthConfig};
 
+/// A stage stopped because the next one is gone; that one's error is the cause.
+#[derive(Debug, thiserror::Error)]
+#[error("the {0} stage stopped early")]
+struct StoppedEarly(&'static str);
+
 /// Lines per batch between stages.
 const BATCH_LINES: usize = 2048;
 /// Batches in flight between two stages.
@@ -209,14 +214,14 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
                 stage.offer(vectors, now, &mut scored).await?;
             }
             if out_tx.send(Finished { produced: std::mem::take(&mut applied.produced), scored }).await.is_err() {
-                return Err(anyhow!("the writer stopped early"));
+                return Err(StoppedEarly("writer").into());
             }
         }
         if let Some(stage) = stage.as_mut() {
             let mut scored = Scored::default();
             stage.flush(now, &mut scored).await?;
             if out_tx.send(Finished { produced: Produced::default(), scored }).await.is_err() {
-                return Err(anyhow!("the writer stopped early"));
+                return Err(StoppedEarly("writer").into());
             }
         }
         Ok::<_, anyhow::Error>(stage.map(|s| ScoringSummary {
@@ -235,7 +240,16 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
     let written = writer.await.context("writer task failed")?;
     ticker.abort();
     progress.finish();
-    // Report the first failure in pipeline order: a read error explains the rest.
+    // Report the failure that explains the others: a stage that stopped
+    // because the next one went away only says so, so a real error anywhere
+    // (a read error, a model failure, a file that cannot be created) wins.
+    let first_real = [read.as_ref().err(), applied.as_ref().err(), scored.as_ref().err(), written.as_ref().err()]
+        .into_iter()
+        .flatten()
+        .find(|e| e.downcast_ref::<StoppedEarly>().is_none());
+    if let Some(e) = first_real {
+        return Err(anyhow!("{e:#}"));
+    }
     let lines = read?;
     let (records, invalid, span) = applied?;
     let scoring = scored?;
@@ -292,13 +306,17 @@ struct BatchWriter {
     tx: mpsc::Sender<LineBatch>,
     batch: LineBatch,
     lines: u64,
+    stopped: bool,
 }
 
 impl BatchWriter {
     fn send(&mut self) -> std::io::Result<()> {
         let next = LineBatch { first_line: self.lines + 1, ..LineBatch::default() };
         let full = std::mem::replace(&mut self.batch, next);
-        self.tx.blocking_send(full).map_err(|_| std::io::Error::other("the engine stage stopped"))
+        self.tx.blocking_send(full).map_err(|_| {
+            self.stopped = true;
+            std::io::Error::other(StoppedEarly("engine"))
+        })
     }
 }
 
@@ -325,8 +343,11 @@ impl Write for BatchWriter {
 }
 
 fn generate_lines(config: &SynthConfig, tx: mpsc::Sender<LineBatch>, made: Arc<AtomicU64>) -> Result<u64> {
-    let mut writer = BatchWriter { tx, batch: LineBatch { first_line: 1, ..LineBatch::default() }, lines: 0 };
-    generate(config, &mut writer, &mut |n| made.store(n, Relaxed))?;
+    let mut writer =
+        BatchWriter { tx, batch: LineBatch { first_line: 1, ..LineBatch::default() }, lines: 0, stopped: false };
+    if let Err(e) = generate(config, &mut writer, &mut |n| made.store(n, Relaxed)) {
+        return Err(if writer.stopped { StoppedEarly("engine").into() } else { e });
+    }
     if !writer.batch.ends.is_empty() {
         writer.send()?;
     }
@@ -360,7 +381,7 @@ fn apply_batches(
         }
         let applied = Applied { produced: out, stream_time: processor.stream_time() };
         if tx.blocking_send(applied).is_err() {
-            return Err(anyhow!("the scoring stage stopped early"));
+            return Err(StoppedEarly("scoring").into());
         }
     }
     let span = first_time.zip(processor.stream_time());

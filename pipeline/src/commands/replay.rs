@@ -58,7 +58,12 @@ impl TimerArgs {
         let TimerPolicy::Every { max_silence_ms, .. } = TimerPolicy::default() else {
             unreachable!("the default policy has timers")
         };
-        Ok(TimerPolicy::Every { interval_ms: (hours * DAY_MS as f64 / 24.0).round() as i64, max_silence_ms })
+        let interval_ms = (hours * DAY_MS as f64 / 24.0).round();
+        anyhow::ensure!(
+            interval_ms >= 1.0 && interval_ms <= i64::MAX as f64 / 2.0,
+            "--timer-interval-hours {hours} is not a usable interval (at least 1 ms)"
+        );
+        Ok(TimerPolicy::Every { interval_ms: interval_ms as i64, max_silence_ms })
     }
 }
 

@@ -1,0 +1,292 @@
+//! The `pulse` binary as a user runs it: exit codes, messages and files of
+//! `pulse replay` and `pulse generate`, and `--help`.
+//!
+//! The binary is the one cargo builds from the current source (see
+//! `common::pulse_bin` for why it is found through `cargo build
+//! --message-format=json` rather than `CARGO_BIN_EXE_pulse`). It proves that:
+//!
+//! * an unreadable input (missing file, a directory, truncated `.gz` or `.zst`) and an
+//!   unwritable output exit non-zero with a message naming the file, and bad
+//!   flags with a message naming the flag;
+//! * a capture with invalid records and a line that is not JSON exits 0, and
+//!   the dead-letter file has one line per bad record with `code`, `reason`,
+//!   `source.line` and `record` (the original JSON) or `record_text`;
+//! * `.zst` and `.gz` captures (written here with the `zstd` and `flate2`
+//!   crates, or by `pulse generate --out x.jsonl.zst`) replay to exactly the
+//!   vectors of the plain file, and the CLI writes what the library writes;
+//! * `pulse generate` with the same seed writes identical bytes (and another
+//!   seed other bytes);
+//! * `pulse --help` names every subcommand, `pulse replay --help` its flags;
+//! * `--score` writes a prediction per scored vector.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::path::Path;
+
+use common::{describe, fixture, parse_json_lines, replay_capture, run_pulse, write_file};
+use pulse_operators::TimerPolicy;
+use serde_json::Value;
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `pulse replay CAPTURE --features-out F --dead-letter-out F --quiet` plus
+/// `extra`, into `dir`; returns the run and the two files' bytes.
+fn replay_cli(capture: &Path, dir: &Path, tag: &str, extra: &[&str]) -> (std::process::Output, Vec<u8>, Vec<u8>) {
+    let features = dir.join(format!("{tag}-features.jsonl"));
+    let dead = dir.join(format!("{tag}-dead.jsonl"));
+    let mut args: Vec<&OsStr> = vec![
+        "replay".as_ref(),
+        capture.as_os_str(),
+        "--features-out".as_ref(),
+        features.as_os_str(),
+        "--dead-letter-out".as_ref(),
+        dead.as_os_str(),
+        "--quiet".as_ref(),
+    ];
+    args.extend(extra.iter().map(OsStr::new));
+    let out = run_pulse(&args);
+    let read = |p: &Path| std::fs::read(p).unwrap_or_default();
+    (out, read(&features), read(&dead))
+}
+
+#[test]
+fn missing_capture_exits_non_zero_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-capture.jsonl");
+    let (out, _, _) = replay_cli(&missing, dir.path(), "missing", &[]);
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(stderr(&out).contains(&missing.display().to_string()), "the message names the file: {}", describe(&out));
+    // A directory opens on Unix but cannot be read.
+    let (out, _, _) = replay_cli(dir.path(), dir.path(), "directory", &[]);
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(stderr(&out).contains(&dir.path().display().to_string()), "the message names it: {}", describe(&out));
+}
+
+#[test]
+fn invalid_records_go_to_dead_letters_and_the_replay_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let golden = fixture("golden.jsonl");
+    let (out, features, dead) = replay_cli(&golden, dir.path(), "golden", &[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.lines().any(|l| l.contains("invalid (dead letters)") && l.trim_end().ends_with(" 7")),
+        "the summary counts 7 dead letters:\n{stdout}"
+    );
+
+    let original = std::fs::read_to_string(&golden).unwrap();
+    let lines: Vec<&str> = original.lines().collect();
+    let dead = parse_json_lines(&dead);
+    let codes: Vec<(u64, &str)> =
+        dead.iter().map(|d| (d["source"]["line"].as_u64().unwrap(), d["code"].as_str().unwrap())).collect();
+    assert_eq!(
+        codes,
+        [
+            (24, "future_event"),
+            (25, "out_of_range"),
+            (26, "unknown_event_type"),
+            (27, "bad_timestamp"),
+            (28, "missing_attribute"),
+            (29, "malformed_record"),
+            (31, "missing_creation_time"),
+        ],
+        "one dead letter per bad record"
+    );
+    for d in &dead {
+        let line = d["source"]["line"].as_u64().unwrap() as usize;
+        assert!(!d["reason"].as_str().unwrap().is_empty(), "line {line}: a reason");
+        match d.get("record") {
+            Some(record) => assert_eq!(*record, serde_json::from_str::<Value>(lines[line - 1]).unwrap(), "line {line}"),
+            None => assert_eq!(d["record_text"].as_str(), Some(lines[line - 1]), "line {line}: not JSON, kept as text"),
+        }
+    }
+
+    // The binary writes exactly what the library writes (daily timers by default).
+    let library = replay_capture(&golden, TimerPolicy::default());
+    assert!(features == library.features_bytes, "CLI and library vectors differ");
+}
+
+#[test]
+fn compressed_captures_replay_to_the_same_vectors_as_plain() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = std::fs::read(fixture("golden.jsonl")).unwrap();
+    let zst = write_file(dir.path(), "golden.jsonl.zst", &zstd::encode_all(&plain[..], 3).unwrap());
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&plain).unwrap();
+    let gz = write_file(dir.path(), "golden.jsonl.gz", &gz.finish().unwrap());
+
+    let (out, plain_features, plain_dead) = replay_cli(&fixture("golden.jsonl"), dir.path(), "plain", &[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(!plain_features.is_empty() && !plain_dead.is_empty());
+    for (name, path) in [("zst", &zst), ("gz", &gz)] {
+        let (out, features, dead) = replay_cli(path, dir.path(), name, &[]);
+        assert!(out.status.success(), "{name}: {}", describe(&out));
+        assert!(features == plain_features, "{name}: other vectors than the plain capture");
+        assert!(dead == plain_dead, "{name}: other dead letters than the plain capture");
+    }
+
+    // And a capture that pulse generate compressed itself.
+    for name in ["gen.jsonl", "gen.jsonl.zst", "gen.jsonl.gz"] {
+        let out = run_pulse(generate_args(&dir.path().join(name), 7));
+        assert!(out.status.success(), "{name}: {}", describe(&out));
+    }
+    let (_, from_plain, _) = replay_cli(&dir.path().join("gen.jsonl"), dir.path(), "gen-plain", &["--no-timers"]);
+    assert!(!from_plain.is_empty());
+    for name in ["gen.jsonl.zst", "gen.jsonl.gz"] {
+        let (out, features, _) = replay_cli(&dir.path().join(name), dir.path(), name, &["--no-timers"]);
+        assert!(out.status.success(), "{name}: {}", describe(&out));
+        assert!(features == from_plain, "{name}: other vectors than the plain capture");
+    }
+}
+
+#[test]
+fn truncated_compressed_captures_exit_non_zero_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = std::fs::read(fixture("golden.jsonl")).unwrap();
+    let zst = zstd::encode_all(&plain[..], 3).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&plain).unwrap();
+    let gz = gz.finish().unwrap();
+    for (name, bytes) in [("cut.jsonl.zst", &zst), ("cut.jsonl.gz", &gz)] {
+        let path = write_file(dir.path(), name, &bytes[..bytes.len() / 2]);
+        let (out, _, _) = replay_cli(&path, dir.path(), name, &[]);
+        assert!(!out.status.success(), "{name}: a truncated file is unreadable input: {}", describe(&out));
+        assert!(stderr(&out).contains(name), "{name}: the message names the file: {}", describe(&out));
+    }
+}
+
+#[test]
+fn an_empty_capture_replays_to_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = write_file(dir.path(), "empty.jsonl", b"");
+    let (out, features, dead) = replay_cli(&empty, dir.path(), "empty", &[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(features.is_empty() && dead.is_empty());
+}
+
+#[test]
+fn an_unwritable_output_exits_non_zero_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "a-file", b"");
+    let under_a_file = file.join("features.jsonl");
+    let out = run_pulse([
+        "replay".as_ref(),
+        fixture("golden.jsonl").as_os_str(),
+        "--features-out".as_ref(),
+        under_a_file.as_os_str(),
+        "--quiet".as_ref(),
+    ]);
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(stderr(&out).contains(&file.display().to_string()), "the message names the path: {}", describe(&out));
+}
+
+#[test]
+fn bad_flags_exit_non_zero_naming_the_flag() {
+    let golden = fixture("golden.jsonl");
+    let golden = golden.to_str().unwrap();
+    for (args, needle) in [
+        (vec!["replay", golden, "--timer-interval-hours", "0", "--quiet"], "--timer-interval-hours"),
+        (vec!["replay", golden, "--predictions-out", "p.jsonl", "--quiet"], "--score"),
+        (vec!["replay", golden, "--no-such-flag"], "--no-such-flag"),
+        (vec!["generate", "--hostility", "mean", "--out", "x.jsonl"], "mean"),
+        (vec!["frobnicate"], "frobnicate"),
+    ] {
+        let out = run_pulse(&args);
+        assert!(!out.status.success(), "{args:?}: {}", describe(&out));
+        assert!(stderr(&out).contains(needle), "{args:?}: the message names {needle}: {}", describe(&out));
+    }
+}
+
+fn generate_args(out: &Path, seed: u64) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> =
+        ["generate", "--customers", "40", "--days", "6", "--hostility", "hostile", "--quiet", "--seed"]
+            .iter()
+            .map(Into::into)
+            .collect();
+    args.push(seed.to_string().into());
+    args.push("--out".into());
+    args.push(out.into());
+    args
+}
+
+#[test]
+fn generate_same_seed_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    for (name, seed) in [("a.jsonl", 3), ("b.jsonl", 3), ("c.jsonl", 4)] {
+        let out = run_pulse(generate_args(&path(name), seed));
+        assert!(out.status.success(), "{}", describe(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("wrote "), "{}", describe(&out));
+    }
+    let read = |name: &str| std::fs::read(path(name)).unwrap();
+    assert!(!read("a.jsonl").is_empty());
+    assert!(read("a.jsonl") == read("b.jsonl"), "the same seed must give the same bytes");
+    assert!(read("a.jsonl") != read("c.jsonl"), "another seed gives another capture");
+    // The library's generator writes the same bytes.
+    let config = pulse::synth::SynthConfig {
+        customers: 40,
+        days: 6,
+        seed: 3,
+        hostility: pulse::synth::Hostility::hostile(),
+        ..pulse::synth::SynthConfig::default()
+    };
+    let mut bytes = Vec::new();
+    pulse::synth::generate(&config, &mut bytes, &mut |_| {}).unwrap();
+    assert!(bytes == read("a.jsonl"), "CLI and library generate differ");
+}
+
+#[test]
+fn help_names_every_subcommand_and_the_replay_flags() {
+    let out = run_pulse(["--help"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for sub in ["replay", "generate", "train", "demo", "serve"] {
+        assert!(help.lines().any(|l| l.trim_start().starts_with(sub)), "--help lists {sub}:\n{help}");
+    }
+    let out = run_pulse(["replay", "--help"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in
+        ["--features-out", "--dead-letter-out", "--no-timers", "--timer-interval-hours", "--score", "--predictions-out"]
+    {
+        assert!(help.contains(flag), "replay --help mentions {flag}:\n{help}");
+    }
+}
+
+#[test]
+fn score_writes_a_prediction_per_scored_vector() {
+    let dir = tempfile::tempdir().unwrap();
+    let predictions = dir.path().join("predictions.jsonl");
+    let (out, features, _) = replay_cli(
+        &fixture("golden.jsonl"),
+        dir.path(),
+        "scored",
+        &["--no-timers", "--score", "--predictions-out", predictions.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    let predictions = parse_json_lines(&std::fs::read(&predictions).unwrap());
+    let vectors = common::parse_vectors(&features);
+    assert!(!predictions.is_empty());
+    let customers: std::collections::BTreeSet<&str> = vectors.iter().map(|v| v.customer_id.as_str()).collect();
+    for p in &predictions {
+        let customer = p["customer_id"].as_str().unwrap();
+        assert!(customers.contains(customer), "a prediction of a customer with vectors: {p}");
+        let as_of = p["as_of"].as_i64().unwrap();
+        assert!(vectors.iter().any(|v| v.customer_id.as_str() == customer && v.as_of == as_of), "{p}");
+        let health = p["health_score"].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&health), "{p}");
+        assert_eq!(p["features_schema"], "features-v1");
+    }
+    // The latest vector of every customer is scored (coalescing may skip older ones).
+    for c in customers {
+        let last = vectors.iter().filter(|v| v.customer_id.as_str() == c).map(|v| v.as_of).max().unwrap();
+        assert!(
+            predictions.iter().any(|p| p["customer_id"] == c && p["as_of"].as_i64() == Some(last)),
+            "{c}: its latest vector (as of {last}) is scored"
+        );
+    }
+}
