@@ -1,6 +1,6 @@
 //! The engine: every customer's state, the record rules of §2 and timers.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use dashmap::DashMap;
@@ -43,6 +43,9 @@ pub struct Engine {
     customers: DashMap<CustomerId, CustomerState, ahash::RandomState>,
     tutors: TutorIds,
     timers: Mutex<TimerQueue>,
+    /// The earliest due time in `timers` (`i64::MAX` when none), so a record
+    /// that fires no timer never takes the lock.
+    earliest_due: AtomicI64,
     counters: Counters,
     /// The largest [`StateSize::bytes`] seen by [`Engine::state_size`].
     peak_state_bytes: AtomicU64,
@@ -56,6 +59,7 @@ impl Engine {
             customers: DashMap::with_hasher(ahash::RandomState::new()),
             tutors: TutorIds::default(),
             timers: Mutex::new(TimerQueue::default()),
+            earliest_due: AtomicI64::new(i64::MAX),
             counters: Counters::default(),
             peak_state_bytes: AtomicU64::new(0),
         }
@@ -131,7 +135,7 @@ impl Engine {
         drop(entry);
         Counters::bump(&c.vectors_event);
         if let Some(due) = schedule {
-            self.lock_timers().push(due, customer_id.clone());
+            self.push_timer(due, customer_id.clone());
         }
         out.push(Emission { customer_id, as_of, trigger: Trigger::Event, features });
     }
@@ -155,6 +159,12 @@ impl Engine {
         }
     }
 
+    fn push_timer(&self, due: i64, customer_id: CustomerId) {
+        let mut timers = self.lock_timers();
+        timers.push(due, customer_id);
+        self.earliest_due.store(timers.earliest(), Relaxed);
+    }
+
     fn lock_timers(&self) -> std::sync::MutexGuard<'_, TimerQueue> {
         // A panic elsewhere cannot leave the queue half-updated (each call is
         // a single push or pop), so a poisoned lock is still usable.
@@ -167,8 +177,15 @@ impl Engine {
     pub fn advance_to(&self, now_ms: i64, out: &mut Vec<Emission>) {
         let mut due = Vec::new();
         loop {
+            if self.earliest_due.load(Relaxed) > now_ms {
+                return;
+            }
             due.clear();
-            self.lock_timers().pop_due(now_ms, &mut due);
+            {
+                let mut timers = self.lock_timers();
+                timers.pop_due(now_ms, &mut due);
+                self.earliest_due.store(timers.earliest(), Relaxed);
+            }
             if due.is_empty() {
                 return;
             }
@@ -186,7 +203,7 @@ impl Engine {
                         drop(entry);
                         Counters::bump(&self.counters.vectors_timer);
                         if let Some(next) = next {
-                            self.lock_timers().push(next, customer_id.clone());
+                            self.push_timer(next, customer_id.clone());
                         }
                         out.push(Emission { customer_id, as_of: at, trigger: Trigger::Timer, features });
                     }
@@ -194,7 +211,7 @@ impl Engine {
                         // Moved later by newer vectors: wait for the real time.
                         state.queued = Some(due);
                         drop(entry);
-                        self.lock_timers().push(due, customer_id);
+                        self.push_timer(due, customer_id);
                     }
                     None => {}
                 }

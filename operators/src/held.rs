@@ -185,7 +185,9 @@ pub(crate) struct Store {
 
 impl Store {
     pub(crate) fn new(base: i64) -> Store {
-        Store { base, ..Store::default() }
+        // Room for a typical month (~70 events) in the index from the start:
+        // growing a hash table rehashes it, each doubling on the hot path.
+        Store { base, by_id: IdMap::with_capacity_and_hasher(64, Default::default()), ..Store::default() }
     }
 
     pub(crate) fn len(&self) -> usize {

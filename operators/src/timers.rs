@@ -89,4 +89,9 @@ impl TimerQueue {
     pub(crate) fn len(&self) -> usize {
         self.heap.len()
     }
+
+    /// The earliest due time, or `i64::MAX` when empty.
+    pub(crate) fn earliest(&self) -> i64 {
+        self.heap.peek().map_or(i64::MAX, |Reverse((due, _))| *due)
+    }
 }

@@ -8,14 +8,46 @@ use crate::exact::ExactSum;
 use crate::held::{HeldEvent, Kind};
 use crate::tutors::{Switches, TutorIds, TutorStats};
 
-/// The window lengths in days, in the order of [`Aggregates::w`].
+/// The window lengths in days, indexed by [`W7`], [`W14`], [`W30`].
 pub(crate) const WINDOW_DAYS: [i64; 3] = [7, 14, 30];
 pub(crate) const W7: usize = 0;
 pub(crate) const W14: usize = 1;
 pub(crate) const W30: usize = 2;
 
-/// Sums and counts of one window. Every window keeps every field (the code
-/// is simpler, and the unused ones of W_7 and W_14 cost a few bytes).
+/// What the features read of W_7 and W_14: only these, so the aggregates a
+/// record touches fit in fewer cache lines (a customer's state is cold when
+/// its record arrives; each line is a miss).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct ShortAgg {
+    sessions: u32,
+    ratings: u32,
+    logins: u32,
+    payments_ok: u32,
+    payments_failed: u32,
+    ib_calls: u32,
+    student_cancels: u32,
+    minutes: ExactSum,
+    rating_sum: ExactSum,
+}
+
+impl ShortAgg {
+    /// Adds (`add`) or removes an event.
+    pub(crate) fn apply(&mut self, e: &HeldEvent, add: bool) {
+        let v = e.value;
+        match e.kind() {
+            Kind::SessionCompleted => bump_sum(&mut self.sessions, &mut self.minutes, v, add),
+            Kind::SessionRated => bump_sum(&mut self.ratings, &mut self.rating_sum, v, add),
+            Kind::Login => bump(&mut self.logins, add),
+            Kind::Payment if e.flag() == 0 => bump(&mut self.payments_ok, add),
+            Kind::Payment => bump(&mut self.payments_failed, add),
+            Kind::IbCall => bump(&mut self.ib_calls, add),
+            Kind::SessionCancelled if e.flag() == 0 => bump(&mut self.student_cancels, add),
+            _ => {}
+        }
+    }
+}
+
+/// Sums and counts of W_30: everything the features read.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(crate) struct WindowAgg {
     sessions: u32,
@@ -92,14 +124,20 @@ impl WindowAgg {
 /// window, kept at the customer clock C.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Aggregates {
-    pub(crate) w: [WindowAgg; 3],
+    pub(crate) w7: ShortAgg,
+    pub(crate) w14: ShortAgg,
+    pub(crate) w30: WindowAgg,
     pub(crate) tutors: TutorStats,
 }
 
 impl Aggregates {
     /// Adds or removes an event in window `wi`, tutor stats included.
     pub(crate) fn apply(&mut self, wi: usize, ts: i64, e: &HeldEvent, add: bool) {
-        self.w[wi].apply(e, add);
+        match wi {
+            W7 => self.w7.apply(e, add),
+            W14 => self.w14.apply(e, add),
+            _ => self.w30.apply(e, add),
+        }
         match (wi, e.kind()) {
             (W7, Kind::SessionCompleted) => bump(&mut self.tutors.entry(e.tutor()).sessions_7, add),
             (W30, Kind::SessionCompleted) => {
@@ -147,7 +185,7 @@ fn ratio(num: impl FnOnce() -> f64, den: u32, default: f64) -> f64 {
 /// The 46 features as of `t`, in contract order (§4).
 pub(crate) fn compute(t: i64, a: &Aggregates, r: &Recency, ids: &TutorIds) -> Features {
     let mut f = [0.0; FEATURE_COUNT];
-    let [w7, w14, w30] = &a.w;
+    let (w7, w14, w30) = (&a.w7, &a.w14, &a.w30);
     let capped = |latest: Option<i64>, cap: f64| latest.map_or(cap, |x| days(t, x).min(cap));
     let (s7, s14, s30) = (f64::from(w7.sessions), f64::from(w14.sessions), f64::from(w30.sessions));
 
@@ -177,10 +215,10 @@ pub(crate) fn compute(t: i64, a: &Aggregates, r: &Recency, ids: &TutorIds) -> Fe
     f[idx::LOGINS_7D] = f64::from(w7.logins);
     f[idx::LOGINS_30D] = f64::from(w30.logins);
 
-    let success = |w: &WindowAgg| ratio(|| f64::from(w.payments_ok), w.payments_ok + w.payments_failed, 1.0);
-    f[idx::PAYMENT_SUCCESS_RATE_7D] = success(w7);
-    f[idx::PAYMENT_SUCCESS_RATE_14D] = success(w14);
-    f[idx::PAYMENT_SUCCESS_RATE_30D] = success(w30);
+    let success = |ok: u32, failed: u32| ratio(|| f64::from(ok), ok + failed, 1.0);
+    f[idx::PAYMENT_SUCCESS_RATE_7D] = success(w7.payments_ok, w7.payments_failed);
+    f[idx::PAYMENT_SUCCESS_RATE_14D] = success(w14.payments_ok, w14.payments_failed);
+    f[idx::PAYMENT_SUCCESS_RATE_30D] = success(w30.payments_ok, w30.payments_failed);
     f[idx::PAYMENT_FAILURES_30D] = f64::from(w30.payments_failed);
     f[idx::PAYMENT_AMOUNT_30D] = w30.paid.value();
     f[idx::DAYS_SINCE_LAST_PAYMENT] = capped(r.latest[2], 365.0);
