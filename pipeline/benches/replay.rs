@@ -17,6 +17,9 @@ use pulse_model::{embedded, EmbeddedModel};
 use pulse_operators::EngineConfig;
 
 fn bench_replay(c: &mut Criterion) {
+    // As `pulse replay` does: the model's matrix products run on the scoring
+    // stage's thread rather than a pool competing with the other stages.
+    std::env::set_var("RAYON_NUM_THREADS", "1");
     let dir = tempfile::tempdir().expect("temp dir");
     let capture = dir.path().join("capture.jsonl");
     let config = SynthConfig { customers: 5_000, days: 30, seed: 11, ..SynthConfig::default() };

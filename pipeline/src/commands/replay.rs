@@ -135,7 +135,12 @@ pub(crate) async fn run(args: ReplayArgs) -> Result<()> {
         progress: !args.quiet,
     };
     let summary = replay::<EmbeddedModel>(config, model).await?;
-    println!("replay summary\n{}", pulse::summary::replay_table(&summary));
+    if summary.scoring.is_some() {
+        let customers = summary.state.customers;
+        println!("{}", pulse::summary::demo_report(&summary, customers, pulse::summary::RESCAN_INTERVAL_MS));
+    } else {
+        println!("replay summary\n{}", pulse::summary::replay_table(&summary));
+    }
     if let Some(path) = args.summary_json {
         let json = serde_json::to_vec_pretty(&summary)?;
         std::fs::write(&path, json).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
