@@ -4,7 +4,7 @@
 //!
 //! Stages on their own tasks, joined by bounded channels (backpressure end to
 //! end; no unbounded queue): read lines in batches (or generate them) →
-//! decode and apply → score (optional) → write vectors, dead letters,
+//! decode → apply → score (optional) → write vectors, dead letters,
 //! predictions, alerts and fleet metrics. Batching keeps channel costs per
 //! record negligible. Timers and micro-batch linger run on stream time, so the
 //! output depends only on the input.
@@ -22,7 +22,8 @@ use pulse_operators::scoring::FleetMetrics;
 use pulse_operators::{CountersSnapshot, Engine, EngineConfig, StateSize};
 use pulse_schemas::capture::decode_line;
 use pulse_schemas::prediction::Prediction;
-use pulse_schemas::Source;
+use pulse_schemas::record::Invalid;
+use pulse_schemas::{Source, StreamRecord};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -178,6 +179,7 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
     }
 
     let (line_tx, line_rx) = mpsc::channel::<LineBatch>(CHANNEL_BATCHES);
+    let (decoded_tx, decoded_rx) = mpsc::channel::<Vec<Decoded>>(CHANNEL_BATCHES);
     let (applied_tx, mut applied_rx) = mpsc::channel::<Applied>(CHANNEL_BATCHES);
     let (out_tx, out_rx) = mpsc::channel::<Finished>(CHANNEL_BATCHES);
 
@@ -195,8 +197,9 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
             (progress, tokio::task::spawn_blocking(move || generate_lines(&synth, line_tx, made)))
         }
     };
+    let decode = tokio::task::spawn_blocking(move || decode_batches(line_rx, decoded_tx));
     let processor = Processor::new(engine.clone());
-    let apply = tokio::task::spawn_blocking(move || apply_batches(processor, line_rx, applied_tx));
+    let apply = tokio::task::spawn_blocking(move || apply_batches(processor, decoded_rx, applied_tx));
     let keep_vectors = config.outputs.features.is_some();
     let scoring = tokio::spawn(async move {
         let mut stage = stage;
@@ -235,6 +238,7 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
 
     let ticker = progress.spawn_ticker(Duration::from_millis(200));
     let read = reader.await.context("reader task failed")?;
+    let decoded = decode.await.context("decoder task failed")?;
     let applied = apply.await.context("engine task failed")?;
     let scored = scoring.await.context("scoring task failed")?;
     let written = writer.await.context("writer task failed")?;
@@ -251,6 +255,7 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
         return Err(anyhow!("{e:#}"));
     }
     let lines = read?;
+    decoded?;
     let (records, invalid, span) = applied?;
     let scoring = scored?;
     written?;
@@ -356,15 +361,21 @@ fn generate_lines(config: &SynthConfig, tx: mpsc::Sender<LineBatch>, made: Arc<A
 
 type AppliedTotals = (u64, BTreeMap<&'static str, u64>, Option<(i64, i64)>);
 
-fn apply_batches(
-    mut processor: Processor,
-    mut rx: mpsc::Receiver<LineBatch>,
-    tx: mpsc::Sender<Applied>,
-) -> Result<AppliedTotals> {
-    let mut records = 0u64;
-    let mut first_time = None;
+/// One decoded line: the record, or why it is dead (with its bytes).
+#[derive(Debug)]
+struct Decoded {
+    line: u64,
+    record: Result<StreamRecord<'static>, Invalid>,
+    /// The original bytes, kept only for a dead letter.
+    raw: Vec<u8>,
+}
+
+/// Decoding is the costliest step per record (JSON), and independent of
+/// every other record: it runs on its own thread, ahead of the engine,
+/// so on two cores the engine and the writer share the other.
+fn decode_batches(mut rx: mpsc::Receiver<LineBatch>, tx: mpsc::Sender<Vec<Decoded>>) -> Result<()> {
     while let Some(batch) = rx.blocking_recv() {
-        let mut out = Produced::default();
+        let mut out = Vec::with_capacity(batch.ends.len());
         let mut start = 0;
         for (i, &end) in batch.ends.iter().enumerate() {
             let line = &batch.bytes[start..end];
@@ -372,9 +383,31 @@ fn apply_batches(
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
+            let record = decode_line(line).map(StreamRecord::into_owned);
+            let raw = if record.is_err() { line.to_vec() } else { Vec::new() };
+            out.push(Decoded { line: batch.first_line + i as u64, record, raw });
+        }
+        if tx.blocking_send(out).is_err() {
+            return Err(StoppedEarly("engine").into());
+        }
+    }
+    Ok(())
+}
+
+fn apply_batches(
+    mut processor: Processor,
+    mut rx: mpsc::Receiver<Vec<Decoded>>,
+    tx: mpsc::Sender<Applied>,
+) -> Result<AppliedTotals> {
+    let mut records = 0u64;
+    let mut first_time = None;
+    while let Some(batch) = rx.blocking_recv() {
+        // Room for a vector per record and some timers: no regrowth copies.
+        let mut out = Produced { vectors: Vec::with_capacity(batch.len() + batch.len() / 4), dead: Vec::new() };
+        for d in batch {
             records += 1;
-            let source = Source { line: Some(batch.first_line + i as u64), ..Source::default() };
-            processor.process(decode_line(line), source, line, &mut out);
+            let source = Source { line: Some(d.line), ..Source::default() };
+            processor.process(d.record, source, &d.raw, &mut out);
             if first_time.is_none() {
                 first_time = processor.stream_time();
             }

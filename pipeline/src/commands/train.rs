@@ -12,9 +12,10 @@ use pulse::progress::Progress;
 use pulse::synth::SynthConfig;
 use pulse_model::{train::train, EmbeddedModel, TrainConfig};
 
-/// Arguments of `pulse train`.
-#[derive(Args, Debug)]
-pub(crate) struct TrainArgs {
+/// The simulated marketplace the data set is made from: the same for
+/// `pulse train` and `pulse evaluate`, so they see the same held-out customers.
+#[derive(Args, Debug, Clone, Copy)]
+pub(crate) struct DataArgs {
     /// Customers in the simulated marketplace (split 70/15/15).
     #[arg(long, default_value_t = 10_000)]
     customers: usize,
@@ -24,6 +25,13 @@ pub(crate) struct TrainArgs {
     /// Seed of the marketplace.
     #[arg(long, default_value_t = 42)]
     data_seed: u64,
+}
+
+/// Arguments of `pulse train`.
+#[derive(Args, Debug)]
+pub(crate) struct TrainArgs {
+    #[command(flatten)]
+    data: DataArgs,
     /// Seed of the weights and batch order.
     #[arg(long, default_value_t = 7)]
     seed: u64,
@@ -56,15 +64,8 @@ pub(crate) struct EvaluateArgs {
     /// The model to evaluate (default: the embedded one).
     #[arg(long, value_name = "DIR")]
     model: Option<PathBuf>,
-    /// Customers in the simulated marketplace (must match training for the same held-out split).
-    #[arg(long, default_value_t = 10_000)]
-    customers: usize,
-    /// Days simulated.
-    #[arg(long, default_value_t = 90)]
-    days: u32,
-    /// Seed of the marketplace (training's --data-seed).
-    #[arg(long, default_value_t = 42)]
-    data_seed: u64,
+    #[command(flatten)]
+    data: DataArgs,
     /// Also write the report (Markdown) here.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
@@ -74,7 +75,8 @@ pub(crate) struct EvaluateArgs {
 }
 
 /// Builds the labelled splits with a progress bar.
-async fn dataset(customers: usize, days: u32, data_seed: u64, quiet: bool) -> Result<pulse::learn::Splits> {
+async fn dataset(args: &DataArgs, quiet: bool) -> Result<pulse::learn::Splits> {
+    let DataArgs { customers, days, data_seed } = *args;
     anyhow::ensure!(customers >= 20, "--customers must be at least 20 to split 70/15/15");
     let data = DatasetConfig {
         synth: SynthConfig { customers, days, seed: data_seed, ..SynthConfig::default() },
@@ -109,7 +111,7 @@ async fn dataset(customers: usize, days: u32, data_seed: u64, quiet: bool) -> Re
 /// `pulse evaluate`: the held-out customers' figures for a model, without training.
 pub(crate) async fn evaluate_model(args: EvaluateArgs) -> Result<()> {
     let model = super::load_model(args.model.as_deref())?;
-    let splits = dataset(args.customers, args.days, args.data_seed, args.quiet).await?;
+    let splits = dataset(&args.data, args.quiet).await?;
     let report = tokio::task::spawn_blocking(move || evaluate(&model, &splits.train.data, &splits.test))
         .await
         .context("evaluation task failed")??;
@@ -120,9 +122,9 @@ pub(crate) async fn evaluate_model(args: EvaluateArgs) -> Result<()> {
             "# Model evaluation\n\nModel: {model}. Made by `pulse evaluate --customers {} --days {} --data-seed {}{}`: \
              the marketplace and customer split `pulse train` uses, scored on the held-out test customers. \
              Labels: `docs/LABELS.md`.\n\n{}",
-            args.customers,
-            args.days,
-            args.data_seed,
+            args.data.customers,
+            args.data.days,
+            args.data.data_seed,
             args.model.as_ref().map_or(String::new(), |d| format!(" --model {}", d.display())),
             report.markdown()
         );
@@ -132,7 +134,7 @@ pub(crate) async fn evaluate_model(args: EvaluateArgs) -> Result<()> {
 }
 
 pub(crate) async fn run(args: TrainArgs) -> Result<()> {
-    let splits = dataset(args.customers, args.days, args.data_seed, args.quiet).await?;
+    let splits = dataset(&args.data, args.quiet).await?;
     let cfg = TrainConfig {
         seed: args.seed,
         max_epochs: args.max_epochs,
@@ -162,9 +164,9 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
     if let Some(path) = report_path {
         let header = format!(
             "# Model evaluation\n\nMade by `pulse train --customers {} --days {} --data-seed {} --seed {} --out {} --report {}`.\n\n",
-            args.customers,
-            args.days,
-            args.data_seed,
+            args.data.customers,
+            args.data.days,
+            args.data.data_seed,
             args.seed,
             args.out.display(),
             path.display()
