@@ -69,6 +69,23 @@ pub struct HostilityCounts {
     pub non_events: u64,
 }
 
+impl HostilityCounts {
+    /// Every kind of imperfection with its count, by field name.
+    pub fn by_kind(&self) -> [(&'static str, u64); 9] {
+        [
+            ("delayed", self.delayed),
+            ("duplicates", self.duplicates),
+            ("corrections", self.corrections),
+            ("retractions", self.retractions),
+            ("ttl_removes", self.ttl_removes),
+            ("late", self.late),
+            ("future", self.future),
+            ("invalid", self.invalid),
+            ("non_events", self.non_events),
+        ]
+    }
+}
+
 /// Writes a capture: JSON Lines, one DynamoDB Streams record per line, in
 /// stream order (non-decreasing `ApproximateCreationDateTime`, increasing
 /// `SequenceNumber`).

@@ -200,17 +200,7 @@ fn events_arrive_out_of_ts_order_sometimes() {
 fn hostile_mode_has_every_kind_and_invalid_items_fail_as_intended() {
     let (out, summary) = run(&config(300, 20, 17, Hostility::hostile()));
     let h = summary.hostility;
-    for (name, count) in [
-        ("delayed", h.delayed),
-        ("duplicates", h.duplicates),
-        ("corrections", h.corrections),
-        ("retractions", h.retractions),
-        ("ttl_removes", h.ttl_removes),
-        ("late", h.late),
-        ("future", h.future),
-        ("invalid", h.invalid),
-        ("non_events", h.non_events),
-    ] {
+    for (name, count) in h.by_kind() {
         assert!(count > 0, "hostile mode must contain {name}");
     }
 
