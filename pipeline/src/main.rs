@@ -18,6 +18,18 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// The main job, end to end with no AWS account: a synthetic marketplace
+    /// streamed through the engine and the embedded model.
+    ///
+    /// Generates customers (default 10,000 over 60 days), applies every record,
+    /// scores only what changed (change gate, per-customer coalescing,
+    /// micro-batches), keeps fleet metrics and alerts, and prints throughput,
+    /// model calls against a five-minute full rescan, segments, the customers
+    /// most at risk and the alerts. Writes predictions, alerts and fleet metrics
+    /// as JSON Lines under --out-dir.
+    ///
+    /// Example: pulse demo --customers 2000 --days 30
+    Demo(commands::demo::DemoArgs),
     /// Replay a captured stream through the engine, as fast as the machine allows.
     ///
     /// The capture is JSON Lines, one DynamoDB Streams record per line in AWS's
@@ -51,18 +63,6 @@ enum Command {
     ///
     /// Example: pulse evaluate --model model/artifact
     Evaluate(commands::train::EvaluateArgs),
-    /// The main job, end to end with no AWS account: a synthetic marketplace
-    /// streamed through the engine and the embedded model.
-    ///
-    /// Generates customers (default 10,000 over 60 days), applies every record,
-    /// scores only what changed (change gate, per-customer coalescing,
-    /// micro-batches), keeps fleet metrics and alerts, and prints throughput,
-    /// model calls against a five-minute full rescan, segments, the customers
-    /// most at risk and the alerts. Writes predictions, alerts and fleet metrics
-    /// as JSON Lines under --out-dir.
-    ///
-    /// Example: pulse demo --customers 2000 --days 30
-    Demo(commands::demo::DemoArgs),
     /// Serve the model over HTTP behind SageMaker's inference-container contract.
     ///
     /// GET /ping answers 200 once the model is loaded. POST /invocations takes
