@@ -150,7 +150,7 @@ impl CustomerState {
             }
         }
         if held.kind() == Kind::SessionCompleted {
-            self.sessions.insert(Session { ts: e.ts, event_id: event_id.into(), tutor: held.tutor() });
+            self.sessions.insert(Session { ts: e.ts, event_id: smol_str::SmolStr::new(event_id), tutor: held.tutor() });
         }
         self.day_counts[slot(day_of(e.ts))] += 1;
         if let Some(k) = held.ever() {

@@ -93,11 +93,21 @@ impl TutorStats {
     }
 }
 
+/// Heap bytes of an id (0 when it is stored inline).
+fn heap_len(id: &smol_str::SmolStr) -> usize {
+    if id.is_heap_allocated() {
+        id.len()
+    } else {
+        0
+    }
+}
+
 /// A completed session in W_30, in the (ts, event_id) order of feature 42.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Session {
     pub(crate) ts: i64,
-    pub(crate) event_id: Box<str>,
+    /// Inline up to 23 bytes (typical ids): no allocation per session.
+    pub(crate) event_id: smol_str::SmolStr,
     pub(crate) tutor: u32,
 }
 
@@ -145,7 +155,7 @@ impl Sessions {
         };
         let appended = at == self.list.len();
         let (ts, tutor) = (session.ts, session.tutor);
-        self.id_bytes += session.event_id.len();
+        self.id_bytes += heap_len(&session.event_id);
         self.list.insert(at, session);
         let n = self.list.len();
         if at > 0 && at + 1 < n {
@@ -184,7 +194,7 @@ impl Sessions {
             self.switches += self.differs(at - 1, at + 1);
         }
         let removed = self.list.remove(at).map(|s| {
-            self.id_bytes -= s.event_id.len();
+            self.id_bytes -= heap_len(&s.event_id);
             s.tutor
         });
         self.rescan_latest_switch();
@@ -218,7 +228,7 @@ impl Sessions {
                 self.list.push_front(s);
                 break;
             }
-            self.id_bytes -= s.event_id.len();
+            self.id_bytes -= heap_len(&s.event_id);
         }
         self.switches = left.count;
         self.latest_switch = left.latest;
