@@ -23,7 +23,7 @@ impl Progress {
 
     /// A bar counting items (records, customers) up to `total`.
     pub fn items(enabled: bool, label: &str, total: u64, counter: Arc<AtomicU64>) -> Progress {
-        let template = "{prefix} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} ({per_sec}, eta {eta})";
+        let template = "{prefix} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} ({per_sec:0}, eta {eta})";
         Progress::new(enabled, label, total, counter, template)
     }
 
