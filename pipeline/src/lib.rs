@@ -10,6 +10,7 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 pub mod io;
+pub mod lambda;
 pub mod learn;
 pub mod process;
 pub mod progress;

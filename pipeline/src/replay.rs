@@ -109,6 +109,8 @@ struct LineBatch {
 #[derive(Debug, Default)]
 struct Applied {
     produced: Produced,
+    /// Stream time when each vector was produced (parallel to `produced.vectors`).
+    times: Vec<i64>,
     stream_time: Option<i64>,
 }
 
@@ -207,14 +209,19 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
         while let Some(mut applied) = applied_rx.recv().await {
             let mut scored = Scored::default();
             if let Some(stage) = stage.as_mut() {
-                now = applied.stream_time.unwrap_or(now).max(now);
                 // The writer needs the vectors only for a features file.
                 let vectors = if keep_vectors {
                     applied.produced.vectors.clone()
                 } else {
                     std::mem::take(&mut applied.produced.vectors)
                 };
-                stage.offer(vectors, now, &mut scored).await?;
+                let timed = vectors.into_iter().zip(std::mem::take(&mut applied.times)).map(|(v, t)| {
+                    now = now.max(t);
+                    (v, now)
+                });
+                stage.offer_timed(timed, &mut scored).await?;
+                now = applied.stream_time.unwrap_or(now).max(now);
+                stage.release(now, &mut scored).await?;
             }
             if out_tx.send(Finished { produced: std::mem::take(&mut applied.produced), scored }).await.is_err() {
                 return Err(StoppedEarly("writer").into());
@@ -404,15 +411,18 @@ fn apply_batches(
     while let Some(batch) = rx.blocking_recv() {
         // Room for a vector per record and some timers: no regrowth copies.
         let mut out = Produced { vectors: Vec::with_capacity(batch.len() + batch.len() / 4), dead: Vec::new() };
+        let mut times = Vec::with_capacity(out.vectors.capacity());
         for d in batch {
             records += 1;
             let source = Source { line: Some(d.line), ..Source::default() };
             processor.process(d.record, source, &d.raw, &mut out);
+            let now = processor.stream_time().unwrap_or(i64::MIN);
+            times.resize(out.vectors.len(), now);
             if first_time.is_none() {
                 first_time = processor.stream_time();
             }
         }
-        let applied = Applied { produced: out, stream_time: processor.stream_time() };
+        let applied = Applied { produced: out, times, stream_time: processor.stream_time() };
         if tx.blocking_send(applied).is_err() {
             return Err(StoppedEarly("scoring").into());
         }

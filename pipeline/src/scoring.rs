@@ -133,9 +133,22 @@ impl<S: Scorer> ScoringStage<S> {
         })
     }
 
-    /// Offers vectors at time `now` and scores every batch that is ready.
+    /// Offers vectors, all at time `now`, and scores every batch that is ready.
     pub async fn offer(&mut self, vectors: Vec<FeatureVector>, now: i64, out: &mut Scored) -> Result<()> {
-        for v in vectors {
+        self.offer_timed(vectors.into_iter().map(|v| (v, now)), out).await?;
+        self.release(now, out).await
+    }
+
+    /// Offers vectors each at its own time (non-decreasing): batches whose
+    /// linger ends before a vector's time are scored before it is offered, so
+    /// coalescing spans the linger and no more, however the input is batched.
+    pub async fn offer_timed(
+        &mut self,
+        vectors: impl IntoIterator<Item = (FeatureVector, i64)>,
+        out: &mut Scored,
+    ) -> Result<()> {
+        for (v, now) in vectors {
+            self.release(now, out).await?;
             // Backpressure: a full queue is drained (oldest first, whatever
             // their linger) before it takes more, so memory stays bounded.
             while self.queue.is_full() {
@@ -147,6 +160,11 @@ impl<S: Scorer> ScoringStage<S> {
             self.stats.vectors_offered += 1;
             self.queue.offer(v, now);
         }
+        Ok(())
+    }
+
+    /// Scores every batch ready at `now`, and snapshots the fleet if due.
+    pub async fn release(&mut self, now: i64, out: &mut Scored) -> Result<()> {
         while let Some(batch) = self.queue.take_ready(now) {
             if !self.score(batch, now, out).await? {
                 break; // failed: the rows wait for the next step
@@ -322,14 +340,19 @@ mod tests {
 
     #[tokio::test]
     async fn failures_requeue_and_nothing_is_made_up() {
+        // Linger 10 ms: a batch is ready 10 ms after its oldest row waits
+        // (a requeued row waits again from its requeue).
         let mut stage =
-            ScoringStage::new(Flaky { fail_first: 2, calls: AtomicU64::new(0) }, config(10, 0, 100)).unwrap();
+            ScoringStage::new(Flaky { fail_first: 2, calls: AtomicU64::new(0) }, config(10, 10, 100)).unwrap();
         let mut out = Scored::default();
         stage.offer(vec![vector("a", 1, 0.9), vector("b", 1, 0.1)], 0, &mut out).await.unwrap();
+        stage.offer(vec![], 20, &mut out).await.unwrap(); // call 1 fails
+        stage.offer(vec![], 25, &mut out).await.unwrap(); // still lingering after the requeue
         assert!(out.predictions.is_empty(), "no prediction while the model fails");
-        stage.offer(vec![], 1, &mut out).await.unwrap();
+        // Call 2 fails on a@1 and b; then a@2 replaces the waiting a@1.
+        stage.offer(vec![vector("a", 2, 0.95)], 35, &mut out).await.unwrap();
         assert!(out.predictions.is_empty());
-        stage.offer(vec![vector("a", 2, 0.95)], 2, &mut out).await.unwrap();
+        stage.offer(vec![], 50, &mut out).await.unwrap();
         // Third call succeeds: a's newest vector and b, each once.
         let got: Vec<(&str, i64)> = out.predictions.iter().map(|p| (p.customer_id.as_str(), p.as_of)).collect();
         assert_eq!(got.len(), 2);
