@@ -14,6 +14,7 @@ use pulse::replay::{replay, Input, Outputs, ReplayConfig};
 use pulse::scoring::ScoringConfig;
 use pulse::synth::{generate, SynthConfig};
 use pulse_model::{embedded, EmbeddedModel};
+use pulse_operators::scoring::BatchPolicy;
 use pulse_operators::EngineConfig;
 
 fn bench_replay(c: &mut Criterion) {
@@ -62,7 +63,11 @@ fn bench_replay(c: &mut Criterion) {
                         ..Outputs::default()
                     },
                     engine: EngineConfig::default(),
-                    scoring: scored.then(ScoringConfig::default),
+                    scoring: scored.then(|| ScoringConfig {
+                        // As `pulse replay --score` and `pulse demo`: a minute of stream time.
+                        batch: BatchPolicy { max_linger_ms: 60_000, ..BatchPolicy::default() },
+                        ..ScoringConfig::default()
+                    }),
                     progress: false,
                 };
                 let model = scored.then(|| model.clone());

@@ -19,7 +19,7 @@ use pulse_model::{ScoreError, Scorer};
 use pulse_operators::scoring::{
     Alarm, Alarms, Alert, AlertPolicy, Alerts, BatchPolicy, Fleet, FleetMetrics, ScoreQueue,
 };
-use pulse_schemas::prediction::Prediction;
+use pulse_schemas::prediction::{Prediction, Scores};
 use pulse_schemas::{CustomerId, FeatureVector, Segment, SCHEMA};
 use serde::Serialize;
 
@@ -105,7 +105,9 @@ pub struct ScoringStage<S: Scorer> {
     fleet: Fleet,
     alerts: Alerts,
     alarms: Alarms,
-    latest: HashMap<CustomerId, Prediction, ahash::RandomState>,
+    /// Each customer's latest scores, for the top-at-risk list (compact: no
+    /// model strings, which every prediction shares).
+    latest: HashMap<CustomerId, (i64, Scores, Segment), ahash::RandomState>,
     stats: ScoringStats,
     failures_since_snapshot: u64,
     metrics_interval_ms: i64,
@@ -215,7 +217,10 @@ impl<S: Scorer> ScoringStage<S> {
                         self.stats.alerts += 1;
                         out.alerts.push(alert);
                     }
-                    self.latest.insert(prediction.customer_id.clone(), prediction.clone());
+                    self.latest.insert(
+                        prediction.customer_id.clone(),
+                        (prediction.as_of, prediction.scores, prediction.segment),
+                    );
                     self.stats.predictions += 1;
                     out.predictions.push(prediction);
                 }
@@ -266,18 +271,28 @@ impl<S: Scorer> ScoringStage<S> {
 
     /// The `n` customers with the highest `churn_risk_14d` in their latest prediction.
     pub fn top_at_risk(&self, n: usize) -> Vec<Prediction> {
-        let mut all: Vec<&Prediction> = self.latest.values().collect();
-        all.sort_by(|a, b| {
-            b.scores.churn_risk_14d.total_cmp(&a.scores.churn_risk_14d).then_with(|| a.customer_id.cmp(&b.customer_id))
+        let mut all: Vec<_> = self.latest.iter().collect();
+        all.sort_by(|(ca, (_, a, _)), (cb, (_, b, _))| {
+            b.churn_risk_14d.total_cmp(&a.churn_risk_14d).then_with(|| ca.cmp(cb))
         });
-        all.into_iter().take(n).cloned().collect()
+        all.into_iter()
+            .take(n)
+            .map(|(customer_id, &(as_of, scores, segment))| Prediction {
+                customer_id: customer_id.clone(),
+                as_of,
+                scores,
+                segment,
+                model: self.model.clone(),
+                model_version: self.model_version.clone(),
+                features_schema: SCHEMA.into(),
+            })
+            .collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pulse_schemas::prediction::Scores;
     use pulse_schemas::{Features, Source, Trigger};
     use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
