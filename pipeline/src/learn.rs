@@ -18,6 +18,7 @@ use pulse_schemas::capture::decode_line;
 use pulse_schemas::{EventKind, Features, Source, StreamChange, Trigger, DAY_MS};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use xxhash_rust::xxh3::xxh3_64;
 
 use crate::process::{Processor, Produced};
 use crate::synth::{generate, SynthConfig};
@@ -168,7 +169,8 @@ pub fn build(config: &DatasetConfig, progress: &mut dyn FnMut(u64)) -> Result<Sp
     let engine = Arc::new(Engine::new(EngineConfig::default()));
     let mut processor = Processor::new(engine);
     let mut futures: HashMap<String, Future> = HashMap::new();
-    let mut seen: HashSet<(String, String)> = HashSet::new();
+    // Event ids already counted, per customer: a redelivered event is one event.
+    let mut seen: HashSet<(u64, u64)> = HashSet::new();
     let mut rows: Vec<(String, i64, Features)> = Vec::new();
     let mut records = 0u64;
     let mut produced = Produced::default();
@@ -179,7 +181,8 @@ pub fn build(config: &DatasetConfig, progress: &mut dyn FnMut(u64)) -> Result<Sp
             let decoded = decode_line(line);
             if let Ok(record) = &decoded {
                 if let StreamChange::Insert(e) = &record.change {
-                    if seen.insert((e.customer_id.to_string(), e.event_id.to_string())) {
+                    let key = (xxh3_64(e.customer_id.as_bytes()), xxh3_64(e.event_id.as_bytes()));
+                    if seen.insert(key) {
                         let f = futures.entry(e.customer_id.to_string()).or_default();
                         f.activity.push(e.ts.0);
                         match &e.kind {
@@ -196,7 +199,7 @@ pub fn build(config: &DatasetConfig, progress: &mut dyn FnMut(u64)) -> Result<Sp
             }
             processor.process(decoded, Source::default(), line, &mut produced);
             for v in produced.vectors.drain(..) {
-                let key = xxhash_rust::xxh3::xxh3_64(v.customer_id.as_str().as_bytes()) ^ v.as_of as u64;
+                let key = xxh3_64(v.customer_id.as_str().as_bytes()) ^ v.as_of as u64;
                 let keep_event = key.wrapping_mul(0x9E37_79B9_7F4A_7C15) % config.event_sample_every.max(1) == 0;
                 if v.as_of >= first_row && v.as_of <= last_row && (v.trigger == Trigger::Timer || keep_event) {
                     rows.push((v.customer_id.to_string(), v.as_of, v.features));

@@ -39,11 +39,6 @@ impl Progress {
         Progress { bar, counter }
     }
 
-    /// The counter the bar shows.
-    pub fn counter(&self) -> &Arc<AtomicU64> {
-        &self.counter
-    }
-
     /// Redraws from the counter every `every` until aborted.
     pub fn spawn_ticker(&self, every: Duration) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
