@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # The project's test command (README.md, CI): every test of the workspace,
-# unit, integration and doc tests. Exits non-zero on any failure.
+# unit, integration and doc tests, with a local AWS server (moto, installed
+# and started by scripts/local-aws.sh) for the integration tests. Exits
+# non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # Property tests: a moderate number of cases by default; raise for a soak.
 export PROPTEST_CASES="${PROPTEST_CASES:-256}"
+
+eval "$(scripts/local-aws.sh start)"
+trap 'scripts/local-aws.sh stop' EXIT
 
 cargo test --workspace "$@"

@@ -9,6 +9,7 @@
 //! `pulse-schemas`.
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+pub mod aws;
 pub mod io;
 pub mod lambda;
 pub mod learn;

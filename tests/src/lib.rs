@@ -1,4 +1,5 @@
-//! End-to-end tests of pulse across its crates; this library is empty on purpose.
+//! End-to-end tests of pulse across its crates. The library holds only what
+//! every test file shares about the local AWS server.
 //!
 //! The tests live in `tests/tests/*.rs`, one file per area (`<area>_<topic>.rs`),
 //! each opening with a `//!` that says what it proves:
@@ -18,3 +19,28 @@
 //!
 //! Shared helpers are in `tests/tests/common/mod.rs`; the naive reference model
 //! is `operators/tests/support/reference.rs`, included by path.
+
+/// The local AWS endpoint for the integration tests (moto's server, started by
+/// `scripts/test.sh` through `scripts/local-aws.sh`).
+///
+/// Panics with instructions when it is not set: a test of an AWS integration
+/// that silently skipped would prove nothing.
+pub fn aws_endpoint() -> String {
+    match std::env::var("PULSE_TEST_AWS_ENDPOINT") {
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!(
+            "PULSE_TEST_AWS_ENDPOINT is not set: run the tests with scripts/test.sh, which starts a local \
+             AWS server (moto) and sets it, or `eval \"$(scripts/local-aws.sh start)\"` first"
+        ),
+    }
+}
+
+/// A name no other test uses (tests share one local server and run in
+/// parallel, so each makes its own tables, streams, queues and topics).
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("{prefix}-{}-{n}-{nanos}", std::process::id())
+}
