@@ -18,5 +18,6 @@ pub mod progress;
 pub mod replay;
 pub mod scoring;
 pub mod serve;
+pub mod sink;
 pub mod summary;
 pub mod synth;
