@@ -28,6 +28,9 @@ pub struct WriteLoad {
     pub concurrency: usize,
 }
 
+/// One finished batch: its cost, its events `(customer_id, ts)`, its item count.
+type Written = (WriteStats, Vec<(String, i64)>, usize);
+
 /// What the producer did.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct WriteReport {
@@ -69,7 +72,7 @@ pub async fn write_events(
 
     let mut report = WriteReport::default();
     let mut pacer = Pacer::new(load.rate)?;
-    let mut in_flight: JoinSet<Result<(WriteStats, Vec<(String, i64)>, usize)>> = JoinSet::new();
+    let mut in_flight: JoinSet<Result<Written>> = JoinSet::new();
     let started = Instant::now();
     let deadline = started + load.duration;
     let mut chunks = items.chunks(BATCH_ITEMS);
@@ -106,7 +109,7 @@ pub async fn write_events(
 }
 
 impl WriteReport {
-    fn absorb(&mut self, (stats, events, items): (WriteStats, Vec<(String, i64)>, usize), tracker: &LatencyTracker) {
+    fn absorb(&mut self, (stats, events, items): Written, tracker: &LatencyTracker) {
         let at = Instant::now();
         for (customer, ts) in &events {
             tracker.written(customer, *ts, at);
