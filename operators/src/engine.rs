@@ -325,7 +325,8 @@ impl Engine {
             }
             let id = CustomerId::new(id);
             let queued = image.queued();
-            let state = CustomerState::from_image(image, &tutors).map_err(|e| corrupt(format!("customer {id}: {e}")))?;
+            let state =
+                CustomerState::from_image(image, &tutors).map_err(|e| corrupt(format!("customer {id}: {e}")))?;
             if let Some(due) = queued {
                 timers.push(due, id.clone());
             }

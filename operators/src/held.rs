@@ -339,6 +339,10 @@ impl Store {
             + self.by_id.capacity() * (std::mem::size_of::<(u64, u32)>() + 1)
     }
 
+    /// The store as a snapshot keeps it. The index's capacity is what
+    /// `HashMap::capacity` reports: after removals that left tombstones it is
+    /// below what a fresh table of the same size reports, so a table restored
+    /// with it may report a few slots more (see [`crate::snapshot`]).
     pub(crate) fn to_image(&self) -> StoreImage<'_> {
         StoreImage {
             base: self.base,
@@ -352,7 +356,12 @@ impl Store {
     /// (so ids are distinct within a time) with distinct ids, each in
     /// `(horizon, clock]`. The id index is rebuilt, and the cursors are set
     /// from `lower`, the bounds of W_7 and W_14 at the clock.
-    pub(crate) fn from_image(image: StoreImage<'_>, horizon: i64, clock: i64, lower: [i64; 2]) -> Result<Store, String> {
+    pub(crate) fn from_image(
+        image: StoreImage<'_>,
+        horizon: i64,
+        clock: i64,
+        lower: [i64; 2],
+    ) -> Result<Store, String> {
         let items = image.events.into_owned();
         let capacity = crate::tutors::restored_capacity(items.len(), image.capacity)?;
         let index_capacity = crate::tutors::restored_capacity(items.len(), image.index_capacity)?;

@@ -27,7 +27,7 @@ use pulse_operators::{
 use pulse_schemas::{Party, Sentiment, StreamRecord, FEATURE_NAMES};
 use support::reference::Reference;
 use support::stream::{case, long_case, Builder, Case, CUSTOMERS, D, H};
-use support::{cancelled, ev, insert, ib_call, login, modify, payment, rated, remove, reply, session, BASE_MS};
+use support::{cancelled, ev, ib_call, insert, login, modify, payment, rated, remove, reply, session, BASE_MS};
 
 /// Timers off, the default daily policy, and a short one that both fires
 /// often and stops after a few silent days.

@@ -386,4 +386,3 @@ impl Builder {
         super::record(change)
     }
 }
-
