@@ -188,6 +188,7 @@ mod tests {
             segment: Segment::of(churn, 0.9, 35.0),
             model: "m".into(),
             model_version: "1".into(),
+            served_by: "embedded".into(),
             features_schema: "features-v1".into(),
         }
     }
