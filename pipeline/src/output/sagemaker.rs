@@ -38,6 +38,7 @@
 //! Validation errors, 4xx and unreadable answers are
 //! [`ScoreError::Fatal`]: retrying would not help and nothing is made up.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -49,7 +50,8 @@ use aws_sdk_sagemakerruntime::primitives::Blob;
 use pulse_model::{ModelId, ScoreError, ScoredRows, Scorer};
 use pulse_schemas::prediction::Scores;
 use pulse_schemas::Features;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -240,22 +242,39 @@ pub struct ParsedResponse {
 const HEADS: [&str; 5] =
     ["first_session_success", "session_velocity", "churn_risk_14d", "churn_risk_30d", "health_score"];
 
+/// The object form of an answer; other keys are ignored.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    predictions: Option<Vec<&'a RawValue>>,
+    model: Option<Value>,
+    model_version: Option<Value>,
+}
+
 /// Reads an endpoint's answer for `expected` rows (see the [module docs](self)).
+///
+/// Numbers are kept as their JSON text and read with Rust's exact parser, so
+/// a value crosses the wire without losing its last bit.
 pub fn parse_response(body: &[u8], expected: usize) -> Result<ParsedResponse, String> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
+    let not_json = |e: serde_json::Error| {
         let text = String::from_utf8_lossy(&body[..body.len().min(120)]).into_owned();
         format!("the answer is not JSON ({e}): {text:?}")
-    })?;
-    let (predictions, model, model_version) = match &value {
-        Value::Object(map) => {
-            let Some(Value::Array(p)) = map.get("predictions") else {
+    };
+    let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    let (predictions, model, model_version) = match first {
+        Some(b'[') => (serde_json::from_slice::<Vec<&RawValue>>(body).map_err(not_json)?, None, None),
+        Some(b'{') => {
+            let envelope: Envelope<'_> = serde_json::from_slice(body).map_err(not_json)?;
+            let Some(predictions) = envelope.predictions else {
                 return Err("the answer has no \"predictions\" array".into());
             };
-            let text = |k: &str| map.get(k).and_then(Value::as_str).map(str::to_owned);
-            (p, text("model"), text("model_version"))
+            let text = |v: Option<Value>| v.and_then(|v| v.as_str().map(str::to_owned));
+            (predictions, text(envelope.model), text(envelope.model_version))
         }
-        Value::Array(p) => (p, None, None),
-        _ => return Err("the answer is neither {\"predictions\": [...]} nor an array".into()),
+        _ => {
+            serde_json::from_slice::<Value>(body).map_err(not_json)?;
+            return Err("the answer is neither {\"predictions\": [...]} nor an array".into());
+        }
     };
     if predictions.len() != expected {
         return Err(format!("the answer has {} predictions for {expected} rows", predictions.len()));
@@ -268,24 +287,25 @@ pub fn parse_response(body: &[u8], expected: usize) -> Result<ParsedResponse, St
     Ok(ParsedResponse { scores, model, model_version })
 }
 
-fn prediction(p: &Value) -> Result<Scores, String> {
+fn prediction(p: &RawValue) -> Result<Scores, String> {
+    let text = p.get();
     let mut v = [0.0; 5];
-    match p {
-        Value::Array(a) => {
-            if a.len() != 5 {
-                return Err(format!("an array of {} values, expected 5 ({})", a.len(), HEADS.join(", ")));
-            }
-            for (slot, (x, head)) in v.iter_mut().zip(a.iter().zip(HEADS)) {
-                *slot = number(x, head)?;
-            }
+    if text.starts_with('[') {
+        let a: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if a.len() != 5 {
+            return Err(format!("an array of {} values, expected 5 ({})", a.len(), HEADS.join(", ")));
         }
-        Value::Object(o) => {
-            for (slot, head) in v.iter_mut().zip(HEADS) {
-                let x = o.get(head).ok_or_else(|| format!("no {head:?}"))?;
-                *slot = number(x, head)?;
-            }
+        for (slot, (x, head)) in v.iter_mut().zip(a.iter().zip(HEADS)) {
+            *slot = number(x, head)?;
         }
-        other => return Err(format!("expected an object of heads or an array of 5, got {other}")),
+    } else if text.starts_with('{') {
+        let o: HashMap<String, &RawValue> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        for (slot, head) in v.iter_mut().zip(HEADS) {
+            let x = o.get(head).ok_or_else(|| format!("no {head:?}"))?;
+            *slot = number(x, head)?;
+        }
+    } else {
+        return Err(format!("expected an object of heads or an array of 5, got {text}"));
     }
     let [first_session_success, session_velocity, churn_risk_14d, churn_risk_30d, health_score] = v;
     for (x, head, max) in [
@@ -302,13 +322,22 @@ fn prediction(p: &Value) -> Result<Scores, String> {
     Ok(Scores { first_session_success, session_velocity, churn_risk_14d, churn_risk_30d, health_score })
 }
 
-/// A head's value: a number, or a one-element array holding one.
-fn number(x: &Value, head: &str) -> Result<f64, String> {
-    let x = match x {
-        Value::Array(a) if a.len() == 1 => &a[0],
-        x => x,
-    };
-    x.as_f64().filter(|x| x.is_finite()).ok_or_else(|| format!("{head} is not a finite number: {x}"))
+/// A head's value: a JSON number, or a one-element array holding one.
+fn number(x: &RawValue, head: &str) -> Result<f64, String> {
+    let mut text = x.get();
+    let inner: Vec<&RawValue>;
+    if text.starts_with('[') {
+        inner = serde_json::from_str(text).map_err(|e| format!("{head}: {e}"))?;
+        match inner.as_slice() {
+            [one] => text = one.get(),
+            _ => return Err(format!("{head} is an array of {} values, expected a number or [number]", inner.len())),
+        }
+    }
+    let is_number = text.starts_with(|c: char| c == '-' || c.is_ascii_digit());
+    match text.parse::<f64>() {
+        Ok(x) if is_number && x.is_finite() => Ok(x),
+        _ => Err(format!("{head} is not a finite number: {text}")),
+    }
 }
 
 /// Counts of the endpoint's work since start.
