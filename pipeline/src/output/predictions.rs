@@ -18,7 +18,7 @@
 //! A failed condition means a newer prediction is already stored: counted as
 //! stale, not an error. `BatchWriteItem` would take 25 items a call but
 //! cannot be conditional, so it is not used; instead up to `concurrency`
-//! writes are in flight at once. `UpdateItem` (not `PutItem`) keeps the
+//! writes (of different customers) are in flight at once. `UpdateItem` (not `PutItem`) keeps the
 //! attributes a write does not set, such as `last_alert_as_of` of an earlier
 //! alert. Throttling and 5xx are retried with jittered backoff (on top of the
 //! SDK's own retries).
@@ -134,13 +134,32 @@ impl PredictionWriter {
         }
     }
 
-    /// Writes every record, `concurrency` at a time. `Ok` once each is stored
-    /// or found stale; the first write that fails for good is the error.
-    pub async fn write(&self, records: Vec<PredictionRecord>) -> Result<()> {
-        futures_util::stream::iter(records.into_iter().map(|r| self.write_one(r)))
-            .buffer_unordered(self.concurrency)
-            .try_collect::<()>()
-            .await
+    /// Writes every record: different customers `concurrency` at a time,
+    /// one customer's records one after the other in `as_of` order (the
+    /// condition alone would keep the newest, but only if the store checks
+    /// it atomically; in order, no write is wasted either). `Ok` once each is
+    /// stored or found stale; the first write that fails for good is the
+    /// error.
+    pub async fn write(&self, mut records: Vec<PredictionRecord>) -> Result<()> {
+        records.sort_by(|a, b| {
+            a.prediction.customer_id.cmp(&b.prediction.customer_id).then(a.prediction.as_of.cmp(&b.prediction.as_of))
+        });
+        let mut groups: Vec<Vec<PredictionRecord>> = Vec::new();
+        for r in records {
+            match groups.last_mut() {
+                Some(g) if g[0].prediction.customer_id == r.prediction.customer_id => g.push(r),
+                _ => groups.push(vec![r]),
+            }
+        }
+        futures_util::stream::iter(groups.into_iter().map(|group| async move {
+            for r in group {
+                self.write_one(r).await?;
+            }
+            Ok::<(), anyhow::Error>(())
+        }))
+        .buffer_unordered(self.concurrency)
+        .try_collect::<()>()
+        .await
     }
 
     async fn write_one(&self, record: PredictionRecord) -> Result<()> {

@@ -18,8 +18,9 @@
 //!    failed publish is never hidden by a stored "already alerted" (at worst
 //!    a crash between the two repeats an alert, with the same `alert_id`).
 //! 3. The predictions, each with the alert state after it, are written in
-//!    the background (conditional `UpdateItem`s, bounded concurrency); so are
-//!    dead letters and metrics.
+//!    the background (conditional `UpdateItem`s, bounded concurrency; one
+//!    step's writes after the previous step's, so a customer's predictions
+//!    are written in order); so are dead letters and metrics.
 //!
 //! # Time
 //!
@@ -136,6 +137,8 @@ pub struct ScoringSink {
     out: Destinations,
     config: SinkConfig,
     jobs: JoinSet<Result<()>>,
+    /// Resolves when the latest step's prediction writes are done.
+    prediction_writes: Option<tokio::sync::oneshot::Receiver<()>>,
     clock: i64,
     health: HealthRecorder,
     stats: SinkStats,
@@ -163,6 +166,7 @@ impl ScoringSink {
             out,
             config,
             jobs: JoinSet::new(),
+            prediction_writes: None,
             clock: wall_clock_ms(),
             health: HealthRecorder::default(),
             stats: SinkStats::default(),
@@ -249,8 +253,21 @@ impl ScoringSink {
                 self.stats.alerts += messages.len() as u64;
             }
             if let Some(writer) = &self.out.predictions {
+                // Each step's writes start when the previous step's are done,
+                // so one customer's predictions are written in order.
                 let writer = writer.clone();
-                self.spawn(async move { writer.write(records).await }).await?;
+                let (done, done_rx) = tokio::sync::oneshot::channel::<()>();
+                let previous = self.prediction_writes.replace(done_rx);
+                self.spawn(async move {
+                    if let Some(previous) = previous {
+                        // An error of the previous step reaches the sink through its own task.
+                        let _ = previous.await;
+                    }
+                    let written = writer.write(records).await;
+                    let _ = done.send(());
+                    written
+                })
+                .await?;
             }
         }
         for snapshot in metrics {

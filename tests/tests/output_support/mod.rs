@@ -179,3 +179,44 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A fresh SQS queue: (url, arn).
+pub async fn queue(sdk: &SdkConfig) -> (String, String) {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let url = sqs.create_queue().queue_name(unique_name("q")).send().await.expect("queue").queue_url.unwrap();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes");
+    let arn = attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+    (url, arn)
+}
+
+/// Every message in the queue now (bodies and attributes), deleting them.
+/// Deliveries from SNS and sends to SQS are done when the call that made
+/// them returned, so what is not here after a flush was not sent.
+pub async fn drain_queue(sdk: &SdkConfig, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let mut out = Vec::new();
+    loop {
+        let got = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .expect("ReceiveMessage");
+        let messages = got.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return out;
+        }
+        for m in &messages {
+            sqs.delete_message().queue_url(url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+        }
+        out.extend(messages);
+    }
+}
