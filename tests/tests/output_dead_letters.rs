@@ -55,7 +55,8 @@ async fn dead_letters_reach_the_queue_and_the_file_with_reason_and_record() {
         body["source"]["line"].as_u64().unwrap()
     });
     assert_eq!(messages.len(), 3);
-    let bodies: Vec<serde_json::Value> = messages.iter().map(|m| serde_json::from_str(m.body().unwrap()).unwrap()).collect();
+    let bodies: Vec<serde_json::Value> =
+        messages.iter().map(|m| serde_json::from_str(m.body().unwrap()).unwrap()).collect();
     for (body, code) in bodies.iter().zip(&codes) {
         assert_eq!(body["code"], *code);
         assert!(!body["reason"].as_str().unwrap().is_empty());
@@ -63,7 +64,11 @@ async fn dead_letters_reach_the_queue_and_the_file_with_reason_and_record() {
     let code_attribute = messages[1].message_attributes().unwrap()["code"].string_value().unwrap();
     assert_eq!(code_attribute, codes[1]);
     assert_eq!(bodies[0]["record_text"], "not json at all");
-    assert_eq!(bodies[1]["record"], serde_json::from_str::<serde_json::Value>(small_event).unwrap(), "the original record");
+    assert_eq!(
+        bodies[1]["record"],
+        serde_json::from_str::<serde_json::Value>(small_event).unwrap(),
+        "the original record"
+    );
     assert_eq!(bodies[2]["record_omitted"]["bytes"], huge.len(), "what was left out, and why");
     assert!(messages[2].body().unwrap().len() <= 256 * 1024);
     assert!(huge.starts_with(bodies[2]["record_excerpt"].as_str().unwrap()));

@@ -139,7 +139,8 @@ async fn own_prediction_writes_come_back_on_the_stream_and_change_nothing() {
     writer.write(vec![record(prediction("a", 200, 0.2), true, false)]).await.unwrap();
 
     let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
-    let arn = client.describe_table().table_name(&table).send().await.unwrap().table.unwrap().latest_stream_arn.unwrap();
+    let arn =
+        client.describe_table().table_name(&table).send().await.unwrap().table.unwrap().latest_stream_arn.unwrap();
     let described = streams.describe_stream().stream_arn(&arn).send().await.unwrap();
     let shard = described.stream_description().unwrap().shards()[0].shard_id().unwrap().to_owned();
     let iterator = streams
@@ -164,7 +165,12 @@ async fn own_prediction_writes_come_back_on_the_stream_and_change_nothing() {
         // moto also records the key-only item an UpdateItem starts from.
         let key_only = !line.contains("entity_type");
         assert!(key_only || line.contains("\"entity_type\":{\"S\":\"prediction\"}"), "{line}");
-        processor.process(pulse_schemas::capture::decode_line(line.as_bytes()), Source::default(), line.as_bytes(), &mut out);
+        processor.process(
+            pulse_schemas::capture::decode_line(line.as_bytes()),
+            Source::default(),
+            line.as_bytes(),
+            &mut out,
+        );
     }
     assert!(out.vectors.is_empty(), "no vector from a prediction item");
     assert!(out.dead.is_empty(), "and no dead letter: {:?}", out.dead);

@@ -88,7 +88,8 @@ async fn sagemaker_scorer_reads_both_answer_shapes_from_the_local_server() {
         scores(0.25, 3.0, 0.25, 0.3, 75.0),
         scores(0.75, 0.0, 0.75, 0.8, 25.0),
     ];
-    let five = |s: &Scores| [s.first_session_success, s.session_velocity, s.churn_risk_14d, s.churn_risk_30d, s.health_score];
+    let five =
+        |s: &Scores| [s.first_session_success, s.session_velocity, s.churn_risk_14d, s.churn_risk_30d, s.health_score];
     let bodies = [
         serde_json::json!({"predictions": [heads(&expected[0], false), heads(&expected[1], false)]}),
         serde_json::json!([five(&expected[2]), five(&expected[3])]),
@@ -201,11 +202,17 @@ async fn endpoint_down_holds_customers_and_scores_every_one_after_recovery() {
     sink.send(Produced { vectors: vectors.clone(), dead: vec![] }).await.expect("send: failures are held, not errors");
     sink.tick(i64::MAX / 2).await.expect("tick");
     let err = sink.flush().await.expect_err("the barrier cannot pass while customers wait");
-    assert!(err.to_string().contains("20 vectors are waiting") && err.to_string().contains("none were made up"), "{err}");
+    assert!(
+        err.to_string().contains("20 vectors are waiting") && err.to_string().contains("none were made up"),
+        "{err}"
+    );
     assert_eq!(sink.pending(), 20);
     assert_eq!(sink.stats().predictions, 0);
     for v in &vectors {
-        assert!(prediction_item(&dynamo, &table, v.customer_id.as_str()).await.is_none(), "nothing stored, nothing made up");
+        assert!(
+            prediction_item(&dynamo, &table, v.customer_id.as_str()).await.is_none(),
+            "nothing stored, nothing made up"
+        );
     }
 
     let (_addr, stop, task) = serve(port).await;
