@@ -156,8 +156,7 @@ async fn sagemaker_scorer_through_pulse_serve_gives_the_embedded_models_numbers(
 
 /// An endpoint whose every failure is quick: 2 attempts, a breaker that
 /// opens after 2 failures and probes every 200 ms.
-fn flaky_endpoint(port: u16, endpoint: &str) -> EndpointConfig {
-    let _ = port;
+fn flaky_endpoint(endpoint: &str) -> EndpointConfig {
     EndpointConfig {
         max_rows_per_request: 8,
         timeout: Duration::from_secs(2),
@@ -172,7 +171,7 @@ async fn endpoint_sink(port: u16, policy: OnEndpointDown, hold: Duration) -> (Sc
     let table = table(&sdk).await;
     let endpoint = unique_name("down");
     let endpoint_sdk = AwsArgs::local(format!("http://127.0.0.1:{port}")).load().await;
-    let scorer = SageMakerScorer::from_sdk(&endpoint_sdk, flaky_endpoint(port, &endpoint)).unwrap();
+    let scorer = SageMakerScorer::from_sdk(&endpoint_sdk, flaky_endpoint(&endpoint)).unwrap();
     let model = ModelBackend::Endpoint(WithFallback::new(scorer, embedded().served_by(FALLBACK_SERVED_BY), policy));
     let out = Destinations {
         predictions: Some(PredictionWriter::new(aws_sdk_dynamodb::Client::new(&sdk), table.as_str(), 16)),

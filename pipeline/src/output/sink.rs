@@ -38,6 +38,10 @@
 //! after its last checkpoint are delivered again later. No score is ever made
 //! up.
 //!
+//! While the endpoint is down (hold), vectors wait in the stage's queue, one
+//! per customer; when it is full (`max_pending`), `send` fails rather than
+//! grow without bound, and the runner stops without checkpointing.
+//!
 //! An `Err` from any method means the sink can no longer promise delivery of
 //! what it was sent (a write failed for good): the runner stops without
 //! checkpointing.
