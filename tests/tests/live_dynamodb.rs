@@ -54,7 +54,7 @@ fn a_table_streamed_live_gives_the_vectors_a_replay_gives() {
             &[tutor.clone(), ("rating", json!({"N": "9"}))],
         ))
         .await;
-        w.put(event_image("stu_bad", "no_minutes", "session_completed", now - D, &[tutor.clone()])).await;
+        w.put(event_image("stu_bad", "no_minutes", "session_completed", now - D, std::slice::from_ref(&tutor))).await;
         w.put(event_image("stu_bad", "from_future", "login", now + 3 * H, &[])).await;
         // The pipeline's own predictions: skipped silently, also when updated.
         w.put(prediction_image("stu_000001", now, 0.8)).await;

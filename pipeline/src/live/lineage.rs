@@ -216,10 +216,10 @@ mod tests {
         pages.iter().map(|p| p.to_string()).collect()
     }
 
+    type PageResult = std::future::Ready<Result<(Vec<ShardInfo>, Option<String>)>>;
+
     /// Serves recorded pages by `ExclusiveStartShardId`, like DescribeStream.
-    fn serve(
-        pages: &[String],
-    ) -> impl FnMut(Option<String>) -> std::future::Ready<Result<(Vec<ShardInfo>, Option<String>)>> + '_ {
+    fn serve(pages: &[String]) -> impl FnMut(Option<String>) -> PageResult + '_ {
         move |start| {
             let index = match start {
                 None => 0,
@@ -271,7 +271,7 @@ mod tests {
         let mut lineage = Lineage::default();
         lineage.update(listing(&pages));
         for (generation, id) in chain.iter().enumerate() {
-            assert_eq!(ids(lineage.ready()), [id.clone()], "generation {generation}: only {id} may start");
+            assert_eq!(ids(lineage.ready()), std::slice::from_ref(id), "generation {generation}: only {id} may start");
             lineage.start(id);
             assert!(lineage.ready().is_empty(), "nothing else while {id} is read");
             lineage.finish(id);
