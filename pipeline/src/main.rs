@@ -60,6 +60,12 @@ enum Command {
     ///
     /// Example: pulse capture --source dynamodb-streams --table marketplace-events --out capture.jsonl.zst --idle-exit-s 5
     Capture(commands::run::CaptureArgs),
+    /// Create the events table with its NEW_AND_OLD_IMAGES stream (when
+    /// missing), and optionally write a capture's records into it, as an
+    /// application would, to try `pulse run` against a local server.
+    ///
+    /// Example: pulse setup --table marketplace-events --load capture.jsonl.zst
+    Setup(commands::setup::SetupArgs),
     /// Write a synthetic marketplace as a capture (the replay format).
     ///
     /// Customers are drawn from the segments thriving 30%, healthy 40%, at-risk
@@ -129,6 +135,7 @@ fn main() -> ExitCode {
             Command::Replay(args) => commands::replay::run(args).await,
             Command::Run(args) => commands::run::run(args).await,
             Command::Capture(args) => commands::run::capture(args).await,
+            Command::Setup(args) => commands::setup::run(args).await,
             Command::Generate(args) => commands::generate::run(args).await,
             Command::Train(args) => commands::train::run(args).await,
             Command::Evaluate(args) => commands::train::evaluate_model(args).await,

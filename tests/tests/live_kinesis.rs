@@ -32,7 +32,7 @@ use live::*;
 use pulse::live::api::StreamApi;
 use pulse_e2e::{aws_endpoint, unique_name};
 use pulse_operators::TimerPolicy;
-use pulse_schemas::{FeatureVector, Trigger};
+use pulse_schemas::{FeatureVector, Trigger, DAY_MS};
 use serde_json::{json, Value};
 
 /// A capture line (DynamoDB Streams shape) as DynamoDB writes it to Kinesis,
@@ -120,13 +120,15 @@ fn by_customer(vectors: Vec<FeatureVector>) -> BTreeMap<String, Vec<(i64, Vec<f6
 fn kinesis_records_give_the_vectors_of_a_replay() {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name);
-    let lines = synth_lines(150, 3, 31, pulse::synth::Hostility::hostile());
+    // Ending yesterday, so that a day of wall-clock time lies after the stream.
+    let yesterday = now_ms() / DAY_MS * DAY_MS - DAY_MS;
+    let lines = synth_lines_until(yesterday, 150, 3, 31, pulse::synth::Hostility::hostile());
     std::fs::write(path("original.jsonl"), lines.join("\n") + "\n").unwrap();
     let (stream_lines, swapped) = shuffle(&lines);
     assert!(swapped.len() >= 3, "some customers have swapped records: {swapped:?}");
 
     let stream_name = unique_name("live-kinesis");
-    let (on, off) = block_on(async {
+    let (on, off, wall) = block_on(async {
         let sdk = sdk().await;
         let kinesis = aws_sdk_kinesis::Client::new(&sdk);
         kinesis.create_stream().stream_name(&stream_name).shard_count(2).send().await.expect("stream created");
@@ -148,8 +150,11 @@ fn kinesis_records_give_the_vectors_of_a_replay() {
         let on = consume(config, api.clone(), &path("on.jsonl"), &path("on-dead.jsonl")).await;
         let mut config = test_config(TimerPolicy::Off, None);
         config.reader.limit = 10_000;
-        let off = consume(config, api, &path("off.jsonl"), &path("off-dead.jsonl")).await;
-        (on, off)
+        let off = consume(config, api.clone(), &path("off.jsonl"), &path("off-dead.jsonl")).await;
+        let mut config = test_config(TimerPolicy::default(), None);
+        config.clock = pulse::live::Clock::Wall;
+        let wall = consume(config, api, &path("wall.jsonl"), &path("wall-dead.jsonl")).await;
+        (on, off, wall)
     });
     assert_eq!(on.totals.records as usize, stream_lines.len(), "every Kinesis record read once");
     assert_eq!(off.totals.records as usize, stream_lines.len());
@@ -191,6 +196,24 @@ fn kinesis_records_give_the_vectors_of_a_replay() {
     let live_on = parse_vectors(&std::fs::read(path("on.jsonl")).unwrap());
     assert!(live_on.iter().any(|v| v.trigger == Trigger::Timer));
     assert!(without_source(replayed.vectors()) == without_source(live_on), "capture replay == live run");
+
+    // With the wall clock, silent customers are rescored up to now once the
+    // stream is caught up, past the last record's time.
+    let last_created_ms = (lines
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["dynamodb"]["ApproximateCreationDateTime"].as_f64().unwrap())
+        .fold(f64::MIN, f64::max)
+        * 1000.0) as i64;
+    let wall_vectors = parse_vectors(&std::fs::read(path("wall.jsonl")).unwrap());
+    let latest_timer = wall_vectors.iter().filter(|v| v.trigger == Trigger::Timer).map(|v| v.as_of).max().unwrap();
+    assert!(
+        wall.totals.vectors_timer > on.totals.vectors_timer,
+        "{} vs {}",
+        wall.totals.vectors_timer,
+        on.totals.vectors_timer
+    );
+    assert!(latest_timer > last_created_ms && latest_timer <= now_ms(), "timers ran to the wall clock: {latest_timer}");
+    assert!(wall_vectors.iter().filter(|v| v.as_of > last_created_ms).all(|v| v.trigger == Trigger::Timer));
 
     // `pulse capture` writes the records it reads (the same lines, shard by shard).
     let out = run_pulse([

@@ -6,6 +6,7 @@ pub(crate) mod generate;
 pub(crate) mod replay;
 pub(crate) mod run;
 pub(crate) mod serve;
+pub(crate) mod setup;
 pub(crate) mod train;
 
 use std::path::Path;

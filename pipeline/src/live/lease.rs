@@ -21,11 +21,11 @@
 //!
 //! Engine state is not in this table (an item holds 400 KB): each consumer
 //! keeps it in its local checkpoint file, which also holds the positions that
-//! state reflects. A consumer taking over a shard another consumer read has
-//! no state for that shard's customers; it resumes at the table's position,
-//! and those customers' state must come from hydration (reading their recent
-//! events from the base table, built with the Lambda handler): see
-//! [`crate::live`]'s module docs.
+//! state reflects. A consumer taking over a shard it never read has no state
+//! for that shard's customers; it resumes at the table's position, and those
+//! customers' state must come from hydration (reading their recent events
+//! from the base table, built with the Lambda handler): see [`crate::live`]'s
+//! module docs.
 
 use std::collections::BTreeMap;
 

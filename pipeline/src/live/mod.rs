@@ -35,10 +35,14 @@
 //! * **Leases** ([`lease`], `--checkpoint-table`): shards owned through
 //!   conditional writes to a DynamoDB table, so two consumers never read the
 //!   same shard; positions are mirrored there. The engine state stays in each
-//!   consumer's checkpoint file. *Seam:* a consumer that takes over a shard
-//!   last read by another resumes at the table's position without the state
-//!   of that shard's customers; hydrating them from the base table (built
-//!   with the Lambda handler) is where [`Consumer`] logs "hydration needed".
+//!   consumer's checkpoint file, so a consumer resumes a shard at its OWN
+//!   checkpointed position when it has one (records another owner processed
+//!   meanwhile are applied again: harmless to the engine; the sinks' writes
+//!   must be idempotent, as the conditional prediction writes are). *Seam:* a
+//!   consumer taking over a shard it never read resumes at the table's
+//!   position, without the state of that shard's customers; hydrating them
+//!   from the base table (built with the Lambda handler) belongs where
+//!   `Run::start_ready` logs "hydration needed".
 //!
 //! Invalid records never block a shard: they become dead letters and the
 //! position moves past them. Items that are not events (the pipeline's own
@@ -578,7 +582,10 @@ impl<S: Sink> Run<S> {
                 self.lineage.finish(&shard);
                 self.positions.entry(shard.to_string()).or_default().finished = true;
                 self.dirty = true;
-                self.discover().await?;
+                // Its children are usually listed already: start them now.
+                if let Err(e) = self.discover().await {
+                    tracing::warn!(error = %format!("{e:#}"), "shard listing failed; trying again later");
+                }
                 if self.readers.is_empty() && self.lineage.all_finished() {
                     return Ok(Some(StopReason::Exhausted));
                 }
@@ -666,8 +673,12 @@ impl<S: Sink> Run<S> {
                 if processor.stream_time().is_none_or(|t| t < now) {
                     let mut produced = Produced::default();
                     processor.advance_to(now, &Source::default(), &mut produced);
-                    self.dirty = true;
-                    self.send(produced).await?;
+                    // Only fired timers change what a checkpoint must hold:
+                    // an idle consumer does not rewrite its engine snapshot.
+                    if !produced.is_empty() {
+                        self.dirty = true;
+                        self.send(produced).await?;
+                    }
                 }
             }
         }

@@ -173,30 +173,75 @@ impl Reader {
     /// Handles a failed call; `Ok(true)` when the reader is done.
     async fn on_error(&self, e: ReadError, start: &mut StartAt, errors: &mut Backoff) -> Result<bool, Closed> {
         let shard = &*self.shard;
-        match e.kind {
-            ErrorKind::Expired => {
+        match recovery(e.kind) {
+            Recovery::NewIterator => {
                 tracing::info!(shard, "shard iterator expired; getting a new one after the last record read");
             }
-            ErrorKind::Trimmed => {
+            Recovery::FromTrimHorizon => {
                 tracing::error!(shard, error = %e, "records were trimmed by retention before pulse read them; continuing at TRIM_HORIZON");
                 *start = StartAt::TrimHorizon;
                 self.send(ShardMsg::Trimmed { shard: self.shard.clone(), detail: e.detail }).await?;
             }
-            ErrorKind::Throttled | ErrorKind::Transient => {
+            Recovery::Wait => {
                 let wait = errors.next_delay();
                 tracing::warn!(shard, error = %e, wait_ms = wait.as_millis() as u64, "read failed; retrying");
                 tokio::time::sleep(wait).await;
             }
-            ErrorKind::NotFound => {
+            Recovery::EndLost => {
                 tracing::error!(shard, error = %e, "the shard no longer exists; its unread records are lost");
                 self.send(ShardMsg::Ended { shard: self.shard.clone(), lost: true }).await?;
                 return Ok(true);
             }
-            ErrorKind::Fatal => {
+            Recovery::Fail => {
                 self.send(ShardMsg::Failed { shard: self.shard.clone(), error: e }).await?;
                 return Ok(true);
             }
         }
         Ok(false)
+    }
+}
+
+/// What a reader does after a failed call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recovery {
+    /// Get a new iterator just after the last record read (or at the start
+    /// position when none was read), and go on.
+    NewIterator,
+    /// Report the loss, then read on from the oldest record retained.
+    FromTrimHorizon,
+    /// Wait (doubling, capped) and make the same call again.
+    Wait,
+    /// The shard is gone: end it as lost, so its children can start.
+    EndLost,
+    /// Stop the consumer with the error.
+    Fail,
+}
+
+/// The recovery for each kind of failure.
+pub fn recovery(kind: ErrorKind) -> Recovery {
+    match kind {
+        ErrorKind::Expired => Recovery::NewIterator,
+        ErrorKind::Trimmed => Recovery::FromTrimHorizon,
+        ErrorKind::Throttled | ErrorKind::Transient => Recovery::Wait,
+        ErrorKind::NotFound => Recovery::EndLost,
+        ErrorKind::Fatal => Recovery::Fail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::live::api::classify;
+
+    #[test]
+    fn each_failure_has_its_recovery() {
+        let by_code = |code| recovery(classify(Some(code)));
+        assert_eq!(by_code("ExpiredIteratorException"), Recovery::NewIterator);
+        assert_eq!(by_code("TrimmedDataAccessException"), Recovery::FromTrimHorizon);
+        assert_eq!(by_code("LimitExceededException"), Recovery::Wait);
+        assert_eq!(by_code("ProvisionedThroughputExceededException"), Recovery::Wait);
+        assert_eq!(recovery(classify(None)), Recovery::Wait, "timeouts and connection errors");
+        assert_eq!(by_code("ResourceNotFoundException"), Recovery::EndLost);
+        assert_eq!(by_code("AccessDeniedException"), Recovery::Fail);
     }
 }

@@ -38,12 +38,16 @@ pub fn now_ms() -> i64 {
 /// record with the wall clock, and an event more than an hour after its
 /// record's creation time is invalid, so events must not be in the future.
 pub fn synth_lines(customers: usize, days: u32, seed: u64, hostility: Hostility) -> Vec<String> {
-    let today = now_ms() / DAY_MS * DAY_MS;
+    synth_lines_until(now_ms() / DAY_MS * DAY_MS, customers, days, seed, hostility)
+}
+
+/// [`synth_lines`] ending at `end_ms` (a past day boundary).
+pub fn synth_lines_until(end_ms: i64, customers: usize, days: u32, seed: u64, hostility: Hostility) -> Vec<String> {
     let config = SynthConfig {
         customers,
         days,
         seed,
-        start_ms: today - i64::from(days) * DAY_MS,
+        start_ms: end_ms - i64::from(days) * DAY_MS,
         hostility,
         ..SynthConfig::default()
     };
