@@ -71,7 +71,9 @@ pub(crate) struct StreamArgs {
     /// consumers never read the same shard; needs --checkpoint.
     #[arg(long, value_name = "TABLE")]
     checkpoint_table: Option<String>,
-    /// This consumer's name in the lease table. Default: host name and process id.
+    /// This consumer's name in the lease table. Give each consumer a stable one
+    /// (its host or pod name): a restart then reclaims its own leases at once,
+    /// where the default (host name and process id) waits for them to expire.
     #[arg(long, value_name = "ID")]
     consumer_id: Option<String>,
     /// Milliseconds a lease lasts without renewal (renewed at every checkpoint).

@@ -44,6 +44,15 @@
 //!   from the base table (built with the Lambda handler) belongs where
 //!   `Run::start_ready` logs "hydration needed".
 //!
+//! * **Start.** `--start` ([`StartPosition`]) applies to the first listing of
+//!   a run without a checkpoint: at LATEST, closed shards are skipped and
+//!   open ones read from now on. Shards found later (children) are always
+//!   read from TRIM_HORIZON, so nothing between their creation and their
+//!   discovery is missed. A resumed run reads every shard after its
+//!   checkpointed position, and from TRIM_HORIZON a shard that never had a
+//!   record processed: a restart loses nothing (with LATEST, that means the
+//!   history of a shard that stayed empty until the restart is read then).
+//!
 //! Invalid records never block a shard: they become dead letters and the
 //! position moves past them. Items that are not events (the pipeline's own
 //! predictions, `sk = PRED#latest`) are skipped silently by the engine.
