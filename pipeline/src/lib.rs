@@ -13,6 +13,7 @@ pub mod aws;
 pub mod io;
 pub mod lambda;
 pub mod learn;
+pub mod live;
 pub mod loadtest;
 pub mod output;
 pub mod process;
