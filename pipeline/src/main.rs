@@ -54,7 +54,7 @@ enum Command {
     /// (deterministic); the default, wall, also advances time while caught up.
     ///
     /// Example: pulse run --source dynamodb-streams --table marketplace-events --checkpoint pulse.ckpt --features-out vectors.jsonl --dead-letter-out dead.jsonl
-    Run(commands::run::RunArgs),
+    Run(Box<commands::run::RunArgs>),
     /// Write what a DynamoDB stream (or Kinesis stream) holds as a capture file
     /// (the replay format), resumable with --checkpoint.
     ///
@@ -133,7 +133,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Replay(args) => commands::replay::run(args).await,
-            Command::Run(args) => commands::run::run(args).await,
+            Command::Run(args) => commands::run::run(*args).await,
             Command::Capture(args) => commands::run::capture(args).await,
             Command::Setup(args) => commands::setup::run(args).await,
             Command::Generate(args) => commands::generate::run(args).await,

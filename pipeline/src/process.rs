@@ -50,7 +50,7 @@ impl DeadLetter {
 }
 
 /// What one step produced.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Produced {
     /// Vectors, in emission order.
     pub vectors: Vec<FeatureVector>,

@@ -39,4 +39,68 @@ pub trait Sink: Send {
     fn checkpoint_state(&self) -> Option<serde_json::Value> {
         None
     }
+
+    /// The source read `records` more records; `iterator_age_ms` is how far
+    /// behind the stream's newest record the reader is, when known. For the
+    /// pipeline's health metrics; the default ignores it.
+    fn observe_source(&mut self, records: u64, iterator_age_ms: Option<i64>) {
+        let _ = (records, iterator_age_ms);
+    }
+}
+
+impl<S: Sink> Sink for &mut S {
+    fn send(&mut self, produced: Produced) -> impl Future<Output = Result<()>> + Send {
+        (**self).send(produced)
+    }
+
+    fn tick(&mut self, now_ms: i64) -> impl Future<Output = Result<()>> + Send {
+        (**self).tick(now_ms)
+    }
+
+    fn flush(&mut self) -> impl Future<Output = Result<()>> + Send {
+        (**self).flush()
+    }
+
+    fn checkpoint_state(&self) -> Option<serde_json::Value> {
+        (**self).checkpoint_state()
+    }
+
+    fn observe_source(&mut self, records: u64, iterator_age_ms: Option<i64>) {
+        (**self).observe_source(records, iterator_age_ms);
+    }
+}
+
+/// Two sinks fed the same results: e.g. the vector files and the scoring
+/// outputs of `pulse run --score`.
+///
+/// Each step goes to `.0` first, then to `.1`; `flush` is a barrier for
+/// both; the checkpoint state is `.0`'s (the files' lengths; scoring's writes
+/// are conditional on `as_of`, so replaying them after a restart is harmless).
+#[derive(Debug)]
+pub struct Both<A, B>(pub A, pub B);
+
+impl<A: Sink, B: Sink> Sink for Both<A, B> {
+    async fn send(&mut self, produced: Produced) -> Result<()> {
+        self.0.send(produced.clone()).await?;
+        self.1.send(produced).await
+    }
+
+    async fn tick(&mut self, now_ms: i64) -> Result<()> {
+        self.0.tick(now_ms).await?;
+        self.1.tick(now_ms).await
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        self.0.flush().await?;
+        self.1.flush().await
+    }
+
+    fn checkpoint_state(&self) -> Option<serde_json::Value> {
+        self.0.checkpoint_state()
+    }
+
+    fn observe_source(&mut self, records: u64, iterator_age_ms: Option<i64>) {
+        self.0.observe_source(records, iterator_age_ms);
+        self.1.observe_source(records, iterator_age_ms);
+    }
 }

@@ -96,19 +96,7 @@ pub(crate) struct ScoringArgs {
 
 impl ScoringArgs {
     pub(crate) fn config(&self) -> Result<ScoringConfig> {
-        anyhow::ensure!(self.linger_s.is_finite() && self.linger_s >= 0.0, "--linger-s must be >= 0");
-        anyhow::ensure!(self.metrics_interval_s > 0.0, "--metrics-interval-s must be > 0");
-        let batch = BatchPolicy {
-            max_rows: self.batch_rows,
-            max_linger_ms: (self.linger_s * 1000.0).round() as i64,
-            max_pending: BatchPolicy::default().max_pending.max(self.batch_rows),
-        };
-        batch.validate()?;
-        Ok(ScoringConfig {
-            batch,
-            metrics_interval_ms: (self.metrics_interval_s * 1000.0).round() as i64,
-            ..ScoringConfig::default()
-        })
+        scoring_config(self.batch_rows, self.linger_s, self.metrics_interval_s)
     }
 
     pub(crate) fn outputs(&self) -> Outputs {
@@ -119,6 +107,23 @@ impl ScoringArgs {
             ..Outputs::default()
         }
     }
+}
+
+/// The scoring stage's configuration from its flags, checked.
+pub(crate) fn scoring_config(batch_rows: usize, linger_s: f64, metrics_interval_s: f64) -> Result<ScoringConfig> {
+    anyhow::ensure!(linger_s.is_finite() && linger_s >= 0.0, "--linger-s must be >= 0");
+    anyhow::ensure!(metrics_interval_s.is_finite() && metrics_interval_s > 0.0, "--metrics-interval-s must be > 0");
+    let batch = BatchPolicy {
+        max_rows: batch_rows,
+        max_linger_ms: (linger_s * 1000.0).round() as i64,
+        max_pending: BatchPolicy::default().max_pending.max(batch_rows),
+    };
+    batch.validate()?;
+    Ok(ScoringConfig {
+        batch,
+        metrics_interval_ms: (metrics_interval_s * 1000.0).round() as i64,
+        ..ScoringConfig::default()
+    })
 }
 
 pub(crate) async fn run(args: ReplayArgs) -> Result<()> {

@@ -10,11 +10,15 @@ use pulse::live::api::{max_records_per_call, StreamApi};
 use pulse::live::files::FileSink;
 use pulse::live::reader::ReaderConfig;
 use pulse::live::{Clock, Consumer, LeaseConfig, LiveConfig, LiveSummary, StartPosition};
+use pulse::output::args::OutputArgs;
+use pulse::output::sink::SinkStats;
 use pulse::process::Produced;
-use pulse::sink::Sink;
+use pulse::sink::{Both, Sink};
+use pulse::summary::thousands;
+use pulse_operators::scoring::BatchPolicy;
 use pulse_operators::EngineConfig;
 
-use super::replay::TimerArgs;
+use super::replay::{scoring_config, TimerArgs};
 
 /// Which stream API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -123,6 +127,36 @@ pub(crate) struct RunArgs {
     /// Also write the summary as JSON here.
     #[arg(long, value_name = "FILE")]
     summary_json: Option<PathBuf>,
+    /// Score what changed and publish it: predictions (--predictions-table),
+    /// alerts (--alerts-topic-arn), dead letters (--dead-letter-queue-url),
+    /// fleet and health metrics (--metrics). The model is the embedded one
+    /// unless --endpoint-name names a SageMaker endpoint.
+    #[arg(long)]
+    score: bool,
+    #[command(flatten)]
+    scoring: LiveScoringArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+/// How `pulse run --score` batches its model calls.
+#[derive(Args, Debug)]
+pub(crate) struct LiveScoringArgs {
+    /// Use the model in this directory instead of the embedded one (also the
+    /// fallback of an endpoint).
+    #[arg(long, value_name = "DIR")]
+    model: Option<PathBuf>,
+    /// Most rows per model call.
+    #[arg(long, default_value_t = BatchPolicy::default().max_rows)]
+    batch_rows: usize,
+    /// Longest a vector waits for its batch, in seconds; a customer's vectors
+    /// within it are coalesced into its newest. Short live (latency), longer
+    /// for fewer, fuller calls.
+    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+    linger_s: f64,
+    /// Seconds between fleet-metrics publications.
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    metrics_interval_s: f64,
 }
 
 /// Arguments of `pulse capture`.
@@ -252,15 +286,67 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
     if config.checkpoint.is_none() {
         tracing::warn!("no --checkpoint: a restart starts over from --start");
     }
+    let scoring = if args.score {
+        let config = scoring_config(args.scoring.batch_rows, args.scoring.linger_s, args.scoring.metrics_interval_s)?;
+        let model = super::load_model(args.scoring.model.as_deref())?;
+        Some((config, model))
+    } else {
+        anyhow::ensure!(
+            args.output.predictions_table.is_none()
+                && args.output.alerts_topic_arn.is_none()
+                && args.output.endpoint_name.is_none(),
+            "--predictions-table, --alerts-topic-arn and --endpoint-name need --score"
+        );
+        None
+    };
     let consumer = args.stream.consumer(config).await?;
-    let sink = FileSink::open(args.features_out.as_deref(), args.dead_letter_out.as_deref(), consumer.sink_state())?;
-    let summary = consumer.run(sink, shutdown_signal()).await?;
-    print(&summary, "run summary");
+    let files = FileSink::open(args.features_out.as_deref(), args.dead_letter_out.as_deref(), consumer.sink_state())?;
+    let summary = match scoring {
+        Some((config, model)) => {
+            let sdk = args.stream.aws.load().await;
+            let scoring = args.output.build(&sdk, config, model).await?;
+            let mut sink = Both(files, scoring);
+            let summary = consumer.run(&mut sink, shutdown_signal()).await?;
+            print(&summary, "run summary");
+            let stats = sink.1.stats();
+            println!("{}", scoring_table(&stats));
+            let mut json = serde_json::to_value(&summary)?;
+            json["scoring"] = serde_json::to_value(stats)?;
+            json
+        }
+        None => {
+            let summary = consumer.run(files, shutdown_signal()).await?;
+            print(&summary, "run summary");
+            serde_json::to_value(&summary)?
+        }
+    };
     if let Some(path) = args.summary_json {
         let json = serde_json::to_vec_pretty(&summary)?;
         std::fs::write(&path, json).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
+}
+
+fn scoring_table(s: &SinkStats) -> String {
+    let rows = [
+        ("vectors scored or gated", s.vectors),
+        ("model calls", s.model_calls),
+        ("model rows", s.model_rows),
+        ("model calls failed", s.model_failures),
+        ("rows by the fallback model", s.fallback_rows),
+        ("predictions", s.predictions),
+        ("predictions written", s.predictions_written),
+        ("  not written (newer stored)", s.predictions_stale),
+        ("alerts", s.alerts),
+        ("dead letters sent", s.dead_letters),
+        ("metrics snapshots published", s.metrics_published),
+        ("retries", s.retries),
+    ];
+    let mut t = String::from("scoring");
+    for (k, v) in rows {
+        t.push_str(&format!("\n  {k:<30} {}", thousands(v)));
+    }
+    t
 }
 
 /// `pulse capture` has no outputs besides the capture file.

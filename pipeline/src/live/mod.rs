@@ -573,6 +573,7 @@ impl<S: Sink> Run<S> {
                 if let Some(ms) = millis_behind {
                     self.millis_behind.insert(shard.clone(), ms);
                 }
+                self.sink.observe_source(records.len() as u64, millis_behind);
                 if records.is_empty() {
                     return Ok(None);
                 }

@@ -404,6 +404,13 @@ impl Sink for ScoringSink {
         self.handle(scored).await
     }
 
+    fn observe_source(&mut self, records: u64, iterator_age_ms: Option<i64>) {
+        self.health.records(records);
+        if let Some(age) = iterator_age_ms {
+            self.health.iterator_age_ms(age.max(0) as u64);
+        }
+    }
+
     async fn flush(&mut self) -> Result<()> {
         let started = Instant::now();
         let wait = Backoff { base: Duration::from_millis(200), cap: Duration::from_secs(5), max_attempts: u32::MAX };
