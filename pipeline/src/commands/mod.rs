@@ -3,6 +3,7 @@
 
 pub(crate) mod demo;
 pub(crate) mod generate;
+pub(crate) mod loadtest;
 pub(crate) mod replay;
 pub(crate) mod run;
 pub(crate) mod serve;

@@ -46,6 +46,10 @@ pub struct WriteReport {
     pub seconds: f64,
     /// `items_written / seconds`.
     pub items_per_second: f64,
+    /// Distinct customers with an event written.
+    pub customers: u64,
+    #[serde(skip)]
+    seen: std::collections::HashSet<String>,
 }
 
 /// Generates the marketplace, then writes its items in stream order at the
@@ -113,7 +117,11 @@ impl WriteReport {
         let at = Instant::now();
         for (customer, ts) in &events {
             tracker.written(customer, *ts, at);
+            if !self.seen.contains(customer) {
+                self.seen.insert(customer.clone());
+            }
         }
+        self.customers = self.seen.len() as u64;
         self.items_written += items as u64;
         self.events_written += events.len() as u64;
         self.write_calls += stats.calls;
@@ -128,4 +136,124 @@ fn event_key(item: &Item) -> Option<(String, i64)> {
         (true, Some(AttributeValue::S(c)), Some(AttributeValue::N(ts))) => Some((c.clone(), ts.parse().ok()?)),
         _ => None,
     }
+}
+
+/// The whole live load test: the table, the consumer, the producer.
+#[derive(Clone, Debug)]
+pub struct LiveLoad {
+    /// What to write.
+    pub write: WriteLoad,
+    /// The events table (created with its stream when missing). Use a new
+    /// one: the consumer reads its stream from the oldest record.
+    pub table: String,
+    /// After the last write, how long to wait for the predictions still due.
+    pub drain_timeout: Duration,
+    /// The engine's timers (the load test's events are history, so daily
+    /// timers would fire their catch-up vectors all at once: off by default).
+    pub engine: pulse_operators::EngineConfig,
+}
+
+/// What the live load test measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct LiveReport {
+    /// The mode, `"live"`.
+    pub mode: &'static str,
+    /// The table written and read.
+    pub table: String,
+    /// Distinct customers written.
+    pub customers: u64,
+    /// The producer.
+    pub write: WriteReport,
+    /// The consumer: records read from the stream.
+    pub records_consumed: u64,
+    /// Feature vectors emitted.
+    pub vectors: u64,
+    /// Records consumed per second, from the first write to the end of the run.
+    pub records_per_second: f64,
+    /// Event write → prediction write.
+    pub latency: super::latency::LatencySummary,
+    /// Scoring and publishing.
+    pub scoring: crate::output::sink::SinkStats,
+    /// Model calls per event written.
+    pub calls_per_event: f64,
+    /// Model rows per event written.
+    pub rows_per_event: f64,
+    /// Seconds from the first write to the end of the run.
+    pub seconds: f64,
+    /// What a five-minute full rescan would have cost over the same seconds.
+    pub rescan: super::RescanCost,
+    /// `rescan.endpoint_calls / scoring.model_calls`.
+    pub rescan_calls_ratio: Option<f64>,
+}
+
+/// Runs the consumer (reading `load.table`'s stream into `sink`, which must
+/// report stored predictions to `tracker`) while the producer writes, then
+/// waits for the last predictions and stops the consumer.
+pub async fn run_live(
+    sdk: &aws_config::SdkConfig,
+    load: &LiveLoad,
+    sink: crate::output::sink::ScoringSink,
+    tracker: Arc<LatencyTracker>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<LiveReport> {
+    use crate::live::api::{max_records_per_call, StreamApi};
+    use crate::live::{Clock, Consumer, LiveConfig, StartPosition};
+
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    crate::aws::setup::ensure_events_table(&dynamodb, &load.table).await?;
+    let api = StreamApi::dynamodb_table(aws_sdk_dynamodbstreams::Client::new(sdk), &load.table).await?;
+    let mut config = LiveConfig {
+        start: StartPosition::TrimHorizon,
+        engine: Some(load.engine),
+        clock: Clock::Stream,
+        ..LiveConfig::default()
+    };
+    config.reader.limit = max_records_per_call(&api);
+    config.reader.idle_min = Duration::from_millis(50);
+    config.reader.idle_max = Duration::from_millis(250);
+    let consumer = Consumer::prepare(config, api, None).await?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let started = Instant::now();
+    let consuming = tokio::spawn(async move {
+        let mut sink = sink;
+        let summary = consumer
+            .run(&mut sink, async {
+                let _ = stop_rx.await;
+            })
+            .await?;
+        Ok::<_, anyhow::Error>((summary, sink.stats()))
+    });
+
+    let writer = TableWriter::new(dynamodb, &load.table);
+    let written = write_events(&load.write, &writer, &tracker, progress).await;
+    if written.is_ok() {
+        let deadline = Instant::now() + load.drain_timeout;
+        while tracker.pending() > 0 && Instant::now() < deadline && !consuming.is_finished() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let _ = stop_tx.send(());
+    let (summary, scoring) = consuming.await.context("the consumer panicked")??;
+    let write = written?;
+    let seconds = started.elapsed().as_secs_f64();
+
+    let customers = write.customers;
+    let events = write.events_written.max(1) as f64;
+    let rescan = super::RescanCost::over(seconds, customers, write.items_written + customers);
+    Ok(LiveReport {
+        mode: "live",
+        table: load.table.clone(),
+        customers,
+        records_consumed: summary.records_this_run,
+        vectors: summary.totals.vectors_event + summary.totals.vectors_timer,
+        records_per_second: summary.records_this_run as f64 / seconds.max(1e-9),
+        latency: tracker.summary(),
+        calls_per_event: scoring.model_calls as f64 / events,
+        rows_per_event: scoring.model_rows as f64 / events,
+        rescan_calls_ratio: (scoring.model_calls > 0).then(|| rescan.endpoint_calls / scoring.model_calls as f64),
+        scoring,
+        seconds,
+        rescan,
+        write,
+    })
 }

@@ -16,7 +16,7 @@ use super::backend::ModelBackend;
 use super::dead_letters::{DeadLetterFile, DeadLetterQueue};
 use super::fallback::{OnEndpointDown, WithFallback, FALLBACK_SERVED_BY};
 use super::metrics::{MetricsOut, MetricsPublisher, HEALTH_NAMESPACE};
-use super::predictions::PredictionWriter;
+use super::predictions::{OnWritten, PredictionWriter};
 use super::retry::{Backoff, BreakerConfig};
 use super::sagemaker::{ContentType, EndpointConfig, SageMakerScorer};
 use super::sink::{Destinations, ScoringSink, SinkConfig};
@@ -159,6 +159,18 @@ impl OutputArgs {
     /// The sink: checks every setting, then makes the clients. `embedded`
     /// scores when no endpoint is named, and is the fallback of one.
     pub async fn build(&self, sdk: &SdkConfig, scoring: ScoringConfig, embedded: EmbeddedModel) -> Result<ScoringSink> {
+        self.build_observed(sdk, scoring, embedded, None).await
+    }
+
+    /// [`OutputArgs::build`], calling `on_written` with each prediction stored
+    /// (`pulse loadtest` times event write → prediction write with it).
+    pub async fn build_observed(
+        &self,
+        sdk: &SdkConfig,
+        scoring: ScoringConfig,
+        embedded: EmbeddedModel,
+        on_written: Option<OnWritten>,
+    ) -> Result<ScoringSink> {
         anyhow::ensure!(self.write_concurrency > 0, "--write-concurrency must be at least 1");
         anyhow::ensure!(
             self.hold_timeout_s.is_finite() && self.hold_timeout_s >= 0.0,
@@ -180,7 +192,11 @@ impl OutputArgs {
             predictions: self
                 .predictions_table
                 .as_ref()
-                .map(|t| PredictionWriter::new(aws_sdk_dynamodb::Client::new(sdk), t.as_str(), self.write_concurrency)),
+                .map(|t| PredictionWriter::new(aws_sdk_dynamodb::Client::new(sdk), t.as_str(), self.write_concurrency))
+                .map(|w| match &on_written {
+                    Some(f) => w.on_written(f.clone()),
+                    None => w,
+                }),
             alerts: self
                 .alerts_topic_arn
                 .as_ref()

@@ -97,14 +97,31 @@ struct Counters {
     states_read: AtomicU64,
 }
 
+/// Called with each prediction once it is stored (e.g. by `pulse loadtest`,
+/// to time event write → prediction write).
+pub type OnWritten = Arc<dyn Fn(&Prediction) + Send + Sync>;
+
 /// Writes predictions to a table (see the [module docs](self)).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PredictionWriter {
     client: aws_sdk_dynamodb::Client,
     table: Arc<str>,
     concurrency: usize,
     retry: Backoff,
     counters: Arc<Counters>,
+    on_written: Option<OnWritten>,
+}
+
+impl std::fmt::Debug for PredictionWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PredictionWriter")
+            .field("table", &self.table)
+            .field("concurrency", &self.concurrency)
+            .field("retry", &self.retry)
+            .field("counters", &self.counters)
+            .field("on_written", &self.on_written.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl PredictionWriter {
@@ -116,7 +133,15 @@ impl PredictionWriter {
             concurrency: concurrency.max(1),
             retry: Backoff { max_attempts: 6, ..Backoff::default() },
             counters: Arc::default(),
+            on_written: None,
         }
+    }
+
+    /// Calls `f` with each prediction once it is stored (not for one refused
+    /// because a newer prediction was already there).
+    pub fn on_written(mut self, f: OnWritten) -> PredictionWriter {
+        self.on_written = Some(f);
+        self
     }
 
     /// The table.
@@ -213,6 +238,9 @@ impl PredictionWriter {
             match sent {
                 Ok(_) => {
                     self.counters.written.fetch_add(1, Relaxed);
+                    if let Some(f) = &self.on_written {
+                        f(p);
+                    }
                     return Ok(());
                 }
                 Err(SdkError::ServiceError(e))

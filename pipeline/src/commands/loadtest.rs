@@ -1,0 +1,205 @@
+//! `pulse loadtest`.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use pulse::aws::AwsArgs;
+use pulse::loadtest::latency::LatencyTracker;
+use pulse::loadtest::live::{run_live, LiveLoad, LiveReport, WriteLoad};
+use pulse::loadtest::{in_process, InProcessReport};
+use pulse::output::args::OutputArgs;
+use pulse::output::predictions::OnWritten;
+use pulse::progress::Progress;
+use pulse::summary::thousands;
+use pulse::synth::{Hostility, SynthConfig};
+use pulse_operators::scoring::BatchPolicy;
+use pulse_operators::EngineConfig;
+use pulse_schemas::DAY_MS;
+
+use super::replay::{scoring_config, TimerArgs};
+
+/// Arguments of `pulse loadtest`.
+#[derive(Args, Debug)]
+pub(crate) struct LoadtestArgs {
+    /// No AWS at all: the engine's maximum on one thread, next to the
+    /// baseline of parsing the same lines into serde_json::Value.
+    #[arg(long)]
+    in_process: bool,
+    /// Customers in the synthetic marketplace.
+    #[arg(long, default_value_t = 500)]
+    customers: usize,
+    /// Days of history per customer (written oldest first, ending now).
+    #[arg(long, default_value_t = 30)]
+    days: u32,
+    /// Seed of the marketplace.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Target events written per second.
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
+    /// Stop writing after this many seconds...
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    duration_s: f64,
+    /// ...or after this many events, whichever comes first.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_events: u64,
+    /// The producer's BatchWriteItem calls in flight at once.
+    #[arg(long, default_value_t = 4)]
+    event_writes_in_flight: usize,
+    /// The events table to write and read (created with its stream). Default:
+    /// a new table named pulse-loadtest-<time>.
+    #[arg(long, value_name = "NAME")]
+    table: Option<String>,
+    /// After the last write, seconds to wait for the predictions still due.
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    drain_timeout_s: f64,
+    /// Fire timers (off by default: the written events are history, so each
+    /// customer's daily timers would all catch up at its first record).
+    #[arg(long)]
+    timers: bool,
+    #[command(flatten)]
+    timer: TimerArgs,
+    /// Use the model in this directory instead of the embedded one.
+    #[arg(long, value_name = "DIR")]
+    model: Option<PathBuf>,
+    /// Most rows per model call.
+    #[arg(long, default_value_t = BatchPolicy::default().max_rows)]
+    batch_rows: usize,
+    /// Longest a vector waits for its batch, in seconds.
+    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+    linger_s: f64,
+    /// Write the JSON summary here too.
+    #[arg(long, value_name = "FILE")]
+    summary_json: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+    #[command(flatten)]
+    aws: AwsArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+pub(crate) async fn run(args: LoadtestArgs) -> Result<()> {
+    anyhow::ensure!(args.customers > 0, "--customers must be at least 1");
+    anyhow::ensure!(args.duration_s.is_finite() && args.duration_s > 0.0, "--duration-s must be > 0");
+    anyhow::ensure!(args.drain_timeout_s.is_finite() && args.drain_timeout_s >= 0.0, "--drain-timeout-s must be >= 0");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
+    let synth = SynthConfig {
+        customers: args.customers,
+        days: args.days,
+        seed: args.seed,
+        // History ending today, so no event is "in the future" of the
+        // records the table's stream stamps with the wall clock.
+        start_ms: (now / DAY_MS - i64::from(args.days)) * DAY_MS,
+        hostility: Hostility::none(),
+        ..SynthConfig::default()
+    };
+    synth.validate()?;
+    let engine = EngineConfig { timers: if args.timers { args.timer.policy()? } else { pulse_operators::TimerPolicy::Off } };
+    let json = if args.in_process {
+        let report = tokio::task::spawn_blocking(move || in_process(&synth, engine)).await??;
+        println!("{}", in_process_table(&report));
+        serde_json::to_string_pretty(&report)?
+    } else {
+        let report = live(&args, synth, engine, now).await?;
+        println!("{}", live_table(&report));
+        serde_json::to_string_pretty(&report)?
+    };
+    println!("{json}");
+    if let Some(path) = &args.summary_json {
+        std::fs::write(path, &json).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+async fn live(args: &LoadtestArgs, synth: SynthConfig, engine: EngineConfig, now: i64) -> Result<LiveReport> {
+    let sdk = args.aws.load().await;
+    let table = args.table.clone().unwrap_or_else(|| format!("pulse-loadtest-{now}"));
+    let mut output = args.output.clone();
+    output.predictions_table.get_or_insert_with(|| table.clone());
+    let tracker = Arc::new(LatencyTracker::new());
+    let on_written: OnWritten = {
+        let tracker = Arc::clone(&tracker);
+        Arc::new(move |p| tracker.predicted(p.customer_id.as_str(), p.as_of, std::time::Instant::now()))
+    };
+    let scoring = scoring_config(args.batch_rows, args.linger_s, 60.0)?;
+    let model = super::load_model(args.model.as_deref())?;
+    let sink = output.build_observed(&sdk, scoring, model, Some(on_written)).await?;
+    let load = LiveLoad {
+        write: WriteLoad {
+            synth,
+            rate: args.rate,
+            duration: Duration::from_secs_f64(args.duration_s),
+            max_events: args.max_events,
+            concurrency: args.event_writes_in_flight,
+        },
+        table: table.clone(),
+        drain_timeout: Duration::from_secs_f64(args.drain_timeout_s),
+        engine,
+    };
+    let expected = ((args.rate * args.duration_s) as u64).min(args.max_events);
+    let written = Arc::new(AtomicU64::new(0));
+    let progress = Progress::items(!args.quiet, "items written", expected, Arc::clone(&written));
+    let ticker = progress.spawn_ticker(Duration::from_millis(200));
+    println!(
+        "pulse loadtest: {} customers x {} days into {table} at {} events/s for up to {} s ({} events at most)",
+        args.customers, args.days, args.rate, args.duration_s, args.max_events
+    );
+    let result = run_live(&sdk, &load, sink, tracker, &|n| written.store(n, Relaxed)).await;
+    ticker.abort();
+    progress.finish();
+    result
+}
+
+fn in_process_table(r: &InProcessReport) -> String {
+    format!(
+        "in-process: {} records ({} customers x {} days, {:.1} MB)\n  parse into serde_json::Value  {} records/s\n  pulse decode + apply          {} records/s ({:.2}x the baseline, one thread)\n  vectors {}  dead letters {}  state {:.1} MiB",
+        thousands(r.records),
+        r.customers,
+        r.days,
+        r.capture_bytes as f64 / 1e6,
+        thousands(r.baseline_value_parse_records_per_s as u64),
+        thousands(r.pulse_records_per_s as u64),
+        r.ratio_to_baseline,
+        thousands(r.vectors),
+        thousands(r.dead_letters),
+        r.state_bytes as f64 / (1 << 20) as f64
+    )
+}
+
+fn live_table(r: &LiveReport) -> String {
+    let l = &r.latency;
+    let ratio = r.rescan_calls_ratio.map_or("n/a".to_owned(), |x| format!("{x:.1}x"));
+    format!(
+        "live: {} customers, {:.1} s\n  written            {} items ({} events) in {} BatchWriteItem calls, {:.0} items/s\n  consumed           {} records, {:.0} records/s, {} vectors\n  latency write->prediction  p50 {:.0} ms  p95 {:.0} ms  p99 {:.0} ms  max {:.0} ms ({} resolved, {} pending)\n  model              {} calls, {} rows: {:.3} calls and {:.3} rows per event\n  predictions        {} written, {} not (newer stored)\n  5-min rescan       {:.2} rescans over the same time: {:.0} endpoint calls, {:.0} items scanned ({ratio} pulse's calls)",
+        r.customers,
+        r.seconds,
+        thousands(r.write.items_written),
+        thousands(r.write.events_written),
+        thousands(r.write.write_calls),
+        r.write.items_per_second,
+        thousands(r.records_consumed),
+        r.records_per_second,
+        thousands(r.vectors),
+        l.p50_ms,
+        l.p95_ms,
+        l.p99_ms,
+        l.max_ms,
+        thousands(l.resolved),
+        thousands(l.pending),
+        thousands(r.scoring.model_calls),
+        thousands(r.scoring.model_rows),
+        r.calls_per_event,
+        r.rows_per_event,
+        thousands(r.scoring.predictions_written),
+        thousands(r.scoring.predictions_stale),
+        r.rescan.rescans,
+        r.rescan.endpoint_calls,
+        r.rescan.scan_item_reads,
+    )
+}

@@ -1,0 +1,546 @@
+//! The `pulse` binary end to end, as a user runs it, against the local AWS
+//! server: a table's events in; predictions in the table, alerts on SNS,
+//! metrics in CloudWatch and bad records in the dead-letter queue out; and a
+//! SageMaker endpoint that is down for a while.
+//!
+//! * `events_in_predictions_metrics_alerts_and_dead_letters_out`: a synthetic
+//!   marketplace (a third of it churning, so that alerts happen), four invalid
+//!   items and one prediction item of the pipeline's own, written to a table;
+//!   `pulse run --score` with the embedded model until idle. Every customer
+//!   with events ends with a `PRED#latest` item holding the embedded model's
+//!   scores of its last vector (as written to `--features-out`), that
+//!   vector's `as_of` and the §6 segment of those scores. The alerts read back
+//!   from a queue subscribed to the topic are the run's alerts: each is a rise
+//!   above 0.7 of a vector the run emitted, a customer alerts again only after
+//!   re-arming (a vector below 0.5 in between), and the stored alert state
+//!   agrees. The metrics namespace holds the §6 metrics, and
+//!   `TotalCustomersProcessed` counts the customers scored. The dead-letter
+//!   queue holds exactly the invalid items, each with its reason code and its
+//!   original record; the pipeline's own prediction item made neither a
+//!   vector nor a dead letter, and was left alone.
+//! * `endpoint_down_then_back_makes_up_nothing`: the same with
+//!   `--endpoint-name` and `--on-endpoint-down hold`, the SageMaker Runtime
+//!   client pointed (by `AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`) at a port where
+//!   nothing listens. The run reads the stream, fails to score and stores no
+//!   prediction at all; then `pulse serve` starts on that port, and the run
+//!   scores every customer through it: every prediction names the endpoint and
+//!   holds the embedded model's scores of the customer's last vector (`pulse
+//!   serve` runs the same model), none came from a fallback, and the run
+//!   counted the failed calls.
+//! * `endpoint_down_with_fallback_says_so_then_uses_the_endpoint_again`: with
+//!   `--on-endpoint-down fallback`, every customer is scored while the
+//!   endpoint is down, each prediction saying `embedded-fallback`; once the
+//!   endpoint is up, newer events are scored by it.
+//!
+//! Every AWS call of the run goes to the local server through
+//! `AWS_ENDPOINT_URL` (no `--endpoint-url`: that flag would override the
+//! per-service variable the endpoint tests use). Predictions are written to
+//! the table whose stream the run reads, as in production: their change
+//! records come back and are skipped. Each test makes its own table, topic,
+//! queues and metric namespaces.
+
+mod common;
+#[path = "common/live.rs"]
+mod live;
+mod output_support;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use aws_sdk_cloudwatch::types::{Metric, MetricDataQuery, MetricStat};
+use aws_sdk_dynamodb::types::AttributeValue;
+use common::{parse_vectors, pulse_bin, D, H, MIN};
+use live::{event_image, now_ms, prediction_image, TableWriter};
+use output_support::{drain_queue, embedded, n, s};
+use pulse::output::alerts::AlertMessage;
+use pulse::synth::{generate, Hostility, SegmentMix, SynthConfig};
+use pulse_e2e::{aws_endpoint, unique_name};
+use pulse_model::Scorer;
+use pulse_schemas::{FeatureVector, DAY_MS};
+use serde_json::{json, Value};
+
+/// The §6 fleet metrics.
+const FLEET_METRICS: [&str; 7] = [
+    "TotalCustomersProcessed",
+    "HighChurnRiskCount",
+    "AverageChurnRisk14d",
+    "AverageHealthScore",
+    "ThrivingCustomers",
+    "AtRiskCustomers",
+    "ChurnedCustomers",
+];
+
+/// What a test wrote and where the run sends things.
+struct Marketplace {
+    sdk: SdkConfig,
+    table: String,
+    topic_arn: String,
+    alerts_queue: String,
+    dead_letter_queue: String,
+    fleet_namespace: String,
+    health_namespace: String,
+    /// Customers with events.
+    customers: BTreeSet<String>,
+    /// The invalid items written, with the reason code each must get.
+    invalid: Vec<(&'static str, Value)>,
+    /// The customer of the prediction item written as the pipeline would.
+    own_prediction: String,
+}
+
+/// A synthetic marketplace of `customers` over `days` days ending at today's
+/// midnight (UTC), a third of it churning and a third at risk on day one.
+fn synth(customers: usize, days: u32, seed: u64) -> Vec<String> {
+    let end = now_ms() / DAY_MS * DAY_MS;
+    let config = SynthConfig {
+        customers,
+        days,
+        seed,
+        start_ms: end - i64::from(days) * DAY_MS,
+        mix: SegmentMix::new(0.2, 0.2, 0.3, 0.3).unwrap(),
+        hostility: Hostility::realistic(),
+        ..SynthConfig::default()
+    };
+    let mut out = Vec::new();
+    generate(&config, &mut out, &mut |_| {}).expect("the synthetic marketplace generates");
+    String::from_utf8(out).unwrap().lines().map(str::to_owned).collect()
+}
+
+/// Makes the table, topic, queues, and writes the marketplace, four invalid
+/// items (in the middle of the stream) and a prediction item of the
+/// pipeline's own.
+async fn marketplace(prefix: &str, customers: usize, days: u32, seed: u64) -> Marketplace {
+    let sdk = live::sdk().await;
+    let (table, _) = live::events_table(&sdk, prefix).await;
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let topic_arn = sns.create_topic().name(unique_name(prefix)).send().await.expect("CreateTopic").topic_arn.unwrap();
+    let (alerts_queue, alerts_queue_arn) = output_support::queue(&sdk).await;
+    sns.subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("sqs")
+        .endpoint(&alerts_queue_arn)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .expect("Subscribe");
+    let (dead_letter_queue, _) = output_support::queue(&sdk).await;
+
+    let lines = synth(customers, days, seed);
+    let customers: BTreeSet<String> = lines
+        .iter()
+        .map(|l| {
+            let record: Value = serde_json::from_str(l).unwrap();
+            record["dynamodb"]["Keys"]["customer_id"]["S"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let mut w = TableWriter::new(&sdk, &table);
+    let (first, rest) = lines.split_at(lines.len() / 2);
+    w.write_lines(first).await;
+    let now = now_ms();
+    let tutor = ("tutor_id", json!({"S": "tut_1"}));
+    let invalid = vec![
+        ("unknown_event_type", event_image("stu_bad", "bad_type", "teleport", now - D, &[])),
+        (
+            "out_of_range",
+            event_image("stu_bad", "bad_rating", "session_rated", now - D, &[tutor.clone(), ("rating", json!({"N": "9"}))]),
+        ),
+        ("missing_attribute", event_image("stu_bad", "no_minutes", "session_completed", now - D, &[tutor])),
+        ("future_event", event_image("stu_bad", "from_future", "login", now + 3 * H, &[])),
+    ];
+    for (_, image) in &invalid {
+        w.put(image.clone()).await;
+    }
+    let own_prediction = "stu_own_prediction".to_owned();
+    w.put(prediction_image(&own_prediction, now - MIN, 0.8)).await;
+    w.write_lines(rest).await;
+    Marketplace {
+        sdk,
+        table,
+        topic_arn,
+        alerts_queue,
+        dead_letter_queue,
+        fleet_namespace: unique_name("IOpsDashboard/Predictions-e2e"),
+        health_namespace: unique_name("pulse/Pipeline-e2e"),
+        customers,
+        invalid,
+        own_prediction,
+    }
+}
+
+/// A run's files.
+struct RunFiles {
+    features: PathBuf,
+    summary: PathBuf,
+    stderr: PathBuf,
+}
+
+impl RunFiles {
+    fn new(dir: &Path) -> RunFiles {
+        RunFiles {
+            features: dir.join("features.jsonl"),
+            summary: dir.join("summary.json"),
+            stderr: dir.join("stderr.log"),
+        }
+    }
+
+    fn summary(&self) -> Value {
+        let bytes = std::fs::read(&self.summary).unwrap_or_else(|e| panic!("no summary ({e}):\n{}", self.stderr()));
+        serde_json::from_slice(&bytes).expect("the summary is JSON")
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    fn vectors(&self) -> Vec<FeatureVector> {
+        parse_vectors(&std::fs::read(&self.features).unwrap_or_default())
+    }
+}
+
+/// Starts `pulse run --score` over the marketplace's table, with every output,
+/// quick polls and checkpoints, timers on stream time, and `extra` flags. All
+/// AWS calls go to the local server through `AWS_ENDPOINT_URL`; `env` adds
+/// variables.
+fn start_run(m: &Marketplace, files: &RunFiles, extra: &[&str], env: &[(&str, String)]) -> Child {
+    let mut args: Vec<String> = [
+        "run",
+        "--source",
+        "dynamodb-streams",
+        "--table",
+        &m.table,
+        "--clock",
+        "stream",
+        "--idle-exit-s",
+        "2",
+        "--poll-min-ms",
+        "20",
+        "--poll-max-ms",
+        "100",
+        "--checkpoint-interval-ms",
+        "300",
+        "--score",
+        "--linger-s",
+        "0.2",
+        "--predictions-table",
+        &m.table,
+        "--alerts-topic-arn",
+        &m.topic_arn,
+        "--dead-letter-queue-url",
+        &m.dead_letter_queue,
+        "--metrics",
+        "cloudwatch",
+        "--metrics-interval-s",
+        "1",
+        "--metrics-namespace",
+        &m.fleet_namespace,
+        "--health-namespace",
+        &m.health_namespace,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for (flag, path) in [("--features-out", &files.features), ("--summary-json", &files.summary)] {
+        args.push(flag.into());
+        args.push(path.display().to_string());
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let mut cmd = Command::new(pulse_bin());
+    cmd.args(&args)
+        .env("AWS_ENDPOINT_URL", aws_endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&files.stderr).expect("the stderr file"));
+    for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+        if std::env::var_os(key).is_none() {
+            cmd.env(key, "testing");
+        }
+    }
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    cmd.spawn().expect("pulse starts")
+}
+
+/// Waits for the run to exit (successfully) within `within`.
+async fn wait_for_exit(child: &mut Child, files: &RunFiles, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "pulse run failed ({status}):\n{}", files.stderr());
+            return;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("pulse run did not end within {within:?}:\n{}", files.stderr());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every `PRED#latest` item of the table, by customer.
+async fn predictions(sdk: &SdkConfig, table: &str) -> BTreeMap<String, HashMap<String, AttributeValue>> {
+    let client = aws_sdk_dynamodb::Client::new(sdk);
+    let mut out = BTreeMap::new();
+    let mut start: Option<HashMap<String, AttributeValue>> = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .filter_expression("sk = :sk")
+            .expression_attribute_values(":sk", AttributeValue::S("PRED#latest".into()))
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .expect("Scan");
+        for item in page.items.unwrap_or_default() {
+            out.insert(s(&item, "customer_id").to_owned(), item);
+        }
+        match page.last_evaluated_key {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => return out,
+        }
+    }
+}
+
+/// Each customer's last vector: the largest `as_of`, and of equal ones the
+/// last emitted (what the scoring queue keeps, FEATURES.md §6 writes).
+fn last_vectors(vectors: &[FeatureVector]) -> BTreeMap<String, FeatureVector> {
+    let mut last: BTreeMap<String, FeatureVector> = BTreeMap::new();
+    for v in vectors {
+        let slot = last.entry(v.customer_id.to_string()).or_insert_with(|| v.clone());
+        if v.as_of >= slot.as_of {
+            *slot = v.clone();
+        }
+    }
+    last
+}
+
+/// §6's segment rules, first match wins.
+fn segment(churn_14d: f64, churn_30d: f64, health: f64) -> &'static str {
+    if churn_14d > 0.7 || health < 40.0 {
+        "churned"
+    } else if churn_14d > 0.4 || churn_30d > 0.6 || health < 60.0 {
+        "at_risk"
+    } else if churn_14d < 0.2 && health > 80.0 {
+        "thriving"
+    } else {
+        "healthy"
+    }
+}
+
+/// Checks that every customer with events has a prediction: the embedded
+/// model's scores of its last vector, at that vector's `as_of`, with the §6
+/// segment, served by `served_by(customer)`; and that no other prediction was
+/// written. Returns the customers' last vectors.
+fn assert_predictions(
+    m: &Marketplace,
+    vectors: &[FeatureVector],
+    stored: &BTreeMap<String, HashMap<String, AttributeValue>>,
+    served_by: impl Fn(&str) -> String,
+) -> BTreeMap<String, FeatureVector> {
+    let last = last_vectors(vectors);
+    let with_vectors: BTreeSet<String> = last.keys().cloned().collect();
+    assert_eq!(with_vectors, m.customers, "every customer with events has vectors, and only they do");
+    let model = embedded();
+    let rows: Vec<_> = last.values().map(|v| v.features).collect();
+    let expected = model.score_now(&rows).unwrap();
+    for ((customer, v), e) in last.iter().zip(&expected) {
+        let item = stored.get(customer).unwrap_or_else(|| panic!("{customer} has no PRED#latest item"));
+        assert_eq!(n(item, "as_of") as i64, v.as_of, "{customer}: the as_of of its last vector");
+        let got = [
+            n(item, "first_session_success"),
+            n(item, "session_velocity"),
+            n(item, "churn_risk_14d"),
+            n(item, "churn_risk_30d"),
+            n(item, "health_score"),
+        ];
+        let want = [e.first_session_success, e.session_velocity, e.churn_risk_14d, e.churn_risk_30d, e.health_score];
+        assert_eq!(got, want, "{customer}: the embedded model's scores of its last vector");
+        assert_eq!(s(item, "segment"), segment(got[2], got[3], got[4]), "{customer}: the §6 segment");
+        assert_eq!(s(item, "served_by"), served_by(customer), "{customer}");
+        assert_eq!(s(item, "model"), model.model_name());
+        assert_eq!(s(item, "model_version"), model.model_version());
+        assert_eq!(s(item, "entity_type"), "prediction");
+        assert_eq!(s(item, "features_schema"), "features-v1");
+    }
+    let others: Vec<&String> =
+        stored.keys().filter(|c| !m.customers.contains(*c) && **c != m.own_prediction).collect();
+    assert!(others.is_empty(), "predictions of customers without events: {others:?}");
+    last
+}
+
+/// Checks the dead-letter queue: exactly the invalid items, each with its
+/// reason code and its original record; and the pipeline's own prediction
+/// made no vector, no dead letter, and was not rewritten.
+async fn assert_dead_letters_and_own_prediction(
+    m: &Marketplace,
+    vectors: &[FeatureVector],
+    stored: &BTreeMap<String, HashMap<String, AttributeValue>>,
+) {
+    let messages = drain_queue(&m.sdk, &m.dead_letter_queue).await;
+    let mut got: Vec<(String, Value)> = messages
+        .iter()
+        .map(|msg| {
+            let body: Value = serde_json::from_str(msg.body().unwrap()).expect("a dead letter is JSON");
+            let code = body["code"].as_str().expect("a reason code").to_owned();
+            let attribute = msg.message_attributes().and_then(|a| a.get("code")).and_then(|a| a.string_value());
+            assert_eq!(attribute, Some(code.as_str()), "the code attribute: {body}");
+            assert!(body["reason"].as_str().is_some_and(|r| !r.is_empty()), "a reason for people: {body}");
+            (code, body["record"]["dynamodb"]["NewImage"].clone())
+        })
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut want: Vec<(String, Value)> = m.invalid.iter().map(|(c, i)| (c.to_string(), i.clone())).collect();
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(got, want, "the dead-letter queue holds exactly the invalid items, with their records");
+
+    assert!(
+        vectors.iter().all(|v| v.customer_id.as_str() != m.own_prediction),
+        "the pipeline's own prediction item made a vector"
+    );
+    let own = stored.get(&m.own_prediction).expect("the own prediction item is still there");
+    assert_eq!(n(own, "churn_risk_14d"), 0.8, "the own prediction item was left alone");
+    assert!(own.get("served_by").is_none(), "pulse did not rewrite it");
+}
+
+fn number(v: &Value, what: &str) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("{what} is not a count: {v}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_in_predictions_metrics_alerts_and_dead_letters_out() {
+    let started = Instant::now();
+    let m = marketplace("e2e-out", 36, 30, 3).await;
+    let written_in = started.elapsed();
+    let dir = tempfile::tempdir().unwrap();
+    let files = RunFiles::new(dir.path());
+    let metrics_from = now_ms() - 10 * MIN;
+    let mut child = start_run(&m, &files, &[], &[]);
+    wait_for_exit(&mut child, &files, Duration::from_secs(90)).await;
+    let ran_in = started.elapsed() - written_in;
+    let summary = files.summary();
+    let scoring = &summary["scoring"];
+    let vectors = files.vectors();
+
+    // Predictions: every customer, its last vector, the embedded model's scores.
+    let stored = predictions(&m.sdk, &m.table).await;
+    let last = assert_predictions(&m, &vectors, &stored, |_| "embedded".to_owned());
+    assert_eq!(number(&scoring["model_failures"], "model failures"), 0);
+    assert_eq!(number(&scoring["fallback_rows"], "fallback rows"), 0);
+
+    // Alerts: what the run counted, each a rise above 0.7 of one of its vectors.
+    let model = embedded();
+    let alerts: Vec<AlertMessage> = drain_queue(&m.sdk, &m.alerts_queue)
+        .await
+        .iter()
+        .map(|msg| serde_json::from_str(msg.body().unwrap()).expect("an alert message"))
+        .collect();
+    assert_eq!(alerts.len() as u64, number(&scoring["alerts"], "alerts"), "every alert counted was published once");
+    assert!(
+        !alerts.is_empty(),
+        "the marketplace raised no alert: the test data must make some customer's churn_risk_14d rise above 0.7"
+    );
+    let mut by_customer: BTreeMap<&str, Vec<&AlertMessage>> = BTreeMap::new();
+    for a in &alerts {
+        assert!(a.churn_risk_14d > 0.7, "{a:?}");
+        assert!(a.previous_churn_risk_14d.is_none_or(|p| p <= 0.7), "a rise, not a stay above 0.7: {a:?}");
+        assert_eq!(a.alert_id, format!("{}#{}", a.customer_id, a.as_of));
+        assert_eq!(a.served_by, "embedded");
+        let v = vectors
+            .iter()
+            .rev()
+            .find(|v| v.customer_id.as_str() == a.customer_id && v.as_of == a.as_of)
+            .unwrap_or_else(|| panic!("the alert of {} at {} is not of a vector the run emitted", a.customer_id, a.as_of));
+        let score = model.score_now(&[v.features]).unwrap()[0];
+        assert_eq!(a.churn_risk_14d, score.churn_risk_14d, "the alert carries the model's score of that vector");
+        by_customer.entry(a.customer_id.as_str()).or_default().push(a);
+    }
+    for (customer, mut list) in by_customer.clone() {
+        list.sort_by_key(|a| a.as_of);
+        for pair in list.windows(2) {
+            let rearmed = vectors.iter().any(|v| {
+                v.customer_id.as_str() == customer
+                    && v.as_of > pair[0].as_of
+                    && v.as_of < pair[1].as_of
+                    && model.score_now(&[v.features]).unwrap()[0].churn_risk_14d < 0.5
+            });
+            assert!(rearmed, "{customer} alerted twice ({} and {}) without falling below 0.5", pair[0].as_of, pair[1].as_of);
+        }
+        let item = &stored[customer];
+        assert_eq!(n(item, "last_alert_as_of") as i64, list.last().unwrap().as_of, "{customer}: the stored alert state");
+        let armed = matches!(item.get("alert_armed"), Some(AttributeValue::Bool(true)));
+        let risk = n(item, "churn_risk_14d");
+        if risk > 0.5 {
+            assert!(!armed, "{customer} at {risk} after an alert is not re-armed");
+        }
+    }
+    for (customer, item) in &stored {
+        if m.customers.contains(customer) && !by_customer.contains_key(customer.as_str()) {
+            assert!(item.get("last_alert_as_of").is_none(), "{customer} never alerted");
+        }
+    }
+
+    // Metrics: the §6 set in the namespace; every customer scored is counted.
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&m.sdk);
+    let listed = cloudwatch.list_metrics().namespace(&m.fleet_namespace).send().await.expect("ListMetrics");
+    let names: BTreeSet<&str> = listed.metrics().iter().filter_map(Metric::metric_name).collect();
+    for name in FLEET_METRICS.iter().chain(&["PredictionFailures"]) {
+        assert!(names.contains(name), "{name} is not in {}: {names:?}", m.fleet_namespace);
+    }
+    let listed = cloudwatch.list_metrics().namespace(&m.health_namespace).send().await.expect("ListMetrics");
+    let health: BTreeSet<&str> = listed.metrics().iter().filter_map(Metric::metric_name).collect();
+    for name in ["RecordsPerSecond", "PredictionsWritten", "AlertsPublished", "DeadLetters"] {
+        assert!(health.contains(name), "{name} is not in {}: {health:?}", m.health_namespace);
+    }
+    let total = metric_max(&cloudwatch, &m.fleet_namespace, "TotalCustomersProcessed", metrics_from).await;
+    assert_eq!(total, last.len() as f64, "TotalCustomersProcessed = the customers scored");
+
+    // Bad records: the dead-letter queue; the pipeline's own item: nothing.
+    assert_dead_letters_and_own_prediction(&m, &vectors, &stored).await;
+    let totals = &summary["totals"];
+    let invalid: u64 = totals["invalid"].as_object().unwrap().values().map(|v| number(v, "invalid")).sum();
+    assert_eq!(invalid, 4);
+    assert_eq!(number(&scoring["dead_letters"], "dead letters"), 4);
+    assert!(number(&summary["engine"]["non_events"], "non-events") >= 1, "{summary}");
+
+    eprintln!(
+        "{} customers, {} records, {} vectors, {} predictions, {} alerts; written in {:.1} s, run in {:.1} s",
+        last.len(),
+        number(&totals["records"], "records"),
+        vectors.len(),
+        number(&scoring["predictions"], "predictions"),
+        alerts.len(),
+        written_in.as_secs_f64(),
+        ran_in.as_secs_f64()
+    );
+}
+
+/// The largest value of a metric since `from_ms` (GetMetricData, Maximum).
+async fn metric_max(client: &aws_sdk_cloudwatch::Client, namespace: &str, name: &str, from_ms: i64) -> f64 {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    let query = MetricDataQuery::builder()
+        .id("m")
+        .metric_stat(
+            MetricStat::builder()
+                .metric(Metric::builder().namespace(namespace).metric_name(name).build())
+                .period(60)
+                .stat("Maximum")
+                .build(),
+        )
+        .build();
+    let got = client
+        .get_metric_data()
+        .metric_data_queries(query)
+        .start_time(DateTime::from_millis(from_ms))
+        .end_time(DateTime::from_millis(now_ms() + 10 * MIN))
+        .send()
+        .await
+        .expect("GetMetricData");
+    let values: Vec<f64> = got.metric_data_results().iter().flat_map(|r| r.values().iter().copied()).collect();
+    values.into_iter().reduce(f64::max).unwrap_or_else(|| panic!("no data for {namespace} {name}"))
+}
