@@ -30,6 +30,6 @@ mod timers;
 mod tutors;
 mod windows;
 
-pub use engine::{Emission, Engine, EngineConfig, StateSize};
+pub use engine::{Emission, Engine, EngineConfig, Hydrated, StateSize};
 pub use stats::{Counters, CountersSnapshot};
 pub use timers::TimerPolicy;
