@@ -236,10 +236,8 @@ impl Engine {
         };
         let mut mine = events.iter().filter(|e| e.customer_id == customer_id);
         let Some(first) = mine.next() else { return counts };
-        let mut entry = self
-            .customers
-            .entry(CustomerId::new(customer_id))
-            .or_insert_with(|| CustomerState::new(first.ts.0));
+        let mut entry =
+            self.customers.entry(CustomerId::new(customer_id)).or_insert_with(|| CustomerState::new(first.ts.0));
         let state = entry.value_mut();
         for event in std::iter::once(first).chain(mine) {
             match state.add(Encoded::new(event, &self.tutors), &event.event_id) {

@@ -176,7 +176,9 @@ fn write_request(customer: &str, next_due: Option<i64>) -> Result<WriteRequest> 
             item.insert("next_due".into(), AttributeValue::N(due.to_string()));
             WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build()?).build()
         }
-        None => WriteRequest::builder().delete_request(DeleteRequest::builder().set_key(Some(key(DUE_SK))).build()?).build(),
+        None => {
+            WriteRequest::builder().delete_request(DeleteRequest::builder().set_key(Some(key(DUE_SK))).build()?).build()
+        }
     })
 }
 
@@ -186,7 +188,9 @@ fn read_due(item: &HashMap<String, AttributeValue>) -> Result<Due> {
         other => bail!("due index: an item without a string customer_id: {other:?}"),
     };
     let next_due = match item.get("next_due") {
-        Some(AttributeValue::N(n)) => n.parse().with_context(|| format!("due index: next_due {n:?} of {customer_id}"))?,
+        Some(AttributeValue::N(n)) => {
+            n.parse().with_context(|| format!("due index: next_due {n:?} of {customer_id}"))?
+        }
         other => bail!("due index: the item of {customer_id} has no numeric next_due: {other:?}"),
     };
     Ok(Due { customer_id, next_due })

@@ -154,7 +154,10 @@ impl HydrateStats {
 ///
 /// Invalid records are not here (they apply nothing); records that are not
 /// about an event (predictions, the due index, TTL removals) name no customer.
-pub fn requests_for<'a>(records: impl IntoIterator<Item = &'a StreamRecord<'a>>, engine: &Engine) -> Vec<HydrateRequest> {
+pub fn requests_for<'a>(
+    records: impl IntoIterator<Item = &'a StreamRecord<'a>>,
+    engine: &Engine,
+) -> Vec<HydrateRequest> {
     let mut requests: Vec<HydrateRequest> = Vec::new();
     let mut index: HashMap<&str, usize> = HashMap::new();
     let mut newest_created = i64::MIN;
@@ -370,7 +373,8 @@ impl<'r> Selection<'r> {
         }
         match event_from_image(image, Side::New) {
             Ok(event) => {
-                let keep = !self.request.skip_ids.contains(&*event.event_id) && event.ts.millis() <= self.request.upper_ts;
+                let keep =
+                    !self.request.skip_ids.contains(&*event.event_id) && event.ts.millis() <= self.request.upper_ts;
                 keep.then(|| event.into_owned())
             }
             Err(reason) => {
@@ -559,7 +563,11 @@ mod tests {
         let mut known_other = known.clone();
         known_other.customer_id = Cow::Borrowed("stu_known");
         engine.hydrate("stu_known", &[known_other.clone()], i64::MIN);
-        let rec = |change: StreamChange<'static>| StreamRecord { created_ms: Some((T + 60_000) as f64), sequence_number: None, change };
+        let rec = |change: StreamChange<'static>| StreamRecord {
+            created_ms: Some((T + 60_000) as f64),
+            sequence_number: None,
+            change,
+        };
         let a = ev("a", T - 3 * D, EventKind::Login);
         let b_old = ev("b", T - 5 * D, EventKind::Login);
         let b_new = ev("b", T - 4 * D, EventKind::Login);

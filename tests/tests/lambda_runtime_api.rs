@@ -234,7 +234,12 @@ fn the_bootstrap_answers_through_the_runtime_api_and_writes_its_output() {
     for c in ["stu_rt1", "stu_rt2"] {
         let item = rt
             .block_on(
-                client.get_item().table_name(&table).key("customer_id", Av::S(c.into())).key("sk", Av::S("DUE".into())).send(),
+                client
+                    .get_item()
+                    .table_name(&table)
+                    .key("customer_id", Av::S(c.into()))
+                    .key("sk", Av::S("DUE".into()))
+                    .send(),
             )
             .expect("GetItem")
             .item;
@@ -242,7 +247,8 @@ fn the_bootstrap_answers_through_the_runtime_api_and_writes_its_output() {
     }
 
     // A scheduled event two days later: both customers are due and rescored.
-    let answer = run_within(invoke(&scheduled_file), Duration::from_secs(120), &watch, "cargo lambda invoke (scheduled)");
+    let answer =
+        run_within(invoke(&scheduled_file), Duration::from_secs(120), &watch, "cargo lambda invoke (scheduled)");
     let report: Value = serde_json::from_str(answer.trim()).unwrap_or_else(|e| panic!("{e}: {answer}"));
     assert_eq!(report["customers"], json!(["stu_rt1", "stu_rt2"]), "{report}");
     assert!(report["vectors"].as_u64().unwrap() >= 2, "{report}");

@@ -91,7 +91,11 @@ async fn stream_records(streams: &aws_sdk_dynamodbstreams::Client, arn: &str, ex
         if records.len() >= expected {
             return records;
         }
-        assert!(std::time::Instant::now() < deadline, "the stream holds {} records, {expected} expected", records.len());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stream holds {} records, {expected} expected",
+            records.len()
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
@@ -116,7 +120,12 @@ async fn events_written_to_a_table_come_out_of_the_handler_as_a_replay_gives_the
         put(&client, &table, &session(c, "s1", base, "tut_1")).await;
         put(&client, &table, &rated(c, "r1", base + MIN, "2")).await;
         put(&client, &table, &event_item(c, "l1", base + D, "login", &[])).await;
-        put(&client, &table, &event_item(c, "p1", base + D + H, "payment", &[("amount", "N", "30"), ("status", "S", "succeeded")])).await;
+        put(
+            &client,
+            &table,
+            &event_item(c, "p1", base + D + H, "payment", &[("amount", "N", "30"), ("status", "S", "succeeded")]),
+        )
+        .await;
         put(&client, &table, &session(c, "s2", base + 2 * D, "tut_2")).await;
         writes += 5;
     }
@@ -250,7 +259,13 @@ async fn a_cold_handler_hydrates_a_customer_and_emits_the_vector_of_a_replay_of_
             ));
         }
     }
-    history.push(event_item(c, "cancel", newest - 3 * D, "session_cancelled", &[("tutor_id", "S", "tut_1"), ("cancelled_by", "S", "student")]));
+    history.push(event_item(
+        c,
+        "cancel",
+        newest - 3 * D,
+        "session_cancelled",
+        &[("tutor_id", "S", "tut_1"), ("cancelled_by", "S", "student")],
+    ));
     let newest_event = session("newest", newest, "tut_2", "45");
     // An invalid item in the table (its record went to the dead letters).
     let invalid = session("invalid", newest - 10 * D, "tut_1", "0");
@@ -267,11 +282,15 @@ async fn a_cold_handler_hydrates_a_customer_and_emits_the_vector_of_a_replay_of_
         .await
         .expect("DeleteItem");
     // Items under other keys of the partition are not events and not read.
-    put(&client, &table, &HashMap::from([
-        ("customer_id".to_string(), Av::S(c.into())),
-        ("sk".to_string(), Av::S("PRED#latest".into())),
-        ("entity_type".to_string(), Av::S("prediction".into())),
-    ]))
+    put(
+        &client,
+        &table,
+        &HashMap::from([
+            ("customer_id".to_string(), Av::S(c.into())),
+            ("sk".to_string(), Av::S("PRED#latest".into())),
+            ("entity_type".to_string(), Av::S("prediction".into())),
+        ]),
+    )
     .await;
 
     // The stream as it was: every event inserted, the first one retracted,
@@ -341,7 +360,13 @@ async fn the_scheduled_run_rescores_only_the_customers_that_are_due() {
     let now = now_ms();
     let silent_last = now - 3 * D - 5 * H;
     let silent = [
-        event_item("stu_silent", "s1", silent_last - 9 * D, "session_completed", &[("tutor_id", "S", "tut_1"), ("duration_min", "N", "40")]),
+        event_item(
+            "stu_silent",
+            "s1",
+            silent_last - 9 * D,
+            "session_completed",
+            &[("tutor_id", "S", "tut_1"), ("duration_min", "N", "40")],
+        ),
         event_item("stu_silent", "l1", silent_last - 2 * D, "login", &[]),
         event_item("stu_silent", "c1", silent_last, "ib_call", &[("sentiment", "S", "negative")]),
     ];

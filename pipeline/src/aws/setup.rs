@@ -90,7 +90,8 @@ pub async fn ensure_due_index(client: &aws_sdk_dynamodb::Client, table: &str, in
                 match created {
                     Ok(_) => {}
                     // Another caller is changing the table: look again.
-                    Err(SdkError::ServiceError(e)) if matches!(e.err(), UpdateTableError::ResourceInUseException(_)) => {}
+                    Err(SdkError::ServiceError(e))
+                        if matches!(e.err(), UpdateTableError::ResourceInUseException(_)) => {}
                     Err(e) => return Err(e).with_context(|| format!("cannot create index {index} on table {table}")),
                 }
             }
@@ -117,7 +118,11 @@ fn attr(name: &str) -> Result<AttributeDefinition> {
 }
 
 fn attr_typed(name: &str, attribute_type: ScalarAttributeType) -> Result<AttributeDefinition> {
-    AttributeDefinition::builder().attribute_name(name).attribute_type(attribute_type).build().context("attribute definition")
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(attribute_type)
+        .build()
+        .context("attribute definition")
 }
 
 fn key(name: &str, key_type: KeyType) -> Result<KeySchemaElement> {

@@ -38,8 +38,8 @@ impl Invocation {
             bail!("the invocation payload is not a JSON object: expected a DynamoDB Streams event or a scheduled event")
         };
         if fields.contains_key("Records") {
-            let event: Event =
-                serde_json::from_value(payload).context("the payload has Records but is not a DynamoDB Streams event")?;
+            let event: Event = serde_json::from_value(payload)
+                .context("the payload has Records but is not a DynamoDB Streams event")?;
             return Ok(Invocation::Batch(event));
         }
         if fields.get("detail-type").and_then(Value::as_str) == Some(SCHEDULED_EVENT) {
@@ -80,7 +80,8 @@ pub fn event_record_from_sdk(record: &aws_sdk_dynamodbstreams::types::Record) ->
         user.principal_id = identity.principal_id().unwrap_or_default().to_owned();
         out.user_identity = Some(user);
     }
-    let created = change.approximate_creation_date_time().context("a stream record without ApproximateCreationDateTime")?;
+    let created =
+        change.approximate_creation_date_time().context("a stream record without ApproximateCreationDateTime")?;
     out.change.approximate_creation_date_time = chrono::DateTime::from_timestamp(created.secs(), 0)
         .with_context(|| format!("ApproximateCreationDateTime {created} is out of range"))?;
     let item = |image: Option<&std::collections::HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>>| {
@@ -135,7 +136,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let scheduler = json!({"detail-type": "Scheduled Event", "time": "2026-01-05T08:00:00.250+00:00"});
-        assert!(matches!(Invocation::from_payload(scheduler).unwrap(), Invocation::Rescore { now_ms: 1_767_600_000_250 }));
+        assert!(matches!(
+            Invocation::from_payload(scheduler).unwrap(),
+            Invocation::Rescore { now_ms: 1_767_600_000_250 }
+        ));
     }
 
     #[test]
@@ -164,7 +168,9 @@ mod tests {
             .user_identity(Identity::builder().r#type("Service").principal_id("dynamodb.amazonaws.com").build())
             .dynamodb(
                 StreamRecord::builder()
-                    .approximate_creation_date_time(aws_sdk_dynamodbstreams::primitives::DateTime::from_fractional_secs(1_767_600_000, 0.7))
+                    .approximate_creation_date_time(
+                        aws_sdk_dynamodbstreams::primitives::DateTime::from_fractional_secs(1_767_600_000, 0.7),
+                    )
                     .set_keys(Some(image.clone()))
                     .set_old_image(Some(image))
                     .sequence_number("42")

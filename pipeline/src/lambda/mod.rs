@@ -144,7 +144,8 @@ impl LambdaEnv {
             match lookup(name) {
                 None => Ok(default),
                 Some(text) => {
-                    let n: i64 = text.trim().parse().with_context(|| format!("{name}={text:?} is not a whole number"))?;
+                    let n: i64 =
+                        text.trim().parse().with_context(|| format!("{name}={text:?} is not a whole number"))?;
                     anyhow::ensure!(n >= min, "{name}={n} must be at least {min}");
                     Ok(n)
                 }
@@ -291,12 +292,16 @@ impl Handler {
     /// Applies one batch, in order (see the module doc for the steps and the
     /// failures).
     pub async fn handle_batch<S: Sink>(&self, event: &Event, sink: &mut S) -> BatchOutcome {
-        let mut outcome =
-            BatchOutcome { report: BatchReport { records: event.records.len(), ..BatchReport::default() }, ..Default::default() };
+        let mut outcome = BatchOutcome {
+            report: BatchReport { records: event.records.len(), ..BatchReport::default() },
+            ..Default::default()
+        };
         let Some(first) = event.records.first() else { return outcome };
         let mut warm = self.warm.lock().await;
         if warm.dirty {
-            tracing::warn!("an earlier invocation stopped before it finished: its state is dropped, customers are hydrated again");
+            tracing::warn!(
+                "an earlier invocation stopped before it finished: its state is dropped, customers are hydrated again"
+            );
             *warm = Warm::new(self.config.engine);
         }
         let decoded: Vec<Result<StreamRecord<'_>, Invalid>> = event.records.iter().map(decode_record).collect();
@@ -454,7 +459,10 @@ mod tests {
         assert_eq!(e.due_index, None);
         assert_eq!(e.config.hydrate_concurrency, 4);
         assert_eq!(e.config.due_lookback_hours, 48);
-        assert_eq!(e.config.engine.timers, TimerPolicy::Every { interval_ms: 6 * HOUR_MS, max_silence_ms: 365 * 86_400_000 });
+        assert_eq!(
+            e.config.engine.timers,
+            TimerPolicy::Every { interval_ms: 6 * HOUR_MS, max_silence_ms: 365 * 86_400_000 }
+        );
     }
 
     #[test]

@@ -10,7 +10,13 @@ use serde_json::{json, Value};
 
 /// An event item of the contract: key, `entity_type`, id, type, ts and the
 /// type's own attributes (`(name, "S"|"N", value)`).
-pub fn event_item(customer: &str, id: &str, ts: i64, event_type: &str, attrs: &[(&str, &str, &str)]) -> HashMap<String, Av> {
+pub fn event_item(
+    customer: &str,
+    id: &str,
+    ts: i64,
+    event_type: &str,
+    attrs: &[(&str, &str, &str)],
+) -> HashMap<String, Av> {
     let mut item = HashMap::from([
         ("customer_id".to_string(), Av::S(customer.into())),
         ("sk".to_string(), Av::S(format!("EVT#{ts:013}#{id}"))),
@@ -31,7 +37,13 @@ pub async fn put(client: &aws_sdk_dynamodb::Client, table: &str, item: &HashMap<
 }
 
 /// A Lambda DynamoDB record in AWS's JSON shape, for an item.
-pub fn lambda_record(name: &str, created_ms: i64, seq: u64, new: Option<&HashMap<String, Av>>, old: Option<&HashMap<String, Av>>) -> Value {
+pub fn lambda_record(
+    name: &str,
+    created_ms: i64,
+    seq: u64,
+    new: Option<&HashMap<String, Av>>,
+    old: Option<&HashMap<String, Av>>,
+) -> Value {
     let image = |item: &HashMap<String, Av>| {
         let map: serde_json::Map<String, Value> = item
             .iter()
@@ -74,4 +86,3 @@ pub fn lambda_record(name: &str, created_ms: i64, seq: u64, new: Option<&HashMap
 pub fn event_of(records: &[Value]) -> Event {
     serde_json::from_value(json!({ "Records": records })).expect("a Lambda DynamoDB event")
 }
-
