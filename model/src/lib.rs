@@ -21,7 +21,7 @@ pub mod scorer;
 pub mod train;
 
 pub use artifact::{embedded, ModelArtifact, ModelMeta};
-pub use scorer::{EmbeddedModel, ScoreError, Scorer};
+pub use scorer::{EmbeddedModel, ModelId, ScoreError, ScoredRows, Scorer, EMBEDDED};
 pub use train::{Dataset, Targets, TrainConfig};
 
 /// Errors of this crate.

@@ -1,6 +1,7 @@
 //! The scoring interface and the in-process model.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use candle_core::Device;
 use pulse_schemas::prediction::Scores;
@@ -28,23 +29,59 @@ impl ScoreError {
     }
 }
 
-/// A model backend: rows of features in, the five outputs out, one per row in
-/// order. Implementations: [`EmbeddedModel`] here; the SageMaker endpoint in
-/// the pipeline.
-pub trait Scorer: Send + Sync + 'static {
-    /// The model's name, as predictions report it.
-    fn model_name(&self) -> &str;
-    /// The model's version, as predictions report it.
-    fn model_version(&self) -> &str;
-    /// Scores a batch.
-    fn score(&self, rows: &[Features]) -> impl Future<Output = Result<Vec<Scores>, ScoreError>> + Send;
+/// Which model answered a batch, and through what: every prediction carries
+/// it, so a prediction made by a fallback model says so.
+///
+/// The strings are shared (`Arc`), not copied, between the predictions of a
+/// batch.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ModelId {
+    /// The model's name (`pulse-multitask`).
+    pub name: Arc<str>,
+    /// The model's version.
+    pub version: Arc<str>,
+    /// Where it ran: `embedded` (in this process), `sagemaker:<endpoint>`,
+    /// `embedded-fallback` (in this process because the endpoint was down).
+    pub served_by: Arc<str>,
 }
+
+impl ModelId {
+    /// An identity from its three parts.
+    pub fn new(name: impl Into<Arc<str>>, version: impl Into<Arc<str>>, served_by: impl Into<Arc<str>>) -> ModelId {
+        ModelId { name: name.into(), version: version.into(), served_by: served_by.into() }
+    }
+}
+
+/// What a scorer returns for a batch: one [`Scores`] per row in order, and the
+/// model that made them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredRows {
+    /// One per row, in the order of the rows.
+    pub scores: Vec<Scores>,
+    /// The model that answered.
+    pub model: ModelId,
+}
+
+/// A model backend: rows of features in, the five outputs out, one per row in
+/// order. Implementations: [`EmbeddedModel`] here; the SageMaker endpoint
+/// (with its fallback) in the pipeline.
+pub trait Scorer: Send + Sync + 'static {
+    /// The name of the model this scorer normally answers with (reports, logs).
+    fn model_name(&self) -> &str;
+    /// The version of the model this scorer normally answers with.
+    fn model_version(&self) -> &str;
+    /// Scores a batch. The answer names the model that made it, which may
+    /// differ from batch to batch (a fallback, an endpoint updated in place).
+    fn score(&self, rows: &[Features]) -> impl Future<Output = Result<ScoredRows, ScoreError>> + Send;
+}
+
+/// `served_by` of the model running in this process.
+pub const EMBEDDED: &str = "embedded";
 
 /// The model running in this process.
 #[derive(Debug, Clone)]
 pub struct EmbeddedModel {
-    name: String,
-    version: String,
+    id: ModelId,
     normalizer: Normalizer,
     net: FusedNet,
 }
@@ -53,11 +90,21 @@ impl EmbeddedModel {
     /// Prepares an artifact for inference.
     pub fn new(artifact: &ModelArtifact) -> Result<EmbeddedModel, ModelError> {
         Ok(EmbeddedModel {
-            name: artifact.meta.name.clone(),
-            version: artifact.meta.version.clone(),
+            id: ModelId::new(artifact.meta.name.as_str(), artifact.meta.version.as_str(), EMBEDDED),
             normalizer: artifact.meta.normalizer.clone(),
             net: artifact.net.fused()?,
         })
+    }
+
+    /// The model's identity (served by `embedded`).
+    pub fn id(&self) -> &ModelId {
+        &self.id
+    }
+
+    /// The same model, reporting another `served_by` (e.g. `embedded-fallback`).
+    pub fn served_by(mut self, served_by: &str) -> EmbeddedModel {
+        self.id.served_by = served_by.into();
+        self
     }
 
     /// Scores rows on the calling thread.
@@ -73,15 +120,18 @@ impl EmbeddedModel {
 
 impl Scorer for EmbeddedModel {
     fn model_name(&self) -> &str {
-        &self.name
+        &self.id.name
     }
 
     fn model_version(&self) -> &str {
-        &self.version
+        &self.id.version
     }
 
-    fn score(&self, rows: &[Features]) -> impl Future<Output = Result<Vec<Scores>, ScoreError>> + Send {
-        let result = self.score_now(rows).map_err(|e| ScoreError::Fatal(e.to_string()));
+    fn score(&self, rows: &[Features]) -> impl Future<Output = Result<ScoredRows, ScoreError>> + Send {
+        let result = self
+            .score_now(rows)
+            .map(|scores| ScoredRows { scores, model: self.id.clone() })
+            .map_err(|e| ScoreError::Fatal(e.to_string()));
         std::future::ready(result)
     }
 }

@@ -3,9 +3,10 @@
 use std::borrow::Cow;
 
 use pulse_schemas::{Features, DAY_MS};
+use serde::{Deserialize, Serialize};
 
-use crate::held::{Encoded, Ever, HeldEvent, Kind, Store, HORIZON_MS};
-use crate::tutors::{Session, Sessions, TutorIds};
+use crate::held::{id_hash, Encoded, Ever, HeldEvent, Kind, Store, StoreImage, HORIZON_MS};
+use crate::tutors::{Session, Sessions, SessionsImage, TutorIds};
 use crate::windows::{compute, lower_bound, Aggregates, Recency, W14, W30, W7, WINDOW_DAYS};
 
 const NONE: i64 = i64::MIN;
@@ -235,6 +236,120 @@ impl CustomerState {
 
     pub(crate) fn held_len(&self) -> usize {
         self.store.len()
+    }
+
+    /// This state as a snapshot stores it.
+    pub(crate) fn to_image(&self) -> CustomerImage<'_> {
+        CustomerImage {
+            clock: self.clock,
+            first_ts: self.first_ts,
+            store: self.store.to_image(),
+            aggs: Cow::Borrowed(&self.aggs),
+            sessions: self.sessions.to_image(),
+            latest: self.latest,
+            frozen: self.frozen,
+            last_as_of: self.last_as_of,
+            next_due: self.next_due,
+            queued: self.queued,
+        }
+    }
+
+    /// The state of a snapshot, after checking everything the engine relies
+    /// on (what a checksum cannot catch: a snapshot written by a faulty
+    /// build). Derived parts (day counts, cursors, the id index) are rebuilt
+    /// from the held events; stored ones that follow from them (aggregate
+    /// counts and exact sums, sessions, latest times) must agree with them.
+    /// What depends on history alone (the side sums' rounding, `frozen`,
+    /// `first_ts`, the timer fields) is taken as stored.
+    pub(crate) fn from_image(image: CustomerImage<'_>, ids: &TutorIds) -> Result<CustomerState, String> {
+        let clock = image.clock;
+        let horizon = lower_bound(clock, W30);
+        let short = [lower_bound(clock, W7), lower_bound(clock, W14)];
+        let store = Store::from_image(image.store, horizon, clock, short)?;
+        if image.first_ts > clock {
+            return Err(format!("first event at {} after the clock {clock}", image.first_ts));
+        }
+        // A timer computes features as of its due time, which must not be
+        // before the clock (every vector moves `last_as_of` to >= C).
+        if image.next_due.is_some_and(|due| due <= clock) {
+            return Err(format!("next timer at {:?} not after the clock {clock}", image.next_due));
+        }
+        let mut day_counts = [0u32; DAY_SLOTS];
+        let mut rebuilt = Aggregates::default();
+        let mut latest = image.frozen;
+        let mut session_events = 0usize;
+        for e in store.iter() {
+            let ts = store.ts(e);
+            if !ids.knows(e.tutor()) {
+                return Err(format!("held event at {ts} has an unknown tutor number {}", e.tutor()));
+            }
+            if ts < image.first_ts {
+                return Err(format!("held event at {ts} before the first event at {}", image.first_ts));
+            }
+            // The store spans at most 30 days: no two of its days share a slot.
+            day_counts[slot(day_of(ts))] += 1;
+            for wi in [W7, W14, W30] {
+                if ts > lower_bound(clock, wi) {
+                    rebuilt.apply(wi, ts, e, true);
+                }
+            }
+            if let Some(k) = e.ever() {
+                latest[k as usize] = latest[k as usize].max(ts);
+            }
+            session_events += usize::from(e.kind() == Kind::SessionCompleted);
+        }
+        let aggs = image.aggs.into_owned();
+        if aggs.canonical() != rebuilt.canonical() {
+            return Err("window aggregates do not match the held events".to_string());
+        }
+        if latest != image.latest {
+            return Err(format!("latest times {:?} do not match the held events ({latest:?})", image.latest));
+        }
+        let sessions = Sessions::from_image(image.sessions, ids)?;
+        if sessions.iter().count() != session_events {
+            return Err("the sessions are not the held completed sessions".to_string());
+        }
+        for s in sessions.iter() {
+            let held = store.find(id_hash(&s.event_id));
+            if held.is_none_or(|e| e.kind() != Kind::SessionCompleted || store.ts(&e) != s.ts || e.tutor() != s.tutor) {
+                return Err(format!("session {:?} is not a held completed session", s.event_id));
+            }
+        }
+        Ok(CustomerState {
+            clock,
+            first_ts: image.first_ts,
+            store,
+            aggs,
+            sessions,
+            day_counts,
+            latest: image.latest,
+            frozen: image.frozen,
+            last_as_of: image.last_as_of,
+            next_due: image.next_due,
+            queued: image.queued,
+        })
+    }
+}
+
+/// [`CustomerState`] in a snapshot: borrowed to write, owned when read.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct CustomerImage<'a> {
+    clock: i64,
+    first_ts: i64,
+    store: StoreImage<'a>,
+    aggs: Cow<'a, Aggregates>,
+    sessions: SessionsImage<'a>,
+    latest: [i64; 4],
+    frozen: [i64; 4],
+    last_as_of: i64,
+    next_due: Option<i64>,
+    queued: Option<i64>,
+}
+
+impl CustomerImage<'_> {
+    /// Due time of the customer's timer entry, if it has one.
+    pub(crate) fn queued(&self) -> Option<i64> {
+        self.queued
     }
 }
 

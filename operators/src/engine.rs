@@ -6,8 +6,9 @@ use std::sync::Mutex;
 use dashmap::DashMap;
 use pulse_schemas::{CustomerId, Event, Features, StreamChange, StreamRecord, Trigger};
 
-use crate::customer::{CustomerState, Effect};
+use crate::customer::{CustomerImage, CustomerState, Effect};
 use crate::held::{id_hash, Encoded};
+use crate::snapshot::{FrameReader, FrameWriter, Meta, SnapshotError};
 use crate::stats::{Counters, CountersSnapshot};
 use crate::timers::{TimerPolicy, TimerQueue};
 use crate::tutors::TutorIds;
@@ -327,6 +328,88 @@ pub struct Hydrated {
     pub late: u64,
     /// Events of another customer, skipped.
     pub other_customer: u64,
+}
+
+/// Snapshots (the format and what is in one: [`crate::snapshot`]).
+impl Engine {
+    /// Writes the whole state to `w` (give it a buffered writer).
+    ///
+    /// The caller must not apply records or advance time while this runs
+    /// (call it between batches, as a checkpoint does): nothing stops a
+    /// concurrent [`Engine::apply`], which would leave the snapshot a mix of
+    /// before and after. The engine itself is unchanged.
+    pub fn write_snapshot(&self, w: impl std::io::Write) -> Result<(), SnapshotError> {
+        let mut ids: Vec<CustomerId> = self.customers.iter().map(|e| e.key().clone()).collect();
+        ids.sort_unstable();
+        let tutors = self.tutors.names().map_err(|e| SnapshotError::Io(std::io::Error::other(e)))?;
+        let mut out = FrameWriter::new(w)?;
+        out.record(&Meta {
+            config: self.config.into(),
+            counters: self.counters.snapshot(),
+            peak_state_bytes: self.peak_state_bytes.load(Relaxed),
+            tutors: tutors.len() as u64,
+            customers: ids.len() as u64,
+        })?;
+        for name in tutors {
+            out.record(name)?;
+        }
+        for id in &ids {
+            let state = self.customers.get(id).expect("customers are never removed");
+            out.record(&(id.as_str(), state.to_image()))?;
+        }
+        out.finish()
+    }
+
+    /// An engine restored from a snapshot that [`Engine::write_snapshot`]
+    /// wrote, which from then on behaves exactly as the engine that wrote it.
+    ///
+    /// `config` must equal the snapshot's (else
+    /// [`SnapshotError::ConfigMismatch`]): the timer policy shaped every
+    /// customer's pending timer, and silently taking either one would change
+    /// results. Reads exactly the snapshot's bytes from `r`.
+    pub fn read_snapshot(config: EngineConfig, r: impl std::io::Read) -> Result<Engine, SnapshotError> {
+        let mut input = FrameReader::new(r)?;
+        let meta: Meta = input.record("header record")?;
+        let stored = EngineConfig::from(meta.config);
+        if stored != config {
+            return Err(SnapshotError::ConfigMismatch { snapshot: stored, given: config });
+        }
+        let corrupt = SnapshotError::Corrupt;
+        let tutors = TutorIds::default();
+        for _ in 0..meta.tutors {
+            let name: &str = input.record("tutor id")?;
+            tutors.restore_next(name).map_err(corrupt)?;
+        }
+        let customers = DashMap::with_hasher(ahash::RandomState::new());
+        let mut timers = TimerQueue::default();
+        let mut previous: Option<CustomerId> = None;
+        for _ in 0..meta.customers {
+            let (id, image): (&str, CustomerImage<'_>) = input.record("customer")?;
+            if previous.as_ref().is_some_and(|p| p.as_str() >= id) {
+                return Err(corrupt(format!("customer {id:?} out of order (after {previous:?})")));
+            }
+            let id = CustomerId::new(id);
+            let queued = image.queued();
+            let state =
+                CustomerState::from_image(image, &tutors).map_err(|e| corrupt(format!("customer {id}: {e}")))?;
+            if let Some(due) = queued {
+                timers.push(due, id.clone());
+            }
+            customers.insert(id.clone(), state);
+            previous = Some(id);
+        }
+        input.finish()?;
+        let earliest = timers.earliest();
+        Ok(Engine {
+            config,
+            customers,
+            tutors,
+            timers: Mutex::new(timers),
+            earliest_due: AtomicI64::new(earliest),
+            counters: Counters::restore(&meta.counters),
+            peak_state_bytes: AtomicU64::new(meta.peak_state_bytes),
+        })
+    }
 }
 
 /// How much state the engine holds.

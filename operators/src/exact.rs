@@ -80,6 +80,27 @@ impl ExactSum {
         let fraction = self.fixed as u64 as f64 / SCALE;
         whole + fraction + self.other
     }
+
+    /// The exact part alone: what any history of the same values leaves (the
+    /// side sum's rounding depends on the order values came and went).
+    pub(crate) fn exact_part(&self) -> ExactSum {
+        ExactSum { fixed: self.fixed, other: 0.0 }
+    }
+}
+
+/// Snapshots: the fixed part, and the side sum's bits (a varint, so the usual
+/// `0.0` takes one byte; `-0.0` keeps its sign, bit for bit).
+impl serde::Serialize for ExactSum {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (self.fixed, self.other.to_bits()).serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ExactSum {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (fixed, other) = <(i128, u64)>::deserialize(d)?;
+        Ok(ExactSum { fixed, other: f64::from_bits(other) })
+    }
 }
 
 #[cfg(test)]
@@ -124,6 +145,22 @@ mod tests {
         assert_eq!(to_fixed(1e-10), None); // its lowest bit is 2^-86
         assert_eq!(to_fixed(1e19), None);
         assert_eq!(to_fixed(f64::MIN_POSITIVE), None);
+    }
+
+    #[test]
+    fn snapshots_keep_both_parts_bit_for_bit() {
+        let mut s = ExactSum::default();
+        s.add(1.0e30);
+        s.add(37.3);
+        s.add(1.0e-30);
+        s.sub(1.0e30);
+        let negative_zero = ExactSum { fixed: 0, other: -0.0 };
+        for x in [s, negative_zero, ExactSum::default()] {
+            let bytes = postcard::to_allocvec(&x).unwrap();
+            let back: ExactSum = postcard::from_bytes(&bytes).unwrap();
+            assert_eq!((back.fixed, back.other.to_bits()), (x.fixed, x.other.to_bits()));
+        }
+        assert_eq!(postcard::to_allocvec(&ExactSum::default()).unwrap().len(), 2, "zeros are a byte each");
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! The compact form of a held event, and a customer's store of them.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+
+use serde::{Deserialize, Serialize};
 
 use pulse_schemas::{Event, EventKind, Party, PaymentStatus, Sentiment, DAY_MS};
 
@@ -68,6 +71,21 @@ pub(crate) struct HeldEvent {
 }
 
 const _: () = assert!(std::mem::size_of::<HeldEvent>() == 24);
+
+/// Snapshots: the id hash as 8 fixed bytes (a varint of a random 64-bit
+/// value would take 9 or 10), the value's bits, then the offset and tag.
+impl Serialize for HeldEvent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (self.id.to_le_bytes(), self.value, self.ts_off, self.tag).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for HeldEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (id, value, ts_off, tag) = <([u8; 8], f64, u32, u32)>::deserialize(d)?;
+        Ok(HeldEvent { id: u64::from_le_bytes(id), value, ts_off, tag })
+    }
+}
 
 impl HeldEvent {
     pub(crate) fn kind(&self) -> Kind {
@@ -227,6 +245,13 @@ impl Store {
         self.by_id.contains_key(&id)
     }
 
+    /// The held event with this id, if any.
+    pub(crate) fn find(&self, id: u64) -> Option<HeldEvent> {
+        let ts_off = *self.by_id.get(&id)?;
+        let at = self.events.partition_point(|x| (x.ts_off, x.id) < (ts_off, id));
+        self.events.get(at).filter(|e| e.id == id).copied()
+    }
+
     /// Index of the first event of W_7 (`w` = 0) or W_14 (`w` = 1) at the clock.
     pub(crate) fn cursor(&self, w: usize) -> usize {
         self.cursors[w]
@@ -313,4 +338,68 @@ impl Store {
         self.events.capacity() * std::mem::size_of::<HeldEvent>()
             + self.by_id.capacity() * (std::mem::size_of::<(u64, u32)>() + 1)
     }
+
+    /// The store as a snapshot keeps it. The index's capacity is what
+    /// `HashMap::capacity` reports: after removals that left tombstones it is
+    /// below what a fresh table of the same size reports, so a table restored
+    /// with it may report a few slots more (see [`crate::snapshot`]).
+    pub(crate) fn to_image(&self) -> StoreImage<'_> {
+        StoreImage {
+            base: self.base,
+            events: Cow::Borrowed(&self.events),
+            capacity: self.events.capacity() as u64,
+            index_capacity: self.by_id.capacity() as u64,
+        }
+    }
+
+    /// The store of a snapshot, checked: events strictly in (ts, id) order
+    /// (so ids are distinct within a time) with distinct ids, each in
+    /// `(horizon, clock]`. The id index is rebuilt, and the cursors are set
+    /// from `lower`, the bounds of W_7 and W_14 at the clock.
+    pub(crate) fn from_image(
+        image: StoreImage<'_>,
+        horizon: i64,
+        clock: i64,
+        lower: [i64; 2],
+    ) -> Result<Store, String> {
+        let items = image.events.into_owned();
+        let capacity = crate::tutors::restored_capacity(items.len(), image.capacity)?;
+        let index_capacity = crate::tutors::restored_capacity(items.len(), image.index_capacity)?;
+        let mut store = Store {
+            base: image.base,
+            events: VecDeque::with_capacity(capacity),
+            by_id: IdMap::with_capacity_and_hasher(index_capacity, Default::default()),
+            cursors: [0; 2],
+        };
+        if !store.fits(clock) {
+            return Err(format!("clock {clock} is not within 2^32 ms after the store's base {}", store.base));
+        }
+        for e in items {
+            let ts = match store.base.checked_add(i64::from(e.ts_off)) {
+                Some(ts) if ts > horizon && ts <= clock => ts,
+                _ => return Err(format!("held event at offset {} outside the horizon ({horizon}, {clock}]", e.ts_off)),
+            };
+            if store.events.back().is_some_and(|p| (p.ts_off, p.id) >= (e.ts_off, e.id)) {
+                return Err(format!("held events out of order at {ts}"));
+            }
+            if store.by_id.insert(e.id, e.ts_off).is_some() {
+                return Err(format!("held event id hash {:#x} appears twice", e.id));
+            }
+            store.events.push_back(e);
+        }
+        store.cursors = lower.map(|bound| store.first_after(bound));
+        Ok(store)
+    }
+}
+
+/// [`Store`] in a snapshot (borrowed to write, owned when read), with the
+/// capacities so that a restored engine reports the same
+/// [`crate::StateSize`]. The id index and the window cursors are not stored:
+/// they follow from the events and the clock.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct StoreImage<'a> {
+    base: i64,
+    events: Cow<'a, VecDeque<HeldEvent>>,
+    capacity: u64,
+    index_capacity: u64,
 }

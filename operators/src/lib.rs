@@ -25,11 +25,13 @@ mod engine;
 mod exact;
 mod held;
 pub mod scoring;
+pub mod snapshot;
 mod stats;
 mod timers;
 mod tutors;
 mod windows;
 
 pub use engine::{Emission, Engine, EngineConfig, Hydrated, StateSize};
+pub use snapshot::{SnapshotError, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC};
 pub use stats::{Counters, CountersSnapshot};
 pub use timers::TimerPolicy;

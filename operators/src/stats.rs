@@ -11,7 +11,7 @@ macro_rules! counters {
         }
 
         /// A copy of the counters at one moment.
-        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
         pub struct CountersSnapshot {
             $(#[doc = $doc] pub $name: u64,)*
         }
@@ -20,6 +20,12 @@ macro_rules! counters {
             /// Reads every counter.
             pub fn snapshot(&self) -> CountersSnapshot {
                 CountersSnapshot { $($name: self.$name.load(Relaxed),)* }
+            }
+
+            /// Counters that start from these values (an engine restored
+            /// from a snapshot).
+            pub(crate) fn restore(from: &CountersSnapshot) -> Counters {
+                Counters { $($name: AtomicU64::new(from.$name),)* }
             }
         }
     };

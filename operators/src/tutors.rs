@@ -1,8 +1,10 @@
 //! Tutor ids and the per-customer tutor state behind features 38–46.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 
 use lasso::{Key, Spur, ThreadedRodeo};
+use serde::{Deserialize, Serialize};
 
 use crate::exact::ExactSum;
 use crate::held::NO_TUTOR;
@@ -27,10 +29,39 @@ impl TutorIds {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.0.len() * 48
     }
+
+    /// Every interned id, in number order (the `i`-th has number `i`).
+    pub(crate) fn names(&self) -> Result<Vec<&str>, String> {
+        (0..self.0.len())
+            .map(|i| {
+                Spur::try_from_usize(i)
+                    .and_then(|k| self.0.try_resolve(&k))
+                    .ok_or_else(|| format!("tutor number {i} has no id (interned concurrently?)"))
+            })
+            .collect()
+    }
+
+    /// Interns `tutor_id` as the next number, as a snapshot lists them; an id
+    /// listed twice (which would break the numbering) is an error.
+    pub(crate) fn restore_next(&self, tutor_id: &str) -> Result<(), String> {
+        let expected = self.0.len();
+        if expected >= NO_TUTOR as usize {
+            return Err("more than 2^27 - 1 distinct tutor ids".to_string());
+        }
+        match self.0.get_or_intern(tutor_id).into_usize() {
+            key if key == expected => Ok(()),
+            key => Err(format!("tutor id {tutor_id:?} is listed twice (numbers {key} and {expected})")),
+        }
+    }
+
+    /// Whether `tutor` is an interned number or the "no tutor" value.
+    pub(crate) fn knows(&self, tutor: u32) -> bool {
+        tutor == NO_TUTOR || (tutor as usize) < self.0.len()
+    }
 }
 
 /// One tutor's share of a customer's W_30 (and W_7) sessions and ratings.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct TutorStat {
     pub(crate) tutor: u32,
     /// `session_completed` with this tutor in W_30 / W_7.
@@ -93,6 +124,36 @@ impl TutorStats {
     }
 }
 
+/// Snapshots: the capacity too, so a restored engine reports the same
+/// [`crate::StateSize`] and grows the vector at the same moments.
+impl Serialize for TutorStats {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (self.0.capacity() as u64, &self.0).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for TutorStats {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (capacity, stats) = <(u64, Vec<TutorStat>)>::deserialize(d)?;
+        let mut v = Vec::with_capacity(restored_capacity(stats.len(), capacity).map_err(serde::de::Error::custom)?);
+        v.extend(stats);
+        Ok(TutorStats(v))
+    }
+}
+
+/// The largest container capacity a snapshot may ask for: far above any real
+/// one (16 million events of one customer within 30 days), low enough that a
+/// nonsensical value cannot abort the process on allocation.
+const MAX_RESTORED_CAPACITY: u64 = 1 << 24;
+
+/// A container capacity read from a snapshot, checked to hold `len` items.
+pub(crate) fn restored_capacity(len: usize, capacity: u64) -> Result<usize, String> {
+    if capacity < len as u64 || capacity > MAX_RESTORED_CAPACITY {
+        return Err(format!("capacity {capacity} for {len} items"));
+    }
+    Ok(capacity as usize)
+}
+
 /// Heap bytes of an id (0 when it is stored inline).
 fn heap_len(id: &smol_str::SmolStr) -> usize {
     if id.is_heap_allocated() {
@@ -114,6 +175,19 @@ pub(crate) struct Session {
 impl Session {
     fn key(&self) -> (i64, &[u8]) {
         (self.ts, self.event_id.as_bytes())
+    }
+}
+
+impl Serialize for Session {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (self.ts, self.event_id.as_str(), self.tutor).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Session {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (ts, event_id, tutor) = <(i64, Cow<'de, str>, u32)>::deserialize(d)?;
+        Ok(Session { ts, event_id: smol_str::SmolStr::new(event_id), tutor })
     }
 }
 
@@ -242,4 +316,56 @@ impl Sessions {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.list.capacity() * std::mem::size_of::<Session>() + self.id_bytes
     }
+
+    /// The sessions in order, for checking a snapshot against its store.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Session> + '_ {
+        self.list.iter()
+    }
+
+    pub(crate) fn to_image(&self) -> SessionsImage<'_> {
+        SessionsImage {
+            list: Cow::Borrowed(&self.list),
+            capacity: self.list.capacity() as u64,
+            switches: self.switches,
+            latest_switch: self.latest_switch,
+        }
+    }
+
+    /// The sessions of a snapshot, checked: strictly ordered, tutors known,
+    /// and the switch count and latest switch those of the list.
+    pub(crate) fn from_image(image: SessionsImage<'_>, ids: &TutorIds) -> Result<Sessions, String> {
+        let items = image.list.into_owned();
+        let mut list = VecDeque::with_capacity(restored_capacity(items.len(), image.capacity)?);
+        let mut id_bytes = 0;
+        for s in items {
+            if list.back().is_some_and(|p: &Session| p.key() >= s.key()) {
+                return Err(format!("sessions out of order at ({}, {:?})", s.ts, s.event_id));
+            }
+            if !ids.knows(s.tutor) || s.tutor == NO_TUTOR {
+                return Err(format!("session {:?} has an unknown tutor number {}", s.event_id, s.tutor));
+            }
+            id_bytes += heap_len(&s.event_id);
+            list.push_back(s);
+        }
+        let mut sessions = Sessions { list, id_bytes, switches: 0, latest_switch: None };
+        sessions.switches = (1..sessions.list.len()).map(|i| sessions.differs(i - 1, i)).sum();
+        sessions.rescan_latest_switch();
+        if (sessions.switches, sessions.latest_switch) != (image.switches, image.latest_switch) {
+            return Err(format!(
+                "tutor switches {:?} / latest {:?} do not match the sessions ({} / {:?})",
+                image.switches, image.latest_switch, sessions.switches, sessions.latest_switch
+            ));
+        }
+        Ok(sessions)
+    }
+}
+
+/// [`Sessions`] in a snapshot (borrowed to write, owned when read). The
+/// per-id byte count is not stored: it follows from the ids.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct SessionsImage<'a> {
+    list: Cow<'a, VecDeque<Session>>,
+    capacity: u64,
+    switches: u32,
+    latest_switch: Option<i64>,
 }

@@ -6,7 +6,7 @@ use pulse_schemas::{Features, DAY_MS, FEATURE_COUNT};
 
 use crate::exact::ExactSum;
 use crate::held::{HeldEvent, Kind};
-use crate::tutors::{Switches, TutorIds, TutorStats};
+use crate::tutors::{Switches, TutorIds, TutorStat, TutorStats};
 
 /// The window lengths in days, indexed by [`W7`], [`W14`], [`W30`].
 pub(crate) const WINDOW_DAYS: [i64; 3] = [7, 14, 30];
@@ -17,7 +17,7 @@ pub(crate) const W30: usize = 2;
 /// What the features read of W_7 and W_14: only these, so the aggregates a
 /// record touches fit in fewer cache lines (a customer's state is cold when
 /// its record arrives; each line is a miss).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct ShortAgg {
     sessions: u32,
     ratings: u32,
@@ -45,10 +45,15 @@ impl ShortAgg {
             _ => {}
         }
     }
+
+    /// These aggregates with only the exact parts of their sums.
+    fn exact_part(&self) -> ShortAgg {
+        ShortAgg { minutes: self.minutes.exact_part(), rating_sum: self.rating_sum.exact_part(), ..*self }
+    }
 }
 
 /// Sums and counts of W_30: everything the features read.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct WindowAgg {
     sessions: u32,
     minutes: ExactSum,
@@ -118,11 +123,23 @@ impl WindowAgg {
             Kind::MessageReply => bump_sum(&mut self.tutor_replies, &mut self.tutor_reply_minutes, v, add),
         }
     }
+
+    /// These aggregates with only the exact parts of their sums.
+    fn exact_part(&self) -> WindowAgg {
+        WindowAgg {
+            minutes: self.minutes.exact_part(),
+            rating_sum: self.rating_sum.exact_part(),
+            paid: self.paid.exact_part(),
+            student_reply_minutes: self.student_reply_minutes.exact_part(),
+            tutor_reply_minutes: self.tutor_reply_minutes.exact_part(),
+            ..*self
+        }
+    }
 }
 
 /// Everything the features read that depends on which events are in which
 /// window, kept at the customer clock C.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Aggregates {
     pub(crate) w7: ShortAgg,
     pub(crate) w14: ShortAgg,
@@ -152,6 +169,31 @@ impl Aggregates {
                 bump_sum(&mut stat.ratings_30, &mut stat.rating_sum_30, e.value, add);
             }
             _ => {}
+        }
+    }
+
+    /// What these aggregates say independently of the order events came and
+    /// went: counts, the exact parts of sums, each tutor's stats (by tutor,
+    /// `latest_30` only where it is meaningful). Two states that hold the
+    /// same events in the same windows agree on it; a snapshot's aggregates
+    /// are checked against ones rebuilt from its held events this way.
+    pub(crate) fn canonical(&self) -> Aggregates {
+        let mut tutors: Vec<TutorStat> = self
+            .tutors
+            .0
+            .iter()
+            .map(|s| TutorStat {
+                latest_30: if s.sessions_30 > 0 { s.latest_30 } else { 0 },
+                rating_sum_30: s.rating_sum_30.exact_part(),
+                ..*s
+            })
+            .collect();
+        tutors.sort_by_key(|s| s.tutor);
+        Aggregates {
+            w7: self.w7.exact_part(),
+            w14: self.w14.exact_part(),
+            w30: self.w30.exact_part(),
+            tutors: TutorStats(tutors),
         }
     }
 }

@@ -242,6 +242,7 @@ fn prediction(customer: &str, as_of: i64, churn_14d: f64, churn_30d: f64, health
         segment: Segment::of(churn_14d, churn_30d, health),
         model: "m".into(),
         model_version: "1".into(),
+        served_by: "embedded".into(),
         features_schema: SCHEMA.into(),
     }
 }

@@ -200,7 +200,8 @@ pub fn build(config: &DatasetConfig, progress: &mut dyn FnMut(u64)) -> Result<Sp
             processor.process(decoded, Source::default(), line, &mut produced);
             for v in produced.vectors.drain(..) {
                 let key = xxh3_64(v.customer_id.as_str().as_bytes()) ^ v.as_of as u64;
-                let keep_event = key.wrapping_mul(0x9E37_79B9_7F4A_7C15) % config.event_sample_every.max(1) == 0;
+                let keep_event =
+                    key.wrapping_mul(0x9E37_79B9_7F4A_7C15).is_multiple_of(config.event_sample_every.max(1));
                 if v.as_of >= first_row && v.as_of <= last_row && (v.trigger == Trigger::Timer || keep_event) {
                     rows.push((v.customer_id.to_string(), v.as_of, v.features));
                 }

@@ -15,6 +15,8 @@ pub mod hydrate;
 pub mod io;
 pub mod lambda;
 pub mod learn;
+pub mod loadtest;
+pub mod output;
 pub mod process;
 pub mod progress;
 pub mod replay;

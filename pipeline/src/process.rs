@@ -114,7 +114,7 @@ impl Processor {
         out: &mut Produced,
     ) {
         self.records += 1;
-        if self.records % STATE_SAMPLE_EVERY == 0 {
+        if self.records.is_multiple_of(STATE_SAMPLE_EVERY) {
             self.engine.state_size();
         }
         match decoded {

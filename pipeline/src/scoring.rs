@@ -11,17 +11,15 @@
 //! puts the rows back in the queue (they are scored later, newest vector per
 //! customer), a fatal one stops the stage with the error.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use anyhow::{bail, Result};
-use pulse_model::{ScoreError, Scorer};
+use pulse_model::{ModelId, ScoreError, ScoredRows, Scorer};
 use pulse_operators::scoring::{
     Alarm, Alarms, Alert, AlertPolicy, Alerts, BatchPolicy, Fleet, FleetMetrics, ScoreQueue,
 };
 use pulse_schemas::prediction::{Prediction, Scores};
 use pulse_schemas::{CustomerId, FeatureVector, Segment, SCHEMA};
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// How the stage behaves.
 #[derive(Clone, Debug)]
@@ -99,15 +97,16 @@ const FLUSH_ATTEMPTS: u32 = 3;
 #[derive(Debug)]
 pub struct ScoringStage<S: Scorer> {
     scorer: S,
-    model: Arc<str>,
-    model_version: Arc<str>,
     queue: ScoreQueue,
     fleet: Fleet,
-    alerts: Alerts,
+    /// `None` when the caller observes alerts itself ([`ScoringStage::alerts_by_caller`]).
+    alerts: Option<Alerts>,
     alarms: Alarms,
-    /// Each customer's latest scores, for the top-at-risk list (compact: no
-    /// model strings, which every prediction shares).
-    latest: HashMap<CustomerId, (i64, Scores, Segment), ahash::RandomState>,
+    /// The models that answered so far (a handful: the endpoint, its fallback).
+    models: Vec<ModelId>,
+    /// Each customer's latest scores, for the top-at-risk list (compact: an
+    /// index into `models` instead of the model's strings).
+    latest: HashMap<CustomerId, (i64, Scores, Segment, u16), ahash::RandomState>,
     stats: ScoringStats,
     failures_since_snapshot: u64,
     metrics_interval_ms: i64,
@@ -120,19 +119,36 @@ impl<S: Scorer> ScoringStage<S> {
         config.alarms.validate()?;
         anyhow::ensure!(config.metrics_interval_ms > 0, "the fleet metrics interval must be positive");
         Ok(ScoringStage {
-            model: scorer.model_name().into(),
-            model_version: scorer.model_version().into(),
             scorer,
             queue: ScoreQueue::new(config.batch)?,
             fleet: Fleet::default(),
-            alerts: Alerts::new(config.alerts)?,
+            alerts: Some(Alerts::new(config.alerts)?),
             alarms: config.alarms,
+            models: Vec::new(),
             latest: HashMap::default(),
             stats: ScoringStats::default(),
             failures_since_snapshot: 0,
             metrics_interval_ms: config.metrics_interval_ms,
             next_metrics_at: None,
         })
+    }
+
+    /// Leaves alerts to the caller: [`Scored::alerts`] stays empty. For a
+    /// caller that must load each customer's stored alert state before
+    /// deciding (a live sink after a restart), with its own [`Alerts`].
+    pub fn alerts_by_caller(mut self) -> ScoringStage<S> {
+        self.alerts = None;
+        self
+    }
+
+    /// The scorer.
+    pub fn scorer(&self) -> &S {
+        &self.scorer
+    }
+
+    /// Vectors waiting to be scored (including those requeued after a failure).
+    pub fn pending(&self) -> usize {
+        self.queue.pending()
     }
 
     /// Offers vectors, all at time `now`, and scores every batch that is ready.
@@ -181,16 +197,27 @@ impl<S: Scorer> ScoringStage<S> {
     /// error that says how many vectors were left unscored.
     pub async fn flush(&mut self, now: i64, out: &mut Scored) -> Result<()> {
         let mut failures = 0;
-        while let Some(batch) = self.queue.take_ready(i64::MAX) {
-            if !self.score(batch, now, out).await? {
-                failures += 1;
-                if failures >= FLUSH_ATTEMPTS {
-                    bail!("the model failed {failures} times; {} vectors were left unscored", self.queue.pending());
-                }
+        while !self.drain(now, out).await? {
+            failures += 1;
+            if failures >= FLUSH_ATTEMPTS {
+                bail!("the model failed {failures} times; {} vectors were left unscored", self.queue.pending());
             }
         }
         out.metrics.push(self.snapshot(now));
         Ok(())
+    }
+
+    /// Scores everything waiting, whatever its linger, once: `Ok(true)` when
+    /// nothing is left, `Ok(false)` when a retryable failure stopped it (the
+    /// failed rows are back in the queue), `Err` on a fatal failure. For a
+    /// caller with its own policy of waiting between attempts.
+    pub async fn drain(&mut self, now: i64, out: &mut Scored) -> Result<bool> {
+        while let Some(batch) = self.queue.take_ready(i64::MAX) {
+            if !self.score(batch, now, out).await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Scores a batch: `Ok(true)` scored, `Ok(false)` a retryable failure
@@ -200,33 +227,35 @@ impl<S: Scorer> ScoringStage<S> {
         self.stats.model_calls += 1;
         self.stats.model_rows += rows.len() as u64;
         match self.scorer.score(&rows).await {
-            Ok(scores) if scores.len() == batch.len() => {
+            Ok(ScoredRows { scores, model }) if scores.len() == batch.len() => {
                 self.queue.mark_scored(&batch);
+                let model_ix = self.model_index(&model);
                 for (v, s) in batch.iter().zip(scores) {
                     let prediction = Prediction {
                         customer_id: v.customer_id.clone(),
                         as_of: v.as_of,
                         segment: Segment::of(s.churn_risk_14d, s.churn_risk_30d, s.health_score),
                         scores: s,
-                        model: self.model.clone(),
-                        model_version: self.model_version.clone(),
+                        model: model.name.clone(),
+                        model_version: model.version.clone(),
+                        served_by: model.served_by.clone(),
                         features_schema: SCHEMA.into(),
                     };
                     self.fleet.update(&prediction);
-                    if let Some(alert) = self.alerts.observe(&prediction) {
+                    if let Some(alert) = self.alerts.as_mut().and_then(|a| a.observe(&prediction)) {
                         self.stats.alerts += 1;
                         out.alerts.push(alert);
                     }
                     self.latest.insert(
                         prediction.customer_id.clone(),
-                        (prediction.as_of, prediction.scores, prediction.segment),
+                        (prediction.as_of, prediction.scores, prediction.segment, model_ix),
                     );
                     self.stats.predictions += 1;
                     out.predictions.push(prediction);
                 }
                 Ok(true)
             }
-            Ok(scores) => {
+            Ok(ScoredRows { scores, .. }) => {
                 self.queue.requeue(batch.clone(), now);
                 bail!("the model returned {} predictions for {} rows", scores.len(), batch.len())
             }
@@ -239,6 +268,18 @@ impl<S: Scorer> ScoringStage<S> {
             }
             Err(fatal) => bail!(fatal),
         }
+    }
+
+    /// The index of `model` in `models`, added if new (a handful at most:
+    /// past `u16::MAX` distinct identities the last index is reused).
+    fn model_index(&mut self, model: &ModelId) -> u16 {
+        if let Some(i) = self.models.iter().position(|m| m == model) {
+            return i as u16;
+        }
+        if self.models.len() <= usize::from(u16::MAX) {
+            self.models.push(model.clone());
+        }
+        (self.models.len() - 1) as u16
     }
 
     fn snapshot(&mut self, at: i64) -> MetricsSnapshot {
@@ -272,19 +313,23 @@ impl<S: Scorer> ScoringStage<S> {
     /// The `n` customers with the highest `churn_risk_14d` in their latest prediction.
     pub fn top_at_risk(&self, n: usize) -> Vec<Prediction> {
         let mut all: Vec<_> = self.latest.iter().collect();
-        all.sort_by(|(ca, (_, a, _)), (cb, (_, b, _))| {
+        all.sort_by(|(ca, (_, a, _, _)), (cb, (_, b, _, _))| {
             b.churn_risk_14d.total_cmp(&a.churn_risk_14d).then_with(|| ca.cmp(cb))
         });
         all.into_iter()
             .take(n)
-            .map(|(customer_id, &(as_of, scores, segment))| Prediction {
-                customer_id: customer_id.clone(),
-                as_of,
-                scores,
-                segment,
-                model: self.model.clone(),
-                model_version: self.model_version.clone(),
-                features_schema: SCHEMA.into(),
+            .map(|(customer_id, &(as_of, scores, segment, model_ix))| {
+                let model = &self.models[usize::from(model_ix)];
+                Prediction {
+                    customer_id: customer_id.clone(),
+                    as_of,
+                    scores,
+                    segment,
+                    model: model.name.clone(),
+                    model_version: model.version.clone(),
+                    served_by: model.served_by.clone(),
+                    features_schema: SCHEMA.into(),
+                }
             })
             .collect()
     }
@@ -310,15 +355,12 @@ mod tests {
         fn model_version(&self) -> &str {
             "0"
         }
-        fn score(
-            &self,
-            rows: &[Features],
-        ) -> impl std::future::Future<Output = Result<Vec<Scores>, ScoreError>> + Send {
+        fn score(&self, rows: &[Features]) -> impl std::future::Future<Output = Result<ScoredRows, ScoreError>> + Send {
             let n = self.calls.fetch_add(1, Relaxed);
             let out = if n < self.fail_first {
                 Err(ScoreError::Retryable("endpoint throttled".into()))
             } else {
-                Ok(rows
+                let scores = rows
                     .iter()
                     .map(|r| Scores {
                         first_session_success: 0.5,
@@ -327,7 +369,8 @@ mod tests {
                         churn_risk_30d: r[0],
                         health_score: 100.0 * (1.0 - r[0]),
                     })
-                    .collect())
+                    .collect();
+                Ok(ScoredRows { scores, model: ModelId::new("flaky", "0", "test") })
             };
             std::future::ready(out)
         }

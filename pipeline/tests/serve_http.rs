@@ -108,6 +108,17 @@ async fn serve_csv_single_and_multi_row_score_exactly_as_score_now() {
 }
 
 #[tokio::test]
+async fn serve_answers_on_the_sagemaker_runtime_path_too() {
+    let five = rows(5);
+    let path = "/endpoints/churn-endpoint/invocations";
+    let (status, body) = call(app(), "POST", path, Some("text/csv"), csv(&five, "\n").into_bytes()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_same_scores(&body, &five);
+    let (status, _) = error(app(), "GET", path, None, vec![]).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
 async fn serve_json_instances_as_arrays_and_objects() {
     let three = rows(3);
     let arrays = serde_json::json!({ "instances": three.iter().map(|r| r.to_vec()).collect::<Vec<_>>() });

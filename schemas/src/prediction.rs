@@ -77,6 +77,11 @@ pub struct Prediction {
     pub model: std::sync::Arc<str>,
     /// The model's version.
     pub model_version: std::sync::Arc<str>,
+    /// Where the model ran: `embedded` (in the pipeline's process),
+    /// `sagemaker:<endpoint>`, or `embedded-fallback` (in process because the
+    /// endpoint was down). Empty when unknown (files written before it existed).
+    #[serde(default)]
+    pub served_by: std::sync::Arc<str>,
     /// The features' schema.
     pub features_schema: std::borrow::Cow<'static, str>,
 }

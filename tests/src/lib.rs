@@ -17,6 +17,13 @@
 //! * `hostile_stream.rs`: a hostile synthetic marketplace: the engine's counters
 //!   against what the generator injected, vectors against the naive reference.
 //!
+//! * `output_sagemaker.rs`, `output_predictions.rs`, `output_alerts.rs`,
+//!   `output_dead_letters.rs`, `output_metrics.rs`, `output_sink.rs`: the live
+//!   outputs (`pulse::output`) against the local AWS server and `pulse serve`:
+//!   the SageMaker scorer, the endpoint down then back, conditional prediction
+//!   writes, alerts once across a restart, dead letters, metrics, the flags.
+//!   Their helpers are in `tests/tests/output_support/mod.rs`.
+//!
 //! Shared helpers are in `tests/tests/common/mod.rs`; the naive reference model
 //! is `operators/tests/support/reference.rs`, included by path.
 

@@ -147,6 +147,12 @@ impl Alerts {
         self.customers.get(customer).is_none_or(|s| s.armed)
     }
 
+    /// Whether the customer was observed or restored (a live sink loads the
+    /// stored state of a customer it does not know before observing it).
+    pub fn knows(&self, customer: &str) -> bool {
+        self.customers.contains_key(customer)
+    }
+
     /// Loads a stored flag, as of the stored prediction's `as_of`. Ignored if
     /// a later prediction of the customer was already observed.
     pub fn restore(&mut self, customer: CustomerId, armed: bool, as_of: i64) {
@@ -188,6 +194,7 @@ mod tests {
             segment: Segment::of(churn, 0.9, 35.0),
             model: "m".into(),
             model_version: "1".into(),
+            served_by: "embedded".into(),
             features_schema: "features-v1".into(),
         }
     }

@@ -328,6 +328,7 @@ mod tests {
             segment: Segment::of(churn, churn, health),
             model: "m".into(),
             model_version: "1".into(),
+            served_by: "embedded".into(),
             features_schema: "features-v1".into(),
         }
     }

@@ -62,6 +62,7 @@
 //!     segment: Segment::of(0.8, 0.9, 30.0),
 //!     model: "m".into(),
 //!     model_version: "1".into(),
+//!     served_by: "embedded".into(),
 //!     features_schema: SCHEMA.into(),
 //! };
 //! fleet.update(&prediction);

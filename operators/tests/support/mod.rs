@@ -1,12 +1,14 @@
 //! Shared helpers of the operators' integration tests: the naive reference
-//! model of the contract ([`reference`]), builders of events and stream
-//! records, and a feature comparison that names the feature that differs.
+//! model of the contract ([`reference`]), its hostile random streams
+//! ([`stream`]), builders of events and stream records, and a feature
+//! comparison that names the feature that differs.
 //!
 //! Each test file that needs them says `mod support;`; not every file uses
 //! every helper.
 #![allow(dead_code)]
 
 pub mod reference;
+pub mod stream;
 
 use std::borrow::Cow;
 

@@ -73,12 +73,22 @@ struct AppState {
 
 /// The routes of `pulse serve` over a loaded model: `GET /ping`,
 /// `POST /invocations`, and JSON errors for everything else.
+///
+/// `POST /endpoints/{name}/invocations` answers like `/invocations`: it is
+/// the path of SageMaker Runtime's InvokeEndpoint, so an AWS SDK client whose
+/// endpoint URL is this server (`AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`) calls
+/// the model as it would call the deployed endpoint (local runs and tests of
+/// `pulse run --endpoint-name`). The name is not checked.
 pub fn router(model: EmbeddedModel, config: ServeConfig) -> Router {
     let permits = Arc::new(Semaphore::new(config.max_concurrent_batches.max(1)));
     let state = Arc::new(AppState { model, config, permits });
     Router::new()
         .route("/ping", get(ping).fallback(|method: Method| wrong_method(method, "GET, HEAD")))
         .route("/invocations", post(invocations).fallback(|method: Method| wrong_method(method, "POST")))
+        .route(
+            "/endpoints/{name}/invocations",
+            post(invocations).fallback(|method: Method| wrong_method(method, "POST")),
+        )
         .fallback(|uri: Uri| async move { ServeError::NotFound { path: uri.path().to_owned() } })
         .with_state(state)
 }

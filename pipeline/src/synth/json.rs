@@ -401,7 +401,7 @@ pub(crate) fn push_fixed(b: &mut Vec<u8>, v: i64, decimals: u32) {
         return;
     }
     let mut width = decimals as usize;
-    while frac % 10 == 0 {
+    while frac.is_multiple_of(10) {
         frac /= 10;
         width -= 1;
     }

@@ -1,0 +1,91 @@
+//! Fleet and health metrics to CloudWatch (the local server, query
+//! protocol): a snapshot every metrics interval of the sink's time, the §6
+//! names in their namespace, values readable with GetMetricData.
+
+mod output_support;
+
+use std::time::Duration;
+
+use aws_sdk_cloudwatch::primitives::DateTime;
+use aws_sdk_cloudwatch::types::{Metric, MetricDataQuery, MetricStat};
+use output_support::*;
+use pulse::output::backend::ModelBackend;
+use pulse::output::metrics::{MetricsOut, MetricsPublisher};
+use pulse::output::sink::{Destinations, ScoringSink};
+use pulse::process::Produced;
+use pulse::sink::Sink;
+use pulse_e2e::unique_name;
+
+#[tokio::test]
+async fn fleet_and_health_metrics_are_put_every_interval() {
+    let sdk = sdk().await;
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&sdk);
+    let (fleet_ns, health_ns) = (unique_name("IOpsDashboard/Predictions"), unique_name("pulse/Pipeline"));
+    let out = Destinations {
+        metrics: MetricsPublisher::new(MetricsOut::CloudWatch(cloudwatch.clone())),
+        fleet_namespace: fleet_ns.clone(),
+        health_namespace: health_ns.clone(),
+        ..nowhere()
+    };
+    // A second of linger: the 12 vectors wait and go in one model call.
+    let mut config = sink_config(64, Duration::from_secs(5));
+    config.scoring.batch.max_linger_ms = 1_000;
+    let mut sink = ScoringSink::new(ModelBackend::Embedded(embedded()), out, config).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let vectors: Vec<_> = (0..12).map(|i| vector(&format!("c{i}"), now, if i < 4 { 40.0 } else { 2.0 })).collect();
+    sink.health().records(6_000);
+    sink.health().iterator_age_ms(1_500);
+    sink.send(Produced { vectors, dead: vec![] }).await.unwrap();
+    sink.tick(now + 60_000).await.unwrap();
+    sink.flush().await.unwrap();
+    assert_eq!(sink.stats().metrics_published, 1, "one snapshot per minute of the sink's time");
+
+    let listed = cloudwatch.list_metrics().namespace(&fleet_ns).send().await.unwrap();
+    let mut names: Vec<String> = listed.metrics().iter().filter_map(|m| m.metric_name().map(str::to_owned)).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "AtRiskCustomers",
+            "AverageChurnRisk14d",
+            "AverageHealthScore",
+            "ChurnedCustomers",
+            "HighChurnRiskCount",
+            "PredictionFailures",
+            "ThrivingCustomers",
+            "TotalCustomersProcessed"
+        ]
+    );
+
+    let value = |namespace: String, name: &'static str| {
+        let cloudwatch = cloudwatch.clone();
+        async move {
+            let query = MetricDataQuery::builder()
+                .id("m")
+                .metric_stat(
+                    MetricStat::builder()
+                        .metric(Metric::builder().namespace(namespace).metric_name(name).build())
+                        .period(60)
+                        .stat("Maximum")
+                        .build(),
+                )
+                .build();
+            let got = cloudwatch
+                .get_metric_data()
+                .metric_data_queries(query)
+                .start_time(DateTime::from_millis(now - 600_000))
+                .end_time(DateTime::from_millis(now + 600_000))
+                .send()
+                .await
+                .unwrap();
+            got.metric_data_results()[0].values().to_vec()
+        }
+    };
+    assert_eq!(value(fleet_ns.clone(), "TotalCustomersProcessed").await, [12.0]);
+    assert_eq!(value(fleet_ns.clone(), "HighChurnRiskCount").await, [4.0]);
+    assert_eq!(value(health_ns.clone(), "RecordsPerSecond").await, [100.0], "6000 records over 60 s");
+    assert_eq!(value(health_ns.clone(), "IteratorAgeMs").await, [1_500.0]);
+    assert_eq!(value(health_ns.clone(), "RowsPerModelCall").await, [12.0]);
+    assert_eq!(value(health_ns.clone(), "VectorsPerSecond").await, [0.2]);
+    assert_eq!(value(health_ns, "PredictionsWritten").await, [0.0], "no table configured");
+}

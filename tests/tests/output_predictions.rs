@@ -1,0 +1,183 @@
+//! Prediction items in DynamoDB (the local server): a write never moves a
+//! customer back in time, the item carries what §6 and the alert state need,
+//! alert states read back, and the pipeline's own writes come back on the
+//! table's stream without effect.
+
+mod output_support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_sdk_dynamodbstreams::types::{AttributeValue as StreamValue, ShardIteratorType};
+use output_support::*;
+use pulse::output::predictions::{PredictionRecord, PredictionWriter, StoredAlertState};
+use pulse::process::{Processor, Produced};
+use pulse_operators::{Engine, EngineConfig};
+use pulse_schemas::prediction::Scores;
+use pulse_schemas::{CustomerId, Prediction, Segment, Source, SCHEMA};
+
+fn prediction(customer: &str, as_of: i64, churn: f64) -> Prediction {
+    let scores = Scores {
+        first_session_success: 0.25,
+        session_velocity: 1.5,
+        churn_risk_14d: churn,
+        churn_risk_30d: 0.5,
+        health_score: 72.125,
+    };
+    Prediction {
+        customer_id: CustomerId::new(customer),
+        as_of,
+        segment: Segment::of(churn, 0.5, 72.125),
+        scores,
+        model: "pulse-multitask".into(),
+        model_version: "1".into(),
+        served_by: "embedded".into(),
+        features_schema: SCHEMA.into(),
+    }
+}
+
+fn record(p: Prediction, alert_armed: bool, alerted: bool) -> PredictionRecord {
+    PredictionRecord { prediction: p, alert_armed, alerted }
+}
+
+#[tokio::test]
+async fn predictions_never_move_a_customer_back_in_time() {
+    let sdk = sdk().await;
+    let table = table(&sdk).await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let writer = PredictionWriter::new(client.clone(), table.as_str(), 4);
+
+    writer.write(vec![record(prediction("a", 200, 0.8), false, true)]).await.unwrap();
+    // A replay of an older vector, then a retry of the same one.
+    writer.write(vec![record(prediction("a", 100, 0.1), true, false)]).await.unwrap();
+    writer.write(vec![record(prediction("a", 200, 0.8), false, false)]).await.unwrap();
+    let stats = writer.stats();
+    assert_eq!((stats.written, stats.stale), (2, 1), "the older one is stale, the equal one rewritten");
+
+    let item = prediction_item(&client, &table, "a").await.expect("stored");
+    assert_eq!(n(&item, "as_of"), 200.0);
+    assert_eq!(n(&item, "churn_risk_14d"), 0.8);
+    assert_eq!(n(&item, "health_score"), 72.125);
+    assert_eq!(n(&item, "first_session_success"), 0.25);
+    assert_eq!(n(&item, "session_velocity"), 1.5);
+    assert_eq!(n(&item, "churn_risk_30d"), 0.5);
+    assert_eq!(s(&item, "sk"), "PRED#latest");
+    assert_eq!(s(&item, "entity_type"), "prediction");
+    assert_eq!(s(&item, "segment"), "churned");
+    assert_eq!(s(&item, "model"), "pulse-multitask");
+    assert_eq!(s(&item, "model_version"), "1");
+    assert_eq!(s(&item, "served_by"), "embedded");
+    assert_eq!(s(&item, "features_schema"), "features-v1");
+    assert_eq!(item.get("alert_armed"), Some(&aws_sdk_dynamodb::types::AttributeValue::Bool(false)));
+    // The alert of the first write survives the rewrite that raised none.
+    assert_eq!(n(&item, "last_alert_as_of"), 200.0);
+    assert_eq!(n(&item, "last_alert_churn_risk_14d"), 0.8);
+
+    // Many predictions of one customer in one call, newest first: the newest stays.
+    let many: Vec<_> = (0..40).rev().map(|t| record(prediction("b", 1_000 + t, 0.3), true, false)).collect();
+    writer.write(many).await.unwrap();
+    let item = prediction_item(&client, &table, "b").await.unwrap();
+    assert_eq!(n(&item, "as_of"), 1_039.0);
+
+    let states = writer
+        .alert_states(&[CustomerId::new("a"), CustomerId::new("b"), CustomerId::new("never-scored")])
+        .await
+        .unwrap();
+    let states: HashMap<_, _> = states.into_iter().map(|s| (s.customer_id.to_string(), s)).collect();
+    assert_eq!(states.len(), 2, "no item, no state");
+    assert_eq!(states["a"], StoredAlertState { customer_id: CustomerId::new("a"), armed: false, as_of: 200 });
+    assert!(states["b"].armed);
+}
+
+#[tokio::test]
+async fn prediction_writes_per_second_to_the_local_server() {
+    let sdk = sdk().await;
+    let table = table(&sdk).await;
+    let writer = PredictionWriter::new(aws_sdk_dynamodb::Client::new(&sdk), table.as_str(), 16);
+    let records: Vec<_> = (0..500).map(|i| record(prediction(&format!("c{i}"), 1, 0.2), true, false)).collect();
+    let started = std::time::Instant::now();
+    writer.write(records).await.unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(writer.stats().written, 500);
+    println!("500 conditional UpdateItems, 16 in flight: {:.0} predictions/s to moto", 500.0 / seconds);
+}
+
+/// A stream record as a capture line (AWS's JSON shape).
+fn capture_line(r: &aws_sdk_dynamodbstreams::types::Record) -> String {
+    fn value(v: &StreamValue) -> serde_json::Value {
+        match v {
+            StreamValue::S(s) => serde_json::json!({ "S": s }),
+            StreamValue::N(n) => serde_json::json!({ "N": n }),
+            StreamValue::Bool(b) => serde_json::json!({ "BOOL": b }),
+            other => panic!("attribute type not written by pulse: {other:?}"),
+        }
+    }
+    let image = |i: Option<&HashMap<String, StreamValue>>| {
+        i.map(|i| i.iter().map(|(k, v)| (k.clone(), value(v))).collect::<serde_json::Map<_, _>>())
+    };
+    let d = r.dynamodb().expect("stream record");
+    let mut dynamodb = serde_json::json!({
+        "ApproximateCreationDateTime": d.approximate_creation_date_time().map(|t| t.secs()),
+        "SequenceNumber": d.sequence_number(),
+    });
+    if let Some(new) = image(d.new_image()) {
+        dynamodb["NewImage"] = new.into();
+    }
+    if let Some(old) = image(d.old_image()) {
+        dynamodb["OldImage"] = old.into();
+    }
+    serde_json::json!({ "eventName": r.event_name().map(|e| e.as_str()), "dynamodb": dynamodb }).to_string()
+}
+
+#[tokio::test]
+async fn own_prediction_writes_come_back_on_the_stream_and_change_nothing() {
+    let sdk = sdk().await;
+    let table = table(&sdk).await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let writer = PredictionWriter::new(client.clone(), table.as_str(), 4);
+    writer.write(vec![record(prediction("a", 100, 0.8), false, true)]).await.unwrap();
+    writer.write(vec![record(prediction("a", 200, 0.2), true, false)]).await.unwrap();
+
+    let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
+    let arn =
+        client.describe_table().table_name(&table).send().await.unwrap().table.unwrap().latest_stream_arn.unwrap();
+    let described = streams.describe_stream().stream_arn(&arn).send().await.unwrap();
+    let shard = described.stream_description().unwrap().shards()[0].shard_id().unwrap().to_owned();
+    let iterator = streams
+        .get_shard_iterator()
+        .stream_arn(&arn)
+        .shard_id(shard)
+        .shard_iterator_type(ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .unwrap()
+        .shard_iterator
+        .unwrap();
+    let records = streams.get_records().shard_iterator(iterator).send().await.unwrap().records.unwrap_or_default();
+    // An INSERT and a MODIFY at least.
+    assert!(records.len() >= 2, "{records:?}");
+
+    let engine = Arc::new(Engine::new(EngineConfig::default()));
+    let mut processor = Processor::new(engine.clone());
+    let mut out = Produced::default();
+    for r in &records {
+        let line = capture_line(r);
+        // moto also records the key-only item an UpdateItem starts from.
+        let key_only = !line.contains("entity_type");
+        assert!(key_only || line.contains("\"entity_type\":{\"S\":\"prediction\"}"), "{line}");
+        processor.process(
+            pulse_schemas::capture::decode_line(line.as_bytes()),
+            Source::default(),
+            line.as_bytes(),
+            &mut out,
+        );
+    }
+    assert!(out.vectors.is_empty(), "no vector from a prediction item");
+    assert!(out.dead.is_empty(), "and no dead letter: {:?}", out.dead);
+    let counters = engine.counters();
+    assert_eq!(
+        (counters.non_events, counters.events_added),
+        (records.len() as u64, 0),
+        "counted as records that are not events"
+    );
+}
