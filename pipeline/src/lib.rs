@@ -15,6 +15,7 @@ pub mod hydrate;
 pub mod io;
 pub mod lambda;
 pub mod learn;
+pub mod live;
 pub mod loadtest;
 pub mod output;
 pub mod process;

@@ -40,6 +40,32 @@ enum Command {
     ///
     /// Example: pulse replay capture.jsonl.zst --features-out vectors.jsonl --dead-letter-out dead.jsonl
     Replay(commands::replay::ReplayArgs),
+    /// Consume a table's DynamoDB stream (or the Kinesis stream it feeds) as a
+    /// long-running job: vectors and dead letters out, checkpoints as it goes.
+    ///
+    /// Shards are read in lineage order (a parent before its children), one
+    /// reader per shard. Every record is decoded and applied exactly as
+    /// `pulse replay` would (--capture-out writes them as a capture). With
+    /// --checkpoint, positions, the engine's state and the output files'
+    /// lengths are saved every --checkpoint-interval-ms after the outputs are
+    /// flushed; a restart (even after kill -9) resumes there and the outputs
+    /// end up as an uninterrupted run's. SIGTERM / ctrl-c: stop reading, flush,
+    /// checkpoint, exit 0. --clock stream fires timers on record times only
+    /// (deterministic); the default, wall, also advances time while caught up.
+    ///
+    /// Example: pulse run --source dynamodb-streams --table marketplace-events --checkpoint pulse.ckpt --features-out vectors.jsonl --dead-letter-out dead.jsonl
+    Run(commands::run::RunArgs),
+    /// Write what a DynamoDB stream (or Kinesis stream) holds as a capture file
+    /// (the replay format), resumable with --checkpoint.
+    ///
+    /// Example: pulse capture --source dynamodb-streams --table marketplace-events --out capture.jsonl.zst --idle-exit-s 5
+    Capture(commands::run::CaptureArgs),
+    /// Create the events table with its NEW_AND_OLD_IMAGES stream (when
+    /// missing), and optionally write a capture's records into it, as an
+    /// application would, to try `pulse run` against a local server.
+    ///
+    /// Example: pulse setup --table marketplace-events --load capture.jsonl.zst
+    Setup(commands::setup::SetupArgs),
     /// Write a synthetic marketplace as a capture (the replay format).
     ///
     /// Customers are drawn from the segments thriving 30%, healthy 40%, at-risk
@@ -107,6 +133,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Replay(args) => commands::replay::run(args).await,
+            Command::Run(args) => commands::run::run(args).await,
+            Command::Capture(args) => commands::run::capture(args).await,
+            Command::Setup(args) => commands::setup::run(args).await,
             Command::Generate(args) => commands::generate::run(args).await,
             Command::Train(args) => commands::train::run(args).await,
             Command::Evaluate(args) => commands::train::evaluate_model(args).await,

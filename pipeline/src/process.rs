@@ -89,6 +89,12 @@ impl Processor {
         Processor { engine, stream_time: i64::MIN, invalid: BTreeMap::new(), emissions: Vec::new(), records: 0 }
     }
 
+    /// A processor resuming a checkpoint: `engine` as restored, and the
+    /// stream time it had reached (timers due before it have fired).
+    pub fn resume(engine: Arc<Engine>, stream_time: Option<i64>) -> Processor {
+        Processor { stream_time: stream_time.unwrap_or(i64::MIN), ..Processor::new(engine) }
+    }
+
     /// The engine.
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine

@@ -30,4 +30,13 @@ pub trait Sink: Send {
     /// The checkpoint barrier: returns `Ok` once everything sent before is
     /// durable (written and flushed, scored and stored, acknowledged).
     fn flush(&mut self) -> impl Future<Output = Result<()>> + Send;
+
+    /// What the sink needs, besides the stream positions, to resume exactly
+    /// where the last successful [`Sink::flush`] left it (e.g. the lengths of
+    /// the files it appends to); called right after that flush and stored in
+    /// the same checkpoint, handed back to the sink's constructor on restart.
+    /// `None` (the default) for sinks whose writes are idempotent anyway.
+    fn checkpoint_state(&self) -> Option<serde_json::Value> {
+        None
+    }
 }

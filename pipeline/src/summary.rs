@@ -4,7 +4,8 @@ use std::fmt::Write as _;
 
 use crate::replay::ReplaySummary;
 
-fn thousands(n: u64) -> String {
+/// A count with thousands separators (`1,234,567`).
+pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {

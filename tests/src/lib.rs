@@ -16,7 +16,17 @@
 //!   captures, `generate` determinism, `--help`.
 //! * `hostile_stream.rs`: a hostile synthetic marketplace: the engine's counters
 //!   against what the generator injected, vectors against the naive reference.
-//!
+//! * `live_dynamodb.rs`: `pulse run` in-process over a table's DynamoDB stream on
+//!   the local server: the vectors of a replay of its capture and of the writes'
+//!   own records; invalid items in the dead letters, predictions skipped; stop
+//!   and resume from checkpoints equal one uninterrupted run, byte for byte.
+//! * `live_kill.rs`: the `pulse` binary killed with SIGKILL mid-stream and
+//!   restarted ends with the files of an uninterrupted run; SIGTERM stops cleanly.
+//! * `live_kinesis.rs`: Kinesis Data Streams for DynamoDB records (milliseconds,
+//!   duplicates, reordering, two shards) against a replay; the wall clock's timers;
+//!   `pulse capture --source kinesis`.
+//! * `live_leases.rs`: shard leases in DynamoDB: refused while live, taken over
+//!   after expiry; a second consumer reads nothing while the first owns the shard.
 //! * `output_sagemaker.rs`, `output_predictions.rs`, `output_alerts.rs`,
 //!   `output_dead_letters.rs`, `output_metrics.rs`, `output_sink.rs`: the live
 //!   outputs (`pulse::output`) against the local AWS server and `pulse serve`:
@@ -29,7 +39,8 @@
 //!   binary through the Runtime API (`cargo lambda watch`/`invoke`). Their
 //!   helpers are in `tests/tests/lambda_support/mod.rs`.
 //!
-//! Shared helpers are in `tests/tests/common/mod.rs`; the naive reference model
+//! Shared helpers are in `tests/tests/common/mod.rs` (and, for the live tests,
+//! `tests/tests/common/live.rs`); the naive reference model
 //! is `operators/tests/support/reference.rs`, included by path.
 
 /// The local AWS endpoint for the integration tests (moto's server, started by

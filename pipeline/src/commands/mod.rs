@@ -4,7 +4,9 @@
 pub(crate) mod demo;
 pub(crate) mod generate;
 pub(crate) mod replay;
+pub(crate) mod run;
 pub(crate) mod serve;
+pub(crate) mod setup;
 pub(crate) mod train;
 
 use std::path::Path;

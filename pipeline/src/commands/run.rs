@@ -1,0 +1,288 @@
+//! `pulse run` and `pulse capture`: the live consumer.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use pulse::aws::AwsArgs;
+use pulse::live::api::{max_records_per_call, StreamApi};
+use pulse::live::files::FileSink;
+use pulse::live::reader::ReaderConfig;
+use pulse::live::{Clock, Consumer, LeaseConfig, LiveConfig, LiveSummary, StartPosition};
+use pulse::process::Produced;
+use pulse::sink::Sink;
+use pulse_operators::EngineConfig;
+
+use super::replay::TimerArgs;
+
+/// Which stream API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SourceKind {
+    /// The table's DynamoDB stream.
+    DynamodbStreams,
+    /// A Kinesis data stream the table streams to (Kinesis Data Streams for DynamoDB).
+    Kinesis,
+}
+
+/// Where shards with no checkpoint start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum StartArg {
+    /// The oldest record retained.
+    TrimHorizon,
+    /// Records written from now on.
+    Latest,
+}
+
+/// What moves stream time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ClockArg {
+    /// Only record times: deterministic (compare runs, replays).
+    Stream,
+    /// Record times, and the wall clock whenever every shard is caught up (rescoring silent customers live).
+    Wall,
+}
+
+/// The stream, positions and stopping rules shared by `run` and `capture`.
+#[derive(Args, Debug)]
+pub(crate) struct StreamArgs {
+    /// Which stream API to read.
+    #[arg(long, value_enum)]
+    source: SourceKind,
+    /// The table whose (latest) DynamoDB stream to read (--source dynamodb-streams).
+    #[arg(long, value_name = "NAME", conflicts_with = "stream_arn")]
+    table: Option<String>,
+    /// The DynamoDB stream's ARN, instead of --table.
+    #[arg(long, value_name = "ARN")]
+    stream_arn: Option<String>,
+    /// The Kinesis data stream, by name or ARN (--source kinesis).
+    #[arg(long, value_name = "NAME")]
+    stream: Option<String>,
+    /// Where shards with no checkpoint start. Closed shards are skipped at `latest`.
+    #[arg(long, value_enum, default_value = "trim-horizon")]
+    start: StartArg,
+    /// Keep positions (and the engine's state) in this file; a restart resumes from it.
+    #[arg(long, value_name = "FILE")]
+    checkpoint: Option<PathBuf>,
+    /// Milliseconds between checkpoints (each flushes the outputs first).
+    #[arg(long, default_value_t = 10_000, value_name = "MS")]
+    checkpoint_interval_ms: u64,
+    /// Also lease shards in this DynamoDB table (created when missing), so two
+    /// consumers never read the same shard; needs --checkpoint.
+    #[arg(long, value_name = "TABLE")]
+    checkpoint_table: Option<String>,
+    /// This consumer's name in the lease table. Give each consumer a stable one
+    /// (its host or pod name): a restart then reclaims its own leases at once,
+    /// where the default (host name and process id) waits for them to expire.
+    #[arg(long, value_name = "ID")]
+    consumer_id: Option<String>,
+    /// Milliseconds a lease lasts without renewal (renewed at every checkpoint).
+    #[arg(long, default_value_t = 60_000, value_name = "MS")]
+    lease_ms: u64,
+    /// Stop after this many records (counted across restarts of one checkpoint).
+    #[arg(long, value_name = "N")]
+    max_records: Option<u64>,
+    /// Stop once every shard has been caught up, with no new record, for this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    idle_exit_s: Option<f64>,
+    /// Records per GetRecords call (default and most: 1000 for DynamoDB Streams, 10000 for Kinesis).
+    #[arg(long, value_name = "N")]
+    get_records_limit: Option<i32>,
+    /// Milliseconds between polls of a caught-up shard, at first (doubling up to --poll-max-ms).
+    #[arg(long, default_value_t = 200, value_name = "MS")]
+    poll_min_ms: u64,
+    /// Longest wait, in milliseconds, between polls of a caught-up shard.
+    #[arg(long, default_value_t = 2_000, value_name = "MS")]
+    poll_max_ms: u64,
+    /// Milliseconds between shard listings (new shards).
+    #[arg(long, default_value_t = 10_000, value_name = "MS")]
+    discover_interval_ms: u64,
+    #[command(flatten)]
+    aws: AwsArgs,
+}
+
+/// Arguments of `pulse run`.
+#[derive(Args, Debug)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    stream: StreamArgs,
+    /// Write feature vectors here (JSON Lines, compressed by extension; resumed exactly with --checkpoint).
+    #[arg(long, value_name = "FILE")]
+    features_out: Option<PathBuf>,
+    /// Write dead letters (reason + whole original record) here.
+    #[arg(long, value_name = "FILE")]
+    dead_letter_out: Option<PathBuf>,
+    /// Also write every record read here, as a capture `pulse replay` reads.
+    #[arg(long, value_name = "FILE")]
+    capture_out: Option<PathBuf>,
+    #[command(flatten)]
+    timers: TimerArgs,
+    /// What moves stream time (and fires timers).
+    #[arg(long, value_enum, default_value = "wall")]
+    clock: ClockArg,
+    /// Also write the summary as JSON here.
+    #[arg(long, value_name = "FILE")]
+    summary_json: Option<PathBuf>,
+}
+
+/// Arguments of `pulse capture`.
+#[derive(Args, Debug)]
+pub(crate) struct CaptureArgs {
+    #[command(flatten)]
+    stream: StreamArgs,
+    /// The capture file (JSON Lines; .zst and .gz are compressed).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+}
+
+impl StreamArgs {
+    fn config(&self) -> Result<LiveConfig> {
+        let leases = self.checkpoint_table.as_ref().map(|table| LeaseConfig {
+            table: table.clone(),
+            owner: self.consumer_id.clone().unwrap_or_else(default_consumer_id),
+            lease_ms: self.lease_ms as i64,
+        });
+        let idle_exit = match self.idle_exit_s {
+            Some(s) => {
+                anyhow::ensure!(s.is_finite() && s >= 0.0, "--idle-exit-s must be a number of seconds >= 0");
+                Some(Duration::from_secs_f64(s))
+            }
+            None => None,
+        };
+        Ok(LiveConfig {
+            start: match self.start {
+                StartArg::TrimHorizon => StartPosition::TrimHorizon,
+                StartArg::Latest => StartPosition::Latest,
+            },
+            checkpoint: self.checkpoint.clone(),
+            checkpoint_interval: Duration::from_millis(self.checkpoint_interval_ms),
+            leases,
+            discover_interval: Duration::from_millis(self.discover_interval_ms),
+            reader: ReaderConfig {
+                limit: 0, // set once the stream is known
+                idle_min: Duration::from_millis(self.poll_min_ms),
+                idle_max: Duration::from_millis(self.poll_max_ms),
+                ..ReaderConfig::default()
+            },
+            max_records: self.max_records,
+            idle_exit,
+            ..LiveConfig::default()
+        })
+    }
+
+    async fn consumer(&self, mut config: LiveConfig) -> Result<Consumer> {
+        let sdk = self.aws.load().await;
+        let api = match self.source {
+            SourceKind::DynamodbStreams => {
+                let client = aws_sdk_dynamodbstreams::Client::new(&sdk);
+                match (&self.table, &self.stream_arn) {
+                    (Some(table), None) => StreamApi::dynamodb_table(client, table).await?,
+                    (None, Some(arn)) => StreamApi::dynamodb_stream(client, arn.clone()).await?,
+                    _ => anyhow::bail!("--source dynamodb-streams needs --table NAME or --stream-arn ARN"),
+                }
+            }
+            SourceKind::Kinesis => {
+                let stream = self.stream.as_deref().context("--source kinesis needs --stream NAME")?;
+                anyhow::ensure!(
+                    self.table.is_none() && self.stream_arn.is_none(),
+                    "--table and --stream-arn are for --source dynamodb-streams"
+                );
+                StreamApi::kinesis(aws_sdk_kinesis::Client::new(&sdk), stream).await?
+            }
+        };
+        let most = max_records_per_call(&api);
+        config.reader.limit = match self.get_records_limit {
+            Some(n) => {
+                anyhow::ensure!((1..=most).contains(&n), "--get-records-limit must be between 1 and {most}");
+                n
+            }
+            None => most,
+        };
+        let dynamodb = config.leases.is_some().then(|| aws_sdk_dynamodb::Client::new(&sdk));
+        Consumer::prepare(config, api, dynamodb).await
+    }
+}
+
+fn default_consumer_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_owned()))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "pulse".to_owned());
+    format!("{host}-{}", std::process::id())
+}
+
+/// Completes on ctrl-c or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+fn print(summary: &LiveSummary, title: &str) {
+    println!("{title}\n{}", summary.table());
+}
+
+pub(crate) async fn run(args: RunArgs) -> Result<()> {
+    let mut config = args.stream.config()?;
+    config.engine = Some(EngineConfig { timers: args.timers.policy()? });
+    config.clock = match args.clock {
+        ClockArg::Stream => Clock::Stream,
+        ClockArg::Wall => Clock::Wall,
+    };
+    config.capture = args.capture_out.clone();
+    if config.checkpoint.is_none() {
+        tracing::warn!("no --checkpoint: a restart starts over from --start");
+    }
+    let consumer = args.stream.consumer(config).await?;
+    let sink = FileSink::open(args.features_out.as_deref(), args.dead_letter_out.as_deref(), consumer.sink_state())?;
+    let summary = consumer.run(sink, shutdown_signal()).await?;
+    print(&summary, "run summary");
+    if let Some(path) = args.summary_json {
+        let json = serde_json::to_vec_pretty(&summary)?;
+        std::fs::write(&path, json).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// `pulse capture` has no outputs besides the capture file.
+#[derive(Debug)]
+struct NoSink;
+
+impl Sink for NoSink {
+    async fn send(&mut self, _produced: Produced) -> Result<()> {
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+pub(crate) async fn capture(args: CaptureArgs) -> Result<()> {
+    let mut config = args.stream.config()?;
+    config.engine = None;
+    config.capture = Some(args.out);
+    let consumer = args.stream.consumer(config).await?;
+    let summary = consumer.run(NoSink, shutdown_signal()).await?;
+    print(&summary, "capture summary");
+    Ok(())
+}

@@ -1,0 +1,179 @@
+//! `pulse setup`: the events table (and, to try `pulse run` locally, a
+//! capture's records written into it as an application would write them).
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use clap::Args;
+use pulse::aws::{setup, AwsArgs};
+use serde_json::Value;
+
+/// Arguments of `pulse setup`.
+#[derive(Args, Debug)]
+pub(crate) struct SetupArgs {
+    /// The events table: created when missing (key customer_id + sk, on demand,
+    /// NEW_AND_OLD_IMAGES stream).
+    #[arg(long, value_name = "NAME")]
+    table: String,
+    /// Then write this capture's records into the table as an application
+    /// would: INSERT and MODIFY as puts (BatchWriteItem), REMOVE as DeleteItem.
+    /// The table's stream then carries them (TTL removals become deletions).
+    #[arg(long, value_name = "CAPTURE")]
+    load: Option<PathBuf>,
+    #[command(flatten)]
+    aws: AwsArgs,
+}
+
+pub(crate) async fn run(args: SetupArgs) -> Result<()> {
+    let sdk = args.aws.load().await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let arn = setup::ensure_events_table(&client, &args.table).await?;
+    println!("table {} ready, stream {arn}", args.table);
+    let Some(capture) = args.load else { return Ok(()) };
+    let input = pulse::io::open_input(&capture)?;
+    let mut loader = Loader { client, table: args.table, batch: Vec::new(), written: 0, refused: 0 };
+    let mut skipped = 0u64;
+    for (i, line) in std::io::BufReader::new(input.reader).lines().enumerate() {
+        let line = line.with_context(|| format!("cannot read {}", capture.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Ok(record) = serde_json::from_str::<Value>(&line) else {
+            skipped += 1;
+            continue;
+        };
+        let d = &record["dynamodb"];
+        match (record["eventName"].as_str(), item(&d["NewImage"]), item(&d["Keys"])) {
+            (Some("INSERT" | "MODIFY"), Some(image), _) => loader.put(image).await?,
+            (Some("REMOVE"), _, Some(keys)) => loader.delete(keys).await?,
+            _ => {
+                tracing::debug!(line = i + 1, "not a writable record");
+                skipped += 1;
+            }
+        }
+    }
+    loader.flush().await?;
+    println!(
+        "wrote {} records of {} into {} ({} refused by DynamoDB, {} lines not writable records)",
+        loader.written,
+        capture.display(),
+        loader.table,
+        loader.refused,
+        skipped
+    );
+    Ok(())
+}
+
+struct Loader {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    batch: Vec<HashMap<String, AttributeValue>>,
+    written: u64,
+    refused: u64,
+}
+
+fn key(item: &HashMap<String, AttributeValue>) -> (Option<&AttributeValue>, Option<&AttributeValue>) {
+    (item.get("customer_id"), item.get("sk"))
+}
+
+impl Loader {
+    async fn put(&mut self, image: HashMap<String, AttributeValue>) -> Result<()> {
+        // A batch may not write one key twice, and its order is the stream's.
+        if self.batch.len() == 25 || self.batch.iter().any(|b| key(b) == key(&image)) {
+            self.flush().await?;
+        }
+        self.batch.push(image);
+        Ok(())
+    }
+
+    async fn delete(&mut self, keys: HashMap<String, AttributeValue>) -> Result<()> {
+        self.flush().await?;
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(keys))
+            .send()
+            .await
+            .with_context(|| format!("DeleteItem on {} failed", self.table))?;
+        self.written += 1;
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let items = std::mem::take(&mut self.batch);
+        let requests: Vec<WriteRequest> = items
+            .iter()
+            .map(|i| {
+                PutRequest::builder()
+                    .set_item(Some(i.clone()))
+                    .build()
+                    .map(|p| WriteRequest::builder().put_request(p).build())
+            })
+            .collect::<Result<_, _>>()?;
+        let mut pending = HashMap::from([(self.table.clone(), requests)]);
+        for _ in 0..20 {
+            match self.client.batch_write_item().set_request_items(Some(pending.clone())).send().await {
+                Ok(out) => match out.unprocessed_items() {
+                    Some(left) if left.values().any(|v| !v.is_empty()) => {
+                        pending = left.clone();
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                    _ => {
+                        self.written += items.len() as u64;
+                        return Ok(());
+                    }
+                },
+                // One item DynamoDB refuses (a NaN number) fails the batch:
+                // write its items one by one and count the refused ones.
+                Err(e) if e.as_service_error().is_some() => return self.one_by_one(items).await,
+                Err(e) => return Err(e).with_context(|| format!("BatchWriteItem on {} failed", self.table)),
+            }
+        }
+        bail!("BatchWriteItem on {} kept leaving items unprocessed", self.table)
+    }
+
+    async fn one_by_one(&mut self, items: Vec<HashMap<String, AttributeValue>>) -> Result<()> {
+        for item in items {
+            match self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await {
+                Ok(_) => self.written += 1,
+                Err(e) if e.as_service_error().is_some() => {
+                    tracing::warn!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "item refused");
+                    self.refused += 1;
+                }
+                Err(e) => return Err(e).with_context(|| format!("PutItem on {} failed", self.table)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An item from DynamoDB JSON (`{"name": {"S": "..."}, ...}`); `None` when
+/// absent or not an item.
+fn item(v: &Value) -> Option<HashMap<String, AttributeValue>> {
+    v.as_object()?.iter().map(|(k, v)| Some((k.clone(), attr(v)?))).collect()
+}
+
+fn attr(v: &Value) -> Option<AttributeValue> {
+    let (tag, value) = v.as_object().filter(|m| m.len() == 1)?.iter().next()?;
+    let strings = || value.as_array()?.iter().map(|s| s.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>();
+    let blob = |s: &Value| aws_smithy_types::base64::decode(s.as_str()?).ok().map(aws_smithy_types::Blob::new);
+    Some(match tag.as_str() {
+        "S" => AttributeValue::S(value.as_str()?.to_owned()),
+        "N" => AttributeValue::N(value.as_str()?.to_owned()),
+        "BOOL" => AttributeValue::Bool(value.as_bool()?),
+        "NULL" => AttributeValue::Null(true),
+        "SS" => AttributeValue::Ss(strings()?),
+        "NS" => AttributeValue::Ns(strings()?),
+        "B" => AttributeValue::B(blob(value)?),
+        "BS" => AttributeValue::Bs(value.as_array()?.iter().map(blob).collect::<Option<_>>()?),
+        "L" => AttributeValue::L(value.as_array()?.iter().map(attr).collect::<Option<_>>()?),
+        "M" => AttributeValue::M(item(value)?),
+        _ => return None,
+    })
+}
