@@ -220,6 +220,57 @@ impl Engine {
         }
     }
 
+    /// Loads one customer's events read from elsewhere (the event table, on a
+    /// cold start) without emitting anything, then settles its timers as if
+    /// every timer due at or before `timers_fired_through` had already fired
+    /// (see [`TimerPolicy::settled`]).
+    ///
+    /// `events` should be in ascending `ts` order (then none is late); each is
+    /// added by the rules of §2 (a held `event_id` is a duplicate), and events
+    /// of another customer are skipped. A customer already held is merged
+    /// into. Records applied afterwards continue from this state exactly as
+    /// they would from a state built by the stream.
+    pub fn hydrate(&self, customer_id: &str, events: &[Event<'_>], timers_fired_through: i64) -> Hydrated {
+        let mut counts = Hydrated {
+            other_customer: events.iter().filter(|e| e.customer_id != customer_id).count() as u64,
+            ..Hydrated::default()
+        };
+        let mut mine = events.iter().filter(|e| e.customer_id == customer_id);
+        let Some(first) = mine.next() else { return counts };
+        let mut entry =
+            self.customers.entry(CustomerId::new(customer_id)).or_insert_with(|| CustomerState::new(first.ts.0));
+        let state = entry.value_mut();
+        for event in std::iter::once(first).chain(mine) {
+            match state.add(Encoded::new(event, &self.tutors), &event.event_id) {
+                Effect::Done => counts.added += 1,
+                Effect::Duplicate => counts.duplicates += 1,
+                Effect::Late | Effect::NotHeld => counts.late += 1,
+            }
+        }
+        let (last, _) = self.config.timers.settled(state.clock, timers_fired_through);
+        state.last_as_of = state.last_as_of.max(last);
+        state.next_due = self.config.timers.next_due(state.last_as_of, state.clock);
+        let push = match (state.queued, state.next_due) {
+            (None, Some(due)) => {
+                state.queued = Some(due);
+                Some(due)
+            }
+            _ => None,
+        };
+        let customer = entry.key().clone();
+        drop(entry);
+        if let Some(due) = push {
+            self.push_timer(due, customer);
+        }
+        counts
+    }
+
+    /// When a customer's next timer is due (`None` for an unknown customer or
+    /// one whose timers have stopped).
+    pub fn next_due(&self, customer_id: &str) -> Option<i64> {
+        self.customers.get(customer_id).and_then(|s| s.next_due)
+    }
+
     /// A customer's features as of `as_of_ms`, which must be at or after its
     /// clock (`None` for an unknown customer or an earlier time).
     pub fn features_at(&self, customer_id: &str, as_of_ms: i64) -> Option<Features> {
@@ -263,6 +314,20 @@ impl Engine {
             pending_timers: self.lock_timers().len() as u64,
         }
     }
+}
+
+/// What [`Engine::hydrate`] did with the events it was given.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Hydrated {
+    /// Events added.
+    pub added: u64,
+    /// Events whose `event_id` was already held.
+    pub duplicates: u64,
+    /// Events past the 30-day horizon of the customer's clock when they came
+    /// (only when `events` were not in `ts` order).
+    pub late: u64,
+    /// Events of another customer, skipped.
+    pub other_customer: u64,
 }
 
 /// Snapshots (the format and what is in one: [`crate::snapshot`]).

@@ -31,7 +31,7 @@ mod timers;
 mod tutors;
 mod windows;
 
-pub use engine::{Emission, Engine, EngineConfig, StateSize};
+pub use engine::{Emission, Engine, EngineConfig, Hydrated, StateSize};
 pub use snapshot::{SnapshotError, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC};
 pub use stats::{Counters, CountersSnapshot};
 pub use timers::TimerPolicy;

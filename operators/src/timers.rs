@@ -59,6 +59,28 @@ impl TimerPolicy {
             }
         }
     }
+
+    /// The timer state of a customer with clock `clock` whose timers up to
+    /// `fired_through` have all fired, as an engine that ran without a break
+    /// would hold it: `(last_as_of, next_due)`.
+    ///
+    /// After the vector at `clock`, timers fire at `clock + k·interval`, so
+    /// the last one fired is the largest such time at or before
+    /// `fired_through` (never past `clock + max_silence`, where they stop).
+    /// Used when a customer's state is rebuilt from the event table
+    /// (hydration): timers before `fired_through` were someone else's to fire.
+    pub fn settled(&self, clock: i64, fired_through: i64) -> (i64, Option<i64>) {
+        match *self {
+            TimerPolicy::Off => (clock, None),
+            TimerPolicy::Every { interval_ms, max_silence_ms } => {
+                let step = interval_ms.max(1);
+                let mut k = fired_through.saturating_sub(clock).max(0) / step;
+                k = k.min(max_silence_ms.max(0) / step);
+                let last = clock.saturating_add(k.saturating_mul(step));
+                (last, self.next_due(last, clock))
+            }
+        }
+    }
 }
 
 /// Due timers, earliest first; ties in customer id order so a replay is
@@ -93,5 +115,50 @@ impl TimerQueue {
     /// The earliest due time, or `i64::MAX` when empty.
     pub(crate) fn earliest(&self) -> i64 {
         self.heap.peek().map_or(i64::MAX, |Reverse((due, _))| *due)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAILY: TimerPolicy = TimerPolicy::Every { interval_ms: DAY_MS, max_silence_ms: 365 * DAY_MS };
+
+    /// The settled state is what firing every timer one by one leaves.
+    fn fired_one_by_one(policy: TimerPolicy, clock: i64, through: i64) -> (i64, Option<i64>) {
+        let (mut last, mut next) = (clock, policy.next_due(clock, clock));
+        while let Some(due) = next.filter(|&d| d <= through) {
+            last = due;
+            next = policy.next_due(due, clock);
+        }
+        (last, next)
+    }
+
+    #[test]
+    fn settled_equals_firing_each_timer() {
+        let clock = 1_767_600_000_000;
+        for through in [
+            i64::MIN,
+            clock - 1,
+            clock,
+            clock + DAY_MS - 1,
+            clock + DAY_MS,
+            clock + 3 * DAY_MS + 5,
+            clock + 365 * DAY_MS,
+            clock + 400 * DAY_MS,
+            i64::MAX,
+        ] {
+            assert_eq!(DAILY.settled(clock, through), fired_one_by_one(DAILY, clock, through), "through {through}");
+        }
+        let hourly = TimerPolicy::Every { interval_ms: 3_600_000, max_silence_ms: 2 * DAY_MS };
+        for h in 0..60 {
+            let through = clock + h * 3_600_000 + 17;
+            assert_eq!(hourly.settled(clock, through), fired_one_by_one(hourly, clock, through));
+        }
+    }
+
+    #[test]
+    fn settled_without_timers_has_none_due() {
+        assert_eq!(TimerPolicy::Off.settled(5, 1_000), (5, None));
     }
 }

@@ -10,6 +10,8 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 pub mod aws;
+pub mod due;
+pub mod hydrate;
 pub mod io;
 pub mod lambda;
 pub mod learn;

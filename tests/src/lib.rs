@@ -33,6 +33,11 @@
 //!   the SageMaker scorer, the endpoint down then back, conditional prediction
 //!   writes, alerts once across a restart, dead letters, metrics, the flags.
 //!   Their helpers are in `tests/tests/output_support/mod.rs`.
+//! * `lambda_table.rs`, `lambda_runtime_api.rs`: the Lambda function against
+//!   the local DynamoDB: table → stream → handler equals a replay, cold-start
+//!   hydration, the scheduled rescoring of due customers, and the `bootstrap`
+//!   binary through the Runtime API (`cargo lambda watch`/`invoke`). Their
+//!   helpers are in `tests/tests/lambda_support/mod.rs`.
 //!
 //! Shared helpers are in `tests/tests/common/mod.rs` (and, for the live tests,
 //! `tests/tests/common/live.rs`); the naive reference model
