@@ -457,7 +457,13 @@ async fn events_in_predictions_metrics_alerts_and_dead_letters_out() {
             .find(|v| v.customer_id.as_str() == a.customer_id && v.as_of == a.as_of)
             .unwrap_or_else(|| panic!("the alert of {} at {} is not of a vector the run emitted", a.customer_id, a.as_of));
         let score = model.score_now(&[v.features]).unwrap()[0];
-        assert_eq!(a.churn_risk_14d, score.churn_risk_14d, "the alert carries the model's score of that vector");
+        // (read back with serde_json's default float parser: exact to the last bit or so)
+        assert!(
+            (a.churn_risk_14d - score.churn_risk_14d).abs() <= 1e-12,
+            "the alert carries the model's score of that vector: {} vs {}",
+            a.churn_risk_14d,
+            score.churn_risk_14d
+        );
         by_customer.entry(a.customer_id.as_str()).or_default().push(a);
     }
     for (customer, mut list) in by_customer.clone() {
@@ -499,6 +505,13 @@ async fn events_in_predictions_metrics_alerts_and_dead_letters_out() {
     }
     let total = metric_max(&cloudwatch, &m.fleet_namespace, "TotalCustomersProcessed", metrics_from).await;
     assert_eq!(total, last.len() as f64, "TotalCustomersProcessed = the customers scored");
+    for name in FLEET_METRICS {
+        let series = metric_series(&cloudwatch, &m.fleet_namespace, name, metrics_from).await;
+        eprintln!("{name}: {series:?}");
+    }
+    let high = stored.iter().filter(|(c, i)| m.customers.contains(*c) && n(i, "churn_risk_14d") > 0.7).count();
+    eprintln!("stored high: {high}");
+    eprintln!("STDERR:\n{}\nSUMMARY {summary:#}", files.stderr());
 
     // Bad records: the dead-letter queue; the pipeline's own item: nothing.
     assert_dead_letters_and_own_prediction(&m, &vectors, &stored).await;
@@ -543,4 +556,34 @@ async fn metric_max(client: &aws_sdk_cloudwatch::Client, namespace: &str, name: 
         .expect("GetMetricData");
     let values: Vec<f64> = got.metric_data_results().iter().flat_map(|r| r.values().iter().copied()).collect();
     values.into_iter().reduce(f64::max).unwrap_or_else(|| panic!("no data for {namespace} {name}"))
+}
+
+/// A metric's data points since `from_ms`, oldest first (GetMetricData, 1-second periods, Maximum).
+async fn metric_series(client: &aws_sdk_cloudwatch::Client, namespace: &str, name: &str, from_ms: i64) -> Vec<(i64, f64)> {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    let query = MetricDataQuery::builder()
+        .id("m")
+        .metric_stat(
+            MetricStat::builder()
+                .metric(Metric::builder().namespace(namespace).metric_name(name).build())
+                .period(1)
+                .stat("Maximum")
+                .build(),
+        )
+        .build();
+    let got = client
+        .get_metric_data()
+        .metric_data_queries(query)
+        .start_time(DateTime::from_millis(from_ms))
+        .end_time(DateTime::from_millis(now_ms() + 10 * MIN))
+        .send()
+        .await
+        .expect("GetMetricData");
+    let mut out: Vec<(i64, f64)> = got
+        .metric_data_results()
+        .iter()
+        .flat_map(|r| r.timestamps().iter().map(|t| t.to_millis().unwrap()).zip(r.values().iter().copied()))
+        .collect();
+    out.sort_by_key(|p| p.0);
+    out
 }

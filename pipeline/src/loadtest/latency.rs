@@ -32,6 +32,10 @@ pub struct LatencyTracker {
 struct Inner {
     pending: HashMap<String, VecDeque<(i64, Instant)>>,
     pending_count: u64,
+    /// Per customer, the newest prediction stored so far (`as_of`, when): a
+    /// prediction can be stored before the producer has registered the write
+    /// it reflects (the write's call returns after the stream delivered it).
+    predicted: HashMap<String, (i64, Instant)>,
     histogram: Histogram<u64>,
 }
 
@@ -62,12 +66,28 @@ impl LatencyTracker {
     /// An empty tracker.
     pub fn new() -> LatencyTracker {
         let histogram = Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("valid histogram bounds");
-        LatencyTracker { inner: Mutex::new(Inner { pending: HashMap::new(), pending_count: 0, histogram }) }
+        LatencyTracker {
+            inner: Mutex::new(Inner {
+                pending: HashMap::new(),
+                pending_count: 0,
+                predicted: HashMap::new(),
+                histogram,
+            }),
+        }
     }
 
     /// An event of `customer` at `ts` was written (its write completed) `at`.
+    ///
+    /// If a prediction reflecting it was already stored (at or after `at`),
+    /// the event is resolved at once.
     pub fn written(&self, customer: &str, ts: i64, at: Instant) {
         let mut inner = self.lock();
+        if let Some(&(as_of, stored)) = inner.predicted.get(customer) {
+            if ts <= as_of && at <= stored {
+                record(&mut inner.histogram, stored.duration_since(at));
+                return;
+            }
+        }
         inner.pending.entry(customer.to_string()).or_default().push_back((ts, at));
         inner.pending_count += 1;
     }
@@ -76,13 +96,16 @@ impl LatencyTracker {
     /// customer's pending events with `ts <= as_of` written before `at`.
     pub fn predicted(&self, customer: &str, as_of: i64, at: Instant) {
         let mut inner = self.lock();
-        let Inner { pending, pending_count, histogram } = &mut *inner;
+        let Inner { pending, pending_count, predicted, histogram } = &mut *inner;
+        let newest = predicted.entry(customer.to_string()).or_insert((as_of, at));
+        if as_of >= newest.0 {
+            *newest = (as_of, at);
+        }
         let Some(queue) = pending.get_mut(customer) else { return };
         let before = queue.len();
         queue.retain(|&(ts, written)| {
             if ts <= as_of && written <= at {
-                let micros = at.duration_since(written).as_micros().clamp(1, u128::from(MAX_MICROS)) as u64;
-                histogram.saturating_record(micros);
+                record(histogram, at.duration_since(written));
                 false
             } else {
                 true
@@ -121,6 +144,11 @@ impl LatencyTracker {
     }
 }
 
+fn record(histogram: &mut Histogram<u64>, latency: Duration) {
+    let micros = latency.as_micros().clamp(1, u128::from(MAX_MICROS)) as u64;
+    histogram.saturating_record(micros);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +183,20 @@ mod tests {
         t.predicted("a", 100, t0);
         assert_eq!(t.pending(), 1);
         assert_eq!(t.summary().resolved, 0);
+    }
+
+    #[test]
+    fn a_write_registered_after_its_prediction_was_stored_resolves_at_once() {
+        let t = LatencyTracker::new();
+        let t0 = Instant::now();
+        // The consumer stored a prediction as of 200 at t0+30ms...
+        t.predicted("a", 200, t0 + Duration::from_millis(30));
+        // ...for an event whose write completed at t0 but is registered now.
+        t.written("a", 150, t0);
+        // A later event (ts 300) is not reflected by it.
+        t.written("a", 300, t0);
+        let s = t.summary();
+        assert_eq!((s.resolved, s.pending), (1, 1), "{s:?}");
+        assert!((s.p50_ms - 30.0).abs() < 0.1, "{s:?}");
     }
 }

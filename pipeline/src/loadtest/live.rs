@@ -28,8 +28,9 @@ pub struct WriteLoad {
     pub concurrency: usize,
 }
 
-/// One finished batch: its cost, its events `(customer_id, ts)`, its item count.
-type Written = (WriteStats, Vec<(String, i64)>, usize);
+/// One finished batch: its cost, its events `(customer_id, ts)`, its item
+/// count, and when its write completed.
+type Written = (WriteStats, Vec<(String, i64)>, usize, Instant);
 
 /// What the producer did.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -100,7 +101,7 @@ pub async fn write_events(
         in_flight.spawn(async move {
             let n = batch.len();
             let stats = writer.write(batch).await?;
-            Ok((stats, events, n))
+            Ok((stats, events, n, Instant::now()))
         });
     }
     while let Some(done) = in_flight.join_next().await {
@@ -113,8 +114,7 @@ pub async fn write_events(
 }
 
 impl WriteReport {
-    fn absorb(&mut self, (stats, events, items): Written, tracker: &LatencyTracker) {
-        let at = Instant::now();
+    fn absorb(&mut self, (stats, events, items, at): Written, tracker: &LatencyTracker) {
         for (customer, ts) in &events {
             tracker.written(customer, *ts, at);
             if !self.seen.contains(customer) {
