@@ -70,6 +70,41 @@ impl<S: Sink> Sink for &mut S {
     }
 }
 
+/// An optional sink: `None` takes everything and does nothing (e.g. the
+/// Lambda function's vector log when it is turned off).
+impl<S: Sink> Sink for Option<S> {
+    async fn send(&mut self, produced: Produced) -> Result<()> {
+        match self {
+            Some(sink) => sink.send(produced).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn tick(&mut self, now_ms: i64) -> Result<()> {
+        match self {
+            Some(sink) => sink.tick(now_ms).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        match self {
+            Some(sink) => sink.flush().await,
+            None => Ok(()),
+        }
+    }
+
+    fn checkpoint_state(&self) -> Option<serde_json::Value> {
+        self.as_ref().and_then(Sink::checkpoint_state)
+    }
+
+    fn observe_source(&mut self, records: u64, iterator_age_ms: Option<i64>) {
+        if let Some(sink) = self {
+            sink.observe_source(records, iterator_age_ms);
+        }
+    }
+}
+
 /// Two sinks fed the same results: e.g. the vector files and the scoring
 /// outputs of `pulse run --score`.
 ///

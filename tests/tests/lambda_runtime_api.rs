@@ -188,7 +188,7 @@ fn the_bootstrap_answers_through_the_runtime_api_and_writes_its_output() {
     let log_file = std::fs::File::create(&log).unwrap();
     let env_vars = format!(
         "TABLE_NAME={table},DUE_INDEX={DEFAULT_DUE_INDEX},AWS_ENDPOINT_URL={endpoint},AWS_REGION=us-east-1,\
-         AWS_ACCESS_KEY_ID=testing,AWS_SECRET_ACCESS_KEY=testing,RUST_LOG=info"
+         AWS_ACCESS_KEY_ID=testing,AWS_SECRET_ACCESS_KEY=testing,RUST_LOG=info,LOG_VECTORS=1"
     );
     let child = {
         use std::os::unix::process::CommandExt as _;
@@ -245,6 +245,27 @@ fn the_bootstrap_answers_through_the_runtime_api_and_writes_its_output() {
             .item;
         assert!(item.is_some(), "no due item for {c}\n--- watch log ---\n{}", watch.log());
     }
+
+    // Scored with the embedded model: a prediction item per customer, as of
+    // its last vector, and the fleet metrics as an Embedded Metric Format line.
+    for (c, as_of) in [("stu_rt1", &vectors[1]["as_of"]), ("stu_rt2", &vectors[2]["as_of"])] {
+        let item = rt
+            .block_on(
+                client
+                    .get_item()
+                    .table_name(&table)
+                    .key("customer_id", Av::S(c.into()))
+                    .key("sk", Av::S("PRED#latest".into()))
+                    .send(),
+            )
+            .expect("GetItem")
+            .item
+            .unwrap_or_else(|| panic!("no prediction for {c}\n--- watch log ---\n{}", watch.log()));
+        assert_eq!(item.get("as_of"), Some(&Av::N(as_of.to_string())), "{c}: {item:?}");
+        assert_eq!(item.get("served_by"), Some(&Av::S("embedded".into())), "{c}: {item:?}");
+    }
+    let log = await_log(&watch, Duration::from_secs(30), "an EMF metrics line", |l| l.contains("CloudWatchMetrics"));
+    assert!(log.contains("HighChurnRiskCount"), "{log}");
 
     // A scheduled event two days later: both customers are due and rescored.
     let answer =

@@ -76,7 +76,7 @@ pub mod sink;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use pulse_operators::{Engine, EngineConfig, TimerPolicy};
@@ -90,6 +90,8 @@ pub use invocation::{event_record_from_sdk, Invocation, SCHEDULED_EVENT};
 
 use crate::due::{Due, DueIndex, DEFAULT_DUE_INDEX, HOUR_MS};
 use crate::hydrate::{self, HydrateRequest, HydrateStats, Hydrator};
+use crate::output::args::{MetricsTarget, OutputArgs};
+use crate::output::fallback::OnEndpointDown;
 use crate::process::{Processor, Produced};
 use crate::sink::Sink;
 
@@ -113,7 +115,7 @@ impl Default for LambdaConfig {
 }
 
 /// The function's settings from its environment (Lambda style).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct LambdaEnv {
     /// `TABLE_NAME` (required): the event table, read for hydration.
     pub table: String,
@@ -122,6 +124,15 @@ pub struct LambdaEnv {
     pub due_index: Option<String>,
     /// `HYDRATE_CONCURRENCY`, `DUE_LOOKBACK_HOURS`, `TIMER_INTERVAL_HOURS`.
     pub config: LambdaConfig,
+    /// Scoring and its outputs, unless `SCORE=off`: `ENDPOINT_NAME` (default:
+    /// the embedded model), `ON_ENDPOINT_DOWN` (`hold`, the default, or
+    /// `fallback`), `PREDICTIONS_TABLE` (default `TABLE_NAME`),
+    /// `ALERTS_TOPIC_ARN`, `DEAD_LETTER_QUEUE_URL`; metrics as Embedded
+    /// Metric Format lines on stdout.
+    pub output: Option<OutputArgs>,
+    /// `LOG_VECTORS=1`: also write every vector and dead letter to stdout as
+    /// JSON lines (always on when scoring is off).
+    pub log_vectors: bool,
 }
 
 impl LambdaEnv {
@@ -166,7 +177,36 @@ impl LambdaEnv {
             };
             config.engine.timers = TimerPolicy::Every { interval_ms: hours * HOUR_MS, max_silence_ms };
         }
-        Ok(LambdaEnv { table, due_index, config })
+        let flag = |name: &str| -> Result<Option<bool>> {
+            match lookup(name).as_deref().map(str::trim) {
+                None | Some("") => Ok(None),
+                Some("1" | "true" | "on") => Ok(Some(true)),
+                Some("0" | "false" | "off") => Ok(Some(false)),
+                Some(other) => bail!("{name}={other:?}: expected on or off"),
+            }
+        };
+        let output = match flag("SCORE")? {
+            Some(false) => None,
+            _ => {
+                let on_endpoint_down = match lookup("ON_ENDPOINT_DOWN").as_deref() {
+                    None | Some("") | Some("hold") => OnEndpointDown::Hold,
+                    Some("fallback") => OnEndpointDown::Fallback,
+                    Some(other) => bail!("ON_ENDPOINT_DOWN={other:?}: expected hold or fallback"),
+                };
+                let set = |name: &str| lookup(name).filter(|v| !v.is_empty());
+                Some(OutputArgs {
+                    endpoint_name: set("ENDPOINT_NAME"),
+                    on_endpoint_down,
+                    predictions_table: Some(set("PREDICTIONS_TABLE").unwrap_or_else(|| table.clone())),
+                    alerts_topic_arn: set("ALERTS_TOPIC_ARN"),
+                    dead_letter_queue_url: set("DEAD_LETTER_QUEUE_URL"),
+                    metrics: MetricsTarget::Emf,
+                    ..OutputArgs::default()
+                })
+            }
+        };
+        let log_vectors = flag("LOG_VECTORS")?.unwrap_or(output.is_none());
+        Ok(LambdaEnv { table, due_index, config, output, log_vectors })
     }
 }
 

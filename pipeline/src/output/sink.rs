@@ -27,7 +27,10 @@
 //! The runner's: vectors are offered at the latest `tick` time (the wall
 //! clock before the first tick), which never goes back. Fleet and health
 //! metrics go out at each fleet snapshot of the stage (every
-//! `metrics_interval_ms`, 60 s by default).
+//! `metrics_interval_ms`, 60 s by default), and once more when the run ends
+//! ([`ScoringSink::finish`]): the last, partial period is published too, so a
+//! stopped consumer's dashboard shows its final fleet, and a run shorter than
+//! the interval still publishes.
 //!
 //! # The barrier
 //!
@@ -188,6 +191,24 @@ impl ScoringSink {
     /// The model backend.
     pub fn model(&self) -> &ModelBackend {
         self.stage.scorer()
+    }
+
+    /// The end of a run, after its last [`Sink::flush`]: scores anything
+    /// still waiting (as `flush` does), then publishes a last fleet and
+    /// health snapshot at the sink's clock, covering the period since the
+    /// previous snapshot, and waits for every write. Without it the
+    /// predictions made since the last periodic snapshot would never reach
+    /// the metrics.
+    pub async fn finish(&mut self) -> Result<()> {
+        self.flush().await?;
+        let mut scored = Scored::default();
+        // Nothing is waiting after a successful flush: this only takes the snapshot.
+        self.stage.flush(self.clock, &mut scored).await?;
+        self.handle(scored).await?;
+        while !self.jobs.is_empty() {
+            self.join_one().await?;
+        }
+        Ok(())
     }
 
     /// Vectors waiting to be scored.
