@@ -23,6 +23,10 @@ pub(crate) struct SetupArgs {
     /// The table's stream then carries them (TTL removals become deletions).
     #[arg(long, value_name = "CAPTURE")]
     load: Option<PathBuf>,
+    /// Also create the Lambda function's due index (a sparse global secondary
+    /// index on due_hour; default name due-index), for its scheduled runs.
+    #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = pulse::due::DEFAULT_DUE_INDEX)]
+    due_index: Option<String>,
     #[command(flatten)]
     aws: AwsArgs,
 }
@@ -32,6 +36,10 @@ pub(crate) async fn run(args: SetupArgs) -> Result<()> {
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let arn = setup::ensure_events_table(&client, &args.table).await?;
     println!("table {} ready, stream {arn}", args.table);
+    if let Some(index) = &args.due_index {
+        setup::ensure_due_index(&client, &args.table, index).await?;
+        println!("due index {index} ready");
+    }
     let Some(capture) = args.load else { return Ok(()) };
     let input = pulse::io::open_input(&capture)?;
     let mut loader = Loader { client, table: args.table, batch: Vec::new(), written: 0, refused: 0 };
