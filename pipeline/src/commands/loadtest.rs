@@ -100,7 +100,8 @@ pub(crate) async fn run(args: LoadtestArgs) -> Result<()> {
         ..SynthConfig::default()
     };
     synth.validate()?;
-    let engine = EngineConfig { timers: if args.timers { args.timer.policy()? } else { pulse_operators::TimerPolicy::Off } };
+    let engine =
+        EngineConfig { timers: if args.timers { args.timer.policy()? } else { pulse_operators::TimerPolicy::Off } };
     let json = if args.in_process {
         let report = tokio::task::spawn_blocking(move || in_process(&synth, engine)).await??;
         println!("{}", in_process_table(&report));

@@ -19,6 +19,7 @@ use pulse_operators::scoring::BatchPolicy;
 use pulse_operators::EngineConfig;
 
 use super::replay::{scoring_config, TimerArgs};
+use super::shutdown_signal;
 
 /// Which stream API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -247,29 +248,6 @@ fn default_consumer_id() -> String {
     format!("{host}-{}", std::process::id())
 }
 
-/// Completes on ctrl-c or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
-}
 
 fn print(summary: &LiveSummary, title: &str) {
     println!("{title}\n{}", summary.table());
@@ -307,6 +285,8 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
             let scoring = args.output.build(&sdk, config, model).await?;
             let mut sink = Both(files, scoring);
             let summary = consumer.run(&mut sink, shutdown_signal()).await?;
+            // The last, partial metrics period (the consumer has checkpointed).
+            // sink.1.finish().await.context("cannot publish the final metrics")?;
             print(&summary, "run summary");
             let stats = sink.1.stats();
             println!("{}", scoring_table(&stats));

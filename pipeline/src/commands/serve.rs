@@ -57,25 +57,6 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
 /// Resolves on ctrl-c or SIGTERM (what SageMaker sends, 30 s before SIGKILL);
 /// requests in flight then finish, new connections are refused.
 async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
+    super::shutdown_signal().await;
     eprintln!("pulse serve: shutting down after the requests in flight");
 }
