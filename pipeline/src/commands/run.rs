@@ -9,7 +9,7 @@ use pulse::aws::AwsArgs;
 use pulse::live::api::{max_records_per_call, StreamApi};
 use pulse::live::files::FileSink;
 use pulse::live::reader::ReaderConfig;
-use pulse::live::{Clock, Consumer, LeaseConfig, LiveConfig, LiveSummary, StartPosition};
+use pulse::live::{Clock, Consumer, HydrateConfig, LeaseConfig, LiveConfig, LiveSummary, StartPosition};
 use pulse::output::args::OutputArgs;
 use pulse::output::sink::SinkStats;
 use pulse::process::Produced;
@@ -128,6 +128,8 @@ pub(crate) struct RunArgs {
     /// Also write the summary as JSON here.
     #[arg(long, value_name = "FILE")]
     summary_json: Option<PathBuf>,
+    #[command(flatten)]
+    hydrate: HydrateArgs,
     /// Score what changed and publish it: predictions (--predictions-table),
     /// alerts (--alerts-topic-arn), dead letters (--dead-letter-queue-url),
     /// fleet and health metrics (--metrics). The model is the embedded one
@@ -138,6 +140,28 @@ pub(crate) struct RunArgs {
     scoring: LiveScoringArgs,
     #[command(flatten)]
     output: OutputArgs,
+}
+
+/// Loading customers' history from the event table.
+#[derive(Args, Debug)]
+pub(crate) struct HydrateArgs {
+    /// Before applying a page of records, load the customers it names that
+    /// this consumer holds no state for from the event table (their held
+    /// events, latest "ever" events and oldest event), as the Lambda function
+    /// does. Use it for a first run at `--start latest` on a table that
+    /// already holds history, or for consumers that take over leased shards
+    /// another consumer read. Off by default: a run from trim-horizon must
+    /// equal a replay, and hydrating would read a new customer's later events
+    /// ahead of their records. Needs --table, or --hydrate-table.
+    #[arg(long)]
+    hydrate: bool,
+    /// The event table to hydrate from (default: --table). Needed with
+    /// --source kinesis or --stream-arn.
+    #[arg(long, value_name = "NAME", requires = "hydrate")]
+    hydrate_table: Option<String>,
+    /// Customers read from the table at once while hydrating.
+    #[arg(long, default_value_t = 16, value_name = "N", requires = "hydrate")]
+    hydrate_concurrency: usize,
 }
 
 /// How `pulse run --score` batches its model calls.
@@ -233,7 +257,8 @@ impl StreamArgs {
             }
             None => most,
         };
-        let dynamodb = config.leases.is_some().then(|| aws_sdk_dynamodb::Client::new(&sdk));
+        let dynamodb =
+            (config.leases.is_some() || config.hydrate.is_some()).then(|| aws_sdk_dynamodb::Client::new(&sdk));
         Consumer::prepare(config, api, dynamodb).await
     }
 }
@@ -248,7 +273,6 @@ fn default_consumer_id() -> String {
     format!("{host}-{}", std::process::id())
 }
 
-
 fn print(summary: &LiveSummary, title: &str) {
     println!("{title}\n{}", summary.table());
 }
@@ -261,6 +285,16 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
         ClockArg::Wall => Clock::Wall,
     };
     config.capture = args.capture_out.clone();
+    if args.hydrate.hydrate {
+        let table = args
+            .hydrate
+            .hydrate_table
+            .clone()
+            .or_else(|| args.stream.table.clone())
+            .context("--hydrate needs the event table: --table NAME (DynamoDB Streams), or --hydrate-table NAME")?;
+        anyhow::ensure!(args.hydrate.hydrate_concurrency >= 1, "--hydrate-concurrency must be at least 1");
+        config.hydrate = Some(HydrateConfig { table, concurrency: args.hydrate.hydrate_concurrency });
+    }
     if config.checkpoint.is_none() {
         tracing::warn!("no --checkpoint: a restart starts over from --start");
     }
@@ -286,7 +320,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
             let mut sink = Both(files, scoring);
             let summary = consumer.run(&mut sink, shutdown_signal()).await?;
             // The last, partial metrics period (the consumer has checkpointed).
-            // sink.1.finish().await.context("cannot publish the final metrics")?;
+            sink.1.finish().await.context("cannot publish the final metrics")?;
             print(&summary, "run summary");
             let stats = sink.1.stats();
             println!("{}", scoring_table(&stats));

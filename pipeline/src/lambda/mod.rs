@@ -354,16 +354,11 @@ impl Handler {
                     Ok(histories) => histories,
                     Err(e) => return fail(outcome, first, e.context("hydrating the batch's customers")),
                 };
-                let before_batch = decoded.iter().filter_map(|d| d.as_ref().ok()?.created_ms).reduce(f64::min);
-                let fired_through = warm
-                    .processor
-                    .stream_time()
-                    .or_else(|| before_batch.map(|c| c.floor() as i64 - 1))
-                    .unwrap_or(i64::MIN);
-                for history in &histories {
-                    hydrate::apply(&engine, history, fired_through);
-                    outcome.report.hydrated.add(&history.stats);
-                }
+                let fired_through = hydrate::timers_fired_through(
+                    warm.processor.stream_time(),
+                    decoded.iter().filter_map(|d| d.as_ref().ok()),
+                );
+                outcome.report.hydrated = hydrate::apply_all(&engine, &histories, fired_through);
             }
         }
 

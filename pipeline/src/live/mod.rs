@@ -40,9 +40,25 @@
 //!   meanwhile are applied again: harmless to the engine; the sinks' writes
 //!   must be idempotent, as the conditional prediction writes are). *Seam:* a
 //!   consumer taking over a shard it never read resumes at the table's
-//!   position, without the state of that shard's customers; hydrating them
-//!   from the base table (built with the Lambda handler) belongs where
-//!   `Run::start_ready` logs "hydration needed".
+//!   position, without the state of that shard's customers: run with
+//!   hydration (below) so they are read from the base table first.
+//! * **Hydration** (`--hydrate`, [`LiveConfig::hydrate`]): before a page is
+//!   applied, the customers it names that the engine holds no state for are
+//!   loaded from the event table, exactly as the Lambda function does before
+//!   a batch ([`crate::hydrate`]: held events, the latest of each "ever"
+//!   kind, the oldest event; what the page itself touches taken as it was
+//!   before the page), several at once (`--hydrate-concurrency`). Use it when
+//!   a consumer starts without the history of customers whose events it
+//!   reads: a first run at `--start latest` on a table that already holds
+//!   months of events, or a consumer taking over leased shards another one
+//!   read. It is **off by default**: a run from TRIM_HORIZON over a stream
+//!   that holds every event must equal a replay, and hydrating would load a
+//!   new customer's later events from the table before their own records
+//!   come (they would then be duplicates), besides the differences listed in
+//!   [`crate::hydrate`]. A failed Query is retried with the reader's error
+//!   backoff ([`HYDRATE_ATTEMPTS`] attempts in all); then the run stops with
+//!   the error, before applying the page, so no checkpoint moves past
+//!   records whose customers were not hydrated.
 //!
 //! * **Start.** `--start` ([`StartPosition`]) applies to the first listing of
 //!   a run without a checkpoint: at LATEST, closed shards are skipped and
@@ -75,15 +91,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, bail, Context, Result};
 use pulse_operators::{CountersSnapshot, Engine, EngineConfig, StateSize};
 use pulse_schemas::capture::decode_line;
-use pulse_schemas::{Source, Trigger};
+use pulse_schemas::{Source, StreamRecord, Trigger};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
+use crate::hydrate::{self, HydrateStats, Hydrator};
 use crate::process::{Processor, Produced};
 use crate::sink::Sink;
 use api::{StartAt, StreamApi};
+use backoff::Backoff;
 use checkpoint::{engine_label, Checkpoint, CheckpointFile, CheckpointHeader, LiveTotals, ShardCheckpoint, FORMAT};
 use files::ResumableFile;
 use lease::{Acquired, LeaseTable};
@@ -121,6 +139,18 @@ pub struct LeaseConfig {
     pub lease_ms: i64,
 }
 
+/// Hydration of customers the engine holds no state for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HydrateConfig {
+    /// The event table to read (the base table of the stream).
+    pub table: String,
+    /// Customers read at once.
+    pub concurrency: usize,
+}
+
+/// Attempts at hydrating a page's customers before the run stops.
+pub const HYDRATE_ATTEMPTS: u32 = 5;
+
 /// How a live run behaves.
 #[derive(Clone, Debug)]
 pub struct LiveConfig {
@@ -146,6 +176,9 @@ pub struct LiveConfig {
     pub clock: Clock,
     /// Also write every record read here, as a capture (compressed by extension).
     pub capture: Option<PathBuf>,
+    /// Load customers the engine does not hold from the event table before
+    /// applying their records (off by default; see the module doc).
+    pub hydrate: Option<HydrateConfig>,
 }
 
 impl Default for LiveConfig {
@@ -162,6 +195,7 @@ impl Default for LiveConfig {
             idle_exit: None,
             clock: Clock::Stream,
             capture: None,
+            hydrate: None,
         }
     }
 }
@@ -176,6 +210,11 @@ impl LiveConfig {
             self.engine.is_some() || self.capture.is_some(),
             "a live run without an engine must write a capture"
         );
+        if let Some(hydrate) = &self.hydrate {
+            anyhow::ensure!(self.engine.is_some(), "hydration needs an engine (it loads customers' state)");
+            anyhow::ensure!(!hydrate.table.is_empty(), "the table to hydrate from must not be empty");
+            anyhow::ensure!(hydrate.concurrency >= 1, "the hydration concurrency must be at least 1");
+        }
         if let Some(leases) = &self.leases {
             anyhow::ensure!(self.checkpoint.is_some(), "leases (a checkpoint table) need a local checkpoint file too");
             anyhow::ensure!(!leases.owner.is_empty(), "the consumer id must not be empty");
@@ -229,6 +268,9 @@ pub struct LiveSummary {
     pub engine: Option<CountersSnapshot>,
     /// The engine's state at the end.
     pub state: Option<StateSize>,
+    /// Customers loaded from the event table by this run, and what it took
+    /// (`None` without hydration).
+    pub hydrated: Option<HydrateStats>,
     /// Checkpoints written by this run.
     pub checkpoints: u64,
     /// Wall time of this run.
@@ -265,6 +307,14 @@ impl LiveSummary {
         if let Some(state) = &self.state {
             row("customers", thousands(state.customers));
         }
+        if let Some(h) = &self.hydrated {
+            row("hydrated customers", thousands(h.customers));
+            row("  items read (queries)", format!("{} ({})", thousands(h.items_read), thousands(h.queries)));
+            row("  events loaded", thousands(h.events));
+            if h.invalid_items > 0 {
+                row("  invalid items skipped", thousands(h.invalid_items));
+            }
+        }
         if let Some(lag) = self.lag_ms {
             row("lag at the end", format!("{:.1} s", lag as f64 / 1000.0));
         }
@@ -286,11 +336,13 @@ pub struct Consumer {
     store: Option<CheckpointFile>,
     checkpoint: Option<Checkpoint>,
     leases: Option<LeaseTable>,
+    hydrator: Option<Hydrator>,
 }
 
 impl Consumer {
     /// Validates `config`, loads its checkpoint (refusing one of another
-    /// stream) and, with leases, makes sure their table exists.
+    /// stream) and, with leases, makes sure their table exists. `dynamodb`
+    /// is needed for leases and for hydration.
     pub async fn prepare(
         config: LiveConfig,
         api: StreamApi,
@@ -316,6 +368,13 @@ impl Consumer {
                 );
             }
         }
+        let hydrator = match &config.hydrate {
+            Some(h) => {
+                let client = dynamodb.clone().context("hydration needs a DynamoDB client")?;
+                Some(Hydrator::new(client, &h.table, h.concurrency))
+            }
+            None => None,
+        };
         let leases = match &config.leases {
             Some(l) => {
                 let client = dynamodb.context("leases need a DynamoDB client")?;
@@ -324,7 +383,7 @@ impl Consumer {
             }
             None => None,
         };
-        Ok(Consumer { config, api, store, checkpoint, leases })
+        Ok(Consumer { config, api, store, checkpoint, leases, hydrator })
     }
 
     /// The sink's resume state from the checkpoint (hand it to the sink's constructor).
@@ -363,6 +422,9 @@ struct Run<S> {
     capture: Option<ResumableFile>,
     store: Option<CheckpointFile>,
     leases: Option<LeaseTable>,
+    hydrator: Option<Hydrator>,
+    /// What hydration read in this run.
+    hydrated: HydrateStats,
     /// Shards whose lease this consumer holds.
     owned: BTreeSet<String>,
     lineage: Lineage,
@@ -392,7 +454,7 @@ struct Reading {
 
 impl<S: Sink> Run<S> {
     fn new(consumer: Consumer, sink: S) -> Result<Run<S>> {
-        let Consumer { config, api, store, checkpoint, leases } = consumer;
+        let Consumer { config, api, store, checkpoint, leases, hydrator } = consumer;
         let (header, engine) = match checkpoint {
             Some(Checkpoint { header, engine }) => (Some(header), engine),
             None => (None, None),
@@ -423,6 +485,8 @@ impl<S: Sink> Run<S> {
             capture,
             store,
             leases,
+            hydrator,
+            hydrated: HydrateStats::default(),
             owned: BTreeSet::new(),
             lineage,
             positions,
@@ -538,12 +602,20 @@ impl<S: Sink> Run<S> {
                         if let (None, Some(theirs)) =
                             (self.positions.get(&id).and_then(|p| p.sequence_number.as_ref()), item.sequence_number)
                         {
-                            // The hydration seam: another consumer read this shard up to `theirs`.
-                            tracing::warn!(
-                                shard = %id, after = %theirs,
-                                "shard last read by another consumer: resuming after its position; this consumer has no \
-                                 engine state for the records before it (hydration needed)"
-                            );
+                            // Another consumer read this shard up to `theirs`.
+                            if self.hydrator.is_some() {
+                                tracing::info!(
+                                    shard = %id, after = %theirs,
+                                    "shard last read by another consumer: resuming after its position; its customers \
+                                     are hydrated from the table"
+                                );
+                            } else {
+                                tracing::warn!(
+                                    shard = %id, after = %theirs,
+                                    "shard last read by another consumer: resuming after its position; this consumer \
+                                     has no engine state for the records before it (run with --hydrate)"
+                                );
+                            }
                             start = StartAt::After(theirs);
                         }
                     }
@@ -568,6 +640,9 @@ impl<S: Sink> Run<S> {
         match msg {
             ShardMsg::Page { shard, records, millis_behind } => {
                 if let Some(r) = self.readers.get_mut(&shard) {
+                    if records.is_empty() && !r.caught_up {
+                        tracing::debug!(shard = %shard, "shard caught up");
+                    }
                     r.caught_up = records.is_empty();
                 }
                 if let Some(ms) = millis_behind {
@@ -617,16 +692,22 @@ impl<S: Sink> Run<S> {
             Some(max) => max.saturating_sub(self.totals.records) as usize,
             None => usize::MAX,
         };
+        let records: Vec<api::LiveRecord> = records.into_iter().take(room).collect();
+        let mut decoded: Vec<_> = match self.processor {
+            Some(_) => records.iter().map(|r| Some(decode_line(&r.line))).collect(),
+            None => records.iter().map(|_| None).collect(),
+        };
+        let valid: Vec<&StreamRecord<'_>> = decoded.iter().filter_map(|d| d.as_ref()?.as_ref().ok()).collect();
+        self.hydrate_before(&valid).await?;
         let mut produced = Produced::default();
         let mut captured = Vec::new();
         let mut last = None;
-        for record in records.into_iter().take(room) {
+        for (record, decoded) in records.iter().zip(decoded.iter_mut()) {
             if self.capture.is_some() {
                 captured.extend_from_slice(&record.line);
                 captured.push(b'\n');
             }
-            if let Some(processor) = self.processor.as_mut() {
-                let decoded = decode_line(&record.line);
+            if let (Some(processor), Some(decoded)) = (self.processor.as_mut(), decoded.take()) {
                 if let Err(invalid) = &decoded {
                     *self.totals.invalid.entry(invalid.reason.code().to_owned()).or_default() += 1;
                 }
@@ -639,7 +720,7 @@ impl<S: Sink> Run<S> {
             }
             self.totals.records += 1;
             self.records_this_run += 1;
-            last = Some(record.sequence_number);
+            last = Some(record.sequence_number.clone());
         }
         if let Some(capture) = self.capture.as_mut() {
             capture.write_all(&captured)?;
@@ -650,6 +731,50 @@ impl<S: Sink> Run<S> {
         self.send(produced).await?;
         self.dirty = true;
         self.last_record = Instant::now();
+        Ok(())
+    }
+
+    /// Loads the customers of `records` the engine does not hold from the
+    /// table, retrying a failed read with the reader's error backoff; after
+    /// [`HYDRATE_ATTEMPTS`] the error stops the run (nothing of the page is
+    /// applied, so no checkpoint moves past it).
+    async fn hydrate_before(&mut self, records: &[&StreamRecord<'_>]) -> Result<()> {
+        let (Some(hydrator), Some(processor)) = (self.hydrator.as_ref(), self.processor.as_ref()) else {
+            return Ok(());
+        };
+        let engine = processor.engine().clone();
+        let requests = hydrate::requests_for(records.iter().copied(), &engine);
+        if requests.is_empty() {
+            return Ok(());
+        }
+        let customers = requests.len();
+        let mut backoff = Backoff::new(self.config.reader.error_min, self.config.reader.error_max);
+        let mut attempt = 1;
+        let histories = loop {
+            match hydrator.load_all(requests.clone()).await {
+                Ok(histories) => break histories,
+                Err(e) if attempt < HYDRATE_ATTEMPTS => {
+                    let wait = backoff.next_delay();
+                    tracing::warn!(
+                        error = %format!("{e:#}"), attempt, wait_ms = wait.as_millis() as u64,
+                        "hydration failed; retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    return Err(e.context(format!(
+                        "cannot hydrate {customers} customers from table {} ({HYDRATE_ATTEMPTS} attempts): stopping \
+                         before applying their records, the checkpoint stays before them",
+                        hydrator.table()
+                    )))
+                }
+            }
+        };
+        let fired_through = hydrate::timers_fired_through(processor.stream_time(), records.iter().copied());
+        let stats = hydrate::apply_all(&engine, &histories, fired_through);
+        tracing::debug!(customers = stats.customers, items = stats.items_read, "hydrated a page's customers");
+        self.hydrated.add(&stats);
         Ok(())
     }
 
@@ -795,6 +920,7 @@ impl<S: Sink> Run<S> {
             shards_finished: self.positions.values().filter(|p| p.finished).count(),
             engine: self.processor.as_ref().map(|p| p.engine().counters()),
             state: self.processor.as_ref().map(|p| p.engine().state_size()),
+            hydrated: self.hydrator.is_some().then_some(self.hydrated),
             checkpoints: self.checkpoints,
             seconds,
             records_per_second: self.records_this_run as f64 / seconds.max(1e-9),
