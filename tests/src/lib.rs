@@ -33,6 +33,17 @@
 //!   the SageMaker scorer, the endpoint down then back, conditional prediction
 //!   writes, alerts once across a restart, dead letters, metrics, the flags.
 //!   Their helpers are in `tests/tests/output_support/mod.rs`.
+//! * `e2e_live.rs`: the `pulse` binary as a user runs it (`pulse run --score`)
+//!   over a table on the local server: events in; predictions in the table
+//!   (the embedded model's scores of each customer's last vector), alerts on
+//!   SNS, §6 metrics in CloudWatch, invalid items in the dead-letter queue out;
+//!   a SageMaker endpoint down then back (hold: nothing made up, everyone
+//!   scored by the endpoint after; fallback: predictions say so).
+//! * `live_hydrate.rs`: `pulse run --start latest --hydrate` on a table with
+//!   months of history emits the vectors of a replay of the whole stream;
+//!   without the flag the customers' vectors differ.
+//! * `loadtest_live.rs`: `pulse loadtest`'s producer and the whole command
+//!   against the local server: every event written gets its prediction.
 //! * `lambda_table.rs`, `lambda_runtime_api.rs`: the Lambda function against
 //!   the local DynamoDB: table → stream → handler equals a replay, cold-start
 //!   hydration, the scheduled rescoring of due customers, and the `bootstrap`

@@ -4,40 +4,49 @@
 //! SageMaker endpoint that is down for a while.
 //!
 //! * `events_in_predictions_metrics_alerts_and_dead_letters_out`: a synthetic
-//!   marketplace (a third of it churning, so that alerts happen), four invalid
-//!   items and one prediction item of the pipeline's own, written to a table;
-//!   `pulse run --score` with the embedded model until idle. Every customer
-//!   with events ends with a `PRED#latest` item holding the embedded model's
-//!   scores of its last vector (as written to `--features-out`), that
-//!   vector's `as_of` and the §6 segment of those scores. The alerts read back
-//!   from a queue subscribed to the topic are the run's alerts: each is a rise
-//!   above 0.7 of a vector the run emitted, a customer alerts again only after
-//!   re-arming (a vector below 0.5 in between), and the stored alert state
-//!   agrees. The metrics namespace holds the §6 metrics, and
-//!   `TotalCustomersProcessed` counts the customers scored. The dead-letter
-//!   queue holds exactly the invalid items, each with its reason code and its
-//!   original record; the pipeline's own prediction item made neither a
-//!   vector nor a dead letter, and was left alone.
+//!   marketplace (30% churned and 30% at risk on day one, so that alerts
+//!   happen; the test fails if none do), four invalid items and one prediction
+//!   item of the pipeline's own, written to a table; `pulse run --score` with
+//!   the embedded model, every page scored as it comes (`--linger-s 0`), until
+//!   idle. Every customer with events, and no other, ends with a `PRED#latest`
+//!   item holding the embedded model's scores of its last vector (as written
+//!   to `--features-out`), exactly, that vector's `as_of`, and the §6 segment
+//!   of those scores. The alerts read back from a queue subscribed to the
+//!   topic are the run's count: each is the model's score above 0.7 of a
+//!   vector the run emitted, a rise (the previous risk at most 0.7); a
+//!   customer alerts again only after a vector below the re-arm level 0.5; the
+//!   stored alert state agrees, and every customer stored above 0.7 alerted and
+//!   is disarmed. The fleet namespace holds the §6 metrics (and
+//!   `PredictionFailures`), the health namespace its metrics, and the last
+//!   data point of each fleet metric describes the stored predictions
+//!   (`TotalCustomersProcessed` = the customers scored). The metrics interval
+//!   is longer than the run, so these are the metrics published when the run
+//!   ends. The dead-letter queue holds exactly the invalid items, each with
+//!   its reason code and its original record; the pipeline's own prediction
+//!   item made neither a vector nor a dead letter, and was left alone.
 //! * `endpoint_down_then_back_makes_up_nothing`: the same with
 //!   `--endpoint-name` and `--on-endpoint-down hold`, the SageMaker Runtime
 //!   client pointed (by `AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`) at a port where
-//!   nothing listens. The run reads the stream, fails to score and stores no
-//!   prediction at all; then `pulse serve` starts on that port, and the run
-//!   scores every customer through it: every prediction names the endpoint and
-//!   holds the embedded model's scores of the customer's last vector (`pulse
-//!   serve` runs the same model), none came from a fallback, and the run
-//!   counted the failed calls.
+//!   nothing listens. The run reads the stream and fails to score (its log
+//!   says so), and stores no prediction; then `pulse serve` starts on that
+//!   port, and the run scores every customer through it: every prediction
+//!   names the endpoint and holds the embedded model's scores of the
+//!   customer's last vector (`pulse serve` runs the same model), none came
+//!   from a fallback, and the run counted the failed calls.
 //! * `endpoint_down_with_fallback_says_so_then_uses_the_endpoint_again`: with
-//!   `--on-endpoint-down fallback`, every customer is scored while the
-//!   endpoint is down, each prediction saying `embedded-fallback`; once the
-//!   endpoint is up, newer events are scored by it.
+//!   `--on-endpoint-down fallback` (and no timers), every customer is scored
+//!   while the endpoint is down, each prediction saying `embedded-fallback`
+//!   and holding the embedded model's scores; once `pulse serve` is up, the
+//!   new events of three customers are scored by the endpoint; SIGTERM ends
+//!   the run cleanly.
 //!
 //! Every AWS call of the run goes to the local server through
 //! `AWS_ENDPOINT_URL` (no `--endpoint-url`: that flag would override the
 //! per-service variable the endpoint tests use). Predictions are written to
 //! the table whose stream the run reads, as in production: their change
 //! records come back and are skipped. Each test makes its own table, topic,
-//! queues and metric namespaces.
+//! queues and metric namespaces (the server is shared, so the default
+//! `IOpsDashboard/Predictions` would mix runs).
 
 mod common;
 #[path = "common/live.rs"]
@@ -56,6 +65,7 @@ use common::{parse_vectors, pulse_bin, D, H, MIN};
 use live::{event_image, now_ms, prediction_image, TableWriter};
 use output_support::{drain_queue, embedded, n, s};
 use pulse::output::alerts::AlertMessage;
+use pulse::output::fallback::FALLBACK_SERVED_BY;
 use pulse::synth::{generate, Hostility, SegmentMix, SynthConfig};
 use pulse_e2e::{aws_endpoint, unique_name};
 use pulse_model::Scorer;
@@ -144,7 +154,13 @@ async fn marketplace(prefix: &str, customers: usize, days: u32, seed: u64) -> Ma
         ("unknown_event_type", event_image("stu_bad", "bad_type", "teleport", now - D, &[])),
         (
             "out_of_range",
-            event_image("stu_bad", "bad_rating", "session_rated", now - D, &[tutor.clone(), ("rating", json!({"N": "9"}))]),
+            event_image(
+                "stu_bad",
+                "bad_rating",
+                "session_rated",
+                now - D,
+                &[tutor.clone(), ("rating", json!({"N": "9"}))],
+            ),
         ),
         ("missing_attribute", event_image("stu_bad", "no_minutes", "session_completed", now - D, &[tutor])),
         ("future_event", event_image("stu_bad", "from_future", "login", now + 3 * H, &[])),
@@ -200,7 +216,8 @@ impl RunFiles {
 }
 
 /// Starts `pulse run --score` over the marketplace's table, with every output,
-/// quick polls and checkpoints, timers on stream time, and `extra` flags. All
+/// quick polls and checkpoints, timers on stream time, and `extra` flags (it
+/// runs until SIGTERM unless they say `--idle-exit-s`). All
 /// AWS calls go to the local server through `AWS_ENDPOINT_URL`; `env` adds
 /// variables.
 fn start_run(m: &Marketplace, files: &RunFiles, extra: &[&str], env: &[(&str, String)]) -> Child {
@@ -212,8 +229,6 @@ fn start_run(m: &Marketplace, files: &RunFiles, extra: &[&str], env: &[(&str, St
         &m.table,
         "--clock",
         "stream",
-        "--idle-exit-s",
-        "2",
         "--poll-min-ms",
         "20",
         "--poll-max-ms",
@@ -221,8 +236,12 @@ fn start_run(m: &Marketplace, files: &RunFiles, extra: &[&str], env: &[(&str, St
         "--checkpoint-interval-ms",
         "300",
         "--score",
+        // Every page of records scored as it comes, so customers are scored
+        // many times over their history (alerts rise, fall and re-arm).
         "--linger-s",
-        "0.2",
+        "0",
+        "--get-records-limit",
+        "100",
         "--predictions-table",
         &m.table,
         "--alerts-topic-arn",
@@ -231,8 +250,9 @@ fn start_run(m: &Marketplace, files: &RunFiles, extra: &[&str], env: &[(&str, St
         &m.dead_letter_queue,
         "--metrics",
         "cloudwatch",
+        // Longer than the run: the metrics published are those of its end.
         "--metrics-interval-s",
-        "1",
+        "3600",
         "--metrics-namespace",
         &m.fleet_namespace,
         "--health-namespace",
@@ -368,8 +388,7 @@ fn assert_predictions(
         assert_eq!(s(item, "entity_type"), "prediction");
         assert_eq!(s(item, "features_schema"), "features-v1");
     }
-    let others: Vec<&String> =
-        stored.keys().filter(|c| !m.customers.contains(*c) && **c != m.own_prediction).collect();
+    let others: Vec<&String> = stored.keys().filter(|c| !m.customers.contains(*c) && **c != m.own_prediction).collect();
     assert!(others.is_empty(), "predictions of customers without events: {others:?}");
     last
 }
@@ -415,12 +434,12 @@ fn number(v: &Value, what: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_in_predictions_metrics_alerts_and_dead_letters_out() {
     let started = Instant::now();
-    let m = marketplace("e2e-out", 36, 30, 3).await;
+    let m = marketplace("e2e-out", 24, 21, 3).await;
     let written_in = started.elapsed();
     let dir = tempfile::tempdir().unwrap();
     let files = RunFiles::new(dir.path());
     let metrics_from = now_ms() - 10 * MIN;
-    let mut child = start_run(&m, &files, &[], &[]);
+    let mut child = start_run(&m, &files, &["--idle-exit-s", "2"], &[]);
     wait_for_exit(&mut child, &files, Duration::from_secs(90)).await;
     let ran_in = started.elapsed() - written_in;
     let summary = files.summary();
@@ -433,8 +452,10 @@ async fn events_in_predictions_metrics_alerts_and_dead_letters_out() {
     assert_eq!(number(&scoring["model_failures"], "model failures"), 0);
     assert_eq!(number(&scoring["fallback_rows"], "fallback rows"), 0);
 
-    // Alerts: what the run counted, each a rise above 0.7 of one of its vectors.
+    // Alerts: what the run counted, each a rise above 0.7 of one of its
+    // vectors, once per rise (§6 hysteresis), and the stored alert state.
     let model = embedded();
+    let risk_of = |v: &FeatureVector| model.score_now(&[v.features]).unwrap()[0].churn_risk_14d;
     let alerts: Vec<AlertMessage> = drain_queue(&m.sdk, &m.alerts_queue)
         .await
         .iter()
@@ -451,43 +472,49 @@ async fn events_in_predictions_metrics_alerts_and_dead_letters_out() {
         assert!(a.previous_churn_risk_14d.is_none_or(|p| p <= 0.7), "a rise, not a stay above 0.7: {a:?}");
         assert_eq!(a.alert_id, format!("{}#{}", a.customer_id, a.as_of));
         assert_eq!(a.served_by, "embedded");
-        let v = vectors
-            .iter()
-            .rev()
-            .find(|v| v.customer_id.as_str() == a.customer_id && v.as_of == a.as_of)
-            .unwrap_or_else(|| panic!("the alert of {} at {} is not of a vector the run emitted", a.customer_id, a.as_of));
-        let score = model.score_now(&[v.features]).unwrap()[0];
         // (read back with serde_json's default float parser: exact to the last bit or so)
+        let of_vector = vectors.iter().any(|v| {
+            v.customer_id.as_str() == a.customer_id
+                && v.as_of == a.as_of
+                && (risk_of(v) - a.churn_risk_14d).abs() <= 1e-12
+        });
         assert!(
-            (a.churn_risk_14d - score.churn_risk_14d).abs() <= 1e-12,
-            "the alert carries the model's score of that vector: {} vs {}",
-            a.churn_risk_14d,
-            score.churn_risk_14d
+            of_vector,
+            "the alert of {} at {} is not the model's score of a vector the run emitted",
+            a.customer_id, a.as_of
         );
         by_customer.entry(a.customer_id.as_str()).or_default().push(a);
     }
-    for (customer, mut list) in by_customer.clone() {
+    for (customer, list) in &mut by_customer {
         list.sort_by_key(|a| a.as_of);
         for pair in list.windows(2) {
             let rearmed = vectors.iter().any(|v| {
-                v.customer_id.as_str() == customer
-                    && v.as_of > pair[0].as_of
-                    && v.as_of < pair[1].as_of
-                    && model.score_now(&[v.features]).unwrap()[0].churn_risk_14d < 0.5
+                v.customer_id.as_str() == *customer
+                    && (pair[0].as_of..=pair[1].as_of).contains(&v.as_of)
+                    && risk_of(v) < 0.5
             });
-            assert!(rearmed, "{customer} alerted twice ({} and {}) without falling below 0.5", pair[0].as_of, pair[1].as_of);
-        }
-        let item = &stored[customer];
-        assert_eq!(n(item, "last_alert_as_of") as i64, list.last().unwrap().as_of, "{customer}: the stored alert state");
-        let armed = matches!(item.get("alert_armed"), Some(AttributeValue::Bool(true)));
-        let risk = n(item, "churn_risk_14d");
-        if risk > 0.5 {
-            assert!(!armed, "{customer} at {risk} after an alert is not re-armed");
+            assert!(
+                rearmed,
+                "{customer} alerted twice ({} and {}) without falling below 0.5 in between",
+                pair[0].as_of, pair[1].as_of
+            );
         }
     }
-    for (customer, item) in &stored {
-        if m.customers.contains(customer) && !by_customer.contains_key(customer.as_str()) {
-            assert!(item.get("last_alert_as_of").is_none(), "{customer} never alerted");
+    for customer in &m.customers {
+        let item = &stored[customer];
+        let armed = matches!(item.get("alert_armed"), Some(AttributeValue::Bool(true)));
+        let risk = n(item, "churn_risk_14d");
+        match by_customer.get(customer.as_str()) {
+            Some(list) => {
+                let latest = list.last().unwrap().as_of;
+                assert_eq!(n(item, "last_alert_as_of") as i64, latest, "{customer}: the stored alert state");
+            }
+            None => assert!(item.get("last_alert_as_of").is_none(), "{customer} never alerted"),
+        }
+        // An armed customer above 0.7 would have alerted: the one above is disarmed, and alerted.
+        if risk > 0.7 {
+            assert!(!armed, "{customer} at {risk} is not armed");
+            assert!(by_customer.contains_key(customer.as_str()), "{customer} rose above 0.7 ({risk}) without an alert");
         }
     }
 
@@ -503,15 +530,29 @@ async fn events_in_predictions_metrics_alerts_and_dead_letters_out() {
     for name in ["RecordsPerSecond", "PredictionsWritten", "AlertsPublished", "DeadLetters"] {
         assert!(health.contains(name), "{name} is not in {}: {health:?}", m.health_namespace);
     }
-    let total = metric_max(&cloudwatch, &m.fleet_namespace, "TotalCustomersProcessed", metrics_from).await;
-    assert_eq!(total, last.len() as f64, "TotalCustomersProcessed = the customers scored");
-    for name in FLEET_METRICS {
+    // The last data point of each is the final fleet: the stored predictions.
+    let ours: Vec<&HashMap<String, AttributeValue>> =
+        stored.iter().filter(|(c, _)| m.customers.contains(*c)).map(|(_, i)| i).collect();
+    let count = |f: &dyn Fn(&HashMap<String, AttributeValue>) -> bool| ours.iter().filter(|i| f(i)).count() as f64;
+    let mean = |name: &str| ours.iter().map(|i| n(i, name)).sum::<f64>() / ours.len() as f64;
+    let fleet = [
+        ("TotalCustomersProcessed", ours.len() as f64),
+        ("HighChurnRiskCount", count(&|i| n(i, "churn_risk_14d") > 0.7)),
+        ("AverageChurnRisk14d", mean("churn_risk_14d")),
+        ("AverageHealthScore", mean("health_score")),
+        ("ThrivingCustomers", count(&|i| s(i, "segment") == "thriving")),
+        ("AtRiskCustomers", count(&|i| s(i, "segment") == "at_risk")),
+        ("ChurnedCustomers", count(&|i| s(i, "segment") == "churned")),
+    ];
+    for (name, want) in fleet {
         let series = metric_series(&cloudwatch, &m.fleet_namespace, name, metrics_from).await;
-        eprintln!("{name}: {series:?}");
+        let (_, got) = *series.last().unwrap_or_else(|| panic!("no data for {name}"));
+        assert!(
+            (got - want).abs() <= 1e-9 * want.abs().max(1.0),
+            "{name}: {got} published, {want} stored ({series:?})"
+        );
     }
-    let high = stored.iter().filter(|(c, i)| m.customers.contains(*c) && n(i, "churn_risk_14d") > 0.7).count();
-    eprintln!("stored high: {high}");
-    eprintln!("STDERR:\n{}\nSUMMARY {summary:#}", files.stderr());
+    assert_eq!(fleet[0].1, last.len() as f64, "every customer scored is counted once");
 
     // Bad records: the dead-letter queue; the pipeline's own item: nothing.
     assert_dead_letters_and_own_prediction(&m, &vectors, &stored).await;
@@ -522,44 +563,26 @@ async fn events_in_predictions_metrics_alerts_and_dead_letters_out() {
     assert!(number(&summary["engine"]["non_events"], "non-events") >= 1, "{summary}");
 
     eprintln!(
-        "{} customers, {} records, {} vectors, {} predictions, {} alerts; written in {:.1} s, run in {:.1} s",
+        "{} customers, {} records, {} vectors, {} predictions, {} alerts ({} customers alerted again after re-arming); \
+         written in {:.1} s, run in {:.1} s",
         last.len(),
         number(&totals["records"], "records"),
         vectors.len(),
         number(&scoring["predictions"], "predictions"),
         alerts.len(),
+        by_customer.values().filter(|l| l.len() > 1).count(),
         written_in.as_secs_f64(),
         ran_in.as_secs_f64()
     );
 }
 
-/// The largest value of a metric since `from_ms` (GetMetricData, Maximum).
-async fn metric_max(client: &aws_sdk_cloudwatch::Client, namespace: &str, name: &str, from_ms: i64) -> f64 {
-    use aws_sdk_cloudwatch::primitives::DateTime;
-    let query = MetricDataQuery::builder()
-        .id("m")
-        .metric_stat(
-            MetricStat::builder()
-                .metric(Metric::builder().namespace(namespace).metric_name(name).build())
-                .period(60)
-                .stat("Maximum")
-                .build(),
-        )
-        .build();
-    let got = client
-        .get_metric_data()
-        .metric_data_queries(query)
-        .start_time(DateTime::from_millis(from_ms))
-        .end_time(DateTime::from_millis(now_ms() + 10 * MIN))
-        .send()
-        .await
-        .expect("GetMetricData");
-    let values: Vec<f64> = got.metric_data_results().iter().flat_map(|r| r.values().iter().copied()).collect();
-    values.into_iter().reduce(f64::max).unwrap_or_else(|| panic!("no data for {namespace} {name}"))
-}
-
 /// A metric's data points since `from_ms`, oldest first (GetMetricData, 1-second periods, Maximum).
-async fn metric_series(client: &aws_sdk_cloudwatch::Client, namespace: &str, name: &str, from_ms: i64) -> Vec<(i64, f64)> {
+async fn metric_series(
+    client: &aws_sdk_cloudwatch::Client,
+    namespace: &str,
+    name: &str,
+    from_ms: i64,
+) -> Vec<(i64, f64)> {
     use aws_sdk_cloudwatch::primitives::DateTime;
     let query = MetricDataQuery::builder()
         .id("m")
@@ -586,4 +609,161 @@ async fn metric_series(client: &aws_sdk_cloudwatch::Client, namespace: &str, nam
         .collect();
     out.sort_by_key(|p| p.0);
     out
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, for up to `within`,
+/// while the run is alive (its stderr in the failure message).
+async fn while_running<T, F, Fut>(child: &mut Child, files: &RunFiles, within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(x) = check().await {
+            return x;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("pulse run ended ({status}) before {what}:\n{}", files.stderr());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("timed out after {within:?} waiting for {what}:\n{}", files.stderr());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The flags of an endpoint whose failures are quick: two attempts, a
+/// breaker that opens after two failed calls and lets a probe through every
+/// 300 ms.
+fn endpoint_flags<'a>(endpoint: &'a str, on_down: &'a str) -> Vec<&'a str> {
+    vec![
+        "--endpoint-name",
+        endpoint,
+        "--on-endpoint-down",
+        on_down,
+        "--endpoint-attempts",
+        "2",
+        "--endpoint-timeout-ms",
+        "2000",
+        "--breaker-failures",
+        "2",
+        "--breaker-cooldown-s",
+        "0.3",
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_down_then_back_makes_up_nothing() {
+    let started = Instant::now();
+    let m = marketplace("e2e-down", 16, 14, 5).await;
+    let dir = tempfile::tempdir().unwrap();
+    let files = RunFiles::new(dir.path());
+    let port = output_support::free_port().await;
+    let endpoint = unique_name("churn");
+    let mut flags = endpoint_flags(&endpoint, "hold");
+    flags.extend(["--hold-timeout-s", "45", "--idle-exit-s", "2"]);
+    let sagemaker = [("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", format!("http://127.0.0.1:{port}"))];
+    let mut child = start_run(&m, &files, &flags, &sagemaker);
+
+    // The run reads the stream and tries to score; nothing listens on the port.
+    while_running(&mut child, &files, Duration::from_secs(30), "vectors and a failed model call", || async {
+        let failed = files.stderr().contains("scoring failed");
+        (failed && !files.vectors().is_empty()).then_some(())
+    })
+    .await;
+    let stored = predictions(&m.sdk, &m.table).await;
+    let made: Vec<&String> = stored.keys().filter(|c| **c != m.own_prediction).collect();
+    assert!(made.is_empty(), "predictions stored while the endpoint is down: {made:?}");
+    let down_for = started.elapsed();
+
+    // The endpoint comes up on that port: `pulse serve`, the embedded model.
+    let (_addr, stop, serving) = output_support::serve(port).await;
+    wait_for_exit(&mut child, &files, Duration::from_secs(60)).await;
+    stop.send(()).unwrap();
+    serving.await.unwrap();
+
+    let summary = files.summary();
+    let scoring = &summary["scoring"];
+    let vectors = files.vectors();
+    let stored = predictions(&m.sdk, &m.table).await;
+    let served_by = format!("sagemaker:{endpoint}");
+    let last = assert_predictions(&m, &vectors, &stored, |_| served_by.clone());
+    let failures = number(&scoring["model_failures"], "model failures");
+    assert!(failures > 0, "the calls while the endpoint was down failed and were counted: {scoring}");
+    assert_eq!(number(&scoring["fallback_rows"], "fallback rows"), 0, "nothing scored by a fallback");
+    assert_eq!(number(&scoring["predictions_written"], "predictions written"), number(&scoring["predictions"], "p"));
+    assert_dead_letters_and_own_prediction(&m, &vectors, &stored).await;
+    eprintln!(
+        "{} customers scored through the endpoint after {} failed calls; down for {:.1} s, whole test {:.1} s",
+        last.len(),
+        failures,
+        down_for.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_down_with_fallback_says_so_then_uses_the_endpoint_again() {
+    let started = Instant::now();
+    let m = marketplace("e2e-fallback", 12, 14, 9).await;
+    let dir = tempfile::tempdir().unwrap();
+    let files = RunFiles::new(dir.path());
+    let port = output_support::free_port().await;
+    let endpoint = unique_name("churn");
+    // No timers: only the events written after recovery make new vectors.
+    let mut flags = endpoint_flags(&endpoint, "fallback");
+    flags.push("--no-timers");
+    let sagemaker = [("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", format!("http://127.0.0.1:{port}"))];
+    let mut child = start_run(&m, &files, &flags, &sagemaker);
+
+    // While the endpoint is down, every customer is scored by the fallback.
+    while_running(&mut child, &files, Duration::from_secs(30), "every customer scored by the fallback", || async {
+        let stored = predictions(&m.sdk, &m.table).await;
+        m.customers.iter().all(|c| stored.get(c).is_some_and(|i| s(i, "served_by") == FALLBACK_SERVED_BY)).then_some(())
+    })
+    .await;
+
+    // The endpoint is back; three customers have new events.
+    let (_addr, stop, serving) = output_support::serve(port).await;
+    let recovered: BTreeSet<String> = m.customers.iter().take(3).cloned().collect();
+    let mut w = TableWriter::new(&m.sdk, &m.table);
+    for c in &recovered {
+        w.put(event_image(c, "after_recovery", "login", now_ms() - MIN, &[])).await;
+    }
+    let served_by = format!("sagemaker:{endpoint}");
+    while_running(&mut child, &files, Duration::from_secs(30), "the new events scored by the endpoint", || async {
+        let stored = predictions(&m.sdk, &m.table).await;
+        recovered.iter().all(|c| stored.get(c).is_some_and(|i| s(i, "served_by") == served_by)).then_some(())
+    })
+    .await;
+    let stop_signal = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
+    assert!(stop_signal.success());
+    wait_for_exit(&mut child, &files, Duration::from_secs(30)).await;
+    stop.send(()).unwrap();
+    serving.await.unwrap();
+
+    let summary = files.summary();
+    let scoring = &summary["scoring"];
+    let vectors = files.vectors();
+    let stored = predictions(&m.sdk, &m.table).await;
+    assert_predictions(&m, &vectors, &stored, |c| {
+        if recovered.contains(c) {
+            served_by.clone()
+        } else {
+            FALLBACK_SERVED_BY.to_owned()
+        }
+    });
+    let fallback_rows = number(&scoring["fallback_rows"], "fallback rows");
+    assert!(fallback_rows >= (m.customers.len() - recovered.len()) as u64, "{scoring}");
+    assert_dead_letters_and_own_prediction(&m, &vectors, &stored).await;
+    eprintln!(
+        "{} customers: {} rows by the fallback, {} rescored by the endpoint after recovery; whole test {:.1} s",
+        m.customers.len(),
+        fallback_rows,
+        recovered.len(),
+        started.elapsed().as_secs_f64()
+    );
 }

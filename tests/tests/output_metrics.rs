@@ -1,6 +1,7 @@
 //! Fleet and health metrics to CloudWatch (the local server, query
-//! protocol): a snapshot every metrics interval of the sink's time, the §6
-//! names in their namespace, values readable with GetMetricData.
+//! protocol): a snapshot every metrics interval of the sink's time and one at
+//! the end of a run (`ScoringSink::finish`), the §6 names in their namespace,
+//! values readable with GetMetricData.
 
 mod output_support;
 
@@ -88,4 +89,55 @@ async fn fleet_and_health_metrics_are_put_every_interval() {
     assert_eq!(value(health_ns.clone(), "RowsPerModelCall").await, [12.0]);
     assert_eq!(value(health_ns.clone(), "VectorsPerSecond").await, [0.2]);
     assert_eq!(value(health_ns, "PredictionsWritten").await, [0.0], "no table configured");
+}
+
+#[tokio::test]
+async fn finish_publishes_the_last_partial_period() {
+    let sdk = sdk().await;
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&sdk);
+    let (fleet_ns, health_ns) = (unique_name("IOpsDashboard/Predictions"), unique_name("pulse/Pipeline"));
+    let out = Destinations {
+        metrics: MetricsPublisher::new(MetricsOut::CloudWatch(cloudwatch.clone())),
+        fleet_namespace: fleet_ns.clone(),
+        health_namespace: health_ns.clone(),
+        ..nowhere()
+    };
+    let mut sink =
+        ScoringSink::new(ModelBackend::Embedded(embedded()), out, sink_config(64, Duration::from_secs(5))).unwrap();
+    // The sink's time: a minute boundary ahead of the wall clock (which the
+    // sink starts from), the run ending 10 s into that minute: no periodic
+    // snapshot is due.
+    let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let start = wall / 60_000 * 60_000 + 120_000;
+    sink.tick(start).await.unwrap();
+    let vectors: Vec<_> = (0..5).map(|i| vector(&format!("c{i}"), start, if i < 2 { 40.0 } else { 2.0 })).collect();
+    sink.send(Produced { vectors, dead: vec![] }).await.unwrap();
+    sink.tick(start + 10_000).await.unwrap();
+    sink.flush().await.unwrap();
+    assert_eq!(sink.stats().metrics_published, 0, "no interval has passed");
+    assert!(cloudwatch.list_metrics().namespace(&fleet_ns).send().await.unwrap().metrics().is_empty());
+
+    sink.finish().await.unwrap();
+    assert_eq!(sink.stats().metrics_published, 1, "the end of the run publishes its last period");
+    let query = MetricDataQuery::builder()
+        .id("m")
+        .metric_stat(
+            MetricStat::builder()
+                .metric(Metric::builder().namespace(&fleet_ns).metric_name("TotalCustomersProcessed").build())
+                .period(60)
+                .stat("Maximum")
+                .build(),
+        )
+        .build();
+    let got = cloudwatch
+        .get_metric_data()
+        .metric_data_queries(query)
+        .start_time(DateTime::from_millis(start - 600_000))
+        .end_time(DateTime::from_millis(start + 600_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.metric_data_results()[0].values(), [5.0]);
+    let health = cloudwatch.list_metrics().namespace(&health_ns).send().await.unwrap();
+    assert!(health.metrics().iter().any(|m| m.metric_name() == Some("PredictionsWritten")), "{health:?}");
 }
