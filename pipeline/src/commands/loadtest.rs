@@ -16,11 +16,11 @@ use pulse::output::predictions::OnWritten;
 use pulse::progress::Progress;
 use pulse::summary::thousands;
 use pulse::synth::{Hostility, SynthConfig};
-use pulse_operators::scoring::BatchPolicy;
 use pulse_operators::EngineConfig;
 use pulse_schemas::DAY_MS;
 
-use super::replay::{scoring_config, TimerArgs};
+use super::replay::TimerArgs;
+use super::run::LiveScoringArgs;
 
 /// Arguments of `pulse loadtest`.
 #[derive(Args, Debug)]
@@ -63,15 +63,8 @@ pub(crate) struct LoadtestArgs {
     timers: bool,
     #[command(flatten)]
     timer: TimerArgs,
-    /// Use the model in this directory instead of the embedded one.
-    #[arg(long, value_name = "DIR")]
-    model: Option<PathBuf>,
-    /// Most rows per model call.
-    #[arg(long, default_value_t = BatchPolicy::default().max_rows)]
-    batch_rows: usize,
-    /// Longest a vector waits for its batch, in seconds.
-    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
-    linger_s: f64,
+    #[command(flatten)]
+    scoring: LiveScoringArgs,
     /// Write the JSON summary here too.
     #[arg(long, value_name = "FILE")]
     summary_json: Option<PathBuf>,
@@ -128,8 +121,8 @@ async fn live(args: &LoadtestArgs, synth: SynthConfig, engine: EngineConfig, now
         let tracker = Arc::clone(&tracker);
         Arc::new(move |p| tracker.predicted(p.customer_id.as_str(), p.as_of, std::time::Instant::now()))
     };
-    let scoring = scoring_config(args.batch_rows, args.linger_s, 60.0)?;
-    let model = super::load_model(args.model.as_deref())?;
+    let scoring = args.scoring.config()?;
+    let model = super::load_model(args.scoring.model.as_deref())?;
     let sink = output.build_observed(&sdk, scoring, model, Some(on_written)).await?;
     let load = LiveLoad {
         write: WriteLoad {

@@ -170,7 +170,7 @@ pub(crate) struct LiveScoringArgs {
     /// Use the model in this directory instead of the embedded one (also the
     /// fallback of an endpoint).
     #[arg(long, value_name = "DIR")]
-    model: Option<PathBuf>,
+    pub(crate) model: Option<PathBuf>,
     /// Most rows per model call.
     #[arg(long, default_value_t = BatchPolicy::default().max_rows)]
     batch_rows: usize,
@@ -182,6 +182,12 @@ pub(crate) struct LiveScoringArgs {
     /// Seconds between fleet-metrics publications.
     #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
     metrics_interval_s: f64,
+}
+
+impl LiveScoringArgs {
+    pub(crate) fn config(&self) -> Result<pulse::scoring::ScoringConfig> {
+        scoring_config(self.batch_rows, self.linger_s, self.metrics_interval_s)
+    }
 }
 
 /// Arguments of `pulse capture`.
@@ -299,7 +305,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
         tracing::warn!("no --checkpoint: a restart starts over from --start");
     }
     let scoring = if args.score {
-        let config = scoring_config(args.scoring.batch_rows, args.scoring.linger_s, args.scoring.metrics_interval_s)?;
+        let config = args.scoring.config()?;
         let model = super::load_model(args.scoring.model.as_deref())?;
         Some((config, model))
     } else {
