@@ -17,11 +17,18 @@ const LIMIT: f64 = 4_611_686_018_427_387_904.0;
 /// Values with bits below 2^-64 or at least 2^62 in magnitude (never produced by
 /// real data: ratings, minutes, dollars) go to a plain `f64` side sum, which the
 /// owner resets when the window's matching count returns to zero.
+///
+/// The fixed part is kept as two 64-bit halves rather than an `i128`, whose
+/// 16-byte alignment would pad the struct to 32 bytes (there are nine of
+/// these per customer, plus one per tutor).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(crate) struct ExactSum {
-    fixed: i128,
+    lo: u64,
+    hi: i64,
     other: f64,
 }
+
+const _: () = assert!(std::mem::size_of::<ExactSum>() == 24);
 
 /// `x` in units of 2^-64, when that is exact; integer operations only (a
 /// float `fract` or `i128` conversion is a library call on baseline x86-64).
@@ -50,18 +57,64 @@ fn to_fixed(x: f64) -> Option<i128> {
     Some(if bits >> 63 == 1 { -magnitude } else { magnitude })
 }
 
+/// A value ready for [`ExactSum`]: its fixed-point form worked out once, for
+/// an event that goes into several windows' sums.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Amount {
+    fixed: Option<i128>,
+    value: f64,
+}
+
+impl Amount {
+    pub(crate) fn of(value: f64) -> Amount {
+        Amount { fixed: to_fixed(value), value }
+    }
+
+    /// The amount of an event without a number (`0`, exactly).
+    pub(crate) const ZERO: Amount = Amount { fixed: Some(0), value: 0.0 };
+
+    pub(crate) fn value(&self) -> f64 {
+        self.value
+    }
+}
+
 impl ExactSum {
-    pub(crate) fn add(&mut self, x: f64) {
-        match to_fixed(x) {
-            Some(v) => self.fixed += v,
-            None => self.other += x,
+    fn fixed(&self) -> i128 {
+        (i128::from(self.hi) << 64) | i128::from(self.lo)
+    }
+
+    fn set_fixed(&mut self, v: i128) {
+        self.lo = v as u64;
+        self.hi = (v >> 64) as i64;
+    }
+
+    fn with(fixed: i128, other: f64) -> ExactSum {
+        let mut s = ExactSum { lo: 0, hi: 0, other };
+        s.set_fixed(fixed);
+        s
+    }
+
+    #[cfg(test)]
+    fn add(&mut self, x: f64) {
+        self.add_amount(Amount::of(x));
+    }
+
+    #[cfg(test)]
+    fn sub(&mut self, x: f64) {
+        self.sub_amount(Amount::of(x));
+    }
+
+    pub(crate) fn add_amount(&mut self, a: Amount) {
+        match a.fixed {
+            Some(v) => self.set_fixed(self.fixed() + v),
+            None => self.other += a.value,
         }
     }
 
-    pub(crate) fn sub(&mut self, x: f64) {
-        match to_fixed(x) {
-            Some(v) => self.fixed -= v,
-            None => self.other -= x,
+    pub(crate) fn sub_amount(&mut self, a: Amount) {
+        match a.fixed {
+            Some(v) => self.set_fixed(self.fixed() - v),
+            None => self.other -= a.value,
         }
     }
 
@@ -76,15 +129,16 @@ impl ExactSum {
     /// and the fraction are converted separately (two cheap conversions,
     /// where a 128-bit one is a library call).
     pub(crate) fn value(&self) -> f64 {
-        let whole = (self.fixed >> 64) as i64 as f64;
-        let fraction = self.fixed as u64 as f64 / SCALE;
+        let whole = self.hi as f64;
+        // Exact: a power of two.
+        let fraction = self.lo as f64 * (1.0 / SCALE);
         whole + fraction + self.other
     }
 
     /// The exact part alone: what any history of the same values leaves (the
     /// side sum's rounding depends on the order values came and went).
     pub(crate) fn exact_part(&self) -> ExactSum {
-        ExactSum { fixed: self.fixed, other: 0.0 }
+        ExactSum { other: 0.0, ..*self }
     }
 }
 
@@ -92,14 +146,14 @@ impl ExactSum {
 /// `0.0` takes one byte; `-0.0` keeps its sign, bit for bit).
 impl serde::Serialize for ExactSum {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        (self.fixed, self.other.to_bits()).serialize(s)
+        (self.fixed(), self.other.to_bits()).serialize(s)
     }
 }
 
 impl<'de> serde::Deserialize<'de> for ExactSum {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let (fixed, other) = <(i128, u64)>::deserialize(d)?;
-        Ok(ExactSum { fixed, other: f64::from_bits(other) })
+        Ok(ExactSum::with(fixed, f64::from_bits(other)))
     }
 }
 
@@ -154,11 +208,11 @@ mod tests {
         s.add(37.3);
         s.add(1.0e-30);
         s.sub(1.0e30);
-        let negative_zero = ExactSum { fixed: 0, other: -0.0 };
+        let negative_zero = ExactSum::with(0, -0.0);
         for x in [s, negative_zero, ExactSum::default()] {
             let bytes = postcard::to_allocvec(&x).unwrap();
             let back: ExactSum = postcard::from_bytes(&bytes).unwrap();
-            assert_eq!((back.fixed, back.other.to_bits()), (x.fixed, x.other.to_bits()));
+            assert_eq!((back.fixed(), back.other.to_bits()), (x.fixed(), x.other.to_bits()));
         }
         assert_eq!(postcard::to_allocvec(&ExactSum::default()).unwrap().len(), 2, "zeros are a byte each");
     }

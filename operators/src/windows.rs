@@ -2,10 +2,10 @@
 //! from them (§3, §4).
 
 use pulse_schemas::features::idx;
-use pulse_schemas::{Features, DAY_MS, FEATURE_COUNT};
+use pulse_schemas::{Features, DAY_MS};
 
-use crate::exact::ExactSum;
-use crate::held::{HeldEvent, Kind};
+use crate::exact::{Amount, ExactSum};
+use crate::held::{Ev, Kind};
 use crate::tutors::{Switches, TutorIds, TutorStat, TutorStats};
 
 /// The window lengths in days, indexed by [`W7`], [`W14`], [`W30`].
@@ -32,16 +32,16 @@ pub(crate) struct ShortAgg {
 
 impl ShortAgg {
     /// Adds (`add`) or removes an event.
-    pub(crate) fn apply(&mut self, e: &HeldEvent, add: bool) {
-        let v = e.value;
-        match e.kind() {
+    pub(crate) fn apply(&mut self, e: &Ev, add: bool) {
+        let v = e.amount;
+        match e.kind {
             Kind::SessionCompleted => bump_sum(&mut self.sessions, &mut self.minutes, v, add),
             Kind::SessionRated => bump_sum(&mut self.ratings, &mut self.rating_sum, v, add),
             Kind::Login => bump(&mut self.logins, add),
-            Kind::Payment if e.flag() == 0 => bump(&mut self.payments_ok, add),
+            Kind::Payment if e.flag == 0 => bump(&mut self.payments_ok, add),
             Kind::Payment => bump(&mut self.payments_failed, add),
             Kind::IbCall => bump(&mut self.ib_calls, add),
-            Kind::SessionCancelled if e.flag() == 0 => bump(&mut self.student_cancels, add),
+            Kind::SessionCancelled if e.flag == 0 => bump(&mut self.student_cancels, add),
             _ => {}
         }
     }
@@ -83,41 +83,41 @@ fn bump(count: &mut u32, add: bool) {
     }
 }
 
-fn bump_sum(count: &mut u32, sum: &mut ExactSum, value: f64, add: bool) {
+fn bump_sum(count: &mut u32, sum: &mut ExactSum, value: Amount, add: bool) {
     bump(count, add);
     if add {
-        sum.add(value);
+        sum.add_amount(value);
     } else {
-        sum.sub(value);
+        sum.sub_amount(value);
         sum.settle_if_empty(*count);
     }
 }
 
 impl WindowAgg {
     /// Adds (`add`) or removes an event.
-    pub(crate) fn apply(&mut self, e: &HeldEvent, add: bool) {
-        let v = e.value;
-        match e.kind() {
+    pub(crate) fn apply(&mut self, e: &Ev, add: bool) {
+        let v = e.amount;
+        match e.kind {
             Kind::SessionCompleted => bump_sum(&mut self.sessions, &mut self.minutes, v, add),
             Kind::SessionRated => {
                 bump_sum(&mut self.ratings, &mut self.rating_sum, v, add);
-                if v <= 2.0 {
+                if v.value() <= 2.0 {
                     bump(&mut self.low_ratings, add);
                 }
             }
             Kind::Login => bump(&mut self.logins, add),
-            Kind::Payment if e.flag() == 0 => bump_sum(&mut self.payments_ok, &mut self.paid, v, add),
+            Kind::Payment if e.flag == 0 => bump_sum(&mut self.payments_ok, &mut self.paid, v, add),
             Kind::Payment => bump(&mut self.payments_failed, add),
             Kind::IbCall => {
                 bump(&mut self.ib_calls, add);
-                if e.flag() == 0 {
+                if e.flag == 0 {
                     bump(&mut self.ib_negative, add);
                 }
             }
-            Kind::SessionCancelled if e.flag() == 0 => bump(&mut self.student_cancels, add),
+            Kind::SessionCancelled if e.flag == 0 => bump(&mut self.student_cancels, add),
             Kind::SessionCancelled => bump(&mut self.tutor_cancels, add),
             Kind::SessionNoShow => bump(&mut self.no_shows, add),
-            Kind::MessageReply if e.flag() == 0 => {
+            Kind::MessageReply if e.flag == 0 => {
                 bump_sum(&mut self.student_replies, &mut self.student_reply_minutes, v, add)
             }
             Kind::MessageReply => bump_sum(&mut self.tutor_replies, &mut self.tutor_reply_minutes, v, add),
@@ -138,7 +138,7 @@ impl WindowAgg {
 }
 
 /// Everything the features read that depends on which events are in which
-/// window, kept at the customer clock C.
+/// window, kept at the customer clock C, and the customer's tutor table.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Aggregates {
     pub(crate) w7: ShortAgg,
@@ -148,37 +148,39 @@ pub(crate) struct Aggregates {
 }
 
 impl Aggregates {
-    /// Adds or removes an event in window `wi`, tutor stats included.
-    pub(crate) fn apply(&mut self, wi: usize, ts: i64, e: &HeldEvent, add: bool) {
+    /// Adds or removes an event in window `wi`, tutor stats included (the
+    /// event's tutor holds a slot of the table).
+    pub(crate) fn apply(&mut self, wi: usize, ts: i64, e: &Ev, add: bool) {
         match wi {
             W7 => self.w7.apply(e, add),
             W14 => self.w14.apply(e, add),
             _ => self.w30.apply(e, add),
         }
-        match (wi, e.kind()) {
-            (W7, Kind::SessionCompleted) => bump(&mut self.tutors.entry(e.tutor()).sessions_7, add),
+        match (wi, e.kind) {
+            (W7, Kind::SessionCompleted) => bump(&mut self.tutors.stat(e.tutor).sessions_7, add),
             (W30, Kind::SessionCompleted) => {
-                let stat = self.tutors.entry(e.tutor());
+                let stat = self.tutors.stat(e.tutor);
                 bump(&mut stat.sessions_30, add);
                 if add {
                     stat.latest_30 = if stat.sessions_30 == 1 { ts } else { stat.latest_30.max(ts) };
                 }
             }
             (W30, Kind::SessionRated) => {
-                let stat = self.tutors.entry(e.tutor());
-                bump_sum(&mut stat.ratings_30, &mut stat.rating_sum_30, e.value, add);
+                let stat = self.tutors.stat(e.tutor);
+                bump_sum(&mut stat.ratings_30, &mut stat.rating_sum_30, e.amount, add);
             }
             _ => {}
         }
     }
 
     /// What these aggregates say independently of the order events came and
-    /// went: counts, the exact parts of sums, each tutor's stats (by tutor,
-    /// `latest_30` only where it is meaningful). Two states that hold the
-    /// same events in the same windows agree on it; a snapshot's aggregates
-    /// are checked against ones rebuilt from its held events this way.
+    /// went: counts, the exact parts of sums, each tutor slot's stats
+    /// (`latest_30` only where it is meaningful). Two states that hold the
+    /// same events in the same windows, with the same tutor slots, agree on
+    /// it; a snapshot's aggregates are checked against ones rebuilt from its
+    /// held events this way.
     pub(crate) fn canonical(&self) -> Aggregates {
-        let mut tutors: Vec<TutorStat> = self
+        let tutors: Vec<TutorStat> = self
             .tutors
             .0
             .iter()
@@ -188,7 +190,6 @@ impl Aggregates {
                 ..*s
             })
             .collect();
-        tutors.sort_by_key(|s| s.tutor);
         Aggregates {
             w7: self.w7.exact_part(),
             w14: self.w14.exact_part(),
@@ -201,17 +202,23 @@ impl Aggregates {
 /// The inputs of [`compute`] beyond the window aggregates.
 #[derive(Debug)]
 pub(crate) struct Recency {
-    /// Latest held ts of a completed session, login, succeeded payment, ib_call.
-    pub(crate) latest: [Option<i64>; 4],
+    /// Latest held ts of a completed session, login, succeeded payment,
+    /// ib_call (`i64::MIN` for none).
+    pub(crate) latest: [i64; 4],
     /// Smallest ts ever accepted.
     pub(crate) first_ts: i64,
     pub(crate) active_days_14d: u32,
     pub(crate) switches: Switches,
 }
 
-/// The contract's `days(x)`: `(T - x) / day` as a float.
+/// The contract's `days(x)`: `(T - x) / day` as a float. In 64 bits unless
+/// the difference overflows them (a 128-bit conversion is a library call).
 fn days(t: i64, x: i64) -> f64 {
-    (i128::from(t) - i128::from(x)) as f64 / DAY_MS as f64
+    let ms = match t.checked_sub(x) {
+        Some(d) => d as f64,
+        None => (i128::from(t) - i128::from(x)) as f64,
+    };
+    ms / DAY_MS as f64
 }
 
 /// `num / den`, or `default` for an empty denominator. The numerator is a
@@ -224,11 +231,11 @@ fn ratio(num: impl FnOnce() -> f64, den: u32, default: f64) -> f64 {
     }
 }
 
-/// The 46 features as of `t`, in contract order (§4).
-pub(crate) fn compute(t: i64, a: &Aggregates, r: &Recency, ids: &TutorIds) -> Features {
-    let mut f = [0.0; FEATURE_COUNT];
+/// The 46 features as of `t`, in contract order (§4), written into `f`
+/// (every element).
+pub(crate) fn compute(t: i64, a: &Aggregates, r: &Recency, ids: &TutorIds, f: &mut Features) {
     let (w7, w14, w30) = (&a.w7, &a.w14, &a.w30);
-    let capped = |latest: Option<i64>, cap: f64| latest.map_or(cap, |x| days(t, x).min(cap));
+    let capped = |latest: i64, cap: f64| if latest == i64::MIN { cap } else { days(t, latest).min(cap) };
     let (s7, s14, s30) = (f64::from(w7.sessions), f64::from(w14.sessions), f64::from(w30.sessions));
 
     f[idx::SESSIONS_7D] = s7;
@@ -279,18 +286,23 @@ pub(crate) fn compute(t: i64, a: &Aggregates, r: &Recency, ids: &TutorIds) -> Fe
 
     let primary = a.tutors.primary(ids);
     f[idx::DISTINCT_TUTORS_30D] = a.tutors.distinct() as f64;
-    if let Some(p) = primary {
-        f[idx::PRIMARY_TUTOR_SHARE_30D] = ratio(|| f64::from(p.sessions_30), w30.sessions, 0.0);
-        f[idx::PRIMARY_TUTOR_SHARE_7D] = ratio(|| f64::from(p.sessions_7), w7.sessions, 0.0);
-        f[idx::PRIMARY_TUTOR_AVG_RATING_30D] = ratio(|| p.rating_sum_30.value(), p.ratings_30, 0.0);
-    }
+    let (share_30, share_7, rating) = match primary {
+        Some(p) => (
+            ratio(|| f64::from(p.sessions_30), w30.sessions, 0.0),
+            ratio(|| f64::from(p.sessions_7), w7.sessions, 0.0),
+            ratio(|| p.rating_sum_30.value(), p.ratings_30, 0.0),
+        ),
+        None => (0.0, 0.0, 0.0),
+    };
+    f[idx::PRIMARY_TUTOR_SHARE_30D] = share_30;
+    f[idx::PRIMARY_TUTOR_SHARE_7D] = share_7;
+    f[idx::PRIMARY_TUTOR_AVG_RATING_30D] = rating;
     let switches = f64::from(r.switches.count);
     f[idx::TUTOR_SWITCHES_30D] = switches;
     f[idx::TUTOR_SWITCH_RATE_30D] = if w30.sessions >= 2 { switches / (s30 - 1.0) } else { 0.0 };
     f[idx::TUTOR_REPLY_MINUTES_30D] = ratio(|| w30.tutor_reply_minutes.value(), w30.tutor_replies, 0.0);
     f[idx::TUTOR_CANCELLATIONS_30D] = f64::from(w30.tutor_cancels);
-    f[idx::DAYS_SINCE_TUTOR_SWITCH] = capped(r.switches.latest, 30.0);
-    f
+    f[idx::DAYS_SINCE_TUTOR_SWITCH] = capped(r.switches.latest.unwrap_or(i64::MIN), 30.0);
 }
 
 /// The window `W_N` at `t` is `(t - N days, t]`: its lower bound.
