@@ -5,9 +5,9 @@ use std::borrow::Cow;
 use pulse_schemas::{Features, DAY_MS};
 use serde::{Deserialize, Serialize};
 
-use crate::held::{Encoded, Ev, Ever, Kind, NewEvent, Store, StoreImage, HORIZON_MS, NO_LOCAL, NO_TUTOR};
+use crate::held::{Encoded, Ever, Kind, NewEvent, Store, StoreImage, HORIZON_MS, NO_LOCAL, NO_TUTOR};
 use crate::tutors::{Switches, TutorIds, TutorStat, FREE};
-use crate::windows::{compute, lower_bound, Aggregates, Recency, W14, W30, W7, WINDOW_DAYS};
+use crate::windows::{compute, lower_bound, Aggregates, Parts, Recency, LATER_TUTORS, W14, W30, W7, WINDOW_DAYS};
 
 const NONE: i64 = i64::MIN;
 
@@ -162,9 +162,9 @@ impl CustomerState {
             // rebases.
             self.advance_clock(e.ts);
         }
-        let (kind, flag) = (e.kind(), e.flag());
+        let kind = e.kind();
         let tutor = if e.tutor() == NO_TUTOR { NO_LOCAL } else { self.aggs.tutors.acquire(e.tutor()) };
-        let new = NewEvent { id: e.id, ts: e.ts, kind, flag, tutor, value: e.value };
+        let new = NewEvent::new(&e, tutor);
         let at = self.store.insert(&new, event_id, self.short_bounds());
         if kind == Kind::SessionCompleted {
             // Before the clock moves: the sessions that leave then are
@@ -176,7 +176,7 @@ impl CustomerState {
             self.advance_clock(e.ts);
         }
         self.first_ts = self.first_ts.min(e.ts);
-        let ev = Ev::new(kind, flag, tutor, e.value);
+        let ev = new.ev();
         for wi in [W7, W14, W30] {
             if e.ts > lower_bound(self.clock, wi) {
                 self.aggs.apply(wi, e.ts, &ev, true);
@@ -361,16 +361,31 @@ impl CustomerState {
             let latest = (self.switches > 0).then_some(self.latest_switch);
             let switches = Switches { count: self.switches, latest };
             let recency = Recency { latest: self.latest, first_ts: self.first_ts, active_days_14d, switches };
-            compute(t, &self.aggs, &recency, ids, f);
-        } else {
-            let mut later = self.aggs.clone();
-            for wi in [W7, W14, W30] {
-                leave_band(&self.store, &mut later, wi, t);
-            }
-            let switches = self.switches_after_leaving_through(lower_bound(t, W30));
-            let recency = Recency { latest: self.latest, first_ts: self.first_ts, active_days_14d, switches };
-            compute(t, &later, &recency, ids, f);
+            compute(t, self.aggs.view(), &recency, ids, f);
+            return;
         }
+        // A copy taken to `t`: the events that leave by then are counted out.
+        let a = &self.aggs;
+        let (mut w7, mut w14, mut w30, mut odd) = (a.w7, a.w14, a.w30, a.odd.clone());
+        let mut on_stack = [TutorStat::default(); LATER_TUTORS];
+        let mut on_heap;
+        let tutors: &mut [TutorStat] = match a.tutors.0.len() {
+            n if n <= LATER_TUTORS => {
+                on_stack[..n].copy_from_slice(&a.tutors.0);
+                &mut on_stack[..n]
+            }
+            _ => {
+                on_heap = a.tutors.0.clone();
+                &mut on_heap
+            }
+        };
+        let mut later = Parts { w7: &mut w7, w14: &mut w14, w30: &mut w30, tutors, odd: &mut odd };
+        for wi in [W7, W14, W30] {
+            leave_band(&self.store, &mut later, wi, t);
+        }
+        let switches = self.switches_after_leaving_through(lower_bound(t, W30));
+        let recency = Recency { latest: self.latest, first_ts: self.first_ts, active_days_14d, switches };
+        compute(t, later.view(), &recency, ids, f);
     }
 
     /// Distinct days with an event in W_14 at `t` (>= C).
@@ -396,7 +411,7 @@ impl CustomerState {
 
     /// Bytes this customer holds on the heap (its struct lives in the map).
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.store.heap_bytes() + self.aggs.tutors.heap_bytes()
+        self.store.heap_bytes() + self.aggs.heap_bytes()
     }
 
     /// The part of [`CustomerState::heap_bytes`] that grows with the held events.
@@ -490,7 +505,7 @@ impl CustomerState {
                 latest[k as usize] = latest[k as usize].max(ts);
             }
         }
-        if aggs.canonical() != rebuilt.canonical() {
+        if aggs.canonical() != rebuilt.canonical() || aggs.odd.as_ref().is_some_and(|o| o.is_empty()) {
             return Err("window aggregates or tutor references do not match the held events".to_string());
         }
         if latest != image.latest {
@@ -560,7 +575,7 @@ impl CustomerImage<'_> {
 
 /// Removes from window `wi` the events that leave it as its end moves from
 /// the clock to `to`: those from its first event with ts <= `to - N days`.
-fn leave_band(store: &Store, aggs: &mut Aggregates, wi: usize, to: i64) {
+fn leave_band(store: &Store, aggs: &mut Parts<'_>, wi: usize, to: i64) {
     let hi = lower_bound(to, wi);
     let mut i = if wi == W30 { 0 } else { store.cursor(wi) };
     while i < store.len() {

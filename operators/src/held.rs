@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use pulse_schemas::{Event, EventKind, Party, PaymentStatus, Sentiment, DAY_MS};
 
-use crate::exact::Amount;
+use crate::exact::{code_value, decimal_code, Amount};
 use crate::tutors::TutorIds;
 
 /// The contract's 30-day horizon: the longest window, and how far back a
@@ -212,7 +212,7 @@ pub(crate) struct Ev {
 }
 
 impl Ev {
-    pub(crate) fn new(kind: Kind, flag: u32, tutor: u32, value: f64) -> Ev {
+    fn new(kind: Kind, flag: u32, tutor: u32, value: f64) -> Ev {
         let amount = if kind.has_value() { Amount::of(value) } else { Amount::ZERO };
         Ev { kind, flag, tutor, amount }
     }
@@ -285,8 +285,7 @@ impl HeldEvent {
     fn pack(e: &NewEvent, ts_off: u32) -> (HeldEvent, Option<Spill>) {
         let head = e.kind as u32 | (e.flag << FLAG_SHIFT);
         let local = if e.tutor == NO_LOCAL { Some(LOCAL_NONE) } else { (e.tutor < LOCAL_NONE).then_some(e.tutor) };
-        let code = if e.kind.has_value() { encode_value(e.value) } else { Some(0) };
-        match (local, code) {
+        match (local, e.code) {
             (Some(local), Some(code)) => {
                 (HeldEvent { id: e.id, ts_off, tag: head | (local << LOCAL_SHIFT) | (code << VALUE_SHIFT) }, None)
             }
@@ -296,33 +295,6 @@ impl HeldEvent {
             ),
         }
     }
-}
-
-/// Powers of ten of the decimal value codes.
-const POW10: [f64; 4] = [1.0, 10.0, 100.0, 1000.0];
-const MANTISSA_LIMIT: f64 = 65_536.0;
-
-/// `x` as `k << 16 | m` with `x == m / 10^k` exactly, when there is such a
-/// code; the check makes it exact whatever the float (a negative, NaN or
-/// too precise value has none).
-fn encode_value(x: f64) -> Option<u32> {
-    for (k, &p) in POW10.iter().enumerate() {
-        let scaled = x * p + 0.5;
-        if !(0.0..MANTISSA_LIMIT).contains(&scaled) {
-            continue;
-        }
-        let m = scaled as u32;
-        if f64::from(m) / p == x {
-            return Some(((k as u32) << 16) | m);
-        }
-    }
-    None
-}
-
-/// The `f64` of a value code: `m / 10^k` is correctly rounded, so it is the
-/// very `f64` that was encoded.
-fn decode_value(code: u32) -> f64 {
-    f64::from(code & 0xffff) / POW10[(code >> 16) as usize & 3]
 }
 
 /// The number and tutor of an event whose tag could not hold them.
@@ -361,12 +333,31 @@ impl std::ops::DerefMut for Spills {
 /// An event to add, with the customer's local number for its tutor.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct NewEvent {
-    pub(crate) id: u64,
-    pub(crate) ts: i64,
-    pub(crate) kind: Kind,
-    pub(crate) flag: u32,
-    pub(crate) tutor: u32,
-    pub(crate) value: f64,
+    id: u64,
+    ts: i64,
+    kind: Kind,
+    flag: u32,
+    tutor: u32,
+    value: f64,
+    /// The number's decimal code (0 for a kind without one), if it has one.
+    code: Option<u32>,
+}
+
+impl NewEvent {
+    pub(crate) fn new(e: &Encoded, tutor: u32) -> NewEvent {
+        let kind = e.kind();
+        let code = if kind.has_value() { decimal_code(e.value) } else { Some(0) };
+        NewEvent { id: e.id, ts: e.ts, kind, flag: e.flag(), tutor, value: e.value, code }
+    }
+
+    /// What the aggregates read of it.
+    pub(crate) fn ev(&self) -> Ev {
+        let amount = match self.code {
+            Some(code) => Amount::from_code(code),
+            None => Amount::of(self.value),
+        };
+        Ev { kind: self.kind, flag: self.flag, tutor: self.tutor, amount }
+    }
 }
 
 /// A removed event.
@@ -734,7 +725,7 @@ impl Store {
         } else {
             let local = (e.tag >> LOCAL_SHIFT) & LOCAL_NONE;
             let tutor = if local == LOCAL_NONE { NO_LOCAL } else { local };
-            Ev::new(kind, flag, tutor, decode_value(e.tag >> VALUE_SHIFT))
+            Ev { kind, flag, tutor, amount: Amount::from_code(e.tag >> VALUE_SHIFT) }
         }
     }
 
@@ -1072,7 +1063,7 @@ impl Store {
                 (s.tutor, s.value)
             } else {
                 let local = (e.tag >> LOCAL_SHIFT) & LOCAL_NONE;
-                (if local == LOCAL_NONE { NO_LOCAL } else { local }, decode_value(e.tag >> VALUE_SHIFT))
+                (if local == LOCAL_NONE { NO_LOCAL } else { local }, code_value(e.tag >> VALUE_SHIFT))
             };
             match kind.tutor() {
                 Some(true) if tutor == NO_LOCAL => return Err(format!("{kind:?} at {ts} without a tutor")),
@@ -1156,18 +1147,6 @@ pub(crate) struct StoreImage<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn value_codes_round_trip_exactly() {
-        for x in [0.0, 1.0, 4.5, 4.3, 18.3, 60.0, 99.0, 149.0, 0.001, 65.535, 6553.5, 65535.0, 12.25] {
-            let code = encode_value(x).unwrap_or_else(|| panic!("{x} has a code"));
-            assert_eq!(decode_value(code).to_bits(), x.to_bits(), "{x}");
-        }
-        assert_eq!(encode_value(-0.0).map(decode_value), Some(0.0));
-        for x in [65536.0, 12994.1, 0.0001, 1e-300, 1e300, -1.0, 1.0 / 3.0, f64::NAN, f64::INFINITY, 600.123_456] {
-            assert_eq!(encode_value(x), None, "{x}");
-        }
-    }
 
     #[test]
     fn fingerprint_scan_finds_every_position() {

@@ -8,7 +8,6 @@
 use lasso::{Key, Spur, ThreadedRodeo};
 use serde::{Deserialize, Serialize};
 
-use crate::exact::ExactSum;
 use crate::held::NO_TUTOR;
 
 /// Interned tutor ids, shared by all customers (tutors serve many students).
@@ -82,9 +81,10 @@ pub(crate) struct TutorStat {
     pub(crate) sessions_7: u32,
     /// ts of this tutor's latest session in W_30 (meaningful while `sessions_30 > 0`).
     pub(crate) latest_30: i64,
-    /// `session_rated` with this tutor in W_30.
+    /// `session_rated` with this tutor in W_30, and their sum in thousandths
+    /// (see [`crate::exact`]).
     pub(crate) ratings_30: u32,
-    pub(crate) rating_sum_30: ExactSum,
+    pub(crate) rating_sum_30: i64,
 }
 
 /// A free slot's tutor number.
@@ -139,34 +139,30 @@ impl TutorStats {
         self.0[local as usize].tutor
     }
 
-    /// The primary tutor: most sessions in W_30; ties to the later latest
-    /// session, then to the smaller tutor id (byte order).
-    pub(crate) fn primary(&self, ids: &TutorIds) -> Option<&TutorStat> {
-        let mut best: Option<&TutorStat> = None;
-        for s in self.0.iter().filter(|s| s.sessions_30 > 0) {
-            best = Some(match best {
-                None => s,
-                Some(b) => {
-                    let by_count = (s.sessions_30, s.latest_30).cmp(&(b.sessions_30, b.latest_30));
-                    match by_count {
-                        std::cmp::Ordering::Greater => s,
-                        std::cmp::Ordering::Less => b,
-                        std::cmp::Ordering::Equal if ids.name(s.tutor).as_bytes() < ids.name(b.tutor).as_bytes() => s,
-                        std::cmp::Ordering::Equal => b,
-                    }
-                }
-            });
-        }
-        best
-    }
-
-    pub(crate) fn distinct(&self) -> usize {
-        self.0.iter().filter(|s| s.sessions_30 > 0).count()
-    }
-
     pub(crate) fn heap_bytes(&self) -> usize {
         self.0.capacity() * std::mem::size_of::<TutorStat>()
     }
+}
+
+/// The primary tutor's slot and stats: most sessions in W_30; ties to the
+/// later latest session, then to the smaller tutor id (byte order).
+pub(crate) fn primary<'a>(tutors: &'a [TutorStat], ids: &TutorIds) -> Option<(usize, &'a TutorStat)> {
+    let mut best: Option<(usize, &TutorStat)> = None;
+    for (i, s) in tutors.iter().enumerate().filter(|(_, s)| s.sessions_30 > 0) {
+        best = Some(match best {
+            None => (i, s),
+            Some((j, b)) => {
+                let by_count = (s.sessions_30, s.latest_30).cmp(&(b.sessions_30, b.latest_30));
+                match by_count {
+                    std::cmp::Ordering::Greater => (i, s),
+                    std::cmp::Ordering::Less => (j, b),
+                    std::cmp::Ordering::Equal if ids.name(s.tutor).as_bytes() < ids.name(b.tutor).as_bytes() => (i, s),
+                    std::cmp::Ordering::Equal => (j, b),
+                }
+            }
+        });
+    }
+    best
 }
 
 /// Snapshots: the capacity too, so a restored engine reports the same
