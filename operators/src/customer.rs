@@ -5,20 +5,20 @@ use std::borrow::Cow;
 use pulse_schemas::{Features, DAY_MS};
 use serde::{Deserialize, Serialize};
 
-use crate::held::{id_hash, Encoded, Ever, HeldEvent, Kind, Store, StoreImage, HORIZON_MS};
-use crate::tutors::{Session, Sessions, SessionsImage, TutorIds};
-use crate::windows::{compute, lower_bound, Aggregates, Recency, W14, W30, W7, WINDOW_DAYS};
+use crate::held::{Encoded, Ever, Kind, NewEvent, Store, StoreImage, HORIZON_MS, NO_LOCAL, NO_TUTOR};
+use crate::tutors::{Switches, TutorIds, TutorStat, FREE};
+use crate::windows::{compute, lower_bound, Aggregates, Parts, Recency, LATER_TUTORS, W14, W30, W7, WINDOW_DAYS};
 
 const NONE: i64 = i64::MIN;
-/// Day slots for active-day counts: the horizon spans at most 31 days.
-const DAY_SLOTS: usize = 32;
 
 fn day_of(ts: i64) -> i64 {
     ts.div_euclid(DAY_MS)
 }
 
-fn slot(day: i64) -> usize {
-    day.rem_euclid(DAY_SLOTS as i64) as usize
+/// The bit of a day in [`CustomerState::days`]: held events span at most 31
+/// days, so `day mod 32` never mixes two of them.
+fn day_bit(day: i64) -> u32 {
+    1 << day.rem_euclid(32)
 }
 
 /// What a retraction or an add did, for the engine's counters.
@@ -32,28 +32,33 @@ pub(crate) enum Effect {
 
 /// The state of one customer.
 ///
-/// Invariant: `store` and `sessions` hold exactly the held events with
-/// ts > C - 30 days, and `aggs` is their window aggregates as of C. Events
-/// that fall past the horizon leave only their ts in `frozen` (the spec's "the
-/// state need keep, past that horizon, only the latest ts of each kind").
+/// Invariant: `store` holds exactly the held events with ts > C - 30 days,
+/// `aggs` is their window aggregates as of C (and the table of their
+/// tutors), `switches`/`latest_switch` are features 42/46 of their sessions,
+/// `days` marks the days they fall on. Events that fall past the horizon
+/// leave only their ts in `frozen` (the spec's "the state need keep, past
+/// that horizon, only the latest ts of each kind").
 #[derive(Debug)]
 pub(crate) struct CustomerState {
     /// The customer clock C: the largest ts among accepted events.
     pub(crate) clock: i64,
     first_ts: i64,
-    store: Store,
-    aggs: Aggregates,
-    sessions: Sessions,
-    day_counts: [u32; DAY_SLOTS],
-    /// Latest held ts per [`Ever`] kind, past-horizon ones included.
-    latest: [i64; 4],
-    /// Latest ts per [`Ever`] kind among events past the horizon.
-    frozen: [i64; 4],
     /// `as_of` of the customer's last vector, and its next timer.
     pub(crate) last_as_of: i64,
     pub(crate) next_due: Option<i64>,
     /// Due time of this customer's one entry in the timer heap, if any.
     pub(crate) queued: Option<i64>,
+    /// Latest held ts per [`Ever`] kind, past-horizon ones included.
+    latest: [i64; 4],
+    /// Latest ts per [`Ever`] kind among events past the horizon.
+    frozen: [i64; 4],
+    /// Bit `day mod 32` is set when a held event falls on that day.
+    days: u32,
+    /// Feature 42 over the held sessions, and the latest switch's ts (or NONE).
+    switches: u32,
+    latest_switch: i64,
+    aggs: Aggregates,
+    store: Store,
 }
 
 impl CustomerState {
@@ -61,15 +66,16 @@ impl CustomerState {
         CustomerState {
             clock: first_ts,
             first_ts,
-            store: Store::new(first_ts.saturating_sub(HORIZON_MS)),
-            aggs: Aggregates::default(),
-            sessions: Sessions::default(),
-            day_counts: [0; DAY_SLOTS],
-            latest: [NONE; 4],
-            frozen: [NONE; 4],
             last_as_of: NONE,
             next_due: None,
             queued: None,
+            latest: [NONE; 4],
+            frozen: [NONE; 4],
+            days: 0,
+            switches: 0,
+            latest_switch: NONE,
+            aggs: Aggregates::default(),
+            store: Store::new(first_ts.saturating_sub(HORIZON_MS)),
         }
     }
 
@@ -78,46 +84,68 @@ impl CustomerState {
         ts <= self.clock.saturating_sub(HORIZON_MS)
     }
 
-    /// Retracts the held event with this id (judged on the OldImage's `ts`).
-    pub(crate) fn retract(&mut self, image_ts: i64, id: u64, event_id: &str) -> (Effect, Option<Encoded>) {
-        if self.is_late(image_ts) {
-            return (Effect::Late, None);
-        }
-        let Some(gone) = self.store.remove(id, self.short_bounds()) else {
-            return (Effect::NotHeld, None);
-        };
-        let held = HeldEvent { id, value: gone.value, ts_off: 0, tag: gone.tag };
-        for wi in [W7, W14, W30] {
-            if gone.ts > lower_bound(self.clock, wi) {
-                self.aggs.apply(wi, gone.ts, &held, false);
-            }
-        }
-        if held.kind() == Kind::SessionCompleted {
-            self.sessions.remove(gone.ts, event_id);
-            let tutor = held.tutor();
-            if let Some(stat) = self.aggs.tutors.0.iter_mut().find(|s| s.tutor == tutor) {
-                if stat.sessions_30 > 0 && stat.latest_30 == gone.ts {
-                    stat.latest_30 = self.sessions.latest_of(tutor).unwrap_or(NONE);
-                }
-            }
-        }
-        self.aggs.tutors.tidy();
-        self.day_counts[slot(day_of(gone.ts))] -= 1;
-        if let Some(k) = held.ever() {
-            if self.latest[k as usize] == gone.ts {
-                self.latest[k as usize] = self.latest_in_store(k).max(self.frozen[k as usize]);
-            }
-        }
-        (Effect::Done, Some(gone))
-    }
-
     /// Lower bounds of W_7 and W_14 at the clock.
     fn short_bounds(&self) -> [i64; 2] {
         [lower_bound(self.clock, W7), lower_bound(self.clock, W14)]
     }
 
+    fn global_tutor(&self, local: u32) -> u32 {
+        if local == NO_LOCAL {
+            NO_TUTOR
+        } else {
+            self.aggs.tutors.global(local)
+        }
+    }
+
+    /// Retracts the held event with this id (judged on the OldImage's `ts`).
+    pub(crate) fn retract(&mut self, image_ts: i64, id: u64) -> (Effect, Option<Encoded>) {
+        if self.is_late(image_ts) {
+            return (Effect::Late, None);
+        }
+        let Some(at) = self.store.position(id) else {
+            return (Effect::NotHeld, None);
+        };
+        let gone = self.store.remove_at(at, self.short_bounds());
+        let (ts, ev) = (gone.ts, gone.ev);
+        for wi in [W7, W14, W30] {
+            if ts > lower_bound(self.clock, wi) {
+                self.aggs.apply(wi, ts, &ev, false);
+            }
+        }
+        if ev.kind == Kind::SessionCompleted {
+            self.session_removed(at, ts, ev.tutor);
+            let stat = &self.aggs.tutors.0[ev.tutor as usize];
+            if stat.sessions_30 > 0 && stat.latest_30 == ts {
+                let latest = self.latest_session_of(ev.tutor);
+                self.aggs.tutors.stat(ev.tutor).latest_30 = latest;
+            }
+        }
+        let day = day_of(ts);
+        let on_day = |i: usize| day_of(self.store.ts_at(i)) == day;
+        let day_kept = (at > 0 && on_day(at - 1)) || (at < self.store.len() && on_day(at));
+        if !day_kept {
+            self.days &= !day_bit(day);
+        }
+        if let Some(k) = ev.ever() {
+            if self.latest[k as usize] == ts {
+                self.latest[k as usize] = self.latest_in_store(k).max(self.frozen[k as usize]);
+            }
+        }
+        let removed = Encoded::from_parts(id, ts, ev.kind, ev.flag, self.global_tutor(ev.tutor), ev.value());
+        if ev.tutor != NO_LOCAL {
+            self.aggs.tutors.release(ev.tutor);
+        }
+        self.store.settle();
+        (Effect::Done, Some(removed))
+    }
+
     fn latest_in_store(&self, k: Ever) -> i64 {
         self.store.iter().rev().find(|e| e.ever() == Some(k)).map_or(NONE, |e| self.store.ts(e))
+    }
+
+    fn latest_session_of(&self, tutor: u32) -> i64 {
+        let store = &self.store;
+        store.iter().rev().find(|e| e.is_session() && store.tutor_of(e) == tutor).map_or(NONE, |e| store.ts(e))
     }
 
     /// Adds an event (judged late and duplicate against C before the record:
@@ -126,38 +154,152 @@ impl CustomerState {
         if self.is_late(e.ts) {
             return Effect::Late;
         }
-        if !self.store.fits(e.ts) {
-            // Rare: far past the store's base. A duplicate must not move the
-            // clock, so check before moving it (which prunes and rebases).
-            if self.store.holds(e.id) {
-                return Effect::Duplicate;
-            }
-            self.advance_clock(e.ts);
-        }
-        // One probe of the id index both rejects a duplicate and places the
-        // event; the clock moves after (the new event is the newest, so no
-        // window band reaches it).
-        if !self.store.try_insert(e, self.short_bounds()) {
+        if self.store.position(e.id).is_some() {
             return Effect::Duplicate;
         }
+        if !self.store.fits(e.ts) {
+            // Rare: far past the store's base. Moving the clock prunes and
+            // rebases.
+            self.advance_clock(e.ts);
+        }
+        let kind = e.kind();
+        let tutor = if e.tutor() == NO_TUTOR { NO_LOCAL } else { self.aggs.tutors.acquire(e.tutor()) };
+        let new = NewEvent::new(&e, tutor);
+        let at = self.store.insert(&new, event_id, self.short_bounds());
+        if kind == Kind::SessionCompleted {
+            // Before the clock moves: the sessions that leave then are
+            // counted out with this one in place.
+            self.session_added(at, e.ts, tutor);
+        }
         if e.ts > self.clock {
+            // The new event is the newest, so no window band reaches it.
             self.advance_clock(e.ts);
         }
         self.first_ts = self.first_ts.min(e.ts);
-        let held = HeldEvent { id: e.id, value: e.value, ts_off: 0, tag: e.tag };
+        let ev = new.ev();
         for wi in [W7, W14, W30] {
             if e.ts > lower_bound(self.clock, wi) {
-                self.aggs.apply(wi, e.ts, &held, true);
+                self.aggs.apply(wi, e.ts, &ev, true);
             }
         }
-        if held.kind() == Kind::SessionCompleted {
-            self.sessions.insert(Session { ts: e.ts, event_id: smol_str::SmolStr::new(event_id), tutor: held.tutor() });
-        }
-        self.day_counts[slot(day_of(e.ts))] += 1;
-        if let Some(k) = held.ever() {
+        self.days |= day_bit(day_of(e.ts));
+        if let Some(k) = ev.ever() {
             self.latest[k as usize] = self.latest[k as usize].max(e.ts);
         }
         Effect::Done
+    }
+
+    /// Tutor and ts of the session at `i`.
+    fn session(&self, i: usize) -> (u32, i64) {
+        let e = self.store.get(i);
+        (self.store.tutor_of(e), self.store.ts(e))
+    }
+
+    /// Updates the switches for a session (tutor `tutor` at `ts`) now at `at`.
+    fn session_added(&mut self, at: usize, ts: i64, tutor: u32) {
+        let prev = self.store.session_before(at).map(|i| self.session(i));
+        let next_at = self.store.session_from(at + 1);
+        let next = next_at.map(|i| self.session(i));
+        let x = Some((tutor, ts));
+        let (a, b, c) = (differs(prev, x), differs(x, next), differs(prev, next));
+        self.switches = self.switches + u32::from(a) + u32::from(b) - u32::from(c);
+        match (next, next_at) {
+            (Some((_, next_ts)), Some(next_at)) => {
+                if !c {
+                    if a {
+                        self.latest_switch = self.latest_switch.max(ts);
+                    }
+                    if b {
+                        self.latest_switch = self.latest_switch.max(next_ts);
+                    }
+                } else if !b && self.latest_switch == next_ts && !self.switch_within_ts(next_at) {
+                    // The pair (prev, next) was the latest switch; (prev, x)
+                    // replaces it, unless another pair ends at next's ts.
+                    self.latest_switch = ts;
+                }
+            }
+            _ if a => self.latest_switch = ts,
+            _ => {}
+        }
+    }
+
+    /// Whether two neighbouring sessions from the session at `from` on, all
+    /// at its ts, have different tutors.
+    fn switch_within_ts(&self, from: usize) -> bool {
+        let (mut tutor, ts) = self.session(from);
+        for i in from + 1..self.store.len() {
+            let e = self.store.get(i);
+            if self.store.ts(e) != ts {
+                break;
+            }
+            if e.is_session() {
+                let t = self.store.tutor_of(e);
+                if t != tutor {
+                    return true;
+                }
+                tutor = t;
+            }
+        }
+        false
+    }
+
+    /// Updates the switches for a session (tutor `tutor` at `ts`) removed
+    /// from `at`.
+    fn session_removed(&mut self, at: usize, ts: i64, tutor: u32) {
+        let prev = self.store.session_before(at).map(|i| self.session(i));
+        let next = self.store.session_from(at).map(|i| self.session(i));
+        let x = Some((tutor, ts));
+        let (a, b, c) = (differs(prev, x), differs(x, next), differs(prev, next));
+        self.switches = self.switches + u32::from(c) - u32::from(a) - u32::from(b);
+        if !a && !b {
+            return;
+        }
+        match next {
+            Some((_, next_ts)) if c => self.latest_switch = self.latest_switch.max(next_ts),
+            Some((_, next_ts)) if self.latest_switch > if b { next_ts } else { ts } => {}
+            _ => self.latest_switch = self.rescan_latest_switch(),
+        }
+    }
+
+    /// The latest switch, by a scan back from the last session.
+    fn rescan_latest_switch(&self) -> i64 {
+        let mut later: Option<(u32, i64)> = None;
+        for e in self.store.iter().rev().filter(|e| e.is_session()) {
+            let tutor = self.store.tutor_of(e);
+            match later {
+                Some((t, ts)) if t != tutor => return ts,
+                _ => later = Some((tutor, self.store.ts(e))),
+            }
+        }
+        NONE
+    }
+
+    /// The switches once the sessions with ts <= `t` have left W_30
+    /// (without changing anything): those between two leaving sessions and
+    /// between the last leaving one and the first that stays go.
+    fn switches_after_leaving_through(&self, t: i64) -> Switches {
+        let mut count = self.switches;
+        let mut last: Option<u32> = None;
+        let mut i = 0;
+        while i < self.store.len() {
+            let e = self.store.get(i);
+            if self.store.ts(e) > t {
+                break;
+            }
+            if e.is_session() {
+                let tutor = self.store.tutor_of(e);
+                count -= u32::from(last.is_some_and(|l| l != tutor));
+                last = Some(tutor);
+            }
+            i += 1;
+        }
+        if let Some(l) = last {
+            if let Some(j) = self.store.session_from(i) {
+                count -= u32::from(self.session(j).0 != l);
+            }
+        }
+        let latest = if count == 0 || self.latest_switch == NONE { None } else { Some(self.latest_switch) };
+        Switches { count, latest }
     }
 
     /// Moves C forward to `to`: events leave windows, and those past the
@@ -171,21 +313,33 @@ impl CustomerState {
                 if ts > bound {
                     break;
                 }
-                self.aggs.apply(wi, ts, &e, false);
+                let ev = self.store.view(&e);
+                self.aggs.apply(wi, ts, &ev, false);
                 self.store.step_cursor(wi);
             }
         }
         let horizon = lower_bound(to, W30);
-        let (aggs, day_counts, frozen) = (&mut self.aggs, &mut self.day_counts, &mut self.frozen);
-        self.store.prune_through(horizon, |ts, e| {
-            aggs.apply(W30, ts, e, false);
-            day_counts[slot(day_of(ts))] -= 1;
-            if let Some(k) = e.ever() {
-                frozen[k as usize] = frozen[k as usize].max(ts);
+        if self.store.len() > 0 && self.store.ts_at(0) <= horizon {
+            let left = self.switches_after_leaving_through(horizon);
+            let lower = [lower_bound(to, W7), lower_bound(to, W14)];
+            while self.store.len() > 0 && self.store.ts_at(0) <= horizon {
+                let gone = self.store.remove_at(0, lower);
+                let (ts, ev) = (gone.ts, gone.ev);
+                self.aggs.apply(W30, ts, &ev, false);
+                if self.store.len() == 0 || day_of(self.store.ts_at(0)) != day_of(ts) {
+                    self.days &= !day_bit(day_of(ts));
+                }
+                if let Some(k) = ev.ever() {
+                    self.frozen[k as usize] = self.frozen[k as usize].max(ts);
+                }
+                if ev.tutor != NO_LOCAL {
+                    self.aggs.tutors.release(ev.tutor);
+                }
             }
-        });
-        self.sessions.prune_through(horizon);
-        self.aggs.tutors.tidy();
+            self.switches = left.count;
+            self.latest_switch = left.latest.unwrap_or(NONE);
+            self.store.settle();
+        }
         self.clock = to;
         if !self.store.fits(to) {
             self.store.rebase(horizon);
@@ -194,20 +348,44 @@ impl CustomerState {
 
     /// The features as of `t` (>= C).
     pub(crate) fn features_at(&self, t: i64, ids: &TutorIds) -> Features {
+        let mut f = [0.0; pulse_schemas::FEATURE_COUNT];
+        self.features_into(t, ids, &mut f);
+        f
+    }
+
+    /// The features as of `t` (>= C), written into `f`.
+    pub(crate) fn features_into(&self, t: i64, ids: &TutorIds, f: &mut Features) {
         debug_assert!(t >= self.clock);
-        let (aggs, switches) = if t == self.clock {
-            (Cow::Borrowed(&self.aggs), self.sessions.switches())
-        } else {
-            let mut later = self.aggs.clone();
-            for wi in [W7, W14, W30] {
-                leave_band(&self.store, &mut later, wi, t);
+        let active_days_14d = self.active_days_14d(t);
+        if t == self.clock {
+            let latest = (self.switches > 0).then_some(self.latest_switch);
+            let switches = Switches { count: self.switches, latest };
+            let recency = Recency { latest: self.latest, first_ts: self.first_ts, active_days_14d, switches };
+            compute(t, self.aggs.view(), &recency, ids, f);
+            return;
+        }
+        // A copy taken to `t`: the events that leave by then are counted out.
+        let a = &self.aggs;
+        let (mut w7, mut w14, mut w30, mut odd) = (a.w7, a.w14, a.w30, a.odd.clone());
+        let mut on_stack = [TutorStat::default(); LATER_TUTORS];
+        let mut on_heap;
+        let tutors: &mut [TutorStat] = match a.tutors.0.len() {
+            n if n <= LATER_TUTORS => {
+                on_stack[..n].copy_from_slice(&a.tutors.0);
+                &mut on_stack[..n]
             }
-            later.tutors.tidy();
-            (Cow::Owned(later), self.sessions.switches_after_leaving_through(lower_bound(t, W30)))
+            _ => {
+                on_heap = a.tutors.0.clone();
+                &mut on_heap
+            }
         };
-        let latest = self.latest.map(|x| (x != NONE).then_some(x));
-        let recency = Recency { latest, first_ts: self.first_ts, active_days_14d: self.active_days_14d(t), switches };
-        compute(t, &aggs, &recency, ids)
+        let mut later = Parts { w7: &mut w7, w14: &mut w14, w30: &mut w30, tutors, odd: &mut odd };
+        for wi in [W7, W14, W30] {
+            leave_band(&self.store, &mut later, wi, t);
+        }
+        let switches = self.switches_after_leaving_through(lower_bound(t, W30));
+        let recency = Recency { latest: self.latest, first_ts: self.first_ts, active_days_14d, switches };
+        compute(t, later.view(), &recency, ids, f);
     }
 
     /// Distinct days with an event in W_14 at `t` (>= C).
@@ -215,23 +393,30 @@ impl CustomerState {
         let low = lower_bound(t, W14);
         let low_day = day_of(low);
         // Days after the boundary day are wholly inside (T-14d, T]; no event
-        // is later than C. The day slots are valid for the horizon's days.
-        let last_day = day_of(self.clock);
-        let mut n = ((low_day + 1)..=last_day).filter(|&d| self.day_counts[slot(d)] > 0).count() as u32;
+        // is later than C. They are at most 14, all within the held days.
+        let after = day_of(self.clock) - low_day;
+        let mut n = if after > 0 {
+            let first = (low_day + 1).rem_euclid(32) as u32;
+            (self.days.rotate_right(first) & ((1u32 << after.min(31)) - 1)).count_ones()
+        } else {
+            0
+        };
         // The boundary day counts if one of its events is after `low`.
         let first = if t == self.clock { self.store.cursor(W14) } else { self.store.first_after(low) };
-        if first < self.store.len() && day_of(self.store.ts(self.store.get(first))) == low_day {
+        if first < self.store.len() && day_of(self.store.ts_at(first)) == low_day {
             n += 1;
         }
         n
     }
 
-    /// Bytes this customer holds: the struct and its heap parts.
-    pub(crate) fn bytes(&self) -> usize {
-        std::mem::size_of::<CustomerState>()
-            + self.store.heap_bytes()
-            + self.sessions.heap_bytes()
-            + self.aggs.tutors.heap_bytes()
+    /// Bytes this customer holds on the heap (its struct lives in the map).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.store.heap_bytes() + self.aggs.heap_bytes()
+    }
+
+    /// The part of [`CustomerState::heap_bytes`] that grows with the held events.
+    pub(crate) fn event_bytes(&self) -> usize {
+        self.store.heap_bytes()
     }
 
     pub(crate) fn held_len(&self) -> usize {
@@ -245,7 +430,8 @@ impl CustomerState {
             first_ts: self.first_ts,
             store: self.store.to_image(),
             aggs: Cow::Borrowed(&self.aggs),
-            sessions: self.sessions.to_image(),
+            switches: self.switches,
+            latest_switch: self.latest_switch,
             latest: self.latest,
             frozen: self.frozen,
             last_as_of: self.last_as_of,
@@ -256,11 +442,12 @@ impl CustomerState {
 
     /// The state of a snapshot, after checking everything the engine relies
     /// on (what a checksum cannot catch: a snapshot written by a faulty
-    /// build). Derived parts (day counts, cursors, the id index) are rebuilt
-    /// from the held events; stored ones that follow from them (aggregate
-    /// counts and exact sums, sessions, latest times) must agree with them.
-    /// What depends on history alone (the side sums' rounding, `frozen`,
-    /// `first_ts`, the timer fields) is taken as stored.
+    /// build). Derived parts (day bits, cursors, fingerprints, the id index)
+    /// are rebuilt from the held events; stored ones that follow from them
+    /// (aggregate counts and exact sums, tutor references, switches, latest
+    /// times) must agree with them. What depends on history alone (the side
+    /// sums' rounding, `frozen`, `first_ts`, the tutor slots' order, the timer
+    /// fields) is taken as stored.
     pub(crate) fn from_image(image: CustomerImage<'_>, ids: &TutorIds) -> Result<CustomerState, String> {
         let clock = image.clock;
         let horizon = lower_bound(clock, W30);
@@ -274,61 +461,92 @@ impl CustomerState {
         if image.next_due.is_some_and(|due| due <= clock) {
             return Err(format!("next timer at {:?} not after the clock {clock}", image.next_due));
         }
-        let mut day_counts = [0u32; DAY_SLOTS];
+        let aggs = image.aggs.into_owned();
+        let slots = &aggs.tutors.0;
+        for (i, s) in slots.iter().enumerate() {
+            let free = s.tutor == FREE;
+            if free && *s != (TutorStat { tutor: FREE, ..TutorStat::default() }) {
+                return Err(format!("free tutor slot {i} is not empty"));
+            }
+            if !free && (s.tutor == NO_TUTOR || !ids.knows(s.tutor)) {
+                return Err(format!("tutor slot {i} has an unknown tutor number {}", s.tutor));
+            }
+            if !free && slots[..i].iter().any(|o| o.tutor == s.tutor) {
+                return Err(format!("tutor number {} holds two slots", s.tutor));
+            }
+        }
+        if slots.last().is_some_and(|s| s.tutor == FREE) {
+            return Err("the tutor table ends with a free slot".to_string());
+        }
+        // Rebuilt with the same slots: counts from the held events.
         let mut rebuilt = Aggregates::default();
+        rebuilt.tutors.0 = slots.iter().map(|s| TutorStat { tutor: s.tutor, ..TutorStat::default() }).collect();
+        let mut days = 0u32;
         let mut latest = image.frozen;
-        let mut session_events = 0usize;
         for e in store.iter() {
             let ts = store.ts(e);
-            if !ids.knows(e.tutor()) {
-                return Err(format!("held event at {ts} has an unknown tutor number {}", e.tutor()));
+            let ev = store.view(e);
+            if ev.tutor != NO_LOCAL {
+                match rebuilt.tutors.0.get_mut(ev.tutor as usize) {
+                    Some(slot) if slot.tutor != FREE => slot.refs += 1,
+                    _ => return Err(format!("held event at {ts} names tutor slot {} which is not held", ev.tutor)),
+                }
             }
             if ts < image.first_ts {
                 return Err(format!("held event at {ts} before the first event at {}", image.first_ts));
             }
-            // The store spans at most 30 days: no two of its days share a slot.
-            day_counts[slot(day_of(ts))] += 1;
+            days |= day_bit(day_of(ts));
             for wi in [W7, W14, W30] {
                 if ts > lower_bound(clock, wi) {
-                    rebuilt.apply(wi, ts, e, true);
+                    rebuilt.apply(wi, ts, &ev, true);
                 }
             }
-            if let Some(k) = e.ever() {
+            if let Some(k) = ev.ever() {
                 latest[k as usize] = latest[k as usize].max(ts);
             }
-            session_events += usize::from(e.kind() == Kind::SessionCompleted);
         }
-        let aggs = image.aggs.into_owned();
-        if aggs.canonical() != rebuilt.canonical() {
-            return Err("window aggregates do not match the held events".to_string());
+        if aggs.canonical() != rebuilt.canonical() || aggs.odd.as_ref().is_some_and(|o| o.is_empty()) {
+            return Err("window aggregates or tutor references do not match the held events".to_string());
         }
         if latest != image.latest {
             return Err(format!("latest times {:?} do not match the held events ({latest:?})", image.latest));
         }
-        let sessions = Sessions::from_image(image.sessions, ids)?;
-        if sessions.iter().count() != session_events {
-            return Err("the sessions are not the held completed sessions".to_string());
-        }
-        for s in sessions.iter() {
-            let held = store.find(id_hash(&s.event_id));
-            if held.is_none_or(|e| e.kind() != Kind::SessionCompleted || store.ts(&e) != s.ts || e.tutor() != s.tutor) {
-                return Err(format!("session {:?} is not a held completed session", s.event_id));
-            }
-        }
-        Ok(CustomerState {
+        let mut state = CustomerState {
             clock,
             first_ts: image.first_ts,
-            store,
-            aggs,
-            sessions,
-            day_counts,
-            latest: image.latest,
-            frozen: image.frozen,
             last_as_of: image.last_as_of,
             next_due: image.next_due,
             queued: image.queued,
-        })
+            latest: image.latest,
+            frozen: image.frozen,
+            days,
+            switches: 0,
+            latest_switch: NONE,
+            aggs,
+            store,
+        };
+        let mut previous = None;
+        for e in state.store.iter().filter(|e| e.is_session()) {
+            let tutor = state.store.tutor_of(e);
+            if previous.is_some_and(|p| p != tutor) {
+                state.switches += 1;
+                state.latest_switch = state.store.ts(e);
+            }
+            previous = Some(tutor);
+        }
+        if (state.switches, state.latest_switch) != (image.switches, image.latest_switch) {
+            return Err(format!(
+                "tutor switches {} / latest {} do not match the sessions ({} / {})",
+                image.switches, image.latest_switch, state.switches, state.latest_switch
+            ));
+        }
+        Ok(state)
     }
+}
+
+/// Whether two sessions (tutor, ts) both exist and have different tutors.
+fn differs(a: Option<(u32, i64)>, b: Option<(u32, i64)>) -> bool {
+    matches!((a, b), (Some((x, _)), Some((y, _))) if x != y)
 }
 
 /// [`CustomerState`] in a snapshot: borrowed to write, owned when read.
@@ -336,9 +554,11 @@ impl CustomerState {
 pub(crate) struct CustomerImage<'a> {
     clock: i64,
     first_ts: i64,
+    #[serde(borrow)]
     store: StoreImage<'a>,
     aggs: Cow<'a, Aggregates>,
-    sessions: SessionsImage<'a>,
+    switches: u32,
+    latest_switch: i64,
     latest: [i64; 4],
     frozen: [i64; 4],
     last_as_of: i64,
@@ -355,7 +575,7 @@ impl CustomerImage<'_> {
 
 /// Removes from window `wi` the events that leave it as its end moves from
 /// the clock to `to`: those from its first event with ts <= `to - N days`.
-fn leave_band(store: &Store, aggs: &mut Aggregates, wi: usize, to: i64) {
+fn leave_band(store: &Store, aggs: &mut Parts<'_>, wi: usize, to: i64) {
     let hi = lower_bound(to, wi);
     let mut i = if wi == W30 { 0 } else { store.cursor(wi) };
     while i < store.len() {
@@ -364,7 +584,7 @@ fn leave_band(store: &Store, aggs: &mut Aggregates, wi: usize, to: i64) {
         if ts > hi {
             break;
         }
-        aggs.apply(wi, ts, e, false);
+        aggs.apply(wi, ts, &store.view(e), false);
         i += 1;
     }
 }

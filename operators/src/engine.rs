@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use dashmap::DashMap;
-use pulse_schemas::{CustomerId, Event, Features, StreamChange, StreamRecord, Trigger};
+use pulse_schemas::{CustomerId, Event, Features, StreamChange, StreamRecord, Trigger, FEATURE_COUNT};
 
 use crate::customer::{CustomerImage, CustomerState, Effect};
 use crate::held::{id_hash, Encoded};
@@ -99,11 +99,11 @@ impl Engine {
                 return;
             }
         };
-        let state = entry.value_mut();
+        let (key, state) = entry.pair_mut();
 
         let mut removed = None;
         if let Some(old) = old {
-            let (effect, gone) = state.retract(old.ts.0, id_hash(&old.event_id), &old.event_id);
+            let (effect, gone) = state.retract(old.ts.0, id_hash(&old.event_id));
             removed = gone;
             Counters::bump(match effect {
                 Effect::Late => &c.late_retractions,
@@ -130,15 +130,17 @@ impl Engine {
             return;
         }
         let as_of = state.clock;
-        let features = state.features_at(as_of, &self.tutors);
         let schedule = self.schedule(state, as_of);
-        let customer_id = entry.key().clone();
+        // The features go straight into the output (no copies of 368 bytes).
+        let customer_id = key.clone();
+        out.push(Emission { customer_id, as_of, trigger: Trigger::Event, features: [0.0; FEATURE_COUNT] });
+        let emission = out.last_mut().expect("just pushed");
+        state.features_into(as_of, &self.tutors, &mut emission.features);
         drop(entry);
         Counters::bump(&c.vectors_event);
         if let Some(due) = schedule {
-            self.push_timer(due, customer_id.clone());
+            self.push_timer(due, emission.customer_id.clone());
         }
-        out.push(Emission { customer_id, as_of, trigger: Trigger::Event, features });
     }
 
     /// Records a vector as of `as_of` and works out the next timer. Returns
@@ -199,14 +201,16 @@ impl Engine {
                 state.queued = None;
                 match state.next_due {
                     Some(due) if due == at => {
-                        let features = state.features_at(at, &self.tutors);
                         let next = self.schedule(state, at);
+                        let features = [0.0; FEATURE_COUNT];
+                        out.push(Emission { customer_id, as_of: at, trigger: Trigger::Timer, features });
+                        let emission = out.last_mut().expect("just pushed");
+                        state.features_into(at, &self.tutors, &mut emission.features);
                         drop(entry);
                         Counters::bump(&self.counters.vectors_timer);
                         if let Some(next) = next {
-                            self.push_timer(next, customer_id.clone());
+                            self.push_timer(next, emission.customer_id.clone());
                         }
-                        out.push(Emission { customer_id, as_of: at, trigger: Trigger::Timer, features });
                     }
                     Some(due) => {
                         // Moved later by newer vectors: wait for the real time.
@@ -296,19 +300,30 @@ impl Engine {
     /// Memory held for customers now, the most seen by any call so far, and
     /// the number of held events now.
     ///
+    /// Counts, per customer, its entry in the customer map (id and state
+    /// inline, one control byte) and the id's and state's heap parts by
+    /// capacity, plus the interned tutor ids. Not counted: the map's spare
+    /// slots (they depend on how its random hasher spread the customers, so a
+    /// restored engine would report other figures) and the allocator's own
+    /// overhead.
+    ///
     /// Walks every customer (about 10 ns each), so callers sample it — the
     /// replay every 2^18 records — rather than keeping a running total on the
     /// hot path; the peak is the largest sample.
     pub fn state_size(&self) -> StateSize {
-        let (mut bytes, mut held_events) = (self.tutors.heap_bytes() as u64, 0u64);
+        let entry = std::mem::size_of::<(CustomerId, CustomerState)>() as u64 + 1;
+        let (mut bytes, mut event_bytes, mut held_events) = (self.tutors.heap_bytes() as u64, 0u64, 0u64);
         for c in self.customers.iter() {
-            bytes += c.value().bytes() as u64;
-            held_events += c.value().held_len() as u64;
+            let (customer_id, state) = c.pair();
+            bytes += entry + id_heap_bytes(customer_id) as u64 + state.heap_bytes() as u64;
+            event_bytes += state.event_bytes() as u64;
+            held_events += state.held_len() as u64;
         }
         let peak = self.peak_state_bytes.fetch_max(bytes, Relaxed).max(bytes);
         StateSize {
             bytes,
             peak_bytes: peak,
+            event_bytes,
             held_events,
             customers: self.customers.len() as u64,
             pending_timers: self.lock_timers().len() as u64,
@@ -412,13 +427,27 @@ impl Engine {
     }
 }
 
+/// Heap bytes of a customer id: ids of up to 23 bytes are inline, longer
+/// ones are a shared string (two counters and the bytes).
+fn id_heap_bytes(id: &CustomerId) -> usize {
+    match id.as_str().len() {
+        n if n > 23 => 16 + n,
+        _ => 0,
+    }
+}
+
 /// How much state the engine holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct StateSize {
-    /// Bytes now (customer states, their heap parts, interned tutor ids).
+    /// Bytes now (customer map entries, their heap parts, interned tutor ids).
     pub bytes: u64,
     /// The most bytes seen by any `state_size` call so far (a sampled peak).
     pub peak_bytes: u64,
+    /// The part of `bytes` that grows with the held events: their buffers
+    /// (with spare room), fingerprints, the held sessions' ids, spills and id
+    /// indexes. The rest is a fixed part per customer (its state, tutor
+    /// table, id) and the tutor ids.
+    pub event_bytes: u64,
     /// Held events within the horizon, all customers.
     pub held_events: u64,
     /// Customers with state.

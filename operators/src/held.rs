@@ -1,20 +1,54 @@
 //! The compact form of a held event, and a customer's store of them.
+//!
+//! A held event takes 16 bytes plus a one-byte fingerprint, with no other
+//! per-event structure for a customer of ordinary size:
+//!
+//! * [`HeldEvent`]: the 64-bit hash of its `event_id`, its time as an offset
+//!   from the store's base, and a tag packing its type, its enum attribute,
+//!   the customer's *local* number for its tutor (a customer deals with a
+//!   handful of tutors, so 8 bits; see [`crate::tutors::TutorStats`]) and its
+//!   number as a decimal code: `m / 10^k` with `m < 2^16`, `k <= 3`, which is
+//!   exactly the `f64` the record carried (`60`, `4.5`, `149`, `18.3` all
+//!   are). An event whose number has no such code, or whose tutor's local
+//!   number does not fit, keeps both in a *spill* list instead (rare:
+//!   0.1% of the synthetic marketplace's events; the property tests' random
+//!   floats spill all the time).
+//! * Duplicates and retractions find an event by its id: the fingerprints
+//!   (the hash's top byte, one per event, contiguous) are scanned 8 at a time
+//!   and the few candidates checked. A linear scan is cheaper than any hash
+//!   table at a month's ~70 events and costs no memory; a store above
+//!   [`INDEX_ABOVE`] events (a heavy account) also gets an id index, so its
+//!   records stay O(1) too.
+//! * Sessions (`session_completed`) are ordered as feature 42 orders them, by
+//!   (ts, event_id); the store keeps every event in ts order and, within one
+//!   ts, the sessions in id order, so "the previous session" is simply the
+//!   previous session in the store. The full ids of the held sessions are
+//!   kept (in store order, in one byte buffer) only to place a session among
+//!   others with the very same ts.
+//! * The buffers grow by an eighth (not double) and are compacted rather
+//!   than grown when events leave at the front, so their slack stays near
+//!   12% of the events plus a few slots; an amortized O(1) cost per event.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
 use pulse_schemas::{Event, EventKind, Party, PaymentStatus, Sentiment, DAY_MS};
 
+use crate::exact::{code_value, decimal_code, Amount};
 use crate::tutors::TutorIds;
 
 /// The contract's 30-day horizon: the longest window, and how far back a
 /// record may still add or retract.
 pub(crate) const HORIZON_MS: i64 = 30 * DAY_MS;
 
-/// Event types, as the 3 low bits of [`HeldEvent::tag`].
+/// Above this many held events a store keeps an id index (and drops it again
+/// below a quarter of it): a fingerprint scan of thousands of events per
+/// record would make a heavy account's replay quadratic.
+pub(crate) const INDEX_ABOVE: usize = 512;
+
+/// Event types, as the 3 low bits of a tag.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[repr(u8)]
 pub(crate) enum Kind {
@@ -39,6 +73,31 @@ const KINDS: [Kind; 8] = [
     Kind::MessageReply,
 ];
 
+impl Kind {
+    /// The largest flag value the kind uses (see [`Ev::flag`]).
+    fn max_flag(self) -> u32 {
+        match self {
+            Kind::SessionCancelled | Kind::Payment | Kind::MessageReply => 1,
+            Kind::IbCall => 2,
+            _ => 0,
+        }
+    }
+
+    /// Whether events of this kind carry a number.
+    fn has_value(self) -> bool {
+        matches!(self, Kind::SessionCompleted | Kind::SessionRated | Kind::Payment | Kind::MessageReply)
+    }
+
+    /// Whether events of this kind name a tutor: always, never, or maybe.
+    fn tutor(self) -> Option<bool> {
+        match self {
+            Kind::Login | Kind::Payment | Kind::IbCall => Some(false),
+            Kind::MessageReply => None,
+            _ => Some(true),
+        }
+    }
+}
+
 /// The "ever" features read the latest held ts of these four things.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Ever {
@@ -48,80 +107,38 @@ pub(crate) enum Ever {
     IbCall = 3,
 }
 
-/// Bits of [`HeldEvent::tag`]: kind (3), flag (2), tutor (27).
+fn ever(kind: Kind, flag: u32) -> Option<Ever> {
+    match (kind, flag) {
+        (Kind::SessionCompleted, _) => Some(Ever::Session),
+        (Kind::Login, _) => Some(Ever::Login),
+        (Kind::Payment, 0) => Some(Ever::PaymentSucceeded),
+        (Kind::IbCall, _) => Some(Ever::IbCall),
+        _ => None,
+    }
+}
+
+/// Bits of [`Encoded::tag`]: kind (3), flag (2), global tutor number (27).
 const FLAG_SHIFT: u32 = 3;
 const TUTOR_SHIFT: u32 = 5;
-/// Tutor field value meaning "no tutor" (a `message_reply` without one).
+/// Global tutor number meaning "no tutor" (a `message_reply` without one).
 pub(crate) const NO_TUTOR: u32 = (1 << 27) - 1;
-
-/// One held event in 24 bytes: the hash of its `event_id`, its number, its
-/// time as an offset from the customer's base, and a tag packing its type,
-/// its enum attribute and its interned tutor.
-///
-/// Every contract attribute is here, so two `HeldEvent`s are equal exactly
-/// when the events are (up to a 64-bit hash collision of ids within one
-/// customer's 30 days: about 1 in 10^13 for a thousand events).
-#[derive(Clone, Copy, PartialEq, Debug)]
-pub(crate) struct HeldEvent {
-    pub(crate) id: u64,
-    /// `duration_min`, `rating`, `amount` or `response_minutes`; 0 otherwise.
-    pub(crate) value: f64,
-    pub(crate) ts_off: u32,
-    pub(crate) tag: u32,
-}
-
-const _: () = assert!(std::mem::size_of::<HeldEvent>() == 24);
-
-/// Snapshots: the id hash as 8 fixed bytes (a varint of a random 64-bit
-/// value would take 9 or 10), the value's bits, then the offset and tag.
-impl Serialize for HeldEvent {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        (self.id.to_le_bytes(), self.value, self.ts_off, self.tag).serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for HeldEvent {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (id, value, ts_off, tag) = <([u8; 8], f64, u32, u32)>::deserialize(d)?;
-        Ok(HeldEvent { id: u64::from_le_bytes(id), value, ts_off, tag })
-    }
-}
-
-impl HeldEvent {
-    pub(crate) fn kind(&self) -> Kind {
-        KINDS[(self.tag & 7) as usize]
-    }
-
-    /// `cancelled_by`/`from`: 1 = tutor; `status`: 1 = failed; `sentiment`: 0 negative, 1 neutral, 2 positive.
-    pub(crate) fn flag(&self) -> u32 {
-        (self.tag >> FLAG_SHIFT) & 3
-    }
-
-    pub(crate) fn tutor(&self) -> u32 {
-        self.tag >> TUTOR_SHIFT
-    }
-
-    pub(crate) fn ever(&self) -> Option<Ever> {
-        match (self.kind(), self.flag()) {
-            (Kind::SessionCompleted, _) => Some(Ever::Session),
-            (Kind::Login, _) => Some(Ever::Login),
-            (Kind::Payment, 0) => Some(Ever::PaymentSucceeded),
-            (Kind::IbCall, _) => Some(Ever::IbCall),
-            _ => None,
-        }
-    }
-}
+/// Local tutor number meaning "no tutor".
+pub(crate) const NO_LOCAL: u32 = u32::MAX;
 
 /// The hash that stands for an `event_id`: stable across runs and machines.
 pub(crate) fn id_hash(event_id: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(event_id.as_bytes())
 }
 
-/// An event in held form, before it has a place (its ts is absolute).
+/// An event as a record carries it: absolute ts, the `f64` number, the
+/// tutor's global number. Two `Encoded` are equal exactly when the events
+/// are (id and every contract attribute; up to a 64-bit hash collision of
+/// ids within one customer's 30 days: about 1 in 10^13 for a thousand).
 #[derive(Clone, Copy, PartialEq, Debug)]
 pub(crate) struct Encoded {
     pub(crate) id: u64,
     pub(crate) ts: i64,
+    /// `duration_min`, `rating`, `amount` or `response_minutes`; 0 otherwise.
     pub(crate) value: f64,
     pub(crate) tag: u32,
 }
@@ -162,72 +179,575 @@ impl Encoded {
             tag: kind as u32 | (flag << FLAG_SHIFT) | (tutor << TUTOR_SHIFT),
         }
     }
+
+    /// An event from its parts (`tutor`: global number or [`NO_TUTOR`]).
+    pub(crate) fn from_parts(id: u64, ts: i64, kind: Kind, flag: u32, tutor: u32, value: f64) -> Encoded {
+        Encoded { id, ts, value, tag: kind as u32 | (flag << FLAG_SHIFT) | (tutor << TUTOR_SHIFT) }
+    }
+
+    pub(crate) fn kind(&self) -> Kind {
+        KINDS[(self.tag & 7) as usize]
+    }
+
+    pub(crate) fn flag(&self) -> u32 {
+        (self.tag >> FLAG_SHIFT) & 3
+    }
+
+    /// The tutor's global number, or [`NO_TUTOR`].
+    pub(crate) fn tutor(&self) -> u32 {
+        self.tag >> TUTOR_SHIFT
+    }
 }
 
-/// Hashes a `u64` that is already a good hash by using it as is.
-#[derive(Default)]
-pub(crate) struct IdHasher(u64);
+/// What the aggregates read of a held event: its type, flag, the customer's
+/// local number for its tutor ([`NO_LOCAL`] for none) and its number.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub(crate) struct Ev {
+    pub(crate) kind: Kind,
+    /// `cancelled_by`/`from`: 1 = tutor; `status`: 1 = failed; `sentiment`: 0 negative, 1 neutral, 2 positive.
+    pub(crate) flag: u32,
+    pub(crate) tutor: u32,
+    /// The number, ready for the sums.
+    pub(crate) amount: Amount,
+}
 
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
+impl Ev {
+    fn new(kind: Kind, flag: u32, tutor: u32, value: f64) -> Ev {
+        let amount = if kind.has_value() { Amount::of(value) } else { Amount::ZERO };
+        Ev { kind, flag, tutor, amount }
     }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+
+    pub(crate) fn value(&self) -> f64 {
+        self.amount.value()
+    }
+
+    pub(crate) fn ever(&self) -> Option<Ever> {
+        ever(self.kind, self.flag)
+    }
+}
+
+/// Bits of [`HeldEvent::tag`]: kind (3), flag (2), spilled (1), local tutor
+/// number (8), value code (18).
+const SPILLED: u32 = 1 << 5;
+const LOCAL_SHIFT: u32 = 6;
+/// The local tutor field's "none" (and the limit: local numbers 0..=254 fit).
+const LOCAL_NONE: u32 = 0xff;
+const VALUE_SHIFT: u32 = 14;
+
+/// One held event in 16 bytes: id hash, time offset, tag (see the module docs).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct HeldEvent {
+    pub(crate) id: u64,
+    pub(crate) ts_off: u32,
+    tag: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<HeldEvent>() == 16);
+
+/// Snapshots: the id hash as 8 fixed bytes (a varint of a random 64-bit
+/// value would take 9 or 10), then the offset and tag.
+impl Serialize for HeldEvent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (self.id.to_le_bytes(), self.ts_off, self.tag).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for HeldEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (id, ts_off, tag) = <([u8; 8], u32, u32)>::deserialize(d)?;
+        Ok(HeldEvent { id: u64::from_le_bytes(id), ts_off, tag })
+    }
+}
+
+impl HeldEvent {
+    pub(crate) fn kind(&self) -> Kind {
+        KINDS[(self.tag & 7) as usize]
+    }
+
+    pub(crate) fn is_session(&self) -> bool {
+        self.tag & 7 == Kind::SessionCompleted as u32
+    }
+
+    fn flag(&self) -> u32 {
+        (self.tag >> FLAG_SHIFT) & 3
+    }
+
+    fn spilled(&self) -> bool {
+        self.tag & SPILLED != 0
+    }
+
+    pub(crate) fn ever(&self) -> Option<Ever> {
+        ever(self.kind(), self.flag())
+    }
+
+    /// The packed form of an event at `ts_off`, and its spill if its number
+    /// or tutor does not fit the tag.
+    fn pack(e: &NewEvent, ts_off: u32) -> (HeldEvent, Option<Spill>) {
+        let head = e.kind as u32 | (e.flag << FLAG_SHIFT);
+        let local = if e.tutor == NO_LOCAL { Some(LOCAL_NONE) } else { (e.tutor < LOCAL_NONE).then_some(e.tutor) };
+        match (local, e.code) {
+            (Some(local), Some(code)) => {
+                (HeldEvent { id: e.id, ts_off, tag: head | (local << LOCAL_SHIFT) | (code << VALUE_SHIFT) }, None)
+            }
+            _ => (
+                HeldEvent { id: e.id, ts_off, tag: head | SPILLED },
+                Some(Spill { id: e.id, value: e.value, ts_off, tutor: e.tutor }),
+            ),
         }
     }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
+}
+
+/// The number and tutor of an event whose tag could not hold them.
+#[derive(Clone, Copy, PartialEq, Debug, Serialize, Deserialize)]
+pub(crate) struct Spill {
+    id: u64,
+    value: f64,
+    ts_off: u32,
+    /// Local tutor number, or [`NO_LOCAL`].
+    tutor: u32,
+}
+
+impl Spill {
+    fn key(&self) -> (u32, u64) {
+        (self.ts_off, self.id)
     }
 }
 
-type IdMap = HashMap<u64, u32, BuildHasherDefault<IdHasher>>;
+/// The spills of a store.
+#[derive(Debug, Default)]
+struct Spills(VecDeque<Spill>);
 
-/// A customer's held events within the horizon, ordered by (ts, id hash),
-/// with an index from id to time for duplicates and retractions.
+impl std::ops::Deref for Spills {
+    type Target = VecDeque<Spill>;
+    fn deref(&self) -> &VecDeque<Spill> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Spills {
+    fn deref_mut(&mut self) -> &mut VecDeque<Spill> {
+        &mut self.0
+    }
+}
+
+/// An event to add, with the customer's local number for its tutor.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NewEvent {
+    id: u64,
+    ts: i64,
+    kind: Kind,
+    flag: u32,
+    tutor: u32,
+    value: f64,
+    /// The number's decimal code (0 for a kind without one), if it has one.
+    code: Option<u32>,
+}
+
+impl NewEvent {
+    pub(crate) fn new(e: &Encoded, tutor: u32) -> NewEvent {
+        let kind = e.kind();
+        let code = if kind.has_value() { decimal_code(e.value) } else { Some(0) };
+        NewEvent { id: e.id, ts: e.ts, kind, flag: e.flag(), tutor, value: e.value, code }
+    }
+
+    /// What the aggregates read of it.
+    pub(crate) fn ev(&self) -> Ev {
+        let amount = match self.code {
+            Some(code) => Amount::from_code(code),
+            None => Amount::of(self.value),
+        };
+        Ev { kind: self.kind, flag: self.flag, tutor: self.tutor, amount }
+    }
+}
+
+/// A removed event.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Removed {
+    pub(crate) ts: i64,
+    pub(crate) ev: Ev,
+}
+
+fn fingerprint(id: u64) -> u8 {
+    (id >> 56) as u8
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Positions in `fps` whose fingerprint is `fp`, lowest first, as candidates
+/// (a few may be false: the caller checks the id).
+fn first_match(fps: &[u8], fp: u8, mut check: impl FnMut(usize) -> bool) -> Option<usize> {
+    let pattern = ONES * u64::from(fp);
+    let mut chunks = fps.chunks_exact(8);
+    let mut at = 0;
+    let mut scan = |word: [u8; 8], valid: u64, at: usize| {
+        let x = u64::from_le_bytes(word) ^ pattern;
+        // A zero byte of `x` is a match; the classic test flags every zero
+        // byte (and maybe a byte above one, which the check rejects).
+        let mut hits = x.wrapping_sub(ONES) & !x & HIGHS & valid;
+        while hits != 0 {
+            let i = at + (hits.trailing_zeros() / 8) as usize;
+            if check(i) {
+                return Some(i);
+            }
+            hits &= hits - 1;
+        }
+        None
+    };
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        if let Some(i) = scan(word, u64::MAX, at) {
+            return Some(i);
+        }
+        at += 8;
+    }
+    // The last few, zero padded; the padding's bytes are masked off.
+    let rest = chunks.remainder();
+    let mut word = [0u8; 8];
+    for (w, &b) in word.iter_mut().zip(rest) {
+        *w = b;
+    }
+    scan(word, !(u64::MAX << (8 * rest.len())), at)
+}
+
+/// An open-addressing id → time offset table (linear probing, deletion by
+/// backward shift, so its size depends only on what it holds and when it
+/// grew: a restored table is the same size).
+#[derive(Debug, Clone)]
+struct IdIndex {
+    ids: Vec<u64>,
+    /// [`EMPTY`] for a free slot.
+    offs: Vec<u32>,
+    len: usize,
+}
+
+/// A free slot of [`IdIndex`] (no held offset reaches it: see [`MAX_OFFSET`]).
+const EMPTY: u32 = u32::MAX;
+/// The largest time offset a store holds.
+const MAX_OFFSET: u32 = u32::MAX - 1;
+
+impl IdIndex {
+    fn with_slots(slots: usize) -> IdIndex {
+        debug_assert!(slots.is_power_of_two());
+        IdIndex { ids: vec![0; slots], offs: vec![EMPTY; slots], len: 0 }
+    }
+
+    fn slots(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn home(&self, id: u64) -> usize {
+        id as usize & (self.slots() - 1)
+    }
+
+    fn find(&self, id: u64) -> Result<usize, usize> {
+        let mask = self.slots() - 1;
+        let mut i = self.home(id);
+        loop {
+            if self.offs[i] == EMPTY {
+                return Err(i);
+            }
+            if self.ids[i] == id {
+                return Ok(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn get(&self, id: u64) -> Option<u32> {
+        self.find(id).ok().map(|i| self.offs[i])
+    }
+
+    fn insert(&mut self, id: u64, off: u32) {
+        if (self.len + 1) * 8 > self.slots() * 7 {
+            let mut bigger = IdIndex::with_slots(self.slots() * 2);
+            for (&id, &off) in self.ids.iter().zip(&self.offs).filter(|(_, &o)| o != EMPTY) {
+                bigger.insert(id, off);
+            }
+            *self = bigger;
+        }
+        match self.find(id) {
+            Ok(i) => self.offs[i] = off,
+            Err(i) => {
+                self.ids[i] = id;
+                self.offs[i] = off;
+                self.len += 1;
+            }
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        let Ok(mut hole) = self.find(id) else { return };
+        let mask = self.slots() - 1;
+        let mut j = hole;
+        loop {
+            j = (j + 1) & mask;
+            if self.offs[j] == EMPTY {
+                break;
+            }
+            // Move j into the hole unless its home lies cyclically in (hole, j].
+            let home = self.home(self.ids[j]);
+            let stays = if hole <= j { hole < home && home <= j } else { hole < home || home <= j };
+            if !stays {
+                self.ids[hole] = self.ids[j];
+                self.offs[hole] = self.offs[j];
+                hole = j;
+            }
+        }
+        self.offs[hole] = EMPTY;
+        self.ids[hole] = 0;
+        self.len -= 1;
+    }
+
+    fn shift(&mut self, by: u32) {
+        for off in self.offs.iter_mut().filter(|o| **o != EMPTY) {
+            *off -= by;
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<IdIndex>() + self.slots() * (8 + 4)
+    }
+}
+
+/// The ids of the held sessions, in store order, in one byte buffer: each is
+/// its length (one byte; 255 then 4 bytes for a longer one) and its bytes.
+#[derive(Debug, Default)]
+struct SessionIds {
+    bytes: Vec<u8>,
+    /// Where the first live entry starts (the front is dropped by moving it).
+    head: usize,
+    count: usize,
+}
+
+/// Marks a length that does not fit one byte.
+const LONG: u8 = 0xff;
+
+impl SessionIds {
+    /// The header length and id length of the entry at `at`.
+    fn entry(&self, at: usize) -> (usize, usize) {
+        match self.bytes[at] {
+            LONG => {
+                let mut len = [0u8; 4];
+                len.copy_from_slice(&self.bytes[at + 1..at + 5]);
+                (5, u32::from_le_bytes(len) as usize)
+            }
+            n => (1, usize::from(n)),
+        }
+    }
+
+    fn offset_of(&self, k: usize) -> usize {
+        let mut at = self.head;
+        for _ in 0..k {
+            let (h, n) = self.entry(at);
+            at += h + n;
+        }
+        at
+    }
+
+    fn at(&self, at: usize) -> (&[u8], usize) {
+        let (h, n) = self.entry(at);
+        (&self.bytes[at + h..at + h + n], at + h + n)
+    }
+
+    /// The length header of an entry: its bytes and how many are used.
+    fn header(id: &[u8]) -> ([u8; 5], usize) {
+        match u8::try_from(id.len()) {
+            Ok(n) if n != LONG => ([n, 0, 0, 0, 0], 1),
+            _ => {
+                let [a, b, c, d] = (id.len() as u32).to_le_bytes();
+                ([LONG, a, b, c, d], 5)
+            }
+        }
+    }
+
+    /// Bytes an entry takes.
+    fn entry_size(id: &[u8]) -> usize {
+        SessionIds::header(id).1 + id.len()
+    }
+
+    fn push_entry(bytes: &mut Vec<u8>, id: &[u8]) {
+        let (header, h) = SessionIds::header(id);
+        bytes.extend_from_slice(&header[..h]);
+        bytes.extend_from_slice(id);
+    }
+
+    /// Room for `extra` more bytes: compacts when enough has left the front,
+    /// else grows by an eighth (and a little).
+    fn ensure(&mut self, extra: usize) {
+        if self.bytes.capacity() - self.bytes.len() >= extra {
+            return;
+        }
+        let live = self.bytes.len() - self.head;
+        let slack = live / 8 + 32;
+        if self.head >= extra + slack / 2 {
+            self.bytes.drain(..self.head);
+        } else {
+            let mut bytes = Vec::with_capacity(live + extra + slack);
+            bytes.extend_from_slice(&self.bytes[self.head..]);
+            self.bytes = bytes;
+        }
+        self.head = 0;
+    }
+
+    fn insert(&mut self, k: usize, id: &[u8]) {
+        let size = SessionIds::entry_size(id);
+        self.ensure(size);
+        if k == self.count {
+            SessionIds::push_entry(&mut self.bytes, id);
+        } else {
+            // Append, then rotate it into place.
+            let at = self.offset_of(k);
+            SessionIds::push_entry(&mut self.bytes, id);
+            self.bytes[at..].rotate_right(size);
+        }
+        self.count += 1;
+    }
+
+    fn remove(&mut self, k: usize) {
+        let at = self.offset_of(k);
+        let (h, n) = self.entry(at);
+        if k == 0 {
+            self.head += h + n;
+        } else {
+            self.bytes.drain(at..at + h + n);
+        }
+        self.count -= 1;
+        if self.count == 0 {
+            self.bytes.clear();
+            self.head = 0;
+        }
+    }
+
+    /// Gives memory back when at most half of the buffer is in use.
+    fn settle(&mut self) {
+        let live = self.bytes.len() - self.head;
+        if self.bytes.capacity() > 2 * live + 64 {
+            let mut bytes = Vec::with_capacity(if live == 0 { 0 } else { live + live / 8 + 32 });
+            bytes.extend_from_slice(&self.bytes[self.head..]);
+            self.bytes = bytes;
+            self.head = 0;
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let mut at = self.head;
+        (0..self.count).map(move |_| {
+            let (id, next) = self.at(at);
+            at = next;
+            id
+        })
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.bytes.capacity()
+    }
+}
+
+/// A customer's held events within the horizon, in ts order (sessions of
+/// equal ts in id order), with what finds them by id.
 ///
 /// Times are kept as `u32` offsets from `base`; [`Store::rebase`] moves the
 /// base forward when the clock nears the end of the `u32` range (every ~19
 /// days of customer time at most, O(n) each time: amortized O(1)).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Store {
     base: i64,
-    events: VecDeque<HeldEvent>,
-    by_id: IdMap,
+    /// The events from `head` on (those before it have left).
+    events: Vec<HeldEvent>,
+    /// Their fingerprints, at the same positions.
+    fps: Vec<u8>,
+    head: usize,
     /// For W_7 and W_14: how many leading events are not in the window at
     /// the customer clock (the index of the window's first event). Kept by
-    /// the owner through `bounds` arguments; saves a binary search per record.
+    /// the owner through `lower` arguments; saves a binary search per record.
     cursors: [usize; 2],
+    session_ids: SessionIds,
+    /// Sorted by (ts_off, id); `None` when empty (boxed: one pointer inline
+    /// for what most customers never have).
+    spills: Option<Box<Spills>>,
+    index: Option<Box<IdIndex>>,
 }
 
 impl Store {
     pub(crate) fn new(base: i64) -> Store {
-        // Room for a typical month (~70 events) in the index from the start:
-        // growing a hash table rehashes it, each doubling on the hot path.
-        Store { base, by_id: IdMap::with_capacity_and_hasher(64, Default::default()), ..Store::default() }
+        Store {
+            base,
+            events: Vec::new(),
+            fps: Vec::new(),
+            head: 0,
+            cursors: [0; 2],
+            session_ids: SessionIds::default(),
+            spills: None,
+            index: None,
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.events.len()
+        self.events.len() - self.head
+    }
+
+    fn live(&self) -> &[HeldEvent] {
+        &self.events[self.head..]
+    }
+
+    pub(crate) fn get(&self, i: usize) -> &HeldEvent {
+        &self.events[self.head + i]
     }
 
     pub(crate) fn ts(&self, e: &HeldEvent) -> i64 {
         self.base + i64::from(e.ts_off)
     }
 
-    pub(crate) fn get(&self, i: usize) -> &HeldEvent {
-        &self.events[i]
+    pub(crate) fn ts_at(&self, i: usize) -> i64 {
+        self.ts(self.get(i))
     }
 
-    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = &HeldEvent> + '_ {
-        self.events.iter()
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, HeldEvent> {
+        self.live().iter()
+    }
+
+    fn spill(&self, ts_off: u32, id: u64) -> Option<&Spill> {
+        let spills = self.spills.as_deref()?;
+        spills.binary_search_by(|s| s.key().cmp(&(ts_off, id))).ok().map(|i| &spills[i])
+    }
+
+    /// What the aggregates read of a held event.
+    pub(crate) fn view(&self, e: &HeldEvent) -> Ev {
+        let kind = e.kind();
+        let flag = e.flag();
+        if e.spilled() {
+            // Every spilled event has its spill (kept together; a snapshot is
+            // checked for it).
+            let s = self.spill(e.ts_off, e.id).expect("a spilled event has its spill");
+            Ev::new(kind, flag, s.tutor, s.value)
+        } else {
+            let local = (e.tag >> LOCAL_SHIFT) & LOCAL_NONE;
+            let tutor = if local == LOCAL_NONE { NO_LOCAL } else { local };
+            Ev { kind, flag, tutor, amount: Amount::from_code(e.tag >> VALUE_SHIFT) }
+        }
+    }
+
+    /// The local tutor number of a held event.
+    pub(crate) fn tutor_of(&self, e: &HeldEvent) -> u32 {
+        self.view(e).tutor
+    }
+
+    /// Position of the last session before `at`.
+    pub(crate) fn session_before(&self, at: usize) -> Option<usize> {
+        self.live()[..at].iter().rposition(HeldEvent::is_session)
+    }
+
+    /// Position of the first session at or after `at`.
+    pub(crate) fn session_from(&self, at: usize) -> Option<usize> {
+        self.live()[at.min(self.len())..].iter().position(HeldEvent::is_session).map(|i| at + i)
     }
 
     /// Index of the first event with ts > `t`.
     pub(crate) fn first_after(&self, t: i64) -> usize {
         let base = self.base;
-        self.events.partition_point(|e| base + i64::from(e.ts_off) <= t)
+        self.live().partition_point(|e| base + i64::from(e.ts_off) <= t)
     }
 
     fn offset(&self, ts: i64) -> u32 {
@@ -237,19 +757,18 @@ impl Store {
 
     /// Whether `ts` can be stored without a rebase.
     pub(crate) fn fits(&self, ts: i64) -> bool {
-        (0..=i128::from(u32::MAX)).contains(&(i128::from(ts) - i128::from(self.base)))
+        (0..=i128::from(MAX_OFFSET)).contains(&(i128::from(ts) - i128::from(self.base)))
     }
 
-    /// Whether an event with this id is held.
-    pub(crate) fn holds(&self, id: u64) -> bool {
-        self.by_id.contains_key(&id)
-    }
-
-    /// The held event with this id, if any.
-    pub(crate) fn find(&self, id: u64) -> Option<HeldEvent> {
-        let ts_off = *self.by_id.get(&id)?;
-        let at = self.events.partition_point(|x| (x.ts_off, x.id) < (ts_off, id));
-        self.events.get(at).filter(|e| e.id == id).copied()
+    /// Position of the held event with this id, if any.
+    pub(crate) fn position(&self, id: u64) -> Option<usize> {
+        let live = self.live();
+        if let Some(index) = &self.index {
+            let off = index.get(id)?;
+            let lo = live.partition_point(|e| e.ts_off < off);
+            return live[lo..].iter().take_while(|e| e.ts_off == off).position(|e| e.id == id).map(|i| lo + i);
+        }
+        first_match(&self.fps[self.head..], fingerprint(id), |i| live[i].id == id)
     }
 
     /// Index of the first event of W_7 (`w` = 0) or W_14 (`w` = 1) at the clock.
@@ -262,73 +781,190 @@ impl Store {
         self.cursors[w] += 1;
     }
 
-    /// Inserts an event unless its id is held (then returns false); `lower`
-    /// are the lower bounds of W_7 and W_14 at the clock.
-    pub(crate) fn try_insert(&mut self, e: Encoded, lower: [i64; 2]) -> bool {
-        let ts_off = self.offset(e.ts);
-        match self.by_id.entry(e.id) {
-            std::collections::hash_map::Entry::Occupied(_) => return false,
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(ts_off);
+    /// Number of sessions before position `at`.
+    fn sessions_before(&self, at: usize) -> usize {
+        let live = self.live();
+        if at <= live.len() / 2 {
+            live[..at].iter().filter(|e| e.is_session()).count()
+        } else {
+            self.session_ids.count - live[at..].iter().filter(|e| e.is_session()).count()
+        }
+    }
+
+    /// Where an event at `off` goes: after every event of its ts, or, for a
+    /// session, before the first session of its ts with a larger id. Returns
+    /// the position and, for a session, its number among the sessions.
+    fn place(&self, off: u32, session: bool, event_id: &str) -> (usize, usize) {
+        let live = self.live();
+        let lo = live.partition_point(|e| e.ts_off < off);
+        let hi = lo + live[lo..].partition_point(|e| e.ts_off == off);
+        if !session {
+            return (hi, 0);
+        }
+        let mut k = self.sessions_before(lo);
+        let mut at = self.session_ids.offset_of(k);
+        for (i, e) in live.iter().enumerate().take(hi).skip(lo) {
+            if e.is_session() {
+                let (id, next) = self.session_ids.at(at);
+                if id > event_id.as_bytes() {
+                    return (i, k);
+                }
+                at = next;
+                k += 1;
             }
         }
-        let held = HeldEvent { id: e.id, value: e.value, ts_off, tag: e.tag };
-        let key = (held.ts_off, held.id);
-        // Events mostly arrive in time order: append without a search.
-        if self.events.back().is_none_or(|x| (x.ts_off, x.id) < key) {
-            self.events.push_back(held);
+        (hi, k)
+    }
+
+    /// Room for one more event at the back.
+    fn make_room(&mut self) {
+        if self.events.len() < self.events.capacity() {
+            return;
+        }
+        let live = self.len();
+        let slack = live / 8 + 4;
+        if 2 * self.head >= slack {
+            self.events.drain(..self.head);
+            self.fps.drain(..self.head);
+            self.head = 0;
         } else {
-            let at = self.events.partition_point(|x| (x.ts_off, x.id) < key);
-            self.events.insert(at, held);
+            self.relocate(live + slack);
+        }
+    }
+
+    fn relocate(&mut self, capacity: usize) {
+        let mut events = Vec::with_capacity(capacity);
+        events.extend_from_slice(self.live());
+        let mut fps = Vec::with_capacity(capacity);
+        fps.extend_from_slice(&self.fps[self.head..]);
+        self.events = events;
+        self.fps = fps;
+        self.head = 0;
+    }
+
+    /// Inserts an event whose id is not held; `lower` are the lower bounds of
+    /// W_7 and W_14 at the clock. Returns its position.
+    pub(crate) fn insert(&mut self, e: &NewEvent, event_id: &str, lower: [i64; 2]) -> usize {
+        let off = self.offset(e.ts);
+        let (held, spill) = HeldEvent::pack(e, off);
+        let session = e.kind == Kind::SessionCompleted;
+        let len = self.len();
+        // Events mostly arrive in time order: append without a search.
+        let appends = self.live().last().is_none_or(|last| last.ts_off < off || (last.ts_off == off && !session));
+        let (at, k) = if appends { (len, self.session_ids.count) } else { self.place(off, session, event_id) };
+        if session {
+            self.session_ids.insert(k, event_id.as_bytes());
+        }
+        self.make_room();
+        if at == len {
+            self.events.push(held);
+            self.fps.push(fingerprint(e.id));
+        } else {
+            self.events.insert(self.head + at, held);
+            self.fps.insert(self.head + at, fingerprint(e.id));
         }
         for (cursor, bound) in self.cursors.iter_mut().zip(lower) {
             if e.ts <= bound {
                 *cursor += 1;
             }
         }
-        true
+        if let Some(spill) = spill {
+            let spills = self.spills.get_or_insert_with(Default::default);
+            let i = spills.partition_point(|s| s.key() < spill.key());
+            spills.insert(i, spill);
+        }
+        if let Some(index) = &mut self.index {
+            index.insert(e.id, off);
+        } else if self.len() > INDEX_ABOVE {
+            self.build_index(None);
+        }
+        at
     }
 
-    /// Removes the event with this id, returning it in absolute form.
-    pub(crate) fn remove(&mut self, id: u64, lower: [i64; 2]) -> Option<Encoded> {
-        let ts_off = self.by_id.remove(&id)?;
-        let at = self.events.partition_point(|x| (x.ts_off, x.id) < (ts_off, id));
-        let held = self.events.remove(at)?;
-        debug_assert_eq!(held.id, id);
+    fn build_index(&mut self, slots: Option<usize>) {
+        let slots = slots.unwrap_or_else(|| (self.len() * 2).next_power_of_two());
+        let mut index = IdIndex::with_slots(slots);
+        for e in self.live() {
+            index.insert(e.id, e.ts_off);
+        }
+        self.index = Some(Box::new(index));
+    }
+
+    /// Removes the event at `at`; `lower` are the lower bounds of W_7 and
+    /// W_14 at the clock.
+    pub(crate) fn remove_at(&mut self, at: usize, lower: [i64; 2]) -> Removed {
+        let held = *self.get(at);
+        let ev = self.view(&held);
         let ts = self.ts(&held);
+        if held.is_session() {
+            self.session_ids.remove(self.sessions_before(at));
+        }
+        if held.spilled() {
+            self.remove_spill(held.ts_off, held.id);
+        }
+        if let Some(index) = &mut self.index {
+            index.remove(held.id);
+        }
+        let i = self.head + at;
+        if at == 0 {
+            self.head += 1;
+        } else if at < self.len() / 2 {
+            // Shift the shorter side: the events before it move up one.
+            self.events.copy_within(self.head..i, self.head + 1);
+            self.fps.copy_within(self.head..i, self.head + 1);
+            self.head += 1;
+        } else {
+            self.events.remove(i);
+            self.fps.remove(i);
+        }
         for (cursor, bound) in self.cursors.iter_mut().zip(lower) {
             if ts <= bound {
                 *cursor -= 1;
             }
         }
-        Some(Encoded { id, ts, value: held.value, tag: held.tag })
+        Removed { ts, ev }
     }
 
-    /// Drops every event with ts <= `t` (past the horizon, so before both
-    /// cursors), oldest first.
-    pub(crate) fn prune_through(&mut self, t: i64, mut on_drop: impl FnMut(i64, &HeldEvent)) {
-        while let Some(front) = self.events.front() {
-            let ts = self.ts(front);
-            if ts > t {
-                break;
+    fn remove_spill(&mut self, ts_off: u32, id: u64) {
+        if let Some(spills) = self.spills.as_deref_mut() {
+            if let Ok(i) = spills.binary_search_by(|s| s.key().cmp(&(ts_off, id))) {
+                spills.remove(i);
             }
-            on_drop(ts, front);
-            self.by_id.remove(&front.id);
-            self.events.pop_front();
-            self.cursors[0] -= 1;
-            self.cursors[1] -= 1;
+            if spills.is_empty() {
+                self.spills = None;
+            }
+        }
+    }
+
+    /// Gives memory back once the events take at most half of it, and drops
+    /// the id index of a store that became small.
+    pub(crate) fn settle(&mut self) {
+        let live = self.len();
+        if self.events.capacity() > 2 * live + 8 {
+            self.relocate(if live == 0 { 0 } else { live + live / 8 + 4 });
+        }
+        self.session_ids.settle();
+        if live < INDEX_ABOVE / 4 {
+            self.index = None;
         }
     }
 
     /// Moves the base to `new_base` (<= every held ts).
     pub(crate) fn rebase(&mut self, new_base: i64) {
         let shift = new_base - self.base;
-        debug_assert!(shift >= 0);
-        for e in self.events.iter_mut() {
-            e.ts_off = (i64::from(e.ts_off) - shift) as u32;
+        debug_assert!(shift >= 0 && self.live().iter().all(|e| i64::from(e.ts_off) >= shift));
+        let shift = shift.min(i64::from(u32::MAX)) as u32;
+        let head = self.head;
+        for e in self.events[head..].iter_mut() {
+            e.ts_off -= shift;
         }
-        for off in self.by_id.values_mut() {
-            *off = (i64::from(*off) - shift) as u32;
+        if let Some(spills) = self.spills.as_deref_mut() {
+            for s in spills.iter_mut() {
+                s.ts_off -= shift;
+            }
+        }
+        if let Some(index) = self.index.as_deref_mut() {
+            index.shift(shift);
         }
         self.base = new_base;
     }
@@ -336,70 +972,242 @@ impl Store {
     /// Bytes on the heap, by capacity.
     pub(crate) fn heap_bytes(&self) -> usize {
         self.events.capacity() * std::mem::size_of::<HeldEvent>()
-            + self.by_id.capacity() * (std::mem::size_of::<(u64, u32)>() + 1)
+            + self.fps.capacity()
+            + self.session_ids.heap_bytes()
+            + self
+                .spills
+                .as_ref()
+                .map_or(0, |s| std::mem::size_of::<VecDeque<Spill>>() + s.capacity() * std::mem::size_of::<Spill>())
+            + self.index.as_ref().map_or(0, |i| i.heap_bytes())
     }
 
-    /// The store as a snapshot keeps it. The index's capacity is what
-    /// `HashMap::capacity` reports: after removals that left tombstones it is
-    /// below what a fresh table of the same size reports, so a table restored
-    /// with it may report a few slots more (see [`crate::snapshot`]).
+    /// The store as a snapshot keeps it.
     pub(crate) fn to_image(&self) -> StoreImage<'_> {
         StoreImage {
             base: self.base,
-            events: Cow::Borrowed(&self.events),
+            events: Cow::Borrowed(self.live()),
             capacity: self.events.capacity() as u64,
-            index_capacity: self.by_id.capacity() as u64,
+            head: self.head as u64,
+            session_ids: self.session_ids.iter().map(Cow::Borrowed).collect(),
+            session_ids_capacity: self.session_ids.bytes.capacity() as u64,
+            session_ids_head: self.session_ids.head as u64,
+            spills: self.spills.as_deref().map(|s| s.iter().copied().collect()).unwrap_or_default(),
+            spills_capacity: self.spills.as_ref().map_or(0, |s| s.capacity() as u64),
+            index_slots: self.index.as_ref().map_or(0, |i| i.slots() as u64),
         }
     }
 
-    /// The store of a snapshot, checked: events strictly in (ts, id) order
-    /// (so ids are distinct within a time) with distinct ids, each in
-    /// `(horizon, clock]`. The id index is rebuilt, and the cursors are set
-    /// from `lower`, the bounds of W_7 and W_14 at the clock.
+    /// The store of a snapshot, checked: every event well formed and in
+    /// `(horizon, clock]`, in ts order with equal-ts sessions in id order,
+    /// distinct ids, the spills exactly those of the spilled events, the
+    /// session ids exactly those of the sessions (each hashes to its event's
+    /// id). The cursors are set from `lower`, the bounds of W_7 and W_14 at
+    /// the clock, and the id index rebuilt. Local tutor numbers are checked by
+    /// the owner, which knows the tutors.
     pub(crate) fn from_image(
         image: StoreImage<'_>,
         horizon: i64,
         clock: i64,
         lower: [i64; 2],
     ) -> Result<Store, String> {
+        use crate::tutors::restored_capacity;
         let items = image.events.into_owned();
-        let capacity = crate::tutors::restored_capacity(items.len(), image.capacity)?;
-        let index_capacity = crate::tutors::restored_capacity(items.len(), image.index_capacity)?;
-        let mut store = Store {
-            base: image.base,
-            events: VecDeque::with_capacity(capacity),
-            by_id: IdMap::with_capacity_and_hasher(index_capacity, Default::default()),
-            cursors: [0; 2],
-        };
+        let head = usize::try_from(image.head).unwrap_or(usize::MAX);
+        let capacity = restored_capacity(items.len().saturating_add(head), image.capacity)?;
+        let mut store = Store::new(image.base);
+        store.events = Vec::with_capacity(capacity);
+        store.fps = Vec::with_capacity(capacity);
+        // The free room at the front, as it was (its contents are never read).
+        store.events.resize(head, HeldEvent { id: 0, ts_off: 0, tag: 0 });
+        store.fps.resize(head, 0);
+        store.head = head;
         if !store.fits(clock) {
             return Err(format!("clock {clock} is not within 2^32 ms after the store's base {}", store.base));
         }
-        for e in items {
+        let spills: VecDeque<Spill> = image.spills.into();
+        if spills.iter().zip(spills.iter().skip(1)).any(|(a, b)| a.key() >= b.key()) {
+            return Err("spills out of order".to_string());
+        }
+        let sessions = items.iter().filter(|e| e.is_session()).count();
+        if image.session_ids.len() != sessions {
+            return Err(format!("{} session ids for {sessions} sessions", image.session_ids.len()));
+        }
+        let mut ids = image.session_ids.iter();
+        let mut previous_session: Option<(u32, &[u8])> = None;
+        let mut seen = std::collections::HashSet::with_capacity(items.len());
+        let mut spilled = 0;
+        for e in &items {
             let ts = match store.base.checked_add(i64::from(e.ts_off)) {
-                Some(ts) if ts > horizon && ts <= clock => ts,
+                Some(ts) if ts > horizon && ts <= clock && e.ts_off <= MAX_OFFSET => ts,
                 _ => return Err(format!("held event at offset {} outside the horizon ({horizon}, {clock}]", e.ts_off)),
             };
-            if store.events.back().is_some_and(|p| (p.ts_off, p.id) >= (e.ts_off, e.id)) {
+            if store.live().last().is_some_and(|p| p.ts_off > e.ts_off) {
                 return Err(format!("held events out of order at {ts}"));
             }
-            if store.by_id.insert(e.id, e.ts_off).is_some() {
+            if !seen.insert(e.id) {
                 return Err(format!("held event id hash {:#x} appears twice", e.id));
             }
-            store.events.push_back(e);
+            let kind = e.kind();
+            if e.flag() > kind.max_flag() {
+                return Err(format!("held event at {ts}: flag {} for {kind:?}", e.flag()));
+            }
+            let (tutor, value) = if e.spilled() {
+                let s = spills
+                    .binary_search_by(|s| s.key().cmp(&(e.ts_off, e.id)))
+                    .map(|i| spills[i])
+                    .map_err(|_| format!("spilled event at {ts} has no spill"))?;
+                if e.tag >> LOCAL_SHIFT != 0 {
+                    return Err(format!("spilled event at {ts} has tutor or value bits"));
+                }
+                spilled += 1;
+                (s.tutor, s.value)
+            } else {
+                let local = (e.tag >> LOCAL_SHIFT) & LOCAL_NONE;
+                (if local == LOCAL_NONE { NO_LOCAL } else { local }, code_value(e.tag >> VALUE_SHIFT))
+            };
+            match kind.tutor() {
+                Some(true) if tutor == NO_LOCAL => return Err(format!("{kind:?} at {ts} without a tutor")),
+                Some(false) if tutor != NO_LOCAL => return Err(format!("{kind:?} at {ts} with a tutor")),
+                _ => {}
+            }
+            if !kind.has_value() && value.to_bits() != 0 {
+                return Err(format!("{kind:?} at {ts} with a number"));
+            }
+            if e.is_session() {
+                let Some(id) = ids.next() else { return Err("fewer session ids than sessions".to_string()) };
+                if id_hash_bytes(id) != e.id {
+                    return Err(format!("session id {:?} is not the session at {ts}", String::from_utf8_lossy(id)));
+                }
+                if previous_session.is_some_and(|(off, p)| off == e.ts_off && p >= id.as_ref()) {
+                    return Err(format!("sessions at {ts} out of id order"));
+                }
+                previous_session = Some((e.ts_off, id.as_ref()));
+            }
+            store.events.push(*e);
+            store.fps.push(fingerprint(e.id));
+        }
+        if spilled != spills.len() {
+            return Err(format!("{} spills for {spilled} spilled events", spills.len()));
+        }
+        let ids_head = usize::try_from(image.session_ids_head).unwrap_or(usize::MAX);
+        let ids_bytes: usize = image.session_ids.iter().map(|id| SessionIds::entry_size(id)).sum();
+        let ids_capacity = restored_capacity(ids_bytes.saturating_add(ids_head), image.session_ids_capacity)?;
+        store.session_ids.bytes = Vec::with_capacity(ids_capacity);
+        store.session_ids.bytes.resize(ids_head, 0);
+        store.session_ids.head = ids_head;
+        for id in &image.session_ids {
+            SessionIds::push_entry(&mut store.session_ids.bytes, id);
+            store.session_ids.count += 1;
+        }
+        if !spills.is_empty() {
+            let mut list = VecDeque::with_capacity(restored_capacity(spills.len(), image.spills_capacity)?);
+            list.extend(spills);
+            store.spills = Some(Box::new(Spills(list)));
+        } else if image.spills_capacity != 0 {
+            return Err("spill capacity without spills".to_string());
+        }
+        if image.index_slots != 0 {
+            let slots = restored_capacity(store.len(), image.index_slots)?;
+            if !slots.is_power_of_two() || store.len() * 8 > slots * 7 {
+                return Err(format!("id index of {slots} slots for {} events", store.len()));
+            }
+            store.build_index(Some(slots));
         }
         store.cursors = lower.map(|bound| store.first_after(bound));
         Ok(store)
     }
 }
 
+fn id_hash_bytes(id: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(id)
+}
+
 /// [`Store`] in a snapshot (borrowed to write, owned when read), with the
-/// capacities so that a restored engine reports the same
-/// [`crate::StateSize`]. The id index and the window cursors are not stored:
-/// they follow from the events and the clock.
+/// capacities and free room at the front so that a restored engine reports
+/// the same [`crate::StateSize`] and grows at the same moments. The fingerprints,
+/// the id index's contents and the window cursors are not stored: they
+/// follow from the events and the clock.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct StoreImage<'a> {
     base: i64,
-    events: Cow<'a, VecDeque<HeldEvent>>,
+    events: Cow<'a, [HeldEvent]>,
     capacity: u64,
-    index_capacity: u64,
+    /// Room before the first event (left by events that left at the front):
+    /// restored as it was, so the buffer fills up at the same moment.
+    head: u64,
+    session_ids: Vec<Cow<'a, [u8]>>,
+    session_ids_capacity: u64,
+    session_ids_head: u64,
+    spills: Vec<Spill>,
+    spills_capacity: u64,
+    /// 0 when the store has no id index.
+    index_slots: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_scan_finds_every_position() {
+        let fps: Vec<u8> = (0..37u8).map(|i| i.wrapping_mul(7) % 5).collect();
+        for target in 0..5u8 {
+            let expected: Vec<usize> = (0..fps.len()).filter(|&i| fps[i] == target).collect();
+            for &want in &expected {
+                assert_eq!(first_match(&fps, target, |i| i == want), Some(want));
+            }
+            assert_eq!(first_match(&fps, target, |_| false), None);
+            let mut seen = Vec::new();
+            first_match(&fps, target, |i| {
+                seen.push(i);
+                false
+            });
+            assert!(expected.iter().all(|i| seen.contains(i)), "{target}: {seen:?} misses some of {expected:?}");
+            assert!(seen.iter().all(|&i| i < fps.len()));
+        }
+    }
+
+    #[test]
+    fn id_index_keeps_every_entry_through_removals() {
+        let mut index = IdIndex::with_slots(8);
+        let mut model = std::collections::HashMap::new();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for step in 0..5_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Few distinct homes, so probe runs are long and wrap around.
+            let id = (x % 64) << 3 | (x >> 60);
+            if x.is_multiple_of(3) {
+                index.remove(id);
+                model.remove(&id);
+            } else {
+                index.insert(id, (step % 1000) as u32);
+                model.insert(id, (step % 1000) as u32);
+            }
+            assert_eq!(index.len, model.len());
+        }
+        for (&id, &off) in &model {
+            assert_eq!(index.get(id), Some(off));
+        }
+        assert_eq!(index.ids.iter().zip(&index.offs).filter(|(_, &o)| o != EMPTY).count(), model.len());
+    }
+
+    #[test]
+    fn session_ids_insert_remove_and_long_ids() {
+        let mut ids = SessionIds::default();
+        let long = vec![b'x'; 300];
+        ids.insert(0, b"b");
+        ids.insert(0, b"a");
+        ids.insert(2, &long);
+        ids.insert(2, b"c");
+        assert_eq!(ids.iter().collect::<Vec<_>>(), vec![&b"a"[..], b"b", b"c", &long]);
+        ids.remove(0);
+        ids.remove(1);
+        assert_eq!(ids.iter().collect::<Vec<_>>(), vec![&b"b"[..], &long]);
+        ids.remove(1);
+        ids.remove(0);
+        assert_eq!(ids.count, 0);
+        assert_eq!(ids.iter().count(), 0);
+    }
 }

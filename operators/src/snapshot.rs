@@ -63,7 +63,7 @@ use crate::timers::TimerPolicy;
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"PULSESNP";
 
 /// The snapshot layout this build writes and reads.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 2;
 
 /// A frame is cut once its payload reaches this size.
 const FRAME_TARGET: usize = 1 << 20;

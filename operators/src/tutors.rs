@@ -1,17 +1,25 @@
 //! Tutor ids and the per-customer tutor state behind features 38–46.
-
-use std::borrow::Cow;
-use std::collections::VecDeque;
+//!
+//! Tutor ids are interned once for all customers (a global number); each
+//! customer also numbers the tutors of its held events locally (0, 1, 2, ...
+//! in a small table that holds their W_30/W_7 statistics), so a held event
+//! names its tutor in 8 bits.
 
 use lasso::{Key, Spur, ThreadedRodeo};
 use serde::{Deserialize, Serialize};
 
-use crate::exact::ExactSum;
 use crate::held::NO_TUTOR;
 
 /// Interned tutor ids, shared by all customers (tutors serve many students).
-#[derive(Debug, Default)]
-pub(crate) struct TutorIds(ThreadedRodeo);
+/// Hashed with aHash: the default SipHash was a tenth of a record's work.
+#[derive(Debug)]
+pub(crate) struct TutorIds(ThreadedRodeo<Spur, ahash::RandomState>);
+
+impl Default for TutorIds {
+    fn default() -> Self {
+        TutorIds(ThreadedRodeo::with_hasher(ahash::RandomState::new()))
+    }
+}
 
 impl TutorIds {
     /// The small number standing for a tutor id (27 bits, see `HeldEvent`).
@@ -60,68 +68,101 @@ impl TutorIds {
     }
 }
 
-/// One tutor's share of a customer's W_30 (and W_7) sessions and ratings.
+/// One tutor of a customer's held events (a slot of [`TutorStats`]): its
+/// share of the W_30 (and W_7) sessions and ratings.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct TutorStat {
+    /// Global tutor number; [`FREE`] for a free slot.
     pub(crate) tutor: u32,
+    /// Held events naming this tutor (the slot is freed at 0).
+    pub(crate) refs: u32,
     /// `session_completed` with this tutor in W_30 / W_7.
     pub(crate) sessions_30: u32,
     pub(crate) sessions_7: u32,
     /// ts of this tutor's latest session in W_30 (meaningful while `sessions_30 > 0`).
     pub(crate) latest_30: i64,
-    /// `session_rated` with this tutor in W_30.
+    /// `session_rated` with this tutor in W_30, and their sum in thousandths
+    /// (see [`crate::exact`]).
     pub(crate) ratings_30: u32,
-    pub(crate) rating_sum_30: ExactSum,
+    pub(crate) rating_sum_30: i64,
 }
 
-/// The tutors of one customer's W_30: a handful, so a small vector.
+/// A free slot's tutor number.
+pub(crate) const FREE: u32 = u32::MAX;
+
+/// A customer's local tutor table: slot `i` is local tutor number `i`, held
+/// while some held event names the tutor. A handful, so a small vector
+/// searched linearly.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct TutorStats(pub(crate) Vec<TutorStat>);
 
 impl TutorStats {
-    pub(crate) fn entry(&mut self, tutor: u32) -> &mut TutorStat {
-        match self.0.iter().position(|s| s.tutor == tutor) {
-            Some(i) => &mut self.0[i],
-            None => {
-                self.0.push(TutorStat { tutor, ..TutorStat::default() });
-                self.0.last_mut().expect("just pushed")
+    /// The local number of a global tutor number, taking a reference (a new
+    /// slot, or a freed one, for a tutor not yet in the table).
+    pub(crate) fn acquire(&mut self, tutor: u32) -> u32 {
+        let at = match self.0.iter().position(|s| s.tutor == tutor) {
+            Some(i) => i,
+            None => match self.0.iter().position(|s| s.tutor == FREE) {
+                Some(i) => {
+                    self.0[i].tutor = tutor;
+                    i
+                }
+                None => {
+                    self.0.push(TutorStat { tutor, ..TutorStat::default() });
+                    self.0.len() - 1
+                }
+            },
+        };
+        self.0[at].refs += 1;
+        at as u32
+    }
+
+    /// Drops a reference to local tutor `local`; the slot is freed at none
+    /// (its statistics are all zero by then: they count held events).
+    pub(crate) fn release(&mut self, local: u32) {
+        let slot = &mut self.0[local as usize];
+        slot.refs -= 1;
+        if slot.refs == 0 {
+            *slot = TutorStat { tutor: FREE, ..TutorStat::default() };
+            while self.0.last().is_some_and(|s| s.tutor == FREE) {
+                self.0.pop();
             }
         }
     }
 
-    /// Drops tutors with nothing left in W_30.
-    pub(crate) fn tidy(&mut self) {
-        self.0.retain(|s| s.sessions_30 > 0 || s.ratings_30 > 0);
+    pub(crate) fn stat(&mut self, local: u32) -> &mut TutorStat {
+        &mut self.0[local as usize]
     }
 
-    /// The primary tutor: most sessions in W_30; ties to the later latest
-    /// session, then to the smaller tutor id (byte order).
-    pub(crate) fn primary(&self, ids: &TutorIds) -> Option<&TutorStat> {
-        let mut best: Option<&TutorStat> = None;
-        for s in self.0.iter().filter(|s| s.sessions_30 > 0) {
-            best = Some(match best {
-                None => s,
-                Some(b) => {
-                    let by_count = (s.sessions_30, s.latest_30).cmp(&(b.sessions_30, b.latest_30));
-                    match by_count {
-                        std::cmp::Ordering::Greater => s,
-                        std::cmp::Ordering::Less => b,
-                        std::cmp::Ordering::Equal if ids.name(s.tutor).as_bytes() < ids.name(b.tutor).as_bytes() => s,
-                        std::cmp::Ordering::Equal => b,
-                    }
-                }
-            });
-        }
-        best
-    }
-
-    pub(crate) fn distinct(&self) -> usize {
-        self.0.iter().filter(|s| s.sessions_30 > 0).count()
+    /// The global number of local tutor `local`.
+    pub(crate) fn global(&self, local: u32) -> u32 {
+        self.0[local as usize].tutor
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
         self.0.capacity() * std::mem::size_of::<TutorStat>()
     }
+}
+
+/// The primary tutor's slot and stats: most sessions in W_30; ties to the
+/// later latest session, then to the smaller tutor id (byte order).
+pub(crate) fn primary<'a>(tutors: &'a [TutorStat], ids: &TutorIds) -> Option<(usize, &'a TutorStat)> {
+    let mut best: Option<(usize, &TutorStat)> = None;
+    for (i, s) in tutors.iter().enumerate().filter(|(_, s)| s.sessions_30 > 0) {
+        best = Some(match best {
+            None => (i, s),
+            Some((j, b)) => {
+                let by_count = (s.sessions_30, s.latest_30).cmp(&(b.sessions_30, b.latest_30));
+                match by_count {
+                    std::cmp::Ordering::Greater => (i, s),
+                    std::cmp::Ordering::Less => (j, b),
+                    std::cmp::Ordering::Equal if ids.name(s.tutor).as_bytes() < ids.name(b.tutor).as_bytes() => (i, s),
+                    std::cmp::Ordering::Equal => (j, b),
+                }
+            }
+        });
+    }
+    best
 }
 
 /// Snapshots: the capacity too, so a restored engine reports the same
@@ -141,6 +182,13 @@ impl<'de> Deserialize<'de> for TutorStats {
     }
 }
 
+/// The switch count of feature 42 and the latest switch's time (feature 46).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Switches {
+    pub(crate) count: u32,
+    pub(crate) latest: Option<i64>,
+}
+
 /// The largest container capacity a snapshot may ask for: far above any real
 /// one (16 million events of one customer within 30 days), low enough that a
 /// nonsensical value cannot abort the process on allocation.
@@ -152,220 +200,4 @@ pub(crate) fn restored_capacity(len: usize, capacity: u64) -> Result<usize, Stri
         return Err(format!("capacity {capacity} for {len} items"));
     }
     Ok(capacity as usize)
-}
-
-/// Heap bytes of an id (0 when it is stored inline).
-fn heap_len(id: &smol_str::SmolStr) -> usize {
-    if id.is_heap_allocated() {
-        id.len()
-    } else {
-        0
-    }
-}
-
-/// A completed session in W_30, in the (ts, event_id) order of feature 42.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Session {
-    pub(crate) ts: i64,
-    /// Inline up to 23 bytes (typical ids): no allocation per session.
-    pub(crate) event_id: smol_str::SmolStr,
-    pub(crate) tutor: u32,
-}
-
-impl Session {
-    fn key(&self) -> (i64, &[u8]) {
-        (self.ts, self.event_id.as_bytes())
-    }
-}
-
-impl Serialize for Session {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        (self.ts, self.event_id.as_str(), self.tutor).serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for Session {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (ts, event_id, tutor) = <(i64, Cow<'de, str>, u32)>::deserialize(d)?;
-        Ok(Session { ts, event_id: smol_str::SmolStr::new(event_id), tutor })
-    }
-}
-
-/// The sessions of W_30 at the customer clock, ordered, with the number of
-/// tutor switches between neighbours and the time of the latest switch.
-///
-/// Appending in order (the usual case) is O(1); an out-of-order insert or a
-/// retraction is O(n) in the customer's 30-day sessions (a shift and at most
-/// one backward scan), never in its whole history.
-#[derive(Debug, Default)]
-pub(crate) struct Sessions {
-    list: VecDeque<Session>,
-    id_bytes: usize,
-    switches: u32,
-    latest_switch: Option<i64>,
-}
-
-/// The switch count and latest switch of a window, for [`crate::windows`].
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub(crate) struct Switches {
-    pub(crate) count: u32,
-    pub(crate) latest: Option<i64>,
-}
-
-impl Sessions {
-    pub(crate) fn switches(&self) -> Switches {
-        Switches { count: self.switches, latest: self.latest_switch }
-    }
-
-    fn differs(&self, a: usize, b: usize) -> u32 {
-        u32::from(self.list[a].tutor != self.list[b].tutor)
-    }
-
-    pub(crate) fn insert(&mut self, session: Session) {
-        let at = if self.list.back().is_none_or(|s| s.key() < session.key()) {
-            self.list.len()
-        } else {
-            self.list.partition_point(|s| s.key() < session.key())
-        };
-        let appended = at == self.list.len();
-        let (ts, tutor) = (session.ts, session.tutor);
-        self.id_bytes += heap_len(&session.event_id);
-        self.list.insert(at, session);
-        let n = self.list.len();
-        if at > 0 && at + 1 < n {
-            self.switches -= self.differs(at - 1, at + 1);
-        }
-        if at > 0 {
-            self.switches += self.differs(at - 1, at);
-        }
-        if at + 1 < n {
-            self.switches += self.differs(at, at + 1);
-        }
-        if appended {
-            if at > 0 && self.list[at - 1].tutor != tutor {
-                self.latest_switch = Some(ts);
-            }
-        } else {
-            self.rescan_latest_switch();
-        }
-    }
-
-    /// Removes the session with this id and ts; returns its tutor.
-    pub(crate) fn remove(&mut self, ts: i64, event_id: &str) -> Option<u32> {
-        let key = (ts, event_id.as_bytes());
-        let at = self.list.partition_point(|s| s.key() < key);
-        if self.list.get(at).is_none_or(|s| s.key() != key) {
-            return None;
-        }
-        let n = self.list.len();
-        if at > 0 {
-            self.switches -= self.differs(at - 1, at);
-        }
-        if at + 1 < n {
-            self.switches -= self.differs(at, at + 1);
-        }
-        if at > 0 && at + 1 < n {
-            self.switches += self.differs(at - 1, at + 1);
-        }
-        let removed = self.list.remove(at).map(|s| {
-            self.id_bytes -= heap_len(&s.event_id);
-            s.tutor
-        });
-        self.rescan_latest_switch();
-        removed
-    }
-
-    fn rescan_latest_switch(&mut self) {
-        self.latest_switch = (1..self.list.len()).rev().find(|&i| self.differs(i - 1, i) == 1).map(|i| self.list[i].ts);
-    }
-
-    /// Switches left in W_30 once the sessions with ts <= `t` have left it
-    /// (without changing anything).
-    pub(crate) fn switches_after_leaving_through(&self, t: i64) -> Switches {
-        let mut count = self.switches;
-        for i in 0..self.list.len() {
-            if self.list[i].ts > t {
-                break;
-            }
-            if i + 1 < self.list.len() {
-                count -= self.differs(i, i + 1);
-            }
-        }
-        Switches { count, latest: if count == 0 { None } else { self.latest_switch } }
-    }
-
-    /// Drops the sessions with ts <= `t`.
-    pub(crate) fn prune_through(&mut self, t: i64) {
-        let left = self.switches_after_leaving_through(t);
-        while let Some(s) = self.list.pop_front() {
-            if s.ts > t {
-                self.list.push_front(s);
-                break;
-            }
-            self.id_bytes -= heap_len(&s.event_id);
-        }
-        self.switches = left.count;
-        self.latest_switch = left.latest;
-    }
-
-    /// The latest session of `tutor` in the list.
-    pub(crate) fn latest_of(&self, tutor: u32) -> Option<i64> {
-        self.list.iter().rev().find(|s| s.tutor == tutor).map(|s| s.ts)
-    }
-
-    pub(crate) fn heap_bytes(&self) -> usize {
-        self.list.capacity() * std::mem::size_of::<Session>() + self.id_bytes
-    }
-
-    /// The sessions in order, for checking a snapshot against its store.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Session> + '_ {
-        self.list.iter()
-    }
-
-    pub(crate) fn to_image(&self) -> SessionsImage<'_> {
-        SessionsImage {
-            list: Cow::Borrowed(&self.list),
-            capacity: self.list.capacity() as u64,
-            switches: self.switches,
-            latest_switch: self.latest_switch,
-        }
-    }
-
-    /// The sessions of a snapshot, checked: strictly ordered, tutors known,
-    /// and the switch count and latest switch those of the list.
-    pub(crate) fn from_image(image: SessionsImage<'_>, ids: &TutorIds) -> Result<Sessions, String> {
-        let items = image.list.into_owned();
-        let mut list = VecDeque::with_capacity(restored_capacity(items.len(), image.capacity)?);
-        let mut id_bytes = 0;
-        for s in items {
-            if list.back().is_some_and(|p: &Session| p.key() >= s.key()) {
-                return Err(format!("sessions out of order at ({}, {:?})", s.ts, s.event_id));
-            }
-            if !ids.knows(s.tutor) || s.tutor == NO_TUTOR {
-                return Err(format!("session {:?} has an unknown tutor number {}", s.event_id, s.tutor));
-            }
-            id_bytes += heap_len(&s.event_id);
-            list.push_back(s);
-        }
-        let mut sessions = Sessions { list, id_bytes, switches: 0, latest_switch: None };
-        sessions.switches = (1..sessions.list.len()).map(|i| sessions.differs(i - 1, i)).sum();
-        sessions.rescan_latest_switch();
-        if (sessions.switches, sessions.latest_switch) != (image.switches, image.latest_switch) {
-            return Err(format!(
-                "tutor switches {:?} / latest {:?} do not match the sessions ({} / {:?})",
-                image.switches, image.latest_switch, sessions.switches, sessions.latest_switch
-            ));
-        }
-        Ok(sessions)
-    }
-}
-
-/// [`Sessions`] in a snapshot (borrowed to write, owned when read). The
-/// per-id byte count is not stored: it follows from the ids.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct SessionsImage<'a> {
-    list: Cow<'a, VecDeque<Session>>,
-    capacity: u64,
-    switches: u32,
-    latest_switch: Option<i64>,
 }
