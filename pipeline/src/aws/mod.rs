@@ -11,8 +11,12 @@
 
 pub mod setup;
 
+use std::collections::HashMap;
+
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::types::AttributeValue;
 use clap::Args;
+use serde::Deserialize;
 
 /// Where and how to reach AWS; every live command takes these.
 #[derive(Args, Clone, Debug, Default)]
@@ -47,4 +51,19 @@ impl AwsArgs {
             .or_else(Region::from_static(DEFAULT_REGION));
         loader.region(region).load().await
     }
+}
+
+/// A table item as the SDK takes it.
+pub type SdkItem = HashMap<String, AttributeValue>;
+
+/// An image as stream records carry it (DynamoDB's JSON shape, read by
+/// `serde_dynamo`), as an item the SDK can write.
+pub fn sdk_item(image: serde_dynamo::Item) -> SdkItem {
+    let image: HashMap<String, serde_dynamo::AttributeValue> = image.into();
+    image.into_iter().map(|(k, v)| (k, AttributeValue::from(v))).collect()
+}
+
+/// [`sdk_item`] of an image given as JSON (`{"name": {"S": "..."}, ...}`).
+pub fn sdk_item_from_json(image: &serde_json::Value) -> serde_json::Result<SdkItem> {
+    serde_dynamo::Item::deserialize(image).map(sdk_item)
 }

@@ -164,24 +164,8 @@ impl Loader {
 /// An item from DynamoDB JSON (`{"name": {"S": "..."}, ...}`); `None` when
 /// absent or not an item.
 fn item(v: &Value) -> Option<HashMap<String, AttributeValue>> {
-    v.as_object()?.iter().map(|(k, v)| Some((k.clone(), attr(v)?))).collect()
-}
-
-fn attr(v: &Value) -> Option<AttributeValue> {
-    let (tag, value) = v.as_object().filter(|m| m.len() == 1)?.iter().next()?;
-    let strings = || value.as_array()?.iter().map(|s| s.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>();
-    let blob = |s: &Value| aws_smithy_types::base64::decode(s.as_str()?).ok().map(aws_smithy_types::Blob::new);
-    Some(match tag.as_str() {
-        "S" => AttributeValue::S(value.as_str()?.to_owned()),
-        "N" => AttributeValue::N(value.as_str()?.to_owned()),
-        "BOOL" => AttributeValue::Bool(value.as_bool()?),
-        "NULL" => AttributeValue::Null(true),
-        "SS" => AttributeValue::Ss(strings()?),
-        "NS" => AttributeValue::Ns(strings()?),
-        "B" => AttributeValue::B(blob(value)?),
-        "BS" => AttributeValue::Bs(value.as_array()?.iter().map(blob).collect::<Option<_>>()?),
-        "L" => AttributeValue::L(value.as_array()?.iter().map(attr).collect::<Option<_>>()?),
-        "M" => AttributeValue::M(item(value)?),
-        _ => return None,
-    })
+    if v.is_null() {
+        return None;
+    }
+    pulse::aws::sdk_item_from_json(v).ok()
 }

@@ -9,11 +9,10 @@
 //! test that silently dropped writes would report a latency for events that
 //! never existed.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use serde::Deserialize;
 use tokio::time::Instant;
 
@@ -21,7 +20,7 @@ use tokio::time::Instant;
 pub const BATCH_ITEMS: usize = 25;
 
 /// A table item, as the SDK takes it.
-pub type Item = HashMap<String, AttributeValue>;
+pub type Item = crate::aws::SdkItem;
 
 #[derive(Deserialize)]
 struct Line {
@@ -44,10 +43,7 @@ pub fn item_of_line(line: &[u8]) -> Result<Option<Item>> {
     if line.event_name == "REMOVE" {
         return Ok(None);
     }
-    Ok(line.dynamodb.new_image.map(|image| {
-        let image: HashMap<String, serde_dynamo::AttributeValue> = image.into();
-        image.into_iter().map(|(k, v)| (k, AttributeValue::from(v))).collect()
-    }))
+    Ok(line.dynamodb.new_image.map(crate::aws::sdk_item))
 }
 
 /// What writing cost.
@@ -147,6 +143,8 @@ impl Pacer {
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_dynamodb::types::AttributeValue;
+
     use super::*;
 
     #[test]

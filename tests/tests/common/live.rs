@@ -64,24 +64,9 @@ pub async fn events_table(sdk: &SdkConfig, prefix: &str) -> (String, String) {
     (table, arn)
 }
 
-/// A DynamoDB attribute value from its JSON (`{"S": ..}`, `{"N": ..}`, ...).
-pub fn attr(v: &Value) -> AttributeValue {
-    let (tag, value) = v.as_object().and_then(|m| m.iter().next()).expect("a typed attribute value");
-    match tag.as_str() {
-        "S" => AttributeValue::S(value.as_str().unwrap().to_owned()),
-        "N" => AttributeValue::N(value.as_str().unwrap().to_owned()),
-        "BOOL" => AttributeValue::Bool(value.as_bool().unwrap()),
-        "NULL" => AttributeValue::Null(true),
-        "SS" => AttributeValue::Ss(value.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect()),
-        "L" => AttributeValue::L(value.as_array().unwrap().iter().map(attr).collect()),
-        "M" => AttributeValue::M(value.as_object().unwrap().iter().map(|(k, v)| (k.clone(), attr(v))).collect()),
-        other => panic!("attribute type {other} is not used by these tests"),
-    }
-}
-
 /// An item from its image JSON.
 pub fn item(image: &Value) -> HashMap<String, AttributeValue> {
-    image.as_object().expect("an image").iter().map(|(k, v)| (k.clone(), attr(v))).collect()
+    pulse::aws::sdk_item_from_json(image).expect("an image in DynamoDB's JSON shape")
 }
 
 fn key_of(image: &Value) -> (String, String) {
