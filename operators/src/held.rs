@@ -374,14 +374,13 @@ fn fingerprint(id: u64) -> u8 {
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
-/// Positions in `fps` whose fingerprint is `fp`, lowest first, as candidates
-/// (a few may be false: the caller checks the id).
+/// The first position in `fps` whose fingerprint is `fp` and that `check`
+/// accepts (the caller compares the full id). Eight fingerprints a step,
+/// in a `u64`.
 fn first_match(fps: &[u8], fp: u8, mut check: impl FnMut(usize) -> bool) -> Option<usize> {
     let pattern = ONES * u64::from(fp);
-    let mut chunks = fps.chunks_exact(8);
-    let mut at = 0;
-    let mut scan = |word: [u8; 8], valid: u64, at: usize| {
-        let x = u64::from_le_bytes(word) ^ pattern;
+    let mut scan = |word: u64, valid: u64, at: usize| {
+        let x = word ^ pattern;
         // A zero byte of `x` is a match; the classic test flags every zero
         // byte (and maybe a byte above one, which the check rejects).
         let mut hits = x.wrapping_sub(ONES) & !x & HIGHS & valid;
@@ -394,20 +393,19 @@ fn first_match(fps: &[u8], fp: u8, mut check: impl FnMut(usize) -> bool) -> Opti
         }
         None
     };
+    let mut chunks = fps.chunks_exact(8);
+    let mut at = 0;
     for chunk in &mut chunks {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
-        if let Some(i) = scan(word, u64::MAX, at) {
+        if let Some(i) = scan(u64::from_le_bytes(word), u64::MAX, at) {
             return Some(i);
         }
         at += 8;
     }
-    // The last few, zero padded; the padding's bytes are masked off.
+    // The last few, in the low bytes; the rest is masked off.
     let rest = chunks.remainder();
-    let mut word = [0u8; 8];
-    for (w, &b) in word.iter_mut().zip(rest) {
-        *w = b;
-    }
+    let word = rest.iter().enumerate().fold(0u64, |w, (i, &b)| w | (u64::from(b) << (8 * i)));
     scan(word, !(u64::MAX << (8 * rest.len())), at)
 }
 
