@@ -578,7 +578,7 @@ impl SessionIds {
             return;
         }
         let live = self.bytes.len() - self.head;
-        let slack = live / 8 + 32;
+        let slack = live / 16 + 16;
         if self.head >= extra + slack / 2 {
             self.bytes.drain(..self.head);
         } else {
@@ -618,11 +618,12 @@ impl SessionIds {
         }
     }
 
-    /// Gives memory back when at most half of the buffer is in use.
+    /// Gives memory back once the spare room exceeds a quarter of the ids
+    /// (and a little), as [`Store::settle`] does.
     fn settle(&mut self) {
         let live = self.bytes.len() - self.head;
-        if self.bytes.capacity() > 2 * live + 64 {
-            let mut bytes = Vec::with_capacity(if live == 0 { 0 } else { live + live / 8 + 32 });
+        if self.bytes.capacity() > live + live / 8 + 32 {
+            let mut bytes = Vec::with_capacity(if live == 0 { 0 } else { live + live / 16 + 16 });
             bytes.extend_from_slice(&self.bytes[self.head..]);
             self.bytes = bytes;
             self.head = 0;
@@ -820,7 +821,7 @@ impl Store {
             return;
         }
         let live = self.len();
-        let slack = live / 8 + 4;
+        let slack = live / 16 + 4;
         if 2 * self.head >= slack {
             self.events.drain(..self.head);
             self.fps.drain(..self.head);
@@ -934,12 +935,15 @@ impl Store {
         }
     }
 
-    /// Gives memory back once the events take at most half of it, and drops
-    /// the id index of a store that became small.
+    /// Gives memory back once the spare room exceeds a quarter of the
+    /// events (and a few slots), so a customer whose activity fell does not
+    /// keep its busiest month's buffer; drops the id index of a store that
+    /// became small. A shrink copies the events, and needs about a tenth of
+    /// them to leave since the last: amortized O(1) per event.
     pub(crate) fn settle(&mut self) {
         let live = self.len();
-        if self.events.capacity() > 2 * live + 8 {
-            self.relocate(if live == 0 { 0 } else { live + live / 8 + 4 });
+        if self.events.capacity() > live + live / 8 + 8 {
+            self.relocate(if live == 0 { 0 } else { live + live / 16 + 4 });
         }
         self.session_ids.settle();
         if live < INDEX_ABOVE / 4 {
