@@ -662,6 +662,10 @@ pub(crate) struct Store {
     /// the customer clock (the index of the window's first event). Kept by
     /// the owner through `lower` arguments; saves a binary search per record.
     cursors: [usize; 2],
+    /// The time offset of the event at each cursor ([`EMPTY`] past the end):
+    /// moving the clock reads the events only when one leaves (those 7 and
+    /// 14 days back are rarely in the cache).
+    at_cursor: [u32; 2],
     session_ids: SessionIds,
     /// Sorted by (ts_off, id); `None` when empty (boxed: one pointer inline
     /// for what most customers never have).
@@ -677,6 +681,7 @@ impl Store {
             fps: Vec::new(),
             head: 0,
             cursors: [0; 2],
+            at_cursor: [EMPTY; 2],
             session_ids: SessionIds::default(),
             spills: None,
             index: None,
@@ -775,9 +780,21 @@ impl Store {
         self.cursors[w]
     }
 
+    /// The ts of the first event of W_7 (`w` = 0) or W_14 (`w` = 1) at the
+    /// clock, if the window has one.
+    pub(crate) fn cursor_ts(&self, w: usize) -> Option<i64> {
+        debug_assert_eq!(self.at_cursor[w], self.live().get(self.cursors[w]).map_or(EMPTY, |e| e.ts_off));
+        (self.at_cursor[w] != EMPTY).then(|| self.base + i64::from(self.at_cursor[w]))
+    }
+
+    fn reload_cursor(&mut self, w: usize) {
+        self.at_cursor[w] = self.live().get(self.cursors[w]).map_or(EMPTY, |e| e.ts_off);
+    }
+
     /// Moves a window's first-event index forward past an event that left it.
     pub(crate) fn step_cursor(&mut self, w: usize) {
         self.cursors[w] += 1;
+        self.reload_cursor(w);
     }
 
     /// Number of sessions before position `at`.
@@ -862,9 +879,12 @@ impl Store {
             self.events.insert(self.head + at, held);
             self.fps.insert(self.head + at, fingerprint(e.id));
         }
-        for (cursor, bound) in self.cursors.iter_mut().zip(lower) {
+        for (w, bound) in lower.into_iter().enumerate() {
             if e.ts <= bound {
-                *cursor += 1;
+                self.cursors[w] += 1;
+            } else if at == self.cursors[w] {
+                // The window's new first event.
+                self.at_cursor[w] = off;
             }
         }
         if let Some(spill) = spill {
@@ -916,9 +936,11 @@ impl Store {
             self.events.remove(i);
             self.fps.remove(i);
         }
-        for (cursor, bound) in self.cursors.iter_mut().zip(lower) {
+        for (w, bound) in lower.into_iter().enumerate() {
             if ts <= bound {
-                *cursor -= 1;
+                self.cursors[w] -= 1;
+            } else if at == self.cursors[w] {
+                self.reload_cursor(w);
             }
         }
         Removed { ts, ev }
@@ -967,6 +989,9 @@ impl Store {
         }
         if let Some(index) = self.index.as_deref_mut() {
             index.shift(shift);
+        }
+        for off in self.at_cursor.iter_mut().filter(|o| **o != EMPTY) {
+            *off -= shift;
         }
         self.base = new_base;
     }
@@ -1116,6 +1141,8 @@ impl Store {
             store.build_index(Some(slots));
         }
         store.cursors = lower.map(|bound| store.first_after(bound));
+        store.reload_cursor(0);
+        store.reload_cursor(1);
         Ok(store)
     }
 }
