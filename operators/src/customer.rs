@@ -307,12 +307,11 @@ impl CustomerState {
     fn advance_clock(&mut self, to: i64) {
         for wi in [W7, W14] {
             let bound = lower_bound(to, wi);
-            while self.store.cursor(wi) < self.store.len() {
-                let e = *self.store.get(self.store.cursor(wi));
-                let ts = self.store.ts(&e);
+            while let Some(ts) = self.store.cursor_ts(wi) {
                 if ts > bound {
                     break;
                 }
+                let e = *self.store.get(self.store.cursor(wi));
                 let ev = self.store.view(&e);
                 self.aggs.apply(wi, ts, &ev, false);
                 self.store.step_cursor(wi);
@@ -402,8 +401,13 @@ impl CustomerState {
             0
         };
         // The boundary day counts if one of its events is after `low`.
-        let first = if t == self.clock { self.store.cursor(W14) } else { self.store.first_after(low) };
-        if first < self.store.len() && day_of(self.store.ts_at(first)) == low_day {
+        let first = if t == self.clock {
+            self.store.cursor_ts(W14)
+        } else {
+            let i = self.store.first_after(low);
+            (i < self.store.len()).then(|| self.store.ts_at(i))
+        };
+        if first.is_some_and(|ts| day_of(ts) == low_day) {
             n += 1;
         }
         n

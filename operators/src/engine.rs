@@ -131,9 +131,14 @@ impl Engine {
         }
         let as_of = state.clock;
         let schedule = self.schedule(state, as_of);
-        // The features go straight into the output (no copies of 368 bytes).
-        let customer_id = key.clone();
-        out.push(Emission { customer_id, as_of, trigger: Trigger::Event, features: [0.0; FEATURE_COUNT] });
+        // The features go straight into the output: the emission is made in
+        // place (a `push` would build it on the stack and copy 368 bytes).
+        out.resize_with(out.len() + 1, || Emission {
+            customer_id: key.clone(),
+            as_of,
+            trigger: Trigger::Event,
+            features: [0.0; FEATURE_COUNT],
+        });
         let emission = out.last_mut().expect("just pushed");
         state.features_into(as_of, &self.tutors, &mut emission.features);
         drop(entry);
@@ -203,7 +208,12 @@ impl Engine {
                     Some(due) if due == at => {
                         let next = self.schedule(state, at);
                         let features = [0.0; FEATURE_COUNT];
-                        out.push(Emission { customer_id, as_of: at, trigger: Trigger::Timer, features });
+                        out.resize_with(out.len() + 1, || Emission {
+                            customer_id: customer_id.clone(),
+                            as_of: at,
+                            trigger: Trigger::Timer,
+                            features,
+                        });
                         let emission = out.last_mut().expect("just pushed");
                         state.features_into(at, &self.tutors, &mut emission.features);
                         drop(entry);

@@ -374,14 +374,13 @@ fn fingerprint(id: u64) -> u8 {
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
-/// Positions in `fps` whose fingerprint is `fp`, lowest first, as candidates
-/// (a few may be false: the caller checks the id).
+/// The first position in `fps` whose fingerprint is `fp` and that `check`
+/// accepts (the caller compares the full id). Eight fingerprints a step,
+/// in a `u64`.
 fn first_match(fps: &[u8], fp: u8, mut check: impl FnMut(usize) -> bool) -> Option<usize> {
     let pattern = ONES * u64::from(fp);
-    let mut chunks = fps.chunks_exact(8);
-    let mut at = 0;
-    let mut scan = |word: [u8; 8], valid: u64, at: usize| {
-        let x = u64::from_le_bytes(word) ^ pattern;
+    let mut scan = |word: u64, valid: u64, at: usize| {
+        let x = word ^ pattern;
         // A zero byte of `x` is a match; the classic test flags every zero
         // byte (and maybe a byte above one, which the check rejects).
         let mut hits = x.wrapping_sub(ONES) & !x & HIGHS & valid;
@@ -394,20 +393,19 @@ fn first_match(fps: &[u8], fp: u8, mut check: impl FnMut(usize) -> bool) -> Opti
         }
         None
     };
+    let mut chunks = fps.chunks_exact(8);
+    let mut at = 0;
     for chunk in &mut chunks {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
-        if let Some(i) = scan(word, u64::MAX, at) {
+        if let Some(i) = scan(u64::from_le_bytes(word), u64::MAX, at) {
             return Some(i);
         }
         at += 8;
     }
-    // The last few, zero padded; the padding's bytes are masked off.
+    // The last few, in the low bytes; the rest is masked off.
     let rest = chunks.remainder();
-    let mut word = [0u8; 8];
-    for (w, &b) in word.iter_mut().zip(rest) {
-        *w = b;
-    }
+    let word = rest.iter().enumerate().fold(0u64, |w, (i, &b)| w | (u64::from(b) << (8 * i)));
     scan(word, !(u64::MAX << (8 * rest.len())), at)
 }
 
@@ -580,7 +578,7 @@ impl SessionIds {
             return;
         }
         let live = self.bytes.len() - self.head;
-        let slack = live / 8 + 32;
+        let slack = live / 16 + 16;
         if self.head >= extra + slack / 2 {
             self.bytes.drain(..self.head);
         } else {
@@ -620,11 +618,12 @@ impl SessionIds {
         }
     }
 
-    /// Gives memory back when at most half of the buffer is in use.
+    /// Gives memory back once the spare room exceeds a quarter of the ids
+    /// (and a little), as [`Store::settle`] does.
     fn settle(&mut self) {
         let live = self.bytes.len() - self.head;
-        if self.bytes.capacity() > 2 * live + 64 {
-            let mut bytes = Vec::with_capacity(if live == 0 { 0 } else { live + live / 8 + 32 });
+        if self.bytes.capacity() > live + live / 8 + 32 {
+            let mut bytes = Vec::with_capacity(if live == 0 { 0 } else { live + live / 16 + 16 });
             bytes.extend_from_slice(&self.bytes[self.head..]);
             self.bytes = bytes;
             self.head = 0;
@@ -663,6 +662,10 @@ pub(crate) struct Store {
     /// the customer clock (the index of the window's first event). Kept by
     /// the owner through `lower` arguments; saves a binary search per record.
     cursors: [usize; 2],
+    /// The time offset of the event at each cursor ([`EMPTY`] past the end):
+    /// moving the clock reads the events only when one leaves (those 7 and
+    /// 14 days back are rarely in the cache).
+    at_cursor: [u32; 2],
     session_ids: SessionIds,
     /// Sorted by (ts_off, id); `None` when empty (boxed: one pointer inline
     /// for what most customers never have).
@@ -678,6 +681,7 @@ impl Store {
             fps: Vec::new(),
             head: 0,
             cursors: [0; 2],
+            at_cursor: [EMPTY; 2],
             session_ids: SessionIds::default(),
             spills: None,
             index: None,
@@ -776,9 +780,21 @@ impl Store {
         self.cursors[w]
     }
 
+    /// The ts of the first event of W_7 (`w` = 0) or W_14 (`w` = 1) at the
+    /// clock, if the window has one.
+    pub(crate) fn cursor_ts(&self, w: usize) -> Option<i64> {
+        debug_assert_eq!(self.at_cursor[w], self.live().get(self.cursors[w]).map_or(EMPTY, |e| e.ts_off));
+        (self.at_cursor[w] != EMPTY).then(|| self.base + i64::from(self.at_cursor[w]))
+    }
+
+    fn reload_cursor(&mut self, w: usize) {
+        self.at_cursor[w] = self.live().get(self.cursors[w]).map_or(EMPTY, |e| e.ts_off);
+    }
+
     /// Moves a window's first-event index forward past an event that left it.
     pub(crate) fn step_cursor(&mut self, w: usize) {
         self.cursors[w] += 1;
+        self.reload_cursor(w);
     }
 
     /// Number of sessions before position `at`.
@@ -822,7 +838,7 @@ impl Store {
             return;
         }
         let live = self.len();
-        let slack = live / 8 + 4;
+        let slack = live / 16 + 4;
         if 2 * self.head >= slack {
             self.events.drain(..self.head);
             self.fps.drain(..self.head);
@@ -863,9 +879,12 @@ impl Store {
             self.events.insert(self.head + at, held);
             self.fps.insert(self.head + at, fingerprint(e.id));
         }
-        for (cursor, bound) in self.cursors.iter_mut().zip(lower) {
+        for (w, bound) in lower.into_iter().enumerate() {
             if e.ts <= bound {
-                *cursor += 1;
+                self.cursors[w] += 1;
+            } else if at == self.cursors[w] {
+                // The window's new first event.
+                self.at_cursor[w] = off;
             }
         }
         if let Some(spill) = spill {
@@ -917,9 +936,11 @@ impl Store {
             self.events.remove(i);
             self.fps.remove(i);
         }
-        for (cursor, bound) in self.cursors.iter_mut().zip(lower) {
+        for (w, bound) in lower.into_iter().enumerate() {
             if ts <= bound {
-                *cursor -= 1;
+                self.cursors[w] -= 1;
+            } else if at == self.cursors[w] {
+                self.reload_cursor(w);
             }
         }
         Removed { ts, ev }
@@ -936,12 +957,15 @@ impl Store {
         }
     }
 
-    /// Gives memory back once the events take at most half of it, and drops
-    /// the id index of a store that became small.
+    /// Gives memory back once the spare room exceeds a quarter of the
+    /// events (and a few slots), so a customer whose activity fell does not
+    /// keep its busiest month's buffer; drops the id index of a store that
+    /// became small. A shrink copies the events, and needs about a tenth of
+    /// them to leave since the last: amortized O(1) per event.
     pub(crate) fn settle(&mut self) {
         let live = self.len();
-        if self.events.capacity() > 2 * live + 8 {
-            self.relocate(if live == 0 { 0 } else { live + live / 8 + 4 });
+        if self.events.capacity() > live + live / 8 + 8 {
+            self.relocate(if live == 0 { 0 } else { live + live / 16 + 4 });
         }
         self.session_ids.settle();
         if live < INDEX_ABOVE / 4 {
@@ -965,6 +989,9 @@ impl Store {
         }
         if let Some(index) = self.index.as_deref_mut() {
             index.shift(shift);
+        }
+        for off in self.at_cursor.iter_mut().filter(|o| **o != EMPTY) {
+            *off -= shift;
         }
         self.base = new_base;
     }
@@ -1114,6 +1141,8 @@ impl Store {
             store.build_index(Some(slots));
         }
         store.cursors = lower.map(|bound| store.first_after(bound));
+        store.reload_cursor(0);
+        store.reload_cursor(1);
         Ok(store)
     }
 }

@@ -7,18 +7,18 @@
 //! the saved positions; every vector it emits from then on is the one it would
 //! have emitted without the crash, bit for bit. So a snapshot holds everything
 //! that affects a future output: each customer's clock, first time, held
-//! events, window aggregates (the exact `i128` sums and the `f64` side sums,
-//! bit for bit), sessions and tutor switches, latest and frozen times, timer
-//! fields; the tutor numbering; the counters and the sampled peak state size.
-//! Container capacities are kept too, so `state_size()` reports the same bytes
-//! and containers grow at the same moments. One exception, rare in practice
-//! (none in 10,000 synthetic customers): a customer's id index (a `HashMap`)
-//! whose removals left tombstones reports less capacity than a fresh table,
-//! so the restored one may report a few slots more, and its next snapshot
-//! differs in that number; no output but `state_size().bytes` depends on it.
-//! What follows from the rest is rebuilt rather than stored: the id index,
-//! the W_7/W_14 cursors, the active-day counts, the timer heap (one entry per
-//! customer with a `queued` time) and its earliest due time.
+//! events (with their spills and the held sessions' ids), window aggregates
+//! (the thousandths, and the other numbers' exact `i128` sums and `f64` side
+//! sums, bit for bit), the tutor table's slots, tutor switches, latest and
+//! frozen times, timer fields; the tutor numbering; the counters and the
+//! sampled peak state size. Container capacities, and the free room at the
+//! front of the event and session-id buffers, are kept too, so
+//! `state_size()` reports the same bytes and the buffers grow and shrink at
+//! the same moments. What follows from the rest is rebuilt rather than
+//! stored: the fingerprints, the id index's entries (its size is stored; it
+//! has no tombstones, so a rebuilt one is the same), the W_7/W_14 cursors,
+//! the active days, the timer heap (one entry per customer with a `queued`
+//! time) and its earliest due time.
 //!
 //! # Format
 //!

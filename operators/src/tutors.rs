@@ -108,6 +108,8 @@ impl TutorStats {
                     i
                 }
                 None => {
+                    // A handful per customer: no room to spare.
+                    self.0.reserve_exact(1);
                     self.0.push(TutorStat { tutor, ..TutorStat::default() });
                     self.0.len() - 1
                 }

@@ -303,6 +303,7 @@ pub(crate) const LATER_TUTORS: usize = 8;
 impl Parts<'_> {
     /// Adds or removes an event in window `wi`, tutor stats included (the
     /// event's tutor holds a slot of the table).
+    #[inline]
     pub(crate) fn apply(&mut self, wi: usize, ts: i64, e: &Ev, add: bool) {
         let odd = &mut *self.odd;
         match wi {
