@@ -1,11 +1,13 @@
 //! One customer's state: held events, window aggregates, recency, clocks.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use pulse_schemas::{Features, DAY_MS};
 use serde::{Deserialize, Serialize};
 
 use crate::held::{Encoded, Ever, Kind, NewEvent, Store, StoreImage, HORIZON_MS, NO_LOCAL, NO_TUTOR};
+use crate::timers::DueCell;
 use crate::tutors::{Switches, TutorIds, TutorStat, FREE};
 use crate::windows::{compute, lower_bound, Aggregates, Parts, Recency, LATER_TUTORS, W14, W30, W7, WINDOW_DAYS};
 
@@ -45,9 +47,12 @@ pub(crate) struct CustomerState {
     first_ts: i64,
     /// `as_of` of the customer's last vector, and its next timer.
     pub(crate) last_as_of: i64,
-    pub(crate) next_due: Option<i64>,
-    /// Due time of this customer's one entry in the timer heap, if any.
-    pub(crate) queued: Option<i64>,
+    next_due: Option<i64>,
+    /// Whether the customer has its one entry in the timer queue (due at or
+    /// before `next_due`).
+    pub(crate) queued: bool,
+    /// `next_due` as the timer entry reads it: there while `queued`.
+    due_cell: Option<Arc<DueCell>>,
     /// Latest held ts per [`Ever`] kind, past-horizon ones included.
     latest: [i64; 4],
     /// Latest ts per [`Ever`] kind among events past the horizon.
@@ -68,7 +73,8 @@ impl CustomerState {
             first_ts,
             last_as_of: NONE,
             next_due: None,
-            queued: None,
+            queued: false,
+            due_cell: None,
             latest: [NONE; 4],
             frozen: [NONE; 4],
             days: 0,
@@ -77,6 +83,33 @@ impl CustomerState {
             aggs: Aggregates::default(),
             store: Store::new(first_ts.saturating_sub(HORIZON_MS)),
         }
+    }
+
+    /// When the customer's next timer is due.
+    pub(crate) fn next_due(&self) -> Option<i64> {
+        self.next_due
+    }
+
+    /// Sets when the next timer is due, for the timer entry too.
+    pub(crate) fn set_next_due(&mut self, due: Option<i64>) {
+        self.next_due = due;
+        if let Some(cell) = &self.due_cell {
+            cell.set(due);
+        }
+    }
+
+    /// The cell a timer entry of this customer reads its due time from.
+    pub(crate) fn due_cell(&mut self) -> Arc<DueCell> {
+        let due = self.next_due;
+        self.due_cell.get_or_insert_with(|| Arc::new(DueCell::new(due))).clone()
+    }
+
+    /// Drops the cell once the customer has no entry (its timers stopped),
+    /// so that a state has one exactly while it is queued, as a restored
+    /// one does.
+    pub(crate) fn drop_due_cell(&mut self) {
+        debug_assert!(!self.queued);
+        self.due_cell = None;
     }
 
     /// Whether a record touching an event at `ts` is late (ts <= C - 30 days).
@@ -415,7 +448,9 @@ impl CustomerState {
 
     /// Bytes this customer holds on the heap (its struct lives in the map).
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.store.heap_bytes() + self.aggs.heap_bytes()
+        // The due cell: an `Arc`'s two counters and the time.
+        let cell = self.due_cell.as_ref().map_or(0, |_| 2 * std::mem::size_of::<usize>() + 8);
+        self.store.heap_bytes() + self.aggs.heap_bytes() + cell
     }
 
     /// The part of [`CustomerState::heap_bytes`] that grows with the held events.
@@ -440,7 +475,9 @@ impl CustomerState {
             frozen: self.frozen,
             last_as_of: self.last_as_of,
             next_due: self.next_due,
-            queued: self.queued,
+            // The entry itself may be earlier; one at the due time behaves
+            // the same, and two engines in the same state write the same.
+            queued: if self.queued { self.next_due } else { None },
         }
     }
 
@@ -520,7 +557,8 @@ impl CustomerState {
             first_ts: image.first_ts,
             last_as_of: image.last_as_of,
             next_due: image.next_due,
-            queued: image.queued,
+            queued: image.queued.is_some(),
+            due_cell: None,
             latest: image.latest,
             frozen: image.frozen,
             days,

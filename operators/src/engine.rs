@@ -1,7 +1,7 @@
 //! The engine: every customer's state, the record rules of §2 and timers.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
 use pulse_schemas::{CustomerId, Event, Features, StreamChange, StreamRecord, Trigger, FEATURE_COUNT};
@@ -10,7 +10,7 @@ use crate::customer::{CustomerImage, CustomerState, Effect};
 use crate::held::{id_hash, Encoded};
 use crate::snapshot::{FrameReader, FrameWriter, Meta, SnapshotError};
 use crate::stats::{Counters, CountersSnapshot};
-use crate::timers::{TimerPolicy, TimerQueue};
+use crate::timers::{DueCell, TimerPolicy, TimerQueue};
 use crate::tutors::TutorIds;
 
 /// How the engine behaves.
@@ -143,33 +143,39 @@ impl Engine {
         state.features_into(as_of, &self.tutors, &mut emission.features);
         drop(entry);
         Counters::bump(&c.vectors_event);
-        if let Some(due) = schedule {
-            self.push_timer(due, emission.customer_id.clone());
+        if let Some((due, cell)) = schedule {
+            self.push_timer(due, emission.customer_id.clone(), cell);
         }
     }
 
     /// Records a vector as of `as_of` and works out the next timer. Returns
-    /// a due time to push when the customer has no entry in the heap yet.
+    /// an entry to push when the customer has none in the queue yet.
     ///
-    /// Each customer has at most one heap entry, at or before its next due
-    /// time (due times only move later): a vector does not push a new entry,
-    /// and an entry popped early is pushed again at the real due time. So the
-    /// heap holds one entry per customer, not one per vector.
-    fn schedule(&self, state: &mut CustomerState, as_of: i64) -> Option<i64> {
+    /// Each customer has at most one entry, at or before its next due time
+    /// (due times only move later): a vector does not push a new entry, and
+    /// an entry that comes up early is moved to the real due time (see
+    /// [`crate::timers::DueCell`]). So the queue holds one entry per
+    /// customer, not one per vector.
+    fn schedule(&self, state: &mut CustomerState, as_of: i64) -> Option<(i64, Arc<DueCell>)> {
         state.last_as_of = state.last_as_of.max(as_of);
-        state.next_due = self.config.timers.next_due(state.last_as_of, state.clock);
-        match (state.queued, state.next_due) {
-            (None, Some(due)) => {
-                state.queued = Some(due);
-                Some(due)
+        state.set_next_due(self.config.timers.next_due(state.last_as_of, state.clock));
+        Self::entry_to_push(state)
+    }
+
+    /// The entry to push for a customer with a timer due and none queued.
+    fn entry_to_push(state: &mut CustomerState) -> Option<(i64, Arc<DueCell>)> {
+        match (state.queued, state.next_due()) {
+            (false, Some(due)) => {
+                state.queued = true;
+                Some((due, state.due_cell()))
             }
             _ => None,
         }
     }
 
-    fn push_timer(&self, due: i64, customer_id: CustomerId) {
+    fn push_timer(&self, due: i64, customer_id: CustomerId, cell: Arc<DueCell>) {
         let mut timers = self.lock_timers();
-        timers.push(due, customer_id);
+        timers.push(due, customer_id, cell);
         self.earliest_due.store(timers.earliest(), Relaxed);
     }
 
@@ -181,55 +187,55 @@ impl Engine {
 
     /// Moves time to `now_ms`: every timer due at or before it fires, in
     /// (due, customer) order, each pushing a [`Trigger::Timer`] vector as of
-    /// its due time.
+    /// its due time. Timers fire one at a time, so that when time jumps over
+    /// several intervals a customer's next timer takes its place among the
+    /// others' (the order is by due time throughout, not in rounds).
     pub fn advance_to(&self, now_ms: i64, out: &mut Vec<Emission>) {
-        let mut due = Vec::new();
         loop {
             if self.earliest_due.load(Relaxed) > now_ms {
                 return;
             }
-            due.clear();
-            {
+            let next = {
                 let mut timers = self.lock_timers();
-                timers.pop_due(now_ms, &mut due);
+                let next = timers.pop_next(now_ms);
                 self.earliest_due.store(timers.earliest(), Relaxed);
+                next
+            };
+            let Some((at, customer_id)) = next else { return };
+            let Some(mut entry) = self.customers.get_mut(&customer_id) else { continue };
+            let state = entry.value_mut();
+            if !state.queued {
+                continue;
             }
-            if due.is_empty() {
-                return;
+            // The entry is out of the queue: a new one is pushed below if
+            // the customer still has a timer due.
+            state.queued = false;
+            let push = match state.next_due() {
+                Some(due) if due == at => {
+                    let next = self.schedule(state, at);
+                    let features = [0.0; FEATURE_COUNT];
+                    out.resize_with(out.len() + 1, || Emission {
+                        customer_id: customer_id.clone(),
+                        as_of: at,
+                        trigger: Trigger::Timer,
+                        features,
+                    });
+                    let emission = out.last_mut().expect("just pushed");
+                    state.features_into(at, &self.tutors, &mut emission.features);
+                    Counters::bump(&self.counters.vectors_timer);
+                    next
+                }
+                // Moved later since the entry came out (a record applied by
+                // another thread): wait for the real time.
+                Some(_) => Self::entry_to_push(state),
+                None => None,
+            };
+            if push.is_none() {
+                state.drop_due_cell();
             }
-            for (at, customer_id) in due.drain(..) {
-                let Some(mut entry) = self.customers.get_mut(&customer_id) else { continue };
-                let state = entry.value_mut();
-                if state.queued != Some(at) {
-                    continue;
-                }
-                state.queued = None;
-                match state.next_due {
-                    Some(due) if due == at => {
-                        let next = self.schedule(state, at);
-                        let features = [0.0; FEATURE_COUNT];
-                        out.resize_with(out.len() + 1, || Emission {
-                            customer_id: customer_id.clone(),
-                            as_of: at,
-                            trigger: Trigger::Timer,
-                            features,
-                        });
-                        let emission = out.last_mut().expect("just pushed");
-                        state.features_into(at, &self.tutors, &mut emission.features);
-                        drop(entry);
-                        Counters::bump(&self.counters.vectors_timer);
-                        if let Some(next) = next {
-                            self.push_timer(next, emission.customer_id.clone());
-                        }
-                    }
-                    Some(due) => {
-                        // Moved later by newer vectors: wait for the real time.
-                        state.queued = Some(due);
-                        drop(entry);
-                        self.push_timer(due, customer_id);
-                    }
-                    None => {}
-                }
+            drop(entry);
+            if let Some((due, cell)) = push {
+                self.push_timer(due, customer_id, cell);
             }
         }
     }
@@ -263,18 +269,12 @@ impl Engine {
         }
         let (last, _) = self.config.timers.settled(state.clock, timers_fired_through);
         state.last_as_of = state.last_as_of.max(last);
-        state.next_due = self.config.timers.next_due(state.last_as_of, state.clock);
-        let push = match (state.queued, state.next_due) {
-            (None, Some(due)) => {
-                state.queued = Some(due);
-                Some(due)
-            }
-            _ => None,
-        };
+        state.set_next_due(self.config.timers.next_due(state.last_as_of, state.clock));
+        let push = Self::entry_to_push(state);
         let customer = entry.key().clone();
         drop(entry);
-        if let Some(due) = push {
-            self.push_timer(due, customer);
+        if let Some((due, cell)) = push {
+            self.push_timer(due, customer, cell);
         }
         counts
     }
@@ -282,7 +282,7 @@ impl Engine {
     /// When a customer's next timer is due (`None` for an unknown customer or
     /// one whose timers have stopped).
     pub fn next_due(&self, customer_id: &str) -> Option<i64> {
-        self.customers.get(customer_id).and_then(|s| s.next_due)
+        self.customers.get(customer_id).and_then(|s| s.next_due())
     }
 
     /// A customer's features as of `as_of_ms`, which must be at or after its
@@ -415,10 +415,10 @@ impl Engine {
             }
             let id = CustomerId::new(id);
             let queued = image.queued();
-            let state =
+            let mut state =
                 CustomerState::from_image(image, &tutors).map_err(|e| corrupt(format!("customer {id}: {e}")))?;
             if let Some(due) = queued {
-                timers.push(due, id.clone());
+                timers.push(due, id.clone(), state.due_cell());
             }
             customers.insert(id.clone(), state);
             previous = Some(id);

@@ -18,7 +18,7 @@
 //! stored: the fingerprints, the id index's entries (its size is stored; it
 //! has no tombstones, so a rebuilt one is the same), the W_7/W_14 cursors,
 //! the active days, the timer heap (one entry per customer with a `queued`
-//! time) and its earliest due time.
+//! time, which is its next due time) and its earliest due time.
 //!
 //! # Format
 //!

@@ -16,11 +16,14 @@
 //! timers on stream time (the records' `ApproximateCreationDateTime`), so it is
 //! deterministic; live mode fires them on the wall clock.
 //!
-//! Cost: one vector per silent customer per day, O(log n) each in a heap; no
-//! scan of all customers ever happens.
+//! Cost: one vector per silent customer per day, O(log n) each in a heap,
+//! and for an active customer an entry moved later in place about once a day
+//! (see [`DueCell`]); no scan of all customers ever happens.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::cmp::{Ordering, Reverse};
+use std::collections::binary_heap::{BinaryHeap, PeekMut};
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+use std::sync::Arc;
 
 use pulse_schemas::{CustomerId, DAY_MS};
 
@@ -83,29 +86,92 @@ impl TimerPolicy {
     }
 }
 
+/// A customer's next due time (`i64::MAX` when its timers have stopped),
+/// shared by its state and its timer entry: the state writes it under the
+/// customer's lock, the queue reads it under its own.
+///
+/// An active customer's due time moves later with every vector, so its one
+/// entry is usually early when it comes up (about once a day). The queue then
+/// reads the cell and moves the entry to the real due time in place, without
+/// finding the customer in the map: the map is only visited for a timer that
+/// fires.
+#[derive(Debug)]
+pub(crate) struct DueCell(AtomicI64);
+
+const NOT_DUE: i64 = i64::MAX;
+
+impl DueCell {
+    pub(crate) fn new(due: Option<i64>) -> DueCell {
+        DueCell(AtomicI64::new(due.unwrap_or(NOT_DUE)))
+    }
+
+    pub(crate) fn set(&self, due: Option<i64>) {
+        self.0.store(due.unwrap_or(NOT_DUE), Relaxed);
+    }
+
+    fn get(&self) -> Option<i64> {
+        Some(self.0.load(Relaxed)).filter(|&due| due != NOT_DUE)
+    }
+}
+
+/// One timer entry, ordered by (due, customer).
+#[derive(Debug)]
+struct Entry {
+    due: i64,
+    customer: CustomerId,
+    cell: Arc<DueCell>,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Entry) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Entry {}
+
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Entry) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Entry {
+    fn cmp(&self, other: &Entry) -> Ordering {
+        (self.due, &self.customer).cmp(&(other.due, &other.customer))
+    }
+}
+
 /// Due timers, earliest first; ties in customer id order so a replay is
-/// deterministic. One entry per customer at most, at or before its due time
-/// (the engine pushes it again when it pops early).
+/// deterministic. One entry per customer at most, at or before its due time.
 #[derive(Debug, Default)]
 pub(crate) struct TimerQueue {
-    heap: BinaryHeap<Reverse<(i64, CustomerId)>>,
+    heap: BinaryHeap<Reverse<Entry>>,
 }
 
 impl TimerQueue {
-    pub(crate) fn push(&mut self, due: i64, customer: CustomerId) {
-        self.heap.push(Reverse((due, customer)));
+    pub(crate) fn push(&mut self, due: i64, customer: CustomerId, cell: Arc<DueCell>) {
+        self.heap.push(Reverse(Entry { due, customer, cell }));
     }
 
-    /// Removes and returns every entry due at or before `now`, in order.
-    pub(crate) fn pop_due(&mut self, now: i64, into: &mut Vec<(i64, CustomerId)>) {
-        while let Some(Reverse((due, _))) = self.heap.peek() {
-            if *due > now {
-                break;
+    /// Removes and returns the first entry due at or before `now` whose
+    /// customer's due time (its [`DueCell`]) is the entry's, or has stopped.
+    /// An entry that came up early moves to its customer's due time on the
+    /// way (and comes out if that is still the first at or before `now`).
+    pub(crate) fn pop_next(&mut self, now: i64) -> Option<(i64, CustomerId)> {
+        while let Some(mut top) = self.heap.peek_mut() {
+            if top.0.due > now {
+                return None;
             }
-            if let Some(Reverse(entry)) = self.heap.pop() {
-                into.push(entry);
+            match top.0.cell.get() {
+                Some(due) if due != top.0.due => top.0.due = due,
+                _ => {
+                    let Reverse(entry) = PeekMut::pop(top);
+                    return Some((entry.due, entry.customer));
+                }
             }
         }
+        None
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -114,7 +180,7 @@ impl TimerQueue {
 
     /// The earliest due time, or `i64::MAX` when empty.
     pub(crate) fn earliest(&self) -> i64 {
-        self.heap.peek().map_or(i64::MAX, |Reverse((due, _))| *due)
+        self.heap.peek().map_or(i64::MAX, |Reverse(e)| e.due)
     }
 }
 
