@@ -449,7 +449,8 @@ impl CustomerState {
     /// Bytes this customer holds on the heap (its struct lives in the map).
     pub(crate) fn heap_bytes(&self) -> usize {
         // The due cell: an `Arc`'s two counters and the time.
-        let cell = self.due_cell.as_ref().map_or(0, |_| 2 * std::mem::size_of::<usize>() + 8);
+        let cell =
+            self.due_cell.as_ref().map_or(0, |_| 2 * std::mem::size_of::<usize>() + std::mem::size_of::<DueCell>());
         self.store.heap_bytes() + self.aggs.heap_bytes() + cell
     }
 
