@@ -832,19 +832,22 @@ impl Store {
         (hi, k)
     }
 
-    /// Room for one more event at the back.
+    /// Room for one more event at the back: the slots of events that left
+    /// at the front are reused when there are a few, else the buffer grows
+    /// by an eighth. (By a sixteenth, it was copied every few events while a
+    /// customer's first month filled up; by an eighth, the held events cost
+    /// 0.2 B more each.)
     fn make_room(&mut self) {
         if self.events.len() < self.events.capacity() {
             return;
         }
         let live = self.len();
-        let slack = live / 16 + 4;
-        if 2 * self.head >= slack {
+        if 2 * self.head >= live / 16 + 4 {
             self.events.drain(..self.head);
             self.fps.drain(..self.head);
             self.head = 0;
         } else {
-            self.relocate(live + slack);
+            self.relocate(live + live / 8 + 4);
         }
     }
 
@@ -957,7 +960,7 @@ impl Store {
         }
     }
 
-    /// Gives memory back once the spare room exceeds a quarter of the
+    /// Gives memory back once the spare room exceeds an eighth of the
     /// events (and a few slots), so a customer whose activity fell does not
     /// keep its busiest month's buffer; drops the id index of a store that
     /// became small. A shrink copies the events, and needs about a tenth of
