@@ -104,6 +104,14 @@ impl CustomerState {
         self.due_cell.get_or_insert_with(|| Arc::new(DueCell::new(due))).clone()
     }
 
+    /// Cancels the customer's timer entry, if it has one: the state is being
+    /// dropped, and the entry must not fire for a state loaded in its place.
+    pub(crate) fn cancel_timer(&self) {
+        if let Some(cell) = &self.due_cell {
+            cell.cancel();
+        }
+    }
+
     /// Drops the cell once the customer has no entry (its timers stopped),
     /// so that a state has one exactly while it is queued, as a restored
     /// one does.

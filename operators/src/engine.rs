@@ -279,6 +279,31 @@ impl Engine {
         counts
     }
 
+    /// Drops a customer's state, as if its records had never been applied
+    /// (the counters keep them), and cancels its pending timer. For a caller
+    /// that learns its copy of the customer is stale (records applied
+    /// elsewhere since) and loads it afresh with [`Engine::hydrate`], or
+    /// leaves it to whoever holds it. Returns whether it was held.
+    pub fn forget(&self, customer_id: &str) -> bool {
+        match self.customers.remove(customer_id) {
+            Some((_, state)) => {
+                state.cancel_timer();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The customers whose timer would fire by `now_ms`, sorted: those an
+    /// [`Engine::advance_to`] to `now_ms` would rescore, unless a record
+    /// moves a due time first. Reads every pending entry.
+    pub fn due_by(&self, now_ms: i64) -> Vec<CustomerId> {
+        let mut due = self.lock_timers().due_by(now_ms);
+        due.sort_unstable();
+        due.dedup();
+        due
+    }
+
     /// When a customer's next timer is due (`None` for an unknown customer or
     /// one whose timers have stopped).
     pub fn next_due(&self, customer_id: &str) -> Option<i64> {

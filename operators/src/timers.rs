@@ -86,7 +86,8 @@ impl TimerPolicy {
     }
 }
 
-/// A customer's next due time (`i64::MAX` when its timers have stopped),
+/// A customer's next due time (`i64::MAX` when its timers have stopped,
+/// `i64::MIN` once its state was dropped: see [`crate::Engine::forget`]),
 /// shared by its state and its timer entry: the state writes it under the
 /// customer's lock, the queue reads it under its own.
 ///
@@ -99,6 +100,8 @@ impl TimerPolicy {
 pub(crate) struct DueCell(AtomicI64);
 
 const NOT_DUE: i64 = i64::MAX;
+/// No due time is ever `i64::MIN` (it is a vector's time plus an interval).
+const CANCELLED: i64 = i64::MIN;
 
 impl DueCell {
     pub(crate) fn new(due: Option<i64>) -> DueCell {
@@ -109,8 +112,17 @@ impl DueCell {
         self.0.store(due.unwrap_or(NOT_DUE), Relaxed);
     }
 
+    /// Marks the entry dead: its customer's state is gone.
+    pub(crate) fn cancel(&self) {
+        self.0.store(CANCELLED, Relaxed);
+    }
+
     fn get(&self) -> Option<i64> {
         Some(self.0.load(Relaxed)).filter(|&due| due != NOT_DUE)
+    }
+
+    fn cancelled(&self) -> bool {
+        self.0.load(Relaxed) == CANCELLED
     }
 }
 
@@ -157,11 +169,16 @@ impl TimerQueue {
     /// Removes and returns the first entry due at or before `now` whose
     /// customer's due time (its [`DueCell`]) is the entry's, or has stopped.
     /// An entry that came up early moves to its customer's due time on the
-    /// way (and comes out if that is still the first at or before `now`).
+    /// way (and comes out if that is still the first at or before `now`); a
+    /// cancelled one is dropped.
     pub(crate) fn pop_next(&mut self, now: i64) -> Option<(i64, CustomerId)> {
         while let Some(mut top) = self.heap.peek_mut() {
             if top.0.due > now {
                 return None;
+            }
+            if top.0.cell.cancelled() {
+                PeekMut::pop(top);
+                continue;
             }
             match top.0.cell.get() {
                 Some(due) if due != top.0.due => top.0.due = due,
@@ -172,6 +189,16 @@ impl TimerQueue {
             }
         }
         None
+    }
+
+    /// The customers whose timer is due at or before `now`, in no
+    /// particular order. Reads every entry: O(entries).
+    pub(crate) fn due_by(&self, now: i64) -> Vec<CustomerId> {
+        self.heap
+            .iter()
+            .filter(|Reverse(e)| !e.cell.cancelled() && e.cell.get().is_some_and(|due| due <= now))
+            .map(|Reverse(e)| e.customer.clone())
+            .collect()
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -123,3 +123,48 @@ fn hydrating_nothing_leaves_the_customer_unknown() {
     assert_eq!(engine.customers(), 0);
     assert_eq!(engine.next_due("nobody"), None);
 }
+
+/// A stale copy of a customer (records were applied elsewhere since) is
+/// forgotten and loaded again: its old timer entry never fires, and from
+/// then on the engine behaves as one that hydrated the customer fresh.
+#[test]
+fn a_forgotten_customer_is_replaced_by_its_hydrated_state() {
+    let events = history("stu_3");
+    let (seen_here, seen_elsewhere) = events.split_at(events.len() - 6);
+    let engine = Engine::new(EngineConfig::default());
+    let mut out = Vec::new();
+    apply_all(&engine, &seen_here.iter().cloned().map(insert).collect::<Vec<_>>(), &mut out);
+    apply_all(&engine, &[insert(ev("stu_other", "o1", BASE_MS + 76 * D, login()))], &mut out);
+    let stream_time = BASE_MS + 77 * D;
+    engine.advance_to(stream_time, &mut out);
+    let due_stale = engine.next_due("stu_3").expect("daily timers pending");
+    let due_other = engine.next_due("stu_other").unwrap();
+    assert!(due_stale < due_other, "the stale customer's timer comes first");
+    assert_eq!(engine.due_by(due_stale).iter().map(|c| c.as_str()).collect::<Vec<_>>(), ["stu_3"]);
+    assert_eq!(engine.due_by(due_other).iter().map(|c| c.as_str()).collect::<Vec<_>>(), ["stu_3", "stu_other"]);
+
+    assert!(engine.forget("stu_3"));
+    assert!(!engine.forget("stu_3"), "forgotten once");
+    assert_eq!(engine.customer_clock("stu_3"), None);
+    assert_eq!(engine.due_by(due_other).iter().map(|c| c.as_str()).collect::<Vec<_>>(), ["stu_other"]);
+
+    // Loaded again from everything (as from the event table), timers fired
+    // through the stream time; and an engine that only ever hydrated it.
+    let mut sorted = events.clone();
+    sorted.sort_by_key(|e| e.ts);
+    engine.hydrate("stu_3", &sorted, stream_time);
+    let fresh = Engine::new(EngineConfig::default());
+    fresh.hydrate("stu_3", &sorted, stream_time);
+    assert_ne!(seen_elsewhere.len(), 0);
+    assert_eq!(engine.customer_clock("stu_3"), fresh.customer_clock("stu_3"));
+    assert_eq!(engine.next_due("stu_3"), fresh.next_due("stu_3"));
+
+    // Twenty days on: the customer's timers fire once each, as in the fresh
+    // engine (the cancelled entry adds none), with the same features.
+    let (mut here, mut there) = (Vec::new(), Vec::new());
+    engine.advance_to(stream_time + 20 * D, &mut here);
+    fresh.advance_to(stream_time + 20 * D, &mut there);
+    here.retain(|e| e.customer_id.as_str() == "stu_3");
+    assert_eq!(here.len(), 20);
+    assert_eq!(here, there);
+}

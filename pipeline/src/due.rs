@@ -36,6 +36,8 @@ use anyhow::{bail, Context, Result};
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 use tokio::task::JoinSet;
 
+use crate::aws::item_key;
+
 /// The sort key of a customer's due item.
 pub const DUE_SK: &str = "DUE";
 /// The `entity_type` of a due item (not `event`: never scored).
@@ -54,6 +56,55 @@ const WRITE_CONCURRENCY: usize = 8;
 /// The hour (since the epoch) a time falls in.
 pub fn due_hour(ms: i64) -> i64 {
     ms.div_euclid(HOUR_MS)
+}
+
+/// Writes items of `table`: BatchWriteItem, 25 a call, several calls at
+/// once, unprocessed items retried with backoff. `what` names the items in
+/// errors.
+pub(crate) async fn batch_write(
+    client: &aws_sdk_dynamodb::Client,
+    table: &Arc<str>,
+    requests: Vec<WriteRequest>,
+    what: &'static str,
+) -> Result<()> {
+    let mut tasks = JoinSet::new();
+    let mut chunks = requests.chunks(BATCH_WRITE_MAX).map(<[WriteRequest]>::to_vec);
+    loop {
+        while tasks.len() < WRITE_CONCURRENCY {
+            let Some(chunk) = chunks.next() else { break };
+            let (client, table) = (client.clone(), table.clone());
+            tasks.spawn(async move { write_batch(&client, &table, chunk, what).await });
+        }
+        match tasks.join_next().await {
+            Some(joined) => joined.with_context(|| format!("a {what} write task panicked"))??,
+            None => return Ok(()),
+        }
+    }
+}
+
+async fn write_batch(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    mut requests: Vec<WriteRequest>,
+    what: &str,
+) -> Result<()> {
+    for attempt in 0..WRITE_ATTEMPTS {
+        let out = client
+            .batch_write_item()
+            .request_items(table, requests)
+            .send()
+            .await
+            .with_context(|| format!("{what}: BatchWriteItem on table {table}"))?;
+        requests = out.unprocessed_items().and_then(|u| u.get(table)).cloned().unwrap_or_default();
+        if requests.is_empty() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(25 << attempt)).await;
+    }
+    bail!(
+        "{what}: {} items of table {table} still unprocessed after {WRITE_ATTEMPTS} BatchWriteItem attempts",
+        requests.len()
+    )
 }
 
 /// A customer whose timer is due, as the index says.
@@ -85,45 +136,10 @@ impl DueIndex {
     }
 
     /// Writes each customer's next due time (`None`: timers stopped, the item
-    /// is deleted). One entry per customer; BatchWriteItem, 25 at a time,
-    /// unprocessed items retried with backoff.
+    /// is deleted). One entry per customer.
     pub async fn record(&self, updates: &[(String, Option<i64>)]) -> Result<()> {
-        let mut tasks = JoinSet::new();
-        let mut chunks = updates.chunks(BATCH_WRITE_MAX).map(|chunk| chunk.iter().map(|(c, d)| write_request(c, *d)));
-        loop {
-            while tasks.len() < WRITE_CONCURRENCY {
-                let Some(chunk) = chunks.next() else { break };
-                let requests = chunk.collect::<Result<Vec<_>>>()?;
-                let this = self.clone();
-                tasks.spawn(async move { this.write_batch(requests).await });
-            }
-            match tasks.join_next().await {
-                Some(joined) => joined.context("a due-index write task panicked")??,
-                None => return Ok(()),
-            }
-        }
-    }
-
-    async fn write_batch(&self, mut requests: Vec<WriteRequest>) -> Result<()> {
-        for attempt in 0..WRITE_ATTEMPTS {
-            let out = self
-                .client
-                .batch_write_item()
-                .request_items(self.table.to_string(), requests)
-                .send()
-                .await
-                .with_context(|| format!("due index: BatchWriteItem on table {}", self.table))?;
-            requests = out.unprocessed_items().and_then(|u| u.get(&*self.table)).cloned().unwrap_or_default();
-            if requests.is_empty() {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(25 << attempt)).await;
-        }
-        bail!(
-            "due index: {} items of table {} still unprocessed after {WRITE_ATTEMPTS} BatchWriteItem attempts",
-            requests.len(),
-            self.table
-        )
+        let requests = updates.iter().map(|(c, d)| write_request(c, *d)).collect::<Result<Vec<_>>>()?;
+        batch_write(&self.client, &self.table, requests, "due index").await
     }
 
     /// The customers the index lists as due in the hours from
@@ -162,22 +178,17 @@ impl DueIndex {
 }
 
 fn write_request(customer: &str, next_due: Option<i64>) -> Result<WriteRequest> {
-    let key = |sk: &str| {
-        HashMap::from([
-            ("customer_id".to_string(), AttributeValue::S(customer.to_owned())),
-            ("sk".to_string(), AttributeValue::S(sk.to_owned())),
-        ])
-    };
     Ok(match next_due {
         Some(due) => {
-            let mut item = key(DUE_SK);
+            let mut item = item_key(customer, DUE_SK);
             item.insert("entity_type".into(), AttributeValue::S(DUE_ENTITY_TYPE.into()));
             item.insert("due_hour".into(), AttributeValue::N(due_hour(due).to_string()));
             item.insert("next_due".into(), AttributeValue::N(due.to_string()));
             WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build()?).build()
         }
         None => {
-            WriteRequest::builder().delete_request(DeleteRequest::builder().set_key(Some(key(DUE_SK))).build()?).build()
+            let key = item_key(customer, DUE_SK);
+            WriteRequest::builder().delete_request(DeleteRequest::builder().set_key(Some(key)).build()?).build()
         }
     })
 }

@@ -10,7 +10,10 @@
 //!   event was retracted (the documented exception, asserted exactly);
 //! * the scheduled run reads only the customers the due index lists as due,
 //!   and emits for a silent customer the timer vectors an engine that saw all
-//!   its events gives (`Engine::features_at`); an active customer is not read.
+//!   its events gives (`Engine::features_at`); an active customer is not read;
+//! * when a shard's batches run in two execution environments, A then B then
+//!   A again, A finds by the customer's stamp that its copy is stale, reads
+//!   the customer again and emits what a replay of every record emits.
 
 mod common;
 mod lambda_support;
@@ -426,4 +429,98 @@ async fn the_scheduled_run_rescores_only_the_customers_that_are_due() {
     let report = scheduled.rescore_due(now, &mut sink).await.unwrap();
     assert!(report.customers.is_empty(), "{report:?}");
     assert!(sink.vectors.is_empty());
+}
+
+#[tokio::test]
+async fn an_environment_whose_copy_is_stale_reads_the_customer_again() {
+    let (client, _) = dynamodb().await;
+    let table = unique_name("lambda-envs");
+    setup::ensure_events_table(&client, &table).await.expect("events table");
+    setup::ensure_due_index(&client, &table, DEFAULT_DUE_INDEX).await.expect("due index");
+
+    // Six events of one customer, six hours apart (no timer falls between
+    // them), each in the table before its record, as DynamoDB does it; and
+    // a bystander whose daily timer comes due during the last batch.
+    let c = "stu_e";
+    let t = now_ms() - 2 * D;
+    let mut records = Vec::new();
+    for i in 0..6i64 {
+        let ts = t + i * 6 * H;
+        let item = if i % 2 == 0 {
+            event_item(
+                c,
+                &format!("s{i}"),
+                ts,
+                "session_completed",
+                &[("tutor_id", "S", "tut_1"), ("duration_min", "N", "45")],
+            )
+        } else {
+            event_item(c, &format!("l{i}"), ts, "login", &[])
+        };
+        put(&client, &table, &item).await;
+        records.push(lambda_record("INSERT", ts + MIN, 10 + i as u64, Some(&item), None));
+    }
+    let bystander = event_item("stu_by", "b1", t - D + 7 * H, "login", &[]);
+    put(&client, &table, &bystander).await;
+    let by_record = lambda_record("INSERT", t - D + 7 * H + MIN, 1, Some(&bystander), None);
+
+    let a = handler(&client, &table, Some(DEFAULT_DUE_INDEX));
+    let b = handler(&client, &table, Some(DEFAULT_DUE_INDEX));
+    let batches: [(&Handler, Vec<Value>); 3] = [
+        (&a, vec![by_record.clone(), records[0].clone(), records[1].clone()]),
+        (&b, records[2..4].to_vec()),
+        (&a, records[4..].to_vec()),
+    ];
+    let mut outcomes = Vec::new();
+    let mut last_sink = MemorySink::default();
+    for (env, batch) in batches {
+        let mut sink = MemorySink::default();
+        let outcome = env.handle_batch(&event_of(&batch), &mut sink).await;
+        assert!(outcome.response.batch_item_failures.is_empty(), "{:?}", outcome.report);
+        outcomes.push(outcome.report);
+        last_sink = sink;
+    }
+    assert_eq!((outcomes[0].stale, outcomes[0].hydrated.customers, outcomes[0].stamps_written), (0, 2, 2));
+    assert_eq!((outcomes[1].stale, outcomes[1].hydrated.customers, outcomes[1].stamps_written), (0, 1, 1));
+    // A held the customer from the first batch; B has applied records since.
+    // The bystander, due during the batch, is still A's own: its stamp is
+    // the one A wrote, and its timer fires.
+    assert_eq!(outcomes[2].stale, 1, "{:?}", outcomes[2]);
+    assert_eq!(outcomes[2].hydrated.customers, 1);
+    let timers: Vec<&str> =
+        last_sink.vectors.iter().filter(|v| v.trigger == Trigger::Timer).map(|v| v.customer_id.as_str()).collect();
+    assert_eq!(timers, ["stu_by"]);
+
+    // The customer's vectors from A's last batch are those a replay of every
+    // record gives for its last two.
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = vec![by_record];
+    all.extend(records.iter().cloned());
+    let replayed = replayed(capture(dir.path(), &all)).await;
+    let from_replay: Vec<Value> = common::parse_json_lines(&replayed.features_bytes)
+        .into_iter()
+        .filter(|v| v["customer_id"] == c)
+        .map(|mut v| {
+            v.as_object_mut().unwrap().remove("source");
+            v
+        })
+        .collect();
+    assert_eq!(from_replay.len(), 6, "one vector per event");
+    let ours: Vec<Value> = last_sink.vectors.iter().filter(|v| v.customer_id.as_str() == c).map(written).collect();
+    assert_eq!(ours, from_replay[4..]);
+
+    // The customer's stamp is the sequence number of its last record.
+    let stamp = client
+        .get_item()
+        .table_name(&table)
+        .key("customer_id", Av::S(c.into()))
+        .key("sk", Av::S("APPLIED".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("GetItem")
+        .item
+        .expect("a stamp");
+    assert_eq!(stamp["applied_seq"], Av::S(format!("{:028}", 15)));
+    assert_eq!(stamp["entity_type"], Av::S("applied".into()));
 }

@@ -56,6 +56,14 @@ impl AwsArgs {
 /// A table item as the SDK takes it.
 pub type SdkItem = HashMap<String, AttributeValue>;
 
+/// The key of a customer's item of the event table with sort key `sk`.
+pub fn item_key(customer: &str, sk: &str) -> SdkItem {
+    HashMap::from([
+        ("customer_id".to_string(), AttributeValue::S(customer.to_owned())),
+        ("sk".to_string(), AttributeValue::S(sk.to_owned())),
+    ])
+}
+
 /// An image as stream records carry it (DynamoDB's JSON shape, read by
 /// `serde_dynamo`), as an item the SDK can write.
 pub fn sdk_item(image: serde_dynamo::Item) -> SdkItem {

@@ -7,7 +7,11 @@
 //! state left by the previous one, exactly as a replay continues from one line
 //! to the next. Records go through the same [`Processor`] as a replay, so the
 //! same records give the same vectors; timers fire on stream time
-//! (`ApproximateCreationDateTime`) before the record that moves it.
+//! (`ApproximateCreationDateTime`) before the record that moves it. Lambda
+//! may run a shard's next batch in another environment: a stamp per
+//! customer in the table ([`stamps`]) tells an environment when its copy of
+//! a customer missed records applied elsewhere, and it reads the customer
+//! again.
 //!
 //! # Cold starts: the table is the source of truth
 //!
@@ -25,18 +29,22 @@
 //! # One batch
 //!
 //! 1. Decode every record (an invalid one is a dead letter, never a failure).
-//! 2. Hydrate the customers not held (one Query chain each, several at once).
-//! 3. Apply the records in order.
-//! 4. Send what they produced to the sink and **flush** it: the batch is
+//! 2. Check the stamps of the held customers the batch touches or whose
+//!    timers would fire during it ([`stamps`]): a customer whose records were
+//!    applied in another execution environment since is forgotten.
+//! 3. Hydrate the customers not held (one Query chain each, several at once).
+//! 4. Apply the records in order.
+//! 5. Send what they produced to the sink and **flush** it: the batch is
 //!    acknowledged only once its effects are durable.
-//! 5. Write the next due time of every customer that got a vector to the due
-//!    index ([`crate::due`]).
+//! 6. Write the next due time of every customer that got a vector to the due
+//!    index ([`crate::due`]), and the stamp of every customer the batch
+//!    applied records to.
 //!
 //! The response's `batchItemFailures` is empty unless something failed:
 //!
-//! * a Query of the hydration failed: nothing was applied; the batch fails
-//!   from its first record and is redelivered;
-//! * the sink or the due index failed: the records were applied but their
+//! * reading the stamps or a Query of the hydration failed: nothing was
+//!   applied; the batch fails from its first record and is redelivered;
+//! * the sink, the due index or the stamps failed: the records were applied but their
 //!   effects are not known to be durable. The batch fails from its first
 //!   record, and the warm state is **dropped** (the engine would take the
 //!   redelivered records for duplicates and emit nothing): the redelivery
@@ -72,8 +80,9 @@
 
 mod invocation;
 pub mod sink;
+pub mod stamps;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -87,6 +96,7 @@ use pulse_schemas::Source;
 use serde::Serialize;
 
 pub use invocation::{event_record_from_sdk, Invocation, SCHEDULED_EVENT};
+pub use stamps::Stamps;
 
 use crate::due::{Due, DueIndex, DEFAULT_DUE_INDEX, HOUR_MS};
 use crate::hydrate::{self, HydrateRequest, HydrateStats, Hydrator};
@@ -215,14 +225,17 @@ impl LambdaEnv {
 pub struct TableAccess {
     hydrator: Hydrator,
     due: Option<DueIndex>,
+    stamps: Stamps,
 }
 
 impl TableAccess {
-    /// Reads `table` for hydration; writes and reads the due index when named.
+    /// Reads `table` for hydration and keeps the customers' stamps in it;
+    /// writes and reads the due index when named.
     pub fn new(client: aws_sdk_dynamodb::Client, table: &str, due_index: Option<&str>, concurrency: usize) -> Self {
         TableAccess {
             hydrator: Hydrator::new(client.clone(), table, concurrency),
-            due: due_index.map(|index| DueIndex::new(client, table, index)),
+            due: due_index.map(|index| DueIndex::new(client.clone(), table, index)),
+            stamps: Stamps::new(client, table),
         }
     }
 }
@@ -236,10 +249,16 @@ pub struct BatchReport {
     pub vectors: usize,
     /// Dead letters sent to the sink.
     pub dead_letters: usize,
+    /// Customers held here whose records were applied in another
+    /// environment since ([`stamps`]): forgotten, and hydrated again when
+    /// the batch touches them.
+    pub stale: usize,
     /// Customers read from the table, and what it took.
     pub hydrated: HydrateStats,
     /// Due items written.
     pub due_written: usize,
+    /// Stamps written (customers whose records the batch applied).
+    pub stamps_written: usize,
     /// Why the batch failed, if it did.
     pub failure: Option<String>,
 }
@@ -277,11 +296,72 @@ struct Warm {
     processor: Processor,
     /// Set while a batch is being applied; found set, the state is suspect.
     dirty: bool,
+    /// The stamp this environment wrote for each customer it holds: the
+    /// sequence number of the last record it applied to it ([`stamps`]).
+    applied: HashMap<String, String>,
 }
 
 impl Warm {
     fn new(config: EngineConfig) -> Warm {
-        Warm { processor: Processor::new(Arc::new(Engine::new(config))), dirty: false }
+        Warm { processor: Processor::new(Arc::new(Engine::new(config))), dirty: false, applied: HashMap::new() }
+    }
+
+    /// Forgets the customers held here whose stored stamp is not the one this
+    /// environment wrote (records were applied elsewhere since): those the
+    /// batch touches and those whose timers would fire during it. Returns
+    /// how many.
+    async fn forget_stale(&mut self, stamps: &Stamps, decoded: &[Result<StreamRecord<'_>, Invalid>]) -> Result<usize> {
+        let engine = self.processor.engine().clone();
+        let records = || decoded.iter().filter_map(|d| d.as_ref().ok());
+        let mut held: Vec<String> = records()
+            .filter_map(|r| r.change.customer_id())
+            .filter(|c| engine.customer_clock(c).is_some())
+            .map(str::to_owned)
+            .collect();
+        if let Some(until) = records().filter_map(|r| r.created_ms).map(|t| t.floor() as i64).max() {
+            held.extend(engine.due_by(until).into_iter().map(|c| c.as_str().to_owned()));
+        }
+        held.sort_unstable();
+        held.dedup();
+        if held.is_empty() {
+            return Ok(0);
+        }
+        let stored = stamps.read(&held).await?;
+        let mut stale = 0;
+        for customer in held {
+            match (stored.get(&customer), self.applied.get(&customer)) {
+                (Some(theirs), Some(ours)) if theirs == ours => {}
+                _ => {
+                    engine.forget(&customer);
+                    self.applied.remove(&customer);
+                    stale += 1;
+                }
+            }
+        }
+        Ok(stale)
+    }
+
+    /// Remembers the stamps of the customers a batch applied records to (the
+    /// sequence number of each one's last record) and returns those to
+    /// store. A customer not held afterwards has none; nor has one whose
+    /// last record carried no sequence number (its next batch reads it
+    /// again).
+    fn stamps_after(&mut self, last_applied: HashMap<String, Option<String>>) -> Vec<(String, String)> {
+        let engine = self.processor.engine().clone();
+        let mut stamps = Vec::new();
+        for (customer, seq) in last_applied {
+            match seq.filter(|_| engine.customer_clock(&customer).is_some()) {
+                Some(seq) => {
+                    self.applied.insert(customer.clone(), seq.clone());
+                    stamps.push((customer, seq));
+                }
+                None => {
+                    self.applied.remove(&customer);
+                }
+            }
+        }
+        stamps.sort_unstable();
+        stamps
     }
 }
 
@@ -347,6 +427,16 @@ impl Handler {
         let decoded: Vec<Result<StreamRecord<'_>, Invalid>> = event.records.iter().map(decode_record).collect();
 
         if let Some(table) = &self.table {
+            match warm.forget_stale(&table.stamps, &decoded).await {
+                Ok(stale) => outcome.report.stale = stale,
+                Err(e) => return fail(outcome, first, e.context("reading the stamps of the batch's customers")),
+            }
+            if outcome.report.stale > 0 {
+                tracing::info!(
+                    customers = outcome.report.stale,
+                    "records were applied in another environment since: those customers are read again"
+                );
+            }
             let engine = warm.processor.engine().clone();
             let requests = hydrate::requests_for(decoded.iter().filter_map(|d| d.as_ref().ok()), &engine);
             if !requests.is_empty() {
@@ -365,10 +455,17 @@ impl Handler {
         warm.dirty = true;
         let mut produced = Produced::default();
         let mut stopped_at = None;
+        // Each customer's last applied record, for its stamp.
+        let mut last_applied: HashMap<String, Option<String>> = HashMap::new();
         for (record, decoded) in event.records.iter().zip(decoded) {
             let source = Source { sequence_number: record.change.sequence_number.clone(), ..Source::default() };
             match decoded {
-                Ok(decoded) => warm.processor.process(Ok(decoded), source, &[], &mut produced),
+                Ok(decoded) => {
+                    if let Some(customer) = decoded.change.customer_id() {
+                        last_applied.insert(customer.to_owned(), record.change.sequence_number.clone());
+                    }
+                    warm.processor.process(Ok(decoded), source, &[], &mut produced)
+                }
                 Err(invalid) => match serde_json::to_vec(record) {
                     Ok(raw) => warm.processor.process(Err(invalid), source, &raw, &mut produced),
                     Err(e) => {
@@ -401,6 +498,14 @@ impl Handler {
                 return fail(outcome, first, e.context("writing the due index"));
             }
             outcome.report.due_written = updates.len();
+        }
+        if let Some(table) = &self.table {
+            let stamps = warm.stamps_after(last_applied);
+            if let Err(e) = table.stamps.write(&stamps).await {
+                *warm = Warm::new(self.config.engine);
+                return fail(outcome, first, e.context("writing the stamps"));
+            }
+            outcome.report.stamps_written = stamps.len();
         }
         warm.dirty = false;
         if let Some(record) = stopped_at {

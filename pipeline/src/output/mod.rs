@@ -12,7 +12,7 @@
 //! * [`metrics`]: fleet and health metrics to CloudWatch or as EMF lines.
 //! * [`sink`]: [`ScoringSink`](sink::ScoringSink), the [`Sink`](crate::sink::Sink) tying them together.
 //! * [`args`]: [`OutputArgs`](args::OutputArgs), the flags, and `build`.
-//! * [`retry`], [`batch`]: backoff, circuit breaker, error classes, batch calls.
+//! * [`retry`], `batch`: backoff, circuit breaker, error classes, batch calls.
 
 pub mod alerts;
 pub mod args;

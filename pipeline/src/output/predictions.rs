@@ -274,15 +274,8 @@ impl PredictionWriter {
     pub async fn alert_states(&self, customers: &[CustomerId]) -> Result<Vec<StoredAlertState>> {
         let mut out = Vec::new();
         for chunk in customers.chunks(100) {
-            let keys: Vec<HashMap<String, AttributeValue>> = chunk
-                .iter()
-                .map(|c| {
-                    HashMap::from([
-                        ("customer_id".to_owned(), AttributeValue::S(c.to_string())),
-                        ("sk".to_owned(), AttributeValue::S(PREDICTION_SK.into())),
-                    ])
-                })
-                .collect();
+            let keys: Vec<HashMap<String, AttributeValue>> =
+                chunk.iter().map(|c| crate::aws::item_key(c.as_str(), PREDICTION_SK)).collect();
             let mut request = Some(
                 KeysAndAttributes::builder()
                     .set_keys(Some(keys))
