@@ -5,15 +5,18 @@
 //! days, default segment mix), decoded once up front so that only the engine
 //! is timed.
 //!
-//! The decoded records are detached from the capture (`into_owned`), as a
-//! stage upstream hands events over: their strings then lie together, in
-//! stream order. `apply_no_timers_borrowed` applies the same records still
-//! pointing into the 250 MB of JSON text, where reading a record's ids
-//! misses the cache once per string, a cost no replay pays (there the line
-//! was just decoded, its strings are hot); the gap between the two is that
-//! input layout, not the engine. `decode_only` and
-//! `decode_and_apply_no_timers` measure the replay's way, and their
-//! difference is the engine's share.
+//! The decoded records are detached from the capture (`into_owned`), as
+//! `pulse replay`'s decode stage hands them to its apply stage (another
+//! thread): their strings then lie together, in stream order.
+//! `apply_no_timers_borrowed` applies the same records still pointing into
+//! the 250 MB of JSON text, where the first read of each of a record's ids
+//! misses the cache; the gap between the two is that input layout, not the
+//! engine.
+//!
+//! `decode_only` and `decode_and_apply_no_timers` decode each line and apply
+//! it on the same thread (as a single-threaded caller would): their
+//! difference is what the engine costs when decoding shares its core and
+//! caches.
 //!
 //! `cargo bench -p pulse --bench engine`
 
@@ -87,9 +90,9 @@ fn bench_engine(c: &mut Criterion) {
             )
         });
     }
-    // The same work with decoding in the loop, as a replay does it: the
-    // line is decoded, then applied while it is hot in cache. Engine time per
-    // record = (decode_and_apply - decode_only) / records.
+    // The same work with decoding in the loop, on one thread: the line is
+    // decoded, then applied while it is hot in cache. Engine time per record
+    // = (decode_and_apply - decode_only) / records.
     let lines: Vec<&[u8]> = capture.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
     group.bench_function("decode_only", |b| b.iter(|| lines.iter().filter(|l| decode_line(l).is_ok()).count()));
     group.bench_function("decode_and_apply_no_timers", |b| {
