@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_sdk_dynamodb::types::AttributeValue as Av;
 use common::{replay_capture, write_file, D, H, MIN};
-use lambda_support::{event_item, event_of, lambda_record, put};
+use lambda_support::{event_item, event_of, get, lambda_record, put};
 use pulse::aws::{setup, AwsArgs};
 use pulse::due::DEFAULT_DUE_INDEX;
 use pulse::lambda::sink::MemorySink;
@@ -186,16 +186,7 @@ async fn events_written_to_a_table_come_out_of_the_handler_as_a_replay_gives_the
 
     // Each customer's next timer is in the due index.
     for c in ["stu_a", "stu_b"] {
-        let due = client
-            .get_item()
-            .table_name(&table)
-            .key("customer_id", Av::S(c.into()))
-            .key("sk", Av::S("DUE".into()))
-            .send()
-            .await
-            .expect("GetItem")
-            .item
-            .unwrap_or_else(|| panic!("no due item for {c}"));
+        let due = get(&client, &table, c, "DUE").await.unwrap_or_else(|| panic!("no due item for {c}"));
         let next: i64 = due["next_due"].as_n().unwrap().parse().unwrap();
         assert!(next > now_ms() - 60_000 && next <= now_ms() + D, "{c}: next due {next}");
         assert_eq!(due["due_hour"].as_n().unwrap(), &(next.div_euclid(H)).to_string());
@@ -510,17 +501,7 @@ async fn an_environment_whose_copy_is_stale_reads_the_customer_again() {
     assert_eq!(ours, from_replay[4..]);
 
     // The customer's stamp is the sequence number of its last record.
-    let stamp = client
-        .get_item()
-        .table_name(&table)
-        .key("customer_id", Av::S(c.into()))
-        .key("sk", Av::S("APPLIED".into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("GetItem")
-        .item
-        .expect("a stamp");
+    let stamp = get(&client, &table, c, "APPLIED").await.expect("a stamp");
     assert_eq!(stamp["applied_seq"], Av::S(format!("{:028}", 15)));
     assert_eq!(stamp["entity_type"], Av::S("applied".into()));
 }

@@ -1,4 +1,4 @@
-//! Helpers of the Lambda tests: event items of the contract, PutItem, and
+//! Helpers of the Lambda tests: event items of the contract, PutItem, GetItem, and
 //! records in the JSON shape Lambda delivers.
 #![allow(dead_code)]
 
@@ -34,6 +34,17 @@ pub fn event_item(
 
 pub async fn put(client: &aws_sdk_dynamodb::Client, table: &str, item: &HashMap<String, Av>) {
     client.put_item().table_name(table).set_item(Some(item.clone())).send().await.expect("PutItem");
+}
+
+/// A customer's item with sort key `sk` (a consistent read).
+pub async fn get(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    customer: &str,
+    sk: &str,
+) -> Option<HashMap<String, Av>> {
+    let key = pulse::aws::item_key(customer, sk);
+    client.get_item().table_name(table).set_key(Some(key)).consistent_read(true).send().await.expect("GetItem").item
 }
 
 /// A Lambda DynamoDB record in AWS's JSON shape, for an item.
