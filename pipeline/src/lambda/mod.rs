@@ -44,8 +44,8 @@
 //!
 //! * reading the stamps or a Query of the hydration failed: nothing was
 //!   applied; the batch fails from its first record and is redelivered;
-//! * the sink, the due index or the stamps failed: the records were applied but their
-//!   effects are not known to be durable. The batch fails from its first
+//! * the sink, the due index or the stamps failed: the records were applied
+//!   but their effects are not known to be durable. The batch fails from its first
 //!   record, and the warm state is **dropped** (the engine would take the
 //!   redelivered records for duplicates and emit nothing): the redelivery
 //!   hydrates from the table again and emits the same vectors again;
