@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use pulse_schemas::{Features, DAY_MS};
+use pulse_schemas::{CustomerId, Features, DAY_MS};
 use serde::{Deserialize, Serialize};
 
 use crate::held::{Encoded, Ever, Kind, NewEvent, Store, StoreImage, HORIZON_MS, NO_LOCAL, NO_TUTOR};
@@ -99,9 +99,9 @@ impl CustomerState {
     }
 
     /// The cell a timer entry of this customer reads its due time from.
-    pub(crate) fn due_cell(&mut self) -> Arc<DueCell> {
+    pub(crate) fn due_cell(&mut self, customer: &CustomerId) -> Arc<DueCell> {
         let due = self.next_due;
-        self.due_cell.get_or_insert_with(|| Arc::new(DueCell::new(due))).clone()
+        self.due_cell.get_or_insert_with(|| Arc::new(DueCell::new(due, customer.clone()))).clone()
     }
 
     /// Cancels the customer's timer entry, if it has one: the state is being
@@ -456,7 +456,8 @@ impl CustomerState {
 
     /// Bytes this customer holds on the heap (its struct lives in the map).
     pub(crate) fn heap_bytes(&self) -> usize {
-        // The due cell: an `Arc`'s two counters and the time.
+        // The due cell: an `Arc`'s two counters, the time and the customer id
+        // (a long id's bytes are shared with the map's key).
         let cell =
             self.due_cell.as_ref().map_or(0, |_| 2 * std::mem::size_of::<usize>() + std::mem::size_of::<DueCell>());
         self.store.heap_bytes() + self.aggs.heap_bytes() + cell

@@ -130,7 +130,7 @@ impl Engine {
             return;
         }
         let as_of = state.clock;
-        let schedule = self.schedule(state, as_of);
+        let schedule = self.schedule(state, as_of, key);
         // The features go straight into the output: the emission is made in
         // place (a `push` would build it on the stack and copy 368 bytes).
         out.resize_with(out.len() + 1, || Emission {
@@ -144,7 +144,7 @@ impl Engine {
         drop(entry);
         Counters::bump(&c.vectors_event);
         if let Some((due, cell)) = schedule {
-            self.push_timer(due, emission.customer_id.clone(), cell);
+            self.push_timer(due, cell);
         }
     }
 
@@ -156,26 +156,26 @@ impl Engine {
     /// an entry that comes up early is moved to the real due time (see
     /// [`crate::timers::DueCell`]). So the queue holds one entry per
     /// customer, not one per vector.
-    fn schedule(&self, state: &mut CustomerState, as_of: i64) -> Option<(i64, Arc<DueCell>)> {
+    fn schedule(&self, state: &mut CustomerState, as_of: i64, id: &CustomerId) -> Option<(i64, Arc<DueCell>)> {
         state.last_as_of = state.last_as_of.max(as_of);
         state.set_next_due(self.config.timers.next_due(state.last_as_of, state.clock));
-        Self::entry_to_push(state)
+        Self::entry_to_push(state, id)
     }
 
     /// The entry to push for a customer with a timer due and none queued.
-    fn entry_to_push(state: &mut CustomerState) -> Option<(i64, Arc<DueCell>)> {
+    fn entry_to_push(state: &mut CustomerState, id: &CustomerId) -> Option<(i64, Arc<DueCell>)> {
         match (state.queued, state.next_due()) {
             (false, Some(due)) => {
                 state.queued = true;
-                Some((due, state.due_cell()))
+                Some((due, state.due_cell(id)))
             }
             _ => None,
         }
     }
 
-    fn push_timer(&self, due: i64, customer_id: CustomerId, cell: Arc<DueCell>) {
+    fn push_timer(&self, due: i64, cell: Arc<DueCell>) {
         let mut timers = self.lock_timers();
-        timers.push(due, customer_id, cell);
+        timers.push(due, cell);
         self.earliest_due.store(timers.earliest(), Relaxed);
     }
 
@@ -212,7 +212,7 @@ impl Engine {
             state.queued = false;
             let push = match state.next_due() {
                 Some(due) if due == at => {
-                    let next = self.schedule(state, at);
+                    let next = self.schedule(state, at, &customer_id);
                     let features = [0.0; FEATURE_COUNT];
                     out.resize_with(out.len() + 1, || Emission {
                         customer_id: customer_id.clone(),
@@ -227,7 +227,7 @@ impl Engine {
                 }
                 // Moved later since the entry came out (a record applied by
                 // another thread): wait for the real time.
-                Some(_) => Self::entry_to_push(state),
+                Some(_) => Self::entry_to_push(state, &customer_id),
                 None => None,
             };
             if push.is_none() {
@@ -235,7 +235,7 @@ impl Engine {
             }
             drop(entry);
             if let Some((due, cell)) = push {
-                self.push_timer(due, customer_id, cell);
+                self.push_timer(due, cell);
             }
         }
     }
@@ -270,11 +270,11 @@ impl Engine {
         let (last, _) = self.config.timers.settled(state.clock, timers_fired_through);
         state.last_as_of = state.last_as_of.max(last);
         state.set_next_due(self.config.timers.next_due(state.last_as_of, state.clock));
-        let push = Self::entry_to_push(state);
-        let customer = entry.key().clone();
+        let (customer, state) = entry.pair_mut();
+        let push = Self::entry_to_push(state, customer);
         drop(entry);
         if let Some((due, cell)) = push {
-            self.push_timer(due, customer, cell);
+            self.push_timer(due, cell);
         }
         counts
     }
@@ -337,7 +337,7 @@ impl Engine {
     ///
     /// Counts, per customer, its entry in the customer map (id and state
     /// inline, one control byte) and the id's and state's heap parts by
-    /// capacity, plus the interned tutor ids. Not counted: the map's spare
+    /// capacity, plus the interned tutor ids and the timer queue's entries. Not counted: the map's spare
     /// slots (they depend on how its random hasher spread the customers, so a
     /// restored engine would report other figures) and the allocator's own
     /// overhead.
@@ -354,6 +354,11 @@ impl Engine {
             event_bytes += state.event_bytes() as u64;
             held_events += state.held_len() as u64;
         }
+        let (pending_timers, timer_bytes) = {
+            let timers = self.lock_timers();
+            (timers.len() as u64, timers.bytes() as u64)
+        };
+        bytes += timer_bytes;
         let peak = self.peak_state_bytes.fetch_max(bytes, Relaxed).max(bytes);
         StateSize {
             bytes,
@@ -361,7 +366,7 @@ impl Engine {
             event_bytes,
             held_events,
             customers: self.customers.len() as u64,
-            pending_timers: self.lock_timers().len() as u64,
+            pending_timers,
         }
     }
 }
@@ -443,7 +448,7 @@ impl Engine {
             let mut state =
                 CustomerState::from_image(image, &tutors).map_err(|e| corrupt(format!("customer {id}: {e}")))?;
             if let Some(due) = queued {
-                timers.push(due, id.clone(), state.due_cell());
+                timers.push(due, state.due_cell(&id));
             }
             customers.insert(id.clone(), state);
             previous = Some(id);
@@ -474,14 +479,15 @@ fn id_heap_bytes(id: &CustomerId) -> usize {
 /// How much state the engine holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct StateSize {
-    /// Bytes now (customer map entries, their heap parts, interned tutor ids).
+    /// Bytes now (customer map entries, their heap parts, interned tutor
+    /// ids, timer entries).
     pub bytes: u64,
     /// The most bytes seen by any `state_size` call so far (a sampled peak).
     pub peak_bytes: u64,
     /// The part of `bytes` that grows with the held events: their buffers
     /// (with spare room), fingerprints, the held sessions' ids, spills and id
     /// indexes. The rest is a fixed part per customer (its state, tutor
-    /// table, id) and the tutor ids.
+    /// table, id, timer entry and cell) and the tutor ids.
     pub event_bytes: u64,
     /// Held events within the horizon, all customers.
     pub held_events: u64,
