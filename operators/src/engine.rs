@@ -337,10 +337,10 @@ impl Engine {
     ///
     /// Counts, per customer, its entry in the customer map (id and state
     /// inline, one control byte) and the id's and state's heap parts by
-    /// capacity, plus the interned tutor ids and the timer queue's entries. Not counted: the map's spare
-    /// slots (they depend on how its random hasher spread the customers, so a
-    /// restored engine would report other figures) and the allocator's own
-    /// overhead.
+    /// capacity, plus the interned tutor ids and the timer queue's entries.
+    /// Not counted: the map's spare slots (they depend on how its random
+    /// hasher spread the customers, so a restored engine would report other
+    /// figures) and the allocator's own overhead.
     ///
     /// Walks every customer (about 10 ns each), so callers sample it — the
     /// replay every 2^18 records — rather than keeping a running total on the

@@ -165,9 +165,9 @@ impl Ord for Entry {
 /// deterministic. One entry per customer at most, at or before its due time.
 ///
 /// A four-ary heap (`dary_heap`): half the levels of a binary heap, and a
-/// node's four 16-byte children share a cache line, so taking the first
-/// entry out touches half the lines (+3–4% with daily timers; eight
-/// children were slower).
+/// node's four 16-byte children fill one 64-byte line (when aligned), so
+/// taking the first entry out touches about half the lines (+3–4% with
+/// daily timers; eight children were slower).
 #[derive(Debug, Default)]
 pub(crate) struct TimerQueue {
     heap: QuaternaryHeap<Reverse<Entry>>,
