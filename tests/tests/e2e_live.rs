@@ -719,10 +719,25 @@ async fn endpoint_down_with_fallback_says_so_then_uses_the_endpoint_again() {
     let sagemaker = [("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", format!("http://127.0.0.1:{port}"))];
     let mut child = start_run(&m, &files, &flags, &sagemaker);
 
-    // While the endpoint is down, every customer is scored by the fallback.
-    while_running(&mut child, &files, Duration::from_secs(30), "every customer scored by the fallback", || async {
+    // While the endpoint is down, every customer is scored by the fallback,
+    // up to its last vector, and the stream is drained: no new vector for
+    // two seconds (a customer with a prediction may still have records in
+    // flight, which the endpoint would score once it is back).
+    let quiet = std::cell::Cell::new((0, Instant::now()));
+    while_running(&mut child, &files, Duration::from_secs(45), "every customer scored by the fallback", || async {
         let stored = predictions(&m.sdk, &m.table).await;
-        m.customers.iter().all(|c| stored.get(c).is_some_and(|i| s(i, "served_by") == FALLBACK_SERVED_BY)).then_some(())
+        let vectors = files.vectors();
+        let (count, since) = quiet.get();
+        if vectors.len() != count {
+            quiet.set((vectors.len(), Instant::now()));
+            return None;
+        }
+        let last = last_vectors(&vectors);
+        let scored_to_last = m.customers.iter().all(|c| {
+            let (Some(item), Some(v)) = (stored.get(c), last.get(c)) else { return false };
+            s(item, "served_by") == FALLBACK_SERVED_BY && n(item, "as_of") as i64 == v.as_of
+        });
+        (scored_to_last && since.elapsed() >= Duration::from_secs(2)).then_some(())
     })
     .await;
 
