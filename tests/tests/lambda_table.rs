@@ -13,7 +13,9 @@
 //!   its events gives (`Engine::features_at`); an active customer is not read;
 //! * when a shard's batches run in two execution environments, A then B then
 //!   A again, A finds by the customer's stamp that its copy is stale, reads
-//!   the customer again and emits what a replay of every record emits.
+//!   the customer again and emits what a replay of every record emits; the
+//!   stamps of hundreds of customers are written and read back whole (in
+//!   several calls each way).
 
 mod common;
 mod lambda_support;
@@ -27,7 +29,7 @@ use lambda_support::{event_item, event_of, get, lambda_record, put};
 use pulse::aws::{setup, AwsArgs};
 use pulse::due::DEFAULT_DUE_INDEX;
 use pulse::lambda::sink::MemorySink;
-use pulse::lambda::{event_record_from_sdk, Handler, LambdaConfig, TableAccess};
+use pulse::lambda::{event_record_from_sdk, Handler, LambdaConfig, Stamps, TableAccess};
 use pulse_e2e::{aws_endpoint, unique_name};
 use pulse_operators::{Engine, EngineConfig, TimerPolicy};
 use pulse_schemas::features::idx::TENURE_DAYS;
@@ -504,4 +506,27 @@ async fn an_environment_whose_copy_is_stale_reads_the_customer_again() {
     let stamp = get(&client, &table, c, "APPLIED").await.expect("a stamp");
     assert_eq!(stamp["applied_seq"], Av::S(format!("{:028}", 15)));
     assert_eq!(stamp["entity_type"], Av::S("applied".into()));
+}
+
+#[tokio::test]
+async fn the_stamps_of_hundreds_of_customers_are_written_and_read_back() {
+    let (client, _) = dynamodb().await;
+    let table = unique_name("lambda-stamps");
+    setup::ensure_events_table(&client, &table).await.expect("events table");
+    let stamps = Stamps::new(client.clone(), &table);
+
+    // 230 customers: ten BatchWriteItem calls, three BatchGetItem calls.
+    let written: Vec<(String, String)> =
+        (0..230).map(|i| (format!("stu_{i:04}"), format!("{:028}", 1000 + i))).collect();
+    stamps.write(&written).await.expect("writing the stamps");
+    let mut asked: Vec<String> = written.iter().map(|(c, _)| c.clone()).collect();
+    asked.extend(["stu_never_1".to_string(), "stu_never_2".to_string()]);
+    let read = stamps.read(&asked).await.expect("reading the stamps");
+    assert_eq!(read, written.iter().cloned().collect::<HashMap<_, _>>(), "every stamp, none for the others");
+
+    // A later batch's stamp replaces the earlier one.
+    stamps.write(&[("stu_0007".to_string(), "later".to_string())]).await.expect("writing a stamp");
+    let again = stamps.read(&["stu_0007".to_string(), "stu_0008".to_string()]).await.expect("reading");
+    assert_eq!(again["stu_0007"], "later");
+    assert_eq!(again["stu_0008"], format!("{:028}", 1008));
 }

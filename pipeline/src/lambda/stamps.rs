@@ -24,7 +24,7 @@
 //!
 //! A shard's batches never run at once (`ParallelizationFactor` 1), so the
 //! stamp a batch reads is the last one written. The cost: one item write per
-//! customer per batch, and one read per 100 customers held.
+//! customer per batch, and one read per 100 customers held (several at once).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
+use futures_util::{stream, StreamExt, TryStreamExt};
 
 use crate::aws::item_key;
 use crate::due::batch_write;
@@ -46,6 +47,8 @@ const SEQ: &str = "applied_seq";
 const BATCH_GET_MAX: usize = 100;
 /// Attempts of one BatchGetItem while some keys stay unprocessed.
 const READ_ATTEMPTS: u32 = 8;
+/// BatchGetItem calls in flight at once.
+const READ_CONCURRENCY: usize = 8;
 
 /// The stamps of the event table.
 #[derive(Clone, Debug)]
@@ -60,46 +63,55 @@ impl Stamps {
         Stamps { client, table: Arc::from(table) }
     }
 
-    /// The stored stamp of each of `customers` that has one (consistent reads).
+    /// The stored stamp of each of `customers` that has one (consistent
+    /// reads; 100 keys a call, several calls at once).
     pub async fn read(&self, customers: &[String]) -> Result<HashMap<String, String>> {
+        let parts: Vec<HashMap<String, String>> = stream::iter(customers.chunks(BATCH_GET_MAX))
+            .map(|chunk| self.read_chunk(chunk))
+            .buffer_unordered(READ_CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(parts.into_iter().flatten().collect())
+    }
+
+    /// One BatchGetItem's keys, unprocessed ones asked again with backoff.
+    async fn read_chunk(&self, customers: &[String]) -> Result<HashMap<String, String>> {
         let mut out = HashMap::new();
-        for chunk in customers.chunks(BATCH_GET_MAX) {
-            let keys = chunk.iter().map(|c| item_key(c, APPLIED_SK)).collect();
-            let mut pending = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .consistent_read(true)
-                    .projection_expression(format!("customer_id, {SEQ}"))
-                    .build()
-                    .context("stamps: BatchGetItem keys")?,
-            );
-            let mut attempt = 0;
-            while let Some(keys) = pending.take() {
-                if attempt == READ_ATTEMPTS {
-                    bail!(
-                        "stamps: {} keys of table {} still unprocessed after {READ_ATTEMPTS} BatchGetItem attempts",
-                        keys.keys().len(),
-                        self.table
-                    );
-                }
-                if attempt > 0 {
-                    tokio::time::sleep(Duration::from_millis(25 << attempt)).await;
-                }
-                attempt += 1;
-                let answer = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&*self.table, keys)
-                    .send()
-                    .await
-                    .with_context(|| format!("stamps: BatchGetItem on table {}", self.table))?;
-                for item in answer.responses().and_then(|r| r.get(&*self.table)).into_iter().flatten() {
-                    let (customer, seq) = read_stamp(item)?;
-                    out.insert(customer, seq);
-                }
-                pending = answer.unprocessed_keys().and_then(|u| u.get(&*self.table)).cloned();
-                pending = pending.filter(|k| !k.keys().is_empty());
+        let keys = customers.iter().map(|c| item_key(c, APPLIED_SK)).collect();
+        let mut pending = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .projection_expression(format!("customer_id, {SEQ}"))
+                .build()
+                .context("stamps: BatchGetItem keys")?,
+        );
+        let mut attempt = 0;
+        while let Some(keys) = pending.take() {
+            if attempt == READ_ATTEMPTS {
+                bail!(
+                    "stamps: {} keys of table {} still unprocessed after {READ_ATTEMPTS} BatchGetItem attempts",
+                    keys.keys().len(),
+                    self.table
+                );
             }
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(25 << attempt)).await;
+            }
+            attempt += 1;
+            let answer = self
+                .client
+                .batch_get_item()
+                .request_items(&*self.table, keys)
+                .send()
+                .await
+                .with_context(|| format!("stamps: BatchGetItem on table {}", self.table))?;
+            for item in answer.responses().and_then(|r| r.get(&*self.table)).into_iter().flatten() {
+                let (customer, seq) = read_stamp(item)?;
+                out.insert(customer, seq);
+            }
+            pending = answer.unprocessed_keys().and_then(|u| u.get(&*self.table)).cloned();
+            pending = pending.filter(|k| !k.keys().is_empty());
         }
         Ok(out)
     }
