@@ -32,6 +32,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::create_table::CreateTableError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
@@ -132,20 +133,26 @@ impl LeaseTable {
         [(STREAM.to_owned(), s(&self.stream)), (SHARD.to_owned(), s(shard))]
     }
 
-    /// Takes `shard` if free, expired or already ours, as of `now_ms`.
-    pub async fn acquire(&self, shard: &str, now_ms: i64) -> Result<Acquired> {
+    /// An update of `shard`'s lease item, with what every update names: the
+    /// owner `#o`, the expiry `#e`, and this consumer `:me`.
+    fn update(&self, shard: &str) -> UpdateItemFluentBuilder {
         let [k1, k2] = self.key(shard);
-        let out = self
-            .client
+        self.client
             .update_item()
             .table_name(&self.table)
             .key(k1.0, k1.1)
             .key(k2.0, k2.1)
-            .update_expression("SET #o = :me, #e = :exp")
-            .condition_expression("attribute_not_exists(#o) OR #o = :me OR #e < :now")
             .expression_attribute_names("#o", "lease_owner")
             .expression_attribute_names("#e", "lease_expires_ms")
             .expression_attribute_values(":me", s(&self.owner))
+    }
+
+    /// Takes `shard` if free, expired or already ours, as of `now_ms`.
+    pub async fn acquire(&self, shard: &str, now_ms: i64) -> Result<Acquired> {
+        let out = self
+            .update(shard)
+            .update_expression("SET #o = :me, #e = :exp")
+            .condition_expression("attribute_not_exists(#o) OR #o = :me OR #e < :now")
             .expression_attribute_values(":exp", n(now_ms + self.lease_ms))
             .expression_attribute_values(":now", n(now_ms))
             .return_values(ReturnValue::AllNew)
@@ -181,20 +188,12 @@ impl LeaseTable {
         finished: bool,
         now_ms: i64,
     ) -> Result<bool> {
-        let [k1, k2] = self.key(shard);
         let mut set = vec!["#e = :exp", "#f = :fin", "#u = :now"];
         let mut request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(k1.0, k1.1)
-            .key(k2.0, k2.1)
+            .update(shard)
             .condition_expression("#o = :me")
-            .expression_attribute_names("#o", "lease_owner")
-            .expression_attribute_names("#e", "lease_expires_ms")
             .expression_attribute_names("#f", "finished")
             .expression_attribute_names("#u", "updated_ms")
-            .expression_attribute_values(":me", s(&self.owner))
             .expression_attribute_values(":exp", n(if finished { 0 } else { now_ms + self.lease_ms }))
             .expression_attribute_values(":fin", AttributeValue::Bool(finished))
             .expression_attribute_values(":now", n(now_ms));
@@ -217,18 +216,10 @@ impl LeaseTable {
     /// Ends the caller's lease on `shard` now (at shutdown), keeping its
     /// position. Not owning it any more is not an error.
     pub async fn release(&self, shard: &str) -> Result<()> {
-        let [k1, k2] = self.key(shard);
         let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(k1.0, k1.1)
-            .key(k2.0, k2.1)
+            .update(shard)
             .update_expression("SET #e = :zero")
             .condition_expression("#o = :me")
-            .expression_attribute_names("#o", "lease_owner")
-            .expression_attribute_names("#e", "lease_expires_ms")
-            .expression_attribute_values(":me", s(&self.owner))
             .expression_attribute_values(":zero", n(0))
             .send()
             .await;
