@@ -178,11 +178,7 @@ impl AlertPublisher {
         Ok(answer
             .failed()
             .iter()
-            .map(|f| EntryFailure {
-                id: f.id().to_owned(),
-                sender_fault: f.sender_fault(),
-                reason: format!("{}: {}", f.code(), f.message().unwrap_or("no message")),
-            })
+            .map(|f| EntryFailure::reported(f.id(), f.sender_fault(), f.code(), f.message()))
             .collect())
     }
 }

@@ -25,6 +25,14 @@ pub(crate) struct EntryFailure {
     pub(crate) reason: String,
 }
 
+impl EntryFailure {
+    /// A failed entry as SNS and SQS report one (their types differ, their
+    /// fields do not).
+    pub(crate) fn reported(id: &str, sender_fault: bool, code: &str, message: Option<&str>) -> EntryFailure {
+        EntryFailure { id: id.to_owned(), sender_fault, reason: format!("{code}: {}", message.unwrap_or("no message")) }
+    }
+}
+
 /// Groups entries (each with its size in bytes) into calls of at most
 /// `max_entries` entries and `max_bytes` bytes, in order.
 pub(crate) fn group<E>(entries: Vec<(E, usize)>, max_entries: usize, max_bytes: usize) -> Vec<Vec<E>> {
