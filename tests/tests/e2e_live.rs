@@ -59,11 +59,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
-use aws_sdk_cloudwatch::types::{Metric, MetricDataQuery, MetricStat};
+use aws_sdk_cloudwatch::types::Metric;
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::{parse_vectors, pulse_bin, D, H, MIN};
 use live::{event_image, now_ms, prediction_image, TableWriter};
-use output_support::{drain_queue, embedded, n, s};
+use output_support::{drain_queue, embedded, metric_series, n, s};
 use pulse::output::alerts::AlertMessage;
 use pulse::output::fallback::FALLBACK_SERVED_BY;
 use pulse::synth::{generate, Hostility, SegmentMix, SynthConfig};
@@ -545,7 +545,8 @@ async fn events_in_predictions_metrics_alerts_and_dead_letters_out() {
         ("ChurnedCustomers", count(&|i| s(i, "segment") == "churned")),
     ];
     for (name, want) in fleet {
-        let series = metric_series(&cloudwatch, &m.fleet_namespace, name, metrics_from).await;
+        let range = (metrics_from, now_ms() + 10 * MIN);
+        let series = metric_series(&cloudwatch, &m.fleet_namespace, name, 1, range).await;
         let (_, got) = *series.last().unwrap_or_else(|| panic!("no data for {name}"));
         assert!(
             (got - want).abs() <= 1e-9 * want.abs().max(1.0),
@@ -574,41 +575,6 @@ async fn events_in_predictions_metrics_alerts_and_dead_letters_out() {
         written_in.as_secs_f64(),
         ran_in.as_secs_f64()
     );
-}
-
-/// A metric's data points since `from_ms`, oldest first (GetMetricData, 1-second periods, Maximum).
-async fn metric_series(
-    client: &aws_sdk_cloudwatch::Client,
-    namespace: &str,
-    name: &str,
-    from_ms: i64,
-) -> Vec<(i64, f64)> {
-    use aws_sdk_cloudwatch::primitives::DateTime;
-    let query = MetricDataQuery::builder()
-        .id("m")
-        .metric_stat(
-            MetricStat::builder()
-                .metric(Metric::builder().namespace(namespace).metric_name(name).build())
-                .period(1)
-                .stat("Maximum")
-                .build(),
-        )
-        .build();
-    let got = client
-        .get_metric_data()
-        .metric_data_queries(query)
-        .start_time(DateTime::from_millis(from_ms))
-        .end_time(DateTime::from_millis(now_ms() + 10 * MIN))
-        .send()
-        .await
-        .expect("GetMetricData");
-    let mut out: Vec<(i64, f64)> = got
-        .metric_data_results()
-        .iter()
-        .flat_map(|r| r.timestamps().iter().map(|t| t.to_millis().unwrap()).zip(r.values().iter().copied()))
-        .collect();
-    out.sort_by_key(|p| p.0);
-    out
 }
 
 /// Polls `check` every 50 ms until it returns `Some`, for up to `within`,

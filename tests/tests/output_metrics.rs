@@ -7,8 +7,6 @@ mod output_support;
 
 use std::time::Duration;
 
-use aws_sdk_cloudwatch::primitives::DateTime;
-use aws_sdk_cloudwatch::types::{Metric, MetricDataQuery, MetricStat};
 use output_support::*;
 use pulse::output::backend::ModelBackend;
 use pulse::output::metrics::{MetricsOut, MetricsPublisher};
@@ -58,29 +56,10 @@ async fn fleet_and_health_metrics_are_put_every_interval() {
         ]
     );
 
+    let range = (now - 600_000, now + 600_000);
     let value = |namespace: String, name: &'static str| {
         let cloudwatch = cloudwatch.clone();
-        async move {
-            let query = MetricDataQuery::builder()
-                .id("m")
-                .metric_stat(
-                    MetricStat::builder()
-                        .metric(Metric::builder().namespace(namespace).metric_name(name).build())
-                        .period(60)
-                        .stat("Maximum")
-                        .build(),
-                )
-                .build();
-            let got = cloudwatch
-                .get_metric_data()
-                .metric_data_queries(query)
-                .start_time(DateTime::from_millis(now - 600_000))
-                .end_time(DateTime::from_millis(now + 600_000))
-                .send()
-                .await
-                .unwrap();
-            got.metric_data_results()[0].values().to_vec()
-        }
+        async move { metric_values(&cloudwatch, &namespace, name, 60, range).await }
     };
     assert_eq!(value(fleet_ns.clone(), "TotalCustomersProcessed").await, [12.0]);
     assert_eq!(value(fleet_ns.clone(), "HighChurnRiskCount").await, [4.0]);
@@ -119,25 +98,9 @@ async fn finish_publishes_the_last_partial_period() {
 
     sink.finish().await.unwrap();
     assert_eq!(sink.stats().metrics_published, 1, "the end of the run publishes its last period");
-    let query = MetricDataQuery::builder()
-        .id("m")
-        .metric_stat(
-            MetricStat::builder()
-                .metric(Metric::builder().namespace(&fleet_ns).metric_name("TotalCustomersProcessed").build())
-                .period(60)
-                .stat("Maximum")
-                .build(),
-        )
-        .build();
-    let got = cloudwatch
-        .get_metric_data()
-        .metric_data_queries(query)
-        .start_time(DateTime::from_millis(start - 600_000))
-        .end_time(DateTime::from_millis(start + 600_000))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(got.metric_data_results()[0].values(), [5.0]);
+    let range = (start - 600_000, start + 600_000);
+    let got = metric_values(&cloudwatch, &fleet_ns, "TotalCustomersProcessed", 60, range).await;
+    assert_eq!(got, [5.0]);
     let health = cloudwatch.list_metrics().namespace(&health_ns).send().await.unwrap();
     assert!(health.metrics().iter().any(|m| m.metric_name() == Some("PredictionsWritten")), "{health:?}");
 }

@@ -1,6 +1,7 @@
 //! What the `output_*` tests share: the local AWS configuration, feature
 //! vectors the embedded model scores as calm or at risk, `pulse serve` in
-//! process, moto's admin API, and polling with a deadline.
+//! process, moto's admin API, CloudWatch data points, and polling with a
+//! deadline.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -22,6 +23,55 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub async fn sdk() -> SdkConfig {
     AwsArgs::local(aws_endpoint()).load().await
+}
+
+/// A metric's data points from `from_ms` to `to_ms`, oldest first
+/// (GetMetricData, the Maximum of each `period_s` period).
+pub async fn metric_series(
+    client: &aws_sdk_cloudwatch::Client,
+    namespace: &str,
+    name: &str,
+    period_s: i32,
+    (from_ms, to_ms): (i64, i64),
+) -> Vec<(i64, f64)> {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Metric, MetricDataQuery, MetricStat};
+    let query = MetricDataQuery::builder()
+        .id("m")
+        .metric_stat(
+            MetricStat::builder()
+                .metric(Metric::builder().namespace(namespace).metric_name(name).build())
+                .period(period_s)
+                .stat("Maximum")
+                .build(),
+        )
+        .build();
+    let got = client
+        .get_metric_data()
+        .metric_data_queries(query)
+        .start_time(DateTime::from_millis(from_ms))
+        .end_time(DateTime::from_millis(to_ms))
+        .send()
+        .await
+        .expect("GetMetricData");
+    let mut out: Vec<(i64, f64)> = got
+        .metric_data_results()
+        .iter()
+        .flat_map(|r| r.timestamps().iter().map(|t| t.to_millis().unwrap()).zip(r.values().iter().copied()))
+        .collect();
+    out.sort_by_key(|p| p.0);
+    out
+}
+
+/// The values of [`metric_series`], oldest first.
+pub async fn metric_values(
+    client: &aws_sdk_cloudwatch::Client,
+    namespace: &str,
+    name: &str,
+    period_s: i32,
+    range_ms: (i64, i64),
+) -> Vec<f64> {
+    metric_series(client, namespace, name, period_s, range_ms).await.into_iter().map(|(_, v)| v).collect()
 }
 
 pub fn embedded() -> EmbeddedModel {
