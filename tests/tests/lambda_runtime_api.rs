@@ -20,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue as Av;
-use lambda_support::{event_item, lambda_record, put};
+use lambda_support::{event_item, get, lambda_record, put};
 use pulse::aws::{setup, AwsArgs};
 use pulse::due::DEFAULT_DUE_INDEX;
 use pulse_e2e::{aws_endpoint, unique_name};
@@ -232,17 +232,7 @@ fn the_bootstrap_answers_through_the_runtime_api_and_writes_its_output() {
 
     // The due items, in the local DynamoDB.
     for c in ["stu_rt1", "stu_rt2"] {
-        let item = rt
-            .block_on(
-                client
-                    .get_item()
-                    .table_name(&table)
-                    .key("customer_id", Av::S(c.into()))
-                    .key("sk", Av::S("DUE".into()))
-                    .send(),
-            )
-            .expect("GetItem")
-            .item;
+        let item = rt.block_on(get(&client, &table, c, "DUE"));
         assert!(item.is_some(), "no due item for {c}\n--- watch log ---\n{}", watch.log());
     }
 
@@ -250,16 +240,7 @@ fn the_bootstrap_answers_through_the_runtime_api_and_writes_its_output() {
     // its last vector, and the fleet metrics as an Embedded Metric Format line.
     for (c, as_of) in [("stu_rt1", &vectors[1]["as_of"]), ("stu_rt2", &vectors[2]["as_of"])] {
         let item = rt
-            .block_on(
-                client
-                    .get_item()
-                    .table_name(&table)
-                    .key("customer_id", Av::S(c.into()))
-                    .key("sk", Av::S("PRED#latest".into()))
-                    .send(),
-            )
-            .expect("GetItem")
-            .item
+            .block_on(get(&client, &table, c, "PRED#latest"))
             .unwrap_or_else(|| panic!("no prediction for {c}\n--- watch log ---\n{}", watch.log()));
         assert_eq!(item.get("as_of"), Some(&Av::N(as_of.to_string())), "{c}: {item:?}");
         assert_eq!(item.get("served_by"), Some(&Av::S("embedded".into())), "{c}: {item:?}");
