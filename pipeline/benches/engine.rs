@@ -21,10 +21,10 @@
 //! `cargo bench -p pulse --bench engine`
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use pulse::synth::{generate, SynthConfig};
 use pulse_operators::{Engine, EngineConfig, TimerPolicy};
 use pulse_schemas::capture::decode_line;
 use pulse_schemas::StreamRecord;
+use pulse_synth::{generate, SynthConfig};
 
 fn bench_engine(c: &mut Criterion) {
     let mut capture = Vec::new();

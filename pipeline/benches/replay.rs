@@ -9,13 +9,13 @@
 use std::io::{BufRead, BufReader};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use pulse::io::Output;
-use pulse::replay::{replay, Input, Outputs, ReplayConfig};
-use pulse::scoring::ScoringConfig;
-use pulse::synth::{generate, SynthConfig};
 use pulse_model::{embedded, EmbeddedModel};
 use pulse_operators::scoring::BatchPolicy;
 use pulse_operators::EngineConfig;
+use pulse_runtime::io::Output;
+use pulse_runtime::replay::{replay, Input, Outputs, ReplayConfig};
+use pulse_runtime::scoring::ScoringConfig;
+use pulse_synth::{generate, SynthConfig};
 
 fn bench_replay(c: &mut Criterion) {
     // As `pulse replay` does: the model's matrix products run on the scoring
@@ -68,7 +68,7 @@ fn bench_replay(c: &mut Criterion) {
                         batch: BatchPolicy { max_linger_ms: 60_000, ..BatchPolicy::default() },
                         ..ScoringConfig::default()
                     }),
-                    progress: false,
+                    progress: None,
                 };
                 let model = scored.then(|| model.clone());
                 runtime.block_on(replay(config, model)).expect("replay").records

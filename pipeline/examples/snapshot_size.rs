@@ -13,9 +13,9 @@
 
 use std::time::{Duration, Instant};
 
-use pulse::synth::{generate, SynthConfig};
 use pulse_operators::{Engine, EngineConfig};
 use pulse_schemas::capture::decode_line;
+use pulse_synth::{generate, SynthConfig};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);

@@ -20,8 +20,8 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::process::{Processor, Produced};
-use crate::synth::{generate, SynthConfig};
+use pulse_runtime::process::{Processor, Produced};
+use pulse_synth::{generate, SynthConfig};
 
 /// How to make the data set.
 #[derive(Clone, Debug)]

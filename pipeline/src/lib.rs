@@ -2,27 +2,17 @@
 //! customer of a tutoring marketplace.
 //!
 //! The flow is source → decode → customer windows → features → score →
-//! sinks. This crate holds the edges and the wiring: files in and out
-//! ([`io`]), the decode-and-apply step every source shares ([`process`]), the
-//! replay job ([`replay`]) and the synthetic marketplace ([`synth`]). The
-//! record rules and windows are in `pulse-operators`; the contract's types in
-//! `pulse-schemas`.
+//! sinks, and each step has its crate: `pulse-schemas` (the contract, the
+//! decoders), `pulse-operators` (windows, features, timers, the scoring
+//! operators), `pulse-model` (the network), `pulse-runtime` (the step every
+//! source shares, sinks, the scoring stage, replay), `pulse-aws` (the AWS
+//! sources and sinks), `pulse-lambda` (the function), `pulse-serve` (the
+//! SageMaker container's server), `pulse-synth` (the synthetic marketplace,
+//! the load test). This crate is the `pulse` command line: training data
+//! ([`learn`]), progress bars ([`progress`]) and the printed reports
+//! ([`summary`]).
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
-pub mod aws;
-pub mod due;
-pub mod hydrate;
-pub mod io;
-pub mod lambda;
 pub mod learn;
-pub mod live;
-pub mod loadtest;
-pub mod output;
-pub mod process;
 pub mod progress;
-pub mod replay;
-pub mod scoring;
-pub mod serve;
-pub mod sink;
 pub mod summary;
-pub mod synth;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use pulse_runtime::replay::{ProgressObserver, ProgressUnit, ProgressUpdate};
 
 /// A bar fed from a counter that a worker thread bumps.
 #[derive(Debug, Clone)]
@@ -63,5 +64,32 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish();
         }
+    }
+}
+
+impl Progress {
+    /// A bar for a replay's progress updates (bytes of a file, or records
+    /// generated), made at the first update; `None` when disabled.
+    pub fn observer(enabled: bool, label: &str) -> Option<ProgressObserver> {
+        if !enabled {
+            return None;
+        }
+        let label = label.to_owned();
+        let bar = std::sync::OnceLock::<Progress>::new();
+        Some(ProgressObserver(Arc::new(move |u: ProgressUpdate| {
+            let progress = bar.get_or_init(|| {
+                let counter = Arc::new(AtomicU64::new(0));
+                match u.unit {
+                    ProgressUnit::Bytes => Progress::bytes(true, &label, u.total, counter),
+                    ProgressUnit::Records => Progress::items(true, &label, u.total, counter),
+                }
+            });
+            progress.counter.store(u.count, Relaxed);
+            if u.finished {
+                progress.finish();
+            } else {
+                progress.update();
+            }
+        })))
     }
 }

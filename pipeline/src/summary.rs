@@ -2,20 +2,8 @@
 
 use std::fmt::Write as _;
 
-use crate::replay::ReplaySummary;
-
-/// A count with thousands separators (`1,234,567`).
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+use pulse_runtime::replay::ReplaySummary;
+pub use pulse_runtime::report::{thousands, RESCAN_INTERVAL_MS};
 
 /// Bytes as KiB/MiB/GiB.
 pub fn bytes(n: u64) -> String {
@@ -67,9 +55,6 @@ pub fn replay_table(s: &ReplaySummary) -> String {
     row("records/s", thousands(s.records_per_second as u64));
     t
 }
-
-/// Today's system rescans every customer this often.
-pub const RESCAN_INTERVAL_MS: i64 = 5 * 60 * 1000;
 
 /// The demo's report: the replay table, scoring work against a full rescan
 /// every `rescan_ms` over the same stream time, segments, top risks.

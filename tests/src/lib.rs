@@ -5,7 +5,7 @@
 //! each opening with a `//!` that says what it proves:
 //!
 //! * `replay_golden.rs`: hand-written captures (`tests/fixtures/*.jsonl`) replayed
-//!   through `pulse::replay::replay`, checked against hand-computed vectors and
+//!   through `pulse_runtime::replay::replay`, checked against hand-computed vectors and
 //!   dead letters.
 //! * `replay_restore.rs`: a crash without checkpoint (a redelivered prefix, then
 //!   the whole stream again) ends in the same state as one clean replay; replays
@@ -29,7 +29,7 @@
 //!   after expiry; a second consumer reads nothing while the first owns the shard.
 //! * `output_sagemaker.rs`, `output_predictions.rs`, `output_alerts.rs`,
 //!   `output_dead_letters.rs`, `output_metrics.rs`, `output_sink.rs`: the live
-//!   outputs (`pulse::output`) against the local AWS server and `pulse serve`:
+//!   outputs (`pulse_aws::output`) against the local AWS server and `pulse serve`:
 //!   the SageMaker scorer, the endpoint down then back, conditional prediction
 //!   writes, alerts once across a restart, dead letters, metrics, the flags.
 //!   Their helpers are in `tests/tests/output_support/mod.rs`.

@@ -1,7 +1,7 @@
 //! The local AWS server answers the real SDK clients, and `pulse`'s setup
 //! makes the events table the contract describes (key, stream view type).
 
-use pulse::aws::{setup, AwsArgs};
+use pulse_aws::{setup, AwsArgs};
 use pulse_e2e::{aws_endpoint, unique_name};
 
 #[tokio::test]

@@ -227,15 +227,15 @@ fn generate_same_seed_same_bytes() {
     assert!(read("a.jsonl") == read("b.jsonl"), "the same seed must give the same bytes");
     assert!(read("a.jsonl") != read("c.jsonl"), "another seed gives another capture");
     // The library's generator writes the same bytes.
-    let config = pulse::synth::SynthConfig {
+    let config = pulse_synth::SynthConfig {
         customers: 40,
         days: 6,
         seed: 3,
-        hostility: pulse::synth::Hostility::hostile(),
-        ..pulse::synth::SynthConfig::default()
+        hostility: pulse_synth::Hostility::hostile(),
+        ..pulse_synth::SynthConfig::default()
     };
     let mut bytes = Vec::new();
-    pulse::synth::generate(&config, &mut bytes, &mut |_| {}).unwrap();
+    pulse_synth::generate(&config, &mut bytes, &mut |_| {}).unwrap();
     assert!(bytes == read("a.jsonl"), "CLI and library generate differ");
 }
 

@@ -64,12 +64,12 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use common::{parse_vectors, pulse_bin, D, H, MIN};
 use live::{event_image, now_ms, prediction_image, TableWriter};
 use output_support::{drain_queue, embedded, metric_series, n, s};
-use pulse::output::alerts::AlertMessage;
-use pulse::output::fallback::FALLBACK_SERVED_BY;
-use pulse::synth::{generate, Hostility, SegmentMix, SynthConfig};
+use pulse_aws::output::alerts::AlertMessage;
+use pulse_aws::output::fallback::FALLBACK_SERVED_BY;
 use pulse_e2e::{aws_endpoint, unique_name};
 use pulse_model::Scorer;
 use pulse_schemas::{FeatureVector, DAY_MS};
+use pulse_synth::{generate, Hostility, SegmentMix, SynthConfig};
 use serde_json::{json, Value};
 
 /// The §6 fleet metrics.

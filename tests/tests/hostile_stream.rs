@@ -1,8 +1,8 @@
-//! A hostile synthetic marketplace (`pulse::synth`, `Hostility::hostile()`:
+//! A hostile synthetic marketplace (`pulse_synth`, `Hostility::hostile()`:
 //! duplicates, delays, corrections, user retractions, TTL removals, late,
 //! future and invalid records, non-event items) of 300 customers over 45
 //! days, written to a capture file and replayed through
-//! `pulse::replay::replay` with daily timers. It proves that:
+//! `pulse_runtime::replay::replay` with daily timers. It proves that:
 //!
 //! * the replay finishes (no panic, no error) and reads every line;
 //! * what the engine counted is exactly what the generator says it injected:
@@ -21,10 +21,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use common::support::feature_diffs;
 use common::support::reference::Reference;
 use common::{capture_lines, replay_capture, write_file};
-use pulse::synth::{generate, Hostility, SynthConfig, SynthSummary};
 use pulse_operators::TimerPolicy;
 use pulse_schemas::capture::decode_line;
 use pulse_schemas::{FeatureVector, Trigger};
+use pulse_synth::{generate, Hostility, SynthConfig, SynthSummary};
 
 const CUSTOMERS: usize = 300;
 const DAYS: u32 = 45;

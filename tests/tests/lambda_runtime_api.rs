@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue as Av;
 use lambda_support::{event_item, get, lambda_record, put};
-use pulse::aws::{setup, AwsArgs};
-use pulse::due::DEFAULT_DUE_INDEX;
+use pulse_aws::due::DEFAULT_DUE_INDEX;
+use pulse_aws::{setup, AwsArgs};
 use pulse_e2e::{aws_endpoint, unique_name};
 use serde_json::{json, Value};
 
@@ -177,11 +177,11 @@ fn the_bootstrap_answers_through_the_runtime_api_and_writes_its_output() {
 
     // Build the function first, so the watch starts it at once.
     let build = Command::new(env!("CARGO"))
-        .args(["build", "-p", "pulse", "--bin", "bootstrap"])
+        .args(["build", "-p", "pulse-lambda", "--bin", "bootstrap"])
         .current_dir(workspace_root())
         .status()
         .expect("cargo build");
-    assert!(build.success(), "cargo build -p pulse --bin bootstrap failed");
+    assert!(build.success(), "cargo build -p pulse-lambda --bin bootstrap failed");
 
     let port = free_port().to_string();
     let log = dir.path().join("watch.log");
@@ -194,7 +194,7 @@ fn the_bootstrap_answers_through_the_runtime_api_and_writes_its_output() {
         use std::os::unix::process::CommandExt as _;
         Command::new(cargo_lambda())
             .args(["lambda", "watch", "--ignore-changes", "-A", "127.0.0.1", "-P", &port])
-            .args(["-p", "pulse", "--bin", "bootstrap", "--env-var", &env_vars])
+            .args(["-p", "pulse-lambda", "--bin", "bootstrap", "--env-var", &env_vars])
             .current_dir(workspace_root())
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().unwrap())

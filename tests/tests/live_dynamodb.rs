@@ -190,7 +190,7 @@ fn stopping_and_resuming_gives_the_files_of_one_uninterrupted_run() {
         (w.expected.len() as u64, runs)
     });
     let stopped: Vec<_> = resumed_runs.iter().map(|s| (s.stopped, s.totals.records)).collect();
-    use pulse::live::StopReason::{Idle, MaxRecords};
+    use pulse_aws::live::StopReason::{Idle, MaxRecords};
     let first_part = resumed_runs[2].totals.records;
     assert_eq!(stopped, [(MaxRecords, 137), (MaxRecords, 611), (Idle, first_part), (Idle, total)]);
     assert_eq!(resumed_runs[1].records_this_run, 611 - 137, "a resumed run reads only what follows its checkpoint");

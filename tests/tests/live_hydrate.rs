@@ -15,14 +15,14 @@
 //! capture of the whole stream; the run without `--hydrate` differs on the
 //! customers with history (so the flag is what makes them equal), and agrees
 //! on the customer without. The data avoids the documented exceptions of
-//! `pulse::hydrate` (no retracted oldest event, no TTL, no invalid items, no
+//! `pulse_aws::hydrate` (no retracted oldest event, no TTL, no invalid items, no
 //! late events). The summary counts the customers hydrated and items read.
 //!
 //! The new events are written in one BatchWriteItem while the consumers wait
 //! 1.5 s between polls of their caught-up shard, so they arrive in one page:
 //! were a customer's new events split over two pages, hydrating before the
 //! first would read the second's events from the table ahead of their records
-//! (the third exception of `pulse::hydrate`: those records then count as
+//! (the third exception of `pulse_aws::hydrate`: those records then count as
 //! duplicates).
 
 mod common;
@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::{AttributeValue as Av, DeleteRequest, PutRequest, WriteRequest};
 use common::{describe, pulse_bin, replay_capture, run_pulse, D, H, MIN};
 use lambda_support::{event_item, put};
-use pulse::aws::{setup, AwsArgs};
+use pulse_aws::{setup, AwsArgs};
 use pulse_e2e::{aws_endpoint, unique_name};
 use pulse_operators::TimerPolicy;
 use pulse_schemas::{FeatureVector, Trigger};

@@ -29,7 +29,7 @@ use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use common::{describe, parse_vectors, replay_capture, run_pulse};
 use live::*;
-use pulse::live::api::StreamApi;
+use pulse_aws::live::api::StreamApi;
 use pulse_e2e::{aws_endpoint, unique_name};
 use pulse_operators::TimerPolicy;
 use pulse_schemas::{FeatureVector, Trigger, DAY_MS};
@@ -122,7 +122,7 @@ fn kinesis_records_give_the_vectors_of_a_replay() {
     let path = |name: &str| dir.path().join(name);
     // Ending yesterday, so that a day of wall-clock time lies after the stream.
     let yesterday = now_ms() / DAY_MS * DAY_MS - DAY_MS;
-    let lines = synth_lines_until(yesterday, 150, 3, 31, pulse::synth::Hostility::hostile());
+    let lines = synth_lines_until(yesterday, 150, 3, 31, pulse_synth::Hostility::hostile());
     std::fs::write(path("original.jsonl"), lines.join("\n") + "\n").unwrap();
     let (stream_lines, swapped) = shuffle(&lines);
     assert!(swapped.len() >= 3, "some customers have swapped records: {swapped:?}");
@@ -152,7 +152,7 @@ fn kinesis_records_give_the_vectors_of_a_replay() {
         config.reader.limit = 10_000;
         let off = consume(config, api.clone(), &path("off.jsonl"), &path("off-dead.jsonl")).await;
         let mut config = test_config(TimerPolicy::default(), None);
-        config.clock = pulse::live::Clock::Wall;
+        config.clock = pulse_aws::live::Clock::Wall;
         let wall = consume(config, api, &path("wall.jsonl"), &path("wall-dead.jsonl")).await;
         (on, off, wall)
     });
@@ -231,8 +231,11 @@ fn kinesis_records_give_the_vectors_of_a_replay() {
     ]);
     assert!(out.status.success(), "{}", describe(&out));
     let mut cli = String::new();
-    std::io::Read::read_to_string(&mut pulse::io::open_input(&path("cli-capture.jsonl.zst")).unwrap().reader, &mut cli)
-        .unwrap();
+    std::io::Read::read_to_string(
+        &mut pulse_runtime::io::open_input(&path("cli-capture.jsonl.zst")).unwrap().reader,
+        &mut cli,
+    )
+    .unwrap();
     let sorted = |s: &str| {
         let mut v: Vec<String> = s.lines().map(str::to_owned).collect();
         v.sort();

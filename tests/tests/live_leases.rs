@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use common::D;
 use live::*;
-use pulse::live::lease::{Acquired, LeaseTable};
-use pulse::live::LeaseConfig;
+use pulse_aws::live::lease::{Acquired, LeaseTable};
+use pulse_aws::live::LeaseConfig;
 use pulse_e2e::unique_name;
 use pulse_operators::TimerPolicy;
 
@@ -103,8 +103,8 @@ fn a_second_consumer_reads_nothing_while_the_first_owns_the_shard() {
             let (api, dynamodb) = (api.clone(), dynamodb.clone());
             let (f, d) = (path(&format!("{name}.jsonl")), path(&format!("{name}-dead.jsonl")));
             async move {
-                let consumer = pulse::live::Consumer::prepare(c, api, Some(dynamodb)).await.unwrap();
-                let sink = pulse::live::files::FileSink::open(Some(&f), Some(&d), consumer.sink_state()).unwrap();
+                let consumer = pulse_aws::live::Consumer::prepare(c, api, Some(dynamodb)).await.unwrap();
+                let sink = pulse_runtime::files::FileSink::open(Some(&f), Some(&d), consumer.sink_state()).unwrap();
                 (consumer, sink)
             }
         };

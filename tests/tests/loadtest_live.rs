@@ -8,12 +8,12 @@ use std::time::Duration;
 
 mod common;
 
-use pulse::aws::{setup, AwsArgs};
-use pulse::loadtest::latency::LatencyTracker;
-use pulse::loadtest::live::{write_events, WriteLoad};
-use pulse::loadtest::writer::TableWriter;
-use pulse::synth::SynthConfig;
+use pulse_aws::{setup, AwsArgs};
 use pulse_e2e::{aws_endpoint, unique_name};
+use pulse_synth::loadtest::latency::LatencyTracker;
+use pulse_synth::loadtest::live::{write_events, WriteLoad};
+use pulse_synth::loadtest::writer::TableWriter;
+use pulse_synth::SynthConfig;
 
 #[tokio::test]
 async fn written_items_land_in_the_table_and_stop_at_the_count() {

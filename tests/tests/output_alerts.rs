@@ -9,13 +9,13 @@ mod output_support;
 use std::time::Duration;
 
 use output_support::*;
-use pulse::output::alerts::{AlertMessage, AlertPublisher};
-use pulse::output::backend::ModelBackend;
-use pulse::output::predictions::PredictionWriter;
-use pulse::output::sink::{Destinations, ScoringSink};
-use pulse::process::Produced;
-use pulse::sink::Sink;
+use pulse_aws::output::alerts::{AlertMessage, AlertPublisher};
+use pulse_aws::output::backend::ModelBackend;
+use pulse_aws::output::predictions::PredictionWriter;
+use pulse_aws::output::sink::{Destinations, ScoringSink};
 use pulse_e2e::unique_name;
+use pulse_runtime::process::Produced;
+use pulse_runtime::sink::Sink;
 use pulse_schemas::FeatureVector;
 
 async fn sink(sdk: &aws_config::SdkConfig, table: &str, topic: &str) -> ScoringSink {

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use output_support::*;
-use pulse::output::backend::ModelBackend;
-use pulse::output::dead_letters::{DeadLetterFile, DeadLetterQueue};
-use pulse::output::sink::{Destinations, ScoringSink};
-use pulse::process::{Processor, Produced};
-use pulse::sink::Sink;
+use pulse_aws::output::backend::ModelBackend;
+use pulse_aws::output::dead_letters::{DeadLetterFile, DeadLetterQueue};
+use pulse_aws::output::sink::{Destinations, ScoringSink};
 use pulse_operators::{Engine, EngineConfig};
+use pulse_runtime::process::{Processor, Produced};
+use pulse_runtime::sink::Sink;
 use pulse_schemas::Source;
 
 #[tokio::test]

@@ -8,12 +8,12 @@ mod output_support;
 use std::time::Duration;
 
 use output_support::*;
-use pulse::output::backend::ModelBackend;
-use pulse::output::metrics::{MetricsOut, MetricsPublisher};
-use pulse::output::sink::{Destinations, ScoringSink};
-use pulse::process::Produced;
-use pulse::sink::Sink;
+use pulse_aws::output::backend::ModelBackend;
+use pulse_aws::output::metrics::{MetricsOut, MetricsPublisher};
+use pulse_aws::output::sink::{Destinations, ScoringSink};
 use pulse_e2e::unique_name;
+use pulse_runtime::process::Produced;
+use pulse_runtime::sink::Sink;
 
 #[tokio::test]
 async fn fleet_and_health_metrics_are_put_every_interval() {

@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodbstreams::types::{AttributeValue as StreamValue, ShardIteratorType};
 use output_support::*;
-use pulse::output::predictions::{PredictionRecord, PredictionWriter, StoredAlertState};
-use pulse::process::{Processor, Produced};
+use pulse_aws::output::predictions::{PredictionRecord, PredictionWriter, StoredAlertState};
 use pulse_operators::{Engine, EngineConfig};
+use pulse_runtime::process::{Processor, Produced};
 use pulse_schemas::prediction::Scores;
 use pulse_schemas::{CustomerId, Prediction, Segment, Source, SCHEMA};
 

@@ -12,17 +12,17 @@ use aws_sdk_sagemakerruntime::config::interceptors::BeforeTransmitInterceptorCon
 use aws_sdk_sagemakerruntime::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_sagemakerruntime::error::BoxError;
 use output_support::*;
-use pulse::aws::AwsArgs;
-use pulse::output::backend::ModelBackend;
-use pulse::output::fallback::{OnEndpointDown, WithFallback, FALLBACK_SERVED_BY};
-use pulse::output::predictions::PredictionWriter;
-use pulse::output::retry::{Backoff, BreakerConfig};
-use pulse::output::sagemaker::{client_config, ContentType, EndpointConfig, SageMakerScorer};
-use pulse::output::sink::{Destinations, ScoringSink};
-use pulse::process::Produced;
-use pulse::sink::Sink;
+use pulse_aws::output::backend::ModelBackend;
+use pulse_aws::output::fallback::{OnEndpointDown, WithFallback, FALLBACK_SERVED_BY};
+use pulse_aws::output::predictions::PredictionWriter;
+use pulse_aws::output::retry::{Backoff, BreakerConfig};
+use pulse_aws::output::sagemaker::{client_config, ContentType, EndpointConfig, SageMakerScorer};
+use pulse_aws::output::sink::{Destinations, ScoringSink};
+use pulse_aws::AwsArgs;
 use pulse_e2e::unique_name;
 use pulse_model::{ModelId, Scorer};
+use pulse_runtime::process::Produced;
+use pulse_runtime::sink::Sink;
 use pulse_schemas::prediction::Scores;
 use pulse_schemas::{FeatureVector, Features};
 

@@ -7,10 +7,10 @@ mod output_support;
 
 use clap::Parser;
 use output_support::*;
-use pulse::output::args::OutputArgs;
-use pulse::process::{DeadLetter, Produced};
-use pulse::sink::Sink;
+use pulse_aws::output::args::OutputArgs;
 use pulse_e2e::unique_name;
+use pulse_runtime::process::{DeadLetter, Produced};
+use pulse_runtime::sink::Sink;
 use pulse_schemas::record::{Invalid, InvalidReason};
 use pulse_schemas::Source;
 

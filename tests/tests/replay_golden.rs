@@ -1,5 +1,5 @@
 //! Golden replay: a small hand-written capture (`tests/fixtures/golden.jsonl`,
-//! AWS DynamoDB Streams records, one a line) through `pulse::replay::replay`,
+//! AWS DynamoDB Streams records, one a line) through `pulse_runtime::replay::replay`,
 //! checked against vectors and dead letters computed by hand.
 //!
 //! It proves, end to end through the file reader, the decoder, the engine and
@@ -101,7 +101,7 @@ fn golden_bytes() -> Vec<u8> {
     std::fs::read(fixture("golden.jsonl")).expect("the golden fixture")
 }
 
-fn golden_replay() -> (Vec<FeatureVector>, Vec<Value>, pulse::replay::ReplaySummary) {
+fn golden_replay() -> (Vec<FeatureVector>, Vec<Value>, pulse_runtime::replay::ReplaySummary) {
     let run = replay_capture(&fixture("golden.jsonl"), TimerPolicy::Off);
     (run.vectors(), run.dead_letters(), run.summary)
 }

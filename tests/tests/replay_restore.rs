@@ -17,7 +17,7 @@
 //!   an event retracted and then added again; those vectors are not
 //!   compared);
 //! * the naive reference model fed the redelivered stream agrees;
-//! * two replays of the same capture through `pulse::replay::replay` write
+//! * two replays of the same capture through `pulse_runtime::replay::replay` write
 //!   byte-identical feature and dead-letter files, with and without timers
 //!   (the pipeline runs its stages on several threads).
 //!
@@ -30,11 +30,11 @@ mod common;
 use common::support::feature_diffs;
 use common::support::reference::Reference;
 use common::{capture_lines, replay_capture, write_file, Driver};
-use pulse::process::write_vector_line;
-use pulse::synth::{generate, Hostility, SynthConfig};
 use pulse_operators::TimerPolicy;
+use pulse_runtime::process::write_vector_line;
 use pulse_schemas::capture::decode_line;
 use pulse_schemas::FeatureVector;
+use pulse_synth::{generate, Hostility, SynthConfig};
 
 fn synth(customers: usize, days: u32, seed: u64, hostility: Hostility) -> (Vec<u8>, SynthConfig) {
     let config = SynthConfig { customers, days, seed, hostility, ..SynthConfig::default() };

@@ -1,5 +1,5 @@
 //! Timers on stream time (§3 "On time", `operators/src/timers.rs`), end to end
-//! through the decode → engine step the replay uses (`pulse::process`), the
+//! through the decode → engine step the replay uses (`pulse_runtime::process`), the
 //! library replay and the `pulse` binary.
 //!
 //! Stream time is the largest `ApproximateCreationDateTime` seen; before each
@@ -29,8 +29,8 @@ use common::{
     describe, insert_line, login_line, replay_capture, run_pulse, session_attrs, session_line, write_file, Driver, D,
     H, MIN, T0,
 };
-use pulse::process::write_vector_line;
 use pulse_operators::TimerPolicy;
+use pulse_runtime::process::write_vector_line;
 use pulse_schemas::capture::decode_line;
 use pulse_schemas::features::idx::*;
 use pulse_schemas::{FeatureVector, Trigger};

@@ -4,11 +4,12 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use pulse::replay::{replay, Input, Outputs, ReplayConfig};
+use pulse::progress::Progress;
 use pulse::summary::{demo_report, RESCAN_INTERVAL_MS};
-use pulse::synth::{Hostility, SynthConfig};
 use pulse_model::{EmbeddedModel, Scorer};
 use pulse_operators::EngineConfig;
+use pulse_runtime::replay::{replay, Outputs, ReplayConfig};
+use pulse_synth::{Hostility, SynthConfig};
 
 use super::replay::{ScoringArgs, TimerArgs};
 
@@ -71,11 +72,11 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         args.scoring.config()?.batch.max_rows
     );
     let config = ReplayConfig {
-        input: Input::Synthetic(synth),
+        input: pulse_synth::replay_input(synth)?,
         outputs: outputs.clone(),
         engine: EngineConfig { timers: args.timers.policy()? },
         scoring: Some(args.scoring.config()?),
-        progress: !args.quiet,
+        progress: Progress::observer(!args.quiet, "records"),
     };
     let summary = replay::<EmbeddedModel>(config, Some(model)).await?;
     println!("{}", demo_report(&summary, args.customers as u64, RESCAN_INTERVAL_MS));

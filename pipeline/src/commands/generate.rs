@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use pulse::io::Output;
 use pulse::progress::Progress;
-use pulse::synth::{generate, Hostility, SegmentMix, SynthConfig, DEFAULT_START_MS};
+use pulse_runtime::io::Output;
+use pulse_synth::{generate, Hostility, SegmentMix, SynthConfig, DEFAULT_START_MS};
 
 /// Arguments of `pulse generate`.
 #[derive(Args, Debug)]

@@ -7,17 +7,17 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use pulse::aws::AwsArgs;
-use pulse::loadtest::latency::LatencyTracker;
-use pulse::loadtest::live::{run_live, LiveLoad, LiveReport, WriteLoad};
-use pulse::loadtest::{in_process, InProcessReport};
-use pulse::output::args::OutputArgs;
-use pulse::output::predictions::OnWritten;
 use pulse::progress::Progress;
-use pulse::summary::thousands;
-use pulse::synth::{Hostility, SynthConfig};
+use pulse_aws::output::args::OutputArgs;
+use pulse_aws::output::predictions::OnWritten;
+use pulse_aws::AwsArgs;
 use pulse_operators::EngineConfig;
+use pulse_runtime::report::thousands;
 use pulse_schemas::DAY_MS;
+use pulse_synth::loadtest::latency::LatencyTracker;
+use pulse_synth::loadtest::live::{run_live, LiveLoad, LiveReport, WriteLoad};
+use pulse_synth::loadtest::{in_process, InProcessReport};
+use pulse_synth::{Hostility, SynthConfig};
 
 use super::replay::TimerArgs;
 use super::run::LiveScoringArgs;

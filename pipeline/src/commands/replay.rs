@@ -4,11 +4,12 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use pulse::replay::{replay, Input, Outputs, ReplayConfig};
-use pulse::scoring::ScoringConfig;
+use pulse::progress::Progress;
 use pulse_model::EmbeddedModel;
 use pulse_operators::scoring::BatchPolicy;
 use pulse_operators::{EngineConfig, TimerPolicy};
+use pulse_runtime::replay::{replay, Input, Outputs, ReplayConfig};
+use pulse_runtime::scoring::ScoringConfig;
 use pulse_schemas::DAY_MS;
 
 /// Arguments of `pulse replay`.
@@ -137,7 +138,7 @@ pub(crate) async fn run(args: ReplayArgs) -> Result<()> {
         outputs: Outputs { features: args.features_out, dead_letters: args.dead_letter_out, ..args.scoring.outputs() },
         engine: EngineConfig { timers: args.timers.policy()? },
         scoring: if args.score { Some(args.scoring.config()?) } else { None },
-        progress: !args.quiet,
+        progress: Progress::observer(!args.quiet, "replay"),
     };
     let summary = replay::<EmbeddedModel>(config, model).await?;
     if summary.scoring.is_some() {

@@ -5,18 +5,18 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use pulse::aws::AwsArgs;
-use pulse::live::api::{max_records_per_call, StreamApi};
-use pulse::live::files::FileSink;
-use pulse::live::reader::ReaderConfig;
-use pulse::live::{Clock, Consumer, HydrateConfig, LeaseConfig, LiveConfig, LiveSummary, StartPosition};
-use pulse::output::args::OutputArgs;
-use pulse::output::sink::SinkStats;
-use pulse::process::Produced;
-use pulse::sink::{Both, Sink};
-use pulse::summary::thousands;
+use pulse_aws::live::api::{max_records_per_call, StreamApi};
+use pulse_aws::live::reader::ReaderConfig;
+use pulse_aws::live::{Clock, Consumer, HydrateConfig, LeaseConfig, LiveConfig, LiveSummary, StartPosition};
+use pulse_aws::output::args::OutputArgs;
+use pulse_aws::output::sink::SinkStats;
+use pulse_aws::AwsArgs;
 use pulse_operators::scoring::BatchPolicy;
 use pulse_operators::EngineConfig;
+use pulse_runtime::files::FileSink;
+use pulse_runtime::process::Produced;
+use pulse_runtime::report::thousands;
+use pulse_runtime::sink::{Both, Sink};
 
 use super::replay::{scoring_config, TimerArgs};
 use super::shutdown_signal;
@@ -185,7 +185,7 @@ pub(crate) struct LiveScoringArgs {
 }
 
 impl LiveScoringArgs {
-    pub(crate) fn config(&self) -> Result<pulse::scoring::ScoringConfig> {
+    pub(crate) fn config(&self) -> Result<pulse_runtime::scoring::ScoringConfig> {
         scoring_config(self.batch_rows, self.linger_s, self.metrics_interval_s)
     }
 }

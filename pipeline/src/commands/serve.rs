@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use pulse::serve::{router, ServeConfig, DEFAULT_MAX_ROWS};
 use pulse_model::Scorer;
+use pulse_serve::{router, ServeConfig, DEFAULT_MAX_ROWS};
 
 /// Arguments of `pulse serve`.
 #[derive(Args, Debug)]

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use clap::Args;
-use pulse::aws::{setup, AwsArgs};
+use pulse_aws::{setup, AwsArgs};
 use serde_json::Value;
 
 /// Arguments of `pulse setup`.
@@ -25,7 +25,7 @@ pub(crate) struct SetupArgs {
     load: Option<PathBuf>,
     /// Also create the Lambda function's due index (a sparse global secondary
     /// index on due_hour; default name due-index), for its scheduled runs.
-    #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = pulse::due::DEFAULT_DUE_INDEX)]
+    #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = pulse_aws::due::DEFAULT_DUE_INDEX)]
     due_index: Option<String>,
     #[command(flatten)]
     aws: AwsArgs,
@@ -41,7 +41,7 @@ pub(crate) async fn run(args: SetupArgs) -> Result<()> {
         println!("due index {index} ready");
     }
     let Some(capture) = args.load else { return Ok(()) };
-    let input = pulse::io::open_input(&capture)?;
+    let input = pulse_runtime::io::open_input(&capture)?;
     let mut loader = Loader { client, table: args.table, batch: Vec::new(), written: 0, refused: 0 };
     let mut skipped = 0u64;
     for (i, line) in std::io::BufReader::new(input.reader).lines().enumerate() {
@@ -167,5 +167,5 @@ fn item(v: &Value) -> Option<HashMap<String, AttributeValue>> {
     if v.is_null() {
         return None;
     }
-    pulse::aws::sdk_item_from_json(v).ok()
+    pulse_aws::sdk_item_from_json(v).ok()
 }

@@ -9,8 +9,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use pulse::learn::{build, evaluate, DatasetConfig};
 use pulse::progress::Progress;
-use pulse::synth::SynthConfig;
 use pulse_model::{train::train, EmbeddedModel, TrainConfig};
+use pulse_synth::SynthConfig;
 
 /// The simulated marketplace the data set is made from: the same for
 /// `pulse train` and `pulse evaluate`, so they see the same held-out customers.

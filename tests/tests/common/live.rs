@@ -12,15 +12,15 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use pulse::aws::{setup, AwsArgs};
-use pulse::live::api::StreamApi;
-use pulse::live::files::FileSink;
-use pulse::live::reader::ReaderConfig;
-use pulse::live::{Clock, Consumer, LiveConfig, LiveSummary};
-use pulse::synth::{generate, Hostility, SynthConfig};
+use pulse_aws::live::api::StreamApi;
+use pulse_aws::live::reader::ReaderConfig;
+use pulse_aws::live::{Clock, Consumer, LiveConfig, LiveSummary};
+use pulse_aws::{setup, AwsArgs};
 use pulse_e2e::{aws_endpoint, unique_name};
 use pulse_operators::{EngineConfig, TimerPolicy};
+use pulse_runtime::files::FileSink;
 use pulse_schemas::{FeatureVector, Source, DAY_MS};
+use pulse_synth::{generate, Hostility, SynthConfig};
 use serde_json::{json, Value};
 
 /// The SDK configuration for the local server.
@@ -66,7 +66,7 @@ pub async fn events_table(sdk: &SdkConfig, prefix: &str) -> (String, String) {
 
 /// An item from its image JSON.
 pub fn item(image: &Value) -> HashMap<String, AttributeValue> {
-    pulse::aws::sdk_item_from_json(image).expect("an image in DynamoDB's JSON shape")
+    pulse_aws::sdk_item_from_json(image).expect("an image in DynamoDB's JSON shape")
 }
 
 fn key_of(image: &Value) -> (String, String) {

@@ -25,10 +25,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, OnceLock};
 
-use pulse::process::{Processor, Produced};
-use pulse::replay::{replay, Input, Outputs, ReplayConfig, ReplaySummary};
 use pulse_model::EmbeddedModel;
 use pulse_operators::{Engine, EngineConfig, TimerPolicy};
+use pulse_runtime::process::{Processor, Produced};
+use pulse_runtime::replay::{replay, Input, Outputs, ReplayConfig, ReplaySummary};
 use pulse_schemas::capture::decode_line;
 use pulse_schemas::{FeatureVector, Source, DAY_MS};
 use serde_json::Value;
@@ -133,7 +133,7 @@ impl Replayed {
     }
 }
 
-/// Replays a capture file through `pulse::replay::replay` (no scoring) with
+/// Replays a capture file through `pulse_runtime::replay::replay` (no scoring) with
 /// the given timers, writing features and dead letters to a temporary
 /// directory, and reads them back.
 pub fn replay_capture(capture: &Path, timers: TimerPolicy) -> Replayed {
@@ -145,7 +145,7 @@ pub fn replay_capture(capture: &Path, timers: TimerPolicy) -> Replayed {
         outputs: Outputs { features: Some(features.clone()), dead_letters: Some(dead.clone()), ..Outputs::default() },
         engine: EngineConfig { timers },
         scoring: None,
-        progress: false,
+        progress: None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let summary = runtime

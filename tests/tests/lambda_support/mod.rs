@@ -43,7 +43,7 @@ pub async fn get(
     customer: &str,
     sk: &str,
 ) -> Option<HashMap<String, Av>> {
-    let key = pulse::aws::item_key(customer, sk);
+    let key = pulse_aws::item_key(customer, sk);
     client.get_item().table_name(table).set_key(Some(key)).consistent_read(true).send().await.expect("GetItem").item
 }
 

@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
-use pulse::aws::{setup, AwsArgs};
-use pulse::output::metrics::{MetricsOut, MetricsPublisher};
-use pulse::output::sink::{Destinations, SinkConfig};
-use pulse::scoring::ScoringConfig;
+use pulse_aws::output::metrics::{MetricsOut, MetricsPublisher};
+use pulse_aws::output::sink::{Destinations, SinkConfig};
+use pulse_aws::{setup, AwsArgs};
 use pulse_e2e::{aws_endpoint, unique_name};
 use pulse_model::EmbeddedModel;
 use pulse_operators::scoring::BatchPolicy;
+use pulse_runtime::scoring::ScoringConfig;
 use pulse_schemas::features::idx;
 use pulse_schemas::{CustomerId, FeatureVector, Source, Trigger, SCHEMA};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -178,7 +178,7 @@ pub async fn serve(port: u16) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = pulse::serve::router(embedded(), pulse::serve::ServeConfig::default());
+    let app = pulse_serve::router(embedded(), pulse_serve::ServeConfig::default());
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {

@@ -1,0 +1,933 @@
+//! Live input: a long-running consumer of a table's DynamoDB stream, or of
+//! the Kinesis data stream a table streams to (`pulse run`, `pulse capture`).
+//!
+//! ```text
+//! shard readers ──pages──► consumer ──► capture file (optional)
+//! (one task per shard,     │            decode → engine (Processor) → Sink
+//!  lineage order)          └─ every 10 s: sink.flush(), then checkpoint
+//! ```
+//!
+//! * **One format.** Each record read becomes one capture line
+//!   ([`record`]), the format `pulse replay` reads. The live run decodes that
+//!   line with the replay's decoder and applies it with the replay's
+//!   [`Processor`]; `pulse capture` just writes the lines. So a capture of a
+//!   stream replays to the vectors the live run gave, by construction.
+//! * **Order.** One reader per shard ([`reader`]); a shard starts only once
+//!   its parents are read to their end and processed ([`lineage`]). A
+//!   customer's records stay in one shard lineage (its partition key), so they
+//!   are applied in stream order; shards of different lineages interleave.
+//!   Timers fire on stream time, the largest `ApproximateCreationDateTime`
+//!   applied ([`Clock::Stream`]); with [`Clock::Wall`], stream time also moves
+//!   to the wall clock whenever every shard is caught up, so silent customers
+//!   are rescored even when the table is quiet (what FEATURES.md §3 asks of a
+//!   live run; a replay cannot do that, so two runs compare only under
+//!   [`Clock::Stream`]).
+//! * **Checkpoints** ([`checkpoint`]): per shard, the last record processed,
+//!   advanced only after the sink's [`Sink::flush`] said every effect up to it
+//!   is durable (end-to-end acknowledgement), together with the engine's
+//!   snapshot and the sink's resume state, in one atomically replaced file.
+//!   After `kill -9` at any instant a restart resumes from the last
+//!   checkpoint: the engine as it was, each shard just after its position,
+//!   file outputs cut back to their checkpointed length ([`files`]). Nothing
+//!   is lost, nothing counted twice, and the files end up byte-identical to
+//!   an uninterrupted run's. SIGTERM / ctrl-c stops reading, flushes and
+//!   checkpoints.
+//! * **Leases** ([`lease`], `--checkpoint-table`): shards owned through
+//!   conditional writes to a DynamoDB table, so two consumers never read the
+//!   same shard; positions are mirrored there. The engine state stays in each
+//!   consumer's checkpoint file, so a consumer resumes a shard at its OWN
+//!   checkpointed position when it has one (records another owner processed
+//!   meanwhile are applied again: harmless to the engine; the sinks' writes
+//!   must be idempotent, as the conditional prediction writes are). *Seam:* a
+//!   consumer taking over a shard it never read resumes at the table's
+//!   position, without the state of that shard's customers: run with
+//!   hydration (below) so they are read from the base table first.
+//! * **Hydration** (`--hydrate`, [`LiveConfig::hydrate`]): before a page is
+//!   applied, the customers it names that the engine holds no state for are
+//!   loaded from the event table, exactly as the Lambda function does before
+//!   a batch ([`crate::hydrate`]: held events, the latest of each "ever"
+//!   kind, the oldest event; what the page itself touches taken as it was
+//!   before the page), several at once (`--hydrate-concurrency`). Use it when
+//!   a consumer starts without the history of customers whose events it
+//!   reads: a first run at `--start latest` on a table that already holds
+//!   months of events, or a consumer taking over leased shards another one
+//!   read. It is **off by default**: a run from TRIM_HORIZON over a stream
+//!   that holds every event must equal a replay, and hydrating would load a
+//!   new customer's later events from the table before their own records
+//!   come (they would then be duplicates), besides the differences listed in
+//!   [`crate::hydrate`]. A failed Query is retried with the reader's error
+//!   backoff ([`HYDRATE_ATTEMPTS`] attempts in all); then the run stops with
+//!   the error, before applying the page, so no checkpoint moves past
+//!   records whose customers were not hydrated.
+//!
+//! * **Start.** `--start` ([`StartPosition`]) applies to the first listing of
+//!   a run without a checkpoint: at LATEST, closed shards are skipped and
+//!   open ones read from now on. Shards found later (children) are always
+//!   read from TRIM_HORIZON, so nothing between their creation and their
+//!   discovery is missed. A resumed run reads every shard after its
+//!   checkpointed position, and from TRIM_HORIZON a shard that never had a
+//!   record processed: a restart loses nothing (with LATEST, that means the
+//!   history of a shard that stayed empty until the restart is read then).
+//!
+//! Invalid records never block a shard: they become dead letters and the
+//! position moves past them. Items that are not events (the pipeline's own
+//! predictions, `sk = PRED#latest`) are skipped silently by the engine.
+
+pub mod api;
+pub mod backoff;
+pub mod checkpoint;
+pub mod lambda_event;
+pub mod lease;
+pub mod lineage;
+pub mod reader;
+pub mod record;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context, Result};
+use pulse_operators::{CountersSnapshot, Engine, EngineConfig, StateSize};
+use pulse_schemas::capture::decode_line;
+use pulse_schemas::{Source, StreamRecord, Trigger};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+use crate::hydrate::{self, HydrateStats, Hydrator};
+use api::{StartAt, StreamApi};
+use backoff::Backoff;
+use checkpoint::{engine_label, Checkpoint, CheckpointFile, CheckpointHeader, LiveTotals, ShardCheckpoint, FORMAT};
+use lease::{Acquired, LeaseTable};
+use lineage::Lineage;
+use pulse_runtime::files::ResumableFile;
+use pulse_runtime::process::{Processor, Produced};
+use pulse_runtime::sink::Sink;
+use reader::{read_shard, ReaderConfig, ShardMsg};
+
+/// Where shards with no checkpoint start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StartPosition {
+    /// The oldest record retained (24 h for DynamoDB Streams).
+    #[default]
+    TrimHorizon,
+    /// Records written from now on; closed shards are skipped.
+    Latest,
+}
+
+/// What moves stream time (and so fires timers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Clock {
+    /// Only record times (`ApproximateCreationDateTime`): deterministic, as a replay.
+    #[default]
+    Stream,
+    /// Record times, and the wall clock whenever every shard is caught up.
+    Wall,
+}
+
+/// Leases in a DynamoDB table.
+#[derive(Clone, Debug)]
+pub struct LeaseConfig {
+    /// The table (created when missing).
+    pub table: String,
+    /// This consumer's name in it.
+    pub owner: String,
+    /// How long a lease lasts without renewal (ms).
+    pub lease_ms: i64,
+}
+
+/// Hydration of customers the engine holds no state for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HydrateConfig {
+    /// The event table to read (the base table of the stream).
+    pub table: String,
+    /// Customers read at once.
+    pub concurrency: usize,
+}
+
+/// Attempts at hydrating a page's customers before the run stops.
+pub const HYDRATE_ATTEMPTS: u32 = 5;
+
+/// How a live run behaves.
+#[derive(Clone, Debug)]
+pub struct LiveConfig {
+    /// Where shards without a checkpoint start.
+    pub start: StartPosition,
+    /// The engine's configuration; `None` for a run that only captures.
+    pub engine: Option<EngineConfig>,
+    /// The local checkpoint file, if any (without one a restart starts over).
+    pub checkpoint: Option<PathBuf>,
+    /// Time between checkpoints.
+    pub checkpoint_interval: Duration,
+    /// Shard leases, if any.
+    pub leases: Option<LeaseConfig>,
+    /// Time between shard listings (new shards; a finished shard also lists at once).
+    pub discover_interval: Duration,
+    /// How shards are polled.
+    pub reader: ReaderConfig,
+    /// Stop after this many records (in all, across restarts).
+    pub max_records: Option<u64>,
+    /// Stop when every shard has been caught up, with no record, this long.
+    pub idle_exit: Option<Duration>,
+    /// What moves stream time.
+    pub clock: Clock,
+    /// Also write every record read here, as a capture (compressed by extension).
+    pub capture: Option<PathBuf>,
+    /// Load customers the engine does not hold from the event table before
+    /// applying their records (off by default; see the module doc).
+    pub hydrate: Option<HydrateConfig>,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            start: StartPosition::TrimHorizon,
+            engine: Some(EngineConfig::default()),
+            checkpoint: None,
+            checkpoint_interval: Duration::from_secs(10),
+            leases: None,
+            discover_interval: Duration::from_secs(10),
+            reader: ReaderConfig::default(),
+            max_records: None,
+            idle_exit: None,
+            clock: Clock::Stream,
+            capture: None,
+            hydrate: None,
+        }
+    }
+}
+
+impl LiveConfig {
+    /// Checks the configuration without I/O; the error names the setting.
+    pub fn validate(&self) -> Result<()> {
+        anyhow::ensure!(!self.checkpoint_interval.is_zero(), "the checkpoint interval must be positive");
+        anyhow::ensure!(!self.discover_interval.is_zero(), "the shard discovery interval must be positive");
+        anyhow::ensure!(self.reader.limit >= 1, "the GetRecords limit must be at least 1");
+        anyhow::ensure!(
+            self.engine.is_some() || self.capture.is_some(),
+            "a live run without an engine must write a capture"
+        );
+        if let Some(hydrate) = &self.hydrate {
+            anyhow::ensure!(self.engine.is_some(), "hydration needs an engine (it loads customers' state)");
+            anyhow::ensure!(!hydrate.table.is_empty(), "the table to hydrate from must not be empty");
+            anyhow::ensure!(hydrate.concurrency >= 1, "the hydration concurrency must be at least 1");
+        }
+        if let Some(leases) = &self.leases {
+            anyhow::ensure!(self.checkpoint.is_some(), "leases (a checkpoint table) need a local checkpoint file too");
+            anyhow::ensure!(!leases.owner.is_empty(), "the consumer id must not be empty");
+            let interval_ms = self.checkpoint_interval.as_millis() as i64;
+            anyhow::ensure!(
+                leases.lease_ms >= 3 * interval_ms,
+                "a lease of {} ms is too short for checkpoints every {interval_ms} ms: leases are renewed at \
+                 checkpoints and must last at least three intervals",
+                leases.lease_ms
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Why a run stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StopReason {
+    /// The shutdown signal (SIGTERM, ctrl-c).
+    Signal,
+    /// `max_records` reached.
+    MaxRecords,
+    /// Every shard idle for `idle_exit`.
+    Idle,
+    /// Every shard read to its end (closed streams).
+    Exhausted,
+}
+
+/// The outcome of a live run.
+#[derive(Clone, Debug, Serialize)]
+pub struct LiveSummary {
+    /// The stream (`dynamodb-streams:ARN` / `kinesis:ARN`).
+    pub stream: String,
+    /// Why it stopped.
+    pub stopped: StopReason,
+    /// Totals since the first run of this checkpoint.
+    pub totals: LiveTotals,
+    /// Records processed by this run.
+    pub records_this_run: u64,
+    /// Stream time at the end (ms).
+    pub stream_time_ms: Option<i64>,
+    /// Wall clock minus stream time at the end (ms): how far behind "now" the
+    /// last record applied was written.
+    pub lag_ms: Option<i64>,
+    /// Kinesis: the largest MillisBehindLatest of the last pages.
+    pub millis_behind_latest: Option<i64>,
+    /// Shards read to their end.
+    pub shards_finished: usize,
+    /// What the engine did (since this run restored it).
+    pub engine: Option<CountersSnapshot>,
+    /// The engine's state at the end.
+    pub state: Option<StateSize>,
+    /// Customers loaded from the event table by this run, and what it took
+    /// (`None` without hydration).
+    pub hydrated: Option<HydrateStats>,
+    /// Checkpoints written by this run.
+    pub checkpoints: u64,
+    /// Wall time of this run.
+    pub seconds: f64,
+    /// Records of this run per second of wall time.
+    pub records_per_second: f64,
+}
+
+impl LiveSummary {
+    /// The summary as an aligned table.
+    pub fn table(&self) -> String {
+        use pulse_runtime::report::thousands;
+        use std::fmt::Write as _;
+        let t = &self.totals;
+        let mut s = String::new();
+        let mut row = |k: &str, v: String| {
+            let _ = writeln!(s, "  {k:<28} {v}");
+        };
+        row("stream", self.stream.clone());
+        row("stopped by", format!("{:?}", self.stopped).to_lowercase());
+        row("records (this run / all)", format!("{} / {}", thousands(self.records_this_run), thousands(t.records)));
+        row("vectors (event / timer)", format!("{} / {}", thousands(t.vectors_event), thousands(t.vectors_timer)));
+        row("invalid (dead letters)", thousands(t.invalid.values().sum()));
+        for (code, n) in &t.invalid {
+            row(&format!("  {code}"), thousands(*n));
+        }
+        row("trimmed (records lost)", thousands(t.trimmed));
+        row("shards lost", thousands(t.shards_lost));
+        row("shards finished", thousands(self.shards_finished as u64));
+        if let Some(e) = &self.engine {
+            row("duplicates", thousands(e.duplicates));
+            row("non-event records", thousands(e.non_events));
+        }
+        if let Some(state) = &self.state {
+            row("customers", thousands(state.customers));
+        }
+        if let Some(h) = &self.hydrated {
+            row("hydrated customers", thousands(h.customers));
+            row("  items read (queries)", format!("{} ({})", thousands(h.items_read), thousands(h.queries)));
+            row("  events loaded", thousands(h.events));
+            if h.invalid_items > 0 {
+                row("  invalid items skipped", thousands(h.invalid_items));
+            }
+        }
+        if let Some(lag) = self.lag_ms {
+            row("lag at the end", format!("{:.1} s", lag as f64 / 1000.0));
+        }
+        if let Some(behind) = self.millis_behind_latest {
+            row("behind latest (Kinesis)", format!("{:.1} s", behind as f64 / 1000.0));
+        }
+        row("checkpoints", thousands(self.checkpoints));
+        row("wall time", format!("{:.2} s", self.seconds));
+        row("records/s", thousands(self.records_per_second as u64));
+        s
+    }
+}
+
+/// A live run, prepared: stream resolved, checkpoint loaded, leases ready.
+#[derive(Debug)]
+pub struct Consumer {
+    config: LiveConfig,
+    api: StreamApi,
+    store: Option<CheckpointFile>,
+    checkpoint: Option<Checkpoint>,
+    leases: Option<LeaseTable>,
+    hydrator: Option<Hydrator>,
+}
+
+impl Consumer {
+    /// Validates `config`, loads its checkpoint (refusing one of another
+    /// stream) and, with leases, makes sure their table exists. `dynamodb`
+    /// is needed for leases and for hydration.
+    pub async fn prepare(
+        config: LiveConfig,
+        api: StreamApi,
+        dynamodb: Option<aws_sdk_dynamodb::Client>,
+    ) -> Result<Consumer> {
+        config.validate()?;
+        let store = config.checkpoint.as_ref().map(CheckpointFile::new);
+        let checkpoint = match &store {
+            Some(store) => {
+                let engine = config.engine;
+                let file = store.clone();
+                tokio::task::spawn_blocking(move || file.load(engine)).await.context("checkpoint loader failed")??
+            }
+            None => None,
+        };
+        if let Some(cp) = &checkpoint {
+            if cp.header.stream != api.id() {
+                bail!(
+                    "checkpoint {} is for {}, not {}: use another checkpoint file, or delete it to start over",
+                    store.as_ref().map_or(String::new(), |s| s.path().display().to_string()),
+                    cp.header.stream,
+                    api.id()
+                );
+            }
+        }
+        let hydrator = match &config.hydrate {
+            Some(h) => {
+                let client = dynamodb.clone().context("hydration needs a DynamoDB client")?;
+                Some(Hydrator::new(client, &h.table, h.concurrency))
+            }
+            None => None,
+        };
+        let leases = match &config.leases {
+            Some(l) => {
+                let client = dynamodb.context("leases need a DynamoDB client")?;
+                LeaseTable::ensure_table(&client, &l.table).await?;
+                Some(LeaseTable::new(client, &l.table, api.id(), &l.owner, l.lease_ms))
+            }
+            None => None,
+        };
+        Ok(Consumer { config, api, store, checkpoint, leases, hydrator })
+    }
+
+    /// The sink's resume state from the checkpoint (hand it to the sink's constructor).
+    pub fn sink_state(&self) -> Option<&serde_json::Value> {
+        self.checkpoint.as_ref().and_then(|c| c.header.sink.as_ref())
+    }
+
+    /// Whether the run resumes a checkpoint.
+    pub fn resumes(&self) -> bool {
+        self.checkpoint.is_some()
+    }
+
+    /// Runs until `shutdown` completes, `max_records` or `idle_exit` is
+    /// reached, or every shard is read to its end; then flushes, checkpoints
+    /// and releases its leases.
+    pub async fn run<S: Sink>(self, sink: S, shutdown: impl Future<Output = ()>) -> Result<LiveSummary> {
+        let mut run = Run::new(self, sink)?;
+        let result = run.main(shutdown).await;
+        run.abort_readers();
+        let stopped = result?;
+        run.finish(stopped).await
+    }
+}
+
+/// Capacity of the channel from the readers, in pages.
+const CHANNEL_PAGES: usize = 16;
+/// How often idleness (and the wall clock) is looked at.
+const IDLE_CHECK: Duration = Duration::from_millis(100);
+
+struct Run<S> {
+    config: LiveConfig,
+    api: StreamApi,
+    stream_id: String,
+    processor: Option<Processor>,
+    sink: S,
+    capture: Option<ResumableFile>,
+    store: Option<CheckpointFile>,
+    leases: Option<LeaseTable>,
+    hydrator: Option<Hydrator>,
+    /// What hydration read in this run.
+    hydrated: HydrateStats,
+    /// Shards whose lease this consumer holds.
+    owned: BTreeSet<String>,
+    lineage: Lineage,
+    positions: BTreeMap<String, ShardCheckpoint>,
+    readers: HashMap<Arc<str>, Reading>,
+    tx: mpsc::Sender<ShardMsg>,
+    rx: mpsc::Receiver<ShardMsg>,
+    totals: LiveTotals,
+    /// No checkpoint: the first listing's open shards start at `config.start`.
+    fresh: bool,
+    /// Shards that start at LATEST (open at the first listing of a fresh run).
+    start_latest: BTreeSet<String>,
+    listed_once: bool,
+    dirty: bool,
+    started: Instant,
+    last_record: Instant,
+    records_this_run: u64,
+    checkpoints: u64,
+    millis_behind: HashMap<Arc<str>, i64>,
+}
+
+#[derive(Debug)]
+struct Reading {
+    task: JoinHandle<()>,
+    caught_up: bool,
+}
+
+impl<S: Sink> Run<S> {
+    fn new(consumer: Consumer, sink: S) -> Result<Run<S>> {
+        let Consumer { config, api, store, checkpoint, leases, hydrator } = consumer;
+        let (header, engine) = match checkpoint {
+            Some(Checkpoint { header, engine }) => (Some(header), engine),
+            None => (None, None),
+        };
+        let processor = config.engine.map(|ec| {
+            let stream_time = header.as_ref().and_then(|h| h.stream_time_ms);
+            let engine = engine.unwrap_or_else(|| Engine::new(ec));
+            Processor::resume(Arc::new(engine), stream_time)
+        });
+        let capture = match &config.capture {
+            Some(path) => {
+                let at = header.as_ref().and_then(|h| h.capture.as_ref()).filter(|(p, _)| p == path).map(|(_, n)| *n);
+                Some(ResumableFile::open(path, at)?)
+            }
+            None => None,
+        };
+        let positions = header.as_ref().map(|h| h.shards.clone()).unwrap_or_default();
+        let finished = positions.iter().filter(|(_, p)| p.finished).map(|(id, _)| id.clone());
+        let lineage = Lineage::new(finished);
+        let (tx, rx) = mpsc::channel(CHANNEL_PAGES);
+        let now = Instant::now();
+        Ok(Run {
+            stream_id: api.id(),
+            config,
+            api,
+            processor,
+            sink,
+            capture,
+            store,
+            leases,
+            hydrator,
+            hydrated: HydrateStats::default(),
+            owned: BTreeSet::new(),
+            lineage,
+            positions,
+            readers: HashMap::new(),
+            tx,
+            rx,
+            totals: header.as_ref().map(|h| h.totals.clone()).unwrap_or_default(),
+            fresh: header.is_none(),
+            start_latest: BTreeSet::new(),
+            listed_once: false,
+            dirty: false,
+            started: now,
+            last_record: now,
+            records_this_run: 0,
+            checkpoints: 0,
+            millis_behind: HashMap::new(),
+        })
+    }
+
+    async fn main(&mut self, shutdown: impl Future<Output = ()>) -> Result<StopReason> {
+        if self.reached_max() {
+            return Ok(StopReason::MaxRecords);
+        }
+        self.discover().await.context("cannot list the stream's shards")?;
+        let every = |d: Duration| {
+            let mut i = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
+            i.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            i
+        };
+        let mut checkpoint_tick = every(self.config.checkpoint_interval);
+        let mut discover_tick = every(self.config.discover_interval);
+        let mut idle_tick = every(IDLE_CHECK);
+        tokio::pin!(shutdown);
+        loop {
+            // Ticks first: a backlog of pages must not starve checkpoints.
+            tokio::select! {
+                biased;
+                () = &mut shutdown => {
+                    tracing::info!("shutdown requested: flushing and checkpointing");
+                    return Ok(StopReason::Signal);
+                }
+                _ = checkpoint_tick.tick() => self.checkpoint().await?,
+                _ = idle_tick.tick() => {
+                    if let Some(stop) = self.on_idle_check().await? {
+                        return Ok(stop);
+                    }
+                }
+                _ = discover_tick.tick() => {
+                    if let Err(e) = self.discover().await {
+                        tracing::warn!(error = %format!("{e:#}"), "shard listing failed; trying again later");
+                    }
+                }
+                msg = self.rx.recv() => {
+                    let msg = msg.ok_or_else(|| anyhow!("the shard readers' channel closed"))?;
+                    if let Some(stop) = self.on_message(msg).await? {
+                        return Ok(stop);
+                    }
+                }
+            }
+        }
+    }
+
+    fn reached_max(&self) -> bool {
+        self.config.max_records.is_some_and(|max| self.totals.records >= max)
+    }
+
+    /// Lists the shards and starts every one that may start.
+    async fn discover(&mut self) -> Result<()> {
+        let listing = self.api.list_shards().await?;
+        self.lineage.update(listing);
+        if let Some(leases) = &self.leases {
+            // Shards another consumer read to their end free their children here too.
+            for (id, item) in leases.all().await? {
+                if item.finished && !self.lineage.is_finished(&id) && self.lineage.get(&id).is_some() {
+                    self.lineage.finish(&id);
+                }
+            }
+        }
+        if !self.listed_once {
+            self.listed_once = true;
+            if self.fresh && self.config.start == StartPosition::Latest {
+                let skipped = self.lineage.skip_closed();
+                for id in skipped {
+                    self.positions.entry(id).or_default().finished = true;
+                }
+                self.start_latest = self.lineage.ready().iter().map(|s| s.id.clone()).collect();
+            }
+        }
+        self.start_ready().await
+    }
+
+    async fn start_ready(&mut self) -> Result<()> {
+        let ready: Vec<String> = self.lineage.ready().iter().map(|s| s.id.clone()).collect();
+        for id in ready {
+            let mut start = match self.positions.get(&id).and_then(|p| p.sequence_number.clone()) {
+                Some(seq) => StartAt::After(seq),
+                None if self.start_latest.contains(&id) => StartAt::Latest,
+                None => StartAt::TrimHorizon,
+            };
+            if let Some(leases) = &self.leases {
+                match leases.acquire(&id, now_ms()).await? {
+                    Acquired::Refused { owner, expires_ms } => {
+                        tracing::debug!(shard = %id, owner, expires_ms, "shard leased by another consumer");
+                        continue;
+                    }
+                    Acquired::Owned(item) => {
+                        if item.finished {
+                            self.lineage.finish(&id);
+                            self.positions.entry(id.clone()).or_default().finished = true;
+                            continue;
+                        }
+                        self.owned.insert(id.clone());
+                        if let (None, Some(theirs)) =
+                            (self.positions.get(&id).and_then(|p| p.sequence_number.as_ref()), item.sequence_number)
+                        {
+                            // Another consumer read this shard up to `theirs`.
+                            if self.hydrator.is_some() {
+                                tracing::info!(
+                                    shard = %id, after = %theirs,
+                                    "shard last read by another consumer: resuming after its position; its customers \
+                                     are hydrated from the table"
+                                );
+                            } else {
+                                tracing::warn!(
+                                    shard = %id, after = %theirs,
+                                    "shard last read by another consumer: resuming after its position; this consumer \
+                                     has no engine state for the records before it (run with --hydrate)"
+                                );
+                            }
+                            start = StartAt::After(theirs);
+                        }
+                    }
+                }
+            }
+            tracing::info!(shard = %id, start = ?start, "reading shard");
+            self.lineage.start(&id);
+            let shard: Arc<str> = Arc::from(id.as_str());
+            let task = tokio::spawn(read_shard(
+                self.api.clone(),
+                shard.clone(),
+                start,
+                self.config.reader.clone(),
+                self.tx.clone(),
+            ));
+            self.readers.insert(shard, Reading { task, caught_up: false });
+        }
+        Ok(())
+    }
+
+    async fn on_message(&mut self, msg: ShardMsg) -> Result<Option<StopReason>> {
+        match msg {
+            ShardMsg::Page { shard, records, millis_behind } => {
+                if let Some(r) = self.readers.get_mut(&shard) {
+                    if records.is_empty() && !r.caught_up {
+                        tracing::debug!(shard = %shard, "shard caught up");
+                    }
+                    r.caught_up = records.is_empty();
+                }
+                if let Some(ms) = millis_behind {
+                    self.millis_behind.insert(shard.clone(), ms);
+                }
+                self.sink.observe_source(records.len() as u64, millis_behind);
+                if records.is_empty() {
+                    return Ok(None);
+                }
+                self.apply(&shard, records).await?;
+                if self.reached_max() {
+                    return Ok(Some(StopReason::MaxRecords));
+                }
+            }
+            ShardMsg::Ended { shard, lost } => {
+                if lost {
+                    self.totals.shards_lost += 1;
+                }
+                tracing::info!(shard = %shard, lost, "shard finished");
+                self.readers.remove(&shard);
+                self.millis_behind.remove(&shard);
+                self.lineage.finish(&shard);
+                self.positions.entry(shard.to_string()).or_default().finished = true;
+                self.dirty = true;
+                // Its children are usually listed already: start them now.
+                if let Err(e) = self.discover().await {
+                    tracing::warn!(error = %format!("{e:#}"), "shard listing failed; trying again later");
+                }
+                if self.readers.is_empty() && self.lineage.all_finished() {
+                    return Ok(Some(StopReason::Exhausted));
+                }
+            }
+            ShardMsg::Trimmed { shard, detail } => {
+                self.totals.trimmed += 1;
+                tracing::error!(shard = %shard, detail, trimmed = self.totals.trimmed, "records lost to retention");
+            }
+            ShardMsg::Failed { shard, error } => {
+                return Err(anyhow!(error).context(format!("cannot read shard {shard}")));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Captures and processes one page (up to `max_records`).
+    async fn apply(&mut self, shard: &Arc<str>, records: Vec<api::LiveRecord>) -> Result<()> {
+        let room = match self.config.max_records {
+            Some(max) => max.saturating_sub(self.totals.records) as usize,
+            None => usize::MAX,
+        };
+        let records: Vec<api::LiveRecord> = records.into_iter().take(room).collect();
+        let mut decoded: Vec<_> = match self.processor {
+            Some(_) => records.iter().map(|r| Some(decode_line(&r.line))).collect(),
+            None => records.iter().map(|_| None).collect(),
+        };
+        let valid: Vec<&StreamRecord<'_>> = decoded.iter().filter_map(|d| d.as_ref()?.as_ref().ok()).collect();
+        self.hydrate_before(&valid).await?;
+        let mut produced = Produced::default();
+        let mut captured = Vec::new();
+        let mut last = None;
+        for (record, decoded) in records.iter().zip(decoded.iter_mut()) {
+            if self.capture.is_some() {
+                captured.extend_from_slice(&record.line);
+                captured.push(b'\n');
+            }
+            if let (Some(processor), Some(decoded)) = (self.processor.as_mut(), decoded.take()) {
+                if let Err(invalid) = &decoded {
+                    *self.totals.invalid.entry(invalid.reason.code().to_owned()).or_default() += 1;
+                }
+                let source = Source {
+                    line: None,
+                    shard_id: Some(shard.to_string()),
+                    sequence_number: Some(record.sequence_number.clone()),
+                };
+                processor.process(decoded, source, &record.line, &mut produced);
+            }
+            self.totals.records += 1;
+            self.records_this_run += 1;
+            last = Some(record.sequence_number.clone());
+        }
+        if let Some(capture) = self.capture.as_mut() {
+            capture.write_all(&captured)?;
+        }
+        if let Some(seq) = last {
+            self.positions.entry(shard.to_string()).or_default().sequence_number = Some(seq);
+        }
+        self.send(produced).await?;
+        self.dirty = true;
+        self.last_record = Instant::now();
+        Ok(())
+    }
+
+    /// Loads the customers of `records` the engine does not hold from the
+    /// table, retrying a failed read with the reader's error backoff; after
+    /// [`HYDRATE_ATTEMPTS`] the error stops the run (nothing of the page is
+    /// applied, so no checkpoint moves past it).
+    async fn hydrate_before(&mut self, records: &[&StreamRecord<'_>]) -> Result<()> {
+        let (Some(hydrator), Some(processor)) = (self.hydrator.as_ref(), self.processor.as_ref()) else {
+            return Ok(());
+        };
+        let engine = processor.engine().clone();
+        let requests = hydrate::requests_for(records.iter().copied(), &engine);
+        if requests.is_empty() {
+            return Ok(());
+        }
+        let customers = requests.len();
+        let mut backoff = Backoff::new(self.config.reader.error_min, self.config.reader.error_max);
+        let mut attempt = 1;
+        let histories = loop {
+            match hydrator.load_all(requests.clone()).await {
+                Ok(histories) => break histories,
+                Err(e) if attempt < HYDRATE_ATTEMPTS => {
+                    let wait = backoff.next_delay();
+                    tracing::warn!(
+                        error = %format!("{e:#}"), attempt, wait_ms = wait.as_millis() as u64,
+                        "hydration failed; retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    return Err(e.context(format!(
+                        "cannot hydrate {customers} customers from table {} ({HYDRATE_ATTEMPTS} attempts): stopping \
+                         before applying their records, the checkpoint stays before them",
+                        hydrator.table()
+                    )))
+                }
+            }
+        };
+        let fired_through = hydrate::timers_fired_through(processor.stream_time(), records.iter().copied());
+        let stats = hydrate::apply_all(&engine, &histories, fired_through);
+        tracing::debug!(customers = stats.customers, items = stats.items_read, "hydrated a page's customers");
+        self.hydrated.add(&stats);
+        Ok(())
+    }
+
+    async fn send(&mut self, produced: Produced) -> Result<()> {
+        for v in &produced.vectors {
+            match v.trigger {
+                Trigger::Event => self.totals.vectors_event += 1,
+                Trigger::Timer => self.totals.vectors_timer += 1,
+            }
+        }
+        if !produced.is_empty() {
+            self.sink.send(produced).await.context("the sink failed")?;
+        }
+        if let Some(t) = self.processor.as_ref().and_then(Processor::stream_time) {
+            self.sink.tick(t).await.context("the sink failed")?;
+        }
+        Ok(())
+    }
+
+    fn all_caught_up(&self) -> bool {
+        self.readers.values().all(|r| r.caught_up)
+    }
+
+    async fn on_idle_check(&mut self) -> Result<Option<StopReason>> {
+        if !self.all_caught_up() {
+            return Ok(None);
+        }
+        if self.config.clock == Clock::Wall {
+            if let Some(processor) = self.processor.as_mut() {
+                let now = now_ms();
+                if processor.stream_time().is_none_or(|t| t < now) {
+                    let mut produced = Produced::default();
+                    processor.advance_to(now, &Source::default(), &mut produced);
+                    // Only fired timers change what a checkpoint must hold:
+                    // an idle consumer does not rewrite its engine snapshot.
+                    if !produced.is_empty() {
+                        self.dirty = true;
+                        self.send(produced).await?;
+                    }
+                }
+            }
+        }
+        if let Some(idle) = self.config.idle_exit {
+            if self.last_record.elapsed() >= idle {
+                return Ok(Some(StopReason::Idle));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The barrier: flush the sink, then write positions, engine and resume
+    /// states; with leases, mirror the positions (and learn of lost leases).
+    async fn checkpoint(&mut self) -> Result<()> {
+        if self.dirty {
+            self.sink.flush().await.context("the sink could not flush (checkpoint barrier)")?;
+            let capture = match self.capture.as_mut() {
+                Some(c) => Some((c.path().to_owned(), c.commit()?)),
+                None => None,
+            };
+            let header = CheckpointHeader {
+                format: FORMAT,
+                stream: self.stream_id.clone(),
+                written_at_ms: now_ms(),
+                shards: self.positions.clone(),
+                stream_time_ms: self.processor.as_ref().and_then(Processor::stream_time),
+                engine: self.config.engine.as_ref().map(engine_label),
+                totals: self.totals.clone(),
+                sink: self.sink.checkpoint_state(),
+                capture,
+            };
+            if let Some(store) = self.store.clone() {
+                let engine = self.processor.as_ref().map(|p| p.engine().clone());
+                tokio::task::spawn_blocking(move || store.save(&header, engine.as_deref()))
+                    .await
+                    .context("checkpoint writer failed")??;
+            }
+            self.dirty = false;
+            self.checkpoints += 1;
+            self.log_progress();
+        }
+        self.commit_leases().await
+    }
+
+    async fn commit_leases(&mut self) -> Result<()> {
+        let Some(leases) = self.leases.clone() else { return Ok(()) };
+        let now = now_ms();
+        for id in self.owned.clone() {
+            let position = self.positions.get(&id).cloned().unwrap_or_default();
+            let still = leases.commit(&id, position.sequence_number.as_deref(), position.finished, now).await?;
+            if position.finished || !still {
+                self.owned.remove(&id);
+            }
+            if !still {
+                tracing::warn!(shard = %id, "lease lost to another consumer: no longer reading this shard");
+                if let Some(r) = self.readers.remove(id.as_str()) {
+                    r.task.abort();
+                }
+                self.lineage.stop(&id);
+            }
+        }
+        Ok(())
+    }
+
+    fn log_progress(&self) {
+        let seconds = self.started.elapsed().as_secs_f64();
+        let stream_time = self.processor.as_ref().and_then(Processor::stream_time);
+        tracing::info!(
+            records = self.totals.records,
+            records_per_s = (self.records_this_run as f64 / seconds.max(1e-9)) as u64,
+            vectors = self.totals.vectors_event + self.totals.vectors_timer,
+            dead_letters = self.totals.invalid.values().sum::<u64>(),
+            trimmed = self.totals.trimmed,
+            lag_ms = stream_time.map(|t| now_ms() - t),
+            shards_reading = self.readers.len(),
+            "checkpoint"
+        );
+    }
+
+    fn abort_readers(&mut self) {
+        for (_, r) in self.readers.drain() {
+            r.task.abort();
+        }
+    }
+
+    async fn finish(mut self, stopped: StopReason) -> Result<LiveSummary> {
+        self.dirty = true;
+        self.checkpoint().await?;
+        if let Some(leases) = &self.leases {
+            for id in &self.owned {
+                leases.release(id).await?;
+            }
+        }
+        let seconds = self.started.elapsed().as_secs_f64();
+        let stream_time = self.processor.as_ref().and_then(Processor::stream_time);
+        Ok(LiveSummary {
+            stream: self.stream_id.clone(),
+            stopped,
+            totals: self.totals.clone(),
+            records_this_run: self.records_this_run,
+            stream_time_ms: stream_time,
+            lag_ms: stream_time.map(|t| now_ms() - t),
+            millis_behind_latest: self.millis_behind.values().copied().max(),
+            shards_finished: self.positions.values().filter(|p| p.finished).count(),
+            engine: self.processor.as_ref().map(|p| p.engine().counters()),
+            state: self.processor.as_ref().map(|p| p.engine().state_size()),
+            hydrated: self.hydrator.is_some().then_some(self.hydrated),
+            checkpoints: self.checkpoints,
+            seconds,
+            records_per_second: self.records_this_run as f64 / seconds.max(1e-9),
+        })
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,341 @@
+//! Metrics out: the §6 fleet metrics and the pipeline's health, to
+//! CloudWatch by `PutMetricData` (the long-running consumer) or as Embedded
+//! Metric Format log lines on stdout (the Lambda, where CloudWatch Logs turns
+//! them into metrics without an API call per invocation).
+//!
+//! * Fleet ([`fleet_data`]), namespace `IOpsDashboard/Predictions` by
+//!   default: the seven §6 metrics plus `PredictionFailures` (model calls
+//!   that failed in the period: the current system's fourth alarm).
+//! * Health ([`HealthSnapshot::data`]), namespace `pulse/Pipeline` by
+//!   default: records/s and vectors/s in, the largest iterator age (lag)
+//!   reported by the source, scoring latency and rows per model call,
+//!   vectors waiting to be scored, predictions written and stale, alerts,
+//!   dead letters, retries, rows scored by the fallback, errors.
+//!
+//! Both go out together at every fleet snapshot of the scoring stage (every
+//! 60 s by default), stamped with the snapshot's time.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use anyhow::{anyhow, Result};
+use aws_sdk_cloudwatch::primitives::DateTime;
+use aws_sdk_cloudwatch::types::{MetricDatum, StandardUnit};
+use serde::Serialize;
+
+use super::retry::{classify, Backoff, Failure};
+use pulse_runtime::scoring::MetricsSnapshot;
+
+/// The default namespace of the pipeline's health metrics.
+pub const HEALTH_NAMESPACE: &str = "pulse/Pipeline";
+
+/// One metric value.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Datum {
+    /// The metric's name.
+    pub name: &'static str,
+    /// Its value.
+    pub value: f64,
+    /// A CloudWatch unit: `Count`, `Count/Second`, `Milliseconds` or `None`.
+    pub unit: &'static str,
+}
+
+/// The §6 fleet metrics of a snapshot, and `PredictionFailures`.
+pub fn fleet_data(snapshot: &MetricsSnapshot) -> Vec<Datum> {
+    let mut out: Vec<Datum> = snapshot
+        .metrics
+        .cloudwatch_metrics()
+        .iter()
+        .map(|m| Datum { name: m.name, value: m.value, unit: m.unit })
+        .collect();
+    out.push(Datum { name: "PredictionFailures", value: snapshot.prediction_failures as f64, unit: "Count" });
+    out
+}
+
+/// Counters a source feeds (records read, lag) and the sink reads when it
+/// publishes. Cheap to clone and to update from any task.
+#[derive(Debug, Clone, Default)]
+pub struct HealthRecorder {
+    inner: Arc<HealthCounters>,
+}
+
+#[derive(Debug, Default)]
+struct HealthCounters {
+    records: AtomicU64,
+    iterator_age_ms: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl HealthRecorder {
+    /// `n` more records read from the stream.
+    pub fn records(&self, n: u64) {
+        self.inner.records.fetch_add(n, Relaxed);
+    }
+
+    /// A shard's iterator age (`MillisBehindLatest`, or now − the newest
+    /// record's creation time): the largest in a period is published.
+    pub fn iterator_age_ms(&self, age_ms: u64) {
+        self.inner.iterator_age_ms.fetch_max(age_ms, Relaxed);
+    }
+
+    /// An error the source recovered from (a throttled read, an expired iterator).
+    pub fn error(&self) {
+        self.inner.errors.fetch_add(1, Relaxed);
+    }
+
+    /// Takes the counts of the period: (records, largest iterator age, errors).
+    pub(crate) fn take(&self) -> (u64, u64, u64) {
+        (
+            self.inner.records.swap(0, Relaxed),
+            self.inner.iterator_age_ms.swap(0, Relaxed),
+            self.inner.errors.swap(0, Relaxed),
+        )
+    }
+}
+
+/// The pipeline's health over one period.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct HealthSnapshot {
+    /// Length of the period, ms.
+    pub period_ms: i64,
+    /// Records read (as reported by the source).
+    pub records: u64,
+    /// Vectors received.
+    pub vectors: u64,
+    /// The largest iterator age reported, ms.
+    pub iterator_age_ms: u64,
+    /// Model calls made.
+    pub model_calls: u64,
+    /// Rows sent to the model.
+    pub model_rows: u64,
+    /// Time spent in model calls, ms (wall time of the scoring steps that called the model).
+    pub scoring_ms: f64,
+    /// Vectors waiting to be scored at the end of the period.
+    pub pending: u64,
+    /// Predictions stored.
+    pub predictions_written: u64,
+    /// Predictions not stored because a newer one was.
+    pub predictions_stale: u64,
+    /// Alerts published.
+    pub alerts: u64,
+    /// Dead letters.
+    pub dead_letters: u64,
+    /// Retries of any call (endpoint, DynamoDB, SNS, SQS).
+    pub retries: u64,
+    /// Rows scored by the fallback model.
+    pub fallback_rows: u64,
+    /// Failed model calls and errors reported by the source.
+    pub errors: u64,
+}
+
+impl HealthSnapshot {
+    /// The CloudWatch data.
+    pub fn data(&self) -> Vec<Datum> {
+        let seconds = (self.period_ms.max(1) as f64) / 1000.0;
+        let per_call = |x: f64| if self.model_calls == 0 { 0.0 } else { x / self.model_calls as f64 };
+        let count = |name, value: u64| Datum { name, value: value as f64, unit: "Count" };
+        vec![
+            Datum { name: "RecordsPerSecond", value: self.records as f64 / seconds, unit: "Count/Second" },
+            Datum { name: "VectorsPerSecond", value: self.vectors as f64 / seconds, unit: "Count/Second" },
+            Datum { name: "IteratorAgeMs", value: self.iterator_age_ms as f64, unit: "Milliseconds" },
+            Datum { name: "ScoringLatencyMs", value: per_call(self.scoring_ms), unit: "Milliseconds" },
+            Datum { name: "RowsPerModelCall", value: per_call(self.model_rows as f64), unit: "Count" },
+            count("ModelCalls", self.model_calls),
+            count("PendingVectors", self.pending),
+            count("PredictionsWritten", self.predictions_written),
+            count("StalePredictions", self.predictions_stale),
+            count("AlertsPublished", self.alerts),
+            count("DeadLetters", self.dead_letters),
+            count("Retries", self.retries),
+            count("FallbackRows", self.fallback_rows),
+            count("Errors", self.errors),
+        ]
+    }
+}
+
+/// One Embedded Metric Format line (no dimensions): the directive under
+/// `_aws` and each metric's value as a top-level member.
+pub fn emf_line(namespace: &str, timestamp_ms: i64, data: &[Datum]) -> String {
+    let mut root = serde_json::Map::new();
+    let metrics: Vec<serde_json::Value> =
+        data.iter().map(|d| serde_json::json!({"Name": d.name, "Unit": d.unit})).collect();
+    root.insert(
+        "_aws".into(),
+        serde_json::json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{"Namespace": namespace, "Dimensions": [[]], "Metrics": metrics}],
+        }),
+    );
+    for d in data {
+        // Non-finite values cannot be JSON numbers; CloudWatch refuses them too.
+        let value = serde_json::Number::from_f64(d.value).map_or(serde_json::Value::Null, serde_json::Value::Number);
+        root.insert(d.name.into(), value);
+    }
+    serde_json::Value::Object(root).to_string()
+}
+
+/// Where metrics go.
+#[derive(Debug, Clone)]
+pub enum MetricsOut {
+    /// `PutMetricData`.
+    CloudWatch(aws_sdk_cloudwatch::Client),
+    /// EMF lines on stdout (Lambda).
+    Emf,
+    /// Nowhere.
+    Off,
+}
+
+/// Publishes data to a namespace.
+#[derive(Debug, Clone)]
+pub struct MetricsPublisher {
+    out: MetricsOut,
+    retry: Backoff,
+}
+
+/// `PutMetricData` takes up to 1,000 data a call; pulse sends far fewer.
+const MAX_DATA_PER_CALL: usize = 1000;
+
+impl MetricsPublisher {
+    /// A publisher to `out`.
+    pub fn new(out: MetricsOut) -> MetricsPublisher {
+        MetricsPublisher { out, retry: Backoff::default() }
+    }
+
+    /// Publishes `data` at `timestamp_ms` in `namespace`; non-finite values are left out.
+    pub async fn publish(&self, namespace: &str, timestamp_ms: i64, data: &[Datum]) -> Result<()> {
+        let data: Vec<&Datum> = data.iter().filter(|d| d.value.is_finite()).collect();
+        match &self.out {
+            MetricsOut::Off => Ok(()),
+            MetricsOut::Emf => {
+                let owned: Vec<Datum> = data.into_iter().cloned().collect();
+                println!("{}", emf_line(namespace, timestamp_ms, &owned));
+                Ok(())
+            }
+            MetricsOut::CloudWatch(client) => {
+                for chunk in data.chunks(MAX_DATA_PER_CALL) {
+                    let datums = chunk
+                        .iter()
+                        .map(|d| {
+                            MetricDatum::builder()
+                                .metric_name(d.name)
+                                .value(d.value)
+                                .unit(StandardUnit::from(d.unit))
+                                .timestamp(DateTime::from_millis(timestamp_ms))
+                                .build()
+                        })
+                        .collect::<Vec<_>>();
+                    let mut attempt = 0;
+                    loop {
+                        attempt += 1;
+                        let sent = client
+                            .put_metric_data()
+                            .namespace(namespace)
+                            .set_metric_data(Some(datums.clone()))
+                            .send()
+                            .await;
+                        match sent.map_err(|e| classify(&e)) {
+                            Ok(_) => break,
+                            Err(Failure::Retry(_)) if self.retry.may_retry(attempt) => self.retry.wait(attempt).await,
+                            Err(failure) => {
+                                return Err(anyhow!(
+                                    "cannot put metrics in namespace {namespace}: {} (attempt {attempt})",
+                                    failure.reason()
+                                ))
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pulse_operators::scoring::FleetMetrics;
+
+    #[test]
+    fn emf_lines_declare_every_metric_and_carry_its_value() {
+        let snapshot = MetricsSnapshot {
+            at: 1_700_000_000_000,
+            metrics: FleetMetrics {
+                total_customers_processed: 10,
+                high_churn_risk_count: 2,
+                average_churn_risk_14d: 0.25,
+                average_health_score: 71.5,
+                thriving_customers: 3,
+                healthy_customers: 4,
+                at_risk_customers: 1,
+                churned_customers: 2,
+            },
+            alarms: vec![],
+            prediction_failures: 1,
+        };
+        let data = fleet_data(&snapshot);
+        let line = emf_line("IOpsDashboard/Predictions", snapshot.at, &data);
+        assert!(!line.contains('\n'), "one line");
+        let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let aws = &json["_aws"];
+        assert_eq!(aws["Timestamp"], 1_700_000_000_000i64);
+        let directive = &aws["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "IOpsDashboard/Predictions");
+        assert_eq!(directive["Dimensions"], serde_json::json!([[]]));
+        let names: Vec<&str> =
+            directive["Metrics"].as_array().unwrap().iter().map(|m| m["Name"].as_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                "TotalCustomersProcessed",
+                "HighChurnRiskCount",
+                "AverageChurnRisk14d",
+                "AverageHealthScore",
+                "ThrivingCustomers",
+                "AtRiskCustomers",
+                "ChurnedCustomers",
+                "PredictionFailures"
+            ]
+        );
+        // Every declared metric is a top-level number.
+        for name in names {
+            assert!(json[name].is_number(), "{name}");
+        }
+        assert_eq!(json["AverageHealthScore"], 71.5);
+        assert_eq!(json["PredictionFailures"], 1.0);
+        assert_eq!(directive["Metrics"][0]["Unit"], "Count");
+    }
+
+    #[test]
+    fn health_rates_are_per_second_and_latency_per_call() {
+        let h = HealthSnapshot {
+            period_ms: 60_000,
+            records: 120_000,
+            vectors: 60_000,
+            model_calls: 10,
+            model_rows: 5_000,
+            scoring_ms: 250.0,
+            ..HealthSnapshot::default()
+        };
+        let data = h.data();
+        let get = |n: &str| data.iter().find(|d| d.name == n).unwrap().value;
+        assert_eq!(get("RecordsPerSecond"), 2_000.0);
+        assert_eq!(get("VectorsPerSecond"), 1_000.0);
+        assert_eq!(get("ScoringLatencyMs"), 25.0);
+        assert_eq!(get("RowsPerModelCall"), 500.0);
+        let idle = HealthSnapshot::default().data();
+        assert!(idle.iter().all(|d| d.value == 0.0), "no division by zero");
+    }
+
+    #[test]
+    fn the_recorder_keeps_the_largest_age_and_resets_each_period() {
+        let r = HealthRecorder::default();
+        r.records(5);
+        r.records(7);
+        r.iterator_age_ms(300);
+        r.iterator_age_ms(100);
+        r.error();
+        assert_eq!(r.take(), (12, 300, 1));
+        assert_eq!(r.take(), (0, 0, 0));
+    }
+}

@@ -1,0 +1,375 @@
+//! Predictions to DynamoDB (FEATURES.md §6), never moving a customer back in
+//! time, with the customer's alert state.
+//!
+//! # The item
+//!
+//! Key `customer_id` + `sk = PRED#latest`, `entity_type = prediction`, the
+//! five outputs, `segment`, `model`, `model_version`, `served_by`, `as_of`,
+//! `features_schema`, and the alert state: `alert_armed` (whether the
+//! customer would alert on its next rise above 0.7, see
+//! [`pulse_operators::scoring::Alerts`]) and, on the prediction that raised
+//! an alert, `last_alert_as_of` and `last_alert_churn_risk_14d`.
+//!
+//! # Writes
+//!
+//! One `UpdateItem` per prediction, conditional on
+//! `attribute_not_exists(as_of) OR as_of <= :as_of`: a replay or a retry never
+//! replaces a newer prediction (an equal `as_of` rewrites the same values).
+//! A failed condition means a newer prediction is already stored: counted as
+//! stale, not an error. `BatchWriteItem` would take 25 items a call but
+//! cannot be conditional, so it is not used; instead up to `concurrency`
+//! writes (of different customers) are in flight at once. `UpdateItem` (not `PutItem`) keeps the
+//! attributes a write does not set, such as `last_alert_as_of` of an earlier
+//! alert. Throttling and 5xx are retried with jittered backoff (on top of the
+//! SDK's own retries).
+//!
+//! # Alert state after a restart
+//!
+//! [`PredictionWriter::alert_states`] reads `alert_armed` and `as_of` of
+//! some customers (`BatchGetItem`, 100 keys a call, consistent reads,
+//! unprocessed keys retried). The sink calls it only for customers it has
+//! not seen since it started whose risk is at or above the re-arm level:
+//! the only ones whose stored state can change what happens.
+//!
+//! # Our own writes on the stream
+//!
+//! The item is written to the table whose stream pulse reads. Its change
+//! records come back with `entity_type = prediction`: they are not events,
+//! so the decoder gives them no effect (neither a vector nor a dead letter).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context, Result};
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use futures_util::{StreamExt, TryStreamExt};
+use pulse_schemas::{CustomerId, Prediction};
+
+use super::retry::{classify, Backoff, Failure};
+
+/// The sort key of the prediction item.
+pub const PREDICTION_SK: &str = "PRED#latest";
+
+/// A prediction and the customer's alert state after it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PredictionRecord {
+    /// The prediction.
+    pub prediction: Prediction,
+    /// Whether the customer would alert on its next rise above 0.7.
+    pub alert_armed: bool,
+    /// Whether this prediction raised an alert.
+    pub alerted: bool,
+}
+
+/// A customer's stored alert state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredAlertState {
+    /// The customer.
+    pub customer_id: CustomerId,
+    /// `alert_armed` of the stored prediction (true when absent: an item
+    /// written before pulse stored it, which never alerted through pulse).
+    pub armed: bool,
+    /// `as_of` of the stored prediction.
+    pub as_of: i64,
+}
+
+/// Counts of the writer's work since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WriteStats {
+    /// Predictions stored.
+    pub written: u64,
+    /// Predictions not stored because a newer one was.
+    pub stale: u64,
+    /// Attempts retried.
+    pub retries: u64,
+    /// Alert states read back.
+    pub states_read: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    written: AtomicU64,
+    stale: AtomicU64,
+    retries: AtomicU64,
+    states_read: AtomicU64,
+}
+
+/// Called with each prediction once it is stored (e.g. by `pulse loadtest`,
+/// to time event write → prediction write).
+pub type OnWritten = Arc<dyn Fn(&Prediction) + Send + Sync>;
+
+/// Writes predictions to a table (see the [module docs](self)).
+#[derive(Clone)]
+pub struct PredictionWriter {
+    client: aws_sdk_dynamodb::Client,
+    table: Arc<str>,
+    concurrency: usize,
+    retry: Backoff,
+    counters: Arc<Counters>,
+    on_written: Option<OnWritten>,
+}
+
+impl std::fmt::Debug for PredictionWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PredictionWriter")
+            .field("table", &self.table)
+            .field("concurrency", &self.concurrency)
+            .field("retry", &self.retry)
+            .field("counters", &self.counters)
+            .field("on_written", &self.on_written.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PredictionWriter {
+    /// A writer to `table`, at most `concurrency` writes in flight.
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<Arc<str>>, concurrency: usize) -> PredictionWriter {
+        PredictionWriter {
+            client,
+            table: table.into(),
+            concurrency: concurrency.max(1),
+            retry: Backoff { max_attempts: 6, ..Backoff::default() },
+            counters: Arc::default(),
+            on_written: None,
+        }
+    }
+
+    /// Calls `f` with each prediction once it is stored (not for one refused
+    /// because a newer prediction was already there).
+    pub fn on_written(mut self, f: OnWritten) -> PredictionWriter {
+        self.on_written = Some(f);
+        self
+    }
+
+    /// The table.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The work so far.
+    pub fn stats(&self) -> WriteStats {
+        WriteStats {
+            written: self.counters.written.load(Relaxed),
+            stale: self.counters.stale.load(Relaxed),
+            retries: self.counters.retries.load(Relaxed),
+            states_read: self.counters.states_read.load(Relaxed),
+        }
+    }
+
+    /// Writes every record: different customers `concurrency` at a time,
+    /// one customer's records one after the other in `as_of` order (the
+    /// condition alone would keep the newest, but only if the store checks
+    /// it atomically; in order, no write is wasted either). `Ok` once each is
+    /// stored or found stale; the first write that fails for good is the
+    /// error.
+    pub async fn write(&self, mut records: Vec<PredictionRecord>) -> Result<()> {
+        records.sort_by(|a, b| {
+            a.prediction.customer_id.cmp(&b.prediction.customer_id).then(a.prediction.as_of.cmp(&b.prediction.as_of))
+        });
+        let mut groups: Vec<Vec<PredictionRecord>> = Vec::new();
+        for r in records {
+            match groups.last_mut() {
+                Some(g) if g[0].prediction.customer_id == r.prediction.customer_id => g.push(r),
+                _ => groups.push(vec![r]),
+            }
+        }
+        futures_util::stream::iter(groups.into_iter().map(|group| async move {
+            for r in group {
+                self.write_one(r).await?;
+            }
+            Ok::<(), anyhow::Error>(())
+        }))
+        .buffer_unordered(self.concurrency)
+        .try_collect::<()>()
+        .await
+    }
+
+    async fn write_one(&self, record: PredictionRecord) -> Result<()> {
+        let p = &record.prediction;
+        let n = |x: f64| AttributeValue::N(x.to_string());
+        let mut values = HashMap::from([
+            (":entity_type".to_owned(), AttributeValue::S("prediction".into())),
+            (":first_session_success".to_owned(), n(p.scores.first_session_success)),
+            (":session_velocity".to_owned(), n(p.scores.session_velocity)),
+            (":churn_risk_14d".to_owned(), n(p.scores.churn_risk_14d)),
+            (":churn_risk_30d".to_owned(), n(p.scores.churn_risk_30d)),
+            (":health_score".to_owned(), n(p.scores.health_score)),
+            (":segment".to_owned(), AttributeValue::S(p.segment.as_str().into())),
+            (":model".to_owned(), AttributeValue::S(p.model.to_string())),
+            (":model_version".to_owned(), AttributeValue::S(p.model_version.to_string())),
+            (":served_by".to_owned(), AttributeValue::S(p.served_by.to_string())),
+            (":as_of".to_owned(), AttributeValue::N(p.as_of.to_string())),
+            (":features_schema".to_owned(), AttributeValue::S(p.features_schema.to_string())),
+            (":alert_armed".to_owned(), AttributeValue::Bool(record.alert_armed)),
+        ]);
+        // Every attribute through a `#name` placeholder: some (`segment`,
+        // `model`) may be DynamoDB reserved words.
+        let mut set: Vec<String> = values.keys().map(|k| format!("#{0} = {k}", &k[1..])).collect();
+        set.sort();
+        let mut names: HashMap<String, String> =
+            values.keys().map(|k| (format!("#{}", &k[1..]), k[1..].to_owned())).collect();
+        if record.alerted {
+            values.insert(":last_alert_churn_risk_14d".into(), n(p.scores.churn_risk_14d));
+            set.push("#last_alert_as_of = :as_of".into());
+            set.push("#last_alert_churn_risk_14d = :last_alert_churn_risk_14d".into());
+            for name in ["last_alert_as_of", "last_alert_churn_risk_14d"] {
+                names.insert(format!("#{name}"), name.to_owned());
+            }
+        }
+        let update = format!("SET {}", set.join(", "));
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let sent = self
+                .client
+                .update_item()
+                .table_name(&*self.table)
+                .key("customer_id", AttributeValue::S(p.customer_id.to_string()))
+                .key("sk", AttributeValue::S(PREDICTION_SK.into()))
+                .update_expression(&update)
+                .condition_expression("attribute_not_exists(#as_of) OR #as_of <= :as_of")
+                .set_expression_attribute_names(Some(names.clone()))
+                .set_expression_attribute_values(Some(values.clone()))
+                .send()
+                .await;
+            match sent {
+                Ok(_) => {
+                    self.counters.written.fetch_add(1, Relaxed);
+                    if let Some(f) = &self.on_written {
+                        f(p);
+                    }
+                    return Ok(());
+                }
+                Err(SdkError::ServiceError(e))
+                    if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+                {
+                    self.counters.stale.fetch_add(1, Relaxed);
+                    return Ok(());
+                }
+                Err(e) => match classify(&e) {
+                    Failure::Retry(reason) if self.retry.may_retry(attempt) => {
+                        tracing::debug!(%reason, attempt, customer = %p.customer_id, "retrying a prediction write");
+                        self.counters.retries.fetch_add(1, Relaxed);
+                        self.retry.wait(attempt).await;
+                    }
+                    failure => {
+                        return Err(anyhow!(
+                            "cannot write the prediction of customer {} (as_of {}) to table {}: {} (attempt {attempt})",
+                            p.customer_id,
+                            p.as_of,
+                            self.table,
+                            failure.reason()
+                        ))
+                    }
+                },
+            }
+        }
+    }
+
+    /// The stored alert state of these customers (those without a stored
+    /// prediction are left out).
+    pub async fn alert_states(&self, customers: &[CustomerId]) -> Result<Vec<StoredAlertState>> {
+        let mut out = Vec::new();
+        for chunk in customers.chunks(100) {
+            let keys: Vec<HashMap<String, AttributeValue>> =
+                chunk.iter().map(|c| crate::item_key(c.as_str(), PREDICTION_SK)).collect();
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .projection_expression("customer_id, #as_of, alert_armed")
+                    .expression_attribute_names("#as_of", "as_of")
+                    .build()
+                    .context("BatchGetItem keys")?,
+            );
+            let mut attempt = 0;
+            while let Some(keys) = request.take() {
+                attempt += 1;
+                let answer = self.client.batch_get_item().request_items(&*self.table, keys.clone()).send().await;
+                let answer = match answer {
+                    Ok(a) => a,
+                    Err(e) => match classify(&e) {
+                        Failure::Retry(_) if self.retry.may_retry(attempt) => {
+                            self.counters.retries.fetch_add(1, Relaxed);
+                            self.retry.wait(attempt).await;
+                            request = Some(keys);
+                            continue;
+                        }
+                        failure => {
+                            return Err(anyhow!(
+                                "cannot read alert states from table {}: {}",
+                                self.table,
+                                failure.reason()
+                            ))
+                        }
+                    },
+                };
+                for item in answer.responses().and_then(|r| r.get(&*self.table)).into_iter().flatten() {
+                    out.push(stored_state(item).with_context(|| format!("a prediction item of table {}", self.table))?);
+                    self.counters.states_read.fetch_add(1, Relaxed);
+                }
+                if let Some(left) = answer.unprocessed_keys().and_then(|u| u.get(&*self.table)) {
+                    if !left.keys().is_empty() {
+                        if !self.retry.may_retry(attempt) {
+                            return Err(anyhow!(
+                                "table {} left {} alert states unread after {attempt} attempts",
+                                self.table,
+                                left.keys().len()
+                            ));
+                        }
+                        self.counters.retries.fetch_add(1, Relaxed);
+                        self.retry.wait(attempt).await;
+                        request = Some(left.clone());
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn stored_state(item: &HashMap<String, AttributeValue>) -> Result<StoredAlertState> {
+    let customer_id = match item.get("customer_id") {
+        Some(AttributeValue::S(s)) => CustomerId::new(s),
+        other => return Err(anyhow!("customer_id is not a string: {other:?}")),
+    };
+    let as_of = match item.get("as_of") {
+        Some(AttributeValue::N(n)) => {
+            n.parse::<i64>().map_err(|e| anyhow!("as_of {n:?} of customer {customer_id} is not an integer: {e}"))?
+        }
+        other => return Err(anyhow!("as_of of customer {customer_id} is not a number: {other:?}")),
+    };
+    let armed = match item.get("alert_armed") {
+        Some(AttributeValue::Bool(b)) => *b,
+        None => true,
+        Some(other) => return Err(anyhow!("alert_armed of customer {customer_id} is not a boolean: {other:?}")),
+    };
+    Ok(StoredAlertState { customer_id, armed, as_of })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_states_are_read_strictly() {
+        let item = |armed: Option<AttributeValue>, as_of: AttributeValue| {
+            let mut m = HashMap::from([
+                ("customer_id".to_owned(), AttributeValue::S("c1".into())),
+                ("as_of".to_owned(), as_of),
+            ]);
+            if let Some(a) = armed {
+                m.insert("alert_armed".into(), a);
+            }
+            m
+        };
+        let state = stored_state(&item(Some(AttributeValue::Bool(false)), AttributeValue::N("17".into()))).unwrap();
+        assert_eq!(state, StoredAlertState { customer_id: CustomerId::new("c1"), armed: false, as_of: 17 });
+        assert!(stored_state(&item(None, AttributeValue::N("17".into()))).unwrap().armed, "absent = armed");
+        assert!(stored_state(&item(None, AttributeValue::N("1.5".into()))).is_err());
+        assert!(stored_state(&item(Some(AttributeValue::S("no".into())), AttributeValue::N("1".into()))).is_err());
+    }
+}

@@ -1,0 +1,471 @@
+//! [`ScoringSink`]: the live [`Sink`] that scores and publishes. Vectors in;
+//! predictions to DynamoDB, alerts to SNS, dead letters to SQS (and a file),
+//! metrics to CloudWatch out.
+//!
+//! # One step
+//!
+//! `send` offers the vectors to a [`ScoringStage`] (change gate, coalescing,
+//! micro-batches, requeue on failure); `tick` releases what lingered long
+//! enough. For each batch the model answered:
+//!
+//! 1. Alert state: customers this process has not seen yet, whose
+//!    `churn_risk_14d` is at or above the re-arm level, get their stored
+//!    `alert_armed` read back from the prediction table (one `BatchGetItem`
+//!    per 100). Below the re-arm level the stored state cannot matter: the
+//!    customer re-arms anyway.
+//! 2. The §6 hysteresis ([`Alerts`]) decides the alerts; they are published
+//!    *before* the prediction items that record them are written, so a
+//!    failed publish is never hidden by a stored "already alerted" (at worst
+//!    a crash between the two repeats an alert, with the same `alert_id`).
+//! 3. The predictions, each with the alert state after it, are written in
+//!    the background (conditional `UpdateItem`s, bounded concurrency; one
+//!    step's writes after the previous step's, so a customer's predictions
+//!    are written in order); so are dead letters and metrics.
+//!
+//! # Time
+//!
+//! The runner's: vectors are offered at the latest `tick` time (the wall
+//! clock before the first tick), which never goes back. Fleet and health
+//! metrics go out at each fleet snapshot of the stage (every
+//! `metrics_interval_ms`, 60 s by default), and once more when the run ends
+//! ([`ScoringSink::finish`]): the last, partial period is published too, so a
+//! stopped consumer's dashboard shows its final fleet, and a run shorter than
+//! the interval still publishes.
+//!
+//! # The barrier
+//!
+//! `flush` scores everything waiting, whatever its linger, and waits for
+//! every write. With `--on-endpoint-down hold` and the endpoint down, it
+//! keeps trying (the breaker lets a probe through each cooldown) for up to
+//! `hold_timeout`, then fails: the runner must not checkpoint, and the records
+//! after its last checkpoint are delivered again later. No score is ever made
+//! up.
+//!
+//! While the endpoint is down (hold), vectors wait in the stage's queue, one
+//! per customer; when it is full (`max_pending`), `send` fails rather than
+//! grow without bound, and the runner stops without checkpointing.
+//!
+//! An `Err` from any method means the sink can no longer promise delivery of
+//! what it was sent (a write failed for good): the runner stops without
+//! checkpointing.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+use pulse_operators::scoring::{AlertPolicy, Alerts};
+use pulse_schemas::{CustomerId, Prediction};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::alerts::{AlertMessage, AlertPublisher};
+use super::backend::ModelBackend;
+use super::dead_letters::{DeadLetterFile, DeadLetterQueue};
+use super::metrics::{fleet_data, HealthRecorder, HealthSnapshot, MetricsPublisher};
+use super::predictions::{PredictionRecord, PredictionWriter};
+use super::retry::Backoff;
+use pulse_runtime::process::Produced;
+use pulse_runtime::scoring::{MetricsSnapshot, Scored, ScoringConfig, ScoringStage};
+use pulse_runtime::sink::Sink;
+
+/// Where a [`ScoringSink`] sends things. `None` = not sent (counted only).
+#[derive(Debug)]
+pub struct Destinations {
+    /// The prediction table.
+    pub predictions: Option<PredictionWriter>,
+    /// The alert topic.
+    pub alerts: Option<AlertPublisher>,
+    /// The dead-letter queue.
+    pub dead_letter_queue: Option<DeadLetterQueue>,
+    /// The dead-letter file.
+    pub dead_letter_file: Option<DeadLetterFile>,
+    /// Metrics.
+    pub metrics: MetricsPublisher,
+    /// Namespace of the fleet metrics.
+    pub fleet_namespace: String,
+    /// Namespace of the health metrics.
+    pub health_namespace: String,
+}
+
+/// How a [`ScoringSink`] behaves.
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    /// The scoring stage.
+    pub scoring: ScoringConfig,
+    /// How long `flush` keeps trying a down endpoint before failing.
+    pub hold_timeout: Duration,
+    /// Background write tasks in flight before `send` waits for one.
+    pub max_pending_writes: usize,
+}
+
+impl Default for SinkConfig {
+    fn default() -> SinkConfig {
+        SinkConfig { scoring: ScoringConfig::default(), hold_timeout: Duration::from_secs(300), max_pending_writes: 8 }
+    }
+}
+
+/// What the sink did since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct SinkStats {
+    /// Vectors received.
+    pub vectors: u64,
+    /// Dead letters received.
+    pub dead_letters: u64,
+    /// Predictions made.
+    pub predictions: u64,
+    /// Alerts published (or, with no topic, raised).
+    pub alerts: u64,
+    /// Alert states read back from the table.
+    pub alert_states_read: u64,
+    /// Model calls.
+    pub model_calls: u64,
+    /// Rows sent to the model.
+    pub model_rows: u64,
+    /// Model calls that failed (rows requeued).
+    pub model_failures: u64,
+    /// Predictions stored.
+    pub predictions_written: u64,
+    /// Predictions not stored because a newer one was.
+    pub predictions_stale: u64,
+    /// Rows scored by the fallback model.
+    pub fallback_rows: u64,
+    /// Retries of any call.
+    pub retries: u64,
+    /// Metrics snapshots published.
+    pub metrics_published: u64,
+}
+
+/// The scoring, publishing sink (see the [module docs](self)).
+#[derive(Debug)]
+pub struct ScoringSink {
+    stage: ScoringStage<ModelBackend>,
+    alerts: Alerts,
+    rearm_below: f64,
+    out: Destinations,
+    config: SinkConfig,
+    jobs: JoinSet<Result<()>>,
+    /// Resolves when the latest step's prediction writes are done.
+    prediction_writes: Option<tokio::sync::oneshot::Receiver<()>>,
+    clock: i64,
+    health: HealthRecorder,
+    stats: SinkStats,
+    scoring_ms: f64,
+    period: Period,
+}
+
+/// Cumulative counts at the start of the metrics period.
+#[derive(Debug, Default, Clone, Copy)]
+struct Period {
+    at: Option<i64>,
+    totals: SinkStats,
+    scoring_ms: f64,
+}
+
+impl ScoringSink {
+    /// A sink scoring with `model` and sending to `out`.
+    pub fn new(model: ModelBackend, out: Destinations, config: SinkConfig) -> Result<ScoringSink> {
+        anyhow::ensure!(config.max_pending_writes > 0, "max pending writes must be at least 1");
+        let policy: AlertPolicy = config.scoring.alerts;
+        Ok(ScoringSink {
+            stage: ScoringStage::new(model, config.scoring.clone())?.alerts_by_caller(),
+            alerts: Alerts::new(policy)?,
+            rearm_below: policy.rearm_below,
+            out,
+            config,
+            jobs: JoinSet::new(),
+            prediction_writes: None,
+            clock: wall_clock_ms(),
+            health: HealthRecorder::default(),
+            stats: SinkStats::default(),
+            scoring_ms: 0.0,
+            period: Period::default(),
+        })
+    }
+
+    /// The counters a source feeds (records, iterator age), published with
+    /// the health metrics.
+    pub fn health(&self) -> HealthRecorder {
+        self.health.clone()
+    }
+
+    /// The model backend.
+    pub fn model(&self) -> &ModelBackend {
+        self.stage.scorer()
+    }
+
+    /// The end of a run, after its last [`Sink::flush`]: scores anything
+    /// still waiting (as `flush` does), then publishes a last fleet and
+    /// health snapshot at the sink's clock, covering the period since the
+    /// previous snapshot, and waits for every write. Without it the
+    /// predictions made since the last periodic snapshot would never reach
+    /// the metrics.
+    pub async fn finish(&mut self) -> Result<()> {
+        self.flush().await?;
+        let mut scored = Scored::default();
+        // Nothing is waiting after a successful flush: this only takes the snapshot.
+        self.stage.flush(self.clock, &mut scored).await?;
+        self.handle(scored).await?;
+        while !self.jobs.is_empty() {
+            self.join_one().await?;
+        }
+        Ok(())
+    }
+
+    /// Vectors waiting to be scored.
+    pub fn pending(&self) -> usize {
+        self.stage.pending()
+    }
+
+    /// What the sink did so far.
+    pub fn stats(&self) -> SinkStats {
+        let stage = self.stage.stats();
+        let backend = self.stage.scorer().counts();
+        let (written, stale, write_retries, states_read) = self.out.predictions.as_ref().map_or((0, 0, 0, 0), |w| {
+            let s = w.stats();
+            (s.written, s.stale, s.retries, s.states_read)
+        });
+        let alert_retries = self.out.alerts.as_ref().map_or(0, |a| a.stats().1);
+        let dlq_retries = self.out.dead_letter_queue.as_ref().map_or(0, |q| q.stats().2);
+        SinkStats {
+            model_calls: stage.model_calls,
+            model_rows: stage.model_rows,
+            model_failures: stage.model_failures,
+            predictions: stage.predictions,
+            predictions_written: written,
+            predictions_stale: stale,
+            alert_states_read: states_read,
+            fallback_rows: backend.fallback_rows,
+            retries: backend.retries + write_retries + alert_retries + dlq_retries,
+            ..self.stats
+        }
+    }
+
+    /// Adds the time since `started` to the scoring time when the step
+    /// called the model (`calls` = model calls before it).
+    fn account(&mut self, calls: u64, started: Instant) {
+        if self.stage.stats().model_calls > calls {
+            self.scoring_ms += started.elapsed().as_secs_f64() * 1000.0;
+        }
+    }
+
+    /// Alerts, prediction writes and metrics of a step.
+    async fn handle(&mut self, scored: Scored) -> Result<()> {
+        let Scored { predictions, metrics, .. } = scored;
+        if !predictions.is_empty() {
+            self.restore_alert_states(&predictions).await?;
+            let mut records = Vec::with_capacity(predictions.len());
+            let mut messages = Vec::new();
+            for prediction in predictions {
+                let alert = self.alerts.observe(&prediction);
+                if let Some(alert) = &alert {
+                    messages.push(AlertMessage::new(alert, &prediction));
+                }
+                records.push(PredictionRecord {
+                    alert_armed: self.alerts.armed(prediction.customer_id.as_str()),
+                    alerted: alert.is_some(),
+                    prediction,
+                });
+            }
+            if !messages.is_empty() {
+                match &self.out.alerts {
+                    Some(publisher) => publisher.publish(&messages).await?,
+                    None => {
+                        for m in &messages {
+                            tracing::info!(customer = %m.customer_id, risk = m.churn_risk_14d, reason = %m.reason, "alert (no topic configured)");
+                        }
+                    }
+                }
+                self.stats.alerts += messages.len() as u64;
+            }
+            if let Some(writer) = &self.out.predictions {
+                // Each step's writes start when the previous step's are done,
+                // so one customer's predictions are written in order.
+                let writer = writer.clone();
+                let (done, done_rx) = tokio::sync::oneshot::channel::<()>();
+                let previous = self.prediction_writes.replace(done_rx);
+                self.spawn(async move {
+                    if let Some(previous) = previous {
+                        // An error of the previous step reaches the sink through its own task.
+                        let _ = previous.await;
+                    }
+                    let written = writer.write(records).await;
+                    let _ = done.send(());
+                    written
+                })
+                .await?;
+            }
+        }
+        for snapshot in metrics {
+            self.publish_metrics(snapshot).await?;
+        }
+        Ok(())
+    }
+
+    /// Loads the stored alert state of unknown customers at elevated risk.
+    async fn restore_alert_states(&mut self, predictions: &[Prediction]) -> Result<()> {
+        let Some(writer) = &self.out.predictions else { return Ok(()) };
+        let mut seen = HashSet::new();
+        let unknown: Vec<CustomerId> = predictions
+            .iter()
+            .filter(|p| p.scores.churn_risk_14d >= self.rearm_below && !self.alerts.knows(p.customer_id.as_str()))
+            .filter(|p| seen.insert(p.customer_id.clone()))
+            .map(|p| p.customer_id.clone())
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        for state in writer.alert_states(&unknown).await? {
+            self.alerts.restore(state.customer_id, state.armed, state.as_of);
+        }
+        Ok(())
+    }
+
+    async fn publish_metrics(&mut self, snapshot: MetricsSnapshot) -> Result<()> {
+        let totals = self.stats();
+        let (records, iterator_age_ms, source_errors) = self.health.take();
+        let before = self.period.totals;
+        let health = HealthSnapshot {
+            period_ms: self.period.at.map_or(self.config.scoring.metrics_interval_ms, |at| (snapshot.at - at).max(1)),
+            records,
+            vectors: totals.vectors - before.vectors,
+            iterator_age_ms,
+            model_calls: totals.model_calls - before.model_calls,
+            model_rows: totals.model_rows - before.model_rows,
+            scoring_ms: self.scoring_ms - self.period.scoring_ms,
+            pending: self.stage.pending() as u64,
+            predictions_written: totals.predictions_written - before.predictions_written,
+            predictions_stale: totals.predictions_stale - before.predictions_stale,
+            alerts: totals.alerts - before.alerts,
+            dead_letters: totals.dead_letters - before.dead_letters,
+            retries: totals.retries - before.retries,
+            fallback_rows: totals.fallback_rows - before.fallback_rows,
+            errors: totals.model_failures - before.model_failures + source_errors,
+        };
+        self.period = Period { at: Some(snapshot.at), totals, scoring_ms: self.scoring_ms };
+        for alarm in &snapshot.alarms {
+            tracing::warn!(alarm = alarm.name, message = %alarm.message, "fleet alarm in breach");
+        }
+        let publisher = self.out.metrics.clone();
+        let (fleet_ns, health_ns) = (self.out.fleet_namespace.clone(), self.out.health_namespace.clone());
+        self.stats.metrics_published += 1;
+        self.spawn(async move {
+            publisher.publish(&fleet_ns, snapshot.at, &fleet_data(&snapshot)).await?;
+            publisher.publish(&health_ns, snapshot.at, &health.data()).await
+        })
+        .await
+    }
+
+    /// Starts a background write, first waiting for one if too many are out.
+    async fn spawn(&mut self, job: impl std::future::Future<Output = Result<()>> + Send + 'static) -> Result<()> {
+        while self.jobs.len() >= self.config.max_pending_writes {
+            self.join_one().await?;
+        }
+        self.jobs.spawn(job);
+        Ok(())
+    }
+
+    async fn join_one(&mut self) -> Result<()> {
+        match self.jobs.join_next().await {
+            Some(Ok(result)) => result,
+            Some(Err(e)) => Err(anyhow!("a write task stopped: {e}")),
+            None => Ok(()),
+        }
+    }
+
+    /// Surfaces the errors of writes that already finished.
+    fn reap(&mut self) -> Result<()> {
+        while let Some(done) = self.jobs.try_join_next() {
+            done.map_err(|e| anyhow!("a write task stopped: {e}"))??;
+        }
+        Ok(())
+    }
+
+    async fn send_dead_letters(&mut self, dead: Vec<pulse_runtime::process::DeadLetter>) -> Result<()> {
+        if dead.is_empty() {
+            return Ok(());
+        }
+        self.stats.dead_letters += dead.len() as u64;
+        if let Some(file) = self.out.dead_letter_file.as_mut() {
+            file.write(&dead).await?;
+        }
+        match self.out.dead_letter_queue.clone() {
+            Some(queue) => self.spawn(async move { queue.send(&dead).await }).await,
+            None if self.out.dead_letter_file.is_none() => {
+                for d in &dead {
+                    tracing::warn!(code = d.invalid.reason.code(), reason = %d.invalid.reason, "dead letter (no queue or file configured)");
+                }
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl Sink for ScoringSink {
+    async fn send(&mut self, produced: Produced) -> Result<()> {
+        self.reap()?;
+        let Produced { vectors, dead } = produced;
+        self.send_dead_letters(dead).await?;
+        if !vectors.is_empty() {
+            self.stats.vectors += vectors.len() as u64;
+            let (calls, started, mut scored) = (self.stage.stats().model_calls, Instant::now(), Scored::default());
+            self.stage.offer(vectors, self.clock, &mut scored).await?;
+            self.account(calls, started);
+            self.handle(scored).await?;
+        }
+        Ok(())
+    }
+
+    async fn tick(&mut self, now_ms: i64) -> Result<()> {
+        self.reap()?;
+        self.clock = self.clock.max(now_ms);
+        let (calls, started, mut scored) = (self.stage.stats().model_calls, Instant::now(), Scored::default());
+        self.stage.release(self.clock, &mut scored).await?;
+        self.account(calls, started);
+        self.handle(scored).await
+    }
+
+    fn observe_source(&mut self, records: u64, iterator_age_ms: Option<i64>) {
+        self.health.records(records);
+        if let Some(age) = iterator_age_ms {
+            self.health.iterator_age_ms(age.max(0) as u64);
+        }
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        let started = Instant::now();
+        let wait = Backoff { base: Duration::from_millis(200), cap: Duration::from_secs(5), max_attempts: u32::MAX };
+        let mut retry = 0;
+        loop {
+            let (calls, started_step, mut scored) = (self.stage.stats().model_calls, Instant::now(), Scored::default());
+            let done = self.stage.drain(self.clock, &mut scored).await?;
+            self.account(calls, started_step);
+            self.handle(scored).await?;
+            if done {
+                break;
+            }
+            let waited = started.elapsed();
+            if waited >= self.config.hold_timeout {
+                bail!(
+                    "the model is still failing after {:.0} s; {} vectors are waiting to be scored (none were made up): do not checkpoint",
+                    waited.as_secs_f64(),
+                    self.stage.pending()
+                );
+            }
+            retry += 1;
+            let delay = wait.delay(retry, &mut rand::rng()).max(Duration::from_millis(50));
+            tokio::time::sleep(delay.min(self.config.hold_timeout - waited)).await;
+        }
+        while !self.jobs.is_empty() {
+            self.join_one().await?;
+        }
+        if let Some(file) = self.out.dead_letter_file.as_mut() {
+            file.sync().await?;
+        }
+        Ok(())
+    }
+}
+
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,130 @@
+//! Creating the resources pulse uses, idempotently: for local servers,
+//! tests and first-time setup (`pulse setup`). Production tables are usually
+//! made by infrastructure code; these calls document exactly what pulse
+//! expects of them.
+
+use anyhow::{bail, Context, Result};
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::create_table::CreateTableError;
+use aws_sdk_dynamodb::operation::update_table::UpdateTableError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndexUpdate, IndexStatus,
+    KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TableStatus,
+};
+
+/// The events table of the contract (`../shared/spec/FEATURES.md` §1): key
+/// `customer_id` (S) + `sk` (S), on-demand, stream `NEW_AND_OLD_IMAGES`.
+/// Creates it when missing, waits until it is active, and returns the ARN of
+/// its latest stream.
+pub async fn ensure_events_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<String> {
+    let created = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("customer_id")?)
+        .attribute_definitions(attr("sk")?)
+        .key_schema(key("customer_id", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .context("stream specification")?,
+        )
+        .send()
+        .await;
+    match created {
+        Ok(_) => {}
+        Err(SdkError::ServiceError(e)) if matches!(e.err(), CreateTableError::ResourceInUseException(_)) => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot create table {table}")),
+    }
+    wait_active(client, table).await?;
+    let described = client.describe_table().table_name(table).send().await?;
+    let description = described.table().context("DescribeTable returned no table")?;
+    match description.latest_stream_arn() {
+        Some(arn) => Ok(arn.to_string()),
+        None => bail!("table {table} has no stream: enable NEW_AND_OLD_IMAGES streams on it"),
+    }
+}
+
+/// The due index of `pulse_aws::due` on the events table: a global secondary
+/// index `index` with partition key `due_hour` (N) and sort key
+/// `customer_id` (S), projecting `next_due`. Sparse: only the `DUE` items
+/// carry `due_hour`. Creates it when missing and waits until it is active.
+pub async fn ensure_due_index(client: &aws_sdk_dynamodb::Client, table: &str, index: &str) -> Result<()> {
+    for _ in 0..600 {
+        let described = client.describe_table().table_name(table).send().await?;
+        let description = described.table().context("DescribeTable returned no table")?;
+        match description.global_secondary_indexes().iter().find(|g| g.index_name() == Some(index)) {
+            Some(gsi) if matches!(gsi.index_status(), None | Some(IndexStatus::Active)) => return Ok(()),
+            Some(_) => {}
+            None => {
+                let created = client
+                    .update_table()
+                    .table_name(table)
+                    .attribute_definitions(attr_typed("due_hour", ScalarAttributeType::N)?)
+                    .attribute_definitions(attr("customer_id")?)
+                    .attribute_definitions(attr("sk")?)
+                    .global_secondary_index_updates(
+                        GlobalSecondaryIndexUpdate::builder()
+                            .create(
+                                CreateGlobalSecondaryIndexAction::builder()
+                                    .index_name(index)
+                                    .key_schema(key("due_hour", KeyType::Hash)?)
+                                    .key_schema(key("customer_id", KeyType::Range)?)
+                                    .projection(
+                                        Projection::builder()
+                                            .projection_type(ProjectionType::Include)
+                                            .non_key_attributes("next_due")
+                                            .build(),
+                                    )
+                                    .build()
+                                    .context("index definition")?,
+                            )
+                            .build(),
+                    )
+                    .send()
+                    .await;
+                match created {
+                    Ok(_) => {}
+                    // Another caller is changing the table: look again.
+                    Err(SdkError::ServiceError(e))
+                        if matches!(e.err(), UpdateTableError::ResourceInUseException(_)) => {}
+                    Err(e) => return Err(e).with_context(|| format!("cannot create index {index} on table {table}")),
+                }
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    bail!("index {index} of table {table} did not become ACTIVE within a minute")
+}
+
+/// Waits (up to a minute) for `table` to be ACTIVE.
+pub async fn wait_active(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<()> {
+    for _ in 0..600 {
+        let described = client.describe_table().table_name(table).send().await?;
+        if described.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    bail!("table {table} did not become ACTIVE within a minute")
+}
+
+fn attr(name: &str) -> Result<AttributeDefinition> {
+    attr_typed(name, ScalarAttributeType::S)
+}
+
+fn attr_typed(name: &str, attribute_type: ScalarAttributeType) -> Result<AttributeDefinition> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(attribute_type)
+        .build()
+        .context("attribute definition")
+}
+
+fn key(name: &str, key_type: KeyType) -> Result<KeySchemaElement> {
+    KeySchemaElement::builder().attribute_name(name).key_type(key_type).build().context("key schema")
+}

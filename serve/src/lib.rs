@@ -1,0 +1,84 @@
+//! `pulse serve`: the model behind SageMaker's inference-container contract
+//! ("use your own inference code"), so pulse can be deployed as the endpoint
+//! today's system calls.
+//!
+//! # Routes
+//!
+//! * `GET /ping` → `200 {"status": "ok", "model": "<name>", "model_version": "<v>"}`.
+//!   The model is loaded before the server listens, so a server that
+//!   answers at all is ready.
+//! * `POST /invocations` scores rows of `features-v1` (46 values, in
+//!   [`pulse_schemas::FEATURE_NAMES`] order), one prediction per row:
+//!
+//!   | `Content-Type` | body |
+//!   | --- | --- |
+//!   | `text/csv` | one row per line, 46 comma-separated numbers, no header (what today's endpoint is sent). `\n` or `\r\n`; trailing newlines, a UTF-8 BOM and blanks around values are ignored; a blank line between rows is an error. |
+//!   | `application/json` | `{"instances": [[46 numbers], ...]}` or `{"instances": [{"features": [46 numbers]}, ...]}` (the two forms may be mixed; other keys are ignored). Numbers must be JSON numbers, not strings. |
+//!
+//!   Parameters such as `; charset=utf-8` are ignored. The answer is always
+//!   `application/json` (an `Accept` that rules it out gets 406), in
+//!   TensorFlow Serving's style:
+//!
+//!   ```json
+//!   {"predictions": [{"first_session_success": 0.81, "session_velocity": 2.4,
+//!                     "churn_risk_14d": 0.07, "churn_risk_30d": 0.12, "health_score": 88.1}],
+//!    "model": "pulse-multitask", "model_version": "1", "features_schema": "features-v1"}
+//!   ```
+//!
+//!   `predictions[i]` belongs to row `i + 1`; the numbers are exactly what
+//!   [`pulse_model::EmbeddedModel::score_now`] gives for the same rows (the
+//!   whole request is scored as one batch). See [`InvocationResponse`].
+//!
+//! # Errors
+//!
+//! A request pulse refuses gets a 4xx and `{"error": "<reason>"}`
+//! ([`ErrorBody`]); the reason names the row and column, counted from 1
+//! (row 1 = first CSV line = `instances[0]`), and the feature:
+//!
+//! | status | when | example reason |
+//! | --- | --- | --- |
+//! | 400 | a row without 46 values | `row 2: expected 46 values (features-v1), got 45` |
+//! | 400 | a value that is not a number | `row 3, column 5 (…): not a number: "abc"` |
+//! | 400 | NaN, ±inf, or beyond f64 | `row 1, column 46 (…): not a finite number: "NaN"` |
+//! | 400 | empty body, `"instances": []`, a blank line, not UTF-8, bad JSON | `empty body: send at least one row of 46 numbers` |
+//! | 404 | another path | |
+//! | 405 | another method (with `Allow`) | `method GET not allowed here: use POST` |
+//! | 406 | `Accept` without JSON | |
+//! | 413 | a body over 6 MB (6 × 2^20 bytes, SageMaker's payload limit) | `body over 6291456 bytes …` |
+//! | 413 | more rows than `--max-rows` (10,000) | `10001 rows, at most 10000 per request: split the batch` |
+//! | 415 | no `Content-Type`, or another one | `unsupported Content-Type "application/x-npy": …` |
+//!
+//! Only a model failing on valid rows answers 500. See [`ServeError`].
+//!
+//! # Running it
+//!
+//! [`router`] builds the routes over an [`pulse_model::EmbeddedModel`];
+//! serve them with `axum::serve`. Parsing and scoring are CPU-bound, so each
+//! request runs them on tokio's blocking pool, at most
+//! [`ServeConfig::max_concurrent_batches`] at once: `/ping` stays on the
+//! async workers and keeps answering while large batches score.
+//!
+//! The `pulse serve` command listens on 127.0.0.1:8080 by default. In a
+//! container it must listen on `0.0.0.0`; SageMaker starts an image as
+//! `<image> serve`, so set `ENV PULSE_SERVE_BIND=0.0.0.0` (and
+//! `PULSE_MODEL_DIR=/opt/ml/model` to serve the artifact SageMaker unpacks
+//! there) in the image rather than relying on flags.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use pulse_serve::{router, ServeConfig};
+//! let model = pulse_model::EmbeddedModel::new(&pulse_model::embedded()?)?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, router(model, ServeConfig::default())).await?;
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+
+mod app;
+mod error;
+mod request;
+
+pub use app::{router, InvocationResponse, PingResponse, ServeConfig};
+pub use error::{ErrorBody, ServeError};
+pub use request::{check_accept, Format, DEFAULT_MAX_ROWS, MAX_BODY_BYTES};

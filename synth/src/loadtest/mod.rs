@@ -1,0 +1,155 @@
+//! `pulse loadtest`: how fast and how cheaply pulse keeps up.
+//!
+//! Two modes:
+//!
+//! * **live** ([`live`]): synthetic customers (the generator's segments and
+//!   behaviour) write events into the events table at a target rate
+//!   (`BatchWriteItem`, bounded by a duration and a count) while pulse's
+//!   consumer reads the table's stream, scores what changed and writes the
+//!   predictions back. It reports sustained records/s, end-to-end latency
+//!   from event write to prediction write (HDR histogram percentiles), model
+//!   calls and rows per event, and what a five-minute full rescan would have
+//!   cost for the same customers over the same time.
+//! * **in-process** ([`in_process`]): no AWS at all, the engine's maximum:
+//!   a synthetic capture generated into memory, then decoded and applied on
+//!   one thread, next to the baseline of merely parsing each line into a
+//!   `serde_json::Value`, measured in the same run.
+
+pub mod latency;
+pub mod live;
+pub mod writer;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Result;
+use pulse_operators::{Engine, EngineConfig};
+use pulse_schemas::capture::decode_line;
+use pulse_schemas::Source;
+use serde::Serialize;
+
+use crate::{generate, SynthConfig};
+use pulse_runtime::process::{Processor, Produced};
+use pulse_runtime::report::RESCAN_INTERVAL_MS;
+
+/// What a full rescan every five minutes would have cost over a span.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct RescanCost {
+    /// Rescans in the span (fractional: a 90 s run is 0.3 rescans).
+    pub rescans: f64,
+    /// Model calls: one per customer per rescan, as today's Lambda makes them.
+    pub endpoint_calls: f64,
+    /// Items read by the table scans: every item of the table per rescan.
+    pub scan_item_reads: f64,
+}
+
+impl RescanCost {
+    /// The cost over `seconds` for `customers` in a table of `items` items.
+    pub fn over(seconds: f64, customers: u64, items: u64) -> RescanCost {
+        let rescans = seconds * 1e3 / RESCAN_INTERVAL_MS as f64;
+        RescanCost { rescans, endpoint_calls: rescans * customers as f64, scan_item_reads: rescans * items as f64 }
+    }
+}
+
+/// The in-process measurement.
+#[derive(Clone, Debug, Serialize)]
+pub struct InProcessReport {
+    /// The mode, `"in-process"`.
+    pub mode: &'static str,
+    /// Customers generated.
+    pub customers: usize,
+    /// Days simulated.
+    pub days: u32,
+    /// Records in the capture.
+    pub records: u64,
+    /// Bytes of the capture.
+    pub capture_bytes: u64,
+    /// Feature vectors emitted.
+    pub vectors: u64,
+    /// Dead letters.
+    pub dead_letters: u64,
+    /// Records/s of parsing each line into a `serde_json::Value` (the baseline).
+    pub baseline_value_parse_records_per_s: f64,
+    /// Records/s of decoding and applying each line (engine, one thread).
+    pub pulse_records_per_s: f64,
+    /// `pulse_records_per_s / baseline_value_parse_records_per_s`.
+    pub ratio_to_baseline: f64,
+    /// Engine state at the end, bytes.
+    pub state_bytes: u64,
+}
+
+/// Generates `config` into memory, then times the value-parse baseline and
+/// pulse's decode + apply over the same bytes, one after the other.
+pub fn in_process(config: &SynthConfig, engine: EngineConfig) -> Result<InProcessReport> {
+    let mut capture = Vec::new();
+    generate(config, &mut capture, &mut |_| {})?;
+    let lines: Vec<&[u8]> = capture.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+
+    let started = Instant::now();
+    let mut parsed = 0u64;
+    for line in &lines {
+        if serde_json::from_slice::<serde_json::Value>(line).is_ok() {
+            parsed += 1;
+        }
+    }
+    let baseline_s = started.elapsed().as_secs_f64();
+    std::hint::black_box(parsed);
+
+    let engine = Arc::new(Engine::new(engine));
+    let mut processor = Processor::new(Arc::clone(&engine));
+    let mut produced = Produced::default();
+    let (mut vectors, mut dead) = (0u64, 0u64);
+    let started = Instant::now();
+    for (i, line) in lines.iter().enumerate() {
+        let source = Source { line: Some(i as u64 + 1), ..Source::default() };
+        processor.process(decode_line(line), source, line, &mut produced);
+        vectors += produced.vectors.len() as u64;
+        dead += produced.dead.len() as u64;
+        produced.vectors.clear();
+        produced.dead.clear();
+    }
+    let pulse_s = started.elapsed().as_secs_f64();
+
+    let records = lines.len() as u64;
+    let baseline = records as f64 / baseline_s.max(1e-9);
+    let pulse = records as f64 / pulse_s.max(1e-9);
+    Ok(InProcessReport {
+        mode: "in-process",
+        customers: config.customers,
+        days: config.days,
+        records,
+        capture_bytes: capture.len() as u64,
+        vectors,
+        dead_letters: dead,
+        baseline_value_parse_records_per_s: baseline,
+        pulse_records_per_s: pulse,
+        ratio_to_baseline: pulse / baseline,
+        state_bytes: engine.state_size().bytes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rescan_every_five_minutes_reads_every_item_and_scores_every_customer() {
+        let cost = RescanCost::over(600.0, 1_000, 50_000);
+        assert_eq!(cost.rescans, 2.0);
+        assert_eq!(cost.endpoint_calls, 2_000.0);
+        assert_eq!(cost.scan_item_reads, 100_000.0);
+        assert_eq!(RescanCost::over(90.0, 10, 10).rescans, 0.3);
+    }
+
+    #[test]
+    fn in_process_applies_every_generated_record() {
+        let config = SynthConfig { customers: 50, days: 10, seed: 3, ..SynthConfig::default() };
+        let report = in_process(&config, EngineConfig::default()).unwrap();
+        let mut capture = Vec::new();
+        let generated = generate(&config, &mut capture, &mut |_| {}).unwrap();
+        assert_eq!(report.records, generated.records);
+        assert_eq!(report.dead_letters, 0, "the realistic stream is valid");
+        assert!(report.vectors >= generated.events, "every event emits a vector: {report:?}");
+        assert!(report.pulse_records_per_s > 0.0 && report.baseline_value_parse_records_per_s > 0.0);
+    }
+}

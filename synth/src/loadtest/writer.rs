@@ -1,0 +1,186 @@
+//! Writing generated events into the events table at a target rate.
+//!
+//! The generator speaks capture lines (DynamoDB Streams records); the table
+//! wants items. [`item_of_line`] takes the record's `NewImage` (what the
+//! table held after the change) and [`TableWriter`] sends items with
+//! `BatchWriteItem`, 25 at a time (the API's limit), retrying the
+//! `UnprocessedItems` the service hands back (throttling) with jittered
+//! exponential backoff until every item is in or the attempts run out: a load
+//! test that silently dropped writes would report a latency for events that
+//! never existed.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+use serde::Deserialize;
+use tokio::time::Instant;
+
+/// `BatchWriteItem` takes at most this many items per call.
+pub const BATCH_ITEMS: usize = 25;
+
+/// A table item, as the SDK takes it.
+pub type Item = pulse_aws::SdkItem;
+
+#[derive(Deserialize)]
+struct Line {
+    #[serde(rename = "eventName")]
+    event_name: String,
+    dynamodb: Change,
+}
+
+#[derive(Deserialize)]
+struct Change {
+    #[serde(rename = "NewImage", default)]
+    new_image: Option<serde_dynamo::Item>,
+}
+
+/// The item a capture line's record left in the table: the `NewImage` of an
+/// `INSERT` or `MODIFY`. `REMOVE`s (and records without a new image) give
+/// `None`: a load test writes the table forward and never deletes.
+pub fn item_of_line(line: &[u8]) -> Result<Option<Item>> {
+    let line: Line = serde_json::from_slice(line).context("a generated record is not a stream record")?;
+    if line.event_name == "REMOVE" {
+        return Ok(None);
+    }
+    Ok(line.dynamodb.new_image.map(pulse_aws::sdk_item))
+}
+
+/// What writing cost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// `BatchWriteItem` calls made.
+    pub calls: u64,
+    /// Items the service returned unprocessed and that were sent again.
+    pub retried_items: u64,
+}
+
+/// Sends items to one table with `BatchWriteItem`.
+#[derive(Clone, Debug)]
+pub struct TableWriter {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    max_attempts: u32,
+}
+
+impl TableWriter {
+    /// A writer to `table`, trying each batch up to 8 times.
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> TableWriter {
+        TableWriter { client, table: table.into(), max_attempts: 8 }
+    }
+
+    /// Writes up to [`BATCH_ITEMS`] items; returns once all are in.
+    pub async fn write(&self, items: Vec<Item>) -> Result<WriteStats> {
+        if items.len() > BATCH_ITEMS {
+            bail!("BatchWriteItem takes at most {BATCH_ITEMS} items, got {}", items.len());
+        }
+        let mut requests = items
+            .into_iter()
+            .map(|item| {
+                let put = PutRequest::builder().set_item(Some(item)).build().context("put request")?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut stats = WriteStats::default();
+        let mut attempt = 0;
+        while !requests.is_empty() {
+            attempt += 1;
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, requests)
+                .send()
+                .await
+                .with_context(|| format!("BatchWriteItem to {} failed", self.table))?;
+            stats.calls += 1;
+            requests = out.unprocessed_items.and_then(|mut u| u.remove(&self.table)).unwrap_or_default();
+            if requests.is_empty() {
+                break;
+            }
+            if attempt >= self.max_attempts {
+                bail!("{} items still unprocessed by {} after {attempt} attempts", requests.len(), self.table);
+            }
+            stats.retried_items += requests.len() as u64;
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+        Ok(stats)
+    }
+}
+
+/// Full-jitter exponential backoff: uniform in [0, min(2 s, 25 ms · 2^attempt)].
+fn backoff(attempt: u32) -> Duration {
+    let cap = Duration::from_millis(25u64.saturating_mul(1 << attempt.min(16))).min(Duration::from_secs(2));
+    cap.mul_f64(rand::random::<f64>())
+}
+
+/// Paces work to a target rate: the `n`-th unit may start at `start + n / rate`.
+///
+/// A late sender is not made to wait (so a slow call is caught up by the
+/// next ones) and the schedule never runs ahead of the rate.
+#[derive(Debug)]
+pub struct Pacer {
+    start: Instant,
+    per_unit: Duration,
+    sent: u64,
+}
+
+impl Pacer {
+    /// A pacer at `rate` units per second.
+    pub fn new(rate: f64) -> Result<Pacer> {
+        if !(rate.is_finite() && rate > 0.0) {
+            bail!("the rate must be a positive number of events per second, got {rate}");
+        }
+        Ok(Pacer { start: Instant::now(), per_unit: Duration::from_secs_f64(1.0 / rate), sent: 0 })
+    }
+
+    /// Waits until `units` more may start, and counts them.
+    pub async fn acquire(&mut self, units: u64) {
+        let due = self.start + self.per_unit.mul_f64(self.sent as f64);
+        self.sent += units;
+        tokio::time::sleep_until(due).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::types::AttributeValue;
+
+    use super::*;
+
+    #[test]
+    fn inserts_and_corrections_give_their_new_image_removes_nothing() {
+        let insert = br#"{"eventName":"INSERT","dynamodb":{"NewImage":{"customer_id":{"S":"c1"},"ts":{"N":"5"}}}}"#;
+        let item = item_of_line(insert).unwrap().expect("an item");
+        assert_eq!(item["customer_id"], AttributeValue::S("c1".into()));
+        assert_eq!(item["ts"], AttributeValue::N("5".into()));
+        let modify = br#"{"eventName":"MODIFY","dynamodb":{"OldImage":{"a":{"S":"x"}},"NewImage":{"a":{"S":"y"}}}}"#;
+        assert_eq!(item_of_line(modify).unwrap().unwrap()["a"], AttributeValue::S("y".into()));
+        let remove = br#"{"eventName":"REMOVE","dynamodb":{"OldImage":{"a":{"S":"x"}}}}"#;
+        assert_eq!(item_of_line(remove).unwrap(), None);
+        assert!(item_of_line(b"not json").is_err());
+    }
+
+    #[test]
+    fn backoff_stays_within_its_cap() {
+        for attempt in 0..40 {
+            let cap = Duration::from_millis(25u64.saturating_mul(1 << attempt.min(16))).min(Duration::from_secs(2));
+            assert!(backoff(attempt) <= cap);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_pacer_holds_the_rate_and_catches_up_after_a_stall() {
+        let mut pacer = Pacer::new(100.0).unwrap();
+        let start = Instant::now();
+        pacer.acquire(50).await; // the first units go at once
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        pacer.acquire(50).await; // 50 units at 100/s: half a second later
+        assert_eq!(start.elapsed(), Duration::from_millis(500));
+        tokio::time::sleep(Duration::from_secs(5)).await; // a stall...
+        let before = Instant::now();
+        pacer.acquire(100).await; // ...is not paid for again
+        assert_eq!(before.elapsed(), Duration::ZERO);
+        assert!(Pacer::new(0.0).is_err());
+        assert!(Pacer::new(f64::NAN).is_err());
+    }
+}
