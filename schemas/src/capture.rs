@@ -45,7 +45,9 @@ struct RawIdentity<'a> {
 /// Decodes one capture line.
 ///
 /// `ApproximateCreationDateTime` is read as seconds since the epoch (the
-/// DynamoDB Streams / Lambda shape), possibly fractional.
+/// DynamoDB Streams / Lambda shape), possibly fractional, and must be a
+/// plausible time ([`crate::validate::check_creation_time`]) on every
+/// record, event or not.
 pub fn decode_line(line: &[u8]) -> Result<StreamRecord<'_>, Invalid> {
     let raw: RawRecord<'_> = serde_json::from_slice(line).map_err(|e| InvalidReason::Malformed(e.to_string()))?;
     let event_name = raw.event_name.ok_or_else(|| InvalidReason::Malformed("eventName is missing".into()))?;

@@ -9,6 +9,22 @@ use crate::record::{InvalidReason, Side};
 /// An added event may be at most this far ahead of its record's creation time.
 pub const FUTURE_TOLERANCE_MS: f64 = 3_600_000.0;
 
+/// The first plausible time, in ms since the epoch: 2000-01-01T00:00:00Z.
+///
+/// Times are plausible in `[EARLIEST_MS, LATEST_MS)`, a range fixed in the
+/// code rather than relative to the wall clock: decoding is pure, so a replay
+/// of a years-old capture decodes today exactly as it did when it was live.
+/// The lower bound is older than DynamoDB itself (2012) and its Streams
+/// (2014), so no real capture or event table is refused; the upper bound
+/// leaves 170 years of headroom. Either side of the range is then a unit or
+/// sign error, never a real time: `ApproximateCreationDateTime` in
+/// milliseconds read as seconds lands after the year 31,000, a `ts` in
+/// seconds read as milliseconds in January 1970.
+pub const EARLIEST_MS: i64 = 946_684_800_000;
+/// The end of the plausible range (excluded), in ms since the epoch:
+/// 2200-01-01T00:00:00Z. See [`EARLIEST_MS`].
+pub const LATEST_MS: i64 = 7_258_118_400_000;
+
 /// Builds the event an image describes, or says which rule it breaks.
 ///
 /// The caller has already checked `entity_type = event`.
@@ -80,6 +96,28 @@ pub fn check_not_future(event: &Event<'_>, created_ms: Option<f64>) -> Result<()
         return Err(InvalidReason::FutureEvent { ts: event.ts.0, created_ms });
     }
     Ok(())
+}
+
+/// Any record's `ApproximateCreationDateTime` (in ms, as the decoders
+/// convert it; absent is `None`) must be plausible: a finite time in
+/// `[EARLIEST_MS, LATEST_MS)`.
+///
+/// Checked on every record, whatever its images hold, before anything reads
+/// the time: the pipeline advances stream time, and so fires every
+/// customer's timers, to the latest creation time it has seen. One value in
+/// milliseconds instead of DynamoDB Streams' seconds (on a prediction item,
+/// say, which is otherwise skipped) moved stream time to the year ~58,000: every
+/// timer fired at once and none could fire again. The range is absolute (see
+/// [`EARLIEST_MS`]) and its two sides are each an error of unit or sign:
+/// since 2000, a time in milliseconds read as seconds is after the year
+/// 31,000, far past [`LATEST_MS`].
+pub fn check_creation_time(created_ms: Option<f64>) -> Result<(), InvalidReason> {
+    match created_ms {
+        Some(ms) if !(EARLIEST_MS as f64..LATEST_MS as f64).contains(&ms) => {
+            Err(InvalidReason::ImplausibleCreationTime { created_ms: ms })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `event_id`: 1 to 64 characters of `[A-Za-z0-9_-]`.
