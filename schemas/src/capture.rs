@@ -74,13 +74,21 @@ struct RawIdentity<'a> {
     principal_id: Option<Cow<'a, str>>,
 }
 
+/// The UTF-8 byte order mark, which some editors write at the start of a file.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Decodes one capture line.
+///
+/// One UTF-8 byte order mark at the start of the line is skipped: an editor
+/// that saves a capture file may add one, and it would make the file's first
+/// record a dead letter. Anywhere else (or twice) it is malformed JSON.
 ///
 /// `ApproximateCreationDateTime` is read as seconds since the epoch (the
 /// DynamoDB Streams / Lambda shape), possibly fractional, and must be a
 /// plausible time ([`crate::validate::check_creation_time`]) on every
 /// record, event or not.
 pub fn decode_line(line: &[u8]) -> Result<StreamRecord<'_>, Invalid> {
+    let line = line.strip_prefix(BOM).unwrap_or(line);
     let MapOnly(raw): MapOnly<RawRecord<'_>> =
         serde_json::from_slice(line).map_err(|e| InvalidReason::Malformed(e.to_string()))?;
     let event_name = raw.event_name.ok_or_else(|| InvalidReason::Malformed("eventName is missing".into()))?;

@@ -2,7 +2,8 @@
 //! `userIdentity`, the record itself) is a map. serde's derived structs also
 //! accept the sequence form, which mapped `"NewImage": [{"S": "stu_x"},
 //! {"S": "event"}, ...]` onto the fields by position and applied it as a
-//! valid event.
+//! valid event. And a UTF-8 byte order mark, which editors add, is not
+//! part of a line.
 
 mod common;
 
@@ -51,6 +52,19 @@ fn a_record_or_a_part_of_it_written_as_an_array_is_refused() {
     let mut null_keys = record(0);
     null_keys["dynamodb"]["Keys"] = json!(null);
     assert!(decode_line(null_keys.to_string().as_bytes()).is_ok());
+}
+
+#[test]
+fn a_leading_byte_order_mark_is_ignored_once() {
+    let line = record(0).to_string();
+    let plain = decode_line(line.as_bytes()).unwrap();
+    let with_bom = format!("\u{feff}{line}");
+    assert_eq!(decode_line(with_bom.as_bytes()).unwrap(), plain);
+    // Only one, and only at the start: otherwise the decoder stays strict.
+    let twice = format!("\u{feff}\u{feff}{line}");
+    assert_eq!(decode_line(twice.as_bytes()).unwrap_err().reason.code(), "malformed_record");
+    let inside = format!("{{\u{feff}{}", &line[1..]);
+    assert_eq!(decode_line(inside.as_bytes()).unwrap_err().reason.code(), "malformed_record");
 }
 
 #[test]
