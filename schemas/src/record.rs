@@ -96,6 +96,18 @@ pub enum InvalidReason {
         /// Value found.
         value: String,
     },
+    /// `ts` is a whole number outside the plausible range (see
+    /// [`crate::validate::check_event_time`]).
+    #[error(
+        "{side}.ts {ts} is not a plausible event time: it must be milliseconds since the epoch, from 2000-01-01 to \
+         before 2200-01-01"
+    )]
+    ImplausibleTimestamp {
+        /// Image.
+        side: Side,
+        /// Value found, in milliseconds.
+        ts: i64,
+    },
     /// A number attribute does not parse, or is infinite or NaN.
     #[error("{side}.{name} {value:?} is not a finite number")]
     NotANumber {
@@ -156,6 +168,7 @@ impl InvalidReason {
             InvalidReason::UnknownEventType { .. } => "unknown_event_type",
             InvalidReason::BadEventId { .. } => "bad_event_id",
             InvalidReason::BadTimestamp { .. } => "bad_timestamp",
+            InvalidReason::ImplausibleTimestamp { .. } => "implausible_timestamp",
             InvalidReason::NotANumber { .. } => "not_a_number",
             InvalidReason::OutOfRange { .. } => "out_of_range",
             InvalidReason::NotAllowed { .. } => "not_allowed",

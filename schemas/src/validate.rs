@@ -43,7 +43,7 @@ pub fn event_from_image(image: Image<'_>, side: Side) -> Result<Event<'_>, Inval
         return Err(InvalidReason::BadEventId { side, value: event_id.into_owned() });
     }
     let event_type = string(image.event_type, side, "event_type")?;
-    let ts = timestamp(image.ts, side)?;
+    let ts = check_event_time(timestamp(image.ts, side)?, side)?;
     let kind = match &*event_type {
         "session_completed" => EventKind::SessionCompleted {
             tutor_id: string(image.tutor_id, side, "tutor_id")?,
@@ -117,6 +117,38 @@ pub fn check_creation_time(created_ms: Option<f64>) -> Result<(), InvalidReason>
             Err(InvalidReason::ImplausibleCreationTime { created_ms: ms })
         }
         _ => Ok(()),
+    }
+}
+
+/// An event's `ts` must be plausible: in `[EARLIEST_MS, LATEST_MS)`, on
+/// either side of a record.
+///
+/// The contract asks only for a whole number of milliseconds since the
+/// epoch, but no event of this marketplace happened before 2000 or after
+/// 2200, and one that says so is a producer's error that would otherwise
+/// cost dearly and silently:
+///
+/// * `ts = i64::MIN` for a new customer was counted as late (`C - 30 days`
+///   saturates to `i64::MIN`): neither a vector nor a dead letter, and
+///   `i64::MIN` is also the engine's "no event" marker of the recency
+///   features;
+/// * `ts = 0` (or a time in seconds, which lands in January 1970) made a new
+///   customer whose daily timers, driven by a 2025 stream, all fell due at
+///   once: one record, 1 + 365 vectors of a customer 55 years silent;
+/// * `ts` near `i64::MAX` put the customer clock where no window arithmetic
+///   is meaningful.
+///
+/// An added event is also bounded by the future rule (`ts <= created + 1 h`,
+/// the creation time being plausible too); this bound also covers
+/// retractions, so a record with an implausible OldImage is a dead letter
+/// whole, like any invalid image. Events older than a customer's clock are
+/// still judged by the late rule only: backfills and replays of old captures
+/// are legitimate.
+pub fn check_event_time(ts: EventTime, side: Side) -> Result<EventTime, InvalidReason> {
+    if (EARLIEST_MS..LATEST_MS).contains(&ts.0) {
+        Ok(ts)
+    } else {
+        Err(InvalidReason::ImplausibleTimestamp { side, ts: ts.0 })
     }
 }
 
