@@ -25,6 +25,19 @@ pub const EARLIEST_MS: i64 = 946_684_800_000;
 /// 2200-01-01T00:00:00Z. See [`EARLIEST_MS`].
 pub const LATEST_MS: i64 = 7_258_118_400_000;
 
+/// The largest `amount` and `response_minutes`: the contract bounds them
+/// only below (`>= 0`), and these two are summed and averaged over windows.
+///
+/// Without a bound, two succeeded payments of `1.7e308` (each finite, so
+/// valid by the letter of §1) made `payment_amount_30d` infinite, a `null`
+/// in the vector, which the contract's "46 numbers" cannot hold. 1e12 is a
+/// trillion dollars in one payment, or a reply two million years late: far
+/// above anything real, and small enough that the engine's exact sums
+/// (integers in 128 bits) hold millions of such values per window, so every
+/// sum and mean is finite and exact. The other numbers are bounded by the
+/// contract already (`duration_min <= 600`, `rating <= 5`).
+pub const MAX_UNBOUNDED_VALUE: f64 = 1e12;
+
 /// Builds the event an image describes, or says which rule it breaks.
 ///
 /// The caller has already checked `entity_type = event`.
@@ -60,7 +73,7 @@ pub fn event_from_image(image: Image<'_>, side: Side) -> Result<Event<'_>, Inval
         },
         "login" => EventKind::Login,
         "payment" => EventKind::Payment {
-            amount: ranged(image.amount, side, "amount", |x| x >= 0.0, "x >= 0")?,
+            amount: unbounded_above(image.amount, side, "amount")?,
             status: match &*string(image.status, side, "status")? {
                 "succeeded" => PaymentStatus::Succeeded,
                 "failed" => PaymentStatus::Failed,
@@ -77,7 +90,7 @@ pub fn event_from_image(image: Image<'_>, side: Side) -> Result<Event<'_>, Inval
         },
         "message_reply" => EventKind::MessageReply {
             from: party(image.from, side, "from")?,
-            response_minutes: ranged(image.response_minutes, side, "response_minutes", |x| x >= 0.0, "x >= 0")?,
+            response_minutes: unbounded_above(image.response_minutes, side, "response_minutes")?,
             tutor_id: match image.tutor_id {
                 None => None,
                 some => Some(string(some, side, "tutor_id")?),
@@ -193,6 +206,12 @@ fn ranged(
     } else {
         Err(InvalidReason::OutOfRange { side, name, value: x, rule })
     }
+}
+
+/// A number the contract requires to be `>= 0`, within
+/// [`MAX_UNBOUNDED_VALUE`].
+fn unbounded_above(attr: Option<AttrRef<'_>>, side: Side, name: &'static str) -> Result<f64, InvalidReason> {
+    ranged(attr, side, name, |x| (0.0..=MAX_UNBOUNDED_VALUE).contains(&x), "0 <= x <= 1e12")
 }
 
 fn party(attr: Option<AttrRef<'_>>, side: Side, name: &'static str) -> Result<Party, InvalidReason> {

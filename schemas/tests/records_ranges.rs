@@ -1,13 +1,52 @@
-//! Event times: a value no real producer writes is a dead letter, not an
-//! event from 1970 or the year 292 million.
+//! Numbers the contract leaves unbounded above (`amount`,
+//! `response_minutes`) and event times: a value no real producer writes is a
+//! dead letter, not a number that overflows a window's sum to infinity (a
+//! `null` in the vector) or an event from 1970 or the year 292 million.
 
 mod common;
 
 use common::{code, insert_with, record};
 use pulse_schemas::capture::decode_line;
 use pulse_schemas::record::{InvalidReason, Side};
-use pulse_schemas::validate::{EARLIEST_MS, LATEST_MS};
-use serde_json::json;
+use pulse_schemas::validate::{EARLIEST_MS, LATEST_MS, MAX_UNBOUNDED_VALUE};
+use serde_json::{json, Value};
+
+fn payment(amount: &str) -> Value {
+    insert_with(&[
+        ("event_type", json!({"S": "payment"})),
+        ("amount", json!({"N": amount})),
+        ("status", json!({"S": "succeeded"})),
+    ])
+}
+
+fn reply(minutes: &str) -> Value {
+    insert_with(&[
+        ("event_type", json!({"S": "message_reply"})),
+        ("from", json!({"S": "student"})),
+        ("response_minutes", json!({"N": minutes})),
+    ])
+}
+
+#[test]
+fn absurd_amounts_and_reply_minutes_are_out_of_range() {
+    for absurd in ["1.7e308", "1e13", "1000000000000.001"] {
+        for (line, name) in [(payment(absurd), "amount"), (reply(absurd), "response_minutes")] {
+            match decode_line(line.to_string().as_bytes()).unwrap_err().reason {
+                InvalidReason::OutOfRange { side: Side::New, name: n, rule, .. } => {
+                    assert_eq!(n, name, "{absurd}");
+                    assert_eq!(rule, "0 <= x <= 1e12");
+                }
+                other => panic!("{name} = {absurd}: expected out of range, got {other:?}"),
+            }
+        }
+    }
+    assert_eq!(MAX_UNBOUNDED_VALUE, 1e12);
+    for ok in ["1e12", "1000000000000", "0", "49.99"] {
+        for line in [payment(ok), reply(ok)] {
+            assert!(decode_line(line.to_string().as_bytes()).is_ok(), "{line}");
+        }
+    }
+}
 
 #[test]
 fn implausible_event_times_are_dead_letters_on_either_side() {
