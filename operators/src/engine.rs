@@ -73,6 +73,16 @@ impl Engine {
 
     /// Applies one valid record (§2). Pushes one [`Trigger::Event`] vector
     /// as of the customer clock when the customer's held events changed.
+    ///
+    /// Valid means as `pulse_schemas`' decoders make it, and the engine
+    /// relies on it: every `ts` is a plausible time
+    /// (`pulse_schemas::validate::EARLIEST_MS..LATEST_MS`), so none is
+    /// `i64::MIN` (the state's "no such event" marker, and the saturated
+    /// `C - 30 days` of a customer without events: such an event would count
+    /// as late) and window bounds never saturate; every number is within its
+    /// range (`amount` and `response_minutes` at most
+    /// `pulse_schemas::validate::MAX_UNBOUNDED_VALUE`), so every sum, mean
+    /// and feature is finite.
     pub fn apply(&self, record: &StreamRecord<'_>, out: &mut Vec<Emission>) {
         Counters::bump(&self.counters.records);
         match &record.change {

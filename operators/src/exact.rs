@@ -154,16 +154,28 @@ impl ExactSum {
         s
     }
 
+    /// Adds `x`: to the fixed part when it is exact there and the fixed part
+    /// has room, else to the side sum.
+    ///
+    /// Room: each fixed value is below 2^62, so 128 bits hold only a few of
+    /// the largest (three of `4e18` overflow). A sum that would overflow
+    /// goes to the side sum instead, where it is rounded but never wraps
+    /// (a release build) or panics (a debug build). A later `sub` of the same
+    /// value may then take it from the fixed part: the total stays right,
+    /// only its split between the parts differs. Validated data never gets
+    /// near this (`pulse_schemas::validate::MAX_UNBOUNDED_VALUE` bounds the
+    /// largest number to 1e12, so millions of them fit).
     pub(crate) fn add(&mut self, x: f64) {
-        match to_fixed(x) {
-            Some(v) => self.set_fixed(self.fixed() + v),
+        match to_fixed(x).and_then(|v| self.fixed().checked_add(v)) {
+            Some(sum) => self.set_fixed(sum),
             None => self.other += x,
         }
     }
 
+    /// Subtracts `x`, as [`ExactSum::add`] adds it.
     pub(crate) fn sub(&mut self, x: f64) {
-        match to_fixed(x) {
-            Some(v) => self.set_fixed(self.fixed() - v),
+        match to_fixed(x).and_then(|v| self.fixed().checked_sub(v)) {
+            Some(difference) => self.set_fixed(difference),
             None => self.other -= x,
         }
     }
@@ -282,6 +294,30 @@ mod tests {
             assert_eq!((back.fixed(), back.other.to_bits()), (x.fixed(), x.other.to_bits()));
         }
         assert_eq!(postcard::to_allocvec(&ExactSum::default()).unwrap().len(), 2, "zeros are a byte each");
+    }
+
+    #[test]
+    fn a_full_fixed_part_overflows_into_the_side_sum_not_past_i128() {
+        // Each is below the fixed-point limit (2^62), but three of them
+        // exceed 128 bits in units of 2^-64.
+        let x = 4.0e18;
+        assert!(to_fixed(x).is_some());
+        let mut s = ExactSum::default();
+        for _ in 0..3 {
+            s.add(x);
+        }
+        assert_eq!(s.value(), 1.2e19);
+        s.sub(x);
+        assert_eq!(s.value(), 8.0e18);
+        s.sub(x);
+        s.sub(x);
+        assert_eq!(s.value(), 0.0);
+        // Subtraction overflows the same way.
+        let mut s = ExactSum::default();
+        for _ in 0..3 {
+            s.sub(x);
+        }
+        assert_eq!(s.value(), -1.2e19);
     }
 
     #[test]

@@ -122,37 +122,91 @@ impl<'de: 'a, 'a> Deserialize<'de> for AttrRef<'a> {
 }
 
 /// The attributes of an item that the contract reads; all others are ignored.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+///
+/// It deserializes from a map of attribute names to attribute values only
+/// (see the `Deserialize` impl below).
+#[derive(Clone, Debug, Default, PartialEq)]
 #[allow(missing_docs)]
 pub struct Image<'a> {
-    #[serde(borrow, default)]
     pub customer_id: Option<AttrRef<'a>>,
-    #[serde(borrow, default)]
     pub entity_type: Option<AttrRef<'a>>,
-    #[serde(borrow, default)]
     pub event_id: Option<AttrRef<'a>>,
-    #[serde(borrow, default)]
     pub event_type: Option<AttrRef<'a>>,
-    #[serde(borrow, default)]
     pub ts: Option<AttrRef<'a>>,
-    #[serde(borrow, default)]
     pub tutor_id: Option<AttrRef<'a>>,
-    #[serde(borrow, default)]
     pub duration_min: Option<AttrRef<'a>>,
-    #[serde(borrow, default)]
     pub cancelled_by: Option<AttrRef<'a>>,
-    #[serde(borrow, default)]
     pub rating: Option<AttrRef<'a>>,
-    #[serde(borrow, default)]
     pub amount: Option<AttrRef<'a>>,
-    #[serde(borrow, default)]
     pub status: Option<AttrRef<'a>>,
-    #[serde(borrow, default)]
     pub sentiment: Option<AttrRef<'a>>,
-    #[serde(borrow, default)]
     pub from: Option<AttrRef<'a>>,
-    #[serde(borrow, default)]
     pub response_minutes: Option<AttrRef<'a>>,
+}
+
+impl<'a> Image<'a> {
+    /// The field of an attribute the contract reads, with its position and
+    /// its name as a `&'static str` (for error messages); `None` for any
+    /// other attribute.
+    fn field(&mut self, name: &str) -> Option<(u32, &'static str, &mut Option<AttrRef<'a>>)> {
+        Some(match name {
+            "customer_id" => (0, "customer_id", &mut self.customer_id),
+            "entity_type" => (1, "entity_type", &mut self.entity_type),
+            "event_id" => (2, "event_id", &mut self.event_id),
+            "event_type" => (3, "event_type", &mut self.event_type),
+            "ts" => (4, "ts", &mut self.ts),
+            "tutor_id" => (5, "tutor_id", &mut self.tutor_id),
+            "duration_min" => (6, "duration_min", &mut self.duration_min),
+            "cancelled_by" => (7, "cancelled_by", &mut self.cancelled_by),
+            "rating" => (8, "rating", &mut self.rating),
+            "amount" => (9, "amount", &mut self.amount),
+            "status" => (10, "status", &mut self.status),
+            "sentiment" => (11, "sentiment", &mut self.sentiment),
+            "from" => (12, "from", &mut self.from),
+            "response_minutes" => (13, "response_minutes", &mut self.response_minutes),
+            _ => return None,
+        })
+    }
+}
+
+/// An image is a map (a JSON object) and nothing else.
+///
+/// serde's derived `Deserialize` for a struct also accepts the sequence form
+/// (a JSON array), mapping its elements onto the fields by position: so
+/// `"NewImage": [{"S": "stu_x"}, {"S": "event"}, ...]` was read as a valid
+/// event. This impl only visits a map, so an array is refused ("invalid
+/// type: sequence"), and the record is a dead letter as malformed. As with
+/// the derive it replaces: other attributes are ignored, an attribute given
+/// twice is an error, `null` counts as absent.
+impl<'de: 'a, 'a> Deserialize<'de> for Image<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Image<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a DynamoDB item: a JSON object of attribute names to attribute values, not an array")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut image = Image::default();
+                // Attributes seen, a bit each by position (a `null` one is
+                // absent but seen).
+                let mut seen = 0u32;
+                while let Some(name) = map.next_key::<BorrowedText<'a>>()? {
+                    let Some((position, name, field)) = image.field(&name.0) else {
+                        map.next_value::<IgnoredAny>()?;
+                        continue;
+                    };
+                    if seen & (1 << position) != 0 {
+                        return Err(de::Error::duplicate_field(name));
+                    }
+                    seen |= 1 << position;
+                    *field = map.next_value::<Option<AttrRef<'a>>>()?;
+                }
+                Ok(image)
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
 }
 
 impl<'a> Image<'a> {

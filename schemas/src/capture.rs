@@ -6,26 +6,58 @@
 //! merely parsing the same file into `serde_json::Value`.
 
 use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
 
+use serde::de::{value::MapAccessDeserializer, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
 use crate::attr::Image;
 use crate::record::{is_ttl_identity, Invalid, InvalidReason, RecordParts, StreamRecord};
+
+/// A `T` read from a JSON object only.
+///
+/// serde's derived `Deserialize` for a struct also accepts a JSON array,
+/// whose elements fill the fields by position (`["INSERT", {...}]` would be
+/// a record). A stream record and its parts are objects in AWS's shape, so
+/// each struct here is read through this wrapper, which visits a map only;
+/// an array is refused as malformed.
+struct MapOnly<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOnly<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object, not an array")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(V(PhantomData)).map(MapOnly)
+    }
+}
 
 #[derive(Deserialize)]
 struct RawRecord<'a> {
     #[serde(rename = "eventName", borrow)]
     event_name: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    dynamodb: Option<RawStreamRecord<'a>>,
+    dynamodb: Option<MapOnly<RawStreamRecord<'a>>>,
     #[serde(rename = "userIdentity", borrow, default)]
-    user_identity: Option<RawIdentity<'a>>,
+    user_identity: Option<MapOnly<RawIdentity<'a>>>,
 }
 
 #[derive(Deserialize)]
 struct RawStreamRecord<'a> {
     #[serde(rename = "ApproximateCreationDateTime", default)]
     approximate_creation_date_time: Option<f64>,
+    /// Not read, but an object like the images (as `aws_lambda_events`
+    /// requires it); `null` is absent.
+    #[serde(rename = "Keys", default)]
+    _keys: Option<MapOnly<IgnoredAny>>,
     #[serde(rename = "NewImage", borrow, default)]
     new_image: Option<Image<'a>>,
     #[serde(rename = "OldImage", borrow, default)]
@@ -42,16 +74,29 @@ struct RawIdentity<'a> {
     principal_id: Option<Cow<'a, str>>,
 }
 
+/// The UTF-8 byte order mark, which some editors write at the start of a file.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Decodes one capture line.
 ///
+/// One UTF-8 byte order mark at the start of the line is skipped: an editor
+/// that saves a capture file may add one, and it would make the file's first
+/// record a dead letter. Anywhere else (or twice) it is malformed JSON.
+///
 /// `ApproximateCreationDateTime` is read as seconds since the epoch (the
-/// DynamoDB Streams / Lambda shape), possibly fractional.
+/// DynamoDB Streams / Lambda shape), possibly fractional, and must be a
+/// plausible time ([`crate::validate::check_creation_time`]) on every
+/// record, event or not.
 pub fn decode_line(line: &[u8]) -> Result<StreamRecord<'_>, Invalid> {
-    let raw: RawRecord<'_> = serde_json::from_slice(line).map_err(|e| InvalidReason::Malformed(e.to_string()))?;
+    let line = line.strip_prefix(BOM).unwrap_or(line);
+    let MapOnly(raw): MapOnly<RawRecord<'_>> =
+        serde_json::from_slice(line).map_err(|e| InvalidReason::Malformed(e.to_string()))?;
     let event_name = raw.event_name.ok_or_else(|| InvalidReason::Malformed("eventName is missing".into()))?;
-    let stream = raw.dynamodb.ok_or_else(|| InvalidReason::Malformed("dynamodb is missing".into()))?;
-    let by_ttl =
-        raw.user_identity.as_ref().is_some_and(|u| is_ttl_identity(u.type_.as_deref(), u.principal_id.as_deref()));
+    let MapOnly(stream) = raw.dynamodb.ok_or_else(|| InvalidReason::Malformed("dynamodb is missing".into()))?;
+    let by_ttl = raw
+        .user_identity
+        .as_ref()
+        .is_some_and(|MapOnly(u)| is_ttl_identity(u.type_.as_deref(), u.principal_id.as_deref()));
     let parts = RecordParts {
         created_ms: stream.approximate_creation_date_time.map(|s| s * 1000.0),
         sequence_number: stream.sequence_number,

@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::attr::Image;
 use crate::event::Event;
-use crate::validate::{check_not_future, event_from_image};
+use crate::validate::{check_creation_time, check_not_future, event_from_image};
 
 /// Which image of a record an attribute came from.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -40,6 +40,18 @@ pub enum InvalidReason {
     /// A record that adds an event has no `ApproximateCreationDateTime`.
     #[error("dynamodb.ApproximateCreationDateTime is missing, so the event's future check cannot be made")]
     MissingCreationTime,
+    /// `ApproximateCreationDateTime` is outside the plausible range (see
+    /// [`crate::validate::check_creation_time`]), whatever the item: stream
+    /// time, and with it every customer's timers, follows it.
+    #[error(
+        "dynamodb.ApproximateCreationDateTime {} s is not a plausible creation time: it must be seconds since the \
+         epoch, from 2000-01-01 to before 2200-01-01 (a value in milliseconds is 1000 times too large)",
+        created_ms / 1000.0
+    )]
+    ImplausibleCreationTime {
+        /// `ApproximateCreationDateTime` in milliseconds.
+        created_ms: f64,
+    },
     /// A required attribute is absent.
     #[error("{side}.{name} is missing")]
     MissingAttribute {
@@ -83,6 +95,18 @@ pub enum InvalidReason {
         side: Side,
         /// Value found.
         value: String,
+    },
+    /// `ts` is a whole number outside the plausible range (see
+    /// [`crate::validate::check_event_time`]).
+    #[error(
+        "{side}.ts {ts} is not a plausible event time: it must be milliseconds since the epoch, from 2000-01-01 to \
+         before 2200-01-01"
+    )]
+    ImplausibleTimestamp {
+        /// Image.
+        side: Side,
+        /// Value found, in milliseconds.
+        ts: i64,
     },
     /// A number attribute does not parse, or is infinite or NaN.
     #[error("{side}.{name} {value:?} is not a finite number")]
@@ -138,11 +162,13 @@ impl InvalidReason {
             InvalidReason::UnknownEventName(_) => "unknown_event_name",
             InvalidReason::MissingImage(_) => "missing_image",
             InvalidReason::MissingCreationTime => "missing_creation_time",
+            InvalidReason::ImplausibleCreationTime { .. } => "implausible_creation_time",
             InvalidReason::MissingAttribute { .. } => "missing_attribute",
             InvalidReason::WrongType { .. } => "wrong_type",
             InvalidReason::UnknownEventType { .. } => "unknown_event_type",
             InvalidReason::BadEventId { .. } => "bad_event_id",
             InvalidReason::BadTimestamp { .. } => "bad_timestamp",
+            InvalidReason::ImplausibleTimestamp { .. } => "implausible_timestamp",
             InvalidReason::NotANumber { .. } => "not_a_number",
             InvalidReason::OutOfRange { .. } => "out_of_range",
             InvalidReason::NotAllowed { .. } => "not_allowed",
@@ -213,7 +239,9 @@ impl StreamChange<'_> {
 /// A decoded stream record.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StreamRecord<'a> {
-    /// `dynamodb.ApproximateCreationDateTime` in milliseconds, when present.
+    /// `dynamodb.ApproximateCreationDateTime` in milliseconds, when present;
+    /// always a plausible time (see [`crate::validate::check_creation_time`]),
+    /// so it is safe to advance stream time to it.
     pub created_ms: Option<f64>,
     /// `dynamodb.SequenceNumber`, when present.
     pub sequence_number: Option<Cow<'a, str>>,
@@ -249,8 +277,12 @@ pub(crate) fn is_ttl_identity(type_: Option<&str>, principal_id: Option<&str>) -
 
 impl<'a> RecordParts<'a> {
     /// Applies the table of §2 and the rules of §1 to the parts.
+    ///
+    /// The creation time is checked first, whatever the images: a record
+    /// that is otherwise skipped still moves stream time.
     pub(crate) fn interpret(self, event_name: &str) -> Result<StreamRecord<'a>, Invalid> {
         let created_ms = self.created_ms;
+        check_creation_time(created_ms)?;
         let added = |image: Image<'a>| -> Result<Event<'a>, InvalidReason> {
             let event = event_from_image(image, Side::New)?;
             check_not_future(&event, created_ms)?;

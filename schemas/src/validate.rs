@@ -9,6 +9,35 @@ use crate::record::{InvalidReason, Side};
 /// An added event may be at most this far ahead of its record's creation time.
 pub const FUTURE_TOLERANCE_MS: f64 = 3_600_000.0;
 
+/// The first plausible time, in ms since the epoch: 2000-01-01T00:00:00Z.
+///
+/// Times are plausible in `[EARLIEST_MS, LATEST_MS)`, a range fixed in the
+/// code rather than relative to the wall clock: decoding is pure, so a replay
+/// of a years-old capture decodes today exactly as it did when it was live.
+/// The lower bound is older than DynamoDB itself (2012) and its Streams
+/// (2014), so no real capture or event table is refused; the upper bound
+/// leaves 170 years of headroom. Either side of the range is then a unit or
+/// sign error, never a real time: `ApproximateCreationDateTime` in
+/// milliseconds read as seconds lands after the year 31,000, a `ts` in
+/// seconds read as milliseconds in January 1970.
+pub const EARLIEST_MS: i64 = 946_684_800_000;
+/// The end of the plausible range (excluded), in ms since the epoch:
+/// 2200-01-01T00:00:00Z. See [`EARLIEST_MS`].
+pub const LATEST_MS: i64 = 7_258_118_400_000;
+
+/// The largest `amount` and `response_minutes`: the contract bounds them
+/// only below (`>= 0`), and these two are summed and averaged over windows.
+///
+/// Without a bound, two succeeded payments of `1.7e308` (each finite, so
+/// valid by the letter of §1) made `payment_amount_30d` infinite, a `null`
+/// in the vector, which the contract's "46 numbers" cannot hold. 1e12 is a
+/// trillion dollars in one payment, or a reply two million years late: far
+/// above anything real, and small enough that the engine's exact sums
+/// (integers in 128 bits) hold millions of such values per window, so every
+/// sum and mean is finite and exact. The other numbers are bounded by the
+/// contract already (`duration_min <= 600`, `rating <= 5`).
+pub const MAX_UNBOUNDED_VALUE: f64 = 1e12;
+
 /// Builds the event an image describes, or says which rule it breaks.
 ///
 /// The caller has already checked `entity_type = event`.
@@ -27,7 +56,7 @@ pub fn event_from_image(image: Image<'_>, side: Side) -> Result<Event<'_>, Inval
         return Err(InvalidReason::BadEventId { side, value: event_id.into_owned() });
     }
     let event_type = string(image.event_type, side, "event_type")?;
-    let ts = timestamp(image.ts, side)?;
+    let ts = check_event_time(timestamp(image.ts, side)?, side)?;
     let kind = match &*event_type {
         "session_completed" => EventKind::SessionCompleted {
             tutor_id: string(image.tutor_id, side, "tutor_id")?,
@@ -44,7 +73,7 @@ pub fn event_from_image(image: Image<'_>, side: Side) -> Result<Event<'_>, Inval
         },
         "login" => EventKind::Login,
         "payment" => EventKind::Payment {
-            amount: ranged(image.amount, side, "amount", |x| x >= 0.0, "x >= 0")?,
+            amount: unbounded_above(image.amount, side, "amount")?,
             status: match &*string(image.status, side, "status")? {
                 "succeeded" => PaymentStatus::Succeeded,
                 "failed" => PaymentStatus::Failed,
@@ -61,7 +90,7 @@ pub fn event_from_image(image: Image<'_>, side: Side) -> Result<Event<'_>, Inval
         },
         "message_reply" => EventKind::MessageReply {
             from: party(image.from, side, "from")?,
-            response_minutes: ranged(image.response_minutes, side, "response_minutes", |x| x >= 0.0, "x >= 0")?,
+            response_minutes: unbounded_above(image.response_minutes, side, "response_minutes")?,
             tutor_id: match image.tutor_id {
                 None => None,
                 some => Some(string(some, side, "tutor_id")?),
@@ -80,6 +109,60 @@ pub fn check_not_future(event: &Event<'_>, created_ms: Option<f64>) -> Result<()
         return Err(InvalidReason::FutureEvent { ts: event.ts.0, created_ms });
     }
     Ok(())
+}
+
+/// Any record's `ApproximateCreationDateTime` (in ms, as the decoders
+/// convert it; absent is `None`) must be plausible: a finite time in
+/// `[EARLIEST_MS, LATEST_MS)`.
+///
+/// Checked on every record, whatever its images hold, before anything reads
+/// the time: the pipeline advances stream time, and so fires every
+/// customer's timers, to the latest creation time it has seen. One value in
+/// milliseconds instead of DynamoDB Streams' seconds (on a prediction item,
+/// say, which is otherwise skipped) moved stream time to the year ~58,000: every
+/// timer fired at once and none could fire again. The range is absolute (see
+/// [`EARLIEST_MS`]) and its two sides are each an error of unit or sign:
+/// since 2000, a time in milliseconds read as seconds is after the year
+/// 31,000, far past [`LATEST_MS`].
+pub fn check_creation_time(created_ms: Option<f64>) -> Result<(), InvalidReason> {
+    match created_ms {
+        Some(ms) if !(EARLIEST_MS as f64..LATEST_MS as f64).contains(&ms) => {
+            Err(InvalidReason::ImplausibleCreationTime { created_ms: ms })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// An event's `ts` must be plausible: in `[EARLIEST_MS, LATEST_MS)`, on
+/// either side of a record.
+///
+/// The contract asks only for a whole number of milliseconds since the
+/// epoch, but no event of this marketplace happened before 2000 or after
+/// 2200, and one that says so is a producer's error that would otherwise
+/// cost dearly and silently:
+///
+/// * `ts = i64::MIN` for a new customer was counted as late (`C - 30 days`
+///   saturates to `i64::MIN`): neither a vector nor a dead letter, and
+///   `i64::MIN` is also the engine's "no event" marker of the recency
+///   features;
+/// * `ts = 0` (or a time in seconds, which lands in January 1970) made a new
+///   customer whose daily timers, driven by a 2025 stream, all fell due at
+///   once: one record, 1 + 365 vectors of a customer 55 years silent;
+/// * `ts` near `i64::MAX` put the customer clock where no window arithmetic
+///   is meaningful.
+///
+/// An added event is also bounded by the future rule (`ts <= created + 1 h`,
+/// the creation time being plausible too); this bound also covers
+/// retractions, so a record with an implausible OldImage is a dead letter
+/// whole, like any invalid image. Events older than a customer's clock are
+/// still judged by the late rule only: backfills and replays of old captures
+/// are legitimate.
+pub fn check_event_time(ts: EventTime, side: Side) -> Result<EventTime, InvalidReason> {
+    if (EARLIEST_MS..LATEST_MS).contains(&ts.0) {
+        Ok(ts)
+    } else {
+        Err(InvalidReason::ImplausibleTimestamp { side, ts: ts.0 })
+    }
 }
 
 /// `event_id`: 1 to 64 characters of `[A-Za-z0-9_-]`.
@@ -123,6 +206,12 @@ fn ranged(
     } else {
         Err(InvalidReason::OutOfRange { side, name, value: x, rule })
     }
+}
+
+/// A number the contract requires to be `>= 0`, within
+/// [`MAX_UNBOUNDED_VALUE`].
+fn unbounded_above(attr: Option<AttrRef<'_>>, side: Side, name: &'static str) -> Result<f64, InvalidReason> {
+    ranged(attr, side, name, |x| (0.0..=MAX_UNBOUNDED_VALUE).contains(&x), "0 <= x <= 1e12")
 }
 
 fn party(attr: Option<AttrRef<'_>>, side: Side, name: &'static str) -> Result<Party, InvalidReason> {

@@ -147,7 +147,7 @@ fn malformed_lines_are_reported_not_panicked() {
         let err = decode_line(line.as_bytes()).unwrap_err();
         assert!(!err.to_string().is_empty(), "{line}");
     }
-    let missing = r#"{"eventName":"INSERT","dynamodb":{"ApproximateCreationDateTime":1}}"#;
+    let missing = r#"{"eventName":"INSERT","dynamodb":{"ApproximateCreationDateTime":1767600000}}"#;
     assert_eq!(reason(missing), InvalidReason::MissingImage(Side::New));
 }
 
