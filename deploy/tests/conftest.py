@@ -17,8 +17,8 @@ import io
 import json
 import os
 import re
+import secrets
 import time
-import urllib.request
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,10 @@ TEMPLATE = ROOT / "deploy" / "template.yaml"
 REGION = os.environ.get("AWS_REGION", "us-east-1")
 # samtranslator asks botocore for the region (ARN partitions): AWS_DEFAULT_REGION.
 os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
-CODE_BUCKET = "pulse-deploy-test-code"
+# Names carry a run id, so that a server shared with other tests (scripts/test.sh
+# starts one) needs no reset and two runs never collide.
+RUN = os.environ.get("PULSE_DEPLOY_TEST_RUN") or secrets.token_hex(3)
+CODE_BUCKET = f"pulse-deploy-test-code-{RUN}"
 CODE_KEY = "bootstrap.zip"
 
 # Resource types moto 5.2.5's CloudFormation does not create (checked in its
@@ -44,12 +47,12 @@ MOTO_UNSUPPORTED_TYPES = {"AWS::CloudWatch::Alarm"}
 # The variants deployed: a name and the stack's parameter values.
 VARIANTS: dict[str, dict[str, str]] = {
     # The default: a new table, its DynamoDB stream, the embedded model.
-    "dynamodb-streams": {},
+    "dynamodb-streams": {"TableName": f"marketplace-events-{RUN}"},
     # Kinesis Data Streams for DynamoDB.
-    "kinesis": {"InputSource": "kinesis", "TableName": "kinesis-events"},
+    "kinesis": {"InputSource": "kinesis", "TableName": f"kinesis-events-{RUN}"},
     # A SageMaker endpoint made from an image, falling back when it is down.
     "endpoint": {
-        "TableName": "endpoint-events",
+        "TableName": f"endpoint-events-{RUN}",
         "SageMakerImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/pulse-serve:1",
         "SageMakerModelDataUrl": "s3://pulse-models/pulse/model.tar.gz",
         "OnEndpointDown": "fallback",
@@ -58,10 +61,10 @@ VARIANTS: dict[str, dict[str, str]] = {
     # endpoint, a separate predictions table, no due index.
     "existing": {
         "UseExistingTable": "true",
-        "TableName": "existing-events",
+        "TableName": f"existing-events-{RUN}",
         "ExistingStreamArn": "<made by the test>",
         "ExistingEndpointName": "seed-endpoint",
-        "PredictionsTableName": "seed-predictions",
+        "PredictionsTableName": f"seed-predictions-{RUN}",
         "DueIndexName": "none",
     },
 }
@@ -181,8 +184,6 @@ def endpoint_url() -> str:
     url = os.environ.get("AWS_ENDPOINT_URL")
     if not url or not re.match(r"^http://127\.0\.0\.1:\d+$", url):
         pytest.fail("AWS_ENDPOINT_URL must be the local server (eval \"$(scripts/local-aws.sh start)\")")
-    # A clean server: every run deploys its stacks afresh.
-    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=10).read()
     return url
 
 
@@ -265,7 +266,7 @@ def deploy(aws, variant: str) -> Deployed:
     params = parameter_values(variant, overrides)
     template = transform(params)
     conditions = evaluate_conditions(template, params)
-    stack_name = f"pulse-{variant}"
+    stack_name = f"pulse-{variant}-{RUN}"
     aws.cloudformation.create_stack(
         StackName=stack_name,
         TemplateBody=json.dumps(template),
