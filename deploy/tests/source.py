@@ -1,0 +1,105 @@
+"""What the template must match, read from pulse's own source (no second list):
+
+* the environment variables the function reads (`LambdaEnv::from_lookup` in
+  pipeline/src/lambda/mod.rs, and RUST_LOG from pipeline/src/bin/bootstrap.rs);
+* the AWS calls the function makes (the SDK operations called in the modules
+  the Lambda handler runs), as IAM actions;
+* the metric names and namespaces it publishes (pipeline/src/output/metrics.rs,
+  operators/src/scoring/fleet.rs).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SRC = ROOT / "pipeline" / "src"
+
+# The modules the Lambda function runs: its handler, the table access
+# (hydration, due index, stamps) and the scoring sink with its outputs.
+FUNCTION_MODULES = [
+    SRC / "lambda",
+    SRC / "hydrate.rs",
+    SRC / "due.rs",
+    SRC / "output",
+]
+
+# An AWS SDK operation (the snake_case method on a client) → the IAM action
+# it is authorised as. None: not called by the Lambda function (why beside it).
+SDK_CALLS: dict[str, str | None] = {
+    "query": "dynamodb:Query",
+    "batch_write_item": "dynamodb:BatchWriteItem",
+    "batch_get_item": "dynamodb:BatchGetItem",
+    "update_item": "dynamodb:UpdateItem",
+    "put_item": "dynamodb:PutItem",
+    "get_item": "dynamodb:GetItem",
+    "delete_item": "dynamodb:DeleteItem",
+    "scan": "dynamodb:Scan",
+    "describe_table": "dynamodb:DescribeTable",
+    "publish": "sns:Publish",
+    "publish_batch": "sns:Publish",  # PublishBatch is authorised as sns:Publish
+    "send_message": "sqs:SendMessage",
+    "send_message_batch": "sqs:SendMessage",  # SendMessageBatch is authorised as sqs:SendMessage
+    "invoke_endpoint": "sagemaker:InvokeEndpoint",
+    # output/metrics.rs: PutMetricData is the long-running consumer's way;
+    # LambdaEnv sets MetricsTarget::Emf (EMF lines on stdout), checked below.
+    "put_metric_data": None,
+}
+
+_CALL = re.compile(r"\.\s*(" + "|".join(sorted(SDK_CALLS, key=len, reverse=True)) + r")\(\)")
+
+
+def _rust_files() -> list[Path]:
+    files: list[Path] = []
+    for path in FUNCTION_MODULES:
+        files.extend(sorted(path.rglob("*.rs")) if path.is_dir() else [path])
+    return files
+
+
+def _without_tests(text: str) -> str:
+    """The text before a file's `#[cfg(test)]` module (calls made by tests do not count)."""
+    return text.split("#[cfg(test)]", 1)[0]
+
+
+def sdk_calls() -> dict[str, list[str]]:
+    """SDK operation → the files (relative) that call it."""
+    found: dict[str, list[str]] = {}
+    for path in _rust_files():
+        for op in _CALL.findall(_without_tests(path.read_text())):
+            found.setdefault(op, []).append(str(path.relative_to(ROOT)))
+    return found
+
+
+def function_actions() -> set[str]:
+    """The IAM actions of the calls the function makes."""
+    lambda_mod = (SRC / "lambda" / "mod.rs").read_text()
+    assert "metrics: MetricsTarget::Emf" in lambda_mod, "the Lambda no longer publishes metrics as EMF lines"
+    return {SDK_CALLS[op] for op in sdk_calls() if SDK_CALLS[op]}
+
+
+def function_env_names() -> set[str]:
+    """The variables `LambdaEnv::from_lookup` reads, and RUST_LOG."""
+    text = (SRC / "lambda" / "mod.rs").read_text()
+    body = text.split("pub fn from_lookup", 1)[1].split("\n    }\n", 1)[0]
+    names = set(re.findall(r'\b(?:lookup|number|flag|set)\(\s*"([A-Z][A-Z0-9_]*)"', body))
+    bootstrap = (SRC / "bin" / "bootstrap.rs").read_text()
+    assert "EnvFilter::try_from_default_env" in bootstrap, "bootstrap no longer reads RUST_LOG"
+    names.add("RUST_LOG")
+    return names
+
+
+def metric_names() -> dict[str, set[str]]:
+    """Namespace → metric names the function publishes."""
+    metrics = (SRC / "output" / "metrics.rs").read_text()
+    fleet_rs = (ROOT / "operators" / "src" / "scoring" / "fleet.rs").read_text()
+    fleet_ns = re.search(r'pub const NAMESPACE: &str = "([^"]+)"', fleet_rs).group(1)
+    health_ns = re.search(r'pub const HEALTH_NAMESPACE: &str = "([^"]+)"', metrics).group(1)
+    body = fleet_rs.split("pub fn cloudwatch_metrics", 1)[1].split("\n    }\n", 1)[0]
+    fleet = set(re.findall(r'(?:count|plain)\("(\w+)"', body))
+    code = _without_tests(metrics)
+    fleet_fn = code.split("pub fn fleet_data", 1)[1].split("\n}\n", 1)[0]
+    fleet |= set(re.findall(r'name: "(\w+)"', fleet_fn))
+    health_fn = code.split("pub fn data(", 1)[1].split("\n    }\n", 1)[0]
+    health = set(re.findall(r'name: "(\w+)"', health_fn)) | set(re.findall(r'count\("(\w+)"', health_fn))
+    return {fleet_ns: fleet, health_ns: health}

@@ -1,0 +1,177 @@
+"""The template itself, against pulse's source, for every variant (offline)."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+import pytest
+
+import source
+from conftest import ROOT, TEMPLATE, VARIANTS, evaluate_conditions, load_template, parameter_values, transform
+
+
+def test_build_metadata_names_the_bootstrap_binary():
+    template = load_template()
+    function = template["Resources"]["Function"]
+    meta, props = function["Metadata"], function["Properties"]
+    assert meta["BuildMethod"] == "rust-cargolambda"
+    assert meta["BuildProperties"] == {"Binary": "bootstrap"}
+    assert props["Runtime"] == "provided.al2023"
+    assert props["Handler"] == "bootstrap"
+    assert props["Architectures"] == [{"Ref": "Architecture"}]
+    assert template["Parameters"]["Architecture"]["Default"] == "arm64"
+    # CodeUri is the workspace root: `cargo lambda build --bin bootstrap` runs there.
+    root = (TEMPLATE.parent / props["CodeUri"]).resolve()
+    assert root == ROOT
+    workspace = tomllib.loads((root / "Cargo.toml").read_text())["workspace"]
+    # The one place naming the crate: it is a workspace member defining the binary.
+    package = meta["PulsePackage"]
+    members = {
+        tomllib.loads((root / m / "Cargo.toml").read_text())["package"]["name"]: root / m
+        for m in workspace["members"]
+    }
+    assert package in members, f"PulsePackage {package} is not a workspace member ({sorted(members)})"
+    manifest = tomllib.loads((members[package] / "Cargo.toml").read_text())
+    explicit = [b for b in manifest.get("bin", []) if b.get("name") == "bootstrap"]
+    assert explicit or (members[package] / "src" / "bin" / "bootstrap.rs").is_file(), (
+        f"package {package} defines no binary named bootstrap"
+    )
+    others = [
+        name
+        for name, path in members.items()
+        if name != package and (path / "src" / "bin" / "bootstrap.rs").is_file()
+    ]
+    assert not others, f"`--bin bootstrap` would be ambiguous: also in {others}"
+
+
+def test_environment_is_every_variable_the_function_reads():
+    env = load_template()["Resources"]["Function"]["Properties"]["Environment"]["Variables"]
+    assert set(env) == source.function_env_names()
+
+
+def _policy(template):
+    role = template["Resources"]["FunctionRole"]["Properties"]
+    (policy,) = role["Policies"]
+    return policy["PolicyDocument"]["Statement"]
+
+
+STREAM_READS = {
+    "dynamodb-streams": {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"},
+    "kinesis": {
+        "kinesis:DescribeStream",
+        "kinesis:DescribeStreamSummary",
+        "kinesis:GetRecords",
+        "kinesis:GetShardIterator",
+        "kinesis:ListShards",
+    },
+}
+# Where AWS requires Resource "*" (no resource-level permissions).
+STAR_ONLY = {"dynamodb-streams": {"dynamodb:ListStreams"}, "kinesis": {"kinesis:ListStreams"}}
+LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+
+
+def resolve_ifs(x, conditions):
+    """The template value with Fn::If resolved and AWS::NoValue dropped."""
+    if isinstance(x, dict):
+        if set(x) == {"Fn::If"}:
+            c, yes, no = x["Fn::If"]
+            return resolve_ifs(yes if conditions[c] else no, conditions)
+        out = {}
+        for k, v in x.items():
+            v = resolve_ifs(v, conditions)
+            if v != {"Ref": "AWS::NoValue"}:
+                out[k] = v
+        return out
+    if isinstance(x, list):
+        return [v for v in (resolve_ifs(v, conditions) for v in x) if v != {"Ref": "AWS::NoValue"}]
+    return x
+
+
+def expected_actions(params, conditions) -> set[str]:
+    """Every action of the function's role: the code's calls, its logs, the mapping's reads."""
+    source_kind = params["InputSource"]
+    actions = source.function_actions() | LOGS | STREAM_READS[source_kind] | STAR_ONLY[source_kind]
+    if not conditions["HasEndpoint"]:
+        actions.discard("sagemaker:InvokeEndpoint")
+    return actions
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_policy_is_exactly_the_calls_of_the_code(variant):
+    params = parameter_values(variant, {"ExistingStreamArn": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/x"})
+    template = transform(params)
+    conditions = evaluate_conditions(template, params)
+    statements = resolve_ifs(_policy(template), conditions)
+    actions: set[str] = set()
+    for s in statements:
+        assert s["Effect"] == "Allow"
+        stmt_actions = set(s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+        assert not any("*" in a for a in stmt_actions), f"wildcard action in {s}"
+        if s["Resource"] == "*":
+            assert stmt_actions <= STAR_ONLY[params["InputSource"]], f"Resource * for {stmt_actions}"
+        actions |= stmt_actions
+    assert "cloudwatch:PutMetricData" not in actions
+    assert actions == expected_actions(params, conditions)
+
+
+def _alarms(template, conditions):
+    alarms = {}
+    for lid, r in template["Resources"].items():
+        if r["Type"] != "AWS::CloudWatch::Alarm":
+            continue
+        if "Condition" in r and not conditions[r["Condition"]]:
+            continue
+        alarms[lid] = resolve_ifs(r["Properties"], conditions)
+    return alarms
+
+
+EXPECTED_ALARMS = {
+    # logical id: (namespace, metric, dimension names)
+    "IteratorAgeAlarm": ("AWS/Lambda", "IteratorAge", ["FunctionName"]),
+    "FunctionErrorsAlarm": ("AWS/Lambda", "Errors", ["FunctionName"]),
+    "FunctionThrottlesAlarm": ("AWS/Lambda", "Throttles", ["FunctionName"]),
+    "DeadLettersAlarm": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", ["QueueName"]),
+    "FailedBatchesAlarm": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", ["QueueName"]),
+    "PredictionFailuresAlarm": ("IOpsDashboard/Predictions", "PredictionFailures", []),
+    "EndpointFallbackAlarm": ("pulse/Pipeline", "FallbackRows", []),
+}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_alarms_in_the_template(variant):
+    """The alarms (moto's CloudFormation cannot create them: checked here)."""
+    params = parameter_values(variant, {"ExistingStreamArn": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/x"})
+    template = transform(params)
+    conditions = evaluate_conditions(template, params)
+    alarms = _alarms(template, conditions)
+    expected = dict(EXPECTED_ALARMS)
+    if not conditions["HasEndpoint"]:
+        del expected["EndpointFallbackAlarm"]
+    assert set(alarms) == set(expected)
+    published = source.metric_names()
+    for lid, (namespace, metric, dims) in expected.items():
+        a = alarms[lid]
+        assert (a["Namespace"], a["MetricName"]) == (namespace, metric), lid
+        assert [d["Name"] for d in a.get("Dimensions", [])] == dims, lid
+        if namespace in published:
+            assert metric in published[namespace], f"{lid}: pulse publishes no {namespace} {metric}"
+        assert a["AlarmActions"] == [{"Ref": "AlarmsTopic"}], lid
+        assert a["TreatMissingData"] == "notBreaching", lid
+    refs = {
+        "IteratorAgeAlarm": {"Ref": "Function"},
+        "FunctionErrorsAlarm": {"Ref": "Function"},
+        "FunctionThrottlesAlarm": {"Ref": "Function"},
+        "DeadLettersAlarm": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]},
+        "FailedBatchesAlarm": {"Fn::GetAtt": ["FailedBatchesQueue", "QueueName"]},
+    }
+    for lid, ref in refs.items():
+        assert alarms[lid]["Dimensions"][0]["Value"] == ref, lid
+
+
+def test_dashboard_metrics_are_the_ones_pulse_publishes():
+    body = load_template()["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"][0]
+    for namespace, names in source.metric_names().items():
+        assert namespace in body
+        for name in names:
+            assert re.search(rf'"{name}"', body), f"dashboard misses {namespace} {name}"

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The deployment tools, pinned, from PyPI, in a venv of their own under
+# target/ (moto keeps its venv, made by scripts/local-aws.sh):
+#
+#   aws-sam-cli  `sam build`, `sam deploy`, `sam validate --lint`; it ships
+#                samtranslator (the SAM → CloudFormation transform) and
+#                cfn-lint (its --lint), both pinned here too so that the
+#                versions are the ones tested
+#   cfn-lint     the CloudFormation linter, with the serverless transform rules
+#   pytest       runs deploy/tests/
+#
+#   scripts/deploy-tools.sh install   # idempotent (a stamp names the versions)
+#   scripts/deploy-tools.sh env       # install; prints `export PATH=...`
+#
+# Nothing here needs an AWS account.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SAM_CLI_VERSION="1.170.0"
+CFN_LINT_VERSION="1.58.0"
+PYTEST_VERSION="9.2.0"
+DIR="${PULSE_DEPLOY_TOOLS_DIR:-$PWD/target/deploy-tools}"
+VENV="$DIR/venv"
+
+log() { echo "deploy-tools: $*" >&2; }
+
+install() {
+    mkdir -p "$DIR"
+    local stamp="$VENV/.pulse-installed-sam-$SAM_CLI_VERSION-cfn-lint-$CFN_LINT_VERSION-pytest-$PYTEST_VERSION"
+    if [[ -f "$stamp" ]]; then
+        return 0
+    fi
+    log "installing aws-sam-cli==$SAM_CLI_VERSION cfn-lint==$CFN_LINT_VERSION pytest==$PYTEST_VERSION into $VENV"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check \
+        "aws-sam-cli==$SAM_CLI_VERSION" "cfn-lint==$CFN_LINT_VERSION" "pytest==$PYTEST_VERSION" >&2
+    touch "$stamp"
+}
+
+case "${1:-install}" in
+    install) install ;;
+    env)
+        install
+        echo "export PATH=$VENV/bin:\$PATH"
+        ;;
+    *) echo "usage: $0 install|env" >&2; exit 2 ;;
+esac
