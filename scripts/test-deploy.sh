@@ -3,9 +3,9 @@
 # transformed and deployed on the local server for every variant, read back.
 #
 #   scripts/test-deploy.sh            # installs the pinned tools (scripts/deploy-tools.sh)
-#   PULSE_CHECK_ENV='cmd args' scripts/test-deploy.sh
-#                                     # also runs `cmd args FILE`, FILE holding the deployed
-#                                     # functions' Environment.Variables per variant (JSON)
+#   PULSE_BOOTSTRAP=path scripts/test-deploy.sh
+#                                     # the bootstrap binary to check against (default: built
+#                                     # here with cargo, debug profile)
 #
 # 1. cfn-lint on deploy/template.yaml (the serverless transform rules apply:
 #    the template declares Transform: AWS::Serverless-2016-10-31);
@@ -13,7 +13,8 @@
 # 3. deploy/tests (pytest): the template transformed with samtranslator and
 #    deployed as a stack on moto's CloudFormation for each variant, read
 #    back with boto3; what moto cannot create is listed at the end;
-# 4. $PULSE_CHECK_ENV on the functions' environments, when set.
+# 4. each deployed function's environment through the function's own
+#    settings parser (`bootstrap --print-settings`).
 #
 # Uses the local server of the caller (AWS_ENDPOINT_URL on 127.0.0.1, as
 # scripts/test.sh exports it) or starts one with scripts/local-aws.sh.
@@ -34,6 +35,15 @@ finish() {
     [[ $failed == 0 ]]
     exit
 }
+
+if [[ -z "${PULSE_BOOTSTRAP:-}" ]]; then
+    if ! cargo build -q -p pulse-lambda --bin bootstrap; then
+        fail "cargo build -p pulse-lambda --bin bootstrap"
+        finish
+    fi
+    PULSE_BOOTSTRAP="${CARGO_TARGET_DIR:-$PWD/target}/debug/bootstrap"
+fi
+export PULSE_BOOTSTRAP
 
 if ! scripts/deploy-tools.sh install; then
     fail "installing the deployment tools (scripts/deploy-tools.sh)"
@@ -104,15 +114,33 @@ if [[ $ok == 0 && $bad == 0 ]]; then
     fail "deploy/tests ran no test"
 fi
 
-# 4. the functions' environments through pulse's own settings code
-if [[ -n "${PULSE_CHECK_ENV:-}" ]]; then
-    if [[ ! -s "$env_file" ]]; then
-        fail "no function environments were written to $env_file"
-    elif bash -c "$PULSE_CHECK_ENV \"\$0\"" "$env_file"; then
-        pass "PULSE_CHECK_ENV $env_file"
-    else
-        fail "PULSE_CHECK_ENV $env_file"
-    fi
+# 4. the functions' environments through pulse's own settings code: each
+# deployed variant's Environment.Variables, alone, as the function's whole
+# environment: `bootstrap --print-settings` must accept them and resolve the
+# table, the endpoint and the outputs the stack says.
+if [[ ! -s "$env_file" ]]; then
+    fail "no function environments were written to $env_file"
+elif "$TOOLS/python" - "$env_file" "$PULSE_BOOTSTRAP" <<'PY'; then
+import json, subprocess, sys
+envs = json.load(open(sys.argv[1]))
+assert envs, "no variant deployed"
+for variant, env in sorted(envs.items()):
+    out = subprocess.run([sys.argv[2], "--print-settings"], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, f"{variant}: bootstrap refused its environment: {out.stderr.strip()}"
+    got = json.loads(out.stdout)
+    assert got["table"] == env["TABLE_NAME"], (variant, got)
+    score = got["score"]
+    assert score["predictions_table"] == env["PREDICTIONS_TABLE"], (variant, got)
+    assert score["endpoint_name"] == (env["ENDPOINT_NAME"] or None), (variant, got)
+    assert score["alerts_topic_arn"] == env["ALERTS_TOPIC_ARN"], (variant, got)
+    assert score["dead_letter_queue_url"] == env["DEAD_LETTER_QUEUE_URL"], (variant, got)
+    assert score["metrics"] == "emf", (variant, got)
+    assert got["timers"]["interval_ms"] == round(float(env["TIMER_INTERVAL_HOURS"]) * 3_600_000), (variant, got)
+    print(f"test-deploy: {variant}: bootstrap --print-settings accepts the stack's environment")
+PY
+    pass "bootstrap --print-settings on every variant's environment"
+else
+    fail "bootstrap --print-settings on every variant's environment"
 fi
 
 finish

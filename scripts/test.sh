@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command (README.md, CI): every test of the workspace,
 # unit, integration and doc tests, with a local AWS server (moto, installed
-# and started by scripts/local-aws.sh) for the integration tests. Exits
+# and started by scripts/local-aws.sh) for the integration tests; then the
+# deployment checks (scripts/test-deploy.sh: the SAM template linted and
+# deployed on the same local server, every variant read back). Exits
 # non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,3 +16,5 @@ eval "$(scripts/local-aws.sh start)"
 trap 'scripts/local-aws.sh stop' EXIT
 
 cargo test --workspace "$@"
+
+scripts/test-deploy.sh

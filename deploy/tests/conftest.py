@@ -84,7 +84,7 @@ def moto_gap(variant: str, what: str, why: str) -> None:
 
 def pytest_sessionfinish(session, exitstatus):
     """Writes the deployed functions' environments where PULSE_FUNCTION_ENV_OUT says
-    (scripts/test-deploy.sh hands the file to $PULSE_CHECK_ENV)."""
+    (scripts/test-deploy.sh checks each with `bootstrap --print-settings`)."""
     out = os.environ.get("PULSE_FUNCTION_ENV_OUT")
     if out:
         Path(out).write_text(json.dumps(FUNCTION_ENVS, indent=2, sort_keys=True) + "\n")

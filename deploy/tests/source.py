@@ -1,28 +1,34 @@
 """What the template must match, read from pulse's own source (no second list):
 
-* the environment variables the function reads (`LambdaEnv::from_lookup` in
-  pipeline/src/lambda/mod.rs, and RUST_LOG from pipeline/src/bin/bootstrap.rs);
+* the environment variables the function reads (`bootstrap --list-env`: its
+  clap settings, lambda/src/settings.rs, and RUST_LOG);
 * the AWS calls the function makes (the SDK operations called in the modules
   the Lambda handler runs), as IAM actions;
-* the metric names and namespaces it publishes (pipeline/src/output/metrics.rs,
+* the metric names and namespaces it publishes (aws/src/output/metrics.rs,
   operators/src/scoring/fleet.rs).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SRC = ROOT / "pipeline" / "src"
+LAMBDA = ROOT / "lambda" / "src"
+AWS = ROOT / "aws" / "src"
 
-# The modules the Lambda function runs: its handler, the table access
-# (hydration, due index, stamps) and the scoring sink with its outputs.
+# The modules the Lambda function runs: its handler (the pulse-lambda crate),
+# the table access (hydration, due index, stamps) and the scoring sink with
+# its outputs (pulse-aws; its stream consumer, `live/`, is not linked).
 FUNCTION_MODULES = [
-    SRC / "lambda",
-    SRC / "hydrate.rs",
-    SRC / "due.rs",
-    SRC / "output",
+    LAMBDA,
+    AWS / "hydrate.rs",
+    AWS / "due.rs",
+    AWS / "stamps.rs",
+    AWS / "output",
 ]
 
 # An AWS SDK operation (the snake_case method on a client) → the IAM action
@@ -73,25 +79,30 @@ def sdk_calls() -> dict[str, list[str]]:
 
 def function_actions() -> set[str]:
     """The IAM actions of the calls the function makes."""
-    lambda_mod = (SRC / "lambda" / "mod.rs").read_text()
-    assert "metrics: MetricsTarget::Emf" in lambda_mod, "the Lambda no longer publishes metrics as EMF lines"
+    settings = subprocess.run(
+        [bootstrap(), "--print-settings"], check=True, capture_output=True, text=True, env={"TABLE_NAME": "t"}
+    )
+    assert json.loads(settings.stdout)["score"]["metrics"] == "emf", "the Lambda no longer publishes metrics as EMF lines"
     return {SDK_CALLS[op] for op in sdk_calls() if SDK_CALLS[op]}
 
 
+def bootstrap() -> str:
+    """The built `bootstrap` binary (scripts/test-deploy.sh builds it and says where)."""
+    path = os.environ.get("PULSE_BOOTSTRAP")
+    assert path and Path(path).is_file(), "PULSE_BOOTSTRAP must name the built bootstrap binary"
+    return path
+
+
 def function_env_names() -> set[str]:
-    """The variables `LambdaEnv::from_lookup` reads, and RUST_LOG."""
-    text = (SRC / "lambda" / "mod.rs").read_text()
-    body = text.split("pub fn from_lookup", 1)[1].split("\n    }\n", 1)[0]
-    names = set(re.findall(r'\b(?:lookup|number|flag|set)\(\s*"([A-Z][A-Z0-9_]*)"', body))
-    bootstrap = (SRC / "bin" / "bootstrap.rs").read_text()
-    assert "EnvFilter::try_from_default_env" in bootstrap, "bootstrap no longer reads RUST_LOG"
-    names.add("RUST_LOG")
-    return names
+    """The variables the function reads, as its own settings parser lists them
+    (`bootstrap --list-env`: the clap arguments' env names, and RUST_LOG)."""
+    out = subprocess.run([bootstrap(), "--list-env"], check=True, capture_output=True, text=True, env={})
+    return set(out.stdout.split())
 
 
 def metric_names() -> dict[str, set[str]]:
     """Namespace → metric names the function publishes."""
-    metrics = (SRC / "output" / "metrics.rs").read_text()
+    metrics = (AWS / "output" / "metrics.rs").read_text()
     fleet_rs = (ROOT / "operators" / "src" / "scoring" / "fleet.rs").read_text()
     fleet_ns = re.search(r'pub const NAMESPACE: &str = "([^"]+)"', fleet_rs).group(1)
     health_ns = re.search(r'pub const HEALTH_NAMESPACE: &str = "([^"]+)"', metrics).group(1)

@@ -81,14 +81,16 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 mod invocation;
+pub mod settings;
 pub mod sink;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use clap::Parser;
 use pulse_operators::{Engine, EngineConfig, TimerPolicy};
 use pulse_schemas::lambda::decode_record;
 use pulse_schemas::record::{Invalid, StreamRecord};
@@ -98,11 +100,11 @@ use serde::Serialize;
 
 pub use invocation::{Invocation, SCHEDULED_EVENT};
 pub use pulse_aws::stamps::{self, Stamps};
+pub use settings::{LambdaSettings, Switch};
 
-use pulse_aws::due::{Due, DueIndex, DEFAULT_DUE_INDEX, HOUR_MS};
+use pulse_aws::due::{Due, DueIndex};
 use pulse_aws::hydrate::{self, HydrateRequest, HydrateStats, Hydrator};
-use pulse_aws::output::args::{MetricsTarget, OutputArgs};
-use pulse_aws::output::fallback::OnEndpointDown;
+use pulse_aws::output::args::OutputArgs;
 use pulse_runtime::process::{Processor, Produced};
 use pulse_runtime::sink::Sink;
 
@@ -125,7 +127,8 @@ impl Default for LambdaConfig {
     }
 }
 
-/// The function's settings from its environment (Lambda style).
+/// The function's settings, resolved from [`LambdaSettings`] (its
+/// environment): what the handler and its outputs run with.
 #[derive(Clone, Debug)]
 pub struct LambdaEnv {
     /// `TABLE_NAME` (required): the event table, read for hydration.
@@ -147,77 +150,39 @@ pub struct LambdaEnv {
 }
 
 impl LambdaEnv {
-    /// Reads the settings from the process environment.
+    /// Reads the settings from the process environment (and the command
+    /// line, where `--print-settings` and `--list-env` are).
     pub fn from_env() -> Result<LambdaEnv> {
-        LambdaEnv::from_lookup(|name| std::env::var(name).ok())
+        LambdaSettings::try_parse().map_err(anyhow::Error::from)?.resolve()
     }
 
-    /// Reads the settings through `lookup` (a variable's value, if set).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<LambdaEnv> {
-        let table = lookup("TABLE_NAME")
-            .filter(|t| !t.is_empty())
-            .context("TABLE_NAME is not set: the function reads the event table to hydrate customers")?;
-        let due_index = match lookup("DUE_INDEX").as_deref() {
-            None | Some("") => Some(DEFAULT_DUE_INDEX.to_owned()),
-            Some("none") => None,
-            Some(name) => Some(name.to_owned()),
-        };
-        let number = |name: &str, default: i64, min: i64| -> Result<i64> {
-            match lookup(name) {
-                None => Ok(default),
-                Some(text) => {
-                    let n: i64 =
-                        text.trim().parse().with_context(|| format!("{name}={text:?} is not a whole number"))?;
-                    anyhow::ensure!(n >= min, "{name}={n} must be at least {min}");
-                    Ok(n)
-                }
+    /// The settings as JSON: what `bootstrap --print-settings` prints.
+    pub fn to_json(&self) -> serde_json::Value {
+        let output = self.output.as_ref().map(|o| {
+            serde_json::json!({
+                "endpoint_name": o.endpoint_name,
+                "on_endpoint_down": o.on_endpoint_down,
+                "predictions_table": o.predictions_table,
+                "alerts_topic_arn": o.alerts_topic_arn,
+                "dead_letter_queue_url": o.dead_letter_queue_url,
+                "metrics": format!("{:?}", o.metrics).to_lowercase(),
+            })
+        });
+        let timers = match self.config.engine.timers {
+            TimerPolicy::Every { interval_ms, max_silence_ms } => {
+                serde_json::json!({ "interval_ms": interval_ms, "max_silence_ms": max_silence_ms })
             }
+            TimerPolicy::Off => serde_json::Value::Null,
         };
-        let defaults = LambdaConfig::default();
-        let mut config = LambdaConfig {
-            hydrate_concurrency: number("HYDRATE_CONCURRENCY", defaults.hydrate_concurrency as i64, 1)? as usize,
-            due_lookback_hours: number("DUE_LOOKBACK_HOURS", defaults.due_lookback_hours, 0)?,
-            ..defaults
-        };
-        if let Some(hours) = lookup("TIMER_INTERVAL_HOURS") {
-            let hours: i64 = hours.trim().parse().with_context(|| format!("TIMER_INTERVAL_HOURS={hours:?}"))?;
-            anyhow::ensure!(hours >= 1, "TIMER_INTERVAL_HOURS={hours} must be at least 1");
-            let max_silence_ms = match TimerPolicy::default() {
-                TimerPolicy::Every { max_silence_ms, .. } => max_silence_ms,
-                TimerPolicy::Off => 365 * pulse_schemas::DAY_MS,
-            };
-            config.engine.timers = TimerPolicy::Every { interval_ms: hours * HOUR_MS, max_silence_ms };
-        }
-        let flag = |name: &str| -> Result<Option<bool>> {
-            match lookup(name).as_deref().map(str::trim) {
-                None | Some("") => Ok(None),
-                Some("1" | "true" | "on") => Ok(Some(true)),
-                Some("0" | "false" | "off") => Ok(Some(false)),
-                Some(other) => bail!("{name}={other:?}: expected on or off"),
-            }
-        };
-        let output = match flag("SCORE")? {
-            Some(false) => None,
-            _ => {
-                let on_endpoint_down = match lookup("ON_ENDPOINT_DOWN").as_deref() {
-                    None | Some("") | Some("hold") => OnEndpointDown::Hold,
-                    Some("fallback") => OnEndpointDown::Fallback,
-                    Some(other) => bail!("ON_ENDPOINT_DOWN={other:?}: expected hold or fallback"),
-                };
-                let set = |name: &str| lookup(name).filter(|v| !v.is_empty());
-                Some(OutputArgs {
-                    endpoint_name: set("ENDPOINT_NAME"),
-                    on_endpoint_down,
-                    predictions_table: Some(set("PREDICTIONS_TABLE").unwrap_or_else(|| table.clone())),
-                    alerts_topic_arn: set("ALERTS_TOPIC_ARN"),
-                    dead_letter_queue_url: set("DEAD_LETTER_QUEUE_URL"),
-                    metrics: MetricsTarget::Emf,
-                    ..OutputArgs::default()
-                })
-            }
-        };
-        let log_vectors = flag("LOG_VECTORS")?.unwrap_or(output.is_none());
-        Ok(LambdaEnv { table, due_index, config, output, log_vectors })
+        serde_json::json!({
+            "table": self.table,
+            "due_index": self.due_index,
+            "hydrate_concurrency": self.config.hydrate_concurrency,
+            "due_lookback_hours": self.config.due_lookback_hours,
+            "timers": timers,
+            "score": output,
+            "log_vectors": self.log_vectors,
+        })
     }
 }
 
@@ -572,47 +537,4 @@ fn failure(record: &EventRecord) -> DynamoDbBatchItemFailure {
     let mut failure = DynamoDbBatchItemFailure::default();
     failure.item_identifier = record.change.sequence_number.clone();
     failure
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn env(vars: &[(&str, &str)]) -> Result<LambdaEnv> {
-        LambdaEnv::from_lookup(|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
-    }
-
-    #[test]
-    fn settings_come_from_the_environment() {
-        let e = env(&[("TABLE_NAME", "events")]).unwrap();
-        assert_eq!(e.table, "events");
-        assert_eq!(e.due_index.as_deref(), Some(DEFAULT_DUE_INDEX));
-        assert_eq!(e.config, LambdaConfig::default());
-
-        let e = env(&[
-            ("TABLE_NAME", "t"),
-            ("DUE_INDEX", "none"),
-            ("HYDRATE_CONCURRENCY", "4"),
-            ("DUE_LOOKBACK_HOURS", "48"),
-            ("TIMER_INTERVAL_HOURS", "6"),
-        ])
-        .unwrap();
-        assert_eq!(e.due_index, None);
-        assert_eq!(e.config.hydrate_concurrency, 4);
-        assert_eq!(e.config.due_lookback_hours, 48);
-        assert_eq!(
-            e.config.engine.timers,
-            TimerPolicy::Every { interval_ms: 6 * HOUR_MS, max_silence_ms: 365 * 86_400_000 }
-        );
-    }
-
-    #[test]
-    fn bad_settings_say_which_and_why() {
-        assert!(format!("{:#}", env(&[]).unwrap_err()).contains("TABLE_NAME"));
-        let err = format!("{:#}", env(&[("TABLE_NAME", "t"), ("HYDRATE_CONCURRENCY", "0")]).unwrap_err());
-        assert!(err.contains("HYDRATE_CONCURRENCY=0"), "{err}");
-        let err = format!("{:#}", env(&[("TABLE_NAME", "t"), ("DUE_LOOKBACK_HOURS", "x")]).unwrap_err());
-        assert!(err.contains("DUE_LOOKBACK_HOURS"), "{err}");
-        assert!(env(&[("TABLE_NAME", "t"), ("TIMER_INTERVAL_HOURS", "0")]).is_err());
-    }
 }

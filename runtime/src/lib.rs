@@ -14,4 +14,5 @@ pub mod process;
 pub mod replay;
 pub mod report;
 pub mod scoring;
+pub mod settings;
 pub mod sink;

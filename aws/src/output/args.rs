@@ -37,7 +37,7 @@ pub enum MetricsTarget {
 #[derive(Args, Clone, Debug)]
 pub struct OutputArgs {
     /// Score with this SageMaker endpoint. Default: the embedded model, in process.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, env = "ENDPOINT_NAME", value_name = "NAME")]
     pub endpoint_name: Option<String>,
     /// The endpoint's request format: csv (what today's endpoint is sent) or json.
     #[arg(long, value_enum, default_value = "csv")]
@@ -65,7 +65,7 @@ pub struct OutputArgs {
     pub max_in_flight: usize,
     /// When the endpoint stays down: score with the embedded model (each
     /// prediction says so) or hold the customers until it is back.
-    #[arg(long, value_enum, default_value = "hold")]
+    #[arg(long, env = "ON_ENDPOINT_DOWN", value_enum, default_value = "hold")]
     pub on_endpoint_down: OnEndpointDown,
     /// With `hold`, how long a checkpoint waits for a down endpoint before failing.
     #[arg(long, default_value_t = 300.0, value_name = "SECONDS")]
@@ -74,16 +74,16 @@ pub struct OutputArgs {
     #[arg(long, value_name = "VERSION")]
     pub endpoint_model_version: Option<String>,
     /// Write predictions to this table (key customer_id + sk = PRED#latest).
-    #[arg(long, value_name = "TABLE")]
+    #[arg(long, env = "PREDICTIONS_TABLE", value_name = "TABLE")]
     pub predictions_table: Option<String>,
     /// Prediction writes in flight at once.
     #[arg(long, default_value_t = 16)]
     pub write_concurrency: usize,
     /// Publish alerts to this SNS topic.
-    #[arg(long, value_name = "ARN")]
+    #[arg(long, env = "ALERTS_TOPIC_ARN", value_name = "ARN")]
     pub alerts_topic_arn: Option<String>,
     /// Send dead letters to this SQS queue.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, env = "DEAD_LETTER_QUEUE_URL", value_name = "URL")]
     pub dead_letter_queue_url: Option<String>,
     /// Append dead letters (whole, whatever their size) to this file.
     #[arg(long, value_name = "FILE")]

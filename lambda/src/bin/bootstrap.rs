@@ -1,7 +1,9 @@
 //! The Lambda function of the DynamoDB Streams event source mapping (and of
 //! the hourly schedule that rescores silent customers): `pulse_lambda`.
 //!
-//! Settings from the environment (`pulse_lambda::LambdaEnv`): `TABLE_NAME`
+//! Settings from the environment (`pulse_lambda::LambdaSettings`, the same
+//! clap arguments as the CLI's; `bootstrap --help` lists them, `--list-env`
+//! names them, `--print-settings` resolves them): `TABLE_NAME`
 //! (required), `DUE_INDEX`, `HYDRATE_CONCURRENCY`, `DUE_LOOKBACK_HOURS`,
 //! `TIMER_INTERVAL_HOURS`; scoring and its outputs (unless `SCORE=off`):
 //! `ENDPOINT_NAME`, `ON_ENDPOINT_DOWN`, `PREDICTIONS_TABLE`,
@@ -18,10 +20,11 @@
 // The scoring sink inside the runtime's service future nests deeply.
 #![recursion_limit = "256"]
 
+use clap::Parser;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use pulse_aws::AwsArgs;
 use pulse_lambda::sink::JsonLinesSink;
-use pulse_lambda::{Handler, LambdaEnv};
+use pulse_lambda::{Handler, LambdaSettings};
 use pulse_model::EmbeddedModel;
 use pulse_runtime::scoring::ScoringConfig;
 use pulse_runtime::sink::Both;
@@ -37,7 +40,21 @@ async fn main() -> Result<(), Error> {
         .with_writer(std::io::stderr)
         .without_time()
         .init();
-    let env = LambdaEnv::from_env().map_err(|e| Error::from(format!("{e:#}")))?;
+    let settings = match LambdaSettings::try_parse() {
+        Ok(settings) => settings,
+        // --help, --version, or a setting clap refused: clap says which.
+        Err(e) => e.exit(),
+    };
+    if settings.list_env {
+        println!("{}", LambdaSettings::env_names().join("\n"));
+        return Ok(());
+    }
+    let print = settings.print_settings;
+    let env = settings.resolve().map_err(|e| Error::from(format!("{e:#}")))?;
+    if print {
+        println!("{}", env.to_json());
+        return Ok(());
+    }
     let sdk = AwsArgs::default().load().await;
     let handler = Handler::from_env(&env, aws_sdk_dynamodb::Client::new(&sdk));
     tracing::info!(table = %env.table, due_index = ?env.due_index, config = ?env.config, "pulse Lambda function ready");

@@ -7,10 +7,10 @@ use clap::Args;
 use pulse::progress::Progress;
 use pulse_model::EmbeddedModel;
 use pulse_operators::scoring::BatchPolicy;
-use pulse_operators::{EngineConfig, TimerPolicy};
+use pulse_operators::EngineConfig;
 use pulse_runtime::replay::{replay, Input, Outputs, ReplayConfig};
 use pulse_runtime::scoring::ScoringConfig;
-use pulse_schemas::DAY_MS;
+pub(crate) use pulse_runtime::settings::TimerArgs;
 
 /// Arguments of `pulse replay`.
 #[derive(Args, Debug)]
@@ -36,36 +36,6 @@ pub(crate) struct ReplayArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
-}
-
-/// Timer options shared by the batch commands.
-#[derive(Args, Debug)]
-pub(crate) struct TimerArgs {
-    /// Emit vectors only on records: no timer rescoring of silent customers.
-    #[arg(long)]
-    pub(crate) no_timers: bool,
-    /// Hours between the timer vectors of a silent customer.
-    #[arg(long, default_value_t = 24.0, value_name = "HOURS")]
-    pub(crate) timer_interval_hours: f64,
-}
-
-impl TimerArgs {
-    pub(crate) fn policy(&self) -> Result<TimerPolicy> {
-        if self.no_timers {
-            return Ok(TimerPolicy::Off);
-        }
-        let hours = self.timer_interval_hours;
-        anyhow::ensure!(hours.is_finite() && hours > 0.0, "--timer-interval-hours must be a positive number of hours");
-        let TimerPolicy::Every { max_silence_ms, .. } = TimerPolicy::default() else {
-            unreachable!("the default policy has timers")
-        };
-        let interval_ms = (hours * DAY_MS as f64 / 24.0).round();
-        anyhow::ensure!(
-            interval_ms >= 1.0 && interval_ms <= i64::MAX as f64 / 2.0,
-            "--timer-interval-hours {hours} is not a usable interval (at least 1 ms)"
-        );
-        Ok(TimerPolicy::Every { interval_ms: interval_ms as i64, max_silence_ms })
-    }
 }
 
 /// Scoring options shared by the batch commands.

@@ -1,0 +1,202 @@
+//! The function's settings: its environment variables, parsed by clap with
+//! the same arguments (and so the same units and checks) as the `pulse`
+//! command line: [`TimerArgs`] is `pulse run --timer-interval-hours`,
+//! [`OutputArgs`] is `pulse run --score`'s outputs.
+//!
+//! Lambda starts `bootstrap` with no arguments, so only the environment
+//! counts there; the flags exist for trying the binary by hand and for two
+//! checks a deployment can run with the function's environment:
+//! `bootstrap --print-settings` (the resolved settings as JSON, or the
+//! error that would stop a cold start) and `bootstrap --list-env` (every
+//! variable the function reads).
+
+use anyhow::{Context, Result};
+use clap::{CommandFactory, Parser, ValueEnum};
+use pulse_aws::due::DEFAULT_DUE_INDEX;
+use pulse_aws::output::args::{MetricsTarget, OutputArgs};
+use pulse_runtime::settings::TimerArgs;
+
+use crate::{LambdaConfig, LambdaEnv};
+
+/// On or off, as an environment variable says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    /// On (`on`, `1`, `true`).
+    #[value(alias = "1", alias = "true")]
+    On,
+    /// Off (`off`, `0`, `false`).
+    #[value(alias = "0", alias = "false")]
+    Off,
+}
+
+/// The Lambda function of pulse: the DynamoDB Streams event source mapping's
+/// handler and the hourly rescoring of silent customers. Every setting is an
+/// environment variable (shown as [env: ...]).
+#[derive(Parser, Clone, Debug)]
+#[command(name = "bootstrap", version)]
+pub struct LambdaSettings {
+    /// The event table (required): hydration reads it, due items and stamps go to it.
+    #[arg(long, env = "TABLE_NAME", value_name = "TABLE")]
+    pub table_name: Option<String>,
+    /// The due index of the event table; `none` turns due items and the
+    /// scheduled runs off.
+    #[arg(long, env = "DUE_INDEX", default_value = DEFAULT_DUE_INDEX, value_name = "INDEX")]
+    pub due_index: String,
+    /// Customers read at once on a cold batch.
+    #[arg(long, env = "HYDRATE_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub hydrate_concurrency: u16,
+    /// How far back a scheduled run reads the due index, in hours.
+    #[arg(long, env = "DUE_LOOKBACK_HOURS", default_value_t = 7 * 24, value_parser = clap::value_parser!(i64).range(0..))]
+    pub due_lookback_hours: i64,
+    /// When silent customers are rescored.
+    #[command(flatten)]
+    pub timers: TimerArgs,
+    /// `off`: no scoring (vectors and dead letters are then logged on stdout).
+    #[arg(long, env = "SCORE", value_enum, default_value = "on")]
+    pub score: Switch,
+    /// `on`: also log every vector and dead letter as a JSON line on stdout
+    /// (default: on when scoring is off).
+    #[arg(long, env = "LOG_VECTORS", value_enum)]
+    pub log_vectors: Option<Switch>,
+    /// Scoring's model and outputs.
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Print the resolved settings as JSON and exit.
+    #[arg(long)]
+    pub print_settings: bool,
+    /// Print the names of the environment variables the function reads and exit.
+    #[arg(long)]
+    pub list_env: bool,
+}
+
+impl LambdaSettings {
+    /// The settings the handler runs with; the error names the variable.
+    pub fn resolve(self) -> Result<LambdaEnv> {
+        let table = self
+            .table_name
+            .filter(|t| !t.is_empty())
+            .context("TABLE_NAME is not set (--table-name): the function reads the event table to hydrate customers")?;
+        let due_index = match self.due_index.as_str() {
+            "" => Some(DEFAULT_DUE_INDEX.to_owned()),
+            "none" => None,
+            name => Some(name.to_owned()),
+        };
+        let config = LambdaConfig {
+            engine: pulse_operators::EngineConfig { timers: self.timers.policy()? },
+            hydrate_concurrency: usize::from(self.hydrate_concurrency),
+            due_lookback_hours: self.due_lookback_hours,
+        };
+        let output = match self.score {
+            Switch::Off => None,
+            Switch::On => {
+                let mut output = self.output;
+                output.predictions_table =
+                    Some(output.predictions_table.filter(|t| !t.is_empty()).unwrap_or_else(|| table.clone()));
+                // An empty variable is as good as none (CloudFormation writes
+                // "" for an optional parameter left blank).
+                for value in
+                    [&mut output.endpoint_name, &mut output.alerts_topic_arn, &mut output.dead_letter_queue_url]
+                {
+                    if value.as_deref() == Some("") {
+                        *value = None;
+                    }
+                }
+                // A function's metrics are EMF lines in its log, whatever the flag says.
+                output.metrics = MetricsTarget::Emf;
+                Some(output)
+            }
+        };
+        let log_vectors = self.log_vectors.map_or(output.is_none(), |s| s == Switch::On);
+        Ok(LambdaEnv { table, due_index, config, output, log_vectors })
+    }
+
+    /// The environment variables the function reads (its settings' and
+    /// `RUST_LOG`, read by the log filter), sorted.
+    pub fn env_names() -> Vec<String> {
+        let mut names: Vec<String> = LambdaSettings::command()
+            .get_arguments()
+            .filter_map(|a| a.get_env())
+            .map(|e| e.to_string_lossy().into_owned())
+            .chain(["RUST_LOG".to_owned()])
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pulse_operators::TimerPolicy;
+
+    fn settings(flags: &[&str]) -> Result<LambdaEnv> {
+        let args = std::iter::once("bootstrap").chain(flags.iter().copied());
+        LambdaSettings::try_parse_from(args)?.resolve()
+    }
+
+    #[test]
+    fn defaults_are_the_handlers() {
+        let e = settings(&["--table-name", "events"]).unwrap();
+        assert_eq!(e.table, "events");
+        assert_eq!(e.due_index.as_deref(), Some(DEFAULT_DUE_INDEX));
+        assert_eq!(e.config, LambdaConfig::default());
+        let output = e.output.unwrap();
+        assert_eq!(output.predictions_table.as_deref(), Some("events"));
+        assert_eq!(output.metrics, MetricsTarget::Emf);
+        assert!(!e.log_vectors);
+    }
+
+    #[test]
+    fn settings_take_the_clis_units() {
+        let e = settings(&[
+            "--table-name=t",
+            "--due-index=none",
+            "--hydrate-concurrency=4",
+            "--due-lookback-hours=48",
+            "--timer-interval-hours=1.5",
+            "--score=off",
+        ])
+        .unwrap();
+        assert_eq!(e.due_index, None);
+        assert_eq!((e.config.hydrate_concurrency, e.config.due_lookback_hours), (4, 48));
+        assert_eq!(
+            e.config.engine.timers,
+            TimerPolicy::Every { interval_ms: 5_400_000, max_silence_ms: 365 * 86_400_000 }
+        );
+        assert!(e.output.is_none() && e.log_vectors, "no scoring: vectors are logged");
+    }
+
+    #[test]
+    fn bad_settings_say_which_and_why() {
+        let err = |flags: &[&str]| format!("{:#}", settings(flags).unwrap_err());
+        assert!(err(&[]).contains("TABLE_NAME"), "{}", err(&[]));
+        assert!(err(&["--table-name=t", "--hydrate-concurrency=0"]).contains("hydrate-concurrency"));
+        assert!(err(&["--table-name=t", "--due-lookback-hours=x"]).contains("due-lookback-hours"));
+        assert!(err(&["--table-name=t", "--timer-interval-hours=0"]).contains("TIMER_INTERVAL_HOURS"));
+        assert!(err(&["--table-name=t", "--score=maybe"]).contains("score"));
+    }
+
+    #[test]
+    fn every_variable_is_listed() {
+        let names = LambdaSettings::env_names();
+        for name in [
+            "TABLE_NAME",
+            "DUE_INDEX",
+            "HYDRATE_CONCURRENCY",
+            "DUE_LOOKBACK_HOURS",
+            "TIMER_INTERVAL_HOURS",
+            "SCORE",
+            "LOG_VECTORS",
+            "ENDPOINT_NAME",
+            "ON_ENDPOINT_DOWN",
+            "PREDICTIONS_TABLE",
+            "ALERTS_TOPIC_ARN",
+            "DEAD_LETTER_QUEUE_URL",
+            "RUST_LOG",
+        ] {
+            assert!(names.iter().any(|n| n == name), "{name} missing from {names:?}");
+        }
+        assert_eq!(names.len(), 13, "{names:?}");
+    }
+}

@@ -1,0 +1,69 @@
+//! Settings shared by every way of running pulse, parsed and validated in one
+//! place: the command line's flags and the Lambda function's environment
+//! variables are the same clap arguments (`env = ...`), in the same units.
+
+use anyhow::Result;
+use clap::Args;
+use pulse_operators::TimerPolicy;
+use pulse_schemas::DAY_MS;
+
+/// When silent customers are rescored (`--timer-interval-hours`, or
+/// `TIMER_INTERVAL_HOURS` in the environment; `--no-timers`).
+#[derive(Args, Clone, Debug, PartialEq)]
+pub struct TimerArgs {
+    /// Emit vectors only on records: no timer rescoring of silent customers.
+    #[arg(long)]
+    pub no_timers: bool,
+    /// Hours between the timer vectors of a silent customer (fractions allowed).
+    #[arg(long, env = "TIMER_INTERVAL_HOURS", default_value_t = 24.0, value_name = "HOURS")]
+    pub timer_interval_hours: f64,
+}
+
+impl TimerArgs {
+    /// The timer policy these settings ask for; the error names the setting.
+    pub fn policy(&self) -> Result<TimerPolicy> {
+        if self.no_timers {
+            return Ok(TimerPolicy::Off);
+        }
+        let hours = self.timer_interval_hours;
+        anyhow::ensure!(
+            hours.is_finite() && hours > 0.0,
+            "--timer-interval-hours (TIMER_INTERVAL_HOURS) must be a positive number of hours"
+        );
+        let TimerPolicy::Every { max_silence_ms, .. } = TimerPolicy::default() else {
+            unreachable!("the default policy has timers")
+        };
+        let interval_ms = (hours * DAY_MS as f64 / 24.0).round();
+        anyhow::ensure!(
+            interval_ms >= 1.0 && interval_ms <= i64::MAX as f64 / 2.0,
+            "--timer-interval-hours {hours} is not a usable interval (at least 1 ms)"
+        );
+        Ok(TimerPolicy::Every { interval_ms: interval_ms as i64, max_silence_ms })
+    }
+}
+
+impl Default for TimerArgs {
+    fn default() -> TimerArgs {
+        TimerArgs { no_timers: false, timer_interval_hours: 24.0 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hours_become_the_policy_and_bad_ones_are_refused() {
+        let every = |h: f64| TimerArgs { timer_interval_hours: h, ..TimerArgs::default() }.policy();
+        let TimerPolicy::Every { interval_ms, .. } = every(6.0).unwrap() else { panic!("timers on") };
+        assert_eq!(interval_ms, 6 * 3_600_000);
+        let TimerPolicy::Every { interval_ms, .. } = every(0.5).unwrap() else { panic!("timers on") };
+        assert_eq!(interval_ms, 1_800_000);
+        assert_eq!(every(24.0).unwrap(), TimerPolicy::default());
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let err = every(bad).unwrap_err().to_string();
+            assert!(err.contains("TIMER_INTERVAL_HOURS"), "{err}");
+        }
+        assert_eq!(TimerArgs { no_timers: true, ..TimerArgs::default() }.policy().unwrap(), TimerPolicy::Off);
+    }
+}
