@@ -30,12 +30,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
-use tokio::task::JoinSet;
 
+use crate::batch::TABLE_RETRY;
 use crate::item_key;
 
 /// The sort key of a customer's due item.
@@ -46,10 +45,6 @@ pub const DUE_ENTITY_TYPE: &str = "due";
 pub const DEFAULT_DUE_INDEX: &str = "due-index";
 /// One hour in milliseconds: the resolution of the index.
 pub const HOUR_MS: i64 = 3_600_000;
-/// BatchWriteItem takes at most 25 requests.
-const BATCH_WRITE_MAX: usize = 25;
-/// Attempts of one BatchWriteItem while some items stay unprocessed.
-const WRITE_ATTEMPTS: u32 = 8;
 /// BatchWriteItem calls in flight at once.
 const WRITE_CONCURRENCY: usize = 8;
 
@@ -58,53 +53,15 @@ pub fn due_hour(ms: i64) -> i64 {
     ms.div_euclid(HOUR_MS)
 }
 
-/// Writes items of `table`: BatchWriteItem, 25 a call, several calls at
-/// once, unprocessed items retried with backoff. `what` names the items in
-/// errors.
+/// Writes items of `table` ([`crate::batch::write_all`] under
+/// [`TABLE_RETRY`]). `what` names the items in errors.
 pub(crate) async fn batch_write(
     client: &aws_sdk_dynamodb::Client,
-    table: &Arc<str>,
+    table: &str,
     requests: Vec<WriteRequest>,
     what: &'static str,
 ) -> Result<()> {
-    let mut tasks = JoinSet::new();
-    let mut chunks = requests.chunks(BATCH_WRITE_MAX).map(<[WriteRequest]>::to_vec);
-    loop {
-        while tasks.len() < WRITE_CONCURRENCY {
-            let Some(chunk) = chunks.next() else { break };
-            let (client, table) = (client.clone(), table.clone());
-            tasks.spawn(async move { write_batch(&client, &table, chunk, what).await });
-        }
-        match tasks.join_next().await {
-            Some(joined) => joined.with_context(|| format!("a {what} write task panicked"))??,
-            None => return Ok(()),
-        }
-    }
-}
-
-async fn write_batch(
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
-    mut requests: Vec<WriteRequest>,
-    what: &str,
-) -> Result<()> {
-    for attempt in 0..WRITE_ATTEMPTS {
-        let out = client
-            .batch_write_item()
-            .request_items(table, requests)
-            .send()
-            .await
-            .with_context(|| format!("{what}: BatchWriteItem on table {table}"))?;
-        requests = out.unprocessed_items().and_then(|u| u.get(table)).cloned().unwrap_or_default();
-        if requests.is_empty() {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(25 << attempt)).await;
-    }
-    bail!(
-        "{what}: {} items of table {table} still unprocessed after {WRITE_ATTEMPTS} BatchWriteItem attempts",
-        requests.len()
-    )
+    crate::batch::write_all(client, table, requests, &TABLE_RETRY, WRITE_CONCURRENCY, what).await.map(drop)
 }
 
 /// A customer whose timer is due, as the index says.

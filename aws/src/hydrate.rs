@@ -71,7 +71,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::types::AttributeValue;
 use pulse_operators::{Engine, Hydrated};
 use pulse_schemas::attr::Image;
@@ -79,6 +81,8 @@ use pulse_schemas::validate::{event_from_image, FUTURE_TOLERANCE_MS};
 use pulse_schemas::{Event, EventKind, PaymentStatus, Side, StreamChange, StreamRecord, DAY_MS};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+
+use crate::retry::{classify, Backoff};
 
 /// The prefix of an event item's sort key.
 pub const EVENT_SK_PREFIX: &str = "EVT#";
@@ -227,18 +231,45 @@ pub fn apply_all(engine: &Engine, histories: &[History], timers_fired_through: i
     stats
 }
 
+/// How a hydration Query is retried: 5 attempts in all, the first retry
+/// within 100 ms, none later than 10 s (throttling waits longer: see
+/// [`Backoff::delay_after`]). The same for the Lambda function and `pulse run
+/// --hydrate`.
+pub const HYDRATE_RETRY: Backoff =
+    Backoff { base: std::time::Duration::from_millis(100), cap: std::time::Duration::from_secs(10), max_attempts: 5 };
+
 /// Reads customers' events from the event table.
 #[derive(Clone, Debug)]
 pub struct Hydrator {
     client: aws_sdk_dynamodb::Client,
     table: Arc<str>,
     concurrency: usize,
+    retry: Backoff,
 }
 
 impl Hydrator {
-    /// A hydrator over `table`, reading up to `concurrency` customers at once.
+    /// A hydrator over `table`, reading up to `concurrency` customers at
+    /// once, each Query retried under [`HYDRATE_RETRY`].
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>, concurrency: usize) -> Hydrator {
-        Hydrator { client, table: Arc::from(table.into()), concurrency: concurrency.max(1) }
+        Hydrator { client, table: Arc::from(table.into()), concurrency: concurrency.max(1), retry: HYDRATE_RETRY }
+    }
+
+    /// One Query page; a retryable failure (throttling, a 5xx, a timeout) is
+    /// tried again under the retry policy, then the error says what and why.
+    async fn query(&self, query: QueryFluentBuilder, what: impl Fn() -> String) -> Result<QueryOutput> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let failure = match query.clone().send().await {
+                Ok(page) => return Ok(page),
+                Err(e) => classify(&e),
+            };
+            if !failure.is_retryable() || !self.retry.may_retry(attempt) {
+                bail!("{}: {} (attempt {attempt})", what(), failure.reason());
+            }
+            tracing::warn!(reason = failure.reason(), attempt, "{}: retrying", what());
+            self.retry.wait_after(&failure, attempt).await;
+        }
     }
 
     /// The table read.
@@ -276,7 +307,7 @@ impl Hydrator {
         // Newest first: the held events, then the latest of each "ever" kind.
         let mut start = None;
         let reached_start = 'pages: loop {
-            let page = self
+            let query = self
                 .client
                 .query()
                 .table_name(&*self.table)
@@ -285,12 +316,12 @@ impl Hydrator {
                 .expression_attribute_values(":lo", AttributeValue::S(EVENT_SK_PREFIX.to_owned()))
                 .expression_attribute_values(":hi", AttributeValue::S(format!("{EVENT_SK_PREFIX}{upper:013}#~")))
                 .scan_index_forward(false)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .with_context(|| {
+                .set_exclusive_start_key(start.take());
+            let page = self
+                .query(query, || {
                     format!("hydration: Query on table {} for customer {}", self.table, request.customer_id)
-                })?;
+                })
+                .await?;
             pick.stats.queries += 1;
             for item in page.items() {
                 if let Some(event) = pick.decode(item) {
@@ -309,7 +340,7 @@ impl Hydrator {
         if !reached_start {
             let mut start = None;
             'oldest: loop {
-                let page = self
+                let query = self
                     .client
                     .query()
                     .table_name(&*self.table)
@@ -318,15 +349,14 @@ impl Hydrator {
                     .expression_attribute_values(":p", AttributeValue::S(EVENT_SK_PREFIX.to_owned()))
                     .scan_index_forward(true)
                     .limit(OLDEST_PAGE)
-                    .set_exclusive_start_key(start.take())
-                    .send()
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "hydration: Query for the oldest event on table {} for customer {}",
-                            self.table, request.customer_id
-                        )
-                    })?;
+                    .set_exclusive_start_key(start.take());
+                let what = || {
+                    format!(
+                        "hydration: Query for the oldest event on table {} for customer {}",
+                        self.table, request.customer_id
+                    )
+                };
+                let page = self.query(query, what).await?;
                 pick.stats.queries += 1;
                 for item in page.items() {
                     if let Some(event) = pick.decode(item) {

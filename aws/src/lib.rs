@@ -11,11 +11,13 @@
 
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+pub mod batch;
 pub mod due;
 pub mod hydrate;
 #[cfg(feature = "consumer")]
 pub mod live;
 pub mod output;
+pub mod retry;
 pub mod setup;
 pub mod stamps;
 

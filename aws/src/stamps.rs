@@ -28,12 +28,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
-use futures_util::{stream, StreamExt, TryStreamExt};
+use anyhow::{bail, Result};
+use aws_sdk_dynamodb::types::builders::KeysAndAttributesBuilder;
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 
+use crate::batch::TABLE_RETRY;
 use crate::due::batch_write;
 use crate::item_key;
 
@@ -43,10 +43,6 @@ pub const APPLIED_SK: &str = "APPLIED";
 pub const APPLIED_ENTITY_TYPE: &str = "applied";
 /// The attribute holding the sequence number.
 const SEQ: &str = "applied_seq";
-/// BatchGetItem takes at most 100 keys.
-const BATCH_GET_MAX: usize = 100;
-/// Attempts of one BatchGetItem while some keys stay unprocessed.
-const READ_ATTEMPTS: u32 = 8;
 /// BatchGetItem calls in flight at once.
 const READ_CONCURRENCY: usize = 8;
 
@@ -64,56 +60,15 @@ impl Stamps {
     }
 
     /// The stored stamp of each of `customers` that has one (consistent
-    /// reads; 100 keys a call, several calls at once).
+    /// reads; 100 keys a call, several calls at once: [`crate::batch::get_all`]).
     pub async fn read(&self, customers: &[String]) -> Result<HashMap<String, String>> {
-        let parts: Vec<HashMap<String, String>> = stream::iter(customers.chunks(BATCH_GET_MAX))
-            .map(|chunk| self.read_chunk(chunk))
-            .buffer_unordered(READ_CONCURRENCY)
-            .try_collect()
-            .await?;
-        Ok(parts.into_iter().flatten().collect())
-    }
-
-    /// One BatchGetItem's keys, unprocessed ones asked again with backoff.
-    async fn read_chunk(&self, customers: &[String]) -> Result<HashMap<String, String>> {
-        let mut out = HashMap::new();
         let keys = customers.iter().map(|c| item_key(c, APPLIED_SK)).collect();
-        let mut pending = Some(
-            KeysAndAttributes::builder()
-                .set_keys(Some(keys))
-                .consistent_read(true)
-                .projection_expression(format!("customer_id, {SEQ}"))
-                .build()
-                .context("stamps: BatchGetItem keys")?,
-        );
-        let mut attempt = 0;
-        while let Some(keys) = pending.take() {
-            if attempt == READ_ATTEMPTS {
-                bail!(
-                    "stamps: {} keys of table {} still unprocessed after {READ_ATTEMPTS} BatchGetItem attempts",
-                    keys.keys().len(),
-                    self.table
-                );
-            }
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(25 << attempt)).await;
-            }
-            attempt += 1;
-            let answer = self
-                .client
-                .batch_get_item()
-                .request_items(&*self.table, keys)
-                .send()
-                .await
-                .with_context(|| format!("stamps: BatchGetItem on table {}", self.table))?;
-            for item in answer.responses().and_then(|r| r.get(&*self.table)).into_iter().flatten() {
-                let (customer, seq) = read_stamp(item)?;
-                out.insert(customer, seq);
-            }
-            pending = answer.unprocessed_keys().and_then(|u| u.get(&*self.table)).cloned();
-            pending = pending.filter(|k| !k.keys().is_empty());
-        }
-        Ok(out)
+        let shape =
+            |k: KeysAndAttributesBuilder| k.consistent_read(true).projection_expression(format!("customer_id, {SEQ}"));
+        let (items, _) =
+            crate::batch::get_all(&self.client, &self.table, keys, &shape, &TABLE_RETRY, READ_CONCURRENCY, "stamps")
+                .await?;
+        items.iter().map(read_stamp).collect()
     }
 
     /// Stores each customer's stamp: `(customer, sequence number)`.

@@ -9,12 +9,14 @@
 use std::fmt;
 
 use anyhow::{bail, Context, Result};
+use aws_sdk_dynamodbstreams::config::http::HttpResponse;
 use aws_sdk_dynamodbstreams::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodbstreams::types::{ShardIteratorType as StreamsIteratorType, StreamViewType};
 use aws_sdk_kinesis::types::ShardIteratorType as KinesisIteratorType;
 
 use super::lineage::{collect_pages, ShardInfo};
 use super::record::{dynamodb_streams_line, kinesis_line};
+use crate::retry::{classify, error_code, Failure};
 
 /// Where a shard is read from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,26 +68,19 @@ pub enum ErrorKind {
     Fatal,
 }
 
-/// Classifies an error by its AWS error code (`None` when the call failed
-/// before a service answered: timeouts, connection errors).
-pub fn classify(code: Option<&str>) -> ErrorKind {
+/// What a failed stream call means for the reader: the streams' own codes
+/// first (an expired iterator, trimmed data, a shard or stream gone), then
+/// pulse's one classifier ([`crate::retry::classify`]) for the rest.
+pub fn kind_of(code: Option<&str>, failure: &Failure) -> ErrorKind {
     match code {
-        None => ErrorKind::Transient,
         Some("ExpiredIteratorException") => ErrorKind::Expired,
         Some("TrimmedDataAccessException") => ErrorKind::Trimmed,
-        Some(
-            "LimitExceededException"
-            | "ProvisionedThroughputExceededException"
-            | "ThrottlingException"
-            | "Throttling"
-            | "RequestLimitExceeded"
-            | "KMSThrottlingException",
-        ) => ErrorKind::Throttled,
         Some("ResourceNotFoundException") => ErrorKind::NotFound,
-        Some("InternalServerError" | "InternalFailureException" | "InternalFailure" | "ServiceUnavailable") => {
-            ErrorKind::Transient
-        }
-        Some(_) => ErrorKind::Fatal,
+        _ => match failure {
+            Failure::Throttled(_) => ErrorKind::Throttled,
+            Failure::Retry(_) => ErrorKind::Transient,
+            Failure::Fatal(_) => ErrorKind::Fatal,
+        },
     }
 }
 
@@ -106,16 +101,12 @@ impl fmt::Display for ReadError {
 
 impl std::error::Error for ReadError {}
 
-fn read_error<E, R>(call: &str, e: SdkError<E, R>) -> ReadError
+fn read_error<E>(call: &str, e: SdkError<E, HttpResponse>) -> ReadError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: fmt::Debug + Send + Sync + 'static,
 {
-    let kind = match &e {
-        SdkError::ServiceError(_) => classify(e.code()),
-        SdkError::ConstructionFailure(_) => ErrorKind::Fatal,
-        _ => ErrorKind::Transient,
-    };
+    let failure = classify(&e);
+    let kind = kind_of(error_code(&e), &failure);
     let message = match (e.code(), e.message()) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (Some(code), None) => code.to_owned(),
@@ -387,14 +378,16 @@ mod tests {
 
     #[test]
     fn error_codes_map_to_what_the_reader_does() {
-        assert_eq!(classify(Some("ExpiredIteratorException")), ErrorKind::Expired);
-        assert_eq!(classify(Some("TrimmedDataAccessException")), ErrorKind::Trimmed);
-        assert_eq!(classify(Some("LimitExceededException")), ErrorKind::Throttled);
-        assert_eq!(classify(Some("ProvisionedThroughputExceededException")), ErrorKind::Throttled);
-        assert_eq!(classify(Some("ResourceNotFoundException")), ErrorKind::NotFound);
-        assert_eq!(classify(Some("InternalServerError")), ErrorKind::Transient);
-        assert_eq!(classify(None), ErrorKind::Transient);
-        assert_eq!(classify(Some("AccessDeniedException")), ErrorKind::Fatal);
-        assert_eq!(classify(Some("ValidationException")), ErrorKind::Fatal);
+        // A service's answer with this code, through the one classifier first.
+        let kind = |code: &str| kind_of(Some(code), &crate::retry::classify_answer(400, Some(code), code.into()));
+        assert_eq!(kind("ExpiredIteratorException"), ErrorKind::Expired);
+        assert_eq!(kind("TrimmedDataAccessException"), ErrorKind::Trimmed);
+        assert_eq!(kind("LimitExceededException"), ErrorKind::Throttled);
+        assert_eq!(kind("ProvisionedThroughputExceededException"), ErrorKind::Throttled);
+        assert_eq!(kind("ResourceNotFoundException"), ErrorKind::NotFound);
+        assert_eq!(kind("InternalServerError"), ErrorKind::Transient);
+        assert_eq!(kind_of(None, &Failure::Retry("timed out".into())), ErrorKind::Transient);
+        assert_eq!(kind("AccessDeniedException"), ErrorKind::Fatal);
+        assert_eq!(kind("ValidationException"), ErrorKind::Fatal);
     }
 }

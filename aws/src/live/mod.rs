@@ -55,8 +55,8 @@
 //!   that holds every event must equal a replay, and hydrating would load a
 //!   new customer's later events from the table before their own records
 //!   come (they would then be duplicates), besides the differences listed in
-//!   [`crate::hydrate`]. A failed Query is retried with the reader's error
-//!   backoff ([`HYDRATE_ATTEMPTS`] attempts in all); then the run stops with
+//!   [`crate::hydrate`]. A failed Query is retried under the one retry policy
+//!   ([`crate::hydrate::HYDRATE_RETRY`]); then the run stops with
 //!   the error, before applying the page, so no checkpoint moves past
 //!   records whose customers were not hydrated.
 //!
@@ -74,11 +74,11 @@
 //! predictions, `sk = PRED#latest`) are skipped silently by the engine.
 
 pub mod api;
-pub mod backoff;
 pub mod checkpoint;
 pub mod lambda_event;
 pub mod lease;
 pub mod lineage;
+pub mod poll;
 pub mod reader;
 pub mod record;
 
@@ -99,7 +99,6 @@ use tokio::time::MissedTickBehavior;
 
 use crate::hydrate::{self, HydrateStats, Hydrator};
 use api::{StartAt, StreamApi};
-use backoff::Backoff;
 use checkpoint::{engine_label, Checkpoint, CheckpointFile, CheckpointHeader, LiveTotals, ShardCheckpoint, FORMAT};
 use lease::{Acquired, LeaseTable};
 use lineage::Lineage;
@@ -147,9 +146,6 @@ pub struct HydrateConfig {
     /// Customers read at once.
     pub concurrency: usize,
 }
-
-/// Attempts at hydrating a page's customers before the run stops.
-pub const HYDRATE_ATTEMPTS: u32 = 5;
 
 /// How a live run behaves.
 #[derive(Clone, Debug)]
@@ -735,9 +731,9 @@ impl<S: Sink> Run<S> {
     }
 
     /// Loads the customers of `records` the engine does not hold from the
-    /// table, retrying a failed read with the reader's error backoff; after
-    /// [`HYDRATE_ATTEMPTS`] the error stops the run (nothing of the page is
-    /// applied, so no checkpoint moves past it).
+    /// table (each Query retried under [`hydrate::HYDRATE_RETRY`], as in the
+    /// Lambda function); a failure that outlasts it stops the run (nothing of
+    /// the page is applied, so no checkpoint moves past it).
     async fn hydrate_before(&mut self, records: &[&StreamRecord<'_>]) -> Result<()> {
         let (Some(hydrator), Some(processor)) = (self.hydrator.as_ref(), self.processor.as_ref()) else {
             return Ok(());
@@ -748,29 +744,13 @@ impl<S: Sink> Run<S> {
             return Ok(());
         }
         let customers = requests.len();
-        let mut backoff = Backoff::new(self.config.reader.error_min, self.config.reader.error_max);
-        let mut attempt = 1;
-        let histories = loop {
-            match hydrator.load_all(requests.clone()).await {
-                Ok(histories) => break histories,
-                Err(e) if attempt < HYDRATE_ATTEMPTS => {
-                    let wait = backoff.next_delay();
-                    tracing::warn!(
-                        error = %format!("{e:#}"), attempt, wait_ms = wait.as_millis() as u64,
-                        "hydration failed; retrying"
-                    );
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-                Err(e) => {
-                    return Err(e.context(format!(
-                        "cannot hydrate {customers} customers from table {} ({HYDRATE_ATTEMPTS} attempts): stopping \
-                         before applying their records, the checkpoint stays before them",
-                        hydrator.table()
-                    )))
-                }
-            }
-        };
+        let histories = hydrator.load_all(requests).await.with_context(|| {
+            format!(
+                "cannot hydrate {customers} customers from table {}: stopping before applying their records, the \
+                 checkpoint stays before them",
+                hydrator.table()
+            )
+        })?;
         let fired_through = hydrate::timers_fired_through(processor.stream_time(), records.iter().copied());
         let stats = hydrate::apply_all(&engine, &histories, fired_through);
         tracing::debug!(customers = stats.customers, items = stats.items_read, "hydrated a page's customers");

@@ -14,7 +14,8 @@
 //!   to the consumer (an error in the log and a counter: those records are
 //!   lost), then reading continues at TRIM_HORIZON;
 //! * throttling and transient failures (after the SDK's own retries): a
-//!   doubling wait, then the same call again;
+//!   jittered, growing wait under pulse's one retry policy (longer after
+//!   throttling), then the same call again;
 //! * an empty page: the shard is caught up; polls slow down (0.2 s → 2 s).
 //!
 //! A shard that no longer exists ends like a finished one, reported as lost;
@@ -26,7 +27,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::api::{ErrorKind, LiveRecord, ReadError, StartAt, StreamApi};
-use super::backoff::Backoff;
+use super::poll::PollInterval;
+use crate::retry::{Backoff, Failure};
 
 /// How a reader polls.
 #[derive(Clone, Debug)]
@@ -114,14 +116,23 @@ struct Reader {
 /// The consumer is gone.
 struct Closed;
 
+/// Failed calls in a row, and how long to wait after each.
+struct Retries {
+    policy: Backoff,
+    failed: u32,
+}
+
 impl Reader {
     async fn send(&self, msg: ShardMsg) -> Result<(), Closed> {
         self.tx.send(msg).await.map_err(|_| Closed)
     }
 
     async fn run(&mut self, mut start: StartAt) -> Result<(), Closed> {
-        let mut idle = Backoff::new(self.config.idle_min, self.config.idle_max);
-        let mut errors = Backoff::new(self.config.error_min, self.config.error_max);
+        let mut idle = PollInterval::new(self.config.idle_min, self.config.idle_max);
+        // A reader never gives up on a shard over throttling or a transient
+        // failure: it waits, longer each time up to the cap, and tries again.
+        let policy = Backoff { base: self.config.error_min, cap: self.config.error_max, max_attempts: u32::MAX };
+        let mut errors = Retries { policy, failed: 0 };
         let mut iterator: Option<String> = None;
         loop {
             let current = match iterator.take() {
@@ -138,7 +149,7 @@ impl Reader {
             };
             match self.api.records(&current, self.config.limit).await {
                 Ok(page) => {
-                    errors.reset();
+                    errors.failed = 0;
                     if let Some(last) = page.records.last() {
                         start = StartAt::After(last.sequence_number.clone());
                     }
@@ -171,7 +182,7 @@ impl Reader {
     }
 
     /// Handles a failed call; `Ok(true)` when the reader is done.
-    async fn on_error(&self, e: ReadError, start: &mut StartAt, errors: &mut Backoff) -> Result<bool, Closed> {
+    async fn on_error(&self, e: ReadError, start: &mut StartAt, errors: &mut Retries) -> Result<bool, Closed> {
         let shard = &*self.shard;
         match recovery(e.kind) {
             Recovery::NewIterator => {
@@ -183,7 +194,12 @@ impl Reader {
                 self.send(ShardMsg::Trimmed { shard: self.shard.clone(), detail: e.detail }).await?;
             }
             Recovery::Wait => {
-                let wait = errors.next_delay();
+                errors.failed = errors.failed.saturating_add(1);
+                let failure = match e.kind {
+                    ErrorKind::Throttled => Failure::Throttled(e.detail.clone()),
+                    _ => Failure::Retry(e.detail.clone()),
+                };
+                let wait = errors.policy.delay_after(&failure, errors.failed, &mut rand::rng());
                 tracing::warn!(shard, error = %e, wait_ms = wait.as_millis() as u64, "read failed; retrying");
                 tokio::time::sleep(wait).await;
             }
@@ -209,7 +225,7 @@ pub enum Recovery {
     NewIterator,
     /// Report the loss, then read on from the oldest record retained.
     FromTrimHorizon,
-    /// Wait (doubling, capped) and make the same call again.
+    /// Wait (jittered, growing up to a cap) and make the same call again.
     Wait,
     /// The shard is gone: end it as lost, so its children can start.
     EndLost,
@@ -231,17 +247,22 @@ pub fn recovery(kind: ErrorKind) -> Recovery {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::live::api::classify;
+    use crate::live::api::kind_of;
+    use crate::retry::classify_answer;
 
     #[test]
     fn each_failure_has_its_recovery() {
-        let by_code = |code| recovery(classify(Some(code)));
+        // As a service would answer (HTTP 400 with the code), classified by
+        // the one classifier, then by the streams' own codes.
+        let by_code = |code| recovery(kind_of(Some(code), &classify_answer(400, Some(code), code.into())));
         assert_eq!(by_code("ExpiredIteratorException"), Recovery::NewIterator);
         assert_eq!(by_code("TrimmedDataAccessException"), Recovery::FromTrimHorizon);
         assert_eq!(by_code("LimitExceededException"), Recovery::Wait);
         assert_eq!(by_code("ProvisionedThroughputExceededException"), Recovery::Wait);
-        assert_eq!(recovery(classify(None)), Recovery::Wait, "timeouts and connection errors");
+        let timeout = Failure::Retry("timed out".into());
+        assert_eq!(recovery(kind_of(None, &timeout)), Recovery::Wait, "timeouts and connection errors");
         assert_eq!(by_code("ResourceNotFoundException"), Recovery::EndLost);
         assert_eq!(by_code("AccessDeniedException"), Recovery::Fail);
+        assert_eq!(recovery(kind_of(None, &classify_answer(500, None, "5xx".into()))), Recovery::Wait);
     }
 }

@@ -23,7 +23,7 @@ use pulse_schemas::{Prediction, Segment};
 use serde::{Deserialize, Serialize};
 
 use super::batch::{group, send_group, EntryFailure};
-use super::retry::{classify, Backoff};
+use crate::retry::{classify, Backoff};
 
 /// The JSON body of an alert.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -159,7 +159,7 @@ impl AlertPublisher {
     async fn send(
         &self,
         entries: Vec<(String, PublishBatchRequestEntry)>,
-    ) -> Result<Vec<EntryFailure>, super::retry::Failure> {
+    ) -> Result<Vec<EntryFailure>, crate::retry::Failure> {
         let entries = entries
             .into_iter()
             .map(|(id, mut e)| {

@@ -17,9 +17,9 @@ use super::dead_letters::{DeadLetterFile, DeadLetterQueue};
 use super::fallback::{OnEndpointDown, WithFallback, FALLBACK_SERVED_BY};
 use super::metrics::{MetricsOut, MetricsPublisher, HEALTH_NAMESPACE};
 use super::predictions::{OnWritten, PredictionWriter};
-use super::retry::{Backoff, BreakerConfig};
 use super::sagemaker::{ContentType, EndpointConfig, SageMakerScorer};
 use super::sink::{Destinations, ScoringSink, SinkConfig};
+use crate::retry::{Backoff, BreakerConfig};
 use pulse_runtime::scoring::ScoringConfig;
 
 /// Where metrics go.

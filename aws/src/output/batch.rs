@@ -2,7 +2,7 @@
 //! `SendMessageBatch`: 10 entries and 256 KiB a call), retrying the entries
 //! a call reports failed.
 //!
-//! A call that fails as a whole is retried when [`classify`](super::retry::classify)
+//! A call that fails as a whole is retried when [`classify`](crate::retry::classify)
 //! says so; within a call that succeeds, an entry failed by the service
 //! (`SenderFault = false`: throttled, internal error) is sent again with the
 //! next retry, while an entry refused for its content (`SenderFault = true`)
@@ -12,7 +12,7 @@ use std::future::Future;
 
 use anyhow::{anyhow, Result};
 
-use super::retry::{Backoff, Failure};
+use crate::retry::{Backoff, Failure};
 
 /// An entry a batch call reports failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,10 +69,10 @@ where
         attempt += 1;
         let failed = match send(pending.clone()).await {
             Ok(failed) => failed,
-            Err(Failure::Retry(reason)) if retry.may_retry(attempt) => {
-                tracing::debug!(%reason, attempt, "retrying {what}");
+            Err(failure) if failure.is_retryable() && retry.may_retry(attempt) => {
+                tracing::debug!(reason = failure.reason(), attempt, "retrying {what}");
                 retries += 1;
-                retry.wait(attempt).await;
+                retry.wait_after(&failure, attempt).await;
                 continue;
             }
             Err(failure) => {

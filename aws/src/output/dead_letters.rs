@@ -25,7 +25,7 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
 use super::batch::{group, send_group, EntryFailure};
-use super::retry::{classify, Backoff, Failure};
+use crate::retry::{classify, Backoff, Failure};
 use pulse_runtime::process::DeadLetter;
 
 /// SQS's limit on one message and on one batch.

@@ -23,7 +23,7 @@ use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{MetricDatum, StandardUnit};
 use serde::Serialize;
 
-use super::retry::{classify, Backoff, Failure};
+use crate::retry::{classify, Backoff};
 use pulse_runtime::scoring::MetricsSnapshot;
 
 /// The default namespace of the pipeline's health metrics.
@@ -235,7 +235,9 @@ impl MetricsPublisher {
                             .await;
                         match sent.map_err(|e| classify(&e)) {
                             Ok(_) => break,
-                            Err(Failure::Retry(_)) if self.retry.may_retry(attempt) => self.retry.wait(attempt).await,
+                            Err(failure) if failure.is_retryable() && self.retry.may_retry(attempt) => {
+                                self.retry.wait_after(&failure, attempt).await
+                            }
                             Err(failure) => {
                                 return Err(anyhow!(
                                     "cannot put metrics in namespace {namespace}: {} (attempt {attempt})",

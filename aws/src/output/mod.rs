@@ -22,6 +22,5 @@ pub mod dead_letters;
 pub mod fallback;
 pub mod metrics;
 pub mod predictions;
-pub mod retry;
 pub mod sagemaker;
 pub mod sink;

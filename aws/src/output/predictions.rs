@@ -44,11 +44,12 @@ use std::sync::Arc;
 use anyhow::{anyhow, Context, Result};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::builders::KeysAndAttributesBuilder;
+use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::{StreamExt, TryStreamExt};
 use pulse_schemas::{CustomerId, Prediction};
 
-use super::retry::{classify, Backoff, Failure};
+use crate::retry::{classify, Backoff};
 
 /// The sort key of the prediction item.
 pub const PREDICTION_SK: &str = "PRED#latest";
@@ -250,10 +251,11 @@ impl PredictionWriter {
                     return Ok(());
                 }
                 Err(e) => match classify(&e) {
-                    Failure::Retry(reason) if self.retry.may_retry(attempt) => {
+                    failure if failure.is_retryable() && self.retry.may_retry(attempt) => {
+                        let reason = failure.reason();
                         tracing::debug!(%reason, attempt, customer = %p.customer_id, "retrying a prediction write");
                         self.counters.retries.fetch_add(1, Relaxed);
-                        self.retry.wait(attempt).await;
+                        self.retry.wait_after(&failure, attempt).await;
                     }
                     failure => {
                         return Err(anyhow!(
@@ -270,62 +272,22 @@ impl PredictionWriter {
     }
 
     /// The stored alert state of these customers (those without a stored
-    /// prediction are left out).
+    /// prediction are left out): consistent `BatchGetItem`s
+    /// ([`crate::batch::get_all`]) under this writer's retry policy.
     pub async fn alert_states(&self, customers: &[CustomerId]) -> Result<Vec<StoredAlertState>> {
-        let mut out = Vec::new();
-        for chunk in customers.chunks(100) {
-            let keys: Vec<HashMap<String, AttributeValue>> =
-                chunk.iter().map(|c| crate::item_key(c.as_str(), PREDICTION_SK)).collect();
-            let mut request = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .consistent_read(true)
-                    .projection_expression("customer_id, #as_of, alert_armed")
-                    .expression_attribute_names("#as_of", "as_of")
-                    .build()
-                    .context("BatchGetItem keys")?,
-            );
-            let mut attempt = 0;
-            while let Some(keys) = request.take() {
-                attempt += 1;
-                let answer = self.client.batch_get_item().request_items(&*self.table, keys.clone()).send().await;
-                let answer = match answer {
-                    Ok(a) => a,
-                    Err(e) => match classify(&e) {
-                        Failure::Retry(_) if self.retry.may_retry(attempt) => {
-                            self.counters.retries.fetch_add(1, Relaxed);
-                            self.retry.wait(attempt).await;
-                            request = Some(keys);
-                            continue;
-                        }
-                        failure => {
-                            return Err(anyhow!(
-                                "cannot read alert states from table {}: {}",
-                                self.table,
-                                failure.reason()
-                            ))
-                        }
-                    },
-                };
-                for item in answer.responses().and_then(|r| r.get(&*self.table)).into_iter().flatten() {
-                    out.push(stored_state(item).with_context(|| format!("a prediction item of table {}", self.table))?);
-                    self.counters.states_read.fetch_add(1, Relaxed);
-                }
-                if let Some(left) = answer.unprocessed_keys().and_then(|u| u.get(&*self.table)) {
-                    if !left.keys().is_empty() {
-                        if !self.retry.may_retry(attempt) {
-                            return Err(anyhow!(
-                                "table {} left {} alert states unread after {attempt} attempts",
-                                self.table,
-                                left.keys().len()
-                            ));
-                        }
-                        self.counters.retries.fetch_add(1, Relaxed);
-                        self.retry.wait(attempt).await;
-                        request = Some(left.clone());
-                    }
-                }
-            }
+        let keys = customers.iter().map(|c| crate::item_key(c.as_str(), PREDICTION_SK)).collect();
+        let shape = |k: KeysAndAttributesBuilder| {
+            k.consistent_read(true)
+                .projection_expression("customer_id, #as_of, alert_armed")
+                .expression_attribute_names("#as_of", "as_of")
+        };
+        let read = crate::batch::get_all(&self.client, &self.table, keys, &shape, &self.retry, 1, "alert states").await;
+        let (items, stats) = read.with_context(|| format!("cannot read alert states from table {}", self.table))?;
+        self.counters.retries.fetch_add(stats.retries, Relaxed);
+        let mut out = Vec::with_capacity(items.len());
+        for item in &items {
+            out.push(stored_state(item).with_context(|| format!("a prediction item of table {}", self.table))?);
+            self.counters.states_read.fetch_add(1, Relaxed);
         }
         Ok(out)
     }

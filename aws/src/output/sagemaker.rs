@@ -56,7 +56,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use super::retry::{classify, Backoff, BreakerConfig, BreakerState, CircuitBreaker, Failure};
+use crate::retry::{classify, classify_answer, Backoff, BreakerConfig, BreakerState, CircuitBreaker, Failure};
 
 /// SageMaker's limit on an InvokeEndpoint payload (6 MB).
 pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
@@ -539,7 +539,7 @@ impl SageMakerScorer {
                 }
             };
             match failure {
-                Failure::Retry(reason) => {
+                Failure::Throttled(ref reason) | Failure::Retry(ref reason) => {
                     self.breaker().on_failure(Instant::now());
                     if !config.retry.may_retry(attempt) {
                         inner.counters.failed.fetch_add(1, Relaxed);
@@ -550,7 +550,7 @@ impl SageMakerScorer {
                     }
                     tracing::debug!(endpoint = %config.endpoint_name, attempt, %reason, "retrying InvokeEndpoint");
                     inner.counters.retries.fetch_add(1, Relaxed);
-                    config.retry.wait(attempt).await;
+                    config.retry.wait_after(&failure, attempt).await;
                 }
                 Failure::Fatal(reason) => {
                     // The endpoint answered: it is up, the request is wrong.
@@ -607,13 +607,15 @@ fn classify_invoke(e: &SdkError<InvokeEndpointError, aws_sdk_sagemakerruntime::c
                     "the model answered HTTP {status}: {}",
                     m.original_message().or(m.message()).unwrap_or("no message")
                 );
-                return if status == 429 || status >= 500 { Failure::Retry(reason) } else { Failure::Fatal(reason) };
+                return classify_answer(u16::try_from(status).unwrap_or(0), None, reason);
             }
-            InvokeEndpointError::ModelNotReadyException(_)
-            | InvokeEndpointError::ServiceUnavailable(_)
+            InvokeEndpointError::ModelNotReadyException(_) => {
+                return Failure::Retry(crate::retry::error_chain(e));
+            }
+            InvokeEndpointError::ServiceUnavailable(_)
             | InvokeEndpointError::InternalFailure(_)
             | InvokeEndpointError::InternalDependencyException(_) => {
-                return Failure::Retry(super::retry::error_chain(e));
+                return Failure::Retry(crate::retry::error_chain(e));
             }
             _ => {}
         }

@@ -63,7 +63,7 @@ use super::backend::ModelBackend;
 use super::dead_letters::{DeadLetterFile, DeadLetterQueue};
 use super::metrics::{fleet_data, HealthRecorder, HealthSnapshot, MetricsPublisher};
 use super::predictions::{PredictionRecord, PredictionWriter};
-use super::retry::Backoff;
+use crate::retry::Backoff;
 use pulse_runtime::process::Produced;
 use pulse_runtime::scoring::{MetricsSnapshot, Scored, ScoringConfig, ScoringStage};
 use pulse_runtime::sink::Sink;

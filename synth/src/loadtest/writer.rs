@@ -4,8 +4,9 @@
 //! wants items. [`item_of_line`] takes the record's `NewImage` (what the
 //! table held after the change) and [`TableWriter`] sends items with
 //! `BatchWriteItem`, 25 at a time (the API's limit), retrying the
-//! `UnprocessedItems` the service hands back (throttling) with jittered
-//! exponential backoff until every item is in or the attempts run out: a load
+//! `UnprocessedItems` the service hands back (throttling) under pulse's one
+//! retry policy ([`pulse_aws::batch`]) until every item is in or the attempts
+//! run out: a load
 //! test that silently dropped writes would report a latency for events that
 //! never existed.
 
@@ -60,13 +61,14 @@ pub struct WriteStats {
 pub struct TableWriter {
     client: aws_sdk_dynamodb::Client,
     table: String,
-    max_attempts: u32,
+    retry: pulse_aws::retry::Backoff,
 }
 
 impl TableWriter {
-    /// A writer to `table`, trying each batch up to 8 times.
+    /// A writer to `table`, trying each batch up to 8 times (pulse's
+    /// policy for table items, [`pulse_aws::batch::TABLE_RETRY`]).
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> TableWriter {
-        TableWriter { client, table: table.into(), max_attempts: 8 }
+        TableWriter { client, table: table.into(), retry: pulse_aws::batch::TABLE_RETRY }
     }
 
     /// Writes up to [`BATCH_ITEMS`] items; returns once all are in.
@@ -74,43 +76,19 @@ impl TableWriter {
         if items.len() > BATCH_ITEMS {
             bail!("BatchWriteItem takes at most {BATCH_ITEMS} items, got {}", items.len());
         }
-        let mut requests = items
+        let requests = items
             .into_iter()
             .map(|item| {
                 let put = PutRequest::builder().set_item(Some(item)).build().context("put request")?;
                 Ok(WriteRequest::builder().put_request(put).build())
             })
             .collect::<Result<Vec<_>>>()?;
-        let mut stats = WriteStats::default();
-        let mut attempt = 0;
-        while !requests.is_empty() {
-            attempt += 1;
-            let out = self
-                .client
-                .batch_write_item()
-                .request_items(&self.table, requests)
-                .send()
-                .await
-                .with_context(|| format!("BatchWriteItem to {} failed", self.table))?;
-            stats.calls += 1;
-            requests = out.unprocessed_items.and_then(|mut u| u.remove(&self.table)).unwrap_or_default();
-            if requests.is_empty() {
-                break;
-            }
-            if attempt >= self.max_attempts {
-                bail!("{} items still unprocessed by {} after {attempt} attempts", requests.len(), self.table);
-            }
-            stats.retried_items += requests.len() as u64;
-            tokio::time::sleep(backoff(attempt)).await;
-        }
+        let stats = pulse_aws::batch::write_chunk(&self.client, &self.table, requests, &self.retry, "load test")
+            .await
+            .with_context(|| format!("BatchWriteItem to {} failed", self.table))?;
+        let stats = WriteStats { calls: stats.calls, retried_items: stats.retried_items };
         Ok(stats)
     }
-}
-
-/// Full-jitter exponential backoff: uniform in [0, min(2 s, 25 ms · 2^attempt)].
-fn backoff(attempt: u32) -> Duration {
-    let cap = Duration::from_millis(25u64.saturating_mul(1 << attempt.min(16))).min(Duration::from_secs(2));
-    cap.mul_f64(rand::random::<f64>())
 }
 
 /// Paces work to a target rate: the `n`-th unit may start at `start + n / rate`.
@@ -158,14 +136,6 @@ mod tests {
         let remove = br#"{"eventName":"REMOVE","dynamodb":{"OldImage":{"a":{"S":"x"}}}}"#;
         assert_eq!(item_of_line(remove).unwrap(), None);
         assert!(item_of_line(b"not json").is_err());
-    }
-
-    #[test]
-    fn backoff_stays_within_its_cap() {
-        for attempt in 0..40 {
-            let cap = Duration::from_millis(25u64.saturating_mul(1 << attempt.min(16))).min(Duration::from_secs(2));
-            assert!(backoff(attempt) <= cap);
-        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,19 +1,28 @@
-//! Waiting before trying again, and giving up on a backend that keeps failing.
+//! The one retry policy of pulse's AWS edge: how a failed call is
+//! classified, how long to wait before trying again, and when to stop
+//! calling a backend that keeps failing. Every AWS call of pulse (stream
+//! reads, hydration Queries, batch reads and writes, predictions, alerts,
+//! dead letters, metrics, the endpoint) goes through these.
 //!
-//! * [`Backoff`]: jittered exponential backoff ("full jitter": each delay is
-//!   drawn uniformly from `[0, min(cap, base · 2^(n-1))]`), so clients that
-//!   failed together do not retry together. Used for the endpoint, for
-//!   DynamoDB's unprocessed keys and throttled writes, SNS and SQS entries.
+//! * [`classify`]: a failed SDK call is [`Failure::Throttled`] (the service
+//!   asked to slow down: 429, a throttling code, DynamoDB's provisioned
+//!   throughput), [`Failure::Retry`] (a timeout, a 5xx, a dropped
+//!   connection, a model not ready yet) or [`Failure::Fatal`] (validation,
+//!   access, a missing resource: trying again fails the same way). Callers
+//!   with codes of their own (a stream's expired iterator or trimmed data)
+//!   look at [`error_code`] first and fall back to this.
+//! * [`Backoff`]: jittered exponential backoff. After a transient failure
+//!   each delay is drawn uniformly from `[0, min(cap, base · 2^(n-1))]`
+//!   ("full jitter"), so clients that failed together do not retry
+//!   together; after throttling from its upper half (the retry hint of
+//!   [`Backoff::delay_after`]: the service said it is overloaded, so the
+//!   next call waits at least half the ceiling).
 //! * [`CircuitBreaker`]: after `failures` consecutive failed calls the
 //!   breaker *opens*: calls fail at once, without touching the network, for
 //!   `cooldown`. Then one probe call is let through (*half-open*): success
 //!   closes the breaker, failure opens it again for another cooldown. A
 //!   down endpoint then costs nothing per batch, and recovers within one
 //!   cooldown of coming back.
-//!
-//! * [`classify`]: whether a failed AWS call is worth retrying (throttling,
-//!   5xx, timeouts, connections) or not (validation, access, missing
-//!   resources), from the SDK's error.
 //!
 //! Backoff and breaker are plain state machines over an injected clock,
 //! tested without I/O.
@@ -28,7 +37,10 @@ use tokio::time::Instant;
 /// A failed call, and whether to try again.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Failure {
-    /// Throttled, timed out, a 5xx, a dropped connection: may succeed later.
+    /// The service asked to slow down (429, a throttling code): try again,
+    /// later than after a transient failure.
+    Throttled(String),
+    /// Timed out, a 5xx, a dropped connection: may succeed later.
     Retry(String),
     /// The request is wrong or not allowed: retrying the same will fail the same.
     Fatal(String),
@@ -38,13 +50,18 @@ impl Failure {
     /// The reason.
     pub fn reason(&self) -> &str {
         match self {
-            Failure::Retry(r) | Failure::Fatal(r) => r,
+            Failure::Throttled(r) | Failure::Retry(r) | Failure::Fatal(r) => r,
         }
+    }
+
+    /// Whether trying again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, Failure::Fatal(_))
     }
 }
 
-/// Error codes that mean "later" across the AWS services pulse calls.
-const RETRYABLE_CODES: &[&str] = &[
+/// Error codes that mean "slow down" across the AWS services pulse calls.
+const THROTTLING_CODES: &[&str] = &[
     "Throttling",
     "ThrottlingException",
     "ThrottledException",
@@ -54,8 +71,13 @@ const RETRYABLE_CODES: &[&str] = &[
     "ProvisionedThroughputExceededException",
     "RequestLimitExceeded",
     "LimitExceededException",
-    "TransactionInProgressException",
     "SlowDown",
+    "KMSThrottlingException",
+];
+
+/// Other error codes that mean "later".
+const TRANSIENT_CODES: &[&str] = &[
+    "TransactionInProgressException",
     "PriorRequestNotComplete",
     "RequestTimeout",
     "RequestTimeoutException",
@@ -66,12 +88,36 @@ const RETRYABLE_CODES: &[&str] = &[
     "ServiceUnavailable",
     "ServiceUnavailableException",
     "ModelNotReadyException",
-    "KMSThrottlingException",
+    "InternalServerErrorException",
+    "InternalFailureException",
 ];
+
+/// A service's answer, by its HTTP status and error code: throttled,
+/// transient or fatal (`reason` becomes the failure's text).
+pub fn classify_answer(status: u16, code: Option<&str>, reason: String) -> Failure {
+    if status == 429 || code.is_some_and(|c| THROTTLING_CODES.contains(&c)) {
+        Failure::Throttled(reason)
+    } else if status >= 500 || code.is_some_and(|c| TRANSIENT_CODES.contains(&c)) {
+        Failure::Retry(reason)
+    } else {
+        Failure::Fatal(reason)
+    }
+}
 
 /// Whether a service answer is worth retrying, by its HTTP status and error code.
 pub fn retryable_answer(status: u16, code: Option<&str>) -> bool {
-    status == 429 || status >= 500 || code.is_some_and(|c| RETRYABLE_CODES.contains(&c))
+    classify_answer(status, code, String::new()).is_retryable()
+}
+
+/// The service's error code of a failed call, when a service answered.
+pub fn error_code<E, R>(err: &SdkError<E, R>) -> Option<&str>
+where
+    E: ProvideErrorMetadata,
+{
+    match err {
+        SdkError::ServiceError(e) => e.err().code(),
+        _ => None,
+    }
 }
 
 /// Classifies a failed SDK call (any service: the error type is shared).
@@ -84,12 +130,7 @@ where
             let status = e.raw().status().as_u16();
             let code = e.err().code();
             let message = e.err().message().unwrap_or("no message");
-            let reason = format!("{} (HTTP {status}): {message}", code.unwrap_or("error"));
-            if retryable_answer(status, code) {
-                Failure::Retry(reason)
-            } else {
-                Failure::Fatal(reason)
-            }
+            classify_answer(status, code, format!("{} (HTTP {status}): {message}", code.unwrap_or("error")))
         }
         SdkError::TimeoutError(_) => Failure::Retry("timed out".into()),
         SdkError::DispatchFailure(e) if e.is_user() => {
@@ -160,6 +201,25 @@ impl Backoff {
     /// Sleeps the jittered delay before retry `retry`.
     pub async fn wait(&self, retry: u32) {
         let delay = self.delay(retry, &mut rand::rng());
+        tokio::time::sleep(delay).await;
+    }
+
+    /// The delay before retry `retry` after `failure`, the retry hint:
+    /// after throttling uniform in `[ceiling/2, ceiling]` (the service asked
+    /// to slow down, so no retry comes early), otherwise [`Backoff::delay`].
+    pub fn delay_after(&self, failure: &Failure, retry: u32, rng: &mut impl Rng) -> Duration {
+        match failure {
+            Failure::Throttled(_) => {
+                let ceiling = self.ceiling(retry);
+                ceiling / 2 + self.delay(retry, rng) / 2
+            }
+            Failure::Retry(_) | Failure::Fatal(_) => self.delay(retry, rng),
+        }
+    }
+
+    /// Sleeps [`Backoff::delay_after`].
+    pub async fn wait_after(&self, failure: &Failure, retry: u32) {
+        let delay = self.delay_after(failure, retry, &mut rand::rng());
         tokio::time::sleep(delay).await;
     }
 
@@ -300,6 +360,28 @@ mod tests {
         assert!(retryable_answer(424, Some("ModelNotReadyException")));
         for (status, code) in [(400, Some("ValidationError")), (403, Some("AccessDenied")), (404, None), (413, None)] {
             assert!(!retryable_answer(status, code), "{status} {code:?}");
+        }
+    }
+
+    #[test]
+    fn throttling_is_its_own_class_and_waits_at_least_half_the_ceiling() {
+        let class = |status, code: Option<&str>| classify_answer(status, code, "r".into());
+        assert_eq!(class(400, Some("ThrottlingException")), Failure::Throttled("r".into()));
+        assert_eq!(class(400, Some("ProvisionedThroughputExceededException")), Failure::Throttled("r".into()));
+        assert_eq!(class(429, None), Failure::Throttled("r".into()));
+        assert_eq!(class(503, None), Failure::Retry("r".into()));
+        assert_eq!(class(424, Some("ModelNotReadyException")), Failure::Retry("r".into()));
+        assert_eq!(class(400, Some("ValidationException")), Failure::Fatal("r".into()));
+        let backoff = Backoff { base: Duration::from_millis(100), cap: Duration::from_secs(2), max_attempts: 6 };
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(3);
+        let throttled = Failure::Throttled("slow down".into());
+        let transient = Failure::Retry("503".into());
+        for retry in 1..=6 {
+            let ceiling = backoff.ceiling(retry);
+            let after: Vec<Duration> = (0..300).map(|_| backoff.delay_after(&throttled, retry, &mut rng)).collect();
+            assert!(after.iter().all(|d| *d >= ceiling / 2 && *d <= ceiling), "retry {retry}");
+            let early = (0..300).filter(|_| backoff.delay_after(&transient, retry, &mut rng) < ceiling / 2).count();
+            assert!(early > 50, "a transient failure keeps full jitter (retry {retry}: {early} of 300 early)");
         }
     }
 
