@@ -21,10 +21,12 @@ LAMBDA = ROOT / "lambda" / "src"
 AWS = ROOT / "aws" / "src"
 
 # The modules the Lambda function runs: its handler (the pulse-lambda crate),
-# the table access (hydration, due index, stamps) and the scoring sink with
-# its outputs (pulse-aws; its stream consumer, `live/`, is not linked).
+# the table access (batch calls, hydration, due index, stamps) and the
+# scoring sink with its outputs (pulse-aws; its stream consumer, `live/`,
+# is not linked).
 FUNCTION_MODULES = [
     LAMBDA,
+    AWS / "batch.rs",
     AWS / "hydrate.rs",
     AWS / "due.rs",
     AWS / "stamps.rs",
@@ -101,16 +103,14 @@ def function_env_names() -> set[str]:
 
 
 def metric_names() -> dict[str, set[str]]:
-    """Namespace → metric names the function publishes."""
+    """Namespace → metric names the function publishes: the typed names
+    (`FleetMetric` in operators/src/scoring/fleet.rs, `HealthMetric` in
+    aws/src/output/metrics.rs), one definition each."""
     metrics = (AWS / "output" / "metrics.rs").read_text()
     fleet_rs = (ROOT / "operators" / "src" / "scoring" / "fleet.rs").read_text()
     fleet_ns = re.search(r'pub const NAMESPACE: &str = "([^"]+)"', fleet_rs).group(1)
     health_ns = re.search(r'pub const HEALTH_NAMESPACE: &str = "([^"]+)"', metrics).group(1)
-    body = fleet_rs.split("pub fn cloudwatch_metrics", 1)[1].split("\n    }\n", 1)[0]
-    fleet = set(re.findall(r'(?:count|plain)\("(\w+)"', body))
-    code = _without_tests(metrics)
-    fleet_fn = code.split("pub fn fleet_data", 1)[1].split("\n}\n", 1)[0]
-    fleet |= set(re.findall(r'name: "(\w+)"', fleet_fn))
-    health_fn = code.split("pub fn data(", 1)[1].split("\n    }\n", 1)[0]
-    health = set(re.findall(r'name: "(\w+)"', health_fn)) | set(re.findall(r'count\("(\w+)"', health_fn))
+    fleet = set(re.findall(r'FleetMetric::(\w+) => "\1"', fleet_rs))
+    health = set(re.findall(r'HealthMetric::(\w+) => "\1"', metrics))
+    assert len(fleet) == 8 and len(health) == 14, (fleet, health)
     return {fleet_ns: fleet, health_ns: health}

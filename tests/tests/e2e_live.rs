@@ -66,22 +66,13 @@ use live::{event_image, now_ms, prediction_image, TableWriter};
 use output_support::{drain_queue, embedded, metric_series, n, s};
 use pulse_aws::output::alerts::AlertMessage;
 use pulse_aws::output::fallback::FALLBACK_SERVED_BY;
+use pulse_aws::output::metrics::HealthMetric;
 use pulse_e2e::{aws_endpoint, unique_name};
 use pulse_model::Scorer;
+use pulse_operators::scoring::FleetMetric;
 use pulse_schemas::{FeatureVector, DAY_MS};
 use pulse_synth::{generate, Hostility, SegmentMix, SynthConfig};
 use serde_json::{json, Value};
-
-/// The §6 fleet metrics.
-const FLEET_METRICS: [&str; 7] = [
-    "TotalCustomersProcessed",
-    "HighChurnRiskCount",
-    "AverageChurnRisk14d",
-    "AverageHealthScore",
-    "ThrivingCustomers",
-    "AtRiskCustomers",
-    "ChurnedCustomers",
-];
 
 /// What a test wrote and where the run sends things.
 struct Marketplace {
@@ -522,12 +513,19 @@ async fn events_in_predictions_metrics_alerts_and_dead_letters_out() {
     let cloudwatch = aws_sdk_cloudwatch::Client::new(&m.sdk);
     let listed = cloudwatch.list_metrics().namespace(&m.fleet_namespace).send().await.expect("ListMetrics");
     let names: BTreeSet<&str> = listed.metrics().iter().filter_map(Metric::metric_name).collect();
-    for name in FLEET_METRICS.iter().chain(&["PredictionFailures"]) {
+    for name in FleetMetric::SECTION_6.iter().chain(&[FleetMetric::PredictionFailures]).map(|m| m.name()) {
         assert!(names.contains(name), "{name} is not in {}: {names:?}", m.fleet_namespace);
     }
     let listed = cloudwatch.list_metrics().namespace(&m.health_namespace).send().await.expect("ListMetrics");
     let health: BTreeSet<&str> = listed.metrics().iter().filter_map(Metric::metric_name).collect();
-    for name in ["RecordsPerSecond", "PredictionsWritten", "AlertsPublished", "DeadLetters"] {
+    for name in [
+        HealthMetric::RecordsPerSecond,
+        HealthMetric::PredictionsWritten,
+        HealthMetric::AlertsPublished,
+        HealthMetric::DeadLetters,
+    ]
+    .map(HealthMetric::name)
+    {
         assert!(health.contains(name), "{name} is not in {}: {health:?}", m.health_namespace);
     }
     // The last data point of each is the final fleet: the stored predictions.
@@ -536,15 +534,16 @@ async fn events_in_predictions_metrics_alerts_and_dead_letters_out() {
     let count = |f: &dyn Fn(&HashMap<String, AttributeValue>) -> bool| ours.iter().filter(|i| f(i)).count() as f64;
     let mean = |name: &str| ours.iter().map(|i| n(i, name)).sum::<f64>() / ours.len() as f64;
     let fleet = [
-        ("TotalCustomersProcessed", ours.len() as f64),
-        ("HighChurnRiskCount", count(&|i| n(i, "churn_risk_14d") > 0.7)),
-        ("AverageChurnRisk14d", mean("churn_risk_14d")),
-        ("AverageHealthScore", mean("health_score")),
-        ("ThrivingCustomers", count(&|i| s(i, "segment") == "thriving")),
-        ("AtRiskCustomers", count(&|i| s(i, "segment") == "at_risk")),
-        ("ChurnedCustomers", count(&|i| s(i, "segment") == "churned")),
+        (FleetMetric::TotalCustomersProcessed, ours.len() as f64),
+        (FleetMetric::HighChurnRiskCount, count(&|i| n(i, "churn_risk_14d") > 0.7)),
+        (FleetMetric::AverageChurnRisk14d, mean("churn_risk_14d")),
+        (FleetMetric::AverageHealthScore, mean("health_score")),
+        (FleetMetric::ThrivingCustomers, count(&|i| s(i, "segment") == "thriving")),
+        (FleetMetric::AtRiskCustomers, count(&|i| s(i, "segment") == "at_risk")),
+        (FleetMetric::ChurnedCustomers, count(&|i| s(i, "segment") == "churned")),
     ];
-    for (name, want) in fleet {
+    for (metric, want) in fleet {
+        let name = metric.name();
         let range = (metrics_from, now_ms() + 10 * MIN);
         let series = metric_series(&cloudwatch, &m.fleet_namespace, name, 1, range).await;
         let (_, got) = *series.last().unwrap_or_else(|| panic!("no data for {name}"));

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use output_support::*;
 use pulse_aws::output::backend::ModelBackend;
-use pulse_aws::output::metrics::{MetricsOut, MetricsPublisher};
+use pulse_aws::output::metrics::{HealthMetric, MetricsOut, MetricsPublisher};
 use pulse_aws::output::sink::{Destinations, ScoringSink};
 use pulse_e2e::unique_name;
+use pulse_operators::scoring::FleetMetric;
 use pulse_runtime::process::Produced;
 use pulse_runtime::sink::Sink;
 
@@ -42,32 +43,27 @@ async fn fleet_and_health_metrics_are_put_every_interval() {
     let listed = cloudwatch.list_metrics().namespace(&fleet_ns).send().await.unwrap();
     let mut names: Vec<String> = listed.metrics().iter().filter_map(|m| m.metric_name().map(str::to_owned)).collect();
     names.sort();
-    assert_eq!(
-        names,
-        [
-            "AtRiskCustomers",
-            "AverageChurnRisk14d",
-            "AverageHealthScore",
-            "ChurnedCustomers",
-            "HighChurnRiskCount",
-            "PredictionFailures",
-            "ThrivingCustomers",
-            "TotalCustomersProcessed"
-        ]
-    );
+    let mut expected: Vec<&str> =
+        FleetMetric::SECTION_6.iter().chain(&[FleetMetric::PredictionFailures]).map(|m| m.name()).collect();
+    expected.sort_unstable();
+    assert_eq!(names, expected);
 
     let range = (now - 600_000, now + 600_000);
     let value = |namespace: String, name: &'static str| {
         let cloudwatch = cloudwatch.clone();
         async move { metric_values(&cloudwatch, &namespace, name, 60, range).await }
     };
-    assert_eq!(value(fleet_ns.clone(), "TotalCustomersProcessed").await, [12.0]);
-    assert_eq!(value(fleet_ns.clone(), "HighChurnRiskCount").await, [4.0]);
-    assert_eq!(value(health_ns.clone(), "RecordsPerSecond").await, [100.0], "6000 records over 60 s");
-    assert_eq!(value(health_ns.clone(), "IteratorAgeMs").await, [1_500.0]);
-    assert_eq!(value(health_ns.clone(), "RowsPerModelCall").await, [12.0]);
-    assert_eq!(value(health_ns.clone(), "VectorsPerSecond").await, [0.2]);
-    assert_eq!(value(health_ns, "PredictionsWritten").await, [0.0], "no table configured");
+    assert_eq!(value(fleet_ns.clone(), FleetMetric::TotalCustomersProcessed.name()).await, [12.0]);
+    assert_eq!(value(fleet_ns.clone(), FleetMetric::HighChurnRiskCount.name()).await, [4.0]);
+    assert_eq!(
+        value(health_ns.clone(), HealthMetric::RecordsPerSecond.name()).await,
+        [100.0],
+        "6000 records over 60 s"
+    );
+    assert_eq!(value(health_ns.clone(), HealthMetric::IteratorAgeMs.name()).await, [1_500.0]);
+    assert_eq!(value(health_ns.clone(), HealthMetric::RowsPerModelCall.name()).await, [12.0]);
+    assert_eq!(value(health_ns.clone(), HealthMetric::VectorsPerSecond.name()).await, [0.2]);
+    assert_eq!(value(health_ns, HealthMetric::PredictionsWritten.name()).await, [0.0], "no table configured");
 }
 
 #[tokio::test]
@@ -99,8 +95,11 @@ async fn finish_publishes_the_last_partial_period() {
     sink.finish().await.unwrap();
     assert_eq!(sink.stats().metrics_published, 1, "the end of the run publishes its last period");
     let range = (start - 600_000, start + 600_000);
-    let got = metric_values(&cloudwatch, &fleet_ns, "TotalCustomersProcessed", 60, range).await;
+    let got = metric_values(&cloudwatch, &fleet_ns, FleetMetric::TotalCustomersProcessed.name(), 60, range).await;
     assert_eq!(got, [5.0]);
     let health = cloudwatch.list_metrics().namespace(&health_ns).send().await.unwrap();
-    assert!(health.metrics().iter().any(|m| m.metric_name() == Some("PredictionsWritten")), "{health:?}");
+    assert!(
+        health.metrics().iter().any(|m| m.metric_name() == Some(HealthMetric::PredictionsWritten.name())),
+        "{health:?}"
+    );
 }

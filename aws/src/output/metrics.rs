@@ -24,6 +24,7 @@ use aws_sdk_cloudwatch::types::{MetricDatum, StandardUnit};
 use serde::Serialize;
 
 use crate::retry::{classify, Backoff};
+use pulse_operators::scoring::FleetMetric;
 use pulse_runtime::scoring::MetricsSnapshot;
 
 /// The default namespace of the pipeline's health metrics.
@@ -48,7 +49,8 @@ pub fn fleet_data(snapshot: &MetricsSnapshot) -> Vec<Datum> {
         .iter()
         .map(|m| Datum { name: m.name, value: m.value, unit: m.unit })
         .collect();
-    out.push(Datum { name: "PredictionFailures", value: snapshot.prediction_failures as f64, unit: "Count" });
+    let failures = FleetMetric::PredictionFailures;
+    out.push(Datum { name: failures.name(), value: snapshot.prediction_failures as f64, unit: failures.unit() });
     out
 }
 
@@ -129,27 +131,116 @@ pub struct HealthSnapshot {
 }
 
 impl HealthSnapshot {
-    /// The CloudWatch data.
+    /// The CloudWatch data, one datum per [`HealthMetric`].
     pub fn data(&self) -> Vec<Datum> {
         let seconds = (self.period_ms.max(1) as f64) / 1000.0;
         let per_call = |x: f64| if self.model_calls == 0 { 0.0 } else { x / self.model_calls as f64 };
-        let count = |name, value: u64| Datum { name, value: value as f64, unit: "Count" };
-        vec![
-            Datum { name: "RecordsPerSecond", value: self.records as f64 / seconds, unit: "Count/Second" },
-            Datum { name: "VectorsPerSecond", value: self.vectors as f64 / seconds, unit: "Count/Second" },
-            Datum { name: "IteratorAgeMs", value: self.iterator_age_ms as f64, unit: "Milliseconds" },
-            Datum { name: "ScoringLatencyMs", value: per_call(self.scoring_ms), unit: "Milliseconds" },
-            Datum { name: "RowsPerModelCall", value: per_call(self.model_rows as f64), unit: "Count" },
-            count("ModelCalls", self.model_calls),
-            count("PendingVectors", self.pending),
-            count("PredictionsWritten", self.predictions_written),
-            count("StalePredictions", self.predictions_stale),
-            count("AlertsPublished", self.alerts),
-            count("DeadLetters", self.dead_letters),
-            count("Retries", self.retries),
-            count("FallbackRows", self.fallback_rows),
-            count("Errors", self.errors),
-        ]
+        HealthMetric::ALL
+            .iter()
+            .map(|&m| {
+                let value = match m {
+                    HealthMetric::RecordsPerSecond => self.records as f64 / seconds,
+                    HealthMetric::VectorsPerSecond => self.vectors as f64 / seconds,
+                    HealthMetric::IteratorAgeMs => self.iterator_age_ms as f64,
+                    HealthMetric::ScoringLatencyMs => per_call(self.scoring_ms),
+                    HealthMetric::RowsPerModelCall => per_call(self.model_rows as f64),
+                    HealthMetric::ModelCalls => self.model_calls as f64,
+                    HealthMetric::PendingVectors => self.pending as f64,
+                    HealthMetric::PredictionsWritten => self.predictions_written as f64,
+                    HealthMetric::StalePredictions => self.predictions_stale as f64,
+                    HealthMetric::AlertsPublished => self.alerts as f64,
+                    HealthMetric::DeadLetters => self.dead_letters as f64,
+                    HealthMetric::Retries => self.retries as f64,
+                    HealthMetric::FallbackRows => self.fallback_rows as f64,
+                    HealthMetric::Errors => self.errors as f64,
+                };
+                Datum { name: m.name(), value, unit: m.unit() }
+            })
+            .collect()
+    }
+}
+
+/// The names of the pipeline's health metrics in [`HEALTH_NAMESPACE`]: one
+/// definition, for the code that publishes them and every reader (the
+/// deployment's alarms and dashboard, the tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HealthMetric {
+    /// Records read per second of the period.
+    RecordsPerSecond,
+    /// Vectors received per second of the period.
+    VectorsPerSecond,
+    /// The largest iterator age reported in the period.
+    IteratorAgeMs,
+    /// Mean wall time of a scoring step that called the model.
+    ScoringLatencyMs,
+    /// Mean rows per model call.
+    RowsPerModelCall,
+    /// Model calls made.
+    ModelCalls,
+    /// Vectors waiting to be scored at the end of the period.
+    PendingVectors,
+    /// Predictions stored.
+    PredictionsWritten,
+    /// Predictions not stored because a newer one was.
+    StalePredictions,
+    /// Alerts published.
+    AlertsPublished,
+    /// Dead letters.
+    DeadLetters,
+    /// Retries of any call.
+    Retries,
+    /// Rows scored by the fallback model (the endpoint was down).
+    FallbackRows,
+    /// Failed model calls and errors reported by the source.
+    Errors,
+}
+
+impl HealthMetric {
+    /// Every health metric, in publishing order.
+    pub const ALL: [HealthMetric; 14] = [
+        HealthMetric::RecordsPerSecond,
+        HealthMetric::VectorsPerSecond,
+        HealthMetric::IteratorAgeMs,
+        HealthMetric::ScoringLatencyMs,
+        HealthMetric::RowsPerModelCall,
+        HealthMetric::ModelCalls,
+        HealthMetric::PendingVectors,
+        HealthMetric::PredictionsWritten,
+        HealthMetric::StalePredictions,
+        HealthMetric::AlertsPublished,
+        HealthMetric::DeadLetters,
+        HealthMetric::Retries,
+        HealthMetric::FallbackRows,
+        HealthMetric::Errors,
+    ];
+
+    /// The CloudWatch name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            HealthMetric::RecordsPerSecond => "RecordsPerSecond",
+            HealthMetric::VectorsPerSecond => "VectorsPerSecond",
+            HealthMetric::IteratorAgeMs => "IteratorAgeMs",
+            HealthMetric::ScoringLatencyMs => "ScoringLatencyMs",
+            HealthMetric::RowsPerModelCall => "RowsPerModelCall",
+            HealthMetric::ModelCalls => "ModelCalls",
+            HealthMetric::PendingVectors => "PendingVectors",
+            HealthMetric::PredictionsWritten => "PredictionsWritten",
+            HealthMetric::StalePredictions => "StalePredictions",
+            HealthMetric::AlertsPublished => "AlertsPublished",
+            HealthMetric::DeadLetters => "DeadLetters",
+            HealthMetric::Retries => "Retries",
+            HealthMetric::FallbackRows => "FallbackRows",
+            HealthMetric::Errors => "Errors",
+        }
+    }
+
+    /// The CloudWatch unit.
+    pub const fn unit(self) -> &'static str {
+        match self {
+            HealthMetric::RecordsPerSecond | HealthMetric::VectorsPerSecond => "Count/Second",
+            HealthMetric::IteratorAgeMs | HealthMetric::ScoringLatencyMs => "Milliseconds",
+            _ => "Count",
+        }
     }
 }
 

@@ -189,20 +189,82 @@ pub struct Metric {
     pub unit: &'static str,
 }
 
+/// The names of the metrics pulse publishes in [`NAMESPACE`]: one
+/// definition, for the code that publishes them and every reader (the
+/// deployment's alarms and dashboard, the tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FleetMetric {
+    /// Customers with a prediction (§6).
+    TotalCustomersProcessed,
+    /// Customers whose `churn_risk_14d` > 0.7 (§6).
+    HighChurnRiskCount,
+    /// The mean `churn_risk_14d` (§6).
+    AverageChurnRisk14d,
+    /// The mean `health_score` (§6).
+    AverageHealthScore,
+    /// Customers in the `thriving` segment (§6).
+    ThrivingCustomers,
+    /// Customers in the `at_risk` segment (§6).
+    AtRiskCustomers,
+    /// Customers in the `churned` segment (§6).
+    ChurnedCustomers,
+    /// Failed model calls since the previous snapshot (not a §6 metric; its
+    /// alarm is §6's).
+    PredictionFailures,
+}
+
+impl FleetMetric {
+    /// The seven metrics of §6, in the order of
+    /// [`FleetMetrics::cloudwatch_metrics`].
+    pub const SECTION_6: [FleetMetric; 7] = [
+        FleetMetric::TotalCustomersProcessed,
+        FleetMetric::HighChurnRiskCount,
+        FleetMetric::AverageChurnRisk14d,
+        FleetMetric::AverageHealthScore,
+        FleetMetric::ThrivingCustomers,
+        FleetMetric::AtRiskCustomers,
+        FleetMetric::ChurnedCustomers,
+    ];
+
+    /// The CloudWatch name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            FleetMetric::TotalCustomersProcessed => "TotalCustomersProcessed",
+            FleetMetric::HighChurnRiskCount => "HighChurnRiskCount",
+            FleetMetric::AverageChurnRisk14d => "AverageChurnRisk14d",
+            FleetMetric::AverageHealthScore => "AverageHealthScore",
+            FleetMetric::ThrivingCustomers => "ThrivingCustomers",
+            FleetMetric::AtRiskCustomers => "AtRiskCustomers",
+            FleetMetric::ChurnedCustomers => "ChurnedCustomers",
+            FleetMetric::PredictionFailures => "PredictionFailures",
+        }
+    }
+
+    /// The CloudWatch unit: `Count` for counts, `None` for means.
+    pub const fn unit(self) -> &'static str {
+        match self {
+            FleetMetric::AverageChurnRisk14d | FleetMetric::AverageHealthScore => "None",
+            _ => "Count",
+        }
+    }
+}
+
 impl FleetMetrics {
     /// The §6 metrics under their CloudWatch names, in [`NAMESPACE`].
     pub fn cloudwatch_metrics(&self) -> [Metric; 7] {
-        let count = |name, value: u64| Metric { name, value: value as f64, unit: "Count" };
-        let plain = |name, value| Metric { name, value, unit: "None" };
-        [
-            count("TotalCustomersProcessed", self.total_customers_processed),
-            count("HighChurnRiskCount", self.high_churn_risk_count),
-            plain("AverageChurnRisk14d", self.average_churn_risk_14d),
-            plain("AverageHealthScore", self.average_health_score),
-            count("ThrivingCustomers", self.thriving_customers),
-            count("AtRiskCustomers", self.at_risk_customers),
-            count("ChurnedCustomers", self.churned_customers),
-        ]
+        FleetMetric::SECTION_6.map(|m| {
+            let value = match m {
+                FleetMetric::TotalCustomersProcessed => self.total_customers_processed as f64,
+                FleetMetric::HighChurnRiskCount => self.high_churn_risk_count as f64,
+                FleetMetric::AverageChurnRisk14d => self.average_churn_risk_14d,
+                FleetMetric::AverageHealthScore => self.average_health_score,
+                FleetMetric::ThrivingCustomers => self.thriving_customers as f64,
+                FleetMetric::AtRiskCustomers => self.at_risk_customers as f64,
+                FleetMetric::ChurnedCustomers => self.churned_customers as f64,
+                FleetMetric::PredictionFailures => unreachable!("not a §6 metric"),
+            };
+            Metric { name: m.name(), value, unit: m.unit() }
+        })
     }
 }
 

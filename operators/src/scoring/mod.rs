@@ -78,5 +78,5 @@ pub mod queue;
 
 pub use alerts::{Alert, AlertPolicy, Alerts};
 pub use error::PolicyError;
-pub use fleet::{Alarm, Alarms, Fleet, FleetMetrics, Metric, Update, NAMESPACE};
+pub use fleet::{Alarm, Alarms, Fleet, FleetMetric, FleetMetrics, Metric, Update, NAMESPACE};
 pub use queue::{BatchPolicy, Offer, QueueStats, ScoreQueue};
