@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use aws_lambda_events::event::dynamodb::Event;
+use aws_lambda_events::event::kinesis::KinesisEvent;
 use serde_json::Value;
 
 /// One invocation of the function.
@@ -10,6 +11,9 @@ use serde_json::Value;
 pub enum Invocation {
     /// A batch of the DynamoDB Streams event source mapping.
     Batch(Event),
+    /// A batch of a Kinesis event source mapping (Kinesis Data Streams for
+    /// DynamoDB: each record's data is a change of the table, as JSON).
+    KinesisBatch(KinesisEvent),
     /// A scheduled run: rescore the customers due at `now_ms`.
     Rescore {
         /// The scheduled time (ms since the epoch).
@@ -23,7 +27,8 @@ pub const SCHEDULED_EVENT: &str = "Scheduled Event";
 impl Invocation {
     /// Tells the two payloads apart:
     ///
-    /// * an object with `Records` is a DynamoDB Streams batch;
+    /// * an object with `Records` is a DynamoDB Streams batch, or a Kinesis
+    ///   batch when its records' `eventSource` is `aws:kinesis`;
     /// * an object with `"detail-type": "Scheduled Event"` and an RFC 3339
     ///   `time` is a scheduled run at that time: the event of an EventBridge
     ///   schedule rule as delivered, or an EventBridge Scheduler target whose
@@ -35,7 +40,17 @@ impl Invocation {
         let Value::Object(fields) = &payload else {
             bail!("the invocation payload is not a JSON object: expected a DynamoDB Streams event or a scheduled event")
         };
-        if fields.contains_key("Records") {
+        if let Some(records) = fields.get("Records") {
+            let kinesis = records
+                .as_array()
+                .and_then(|r| r.first())
+                .and_then(|r| r.get("eventSource"))
+                .is_some_and(|source| source == "aws:kinesis");
+            if kinesis {
+                let event: KinesisEvent = serde_json::from_value(payload)
+                    .context("the payload has Kinesis Records but is not a Kinesis event")?;
+                return Ok(Invocation::KinesisBatch(event));
+            }
             let event: Event = serde_json::from_value(payload)
                 .context("the payload has Records but is not a DynamoDB Streams event")?;
             return Ok(Invocation::Batch(event));

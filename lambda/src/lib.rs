@@ -88,10 +88,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+use aws_lambda_events::event::dynamodb::Event;
+use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use clap::Parser;
 use pulse_operators::{Engine, EngineConfig, TimerPolicy};
+use pulse_schemas::capture::{decode_line, kinesis_line};
 use pulse_schemas::lambda::decode_record;
 use pulse_schemas::record::{Invalid, StreamRecord};
 use pulse_schemas::validate::FUTURE_TOLERANCE_MS;
@@ -257,6 +259,17 @@ pub struct RescoreReport {
     pub due_deleted: usize,
 }
 
+/// One record of a batch, whichever stream delivered it.
+struct Incoming<'a> {
+    /// Its sequence number in the shard, for its stamp, its source and a
+    /// failure report.
+    sequence_number: Option<String>,
+    decoded: Result<StreamRecord<'a>, Invalid>,
+    /// The bytes of a dead letter (empty for a valid record); `None` when an
+    /// invalid record could not be serialized (the batch stops there).
+    raw: Option<Vec<u8>>,
+}
+
 #[derive(Debug)]
 struct Warm {
     processor: Processor,
@@ -276,9 +289,13 @@ impl Warm {
     /// environment wrote (records were applied elsewhere since): those the
     /// batch touches and those whose timers would fire during it. Returns
     /// how many.
-    async fn forget_stale(&mut self, stamps: &Stamps, decoded: &[Result<StreamRecord<'_>, Invalid>]) -> Result<usize> {
+    async fn forget_stale<'r>(
+        &mut self,
+        stamps: &Stamps,
+        records: impl Iterator<Item = &'r StreamRecord<'r>> + Clone,
+    ) -> Result<usize> {
         let engine = self.processor.engine().clone();
-        let records = || decoded.iter().filter_map(|d| d.as_ref().ok());
+        let records = || records.clone();
         let mut held: Vec<String> = records()
             .filter_map(|r| r.change.customer_id())
             .filter(|c| engine.customer_clock(c).is_some())
@@ -362,6 +379,11 @@ impl Handler {
     /// its report (or an error, so that EventBridge retries it).
     pub async fn invoke<S: Sink>(&self, payload: serde_json::Value, sink: &mut S) -> Result<serde_json::Value> {
         match Invocation::from_payload(payload)? {
+            Invocation::KinesisBatch(event) => {
+                let outcome = self.handle_kinesis_batch(&event, sink).await;
+                tracing::info!(report = ?outcome.report, "Kinesis batch handled");
+                Ok(serde_json::to_value(outcome.response)?)
+            }
             Invocation::Batch(event) => {
                 let outcome = self.handle_batch(&event, sink).await;
                 tracing::info!(report = ?outcome.report, "batch handled");
@@ -375,14 +397,54 @@ impl Handler {
         }
     }
 
-    /// Applies one batch, in order (see the module doc for the steps and the
-    /// failures).
+    /// Applies one batch of the DynamoDB Streams event source mapping, in
+    /// order (see the module doc for the steps and the failures).
     pub async fn handle_batch<S: Sink>(&self, event: &Event, sink: &mut S) -> BatchOutcome {
+        let incoming = event
+            .records
+            .iter()
+            .map(|record| {
+                let decoded = decode_record(record);
+                // The dead letter keeps the record as Lambda delivered it.
+                let raw = match &decoded {
+                    Ok(_) => Some(Vec::new()),
+                    Err(_) => serde_json::to_vec(record)
+                        .map_err(|e| tracing::error!(error = %e, "an invalid record cannot be serialized"))
+                        .ok(),
+                };
+                Incoming { sequence_number: record.change.sequence_number.clone(), decoded, raw }
+            })
+            .collect();
+        self.handle_incoming(incoming, sink).await
+    }
+
+    /// Applies one batch of a Kinesis event source mapping (Kinesis Data
+    /// Streams for DynamoDB): each record's data is the table's change as
+    /// JSON, made a capture line ([`kinesis_line`]: its creation time in
+    /// seconds, as DynamoDB Streams gives it) and decoded as `pulse replay`
+    /// decodes it. Failures name Kinesis sequence numbers.
+    pub async fn handle_kinesis_batch<S: Sink>(&self, event: &KinesisEvent, sink: &mut S) -> BatchOutcome {
+        let lines: Vec<Vec<u8>> = event.records.iter().map(|r| kinesis_line(&r.kinesis.data.0)).collect();
+        let incoming = event
+            .records
+            .iter()
+            .zip(&lines)
+            .map(|(record, line)| {
+                let decoded = decode_line(line);
+                let raw = Some(if decoded.is_ok() { Vec::new() } else { line.clone() });
+                let seq = Some(record.kinesis.sequence_number.clone()).filter(|s| !s.is_empty());
+                Incoming { sequence_number: seq, decoded, raw }
+            })
+            .collect();
+        self.handle_incoming(incoming, sink).await
+    }
+
+    async fn handle_incoming<S: Sink>(&self, incoming: Vec<Incoming<'_>>, sink: &mut S) -> BatchOutcome {
         let mut outcome = BatchOutcome {
-            report: BatchReport { records: event.records.len(), ..BatchReport::default() },
+            report: BatchReport { records: incoming.len(), ..BatchReport::default() },
             ..Default::default()
         };
-        let Some(first) = event.records.first() else { return outcome };
+        let Some(first) = incoming.first().map(|i| i.sequence_number.clone()) else { return outcome };
         let mut warm = self.warm.lock().await;
         if warm.dirty {
             tracing::warn!(
@@ -390,10 +452,11 @@ impl Handler {
             );
             *warm = Warm::new(self.config.engine);
         }
-        let decoded: Vec<Result<StreamRecord<'_>, Invalid>> = event.records.iter().map(decode_record).collect();
+        let decoded: Vec<&Result<StreamRecord<'_>, Invalid>> = incoming.iter().map(|i| &i.decoded).collect();
+        let valid = || decoded.iter().filter_map(|d| d.as_ref().ok());
 
         if let Some(table) = &self.table {
-            match warm.forget_stale(&table.stamps, &decoded).await {
+            match warm.forget_stale(&table.stamps, valid()).await {
                 Ok(stale) => outcome.report.stale = stale,
                 Err(e) => return fail(outcome, first, e.context("reading the stamps of the batch's customers")),
             }
@@ -404,16 +467,13 @@ impl Handler {
                 );
             }
             let engine = warm.processor.engine().clone();
-            let requests = hydrate::requests_for(decoded.iter().filter_map(|d| d.as_ref().ok()), &engine);
+            let requests = hydrate::requests_for(valid(), &engine);
             if !requests.is_empty() {
                 let histories = match table.hydrator.load_all(requests).await {
                     Ok(histories) => histories,
                     Err(e) => return fail(outcome, first, e.context("hydrating the batch's customers")),
                 };
-                let fired_through = hydrate::timers_fired_through(
-                    warm.processor.stream_time(),
-                    decoded.iter().filter_map(|d| d.as_ref().ok()),
-                );
+                let fired_through = hydrate::timers_fired_through(warm.processor.stream_time(), valid());
                 outcome.report.hydrated = hydrate::apply_all(&engine, &histories, fired_through);
             }
         }
@@ -423,23 +483,20 @@ impl Handler {
         let mut stopped_at = None;
         // Each customer's last applied record, for its stamp.
         let mut last_applied: HashMap<String, Option<String>> = HashMap::new();
-        for (record, decoded) in event.records.iter().zip(decoded) {
-            let source = Source { sequence_number: record.change.sequence_number.clone(), ..Source::default() };
-            match decoded {
-                Ok(decoded) => {
+        for record in incoming {
+            let source = Source { sequence_number: record.sequence_number.clone(), ..Source::default() };
+            match (record.decoded, record.raw) {
+                (Ok(decoded), _) => {
                     if let Some(customer) = decoded.change.customer_id() {
-                        last_applied.insert(customer.to_owned(), record.change.sequence_number.clone());
+                        last_applied.insert(customer.to_owned(), record.sequence_number.clone());
                     }
                     warm.processor.process(Ok(decoded), source, &[], &mut produced)
                 }
-                Err(invalid) => match serde_json::to_vec(record) {
-                    Ok(raw) => warm.processor.process(Err(invalid), source, &raw, &mut produced),
-                    Err(e) => {
-                        tracing::error!(error = %e, "an invalid record could not be serialized for its dead letter");
-                        stopped_at = Some(record);
-                        break;
-                    }
-                },
+                (Err(invalid), Some(raw)) => warm.processor.process(Err(invalid), source, &raw, &mut produced),
+                (Err(_), None) => {
+                    stopped_at = Some(record.sequence_number);
+                    break;
+                }
             }
         }
         outcome.report.vectors = produced.vectors.len();
@@ -474,9 +531,9 @@ impl Handler {
             outcome.report.stamps_written = stamps.len();
         }
         warm.dirty = false;
-        if let Some(record) = stopped_at {
+        if let Some(sequence_number) = stopped_at {
             outcome.report.failure = Some("an invalid record could not be serialized for its dead letter".into());
-            outcome.response.batch_item_failures.push(failure(record));
+            outcome.response.batch_item_failures.push(failure(sequence_number));
         }
         outcome
     }
@@ -526,15 +583,18 @@ async fn send_and_flush<S: Sink>(sink: &mut S, produced: Produced) -> Result<()>
 }
 
 /// The batch fails from its first record: Lambda redelivers all of it.
-fn fail(mut outcome: BatchOutcome, first: &EventRecord, error: anyhow::Error) -> BatchOutcome {
+fn fail(mut outcome: BatchOutcome, first: Option<String>, error: anyhow::Error) -> BatchOutcome {
     tracing::error!(error = format!("{error:#}"), "batch failed; it will be redelivered from its first record");
     outcome.report.failure = Some(format!("{error:#}"));
     outcome.response.batch_item_failures = vec![failure(first)];
     outcome
 }
 
-fn failure(record: &EventRecord) -> DynamoDbBatchItemFailure {
+/// A failed record, by its sequence number (DynamoDB Streams' or Kinesis':
+/// both mappings read the same `{"batchItemFailures": [{"itemIdentifier"}]}`);
+/// none means the whole batch.
+fn failure(sequence_number: Option<String>) -> DynamoDbBatchItemFailure {
     let mut failure = DynamoDbBatchItemFailure::default();
-    failure.item_identifier = record.change.sequence_number.clone();
+    failure.item_identifier = sequence_number;
     failure
 }

@@ -218,3 +218,73 @@ fn an_empty_batch_is_handled() {
     assert!(sink.vectors.is_empty() && sink.dead.is_empty());
     assert!(out.response.batch_item_failures.is_empty());
 }
+
+/// The fixture's records as a Kinesis event source mapping delivers them for
+/// Kinesis Data Streams for DynamoDB: each record's change as JSON in the
+/// data (base64 on the wire), its creation time in milliseconds, Kinesis
+/// sequence numbers.
+fn kinesis_event() -> Value {
+    let json: Value = serde_json::from_str(FIXTURE).unwrap();
+    let records: Vec<Value> = json["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let mut change = r.clone();
+            let seconds = change["dynamodb"]["ApproximateCreationDateTime"].as_f64().unwrap();
+            change["dynamodb"]["ApproximateCreationDateTime"] = serde_json::json!((seconds * 1000.0) as i64);
+            change["recordFormat"] = "application/json".into();
+            change["tableName"] = "marketplace-events".into();
+            let data = aws_smithy_types::base64::encode(serde_json::to_vec(&change).unwrap());
+            serde_json::json!({
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": format!("pk-{i}"),
+                    "sequenceNumber": format!("4959{i:040}"),
+                    "data": data,
+                    "approximateArrivalTimestamp": 1_767_600_000.5
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": format!("shardId-000000000000:4959{i:040}"),
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::123456789012:role/pulse",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/pulse-events"
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records })
+}
+
+#[test]
+fn a_kinesis_batch_gives_the_vectors_and_dead_letters_of_the_same_changes() {
+    let handler = Handler::new(EngineConfig::default());
+    let mut sink = MemorySink::default();
+    let answer = runtime().block_on(handler.invoke(kinesis_event(), &mut sink)).unwrap();
+    assert_eq!(answer, serde_json::json!({ "batchItemFailures": [] }));
+    assert_eq!(written(&sink.vectors), replayed(), "the same vectors as the DynamoDB Streams records");
+    assert_eq!(sink.dead.len(), 1);
+    assert_eq!(sink.dead[0].invalid.reason.code(), "future_event");
+    // Sources and failures speak Kinesis sequence numbers.
+    assert_eq!(sink.dead[0].source.sequence_number.as_deref(), Some(format!("4959{:040}", 5).as_str()));
+    assert_eq!(sink.vectors[0].source.sequence_number.as_deref(), Some(format!("4959{:040}", 0).as_str()));
+}
+
+#[test]
+fn a_failed_kinesis_batch_names_its_first_kinesis_sequence_number() {
+    struct Failing;
+    impl Sink for Failing {
+        async fn send(&mut self, _: Produced) -> anyhow::Result<()> {
+            Ok(())
+        }
+        async fn flush(&mut self) -> anyhow::Result<()> {
+            anyhow::bail!("the table is down")
+        }
+    }
+    let handler = Handler::new(EngineConfig::default());
+    let answer = runtime().block_on(handler.invoke(kinesis_event(), &mut Failing)).unwrap();
+    let first = format!("4959{:040}", 0);
+    assert_eq!(answer, serde_json::json!({ "batchItemFailures": [{ "itemIdentifier": first }] }));
+}

@@ -11,6 +11,7 @@ use std::marker::PhantomData;
 
 use serde::de::{value::MapAccessDeserializer, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::attr::Image;
 use crate::record::{is_ttl_identity, Invalid, InvalidReason, RecordParts, StreamRecord};
@@ -105,4 +106,33 @@ pub fn decode_line(line: &[u8]) -> Result<StreamRecord<'_>, Invalid> {
         old_image: stream.old_image,
     };
     parts.interpret(&event_name)
+}
+
+/// The capture line of a Kinesis Data Streams for DynamoDB payload (the
+/// record's decoded `Data`): `dynamodb.ApproximateCreationDateTime` rewritten
+/// from milliseconds (or microseconds, when
+/// `dynamodb.ApproximateCreationDateTimePrecision` says `MICROSECOND`) to
+/// seconds. Anything that is not a JSON object, or has no numeric creation
+/// time, is returned as it came (the decoder judges it).
+pub fn kinesis_line(payload: &[u8]) -> Vec<u8> {
+    let Ok(Value::Object(mut record)) = serde_json::from_slice::<Value>(payload) else {
+        return payload.to_vec();
+    };
+    let Some(Value::Object(dynamodb)) = record.get_mut("dynamodb") else {
+        return payload.to_vec();
+    };
+    let per_second = match dynamodb.get("ApproximateCreationDateTimePrecision").and_then(Value::as_str) {
+        Some(p) if p.eq_ignore_ascii_case("MICROSECOND") => 1e6,
+        _ => 1e3,
+    };
+    let Some(created) = dynamodb.get("ApproximateCreationDateTime").and_then(Value::as_f64) else {
+        return payload.to_vec();
+    };
+    // One correctly rounded division: the same f64 as parsing the exact
+    // decimal text of the seconds would give.
+    let Some(seconds) = serde_json::Number::from_f64(created / per_second) else {
+        return payload.to_vec();
+    };
+    dynamodb.insert("ApproximateCreationDateTime".to_owned(), Value::Number(seconds));
+    serde_json::to_vec(&record).expect("a JSON value serializes")
 }
