@@ -194,8 +194,8 @@ fn customers(n: usize, as_of: i64) -> Vec<FeatureVector> {
 
 #[tokio::test]
 async fn endpoint_down_holds_customers_and_scores_every_one_after_recovery() {
-    let port = free_port().await;
-    let (mut sink, table, endpoint) = endpoint_sink(port, OnEndpointDown::Hold, Duration::from_secs(2)).await;
+    let down = DownEndpoint::hold().await;
+    let (mut sink, table, endpoint) = endpoint_sink(down.port, OnEndpointDown::Hold, Duration::from_secs(2)).await;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk().await);
     let vectors = customers(20, 1_000);
     sink.send(Produced { vectors: vectors.clone(), dead: vec![] }).await.expect("send: failures are held, not errors");
@@ -214,7 +214,7 @@ async fn endpoint_down_holds_customers_and_scores_every_one_after_recovery() {
         );
     }
 
-    let (_addr, stop, task) = serve(port).await;
+    let (_addr, stop, task) = serve(down.release().await).await;
     sink.flush().await.expect("the endpoint is back: everything scored and stored");
     assert_eq!(sink.pending(), 0);
     let expected = embedded().score_now(&vectors.iter().map(|v| v.features).collect::<Vec<_>>()).unwrap();
@@ -235,8 +235,8 @@ async fn endpoint_down_holds_customers_and_scores_every_one_after_recovery() {
 
 #[tokio::test]
 async fn endpoint_down_falls_back_to_the_embedded_model_and_says_so() {
-    let port = free_port().await;
-    let (mut sink, table, endpoint) = endpoint_sink(port, OnEndpointDown::Fallback, Duration::from_secs(2)).await;
+    let down = DownEndpoint::hold().await;
+    let (mut sink, table, endpoint) = endpoint_sink(down.port, OnEndpointDown::Fallback, Duration::from_secs(2)).await;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk().await);
     let vectors = customers(10, 1_000);
     sink.send(Produced { vectors: vectors.clone(), dead: vec![] }).await.unwrap();
@@ -252,7 +252,7 @@ async fn endpoint_down_falls_back_to_the_embedded_model_and_says_so() {
 
     // The endpoint comes back: once the breaker lets a probe through, newer
     // predictions are the endpoint's again.
-    let (_addr, stop, task) = serve(port).await;
+    let (_addr, stop, task) = serve(down.release().await).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     for as_of in 1_001.. {
         sink.send(Produced { vectors: customers(10, as_of), dead: vec![] }).await.unwrap();

@@ -196,6 +196,38 @@ pub async fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
+/// A port that stays this test's while "the endpoint is down": every
+/// connection is accepted and dropped at once (a reset, as a crashed
+/// server gives), so no other process on the machine can take the port and
+/// answer in its place. [`DownEndpoint::release`] frees it for the test's
+/// own server.
+pub struct DownEndpoint {
+    /// The port.
+    pub port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DownEndpoint {
+    /// A port held down.
+    pub async fn hold() -> DownEndpoint {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                drop(stream);
+            }
+        });
+        DownEndpoint { port, task }
+    }
+
+    /// Stops holding the port (the listener is dropped with its task).
+    pub async fn release(self) -> u16 {
+        self.task.abort();
+        let _ = self.task.await;
+        self.port
+    }
+}
+
 /// A plain HTTP/1.1 request to moto's admin API (`/moto-api/...`).
 pub async fn moto_api(method: &str, path: &str, body: &str) -> (u16, String) {
     let url = aws_endpoint();
