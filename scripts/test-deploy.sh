@@ -43,6 +43,7 @@ if [[ -z "${PULSE_BOOTSTRAP:-}" ]]; then
     fi
     PULSE_BOOTSTRAP="${CARGO_TARGET_DIR:-$PWD/target}/debug/bootstrap"
 fi
+PULSE_BOOTSTRAP="$(realpath "$PULSE_BOOTSTRAP")"
 export PULSE_BOOTSTRAP
 
 if ! scripts/deploy-tools.sh install; then

@@ -1,0 +1,149 @@
+"""End to end on the deployed stack (variant dynamodb-streams): events
+written into the stack's table, the real `bootstrap` (PULSE_BOOTSTRAP, the
+function `sam build` packs) run under a Runtime API with the deployed
+function's own environment on the batch of those writes, and the results
+found where the stack's outputs say: predictions in the predictions table,
+alerts on the alerts topic, dead letters in the dead-letter queue, due items
+in the due index.
+
+Moto gap: moto emulates the stack's event source mapping itself. Each write
+to a table with a mapping is "delivered" at once to moto's Lambda emulation
+(which needs Docker, absent here) and removed from the stream, so the
+stream holds nothing to read afterwards. The batch is therefore built from
+the writes as DynamoDB Streams records them (INSERT, keys, NewImage, the
+write's second as ApproximateCreationDateTime, increasing sequence numbers,
+in Lambda's JSON shape); reading a table's stream into the same shape is
+tested against a table without a mapping in tests/tests/lambda_table.rs."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from conftest import deploy, moto_gap
+from runtime_api import run_function
+import source
+
+DAY_MS = 86_400_000
+
+
+def event_item(customer: str, event_id: str, ts: int, event_type: str, **attrs) -> dict:
+    item = {
+        "customer_id": {"S": customer},
+        "sk": {"S": f"EVT#{ts:013d}#{event_id}"},
+        "entity_type": {"S": "event"},
+        "event_id": {"S": event_id},
+        "event_type": {"S": event_type},
+        "ts": {"N": str(ts)},
+    }
+    for name, value in attrs.items():
+        item[name] = {"N": str(value)} if isinstance(value, (int, float)) else {"S": value}
+    return item
+
+
+class Writer:
+    """Writes items into a table and keeps the records DynamoDB Streams
+    would deliver for them to the event source mapping (see the module doc)."""
+
+    def __init__(self, aws, table: str, stream_arn: str):
+        self.aws, self.table, self.stream_arn = aws, table, stream_arn
+        self.records: list[dict] = []
+
+    def put(self, item: dict) -> None:
+        self.aws.dynamodb.put_item(TableName=self.table, Item=item)
+        n = len(self.records) + 1
+        keys = {k: item[k] for k in ("customer_id", "sk")}
+        self.records.append({
+            "eventID": f"e2e-{n}",
+            "eventName": "INSERT",
+            "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1",
+            "dynamodb": {
+                "ApproximateCreationDateTime": int(time.time()),
+                "Keys": keys,
+                "NewImage": item,
+                "SequenceNumber": f"{n:021d}",
+                "SizeBytes": len(json.dumps(item)),
+                "StreamViewType": "NEW_AND_OLD_IMAGES",
+            },
+            "eventSourceARN": self.stream_arn,
+        })
+
+
+def test_events_through_the_deployed_function(aws, code_bucket, endpoint_url, tmp_path: Path):
+    stack = deploy(aws, "dynamodb-streams")
+    o = stack.outputs
+    table, topic, dlq = o["EventsTableName"], o["AlertsTopicArn"], o["DeadLetterQueueUrl"]
+    predictions_table = o["PredictionsTableName"]
+    config = aws.awslambda.get_function_configuration(FunctionName=o["FunctionName"])
+    env = {k: str(v) for k, v in config["Environment"]["Variables"].items()}
+
+    # Alerts reach a queue subscribed to the stack's topic.
+    inbox = aws.sqs.create_queue(QueueName=f"alerts-inbox-{stack.stack['StackName']}")["QueueUrl"]
+    inbox_arn = aws.sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    aws.sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn, Attributes={"RawMessageDelivery": "true"})
+
+    moto_gap("dynamodb-streams", "the end-to-end batch read from the stack's stream",
+             "moto's own mapping emulation consumes the stream records; the batch is built from the writes")
+    writer = Writer(aws, table, o["StreamArn"])
+    now = int(time.time() * 1000)
+    # A customer silent for 40 days, two active ones, and a record from the
+    # future (a dead letter). The second write comes a second later, so
+    # stream time moves past the silent customer's daily timers.
+    silent = event_item("stu_silent", "s1", now - 40 * DAY_MS, "session_completed", duration_min=30, tutor_id="tut_1")
+    writer.put(silent)
+    time.sleep(1.2)
+    for i in range(2):
+        c = f"stu_active_{i}"
+        for d in range(5):
+            ts = now - d * DAY_MS
+            writer.put(event_item(c, f"{c}-l{d}", ts, "login"))
+            writer.put(event_item(c, f"{c}-s{d}", ts + 1, "session_completed", duration_min=45, tutor_id="tut_2"))
+    writer.put(event_item("stu_future", "f1", now + 3 * DAY_MS, "login"))
+    records = writer.records
+    assert len(records) == 1 + 20 + 1
+    answers = run_function(
+        source.bootstrap(),
+        {**env, "AWS_ENDPOINT_URL": endpoint_url, "AWS_REGION": "us-east-1",
+         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+        [{"Records": records}],
+        tmp_path / "function.log",
+    )
+    log = (tmp_path / "function.log").read_text(errors="replace")
+    assert answers == [("response", {"batchItemFailures": []})], log
+
+    # Predictions, where the stack says (PRED#latest items).
+    stored = {}
+    for c in ("stu_silent", "stu_active_0", "stu_active_1"):
+        item = aws.dynamodb.get_item(
+            TableName=predictions_table, Key={"customer_id": {"S": c}, "sk": {"S": "PRED#latest"}}, ConsistentRead=True
+        ).get("Item")
+        assert item, f"no prediction for {c} in {predictions_table}: {log}"
+        stored[c] = item
+    risk = {c: float(i["churn_risk_14d"]["N"]) for c, i in stored.items()}
+    # The silent customer's last vector is a timer's, 39 days into its silence.
+    assert int(stored["stu_silent"]["as_of"]["N"]) > now - 2 * DAY_MS, stored["stu_silent"]
+    assert risk["stu_silent"] > max(risk["stu_active_0"], risk["stu_active_1"]), risk
+
+    # Alerts on the topic: exactly the customers stored above 0.7.
+    alerted = set()
+    for _ in range(5):
+        got = aws.sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        alerted |= {json.loads(m["Body"])["customer_id"] for m in got}
+        if not got:
+            break
+    assert alerted == {c for c, r in risk.items() if r > 0.7}, (alerted, risk)
+    assert "stu_silent" in alerted, risk
+
+    # The record from the future: a dead letter in the stack's queue.
+    dead = aws.sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", [])
+    assert [json.loads(m["Body"])["code"] for m in dead] == ["future_event"], dead
+
+    # Due items: every customer scored has its next timer in the index.
+    for c in stored:
+        due = aws.dynamodb.get_item(
+            TableName=table, Key={"customer_id": {"S": c}, "sk": {"S": "DUE"}}, ConsistentRead=True
+        ).get("Item")
+        assert due and "due_hour" in due, (c, due)
