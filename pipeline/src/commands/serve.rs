@@ -16,6 +16,13 @@ pub(crate) struct ServeArgs {
     /// model compiled into pulse.
     #[arg(long, value_name = "DIR", env = "PULSE_MODEL_DIR")]
     model: Option<PathBuf>,
+    /// Where SageMaker unpacks the model data (`/opt/ml/model`, set by the
+    /// container image): the model found there is served; a directory with
+    /// no model (an endpoint made without model data) serves the embedded
+    /// one. A model there that cannot be loaded stops the server. --model
+    /// wins over it.
+    #[arg(long, value_name = "DIR", env = "SAGEMAKER_MODEL_DIR")]
+    sagemaker_model_dir: Option<PathBuf>,
     /// Address to listen on. 127.0.0.1 answers this machine only; a container
     /// must listen on 0.0.0.0 (SageMaker runs `<image> serve`, so set
     /// PULSE_SERVE_BIND=0.0.0.0 in the image).
@@ -32,14 +39,18 @@ pub(crate) struct ServeArgs {
 
 pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     anyhow::ensure!(args.max_rows > 0, "--max-rows must be at least 1");
-    let model = super::load_model(args.model.as_deref())?;
+    let dir = args.model.clone().or_else(|| {
+        // A model artifact is its model.json (and weights beside it).
+        args.sagemaker_model_dir.clone().filter(|d| d.join("model.json").is_file())
+    });
+    let model = super::load_model(dir.as_deref())?;
     let (name, version) = (model.model_name().to_owned(), model.model_version().to_owned());
     let config = ServeConfig { max_rows: args.max_rows, ..ServeConfig::default() };
 
     let addr = SocketAddr::new(args.bind, args.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let addr = listener.local_addr().unwrap_or(addr);
-    let source = args.model.as_ref().map_or("embedded".to_owned(), |d| d.display().to_string());
+    let source = dir.as_ref().map_or("embedded".to_owned(), |d| d.display().to_string());
     println!("pulse serve: listening on http://{addr} (GET /ping, POST /invocations)");
     println!(
         "pulse serve: model {name} version {version} ({source}), features-v1, at most {} rows per request",

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# A model artifact (model.json + model.safetensors, as `pulse train` writes
+# them) packed as SageMaker's model data: a gzipped tar whose files land in
+# /opt/ml/model, where the container's `pulse serve` finds them.
+#
+#   deploy/serve/package-model.sh [MODEL_DIR] [OUT]   # defaults: model/artifact, model.tar.gz
+#   aws s3 cp model.tar.gz s3://BUCKET/pulse/model.tar.gz   # then SageMakerModelDataUrl
+set -euo pipefail
+dir="${1:-model/artifact}"
+out="${2:-model.tar.gz}"
+for f in model.json model.safetensors; do
+    [[ -f "$dir/$f" ]] || { echo "package-model: $dir/$f is missing (a pulse model directory has model.json and model.safetensors)" >&2; exit 1; }
+done
+# Files at the archive's top level, owned by nobody in particular.
+tar --owner=0 --group=0 --numeric-owner -czf "$out" -C "$dir" model.json model.safetensors
+echo "$out: $(stat -c %s "$out") bytes ($dir)"
