@@ -34,7 +34,9 @@ case "${1:-build}" in
     sam)
         shift
         scripts/deploy-tools.sh install
-        export PATH="${PULSE_DEPLOY_TOOLS_DIR:-$PWD/target/deploy-tools}/venv/bin:$PATH"
+        # After cargo-lambda's venv, whose python3 carries the Zig it links with.
+        local_aws="${PULSE_LOCAL_AWS_DIR:-$PWD/target/local-aws}/venv/bin"
+        export PATH="$local_aws:${PULSE_DEPLOY_TOOLS_DIR:-$PWD/target/deploy-tools}/venv/bin:$PATH"
         cd deploy
         sam build "$@"
         ;;
