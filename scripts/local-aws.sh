@@ -14,6 +14,7 @@
 # that moto accepts, and nothing listens beyond the loopback interface.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/venv.sh
 
 MOTO_VERSION="5.2.5"
 CARGO_LAMBDA_VERSION="1.9.2"
@@ -24,16 +25,7 @@ PORT="${PULSE_MOTO_PORT:-0}"
 log() { echo "local-aws: $*" >&2; }
 
 install() {
-    mkdir -p "$DIR"
-    local stamp="$VENV/.pulse-installed-$MOTO_VERSION-$CARGO_LAMBDA_VERSION"
-    if [[ -f "$stamp" ]]; then
-        return 0
-    fi
-    log "installing moto[server]==$MOTO_VERSION and cargo-lambda==$CARGO_LAMBDA_VERSION into $VENV"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-        "moto[server]==$MOTO_VERSION" "cargo-lambda==$CARGO_LAMBDA_VERSION" >&2
-    touch "$stamp"
+    pulse_venv "$VENV" local-aws "moto[server]==$MOTO_VERSION" "cargo-lambda==$CARGO_LAMBDA_VERSION"
 }
 
 free_port() {
