@@ -59,7 +59,7 @@ use tokio::time::Instant;
 
 use crate::process::{Processor, Produced};
 use crate::sink::Sink;
-use crate::source::{Batch, Body, Source, SourceError};
+use crate::source::{Batch, Body, Record, Source, SourceError};
 
 /// The hydration hook: called with the decoded, valid records of a batch
 /// before they are applied.
@@ -352,50 +352,47 @@ impl<H: Hydrate> Driver<H> {
         if let Some(max) = self.config.max_records {
             records.truncate(usize::try_from(max.saturating_sub(self.records)).unwrap_or(usize::MAX));
         }
-        let n = records.len();
-        let mut origins = Vec::with_capacity(n);
-        let mut raws = Vec::with_capacity(n);
-        let mut ready = Vec::with_capacity(n);
-        let mut last = None;
-        for record in records {
-            last = Some(record.position);
-            match record.body {
-                Body::Line(line) if line.iter().all(u8::is_ascii_whitespace) => continue,
-                Body::Line(line) => {
-                    raws.push(line);
-                    ready.push(None);
-                }
-                Body::Decoded { record, raw } => {
-                    raws.push(raw);
-                    ready.push(Some(record));
-                }
-            }
-            origins.push(record.origin);
-        }
-        // 1. Decode (lines borrow from `raws`, which outlives the batch's work).
-        let decoded: Vec<Result<StreamRecord<'_>, Invalid>> =
-            ready.into_iter().zip(&raws).map(|(ready, raw)| ready.unwrap_or_else(|| decode_line(raw))).collect();
+        // 1. Decode the capture lines; records the source decoded are read
+        //    in place (nothing is moved: a batch is thousands of records).
+        let decoded_lines: Vec<Result<StreamRecord<'_>, Invalid>> = records
+            .iter()
+            .filter_map(|r| match &r.body {
+                Body::Line(line) if !is_blank(line) => Some(decode_line(line)),
+                _ => None,
+            })
+            .collect();
+        let mut next_line = decoded_lines.iter();
+        let decoded: Vec<(Result<&StreamRecord<'_>, &Invalid>, &Record<P>, &[u8])> = records
+            .iter()
+            .filter_map(|r| match &r.body {
+                Body::Line(line) if is_blank(line) => None,
+                Body::Line(line) => next_line.next().map(|d| (d.as_ref(), r, line.as_slice())),
+                Body::Decoded { record, raw } => Some((record.as_ref(), r, raw.as_slice())),
+            })
+            .collect();
         // 2. Hydrate.
-        let valid: Vec<&StreamRecord<'_>> = decoded.iter().filter_map(|d| d.as_ref().ok()).collect();
+        let valid: Vec<&StreamRecord<'_>> = decoded.iter().filter_map(|(d, _, _)| d.ok()).collect();
         if !valid.is_empty() {
             self.hydrate
                 .hydrate(&self.processor, &valid)
                 .await
                 .context("hydration failed: the batch was not applied")?;
         }
-        drop(valid);
         // 3. Apply; each vector's time is the stream time once its record was applied.
+        let n = decoded.len();
         let mut out = Produced { vectors: Vec::with_capacity(n + n / 4), dead: Vec::new() };
         let mut times = Vec::with_capacity(out.vectors.capacity());
-        for ((decoded, origin), raw) in decoded.into_iter().zip(origins).zip(&raws) {
+        for (decoded, record, raw) in decoded {
             self.records += 1;
-            self.processor.process(decoded, origin, raw, &mut out);
+            self.processor.process_ref(decoded, &record.origin, raw, &mut out);
             let now = self.processor.stream_time().unwrap_or(i64::MIN);
             times.resize(out.vectors.len(), now);
             if self.first_stream_time.is_none() {
                 self.first_stream_time = self.processor.stream_time();
             }
         }
+        drop(valid);
+        let last = records.pop().map(|r| r.position);
         self.batches += 1;
         // 4. Send and tick.
         if !out.is_empty() {
@@ -406,6 +403,11 @@ impl<H: Hydrate> Driver<H> {
         }
         Ok(last)
     }
+}
+
+/// A line of only whitespace is no record.
+fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(u8::is_ascii_whitespace)
 }
 
 /// Sleeps until `deadline`, or forever without one.
