@@ -254,8 +254,19 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
     let mut sink = ReplaySink::open(&config.outputs, stage)?;
     let mut driver = Driver::new(Processor::new(engine.clone()), DriverConfig::default())?;
 
+
     let ticker = spawn_ticker(config.progress.clone(), unit, total, counter.clone(), Duration::from_millis(200));
-    let ran = driver.run(&mut source, &mut sink, std::future::pending()).await;
+    // The driver applies on a thread of its own, as the engine stage always
+    // did: the caller's task may be a runtime worker, which must not be
+    // held by seconds of engine work, and a dedicated thread keeps the
+    // stages side by side on two cores.
+    let handle = tokio::runtime::Handle::current();
+    let (driver, source, sink, ran) = tokio::task::spawn_blocking(move || {
+        let ran = handle.block_on(driver.run(&mut source, &mut sink, std::future::pending()));
+        (driver, source, sink, ran)
+    })
+    .await
+    .context("the driver's thread failed")?;
     ticker.abort();
     if let Some(observer) = &config.progress {
         (observer.0)(ProgressUpdate { unit, total, count: counter.load(Relaxed), finished: true });
