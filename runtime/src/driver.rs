@@ -72,8 +72,11 @@ use crate::source::{Batch, Body, Record, Source, SourceError};
 /// whose customers were not loaded.
 pub trait Hydrate: Send {
     /// Loads what `records` need into `processor`'s engine.
-    fn hydrate(&mut self, processor: &Processor, records: &[&StreamRecord<'_>])
-        -> impl Future<Output = Result<()>> + Send;
+    fn hydrate(
+        &mut self,
+        processor: &Processor,
+        records: &[&StreamRecord<'_>],
+    ) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// No hydration: every customer starts from its first record (a replay, a

@@ -254,7 +254,6 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
     let mut sink = ReplaySink::open(&config.outputs, stage)?;
     let mut driver = Driver::new(Processor::new(engine.clone()), DriverConfig::default())?;
 
-
     let ticker = spawn_ticker(config.progress.clone(), unit, total, counter.clone(), Duration::from_millis(200));
     // The driver applies on a thread of its own, as the engine stage always
     // did: the caller's task may be a runtime worker, which must not be

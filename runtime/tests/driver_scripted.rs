@@ -255,8 +255,7 @@ async fn a_source_that_keeps_failing_stops_the_run_without_acknowledging() {
 async fn a_fatal_error_stops_at_once() {
     let mut source = Scripted::new([Page::Broken, Page::Records(vec![1])]);
     let mut sink = Recorder::new();
-    let err =
-        driver(DriverConfig::default()).run(&mut source, &mut sink, std::future::pending()).await.unwrap_err();
+    let err = driver(DriverConfig::default()).run(&mut source, &mut sink, std::future::pending()).await.unwrap_err();
     assert!(format!("{err:#}").contains("the stream is gone"), "{err:#}");
     assert_eq!(source.reads, 1, "no retry");
     assert!(sink.sent.is_empty());

@@ -33,8 +33,10 @@ fn assert_identical(what: &str, got: &[u8], want: &[u8]) {
     if got == want {
         return;
     }
-    let (got_lines, want_lines): (Vec<_>, Vec<_>) = (got.split(|&b| b == b'\n').collect(), want.split(|&b| b == b'\n').collect());
-    let at = got_lines.iter().zip(&want_lines).position(|(g, w)| g != w).unwrap_or(got_lines.len().min(want_lines.len()));
+    let (got_lines, want_lines): (Vec<_>, Vec<_>) =
+        (got.split(|&b| b == b'\n').collect(), want.split(|&b| b == b'\n').collect());
+    let at =
+        got_lines.iter().zip(&want_lines).position(|(g, w)| g != w).unwrap_or(got_lines.len().min(want_lines.len()));
     let line = |lines: &[&[u8]]| lines.get(at).map(|l| String::from_utf8_lossy(&l[..l.len().min(400)]).into_owned());
     panic!(
         "{what} differs from its golden file at line {} ({} vs {} bytes)\n  got:  {:?}\n  want: {:?}",
