@@ -59,7 +59,7 @@ use tokio::time::Instant;
 
 use crate::process::{Processor, Produced};
 use crate::sink::Sink;
-use crate::source::{Batch, Body, Record, Source, SourceError};
+use crate::source::{Batch, Body, Source, SourceError};
 
 /// The hydration hook: called with the decoded, valid records of a batch
 /// before they are applied.
@@ -365,12 +365,12 @@ impl<H: Hydrate> Driver<H> {
             })
             .collect();
         let mut next_line = decoded_lines.iter();
-        let decoded: Vec<(Result<&StreamRecord<'_>, &Invalid>, &Record<P>, &[u8])> = records
+        let decoded: Vec<Readied<'_>> = records
             .iter()
             .filter_map(|r| match &r.body {
                 Body::Line(line) if is_blank(line) => None,
-                Body::Line(line) => next_line.next().map(|d| (d.as_ref(), r, line.as_slice())),
-                Body::Decoded { record, raw } => Some((record.as_ref(), r, raw.as_slice())),
+                Body::Line(line) => next_line.next().map(|d| (d.as_ref(), &r.origin, line.as_slice())),
+                Body::Decoded { record, raw } => Some((record.as_ref(), &r.origin, raw.as_slice())),
             })
             .collect();
         // 2. Hydrate.
@@ -385,9 +385,9 @@ impl<H: Hydrate> Driver<H> {
         let n = decoded.len();
         let mut out = Produced { vectors: Vec::with_capacity(n + n / 4), dead: Vec::new() };
         let mut times = Vec::with_capacity(out.vectors.capacity());
-        for (decoded, record, raw) in decoded {
+        for (decoded, origin, raw) in decoded {
             self.records += 1;
-            self.processor.process_ref(decoded, &record.origin, raw, &mut out);
+            self.processor.process_ref(decoded, origin, raw, &mut out);
             let now = self.processor.stream_time().unwrap_or(i64::MIN);
             times.resize(out.vectors.len(), now);
             if self.first_stream_time.is_none() {
@@ -407,6 +407,10 @@ impl<H: Hydrate> Driver<H> {
         Ok(last)
     }
 }
+
+/// A record of a batch ready to apply, read in place: decoded (or why it is
+/// dead), its provenance, and its original bytes for a dead letter.
+type Readied<'a> = (Result<&'a StreamRecord<'a>, &'a Invalid>, &'a pulse_schemas::Source, &'a [u8]);
 
 /// A line of only whitespace is no record.
 fn is_blank(line: &[u8]) -> bool {
