@@ -251,7 +251,7 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
     }
 
     let (mut source, unit, total, counter) = ReplaySource::start(config.input.clone())?;
-    let mut sink = ReplaySink::open(&config.outputs, stage)?;
+    let mut sink = ReplaySink::open(&config.outputs, stage);
     let mut driver = Driver::new(Processor::new(engine.clone()), DriverConfig::default())?;
 
     let ticker = spawn_ticker(config.progress.clone(), unit, total, counter.clone(), Duration::from_millis(200));
@@ -477,11 +477,11 @@ enum Lines {
 /// The files one writer thread owns; `None` skips one.
 #[derive(Debug, Default)]
 struct Files {
-    features: Option<Output>,
-    dead_letters: Option<Output>,
-    predictions: Option<Output>,
-    alerts: Option<Output>,
-    metrics: Option<Output>,
+    features: Option<PathBuf>,
+    dead_letters: Option<PathBuf>,
+    predictions: Option<PathBuf>,
+    alerts: Option<PathBuf>,
+    metrics: Option<PathBuf>,
 }
 
 /// JSON Lines files written on a thread of their own (serializing and
@@ -533,8 +533,18 @@ impl FileWriter {
     }
 }
 
+/// Creates (or truncates) the files, then writes what it receives until
+/// every sender is gone. Creating them here, not before the run, keeps it
+/// off the critical path: truncating a large file left by an earlier run
+/// takes a while, and reading and decoding go on meanwhile. A file that
+/// cannot be created fails the sink's next call.
 fn write_files(mut rx: mpsc::Receiver<Lines>, files: Files) -> Result<()> {
-    let Files { mut features, mut dead_letters, mut predictions, mut alerts, mut metrics } = files;
+    let open = |p: Option<PathBuf>| p.as_deref().map(Output::create).transpose();
+    let mut features = open(files.features)?;
+    let mut dead_letters = open(files.dead_letters)?;
+    let mut predictions = open(files.predictions)?;
+    let mut alerts = open(files.alerts)?;
+    let mut metrics = open(files.metrics)?;
     let mut buf = Vec::with_capacity(1 << 20);
     let mut put = |out: &mut Option<Output>, what: &str, fill: &dyn Fn(&mut Vec<u8>)| -> Result<()> {
         if let Some(out) = out.as_mut() {
@@ -663,28 +673,24 @@ impl KeepVectors {
 }
 
 impl<S: Scorer> ReplaySink<S> {
-    /// Creates (or truncates) the files now, so a path that cannot be
-    /// written fails the run before it reads anything.
-    fn open(outputs: &Outputs, stage: Option<ScoringStage<S>>) -> Result<ReplaySink<S>> {
-        let open = |p: &Option<PathBuf>| p.as_deref().map(Output::create).transpose();
+    /// Starts the writers (each creates its files) and, with a stage, the
+    /// scoring task.
+    fn open(outputs: &Outputs, stage: Option<ScoringStage<S>>) -> ReplaySink<S> {
         let files = FileWriter::start(Files {
-            features: open(&outputs.features)?,
-            dead_letters: open(&outputs.dead_letters)?,
+            features: outputs.features.clone(),
+            dead_letters: outputs.dead_letters.clone(),
             ..Files::default()
         });
-        let scoring = match stage {
-            Some(stage) => {
-                let files = FileWriter::start(Files {
-                    predictions: open(&outputs.predictions)?,
-                    alerts: open(&outputs.alerts)?,
-                    metrics: open(&outputs.metrics)?,
-                    ..Files::default()
-                });
-                Some(Background::spawn(ScoringFiles { stage, now: i64::MIN, scored: Scored::default(), files }))
-            }
-            None => None,
-        };
-        Ok(ReplaySink { files, scoring, keep_vectors: KeepVectors(outputs.features.is_some()) })
+        let scoring = stage.map(|stage| {
+            let files = FileWriter::start(Files {
+                predictions: outputs.predictions.clone(),
+                alerts: outputs.alerts.clone(),
+                metrics: outputs.metrics.clone(),
+                ..Files::default()
+            });
+            Background::spawn(ScoringFiles { stage, now: i64::MIN, scored: Scored::default(), files })
+        });
+        ReplaySink { files, scoring, keep_vectors: KeepVectors(outputs.features.is_some()) }
     }
 }
 
