@@ -62,6 +62,8 @@ enum Page {
     Records(Vec<u64>),
     /// A line that is not a record, at this sequence number.
     Garbage(u64),
+    /// A blank line (no record at all), at this sequence number.
+    Blank(u64),
     /// Nothing new.
     Empty,
     /// A read that fails and is worth retrying.
@@ -103,6 +105,7 @@ impl Source for Scripted {
                 Ok(Some(Batch::of(seqs.into_iter().map(|s| record(s, login(&format!("c{}", s % 3), s))).collect())))
             }
             Some(Page::Garbage(seq)) => Ok(Some(Batch::of(vec![record(seq, "{not json".to_owned())]))),
+            Some(Page::Blank(seq)) => Ok(Some(Batch::of(vec![record(seq, "  \r".to_owned())]))),
             Some(Page::Empty) | None => Ok(Some(Batch::empty())),
             Some(Page::Throttled) => Err(SourceError::Retryable(anyhow!("throttled"))),
             Some(Page::Broken) => Err(SourceError::Fatal(anyhow!("the stream is gone"))),
@@ -212,6 +215,16 @@ async fn every_record_is_applied_once_in_order_and_acknowledged_at_the_end() {
     assert_eq!(sink.flushed.len(), 1, "at the end only: the close");
     assert_eq!(source.acknowledged, vec![6], "the dead letter's position moves too");
     assert_eq!(summary.stream_span_ms, Some((created(1), created(5))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_blank_line_is_no_record_but_its_position_moves() {
+    let mut source = Scripted::new([Page::Records(vec![1]), Page::Blank(2), Page::End]);
+    let mut sink = Recorder::new();
+    let summary = driver(DriverConfig::default()).run(&mut source, &mut sink, std::future::pending()).await.unwrap();
+    assert_eq!(summary.records, 1);
+    assert_eq!(sink.dead, 0);
+    assert_eq!(source.acknowledged, vec![2]);
 }
 
 #[tokio::test(start_paused = true)]
