@@ -119,23 +119,53 @@ impl Processor {
         raw: &[u8],
         out: &mut Produced,
     ) {
+        match decoded {
+            Ok(record) => self.process_ref(Ok(&record), &source, raw, out),
+            Err(invalid) => {
+                self.count(&invalid);
+                out.dead.push(DeadLetter { source, invalid, raw: raw.to_vec() });
+            }
+        }
+    }
+
+    /// [`Processor::process`] on a record the caller keeps (the driver's
+    /// batches are read in place: no record is moved to be applied); only a
+    /// dead letter copies what it needs.
+    pub fn process_ref(
+        &mut self,
+        decoded: Result<&StreamRecord<'_>, &Invalid>,
+        source: &Source,
+        raw: &[u8],
+        out: &mut Produced,
+    ) {
+        match decoded {
+            Ok(record) => {
+                self.count_record();
+                if let Some(created) = record.created_ms {
+                    self.advance_to(created.floor() as i64, source, out);
+                }
+                self.engine.apply(record, &mut self.emissions);
+                self.flush(source, out);
+            }
+            Err(invalid) => {
+                self.count(invalid);
+                out.dead.push(DeadLetter { source: source.clone(), invalid: invalid.clone(), raw: raw.to_vec() });
+            }
+        }
+    }
+
+    /// One more record; samples the state size now and then (for its peak).
+    fn count_record(&mut self) {
         self.records += 1;
         if self.records.is_multiple_of(STATE_SAMPLE_EVERY) {
             self.engine.state_size();
         }
-        match decoded {
-            Ok(record) => {
-                if let Some(created) = record.created_ms {
-                    self.advance_to(created.floor() as i64, &source, out);
-                }
-                self.engine.apply(&record, &mut self.emissions);
-                self.flush(&source, out);
-            }
-            Err(invalid) => {
-                *self.invalid.entry(invalid.reason.code()).or_default() += 1;
-                out.dead.push(DeadLetter { source, invalid, raw: raw.to_vec() });
-            }
-        }
+    }
+
+    /// One more record, a dead letter.
+    fn count(&mut self, invalid: &Invalid) {
+        self.count_record();
+        *self.invalid.entry(invalid.reason.code()).or_default() += 1;
     }
 
     /// Moves stream time forward to `now` (never back), firing due timers.

@@ -1,13 +1,26 @@
-//! The batch pipeline behind `pulse replay` and `pulse demo`: a capture file
-//! or the synthetic marketplace through the engine, and optionally the model,
-//! as fast as the machine allows.
+//! `pulse replay` and `pulse demo` on the [`Driver`]: a capture file or the
+//! synthetic marketplace through the engine, and optionally the model, as
+//! fast as the machine allows.
 //!
-//! Stages on their own tasks, joined by bounded channels (backpressure end to
-//! end; no unbounded queue): read lines in batches (or generate them) →
-//! decode → apply → score (optional) → write vectors, dead letters,
-//! predictions, alerts and fleet metrics. Batching keeps channel costs per
-//! record negligible. Timers and micro-batch linger run on stream time, so the
-//! output depends only on the input.
+//! ```text
+//! ReplaySource (a Source)            Driver                ReplaySink (a Sink)
+//! read lines ─► decode ─► channel ─► apply (Processor) ─► vectors, dead letters ─► writer thread
+//! (or generate)  thread                                   └► scoring (Background) ─► writer thread
+//!                                                            predictions, alerts, fleet metrics
+//! ```
+//!
+//! The stages still run side by side, joined by bounded channels
+//! (backpressure end to end; no unbounded queue): the source reads and
+//! decodes on threads of its own and hands the driver decoded batches of
+//! 2,048 lines ([`Body::Decoded`]); the driver applies them on the caller's
+//! task; the sink writes on its own threads, and scores on its own task
+//! ([`Background`]), so the engine never waits for the model or the disk.
+//! Acknowledging does nothing (a replay starts over from its first line), so
+//! the only barrier is the sink's close at the end, which scores what is
+//! left, writes the last fleet snapshot and finishes the files. Alerts are
+//! decided in one place, the scoring stage ([`ScoringStage`]). Timers and
+//! micro-batch linger run on stream time, so the output depends only on the
+//! input, not on how it was cut into batches.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -22,14 +35,18 @@ use pulse_operators::scoring::FleetMetrics;
 use pulse_operators::{CountersSnapshot, Engine, EngineConfig, StateSize};
 use pulse_schemas::capture::decode_line;
 use pulse_schemas::prediction::Prediction;
-use pulse_schemas::record::Invalid;
 use pulse_schemas::{Source, StreamRecord};
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
+use crate::background::Background;
+use crate::driver::{Driver, DriverConfig};
 use crate::io::{open_input, Output};
 use crate::process::{write_vector_line, Processor, Produced};
 use crate::scoring::{Scored, ScoringConfig, ScoringStage, ScoringStats};
+use crate::sink::Sink;
+use crate::source::{Batch, Body, Record, Source as RecordSource, SourceError};
 
 /// A stage stopped because the next one is gone; that one's error is the cause.
 #[derive(Debug, thiserror::Error)]
@@ -174,22 +191,6 @@ struct LineBatch {
     first_line: u64,
 }
 
-/// What the apply stage passes on.
-#[derive(Debug, Default)]
-struct Applied {
-    produced: Produced,
-    /// Stream time when each vector was produced (parallel to `produced.vectors`).
-    times: Vec<i64>,
-    stream_time: Option<i64>,
-}
-
-/// What the writer receives.
-#[derive(Debug, Default)]
-struct Finished {
-    produced: Produced,
-    scored: Scored,
-}
-
 /// The scoring part of a summary.
 #[derive(Clone, Debug, Serialize)]
 pub struct ScoringSummary {
@@ -249,110 +250,110 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
         return Err(anyhow!("predictions, alerts and fleet metrics need scoring"));
     }
 
-    let (line_tx, line_rx) = mpsc::channel::<LineBatch>(CHANNEL_BATCHES);
-    let (decoded_tx, decoded_rx) = mpsc::channel::<Vec<Decoded>>(CHANNEL_BATCHES);
-    let (applied_tx, mut applied_rx) = mpsc::channel::<Applied>(CHANNEL_BATCHES);
-    let (out_tx, out_rx) = mpsc::channel::<Finished>(CHANNEL_BATCHES);
-
-    let (unit, total, counter, reader) = match config.input.clone() {
-        Input::Capture(path) => {
-            let input = open_input(&path)?;
-            let (total, counter) = (input.file_bytes, input.consumed.clone());
-            let reader = tokio::task::spawn_blocking(move || read_lines(input.reader, &path, line_tx));
-            (ProgressUnit::Bytes, total, counter, reader)
-        }
-        Input::Generated(generator) => {
-            let (estimate, made) = (generator.estimate, Arc::new(AtomicU64::new(0)));
-            let counter = made.clone();
-            let reader = tokio::task::spawn_blocking(move || generate_lines(&generator, line_tx, made));
-            (ProgressUnit::Records, estimate, counter, reader)
-        }
-    };
-    let decode = tokio::task::spawn_blocking(move || decode_batches(line_rx, decoded_tx));
-    let processor = Processor::new(engine.clone());
-    let apply = tokio::task::spawn_blocking(move || apply_batches(processor, decoded_rx, applied_tx));
-    let keep_vectors = config.outputs.features.is_some();
-    let scoring = tokio::spawn(async move {
-        let mut stage = stage;
-        let mut now = i64::MIN;
-        while let Some(mut applied) = applied_rx.recv().await {
-            let mut scored = Scored::default();
-            if let Some(stage) = stage.as_mut() {
-                // The writer needs the vectors only for a features file.
-                let vectors = if keep_vectors {
-                    applied.produced.vectors.clone()
-                } else {
-                    std::mem::take(&mut applied.produced.vectors)
-                };
-                let timed = vectors.into_iter().zip(std::mem::take(&mut applied.times)).map(|(v, t)| {
-                    now = now.max(t);
-                    (v, now)
-                });
-                stage.offer_timed(timed, &mut scored).await?;
-                now = applied.stream_time.unwrap_or(now).max(now);
-                stage.release(now, &mut scored).await?;
-            }
-            if out_tx.send(Finished { produced: std::mem::take(&mut applied.produced), scored }).await.is_err() {
-                return Err(StoppedEarly("writer").into());
-            }
-        }
-        if let Some(stage) = stage.as_mut() {
-            let mut scored = Scored::default();
-            stage.flush(now, &mut scored).await?;
-            if out_tx.send(Finished { produced: Produced::default(), scored }).await.is_err() {
-                return Err(StoppedEarly("writer").into());
-            }
-        }
-        Ok::<_, anyhow::Error>(stage.map(|s| ScoringSummary {
-            stats: s.stats(),
-            fleet: s.fleet(),
-            top_at_risk: s.top_at_risk(10),
-        }))
-    });
-    let outputs = config.outputs.clone();
-    let writer = tokio::task::spawn_blocking(move || write_outputs(out_rx, &outputs));
+    let (mut source, unit, total, counter) = ReplaySource::start(config.input.clone())?;
+    let mut sink = ReplaySink::open(&config.outputs, stage);
+    let mut driver = Driver::new(Processor::new(engine.clone()), DriverConfig::default())?;
 
     let ticker = spawn_ticker(config.progress.clone(), unit, total, counter.clone(), Duration::from_millis(200));
-    let read = reader.await.context("reader task failed")?;
-    let decoded = decode.await.context("decoder task failed")?;
-    let applied = apply.await.context("engine task failed")?;
-    let scored = scoring.await.context("scoring task failed")?;
-    let written = writer.await.context("writer task failed")?;
+    // The driver applies on a thread of its own, as the engine stage always
+    // did: the caller's task may be a runtime worker, which must not be
+    // held by seconds of engine work, and a dedicated thread keeps the
+    // stages side by side on two cores.
+    let handle = tokio::runtime::Handle::current();
+    let (driver, source, sink, ran) = tokio::task::spawn_blocking(move || {
+        let ran = handle.block_on(driver.run(&mut source, &mut sink, std::future::pending()));
+        (driver, source, sink, ran)
+    })
+    .await
+    .context("the driver's thread failed")?;
     ticker.abort();
     if let Some(observer) = &config.progress {
         (observer.0)(ProgressUpdate { unit, total, count: counter.load(Relaxed), finished: true });
     }
-    // Report the failure that explains the others: a stage that stopped
-    // because the next one went away only says so, so a real error anywhere
-    // (a read error, a model failure, a file that cannot be created) wins.
-    let first_real = [read.as_ref().err(), applied.as_ref().err(), scored.as_ref().err(), written.as_ref().err()]
-        .into_iter()
-        .flatten()
-        .find(|e| e.downcast_ref::<StoppedEarly>().is_none());
-    if let Some(e) = first_real {
-        return Err(anyhow!("{e:#}"));
-    }
-    let lines = read?;
-    decoded?;
-    let (records, invalid, span) = applied?;
-    let scoring = scored?;
-    written?;
+    let ran = ran.map_err(|e| anyhow!("{e:#}"))?;
+    let scoring = sink.scoring.and_then(Background::into_inner).map(|s| ScoringSummary {
+        stats: s.stage.stats(),
+        fleet: s.stage.fleet(),
+        top_at_risk: s.stage.top_at_risk(10),
+    });
 
     let counters = engine.counters();
     let seconds = started.elapsed().as_secs_f64();
     Ok(ReplaySummary {
-        lines,
-        records,
+        lines: source.lines,
+        records: ran.records,
         vectors_event: counters.vectors_event,
         vectors_timer: counters.vectors_timer,
-        invalid,
+        invalid: driver.processor().invalid_counts().clone(),
         engine: counters,
         state: engine.state_size(),
-        stream_span_ms: span,
+        stream_span_ms: ran.stream_span_ms,
         scoring,
         seconds,
-        records_per_second: records as f64 / seconds.max(1e-9),
+        records_per_second: ran.records as f64 / seconds.max(1e-9),
     })
+}
+
+/// The replay's [`RecordSource`]: lines read (and decompressed) or generated
+/// on one thread, decoded on another, handed to the driver in decoded
+/// batches. Its position is `()`: a replay has nothing to acknowledge.
+#[derive(Debug)]
+struct ReplaySource {
+    rx: mpsc::Receiver<Vec<Record<()>>>,
+    reader: Option<JoinHandle<Result<u64>>>,
+    decoder: Option<JoinHandle<Result<()>>>,
+    /// Lines read or generated (blank ones included), known at the end.
+    lines: u64,
+}
+
+impl ReplaySource {
+    /// Starts the reader (or generator) and decoder threads; returns the
+    /// source and what its progress counts.
+    fn start(input: Input) -> Result<(ReplaySource, ProgressUnit, u64, Arc<AtomicU64>)> {
+        let (line_tx, line_rx) = mpsc::channel::<LineBatch>(CHANNEL_BATCHES);
+        let (decoded_tx, decoded_rx) = mpsc::channel::<Vec<Record<()>>>(CHANNEL_BATCHES);
+        let (unit, total, counter, reader) = match input {
+            Input::Capture(path) => {
+                let input = open_input(&path)?;
+                let (total, counter) = (input.file_bytes, input.consumed.clone());
+                let reader = tokio::task::spawn_blocking(move || read_lines(input.reader, &path, line_tx));
+                (ProgressUnit::Bytes, total, counter, reader)
+            }
+            Input::Generated(generator) => {
+                let (estimate, made) = (generator.estimate, Arc::new(AtomicU64::new(0)));
+                let counter = made.clone();
+                let reader = tokio::task::spawn_blocking(move || generate_lines(&generator, line_tx, made));
+                (ProgressUnit::Records, estimate, counter, reader)
+            }
+        };
+        let decoder = tokio::task::spawn_blocking(move || decode_batches(line_rx, decoded_tx));
+        let source = ReplaySource { rx: decoded_rx, reader: Some(reader), decoder: Some(decoder), lines: 0 };
+        Ok((source, unit, total, counter))
+    }
+}
+
+impl RecordSource for ReplaySource {
+    type Position = ();
+
+    async fn next_batch(&mut self) -> Result<Option<Batch<()>>, SourceError> {
+        if let Some(records) = self.rx.recv().await {
+            return Ok(Some(Batch::of(records)));
+        }
+        // The decoder is done: the reader's result says whether the input
+        // ended or failed (polled through `as_mut`, so a cancelled call
+        // leaves the handle for the next one).
+        if let Some(reader) = self.reader.as_mut() {
+            let read = reader.await;
+            self.reader = None;
+            self.lines = read.context("reader task failed").and_then(|r| r).map_err(SourceError::Fatal)?;
+        }
+        if let Some(decoder) = self.decoder.as_mut() {
+            let decoded = decoder.await;
+            self.decoder = None;
+            decoded.context("decoder task failed").and_then(|r| r).map_err(SourceError::Fatal)?;
+        }
+        Ok(None)
+    }
 }
 
 fn read_lines(reader: Box<dyn std::io::Read + Send>, path: &Path, tx: mpsc::Sender<LineBatch>) -> Result<u64> {
@@ -375,7 +376,7 @@ fn read_lines(reader: Box<dyn std::io::Read + Send>, path: &Path, tx: mpsc::Send
         }
         let done = batch.ends.len() < BATCH_LINES;
         if !batch.ends.is_empty() && tx.blocking_send(batch).is_err() {
-            // The engine stage stopped; its error is the one to report.
+            // The driver stopped; its error is the one to report.
             return Ok(line_no);
         }
         if done {
@@ -437,21 +438,11 @@ fn generate_lines(generator: &Generator, tx: mpsc::Sender<LineBatch>, made: Arc<
     Ok(writer.lines)
 }
 
-type AppliedTotals = (u64, BTreeMap<&'static str, u64>, Option<(i64, i64)>);
-
-/// One decoded line: the record, or why it is dead (with its bytes).
-#[derive(Debug)]
-struct Decoded {
-    line: u64,
-    record: Result<StreamRecord<'static>, Invalid>,
-    /// The original bytes, kept only for a dead letter.
-    raw: Vec<u8>,
-}
-
 /// Decoding is the costliest step per record (JSON), and independent of
-/// every other record: it runs on its own thread, ahead of the engine,
-/// so on two cores the engine and the writer share the other.
-fn decode_batches(mut rx: mpsc::Receiver<LineBatch>, tx: mpsc::Sender<Vec<Decoded>>) -> Result<()> {
+/// every other record: it runs on its own thread, ahead of the driver, so
+/// on two cores the engine and the writer share the other. Blank lines are
+/// no records and are left out here, their numbers kept by the others.
+fn decode_batches(mut rx: mpsc::Receiver<LineBatch>, tx: mpsc::Sender<Vec<Record<()>>>) -> Result<()> {
     while let Some(batch) = rx.blocking_recv() {
         let mut out = Vec::with_capacity(batch.ends.len());
         let mut start = 0;
@@ -463,7 +454,8 @@ fn decode_batches(mut rx: mpsc::Receiver<LineBatch>, tx: mpsc::Sender<Vec<Decode
             }
             let record = decode_line(line).map(StreamRecord::into_owned);
             let raw = if record.is_err() { line.to_vec() } else { Vec::new() };
-            out.push(Decoded { line: batch.first_line + i as u64, record, raw });
+            let origin = Source { line: Some(batch.first_line + i as u64), ..Source::default() };
+            out.push(Record { origin, body: Body::Decoded { record, raw }, position: () });
         }
         if tx.blocking_send(out).is_err() {
             return Err(StoppedEarly("engine").into());
@@ -472,43 +464,87 @@ fn decode_batches(mut rx: mpsc::Receiver<LineBatch>, tx: mpsc::Sender<Vec<Decode
     Ok(())
 }
 
-fn apply_batches(
-    mut processor: Processor,
-    mut rx: mpsc::Receiver<Vec<Decoded>>,
-    tx: mpsc::Sender<Applied>,
-) -> Result<AppliedTotals> {
-    let mut records = 0u64;
-    let mut first_time = None;
-    while let Some(batch) = rx.blocking_recv() {
-        // Room for a vector per record and some timers: no regrowth copies.
-        let mut out = Produced { vectors: Vec::with_capacity(batch.len() + batch.len() / 4), dead: Vec::new() };
-        let mut times = Vec::with_capacity(out.vectors.capacity());
-        for d in batch {
-            records += 1;
-            let source = Source { line: Some(d.line), ..Source::default() };
-            processor.process(d.record, source, &d.raw, &mut out);
-            let now = processor.stream_time().unwrap_or(i64::MIN);
-            times.resize(out.vectors.len(), now);
-            if first_time.is_none() {
-                first_time = processor.stream_time();
-            }
-        }
-        let applied = Applied { produced: out, times, stream_time: processor.stream_time() };
-        if tx.blocking_send(applied).is_err() {
-            return Err(StoppedEarly("scoring").into());
-        }
-    }
-    let span = first_time.zip(processor.stream_time());
-    Ok((records, processor.invalid_counts().clone(), span))
+/// What goes to a writer thread.
+enum Lines {
+    /// Vectors and dead letters.
+    Produced(Produced),
+    /// Predictions, alerts, fleet snapshots.
+    Scored(Scored),
+    /// Write out what is buffered, then answer.
+    Flush(oneshot::Sender<()>),
 }
 
-fn write_outputs(mut rx: mpsc::Receiver<Finished>, outputs: &Outputs) -> Result<()> {
-    let open = |p: &Option<PathBuf>| p.as_deref().map(Output::create).transpose();
-    let mut features = open(&outputs.features)?;
-    let mut dead = open(&outputs.dead_letters)?;
-    let mut predictions = open(&outputs.predictions)?;
-    let mut alerts = open(&outputs.alerts)?;
-    let mut metrics = open(&outputs.metrics)?;
+/// The files one writer thread owns; `None` skips one.
+#[derive(Debug, Default)]
+struct Files {
+    features: Option<PathBuf>,
+    dead_letters: Option<PathBuf>,
+    predictions: Option<PathBuf>,
+    alerts: Option<PathBuf>,
+    metrics: Option<PathBuf>,
+}
+
+/// JSON Lines files written on a thread of their own (serializing and
+/// compressing cost as much as applying), behind a bounded channel.
+#[derive(Debug)]
+struct FileWriter {
+    tx: Option<mpsc::Sender<Lines>>,
+    thread: Option<JoinHandle<Result<()>>>,
+}
+
+impl FileWriter {
+    fn start(files: Files) -> FileWriter {
+        let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
+        FileWriter { tx: Some(tx), thread: Some(tokio::task::spawn_blocking(move || write_files(rx, files))) }
+    }
+
+    async fn write(&mut self, lines: Lines) -> Result<()> {
+        let Some(tx) = self.tx.as_ref() else { return Err(anyhow!("the files were closed")) };
+        if tx.send(lines).await.is_err() {
+            return Err(self.failure().await);
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        let (reply, done) = oneshot::channel();
+        self.write(Lines::Flush(reply)).await?;
+        match done.await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(self.failure().await),
+        }
+    }
+
+    /// Ends the files (compressed ones need their end written).
+    async fn close(&mut self) -> Result<()> {
+        self.tx = None;
+        match self.thread.take() {
+            Some(thread) => thread.await.context("writer task failed")?,
+            None => Err(anyhow!("the files failed earlier")),
+        }
+    }
+
+    /// The error that stopped the writer thread.
+    async fn failure(&mut self) -> anyhow::Error {
+        match self.close().await {
+            Err(e) => e,
+            Ok(()) => anyhow!("the writer stopped early"),
+        }
+    }
+}
+
+/// Creates (or truncates) the files, then writes what it receives until
+/// every sender is gone. Creating them here, not before the run, keeps it
+/// off the critical path: truncating a large file left by an earlier run
+/// takes a while, and reading and decoding go on meanwhile. A file that
+/// cannot be created fails the sink's next call.
+fn write_files(mut rx: mpsc::Receiver<Lines>, files: Files) -> Result<()> {
+    let open = |p: Option<PathBuf>| p.as_deref().map(Output::create).transpose();
+    let mut features = open(files.features)?;
+    let mut dead_letters = open(files.dead_letters)?;
+    let mut predictions = open(files.predictions)?;
+    let mut alerts = open(files.alerts)?;
+    let mut metrics = open(files.metrics)?;
     let mut buf = Vec::with_capacity(1 << 20);
     let mut put = |out: &mut Option<Output>, what: &str, fill: &dyn Fn(&mut Vec<u8>)| -> Result<()> {
         if let Some(out) = out.as_mut() {
@@ -525,15 +561,172 @@ fn write_outputs(mut rx: mpsc::Receiver<Finished>, outputs: &Outputs) -> Result<
             buf.push(b'\n');
         }
     }
-    while let Some(f) = rx.blocking_recv() {
-        put(&mut features, "feature vectors", &|b| f.produced.vectors.iter().for_each(|v| write_vector_line(v, b)))?;
-        put(&mut dead, "dead letters", &|b| f.produced.dead.iter().for_each(|d| d.write_json_line(b)))?;
-        put(&mut predictions, "predictions", &|b| lines(&f.scored.predictions, b))?;
-        put(&mut alerts, "alerts", &|b| lines(&f.scored.alerts, b))?;
-        put(&mut metrics, "fleet metrics", &|b| lines(&f.scored.metrics, b))?;
+    while let Some(message) = rx.blocking_recv() {
+        match message {
+            Lines::Produced(p) => {
+                put(&mut features, "feature vectors", &|b| p.vectors.iter().for_each(|v| write_vector_line(v, b)))?;
+                put(&mut dead_letters, "dead letters", &|b| p.dead.iter().for_each(|d| d.write_json_line(b)))?;
+            }
+            Lines::Scored(s) => {
+                put(&mut predictions, "predictions", &|b| lines(&s.predictions, b))?;
+                put(&mut alerts, "alerts", &|b| lines(&s.alerts, b))?;
+                put(&mut metrics, "fleet metrics", &|b| lines(&s.metrics, b))?;
+            }
+            Lines::Flush(reply) => {
+                for out in [&mut features, &mut dead_letters, &mut predictions, &mut alerts, &mut metrics] {
+                    if let Some(out) = out.as_mut() {
+                        out.flush().context("cannot write the replay's files")?;
+                    }
+                }
+                // The barrier's caller waits on this; if it is gone, no one is left to tell.
+                let _ = reply.send(());
+            }
+        }
     }
-    for out in [features, dead, predictions, alerts, metrics].into_iter().flatten() {
+    for out in [features, dead_letters, predictions, alerts, metrics].into_iter().flatten() {
         out.finish()?;
     }
     Ok(())
+}
+
+fn is_empty(scored: &Scored) -> bool {
+    scored.predictions.is_empty() && scored.alerts.is_empty() && scored.metrics.is_empty()
+}
+
+/// The scoring stage as a sink: vectors in at their stream time,
+/// predictions, alerts (decided here, by the stage, and nowhere else in a
+/// replay) and fleet snapshots out to their files. Linger and snapshots run
+/// on stream time: `now` is the latest time seen.
+#[derive(Debug)]
+struct ScoringFiles<S: Scorer> {
+    stage: ScoringStage<S>,
+    now: i64,
+    /// What the current batch scored so far: written at its tick, so each
+    /// batch is one write, whatever the stage released when.
+    scored: Scored,
+    files: FileWriter,
+}
+
+impl<S: Scorer> ScoringFiles<S> {
+    async fn write_scored(&mut self) -> Result<()> {
+        if is_empty(&self.scored) {
+            return Ok(());
+        }
+        self.files.write(Lines::Scored(std::mem::take(&mut self.scored))).await
+    }
+}
+
+impl<S: Scorer> Sink for ScoringFiles<S> {
+    async fn send(&mut self, produced: Produced) -> Result<()> {
+        let times = vec![self.now; produced.vectors.len()];
+        self.send_timed(produced, times).await
+    }
+
+    async fn send_timed(&mut self, produced: Produced, times: Vec<i64>) -> Result<()> {
+        let now = &mut self.now;
+        let timed = produced.vectors.into_iter().zip(times).map(|(v, t)| {
+            *now = (*now).max(t);
+            (v, *now)
+        });
+        self.stage.offer_timed(timed, &mut self.scored).await
+    }
+
+    async fn tick(&mut self, now_ms: i64) -> Result<()> {
+        self.now = self.now.max(now_ms);
+        self.stage.release(self.now, &mut self.scored).await?;
+        self.write_scored().await
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        self.stage.drain_all(self.now, &mut self.scored).await?;
+        self.write_scored().await?;
+        self.files.flush().await
+    }
+
+    async fn close(&mut self) -> Result<()> {
+        self.stage.flush(self.now, &mut self.scored).await?;
+        self.write_scored().await?;
+        self.files.close().await
+    }
+}
+
+/// Where a replay's results go: vectors and dead letters to their files,
+/// and, when scoring, the vectors also to the scoring stage on its own task.
+#[derive(Debug)]
+struct ReplaySink<S: Scorer> {
+    files: FileWriter,
+    scoring: Option<Background<ScoringFiles<S>>>,
+    keep_vectors: KeepVectors,
+}
+
+/// Whether the vectors are written to a file: if not, the scoring stage
+/// takes them without a copy.
+#[derive(Clone, Copy, Debug)]
+struct KeepVectors(bool);
+
+impl KeepVectors {
+    /// The scoring stage's part of `produced`: its vectors.
+    fn for_scoring(self, produced: &mut Produced) -> Produced {
+        let vectors = if self.0 { produced.vectors.clone() } else { std::mem::take(&mut produced.vectors) };
+        Produced { vectors, dead: Vec::new() }
+    }
+}
+
+impl<S: Scorer> ReplaySink<S> {
+    /// Starts the writers (each creates its files) and, with a stage, the
+    /// scoring task.
+    fn open(outputs: &Outputs, stage: Option<ScoringStage<S>>) -> ReplaySink<S> {
+        let files = FileWriter::start(Files {
+            features: outputs.features.clone(),
+            dead_letters: outputs.dead_letters.clone(),
+            ..Files::default()
+        });
+        let scoring = stage.map(|stage| {
+            let files = FileWriter::start(Files {
+                predictions: outputs.predictions.clone(),
+                alerts: outputs.alerts.clone(),
+                metrics: outputs.metrics.clone(),
+                ..Files::default()
+            });
+            Background::spawn(ScoringFiles { stage, now: i64::MIN, scored: Scored::default(), files })
+        });
+        ReplaySink { files, scoring, keep_vectors: KeepVectors(outputs.features.is_some()) }
+    }
+}
+
+impl<S: Scorer> Sink for ReplaySink<S> {
+    async fn send(&mut self, mut produced: Produced) -> Result<()> {
+        if let Some(scoring) = self.scoring.as_mut() {
+            scoring.send(self.keep_vectors.for_scoring(&mut produced)).await?;
+        }
+        self.files.write(Lines::Produced(produced)).await
+    }
+
+    async fn send_timed(&mut self, mut produced: Produced, times: Vec<i64>) -> Result<()> {
+        if let Some(scoring) = self.scoring.as_mut() {
+            scoring.send_timed(self.keep_vectors.for_scoring(&mut produced), times).await?;
+        }
+        self.files.write(Lines::Produced(produced)).await
+    }
+
+    async fn tick(&mut self, now_ms: i64) -> Result<()> {
+        match self.scoring.as_mut() {
+            Some(scoring) => scoring.tick(now_ms).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        if let Some(scoring) = self.scoring.as_mut() {
+            scoring.flush().await?;
+        }
+        self.files.flush().await
+    }
+
+    async fn close(&mut self) -> Result<()> {
+        if let Some(scoring) = self.scoring.as_mut() {
+            scoring.close().await?;
+        }
+        self.files.close().await
+    }
 }

@@ -196,6 +196,15 @@ impl<S: Scorer> ScoringStage<S> {
     /// failing model up to `FLUSH_ATTEMPTS` times before giving up with an
     /// error that says how many vectors were left unscored.
     pub async fn flush(&mut self, now: i64, out: &mut Scored) -> Result<()> {
+        self.drain_all(now, out).await?;
+        out.metrics.push(self.snapshot(now));
+        Ok(())
+    }
+
+    /// Scores everything waiting, trying a failing model up to
+    /// `FLUSH_ATTEMPTS` times, without the fleet snapshot of
+    /// [`ScoringStage::flush`]: a checkpoint barrier in the middle of a run.
+    pub async fn drain_all(&mut self, now: i64, out: &mut Scored) -> Result<()> {
         let mut failures = 0;
         while !self.drain(now, out).await? {
             failures += 1;
@@ -203,7 +212,6 @@ impl<S: Scorer> ScoringStage<S> {
                 bail!("the model failed {failures} times; {} vectors were left unscored", self.queue.pending());
             }
         }
-        out.metrics.push(self.snapshot(now));
         Ok(())
     }
 

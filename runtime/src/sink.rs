@@ -1,7 +1,8 @@
-//! Where a live run's results go, and the barrier its checkpoints rest on.
+//! Where results go, and the barrier checkpoints rest on.
 //!
-//! A live consumer (`pulse run`, the Lambda handler) hands each step's
-//! [`Produced`] to a [`Sink`]. Sinks may buffer (files, coalesced scoring,
+//! The [`Driver`](crate::driver::Driver) (and, until they are ported onto it,
+//! the live consumer and the Lambda handler) hands each batch's [`Produced`]
+//! to a [`Sink`]. Sinks may buffer (files, coalesced scoring,
 //! batched writes), so a checkpoint never trusts `send` alone: before a
 //! consumer records a stream position as done it calls [`Sink::flush`], and
 //! only once that returns `Ok` are the effects of every record before that
@@ -16,9 +17,26 @@ use anyhow::Result;
 use crate::process::Produced;
 
 /// A destination for vectors and dead letters.
+///
+/// One required pair (`send`, `flush`) and default hooks, in the shape of
+/// Arroyo's operators: [`Sink::send_timed`] (when within a batch each vector
+/// came), [`Sink::tick`] (stream time moved), [`Sink::checkpoint_state`],
+/// [`Sink::observe_source`] and [`Sink::close`] (the last barrier).
 pub trait Sink: Send {
     /// Takes what one step produced. May buffer; must not lose it.
     fn send(&mut self, produced: Produced) -> impl Future<Output = Result<()>> + Send;
+
+    /// Takes one batch's output with, for each vector, the stream time (ms)
+    /// reached when it was produced (`times` is parallel to
+    /// `produced.vectors` and non-decreasing). The driver calls this instead
+    /// of [`Sink::send`]: a sink whose behaviour depends on when each vector
+    /// came within a batch (the scoring stage's micro-batch linger on stream
+    /// time, so a replay's predictions do not depend on how its input was cut
+    /// into batches) overrides it; the default drops the times and sends.
+    fn send_timed(&mut self, produced: Produced, times: Vec<i64>) -> impl Future<Output = Result<()>> + Send {
+        let _ = times;
+        self.send(produced)
+    }
 
     /// Stream time has reached `now_ms` (milliseconds since the epoch): time
     /// to release what lingered long enough, publish periodic metrics, ...
@@ -30,6 +48,16 @@ pub trait Sink: Send {
     /// The checkpoint barrier: returns `Ok` once everything sent before is
     /// durable (written and flushed, scored and stored, acknowledged).
     fn flush(&mut self) -> impl Future<Output = Result<()>> + Send;
+
+    /// The last barrier, at the end of a run that stopped cleanly: everything
+    /// sent is made durable as by [`Sink::flush`], then the sink ends what it
+    /// holds (finishes compressed files, joins its writers, emits a last
+    /// metrics snapshot). A position may be acknowledged once `close`
+    /// returned `Ok`, as after a flush. Nothing is sent after it. The default
+    /// is a flush.
+    fn close(&mut self) -> impl Future<Output = Result<()>> + Send {
+        self.flush()
+    }
 
     /// What the sink needs, besides the stream positions, to resume exactly
     /// where the last successful [`Sink::flush`] left it (e.g. the lengths of
@@ -53,12 +81,20 @@ impl<S: Sink> Sink for &mut S {
         (**self).send(produced)
     }
 
+    fn send_timed(&mut self, produced: Produced, times: Vec<i64>) -> impl Future<Output = Result<()>> + Send {
+        (**self).send_timed(produced, times)
+    }
+
     fn tick(&mut self, now_ms: i64) -> impl Future<Output = Result<()>> + Send {
         (**self).tick(now_ms)
     }
 
     fn flush(&mut self) -> impl Future<Output = Result<()>> + Send {
         (**self).flush()
+    }
+
+    fn close(&mut self) -> impl Future<Output = Result<()>> + Send {
+        (**self).close()
     }
 
     fn checkpoint_state(&self) -> Option<serde_json::Value> {
@@ -80,6 +116,13 @@ impl<S: Sink> Sink for Option<S> {
         }
     }
 
+    async fn send_timed(&mut self, produced: Produced, times: Vec<i64>) -> Result<()> {
+        match self {
+            Some(sink) => sink.send_timed(produced, times).await,
+            None => Ok(()),
+        }
+    }
+
     async fn tick(&mut self, now_ms: i64) -> Result<()> {
         match self {
             Some(sink) => sink.tick(now_ms).await,
@@ -90,6 +133,13 @@ impl<S: Sink> Sink for Option<S> {
     async fn flush(&mut self) -> Result<()> {
         match self {
             Some(sink) => sink.flush().await,
+            None => Ok(()),
+        }
+    }
+
+    async fn close(&mut self) -> Result<()> {
+        match self {
+            Some(sink) => sink.close().await,
             None => Ok(()),
         }
     }
@@ -120,6 +170,11 @@ impl<A: Sink, B: Sink> Sink for Both<A, B> {
         self.1.send(produced).await
     }
 
+    async fn send_timed(&mut self, produced: Produced, times: Vec<i64>) -> Result<()> {
+        self.0.send_timed(produced.clone(), times.clone()).await?;
+        self.1.send_timed(produced, times).await
+    }
+
     async fn tick(&mut self, now_ms: i64) -> Result<()> {
         self.0.tick(now_ms).await?;
         self.1.tick(now_ms).await
@@ -128,6 +183,11 @@ impl<A: Sink, B: Sink> Sink for Both<A, B> {
     async fn flush(&mut self) -> Result<()> {
         self.0.flush().await?;
         self.1.flush().await
+    }
+
+    async fn close(&mut self) -> Result<()> {
+        self.0.close().await?;
+        self.1.close().await
     }
 
     fn checkpoint_state(&self) -> Option<serde_json::Value> {

@@ -1,0 +1,426 @@
+//! The one loop: a [`Source`] through the engine to a [`Sink`], with
+//! end-to-end acknowledgement.
+//!
+//! ```text
+//!            ┌──────────────────────────── acknowledge(position) ◄──────────┐
+//!            ▼                                                              │
+//! Source::next_batch ─► decode ─► Hydrate (optional) ─► Processor ─► Sink::send_timed
+//!   (records with        (capture     (may load customers     (engine,       Sink::tick(stream time)
+//!    their positions)     lines)       the engine lacks)      timers)        Sink::flush ─► Ok? ──┘
+//! ```
+//!
+//! For each batch the [`Driver`]:
+//!
+//! 1. **decodes** its records ([`Body::Line`] with the capture decoder,
+//!    [`Body::Decoded`] as the source decoded it; an invalid record becomes
+//!    a dead letter, never a failure);
+//! 2. hands the valid ones to the **hydration hook** ([`Hydrate`]), which
+//!    may load customers the engine holds no state for (the AWS adapters
+//!    read them from the event table); if it fails, the batch is not
+//!    applied and the run stops with the error;
+//! 3. **applies** them in order with the [`Processor`] (timers fire on
+//!    stream time, before the record that moves it);
+//! 4. **sends** the vectors and dead letters to the sink with the stream
+//!    time each vector was produced at ([`Sink::send_timed`]), then
+//!    **ticks** it with the stream time reached ([`Sink::tick`]): time in
+//!    the pipeline is stream time, so a replay is deterministic;
+//! 5. remembers the batch's last position as pending.
+//!
+//! **The acknowledgement rule.** A position is acknowledged
+//! ([`Source::acknowledge`]) only after [`Sink::flush`] (or, at the end,
+//! [`Sink::close`]) returned `Ok`: then every effect of the records up to
+//! it is durable. If the flush fails, nothing is acknowledged and the run
+//! stops with the error; the source redelivers from its last acknowledged
+//! position next time, and the engine's event-id dedupe and the sinks'
+//! idempotent writes make that harmless. When to flush is
+//! [`Checkpoints`]: at the end only (a replay), after every batch (the
+//! Lambda), or every interval (the live consumer).
+//!
+//! **Stopping.** The run ends at the end of the input, at
+//! [`DriverConfig::max_records`], after [`DriverConfig::idle_exit`] without
+//! records, or when the `shutdown` future completes. Each of those is a
+//! clean stop: the sink is closed (its last barrier) and the last position
+//! acknowledged. An error (a fatal source error, a source that keeps
+//! failing, a failed hydration, sink or acknowledgement) stops the run
+//! without closing the sink or acknowledging anything more.
+//!
+//! **Time.** Checkpoint intervals, the wait after an empty batch, retries
+//! and idleness use tokio's clock, so tests drive them with a paused clock;
+//! nothing in the data path reads a clock.
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use pulse_schemas::capture::decode_line;
+use pulse_schemas::record::{Invalid, StreamRecord};
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::process::{Processor, Produced};
+use crate::sink::Sink;
+use crate::source::{Batch, Body, Source, SourceError};
+
+/// The hydration hook: called with the decoded, valid records of a batch
+/// before they are applied.
+///
+/// An implementation loads the customers those records name that the engine
+/// holds no state for (`processor.engine()`), with their timers settled up
+/// to `processor.stream_time()`, so the batch continues their history
+/// instead of starting it. It retries as its backend needs; an `Err` stops
+/// the run before the batch is applied, so no position moves past records
+/// whose customers were not loaded.
+pub trait Hydrate: Send {
+    /// Loads what `records` need into `processor`'s engine.
+    fn hydrate(
+        &mut self,
+        processor: &Processor,
+        records: &[&StreamRecord<'_>],
+    ) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// No hydration: every customer starts from its first record (a replay, a
+/// live run from the start of the stream).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoHydration;
+
+impl Hydrate for NoHydration {
+    async fn hydrate(&mut self, _: &Processor, _: &[&StreamRecord<'_>]) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// When the driver flushes its sink and acknowledges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checkpoints {
+    /// Once, when the run stops cleanly (a replay: acknowledging does nothing).
+    AtEnd,
+    /// After every batch (the Lambda: a batch is answered only once durable).
+    EveryBatch,
+    /// At most this long after a batch was applied (a long-running consumer).
+    Every(Duration),
+}
+
+/// Retries of a source's [`SourceError::Retryable`] errors: exponential
+/// backoff from `min_delay` to `max_delay`; `attempts` reads in a row fail
+/// before the run stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retry {
+    /// Reads in a row that may fail (at least 1).
+    pub attempts: u32,
+    /// The first wait.
+    pub min_delay: Duration,
+    /// The longest wait.
+    pub max_delay: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry { attempts: 5, min_delay: Duration::from_millis(100), max_delay: Duration::from_secs(5) }
+    }
+}
+
+/// How a run behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DriverConfig {
+    /// When to flush and acknowledge.
+    pub checkpoints: Checkpoints,
+    /// Stop after this many records (counted by this driver).
+    pub max_records: Option<u64>,
+    /// Stop when the source has had nothing new this long.
+    pub idle_exit: Option<Duration>,
+    /// The wait after an empty batch before asking again.
+    pub empty_wait: Duration,
+    /// Retries of a failing source.
+    pub retry: Retry,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig {
+            checkpoints: Checkpoints::AtEnd,
+            max_records: None,
+            idle_exit: None,
+            empty_wait: Duration::from_millis(100),
+            retry: Retry::default(),
+        }
+    }
+}
+
+impl DriverConfig {
+    /// Checks the configuration without I/O; the error names the setting.
+    pub fn validate(&self) -> Result<()> {
+        anyhow::ensure!(self.retry.attempts >= 1, "the source's read attempts must be at least 1");
+        anyhow::ensure!(self.retry.min_delay <= self.retry.max_delay, "the retry delays must grow (min <= max)");
+        if let Checkpoints::Every(interval) = self.checkpoints {
+            anyhow::ensure!(!interval.is_zero(), "the checkpoint interval must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// Why a run stopped (cleanly).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StopReason {
+    /// The source said there is no more.
+    EndOfInput,
+    /// [`DriverConfig::max_records`] reached.
+    MaxRecords,
+    /// Nothing new for [`DriverConfig::idle_exit`].
+    Idle,
+    /// The shutdown future completed.
+    Shutdown,
+}
+
+/// What a run did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct DriverSummary {
+    /// Why it stopped.
+    pub stopped: StopReason,
+    /// Records applied or dead-lettered (blank capture lines are not records).
+    pub records: u64,
+    /// Non-empty batches applied.
+    pub batches: u64,
+    /// Positions acknowledged.
+    pub acknowledged: u64,
+    /// Stream time after the first record that carried one, and at the end.
+    pub stream_span_ms: Option<(i64, i64)>,
+}
+
+/// The loop: owns the [`Processor`] and the hydration hook; the source and
+/// the sink are lent to [`Driver::run`].
+#[derive(Debug)]
+pub struct Driver<H = NoHydration> {
+    processor: Processor,
+    hydrate: H,
+    config: DriverConfig,
+    records: u64,
+    batches: u64,
+    acknowledged: u64,
+    first_stream_time: Option<i64>,
+}
+
+impl Driver<NoHydration> {
+    /// A driver over `processor`, without hydration; the configuration is
+    /// checked here.
+    pub fn new(processor: Processor, config: DriverConfig) -> Result<Driver<NoHydration>> {
+        config.validate()?;
+        Ok(Driver {
+            processor,
+            hydrate: NoHydration,
+            config,
+            records: 0,
+            batches: 0,
+            acknowledged: 0,
+            first_stream_time: None,
+        })
+    }
+}
+
+impl<H: Hydrate> Driver<H> {
+    /// The same driver with a hydration hook.
+    pub fn with_hydration<H2: Hydrate>(self, hydrate: H2) -> Driver<H2> {
+        let Driver { processor, config, records, batches, acknowledged, first_stream_time, .. } = self;
+        Driver { processor, hydrate, config, records, batches, acknowledged, first_stream_time }
+    }
+
+    /// The processor (its engine, stream time and dead-letter counts).
+    pub fn processor(&self) -> &Processor {
+        &self.processor
+    }
+
+    /// Records applied or dead-lettered so far.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    fn reached_max(&self) -> bool {
+        self.config.max_records.is_some_and(|max| self.records >= max)
+    }
+
+    /// Runs until a stop condition (see the module doc); on a clean stop the
+    /// sink is closed and the last position acknowledged.
+    pub async fn run<S: Source, K: Sink>(
+        &mut self,
+        mut source: S,
+        mut sink: K,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<DriverSummary> {
+        tokio::pin!(shutdown);
+        let retry = self.config.retry;
+        let mut pending: Option<S::Position> = None;
+        let mut failures = 0u32;
+        let mut delay = retry.min_delay;
+        let mut last_record = Instant::now();
+        let mut next_checkpoint = None;
+        let stopped = loop {
+            if self.reached_max() {
+                break StopReason::MaxRecords;
+            }
+            let read = tokio::select! {
+                biased;
+                () = &mut shutdown => break StopReason::Shutdown,
+                () = sleep_until(next_checkpoint) => {
+                    next_checkpoint = None;
+                    self.checkpoint(&mut source, &mut sink, &mut pending).await?;
+                    continue;
+                }
+                read = source.next_batch() => read,
+            };
+            let batch = match read {
+                Ok(Some(batch)) => batch,
+                Ok(None) => break StopReason::EndOfInput,
+                Err(SourceError::Fatal(e)) => return Err(e.context("the source failed")),
+                Err(SourceError::Retryable(e)) => {
+                    failures += 1;
+                    if failures >= retry.attempts {
+                        return Err(e.context(format!("the source failed {failures} times in a row")));
+                    }
+                    tracing::warn!(error = %format!("{e:#}"), attempt = failures, wait_ms = delay.as_millis() as u64,
+                        "reading the source failed; retrying");
+                    tokio::select! {
+                        biased;
+                        () = &mut shutdown => break StopReason::Shutdown,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(retry.max_delay);
+                    continue;
+                }
+            };
+            failures = 0;
+            delay = retry.min_delay;
+            sink.observe_source(batch.records.len() as u64, batch.behind_ms);
+            if batch.records.is_empty() {
+                if self.config.idle_exit.is_some_and(|idle| last_record.elapsed() >= idle) {
+                    break StopReason::Idle;
+                }
+                // A checkpoint falling due while the source is quiet is not delayed.
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => break StopReason::Shutdown,
+                    () = sleep_until(next_checkpoint) => {
+                        next_checkpoint = None;
+                        self.checkpoint(&mut source, &mut sink, &mut pending).await?;
+                    }
+                    () = tokio::time::sleep(self.config.empty_wait) => {}
+                }
+                continue;
+            }
+            last_record = Instant::now();
+            if let Some(position) = self.apply(batch, &mut sink).await? {
+                pending = Some(position);
+            }
+            match self.config.checkpoints {
+                Checkpoints::EveryBatch => self.checkpoint(&mut source, &mut sink, &mut pending).await?,
+                Checkpoints::Every(interval) => {
+                    next_checkpoint.get_or_insert(Instant::now() + interval);
+                }
+                Checkpoints::AtEnd => {}
+            }
+        };
+        sink.close().await.context("the sink could not close (the final barrier): nothing more is acknowledged")?;
+        if let Some(position) = pending.take() {
+            source.acknowledge(&position).await.context("acknowledging the last position failed")?;
+            self.acknowledged += 1;
+        }
+        Ok(DriverSummary {
+            stopped,
+            records: self.records,
+            batches: self.batches,
+            acknowledged: self.acknowledged,
+            stream_span_ms: self.first_stream_time.zip(self.processor.stream_time()),
+        })
+    }
+
+    /// The barrier: flush, then acknowledge what is pending.
+    async fn checkpoint<S: Source, K: Sink>(
+        &mut self,
+        source: &mut S,
+        sink: &mut K,
+        pending: &mut Option<S::Position>,
+    ) -> Result<()> {
+        sink.flush().await.context("the sink could not flush (checkpoint barrier): nothing is acknowledged")?;
+        if let Some(position) = pending.take() {
+            source.acknowledge(&position).await.context("acknowledging a position failed")?;
+            self.acknowledged += 1;
+        }
+        Ok(())
+    }
+
+    /// Steps 1–4 of the module doc for one batch (cut at `max_records`);
+    /// returns the position of its last record.
+    async fn apply<P, K: Sink>(&mut self, batch: Batch<P>, sink: &mut K) -> Result<Option<P>> {
+        let mut records = batch.records;
+        if let Some(max) = self.config.max_records {
+            records.truncate(usize::try_from(max.saturating_sub(self.records)).unwrap_or(usize::MAX));
+        }
+        // 1. Decode the capture lines; records the source decoded are read
+        //    in place (nothing is moved: a batch is thousands of records).
+        let decoded_lines: Vec<Result<StreamRecord<'_>, Invalid>> = records
+            .iter()
+            .filter_map(|r| match &r.body {
+                Body::Line(line) if !is_blank(line) => Some(decode_line(line)),
+                _ => None,
+            })
+            .collect();
+        let mut next_line = decoded_lines.iter();
+        let decoded: Vec<Readied<'_>> = records
+            .iter()
+            .filter_map(|r| match &r.body {
+                Body::Line(line) if is_blank(line) => None,
+                Body::Line(line) => next_line.next().map(|d| (d.as_ref(), &r.origin, line.as_slice())),
+                Body::Decoded { record, raw } => Some((record.as_ref(), &r.origin, raw.as_slice())),
+            })
+            .collect();
+        // 2. Hydrate.
+        let valid: Vec<&StreamRecord<'_>> = decoded.iter().filter_map(|(d, _, _)| d.ok()).collect();
+        if !valid.is_empty() {
+            self.hydrate
+                .hydrate(&self.processor, &valid)
+                .await
+                .context("hydration failed: the batch was not applied")?;
+        }
+        // 3. Apply; each vector's time is the stream time once its record was applied.
+        let n = decoded.len();
+        let mut out = Produced { vectors: Vec::with_capacity(n + n / 4), dead: Vec::new() };
+        let mut times = Vec::with_capacity(out.vectors.capacity());
+        for (decoded, origin, raw) in decoded {
+            self.records += 1;
+            self.processor.process_ref(decoded, origin, raw, &mut out);
+            let now = self.processor.stream_time().unwrap_or(i64::MIN);
+            times.resize(out.vectors.len(), now);
+            if self.first_stream_time.is_none() {
+                self.first_stream_time = self.processor.stream_time();
+            }
+        }
+        drop(valid);
+        let last = records.pop().map(|r| r.position);
+        self.batches += 1;
+        // 4. Send and tick.
+        if !out.is_empty() {
+            sink.send_timed(out, times).await.context("the sink failed")?;
+        }
+        if let Some(now) = self.processor.stream_time() {
+            sink.tick(now).await.context("the sink failed")?;
+        }
+        Ok(last)
+    }
+}
+
+/// A record of a batch ready to apply, read in place: decoded (or why it is
+/// dead), its provenance, and its original bytes for a dead letter.
+type Readied<'a> = (Result<&'a StreamRecord<'a>, &'a Invalid>, &'a pulse_schemas::Source, &'a [u8]);
+
+/// A line of only whitespace is no record.
+fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(u8::is_ascii_whitespace)
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
