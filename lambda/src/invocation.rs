@@ -2,15 +2,18 @@
 //! source mapping, or the scheduled event that rescores due customers.
 
 use anyhow::{bail, Context, Result};
-use aws_lambda_events::event::dynamodb::Event;
+use aws_lambda_events::event::dynamodb::EventRecord;
 use aws_lambda_events::event::kinesis::KinesisEvent;
+use serde::Deserialize;
 use serde_json::Value;
 
 /// One invocation of the function.
 #[derive(Debug)]
 pub enum Invocation {
-    /// A batch of the DynamoDB Streams event source mapping.
-    Batch(Event),
+    /// A batch of the DynamoDB Streams event source mapping, read record by
+    /// record: one that is not a DynamoDB Streams record is kept as its JSON
+    /// (it becomes a dead letter, never a failed batch).
+    Batch(Vec<Result<EventRecord, Unreadable>>),
     /// A batch of a Kinesis event source mapping (Kinesis Data Streams for
     /// DynamoDB: each record's data is a change of the table, as JSON).
     KinesisBatch(KinesisEvent),
@@ -19,6 +22,29 @@ pub enum Invocation {
         /// The scheduled time (ms since the epoch).
         now_ms: i64,
     },
+}
+
+/// A record of a batch that is not a DynamoDB Streams record (e.g. an image
+/// that is a list, not a map): what it was and why it was refused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unreadable {
+    /// The record's JSON, as delivered.
+    pub json: Vec<u8>,
+    /// The record's `dynamodb.SequenceNumber`, when it has one.
+    pub sequence_number: Option<String>,
+    /// Why it could not be read.
+    pub error: String,
+}
+
+impl Unreadable {
+    /// Reads one record of a batch.
+    pub fn read(value: &Value) -> Result<EventRecord, Unreadable> {
+        EventRecord::deserialize(value).map_err(|e| Unreadable {
+            json: serde_json::to_vec(value).unwrap_or_default(),
+            sequence_number: value.pointer("/dynamodb/SequenceNumber").and_then(Value::as_str).map(str::to_owned),
+            error: e.to_string(),
+        })
+    }
 }
 
 /// The `detail-type` of EventBridge's scheduled events.
@@ -51,9 +77,11 @@ impl Invocation {
                     .context("the payload has Kinesis Records but is not a Kinesis event")?;
                 return Ok(Invocation::KinesisBatch(event));
             }
-            let event: Event = serde_json::from_value(payload)
-                .context("the payload has Records but is not a DynamoDB Streams event")?;
-            return Ok(Invocation::Batch(event));
+            let Some(records) = records.as_array() else {
+                bail!("the payload's Records is not a list: not a DynamoDB Streams event")
+            };
+            let records = records.iter().map(Unreadable::read).collect();
+            return Ok(Invocation::Batch(records));
         }
         if fields.get("detail-type").and_then(Value::as_str) == Some(SCHEDULED_EVENT) {
             let time = fields.get("time").and_then(Value::as_str).context(
@@ -82,7 +110,10 @@ mod tests {
     fn a_streams_batch_is_a_batch() {
         let fixture = include_str!("../../schemas/tests/fixtures/lambda-dynamodb-event.json");
         match Invocation::from_payload(serde_json::from_str(fixture).unwrap()).unwrap() {
-            Invocation::Batch(event) => assert_eq!(event.records.len(), 6),
+            Invocation::Batch(records) => {
+                assert_eq!(records.len(), 6);
+                assert!(records.iter().all(Result::is_ok));
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -120,6 +151,19 @@ mod tests {
         assert!(err.contains("time"), "{err}");
         let err = format!("{:#}", Invocation::from_payload(json!({"Records": 3})).unwrap_err());
         assert!(err.contains("not a DynamoDB Streams event"), "{err}");
+        // One bad record is kept as it came, with its sequence number; the
+        // others are read.
+        let fixture: Value =
+            serde_json::from_str(include_str!("../../schemas/tests/fixtures/lambda-dynamodb-event.json")).unwrap();
+        let mut records = fixture["Records"].as_array().unwrap().clone();
+        records[1]["dynamodb"]["NewImage"] = json!([{"S": "stu_x"}]);
+        let Invocation::Batch(read) = Invocation::from_payload(json!({ "Records": records })).unwrap() else {
+            panic!("a batch")
+        };
+        assert!(read[0].is_ok() && read[2].is_ok());
+        let bad = read[1].as_ref().unwrap_err();
+        assert_eq!(bad.sequence_number.as_deref(), records[1]["dynamodb"]["SequenceNumber"].as_str());
+        assert_eq!(serde_json::from_slice::<Value>(&bad.json).unwrap(), records[1]);
         assert!(Invocation::from_payload(json!([1])).is_err());
     }
 }

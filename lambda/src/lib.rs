@@ -88,19 +88,19 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use aws_lambda_events::event::dynamodb::Event;
+use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use clap::Parser;
 use pulse_operators::{Engine, EngineConfig, TimerPolicy};
 use pulse_schemas::capture::{decode_line, kinesis_line};
 use pulse_schemas::lambda::decode_record;
-use pulse_schemas::record::{Invalid, StreamRecord};
+use pulse_schemas::record::{Invalid, InvalidReason, StreamRecord};
 use pulse_schemas::validate::FUTURE_TOLERANCE_MS;
 use pulse_schemas::Source;
 use serde::Serialize;
 
-pub use invocation::{Invocation, SCHEDULED_EVENT};
+pub use invocation::{Invocation, Unreadable, SCHEDULED_EVENT};
 pub use pulse_aws::stamps::{self, Stamps};
 pub use settings::{LambdaSettings, Switch};
 
@@ -384,8 +384,9 @@ impl Handler {
                 tracing::info!(report = ?outcome.report, "Kinesis batch handled");
                 Ok(serde_json::to_value(outcome.response)?)
             }
-            Invocation::Batch(event) => {
-                let outcome = self.handle_batch(&event, sink).await;
+            Invocation::Batch(records) => {
+                let records: Vec<Result<&EventRecord, &Unreadable>> = records.iter().map(Result::as_ref).collect();
+                let outcome = self.handle_records(&records, sink).await;
                 tracing::info!(report = ?outcome.report, "batch handled");
                 Ok(serde_json::to_value(outcome.response)?)
             }
@@ -400,19 +401,40 @@ impl Handler {
     /// Applies one batch of the DynamoDB Streams event source mapping, in
     /// order (see the module doc for the steps and the failures).
     pub async fn handle_batch<S: Sink>(&self, event: &Event, sink: &mut S) -> BatchOutcome {
-        let incoming = event
-            .records
+        let records: Vec<Result<&EventRecord, &Unreadable>> = event.records.iter().map(Ok).collect();
+        self.handle_records(&records, sink).await
+    }
+
+    /// [`Handler::handle_batch`] on records read one by one: a record that
+    /// is not a DynamoDB Streams record becomes a dead letter
+    /// (`malformed_record`, its JSON kept) like any invalid record.
+    async fn handle_records<S: Sink>(
+        &self,
+        records: &[Result<&EventRecord, &Unreadable>],
+        sink: &mut S,
+    ) -> BatchOutcome {
+        let incoming = records
             .iter()
-            .map(|record| {
-                let decoded = decode_record(record);
-                // The dead letter keeps the record as Lambda delivered it.
-                let raw = match &decoded {
-                    Ok(_) => Some(Vec::new()),
-                    Err(_) => serde_json::to_vec(record)
-                        .map_err(|e| tracing::error!(error = %e, "an invalid record cannot be serialized"))
-                        .ok(),
-                };
-                Incoming { sequence_number: record.change.sequence_number.clone(), decoded, raw }
+            .map(|record| match record {
+                Ok(record) => {
+                    let decoded = decode_record(record);
+                    // The dead letter keeps the record as Lambda delivered it.
+                    let raw = match &decoded {
+                        Ok(_) => Some(Vec::new()),
+                        Err(_) => serde_json::to_vec(record)
+                            .map_err(|e| tracing::error!(error = %e, "an invalid record cannot be serialized"))
+                            .ok(),
+                    };
+                    Incoming { sequence_number: record.change.sequence_number.clone(), decoded, raw }
+                }
+                Err(unreadable) => Incoming {
+                    sequence_number: unreadable.sequence_number.clone(),
+                    decoded: Err(Invalid::from(InvalidReason::Malformed(format!(
+                        "not a DynamoDB Streams record: {}",
+                        unreadable.error
+                    )))),
+                    raw: Some(unreadable.json.clone()),
+                },
             })
             .collect();
         self.handle_incoming(incoming, sink).await

@@ -288,3 +288,22 @@ fn a_failed_kinesis_batch_names_its_first_kinesis_sequence_number() {
     let first = format!("4959{:040}", 0);
     assert_eq!(answer, serde_json::json!({ "batchItemFailures": [{ "itemIdentifier": first }] }));
 }
+
+#[test]
+fn a_record_that_is_not_a_streams_record_is_a_dead_letter_not_a_failed_batch() {
+    // An image written as a list: the event's other records still apply.
+    let mut payload: Value = serde_json::from_str(FIXTURE).unwrap();
+    payload["Records"][0]["dynamodb"]["NewImage"] = serde_json::json!([{"S": "stu_x"}, {"S": "event"}]);
+    let handler = Handler::new(EngineConfig::default());
+    let mut sink = MemorySink::default();
+    let answer = runtime().block_on(handler.invoke(payload.clone(), &mut sink)).unwrap();
+    assert_eq!(answer, serde_json::json!({ "batchItemFailures": [] }));
+    let codes: Vec<&str> = sink.dead.iter().map(|d| d.invalid.reason.code()).collect();
+    assert_eq!(codes, ["malformed_record", "future_event"]);
+    assert_eq!(sink.dead[0].source.sequence_number, sequence_number(0));
+    let mut line = Vec::new();
+    sink.dead[0].write_json_line(&mut line);
+    let dead: Value = serde_json::from_slice(&line).unwrap();
+    assert_eq!(dead["record"], payload["Records"][0], "the record kept as it came");
+    assert!(!sink.vectors.is_empty(), "the other records were applied");
+}
