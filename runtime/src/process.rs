@@ -28,20 +28,29 @@ struct DeadLetterJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     record: Option<&'a serde_json::value::RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    record_text: Option<std::borrow::Cow<'a, str>>,
+    record_text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record_base64: Option<String>,
 }
 
 impl DeadLetter {
     /// Appends the dead letter as one JSON line: `code`, `reason`, `source`, and
-    /// `record` (the original JSON) or, when it was not JSON, `record_text`.
+    /// the record exactly as read: `record` (the original JSON), or, when it
+    /// was not JSON, `record_text` (UTF-8 text) or `record_base64` (any
+    /// other bytes, standard base64), so the original bytes can always be
+    /// recovered.
     pub fn write_json_line(&self, out: &mut Vec<u8>) {
+        use base64::Engine as _;
         let raw = serde_json::from_slice::<&serde_json::value::RawValue>(&self.raw).ok();
+        let text = if raw.is_none() { std::str::from_utf8(&self.raw).ok() } else { None };
         let json = DeadLetterJson {
             code: self.invalid.reason.code(),
             reason: self.invalid.reason.to_string(),
             source: &self.source,
             record: raw,
-            record_text: raw.is_none().then(|| String::from_utf8_lossy(&self.raw)),
+            record_text: text,
+            record_base64: (raw.is_none() && text.is_none())
+                .then(|| base64::engine::general_purpose::STANDARD.encode(&self.raw)),
         };
         // Serializing plain structs into a Vec cannot fail.
         serde_json::to_writer(&mut *out, &json).expect("dead letter serializes");
@@ -193,4 +202,33 @@ impl Processor {
 pub fn write_vector_line(v: &FeatureVector, out: &mut Vec<u8>) {
     serde_json::to_writer(&mut *out, v).expect("a feature vector serializes");
     out.push(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pulse_schemas::record::InvalidReason;
+
+    fn dead(raw: &[u8]) -> serde_json::Value {
+        let letter = DeadLetter {
+            source: Source::default(),
+            invalid: Invalid::from(InvalidReason::Malformed("test".into())),
+            raw: raw.to_vec(),
+        };
+        let mut line = Vec::new();
+        letter.write_json_line(&mut line);
+        serde_json::from_slice(&line).unwrap()
+    }
+
+    #[test]
+    fn a_dead_letter_keeps_the_original_bytes() {
+        use base64::Engine as _;
+        assert_eq!(dead(br#"{"a":1}"#)["record"], serde_json::json!({"a": 1}));
+        assert_eq!(dead(b"not json").get("record_text").and_then(|t| t.as_str()), Some("not json"));
+        let bytes = b"\xff\xfe{\"eventName\":\"INSERT\"}";
+        let got = dead(bytes);
+        assert!(got.get("record_text").is_none() && got.get("record").is_none(), "{got}");
+        let back = base64::engine::general_purpose::STANDARD.decode(got["record_base64"].as_str().unwrap()).unwrap();
+        assert_eq!(back, bytes, "the bytes come back whole");
+    }
 }

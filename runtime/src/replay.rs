@@ -236,6 +236,62 @@ impl ReplaySummary {
     }
 }
 
+/// Refuses outputs that would overwrite the input or each other: the same
+/// path, or another name of the same file (a symbolic or hard link), found
+/// before any file is created or truncated. `pulse replay X --features-out X`
+/// used to truncate the capture it was reading.
+fn check_distinct_files(config: &ReplayConfig) -> Result<()> {
+    let o = &config.outputs;
+    let mut files: Vec<(&str, &Path)> = Vec::new();
+    if let Input::Capture(path) = &config.input {
+        files.push(("the capture", path));
+    }
+    let outputs = [
+        ("--features-out", &o.features),
+        ("--dead-letter-out", &o.dead_letters),
+        ("--predictions-out", &o.predictions),
+        ("--alerts-out", &o.alerts),
+        ("--metrics-out", &o.metrics),
+    ];
+    files.extend(outputs.iter().filter_map(|(flag, p)| p.as_deref().map(|p| (*flag, p))));
+    let ids: Vec<FileId> = files.iter().map(|(_, p)| FileId::of(p)).collect();
+    for (i, a) in ids.iter().enumerate() {
+        for (j, b) in ids.iter().enumerate().skip(i + 1) {
+            if a == b {
+                let ((what_a, path_a), (what_b, path_b)) = (files[i], files[j]);
+                return Err(anyhow!(
+                    "{what_b} {} is the same file as {what_a} {}: refusing to overwrite it; choose another path",
+                    path_b.display(),
+                    path_a.display()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A file's identity: its device and inode when it exists (every name of
+/// it, through links, has the same), else its path with the parent
+/// directory resolved.
+#[derive(Debug, PartialEq, Eq)]
+enum FileId {
+    Inode(u64, u64),
+    Path(PathBuf),
+}
+
+impl FileId {
+    fn of(path: &Path) -> FileId {
+        #[cfg(unix)]
+        if let Ok(meta) = std::fs::metadata(path) {
+            use std::os::unix::fs::MetadataExt as _;
+            return FileId::Inode(meta.dev(), meta.ino());
+        }
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let parent = std::fs::canonicalize(parent).unwrap_or_else(|_| parent.to_path_buf());
+        FileId::Path(parent.join(path.file_name().unwrap_or_default()))
+    }
+}
+
 /// Runs to the end of the input. `scorer` is needed when `config.scoring` is set.
 pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Result<ReplaySummary> {
     let started = Instant::now();
@@ -249,6 +305,7 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
     if stage.is_none() && needs_scoring.iter().any(|o| o.is_some()) {
         return Err(anyhow!("predictions, alerts and fleet metrics need scoring"));
     }
+    check_distinct_files(&config)?;
 
     let (mut source, unit, total, counter) = ReplaySource::start(config.input.clone())?;
     let mut sink = ReplaySink::open(&config.outputs, stage);

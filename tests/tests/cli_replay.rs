@@ -185,6 +185,36 @@ fn an_unwritable_output_exits_non_zero_naming_it() {
 }
 
 #[test]
+fn an_output_that_is_the_input_or_another_output_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let golden = std::fs::read(fixture("golden.jsonl")).unwrap();
+    let capture = write_file(dir.path(), "capture.jsonl", &golden);
+    let link = dir.path().join("link.jsonl");
+    std::os::unix::fs::symlink(&capture, &link).unwrap();
+    let hard = dir.path().join("hard.jsonl");
+    std::fs::hard_link(&capture, &hard).unwrap();
+    let other = dir.path().join("out.jsonl");
+    let same_other = dir.path().join(".").join("out.jsonl");
+    for (flags, needle) in [
+        (vec!["--features-out", capture.to_str().unwrap()], "--features-out"),
+        (vec!["--features-out", link.to_str().unwrap()], "--features-out"),
+        (vec!["--dead-letter-out", hard.to_str().unwrap()], "--dead-letter-out"),
+        (
+            vec!["--features-out", other.to_str().unwrap(), "--dead-letter-out", same_other.to_str().unwrap()],
+            "--dead-letter-out",
+        ),
+    ] {
+        let mut args = vec!["replay", capture.to_str().unwrap(), "--quiet"];
+        args.extend(&flags);
+        let out = run_pulse(&args);
+        assert!(!out.status.success(), "{flags:?}: {}", describe(&out));
+        assert!(stderr(&out).contains(needle) && stderr(&out).contains("same file"), "{flags:?}: {}", describe(&out));
+        assert_eq!(std::fs::read(&capture).unwrap(), golden, "{flags:?}: the capture is untouched");
+    }
+    assert!(!other.exists(), "nothing was created");
+}
+
+#[test]
 fn bad_flags_exit_non_zero_naming_the_flag() {
     let golden = fixture("golden.jsonl");
     let golden = golden.to_str().unwrap();

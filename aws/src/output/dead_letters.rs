@@ -3,7 +3,7 @@
 //!
 //! The body is the dead letter's JSON line
 //! ([`DeadLetter::write_json_line`]): `code`, `reason`, `source` and `record`
-//! (the original JSON; `record_text` when it was not JSON). Attributes
+//! (the original JSON; `record_text` when it was not JSON, `record_base64` when it was not UTF-8 either). Attributes
 //! `code` and `sequence_number` let a consumer route or find it.
 //!
 //! SQS takes at most 256 KiB a message (and a batch). A DynamoDB Streams
