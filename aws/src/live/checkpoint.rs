@@ -21,8 +21,12 @@
 //! dedupe and the sinks' resume state make harmless.
 //!
 //! Layout: `pulse-checkpoint\n`, the header's length (u64, little endian),
-//! the header (JSON, [`CheckpointHeader`]), then the engine snapshot as one
-//! zstd stream to the end of the file.
+//! the header (JSON, [`CheckpointHeader`]), the engine snapshot as one zstd
+//! frame, then the xxh3-64 of everything before it (u64, little endian).
+//! The whole file is checked before any of it is used: an edited header (a
+//! shard's sequence number, an output length, the stream time) would
+//! otherwise skip records or cut an output silently, so a mismatch refuses
+//! to start and says what to do.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -32,9 +36,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use pulse_operators::{Engine, EngineConfig};
 use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::Xxh3;
 
 /// The file format's version; a file of another version is refused.
-pub const FORMAT: u32 = 1;
+/// Version 2 added the checksum of the whole file.
+pub const FORMAT: u32 = 2;
 
 const MAGIC: &[u8] = b"pulse-checkpoint\n";
 /// A header longer than this is not a header (a damaged or foreign file).
@@ -135,7 +141,14 @@ impl CheckpointFile {
             Err(e) => return Err(e).with_context(|| format!("cannot open checkpoint {}", self.path.display())),
         };
         let what = || format!("checkpoint {}", self.path.display());
-        let mut r = BufReader::with_capacity(1 << 20, file);
+        let size = file.metadata().with_context(what)?.len();
+        if size < (MAGIC.len() + 16) as u64 {
+            bail!("{} is too short to be a checkpoint", what());
+        }
+        verify_checksum(&file, size).with_context(what)?;
+        let mut file = file;
+        std::io::Seek::rewind(&mut file).with_context(what)?;
+        let mut r = BufReader::with_capacity(1 << 20, file.take(size - 8));
         let mut magic = [0u8; MAGIC.len()];
         r.read_exact(&mut magic).with_context(|| format!("{} is too short to be a checkpoint", what()))?;
         if magic != MAGIC {
@@ -165,7 +178,8 @@ impl CheckpointFile {
                         engine_label(&config)
                     );
                 }
-                let decoder = zstd::Decoder::with_buffer(r).with_context(|| format!("{}: engine state", what()))?;
+                let decoder =
+                    zstd::Decoder::with_buffer(r).with_context(|| format!("{}: engine state", what()))?.single_frame();
                 Some(read_engine(config, decoder).with_context(|| format!("{}: cannot restore the engine", what()))?)
             }
             (Some(_), None) => {
@@ -188,7 +202,7 @@ impl CheckpointFile {
         let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
         let written = (|| -> Result<()> {
             let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-            let mut w = BufWriter::with_capacity(1 << 20, file);
+            let mut w = Hashing { inner: BufWriter::with_capacity(1 << 20, file), hash: Xxh3::new() };
             let json = serde_json::to_vec(header).context("checkpoint header")?;
             w.write_all(MAGIC)?;
             w.write_all(&(json.len() as u64).to_le_bytes())?;
@@ -198,6 +212,8 @@ impl CheckpointFile {
                 write_engine(engine, &mut z).context("cannot write the engine state")?;
                 w = z.finish()?;
             }
+            let Hashing { inner: mut w, hash } = w;
+            w.write_all(&hash.digest().to_le_bytes())?;
             w.flush()?;
             w.get_ref().sync_all()?;
             Ok(())
@@ -212,6 +228,50 @@ impl CheckpointFile {
         File::open(&dir).and_then(|d| d.sync_all()).with_context(|| format!("cannot sync {}", dir.display()))?;
         Ok(())
     }
+}
+
+/// A writer that hashes what passes through it.
+struct Hashing<W> {
+    inner: W,
+    hash: Xxh3,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Checks the file's last 8 bytes against the xxh3-64 of all before them,
+/// reading it once, in pieces.
+fn verify_checksum(file: &File, size: u64) -> Result<()> {
+    let mut r = BufReader::with_capacity(1 << 20, file);
+    let mut hash = Xxh3::new();
+    let mut left = size - 8;
+    let mut buf = vec![0u8; 1 << 20];
+    while left > 0 {
+        let n = r.read(&mut buf[..left.min(1 << 20) as usize])?;
+        if n == 0 {
+            bail!("is truncated");
+        }
+        hash.update(&buf[..n]);
+        left -= n as u64;
+    }
+    let mut stored = [0u8; 8];
+    r.read_exact(&mut stored)?;
+    if u64::from_le_bytes(stored) != hash.digest() {
+        bail!(
+            "is damaged or was edited: its checksum does not match its contents. Resuming from it could skip \
+             records or cut outputs; restore an intact copy, or delete it to start over from the stream"
+        );
+    }
+    Ok(())
 }
 
 /// The engine's snapshot, written (the one place pulse's live runs depend on
@@ -285,5 +345,34 @@ mod tests {
         assert!(format!("{err:#}").contains("same timer options"), "{err:#}");
         let err = file.load(None).unwrap_err();
         assert!(format!("{err:#}").contains("pulse capture"), "{err:#}");
+    }
+
+    #[test]
+    fn an_edited_or_damaged_checkpoint_is_refused_before_it_is_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cp");
+        let file = CheckpointFile::new(&path);
+        file.save(&header("kinesis:arn"), Some(&Engine::new(EngineConfig::default()))).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        assert!(file.load(Some(EngineConfig::default())).unwrap().is_some());
+
+        // One digit of a shard's sequence number, in the JSON header.
+        let at = good.windows(4).position(|w| w == b"\"42\"").expect("the sequence number") + 1;
+        let mut edited = good.clone();
+        edited[at] = b'9';
+        // A flipped bit in the engine's state; the last byte of the checksum; one byte cut.
+        let mut flipped = good.clone();
+        let mid = good.len() - 20;
+        flipped[mid] ^= 1;
+        let mut trailer = good.clone();
+        *trailer.last_mut().unwrap() ^= 0x80;
+        for (what, bytes) in
+            [("edited", edited), ("flipped", flipped), ("trailer", trailer), ("cut", good[..good.len() - 1].to_vec())]
+        {
+            std::fs::write(&path, &bytes).unwrap();
+            let err = format!("{:#}", file.load(Some(EngineConfig::default())).unwrap_err());
+            assert!(err.contains("checksum") || err.contains("truncated"), "{what}: {err}");
+            assert!(err.contains(&path.display().to_string()), "{what}: names the file: {err}");
+        }
     }
 }
