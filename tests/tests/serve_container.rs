@@ -168,3 +168,40 @@ fn a_broken_model_in_the_model_directory_stops_the_server() {
     let err = start(dir.path()).err().expect("refused");
     assert!(err.contains(&dir.path().display().to_string()), "{err}");
 }
+
+#[test]
+fn sigterm_stops_the_server_within_its_deadline_even_with_a_request_left_open() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(pulse_bin())
+        .args(["serve", "--port", &port.to_string(), "--shutdown-timeout-s", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut banner).unwrap();
+    // A client that never finishes its headers: without a deadline, the
+    // graceful shutdown waits for it for ever.
+    let mut slow = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    slow.write_all(b"POST /invocations HTTP/1.1\r\nHost: x\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let signalled = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if signalled.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("still running 10 s after SIGTERM with a 1 s deadline");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    assert!(signalled.elapsed() < Duration::from_secs(5), "stopped {:?} after SIGTERM", signalled.elapsed());
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(err.contains("stopping without them"), "{err}");
+    drop(slow);
+}

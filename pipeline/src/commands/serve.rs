@@ -35,10 +35,21 @@ pub(crate) struct ServeArgs {
     /// Most rows one request may carry; more answer 413.
     #[arg(long, default_value_t = DEFAULT_MAX_ROWS)]
     max_rows: usize,
+    /// Seconds the server waits, after SIGTERM or ctrl-c, for the requests
+    /// in flight before it stops without them (SageMaker kills a container
+    /// 30 s after its SIGTERM; a client that never finishes its request must
+    /// not hold the shutdown).
+    #[arg(long, default_value_t = 20.0, value_name = "SECONDS")]
+    shutdown_timeout_s: f64,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     anyhow::ensure!(args.max_rows > 0, "--max-rows must be at least 1");
+    anyhow::ensure!(
+        args.shutdown_timeout_s.is_finite() && args.shutdown_timeout_s >= 0.0,
+        "--shutdown-timeout-s must be a number of seconds, 0 or more"
+    );
+    let grace = std::time::Duration::from_secs_f64(args.shutdown_timeout_s);
     let dir = args.model.clone().or_else(|| {
         // A model artifact is its model.json (and weights beside it).
         args.sagemaker_model_dir.clone().filter(|d| d.join("model.json").is_file())
@@ -57,10 +68,29 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         args.max_rows
     );
 
-    axum::serve(listener, router(model, config))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("server failed")?;
+    let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, router(model, config)).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = signalled.send(());
+    });
+    // The deadline runs from the signal: until then the server runs as long
+    // as it is needed.
+    let deadline = async move {
+        if on_signal.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = server => served.context("server failed")?,
+        () = deadline => {
+            eprintln!(
+                "pulse serve: requests still open {:.0} s after the shutdown signal: stopping without them",
+                grace.as_secs_f64()
+            );
+        }
+    }
     println!("pulse serve: stopped");
     Ok(())
 }
