@@ -33,8 +33,9 @@ use anyhow::{anyhow, Context, Result};
 use pulse_model::Scorer;
 use pulse_operators::scoring::FleetMetrics;
 use pulse_operators::{CountersSnapshot, Engine, EngineConfig, StateSize};
-use pulse_schemas::capture::decode_line;
+use pulse_schemas::capture::{decode_line, MAX_LINE_BYTES};
 use pulse_schemas::prediction::Prediction;
+use pulse_schemas::record::{Invalid, InvalidReason};
 use pulse_schemas::{Source, StreamRecord};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
@@ -189,6 +190,73 @@ struct LineBatch {
     ends: Vec<usize>,
     /// 1-based number of the first line.
     first_line: u64,
+    /// The lines longer than [`MAX_LINE_BYTES`] (by index in the batch, in
+    /// order): each stands in `bytes` as an empty line.
+    too_long: Vec<(usize, TooLong)>,
+}
+
+/// A line read past: its size, hash and first bytes.
+#[derive(Debug)]
+struct TooLong {
+    bytes: u64,
+    xxh3: u64,
+    excerpt: Vec<u8>,
+}
+
+/// What [`read_line_bounded`] read.
+enum ReadLine {
+    Eof,
+    /// A line, appended to the buffer with its terminator.
+    Line,
+    TooLong(TooLong),
+}
+
+/// Reads one line into `out` (with its newline), or, once it grows past
+/// `limit`, reads on to its end hashing it instead of holding it: memory
+/// stays bounded whatever the input (a file without newlines, `/dev/zero`).
+fn read_line_bounded(r: &mut impl BufRead, out: &mut Vec<u8>, limit: usize) -> std::io::Result<ReadLine> {
+    let start = out.len();
+    let mut over: Option<TooLong> = None;
+    let mut hash = xxhash_rust::xxh3::Xxh3::new();
+    let mut any = false;
+    loop {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            break;
+        }
+        any = true;
+        let (n, content, found) = match memchr::memchr(b'\n', buf) {
+            Some(i) => (i + 1, &buf[..i], true),
+            None => (buf.len(), buf, false),
+        };
+        match over.as_mut() {
+            None if out.len() - start + content.len() <= limit => out.extend_from_slice(&buf[..n]),
+            None => {
+                let held = &out[start..];
+                hash.update(held);
+                hash.update(content);
+                let excerpt =
+                    held.iter().chain(content).take(pulse_schemas::capture::TOO_LONG_EXCERPT_BYTES).copied().collect();
+                over = Some(TooLong { bytes: (held.len() + content.len()) as u64, xxh3: 0, excerpt });
+                out.truncate(start);
+            }
+            Some(too_long) => {
+                hash.update(content);
+                too_long.bytes += content.len() as u64;
+                let room = pulse_schemas::capture::TOO_LONG_EXCERPT_BYTES.saturating_sub(too_long.excerpt.len());
+                too_long.excerpt.extend_from_slice(&content[..room.min(content.len())]);
+            }
+        }
+        r.consume(n);
+        if found {
+            break;
+        }
+    }
+    Ok(match over {
+        Some(too_long) => ReadLine::TooLong(TooLong { xxh3: hash.digest(), ..too_long }),
+        None if any => ReadLine::Line,
+        None => ReadLine::Eof,
+    })
 }
 
 /// The scoring part of a summary.
@@ -419,11 +487,12 @@ fn read_lines(reader: Box<dyn std::io::Read + Send>, path: &Path, tx: mpsc::Send
     loop {
         let mut batch = LineBatch { first_line: line_no + 1, ..LineBatch::default() };
         while batch.ends.len() < BATCH_LINES {
-            let n = reader
-                .read_until(b'\n', &mut batch.bytes)
+            let read = read_line_bounded(&mut reader, &mut batch.bytes, MAX_LINE_BYTES)
                 .with_context(|| format!("cannot read {} after line {line_no}", path.display()))?;
-            if n == 0 {
-                break;
+            match read {
+                ReadLine::Eof => break,
+                ReadLine::Line => {}
+                ReadLine::TooLong(too_long) => batch.too_long.push((batch.ends.len(), too_long)),
             }
             line_no += 1;
             while matches!(batch.bytes.last(), Some(b'\n' | b'\r')) {
@@ -503,9 +572,18 @@ fn decode_batches(mut rx: mpsc::Receiver<LineBatch>, tx: mpsc::Sender<Vec<Record
     while let Some(batch) = rx.blocking_recv() {
         let mut out = Vec::with_capacity(batch.ends.len());
         let mut start = 0;
+        let mut too_long = batch.too_long.into_iter().peekable();
         for (i, &end) in batch.ends.iter().enumerate() {
             let line = &batch.bytes[start..end];
             start = end;
+            if let Some((_, long)) = too_long.next_if(|(at, _)| *at == i) {
+                let reason =
+                    InvalidReason::LineTooLong { bytes: long.bytes, limit: MAX_LINE_BYTES as u64, xxh3: long.xxh3 };
+                let record = Err(Invalid::from(reason));
+                let origin = Source { line: Some(batch.first_line + i as u64), ..Source::default() };
+                out.push(Record { origin, body: Body::Decoded { record, raw: long.excerpt }, position: () });
+                continue;
+            }
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
@@ -785,5 +863,35 @@ impl<S: Scorer> Sink for ReplaySink<S> {
             scoring.close().await?;
         }
         self.files.close().await
+    }
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::*;
+
+    #[test]
+    fn lines_past_the_limit_are_read_past_with_their_size_and_hash() {
+        let long = vec![b'x'; 5000];
+        let mut input = b"short\r\n".to_vec();
+        input.extend_from_slice(&long);
+        input.extend_from_slice(b"\nnext\nlast-without-newline");
+        // A buffer smaller than the line: it is met in several pieces.
+        let mut r = BufReader::with_capacity(64, &input[..]);
+        let mut out = Vec::new();
+        assert!(matches!(read_line_bounded(&mut r, &mut out, 100).unwrap(), ReadLine::Line));
+        assert_eq!(out, b"short\r\n");
+        let ReadLine::TooLong(too_long) = read_line_bounded(&mut r, &mut out, 100).unwrap() else { panic!("too long") };
+        assert_eq!(out, b"short\r\n", "nothing of the long line is held");
+        assert_eq!(too_long.bytes, 5000);
+        assert_eq!(too_long.xxh3, xxhash_rust::xxh3::xxh3_64(&long));
+        assert_eq!(too_long.excerpt, &long[..pulse_schemas::capture::TOO_LONG_EXCERPT_BYTES]);
+        assert!(matches!(read_line_bounded(&mut r, &mut out, 100).unwrap(), ReadLine::Line));
+        assert!(matches!(read_line_bounded(&mut r, &mut out, 100).unwrap(), ReadLine::Line));
+        assert_eq!(out, b"short\r\nnext\nlast-without-newline");
+        assert!(matches!(read_line_bounded(&mut r, &mut out, 100).unwrap(), ReadLine::Eof));
+        // Exactly at the limit is a line.
+        let mut r = BufReader::new(&[b'y'; 100][..]);
+        assert!(matches!(read_line_bounded(&mut r, &mut Vec::new(), 100).unwrap(), ReadLine::Line));
     }
 }

@@ -14,6 +14,15 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::attr::Image;
+
+/// The longest capture line decoded: 1 MiB. A DynamoDB item is at most
+/// 400 KB, so a stream record with both images and its envelope stays well
+/// below; a longer line is not a record (a runaway file, `/dev/zero`) and
+/// becomes an `line_too_long` dead letter, read past without being held.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// The bytes of a too-long line its dead letter keeps.
+pub const TOO_LONG_EXCERPT_BYTES: usize = 1024;
 use crate::record::{is_ttl_identity, Invalid, InvalidReason, RecordParts, StreamRecord};
 
 /// A `T` read from a JSON object only.

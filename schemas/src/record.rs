@@ -152,6 +152,20 @@ pub enum InvalidReason {
         /// `ApproximateCreationDateTime` in milliseconds.
         created_ms: f64,
     },
+    /// A capture line longer than [`crate::capture::MAX_LINE_BYTES`]: read
+    /// past without being held whole, never decoded.
+    #[error(
+        "a line of {bytes} bytes is longer than the limit of {limit} (xxh3-64 {xxh3:016x}): read past, not decoded; \
+         the dead letter keeps its first bytes"
+    )]
+    LineTooLong {
+        /// The line's length, its newline left out.
+        bytes: u64,
+        /// The limit it broke.
+        limit: u64,
+        /// The xxh3-64 of the whole line, to find it in the capture.
+        xxh3: u64,
+    },
 }
 
 impl InvalidReason {
@@ -173,6 +187,7 @@ impl InvalidReason {
             InvalidReason::OutOfRange { .. } => "out_of_range",
             InvalidReason::NotAllowed { .. } => "not_allowed",
             InvalidReason::FutureEvent { .. } => "future_event",
+            InvalidReason::LineTooLong { .. } => "line_too_long",
         }
     }
 }

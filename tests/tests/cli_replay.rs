@@ -215,6 +215,42 @@ fn an_output_that_is_the_input_or_another_output_is_refused_before_anything_is_w
 }
 
 #[test]
+fn a_line_past_the_limit_is_a_dead_letter_and_the_replay_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let golden = std::fs::read(fixture("golden.jsonl")).unwrap();
+    // 3 MiB of one line in the middle of the golden capture.
+    let mut capture = golden.clone();
+    let cut = capture.iter().position(|&b| b == b'\n').unwrap() + 1;
+    let long: Vec<u8> = std::iter::repeat_n(b'z', 3 << 20).collect();
+    capture.splice(cut..cut, long.iter().copied().chain([b'\n']));
+    let with_long = write_file(dir.path(), "long.jsonl", &capture);
+    let plain = write_file(dir.path(), "plain.jsonl", &golden);
+    let run = |capture: &std::path::Path, name: &str| {
+        let (features, dead) = (dir.path().join(format!("{name}.v")), dir.path().join(format!("{name}.d")));
+        let out = run_pulse([
+            "replay".as_ref(),
+            capture.as_os_str(),
+            "--features-out".as_ref(),
+            features.as_os_str(),
+            "--dead-letter-out".as_ref(),
+            dead.as_os_str(),
+            "--quiet".as_ref(),
+            "--no-timers".as_ref(),
+        ]);
+        assert!(out.status.success(), "{}", describe(&out));
+        (parse_json_lines(&std::fs::read(features).unwrap()).len(), parse_json_lines(&std::fs::read(dead).unwrap()))
+    };
+    let (vectors, dead) = run(&with_long, "long");
+    let (vectors_plain, dead_plain) = run(&plain, "plain");
+    assert_eq!(vectors, vectors_plain, "every other record applied");
+    assert_eq!(dead.len(), dead_plain.len() + 1);
+    let letter = dead.iter().find(|d| d["code"] == "line_too_long").expect("the long line's dead letter");
+    assert_eq!(letter["source"]["line"], 2);
+    assert!(letter["reason"].as_str().unwrap().contains(&format!("{} bytes", 3 << 20)), "{letter}");
+    assert_eq!(letter["record_text"].as_str().unwrap().len(), 1024, "an excerpt, not the line");
+}
+
+#[test]
 fn bad_flags_exit_non_zero_naming_the_flag() {
     let golden = fixture("golden.jsonl");
     let golden = golden.to_str().unwrap();
