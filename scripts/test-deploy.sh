@@ -7,14 +7,9 @@
 #                                     # the bootstrap binary to check against (default: built
 #                                     # here with cargo, debug profile)
 #
-# 0. the SageMaker container's Dockerfile (its entrypoint contract is tested
-#    by tests/tests/serve_container.rs; no Docker daemon here to build it)
-if "$TOOLS/hadolint" --no-color deploy/serve/Dockerfile; then
-    pass "hadolint deploy/serve/Dockerfile"
-else
-    fail "hadolint deploy/serve/Dockerfile"
-fi
-
+# 0. hadolint on the SageMaker container's Dockerfile (its entrypoint
+#    contract is tested by tests/tests/serve_container.rs; there is no Docker
+#    daemon here to build it);
 # 1. cfn-lint on deploy/template.yaml (the serverless transform rules apply:
 #    the template declares Transform: AWS::Serverless-2016-10-31);
 # 2. sam validate --lint (offline: needs no credentials, no region);
@@ -69,6 +64,13 @@ export SAM_CLI_TELEMETRY=0 AWS_EC2_METADATA_DISABLED=true PYTHONDONTWRITEBYTECOD
 tmp="$(mktemp -d)"
 cleanup() { rm -rf "$tmp"; }
 trap cleanup EXIT
+
+# 0. hadolint
+if "$TOOLS/hadolint" --no-color deploy/serve/Dockerfile; then
+    pass "hadolint deploy/serve/Dockerfile"
+else
+    fail "hadolint deploy/serve/Dockerfile"
+fi
 
 # 1. cfn-lint
 if "$TOOLS/cfn-lint" deploy/template.yaml; then
