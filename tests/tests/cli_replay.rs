@@ -226,19 +226,9 @@ fn a_line_past_the_limit_is_a_dead_letter_and_the_replay_goes_on() {
     let with_long = write_file(dir.path(), "long.jsonl", &capture);
     let plain = write_file(dir.path(), "plain.jsonl", &golden);
     let run = |capture: &std::path::Path, name: &str| {
-        let (features, dead) = (dir.path().join(format!("{name}.v")), dir.path().join(format!("{name}.d")));
-        let out = run_pulse([
-            "replay".as_ref(),
-            capture.as_os_str(),
-            "--features-out".as_ref(),
-            features.as_os_str(),
-            "--dead-letter-out".as_ref(),
-            dead.as_os_str(),
-            "--quiet".as_ref(),
-            "--no-timers".as_ref(),
-        ]);
+        let (out, features, dead) = replay_cli(capture, dir.path(), name, &["--no-timers"]);
         assert!(out.status.success(), "{}", describe(&out));
-        (parse_json_lines(&std::fs::read(features).unwrap()).len(), parse_json_lines(&std::fs::read(dead).unwrap()))
+        (parse_json_lines(&features).len(), parse_json_lines(&dead))
     };
     let (vectors, dead) = run(&with_long, "long");
     let (vectors_plain, dead_plain) = run(&plain, "plain");
