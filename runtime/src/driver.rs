@@ -58,6 +58,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::process::{Processor, Produced};
+use crate::retry::Backoff;
 use crate::sink::Sink;
 use crate::source::{Batch, Body, Source, SourceError};
 
@@ -101,24 +102,11 @@ pub enum Checkpoints {
     Every(Duration),
 }
 
-/// Retries of a source's [`SourceError::Retryable`] errors: exponential
-/// backoff from `min_delay` to `max_delay`; `attempts` reads in a row fail
-/// before the run stops.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Retry {
-    /// Reads in a row that may fail (at least 1).
-    pub attempts: u32,
-    /// The first wait.
-    pub min_delay: Duration,
-    /// The longest wait.
-    pub max_delay: Duration,
-}
-
-impl Default for Retry {
-    fn default() -> Self {
-        Retry { attempts: 5, min_delay: Duration::from_millis(100), max_delay: Duration::from_secs(5) }
-    }
-}
+/// Retries of a source's [`SourceError::Retryable`] errors: pulse's one
+/// retry policy ([`Backoff`], full jitter); `max_attempts` reads in a row
+/// may fail before the run stops.
+pub const SOURCE_RETRY: Backoff =
+    Backoff { base: Duration::from_millis(100), cap: Duration::from_secs(5), max_attempts: 5 };
 
 /// How a run behaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,7 +120,7 @@ pub struct DriverConfig {
     /// The wait after an empty batch before asking again.
     pub empty_wait: Duration,
     /// Retries of a failing source.
-    pub retry: Retry,
+    pub retry: Backoff,
 }
 
 impl Default for DriverConfig {
@@ -142,7 +130,7 @@ impl Default for DriverConfig {
             max_records: None,
             idle_exit: None,
             empty_wait: Duration::from_millis(100),
-            retry: Retry::default(),
+            retry: SOURCE_RETRY,
         }
     }
 }
@@ -150,8 +138,7 @@ impl Default for DriverConfig {
 impl DriverConfig {
     /// Checks the configuration without I/O; the error names the setting.
     pub fn validate(&self) -> Result<()> {
-        anyhow::ensure!(self.retry.attempts >= 1, "the source's read attempts must be at least 1");
-        anyhow::ensure!(self.retry.min_delay <= self.retry.max_delay, "the retry delays must grow (min <= max)");
+        self.retry.validate("the source's retries").map_err(anyhow::Error::msg)?;
         if let Checkpoints::Every(interval) = self.checkpoints {
             anyhow::ensure!(!interval.is_zero(), "the checkpoint interval must be positive");
         }
@@ -251,7 +238,6 @@ impl<H: Hydrate> Driver<H> {
         let retry = self.config.retry;
         let mut pending: Option<S::Position> = None;
         let mut failures = 0u32;
-        let mut delay = retry.min_delay;
         let mut last_record = Instant::now();
         let mut next_checkpoint = None;
         let stopped = loop {
@@ -274,9 +260,10 @@ impl<H: Hydrate> Driver<H> {
                 Err(SourceError::Fatal(e)) => return Err(e.context("the source failed")),
                 Err(SourceError::Retryable(e)) => {
                     failures += 1;
-                    if failures >= retry.attempts {
+                    if !retry.may_retry(failures) {
                         return Err(e.context(format!("the source failed {failures} times in a row")));
                     }
+                    let delay = retry.delay(failures, &mut rand::rng());
                     tracing::warn!(error = %format!("{e:#}"), attempt = failures, wait_ms = delay.as_millis() as u64,
                         "reading the source failed; retrying");
                     tokio::select! {
@@ -284,12 +271,10 @@ impl<H: Hydrate> Driver<H> {
                         () = &mut shutdown => break StopReason::Shutdown,
                         () = tokio::time::sleep(delay) => {}
                     }
-                    delay = (delay * 2).min(retry.max_delay);
                     continue;
                 }
             };
             failures = 0;
-            delay = retry.min_delay;
             sink.observe_source(batch.records.len() as u64, batch.behind_ms);
             if batch.records.is_empty() {
                 if self.config.idle_exit.is_some_and(|idle| last_record.elapsed() >= idle) {

@@ -17,6 +17,7 @@ pub mod io;
 pub mod process;
 pub mod replay;
 pub mod report;
+pub mod retry;
 pub mod scoring;
 pub mod settings;
 pub mod sink;

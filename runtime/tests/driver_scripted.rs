@@ -16,8 +16,9 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 use pulse_operators::{Engine, EngineConfig};
 use pulse_runtime::background::Background;
-use pulse_runtime::driver::{Checkpoints, Driver, DriverConfig, Hydrate, Retry, StopReason};
+use pulse_runtime::driver::{Checkpoints, Driver, DriverConfig, Hydrate, StopReason, SOURCE_RETRY};
 use pulse_runtime::process::{Processor, Produced};
+use pulse_runtime::retry::Backoff;
 use pulse_runtime::sink::Sink;
 use pulse_runtime::source::{Batch, Body, Record, Source, SourceError};
 use pulse_schemas::StreamRecord;
@@ -240,13 +241,14 @@ async fn each_vector_carries_the_stream_time_it_was_produced_at_and_ticks_follow
 async fn a_retryable_error_is_retried_with_backoff() {
     let mut source = Scripted::new([Page::Throttled, Page::Throttled, Page::Records(vec![1]), Page::End]);
     let mut sink = Recorder::new();
-    let retry = Retry { attempts: 3, min_delay: Duration::from_millis(100), max_delay: Duration::from_secs(1) };
+    let retry = Backoff { base: Duration::from_millis(100), cap: Duration::from_secs(1), max_attempts: 3 };
     let started = Instant::now();
     let mut driver = driver(DriverConfig { retry, ..DriverConfig::default() });
     let summary = driver.run(&mut source, &mut sink, std::future::pending()).await.unwrap();
     assert_eq!(summary.records, 1);
     assert_eq!(source.reads, 4);
-    assert_eq!(started.elapsed(), Duration::from_millis(100 + 200), "100 ms, then twice that");
+    // Full jitter: each wait is drawn from [0, 100 ms], then [0, 200 ms].
+    assert!(started.elapsed() <= Duration::from_millis(100 + 200), "{:?}", started.elapsed());
     assert_eq!(source.acknowledged, vec![1]);
 }
 
@@ -254,7 +256,7 @@ async fn a_retryable_error_is_retried_with_backoff() {
 async fn a_source_that_keeps_failing_stops_the_run_without_acknowledging() {
     let mut source = Scripted::new([Page::Records(vec![1]), Page::Throttled, Page::Throttled, Page::Throttled]);
     let mut sink = Recorder::new();
-    let retry = Retry { attempts: 3, ..Retry::default() };
+    let retry = Backoff { max_attempts: 3, ..SOURCE_RETRY };
     let err = driver(DriverConfig { retry, ..DriverConfig::default() })
         .run(&mut source, &mut sink, std::future::pending())
         .await
