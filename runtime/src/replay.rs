@@ -215,9 +215,10 @@ enum ReadLine {
 /// `limit`, reads on to its end hashing it instead of holding it: memory
 /// stays bounded whatever the input (a file without newlines, `/dev/zero`).
 fn read_line_bounded(r: &mut impl BufRead, out: &mut Vec<u8>, limit: usize) -> std::io::Result<ReadLine> {
+    use pulse_schemas::capture::TOO_LONG_EXCERPT_BYTES;
     let start = out.len();
-    let mut over: Option<TooLong> = None;
-    let mut hash = xxhash_rust::xxh3::Xxh3::new();
+    // Made only once a line is too long: an ordinary line costs no hasher.
+    let mut over: Option<(xxhash_rust::xxh3::Xxh3, u64, Vec<u8>)> = None;
     let mut any = false;
     loop {
         let buf = r.fill_buf()?;
@@ -233,18 +234,18 @@ fn read_line_bounded(r: &mut impl BufRead, out: &mut Vec<u8>, limit: usize) -> s
             None if out.len() - start + content.len() <= limit => out.extend_from_slice(&buf[..n]),
             None => {
                 let held = &out[start..];
+                let mut hash = xxhash_rust::xxh3::Xxh3::new();
                 hash.update(held);
                 hash.update(content);
-                let excerpt =
-                    held.iter().chain(content).take(pulse_schemas::capture::TOO_LONG_EXCERPT_BYTES).copied().collect();
-                over = Some(TooLong { bytes: (held.len() + content.len()) as u64, xxh3: 0, excerpt });
+                let excerpt = held.iter().chain(content).take(TOO_LONG_EXCERPT_BYTES).copied().collect();
+                over = Some((hash, (held.len() + content.len()) as u64, excerpt));
                 out.truncate(start);
             }
-            Some(too_long) => {
+            Some((hash, bytes, excerpt)) => {
                 hash.update(content);
-                too_long.bytes += content.len() as u64;
-                let room = pulse_schemas::capture::TOO_LONG_EXCERPT_BYTES.saturating_sub(too_long.excerpt.len());
-                too_long.excerpt.extend_from_slice(&content[..room.min(content.len())]);
+                *bytes += content.len() as u64;
+                let room = TOO_LONG_EXCERPT_BYTES.saturating_sub(excerpt.len());
+                excerpt.extend_from_slice(&content[..room.min(content.len())]);
             }
         }
         r.consume(n);
@@ -253,7 +254,7 @@ fn read_line_bounded(r: &mut impl BufRead, out: &mut Vec<u8>, limit: usize) -> s
         }
     }
     Ok(match over {
-        Some(too_long) => ReadLine::TooLong(TooLong { xxh3: hash.digest(), ..too_long }),
+        Some((hash, bytes, excerpt)) => ReadLine::TooLong(TooLong { bytes, xxh3: hash.digest(), excerpt }),
         None if any => ReadLine::Line,
         None => ReadLine::Eof,
     })
