@@ -24,7 +24,10 @@
 //!    time each vector was produced at ([`Sink::send_timed`]), then
 //!    **ticks** it with the stream time reached ([`Sink::tick`]): time in
 //!    the pipeline is stream time, so a replay is deterministic;
-//! 5. remembers the batch's last position as pending.
+//! 5. remembers the batch's last position as pending;
+//! 6. moves stream time to the batch's [`Batch::advance_to`], if any (a
+//!    caught-up live source's wall clock, the Lambda's scheduled run): the
+//!    timers due by then fire, and their vectors go to the sink as in 4.
 //!
 //! **The acknowledgement rule.** A position is acknowledged
 //! ([`Source::acknowledge`]) only after [`Sink::flush`] (or, at the end,
@@ -32,7 +35,11 @@
 //! it is durable. If the flush fails, nothing is acknowledged and the run
 //! stops with the error; the source redelivers from its last acknowledged
 //! position next time, and the engine's event-id dedupe and the sinks'
-//! idempotent writes make that harmless. When to flush is
+//! idempotent writes make that harmless. The acknowledgement carries what
+//! is durable with it ([`Durable`]: the processor, the sink's resume state,
+//! the run's counts), which a live source writes into its checkpoint. Timers
+//! fired by an advance change the state without moving a position: the last
+//! position is acknowledged again with the new state. When to flush is
 //! [`Checkpoints`]: at the end only (a replay), after every batch (the
 //! Lambda), or every interval (the live consumer).
 //!
@@ -54,13 +61,14 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use pulse_schemas::capture::decode_line;
 use pulse_schemas::record::{Invalid, StreamRecord};
+use pulse_schemas::Trigger;
 use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::process::{Processor, Produced};
 use crate::retry::Backoff;
 use crate::sink::Sink;
-use crate::source::{Batch, Body, Source, SourceError};
+use crate::source::{Batch, Body, Durable, Progress, Source, SourceError};
 
 /// The hydration hook: called with the decoded, valid records of a batch
 /// before they are applied.
@@ -121,6 +129,11 @@ pub struct DriverConfig {
     pub empty_wait: Duration,
     /// Retries of a failing source.
     pub retry: Backoff,
+    /// Decode and apply the records (the default). `false`: records are
+    /// only counted and acknowledged, for a source that keeps them itself
+    /// (`pulse capture` writes them to a file); nothing reaches the engine
+    /// or the sink.
+    pub apply: bool,
 }
 
 impl Default for DriverConfig {
@@ -131,6 +144,7 @@ impl Default for DriverConfig {
             idle_exit: None,
             empty_wait: Duration::from_millis(100),
             retry: SOURCE_RETRY,
+            apply: true,
         }
     }
 }
@@ -165,8 +179,10 @@ pub enum StopReason {
 pub struct DriverSummary {
     /// Why it stopped.
     pub stopped: StopReason,
-    /// Records applied or dead-lettered (blank capture lines are not records).
-    pub records: u64,
+    /// Records applied or dead-lettered (blank capture lines are not
+    /// records), and vectors emitted.
+    #[serde(flatten)]
+    pub progress: Progress,
     /// Non-empty batches applied.
     pub batches: u64,
     /// Positions acknowledged.
@@ -182,7 +198,7 @@ pub struct Driver<H = NoHydration> {
     processor: Processor,
     hydrate: H,
     config: DriverConfig,
-    records: u64,
+    progress: Progress,
     batches: u64,
     acknowledged: u64,
     first_stream_time: Option<i64>,
@@ -197,7 +213,7 @@ impl Driver<NoHydration> {
             processor,
             hydrate: NoHydration,
             config,
-            records: 0,
+            progress: Progress::default(),
             batches: 0,
             acknowledged: 0,
             first_stream_time: None,
@@ -208,8 +224,8 @@ impl Driver<NoHydration> {
 impl<H: Hydrate> Driver<H> {
     /// The same driver with a hydration hook.
     pub fn with_hydration<H2: Hydrate>(self, hydrate: H2) -> Driver<H2> {
-        let Driver { processor, config, records, batches, acknowledged, first_stream_time, .. } = self;
-        Driver { processor, hydrate, config, records, batches, acknowledged, first_stream_time }
+        let Driver { processor, config, progress, batches, acknowledged, first_stream_time, .. } = self;
+        Driver { processor, hydrate, config, progress, batches, acknowledged, first_stream_time }
     }
 
     /// The processor (its engine, stream time and dead-letter counts).
@@ -217,13 +233,29 @@ impl<H: Hydrate> Driver<H> {
         &self.processor
     }
 
+    /// The processor, given back (a Lambda environment keeps it warm for
+    /// its next invocation).
+    pub fn into_processor(self) -> Processor {
+        self.processor
+    }
+
+    /// The hydration hook (what it counted).
+    pub fn hydration(&self) -> &H {
+        &self.hydrate
+    }
+
     /// Records applied or dead-lettered so far.
     pub fn records(&self) -> u64 {
-        self.records
+        self.progress.records
+    }
+
+    /// What the run did so far.
+    pub fn progress(&self) -> Progress {
+        self.progress
     }
 
     fn reached_max(&self) -> bool {
-        self.config.max_records.is_some_and(|max| self.records >= max)
+        self.config.max_records.is_some_and(|max| self.progress.records >= max)
     }
 
     /// Runs until a stop condition (see the module doc); on a clean stop the
@@ -236,7 +268,7 @@ impl<H: Hydrate> Driver<H> {
     ) -> Result<DriverSummary> {
         tokio::pin!(shutdown);
         let retry = self.config.retry;
-        let mut pending: Option<S::Position> = None;
+        let mut acks = Acks::default();
         let mut failures = 0u32;
         let mut last_record = Instant::now();
         let mut next_checkpoint = None;
@@ -249,7 +281,7 @@ impl<H: Hydrate> Driver<H> {
                 () = &mut shutdown => break StopReason::Shutdown,
                 () = sleep_until(next_checkpoint) => {
                     next_checkpoint = None;
-                    self.checkpoint(&mut source, &mut sink, &mut pending).await?;
+                    self.checkpoint(&mut source, &mut sink, &mut acks).await?;
                     continue;
                 }
                 read = source.next_batch() => read,
@@ -276,70 +308,96 @@ impl<H: Hydrate> Driver<H> {
             };
             failures = 0;
             sink.observe_source(batch.records.len() as u64, batch.behind_ms);
-            if batch.records.is_empty() {
-                if self.config.idle_exit.is_some_and(|idle| last_record.elapsed() >= idle) {
-                    break StopReason::Idle;
+            let had_records = !batch.records.is_empty();
+            if had_records {
+                last_record = Instant::now();
+            }
+            let (last, changed) = self.apply(batch, &mut sink).await?;
+            acks.applied(last, changed);
+            if !had_records && self.config.idle_exit.is_some_and(|idle| last_record.elapsed() >= idle) {
+                break StopReason::Idle;
+            }
+            if acks.is_due() {
+                match self.config.checkpoints {
+                    Checkpoints::EveryBatch => self.checkpoint(&mut source, &mut sink, &mut acks).await?,
+                    Checkpoints::Every(interval) => {
+                        next_checkpoint.get_or_insert(Instant::now() + interval);
+                    }
+                    Checkpoints::AtEnd => {}
                 }
+            }
+            if !had_records && !self.config.empty_wait.is_zero() {
                 // A checkpoint falling due while the source is quiet is not delayed.
                 tokio::select! {
                     biased;
                     () = &mut shutdown => break StopReason::Shutdown,
                     () = sleep_until(next_checkpoint) => {
                         next_checkpoint = None;
-                        self.checkpoint(&mut source, &mut sink, &mut pending).await?;
+                        self.checkpoint(&mut source, &mut sink, &mut acks).await?;
                     }
                     () = tokio::time::sleep(self.config.empty_wait) => {}
                 }
-                continue;
-            }
-            last_record = Instant::now();
-            if let Some(position) = self.apply(batch, &mut sink).await? {
-                pending = Some(position);
-            }
-            match self.config.checkpoints {
-                Checkpoints::EveryBatch => self.checkpoint(&mut source, &mut sink, &mut pending).await?,
-                Checkpoints::Every(interval) => {
-                    next_checkpoint.get_or_insert(Instant::now() + interval);
-                }
-                Checkpoints::AtEnd => {}
             }
         };
         sink.close().await.context("the sink could not close (the final barrier): nothing more is acknowledged")?;
-        if let Some(position) = pending.take() {
-            source.acknowledge(&position).await.context("acknowledging the last position failed")?;
+        if let Some(position) = acks.take_due() {
+            let durable = self.durable(&sink);
+            source.acknowledge(&position, &durable).await.context("acknowledging the last position failed")?;
             self.acknowledged += 1;
         }
         Ok(DriverSummary {
             stopped,
-            records: self.records,
+            progress: self.progress,
             batches: self.batches,
             acknowledged: self.acknowledged,
             stream_span_ms: self.first_stream_time.zip(self.processor.stream_time()),
         })
     }
 
-    /// The barrier: flush, then acknowledge what is pending.
+    /// What is durable once the sink's barrier returned.
+    fn durable<K: Sink>(&self, sink: &K) -> Durable<'_> {
+        Durable { processor: &self.processor, sink_state: sink.checkpoint_state(), progress: self.progress }
+    }
+
+    /// The barrier: flush, then acknowledge what is due.
     async fn checkpoint<S: Source, K: Sink>(
         &mut self,
         source: &mut S,
         sink: &mut K,
-        pending: &mut Option<S::Position>,
+        acks: &mut Acks<S::Position>,
     ) -> Result<()> {
+        if !acks.is_due() {
+            return Ok(());
+        }
         sink.flush().await.context("the sink could not flush (checkpoint barrier): nothing is acknowledged")?;
-        if let Some(position) = pending.take() {
-            source.acknowledge(&position).await.context("acknowledging a position failed")?;
+        if let Some(position) = acks.take_due() {
+            let durable = self.durable(sink);
+            source.acknowledge(&position, &durable).await.context("acknowledging a position failed")?;
             self.acknowledged += 1;
         }
         Ok(())
     }
 
-    /// Steps 1–4 of the module doc for one batch (cut at `max_records`);
-    /// returns the position of its last record.
-    async fn apply<P, K: Sink>(&mut self, batch: Batch<P>, sink: &mut K) -> Result<Option<P>> {
-        let mut records = batch.records;
+    /// Steps 1–4 of the module doc for one batch (cut at `max_records`),
+    /// then its [`Batch::advance_to`]; returns the position of its last
+    /// record, and whether the engine's state or stream time changed.
+    async fn apply<P, K: Sink>(&mut self, batch: Batch<P>, sink: &mut K) -> Result<(Option<P>, bool)> {
+        let Batch { mut records, advance_to, .. } = batch;
         if let Some(max) = self.config.max_records {
-            records.truncate(usize::try_from(max.saturating_sub(self.records)).unwrap_or(usize::MAX));
+            records.truncate(usize::try_from(max.saturating_sub(self.progress.records)).unwrap_or(usize::MAX));
         }
+        if records.is_empty() && advance_to.is_none() {
+            return Ok((None, false));
+        }
+        if !self.config.apply {
+            self.progress.records +=
+                records.iter().filter(|r| !matches!(&r.body, Body::Line(l) if is_blank(l))).count() as u64;
+            let last = records.pop().map(|r| r.position);
+            self.batches += u64::from(last.is_some());
+            let moved = last.is_some();
+            return Ok((last, moved));
+        }
+        let time_before = self.processor.stream_time();
         // 1. Decode the capture lines; records the source decoded are read
         //    in place (nothing is moved: a batch is thousands of records).
         let decoded_lines: Vec<Result<StreamRecord<'_>, Invalid>> = records
@@ -371,7 +429,7 @@ impl<H: Hydrate> Driver<H> {
         let mut out = Produced { vectors: Vec::with_capacity(n + n / 4), dead: Vec::new() };
         let mut times = Vec::with_capacity(out.vectors.capacity());
         for (decoded, origin, raw) in decoded {
-            self.records += 1;
+            self.progress.records += 1;
             self.processor.process_ref(decoded, origin, raw, &mut out);
             let now = self.processor.stream_time().unwrap_or(i64::MIN);
             times.resize(out.vectors.len(), now);
@@ -380,16 +438,65 @@ impl<H: Hydrate> Driver<H> {
             }
         }
         drop(valid);
+        if let Some(now) = advance_to {
+            self.processor.advance_to(now, &pulse_schemas::Source::default(), &mut out);
+            times.resize(out.vectors.len(), now);
+        }
+        for v in &out.vectors {
+            match v.trigger {
+                Trigger::Event => self.progress.vectors_event += 1,
+                Trigger::Timer => self.progress.vectors_timer += 1,
+            }
+        }
         let last = records.pop().map(|r| r.position);
-        self.batches += 1;
+        self.batches += u64::from(last.is_some());
+        // A batch of records changes the state; a bare advance only if it
+        // fired timers (an idle consumer does not rewrite its checkpoint).
+        let changed = last.is_some() || !out.is_empty();
         // 4. Send and tick.
         if !out.is_empty() {
             sink.send_timed(out, times).await.context("the sink failed")?;
         }
-        if let Some(now) = self.processor.stream_time() {
+        if let Some(now) = self.processor.stream_time().filter(|now| time_before != Some(*now) || last.is_some()) {
             sink.tick(now).await.context("the sink failed")?;
         }
-        Ok(last)
+        Ok((last, changed))
+    }
+}
+
+/// What the driver owes the source: the last position given, and whether
+/// effects since the last acknowledgement are waiting for one.
+#[derive(Debug)]
+struct Acks<P> {
+    last: Option<P>,
+    due: bool,
+}
+
+impl<P> Default for Acks<P> {
+    fn default() -> Self {
+        Acks { last: None, due: false }
+    }
+}
+
+impl<P: Clone> Acks<P> {
+    /// A batch was applied: `last` is its last record's position (none for a
+    /// bare advance); `changed` whether it changed anything to make durable.
+    fn applied(&mut self, last: Option<P>, changed: bool) {
+        if let Some(last) = last {
+            self.last = Some(last);
+        }
+        self.due |= changed;
+    }
+
+    fn is_due(&self) -> bool {
+        self.due
+    }
+
+    /// The position to acknowledge now, if anything is due: the last one
+    /// given (again, when only timers fired since). Nothing when no position
+    /// was ever given: there is none to attach the state to.
+    fn take_due(&mut self) -> Option<P> {
+        std::mem::take(&mut self.due).then(|| self.last.clone()).flatten()
     }
 }
 

@@ -407,7 +407,7 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
     let seconds = started.elapsed().as_secs_f64();
     Ok(ReplaySummary {
         lines: source.lines,
-        records: ran.records,
+        records: ran.progress.records,
         vectors_event: counters.vectors_event,
         vectors_timer: counters.vectors_timer,
         invalid: driver.processor().invalid_counts().clone(),
@@ -416,7 +416,7 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
         stream_span_ms: ran.stream_span_ms,
         scoring,
         seconds,
-        records_per_second: ran.records as f64 / seconds.max(1e-9),
+        records_per_second: ran.progress.records as f64 / seconds.max(1e-9),
     })
 }
 

@@ -25,6 +25,9 @@ use std::future::Future;
 
 use anyhow::Result;
 use pulse_schemas::record::{Invalid, StreamRecord};
+use serde::Serialize;
+
+use crate::process::Processor;
 
 /// One record as the source read it.
 #[derive(Debug)]
@@ -67,18 +70,53 @@ pub struct Batch<P> {
     /// How far behind the stream's newest record this read was (ms), when
     /// the source knows; passed to [`crate::sink::Sink::observe_source`].
     pub behind_ms: Option<i64>,
+    /// Stream time moves to at least this (ms) once the batch's records are
+    /// applied, firing the timers due by then: the wall clock of a live
+    /// source that is caught up (so silent customers are rescored while the
+    /// table is quiet), the scheduled time of the Lambda's rescoring run.
+    /// `None` for a source whose time is only its records' (a replay).
+    pub advance_to: Option<i64>,
 }
 
 impl<P> Batch<P> {
     /// A batch of `records`.
     pub fn of(records: Vec<Record<P>>) -> Batch<P> {
-        Batch { records, behind_ms: None }
+        Batch { records, behind_ms: None, advance_to: None }
     }
 
     /// Nothing new for now.
     pub fn empty() -> Batch<P> {
-        Batch { records: Vec::new(), behind_ms: None }
+        Batch::of(Vec::new())
     }
+
+    /// No records, but stream time moves to `now_ms`.
+    pub fn advance_to(now_ms: i64) -> Batch<P> {
+        Batch { advance_to: Some(now_ms), ..Batch::empty() }
+    }
+}
+
+/// What is durable when a position is acknowledged: what a checkpoint
+/// stores beside the position, so a restart resumes exactly there.
+#[derive(Debug)]
+pub struct Durable<'a> {
+    /// The processor: its engine (to snapshot) and the stream time reached.
+    pub processor: &'a Processor,
+    /// The sink's resume state ([`crate::sink::Sink::checkpoint_state`]),
+    /// taken right after the barrier.
+    pub sink_state: Option<serde_json::Value>,
+    /// What the driver did so far in this run.
+    pub progress: Progress,
+}
+
+/// Counts of a run so far (this driver's, not a resumed checkpoint's).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    /// Records applied or dead-lettered (blank capture lines are not records).
+    pub records: u64,
+    /// Vectors an event emitted.
+    pub vectors_event: u64,
+    /// Vectors a timer emitted.
+    pub vectors_timer: u64,
 }
 
 /// Why a read failed, and whether to try again.
@@ -106,13 +144,20 @@ pub trait Source: Send {
     /// The next batch; `Ok(None)` at the end of the input.
     fn next_batch(&mut self) -> impl Future<Output = Result<Option<Batch<Self::Position>>, SourceError>> + Send;
 
-    /// Every effect of the records up to `position` (included) is durable:
-    /// the source may forget them (checkpoint, renew its leases, answer its
-    /// caller). Called only after the sinks' flush (or close) returned `Ok`,
-    /// with positions in the order the source gave them. The default does
-    /// nothing (a replay reads its file again from the start).
-    fn acknowledge(&mut self, position: &Self::Position) -> impl Future<Output = Result<()>> + Send {
-        let _ = position;
+    /// Every effect of the records up to `position` (included) is durable,
+    /// and `durable` is the state they left: the source may forget them
+    /// (checkpoint, renew its leases, answer its caller). Called only after
+    /// the sinks' flush (or close) returned `Ok`, with positions in the
+    /// order the source gave them; the same position may come again when
+    /// only the state moved since (timers fired by
+    /// [`Batch::advance_to`]). The default does nothing (a replay reads its
+    /// file again from the start).
+    fn acknowledge(
+        &mut self,
+        position: &Self::Position,
+        durable: &Durable<'_>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        let _ = (position, durable);
         async { Ok(()) }
     }
 }
@@ -124,7 +169,11 @@ impl<S: Source> Source for &mut S {
         (**self).next_batch()
     }
 
-    fn acknowledge(&mut self, position: &Self::Position) -> impl Future<Output = Result<()>> + Send {
-        (**self).acknowledge(position)
+    fn acknowledge(
+        &mut self,
+        position: &Self::Position,
+        durable: &Durable<'_>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        (**self).acknowledge(position, durable)
     }
 }

@@ -20,7 +20,7 @@ use pulse_runtime::driver::{Checkpoints, Driver, DriverConfig, Hydrate, StopReas
 use pulse_runtime::process::{Processor, Produced};
 use pulse_runtime::retry::Backoff;
 use pulse_runtime::sink::Sink;
-use pulse_runtime::source::{Batch, Body, Record, Source, SourceError};
+use pulse_runtime::source::{Batch, Body, Durable, Record, Source, SourceError};
 use pulse_schemas::StreamRecord;
 use tokio::time::Instant;
 
@@ -67,6 +67,8 @@ enum Page {
     Blank(u64),
     /// Nothing new.
     Empty,
+    /// Nothing new, but stream time moves to this (a caught-up live source's wall clock).
+    Advance(i64),
     /// A read that fails and is worth retrying.
     Throttled,
     /// A read that fails for good.
@@ -81,6 +83,8 @@ struct Scripted {
     pages: VecDeque<Page>,
     /// Positions acknowledged, in order.
     acknowledged: Vec<u64>,
+    /// The stream time each acknowledgement said was durable.
+    durable_times: Vec<Option<i64>>,
     /// Reads made.
     reads: usize,
 }
@@ -108,17 +112,19 @@ impl Source for Scripted {
             Some(Page::Garbage(seq)) => Ok(Some(Batch::of(vec![record(seq, "{not json".to_owned())]))),
             Some(Page::Blank(seq)) => Ok(Some(Batch::of(vec![record(seq, "  \r".to_owned())]))),
             Some(Page::Empty) | None => Ok(Some(Batch::empty())),
+            Some(Page::Advance(now)) => Ok(Some(Batch::advance_to(now))),
             Some(Page::Throttled) => Err(SourceError::Retryable(anyhow!("throttled"))),
             Some(Page::Broken) => Err(SourceError::Fatal(anyhow!("the stream is gone"))),
             Some(Page::End) => Ok(None),
         }
     }
 
-    async fn acknowledge(&mut self, position: &u64) -> Result<()> {
+    async fn acknowledge(&mut self, position: &u64, durable: &Durable<'_>) -> Result<()> {
         if let Some(last) = self.acknowledged.last() {
-            assert!(position > last, "positions are acknowledged in order");
+            assert!(position >= last, "positions are acknowledged in order");
         }
         self.acknowledged.push(*position);
+        self.durable_times.push(durable.processor.stream_time());
         Ok(())
     }
 }
@@ -207,7 +213,7 @@ async fn every_record_is_applied_once_in_order_and_acknowledged_at_the_end() {
     let summary = driver.run(&mut source, &mut sink, std::future::pending()).await.unwrap();
 
     assert_eq!(summary.stopped, StopReason::EndOfInput);
-    assert_eq!(summary.records, 6);
+    assert_eq!(summary.progress.records, 6);
     assert_eq!(summary.batches, 3);
     assert_eq!(sink.sent, seqs(1..=5), "one vector per login, in order");
     assert_eq!(sink.dead, 1, "the line that is not a record is a dead letter, not a failure");
@@ -223,7 +229,7 @@ async fn a_blank_line_is_no_record_but_its_position_moves() {
     let mut source = Scripted::new([Page::Records(vec![1]), Page::Blank(2), Page::End]);
     let mut sink = Recorder::new();
     let summary = driver(DriverConfig::default()).run(&mut source, &mut sink, std::future::pending()).await.unwrap();
-    assert_eq!(summary.records, 1);
+    assert_eq!(summary.progress.records, 1);
     assert_eq!(sink.dead, 0);
     assert_eq!(source.acknowledged, vec![2]);
 }
@@ -245,7 +251,7 @@ async fn a_retryable_error_is_retried_with_backoff() {
     let started = Instant::now();
     let mut driver = driver(DriverConfig { retry, ..DriverConfig::default() });
     let summary = driver.run(&mut source, &mut sink, std::future::pending()).await.unwrap();
-    assert_eq!(summary.records, 1);
+    assert_eq!(summary.progress.records, 1);
     assert_eq!(source.reads, 4);
     // Full jitter: each wait is drawn from [0, 100 ms], then [0, 200 ms].
     assert!(started.elapsed() <= Duration::from_millis(100 + 200), "{:?}", started.elapsed());
@@ -358,7 +364,7 @@ async fn max_records_cuts_a_batch_and_acknowledges_its_last_applied_record() {
     let config = DriverConfig { max_records: Some(4), ..DriverConfig::default() };
     let summary = driver(config).run(&mut source, &mut sink, std::future::pending()).await.unwrap();
     assert_eq!(summary.stopped, StopReason::MaxRecords);
-    assert_eq!(summary.records, 4);
+    assert_eq!(summary.progress.records, 4);
     assert_eq!(sink.sent, seqs(1..=4));
     assert_eq!(source.acknowledged, vec![4]);
 }
@@ -446,4 +452,47 @@ async fn a_background_sink_keeps_the_barriers_and_reports_its_errors() {
     let err = driver(config).run(&mut source, &mut sink, std::future::pending()).await.unwrap_err();
     assert!(format!("{err:#}").contains("the disk is full"), "{err:#}");
     assert!(source.acknowledged.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_advance_fires_timers_and_acknowledges_the_last_position_again_with_the_new_state() {
+    const DAY: i64 = 24 * 60 * MIN;
+    let later = created(2) + 3 * DAY;
+    let mut source = Scripted::new([
+        Page::Records(vec![1, 2]),
+        Page::Advance(created(2)),
+        Page::Advance(later),
+        Page::Advance(later),
+        Page::End,
+    ]);
+    let mut sink = Recorder::new();
+    let mut driver = driver(DriverConfig { checkpoints: Checkpoints::EveryBatch, ..DriverConfig::default() });
+    let summary = driver.run(&mut source, &mut sink, std::future::pending()).await.unwrap();
+
+    assert_eq!(summary.progress.records, 2);
+    assert_eq!(summary.progress.vectors_event, 2);
+    assert!(summary.progress.vectors_timer >= 2, "both silent customers are rescored: {summary:?}");
+    assert_eq!(driver.processor().stream_time(), Some(later));
+    assert!(
+        sink.times[2..].iter().all(|t| *t <= later && *t > created(2)),
+        "timer vectors carry their due times: {:?}",
+        sink.times
+    );
+    assert_eq!(sink.ticks.last(), Some(&later));
+    // An advance that fires nothing changes nothing durable: no second
+    // acknowledgement at `created(2)`, none for the repeated `later`.
+    assert_eq!(source.acknowledged, vec![2, 2]);
+    assert_eq!(source.durable_times, vec![Some(created(2)), Some(later)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_apply_records_are_counted_and_acknowledged_but_reach_neither_engine_nor_sink() {
+    let mut source = Scripted::new([Page::Records(vec![1, 2]), Page::Garbage(3), Page::Blank(4), Page::End]);
+    let mut sink = Recorder::new();
+    let mut driver = driver(DriverConfig { apply: false, ..DriverConfig::default() });
+    let summary = driver.run(&mut source, &mut sink, std::future::pending()).await.unwrap();
+    assert_eq!(summary.progress.records, 3);
+    assert!(sink.sent.is_empty() && sink.dead == 0 && sink.ticks.is_empty());
+    assert_eq!(driver.processor().engine().state_size().customers, 0);
+    assert_eq!(source.acknowledged, vec![4]);
 }
