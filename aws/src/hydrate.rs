@@ -238,6 +238,59 @@ pub fn apply_all(engine: &Engine, histories: &[History], timers_fired_through: i
 pub const HYDRATE_RETRY: Backoff =
     Backoff { base: std::time::Duration::from_millis(100), cap: std::time::Duration::from_secs(10), max_attempts: 5 };
 
+/// The driver's hydration hook over the event table: before a batch is
+/// applied, the customers it names that the engine holds no state for are
+/// read ([`requests_for`], [`Hydrator::load_all`]) and loaded with their
+/// timers settled up to the stream time before the batch
+/// ([`timers_fired_through`]). The one hydration of `pulse run --hydrate`
+/// and the Lambda function.
+#[derive(Debug)]
+pub struct TableHydration {
+    hydrator: Hydrator,
+    stats: HydrateStats,
+}
+
+impl TableHydration {
+    /// Hydration through `hydrator`.
+    pub fn new(hydrator: Hydrator) -> TableHydration {
+        TableHydration { hydrator, stats: HydrateStats::default() }
+    }
+
+    /// What hydration read so far.
+    pub fn stats(&self) -> &HydrateStats {
+        &self.stats
+    }
+
+    /// The reader.
+    pub fn hydrator(&self) -> &Hydrator {
+        &self.hydrator
+    }
+}
+
+impl pulse_runtime::driver::Hydrate for TableHydration {
+    async fn hydrate(
+        &mut self,
+        processor: &pulse_runtime::process::Processor,
+        records: &[&StreamRecord<'_>],
+    ) -> Result<()> {
+        let engine = processor.engine();
+        let requests = requests_for(records.iter().copied(), engine);
+        if requests.is_empty() {
+            return Ok(());
+        }
+        let customers = requests.len();
+        let histories =
+            self.hydrator.load_all(requests).await.with_context(|| {
+                format!("cannot hydrate {customers} customers from table {}", self.hydrator.table())
+            })?;
+        let fired_through = timers_fired_through(processor.stream_time(), records.iter().copied());
+        let stats = apply_all(engine, &histories, fired_through);
+        tracing::debug!(customers = stats.customers, items = stats.items_read, "hydrated a batch's customers");
+        self.stats.add(&stats);
+        Ok(())
+    }
+}
+
 /// Reads customers' events from the event table.
 #[derive(Clone, Debug)]
 pub struct Hydrator {
