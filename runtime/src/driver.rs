@@ -99,6 +99,16 @@ impl Hydrate for NoHydration {
     }
 }
 
+/// An optional hook: hydration configured or not.
+impl<H: Hydrate> Hydrate for Option<H> {
+    async fn hydrate(&mut self, processor: &Processor, records: &[&StreamRecord<'_>]) -> Result<()> {
+        match self {
+            Some(hook) => hook.hydrate(processor, records).await,
+            None => Ok(()),
+        }
+    }
+}
+
 /// When the driver flushes its sink and acknowledges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Checkpoints {

@@ -2,10 +2,19 @@
 //! the Kinesis data stream a table streams to (`pulse run`, `pulse capture`).
 //!
 //! ```text
-//! shard readers ──pages──► consumer ──► capture file (optional)
-//! (one task per shard,     │            decode → engine (Processor) → Sink
-//!  lineage order)          └─ every 10 s: sink.flush(), then checkpoint
+//! shard readers ──pages──► ShardSource ──► capture file (optional)
+//! (one task per shard,     │  (a pulse_runtime Source: lists shards,
+//!  lineage order)          │   leases, wall clock when caught up)
+//!                          ▼
+//!                  Driver: decode → hydrate (optional) → Processor → Sink
+//!                          │  every 10 s: sink.flush(), then
+//!                          └─ acknowledge = write the checkpoint
 //! ```
+//!
+//! The loop is pulse's one [`Driver`], as in `pulse replay` and the Lambda
+//! function; this module only adds the source: `ShardSource` gives one
+//! page of one shard per batch, and the driver's acknowledgement (after the
+//! sink's flush) writes the checkpoint.
 //!
 //! * **One format.** Each record read becomes one capture line
 //!   ([`record`]), the format `pulse replay` reads. The live run decodes that
@@ -28,7 +37,7 @@
 //!   snapshot and the sink's resume state, in one atomically replaced file.
 //!   After `kill -9` at any instant a restart resumes from the last
 //!   checkpoint: the engine as it was, each shard just after its position,
-//!   file outputs cut back to their checkpointed length ([`files`]). Nothing
+//!   file outputs cut back to their checkpointed length ([`pulse_runtime::files`]). Nothing
 //!   is lost, nothing counted twice, and the files end up byte-identical to
 //!   an uninterrupted run's. SIGTERM / ctrl-c stops reading, flushes and
 //!   checkpoints.
@@ -82,7 +91,7 @@ pub mod poll;
 pub mod reader;
 pub mod record;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -90,21 +99,22 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
 use pulse_operators::{CountersSnapshot, Engine, EngineConfig, StateSize};
-use pulse_schemas::capture::decode_line;
-use pulse_schemas::{Source, StreamRecord, Trigger};
+use pulse_schemas::Source;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Interval, MissedTickBehavior};
 
-use crate::hydrate::{self, HydrateStats, Hydrator};
+use crate::hydrate::{HydrateStats, Hydrator, TableHydration};
 use api::{StartAt, StreamApi};
 use checkpoint::{engine_label, Checkpoint, CheckpointFile, CheckpointHeader, LiveTotals, ShardCheckpoint, FORMAT};
 use lease::{Acquired, LeaseTable};
 use lineage::Lineage;
+use pulse_runtime::driver::{Checkpoints, Driver, DriverConfig, StopReason as DriverStop, SOURCE_RETRY};
 use pulse_runtime::files::ResumableFile;
-use pulse_runtime::process::{Processor, Produced};
+use pulse_runtime::process::Processor;
 use pulse_runtime::sink::Sink;
+use pulse_runtime::source::{Batch, Body, Durable, Record, Source as RecordSource, SourceError};
 use reader::{read_shard, ReaderConfig, ShardMsg};
 
 /// Where shards with no checkpoint start.
@@ -395,12 +405,61 @@ impl Consumer {
     /// Runs until `shutdown` completes, `max_records` or `idle_exit` is
     /// reached, or every shard is read to its end; then flushes, checkpoints
     /// and releases its leases.
-    pub async fn run<S: Sink>(self, sink: S, shutdown: impl Future<Output = ()>) -> Result<LiveSummary> {
-        let mut run = Run::new(self, sink)?;
-        let result = run.main(shutdown).await;
-        run.abort_readers();
-        let stopped = result?;
-        run.finish(stopped).await
+    ///
+    /// The loop is pulse's one [`Driver`]: the shards are its [`Source`]
+    /// (`ShardSource`: a batch is a page of one shard; acknowledging
+    /// writes the checkpoint), hydration its hook ([`TableHydration`]).
+    pub async fn run<S: Sink>(self, mut sink: S, shutdown: impl Future<Output = ()>) -> Result<LiveSummary> {
+        let started = Instant::now();
+        let (mut source, processor, hydration) = ShardSource::new(self)?;
+        let config = DriverConfig {
+            checkpoints: Checkpoints::Every(source.config.checkpoint_interval),
+            // The source counts records across restarts and ends at the limit.
+            max_records: None,
+            idle_exit: source.config.idle_exit,
+            // The source waits for its shards itself.
+            empty_wait: Duration::ZERO,
+            retry: SOURCE_RETRY,
+            apply: source.config.engine.is_some(),
+        };
+        let mut driver = Driver::new(processor, config)?.with_hydration(hydration);
+        let shutdown = async {
+            shutdown.await;
+            tracing::info!("shutdown requested: flushing and checkpointing");
+        };
+        let ran = driver.run(&mut source, &mut sink, shutdown).await;
+        source.abort_readers();
+        let ran = ran?;
+        let stopped = match ran.stopped {
+            DriverStop::EndOfInput if source.reached_max() => StopReason::MaxRecords,
+            DriverStop::EndOfInput => StopReason::Exhausted,
+            DriverStop::MaxRecords => StopReason::MaxRecords,
+            DriverStop::Idle => StopReason::Idle,
+            DriverStop::Shutdown => StopReason::Signal,
+        };
+        let durable =
+            Durable { processor: driver.processor(), sink_state: sink.checkpoint_state(), progress: driver.progress() };
+        source.finish(&durable).await?;
+        let engine = source.config.engine.is_some().then(|| driver.processor());
+        let stream_time = engine.and_then(Processor::stream_time);
+        let seconds = started.elapsed().as_secs_f64();
+        let records_this_run = ran.progress.records;
+        Ok(LiveSummary {
+            stream: source.stream_id.clone(),
+            stopped,
+            totals: source.totals(&durable),
+            records_this_run,
+            stream_time_ms: stream_time,
+            lag_ms: stream_time.map(|t| now_ms() - t),
+            millis_behind_latest: source.millis_behind.values().copied().max(),
+            shards_finished: source.acked.values().filter(|p| p.finished).count(),
+            engine: engine.map(|p| p.engine().counters()),
+            state: engine.map(|p| p.engine().state_size()),
+            hydrated: driver.hydration().as_ref().map(|h| *h.stats()),
+            checkpoints: source.checkpoints,
+            seconds,
+            records_per_second: records_this_run as f64 / seconds.max(1e-9),
+        })
     }
 }
 
@@ -409,37 +468,73 @@ const CHANNEL_PAGES: usize = 16;
 /// How often idleness (and the wall clock) is looked at.
 const IDLE_CHECK: Duration = Duration::from_millis(100);
 
-struct Run<S> {
+/// The shards of a stream as the driver's [`Source`].
+///
+/// A batch is one page of one shard; a record's position is how many
+/// records this run gave up to it. A page's last position (and a shard's
+/// end) is logged, so an acknowledgement up to a position knows, per shard,
+/// the last record whose effects are durable: that is what the checkpoint
+/// file and the lease table record. Between pages, [`Source::next_batch`]
+/// lists shards, starts the readers of shards that may start, renews leases
+/// and, when every shard is caught up, gives an empty batch (the driver's
+/// idleness), which with [`Clock::Wall`] moves stream time to the wall clock.
+///
+/// `next_batch` is cancel-safe for records: a page taken from the channel
+/// is returned before anything else is awaited. The driver cancels it when
+/// a checkpoint falls due; a shard listing or lease renewal cut short that
+/// way is done again at its next tick (acquiring a lease this consumer
+/// already holds succeeds).
+struct ShardSource {
     config: LiveConfig,
     api: StreamApi,
     stream_id: String,
-    processor: Option<Processor>,
-    sink: S,
     capture: Option<ResumableFile>,
     store: Option<CheckpointFile>,
     leases: Option<LeaseTable>,
-    hydrator: Option<Hydrator>,
-    /// What hydration read in this run.
-    hydrated: HydrateStats,
     /// Shards whose lease this consumer holds.
     owned: BTreeSet<String>,
     lineage: Lineage,
-    positions: BTreeMap<String, ShardCheckpoint>,
+    /// Per shard, the last record given to the driver (and whether it ended).
+    given: BTreeMap<String, ShardCheckpoint>,
+    /// Per shard, the last record whose effects are durable: the checkpoint.
+    acked: BTreeMap<String, ShardCheckpoint>,
+    /// Page ends and shard ends given but not yet acknowledged.
+    log: VecDeque<Given>,
     readers: HashMap<Arc<str>, Reading>,
     tx: mpsc::Sender<ShardMsg>,
     rx: mpsc::Receiver<ShardMsg>,
+    /// The checkpoint's totals when this run started, with this run's
+    /// trimmed pages and lost shards (the driver counts records and vectors).
     totals: LiveTotals,
+    /// Records given by this run.
+    records_given: u64,
     /// No checkpoint: the first listing's open shards start at `config.start`.
     fresh: bool,
     /// Shards that start at LATEST (open at the first listing of a fresh run).
     start_latest: BTreeSet<String>,
-    listed_once: bool,
-    dirty: bool,
+    listed: bool,
+    exhausted: bool,
+    ticks: Ticks,
     started: Instant,
-    last_record: Instant,
-    records_this_run: u64,
     checkpoints: u64,
     millis_behind: HashMap<Arc<str>, i64>,
+}
+
+/// What the source gave, in order, for acknowledgements to settle.
+#[derive(Debug)]
+enum Given {
+    /// A page of `shard` ended at position `at` with record `sequence_number`.
+    Page { at: u64, shard: Arc<str>, sequence_number: String },
+    /// `shard` was read to its end after position `at`.
+    Ended { at: u64, shard: Arc<str> },
+}
+
+impl Given {
+    fn at(&self) -> u64 {
+        match self {
+            Given::Page { at, .. } | Given::Ended { at, .. } => *at,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -448,18 +543,26 @@ struct Reading {
     caught_up: bool,
 }
 
-impl<S: Sink> Run<S> {
-    fn new(consumer: Consumer, sink: S) -> Result<Run<S>> {
+/// The source's own clocks (tokio's, so paused-clock tests drive them).
+#[derive(Debug)]
+struct Ticks {
+    discover: Interval,
+    leases: Interval,
+    idle: Interval,
+}
+
+impl ShardSource {
+    /// The source, the processor (the checkpoint's engine, or a new one) and
+    /// the hydration hook of `consumer`.
+    fn new(consumer: Consumer) -> Result<(ShardSource, Processor, Option<TableHydration>)> {
         let Consumer { config, api, store, checkpoint, leases, hydrator } = consumer;
         let (header, engine) = match checkpoint {
             Some(Checkpoint { header, engine }) => (Some(header), engine),
             None => (None, None),
         };
-        let processor = config.engine.map(|ec| {
-            let stream_time = header.as_ref().and_then(|h| h.stream_time_ms);
-            let engine = engine.unwrap_or_else(|| Engine::new(ec));
-            Processor::resume(Arc::new(engine), stream_time)
-        });
+        let engine_config = config.engine.unwrap_or_default();
+        let engine = engine.unwrap_or_else(|| Engine::new(engine_config));
+        let processor = Processor::resume(Arc::new(engine), header.as_ref().and_then(|h| h.stream_time_ms));
         let capture = match &config.capture {
             Some(path) => {
                 let at = header.as_ref().and_then(|h| h.capture.as_ref()).filter(|(p, _)| p == path).map(|(_, n)| *n);
@@ -471,82 +574,60 @@ impl<S: Sink> Run<S> {
         let finished = positions.iter().filter(|(_, p)| p.finished).map(|(id, _)| id.clone());
         let lineage = Lineage::new(finished);
         let (tx, rx) = mpsc::channel(CHANNEL_PAGES);
-        let now = Instant::now();
-        Ok(Run {
-            stream_id: api.id(),
-            config,
-            api,
-            processor,
-            sink,
-            capture,
-            store,
-            leases,
-            hydrator,
-            hydrated: HydrateStats::default(),
-            owned: BTreeSet::new(),
-            lineage,
-            positions,
-            readers: HashMap::new(),
-            tx,
-            rx,
-            totals: header.as_ref().map(|h| h.totals.clone()).unwrap_or_default(),
-            fresh: header.is_none(),
-            start_latest: BTreeSet::new(),
-            listed_once: false,
-            dirty: false,
-            started: now,
-            last_record: now,
-            records_this_run: 0,
-            checkpoints: 0,
-            millis_behind: HashMap::new(),
-        })
-    }
-
-    async fn main(&mut self, shutdown: impl Future<Output = ()>) -> Result<StopReason> {
-        if self.reached_max() {
-            return Ok(StopReason::MaxRecords);
-        }
-        self.discover().await.context("cannot list the stream's shards")?;
         let every = |d: Duration| {
             let mut i = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
             i.set_missed_tick_behavior(MissedTickBehavior::Delay);
             i
         };
-        let mut checkpoint_tick = every(self.config.checkpoint_interval);
-        let mut discover_tick = every(self.config.discover_interval);
-        let mut idle_tick = every(IDLE_CHECK);
-        tokio::pin!(shutdown);
-        loop {
-            // Ticks first: a backlog of pages must not starve checkpoints.
-            tokio::select! {
-                biased;
-                () = &mut shutdown => {
-                    tracing::info!("shutdown requested: flushing and checkpointing");
-                    return Ok(StopReason::Signal);
-                }
-                _ = checkpoint_tick.tick() => self.checkpoint().await?,
-                _ = idle_tick.tick() => {
-                    if let Some(stop) = self.on_idle_check().await? {
-                        return Ok(stop);
-                    }
-                }
-                _ = discover_tick.tick() => {
-                    if let Err(e) = self.discover().await {
-                        tracing::warn!(error = %format!("{e:#}"), "shard listing failed; trying again later");
-                    }
-                }
-                msg = self.rx.recv() => {
-                    let msg = msg.ok_or_else(|| anyhow!("the shard readers' channel closed"))?;
-                    if let Some(stop) = self.on_message(msg).await? {
-                        return Ok(stop);
-                    }
-                }
-            }
-        }
+        let ticks = Ticks {
+            discover: every(config.discover_interval),
+            leases: every(config.checkpoint_interval),
+            idle: every(IDLE_CHECK),
+        };
+        let source = ShardSource {
+            stream_id: api.id(),
+            capture,
+            store,
+            leases,
+            owned: BTreeSet::new(),
+            lineage,
+            given: positions.clone(),
+            acked: positions,
+            log: VecDeque::new(),
+            readers: HashMap::new(),
+            tx,
+            rx,
+            totals: header.as_ref().map(|h| h.totals.clone()).unwrap_or_default(),
+            records_given: 0,
+            fresh: header.is_none(),
+            start_latest: BTreeSet::new(),
+            listed: false,
+            exhausted: false,
+            ticks,
+            started: Instant::now(),
+            checkpoints: 0,
+            millis_behind: HashMap::new(),
+            config,
+            api,
+        };
+        Ok((source, processor, hydrator.map(TableHydration::new)))
     }
 
+    /// `max_records` reached (counted across restarts).
     fn reached_max(&self) -> bool {
-        self.config.max_records.is_some_and(|max| self.totals.records >= max)
+        self.config.max_records.is_some_and(|max| self.totals.records + self.records_given >= max)
+    }
+
+    /// The totals so far: the checkpoint's, and this run's `durable` counts.
+    fn totals(&self, durable: &Durable<'_>) -> LiveTotals {
+        let mut totals = self.totals.clone();
+        totals.records += durable.progress.records;
+        totals.vectors_event += durable.progress.vectors_event;
+        totals.vectors_timer += durable.progress.vectors_timer;
+        for (code, n) in durable.processor.invalid_counts() {
+            *totals.invalid.entry((*code).to_owned()).or_default() += n;
+        }
+        totals
     }
 
     /// Lists the shards and starts every one that may start.
@@ -561,12 +642,12 @@ impl<S: Sink> Run<S> {
                 }
             }
         }
-        if !self.listed_once {
-            self.listed_once = true;
+        if !self.listed {
+            self.listed = true;
             if self.fresh && self.config.start == StartPosition::Latest {
-                let skipped = self.lineage.skip_closed();
-                for id in skipped {
-                    self.positions.entry(id).or_default().finished = true;
+                for id in self.lineage.skip_closed() {
+                    self.given.entry(id.clone()).or_default().finished = true;
+                    self.acked.entry(id).or_default().finished = true;
                 }
                 self.start_latest = self.lineage.ready().iter().map(|s| s.id.clone()).collect();
             }
@@ -577,7 +658,7 @@ impl<S: Sink> Run<S> {
     async fn start_ready(&mut self) -> Result<()> {
         let ready: Vec<String> = self.lineage.ready().iter().map(|s| s.id.clone()).collect();
         for id in ready {
-            let mut start = match self.positions.get(&id).and_then(|p| p.sequence_number.clone()) {
+            let mut start = match self.given.get(&id).and_then(|p| p.sequence_number.clone()) {
                 Some(seq) => StartAt::After(seq),
                 None if self.start_latest.contains(&id) => StartAt::Latest,
                 None => StartAt::TrimHorizon,
@@ -591,15 +672,16 @@ impl<S: Sink> Run<S> {
                     Acquired::Owned(item) => {
                         if item.finished {
                             self.lineage.finish(&id);
-                            self.positions.entry(id.clone()).or_default().finished = true;
+                            self.given.entry(id.clone()).or_default().finished = true;
+                            self.acked.entry(id.clone()).or_default().finished = true;
                             continue;
                         }
                         self.owned.insert(id.clone());
                         if let (None, Some(theirs)) =
-                            (self.positions.get(&id).and_then(|p| p.sequence_number.as_ref()), item.sequence_number)
+                            (self.given.get(&id).and_then(|p| p.sequence_number.as_ref()), item.sequence_number)
                         {
                             // Another consumer read this shard up to `theirs`.
-                            if self.hydrator.is_some() {
+                            if self.config.hydrate.is_some() {
                                 tracing::info!(
                                     shard = %id, after = %theirs,
                                     "shard last read by another consumer: resuming after its position; its customers \
@@ -632,7 +714,8 @@ impl<S: Sink> Run<S> {
         Ok(())
     }
 
-    async fn on_message(&mut self, msg: ShardMsg) -> Result<Option<StopReason>> {
+    /// Handles one message of the readers; a page with records becomes a batch.
+    async fn on_message(&mut self, msg: ShardMsg) -> Result<Option<Batch<u64>>, SourceError> {
         match msg {
             ShardMsg::Page { shard, records, millis_behind } => {
                 if let Some(r) = self.readers.get_mut(&shard) {
@@ -644,14 +727,11 @@ impl<S: Sink> Run<S> {
                 if let Some(ms) = millis_behind {
                     self.millis_behind.insert(shard.clone(), ms);
                 }
-                self.sink.observe_source(records.len() as u64, millis_behind);
                 if records.is_empty() {
                     return Ok(None);
                 }
-                self.apply(&shard, records).await?;
-                if self.reached_max() {
-                    return Ok(Some(StopReason::MaxRecords));
-                }
+                let batch = self.give(&shard, records, millis_behind).map_err(SourceError::Fatal)?;
+                Ok(Some(batch))
             }
             ShardMsg::Ended { shard, lost } => {
                 if lost {
@@ -661,188 +741,125 @@ impl<S: Sink> Run<S> {
                 self.readers.remove(&shard);
                 self.millis_behind.remove(&shard);
                 self.lineage.finish(&shard);
-                self.positions.entry(shard.to_string()).or_default().finished = true;
-                self.dirty = true;
+                self.given.entry(shard.to_string()).or_default().finished = true;
+                self.log.push_back(Given::Ended { at: self.records_given, shard: shard.clone() });
                 // Its children are usually listed already: start them now.
                 if let Err(e) = self.discover().await {
                     tracing::warn!(error = %format!("{e:#}"), "shard listing failed; trying again later");
                 }
-                if self.readers.is_empty() && self.lineage.all_finished() {
-                    return Ok(Some(StopReason::Exhausted));
-                }
+                self.exhausted = self.readers.is_empty() && self.lineage.all_finished();
+                Ok(None)
             }
             ShardMsg::Trimmed { shard, detail } => {
                 self.totals.trimmed += 1;
                 tracing::error!(shard = %shard, detail, trimmed = self.totals.trimmed, "records lost to retention");
+                Ok(None)
             }
             ShardMsg::Failed { shard, error } => {
-                return Err(anyhow!(error).context(format!("cannot read shard {shard}")));
+                Err(SourceError::Fatal(anyhow!(error).context(format!("cannot read shard {shard}"))))
             }
         }
-        Ok(None)
     }
 
-    /// Captures and processes one page (up to `max_records`).
-    async fn apply(&mut self, shard: &Arc<str>, records: Vec<api::LiveRecord>) -> Result<()> {
+    /// A page of `shard` (up to `max_records`) as a batch; captured first.
+    fn give(&mut self, shard: &Arc<str>, records: Vec<api::LiveRecord>, behind: Option<i64>) -> Result<Batch<u64>> {
         let room = match self.config.max_records {
-            Some(max) => max.saturating_sub(self.totals.records) as usize,
+            Some(max) => max.saturating_sub(self.totals.records + self.records_given) as usize,
             None => usize::MAX,
         };
         let records: Vec<api::LiveRecord> = records.into_iter().take(room).collect();
-        let mut decoded: Vec<_> = match self.processor {
-            Some(_) => records.iter().map(|r| Some(decode_line(&r.line))).collect(),
-            None => records.iter().map(|_| None).collect(),
-        };
-        let valid: Vec<&StreamRecord<'_>> = decoded.iter().filter_map(|d| d.as_ref()?.as_ref().ok()).collect();
-        self.hydrate_before(&valid).await?;
-        let mut produced = Produced::default();
-        let mut captured = Vec::new();
-        let mut last = None;
-        for (record, decoded) in records.iter().zip(decoded.iter_mut()) {
-            if self.capture.is_some() {
+        if let Some(capture) = self.capture.as_mut() {
+            let mut captured = Vec::with_capacity(records.iter().map(|r| r.line.len() + 1).sum());
+            for record in &records {
                 captured.extend_from_slice(&record.line);
                 captured.push(b'\n');
             }
-            if let (Some(processor), Some(decoded)) = (self.processor.as_mut(), decoded.take()) {
-                if let Err(invalid) = &decoded {
-                    *self.totals.invalid.entry(invalid.reason.code().to_owned()).or_default() += 1;
-                }
-                let source = Source {
-                    line: None,
-                    shard_id: Some(shard.to_string()),
-                    sequence_number: Some(record.sequence_number.clone()),
-                };
-                processor.process(decoded, source, &record.line, &mut produced);
-            }
-            self.totals.records += 1;
-            self.records_this_run += 1;
-            last = Some(record.sequence_number.clone());
-        }
-        if let Some(capture) = self.capture.as_mut() {
             capture.write_all(&captured)?;
         }
-        if let Some(seq) = last {
-            self.positions.entry(shard.to_string()).or_default().sequence_number = Some(seq);
+        let mut batch = Vec::with_capacity(records.len());
+        for record in records {
+            self.records_given += 1;
+            let origin = Source {
+                line: None,
+                shard_id: Some(shard.to_string()),
+                sequence_number: Some(record.sequence_number.clone()),
+            };
+            batch.push(Record { origin, body: Body::Line(record.line), position: self.records_given });
         }
-        self.send(produced).await?;
-        self.dirty = true;
-        self.last_record = Instant::now();
-        Ok(())
-    }
-
-    /// Loads the customers of `records` the engine does not hold from the
-    /// table (each Query retried under [`hydrate::HYDRATE_RETRY`], as in the
-    /// Lambda function); a failure that outlasts it stops the run (nothing of
-    /// the page is applied, so no checkpoint moves past it).
-    async fn hydrate_before(&mut self, records: &[&StreamRecord<'_>]) -> Result<()> {
-        let (Some(hydrator), Some(processor)) = (self.hydrator.as_ref(), self.processor.as_ref()) else {
-            return Ok(());
-        };
-        let engine = processor.engine().clone();
-        let requests = hydrate::requests_for(records.iter().copied(), &engine);
-        if requests.is_empty() {
-            return Ok(());
+        if let Some(last) = batch.last() {
+            let sequence_number = last.origin.sequence_number.clone().unwrap_or_default();
+            self.given.entry(shard.to_string()).or_default().sequence_number = Some(sequence_number.clone());
+            self.log.push_back(Given::Page { at: self.records_given, shard: shard.clone(), sequence_number });
         }
-        let customers = requests.len();
-        let histories = hydrator.load_all(requests).await.with_context(|| {
-            format!(
-                "cannot hydrate {customers} customers from table {}: stopping before applying their records, the \
-                 checkpoint stays before them",
-                hydrator.table()
-            )
-        })?;
-        let fired_through = hydrate::timers_fired_through(processor.stream_time(), records.iter().copied());
-        let stats = hydrate::apply_all(&engine, &histories, fired_through);
-        tracing::debug!(customers = stats.customers, items = stats.items_read, "hydrated a page's customers");
-        self.hydrated.add(&stats);
-        Ok(())
-    }
-
-    async fn send(&mut self, produced: Produced) -> Result<()> {
-        for v in &produced.vectors {
-            match v.trigger {
-                Trigger::Event => self.totals.vectors_event += 1,
-                Trigger::Timer => self.totals.vectors_timer += 1,
-            }
-        }
-        if !produced.is_empty() {
-            self.sink.send(produced).await.context("the sink failed")?;
-        }
-        if let Some(t) = self.processor.as_ref().and_then(Processor::stream_time) {
-            self.sink.tick(t).await.context("the sink failed")?;
-        }
-        Ok(())
+        Ok(Batch { records: batch, behind_ms: behind, advance_to: None })
     }
 
     fn all_caught_up(&self) -> bool {
         self.readers.values().all(|r| r.caught_up)
     }
 
-    async fn on_idle_check(&mut self) -> Result<Option<StopReason>> {
-        if !self.all_caught_up() {
-            return Ok(None);
-        }
-        if self.config.clock == Clock::Wall {
-            if let Some(processor) = self.processor.as_mut() {
-                let now = now_ms();
-                if processor.stream_time().is_none_or(|t| t < now) {
-                    let mut produced = Produced::default();
-                    processor.advance_to(now, &Source::default(), &mut produced);
-                    // Only fired timers change what a checkpoint must hold:
-                    // an idle consumer does not rewrite its engine snapshot.
-                    if !produced.is_empty() {
-                        self.dirty = true;
-                        self.send(produced).await?;
-                    }
+    /// Everything given up to position `at` is durable.
+    fn settle(&mut self, at: u64) {
+        while self.log.front().is_some_and(|g| g.at() <= at) {
+            match self.log.pop_front() {
+                Some(Given::Page { shard, sequence_number, .. }) => {
+                    self.acked.entry(shard.to_string()).or_default().sequence_number = Some(sequence_number);
                 }
+                Some(Given::Ended { shard, .. }) => self.acked.entry(shard.to_string()).or_default().finished = true,
+                None => {}
             }
         }
-        if let Some(idle) = self.config.idle_exit {
-            if self.last_record.elapsed() >= idle {
-                return Ok(Some(StopReason::Idle));
-            }
-        }
-        Ok(None)
     }
 
-    /// The barrier: flush the sink, then write positions, engine and resume
-    /// states; with leases, mirror the positions (and learn of lost leases).
-    async fn checkpoint(&mut self) -> Result<()> {
-        if self.dirty {
-            self.sink.flush().await.context("the sink could not flush (checkpoint barrier)")?;
-            let capture = match self.capture.as_mut() {
-                Some(c) => Some((c.path().to_owned(), c.commit()?)),
-                None => None,
-            };
-            let header = CheckpointHeader {
-                format: FORMAT,
-                stream: self.stream_id.clone(),
-                written_at_ms: now_ms(),
-                shards: self.positions.clone(),
-                stream_time_ms: self.processor.as_ref().and_then(Processor::stream_time),
-                engine: self.config.engine.as_ref().map(engine_label),
-                totals: self.totals.clone(),
-                sink: self.sink.checkpoint_state(),
-                capture,
-            };
-            if let Some(store) = self.store.clone() {
-                let engine = self.processor.as_ref().map(|p| p.engine().clone());
-                tokio::task::spawn_blocking(move || store.save(&header, engine.as_deref()))
-                    .await
-                    .context("checkpoint writer failed")??;
-            }
-            self.dirty = false;
-            self.checkpoints += 1;
-            self.log_progress();
+    /// Writes the checkpoint: the acknowledged positions, with the state
+    /// `durable` says they left (engine, stream time, sink, counts) and the
+    /// capture's committed length, in one atomically replaced file.
+    async fn write_checkpoint(&mut self, durable: &Durable<'_>) -> Result<()> {
+        let capture = match self.capture.as_mut() {
+            Some(c) => Some((c.path().to_owned(), c.commit()?)),
+            None => None,
+        };
+        let with_engine = self.config.engine.is_some();
+        let header = CheckpointHeader {
+            format: FORMAT,
+            stream: self.stream_id.clone(),
+            written_at_ms: now_ms(),
+            shards: self.acked.clone(),
+            stream_time_ms: durable.processor.stream_time().filter(|_| with_engine),
+            engine: self.config.engine.as_ref().map(engine_label),
+            totals: self.totals(durable),
+            sink: durable.sink_state.clone(),
+            capture,
+        };
+        if let Some(store) = self.store.clone() {
+            let engine = with_engine.then(|| durable.processor.engine().clone());
+            tokio::task::spawn_blocking(move || store.save(&header, engine.as_deref()))
+                .await
+                .context("checkpoint writer failed")??;
         }
-        self.commit_leases().await
+        self.checkpoints += 1;
+        let seconds = self.started.elapsed().as_secs_f64();
+        let totals = self.totals(durable);
+        tracing::info!(
+            records = totals.records,
+            records_per_s = (durable.progress.records as f64 / seconds.max(1e-9)) as u64,
+            vectors = totals.vectors_event + totals.vectors_timer,
+            dead_letters = totals.invalid.values().sum::<u64>(),
+            trimmed = totals.trimmed,
+            lag_ms = durable.processor.stream_time().map(|t| now_ms() - t),
+            shards_reading = self.readers.len(),
+            "checkpoint"
+        );
+        Ok(())
     }
 
+    /// Mirrors the acknowledged positions to the lease table, which renews
+    /// the leases (and tells of those lost to another consumer).
     async fn commit_leases(&mut self) -> Result<()> {
         let Some(leases) = self.leases.clone() else { return Ok(()) };
         let now = now_ms();
         for id in self.owned.clone() {
-            let position = self.positions.get(&id).cloned().unwrap_or_default();
+            let position = self.acked.get(&id).cloned().unwrap_or_default();
             let still = leases.commit(&id, position.sequence_number.as_deref(), position.finished, now).await?;
             if position.finished || !still {
                 self.owned.remove(&id);
@@ -858,53 +875,71 @@ impl<S: Sink> Run<S> {
         Ok(())
     }
 
-    fn log_progress(&self) {
-        let seconds = self.started.elapsed().as_secs_f64();
-        let stream_time = self.processor.as_ref().and_then(Processor::stream_time);
-        tracing::info!(
-            records = self.totals.records,
-            records_per_s = (self.records_this_run as f64 / seconds.max(1e-9)) as u64,
-            vectors = self.totals.vectors_event + self.totals.vectors_timer,
-            dead_letters = self.totals.invalid.values().sum::<u64>(),
-            trimmed = self.totals.trimmed,
-            lag_ms = stream_time.map(|t| now_ms() - t),
-            shards_reading = self.readers.len(),
-            "checkpoint"
-        );
-    }
-
     fn abort_readers(&mut self) {
         for (_, r) in self.readers.drain() {
             r.task.abort();
         }
     }
 
-    async fn finish(mut self, stopped: StopReason) -> Result<LiveSummary> {
-        self.dirty = true;
-        self.checkpoint().await?;
+    /// After a clean stop (the sink closed: everything given is durable):
+    /// the last checkpoint, then the leases mirrored and released.
+    async fn finish(&mut self, durable: &Durable<'_>) -> Result<()> {
+        self.settle(u64::MAX);
+        self.write_checkpoint(durable).await?;
+        self.commit_leases().await?;
         if let Some(leases) = &self.leases {
             for id in &self.owned {
                 leases.release(id).await?;
             }
         }
-        let seconds = self.started.elapsed().as_secs_f64();
-        let stream_time = self.processor.as_ref().and_then(Processor::stream_time);
-        Ok(LiveSummary {
-            stream: self.stream_id.clone(),
-            stopped,
-            totals: self.totals.clone(),
-            records_this_run: self.records_this_run,
-            stream_time_ms: stream_time,
-            lag_ms: stream_time.map(|t| now_ms() - t),
-            millis_behind_latest: self.millis_behind.values().copied().max(),
-            shards_finished: self.positions.values().filter(|p| p.finished).count(),
-            engine: self.processor.as_ref().map(|p| p.engine().counters()),
-            state: self.processor.as_ref().map(|p| p.engine().state_size()),
-            hydrated: self.hydrator.is_some().then_some(self.hydrated),
-            checkpoints: self.checkpoints,
-            seconds,
-            records_per_second: self.records_this_run as f64 / seconds.max(1e-9),
-        })
+        Ok(())
+    }
+}
+
+impl RecordSource for ShardSource {
+    type Position = u64;
+
+    async fn next_batch(&mut self) -> Result<Option<Batch<u64>>, SourceError> {
+        if !self.listed {
+            self.discover().await.context("cannot list the stream's shards").map_err(SourceError::Fatal)?;
+        }
+        loop {
+            if self.reached_max() || self.exhausted {
+                return Ok(None);
+            }
+            // Ticks first: a backlog of pages must not starve lease renewals.
+            tokio::select! {
+                biased;
+                _ = self.ticks.leases.tick() => self.commit_leases().await.map_err(SourceError::Fatal)?,
+                _ = self.ticks.idle.tick() => {
+                    if self.all_caught_up() {
+                        let behind = self.millis_behind.values().copied().max();
+                        let mut batch = match self.config.clock {
+                            Clock::Wall => Batch::advance_to(now_ms()),
+                            Clock::Stream => Batch::empty(),
+                        };
+                        batch.behind_ms = behind;
+                        return Ok(Some(batch));
+                    }
+                }
+                _ = self.ticks.discover.tick() => {
+                    if let Err(e) = self.discover().await {
+                        tracing::warn!(error = %format!("{e:#}"), "shard listing failed; trying again later");
+                    }
+                }
+                msg = self.rx.recv() => {
+                    let msg = msg.ok_or_else(|| SourceError::Fatal(anyhow!("the shard readers' channel closed")))?;
+                    if let Some(batch) = self.on_message(msg).await? {
+                        return Ok(Some(batch));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn acknowledge(&mut self, position: &u64, durable: &Durable<'_>) -> Result<()> {
+        self.settle(*position);
+        self.write_checkpoint(durable).await
     }
 }
 
