@@ -12,7 +12,7 @@
 //! * [`metrics`]: fleet and health metrics to CloudWatch or as EMF lines.
 //! * [`sink`]: [`ScoringSink`](sink::ScoringSink), the [`Sink`](pulse_runtime::sink::Sink) tying them together.
 //! * [`args`]: [`OutputArgs`](args::OutputArgs), the flags, and `build`.
-//! * [`retry`], `batch`: backoff, circuit breaker, error classes, batch calls.
+//! * [`crate::retry`], `batch`: backoff, circuit breaker, error classes, batch calls.
 
 pub mod alerts;
 pub mod args;
