@@ -132,6 +132,9 @@ pub enum StreamApi {
         /// The stream's ARN.
         stream_arn: String,
     },
+    /// An in-memory stream, for the live loop's unit tests.
+    #[cfg(test)]
+    Scripted(std::sync::Arc<super::scripted::Script>),
 }
 
 impl fmt::Debug for StreamApi {
@@ -145,6 +148,8 @@ pub fn max_records_per_call(api: &StreamApi) -> i32 {
     match api {
         StreamApi::DynamoDbStreams { .. } => 1000,
         StreamApi::Kinesis { .. } => 10_000,
+        #[cfg(test)]
+        StreamApi::Scripted(_) => 1000,
     }
 }
 
@@ -221,6 +226,8 @@ impl StreamApi {
         match self {
             StreamApi::DynamoDbStreams { stream_arn, .. } => format!("dynamodb-streams:{stream_arn}"),
             StreamApi::Kinesis { stream_arn, .. } => format!("kinesis:{stream_arn}"),
+            #[cfg(test)]
+            StreamApi::Scripted(_) => "scripted:stream".to_owned(),
         }
     }
 
@@ -264,6 +271,8 @@ impl StreamApi {
                 })
                 .await
             }
+            #[cfg(test)]
+            StreamApi::Scripted(script) => Ok(script.list_shards()),
         }
     }
 
@@ -306,6 +315,8 @@ impl StreamApi {
                     .map_err(|e| read_error("GetShardIterator", e))?;
                 out.shard_iterator().map(str::to_owned).ok_or_else(missing)
             }
+            #[cfg(test)]
+            StreamApi::Scripted(script) => script.iterator(shard, at),
         }
     }
 
@@ -358,6 +369,8 @@ impl StreamApi {
                     millis_behind: out.millis_behind_latest(),
                 })
             }
+            #[cfg(test)]
+            StreamApi::Scripted(script) => script.records(iterator, limit),
         }
     }
 }

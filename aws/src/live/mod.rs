@@ -90,6 +90,10 @@ pub mod lineage;
 pub mod poll;
 pub mod reader;
 pub mod record;
+#[cfg(test)]
+mod scripted;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::future::Future;
