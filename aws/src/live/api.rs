@@ -134,6 +134,7 @@ pub enum StreamApi {
     },
     /// An in-memory stream, for the live loop's unit tests.
     #[cfg(test)]
+    #[allow(private_interfaces)]
     Scripted(std::sync::Arc<super::scripted::Script>),
 }
 
