@@ -3,7 +3,8 @@
 # unit, integration and doc tests, with a local AWS server (moto, installed
 # and started by scripts/local-aws.sh) for the integration tests; then the
 # deployment checks (scripts/test-deploy.sh: the SAM template linted and
-# deployed on the same local server, every variant read back). Exits
+# deployed on the same local server, every variant read back), and a
+# bounded run of the decoder fuzzer (scripts/fuzz.sh). Exits
 # non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,5 +17,8 @@ eval "$(scripts/local-aws.sh start)"
 trap 'scripts/local-aws.sh stop' EXIT
 
 cargo test --workspace "$@"
+
+# The decoder fuzzer, bounded: 1,000,000 structure-aware mutations.
+scripts/fuzz.sh
 
 scripts/test-deploy.sh
