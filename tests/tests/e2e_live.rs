@@ -40,6 +40,19 @@
 //!   new events of three customers are scored by the endpoint; SIGTERM ends
 //!   the run cleanly.
 //!
+//! * `through_injected_faults_nothing_is_lost_fabricated_or_written_twice`:
+//!   the run of the first test, scored by `pulse serve` as the endpoint, with
+//!   every AWS call through a fault-injecting proxy ([`fault_proxy`]): the
+//!   stream answers `ExpiredIteratorException`, `LimitExceededException` and
+//!   500s; DynamoDB `ProvisionedThroughputExceededException` on the
+//!   prediction writes; SNS `Throttling` and SQS 500s on the first two
+//!   batches; SageMaker
+//!   `ThrottlingException`, 503 and `ModelNotReadyException`. Every fault
+//!   kind is hit; the predictions are exactly those of a clean run (the
+//!   model's scores of each customer's last vector), every alert counted
+//!   was published once and no alert twice, the dead letters are exactly
+//!   the invalid items, and the run counted its retries.
+//!
 //! Every AWS call of the run goes to the local server through
 //! `AWS_ENDPOINT_URL` (no `--endpoint-url`: that flag would override the
 //! per-service variable the endpoint tests use). Predictions are written to
@@ -49,6 +62,8 @@
 //! `IOpsDashboard/Predictions` would mix runs).
 
 mod common;
+#[path = "common/fault_proxy.rs"]
+mod fault_proxy;
 #[path = "common/live.rs"]
 mod live;
 mod output_support;
@@ -62,6 +77,7 @@ use aws_config::SdkConfig;
 use aws_sdk_cloudwatch::types::Metric;
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::{parse_vectors, pulse_bin, D, H, MIN};
+use fault_proxy::{Fault, FaultProxy, Rule, When};
 use live::{event_image, now_ms, prediction_image, TableWriter};
 use output_support::{drain_queue, embedded, metric_series, n, s};
 use pulse_aws::output::alerts::AlertMessage;
@@ -573,6 +589,88 @@ async fn events_in_predictions_metrics_alerts_and_dead_letters_out() {
         by_customer.values().filter(|l| l.len() > 1).count(),
         written_in.as_secs_f64(),
         ran_in.as_secs_f64()
+    );
+}
+
+fn rule(operation: &'static str, when: When, status: u16, code: &'static str) -> Rule {
+    Rule { operation, when, fault: Fault { status, code } }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_injected_faults_nothing_is_lost_fabricated_or_written_twice() {
+    let started = Instant::now();
+    let m = marketplace("e2e-faults", 16, 14, 7).await;
+    let dir = tempfile::tempdir().unwrap();
+    let files = RunFiles::new(dir.path());
+    let port = output_support::free_port().await;
+    let (_addr, stop, serving) = output_support::serve(port).await;
+    const GET_RECORDS: &str = "DynamoDBStreams_20120810.GetRecords";
+    const ITERATOR: &str = "DynamoDBStreams_20120810.GetShardIterator";
+    const UPDATE: &str = "DynamoDB_20120810.UpdateItem";
+    const INVOKE: &str = "sagemaker.InvokeEndpoint";
+    const PUBLISH: &str = "sns.PublishBatch";
+    const SEND: &str = "AmazonSQS.SendMessageBatch";
+    let rules = vec![
+        rule(GET_RECORDS, When::Every(4), 400, "ExpiredIteratorException"),
+        rule(GET_RECORDS, When::Every(7), 400, "LimitExceededException"),
+        rule(ITERATOR, When::Every(5), 500, "InternalServerError"),
+        rule(UPDATE, When::Every(3), 400, "ProvisionedThroughputExceededException"),
+        rule(INVOKE, When::Every(3), 400, "ThrottlingException"),
+        rule(INVOKE, When::Every(5), 503, "ServiceUnavailable"),
+        rule(INVOKE, When::Every(7), 429, "ModelNotReadyException"),
+        rule(PUBLISH, When::First(2), 400, "Throttling"),
+        rule(SEND, When::First(2), 500, "InternalError"),
+    ];
+    let proxy = FaultProxy::start(&aws_endpoint(), Some(&format!("http://127.0.0.1:{port}")), rules).await;
+    let endpoint = unique_name("churn");
+    let mut flags = endpoint_flags(&endpoint, "hold");
+    flags.extend(["--hold-timeout-s", "60", "--idle-exit-s", "3"]);
+    let mut child = start_run(&m, &files, &flags, &[("AWS_ENDPOINT_URL", proxy.url())]);
+    wait_for_exit(&mut child, &files, Duration::from_secs(150)).await;
+    stop.send(()).unwrap();
+    serving.await.unwrap();
+
+    for op in [GET_RECORDS, ITERATOR, UPDATE, INVOKE, PUBLISH, SEND] {
+        assert!(proxy.faults(op) > 0, "no fault injected into {op}; calls: {:?}", proxy.seen());
+    }
+    let summary = files.summary();
+    let scoring = &summary["scoring"];
+    let vectors = files.vectors();
+    let stored = predictions(&m.sdk, &m.table).await;
+    let served_by = format!("sagemaker:{endpoint}");
+    let last = assert_predictions(&m, &vectors, &stored, |_| served_by.clone());
+    assert_eq!(number(&scoring["fallback_rows"], "fallback rows"), 0, "nothing scored by a fallback");
+    let alerts: Vec<AlertMessage> = drain_queue(&m.sdk, &m.alerts_queue)
+        .await
+        .iter()
+        .map(|msg| serde_json::from_str(msg.body().unwrap()).expect("an alert message"))
+        .collect();
+    assert!(!alerts.is_empty(), "the marketplace raised no alert");
+    assert_eq!(alerts.len() as u64, number(&scoring["alerts"], "alerts"), "every alert counted was published once");
+    let ids: BTreeSet<&str> = alerts.iter().map(|a| a.alert_id.as_str()).collect();
+    assert_eq!(ids.len(), alerts.len(), "no alert published twice");
+    assert_dead_letters_and_own_prediction(&m, &vectors, &stored).await;
+    let retries = number(&scoring["retries"], "retries");
+    assert!(retries > 0, "the run counted its retries: {scoring}");
+    eprintln!(
+        "{} customers, {} vectors, {} alerts through faults: GetRecords {}/{}, GetShardIterator {}/{}, UpdateItem {}/{}, \
+         InvokeEndpoint {}/{}, Publish {}/{}, SendMessage {}/{} (faults/calls); {retries} retries counted; {:.1} s",
+        last.len(),
+        vectors.len(),
+        alerts.len(),
+        proxy.faults(GET_RECORDS),
+        proxy.calls(GET_RECORDS),
+        proxy.faults(ITERATOR),
+        proxy.calls(ITERATOR),
+        proxy.faults(UPDATE),
+        proxy.calls(UPDATE),
+        proxy.faults(INVOKE),
+        proxy.calls(INVOKE),
+        proxy.faults(PUBLISH),
+        proxy.calls(PUBLISH),
+        proxy.faults(SEND),
+        proxy.calls(SEND),
+        started.elapsed().as_secs_f64()
     );
 }
 
