@@ -52,7 +52,7 @@ pub struct Rule {
 impl When {
     fn picks(self, call: u32) -> bool {
         match self {
-            When::Every(n) => call % n == 0,
+            When::Every(n) => call.is_multiple_of(n),
             When::First(n) => call <= n,
         }
     }
