@@ -113,6 +113,29 @@ fn len(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
+/// Where in the stream (as a fraction of the uninterrupted run's features)
+/// each kill lands: three fixed points, or for a chaos run
+/// (`scripts/chaos.sh`: `PULSE_CHAOS_KILLS=N`, `PULSE_CHAOS_SEED`) N random
+/// points in (0.02, 0.95), in order.
+fn chaos_kill_points() -> Vec<f64> {
+    let Some(kills) = std::env::var("PULSE_CHAOS_KILLS").ok().and_then(|n| n.parse::<usize>().ok()) else {
+        return vec![0.2, 0.45, 0.7];
+    };
+    let mut seed: u64 = std::env::var("PULSE_CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    eprintln!("chaos: {kills} kills, seed {seed}");
+    // splitmix64: enough randomness for kill points, no dependency.
+    let mut next = || {
+        seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) as f64 / u64::MAX as f64
+    };
+    let mut points: Vec<f64> = (0..kills).map(|_| 0.02 + 0.93 * next()).collect();
+    points.sort_by(f64::total_cmp);
+    points
+}
+
 #[test]
 fn kill_9_mid_stream_and_restarts_give_the_files_of_an_uninterrupted_run() {
     let (table, records) = filled_table("live-kill", 400);
@@ -127,7 +150,8 @@ fn kill_9_mid_stream_and_restarts_give_the_files_of_an_uninterrupted_run() {
 
     let killed = Files::new(dir.path(), "killed");
     let mut mid_stream_kills = 0;
-    for fraction in [0.2, 0.45, 0.7] {
+    let kill_points = chaos_kill_points();
+    for &fraction in &kill_points {
         let mut child = Command::new(pulse_bin())
             .args(killed.run_args(&table, true))
             .stdout(Stdio::null())
@@ -140,13 +164,24 @@ fn kill_9_mid_stream_and_restarts_give_the_files_of_an_uninterrupted_run() {
             assert!(Instant::now() < deadline, "the features file never reached {target} bytes");
             std::thread::sleep(Duration::from_millis(2));
         }
+        // A chaos run lets a random moment pass more: a kill may land while
+        // a checkpoint is written, while a page is applied, or while idle.
+        if kill_points.len() > 3 {
+            std::thread::sleep(Duration::from_micros((fraction * 1e6) as u64 % 20_000));
+        }
         child.kill().expect("SIGKILL"); // std sends SIGKILL on Unix
         let status = child.wait().unwrap();
         if len(&killed.features) < final_len && !status.success() {
             mid_stream_kills += 1;
         }
     }
-    assert!(mid_stream_kills >= 2, "only {mid_stream_kills} of 3 kills landed before the end of the stream");
+    let wanted = (kill_points.len() * 2).div_ceil(3);
+    assert!(
+        mid_stream_kills >= wanted,
+        "only {mid_stream_kills} of {} kills landed before the end of the stream",
+        kill_points.len()
+    );
+    eprintln!("{mid_stream_kills} of {} kills landed mid-stream; the outputs are compared next", kill_points.len());
 
     let out = run_pulse(killed.run_args(&table, true));
     assert!(out.status.success(), "{}", describe(&out));
