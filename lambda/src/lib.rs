@@ -28,35 +28,47 @@
 //!
 //! # One batch
 //!
+//! A batch runs on the one [`Driver`] (`pulse_runtime::driver`), the loop
+//! `pulse replay` runs on, through a thin adapter (`adapter.rs`): the
+//! invocation's records are a source of one batch, decoded here as the
+//! driver's `Body::Decoded`; the warm processor is lent to the driver and
+//! given back; acknowledging the batch is the answer.
+//!
 //! 1. Decode every record (an invalid one is a dead letter, never a failure).
-//! 2. Check the stamps of the held customers the batch touches or whose
-//!    timers would fire during it ([`stamps`]): a customer whose records were
-//!    applied in another execution environment since is forgotten.
-//! 3. Hydrate the customers not held (one Query chain each, several at once).
-//! 4. Apply the records in order.
-//! 5. Send what they produced to the sink and **flush** it: the batch is
-//!    acknowledged only once its effects are durable.
-//! 6. Write the next due time of every customer that got a vector to the due
-//!    index ([`pulse_aws::due`]), and the stamp of every customer the batch
-//!    applied records to.
+//! 2. The driver's hydration hook checks the stamps of the held customers
+//!    the batch touches or whose timers would fire during it ([`stamps`]):
+//!    a customer whose records were applied in another execution
+//!    environment since is forgotten; then it hydrates the customers not
+//!    held ([`pulse_aws::hydrate::TableHydration`]: one Query chain each,
+//!    several at once).
+//! 3. The driver applies the records in order.
+//! 4. It sends what they produced to the sink and, when the input ends,
+//!    closes it: for the Lambda a **flush** (the environment's sink serves
+//!    the next invocations), then the next due time of every customer that
+//!    got a vector is written to the due index ([`pulse_aws::due`]). The
+//!    batch is acknowledged only once its effects are durable.
+//! 5. The acknowledgement writes the stamp of every customer the batch
+//!    applied records to, then makes the answer.
 //!
 //! The response's `batchItemFailures` is empty unless something failed:
 //!
 //! * reading the stamps or a Query of the hydration failed: nothing was
 //!   applied; the batch fails from its first record and is redelivered;
 //! * the sink, the due index or the stamps failed: the records were applied
-//!   but their effects are not known to be durable. The batch fails from its first
-//!   record, and the warm state is **dropped** (the engine would take the
-//!   redelivered records for duplicates and emit nothing): the redelivery
-//!   hydrates from the table again and emits the same vectors again;
+//!   but their effects are not known to be durable (nothing was
+//!   acknowledged). The batch fails from its first record, and the warm
+//!   state is **dropped** (the engine would take the redelivered records for
+//!   duplicates and emit nothing): the redelivery hydrates from the table
+//!   again and emits the same vectors again;
 //! * an invalid record could not be re-serialized for its dead letter: the
-//!   batch fails from that record (its predecessors were applied and are sent
-//!   and flushed as usual).
+//!   batch given to the driver ends before it, so the batch fails from that
+//!   record (its predecessors were applied, sent and flushed as usual; the
+//!   records after it are neither hydrated nor applied).
 //!
 //! A record without a `SequenceNumber` is reported with no identifier, which
 //! Lambda reads as the whole batch failing. An invocation that stops midway
-//! (a panic, a timeout) leaves a mark, and the next one starts from an empty
-//! state instead of a half-applied one.
+//! (a panic, a timeout) never gives the processor back, and the next one
+//! starts from an empty state instead of a half-applied one.
 //!
 //! # Silent customers: the scheduled run
 //!
@@ -66,9 +78,11 @@
 //! handler ([`Handler::rescore_due`]) Queries the due index for the customers
 //! whose next timer is due by the scheduled time — only those, never a scan —,
 //! hydrates them into a fresh engine with their timers settled just before
-//! their recorded due time, fires every timer due by the scheduled time
-//! (vectors with trigger `timer`, `as_of` = each due time, as in a replay),
-//! sends them to the sink, and writes each customer's next due time. The warm
+//! their recorded due time, and runs the [`Driver`] over it with a source
+//! whose one batch has no records and moves stream time to the scheduled
+//! time: every timer due by then fires (vectors with trigger `timer`,
+//! `as_of` = each due time, as in a replay), the vectors go to the sink, and
+//! at its flush each due customer's next due time is written. The warm
 //! stream state is not touched.
 //!
 //! # Source
