@@ -28,35 +28,47 @@
 //!
 //! # One batch
 //!
+//! A batch runs on the one [`Driver`] (`pulse_runtime::driver`), the loop
+//! `pulse replay` runs on, through a thin adapter (`adapter.rs`): the
+//! invocation's records are a source of one batch, decoded here as the
+//! driver's `Body::Decoded`; the warm processor is lent to the driver and
+//! given back; acknowledging the batch is the answer.
+//!
 //! 1. Decode every record (an invalid one is a dead letter, never a failure).
-//! 2. Check the stamps of the held customers the batch touches or whose
-//!    timers would fire during it ([`stamps`]): a customer whose records were
-//!    applied in another execution environment since is forgotten.
-//! 3. Hydrate the customers not held (one Query chain each, several at once).
-//! 4. Apply the records in order.
-//! 5. Send what they produced to the sink and **flush** it: the batch is
-//!    acknowledged only once its effects are durable.
-//! 6. Write the next due time of every customer that got a vector to the due
-//!    index ([`pulse_aws::due`]), and the stamp of every customer the batch
-//!    applied records to.
+//! 2. The driver's hydration hook checks the stamps of the held customers
+//!    the batch touches or whose timers would fire during it ([`stamps`]):
+//!    a customer whose records were applied in another execution
+//!    environment since is forgotten; then it hydrates the customers not
+//!    held ([`pulse_aws::hydrate::TableHydration`]: one Query chain each,
+//!    several at once).
+//! 3. The driver applies the records in order.
+//! 4. It sends what they produced to the sink and, when the input ends,
+//!    closes it: for the Lambda a **flush** (the environment's sink serves
+//!    the next invocations), then the next due time of every customer that
+//!    got a vector is written to the due index ([`pulse_aws::due`]). The
+//!    batch is acknowledged only once its effects are durable.
+//! 5. The acknowledgement writes the stamp of every customer the batch
+//!    applied records to, then makes the answer.
 //!
 //! The response's `batchItemFailures` is empty unless something failed:
 //!
 //! * reading the stamps or a Query of the hydration failed: nothing was
 //!   applied; the batch fails from its first record and is redelivered;
 //! * the sink, the due index or the stamps failed: the records were applied
-//!   but their effects are not known to be durable. The batch fails from its first
-//!   record, and the warm state is **dropped** (the engine would take the
-//!   redelivered records for duplicates and emit nothing): the redelivery
-//!   hydrates from the table again and emits the same vectors again;
+//!   but their effects are not known to be durable (nothing was
+//!   acknowledged). The batch fails from its first record, and the warm
+//!   state is **dropped** (the engine would take the redelivered records for
+//!   duplicates and emit nothing): the redelivery hydrates from the table
+//!   again and emits the same vectors again;
 //! * an invalid record could not be re-serialized for its dead letter: the
-//!   batch fails from that record (its predecessors were applied and are sent
-//!   and flushed as usual).
+//!   batch given to the driver ends before it, so the batch fails from that
+//!   record (its predecessors were applied, sent and flushed as usual; the
+//!   records after it are neither hydrated nor applied).
 //!
 //! A record without a `SequenceNumber` is reported with no identifier, which
 //! Lambda reads as the whole batch failing. An invocation that stops midway
-//! (a panic, a timeout) leaves a mark, and the next one starts from an empty
-//! state instead of a half-applied one.
+//! (a panic, a timeout) never gives the processor back, and the next one
+//! starts from an empty state instead of a half-applied one.
 //!
 //! # Silent customers: the scheduled run
 //!
@@ -66,9 +78,11 @@
 //! handler ([`Handler::rescore_due`]) Queries the due index for the customers
 //! whose next timer is due by the scheduled time — only those, never a scan —,
 //! hydrates them into a fresh engine with their timers settled just before
-//! their recorded due time, fires every timer due by the scheduled time
-//! (vectors with trigger `timer`, `as_of` = each due time, as in a replay),
-//! sends them to the sink, and writes each customer's next due time. The warm
+//! their recorded due time, and runs the [`Driver`] over it with a source
+//! whose one batch has no records and moves stream time to the scheduled
+//! time: every timer due by then fires (vectors with trigger `timer`,
+//! `as_of` = each due time, as in a replay), the vectors go to the sink, and
+//! at its flush each due customer's next due time is written. The warm
 //! stream state is not touched.
 //!
 //! # Source
@@ -80,12 +94,14 @@
 
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+mod adapter;
 mod invocation;
 pub mod settings;
 pub mod sink;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
@@ -97,17 +113,18 @@ use pulse_schemas::capture::{decode_line, kinesis_line};
 use pulse_schemas::lambda::decode_record;
 use pulse_schemas::record::{Invalid, InvalidReason, StreamRecord};
 use pulse_schemas::validate::FUTURE_TOLERANCE_MS;
-use pulse_schemas::Source;
 use serde::Serialize;
 
 pub use invocation::{Invocation, Unreadable, SCHEDULED_EVENT};
 pub use pulse_aws::stamps::{self, Stamps};
 pub use settings::{LambdaSettings, Switch};
 
+use adapter::{Incoming, InvocationBatch, InvocationSink, ScheduledRun, Stamped, StampedHydration};
 use pulse_aws::due::{Due, DueIndex};
-use pulse_aws::hydrate::{self, HydrateRequest, HydrateStats, Hydrator};
+use pulse_aws::hydrate::{self, HydrateRequest, HydrateStats, Hydrator, TableHydration};
 use pulse_aws::output::args::OutputArgs;
-use pulse_runtime::process::{Processor, Produced};
+use pulse_runtime::driver::{Checkpoints, Driver, DriverConfig};
+use pulse_runtime::process::Processor;
 use pulse_runtime::sink::Sink;
 
 /// How the handler behaves.
@@ -259,22 +276,13 @@ pub struct RescoreReport {
     pub due_deleted: usize,
 }
 
-/// One record of a batch, whichever stream delivered it.
-struct Incoming<'a> {
-    /// Its sequence number in the shard, for its stamp, its source and a
-    /// failure report.
-    sequence_number: Option<String>,
-    decoded: Result<StreamRecord<'a>, Invalid>,
-    /// The bytes of a dead letter (empty for a valid record); `None` when an
-    /// invalid record could not be serialized (the batch stops there).
-    raw: Option<Vec<u8>>,
-}
-
+/// The engine this environment keeps warm across invocations.
 #[derive(Debug)]
 struct Warm {
-    processor: Processor,
-    /// Set while a batch is being applied; found set, the state is suspect.
-    dirty: bool,
+    /// The processor, taken out while an invocation runs the driver over it
+    /// and given back when it ends; found missing, an earlier invocation
+    /// stopped midway (a panic, a timeout) and the state is suspect.
+    processor: Option<Processor>,
     /// The stamp this environment wrote for each customer it holds: the
     /// sequence number of the last record it applied to it ([`stamps`]).
     applied: HashMap<String, String>,
@@ -282,70 +290,37 @@ struct Warm {
 
 impl Warm {
     fn new(config: EngineConfig) -> Warm {
-        Warm { processor: Processor::new(Arc::new(Engine::new(config))), dirty: false, applied: HashMap::new() }
+        Warm { processor: Some(Processor::new(Arc::new(Engine::new(config)))), applied: HashMap::new() }
     }
 
-    /// Forgets the customers held here whose stored stamp is not the one this
-    /// environment wrote (records were applied elsewhere since): those the
-    /// batch touches and those whose timers would fire during it. Returns
-    /// how many.
-    async fn forget_stale<'r>(
-        &mut self,
-        stamps: &Stamps,
-        records: impl Iterator<Item = &'r StreamRecord<'r>> + Clone,
-    ) -> Result<usize> {
-        let engine = self.processor.engine().clone();
-        let records = || records.clone();
-        let mut held: Vec<String> = records()
-            .filter_map(|r| r.change.customer_id())
-            .filter(|c| engine.customer_clock(c).is_some())
-            .map(str::to_owned)
-            .collect();
-        if let Some(until) = records().filter_map(|r| r.created_ms).map(|t| t.floor() as i64).max() {
-            held.extend(engine.due_by(until).into_iter().map(|c| c.as_str().to_owned()));
+    /// The processor for an invocation: the warm one, or an empty one when
+    /// an earlier invocation did not give it back.
+    fn take(&mut self, config: EngineConfig) -> Processor {
+        if self.processor.is_none() {
+            tracing::warn!(
+                "an earlier invocation stopped before it finished: its state is dropped, customers are hydrated again"
+            );
+            *self = Warm::new(config);
         }
-        held.sort_unstable();
-        held.dedup();
-        if held.is_empty() {
-            return Ok(0);
-        }
-        let stored = stamps.read(&held).await?;
-        let mut stale = 0;
-        for customer in held {
-            match (stored.get(&customer), self.applied.get(&customer)) {
-                (Some(theirs), Some(ours)) if theirs == ours => {}
-                _ => {
-                    engine.forget(&customer);
-                    self.applied.remove(&customer);
-                    stale += 1;
-                }
-            }
-        }
-        Ok(stale)
+        self.processor.take().expect("a processor")
     }
 
-    /// Remembers the stamps of the customers a batch applied records to (the
-    /// sequence number of each one's last record) and returns those to
-    /// store. A customer not held afterwards has none; nor has one whose
-    /// last record carried no sequence number (its next batch reads it
-    /// again).
-    fn stamps_after(&mut self, last_applied: HashMap<String, Option<String>>) -> Vec<(String, String)> {
-        let engine = self.processor.engine().clone();
-        let mut stamps = Vec::new();
-        for (customer, seq) in last_applied {
-            match seq.filter(|_| engine.customer_clock(&customer).is_some()) {
-                Some(seq) => {
-                    self.applied.insert(customer.clone(), seq.clone());
-                    stamps.push((customer, seq));
-                }
-                None => {
-                    self.applied.remove(&customer);
-                }
-            }
+    /// Remembers the stamps a batch's acknowledgement wrote.
+    fn stamped(&mut self, stamped: &Stamped) {
+        for customer in &stamped.cleared {
+            self.applied.remove(customer);
         }
-        stamps.sort_unstable();
-        stamps
+        for (customer, seq) in &stamped.written {
+            self.applied.insert(customer.clone(), seq.clone());
+        }
     }
+}
+
+/// How the driver runs an invocation: one barrier (the sink's close, a
+/// flush) after the batch, then the acknowledgement, then the answer; no
+/// wait for more input.
+fn one_batch() -> DriverConfig {
+    DriverConfig { checkpoints: Checkpoints::AtEnd, empty_wait: Duration::ZERO, ..DriverConfig::default() }
 }
 
 /// The function: a warm engine across invocations, the table behind it.
@@ -417,7 +392,7 @@ impl Handler {
             .iter()
             .map(|record| match record {
                 Ok(record) => {
-                    let decoded = decode_record(record);
+                    let decoded = decode_record(record).map(StreamRecord::into_owned);
                     // The dead letter keeps the record as Lambda delivered it.
                     let raw = match &decoded {
                         Ok(_) => Some(Vec::new()),
@@ -446,14 +421,13 @@ impl Handler {
     /// seconds, as DynamoDB Streams gives it) and decoded as `pulse replay`
     /// decodes it. Failures name Kinesis sequence numbers.
     pub async fn handle_kinesis_batch<S: Sink>(&self, event: &KinesisEvent, sink: &mut S) -> BatchOutcome {
-        let lines: Vec<Vec<u8>> = event.records.iter().map(|r| kinesis_line(&r.kinesis.data.0)).collect();
         let incoming = event
             .records
             .iter()
-            .zip(&lines)
-            .map(|(record, line)| {
-                let decoded = decode_line(line);
-                let raw = Some(if decoded.is_ok() { Vec::new() } else { line.clone() });
+            .map(|record| {
+                let line = kinesis_line(&record.kinesis.data.0);
+                let decoded = decode_line(&line).map(StreamRecord::into_owned);
+                let raw = Some(if decoded.is_ok() { Vec::new() } else { line });
                 let seq = Some(record.kinesis.sequence_number.clone()).filter(|s| !s.is_empty());
                 Incoming { sequence_number: seq, decoded, raw }
             })
@@ -461,101 +435,57 @@ impl Handler {
         self.handle_incoming(incoming, sink).await
     }
 
-    async fn handle_incoming<S: Sink>(&self, incoming: Vec<Incoming<'_>>, sink: &mut S) -> BatchOutcome {
+    /// One batch on the [`Driver`]: the steps and failures of the module doc.
+    async fn handle_incoming<S: Sink>(&self, incoming: Vec<Incoming>, sink: &mut S) -> BatchOutcome {
         let mut outcome = BatchOutcome {
             report: BatchReport { records: incoming.len(), ..BatchReport::default() },
             ..Default::default()
         };
-        let Some(first) = incoming.first().map(|i| i.sequence_number.clone()) else { return outcome };
+        if incoming.is_empty() {
+            return outcome;
+        }
+        let sequence_numbers: Vec<Option<String>> = incoming.iter().map(|i| i.sequence_number.clone()).collect();
         let mut warm = self.warm.lock().await;
-        if warm.dirty {
-            tracing::warn!(
-                "an earlier invocation stopped before it finished: its state is dropped, customers are hydrated again"
-            );
-            *warm = Warm::new(self.config.engine);
-        }
-        let decoded: Vec<&Result<StreamRecord<'_>, Invalid>> = incoming.iter().map(|i| &i.decoded).collect();
-        let valid = || decoded.iter().filter_map(|d| d.as_ref().ok());
-
-        if let Some(table) = &self.table {
-            match warm.forget_stale(&table.stamps, valid()).await {
-                Ok(stale) => outcome.report.stale = stale,
-                Err(e) => return fail(outcome, first, e.context("reading the stamps of the batch's customers")),
-            }
-            if outcome.report.stale > 0 {
-                tracing::info!(
-                    customers = outcome.report.stale,
-                    "records were applied in another environment since: those customers are read again"
-                );
-            }
-            let engine = warm.processor.engine().clone();
-            let requests = hydrate::requests_for(valid(), &engine);
-            if !requests.is_empty() {
-                let histories = match table.hydrator.load_all(requests).await {
-                    Ok(histories) => histories,
-                    Err(e) => return fail(outcome, first, e.context("hydrating the batch's customers")),
-                };
-                let fired_through = hydrate::timers_fired_through(warm.processor.stream_time(), valid());
-                outcome.report.hydrated = hydrate::apply_all(&engine, &histories, fired_through);
-            }
-        }
-
-        warm.dirty = true;
-        let mut produced = Produced::default();
-        let mut stopped_at = None;
-        // Each customer's last applied record, for its stamp.
-        let mut last_applied: HashMap<String, Option<String>> = HashMap::new();
-        for record in incoming {
-            let source = Source { sequence_number: record.sequence_number.clone(), ..Source::default() };
-            match (record.decoded, record.raw) {
-                (Ok(decoded), _) => {
-                    if let Some(customer) = decoded.change.customer_id() {
-                        last_applied.insert(customer.to_owned(), record.sequence_number.clone());
-                    }
-                    warm.processor.process(Ok(decoded), source, &[], &mut produced)
-                }
-                (Err(invalid), Some(raw)) => warm.processor.process(Err(invalid), source, &raw, &mut produced),
-                (Err(_), None) => {
-                    stopped_at = Some(record.sequence_number);
-                    break;
-                }
-            }
-        }
-        outcome.report.vectors = produced.vectors.len();
-        outcome.report.dead_letters = produced.dead.len();
-        let mut seen = HashSet::new();
-        let customers: Vec<String> = produced
-            .vectors
-            .iter()
-            .filter(|v| seen.insert(v.customer_id.clone()))
-            .map(|v| v.customer_id.as_str().to_owned())
-            .collect();
-
-        if let Err(e) = send_and_flush(sink, produced).await {
-            *warm = Warm::new(self.config.engine);
-            return fail(outcome, first, e.context("sending the batch's output"));
-        }
-        if let Some(due) = self.table.as_ref().and_then(|t| t.due.as_ref()) {
-            let engine = warm.processor.engine();
-            let updates: Vec<_> = customers.into_iter().map(|c| (c.clone(), engine.next_due(&c))).collect();
-            if let Err(e) = due.record(&updates).await {
+        let processor = warm.take(self.config.engine);
+        let engine = processor.engine().clone();
+        let table = self.table.as_ref();
+        let mut source = InvocationBatch::new(incoming, table.map(|t| &t.stamps));
+        let mut out = InvocationSink::new(sink, table.and_then(|t| t.due.as_ref()).map(|due| (due, engine)));
+        let hydration = StampedHydration::new(
+            table.map(|t| (&t.stamps, TableHydration::new(t.hydrator.clone()))),
+            &mut warm.applied,
+        );
+        let mut driver =
+            Driver::new(processor, one_batch()).expect("a valid driver configuration").with_hydration(hydration);
+        let run = driver.run(&mut source, &mut out, std::future::pending()).await;
+        let hydration = driver.hydration();
+        (outcome.report.stale, outcome.report.hydrated) = (hydration.stale, hydration.stats());
+        let hydration_failed = hydration.failed;
+        let processor = driver.into_processor();
+        outcome.report.vectors = out.vectors;
+        outcome.report.dead_letters = out.dead_letters;
+        outcome.report.due_written = out.due_written.len();
+        let first_unacknowledged = source.first_unacknowledged();
+        let stamped = source.into_stamped();
+        if let Err(e) = run {
+            if hydration_failed {
+                // Nothing of the batch was applied: the warm state stands.
+                warm.processor = Some(processor);
+            } else {
+                // Applied, but the effects are not known to be durable: the
+                // redelivery must emit them again, from the table.
                 *warm = Warm::new(self.config.engine);
-                return fail(outcome, first, e.context("writing the due index"));
             }
-            outcome.report.due_written = updates.len();
+            return fail(outcome, sequence_numbers[0].clone(), e);
         }
-        if let Some(table) = &self.table {
-            let stamps = warm.stamps_after(last_applied);
-            if let Err(e) = table.stamps.write(&stamps).await {
-                *warm = Warm::new(self.config.engine);
-                return fail(outcome, first, e.context("writing the stamps"));
-            }
-            outcome.report.stamps_written = stamps.len();
-        }
-        warm.dirty = false;
-        if let Some(sequence_number) = stopped_at {
+        warm.processor = Some(processor);
+        warm.stamped(&stamped);
+        outcome.report.stamps_written = stamped.written.len();
+        // The answer: the records after the acknowledged one are redelivered
+        // (those from an invalid record that could not be kept, if any).
+        if let Some(sequence_number) = sequence_numbers.get(first_unacknowledged) {
             outcome.report.failure = Some("an invalid record could not be serialized for its dead letter".into());
-            outcome.response.batch_item_failures.push(failure(sequence_number));
+            outcome.response.batch_item_failures.push(failure(sequence_number.clone()));
         }
         outcome
     }
@@ -585,23 +515,20 @@ impl Handler {
             hydrate::apply(&engine, history, due.next_due - 1);
             report.hydrated.add(&history.stats);
         }
-        let mut produced = Produced::default();
-        Processor::new(engine.clone()).advance_to(now_ms, &Source::default(), &mut produced);
-        report.vectors = produced.vectors.len();
-        send_and_flush(sink, produced).await.context("sending the timer vectors")?;
-
-        let updates: Vec<_> = ready.iter().map(|d| (d.customer_id.clone(), engine.next_due(&d.customer_id))).collect();
-        index.record(&updates).await?;
-        report.due_deleted = updates.iter().filter(|(_, d)| d.is_none()).count();
-        report.due_written = updates.len() - report.due_deleted;
+        // Every due customer's item is rewritten, with a vector or not.
+        let mut out = InvocationSink::new(sink, Some((index, engine.clone())))
+            .with_due(ready.iter().map(|d| d.customer_id.clone()));
+        let mut driver = Driver::new(Processor::new(engine), one_batch())?;
+        driver
+            .run(ScheduledRun(Some(now_ms)), &mut out, std::future::pending())
+            .await
+            .context("sending the timer vectors and writing the due index")?;
+        report.vectors = out.vectors;
+        report.due_deleted = out.due_written.iter().filter(|(_, d)| d.is_none()).count();
+        report.due_written = out.due_written.len() - report.due_deleted;
         report.customers = ready.into_iter().map(|d| d.customer_id).collect();
         Ok(report)
     }
-}
-
-async fn send_and_flush<S: Sink>(sink: &mut S, produced: Produced) -> Result<()> {
-    sink.send(produced).await?;
-    sink.flush().await
 }
 
 /// The batch fails from its first record: Lambda redelivers all of it.

@@ -2,8 +2,9 @@
 //! event (the shape of AWS's documented example, with every kind of record):
 //! the same vectors as a replay of the same records, invalid records as dead
 //! letters (never batch failures), predictions skipped, a warm engine across
-//! invocations, a failing sink failing the batch from its first record, and
-//! the partial batch response AWS expects.
+//! invocations, a failing sink failing the batch from its first record, the
+//! environment's sink flushed once per invocation and never closed, and the
+//! partial batch response AWS expects.
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::streams::DynamoDbEventResponse;
@@ -179,6 +180,47 @@ fn a_sink_failure_fails_the_batch_from_its_first_record_and_the_redelivery_emits
     assert!(retried.response.batch_item_failures.is_empty());
     assert_eq!(written(&sink.inner.vectors), replayed());
     assert_eq!(sink.inner.dead.len(), 1);
+}
+
+/// A sink that ends at `close`, as a sink whose close finishes files would.
+#[derive(Default)]
+struct EndsOnClose {
+    closed: bool,
+    inner: MemorySink,
+}
+
+impl Sink for EndsOnClose {
+    async fn send(&mut self, produced: Produced) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.closed, "sent to after close");
+        self.inner.send(produced).await
+    }
+
+    async fn flush(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.closed, "flushed after close");
+        self.inner.flush().await
+    }
+
+    async fn close(&mut self) -> anyhow::Result<()> {
+        self.flush().await?;
+        self.closed = true;
+        Ok(())
+    }
+}
+
+#[test]
+fn an_invocation_flushes_the_environments_sink_once_and_never_closes_it() {
+    // The driver closes its sink when a run ends; an invocation's run is not
+    // the end of the environment's sink, which serves the next invocation.
+    let handler = Handler::new(EngineConfig::default());
+    let rt = runtime();
+    let mut sink = EndsOnClose::default();
+    for range in [0..3, 3..6] {
+        let outcome = rt.block_on(handler.handle_batch(&batch(range), &mut sink));
+        assert!(outcome.response.batch_item_failures.is_empty(), "{:?}", outcome.report);
+    }
+    assert!(!sink.closed);
+    assert_eq!(sink.inner.flushes, 2, "one barrier per invocation");
+    assert_eq!(written(&sink.inner.vectors), replayed());
 }
 
 #[test]

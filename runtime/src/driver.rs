@@ -40,8 +40,8 @@
 //! the run's counts), which a live source writes into its checkpoint. Timers
 //! fired by an advance change the state without moving a position: the last
 //! position is acknowledged again with the new state. When to flush is
-//! [`Checkpoints`]: at the end only (a replay), after every batch (the
-//! Lambda), or every interval (the live consumer).
+//! [`Checkpoints`]: at the end only (a replay; the Lambda, whose run is one
+//! batch), after every batch, or every interval (the live consumer).
 //!
 //! **Stopping.** The run ends at the end of the input, at
 //! [`DriverConfig::max_records`], after [`DriverConfig::idle_exit`] without
@@ -112,9 +112,11 @@ impl<H: Hydrate> Hydrate for Option<H> {
 /// When the driver flushes its sink and acknowledges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Checkpoints {
-    /// Once, when the run stops cleanly (a replay: acknowledging does nothing).
+    /// Once, when the run stops cleanly (a replay: acknowledging does
+    /// nothing; the Lambda: its one batch is answered once the close made it
+    /// durable).
     AtEnd,
-    /// After every batch (the Lambda: a batch is answered only once durable).
+    /// After every batch (a source that answers each batch once durable).
     EveryBatch,
     /// At most this long after a batch was applied (a long-running consumer).
     Every(Duration),

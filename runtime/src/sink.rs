@@ -1,7 +1,6 @@
 //! Where results go, and the barrier checkpoints rest on.
 //!
-//! The [`Driver`](crate::driver::Driver) (and, until they are ported onto it,
-//! the live consumer and the Lambda handler) hands each batch's [`Produced`]
+//! The [`Driver`](crate::driver::Driver) hands each batch's [`Produced`]
 //! to a [`Sink`]. Sinks may buffer (files, coalesced scoring,
 //! batched writes), so a checkpoint never trusts `send` alone: before a
 //! consumer records a stream position as done it calls [`Sink::flush`], and

@@ -12,7 +12,7 @@
 //! |---|---|---|---|
 //! | replay (capture file, generator) | decoded ahead, on a thread of its own | `()` | nothing to do |
 //! | live consumer (shards) | the capture line it made of the record | shard and sequence number | checkpoint, lease renewal |
-//! | Lambda (one batch) | decoded from `aws_lambda_events` | sequence number | the answer (`batchItemFailures`) |
+//! | Lambda (one batch) | decoded from `aws_lambda_events` | its index in the batch | the answer (`batchItemFailures`) |
 //!
 //! A record's body is either a capture line ([`Body::Line`], decoded by the
 //! driver with the replay's decoder, so a live run decodes exactly what a

@@ -1,0 +1,335 @@
+//! The Lambda on the one [`Driver`](pulse_runtime::driver::Driver): an
+//! invocation is a [`Source`] of one batch, a hydration hook that checks the
+//! stamps before it reads the table, and a sink wrapper that keeps the due
+//! index. The loop itself (decode, hydrate, apply, send, flush, acknowledge)
+//! is the driver's, as for a replay and the live consumer.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use pulse_aws::due::DueIndex;
+use pulse_aws::hydrate::TableHydration;
+use pulse_aws::stamps::Stamps;
+use pulse_operators::Engine;
+use pulse_runtime::driver::Hydrate;
+use pulse_runtime::process::{Processor, Produced};
+use pulse_runtime::sink::Sink;
+use pulse_runtime::source::{Batch, Body, Durable, Record, Source, SourceError};
+use pulse_schemas::record::{Invalid, StreamRecord};
+
+/// One record of an invocation, whichever stream delivered it.
+#[derive(Debug)]
+pub(crate) struct Incoming {
+    /// Its sequence number in the shard, for its stamp, its source and a
+    /// failure report.
+    pub(crate) sequence_number: Option<String>,
+    /// The record, or why it is a dead letter.
+    pub(crate) decoded: Result<StreamRecord<'static>, Invalid>,
+    /// The bytes of a dead letter (empty for a valid record); `None` when an
+    /// invalid record could not be serialized (the batch stops there).
+    pub(crate) raw: Option<Vec<u8>>,
+}
+
+/// The stamps an acknowledgement wrote ([`pulse_aws::stamps`]): what the
+/// environment now holds for each customer the batch applied records to.
+#[derive(Debug, Default)]
+pub(crate) struct Stamped {
+    /// Stamps written: the customer and the sequence number of its last
+    /// record.
+    pub(crate) written: Vec<(String, String)>,
+    /// Customers the batch applied records to that have no stamp here now
+    /// (not held after the batch, or their last record had no sequence
+    /// number: their next batch reads them again).
+    pub(crate) cleared: Vec<String>,
+}
+
+/// An invocation's batch as a [`Source`]: its records (up to the first one
+/// that cannot be kept for a dead letter), once, then the end. The position
+/// of a record is its index in the invocation.
+///
+/// Acknowledging a position is the answer: the records up to it are done,
+/// and the first one after it (if any) is where `batchItemFailures` starts.
+/// Before it records that, the acknowledgement writes the stamps of the
+/// customers the records were applied to (when the handler has the table):
+/// like the due index, they are an effect of the batch, durable before the
+/// answer.
+#[derive(Debug)]
+pub(crate) struct InvocationBatch<'a> {
+    batch: Option<Vec<Record<usize>>>,
+    /// Each customer the given records name, with the sequence number of its
+    /// last record.
+    last_applied: HashMap<String, Option<String>>,
+    stamps: Option<&'a Stamps>,
+    acknowledged: Option<usize>,
+    stamped: Stamped,
+}
+
+impl<'a> InvocationBatch<'a> {
+    /// The source of `incoming`, writing stamps to `stamps` when given.
+    pub(crate) fn new(incoming: Vec<Incoming>, stamps: Option<&'a Stamps>) -> InvocationBatch<'a> {
+        let mut records = Vec::with_capacity(incoming.len());
+        let mut last_applied = HashMap::new();
+        for (position, record) in incoming.into_iter().enumerate() {
+            // An invalid record that cannot be kept for its dead letter stops
+            // the batch there: the answer fails from it.
+            let Some(raw) = record.raw else { break };
+            if let Some(customer) = record.decoded.as_ref().ok().and_then(|r| r.change.customer_id()) {
+                last_applied.insert(customer.to_owned(), record.sequence_number.clone());
+            }
+            let origin = pulse_schemas::Source { sequence_number: record.sequence_number, ..Default::default() };
+            records.push(Record { origin, body: Body::Decoded { record: record.decoded, raw }, position });
+        }
+        let batch = (!records.is_empty()).then_some(records);
+        InvocationBatch { batch, last_applied, stamps, acknowledged: None, stamped: Stamped::default() }
+    }
+
+    /// The index of the first record not acknowledged: where the answer's
+    /// `batchItemFailures` starts (none when it is past the last record).
+    pub(crate) fn first_unacknowledged(&self) -> usize {
+        self.acknowledged.map_or(0, |last| last + 1)
+    }
+
+    /// The stamps the acknowledgement wrote.
+    pub(crate) fn into_stamped(self) -> Stamped {
+        self.stamped
+    }
+}
+
+impl Source for InvocationBatch<'_> {
+    type Position = usize;
+
+    async fn next_batch(&mut self) -> Result<Option<Batch<usize>>, SourceError> {
+        Ok(self.batch.take().map(Batch::of))
+    }
+
+    async fn acknowledge(&mut self, position: &usize, durable: &Durable<'_>) -> Result<()> {
+        if let Some(stamps) = self.stamps {
+            let engine = durable.processor.engine();
+            let mut stamped = Stamped::default();
+            for (customer, seq) in self.last_applied.drain() {
+                match seq.filter(|_| engine.customer_clock(&customer).is_some()) {
+                    Some(seq) => stamped.written.push((customer, seq)),
+                    None => stamped.cleared.push(customer),
+                }
+            }
+            stamped.written.sort_unstable();
+            stamps.write(&stamped.written).await.context("writing the stamps")?;
+            self.stamped = stamped;
+        }
+        self.acknowledged = Some(*position);
+        Ok(())
+    }
+}
+
+/// The scheduled run as a [`Source`]: one batch without records that moves
+/// stream time to the scheduled time, then the end.
+#[derive(Debug)]
+pub(crate) struct ScheduledRun(pub(crate) Option<i64>);
+
+impl Source for ScheduledRun {
+    type Position = ();
+
+    async fn next_batch(&mut self) -> Result<Option<Batch<()>>, SourceError> {
+        Ok(self.0.take().map(Batch::advance_to))
+    }
+}
+
+/// The Lambda's hydration hook: first the stamps ([`pulse_aws::stamps`]):
+/// customers held here whose records were applied in another environment
+/// since are forgotten; then [`TableHydration`] reads the customers not held.
+/// Without the table, nothing is read (every customer starts from its first
+/// record).
+#[derive(Debug)]
+pub(crate) struct StampedHydration<'a> {
+    table: Option<(&'a Stamps, TableHydration)>,
+    /// The stamp this environment wrote for each customer it holds.
+    applied: &'a mut HashMap<String, String>,
+    /// Customers forgotten as stale.
+    pub(crate) stale: usize,
+    /// Whether the hook failed (nothing of the batch was applied; the warm
+    /// state is intact).
+    pub(crate) failed: bool,
+}
+
+impl<'a> StampedHydration<'a> {
+    /// The hook over `table` (none: no hydration), with the stamps this
+    /// environment wrote.
+    pub(crate) fn new(
+        table: Option<(&'a Stamps, TableHydration)>,
+        applied: &'a mut HashMap<String, String>,
+    ) -> StampedHydration<'a> {
+        StampedHydration { table, applied, stale: 0, failed: false }
+    }
+
+    /// What reading the table took.
+    pub(crate) fn stats(&self) -> pulse_aws::hydrate::HydrateStats {
+        self.table.as_ref().map(|(_, t)| *t.stats()).unwrap_or_default()
+    }
+}
+
+impl Hydrate for StampedHydration<'_> {
+    async fn hydrate(&mut self, processor: &Processor, records: &[&StreamRecord<'_>]) -> Result<()> {
+        let Some((stamps, table)) = &mut self.table else { return Ok(()) };
+        let stale = forget_stale(processor.engine(), self.applied, stamps, records)
+            .await
+            .context("reading the stamps of the batch's customers");
+        let result = match stale {
+            Ok(stale) => {
+                self.stale += stale;
+                if stale > 0 {
+                    tracing::info!(
+                        customers = stale,
+                        "records were applied in another environment since: those customers are read again"
+                    );
+                }
+                table.hydrate(processor, records).await.context("hydrating the batch's customers")
+            }
+            Err(e) => Err(e),
+        };
+        self.failed = result.is_err();
+        result
+    }
+}
+
+/// Forgets the customers held here whose stored stamp is not the one this
+/// environment wrote (records were applied elsewhere since): those the
+/// records touch and those whose timers would fire during them. Returns how
+/// many.
+async fn forget_stale(
+    engine: &Engine,
+    applied: &mut HashMap<String, String>,
+    stamps: &Stamps,
+    records: &[&StreamRecord<'_>],
+) -> Result<usize> {
+    let mut held: Vec<String> = records
+        .iter()
+        .filter_map(|r| r.change.customer_id())
+        .filter(|c| engine.customer_clock(c).is_some())
+        .map(str::to_owned)
+        .collect();
+    if let Some(until) = records.iter().filter_map(|r| r.created_ms).map(|t| t.floor() as i64).max() {
+        held.extend(engine.due_by(until).into_iter().map(|c| c.as_str().to_owned()));
+    }
+    held.sort_unstable();
+    held.dedup();
+    if held.is_empty() {
+        return Ok(0);
+    }
+    let stored = stamps.read(&held).await?;
+    let mut stale = 0;
+    for customer in held {
+        match (stored.get(&customer), applied.get(&customer)) {
+            (Some(theirs), Some(ours)) if theirs == ours => {}
+            _ => {
+                engine.forget(&customer);
+                applied.remove(&customer);
+                stale += 1;
+            }
+        }
+    }
+    Ok(stale)
+}
+
+/// The Lambda's sink around the environment's own: counts what a run sent,
+/// and at the barrier, after the inner sink's flush, writes the next due
+/// time of every customer that got a vector (and of those it was told about:
+/// a scheduled run's due customers) to the due index.
+#[derive(Debug)]
+pub(crate) struct InvocationSink<'a, S> {
+    inner: &'a mut S,
+    due: Option<(&'a DueIndex, Arc<Engine>)>,
+    /// Customers whose due item is to be written at the next barrier, in
+    /// order of first appearance.
+    pending: Vec<String>,
+    seen: HashSet<String>,
+    /// Vectors sent.
+    pub(crate) vectors: usize,
+    /// Dead letters sent.
+    pub(crate) dead_letters: usize,
+    /// Due items written (`None`: deleted, no timer left).
+    pub(crate) due_written: Vec<(String, Option<i64>)>,
+}
+
+impl<'a, S: Sink> InvocationSink<'a, S> {
+    /// `inner`, with the due index over `engine` when given.
+    pub(crate) fn new(inner: &'a mut S, due: Option<(&'a DueIndex, Arc<Engine>)>) -> InvocationSink<'a, S> {
+        InvocationSink {
+            inner,
+            due,
+            pending: Vec::new(),
+            seen: HashSet::new(),
+            vectors: 0,
+            dead_letters: 0,
+            due_written: Vec::new(),
+        }
+    }
+
+    /// Also writes the due items of `customers` at the barrier.
+    pub(crate) fn with_due(mut self, customers: impl IntoIterator<Item = String>) -> Self {
+        for customer in customers {
+            self.note(customer);
+        }
+        self
+    }
+
+    fn note(&mut self, customer: String) {
+        if self.due.is_some() && self.seen.insert(customer.clone()) {
+            self.pending.push(customer);
+        }
+    }
+
+    fn observe(&mut self, produced: &Produced) {
+        self.vectors += produced.vectors.len();
+        self.dead_letters += produced.dead.len();
+        for v in &produced.vectors {
+            self.note(v.customer_id.as_str().to_owned());
+        }
+    }
+}
+
+impl<S: Sink> Sink for InvocationSink<'_, S> {
+    async fn send(&mut self, produced: Produced) -> Result<()> {
+        self.observe(&produced);
+        self.inner.send(produced).await.context("sending the output")
+    }
+
+    async fn send_timed(&mut self, produced: Produced, times: Vec<i64>) -> Result<()> {
+        self.observe(&produced);
+        self.inner.send_timed(produced, times).await.context("sending the output")
+    }
+
+    async fn tick(&mut self, now_ms: i64) -> Result<()> {
+        self.inner.tick(now_ms).await
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        self.inner.flush().await.context("flushing the output")?;
+        if let Some((index, engine)) = &self.due {
+            let updates: Vec<_> = self.pending.iter().map(|c| (c.clone(), engine.next_due(c))).collect();
+            index.record(&updates).await.context("writing the due index")?;
+            self.pending.clear();
+            self.seen.clear();
+            self.due_written.extend(updates);
+        }
+        Ok(())
+    }
+
+    /// A flush, not the end of the inner sink: the environment's sink lives
+    /// across invocations (the bootstrap keeps it for the environment's
+    /// life, and publishes the scoring sink's metrics snapshot itself after
+    /// each one), while the driver's run, which closes its sink when it
+    /// stops, is one invocation. So the invocation's last barrier flushes
+    /// what it sent and leaves the sink open for the next one.
+    async fn close(&mut self) -> Result<()> {
+        self.flush().await
+    }
+
+    fn checkpoint_state(&self) -> Option<serde_json::Value> {
+        self.inner.checkpoint_state()
+    }
+
+    fn observe_source(&mut self, records: u64, iterator_age_ms: Option<i64>) {
+        self.inner.observe_source(records, iterator_age_ms);
+    }
+}
