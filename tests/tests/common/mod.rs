@@ -61,34 +61,43 @@ pub fn fixture(name: &str) -> PathBuf {
 /// The `pulse` binary, built by cargo from the current source (see the module docs).
 pub fn pulse_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(workspace_root()).args([
-            "build",
-            "-p",
-            "pulse",
-            "--bin",
-            "pulse",
-            "--message-format=json-render-diagnostics",
-        ]);
-        if !cfg!(debug_assertions) {
-            cmd.arg("--release");
-        }
-        let out = cmd.output().expect("cargo runs");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "cargo build -p pulse failed:\n{}\n{stdout}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "pulse")
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .unwrap_or_else(|| panic!("cargo reported no executable for the pulse binary:\n{stdout}"))
-    })
+    BIN.get_or_init(|| build_bin("pulse", "pulse"))
+}
+
+/// The Lambda function's `bootstrap` binary, built as [`pulse_bin`] is.
+pub fn bootstrap_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| build_bin("pulse-lambda", "bootstrap"))
+}
+
+/// Builds binary `bin` of `package` (release when the tests are) and returns its path.
+fn build_bin(package: &str, bin: &str) -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace_root()).args([
+        "build",
+        "-p",
+        package,
+        "--bin",
+        bin,
+        "--message-format=json-render-diagnostics",
+    ]);
+    if !cfg!(debug_assertions) {
+        cmd.arg("--release");
+    }
+    let out = cmd.output().expect("cargo runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "cargo build -p {package} failed:\n{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == bin)
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .unwrap_or_else(|| panic!("cargo reported no executable for the {bin} binary:\n{stdout}"))
 }
 
 /// Runs `pulse` with `args` and returns what it did.
