@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use pulse_operators::{Emission, Engine};
+use pulse_schemas::order::{EmissionKey, Position};
 use pulse_schemas::record::{Invalid, StreamRecord};
-use pulse_schemas::{FeatureVector, Source, SCHEMA};
+use pulse_schemas::{FeatureVector, Source, Trigger, SCHEMA};
 use serde::Serialize;
 
 /// A record that could not be applied, with why and the whole original.
@@ -154,7 +155,14 @@ impl Processor {
                     self.advance_to(created.floor() as i64, source, out);
                 }
                 self.engine.apply(record, &mut self.emissions);
-                self.flush(source, out);
+                if !self.emissions.is_empty() {
+                    // The record's place in the stream (§6, `pulse_schemas::order`):
+                    // its own sequence number (the same in a capture of it),
+                    // else the source's, else the capture line.
+                    let seq = record.sequence_number.as_deref().or(source.sequence_number.as_deref());
+                    let created = record.created_ms.map(|c| c.floor() as i64);
+                    self.flush(source, Some((created, Position::of(seq, source.line))), out);
+                }
             }
             Err(invalid) => {
                 self.count(invalid);
@@ -182,18 +190,32 @@ impl Processor {
         if now > self.stream_time {
             self.stream_time = now;
             self.engine.advance_to(now, &mut self.emissions);
-            self.flush(source, out);
+            self.flush(source, None, out);
         }
     }
 
-    fn flush(&mut self, source: &Source, out: &mut Produced) {
-        out.vectors.extend(self.emissions.drain(..).map(|e| FeatureVector {
-            customer_id: e.customer_id,
-            as_of: e.as_of,
-            trigger: e.trigger,
-            source: source.clone(),
-            schema: std::borrow::Cow::Borrowed(SCHEMA),
-            features: e.features,
+    /// Moves the engine's emissions to `out`, each with its place in the
+    /// customer's stream: a timer vector at its due time; an event vector at
+    /// its `record`'s creation time (its `as_of` when the record has none)
+    /// and position.
+    fn flush(&mut self, source: &Source, record: Option<(Option<i64>, Position)>, out: &mut Produced) {
+        out.vectors.extend(self.emissions.drain(..).map(|e| {
+            let emission = match (e.trigger, &record) {
+                (Trigger::Event, Some((created, position))) => {
+                    EmissionKey::record(created.unwrap_or(e.as_of), position.clone())
+                }
+                (Trigger::Event, None) => EmissionKey::at(e.as_of),
+                (Trigger::Timer, _) => EmissionKey::timer(e.as_of),
+            };
+            FeatureVector {
+                customer_id: e.customer_id,
+                as_of: e.as_of,
+                trigger: e.trigger,
+                source: source.clone(),
+                schema: std::borrow::Cow::Borrowed(SCHEMA),
+                features: e.features,
+                emission: Some(emission),
+            }
         }));
     }
 }
