@@ -9,20 +9,22 @@
 //!
 //! | vector | key |
 //! |---|---|
-//! | `event`, from a record | (`ApproximateCreationDateTime` of the record in ms, *record*, the record's position) |
-//! | `timer` | (its due time = `as_of`, *timer*) |
+//! | `event`, from a record | (`ApproximateCreationDateTime` of the record in ms, the record's position) |
+//! | `timer`, due after the customer's last record was created | (its due time = `as_of`, no record) |
+//! | `timer`, due at or before that (a catch-up timer) | (that record's creation time, its position, the due time) |
 //!
 //! compared in that order: time, then a timer before a record at the same
 //! time (the processor fires the timers due at or before a record's creation
 //! time before applying it), then the records' positions — the
 //! `dynamodb.SequenceNumber` compared as a number (decimal strings of up to
 //! 40 digits, or Kinesis' longer ones: by length, then digit by digit), else
-//! the capture line.
+//! the capture line —, then a record's own vector before the catch-up timers
+//! that follow it, by due time.
 //!
 //! # Why these parts
 //!
-//! Every part is a property of the record or of the timer, never of the
-//! process that applied it. So the key is the same in a replay, in
+//! Every part is a property of the customer's records or timers, never of
+//! the process that applied them. So the key is the same in a replay, in
 //! `pulse run` (before and after a restart from a checkpoint) and in any
 //! Lambda execution environment, warm or hydrated from the table: a retry or
 //! a redelivery gets the key it had the first time, and cannot move the
@@ -47,11 +49,17 @@
 //!   created before `D`. The key ranks that record before the timer, as in
 //!   the stream, so its vector is refused; the customer's next vector (its
 //!   next timer, at most one interval later, or record) carries its event.
-//! * **A timer due before its own cause.** When an event's `ts` lags its
-//!   record's creation by more than the timer interval, the timer the
-//!   event's vector schedules is due before the record's creation time: its
-//!   vector ranks before the record's and is refused, until the first timer
-//!   due after the record's creation.
+//! * **Catch-up timers.** When an event's `ts` lags its record's creation
+//!   by more than the timer interval (events written long after they
+//!   happened, a backfill), the timers the event's vector schedules are
+//!   already due: the processor fires them after the record, as of their due
+//!   times, earlier than the record's creation time. They rank right after
+//!   that record (and before the customer's next one), ordered by due time:
+//!   the processor remembers, for such customers only, the creation time and
+//!   position of their last record. A process that did not apply that record
+//!   (a restart from a checkpoint taken between the record and its catch-up
+//!   timers, the Lambda's scheduled rescoring) ranks them at their due times:
+//!   refused, until the customer's next timer due after its last record.
 //! * **Creation times out of order.** `ApproximateCreationDateTime` is
 //!   approximate (whole seconds in a Lambda event); records of one customer
 //!   created in the same second rank by position, which follows the stream.
@@ -72,27 +80,21 @@ use smol_str::SmolStr;
 
 /// Where an emission sits in its customer's stream (see the [module docs](self)).
 ///
-/// Ordered by `time`, then a timer before a record, then the record's
-/// position. [`EmissionKey::encode`] spells it as a string whose byte order
-/// is the same order (stored with the prediction item, compared by
-/// DynamoDB).
+/// Ordered by `time`, then `record` (none — a timer due at `time` — before
+/// any record at the same time), then `timer` (a record's own vector before
+/// the catch-up timers that follow it). [`EmissionKey::encode`] spells it as
+/// a string whose byte order is the same order (stored with the prediction
+/// item, compared by DynamoDB).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EmissionKey {
     /// Milliseconds since the epoch: the record's creation time, or the
     /// timer's due time.
     pub time: i64,
-    /// What emitted it.
-    pub by: EmittedBy,
-}
-
-/// What emitted a vector: a timer, or a record at a position. Timers come
-/// first at equal times.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum EmittedBy {
-    /// A timer (its due time is the key's time).
-    Timer,
-    /// A record.
-    Record(Position),
+    /// The record emitted at or last before (for a catch-up timer) this
+    /// emission; `None` for a timer due after the customer's last record.
+    pub record: Option<Position>,
+    /// The due time of a timer vector; `None` for a record's vector.
+    pub timer: Option<i64>,
 }
 
 /// A record's position in the stream. Ordered unknown < line < sequence
@@ -155,15 +157,23 @@ impl Position {
 }
 
 impl EmissionKey {
-    /// The key of a timer vector due at `due_ms`.
+    /// The key of a timer vector due at `due_ms`, after the customer's last
+    /// record.
     pub fn timer(due_ms: i64) -> EmissionKey {
-        EmissionKey { time: due_ms, by: EmittedBy::Timer }
+        EmissionKey { time: due_ms, record: None, timer: Some(due_ms) }
     }
 
     /// The key of a vector emitted by a record created at `created_ms`, at
     /// `position`.
     pub fn record(created_ms: i64, position: Position) -> EmissionKey {
-        EmissionKey { time: created_ms, by: EmittedBy::Record(position) }
+        EmissionKey { time: created_ms, record: Some(position), timer: None }
+    }
+
+    /// The key of a catch-up timer vector due at `due_ms`, at or before the
+    /// creation time `created_ms` of the customer's last record, at
+    /// `position`: right after that record's vector.
+    pub fn timer_after(created_ms: i64, position: Position, due_ms: i64) -> EmissionKey {
+        EmissionKey { time: created_ms, record: Some(position), timer: Some(due_ms) }
     }
 
     /// The key of an emission known only by its `as_of` (a vector read back
@@ -173,34 +183,48 @@ impl EmissionKey {
         EmissionKey::record(as_of, Position::Unknown)
     }
 
-    /// The key as a string whose byte order is the key's order (ASCII):
-    /// the time (`p` and 19 digits; a negative time `n` and the 19 digits of
-    /// `time + 2^63`), a dot, then `0` for a timer, or `1` and the position
-    /// for a record: `-` unknown, `l` + 2-digit length + the line,
-    /// `s` + 3-digit length + the sequence number.
+    /// The key as a string whose byte order is the key's order (ASCII),
+    /// three parts separated by dots, each spelled so that no spelling is a
+    /// prefix of another:
+    ///
+    /// * the time: `p` and 19 digits (a negative time: `n` and the 19 digits
+    ///   of `time + 2^63`);
+    /// * the record: `0` for none, else `1` and `-` (unknown position),
+    ///   `l` + 2-digit length + the line, or `s` + 3-digit length + the
+    ///   sequence number;
+    /// * the timer: `0` for none, else `1` and its due time spelled as the
+    ///   time.
     ///
     /// ```
     /// use pulse_schemas::order::{EmissionKey, Position};
-    /// assert_eq!(EmissionKey::timer(1_700_000_000_000).encode(), "p0000001700000000000.0");
+    /// let timer = EmissionKey::timer(1_700_000_000_000);
+    /// assert_eq!(timer.encode(), "p0000001700000000000.0.1p0000001700000000000");
     /// let key = EmissionKey::record(1_700_000_000_000, Position::of(Some("000120"), None));
-    /// assert_eq!(key.encode(), "p0000001700000000000.1s003120");
+    /// assert_eq!(key.encode(), "p0000001700000000000.1s003120.0");
+    /// assert!(timer.encode() < key.encode() && timer < key);
     /// ```
     pub fn encode(&self) -> String {
         use std::fmt::Write;
-        let mut out = String::with_capacity(48);
-        let _ = match self.time {
-            t if t >= 0 => write!(out, "p{t:019}."),
-            t => write!(out, "n{:019}.", (i128::from(t) - i128::from(i64::MIN)) as u64),
-        };
-        match &self.by {
-            EmittedBy::Timer => out.push('0'),
-            EmittedBy::Record(Position::Unknown) => out.push_str("1-"),
-            EmittedBy::Record(Position::Line(line)) => {
+        let mut out = String::with_capacity(64);
+        push_time(&mut out, self.time);
+        out.push('.');
+        match &self.record {
+            None => out.push('0'),
+            Some(Position::Unknown) => out.push_str("1-"),
+            Some(Position::Line(line)) => {
                 let digits = line.to_string();
                 let _ = write!(out, "1l{:02}{digits}", digits.len());
             }
-            EmittedBy::Record(Position::Sequence(seq)) => {
+            Some(Position::Sequence(seq)) => {
                 let _ = write!(out, "1s{:03}{}", seq.as_str().len(), seq.as_str());
+            }
+        }
+        out.push('.');
+        match self.timer {
+            None => out.push('0'),
+            Some(due) => {
+                out.push('1');
+                push_time(&mut out, due);
             }
         }
         out
@@ -208,20 +232,14 @@ impl EmissionKey {
 
     /// Reads back [`EmissionKey::encode`]'s string; `None` if it is not one.
     pub fn decode(s: &str) -> Option<EmissionKey> {
-        let (sign, rest) = s.split_at_checked(1)?;
-        let (digits, rest) = rest.split_at_checked(19)?;
-        if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        let mut parts = s.split('.');
+        let (time, record, timer) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
             return None;
         }
-        let n: u64 = digits.parse().ok()?;
-        let time = match sign {
-            "p" => i64::try_from(n).ok()?,
-            "n" => i64::try_from(i128::from(n) + i128::from(i64::MIN)).ok().filter(|t| *t < 0)?,
-            _ => return None,
-        };
-        let by = match rest.strip_prefix('.')? {
-            "0" => EmittedBy::Timer,
-            "1-" => EmittedBy::Record(Position::Unknown),
+        let record = match record {
+            "0" => None,
+            "1-" => Some(Position::Unknown),
             record => {
                 let (kind, rest) = record.strip_prefix('1')?.split_at_checked(1)?;
                 let width = match kind {
@@ -233,17 +251,41 @@ impl EmissionKey {
                 if len.parse::<usize>().ok()? != value.len() {
                     return None;
                 }
-                let position = match kind {
+                Some(match kind {
                     "l" if value.bytes().all(|b| b.is_ascii_digit()) => Position::Line(value.parse().ok()?),
-                    "s" => Position::Sequence(SequenceNumber::parse(value)?),
-                    _ => return None,
-                };
-                EmittedBy::Record(position)
+                    _ => Position::Sequence(SequenceNumber::parse(value)?),
+                })
             }
         };
-        let key = EmissionKey { time, by };
+        let timer = match timer {
+            "0" => None,
+            due => Some(read_time(due.strip_prefix('1')?)?),
+        };
+        let key = EmissionKey { time: read_time(time)?, record, timer };
         // Only the canonical spelling (no leading zeros in positions).
         (key.encode() == s).then_some(key)
+    }
+}
+
+/// A time as `p` + 19 digits, or `n` + the 19 digits of `time + 2^63`.
+fn push_time(out: &mut String, time: i64) {
+    use std::fmt::Write;
+    let _ = match time {
+        t if t >= 0 => write!(out, "p{t:019}"),
+        t => write!(out, "n{:019}", (i128::from(t) - i128::from(i64::MIN)) as u64),
+    };
+}
+
+fn read_time(s: &str) -> Option<i64> {
+    let (sign, digits) = s.split_at_checked(1)?;
+    if digits.len() != 19 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    match sign {
+        "p" => i64::try_from(n).ok(),
+        "n" => i64::try_from(i128::from(n) + i128::from(i64::MIN)).ok().filter(|t| *t < 0),
+        _ => None,
     }
 }
 
@@ -262,6 +304,12 @@ mod tests {
         assert!(EmissionKey::record(1_000, seq("5")) > timer, "a timer fires before a record at the same time");
         assert!(EmissionKey::record(1_500, seq("5")) > timer);
         assert!(EmissionKey::record(999, seq("5")) < timer, "a record created before the due time precedes it");
+        // Catch-up timers, due before their record's creation: after it, before the next one.
+        let record = EmissionKey::record(5_000, seq("5"));
+        let (first, second) =
+            (EmissionKey::timer_after(5_000, seq("5"), 1_000), EmissionKey::timer_after(5_000, seq("5"), 2_000));
+        assert!(record < first && first < second && second < EmissionKey::record(5_000, seq("6")));
+        assert!(second < EmissionKey::timer(5_001));
     }
 
     #[test]
@@ -276,10 +324,19 @@ mod tests {
 
     #[test]
     fn decode_refuses_what_encode_never_writes() {
-        for bad in ["", "p1.0", "x0000000000000000001.0", "p0000000000000000001.2", "p0000000000000000001.1s00342"] {
+        for bad in [
+            "",
+            "p1.0.0",
+            "x0000000000000000001.0.0",
+            "p0000000000000000001.2.0",
+            "p0000000000000000001.1s00342.0",
+            "p0000000000000000001.0",
+            "p0000000000000000001.0.0.0",
+            "p0000000000000000001.0.1p1",
+        ] {
             assert_eq!(EmissionKey::decode(bad), None, "{bad:?}");
         }
-        assert_eq!(EmissionKey::decode("p0000000000000000001.1l0205"), None, "a leading zero");
+        assert_eq!(EmissionKey::decode("p0000000000000000001.1l0205.0"), None, "a leading zero");
     }
 
     fn key() -> impl Strategy<Value = EmissionKey> {
@@ -288,9 +345,9 @@ mod tests {
             any::<u64>().prop_map(Position::Line),
             "[0-9]{1,60}".prop_map(|s| seq(&s)),
         ];
-        let by = prop_oneof![Just(EmittedBy::Timer), position.prop_map(EmittedBy::Record)];
-        let time = prop_oneof![any::<i64>(), -5i64..5, 1_600_000_000_000i64..1_600_000_000_010];
-        (time, by).prop_map(|(time, by)| EmissionKey { time, by })
+        let time = || prop_oneof![any::<i64>(), -5i64..5, 1_600_000_000_000i64..1_600_000_000_010];
+        (time(), proptest::option::of(position), proptest::option::of(time()))
+            .prop_map(|(time, record, timer)| EmissionKey { time, record, timer })
     }
 
     proptest! {

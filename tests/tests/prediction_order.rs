@@ -116,3 +116,33 @@ async fn an_older_emission_is_refused_whatever_its_as_of() {
     assert_eq!(s(&item, "emission"), late.emission().encode());
     assert!(EmissionKey::decode(s(&item, "emission")).is_some());
 }
+
+/// Catch-up timers: events written days after they happened (a backfill)
+/// schedule timers that are already due; the processor fires them after the
+/// record, as of their due times. They rank after that record, in due order,
+/// and before the customer's next record, so the newest of them is the
+/// customer's prediction.
+#[test]
+fn catch_up_timers_rank_after_the_record_that_scheduled_them() {
+    let lines = [
+        insert_line("a", "e1", "login", T0, T0 + 3 * D + H, &[]),
+        login_line("z", "e2", T0 + 3 * D + 2 * H),
+        insert_line("a", "e3", "login", T0 + 3 * D + 2 * H, T0 + 3 * D + 3 * H, &[]),
+    ];
+    let mut driver = Driver::new(TimerPolicy::default());
+    let vectors = driver.lines(lines.iter().map(|l| l.as_bytes())).vectors;
+    let of_a: Vec<&FeatureVector> = vectors.iter().filter(|v| v.customer_id.as_str() == "a").collect();
+    let summary: Vec<(Trigger, i64)> = of_a.iter().map(|v| (v.trigger, v.as_of)).collect();
+    assert_eq!(
+        summary,
+        [
+            (Trigger::Event, T0),
+            (Trigger::Timer, T0 + D),
+            (Trigger::Timer, T0 + 2 * D),
+            (Trigger::Timer, T0 + 3 * D),
+            (Trigger::Event, T0 + 3 * D + 2 * H)
+        ]
+    );
+    let keys: Vec<EmissionKey> = of_a.iter().map(|v| v.emission()).collect();
+    assert!(keys.windows(2).all(|w| w[0] < w[1]), "in emission order: {keys:?}");
+}
