@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use proptest::prelude::*;
 use pulse_operators::scoring::{AlertPolicy, Alerts, BatchPolicy, Fleet, Offer, ScoreQueue, Update};
 use pulse_schemas::prediction::{Scores, HIGH_CHURN_RISK};
-use pulse_schemas::{CustomerId, FeatureVector, Features, Prediction, Segment, Source, Trigger, SCHEMA};
+use pulse_schemas::{CustomerId, EmissionKey, FeatureVector, Features, Prediction, Segment, Source, Trigger, SCHEMA};
 
 const CUSTOMERS: [&str; 5] = ["a", "b", "c", "d", "e"];
 
@@ -157,6 +157,7 @@ proptest! {
                         source: Source::default(),
                         schema: SCHEMA.into(),
                         features: features(pool),
+                        emission: None,
                     };
                     let t = truth.entry(customer).or_insert((as_of, v.features));
                     if as_of >= t.0 {
@@ -244,6 +245,7 @@ fn prediction(customer: &str, as_of: i64, churn_14d: f64, churn_30d: f64, health
         model_version: "1".into(),
         served_by: "embedded".into(),
         features_schema: SCHEMA.into(),
+        emission: None,
     }
 }
 
@@ -378,7 +380,7 @@ proptest! {
         }
         let mut after = Alerts::new(policy).unwrap();
         for (customer, &as_of) in &stored {
-            after.restore(customer.clone(), before.armed(customer.as_str()), as_of);
+            after.restore(customer.clone(), before.armed(customer.as_str()), EmissionKey::at(as_of));
         }
         for p in &predictions[..k] {
             if p.as_of < stored[&p.customer_id] {

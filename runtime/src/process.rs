@@ -1,12 +1,13 @@
 //! The decode → engine step shared by every source: records in, feature
 //! vectors and dead letters out.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use pulse_operators::{Emission, Engine};
+use pulse_operators::{Emission, Engine, TimerPolicy};
+use pulse_schemas::order::{EmissionKey, Position};
 use pulse_schemas::record::{Invalid, StreamRecord};
-use pulse_schemas::{FeatureVector, Source, SCHEMA};
+use pulse_schemas::{CustomerId, FeatureVector, Source, Trigger, SCHEMA};
 use serde::Serialize;
 
 /// A record that could not be applied, with why and the whole original.
@@ -86,6 +87,12 @@ pub struct Processor {
     stream_time: i64,
     invalid: BTreeMap<&'static str, u64>,
     emissions: Vec<Emission>,
+    /// Customers whose next timer was due at or before the creation time of
+    /// their last record when it was applied (catch-up timers, see
+    /// `pulse_schemas::order`): that creation time and the record's
+    /// position, which their timer vectors rank after. Only such customers,
+    /// while they catch up.
+    catching_up: HashMap<CustomerId, (i64, Position), ahash::RandomState>,
     records: u64,
 }
 
@@ -95,7 +102,14 @@ const STATE_SAMPLE_EVERY: u64 = 1 << 18;
 impl Processor {
     /// A processor over `engine`.
     pub fn new(engine: Arc<Engine>) -> Processor {
-        Processor { engine, stream_time: i64::MIN, invalid: BTreeMap::new(), emissions: Vec::new(), records: 0 }
+        Processor {
+            engine,
+            stream_time: i64::MIN,
+            invalid: BTreeMap::new(),
+            emissions: Vec::new(),
+            catching_up: HashMap::default(),
+            records: 0,
+        }
     }
 
     /// A processor resuming a checkpoint: `engine` as restored, and the
@@ -154,7 +168,18 @@ impl Processor {
                     self.advance_to(created.floor() as i64, source, out);
                 }
                 self.engine.apply(record, &mut self.emissions);
-                self.flush(source, out);
+                if !self.emissions.is_empty() {
+                    // The record's place in the stream (§6, `pulse_schemas::order`):
+                    // its own sequence number (the same in a capture of it),
+                    // else the source's, else the capture line.
+                    let seq = record.sequence_number.as_deref().or(source.sequence_number.as_deref());
+                    let created = record.created_ms.map(|c| c.floor() as i64);
+                    let position = Position::of(seq, source.line);
+                    if let Some(created) = created {
+                        self.note_catch_up(created, &position);
+                    }
+                    self.flush(source, Some((created, position)), out);
+                }
             }
             Err(invalid) => {
                 self.count(invalid);
@@ -182,18 +207,63 @@ impl Processor {
         if now > self.stream_time {
             self.stream_time = now;
             self.engine.advance_to(now, &mut self.emissions);
-            self.flush(source, out);
+            self.flush(source, None, out);
         }
     }
 
-    fn flush(&mut self, source: &Source, out: &mut Produced) {
-        out.vectors.extend(self.emissions.drain(..).map(|e| FeatureVector {
-            customer_id: e.customer_id,
-            as_of: e.as_of,
-            trigger: e.trigger,
-            source: source.clone(),
-            schema: std::borrow::Cow::Borrowed(SCHEMA),
-            features: e.features,
+    /// Remembers the customers of the record's event vectors (created at
+    /// `created`, at `position`) whose next timer is already due by then;
+    /// forgets those whose is not.
+    fn note_catch_up(&mut self, created: i64, position: &Position) {
+        let interval = match self.engine.config().timers {
+            TimerPolicy::Every { interval_ms, .. } => interval_ms.max(1),
+            TimerPolicy::Off => return,
+        };
+        for e in &self.emissions {
+            // The next timer is due at least an interval after `as_of` (C):
+            // only a record created that long after C can have one due.
+            let due_by_then = e.as_of.saturating_add(interval) <= created
+                && self.engine.next_due(e.customer_id.as_str()).is_some_and(|due| due <= created);
+            if due_by_then {
+                self.catching_up.insert(e.customer_id.clone(), (created, position.clone()));
+            } else if !self.catching_up.is_empty() {
+                self.catching_up.remove(&e.customer_id);
+            }
+        }
+    }
+
+    /// Moves the engine's emissions to `out`, each with its place in the
+    /// customer's stream: a timer vector at its due time, or right after the
+    /// customer's last record when it is a catch-up timer; an event vector
+    /// at its `record`'s creation time (its `as_of` when the record has
+    /// none) and position.
+    fn flush(&mut self, source: &Source, record: Option<(Option<i64>, Position)>, out: &mut Produced) {
+        out.vectors.extend(self.emissions.drain(..).map(|e| {
+            let emission = match (e.trigger, &record) {
+                (Trigger::Event, Some((created, position))) => {
+                    EmissionKey::record(created.unwrap_or(e.as_of), position.clone())
+                }
+                (Trigger::Event, None) => EmissionKey::at(e.as_of),
+                (Trigger::Timer, _) => match self.catching_up.get(&e.customer_id) {
+                    Some((created, position)) if e.as_of <= *created => {
+                        EmissionKey::timer_after(*created, position.clone(), e.as_of)
+                    }
+                    Some(_) => {
+                        self.catching_up.remove(&e.customer_id);
+                        EmissionKey::timer(e.as_of)
+                    }
+                    None => EmissionKey::timer(e.as_of),
+                },
+            };
+            FeatureVector {
+                customer_id: e.customer_id,
+                as_of: e.as_of,
+                trigger: e.trigger,
+                source: source.clone(),
+                schema: std::borrow::Cow::Borrowed(SCHEMA),
+                features: e.features,
+                emission: Some(emission),
+            }
         }));
     }
 }

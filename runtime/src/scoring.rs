@@ -248,6 +248,7 @@ impl<S: Scorer> ScoringStage<S> {
                         model_version: model.version.clone(),
                         served_by: model.served_by.clone(),
                         features_schema: SCHEMA.into(),
+                        emission: Some(v.emission()),
                     };
                     self.fleet.update(&prediction);
                     if let Some(alert) = self.alerts.as_mut().and_then(|a| a.observe(&prediction)) {
@@ -337,6 +338,7 @@ impl<S: Scorer> ScoringStage<S> {
                     model_version: model.version.clone(),
                     served_by: model.served_by.clone(),
                     features_schema: SCHEMA.into(),
+                    emission: None,
                 }
             })
             .collect()
@@ -394,6 +396,7 @@ mod tests {
             source: Source::default(),
             schema: SCHEMA.into(),
             features,
+            emission: None,
         }
     }
 
@@ -426,6 +429,37 @@ mod tests {
         let stats = stage.stats();
         assert_eq!((stats.model_failures, stats.model_calls, stats.predictions), (2, 3, 2));
         assert_eq!(out.alerts.len(), 1, "a rose above 0.7 once");
+    }
+
+    /// Issue #13, defect 10 (§6 amended): a timer vector as of D is scored,
+    /// then a late event's vector (as_of C < D, from a record created after
+    /// the timer fired) comes. Its prediction is the customer's latest (the
+    /// fleet and the alert state follow it); a replayed timer vector changes
+    /// nothing.
+    #[tokio::test]
+    async fn a_late_event_after_a_timer_is_the_latest_prediction() {
+        use pulse_schemas::order::{EmissionKey, Position};
+        let (c, d) = (1_000_000, 2_000_000);
+        let timer =
+            || FeatureVector { trigger: Trigger::Timer, emission: Some(EmissionKey::timer(d)), ..vector("a", d, 0.3) };
+        let late = FeatureVector {
+            emission: Some(EmissionKey::record(d + 500, Position::of(Some("4200"), None))),
+            ..vector("a", c, 0.9)
+        };
+        let mut stage =
+            ScoringStage::new(Flaky { fail_first: 0, calls: AtomicU64::new(0) }, config(10, 0, 100)).unwrap();
+        let mut out = Scored::default();
+        stage.offer(vec![timer()], 0, &mut out).await.unwrap();
+        stage.offer(vec![late], 1, &mut out).await.unwrap();
+        stage.offer(vec![timer()], 2, &mut out).await.unwrap(); // a replay of the timer's record
+        stage.flush(3, &mut out).await.unwrap();
+        let got: Vec<(i64, f64)> = out.predictions.iter().map(|p| (p.as_of, p.scores.churn_risk_14d)).collect();
+        assert_eq!(got, [(d, 0.3), (c, 0.9)], "the late event is scored, the replayed timer is not");
+        assert_eq!(out.alerts.iter().map(|a| a.as_of).collect::<Vec<_>>(), [c], "its rise alerts");
+        let fleet = stage.fleet();
+        assert_eq!((fleet.total_customers_processed, fleet.high_churn_risk_count), (1, 1));
+        assert_eq!(stage.top_at_risk(1)[0].as_of, c);
+        assert_eq!(stage.stats().predictions, 2);
     }
 
     #[tokio::test]

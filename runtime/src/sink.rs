@@ -159,7 +159,8 @@ impl<S: Sink> Sink for Option<S> {
 ///
 /// Each step goes to `.0` first, then to `.1`; `flush` is a barrier for
 /// both; the checkpoint state is `.0`'s (the files' lengths; scoring's writes
-/// are conditional on `as_of`, so replaying them after a restart is harmless).
+/// are conditional on the emission's place in the customer's stream, which a
+/// replay after a restart gives again, so replaying them is harmless).
 #[derive(Debug)]
 pub struct Both<A, B>(pub A, pub B);
 

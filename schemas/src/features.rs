@@ -4,6 +4,7 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::event::CustomerId;
+use crate::order::EmissionKey;
 
 /// The schema name every vector, model and prediction carries.
 pub const SCHEMA: &str = "features-v1";
@@ -100,7 +101,10 @@ pub struct Source {
 }
 
 /// One feature vector of one customer as of a time (§5).
-#[derive(Clone, PartialEq, Debug, Deserialize)]
+///
+/// Two vectors are equal when what is written of them is (`emission`, not
+/// written, is left out).
+#[derive(Clone, Debug, Deserialize)]
 pub struct FeatureVector {
     /// The customer.
     pub customer_id: CustomerId,
@@ -115,6 +119,37 @@ pub struct FeatureVector {
     /// The values, in contract order.
     #[serde(with = "features_array")]
     pub features: Features,
+    /// Its place in the customer's stream, which orders its prediction
+    /// against the customer's others (§6; see [`crate::order`]). Set by the
+    /// processor; not written to vector files, so `None` for a vector read
+    /// back from one (then [`FeatureVector::emission`] ranks it by `as_of`).
+    #[serde(skip)]
+    pub emission: Option<EmissionKey>,
+}
+
+impl PartialEq for FeatureVector {
+    fn eq(&self, other: &Self) -> bool {
+        let FeatureVector { customer_id, as_of, trigger, source, schema, features, emission: _ } = self;
+        *customer_id == other.customer_id
+            && *as_of == other.as_of
+            && *trigger == other.trigger
+            && *source == other.source
+            && *schema == other.schema
+            && *features == other.features
+    }
+}
+
+impl FeatureVector {
+    /// Its place in the customer's stream: the key the processor set, else
+    /// one from `as_of` ([`EmissionKey::at`], or [`EmissionKey::timer`] for a
+    /// timer vector).
+    pub fn emission(&self) -> EmissionKey {
+        match (&self.emission, self.trigger) {
+            (Some(key), _) => key.clone(),
+            (None, Trigger::Timer) => EmissionKey::timer(self.as_of),
+            (None, Trigger::Event) => EmissionKey::at(self.as_of),
+        }
+    }
 }
 
 impl Serialize for FeatureVector {

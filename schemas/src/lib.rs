@@ -25,11 +25,13 @@ pub mod capture;
 pub mod event;
 pub mod features;
 pub mod lambda;
+pub mod order;
 pub mod prediction;
 pub mod record;
 pub mod validate;
 
 pub use event::{CustomerId, Event, EventKind, EventTime, Party, PaymentStatus, Sentiment, DAY_MS};
 pub use features::{FeatureVector, Features, Source, Trigger, FEATURE_COUNT, FEATURE_NAMES, SCHEMA};
+pub use order::EmissionKey;
 pub use prediction::{Prediction, Segment};
 pub use record::{Invalid, InvalidReason, Side, StreamChange, StreamRecord};

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::CustomerId;
+use crate::order::EmissionKey;
 
 /// A customer's segment (§6), derived from a prediction.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize, PartialOrd, Ord)]
@@ -62,7 +63,10 @@ pub struct Scores {
 pub const HIGH_CHURN_RISK: f64 = 0.7;
 
 /// A scored customer.
-#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+///
+/// Two predictions are equal when what is written of them is (`emission`,
+/// not written, is left out).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Prediction {
     /// The customer.
     pub customer_id: CustomerId,
@@ -84,4 +88,42 @@ pub struct Prediction {
     pub served_by: std::sync::Arc<str>,
     /// The features' schema.
     pub features_schema: std::borrow::Cow<'static, str>,
+    /// The place in the customer's stream of the vector scored (§6: a
+    /// prediction never replaces one of a later emission; see
+    /// [`crate::order`]). Not written to prediction files: `None` for one
+    /// read back (then [`Prediction::emission`] ranks it by `as_of`).
+    #[serde(skip)]
+    pub emission: Option<EmissionKey>,
+}
+
+impl PartialEq for Prediction {
+    fn eq(&self, other: &Self) -> bool {
+        let Prediction {
+            customer_id,
+            as_of,
+            scores,
+            segment,
+            model,
+            model_version,
+            served_by,
+            features_schema,
+            emission: _,
+        } = self;
+        *customer_id == other.customer_id
+            && *as_of == other.as_of
+            && *scores == other.scores
+            && *segment == other.segment
+            && *model == other.model
+            && *model_version == other.model_version
+            && *served_by == other.served_by
+            && *features_schema == other.features_schema
+    }
+}
+
+impl Prediction {
+    /// The place of the vector scored in the customer's stream: the key it
+    /// carries, else [`EmissionKey::at`] its `as_of`.
+    pub fn emission(&self) -> EmissionKey {
+        self.emission.clone().unwrap_or_else(|| EmissionKey::at(self.as_of))
+    }
 }

@@ -334,15 +334,17 @@ async fn predictions(sdk: &SdkConfig, table: &str) -> BTreeMap<String, HashMap<S
     }
 }
 
-/// Each customer's last vector: the largest `as_of`, and of equal ones the
-/// last emitted (what the scoring queue keeps, FEATURES.md §6 writes).
+/// Each customer's last vector: the last emitted (what the scoring queue
+/// keeps and FEATURES.md §6, amended, writes: the order of emissions in the
+/// customer's stream, not `as_of`). The marketplace's history is written at
+/// once, so a customer's first record fires catch-up timers up to now, and
+/// its later records, whose events are older than those timers, are late
+/// events after them: their vectors, with a smaller `as_of`, replace the
+/// timers'. One run writes its vectors in emission order.
 fn last_vectors(vectors: &[FeatureVector]) -> BTreeMap<String, FeatureVector> {
     let mut last: BTreeMap<String, FeatureVector> = BTreeMap::new();
     for v in vectors {
-        let slot = last.entry(v.customer_id.to_string()).or_insert_with(|| v.clone());
-        if v.as_of >= slot.as_of {
-            *slot = v.clone();
-        }
+        last.insert(v.customer_id.to_string(), v.clone());
     }
     last
 }

@@ -13,8 +13,9 @@ use output_support::*;
 use pulse_aws::output::predictions::{PredictionRecord, PredictionWriter, StoredAlertState};
 use pulse_operators::{Engine, EngineConfig};
 use pulse_runtime::process::{Processor, Produced};
+use pulse_schemas::order::Position;
 use pulse_schemas::prediction::Scores;
-use pulse_schemas::{CustomerId, Prediction, Segment, Source, SCHEMA};
+use pulse_schemas::{CustomerId, EmissionKey, Prediction, Segment, Source, SCHEMA};
 
 fn prediction(customer: &str, as_of: i64, churn: f64) -> Prediction {
     let scores = Scores {
@@ -33,6 +34,7 @@ fn prediction(customer: &str, as_of: i64, churn: f64) -> Prediction {
         model_version: "1".into(),
         served_by: "embedded".into(),
         features_schema: SCHEMA.into(),
+        emission: None,
     }
 }
 
@@ -85,8 +87,91 @@ async fn predictions_never_move_a_customer_back_in_time() {
         .unwrap();
     let states: HashMap<_, _> = states.into_iter().map(|s| (s.customer_id.to_string(), s)).collect();
     assert_eq!(states.len(), 2, "no item, no state");
-    assert_eq!(states["a"], StoredAlertState { customer_id: CustomerId::new("a"), armed: false, as_of: 200 });
+    let a = StoredAlertState {
+        customer_id: CustomerId::new("a"),
+        armed: false,
+        as_of: 200,
+        emission: EmissionKey::at(200),
+    };
+    assert_eq!(states["a"], a, "a prediction without a key is placed at its as_of");
     assert!(states["b"].armed);
+}
+
+/// §6 amended: the condition compares the emission key, not `as_of`.
+#[tokio::test]
+async fn a_late_event_after_a_timer_replaces_it_and_older_emissions_never_do() {
+    let sdk = sdk().await;
+    let table = table(&sdk).await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let writer = PredictionWriter::new(client.clone(), table.as_str(), 4);
+    let keyed = |as_of, churn, key: EmissionKey| Prediction { emission: Some(key), ..prediction("a", as_of, churn) };
+    let seq = |s: &str| Position::of(Some(s), None);
+    let (c, d) = (1_000_000, 2_000_000);
+    let event = keyed(c, 0.2, EmissionKey::record(c + 60_000, seq("100000000000000000001")));
+    let timer = keyed(d, 0.3, EmissionKey::timer(d));
+    let late = keyed(c, 0.9, EmissionKey::record(d + 3_600_000, seq("100000000000000000042")));
+
+    writer.write(vec![record(event.clone(), true, false)]).await.unwrap();
+    writer.write(vec![record(timer.clone(), true, false)]).await.unwrap();
+    writer.write(vec![record(late.clone(), false, true)]).await.unwrap();
+    let item = prediction_item(&client, &table, "a").await.expect("stored");
+    assert_eq!((n(&item, "as_of"), n(&item, "churn_risk_14d")), (c as f64, 0.9), "the late event's values");
+    assert_eq!(s(&item, "emission"), late.emission().encode());
+    assert_eq!(n(&item, "last_alert_as_of"), c as f64);
+
+    // Retries and replays of the older emissions, alone or in one call in
+    // any order, then a retry of the late one (an equal key: rewritten).
+    writer.write(vec![record(timer.clone(), true, false)]).await.unwrap();
+    writer.write(vec![record(timer, true, false), record(event, true, false)]).await.unwrap();
+    writer.write(vec![record(late, false, false)]).await.unwrap();
+    assert_eq!((writer.stats().written, writer.stats().stale), (4, 3));
+    let after = prediction_item(&client, &table, "a").await.unwrap();
+    assert_eq!(after, item);
+
+    // The order is the stream's even when the sequence numbers differ in length.
+    let b = |key| Prediction { emission: Some(key), ..prediction("b", 5, 0.1) };
+    writer.write(vec![record(b(EmissionKey::record(9, seq("99"))), true, false)]).await.unwrap();
+    writer.write(vec![record(b(EmissionKey::record(9, seq("100"))), true, false)]).await.unwrap();
+    writer.write(vec![record(b(EmissionKey::record(9, seq("0098"))), true, false)]).await.unwrap();
+    let item = prediction_item(&client, &table, "b").await.unwrap();
+    assert_eq!(s(&item, "emission"), EmissionKey::record(9, seq("100")).encode());
+}
+
+/// Items written before `emission` existed are judged by `as_of` once, then
+/// carry the key.
+#[tokio::test]
+async fn an_item_without_an_emission_key_is_judged_by_as_of_once() {
+    let sdk = sdk().await;
+    let table = table(&sdk).await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    use aws_sdk_dynamodb::types::AttributeValue;
+    client
+        .put_item()
+        .table_name(&table)
+        .item("customer_id", AttributeValue::S("a".into()))
+        .item("sk", AttributeValue::S("PRED#latest".into()))
+        .item("entity_type", AttributeValue::S("prediction".into()))
+        .item("as_of", AttributeValue::N("500".into()))
+        .item("churn_risk_14d", AttributeValue::N("0.5".into()))
+        .send()
+        .await
+        .unwrap();
+    let writer = PredictionWriter::new(client.clone(), table.as_str(), 1);
+    let keyed = |as_of, churn, key: EmissionKey| Prediction { emission: Some(key), ..prediction("a", as_of, churn) };
+    writer.write(vec![record(keyed(400, 0.1, EmissionKey::timer(10_000)), true, false)]).await.unwrap();
+    assert_eq!(n(&prediction_item(&client, &table, "a").await.unwrap(), "as_of"), 500.0, "older as_of: refused");
+    writer.write(vec![record(keyed(600, 0.2, EmissionKey::timer(600)), true, false)]).await.unwrap();
+    let item = prediction_item(&client, &table, "a").await.unwrap();
+    assert_eq!((n(&item, "as_of"), s(&item, "emission")), (600.0, EmissionKey::timer(600).encode().as_str()));
+    // From now on the key rules: a larger as_of of an earlier emission is refused.
+    writer
+        .write(vec![record(keyed(700, 0.3, EmissionKey::record(599, Position::Line(1))), true, false)])
+        .await
+        .unwrap();
+    assert_eq!(n(&prediction_item(&client, &table, "a").await.unwrap(), "as_of"), 600.0);
+    assert_eq!((writer.stats().written, writer.stats().stale), (1, 2));
+    let states = writer.alert_states(&[CustomerId::new("a")]).await.unwrap();
+    assert_eq!(states[0].emission, EmissionKey::timer(600), "read back with the alert state");
 }
 
 #[tokio::test]

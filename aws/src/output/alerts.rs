@@ -217,6 +217,7 @@ mod tests {
             model_version: "1".into(),
             served_by: "sagemaker:churn".into(),
             features_schema: "features-v1".into(),
+            emission: None,
         };
         let alert = Alert {
             customer_id: prediction.customer_id.clone(),

@@ -5,7 +5,9 @@
 //!
 //! Key `customer_id` + `sk = PRED#latest`, `entity_type = prediction`, the
 //! five outputs, `segment`, `model`, `model_version`, `served_by`, `as_of`,
-//! `features_schema`, and the alert state: `alert_armed` (whether the
+//! `features_schema`, `emission` (where the vector scored sits in the
+//! customer's stream: [`EmissionKey::encode`], a string whose order is the
+//! emissions' order), and the alert state: `alert_armed` (whether the
 //! customer would alert on its next rise above 0.7, see
 //! [`pulse_operators::scoring::Alerts`]) and, on the prediction that raised
 //! an alert, `last_alert_as_of` and `last_alert_churn_risk_14d`.
@@ -13,8 +15,22 @@
 //! # Writes
 //!
 //! One `UpdateItem` per prediction, conditional on
-//! `attribute_not_exists(as_of) OR as_of <= :as_of`: a replay or a retry never
-//! replaces a newer prediction (an equal `as_of` rewrites the same values).
+//!
+//! ```text
+//! (attribute_not_exists(emission) AND (attribute_not_exists(as_of) OR as_of <= :as_of))
+//!   OR emission <= :emission
+//! ```
+//!
+//! A write never replaces a prediction made from a later emission (§6,
+//! amended): "later" is the order of the customer's stream
+//! ([`pulse_schemas::order`]: the record's creation time and position, or
+//! the timer's due time), not `as_of`, so a late event's prediction
+//! replaces the timer prediction before it, and a replay or a retry never
+//! replaces a newer one (an equal key rewrites the same emission). Items
+//! written before `emission` existed are judged by the old rule, `as_of`,
+//! once: a write that passes it stores `emission`, and the key rules from
+//! then on. (Treating them as oldest instead would let any replayed old
+//! emission overwrite them.)
 //! A failed condition means a newer prediction is already stored: counted as
 //! stale, not an error. `BatchWriteItem` would take 25 items a call but
 //! cannot be conditional, so it is not used; instead up to `concurrency`
@@ -25,8 +41,8 @@
 //!
 //! # Alert state after a restart
 //!
-//! [`PredictionWriter::alert_states`] reads `alert_armed` and `as_of` of
-//! some customers (`BatchGetItem`, 100 keys a call, consistent reads,
+//! [`PredictionWriter::alert_states`] reads `alert_armed`, `emission` and
+//! `as_of` of some customers (`BatchGetItem`, 100 keys a call, consistent reads,
 //! unprocessed keys retried). The sink calls it only for customers it has
 //! not seen since it started whose risk is at or above the re-arm level:
 //! the only ones whose stored state can change what happens.
@@ -47,12 +63,18 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::builders::KeysAndAttributesBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::{StreamExt, TryStreamExt};
-use pulse_schemas::{CustomerId, Prediction};
+use pulse_schemas::{CustomerId, EmissionKey, Prediction};
 
 use crate::retry::{classify, Backoff};
 
 /// The sort key of the prediction item.
 pub const PREDICTION_SK: &str = "PRED#latest";
+
+/// The condition of every prediction write (see the [module docs](self)):
+/// the stored prediction is of an earlier or the same emission; an item
+/// without `emission` (written before it existed) is judged by `as_of`.
+pub const WRITE_CONDITION: &str =
+    "(attribute_not_exists(#emission) AND (attribute_not_exists(#as_of) OR #as_of <= :as_of)) OR #emission <= :emission";
 
 /// A prediction and the customer's alert state after it.
 #[derive(Clone, Debug, PartialEq)]
@@ -75,6 +97,10 @@ pub struct StoredAlertState {
     pub armed: bool,
     /// `as_of` of the stored prediction.
     pub as_of: i64,
+    /// Where the stored prediction's vector sits in the customer's stream:
+    /// its `emission`, or for an item written before that attribute
+    /// existed, [`EmissionKey::at`] its `as_of`.
+    pub emission: EmissionKey,
 }
 
 /// Counts of the writer's work since start.
@@ -161,15 +187,14 @@ impl PredictionWriter {
     }
 
     /// Writes every record: different customers `concurrency` at a time,
-    /// one customer's records one after the other in `as_of` order (the
-    /// condition alone would keep the newest, but only if the store checks
-    /// it atomically; in order, no write is wasted either). `Ok` once each is
+    /// one customer's records one after the other in the order of its
+    /// stream (the condition alone would keep the newest, but only if the
+    /// store checks it atomically; in order, no write is wasted either). `Ok` once each is
     /// stored or found stale; the first write that fails for good is the
     /// error.
     pub async fn write(&self, mut records: Vec<PredictionRecord>) -> Result<()> {
-        records.sort_by(|a, b| {
-            a.prediction.customer_id.cmp(&b.prediction.customer_id).then(a.prediction.as_of.cmp(&b.prediction.as_of))
-        });
+        // Stable: records of equal keys stay in the order they came.
+        records.sort_by_cached_key(|r| (r.prediction.customer_id.clone(), r.prediction.emission()));
         let mut groups: Vec<Vec<PredictionRecord>> = Vec::new();
         for r in records {
             match groups.last_mut() {
@@ -203,6 +228,7 @@ impl PredictionWriter {
             (":model_version".to_owned(), AttributeValue::S(p.model_version.to_string())),
             (":served_by".to_owned(), AttributeValue::S(p.served_by.to_string())),
             (":as_of".to_owned(), AttributeValue::N(p.as_of.to_string())),
+            (":emission".to_owned(), AttributeValue::S(p.emission().encode())),
             (":features_schema".to_owned(), AttributeValue::S(p.features_schema.to_string())),
             (":alert_armed".to_owned(), AttributeValue::Bool(record.alert_armed)),
         ]);
@@ -231,7 +257,7 @@ impl PredictionWriter {
                 .key("customer_id", AttributeValue::S(p.customer_id.to_string()))
                 .key("sk", AttributeValue::S(PREDICTION_SK.into()))
                 .update_expression(&update)
-                .condition_expression("attribute_not_exists(#as_of) OR #as_of <= :as_of")
+                .condition_expression(WRITE_CONDITION)
                 .set_expression_attribute_names(Some(names.clone()))
                 .set_expression_attribute_values(Some(values.clone()))
                 .send()
@@ -278,8 +304,9 @@ impl PredictionWriter {
         let keys = customers.iter().map(|c| crate::item_key(c.as_str(), PREDICTION_SK)).collect();
         let shape = |k: KeysAndAttributesBuilder| {
             k.consistent_read(true)
-                .projection_expression("customer_id, #as_of, alert_armed")
+                .projection_expression("customer_id, #as_of, #emission, alert_armed")
                 .expression_attribute_names("#as_of", "as_of")
+                .expression_attribute_names("#emission", "emission")
         };
         let read = crate::batch::get_all(&self.client, &self.table, keys, &shape, &self.retry, 1, "alert states").await;
         let (items, stats) = read.with_context(|| format!("cannot read alert states from table {}", self.table))?;
@@ -304,12 +331,18 @@ fn stored_state(item: &HashMap<String, AttributeValue>) -> Result<StoredAlertSta
         }
         other => return Err(anyhow!("as_of of customer {customer_id} is not a number: {other:?}")),
     };
+    let emission = match item.get("emission") {
+        Some(AttributeValue::S(s)) => EmissionKey::decode(s)
+            .ok_or_else(|| anyhow!("emission {s:?} of customer {customer_id} is not an emission key"))?,
+        None => EmissionKey::at(as_of),
+        Some(other) => return Err(anyhow!("emission of customer {customer_id} is not a string: {other:?}")),
+    };
     let armed = match item.get("alert_armed") {
         Some(AttributeValue::Bool(b)) => *b,
         None => true,
         Some(other) => return Err(anyhow!("alert_armed of customer {customer_id} is not a boolean: {other:?}")),
     };
-    Ok(StoredAlertState { customer_id, armed, as_of })
+    Ok(StoredAlertState { customer_id, armed, as_of, emission })
 }
 
 #[cfg(test)]
@@ -329,7 +362,18 @@ mod tests {
             m
         };
         let state = stored_state(&item(Some(AttributeValue::Bool(false)), AttributeValue::N("17".into()))).unwrap();
-        assert_eq!(state, StoredAlertState { customer_id: CustomerId::new("c1"), armed: false, as_of: 17 });
+        let want = StoredAlertState {
+            customer_id: CustomerId::new("c1"),
+            armed: false,
+            as_of: 17,
+            emission: EmissionKey::at(17),
+        };
+        assert_eq!(state, want, "no emission: ranked by as_of");
+        let mut with_key = item(None, AttributeValue::N("17".into()));
+        with_key.insert("emission".into(), AttributeValue::S(EmissionKey::timer(20).encode()));
+        assert_eq!(stored_state(&with_key).unwrap().emission, EmissionKey::timer(20));
+        with_key.insert("emission".into(), AttributeValue::S("20".into()));
+        assert!(stored_state(&with_key).is_err(), "not a key");
         assert!(stored_state(&item(None, AttributeValue::N("17".into()))).unwrap().armed, "absent = armed");
         assert!(stored_state(&item(None, AttributeValue::N("1.5".into()))).is_err());
         assert!(stored_state(&item(Some(AttributeValue::S("no".into())), AttributeValue::N("1".into()))).is_err());

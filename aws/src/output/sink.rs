@@ -315,7 +315,7 @@ impl ScoringSink {
             return Ok(());
         }
         for state in writer.alert_states(&unknown).await? {
-            self.alerts.restore(state.customer_id, state.armed, state.as_of);
+            self.alerts.restore(state.customer_id, state.armed, state.emission);
         }
         Ok(())
     }

@@ -7,10 +7,13 @@
 //! every crossing. A customer never seen is armed: its first prediction
 //! alerts if it is already above 0.7.
 //!
-//! Predictions are taken in `as_of` order per customer: one older than the
-//! last observed is ignored (a replay or a retry cannot re-fire an alert or
-//! re-arm a customer); an equal `as_of` is observed (a retry of a prediction
-//! that alerted finds the customer disarmed and stays quiet).
+//! Predictions are taken in the order of the customer's stream
+//! ([`Prediction::emission`], §6; see [`pulse_schemas::order`]), not in
+//! `as_of` order: one from an earlier emission than the last observed is
+//! ignored (a replay or a retry cannot re-fire an alert or re-arm a
+//! customer), while a late event's prediction that follows a timer's with a
+//! larger `as_of` is observed; an equal key is observed (a retry of a
+//! prediction that alerted finds the customer disarmed and stays quiet).
 //!
 //! The armed flag is meant to be stored with the customer's prediction item
 //! ([`Alerts::armed`]) and loaded back after a restart ([`Alerts::restore`]),
@@ -19,7 +22,7 @@
 use std::collections::HashMap;
 
 use pulse_schemas::prediction::HIGH_CHURN_RISK;
-use pulse_schemas::{CustomerId, Prediction, Segment};
+use pulse_schemas::{CustomerId, EmissionKey, Prediction, Segment};
 use serde::Serialize;
 
 use super::error::PolicyError;
@@ -75,10 +78,10 @@ pub struct Alert {
     pub reason: String,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct State {
     armed: bool,
-    as_of: i64,
+    emission: EmissionKey,
     churn_risk_14d: Option<f64>,
 }
 
@@ -103,20 +106,21 @@ impl Alerts {
 
     /// Observes the customer's prediction; returns the alert it raises, if any.
     pub fn observe(&mut self, prediction: &Prediction) -> Option<Alert> {
+        let emission = prediction.emission();
         let state = match self.customers.get_mut(&prediction.customer_id) {
             Some(state) => state,
             None => self.customers.entry(prediction.customer_id.clone()).or_insert(State {
                 armed: true,
-                as_of: prediction.as_of,
+                emission: emission.clone(),
                 churn_risk_14d: None,
             }),
         };
-        if prediction.as_of < state.as_of {
+        if emission < state.emission {
             return None;
         }
         let risk = prediction.scores.churn_risk_14d;
         let previous = state.churn_risk_14d.replace(risk);
-        state.as_of = prediction.as_of;
+        state.emission = emission;
         if !state.armed {
             state.armed = risk < self.policy.rearm_below;
             return None;
@@ -153,13 +157,18 @@ impl Alerts {
         self.customers.contains_key(customer)
     }
 
-    /// Loads a stored flag, as of the stored prediction's `as_of`. Ignored if
-    /// a later prediction of the customer was already observed.
-    pub fn restore(&mut self, customer: CustomerId, armed: bool, as_of: i64) {
-        let state = self.customers.entry(customer).or_insert(State { armed, as_of, churn_risk_14d: None });
-        if as_of >= state.as_of {
-            *state =
-                State { armed, as_of, churn_risk_14d: if as_of == state.as_of { state.churn_risk_14d } else { None } };
+    /// Loads a stored flag, as of the stored prediction's place in the
+    /// customer's stream ([`Prediction::emission`]). Ignored if a prediction
+    /// of a later emission of the customer was already observed.
+    pub fn restore(&mut self, customer: CustomerId, armed: bool, emission: EmissionKey) {
+        let state = self.customers.entry(customer).or_insert_with(|| State {
+            armed,
+            emission: emission.clone(),
+            churn_risk_14d: None,
+        });
+        if emission >= state.emission {
+            let churn_risk_14d = if emission == state.emission { state.churn_risk_14d } else { None };
+            *state = State { armed, emission, churn_risk_14d };
         }
     }
 
@@ -196,6 +205,7 @@ mod tests {
             model_version: "1".into(),
             served_by: "embedded".into(),
             features_schema: "features-v1".into(),
+            emission: None,
         }
     }
 
@@ -255,12 +265,27 @@ mod tests {
         let stored = before.armed("a");
 
         let mut after = Alerts::new(AlertPolicy::default()).unwrap();
-        after.restore(CustomerId::new("a"), stored, 10);
+        after.restore(CustomerId::new("a"), stored, EmissionKey::at(10));
         assert!(after.observe(&prediction("a", 10, 0.9)).is_none(), "replayed prediction");
         assert!(after.observe(&prediction("a", 12, 0.95)).is_none(), "still above: no new rise");
-        after.restore(CustomerId::new("a"), true, 11);
+        after.restore(CustomerId::new("a"), true, EmissionKey::at(11));
         assert!(!after.armed("a"), "a restore older than what was observed is ignored");
         assert!(after.observe(&prediction("a", 13, 0.2)).is_none());
         assert!(after.observe(&prediction("a", 14, 0.9)).is_some());
+    }
+
+    #[test]
+    fn a_late_event_after_a_timer_is_observed_and_a_replayed_timer_is_not() {
+        use pulse_schemas::order::Position;
+        let at = |p: Prediction, key: EmissionKey| Prediction { emission: Some(key), ..p };
+        let timer = at(prediction("a", 2_000, 0.3), EmissionKey::timer(2_000));
+        // A late event (as_of 1_000 < 2_000) in a record created after the timer.
+        let late = at(prediction("a", 1_000, 0.9), EmissionKey::record(2_500, Position::Line(7)));
+        let mut alerts = Alerts::new(AlertPolicy::default()).unwrap();
+        assert!(alerts.observe(&timer).is_none());
+        let alert = alerts.observe(&late).expect("the late event's rise alerts");
+        assert_eq!((alert.as_of, alert.previous_churn_risk_14d), (1_000, Some(0.3)));
+        assert!(alerts.observe(&timer).is_none(), "a replayed timer prediction is older");
+        assert!(!alerts.armed("a"), "and does not re-arm");
     }
 }

@@ -1,8 +1,8 @@
 //! Fleet metrics over the latest prediction of every customer (§6), and the
 //! alarms on them.
 //!
-//! [`Fleet`] holds each customer's latest prediction (its `as_of` and what it
-//! contributes) and running totals: count, high-risk count, per-segment
+//! [`Fleet`] holds each customer's latest prediction (its emission key,
+//! `as_of` and what it contributes) and running totals: count, high-risk count, per-segment
 //! counts and the sums of `churn_risk_14d` and `health_score`. An update
 //! subtracts the customer's previous contribution and adds the new one, so a
 //! snapshot is O(1) and no scan ever happens.
@@ -14,14 +14,17 @@
 //! the set of latest predictions, never on the history that led to it: it is
 //! bit-identical to a fleet built from those predictions alone.
 //!
-//! Like the prediction write (§6), an update never moves a customer back in
-//! time: a prediction older than the stored one is ignored ([`Update::Stale`]);
-//! an equal `as_of` replaces (a retry or a re-score).
+//! Like the prediction write (§6), an update never replaces a prediction made
+//! from a later emission of the customer's stream ([`Prediction::emission`];
+//! see [`pulse_schemas::order`]): one from an earlier emission is ignored
+//! ([`Update::Stale`]), even with a larger `as_of` (a late event's prediction
+//! that follows a timer's replaces it); an equal key replaces (a retry or a
+//! re-score).
 
 use std::collections::HashMap;
 
 use pulse_schemas::prediction::HIGH_CHURN_RISK;
-use pulse_schemas::{CustomerId, Prediction, Segment};
+use pulse_schemas::{CustomerId, EmissionKey, Prediction, Segment};
 use serde::Serialize;
 
 use super::error::PolicyError;
@@ -46,9 +49,9 @@ fn fixed(x: f64) -> Option<i128> {
 pub enum Update {
     /// A customer not seen before.
     Added,
-    /// Replaced the customer's prediction (same or older `as_of`).
+    /// Replaced the customer's prediction (of the same or an earlier emission).
     Replaced,
-    /// Ignored: the stored prediction of the customer has a larger `as_of`.
+    /// Ignored: the stored prediction of the customer is of a later emission.
     Stale,
     /// Ignored: `churn_risk_14d` or `health_score` is not a finite number
     /// of magnitude below 2^30.
@@ -56,8 +59,9 @@ pub enum Update {
 }
 
 /// What one customer's latest prediction contributes to the totals.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Entry {
+    emission: EmissionKey,
     as_of: i64,
     churn: i128,
     health: i128,
@@ -87,7 +91,8 @@ fn segment_index(segment: Segment) -> usize {
 }
 
 impl Fleet {
-    /// Applies a customer's prediction, unless an older one than the stored.
+    /// Applies a customer's prediction, unless it is of an earlier emission
+    /// than the stored one.
     ///
     /// The segment counted is the prediction's `segment` field, the one
     /// written with the prediction item.
@@ -97,14 +102,16 @@ impl Fleet {
             return Update::Invalid;
         };
         let new = Entry {
+            emission: prediction.emission(),
             as_of: prediction.as_of,
             churn,
             health,
             high: scores.churn_risk_14d > HIGH_CHURN_RISK,
             segment: prediction.segment,
         };
+        let (high, segment) = (new.high, new.segment);
         let outcome = match self.latest.get_mut(&prediction.customer_id) {
-            Some(old) if new.as_of < old.as_of => return Update::Stale,
+            Some(old) if new.emission < old.emission => return Update::Stale,
             Some(old) => {
                 let old = std::mem::replace(old, new);
                 self.high -= u64::from(old.high);
@@ -118,10 +125,10 @@ impl Fleet {
                 Update::Added
             }
         };
-        self.high += u64::from(new.high);
-        self.churn_sum += new.churn;
-        self.health_sum += new.health;
-        self.segments[segment_index(new.segment)] += 1;
+        self.high += u64::from(high);
+        self.churn_sum += churn;
+        self.health_sum += health;
+        self.segments[segment_index(segment)] += 1;
         outcome
     }
 
@@ -392,6 +399,7 @@ mod tests {
             model_version: "1".into(),
             served_by: "embedded".into(),
             features_schema: "features-v1".into(),
+            emission: None,
         }
     }
 
@@ -420,6 +428,20 @@ mod tests {
         assert_eq!((m.total_customers_processed, m.high_churn_risk_count), (2, 0));
         assert_eq!((m.churned_customers, m.at_risk_customers, m.thriving_customers), (0, 1, 1));
         assert_eq!(m.average_health_score, 80.0);
+    }
+
+    #[test]
+    fn a_late_event_after_a_timer_replaces_it_and_a_replayed_timer_does_not() {
+        use pulse_schemas::order::Position;
+        let at = |p: Prediction, key: EmissionKey| Prediction { emission: Some(key), ..p };
+        let timer = at(prediction("a", 2_000, 0.3, 70.0), EmissionKey::timer(2_000));
+        let late = at(prediction("a", 1_000, 0.9, 20.0), EmissionKey::record(2_500, Position::Line(7)));
+        let mut fleet = Fleet::default();
+        assert_eq!(fleet.update(&timer), Update::Added);
+        assert_eq!(fleet.update(&late), Update::Replaced, "a later emission, whatever its as_of");
+        assert_eq!(fleet.update(&timer), Update::Stale, "a replayed timer prediction");
+        assert_eq!(fleet.as_of("a"), Some(1_000));
+        assert_eq!(fleet.snapshot().high_churn_risk_count, 1);
     }
 
     #[test]

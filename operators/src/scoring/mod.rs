@@ -33,6 +33,7 @@
 //!     source: Source::default(),
 //!     schema: SCHEMA.into(),
 //!     features: [x; 46],
+//!     emission: None,
 //! };
 //! assert_eq!(queue.offer(vector("a", 1, 0.0), 0), Offer::Queued);
 //! assert_eq!(queue.offer(vector("a", 2, 1.0), 5), Offer::Coalesced); // a's place in line, newest vector
@@ -64,6 +65,7 @@
 //!     model_version: "1".into(),
 //!     served_by: "embedded".into(),
 //!     features_schema: SCHEMA.into(),
+//!     emission: None,
 //! };
 //! fleet.update(&prediction);
 //! assert_eq!(fleet.snapshot().high_churn_risk_count, 1);

@@ -12,10 +12,13 @@
 //! - **Per-customer coalescing.** At most one vector per customer waits. A
 //!   newer one replaces it in place, keeping the customer's place in line
 //!   ([`Offer::Coalesced`]), so only the newest waiting vector is scored. A
-//!   vector older (smaller `as_of`) than the waiting one, or than what was
+//!   vector from an earlier emission than the waiting one, or than what was
 //!   already scored, would be refused by the prediction write anyway (§6: a
-//!   write never moves a customer back in time): it is dropped as
-//!   [`Offer::Stale`]. Equal `as_of`: the later offer wins.
+//!   write never replaces a prediction made from a later emission): it is
+//!   dropped as [`Offer::Stale`]. "Earlier" is the order of the customer's
+//!   stream ([`FeatureVector::emission`], see [`pulse_schemas::order`]), not
+//!   `as_of`: a late event's vector that follows a timer vector with a larger
+//!   `as_of` replaces it. Equal keys: the later offer wins.
 //! - **Micro-batches.** [`ScoreQueue::take_ready`] hands out up to `max_rows`
 //!   vectors, oldest first, once `max_rows` are waiting or the head of the
 //!   line has waited `max_linger_ms`; [`ScoreQueue::next_deadline`] says when
@@ -25,9 +28,9 @@
 //!   until the first is reported back; it then joins the line (at the end
 //!   after a success, at the front after a failure). So a
 //!   customer's vectors are scored one after the other, in order, even when
-//!   the driver has several batches in flight, and ties in `as_of` (the
-//!   engine emits them when a late event changes the features but not the
-//!   customer clock) resolve to the vector offered last.
+//!   the driver has several batches in flight, and ties in the emission key
+//!   (vectors without one are ranked by `as_of`) resolve to the vector
+//!   offered last.
 //!
 //! After the model, the driver reports back: [`ScoreQueue::mark_scored`] for
 //! vectors scored and written (this feeds the gate), [`ScoreQueue::requeue`]
@@ -43,7 +46,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use pulse_schemas::{CustomerId, FeatureVector, Features};
+use pulse_schemas::{CustomerId, EmissionKey, FeatureVector, Features};
 
 use super::error::PolicyError;
 
@@ -147,7 +150,7 @@ struct Slot {
 
 #[derive(Debug)]
 struct Scored {
-    as_of: i64,
+    emission: EmissionKey,
     features: Box<Features>,
 }
 
@@ -199,8 +202,9 @@ impl ScoreQueue {
             self.stats.queued += 1;
             return Offer::Queued;
         };
+        let emission = vector.emission();
         if let Some(waiting) = slot.waiting.as_mut() {
-            if vector.as_of < waiting.as_of {
+            if emission < waiting.emission() {
                 self.stats.stale += 1;
                 return Offer::Stale;
             }
@@ -209,13 +213,13 @@ impl ScoreQueue {
             return Offer::Coalesced;
         }
         if let Some(scored) = slot.scored.as_mut() {
-            if vector.as_of < scored.as_of {
+            if emission < scored.emission {
                 self.stats.stale += 1;
                 return Offer::Stale;
             }
             if !slot.in_flight && same_bits(&scored.features, &vector.features) {
-                // The scored features still hold, as of this later time.
-                scored.as_of = vector.as_of;
+                // The scored features still hold, as of this later emission.
+                scored.emission = emission;
                 self.stats.unchanged += 1;
                 return Offer::Unchanged;
             }
@@ -264,8 +268,8 @@ impl ScoreQueue {
     }
 
     /// Reports vectors scored (and their predictions written): they become
-    /// the customers' reference for the change gate, unless a vector with a
-    /// larger `as_of` was already reported. A parked vector of the customer
+    /// the customers' reference for the change gate, unless a vector of a
+    /// later emission was already reported. A parked vector of the customer
     /// joins the end of the line.
     pub fn mark_scored(&mut self, batch: &[FeatureVector]) {
         for vector in batch {
@@ -281,13 +285,14 @@ impl ScoreQueue {
                     self.line.push_back((vector.customer_id.clone(), since));
                 }
             }
+            let emission = vector.emission();
             match slot.scored.as_mut() {
-                Some(scored) if vector.as_of < scored.as_of => {}
+                Some(scored) if emission < scored.emission => {}
                 Some(scored) => {
-                    scored.as_of = vector.as_of;
+                    scored.emission = emission;
                     *scored.features = vector.features;
                 }
-                None => slot.scored = Some(Scored { as_of: vector.as_of, features: Box::new(vector.features) }),
+                None => slot.scored = Some(Scored { emission, features: Box::new(vector.features) }),
             }
         }
     }
@@ -298,9 +303,10 @@ impl ScoreQueue {
     /// earliest, unless a full batch is waiting).
     ///
     /// A customer that has a waiting vector (offered while this one was in
-    /// flight) keeps one: the one with the larger `as_of`, the waiting one if
+    /// flight) keeps one: the one of the later emission, the waiting one if
     /// equal (it was offered later); it goes to the front of the line. A
-    /// vector older than the customer's scored vector is dropped as stale.
+    /// vector of an earlier emission than the customer's scored vector is
+    /// dropped as stale.
     pub fn requeue(&mut self, batch: Vec<FeatureVector>, now_ms: i64) {
         for vector in batch.into_iter().rev() {
             self.stats.requeued += 1;
@@ -312,7 +318,7 @@ impl ScoreQueue {
                 self.in_flight -= 1;
             }
             if let Some(waiting) = slot.waiting.as_mut() {
-                if vector.as_of > waiting.as_of {
+                if vector.emission() > waiting.emission() {
                     **waiting = vector;
                 }
                 self.stats.coalesced += 1;
@@ -322,7 +328,7 @@ impl ScoreQueue {
                 }
                 continue;
             }
-            if slot.scored.as_ref().is_some_and(|scored| vector.as_of < scored.as_of) {
+            if slot.scored.as_ref().is_some_and(|scored| vector.emission() < scored.emission) {
                 self.stats.stale += 1;
                 continue;
             }
@@ -389,6 +395,7 @@ mod tests {
             source: Source::default(),
             schema: SCHEMA.into(),
             features: [x; 46],
+            emission: None,
         }
     }
 
@@ -452,6 +459,30 @@ mod tests {
         let s = q.stats();
         assert_eq!((s.offered, s.queued, s.coalesced, s.stale, s.taken), (5, 2, 2, 1, 2));
         assert!(s.balanced(q.pending()));
+    }
+
+    #[test]
+    fn a_late_event_after_a_timer_is_newer_whatever_its_as_of() {
+        use pulse_schemas::order::Position;
+        let keyed = |as_of, x, key| FeatureVector { emission: Some(key), ..vector("a", as_of, x) };
+        let timer = || keyed(2_000, 1.0, EmissionKey::timer(2_000));
+        // A late event: as_of 1_000 < 2_000, in a record created after the timer fired.
+        let late = || keyed(1_000, 2.0, EmissionKey::record(2_500, Position::Line(9)));
+        let mut q = queue(10, 100);
+        assert_eq!(q.offer(timer(), 0), Offer::Queued);
+        assert_eq!(q.offer(late(), 1), Offer::Coalesced, "the waiting timer vector is replaced");
+        assert_eq!(q.offer(timer(), 2), Offer::Stale, "a replayed timer vector is older");
+        let batch = q.take_all();
+        assert_eq!(ids(&batch), [("a", 1_000)]);
+        q.mark_scored(&batch);
+        assert_eq!(q.offer(timer(), 3), Offer::Stale, "older than what was scored");
+        // Scored timer first, then the late event: scored, not stale.
+        let mut q = queue(10, 0);
+        q.offer(timer(), 0);
+        let batch = q.take_all();
+        q.mark_scored(&batch);
+        assert_eq!(q.offer(late(), 1), Offer::Queued);
+        assert_eq!(ids(&q.take_all()), [("a", 1_000)]);
     }
 
     #[test]

@@ -105,6 +105,7 @@ pub fn vector(customer: &str, as_of: i64, idle_days: f64) -> FeatureVector {
         source: Source::default(),
         schema: SCHEMA.into(),
         features: r,
+        emission: None,
     }
 }
 
