@@ -78,7 +78,9 @@
 mod app;
 mod error;
 mod request;
+mod server;
 
-pub use app::{router, InvocationResponse, PingResponse, ServeConfig};
+pub use app::{router, InvocationResponse, PingResponse, ServeConfig, DEFAULT_BODY_BUFFER_BYTES, SMALL_BODY_BYTES};
 pub use error::{ErrorBody, ServeError};
 pub use request::{check_accept, Format, DEFAULT_MAX_ROWS, MAX_BODY_BYTES};
+pub use server::{serve, Draining, ServerLimits, Stopped, DEFAULT_MAX_CONNECTIONS, MAX_HEADER_BYTES};
