@@ -1,15 +1,16 @@
 //! Measures `pulse serve` under slow and abandoned clients (issue #13,
 //! defect 6): starts the given `pulse` binary on a free 127.0.0.1 port, tries
 //! a handful of malformed requests, then holds 200 bad connections open
-//! (half send a request head one byte a second and never finish it, half
-//! send 6 MiB − 1 of a 6-MiB body and never the last byte; each reconnects
+//! (half, or all but `--bodies N`, send a request head one byte a second
+//! and never finish it; the others send 6 MiB − 1 of a 6-MiB body and never
+//! the last byte; each reconnects
 //! when the server closes it) while normal clients call `/ping` and
 //! `/invocations`. It reports the server's peak RSS (VmHWM), the latencies,
 //! and the time from SIGTERM to exit.
 //!
 //! ```text
 //! cargo build --release -p pulse
-//! cargo run --release -p pulse-serve --example serve_attack -- target/release/pulse [SECONDS] [-- SERVE FLAGS]
+//! cargo run --release -p pulse-serve --example serve_attack -- target/release/pulse [SECONDS] [--bodies N] [-- SERVE FLAGS]
 //! ```
 //!
 //! Exits non-zero when a malformed request is not refused (4xx or a close),
@@ -17,7 +18,7 @@
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,19 +26,23 @@ use hdrhistogram::Histogram;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const SLOW_HEADS: usize = 100;
-const SLOW_BODIES: usize = 100;
+/// Bad connections held open; `--bodies N` of them send bodies (default half).
+const BAD_CONNECTIONS: usize = 200;
 const BODY: usize = 6 * 1024 * 1024;
 const PING: &[u8] = b"GET /ping HTTP/1.1\r\nHost: attack\r\n\r\n";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let pulse = args.next().ok_or_else(|| anyhow::anyhow!("usage: serve_attack PULSE [SECONDS] [-- FLAGS]"))?;
+    let pulse =
+        args.next().ok_or_else(|| anyhow::anyhow!("usage: serve_attack PULSE [SECONDS] [--bodies N] [-- FLAGS]"))?;
     let mut seconds = 30u64;
     let mut extra = Vec::new();
+    let mut slow_bodies = BAD_CONNECTIONS / 2;
     while let Some(arg) = args.next() {
-        if arg == "--" {
+        if arg == "--bodies" {
+            slow_bodies = args.next().unwrap_or_default().parse::<usize>()?.min(BAD_CONNECTIONS);
+        } else if arg == "--" {
             extra.extend(args.by_ref());
         } else {
             seconds = arg.parse()?;
@@ -64,18 +69,19 @@ async fn main() -> anyhow::Result<()> {
 
     // The attack.
     let stop = Arc::new(AtomicBool::new(false));
-    let reconnects = Arc::new(AtomicU64::new(0));
+    let ends = Arc::new(Mutex::new(std::collections::BTreeMap::<String, u64>::new()));
     let mut attackers = Vec::new();
-    for i in 0..SLOW_HEADS + SLOW_BODIES {
-        let (stop, reconnects) = (Arc::clone(&stop), Arc::clone(&reconnects));
+    let slow_heads = BAD_CONNECTIONS - slow_bodies;
+    for i in 0..BAD_CONNECTIONS {
+        let (stop, ends) = (Arc::clone(&stop), Arc::clone(&ends));
         attackers.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                if i < SLOW_HEADS {
-                    slow_head(addr).await;
+                let end = if i < slow_heads {
+                    format!("slow head: {}", slow_head(addr).await)
                 } else {
-                    slow_body(addr).await;
-                }
-                reconnects.fetch_add(1, Ordering::Relaxed);
+                    format!("slow body: {}", slow_body(addr).await)
+                };
+                *ends.lock().unwrap().entry(end).or_default() += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }));
@@ -126,6 +132,7 @@ async fn main() -> anyhow::Result<()> {
     let hwm = status_kb(pid, "VmHWM:").unwrap_or(0);
     let rss = status_kb(pid, "VmRSS:").unwrap_or(0);
 
+    let ended_before_sigterm = ends.lock().unwrap().clone();
     // SIGTERM under attack.
     let signalled = Instant::now();
     Command::new("kill").args(["-TERM", &pid.to_string()]).status()?;
@@ -141,10 +148,10 @@ async fn main() -> anyhow::Result<()> {
     let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     println!();
     println!(
-        "attack: {SLOW_HEADS} slow heads + {SLOW_BODIES} 6-MiB-minus-one bodies for {seconds} s; \
-         bad connections made: {}; connections open at the server (peak, from /proc/net/tcp): {peak_open}",
-        reconnects.load(Ordering::Relaxed) + (SLOW_HEADS + SLOW_BODIES) as u64
+        "attack: {slow_heads} slow heads + {slow_bodies} 6-MiB-minus-one bodies, {seconds} s of load; \
+         connections open at the server (peak, from /proc/net/tcp): {peak_open}"
     );
+    println!("bad connections ended by the server (then remade), until SIGTERM: {ended_before_sigterm:?}");
     println!("peak RSS (VmHWM): {:.1} MB; RSS at the end: {:.1} MB", hwm as f64 / 1024.0, rss as f64 / 1024.0);
     println!(
         "/ping: {} answered, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
@@ -276,46 +283,63 @@ fn path_of(request: &[u8]) -> &str {
     std::str::from_utf8(request).ok().and_then(|r| r.split(' ').nth(1)).unwrap_or("?")
 }
 
-/// A slowloris: a request head one byte a second, never finished.
-async fn slow_head(addr: SocketAddr) {
-    let Ok(mut stream) = TcpStream::connect(addr).await else { return };
+/// A slowloris: a request head one byte a second, never finished. Returns
+/// how the server ended it.
+async fn slow_head(addr: SocketAddr) -> String {
+    let Ok(mut stream) = TcpStream::connect(addr).await else { return "cannot connect".into() };
     let head = b"POST /invocations HTTP/1.1\r\nHost: attack\r\nContent-Type: text/csv\r\nX-Padding: ";
     for &byte in head.iter().chain(std::iter::repeat(&b'a')) {
-        if stream.write_all(&[byte]).await.is_err() || closed(&mut stream) {
-            return;
+        if stream.write_all(&[byte]).await.is_err() {
+            return "closed".into();
+        }
+        if let Some(end) = ended(&mut stream).await {
+            return end;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    unreachable!("the head never ends")
 }
 
 /// A 6-MiB body sent (64 KiB every 50 ms) up to its last byte, then held.
-async fn slow_body(addr: SocketAddr) {
-    let Ok(mut stream) = TcpStream::connect(addr).await else { return };
+/// Returns how the server ended it.
+async fn slow_body(addr: SocketAddr) -> String {
+    let Ok(mut stream) = TcpStream::connect(addr).await else { return "cannot connect".into() };
     let head = format!(
         "POST /invocations HTTP/1.1\r\nHost: attack\r\nContent-Type: text/csv\r\nContent-Length: {BODY}\r\n\r\n"
     );
     if stream.write_all(head.as_bytes()).await.is_err() {
-        return;
+        return "closed".into();
     }
+    let (mut reader, mut writer) = stream.split();
     let chunk = vec![b'1'; 64 * 1024];
     let mut sent = 0;
     while sent < BODY - 1 {
         let n = chunk.len().min(BODY - 1 - sent);
-        if stream.write_all(&chunk[..n]).await.is_err() || closed(&mut stream) {
-            return;
+        // A write blocks while the server reads nothing (no room for the
+        // body): the server may answer meanwhile.
+        tokio::select! {
+            written = writer.write_all(&chunk[..n]) => if written.is_err() { break },
+            end = answer_or_close(&mut reader) => return end,
         }
         sent += n;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Abandoned: hold until the server answers or closes.
-    let mut sink = [0u8; 1024];
-    while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    answer_or_close(&mut reader).await
 }
 
-/// Whether the server has answered or closed (without waiting).
-fn closed(stream: &mut TcpStream) -> bool {
-    let mut byte = [0u8; 1];
-    !matches!(stream.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+/// Waits for the server to answer or close: its status ("408"), or "closed".
+async fn answer_or_close(stream: &mut (impl AsyncRead + Unpin)) -> String {
+    let mut buf = [0u8; 64];
+    match stream.read(&mut buf).await {
+        Ok(0) | Err(_) => "closed".into(),
+        Ok(n) => String::from_utf8_lossy(&buf[..n]).split(' ').nth(1).unwrap_or("?").to_owned(),
+    }
+}
+
+/// How the server ended the connection, if it has (without waiting).
+async fn ended(stream: &mut TcpStream) -> Option<String> {
+    tokio::time::timeout(Duration::ZERO, answer_or_close(stream)).await.ok()
 }
 
 /// One request on a fresh connection, 5 s at most.
