@@ -55,10 +55,12 @@
 //!
 //! What hyper refuses before a request reaches pulse answers without a body
 //! (hyper writes those answers itself, and has no hook to change them): 400
-//! for a malformed request line, header or `Content-Length`, 431 for a
-//! request line and headers over [`MAX_HEADER_BYTES`] (64 KiB) or over 100
-//! headers, 414 for a URI that alone is over it. A body that cannot be read
-//! (bad chunked framing) answers 400 with `{"error": "cannot read the request body: …"}`.
+//! for a malformed request line, header or `Content-Length` (negative,
+//! overflowing, or two of them), 431 for a request line and headers over
+//! [`MAX_HEADER_BYTES`] (64 KiB, a long URI included) or over 100 headers. A
+//! body that cannot be read (bad chunked framing, a connection closed before
+//! its `Content-Length`) answers 400 with
+//! `{"error": "cannot read the request body: …"}`.
 //!
 //! # Limits
 //!
