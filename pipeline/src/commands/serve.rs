@@ -100,12 +100,11 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     let addr = listener.local_addr().unwrap_or(addr);
     let source = dir.as_ref().map_or("embedded".to_owned(), |d| d.display().to_string());
     println!("pulse serve: listening on http://{addr} (GET /ping, POST /invocations)");
+    // Two lines: scripts and tests read the banner by its line count.
     println!(
-        "pulse serve: model {name} version {version} ({source}), features-v1, at most {} rows per request",
-        args.max_rows
-    );
-    println!(
-        "pulse serve: at most {} connections, headers within {} s, bodies within {} s, {} MiB of bodies at once",
+        "pulse serve: model {name} version {version} ({source}), features-v1, at most {} rows per request; \
+         at most {} connections, headers within {} s, bodies within {} s, {} MiB of bodies at once",
+        args.max_rows,
         limits.max_connections,
         limits.header_read_timeout.as_secs_f64(),
         body_timeout.as_secs_f64(),
