@@ -1,10 +1,11 @@
 //! The HTTP side: the routes, the state they share, and the answer's shape.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, Method, Uri};
+use axum::http::{header, Extensions, HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -17,6 +18,15 @@ use tokio_stream::StreamExt;
 
 use super::error::ServeError;
 use super::request::{check_accept, Format, DEFAULT_MAX_ROWS, MAX_BODY_BYTES};
+use super::server::Draining;
+
+/// Bytes of request bodies held at once, by default: 21 bodies of 6 MB.
+pub const DEFAULT_BODY_BUFFER_BYTES: usize = 128 * 1024 * 1024;
+
+/// A body declaring at most this many bytes is read without room in the body
+/// buffer: such bodies are bounded by the connection cap (256 × 64 KiB =
+/// 16 MiB), and a flood of large slow bodies cannot starve small requests.
+pub const SMALL_BODY_BYTES: usize = 64 * 1024;
 
 /// The limits of a server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +37,16 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     /// Requests parsed and scored at once; the rest wait their turn.
     pub max_concurrent_batches: usize,
+    /// Time a request's body has to arrive, from the end of its headers;
+    /// waiting for room in the body buffer counts. Later answers 408 (or 503
+    /// if it was still waiting for room).
+    pub body_timeout: Duration,
+    /// Bytes of bodies held at once, over all requests (at least
+    /// `max_body_bytes`). A request reserves its `Content-Length` (without
+    /// one, `max_body_bytes`) before reading its body, and waits while the
+    /// buffer is full; one of at most [`SMALL_BODY_BYTES`] reserves nothing,
+    /// and `/ping` reads no body and never waits.
+    pub body_buffer_bytes: usize,
 }
 
 impl Default for ServeConfig {
@@ -35,6 +55,8 @@ impl Default for ServeConfig {
             max_rows: DEFAULT_MAX_ROWS,
             max_body_bytes: MAX_BODY_BYTES,
             max_concurrent_batches: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            body_timeout: Duration::from_secs(30),
+            body_buffer_bytes: DEFAULT_BODY_BUFFER_BYTES,
         }
     }
 }
@@ -69,6 +91,8 @@ struct AppState {
     config: ServeConfig,
     /// One permit per batch being parsed and scored.
     permits: Arc<Semaphore>,
+    /// One permit per byte of body held (read, parsed or scored).
+    body_buffer: Arc<Semaphore>,
 }
 
 /// The routes of `pulse serve` over a loaded model: `GET /ping`,
@@ -81,7 +105,8 @@ struct AppState {
 /// `pulse run --endpoint-name`). The name is not checked.
 pub fn router(model: EmbeddedModel, config: ServeConfig) -> Router {
     let permits = Arc::new(Semaphore::new(config.max_concurrent_batches.max(1)));
-    let state = Arc::new(AppState { model, config, permits });
+    let body_buffer = Arc::new(Semaphore::new(config.body_buffer_bytes.max(config.max_body_bytes)));
+    let state = Arc::new(AppState { model, config, permits, body_buffer });
     Router::new()
         .route("/ping", get(ping).fallback(|method: Method| wrong_method(method, "GET, HEAD")))
         .route("/invocations", post(invocations).fallback(|method: Method| wrong_method(method, "POST")))
@@ -105,8 +130,9 @@ async fn ping(State(state): State<Arc<AppState>>) -> Json<PingResponse> {
     })
 }
 
-async fn invocations(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    match invoke(state, &headers, body).await {
+async fn invocations(State(state): State<Arc<AppState>>, request: axum::extract::Request) -> Response {
+    let (parts, body) = request.into_parts();
+    match invoke(state, &parts.headers, &parts.extensions, body).await {
         Ok(answer) => Json(answer).into_response(),
         Err(e) => e.into_response(),
     }
@@ -116,10 +142,47 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).map(|v| v.to_str().unwrap_or("<not visible ASCII>"))
 }
 
-async fn invoke(state: Arc<AppState>, headers: &HeaderMap, body: Body) -> Result<InvocationResponse, ServeError> {
+async fn invoke(
+    state: Arc<AppState>,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+    body: Body,
+) -> Result<InvocationResponse, ServeError> {
     let format = Format::from_content_type(header_str(headers, header::CONTENT_TYPE))?;
     check_accept(header_str(headers, header::ACCEPT))?;
-    let body = read_body(headers, body, state.config.max_body_bytes).await?;
+    let limit = state.config.max_body_bytes;
+    let declared = declared_length(headers);
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ServeError::BodyTooLarge { limit });
+    }
+    // Room in the body buffer is reserved before a byte is read, so slow
+    // bodies wait in their sockets, not in memory. A stopping server cuts
+    // the wait and the read short: a body still arriving then is a client
+    // that is slow or gone.
+    let reserve = match declared.map_or(limit, |n| n as usize) {
+        n if n <= SMALL_BODY_BYTES => 0,
+        n => n,
+    };
+    let deadline = tokio::time::Instant::now() + state.config.body_timeout;
+    let stopping = async {
+        match extensions.get::<Draining>() {
+            Some(draining) => draining.clone().started().await,
+            None => std::future::pending().await,
+        }
+    };
+    let mut stopping = std::pin::pin!(stopping);
+    let room = Arc::clone(&state.body_buffer).acquire_many_owned(u32::try_from(reserve).unwrap_or(u32::MAX));
+    let held = tokio::select! {
+        held = tokio::time::timeout_at(deadline, room) => held
+            .map_err(|_| ServeError::Busy { waited: state.config.body_timeout })?
+            .map_err(|e| ServeError::Scoring(e.to_string()))?,
+        () = &mut stopping => return Err(ServeError::ShuttingDown),
+    };
+    let body = tokio::select! {
+        body = tokio::time::timeout_at(deadline, read_body(declared, body, limit)) => body
+            .map_err(|_| ServeError::BodyTimeout { timeout: state.config.body_timeout })??,
+        () = &mut stopping => return Err(ServeError::ShuttingDown),
+    };
     let permit = Arc::clone(&state.permits).acquire_owned().await.map_err(|e| ServeError::Scoring(e.to_string()))?;
     // Parsing up to 6 MB and a forward pass over up to 10,000 rows are
     // milliseconds of pure CPU: on an async worker they would stall every
@@ -128,6 +191,7 @@ async fn invoke(state: Arc<AppState>, headers: &HeaderMap, body: Body) -> Result
     let task_state = Arc::clone(&state);
     let scored = tokio::task::spawn_blocking(move || {
         let _permit = permit;
+        let _held = held;
         let rows = format.parse(&body, task_state.config.max_rows)?;
         task_state.model.score_now(&rows).map_err(|e| ServeError::Scoring(e.to_string()))
     })
@@ -141,13 +205,13 @@ async fn invoke(state: Arc<AppState>, headers: &HeaderMap, body: Body) -> Result
     })
 }
 
-/// Reads the whole body, refusing it as soon as it passes `limit` bytes: by
-/// its `Content-Length` before reading anything, else while it streams.
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>, ServeError> {
-    let declared = header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(ServeError::BodyTooLarge { limit });
-    }
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.trim().parse::<u64>().ok())
+}
+
+/// Reads the whole body, refusing it as soon as it passes `limit` bytes
+/// (a `Content-Length` over it is refused before the body is read).
+async fn read_body(declared: Option<u64>, body: Body, limit: usize) -> Result<Vec<u8>, ServeError> {
     let capacity = declared.map_or(0, |n| n as usize);
     let mut out = Vec::with_capacity(capacity);
     let mut stream = body.into_data_stream();

@@ -37,6 +37,19 @@ pub enum ServeError {
     },
     /// 400: the body could not be read off the connection.
     UnreadableBody(String),
+    /// 408: the body did not arrive within the body timeout.
+    BodyTimeout {
+        /// The timeout.
+        timeout: std::time::Duration,
+    },
+    /// 503: the body buffer stayed full for the whole body timeout (other
+    /// requests' bodies filled it); the same request may succeed later.
+    Busy {
+        /// How long the request waited.
+        waited: std::time::Duration,
+    },
+    /// 503: the server is stopping and the body had not arrived yet.
+    ShuttingDown,
     /// 400: the body is empty (or only whitespace).
     EmptyBody,
     /// 400: a CSV body is not UTF-8 text.
@@ -106,6 +119,8 @@ impl ServeError {
             ServeError::UnsupportedContentType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ServeError::NotAcceptable { .. } => StatusCode::NOT_ACCEPTABLE,
             ServeError::BodyTooLarge { .. } | ServeError::TooManyRows { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ServeError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ServeError::Busy { .. } | ServeError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             ServeError::UnreadableBody(_)
             | ServeError::EmptyBody
             | ServeError::NotUtf8 { .. }
@@ -148,6 +163,15 @@ impl std::fmt::Display for ServeError {
                 write!(f, "{rows} rows, at most {max} per request: split the batch")
             }
             ServeError::UnreadableBody(e) => write!(f, "cannot read the request body: {e}"),
+            ServeError::BodyTimeout { timeout } => {
+                write!(f, "the body did not arrive within {} s of the headers", timeout.as_secs_f64())
+            }
+            ServeError::Busy { waited } => write!(
+                f,
+                "server busy: no room to read the body within {} s (other requests' bodies fill the buffer); retry",
+                waited.as_secs_f64()
+            ),
+            ServeError::ShuttingDown => write!(f, "the server is shutting down: retry on another instance"),
             ServeError::EmptyBody => write!(f, "empty body: send at least one row of {FEATURE_COUNT} numbers"),
             ServeError::NotUtf8 { row } => write!(f, "row {row} is not UTF-8 text"),
             ServeError::EmptyRow { row } => {

@@ -44,16 +44,66 @@
 //! | 404 | another path | |
 //! | 405 | another method (with `Allow`) | `method GET not allowed here: use POST` |
 //! | 406 | `Accept` without JSON | |
+//! | 408 | a body that did not arrive within the body timeout (30 s) | `the body did not arrive within 30 s of the headers` |
 //! | 413 | a body over 6 MB (6 × 2^20 bytes, SageMaker's payload limit) | `body over 6291456 bytes …` |
 //! | 413 | more rows than `--max-rows` (10,000) | `10001 rows, at most 10000 per request: split the batch` |
 //! | 415 | no `Content-Type`, or another one | `unsupported Content-Type "application/x-npy": …` |
 //!
+//! | 503 | no room in the body buffer within the body timeout, or the server is stopping | `server busy: …`, `the server is shutting down: …` |
+//!
 //! Only a model failing on valid rows answers 500. See [`ServeError`].
+//!
+//! What hyper refuses before a request reaches pulse answers without a body
+//! (hyper writes those answers itself, and has no hook to change them): 400
+//! for a malformed request line, header or `Content-Length` (negative,
+//! overflowing, or two of them), 431 for a request line and headers over
+//! [`MAX_HEADER_BYTES`] (64 KiB, a long URI included) or over 100 headers. A
+//! body that cannot be read (bad chunked framing, a connection closed before
+//! its `Content-Length`) answers 400 with
+//! `{"error": "cannot read the request body: …"}`.
+//!
+//! # Limits
+//!
+//! A slow or abandoned client holds a connection and what it has sent; these
+//! bound both, so that many of them (the campaign of issue #13: 200 clients
+//! each sending 6 MB − 1 byte of a body and stopping) neither exhaust the
+//! memory nor delay `/ping`:
+//!
+//! | limit | default | `pulse serve` flag (env) | past it |
+//! | --- | --- | --- | --- |
+//! | open connections | 256 | `--max-connections` (`PULSE_SERVE_MAX_CONNECTIONS`) | new connections wait in the kernel's accept queue |
+//! | request line and headers | 10 s | `--header-timeout-s` (`PULSE_SERVE_HEADER_TIMEOUT_S`) | the connection is closed, no answer |
+//! | body, from the end of the headers | 30 s | `--body-timeout-s` (`PULSE_SERVE_BODY_TIMEOUT_S`) | 408 (503 if it was still waiting for room) |
+//! | bodies held at once | 128 MiB | `--body-buffer-mib` (`PULSE_SERVE_BODY_BUFFER_MIB`) | a body waits, unread, in its socket |
+//! | stop, from SIGTERM | 20 s | `--shutdown-timeout-s` | open connections are dropped |
+//!
+//! * **The connection cap** queues rather than refuses: SageMaker's front
+//!   end keeps its own connections to the container and retries little, so
+//!   a connection refused or reset in a burst becomes an error for a caller,
+//!   while one that waits is served once a slot frees; slots free within the
+//!   header and body timeouts, and the kernel's queue (backlog 1024) is
+//!   itself bounded. The header timeout also closes keep-alive connections
+//!   idle for that long (hyper applies it from the moment it waits for a
+//!   request), which HTTP clients, SageMaker's included, reconnect from.
+//! * **The body buffer** is reserved before a body is read: a request
+//!   reserves its `Content-Length` (without one, the 6-MB maximum) and holds
+//!   it until it is scored. While the buffer is full a body waits in its
+//!   socket, where the kernel's flow control stops the client. Bodies of at
+//!   most [`SMALL_BODY_BYTES`] (64 KiB) reserve nothing: the connection cap
+//!   bounds them (16 MiB), and large slow bodies cannot starve small
+//!   requests. `/ping` reads no body and never waits.
+//! * **A stop** (SIGTERM) stops accepting, closes idle connections, answers
+//!   503 to requests still waiting for their body, lets requests being
+//!   scored finish, and drops what is still open at the deadline (a request
+//!   head still arriving is closed by the header timeout).
+//!
+//! Memory, then, is about 128 MiB of bodies, 64 KiB per connection of
+//! hyper's read buffer (16 MiB), the rows being scored, and the model.
 //!
 //! # Running it
 //!
 //! [`router`] builds the routes over an [`pulse_model::EmbeddedModel`];
-//! serve them with `axum::serve`. Parsing and scoring are CPU-bound, so each
+//! [`serve`] serves them with the limits above until a stop signal. Parsing and scoring are CPU-bound, so each
 //! request runs them on tokio's blocking pool, at most
 //! [`ServeConfig::max_concurrent_batches`] at once: `/ping` stays on the
 //! async workers and keeps answering while large batches score.
@@ -66,10 +116,14 @@
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
-//! use pulse_serve::{router, ServeConfig};
+//! use pulse_serve::{router, serve, ServeConfig, ServerLimits, Stopped};
 //! let model = pulse_model::EmbeddedModel::new(&pulse_model::embedded()?)?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//! axum::serve(listener, router(model, ServeConfig::default())).await?;
+//! let stop = async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! };
+//! let stopped = serve(listener, router(model, ServeConfig::default()), ServerLimits::default(), stop).await;
+//! assert_eq!(stopped, Stopped::Drained);
 //! # Ok(()) }
 //! ```
 
@@ -78,7 +132,9 @@
 mod app;
 mod error;
 mod request;
+mod server;
 
-pub use app::{router, InvocationResponse, PingResponse, ServeConfig};
+pub use app::{router, InvocationResponse, PingResponse, ServeConfig, DEFAULT_BODY_BUFFER_BYTES, SMALL_BODY_BYTES};
 pub use error::{ErrorBody, ServeError};
 pub use request::{check_accept, Format, DEFAULT_MAX_ROWS, MAX_BODY_BYTES};
+pub use server::{serve, Draining, ServerLimits, Stopped, DEFAULT_MAX_CONNECTIONS, MAX_HEADER_BYTES};

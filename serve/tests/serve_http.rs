@@ -6,7 +6,9 @@ use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use pulse_model::{EmbeddedModel, Scorer};
 use pulse_schemas::{Features, FEATURE_COUNT};
-use pulse_serve::{router, ErrorBody, InvocationResponse, PingResponse, ServeConfig, MAX_BODY_BYTES};
+use pulse_serve::{
+    router, serve, ErrorBody, InvocationResponse, PingResponse, ServeConfig, ServerLimits, Stopped, MAX_BODY_BYTES,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
 
@@ -252,13 +254,10 @@ async fn serve_real_http_on_loopback_then_shuts_down() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, router(model(), ServeConfig::default()))
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let server =
+        tokio::spawn(serve(listener, router(model(), ServeConfig::default()), ServerLimits::default(), async {
+            let _ = stopped.await;
+        }));
 
     let (status, _) = http(addr, "GET /ping HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".into()).await;
     assert_eq!(status, 200);
@@ -275,5 +274,5 @@ async fn serve_real_http_on_loopback_then_shuts_down() {
     assert_same_scores(answer.as_bytes(), &two);
 
     stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    assert_eq!(server.await.unwrap(), Stopped::Drained);
 }

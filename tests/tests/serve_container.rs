@@ -205,3 +205,35 @@ fn sigterm_stops_the_server_within_its_deadline_even_with_a_request_left_open() 
     assert!(err.contains("stopping without them"), "{err}");
     drop(slow);
 }
+
+#[test]
+fn the_limits_are_read_from_the_environment_and_checked() {
+    // A header timeout set the way an image would set it: a partial head is
+    // cut off well before the 10-s default.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(pulse_bin())
+        .args(["serve", "--port", &port.to_string()])
+        .env("PULSE_SERVE_HEADER_TIMEOUT_S", "0.2")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    for _ in 0..2 {
+        stdout.read_line(&mut banner).unwrap();
+    }
+    assert!(banner.contains("headers within 0.2 s"), "{banner}");
+    let mut slow = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    slow.write_all(b"POST /invocations HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let mut rest = Vec::new();
+    let read = slow.read_to_end(&mut rest);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(read.is_ok() && rest.is_empty(), "closed without an answer: {read:?} {rest:?}");
+
+    let out = Command::new(pulse_bin()).args(["serve", "--port", "0", "--body-buffer-mib", "1"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--body-buffer-mib"), "{out:?}");
+}

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use pulse_model::Scorer;
-use pulse_serve::{router, ServeConfig, DEFAULT_MAX_ROWS};
+use pulse_serve::{router, ServeConfig, ServerLimits, Stopped, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_ROWS};
 
 /// Arguments of `pulse serve`.
 #[derive(Args, Debug)]
@@ -41,55 +41,83 @@ pub(crate) struct ServeArgs {
     /// not hold the shutdown).
     #[arg(long, default_value_t = 20.0, value_name = "SECONDS")]
     shutdown_timeout_s: f64,
+    /// Most connections open at once. Past it the server accepts no more:
+    /// new connections wait in the kernel's accept queue (backlog 1024) until
+    /// one closes, rather than being refused, so a burst is served late
+    /// instead of failed. The timeouts below bound how long a slot is held.
+    #[arg(long, env = "PULSE_SERVE_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Seconds a client has to send a request's line and headers (and how
+    /// long an idle keep-alive connection stays open); a slower one is
+    /// disconnected.
+    #[arg(long, env = "PULSE_SERVE_HEADER_TIMEOUT_S", default_value_t = 10.0, value_name = "SECONDS")]
+    header_timeout_s: f64,
+    /// Seconds a request's body has to arrive after its headers, waiting for
+    /// room in the body buffer included: later answers 408 (503 if it was
+    /// still waiting for room).
+    #[arg(long, env = "PULSE_SERVE_BODY_TIMEOUT_S", default_value_t = 30.0, value_name = "SECONDS")]
+    body_timeout_s: f64,
+    /// MiB of request bodies held in memory at once, over all requests (at
+    /// least one 6-MiB body). A request reserves its Content-Length before
+    /// its body is read and waits while the buffer is full; /ping never waits.
+    #[arg(long, env = "PULSE_SERVE_BODY_BUFFER_MIB", default_value_t = 128, value_name = "MIB")]
+    body_buffer_mib: usize,
+}
+
+/// A flag of seconds as a duration.
+fn seconds(value: f64, flag: &str) -> Result<std::time::Duration> {
+    anyhow::ensure!(value.is_finite() && value >= 0.0, "{flag} must be a number of seconds, 0 or more");
+    Ok(std::time::Duration::from_secs_f64(value))
 }
 
 pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     anyhow::ensure!(args.max_rows > 0, "--max-rows must be at least 1");
+    anyhow::ensure!(args.max_connections > 0, "--max-connections must be at least 1");
+    let limits = ServerLimits {
+        max_connections: args.max_connections,
+        header_read_timeout: seconds(args.header_timeout_s, "--header-timeout-s")?,
+        shutdown_timeout: seconds(args.shutdown_timeout_s, "--shutdown-timeout-s")?,
+    };
+    anyhow::ensure!(!limits.header_read_timeout.is_zero(), "--header-timeout-s must be more than 0");
+    let body_timeout = seconds(args.body_timeout_s, "--body-timeout-s")?;
+    anyhow::ensure!(!body_timeout.is_zero(), "--body-timeout-s must be more than 0");
+    let body_buffer_bytes = args.body_buffer_mib.saturating_mul(1024 * 1024);
     anyhow::ensure!(
-        args.shutdown_timeout_s.is_finite() && args.shutdown_timeout_s >= 0.0,
-        "--shutdown-timeout-s must be a number of seconds, 0 or more"
+        body_buffer_bytes >= pulse_serve::MAX_BODY_BYTES,
+        "--body-buffer-mib must hold one body of {} MiB at least",
+        pulse_serve::MAX_BODY_BYTES / (1024 * 1024)
     );
-    let grace = std::time::Duration::from_secs_f64(args.shutdown_timeout_s);
     let dir = args.model.clone().or_else(|| {
         // A model artifact is its model.json (and weights beside it).
         args.sagemaker_model_dir.clone().filter(|d| d.join("model.json").is_file())
     });
     let model = super::load_model(dir.as_deref())?;
     let (name, version) = (model.model_name().to_owned(), model.model_version().to_owned());
-    let config = ServeConfig { max_rows: args.max_rows, ..ServeConfig::default() };
+    let config = ServeConfig { max_rows: args.max_rows, body_timeout, body_buffer_bytes, ..ServeConfig::default() };
 
     let addr = SocketAddr::new(args.bind, args.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let addr = listener.local_addr().unwrap_or(addr);
     let source = dir.as_ref().map_or("embedded".to_owned(), |d| d.display().to_string());
     println!("pulse serve: listening on http://{addr} (GET /ping, POST /invocations)");
+    // Two lines: scripts and tests read the banner by its line count.
     println!(
-        "pulse serve: model {name} version {version} ({source}), features-v1, at most {} rows per request",
-        args.max_rows
+        "pulse serve: model {name} version {version} ({source}), features-v1, at most {} rows per request; \
+         at most {} connections, headers within {} s, bodies within {} s, {} MiB of bodies at once",
+        args.max_rows,
+        limits.max_connections,
+        limits.header_read_timeout.as_secs_f64(),
+        body_timeout.as_secs_f64(),
+        args.body_buffer_mib
     );
 
-    let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, router(model, config)).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        let _ = signalled.send(());
-    });
-    // The deadline runs from the signal: until then the server runs as long
-    // as it is needed.
-    let deadline = async move {
-        if on_signal.await.is_ok() {
-            tokio::time::sleep(grace).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::select! {
-        served = server => served.context("server failed")?,
-        () = deadline => {
-            eprintln!(
-                "pulse serve: requests still open {:.0} s after the shutdown signal: stopping without them",
-                grace.as_secs_f64()
-            );
-        }
+    let grace = limits.shutdown_timeout;
+    match pulse_serve::serve(listener, router(model, config), limits, shutdown_signal()).await {
+        Stopped::Drained => {}
+        Stopped::DeadlinePassed { open } => eprintln!(
+            "pulse serve: {open} connections still open {:.0} s after the shutdown signal: stopping without them",
+            grace.as_secs_f64()
+        ),
     }
     println!("pulse serve: stopped");
     Ok(())
