@@ -17,6 +17,7 @@
 //! with the time as the seed.
 
 mod common;
+mod lambda_support;
 #[path = "common/live.rs"]
 mod live;
 mod output_support;
@@ -31,6 +32,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::routing::{get, post};
 use common::{bootstrap_bin, replay_capture, write_file};
+use lambda_support::trim_horizon;
 use live::{sdk, synth_lines, TableWriter};
 use output_support::{embedded, n};
 use pulse_aws::live::lambda_event::event_record_from_sdk;
@@ -135,16 +137,7 @@ impl StreamTail {
         let described = client.describe_stream().stream_arn(arn).send().await.expect("DescribeStream");
         let shards = described.stream_description().unwrap().shards();
         assert_eq!(shards.len(), 1, "the local server gives a table one shard");
-        let iterator = client
-            .get_shard_iterator()
-            .stream_arn(arn)
-            .shard_id(shards[0].shard_id().unwrap())
-            .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .expect("GetShardIterator")
-            .shard_iterator
-            .clone();
+        let iterator = trim_horizon(&client, arn, shards[0].shard_id().unwrap()).await;
         StreamTail { client, iterator }
     }
 

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_sdk_dynamodb::types::AttributeValue as Av;
 use common::{replay_capture, write_file, D, H, MIN};
-use lambda_support::{event_item, event_of, get, lambda_record, put};
+use lambda_support::{event_item, event_of, get, lambda_record, put, trim_horizon};
 use pulse_aws::due::DEFAULT_DUE_INDEX;
 use pulse_aws::live::lambda_event::event_record_from_sdk;
 use pulse_aws::{setup, AwsArgs};
@@ -75,16 +75,7 @@ async fn stream_records(streams: &aws_sdk_dynamodbstreams::Client, arn: &str, ex
         let described = streams.describe_stream().stream_arn(arn).send().await.expect("DescribeStream");
         let mut records = Vec::new();
         for shard in described.stream_description().unwrap().shards() {
-            let mut iterator = streams
-                .get_shard_iterator()
-                .stream_arn(arn)
-                .shard_id(shard.shard_id().unwrap())
-                .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
-                .send()
-                .await
-                .expect("GetShardIterator")
-                .shard_iterator
-                .clone();
+            let mut iterator = trim_horizon(streams, arn, shard.shard_id().unwrap()).await;
             while let Some(it) = iterator {
                 let page = streams.get_records().shard_iterator(it).send().await.expect("GetRecords");
                 if page.records().is_empty() {

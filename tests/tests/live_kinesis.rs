@@ -132,17 +132,7 @@ fn kinesis_records_give_the_vectors_of_a_replay() {
         let sdk = sdk().await;
         let kinesis = aws_sdk_kinesis::Client::new(&sdk);
         kinesis.create_stream().stream_name(&stream_name).shard_count(2).send().await.expect("stream created");
-        for chunk in stream_lines.chunks(500) {
-            let entries = chunk
-                .iter()
-                .map(|l| {
-                    let (key, data) = kinesis_payload(l);
-                    PutRecordsRequestEntry::builder().partition_key(key).data(Blob::new(data)).build().unwrap()
-                })
-                .collect();
-            let out = kinesis.put_records().stream_name(&stream_name).set_records(Some(entries)).send().await;
-            assert_eq!(out.expect("records put").failed_record_count(), Some(0));
-        }
+        put_lines(&kinesis, &stream_name, &stream_lines).await;
         let api = StreamApi::kinesis(kinesis, &stream_name).await.expect("the stream");
         let mut config = test_config(TimerPolicy::default(), Some(path("on.ckpt")));
         config.capture = Some(path("live-capture.jsonl"));

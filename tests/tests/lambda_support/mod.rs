@@ -97,3 +97,16 @@ pub fn lambda_record(
 pub fn event_of(records: &[Value]) -> Event {
     serde_json::from_value(json!({ "Records": records })).expect("a Lambda DynamoDB event")
 }
+
+/// An iterator at the oldest record of `shard` of the stream `arn`.
+pub async fn trim_horizon(client: &aws_sdk_dynamodbstreams::Client, arn: &str, shard: &str) -> Option<String> {
+    client
+        .get_shard_iterator()
+        .stream_arn(arn)
+        .shard_id(shard)
+        .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .expect("GetShardIterator")
+        .shard_iterator
+}
