@@ -48,7 +48,8 @@
 //!   prediction writes; SNS `Throttling` and SQS 500s on the first two
 //!   batches; SageMaker
 //!   `ThrottlingException`, 503 and `ModelNotReadyException`. Every fault
-//!   kind is hit; the predictions are exactly those of a clean run (the
+//!   kind is hit, and four SageMaker failures in a row open the breaker,
+//!   which closes again; the predictions are exactly those of a clean run (the
 //!   model's scores of each customer's last vector), every alert counted
 //!   was published once and no alert twice, the dead letters are exactly
 //!   the invalid items, and the run counted its retries.
@@ -617,6 +618,9 @@ async fn through_injected_faults_nothing_is_lost_fabricated_or_written_twice() {
         rule(GET_RECORDS, When::Every(7), 400, "LimitExceededException"),
         rule(ITERATOR, When::Every(5), 500, "InternalServerError"),
         rule(UPDATE, When::Every(3), 400, "ProvisionedThroughputExceededException"),
+        // Four in a row: both attempts of two calls fail, the breaker opens;
+        // after its cooldown a call succeeds and closes it.
+        rule(INVOKE, When::Calls(2, 5), 503, "ServiceUnavailable"),
         rule(INVOKE, When::Every(3), 400, "ThrottlingException"),
         rule(INVOKE, When::Every(5), 503, "ServiceUnavailable"),
         rule(INVOKE, When::Every(7), 429, "ModelNotReadyException"),
@@ -654,9 +658,12 @@ async fn through_injected_faults_nothing_is_lost_fabricated_or_written_twice() {
     assert_dead_letters_and_own_prediction(&m, &vectors, &stored).await;
     let retries = number(&scoring["retries"], "retries");
     assert!(retries > 0, "the run counted its retries: {scoring}");
+    let opened = number(&scoring["breaker_opened"], "breaker opened");
+    assert!(opened >= 1, "the endpoint's breaker opened: {scoring}");
+    // It closed again: every customer was scored by the endpoint (above).
     eprintln!(
         "{} customers, {} vectors, {} alerts through faults: GetRecords {}/{}, GetShardIterator {}/{}, UpdateItem {}/{}, \
-         InvokeEndpoint {}/{}, Publish {}/{}, SendMessage {}/{} (faults/calls); {retries} retries counted; {:.1} s",
+         InvokeEndpoint {}/{}, Publish {}/{}, SendMessage {}/{} (faults/calls); {retries} retries counted, the breaker opened {opened} times; {:.1} s",
         last.len(),
         vectors.len(),
         alerts.len(),

@@ -29,6 +29,10 @@ pub struct BackendCounts {
     pub held_batches: u64,
     /// InvokeEndpoint calls answered.
     pub requests: u64,
+    /// Times the endpoint's circuit breaker opened.
+    pub breaker_opened: u64,
+    /// Calls refused at once while it was open.
+    pub breaker_rejections: u64,
 }
 
 impl ModelBackend {
@@ -39,7 +43,14 @@ impl ModelBackend {
             ModelBackend::Endpoint(e) => {
                 let stats = e.primary().stats();
                 let (_, fallback_rows, held_batches) = e.counts();
-                BackendCounts { retries: stats.retries, fallback_rows, held_batches, requests: stats.requests }
+                BackendCounts {
+                    retries: stats.retries,
+                    fallback_rows,
+                    held_batches,
+                    requests: stats.requests,
+                    breaker_opened: stats.breaker_opened,
+                    breaker_rejections: stats.breaker_rejections,
+                }
             }
         }
     }

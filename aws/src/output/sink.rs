@@ -131,6 +131,9 @@ pub struct SinkStats {
     pub fallback_rows: u64,
     /// Retries of any call.
     pub retries: u64,
+    /// Times the endpoint's circuit breaker opened (it closes again on the
+    /// first call that succeeds after its cooldown).
+    pub breaker_opened: u64,
     /// Metrics snapshots published.
     pub metrics_published: u64,
 }
@@ -236,6 +239,7 @@ impl ScoringSink {
             alert_states_read: states_read,
             fallback_rows: backend.fallback_rows,
             retries: backend.retries + write_retries + alert_retries + dlq_retries,
+            breaker_opened: backend.breaker_opened,
             ..self.stats
         }
     }

@@ -361,6 +361,7 @@ fn scoring_table(s: &SinkStats) -> String {
         ("dead letters sent", s.dead_letters),
         ("metrics snapshots published", s.metrics_published),
         ("retries", s.retries),
+        ("circuit breaker opened", s.breaker_opened),
     ];
     let mut t = String::from("scoring");
     for (k, v) in rows {

@@ -39,6 +39,8 @@ pub enum When {
     Every(u32),
     /// The first n calls.
     First(u32),
+    /// Calls `from` to `to`, both included (a run of failures in a row).
+    Calls(u32, u32),
 }
 
 /// The calls of `operation` that `when` picks answer `fault`.
@@ -54,6 +56,7 @@ impl When {
         match self {
             When::Every(n) => call.is_multiple_of(n),
             When::First(n) => call <= n,
+            When::Calls(from, to) => (from..=to).contains(&call),
         }
     }
 }
