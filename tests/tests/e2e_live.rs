@@ -47,7 +47,8 @@
 //!   500s; DynamoDB `ProvisionedThroughputExceededException` on the
 //!   prediction writes; SNS `Throttling` and SQS 500s on the first two
 //!   batches; SageMaker
-//!   `ThrottlingException`, 503 and `ModelNotReadyException`. Every fault
+//!   `ThrottlingException`, 503, `ModelNotReadyException` and an answer past
+//!   the client's timeout. Every fault
 //!   kind is hit, and four SageMaker failures in a row open the breaker,
 //!   which closes again; the predictions are exactly those of a clean run (the
 //!   model's scores of each customer's last vector), every alert counted
@@ -596,7 +597,7 @@ async fn events_in_predictions_metrics_alerts_and_dead_letters_out() {
 }
 
 fn rule(operation: &'static str, when: When, status: u16, code: &'static str) -> Rule {
-    Rule { operation, when, fault: Fault { status, code } }
+    Rule { operation, when, fault: Fault::Error { status, code } }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -618,6 +619,8 @@ async fn through_injected_faults_nothing_is_lost_fabricated_or_written_twice() {
         rule(GET_RECORDS, When::Every(7), 400, "LimitExceededException"),
         rule(ITERATOR, When::Every(5), 500, "InternalServerError"),
         rule(UPDATE, When::Every(3), 400, "ProvisionedThroughputExceededException"),
+        // The first call answered past the client's 2-s timeout.
+        Rule { operation: INVOKE, when: When::First(1), fault: Fault::Slow(Duration::from_millis(2500)) },
         // Four in a row: both attempts of two calls fail, the breaker opens;
         // after its cooldown a call succeeds and closes it.
         rule(INVOKE, When::Calls(2, 5), 503, "ServiceUnavailable"),

@@ -1,11 +1,12 @@
 //! A fault-injecting HTTP proxy in front of the local AWS server (and of
 //! `pulse serve` for SageMaker Runtime calls), driven by rules: per
-//! operation, every n-th call answers with a service error of the
-//! operation's protocol instead of being forwarded. Point a client's
+//! operation, the calls a rule picks answer with a service error of the
+//! operation's protocol instead of being forwarded, or are answered late. Point a client's
 //! `AWS_ENDPOINT_URL` at [`FaultProxy::url`]: the real SDK clients make the
-//! calls, and the proxy only ever refuses a call before the server saw it,
-//! so what the server holds is exactly what the client's successful calls
-//! wrote.
+//! calls. An error is answered before the server saw the call, so what the
+//! server holds is what the client's successful calls wrote; a slow call
+//! reaches the server and its answer comes after the client gave up (use it
+//! where a repeated call is harmless, as scoring).
 //!
 //! An operation is named as the services name it: the JSON protocols by
 //! their `X-Amz-Target` (`DynamoDB_20120810.UpdateItem`,
@@ -23,13 +24,19 @@ use axum::http::{HeaderValue, Response, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-/// What a faulty call answers.
+/// What a faulty call gets.
 #[derive(Clone, Copy, Debug)]
-pub struct Fault {
-    /// The HTTP status.
-    pub status: u16,
-    /// The service's error code (`ThrottlingException`, ...).
-    pub code: &'static str,
+pub enum Fault {
+    /// An error answer, never forwarded.
+    Error {
+        /// The HTTP status.
+        status: u16,
+        /// The service's error code (`ThrottlingException`, ...).
+        code: &'static str,
+    },
+    /// Forwarded, and the answer held this long first (past a client's
+    /// timeout: the service did the work, the client never hears of it).
+    Slow(std::time::Duration),
 }
 
 /// Which calls of an operation fault (counted from 1).
@@ -158,28 +165,28 @@ fn operation(request: &Request, body: &[u8]) -> String {
 }
 
 /// The error answer of `operation`'s protocol.
-fn fault_response(operation: &str, fault: Fault) -> Response<Body> {
-    let status = StatusCode::from_u16(fault.status).unwrap();
+fn fault_response(operation: &str, status: u16, code: &str) -> Response<Body> {
+    let http_status = StatusCode::from_u16(status).unwrap();
     let message = "injected by the fault proxy";
     let (content_type, body) = if operation.contains('_') || operation.starts_with("AmazonSQS.") {
-        ("application/x-amz-json-1.0", format!(r#"{{"__type":"{}","message":"{message}"}}"#, fault.code))
+        ("application/x-amz-json-1.0", format!(r#"{{"__type":"{}","message":"{message}"}}"#, code))
     } else if operation.starts_with("sagemaker.") {
         ("application/json", format!(r#"{{"message":"{message}"}}"#))
     } else {
-        let kind = if fault.status >= 500 { "Receiver" } else { "Sender" };
+        let kind = if status >= 500 { "Receiver" } else { "Sender" };
         (
             "text/xml",
             format!(
                 "<ErrorResponse><Error><Type>{kind}</Type><Code>{}</Code><Message>{message}</Message></Error>\
                  <RequestId>fault-proxy</RequestId></ErrorResponse>",
-                fault.code
+                code
             ),
         )
     };
     let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
+    *response.status_mut() = http_status;
     response.headers_mut().insert("content-type", HeaderValue::from_static(content_type));
-    response.headers_mut().insert("x-amzn-errortype", HeaderValue::from_str(fault.code).unwrap());
+    response.headers_mut().insert("x-amzn-errortype", HeaderValue::from_str(code).unwrap());
     response.headers_mut().insert("x-amzn-requestid", HeaderValue::from_static("fault-proxy"));
     response
 }
@@ -203,8 +210,10 @@ async fn handle(State(shared): State<Shared>, request: Request) -> Response<Body
         }
         fault
     };
-    if let Some(fault) = fault {
-        return fault_response(&op, fault);
+    match fault {
+        Some(Fault::Error { status, code }) => return fault_response(&op, status, code),
+        Some(Fault::Slow(delay)) => tokio::time::sleep(delay).await,
+        None => {}
     }
     let upstream = match (&shared.sagemaker, op.starts_with("sagemaker.")) {
         (Some(sagemaker), true) => sagemaker,
