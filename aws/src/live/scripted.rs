@@ -5,7 +5,7 @@
 //! together on tokio's paused clock without a server. The integration with
 //! the real services is tested against the local server (`tests/tests/live_*.rs`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use super::api::{ErrorKind, LiveRecord, Page, ReadError, StartAt};
@@ -34,8 +34,6 @@ struct Shard {
 #[derive(Debug, Default)]
 pub(crate) struct Script {
     shards: Mutex<Vec<Shard>>,
-    /// GetRecords calls made, per shard.
-    pub(crate) calls: Mutex<HashMap<String, usize>>,
 }
 
 impl Script {
@@ -82,7 +80,6 @@ impl Script {
     pub(crate) fn records(&self, iterator: &str, limit: i32) -> Result<Page, ReadError> {
         let (id, index) = iterator.rsplit_once('/').expect("a scripted iterator");
         let index: usize = index.parse().expect("a scripted iterator");
-        *self.calls.lock().unwrap().entry(id.to_owned()).or_default() += 1;
         let served = self.with(id, |s| {
             match s.faults.pop_front().flatten() {
                 Some(Fault::Error(kind)) => return Err(error(kind, "scripted")),
