@@ -13,6 +13,8 @@
 //! ([`summary`]).
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+pub mod dataset;
+pub mod dataset_file;
 pub mod learn;
 pub mod progress;
 pub mod summary;

@@ -102,6 +102,17 @@ enum Command {
     ///
     /// Example: pulse train --out model/artifact --report model/EVALUATION.md
     Train(commands::train::TrainArgs),
+    /// Point-in-time training rows from a capture: every kept vector's 46
+    /// features exactly as the serving engine computed them at its as_of,
+    /// its five labels from what the customer did afterwards
+    /// (docs/LABELS.md), customer, as_of, trigger, customer split and
+    /// out-of-time period. Parquet or CSV by extension, streamed: the rows
+    /// are never all in memory. Rows whose 30-day label horizon runs past
+    /// the capture's end are left out (or, with --all-rows, written with
+    /// empty labels).
+    ///
+    /// Example: pulse dataset capture.jsonl.zst --out rows.parquet
+    Dataset(commands::dataset::DatasetArgs),
     /// Evaluate a model on the held-out customers of the training data (same
     /// marketplace and split as `pulse train`), next to a constant and a
     /// logistic-regression baseline.
@@ -158,6 +169,7 @@ fn main() -> ExitCode {
             Command::Loadtest(args) => commands::loadtest::run(*args).await,
             Command::Generate(args) => commands::generate::run(args).await,
             Command::Train(args) => commands::train::run(args).await,
+            Command::Dataset(args) => commands::dataset::run(args).await,
             Command::Evaluate(args) => commands::train::evaluate_model(args).await,
             Command::Demo(args) => commands::demo::run(args).await,
             Command::Serve(args) => commands::serve::run(args).await,

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use pulse::learn::{build, evaluate, DatasetConfig};
+use pulse::dataset::RowPolicy;
+use pulse::learn::{evaluate, from_synth, in_time, Frames};
 use pulse::progress::Progress;
 use pulse_model::{train::train, EmbeddedModel, TrainConfig};
 use pulse_synth::SynthConfig;
@@ -75,37 +76,39 @@ pub(crate) struct EvaluateArgs {
 }
 
 /// Builds the labelled splits with a progress bar.
-async fn dataset(args: &DataArgs, quiet: bool) -> Result<pulse::learn::Splits> {
+async fn dataset(args: &DataArgs, quiet: bool) -> Result<Frames> {
     let DataArgs { customers, days, data_seed } = *args;
     anyhow::ensure!(customers >= 20, "--customers must be at least 20 to split 70/15/15");
-    let data = DatasetConfig {
-        synth: SynthConfig { customers, days, seed: data_seed, ..SynthConfig::default() },
-        train_customers: customers * 70 / 100,
-        valid_customers: customers * 15 / 100,
-        ..DatasetConfig::default()
-    };
+    let synth = SynthConfig { customers, days, seed: data_seed, ..SynthConfig::default() };
     let started = Instant::now();
     let streamed = Arc::new(AtomicU64::new(0));
     let estimate = (customers as u64 * u64::from(days) * 23) / 10;
-    let progress = Progress::items(!quiet, "dataset", estimate, streamed.clone());
+    let progress = Progress::items(!quiet, "generate", estimate, streamed.clone());
     let ticker = progress.spawn_ticker(Duration::from_millis(200));
-    let splits = tokio::task::spawn_blocking(move || build(&data, &mut |n| streamed.store(n, Relaxed)))
-        .await
-        .context("dataset task failed")??;
+    let labelled = tokio::task::spawn_blocking(move || {
+        from_synth(&synth, &RowPolicy::default(), &mut |phase, n| {
+            if phase == "generate" {
+                streamed.store(n, Relaxed)
+            }
+        })
+    })
+    .await
+    .context("dataset task failed")??;
     ticker.abort();
     progress.finish();
+    let f = in_time(&labelled.rows);
     println!(
         "data: {} records streamed through the engine in {:.1} s; rows train {} ({} customers), valid {} ({}), test {} ({})",
-        splits.records,
+        labelled.stats.records,
         started.elapsed().as_secs_f64(),
-        splits.train.data.len(),
-        splits.train.customers,
-        splits.valid.data.len(),
-        splits.valid.customers,
-        splits.test.data.len(),
-        splits.test.customers
+        f.train.data.len(),
+        f.train.customers,
+        f.valid.data.len(),
+        f.valid.customers,
+        f.test.data.len(),
+        f.test.customers
     );
-    Ok(splits)
+    Ok(f)
 }
 
 /// `pulse evaluate`: the held-out customers' figures for a model, without training.
