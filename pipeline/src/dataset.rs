@@ -5,7 +5,8 @@
 //! Two passes over the file, so the rows never have to be held in memory:
 //!
 //! 1. [`LabelBook`] reads every record and keeps, per customer, only what
-//!    the labels read (32 bytes per event: time, kind, tutor, rating), with
+//!    the labels read (32 bytes per session, rating, payment or support call: time, kind,
+//!    tutor, rating), with
 //!    the stream's own rules for what "happened" means: a redelivered event
 //!    counts once, a correction replaces the event it corrects, a retraction
 //!    removes it, a TTL expiry changes nothing, an invalid record applies
@@ -32,7 +33,7 @@ use pulse_operators::{Engine, EngineConfig};
 use pulse_runtime::io::open_input;
 use pulse_runtime::process::{Processor, Produced};
 use pulse_schemas::capture::decode_line;
-use pulse_schemas::{Event, EventKind, Features, Source, StreamChange, StreamRecord, Trigger, DAY_MS};
+use pulse_schemas::{Event, EventKind, Features, PaymentStatus, Source, StreamChange, StreamRecord, Trigger, DAY_MS};
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 /// Label horizons.
@@ -47,8 +48,10 @@ pub struct Future {
     pub sessions: Vec<(i64, u32)>,
     /// Ratings: (ts, tutor hash, rating).
     pub ratings: Vec<(i64, u32, f32)>,
-    /// Every held event's ts (any type).
-    pub activity: Vec<i64>,
+    /// Inbound support calls' ts.
+    pub ib_calls: Vec<i64>,
+    /// Payments: (ts, succeeded).
+    pub payments: Vec<(i64, bool)>,
 }
 
 /// What one record did to one event, as the labels need it.
@@ -65,6 +68,9 @@ struct Op {
 const OTHER: u8 = 0;
 const SESSION: u8 = 1;
 const RATING: u8 = 2;
+const PAID: u8 = 3;
+const PAYMENT_FAILED: u8 = 4;
+const IB_CALL: u8 = 5;
 
 fn tutor_hash(tutor: &str) -> u32 {
     xxh3_64(tutor.as_bytes()) as u32
@@ -75,6 +81,9 @@ impl Op {
         let (kind, tutor, rating) = match &e.kind {
             EventKind::SessionCompleted { tutor_id, .. } => (SESSION, tutor_hash(tutor_id), f32::NAN),
             EventKind::SessionRated { tutor_id, rating } => (RATING, tutor_hash(tutor_id), *rating as f32),
+            EventKind::Payment { status: PaymentStatus::Succeeded, .. } => (PAID, 0, f32::NAN),
+            EventKind::Payment { status: PaymentStatus::Failed, .. } => (PAYMENT_FAILED, 0, f32::NAN),
+            EventKind::IbCall { .. } => (IB_CALL, 0, f32::NAN),
             _ => (OTHER, 0, f32::NAN),
         };
         Op { event: xxh3_64(e.event_id.as_bytes()), ts: e.ts.0, tutor, rating, kind, add }
@@ -111,7 +120,8 @@ impl LabelBook {
             Some(list) => list,
             None => self.ops.entry(customer.to_owned()).or_default(),
         };
-        list.extend(ops.into_iter().flatten());
+        // Logins, messages, cancellations and no-shows feed no label.
+        list.extend(ops.into_iter().flatten().filter(|op| op.kind != OTHER));
     }
 
     /// Reads a whole capture (pass 1). `progress` gets the file's bytes read.
@@ -150,15 +160,17 @@ impl LabelBook {
             }
             let mut f = Future::default();
             for op in held.into_values() {
-                f.activity.push(op.ts);
                 match op.kind {
                     SESSION => f.sessions.push((op.ts, op.tutor)),
                     RATING => f.ratings.push((op.ts, op.tutor, op.rating)),
+                    PAID | PAYMENT_FAILED => f.payments.push((op.ts, op.kind == PAID)),
+                    IB_CALL => f.ib_calls.push(op.ts),
                     _ => {}
                 }
             }
             f.sessions.sort_unstable();
-            f.activity.sort_unstable();
+            f.ib_calls.sort_unstable();
+            f.payments.sort_unstable();
             f.ratings.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.total_cmp(&b.2)));
             by_customer.insert(customer, f);
         }
@@ -176,7 +188,8 @@ pub struct Futures {
 impl Futures {
     /// A customer's future (empty for one with no held events).
     pub fn of(&self, customer: &str) -> &Future {
-        static EMPTY: Future = Future { sessions: Vec::new(), ratings: Vec::new(), activity: Vec::new() };
+        static EMPTY: Future =
+            Future { sessions: Vec::new(), ratings: Vec::new(), ib_calls: Vec::new(), payments: Vec::new() };
         self.by_customer.get(customer).unwrap_or(&EMPTY)
     }
 
@@ -195,8 +208,8 @@ impl Futures {
 /// only events strictly after `t` count.
 pub fn label(f: &Future, t: i64) -> Targets {
     let after = f.sessions.partition_point(|(ts, _)| *ts <= t);
-    let within = |h: i64| f.sessions[after..].iter().take_while(|(ts, _)| *ts <= t + h).count();
-    let (n14, n30) = (within(H14), within(H30));
+    let upto = |h: i64| f.sessions[after..].partition_point(|(ts, _)| *ts <= t + h) + after;
+    let (n14, n30) = (upto(H14) - after, upto(H30) - after);
     // The first session after T within 14 days, rated >= 4 by the first rating
     // of that tutor in the day after it.
     let first_success = f.sessions.get(after).filter(|(ts, _)| *ts <= t + H14).is_some_and(|(ts, tutor)| {
@@ -210,26 +223,79 @@ pub fn label(f: &Future, t: i64) -> Targets {
         session_velocity: n14 as f32 / 2.0,
         churn_risk_14d: f32::from(u8::from(n14 == 0)),
         churn_risk_30d: f32::from(u8::from(n30 == 0)),
-        health_score: health(n30, active_days(&f.activity, t, H30)) as f32,
+        health_score: health(&Next30::of(f, t, &f.sessions[after..upto(H30)])) as f32,
     }
 }
 
-/// Distinct days (UTC) with any event in (t, t + horizon].
-pub fn active_days(activity: &[i64], t: i64, horizon: i64) -> usize {
-    let from = activity.partition_point(|&ts| ts <= t);
-    let mut days: Vec<i64> =
-        activity[from..].iter().take_while(|&&ts| ts <= t + horizon).map(|ts| ts.div_euclid(DAY_MS)).collect();
-    days.dedup();
-    days.len()
+/// What a customer does in (T, T + 30 days], as the health label reads it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Next30 {
+    /// Completed sessions.
+    pub sessions: usize,
+    /// Mean rating given, if any.
+    pub mean_rating: Option<f64>,
+    /// Inbound support calls.
+    pub ib_calls: usize,
+    /// Share of payments that went through, if any was attempted.
+    pub payment_success: Option<f64>,
+    /// Share of the sessions taken with the customer's most frequent tutor, if any session.
+    pub tutor_consistency: Option<f64>,
 }
 
-/// Health, 0–100, from what the customer does in the 30 days after T: half
-/// from completed sessions (saturating at 3, one every ten days), half from
-/// days active on the platform (saturating at 8, twice a week).
-pub fn health(sessions_30: usize, active_days_30: usize) -> f64 {
-    let sessions = (sessions_30 as f64 / 3.0).min(1.0);
-    let active = (active_days_30 as f64 / 8.0).min(1.0);
-    100.0 * (0.5 * sessions + 0.5 * active)
+impl Next30 {
+    fn of(f: &Future, t: i64, sessions: &[(i64, u32)]) -> Next30 {
+        let window = |ts: i64| ts > t && ts <= t + H30;
+        let ratings: Vec<f64> = f.ratings.iter().filter(|r| window(r.0)).map(|r| f64::from(r.2)).collect();
+        let payments: Vec<bool> = f.payments.iter().filter(|p| window(p.0)).map(|p| p.1).collect();
+        let mut tutors: Vec<u32> = sessions.iter().map(|s| s.1).collect();
+        tutors.sort_unstable();
+        let top = tutors.chunk_by(|a, b| a == b).map(<[u32]>::len).max();
+        Next30 {
+            sessions: sessions.len(),
+            mean_rating: (!ratings.is_empty()).then(|| ratings.iter().sum::<f64>() / ratings.len() as f64),
+            ib_calls: f.ib_calls.iter().filter(|&&ts| window(ts)).count(),
+            payment_success: (!payments.is_empty())
+                .then(|| payments.iter().filter(|&&ok| ok).count() as f64 / payments.len() as f64),
+            tutor_consistency: top.map(|n| n as f64 / sessions.len() as f64),
+        }
+    }
+}
+
+/// Places `x` on the health scale by piecewise-linear interpolation through
+/// `anchors` (value, health), sorted by value; beyond the ends the end
+/// segments continue; the result is clamped to 0–100.
+fn on_scale(x: f64, anchors: &[(f64, f64); 4]) -> f64 {
+    let i = anchors.iter().skip(1).take(2).take_while(|a| x > a.0).count();
+    let ((x0, y0), (x1, y1)) = (anchors[i], anchors[i + 1]);
+    (y0 + (x - x0) * (y1 - y0) / (x1 - x0)).clamp(0.0, 100.0)
+}
+
+/// Health, 0–100, from the customer's next 30 days, read on the five
+/// dimensions by which the marketplace defines its segments (FEATURES.md
+/// §7: sessions per week, rating, support calls, payment success, tutor
+/// consistency). Each dimension is placed on the §6 health scale by the
+/// segment whose typical value (the middle of its §7 range) it matches:
+/// churned → 20, at risk → 50, healthy → 70, thriving → 90, linear between.
+/// Health is their weighted mean (sessions 0.4, each other 0.15; a dimension
+/// with nothing to measure — no rating, no payment — is left out). A
+/// customer with no session at all in the 30 days gets the sessions score
+/// alone: a month without a session is not healthy, whatever else it holds.
+pub fn health(n: &Next30) -> f64 {
+    let per_week = n.sessions as f64 / (30.0 / 7.0);
+    let sessions = on_scale(per_week, &[(0.1, 20.0), (0.5, 50.0), (2.0, 70.0), (4.0, 90.0)]);
+    if n.sessions == 0 {
+        return sessions;
+    }
+    let parts = [
+        (0.4, Some(sessions)),
+        (0.15, n.mean_rating.map(|r| on_scale(r, &[(2.75, 20.0), (3.5, 50.0), (4.15, 70.0), (4.5, 90.0)]))),
+        (0.15, Some(on_scale(-(n.ib_calls as f64), &[(-3.0, 20.0), (-1.5, 50.0), (-0.5, 70.0), (0.0, 90.0)]))),
+        (0.15, n.payment_success.map(|p| on_scale(p, &[(0.65, 20.0), (0.80, 50.0), (0.925, 70.0), (0.975, 90.0)]))),
+        (0.15, n.tutor_consistency.map(|c| on_scale(c, &[(0.35, 20.0), (0.55, 50.0), (0.775, 70.0), (0.925, 90.0)]))),
+    ];
+    let (sum, weight) =
+        parts.iter().filter_map(|(w, v)| v.map(|v| (w * v, *w))).fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+    sum / weight
 }
 
 /// Which customer group a row belongs to.
@@ -480,9 +546,9 @@ mod tests {
 
     fn future(sessions: &[i64], ratings: &[(i64, f32)]) -> Future {
         Future {
-            activity: sessions.to_vec(),
             sessions: sessions.iter().map(|&t| (t, 1)).collect(),
             ratings: ratings.iter().map(|&(t, r)| (t, 1, r)).collect(),
+            ..Future::default()
         }
     }
 
@@ -513,19 +579,29 @@ mod tests {
     }
 
     #[test]
-    fn health_spans_0_to_100() {
-        assert_eq!(health(0, 0), 0.0);
-        assert_eq!(health(3, 8), 100.0);
-        assert_eq!(health(9, 30), 100.0);
-        assert_eq!(health(1, 4), 100.0 * (0.5 / 3.0 + 0.25));
-    }
-
-    #[test]
-    fn active_days_counts_distinct_days_after_t() {
-        let t = 10 * DAY_MS;
-        let a = [t - 1, t, t + 1, t + 2, t + DAY_MS, t + 30 * DAY_MS, t + 30 * DAY_MS + 1];
-        // (t, t+30d]: t+1 and t+2 share day 10; t+1d is day 11; t+30d is day 40.
-        assert_eq!(active_days(&a, t, H30), 3);
+    fn health_places_each_segment_profile_in_its_band() {
+        // The middle of each §7 range lands in the §6 band of its segment.
+        let profile = |per_week: f64, rating: f64, ib: usize, pay: f64, consistency: f64| Next30 {
+            sessions: (per_week * 30.0 / 7.0).round() as usize,
+            mean_rating: Some(rating),
+            ib_calls: ib,
+            payment_success: Some(pay),
+            tutor_consistency: Some(consistency),
+        };
+        let thriving = health(&profile(4.0, 4.5, 0, 0.975, 0.925));
+        let healthy = health(&profile(2.0, 4.15, 0, 0.925, 0.775));
+        let at_risk = health(&profile(0.5, 3.5, 1, 0.8, 0.55));
+        assert!(thriving > 80.0 && (60.0..=80.0).contains(&healthy) && (40.0..60.0).contains(&at_risk));
+        assert!(thriving > healthy && healthy > at_risk);
+        // No session in the month: the sessions score alone, whatever else.
+        let silent = Next30 { ib_calls: 0, payment_success: Some(1.0), ..Next30::default() };
+        assert!(health(&silent) < 20.0);
+        let best = health(&profile(90.0, 5.0, 0, 1.0, 1.0));
+        assert!((98.0..=100.0).contains(&best), "{best}");
+        assert_eq!(on_scale(-10.0, &[(0.1, 20.0), (0.5, 50.0), (2.0, 70.0), (4.0, 90.0)]), 0.0);
+        // Missing dimensions are left out, not counted as zero.
+        let unrated = Next30 { mean_rating: None, ..profile(4.0, 4.5, 0, 0.975, 0.925) };
+        assert!(health(&unrated) > 80.0);
     }
 
     /// A hostile synthetic capture (duplicates, corrections, retractions,
