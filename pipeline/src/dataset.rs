@@ -446,11 +446,14 @@ pub fn keep_event_vector(customer: &str, as_of: i64, every: u64) -> bool {
 /// Pass 2: replays the capture through the engine and hands each kept,
 /// labelled vector to `on_row`, in emission order. `progress` gets the
 /// file's bytes read.
+/// With `last`, also keeps each customer's last vector's features (any
+/// vector, kept or not): what pulse would score at the capture's end.
 pub fn rows(
     path: &Path,
     futures: &Futures,
     policy: &RowPolicy,
     on_row: &mut dyn FnMut(Row) -> Result<()>,
+    mut last: Option<&mut HashMap<String, Features>>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<RowStats> {
     let (first, last) = futures.span().context("the capture has no record with a creation time")?;
@@ -470,6 +473,14 @@ pub fn rows(
         for v in produced.vectors.drain(..) {
             stats.vectors += 1;
             let customer = v.customer_id.as_str();
+            if let Some(last) = last.as_deref_mut() {
+                match last.get_mut(customer) {
+                    Some(f) => *f = v.features,
+                    None => {
+                        last.insert(customer.to_owned(), v.features);
+                    }
+                }
+            }
             if v.trigger == Trigger::Event && !keep_event_vector(customer, v.as_of, policy.event_sample_every) {
                 stats.sampled_out += 1;
                 continue;
@@ -642,6 +653,7 @@ mod tests {
                 out.push(r);
                 Ok(())
             },
+            None,
             &mut |_| {},
         )
         .unwrap();

@@ -20,6 +20,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use pulse_model::{Dataset, Targets};
+use pulse_schemas::Features;
 use pulse_runtime::io::Output;
 use pulse_synth::{generate, SynthConfig};
 
@@ -34,6 +35,8 @@ pub struct Labelled {
     pub stats: RowStats,
     /// Distinct customers with events.
     pub customers: usize,
+    /// Each customer's last vector's features: what pulse scores at the end.
+    pub last: HashMap<String, Features>,
 }
 
 /// Which pass a progress report is about.
@@ -45,6 +48,7 @@ pub fn from_capture(path: &Path, policy: &RowPolicy, progress: &mut dyn FnMut(Ph
     let book = LabelBook::scan(path, &mut |n| progress("labels", n))?;
     let futures = book.into_futures();
     let mut kept = Vec::new();
+    let mut last = HashMap::new();
     let mut policy = policy.clone();
     policy.all_rows = false;
     let stats = rows(
@@ -55,6 +59,7 @@ pub fn from_capture(path: &Path, policy: &RowPolicy, progress: &mut dyn FnMut(Ph
             kept.push(row);
             Ok(())
         },
+        Some(&mut last),
         &mut |n| progress("features", n),
     )?;
     anyhow::ensure!(
@@ -65,7 +70,7 @@ pub fn from_capture(path: &Path, policy: &RowPolicy, progress: &mut dyn FnMut(Ph
         policy.burn_in_days,
         policy.burn_in_days + 30
     );
-    Ok(Labelled { rows: kept, stats, customers: futures.customers() })
+    Ok(Labelled { rows: kept, stats, customers: futures.customers(), last })
 }
 
 /// Generates a synthetic marketplace into a temporary capture and labels it
@@ -142,129 +147,6 @@ pub fn out_of_time(rows: &[Row]) -> Frames {
         (Split::Test, Period::After) => Some(Split::Test),
         _ => None,
     })
-}
-
-/// One head's figures on the held-out customers.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct HeadReport {
-    /// The head.
-    pub head: &'static str,
-    /// What is measured (`AUC`, `accuracy`, `MAE`).
-    pub metric: &'static str,
-    /// The network.
-    pub model: f64,
-    /// A constant: the training median for MAE, the training base rate for
-    /// accuracy (AUC 0.5 by definition).
-    pub constant: f64,
-    /// Logistic regression on the same features (binary heads only).
-    pub logistic: Option<f64>,
-    /// What today's system publishes, where it does.
-    pub published: Option<&'static str>,
-}
-
-/// The evaluation of a model on held-out rows.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct Evaluation {
-    /// Rows evaluated.
-    pub rows: usize,
-    /// Customers they belong to.
-    pub customers: usize,
-    /// Per head and metric.
-    pub heads: Vec<HeadReport>,
-}
-
-/// Scores the test split with the model and the baselines.
-pub fn evaluate(model: &pulse_model::EmbeddedModel, train: &Dataset, test: &Frame) -> Result<Evaluation> {
-    use pulse_model::metrics::{accuracy, auc, mae};
-    use pulse_model::train::Logistic;
-    let rows = &test.data.rows;
-    let truth = &test.data.targets;
-    let mut scores = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(4096) {
-        scores.extend(model.score_now(chunk)?);
-    }
-    let mean = |f: &dyn Fn(&Targets) -> f32| {
-        train.targets.iter().map(|t| f64::from(f(t))).sum::<f64>() / train.len().max(1) as f64
-    };
-    let mut heads = Vec::new();
-    type Pick = fn(&Targets) -> f32;
-    type Out = fn(&pulse_schemas::prediction::Scores) -> f64;
-    let binary: [(&'static str, Pick, Out, Option<&'static str>); 3] = [
-        (
-            "first_session_success",
-            |t| t.first_session_success,
-            |s| s.first_session_success,
-            Some("accuracy \"100%\" (suggests leakage)"),
-        ),
-        ("churn_risk_14d", |t| t.churn_risk_14d, |s| s.churn_risk_14d, None),
-        ("churn_risk_30d", |t| t.churn_risk_30d, |s| s.churn_risk_30d, None),
-    ];
-    for (head, pick, out, published) in binary {
-        let labels: Vec<bool> = truth.iter().map(|t| pick(t) >= 0.5).collect();
-        let p: Vec<f64> = scores.iter().map(out).collect();
-        let logistic = Logistic::fit(train, pick)?.predict(rows)?;
-        let base = mean(&pick);
-        let constant = vec![base; rows.len()];
-        heads.push(HeadReport {
-            head,
-            metric: "AUC",
-            model: auc(&p, &labels).unwrap_or(f64::NAN),
-            constant: 0.5,
-            logistic: auc(&logistic, &labels),
-            published: None,
-        });
-        heads.push(HeadReport {
-            head,
-            metric: "accuracy",
-            model: accuracy(&p, &labels),
-            constant: accuracy(&constant, &labels),
-            logistic: Some(accuracy(&logistic, &labels)),
-            published,
-        });
-    }
-    let regression: [(&'static str, Pick, Out, Option<&'static str>); 2] = [
-        ("session_velocity", |t| t.session_velocity, |s| s.session_velocity, None),
-        ("health_score", |t| t.health_score, |s| s.health_score, Some("MAE ≈ 5.7")),
-    ];
-    for (head, pick, out, published) in regression {
-        let y: Vec<f64> = truth.iter().map(|t| f64::from(pick(t))).collect();
-        let p: Vec<f64> = scores.iter().map(out).collect();
-        // The best constant under absolute error: the training median.
-        let mut train_y: Vec<f64> = train.targets.iter().map(|t| f64::from(pick(t))).collect();
-        train_y.sort_by(f64::total_cmp);
-        let base = train_y.get(train_y.len() / 2).copied().unwrap_or(0.0);
-        heads.push(HeadReport {
-            head,
-            metric: "MAE",
-            model: mae(&p, &y),
-            constant: mae(&vec![base; y.len()], &y),
-            logistic: None,
-            published,
-        });
-    }
-    Ok(Evaluation { rows: rows.len(), customers: test.customers, heads })
-}
-
-impl Evaluation {
-    /// The report as a Markdown table.
-    pub fn markdown(&self) -> String {
-        let mut s = format!(
-            "Held-out customers: {} ({} vectors).\n\n| head | metric | model | constant | logistic regression | today's published |\n|---|---|---|---|---|---|\n",
-            self.customers, self.rows
-        );
-        for h in &self.heads {
-            s += &format!(
-                "| {} | {} | {:.4} | {:.4} | {} | {} |\n",
-                h.head,
-                h.metric,
-                h.model,
-                h.constant,
-                h.logistic.map_or("–".into(), |v| format!("{v:.4}")),
-                h.published.unwrap_or("–")
-            );
-        }
-        s
-    }
 }
 
 #[cfg(test)]

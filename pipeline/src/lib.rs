@@ -16,5 +16,7 @@
 pub mod dataset;
 pub mod dataset_file;
 pub mod learn;
+pub mod plots;
 pub mod progress;
+pub mod report;
 pub mod summary;

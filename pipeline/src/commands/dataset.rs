@@ -104,7 +104,7 @@ pub(crate) async fn run(args: DatasetArgs) -> Result<()> {
         policy.all_rows = all_rows;
         let mut writer = DatasetWriter::create(&out)?;
         let stats =
-            rows(&capture, &futures, &policy, &mut |row| writer.write(&row), &mut |n| counter.store(n, Relaxed))?;
+            rows(&capture, &futures, &policy, &mut |row| writer.write(&row), None, &mut |n| counter.store(n, Relaxed))?;
         writer.finish()?;
         Ok(stats)
     })
