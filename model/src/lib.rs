@@ -5,24 +5,37 @@
 //! * [`net`]: the network — inputs normalised, a shared 128-64-32 trunk, five
 //!   16-unit heads (first-session success, session velocity, churn 14d, churn
 //!   30d, health) — written on `candle`.
-//! * [`artifact`]: the small file pair a trained model is (`model.json` with
-//!   version, schema and normalisation; `model.safetensors` with weights), and
-//!   the embedded default model compiled into pulse.
-//! * [`train`]: seeded training with weighted BCE/MSE losses and early stopping.
-//! * [`metrics`]: AUC, accuracy, MAE for the evaluation report.
+//! * [`gbt`]: gradient-boosted trees in pure Rust (histograms of binned
+//!   features, one ensemble per head, early stopping), the `gbt` kind.
+//! * [`linear`]: one linear function per head, the `logistic` kind.
+//! * [`artifact`]: a trained model on disk (`model.json` with kind, version,
+//!   schema, calibration, and the trees or weights of `gbt` and `logistic`;
+//!   `model.safetensors` with a network's weights; see `model/ARTIFACT.md`),
+//!   and the embedded default model compiled into pulse.
+//! * [`train`]: seeded training of the network with weighted BCE/MSE losses
+//!   and early stopping; [`train_logistic`] for the `logistic` kind.
+//! * [`calibrate`]: Platt scaling and isotonic regression of the probability
+//!   heads, stored in the artifact and applied for every kind.
+//! * [`metrics`]: AUC, accuracy, MAE, Brier, log loss, calibration error and
+//!   reliability, ROC points, and a paired bootstrap over customers.
 //! * [`scorer`]: the [`Scorer`] trait every model backend implements, and
-//!   [`EmbeddedModel`], the in-process one.
+//!   [`EmbeddedModel`], the in-process one, for every kind.
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 pub mod artifact;
+pub mod calibrate;
+pub mod gbt;
+pub mod linear;
 pub mod metrics;
 pub mod net;
 pub mod scorer;
 pub mod train;
 
-pub use artifact::{embedded, ModelArtifact, ModelMeta};
+pub use artifact::{embedded, Model, ModelArtifact, ModelKind, ModelMeta};
+pub use calibrate::{calibrate, CalibrationMethod, Calibrator};
+pub use gbt::{train_gbt, GbtConfig, GbtProgress};
 pub use scorer::{EmbeddedModel, ModelId, ScoreError, ScoredRows, Scorer, EMBEDDED};
-pub use train::{Dataset, Targets, TrainConfig};
+pub use train::{train_logistic, Dataset, LogisticConfig, Targets, TrainConfig};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +54,9 @@ pub enum ModelError {
         /// What the model was trained on.
         found: String,
     },
+    /// Training or calibration settings, or their data, are unusable.
+    #[error("bad training settings: {0}")]
+    Config(String),
     /// Reading or writing files.
     #[error("{0}")]
     Io(#[from] std::io::Error),

@@ -7,8 +7,13 @@ use candle_core::Device;
 use pulse_schemas::prediction::Scores;
 use pulse_schemas::Features;
 
-use crate::artifact::{ModelArtifact, Normalizer};
-use crate::net::{activate, FusedNet};
+use crate::artifact::{
+    head_value, scores_from_margins, set_head_value, Model, ModelArtifact, Normalizer, BINARY_HEADS,
+};
+use crate::calibrate::Calibrator;
+use crate::gbt::GbtModel;
+use crate::linear::LinearModel;
+use crate::net::{activate, FusedNet, HEADS};
 use crate::ModelError;
 
 /// Why a batch could not be scored, and whether trying again may help.
@@ -78,22 +83,38 @@ pub trait Scorer: Send + Sync + 'static {
 /// `served_by` of the model running in this process.
 pub const EMBEDDED: &str = "embedded";
 
-/// The model running in this process.
+/// The model running in this process, of any kind.
 #[derive(Debug, Clone)]
 pub struct EmbeddedModel {
     id: ModelId,
-    normalizer: Normalizer,
-    net: FusedNet,
+    body: Body,
+    /// Per head in [`HEADS`] order (probability heads only).
+    calibration: [Option<Calibrator>; 5],
+}
+
+#[derive(Debug, Clone)]
+enum Body {
+    Network { normalizer: Normalizer, net: FusedNet },
+    Gbt(GbtModel),
+    Logistic { normalizer: Normalizer, model: LinearModel },
 }
 
 impl EmbeddedModel {
     /// Prepares an artifact for inference.
     pub fn new(artifact: &ModelArtifact) -> Result<EmbeddedModel, ModelError> {
-        Ok(EmbeddedModel {
-            id: ModelId::new(artifact.meta.name.as_str(), artifact.meta.version.as_str(), EMBEDDED),
-            normalizer: artifact.meta.normalizer.clone(),
-            net: artifact.net.fused()?,
-        })
+        let meta = &artifact.meta;
+        let normalizer = || {
+            meta.normalizer
+                .clone()
+                .ok_or_else(|| ModelError::Artifact(format!("a {} model needs a normalizer", artifact.kind().as_str())))
+        };
+        let body = match &artifact.model {
+            Model::Network(net) => Body::Network { normalizer: normalizer()?, net: net.fused()? },
+            Model::Gbt(model) => Body::Gbt(model.clone()),
+            Model::Logistic(model) => Body::Logistic { normalizer: normalizer()?, model: model.clone() },
+        };
+        let calibration = std::array::from_fn(|h| meta.calibration.get(HEADS[h]).cloned());
+        Ok(EmbeddedModel { id: ModelId::new(meta.name.as_str(), meta.version.as_str(), EMBEDDED), body, calibration })
     }
 
     /// The model's identity (served by `embedded`).
@@ -107,14 +128,35 @@ impl EmbeddedModel {
         self
     }
 
-    /// Scores rows on the calling thread.
+    /// Scores rows on the calling thread: the kind's raw outputs, then each
+    /// calibrated head's calibration.
     pub fn score_now(&self, rows: &[Features]) -> Result<Vec<Scores>, ModelError> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let x = self.normalizer.tensor(rows, &Device::Cpu)?;
-        let raw = self.net.forward(&x)?.flatten_all()?.to_vec1::<f32>()?;
-        Ok(raw.chunks_exact(5).map(|r| activate([r[0], r[1], r[2], r[3], r[4]])).collect())
+        let mut scores: Vec<Scores> = match &self.body {
+            Body::Network { normalizer, net } => {
+                let x = normalizer.tensor(rows, &Device::Cpu)?;
+                let raw = net.forward(&x)?.flatten_all()?.to_vec1::<f32>()?;
+                raw.chunks_exact(5).map(|r| activate([r[0], r[1], r[2], r[3], r[4]])).collect()
+            }
+            Body::Gbt(model) => {
+                let mut margins = Vec::with_capacity(rows.len());
+                model.margins_into(rows, &mut margins);
+                margins.into_iter().map(scores_from_margins).collect()
+            }
+            Body::Logistic { normalizer, model } => {
+                rows.iter().map(|r| scores_from_margins(model.margins(normalizer, r))).collect()
+            }
+        };
+        for h in BINARY_HEADS {
+            if let Some(c) = &self.calibration[h] {
+                for s in &mut scores {
+                    set_head_value(s, h, c.apply(head_value(s, h)));
+                }
+            }
+        }
+        Ok(scores)
     }
 }
 

@@ -15,7 +15,8 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::artifact::{ModelArtifact, ModelMeta, Normalizer};
+use crate::artifact::{Model, ModelArtifact, ModelMeta, Normalizer};
+use crate::linear::{LinearHead, LinearModel};
 use crate::net::{Net, HEADS};
 use crate::ModelError;
 
@@ -35,7 +36,8 @@ pub struct Targets {
 }
 
 impl Targets {
-    fn as_row(&self) -> [f32; 5] {
+    /// The five labels in head order.
+    pub fn as_row(&self) -> [f32; 5] {
         [self.first_session_success, self.session_velocity, self.churn_risk_14d, self.churn_risk_30d, self.health_score]
     }
 }
@@ -244,8 +246,10 @@ pub fn train(
         features_schema: SCHEMA.into(),
         feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
         heads: HEADS.iter().map(|s| s.to_string()).collect(),
-        normalizer,
+        normalizer: Some(normalizer),
+        calibration: Default::default(),
         training: serde_json::json!({
+            "trainer": "network",
             "config": cfg,
             "train_rows": train.len(),
             "valid_rows": valid.len(),
@@ -254,42 +258,191 @@ pub fn train(
             "history": history,
         }),
     };
-    Ok(ModelArtifact { meta, net })
+    Ok(ModelArtifact { meta, model: Model::Network(net) })
 }
 
 /// A logistic regression on the same normalised features: the baseline the
-/// evaluation compares the network with.
+/// evaluation compares the network with, and the probability heads of the
+/// `logistic` model kind.
 #[derive(Clone, Debug)]
 pub struct Logistic {
     normalizer: Normalizer,
-    w: Tensor,
-    b: Tensor,
+    head: LinearHead,
+}
+
+/// Full-batch AdamW steps of [`Logistic::fit`].
+const LOGISTIC_STEPS: usize = 300;
+
+/// Fits weights on normalised inputs `x` (rows, 46) against 0/1 labels `y`.
+fn fit_logistic_head(x: &Tensor, y: Vec<f32>) -> Result<LinearHead, ModelError> {
+    let device = Device::Cpu;
+    let n = y.len();
+    let y = Tensor::from_vec(y, (n, 1), &device)?;
+    let w = Var::zeros((FEATURE_COUNT, 1), candle_core::DType::F32, &device)?;
+    let b = Var::zeros(1, candle_core::DType::F32, &device)?;
+    let mut opt =
+        AdamW::new(vec![w.clone(), b.clone()], ParamsAdamW { lr: 0.05, weight_decay: 0.0, ..Default::default() })?;
+    for _ in 0..LOGISTIC_STEPS {
+        let logits = x.matmul(w.as_tensor())?.broadcast_add(b.as_tensor())?;
+        opt.backward_step(&bce_logits(&logits, &y)?)?;
+    }
+    let weights = w.as_tensor().flatten_all()?.to_vec1::<f32>()?.into_iter().map(f64::from).collect();
+    let bias = f64::from(b.as_tensor().to_vec1::<f32>()?[0]);
+    Ok(LinearHead { weights, bias })
 }
 
 impl Logistic {
     /// Fits one binary target (`label` picks it from the targets) by full-batch
     /// AdamW for a fixed number of steps from zero weights (deterministic).
     pub fn fit(data: &Dataset, label: impl Fn(&Targets) -> f32) -> Result<Logistic, ModelError> {
-        let device = Device::Cpu;
         let normalizer = Normalizer::fit(&data.rows);
-        let x = normalizer.tensor(&data.rows, &device)?;
-        let y: Vec<f32> = data.targets.iter().map(label).collect();
-        let y = Tensor::from_vec(y, (data.len(), 1), &device)?;
-        let w = Var::zeros((FEATURE_COUNT, 1), candle_core::DType::F32, &device)?;
-        let b = Var::zeros(1, candle_core::DType::F32, &device)?;
-        let mut opt =
-            AdamW::new(vec![w.clone(), b.clone()], ParamsAdamW { lr: 0.05, weight_decay: 0.0, ..Default::default() })?;
-        for _ in 0..300 {
-            let logits = x.matmul(w.as_tensor())?.broadcast_add(b.as_tensor())?;
-            opt.backward_step(&bce_logits(&logits, &y)?)?;
-        }
-        Ok(Logistic { normalizer, w: w.as_tensor().copy()?, b: b.as_tensor().copy()? })
+        let x = normalizer.tensor(&data.rows, &Device::Cpu)?;
+        let head = fit_logistic_head(&x, data.targets.iter().map(label).collect())?;
+        Ok(Logistic { normalizer, head })
     }
 
     /// Probabilities for rows.
     pub fn predict(&self, rows: &[Features]) -> Result<Vec<f64>, ModelError> {
-        let x = self.normalizer.tensor(rows, &Device::Cpu)?;
-        let p = candle_nn::ops::sigmoid(&x.matmul(&self.w)?.broadcast_add(&self.b)?)?;
-        Ok(p.flatten_all()?.to_vec1::<f32>()?.into_iter().map(f64::from).collect())
+        Ok(rows.iter().map(|r| 1.0 / (1.0 + (-self.head.margin(&self.normalizer.normalise(r))).exp())).collect())
     }
+
+    /// The fitted weights (on [`Logistic::normalizer`]'s features).
+    pub fn head(&self) -> &LinearHead {
+        &self.head
+    }
+
+    /// The normalisation fitted on the training rows.
+    pub fn normalizer(&self) -> &Normalizer {
+        &self.normalizer
+    }
+}
+
+/// Settings of [`train_logistic`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LogisticConfig {
+    /// L2 penalty of the regression heads' least squares (on the weights,
+    /// not the intercept), in units of the squared normalised features.
+    pub ridge: f64,
+    /// The model's name.
+    pub name: String,
+    /// The model's version.
+    pub version: String,
+}
+
+impl Default for LogisticConfig {
+    fn default() -> Self {
+        LogisticConfig { ridge: 1.0, name: "pulse-logistic".into(), version: "1".into() }
+    }
+}
+
+/// Ridge least squares of `y` on `z` (rows of 46 normalised features) with an
+/// unpenalised intercept, by the normal equations and a Cholesky solve.
+fn ridge(z: &[[f32; FEATURE_COUNT]], y: &[f64], lambda: f64) -> Option<LinearHead> {
+    const D: usize = FEATURE_COUNT + 1;
+    let mut a = vec![[0f64; D]; D];
+    let mut rhs = [0f64; D];
+    let mut v = [0f64; D];
+    for (row, &t) in z.iter().zip(y) {
+        v[0] = 1.0;
+        for (dst, &x) in v[1..].iter_mut().zip(row) {
+            *dst = f64::from(x);
+        }
+        for i in 0..D {
+            rhs[i] += v[i] * t;
+            for j in 0..=i {
+                a[i][j] += v[i] * v[j];
+            }
+        }
+    }
+    for (i, row) in a.iter_mut().enumerate().skip(1) {
+        row[i] += lambda;
+    }
+    // Cholesky: a = L·Lᵀ, in place in the lower triangle.
+    let dot = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(a, b)| a * b).sum::<f64>();
+    for j in 0..D {
+        let d = a[j][j] - dot(&a[j][..j], &a[j][..j]);
+        if d.is_nan() || d <= 1e-12 {
+            return None;
+        }
+        let d = d.sqrt();
+        a[j][j] = d;
+        for i in j + 1..D {
+            a[i][j] = (a[i][j] - dot(&a[i][..j], &a[j][..j])) / d;
+        }
+    }
+    // L·u = rhs, then Lᵀ·w = u.
+    let mut w = rhs;
+    for i in 0..D {
+        w[i] = (w[i] - dot(&a[i][..i], &w[..i])) / a[i][i];
+    }
+    for i in (0..D).rev() {
+        w[i] = (w[i] - (i + 1..D).map(|k| a[k][i] * w[k]).sum::<f64>()) / a[i][i];
+    }
+    w.iter().all(|x| x.is_finite()).then(|| LinearHead { weights: w[1..].to_vec(), bias: w[0] })
+}
+
+/// Trains the `logistic` model kind: a shared [`Normalizer`] fitted on
+/// `train`; per probability head a [`Logistic`] regression; per regression
+/// head a ridge least-squares line or the training median (all weights 0),
+/// whichever has the lower MAE on `valid` (outputs clamped as served:
+/// velocity ≥ 0, health 0–100).
+pub fn train_logistic(train: &Dataset, valid: &Dataset, cfg: &LogisticConfig) -> Result<ModelArtifact, ModelError> {
+    if train.is_empty() || valid.is_empty() {
+        return Err(ModelError::Config("training needs non-empty training and validation rows".into()));
+    }
+    if !(cfg.ridge >= 0.0 && cfg.ridge.is_finite()) {
+        return Err(ModelError::Config("LogisticConfig.ridge must be finite and not negative".into()));
+    }
+    let normalizer = Normalizer::fit(&train.rows);
+    let x = normalizer.tensor(&train.rows, &Device::Cpu)?;
+    let z: Vec<[f32; FEATURE_COUNT]> = train.rows.iter().map(|r| normalizer.normalise(r)).collect();
+    let vz: Vec<[f32; FEATURE_COUNT]> = valid.rows.iter().map(|r| normalizer.normalise(r)).collect();
+    let mut heads = Vec::with_capacity(HEADS.len());
+    let mut record = Vec::new();
+    for (h, name) in HEADS.iter().enumerate() {
+        let y: Vec<f64> = train.targets.iter().map(|t| f64::from(t.as_row()[h])).collect();
+        if crate::artifact::BINARY_HEADS.contains(&h) {
+            heads.push(fit_logistic_head(&x, y.iter().map(|&v| v as f32).collect())?);
+            record.push(serde_json::json!({"head": name, "fit": "logistic regression"}));
+            continue;
+        }
+        let serve = |m: f64| if h == 1 { m.max(0.0) } else { m.clamp(0.0, 100.0) };
+        let vy: Vec<f64> = valid.targets.iter().map(|t| f64::from(t.as_row()[h])).collect();
+        let mae = |head: &LinearHead| {
+            vz.iter().zip(&vy).map(|(z, t)| (serve(head.margin(z)) - t).abs()).sum::<f64>() / vy.len() as f64
+        };
+        let mut sorted = y.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = LinearHead::constant(sorted[sorted.len() / 2]);
+        let median_mae = mae(&median);
+        let line = ridge(&z, &y, cfg.ridge);
+        let line_mae = line.as_ref().map(&mae);
+        let (head, fit) = match (line, line_mae) {
+            (Some(line), Some(m)) if m < median_mae => (line, "ridge least squares"),
+            _ => (median, "training median"),
+        };
+        record.push(serde_json::json!({
+            "head": name, "fit": fit, "valid_mae_line": line_mae, "valid_mae_median": median_mae,
+        }));
+        heads.push(head);
+    }
+    let model = LinearModel::new(heads).map_err(ModelError::Artifact)?;
+    let meta = ModelMeta {
+        name: cfg.name.clone(),
+        version: cfg.version.clone(),
+        features_schema: SCHEMA.into(),
+        feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+        heads: HEADS.iter().map(|s| s.to_string()).collect(),
+        normalizer: Some(normalizer),
+        calibration: Default::default(),
+        training: serde_json::json!({
+            "trainer": "logistic",
+            "config": cfg,
+            "logistic_steps": LOGISTIC_STEPS,
+            "train_rows": train.len(),
+            "valid_rows": valid.len(),
+            "heads": record,
+        }),
+    };
+    Ok(ModelArtifact { meta, model: Model::Logistic(model) })
 }

@@ -1,0 +1,205 @@
+//! One artifact format for every kind: the committed network still loads,
+//! `gbt` and `logistic` round-trip bit for bit, a hand-written `gbt`
+//! model.json (the "bring your own model" path of ARTIFACT.md) scores as
+//! written, and malformed artifacts are refused with a clear reason.
+
+mod common;
+
+use common::{labels, synthetic};
+use pulse_model::metrics::auc;
+use pulse_model::{embedded, train_gbt, train_logistic, EmbeddedModel, GbtConfig, ModelArtifact, ModelKind};
+use pulse_schemas::{FEATURE_COUNT, FEATURE_NAMES};
+use serde_json::{json, Value};
+
+const WEIGHTS: &[u8] = include_bytes!("../artifact/model.safetensors");
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("pulse-model-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn heads() -> Value {
+    json!(["first_session_success", "session_velocity", "churn_risk_14d", "churn_risk_30d", "health_score"])
+}
+
+/// A gbt model.json by hand: per head one stump on feature 3 at 2.0.
+fn stumps() -> Value {
+    let stump = |base: f64, left: f64, right: f64| {
+        json!({"base_score": base, "trees": [{
+            "feature": [3, 0, 0], "threshold": [2.0, 0.0, 0.0], "left": [1, -1, -1], "right": [2, -1, -1],
+            "value": [0.0, left, right], "cover": [10.0, 6.0, 4.0],
+        }]})
+    };
+    let mut heads_json = vec![
+        stump(0.0, -1.0, 1.0),
+        stump(1.0, -2.0, 0.5),
+        stump(0.5, 0.0, 0.0),
+        stump(0.0, -1.0, 2.0),
+        stump(50.0, -80.0, 30.0),
+    ];
+    for (h, name) in heads_json.iter_mut().zip(heads().as_array().unwrap()) {
+        h["head"] = name.clone();
+    }
+    json!({
+        "name": "hand-made", "version": "0.1", "kind": "gbt", "features_schema": "features-v1",
+        "feature_names": FEATURE_NAMES.to_vec(), "heads": heads(), "gbt": {"heads": heads_json},
+    })
+}
+
+fn load(meta: &Value) -> Result<ModelArtifact, String> {
+    ModelArtifact::from_bytes(meta.to_string().as_bytes(), &[]).map_err(|e| e.to_string())
+}
+
+#[test]
+fn the_committed_network_loads_as_kind_network_and_round_trips() {
+    let artifact = embedded().unwrap();
+    assert_eq!(artifact.kind(), ModelKind::Network);
+    let dir = temp_dir("network");
+    artifact.save_dir(&dir).unwrap();
+    let written: Value = serde_json::from_slice(&std::fs::read(dir.join("model.json")).unwrap()).unwrap();
+    assert_eq!(written["kind"], "network");
+    let back = ModelArtifact::load_dir(&dir).unwrap();
+    let rows = synthetic(300, 1).rows;
+    let (a, b) = (EmbeddedModel::new(&artifact).unwrap(), EmbeddedModel::new(&back).unwrap());
+    assert_eq!(a.score_now(&rows).unwrap(), b.score_now(&rows).unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_hand_written_gbt_model_scores_as_written() {
+    let artifact = load(&stumps()).unwrap();
+    assert_eq!(artifact.kind(), ModelKind::Gbt);
+    let model = EmbeddedModel::new(&artifact).unwrap();
+    let (mut low, mut high) = ([0.0; FEATURE_COUNT], [0.0; FEATURE_COUNT]);
+    low[3] = 1.0;
+    high[3] = 2.0; // not < 2.0: right
+    let s = model.score_now(&[low, high]).unwrap();
+    let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+    assert_eq!(s[0].first_session_success, sigmoid(-1.0));
+    assert_eq!(s[1].first_session_success, sigmoid(1.0));
+    assert_eq!((s[0].session_velocity, s[1].session_velocity), (0.0, 1.5), "velocity clamped at 0");
+    assert_eq!((s[0].churn_risk_14d, s[1].churn_risk_30d), (sigmoid(0.5), sigmoid(2.0)));
+    assert_eq!((s[0].health_score, s[1].health_score), (0.0, 80.0), "health clamped to 0–100");
+    assert_eq!(model.id().name.as_ref(), "hand-made");
+}
+
+#[test]
+fn logistic_kind_trains_saves_and_loads_bit_for_bit() {
+    let (train, valid, test) = (synthetic(3000, 2), synthetic(800, 3), synthetic(1000, 4));
+    let artifact = train_logistic(&train, &valid, &Default::default()).unwrap();
+    assert_eq!(artifact.kind(), ModelKind::Logistic);
+    let model = EmbeddedModel::new(&artifact).unwrap();
+    let scores = model.score_now(&test.rows).unwrap();
+    let p: Vec<f64> = scores.iter().map(|s| s.first_session_success).collect();
+    let a = auc(&p, &labels(&test, 0)).unwrap();
+    assert!(a > 0.8, "a linear rule on x3 is within a logistic regression's reach: AUC {a}");
+    // Health is 20·x0 + noise: the least-squares line beats the median.
+    assert_eq!(artifact.meta.training["heads"][4]["fit"], "ridge least squares");
+
+    let dir = temp_dir("logistic");
+    artifact.save_dir(&dir).unwrap();
+    assert!(!dir.join("model.safetensors").exists());
+    let back = EmbeddedModel::new(&ModelArtifact::load_dir(&dir).unwrap()).unwrap();
+    let again = back.score_now(&test.rows).unwrap();
+    for (x, y) in scores.iter().zip(&again) {
+        assert_eq!(x.first_session_success.to_bits(), y.first_session_success.to_bits());
+        assert_eq!(x.health_score.to_bits(), y.health_score.to_bits());
+        assert_eq!(x.session_velocity.to_bits(), y.session_velocity.to_bits());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn awkward_floats_survive_save_and_load_exactly() {
+    let mut meta = stumps();
+    let awkward = [0.1 + 0.2, 1e-300, -2.2250738585072014e-308, 123456.78901234567, 1.0 / 3.0, 5e-324];
+    for (i, v) in awkward.iter().enumerate() {
+        meta["gbt"]["heads"][i % 5]["base_score"] = json!(v);
+    }
+    meta["gbt"]["heads"][0]["trees"][0]["threshold"][0] = json!(0.30000000000000004);
+    let artifact = load(&meta).unwrap();
+    let back = ModelArtifact::from_bytes(&artifact.meta_json().unwrap(), &[]).unwrap();
+    let (pulse_model::Model::Gbt(a), pulse_model::Model::Gbt(b)) = (&artifact.model, &back.model) else {
+        panic!("gbt expected")
+    };
+    assert_eq!(a, b);
+    assert_eq!(a.heads()[0].trees[0].nodes()[0].threshold.to_bits(), 0.30000000000000004f64.to_bits());
+    assert_eq!(a.heads()[1].base_score.to_bits(), 1e-300f64.to_bits());
+}
+
+#[test]
+fn bad_artifacts_are_refused_with_the_reason() {
+    let network: Value = serde_json::from_slice(include_bytes!("../artifact/model.json")).unwrap();
+    let cases: Vec<(Value, &[u8], &str)> = vec![
+        (with(&stumps(), "kind", json!("forest")), &[], "unknown variant `forest`, expected one of `network`, `gbt`, `logistic`"),
+        (without(&stumps(), "gbt"), &[], "kind `gbt` needs a `gbt` section with the trees"),
+        (with(&network, "gbt", stumps()["gbt"].clone()), WEIGHTS, "has a `gbt` section but kind is `network`"),
+        (with(&network, "kind", json!("logistic")), &[], "kind `logistic` needs a `logistic` section"),
+        (without(&network, "normalizer"), WEIGHTS, "kind `network` needs a `normalizer`"),
+        (network.clone(), &[], "needs its weights in model.safetensors"),
+        (with(&stumps(), "feature_names", json!(FEATURE_NAMES[..45])), &[], "lists 45 feature names; features-v1 has 46"),
+        (with(&stumps(), "features_schema", json!("features-v2")), &[], "features-v2"),
+        (
+            with(&stumps(), "calibration", json!({"health_score": {"method": "platt", "params": {"a": 1.0, "b": 0.0}}})),
+            &[],
+            "calibration of `health_score`: only the probability heads",
+        ),
+        (with(&stumps(), "extra", json!(1)), &[], "unknown field `extra`"),
+    ];
+    for (meta, weights, want) in cases {
+        let err = ModelArtifact::from_bytes(meta.to_string().as_bytes(), weights).unwrap_err().to_string();
+        assert!(err.contains(want), "want {want:?}, got {err}");
+    }
+    let mut tree_cases: Vec<(Value, &str)> = Vec::new();
+    let mut m = stumps();
+    m["gbt"]["heads"][2]["trees"][0]["feature"][0] = json!(46);
+    tree_cases.push((m, "head churn_risk_14d, tree 0: node 0 splits on feature 46, but there are 46 features"));
+    let mut m = stumps();
+    m["gbt"]["heads"][0]["trees"][0]["cover"] = json!([10.0, 6.0]);
+    tree_cases.push((m, "one entry per node"));
+    let mut m = stumps();
+    m["gbt"]["heads"][0]["trees"][0]["left"][0] = json!(0);
+    tree_cases.push((m, "must come after it"));
+    let mut m = stumps();
+    m["gbt"]["heads"][0]["trees"][0]["threshold"][0] = json!(null);
+    tree_cases.push((m, "expected a finite number, found null"));
+    let mut m = stumps();
+    m["gbt"]["heads"].as_array_mut().unwrap().pop();
+    tree_cases.push((m, "`gbt.heads` must be the 5 heads in order"));
+    for (meta, want) in tree_cases {
+        let err = load(&meta).unwrap_err();
+        assert!(err.contains(want), "want {want:?}, got {err}");
+    }
+    let (train, valid) = (synthetic(200, 5), synthetic(100, 6));
+    let logistic = train_logistic(&train, &valid, &Default::default()).unwrap();
+    let mut meta: Value = serde_json::from_slice(&logistic.meta_json().unwrap()).unwrap();
+    meta["logistic"]["heads"][1]["weights"].as_array_mut().unwrap().pop();
+    let err = load(&meta).unwrap_err();
+    assert!(err.contains("head session_velocity has 45 weights, expected 46"), "{err}");
+}
+
+#[test]
+fn a_gbt_directory_needs_no_weights_file_and_ignores_a_stale_one() {
+    let (train, valid) = (synthetic(500, 7), synthetic(200, 8));
+    let cfg = GbtConfig { max_trees: 5, max_depth: 3, threads: 1, ..GbtConfig::default() };
+    let artifact = train_gbt(&train, &valid, &cfg, &mut |_| {}).unwrap();
+    let dir = temp_dir("stale");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("model.safetensors"), b"not weights").unwrap();
+    artifact.save_dir(&dir).unwrap();
+    assert_eq!(ModelArtifact::load_dir(&dir).unwrap().kind(), ModelKind::Gbt);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn with(meta: &Value, key: &str, value: Value) -> Value {
+    let mut m = meta.clone();
+    m[key] = value;
+    m
+}
+
+fn without(meta: &Value, key: &str) -> Value {
+    let mut m = meta.clone();
+    m.as_object_mut().unwrap().remove(key);
+    m
+}
