@@ -453,7 +453,7 @@ pub fn rows(
     futures: &Futures,
     policy: &RowPolicy,
     on_row: &mut dyn FnMut(Row) -> Result<()>,
-    mut last: Option<&mut HashMap<String, Features>>,
+    mut last_vectors: Option<&mut HashMap<String, Features>>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<RowStats> {
     let (first, last) = futures.span().context("the capture has no record with a creation time")?;
@@ -473,7 +473,7 @@ pub fn rows(
         for v in produced.vectors.drain(..) {
             stats.vectors += 1;
             let customer = v.customer_id.as_str();
-            if let Some(last) = last.as_deref_mut() {
+            if let Some(last) = last_vectors.as_deref_mut() {
                 match last.get_mut(customer) {
                     Some(f) => *f = v.features,
                     None => {

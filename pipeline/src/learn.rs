@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use pulse_model::{Dataset, Targets};
+use pulse_model::Dataset;
 use pulse_schemas::Features;
 use pulse_runtime::io::Output;
 use pulse_synth::{generate, SynthConfig};

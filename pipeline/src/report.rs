@@ -184,134 +184,6 @@ impl Fitted {
                 rx.try_iter().for_each(&mut *log);
                 a
             }
-            Kind::Network => "network",
-        }
-    }
-
-    /// Whether pulse can serve it (it has an artifact).
-    pub fn servable(self) -> bool {
-        matches!(self, Kind::Logistic | Kind::Gbt | Kind::Network)
-    }
-}
-
-/// Per row, the five outputs.
-#[derive(Clone, Debug, Default)]
-pub struct Predictions(pub [Vec<f64>; 5]);
-
-impl Predictions {
-    fn push(&mut self, v: [f64; 5]) {
-        for (h, x) in v.into_iter().enumerate() {
-            self.0[h].push(x);
-        }
-    }
-}
-
-/// A fitted candidate.
-#[derive(Debug)]
-pub enum Fitted {
-    /// One value per head.
-    Constant([f64; 5]),
-    /// Isotonic maps of days since the last session, one per probability head.
-    Recency(Vec<RecencyMap>),
-    /// A servable model and its artifact.
-    Model(Box<ModelArtifact>, EmbeddedModel),
-}
-
-/// "The same as the last 30 days": health by the label's formula on the
-/// last 30 days' features.
-pub fn health_of_last_30_days(x: &Features) -> f64 {
-    let sessions = x[idx::SESSIONS_30D].max(0.0) as usize;
-    let paid = x[idx::PAYMENT_AMOUNT_30D] > 0.0 || x[idx::PAYMENT_FAILURES_30D] > 0.0;
-    health(&Next30 {
-        sessions,
-        mean_rating: (x[idx::RATINGS_COUNT_30D] > 0.0).then_some(x[idx::AVG_RATING_30D]),
-        ib_calls: x[idx::IB_CALLS_30D].max(0.0) as usize,
-        payment_success: paid.then_some(x[idx::PAYMENT_SUCCESS_RATE_30D]),
-        tutor_consistency: (sessions > 0).then_some(x[idx::PRIMARY_TUTOR_SHARE_30D]),
-    })
-}
-
-fn labels(frame: &Frame, head: usize) -> Vec<f64> {
-    frame
-        .data
-        .targets
-        .iter()
-        .map(|t| {
-            f64::from(
-                [t.first_session_success, t.session_velocity, t.churn_risk_14d, t.churn_risk_30d, t.health_score]
-                    [head],
-            )
-        })
-        .collect()
-}
-
-fn binary(frame: &Frame, head: usize) -> Vec<bool> {
-    labels(frame, head).into_iter().map(|y| y >= 0.5).collect()
-}
-
-/// How hard to try.
-#[derive(Clone, Debug, Default)]
-pub struct FitConfig {
-    /// The network's settings.
-    pub network: TrainConfig,
-    /// The trees' settings.
-    pub gbt: GbtConfig,
-    /// The logistic regression's settings.
-    pub logistic: LogisticConfig,
-}
-
-impl Fitted {
-    /// Fits a candidate on `train` (stopping and calibrating on `valid`).
-    pub fn fit(kind: Kind, train_rows: &Frame, valid: &Frame, cfg: &FitConfig, log: &mut dyn FnMut(String)) -> Result<Fitted> {
-        let artifact = match kind {
-            Kind::Constant => {
-                let mut v = [0.0; 5];
-                for h in BINARY {
-                    let y = labels(train_rows, h);
-                    v[h] = y.iter().sum::<f64>() / y.len().max(1) as f64;
-                }
-                for h in REGRESSION {
-                    let mut y = labels(train_rows, h);
-                    y.sort_by(f64::total_cmp);
-                    v[h] = y.get(y.len() / 2).copied().unwrap_or(0.0);
-                }
-                return Ok(Fitted::Constant(v));
-            }
-            Kind::Recency => {
-                let x: Vec<f64> = valid.data.rows.iter().map(|r| r[idx::DAYS_SINCE_LAST_SESSION]).collect();
-                let maps = BINARY
-                    .iter()
-                    .map(|&h| RecencyMap::fit(&x, &binary(valid, h)))
-                    .collect::<Result<Vec<_>>>()?;
-                return Ok(Fitted::Recency(maps));
-            }
-            Kind::Logistic => train_logistic(&train_rows.data, &valid.data, &cfg.logistic)?,
-            Kind::Gbt => {
-                let mut report = |p: pulse_model::gbt::GbtProgress| {
-                    if p.done {
-                        log(format!(
-                            "gbt {}: {} trees, train loss {:.5}, valid loss {:.5}",
-                            p.head, p.best_trees, p.train_loss, p.valid_loss
-                        ))
-                    }
-                };
-                let (tx, rx) = std::sync::mpsc::channel::<String>();
-                let mut send = |p: pulse_model::gbt::GbtProgress| {
-                    if p.done {
-                        let _ = tx.send(format!(
-                            "gbt {}: {} trees, train loss {:.5}, valid loss {:.5}",
-                            p.head, p.best_trees, p.train_loss, p.valid_loss
-                        ));
-                    }
-                };
-                let _ = &mut report;
-                let a = train_gbt(&train_rows.data, &valid.data, &cfg.gbt, &mut send)?;
-                drop(send);
-                for line in rx.try_iter() {
-                    log(line);
-                }
-                a
-            }
             Kind::Network => train(&train_rows.data, &valid.data, &cfg.network, &mut |e| {
                 if e.epoch % 5 == 0 {
                     log(format!("network epoch {}: train loss {:.5}, valid loss {:.5}", e.epoch, e.train_loss, e.valid_loss))
@@ -596,4 +468,10 @@ pub fn write_report(path: &Path, text: &str) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
