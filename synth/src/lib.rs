@@ -34,6 +34,8 @@ pub mod config;
 mod customer;
 pub mod generate;
 mod json;
+#[cfg(test)]
+mod lifecycle_tests;
 pub mod loadtest;
 mod profile;
 mod record;

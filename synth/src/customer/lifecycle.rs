@@ -560,7 +560,7 @@ impl Life {
     fn new(intent: usize, signup_day: u32, rng: &mut Pcg64Mcg) -> Life {
         let base_rate = match intent {
             THRIVING => uniform(rng, 3.0, 6.0),
-            HEALTHY => uniform(rng, 1.5, 3.0),
+            HEALTHY => uniform(rng, 1.6, 2.6),
             AT_RISK => uniform(rng, 0.6, 1.4),
             // Never starts (or is gone); the rate it would have if it came back.
             _ => uniform(rng, 0.6, 2.0),
