@@ -87,11 +87,18 @@ enum Command {
     Loadtest(Box<commands::loadtest::LoadtestArgs>),
     /// Write a synthetic marketplace as a capture (the replay format).
     ///
-    /// Customers are drawn from the segments thriving 30%, healthy 40%, at-risk
-    /// 20%, churned 10% (see --mix), behave within their segment's ranges and
-    /// move between segments over time. Deterministic per seed.
+    /// Two worlds (--world). classic: customers are drawn from the segments
+    /// thriving 30%, healthy 40%, at-risk 20%, churned 10% (see --mix), behave
+    /// within their segment's ranges and move between segments over time.
+    /// lifecycle: customers sign up over the run, keep weekly habits shaped by
+    /// a school calendar and their tutor match, and leave by a hazard raised by
+    /// bad experiences; a different world to test whether a model generalises.
+    /// Deterministic per seed. --truth-out writes each customer's segment on
+    /// the first and the last day, to compare with pulse's predictions.
     ///
     /// Example: pulse generate --customers 10000 --days 60 --seed 7 --out capture.jsonl.zst
+    ///
+    /// Example: pulse generate --world lifecycle --days 90 --out life.jsonl.zst --truth-out life_truth.csv
     Generate(commands::generate::GenerateArgs),
     /// Train the model on vectors from pulse's own engine, evaluate it on
     /// held-out customers, and write the artifact and the report.
