@@ -16,10 +16,11 @@ use pulse::learn::{from_capture, from_synth, in_time, out_of_time, Frames, Label
 use pulse::progress::Progress;
 use pulse::report::{compare, write_report, CompareConfig, FitConfig, Fitted, Kind, Predictions};
 use pulse_model::TrainConfig;
-use pulse_schemas::{Segment, DAY_MS};
+use pulse_schemas::Segment;
 use pulse_synth::SynthConfig;
 
 use super::dataset::RowArgs;
+use super::generate::WorldArg;
 
 /// Where the rows come from: a capture, or pulse's own synthetic marketplace.
 #[derive(Args, Debug, Clone)]
@@ -38,6 +39,9 @@ pub(crate) struct DataArgs {
     /// Without --capture: seed of the marketplace.
     #[arg(long, default_value_t = 42)]
     data_seed: u64,
+    /// Without --capture: how the synthetic customers behave.
+    #[arg(long, value_enum, default_value = "classic")]
+    world: WorldArg,
     #[command(flatten)]
     rows: RowArgs,
     /// The generator's own segment of each customer (`pulse generate
@@ -61,8 +65,8 @@ impl DataArgs {
         match &self.capture {
             Some(c) => format!("capture {}", c.display()),
             None => format!(
-                "pulse's synthetic marketplace ({} customers, {} days, seed {})",
-                self.customers, self.days, self.data_seed
+                "pulse's synthetic marketplace ({:?} world, {} customers, {} days, seed {})",
+                self.world, self.customers, self.days, self.data_seed
             ),
         }
     }
@@ -126,6 +130,7 @@ async fn labelled(args: &DataArgs) -> Result<Labelled> {
     let ticker = progress.spawn_ticker(Duration::from_millis(200));
     let policy_args = args.rows.clone();
     let (capture, customers, days, seed) = (args.capture.clone(), args.customers, args.days, args.data_seed);
+    let world = args.world.into();
     let labelled = tokio::task::spawn_blocking(move || -> Result<Labelled> {
         match capture {
             Some(path) => {
@@ -143,7 +148,7 @@ async fn labelled(args: &DataArgs) -> Result<Labelled> {
             }
             None => {
                 anyhow::ensure!(customers >= 20, "--customers must be at least 20 to split 70/15/15");
-                let synth = SynthConfig { customers, days, seed, ..SynthConfig::default() };
+                let synth = SynthConfig { customers, days, seed, world, ..SynthConfig::default() };
                 let policy = policy_args.policy(Some(synth.start_ms))?;
                 from_synth(&synth, &policy, &mut |phase, n| {
                     if phase == "generate" {
@@ -185,6 +190,23 @@ fn describe(name: &str, f: &Frames) -> String {
         f.test.data.len(),
         f.test.customers
     )
+}
+
+/// Why a split cannot be fitted or judged, if it cannot.
+fn too_small(f: &Frames) -> Option<String> {
+    let empty: Vec<&str> = [("train", &f.train), ("valid", &f.valid), ("test", &f.test)]
+        .iter()
+        .filter(|(_, p)| p.data.is_empty())
+        .map(|(n, _)| *n)
+        .collect();
+    (!empty.is_empty()).then(|| {
+        format!(
+            "no {} rows. Out of time, training rows need their 30-day horizon to end before the cut and test rows \
+             start at it, so the capture must span the burn-in plus two label horizons plus the test period \
+             (e.g. 120 days with the defaults); or set --cut-day",
+            empty.join("/")
+        )
+    })
 }
 
 /// Fits every kind on a split, printing progress.
@@ -314,6 +336,11 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
         let mut shipped = None;
         for (title, tag, frames) in &schemes {
             println!("{}", describe(tag, frames));
+            if let Some(why) = too_small(frames) {
+                println!("{title}: skipped: {why}");
+                text += &format!("## {title}\n\nSkipped: {why}\n\n");
+                continue;
+            }
             let fitted = fit_all(&kinds, frames, &cfg)?;
             let named: Vec<(String, &Fitted)> = fitted.iter().map(|(k, f)| (k.name().to_owned(), f)).collect();
             if shipped.is_none() {
@@ -434,6 +461,11 @@ pub(crate) async fn evaluate_model(args: EvaluateArgs) -> Result<()> {
         let mut text = header;
         for (title, tag, frames) in [("in time, held-out customers", "in-time", in_time(&labelled.rows)), ("out of time, held-out customers after the cut", "out-of-time", out_of_time(&labelled.rows))] {
             println!("{}", describe(tag, &frames));
+            if let Some(why) = too_small(&frames) {
+                println!("{title}: skipped: {why}");
+                text += &format!("## {title}\n\nSkipped: {why}\n\n");
+                continue;
+            }
             let fitted = fit_all(&baselines, &frames, &FitConfig::default())?;
             let mut named: Vec<(String, &Fitted)> = vec![(model_name.clone(), &under_test)];
             named.extend(fitted.iter().map(|(k, f)| (k.name().to_owned(), f)));
@@ -460,6 +492,5 @@ pub(crate) async fn evaluate_model(args: EvaluateArgs) -> Result<()> {
     if let Some(path) = &args.data.report {
         write_report(path, &text)?;
     }
-    let _ = DAY_MS;
     Ok(())
 }
