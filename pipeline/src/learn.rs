@@ -20,8 +20,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use pulse_model::Dataset;
-use pulse_schemas::Features;
 use pulse_runtime::io::Output;
+use pulse_schemas::Features;
 use pulse_synth::{generate, SynthConfig};
 
 use crate::dataset::{rows, LabelBook, Period, Row, RowPolicy, RowStats, Split};

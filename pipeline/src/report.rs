@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use pulse_model::calibrate::{calibrate, CalibrationMethod, Calibrator};
 use pulse_model::gbt::{train_gbt, GbtConfig};
-use pulse_model::metrics::{auc, brier, expected_calibration_error, log_loss, mae, paired_bootstrap, reliability_curve, roc_curve};
+use pulse_model::metrics::{
+    auc, brier, expected_calibration_error, log_loss, mae, paired_bootstrap, reliability_curve, roc_curve,
+};
 use pulse_model::train::{train, train_logistic, LogisticConfig};
 use pulse_model::{EmbeddedModel, ModelArtifact, TrainConfig};
 use pulse_schemas::features::idx;
@@ -119,8 +121,7 @@ fn labels(frame: &Frame, head: usize) -> Vec<f64> {
         .iter()
         .map(|t| {
             f64::from(
-                [t.first_session_success, t.session_velocity, t.churn_risk_14d, t.churn_risk_30d, t.health_score]
-                    [head],
+                [t.first_session_success, t.session_velocity, t.churn_risk_14d, t.churn_risk_30d, t.health_score][head],
             )
         })
         .collect()
@@ -143,7 +144,13 @@ pub struct FitConfig {
 
 impl Fitted {
     /// Fits a candidate on `train` (stopping and calibrating on `valid`).
-    pub fn fit(kind: Kind, train_rows: &Frame, valid: &Frame, cfg: &FitConfig, log: &mut dyn FnMut(String)) -> Result<Fitted> {
+    pub fn fit(
+        kind: Kind,
+        train_rows: &Frame,
+        valid: &Frame,
+        cfg: &FitConfig,
+        log: &mut dyn FnMut(String),
+    ) -> Result<Fitted> {
         let artifact = match kind {
             Kind::Constant => {
                 let mut v = [0.0; 5];
@@ -160,10 +167,8 @@ impl Fitted {
             }
             Kind::Recency => {
                 let x: Vec<f64> = valid.data.rows.iter().map(|r| r[idx::DAYS_SINCE_LAST_SESSION]).collect();
-                let maps = BINARY
-                    .iter()
-                    .map(|&h| RecencyMap::fit(&x, &binary(valid, h)))
-                    .collect::<Result<Vec<_>>>()?;
+                let maps =
+                    BINARY.iter().map(|&h| RecencyMap::fit(&x, &binary(valid, h))).collect::<Result<Vec<_>>>()?;
                 return Ok(Fitted::Recency(maps));
             }
             Kind::Logistic => train_logistic(&train_rows.data, &valid.data, &cfg.logistic)?,
@@ -186,7 +191,10 @@ impl Fitted {
             }
             Kind::Network => train(&train_rows.data, &valid.data, &cfg.network, &mut |e| {
                 if e.epoch % 5 == 0 {
-                    log(format!("network epoch {}: train loss {:.5}, valid loss {:.5}", e.epoch, e.train_loss, e.valid_loss))
+                    log(format!(
+                        "network epoch {}: train loss {:.5}, valid loss {:.5}",
+                        e.epoch, e.train_loss, e.valid_loss
+                    ))
                 }
             })?,
         };
@@ -392,21 +400,39 @@ pub fn compare(
                 .iter()
                 .map(|(name, p)| Curve {
                     name: name.clone(),
-                    points: roc_curve(&p.0[h], &y).iter().map(|r| (r.false_positive_rate, r.true_positive_rate)).collect(),
+                    points: roc_curve(&p.0[h], &y)
+                        .iter()
+                        .map(|r| (r.false_positive_rate, r.true_positive_rate))
+                        .collect(),
                 })
                 .collect();
             let file = format!("{prefix}-roc-{}.svg", HEADS[h]);
-            unit_square(&dir.join(&file), &format!("ROC, {}: {title}", HEADS[h]), "false positive rate", "true positive rate", &roc)?;
+            unit_square(
+                &dir.join(&file),
+                &format!("ROC, {}: {title}", HEADS[h]),
+                "false positive rate",
+                "true positive rate",
+                &roc,
+            )?;
             plots.push(file);
             let rel: Vec<Curve> = preds
                 .iter()
                 .map(|(name, p)| Curve {
                     name: name.clone(),
-                    points: reliability_curve(&p.0[h], &y).iter().map(|b| (b.mean_predicted, b.observed_rate)).collect(),
+                    points: reliability_curve(&p.0[h], &y)
+                        .iter()
+                        .map(|b| (b.mean_predicted, b.observed_rate))
+                        .collect(),
                 })
                 .collect();
             let file = format!("{prefix}-calibration-{}.svg", HEADS[h]);
-            unit_square(&dir.join(&file), &format!("Calibration, {}: {title}", HEADS[h]), "mean predicted", "observed rate", &rel)?;
+            unit_square(
+                &dir.join(&file),
+                &format!("Calibration, {}: {title}", HEADS[h]),
+                "mean predicted",
+                "observed rate",
+                &rel,
+            )?;
             plots.push(file);
         }
     }
@@ -429,9 +455,8 @@ impl Comparison {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "### {}\n\n{} rows of {} held-out customers; churn_risk_14d base rate {:.3}. \
+            "{} rows of {} held-out customers; churn_risk_14d base rate {:.3}. \
              Differences are {} − model, with 95% intervals from {} customer resamples.\n",
-            self.title,
             self.rows,
             self.customers,
             self.churn_14d_rate,
@@ -443,18 +468,29 @@ impl Comparison {
             for m in &self.models {
                 let f = &m.binary[k];
                 let name = if m.name == self.chosen { format!("**{}**", m.name) } else { m.name.clone() };
-                let _ = writeln!(s, "| {} | {name} | {:.4} | {:.4} | {:.4} | {:.4} |", HEADS[h], f.auc, f.brier, f.ece, f.log_loss);
+                let _ = writeln!(
+                    s,
+                    "| {} | {name} | {:.4} | {:.4} | {:.4} | {:.4} |",
+                    HEADS[h], f.auc, f.brier, f.ece, f.log_loss
+                );
             }
         }
         s += "\n| model | session_velocity MAE | health_score MAE |\n|---|---|---|\n";
         for m in &self.models {
             let _ = writeln!(s, "| {} | {:.4} | {:.3} |", m.name, m.mae[0], m.mae[1]);
         }
-        s += &format!("\n| {} − model | head | metric | difference | 95% interval |\n|---|---|---|---|---|\n", self.chosen);
+        s += &format!(
+            "\n| {} − model | head | metric | difference | 95% interval |\n|---|---|---|---|---|\n",
+            self.chosen
+        );
         for d in &self.differences {
             let i = &d.interval;
             let sure = if i.low > 0.0 || i.high < 0.0 { "" } else { " (not significant)" };
-            let _ = writeln!(s, "| {} | {} | {} | {:+.4} | [{:+.4}, {:+.4}]{sure} |", d.model, d.head, d.metric, i.difference, i.low, i.high);
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {:+.4} | [{:+.4}, {:+.4}]{sure} |",
+                d.model, d.head, d.metric, i.difference, i.low, i.high
+            );
         }
         if !self.plots.is_empty() {
             s += "\n";

@@ -246,7 +246,12 @@ fn segments_section(truth: &Path, labelled: &Labelled, model: &Fitted) -> Result
     let mut want: HashMap<&str, Segment> = HashMap::new();
     for (n, line) in text.lines().enumerate().skip(1) {
         let cols: Vec<&str> = line.split(',').collect();
-        anyhow::ensure!(cols.len() >= 3, "{}:{}: expected customer_id,segment_start,segment_end", truth.display(), n + 1);
+        anyhow::ensure!(
+            cols.len() >= 3,
+            "{}:{}: expected customer_id,segment_start,segment_end",
+            truth.display(),
+            n + 1
+        );
         let seg = match cols[2] {
             "thriving" => Segment::Thriving,
             "healthy" => Segment::Healthy,
@@ -270,14 +275,17 @@ fn segments_section(truth: &Path, labelled: &Labelled, model: &Fitted) -> Result
             None => missing += 1,
         }
     }
-    let mut s = String::from("| generator ↓ / pulse → | thriving | healthy | at_risk | churned | recall |\n|---|---|---|---|---|---|\n");
+    let mut s = String::from(
+        "| generator ↓ / pulse → | thriving | healthy | at_risk | churned | recall |\n|---|---|---|---|---|---|\n",
+    );
     let mut f1 = Vec::new();
     for (k, seg) in order.iter().enumerate() {
         let row: usize = m[k].iter().sum();
         let col: usize = (0..4).map(|r| m[r][k]).sum();
         let (recall, precision) = (m[k][k] as f64 / row.max(1) as f64, m[k][k] as f64 / col.max(1) as f64);
         f1.push(if recall + precision > 0.0 { 2.0 * recall * precision / (recall + precision) } else { 0.0 });
-        let _ = writeln!(s, "| {} | {} | {} | {} | {} | {:.3} |", seg.as_str(), m[k][0], m[k][1], m[k][2], m[k][3], recall);
+        let _ =
+            writeln!(s, "| {} | {} | {} | {} | {} | {:.3} |", seg.as_str(), m[k][0], m[k][1], m[k][2], m[k][3], recall);
     }
     let macro_f1 = f1.iter().sum::<f64>() / 4.0;
     let _ = writeln!(
@@ -413,7 +421,12 @@ fn churn_scores(valid_preds: &[(String, Predictions)], valid: &pulse::learn::Fra
         .collect()
 }
 
-fn choose(kinds: &[Kind], valid_preds: &[(String, Predictions)], valid: &pulse::learn::Frame, ship: Option<Kind>) -> usize {
+fn choose(
+    kinds: &[Kind],
+    valid_preds: &[(String, Predictions)],
+    valid: &pulse::learn::Frame,
+    ship: Option<Kind>,
+) -> usize {
     if let Some(k) = ship {
         return kinds.iter().position(|&x| x == k).unwrap_or(0);
     }
@@ -426,7 +439,12 @@ fn choose(kinds: &[Kind], valid_preds: &[(String, Predictions)], valid: &pulse::
     best(true).or_else(|| best(false)).unwrap_or(0)
 }
 
-fn selection_table(kinds: &[Kind], valid_preds: &[(String, Predictions)], valid: &pulse::learn::Frame, chosen: usize) -> String {
+fn selection_table(
+    kinds: &[Kind],
+    valid_preds: &[(String, Predictions)],
+    valid: &pulse::learn::Frame,
+    chosen: usize,
+) -> String {
     let scores = churn_scores(valid_preds, valid);
     let mut s = format!(
         "Chosen on the validation customers ({} rows): the servable kind with the best mean churn AUC (14d, 30d) among those with mean churn ECE under 0.03.\n\n| model | mean churn AUC | mean churn Brier | mean churn ECE |\n|---|---|---|---|\n",
@@ -443,7 +461,8 @@ fn selection_table(kinds: &[Kind], valid_preds: &[(String, Predictions)], valid:
 /// out of time, beside baselines fitted on this data's training customers.
 pub(crate) async fn evaluate_model(args: EvaluateArgs) -> Result<()> {
     let model = match &args.model {
-        Some(dir) => pulse_model::ModelArtifact::load_dir(dir).with_context(|| format!("cannot load the model in {}", dir.display()))?,
+        Some(dir) => pulse_model::ModelArtifact::load_dir(dir)
+            .with_context(|| format!("cannot load the model in {}", dir.display()))?,
         None => pulse_model::embedded().context("cannot load the embedded model")?,
     };
     let model_name = args.model.as_ref().map_or("embedded".to_owned(), |d| format!("model ({})", d.display()));
