@@ -132,16 +132,28 @@ fn awkward_floats_survive_save_and_load_exactly() {
 fn bad_artifacts_are_refused_with_the_reason() {
     let network: Value = serde_json::from_slice(include_bytes!("../artifact/model.json")).unwrap();
     let cases: Vec<(Value, &[u8], &str)> = vec![
-        (with(&stumps(), "kind", json!("forest")), &[], "unknown variant `forest`, expected one of `network`, `gbt`, `logistic`"),
+        (
+            with(&stumps(), "kind", json!("forest")),
+            &[],
+            "unknown variant `forest`, expected one of `network`, `gbt`, `logistic`",
+        ),
         (without(&stumps(), "gbt"), &[], "kind `gbt` needs a `gbt` section with the trees"),
         (with(&network, "gbt", stumps()["gbt"].clone()), WEIGHTS, "has a `gbt` section but kind is `network`"),
         (with(&network, "kind", json!("logistic")), &[], "kind `logistic` needs a `logistic` section"),
         (without(&network, "normalizer"), WEIGHTS, "kind `network` needs a `normalizer`"),
         (network.clone(), &[], "needs its weights in model.safetensors"),
-        (with(&stumps(), "feature_names", json!(FEATURE_NAMES[..45])), &[], "lists 45 feature names; features-v1 has 46"),
+        (
+            with(&stumps(), "feature_names", json!(FEATURE_NAMES[..45])),
+            &[],
+            "lists 45 feature names; features-v1 has 46",
+        ),
         (with(&stumps(), "features_schema", json!("features-v2")), &[], "features-v2"),
         (
-            with(&stumps(), "calibration", json!({"health_score": {"method": "platt", "params": {"a": 1.0, "b": 0.0}}})),
+            with(
+                &stumps(),
+                "calibration",
+                json!({"health_score": {"method": "platt", "params": {"a": 1.0, "b": 0.0}}}),
+            ),
             &[],
             "calibration of `health_score`: only the probability heads",
         ),

@@ -60,7 +60,11 @@ fn a_calibrated_artifact_applies_saves_and_loads_its_calibration() {
         let c = &artifact.meta.calibration["churn_risk_14d"];
         for (s, r) in scores.iter().zip(&raw_scores) {
             assert_eq!(s.churn_risk_14d, c.apply(r.churn_risk_14d));
-            assert_eq!((s.session_velocity, s.health_score), (r.session_velocity, r.health_score), "regressions untouched");
+            assert_eq!(
+                (s.session_velocity, s.health_score),
+                (r.session_velocity, r.health_score),
+                "regressions untouched"
+            );
         }
         let p: Vec<f64> = scores.iter().map(|s| s.first_session_success).collect();
         assert!(auc(&p, &labels(&held, 0)).unwrap() > 0.85);
