@@ -260,7 +260,8 @@ impl Compiled {
     #[inline(always)]
     fn step(&self, i: usize, x: &Features) -> usize {
         let n = &self.nodes[i];
-        n.first_child as usize + usize::from(!(x[n.feature as usize] < n.v))
+        // Left when x < threshold; right otherwise, NaN included.
+        n.first_child as usize + 1 - usize::from(x[n.feature as usize] < n.v)
     }
 
     /// The value of the leaf `x` reaches.
