@@ -15,7 +15,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::artifact::{Model, ModelArtifact, ModelMeta, Normalizer};
+use crate::artifact::{Model, ModelArtifact, ModelMeta, Normalizer, BINARY_HEADS};
 use crate::linear::{LinearHead, LinearModel};
 use crate::net::{Net, HEADS};
 use crate::ModelError;
@@ -273,22 +273,32 @@ pub struct Logistic {
 /// Full-batch AdamW steps of [`Logistic::fit`].
 const LOGISTIC_STEPS: usize = 300;
 
-/// Fits weights on normalised inputs `x` (rows, 46) against 0/1 labels `y`.
-fn fit_logistic_head(x: &Tensor, y: Vec<f32>) -> Result<LinearHead, ModelError> {
+/// Fits one logistic regression per label column on normalised inputs `x`
+/// (rows, 46): `ys[k]` holds column k's 0/1 labels. The columns are fitted
+/// together, as one (46, k) weight matrix under the sum of their mean
+/// cross-entropies; AdamW updates each weight from its own gradient only, so
+/// each column's fit is the one it would get alone.
+fn fit_logistic_heads(x: &Tensor, ys: &[Vec<f32>]) -> Result<Vec<LinearHead>, ModelError> {
     let device = Device::Cpu;
-    let n = y.len();
-    let y = Tensor::from_vec(y, (n, 1), &device)?;
-    let w = Var::zeros((FEATURE_COUNT, 1), candle_core::DType::F32, &device)?;
-    let b = Var::zeros(1, candle_core::DType::F32, &device)?;
+    let (n, k) = (x.dims()[0], ys.len());
+    let mut flat = Vec::with_capacity(n * k);
+    for i in 0..n {
+        flat.extend(ys.iter().map(|y| y[i]));
+    }
+    let y = Tensor::from_vec(flat, (n, k), &device)?;
+    let w = Var::zeros((FEATURE_COUNT, k), candle_core::DType::F32, &device)?;
+    let b = Var::zeros(k, candle_core::DType::F32, &device)?;
     let mut opt =
         AdamW::new(vec![w.clone(), b.clone()], ParamsAdamW { lr: 0.05, weight_decay: 0.0, ..Default::default() })?;
     for _ in 0..LOGISTIC_STEPS {
         let logits = x.matmul(w.as_tensor())?.broadcast_add(b.as_tensor())?;
-        opt.backward_step(&bce_logits(&logits, &y)?)?;
+        opt.backward_step(&(bce_logits(&logits, &y)? * k as f64)?)?;
     }
-    let weights = w.as_tensor().flatten_all()?.to_vec1::<f32>()?.into_iter().map(f64::from).collect();
-    let bias = f64::from(b.as_tensor().to_vec1::<f32>()?[0]);
-    Ok(LinearHead { weights, bias })
+    let w: Vec<Vec<f32>> = w.as_tensor().to_vec2()?;
+    let b: Vec<f32> = b.as_tensor().to_vec1()?;
+    Ok((0..k)
+        .map(|j| LinearHead { weights: w.iter().map(|row| f64::from(row[j])).collect(), bias: f64::from(b[j]) })
+        .collect())
 }
 
 impl Logistic {
@@ -297,8 +307,8 @@ impl Logistic {
     pub fn fit(data: &Dataset, label: impl Fn(&Targets) -> f32) -> Result<Logistic, ModelError> {
         let normalizer = Normalizer::fit(&data.rows);
         let x = normalizer.tensor(&data.rows, &Device::Cpu)?;
-        let head = fit_logistic_head(&x, data.targets.iter().map(label).collect())?;
-        Ok(Logistic { normalizer, head })
+        let mut heads = fit_logistic_heads(&x, &[data.targets.iter().map(label).collect()])?;
+        Ok(Logistic { normalizer, head: heads.remove(0) })
     }
 
     /// Probabilities for rows.
@@ -397,15 +407,18 @@ pub fn train_logistic(train: &Dataset, valid: &Dataset, cfg: &LogisticConfig) ->
     let x = normalizer.tensor(&train.rows, &Device::Cpu)?;
     let z: Vec<[f32; FEATURE_COUNT]> = train.rows.iter().map(|r| normalizer.normalise(r)).collect();
     let vz: Vec<[f32; FEATURE_COUNT]> = valid.rows.iter().map(|r| normalizer.normalise(r)).collect();
+    let binary: Vec<Vec<f32>> =
+        BINARY_HEADS.iter().map(|&h| train.targets.iter().map(|t| t.as_row()[h]).collect()).collect();
+    let mut logistic = fit_logistic_heads(&x, &binary)?.into_iter();
     let mut heads = Vec::with_capacity(HEADS.len());
     let mut record = Vec::new();
     for (h, name) in HEADS.iter().enumerate() {
-        let y: Vec<f64> = train.targets.iter().map(|t| f64::from(t.as_row()[h])).collect();
-        if crate::artifact::BINARY_HEADS.contains(&h) {
-            heads.push(fit_logistic_head(&x, y.iter().map(|&v| v as f32).collect())?);
+        if BINARY_HEADS.contains(&h) {
+            heads.push(logistic.next().ok_or_else(|| ModelError::Config("a logistic head is missing".into()))?);
             record.push(serde_json::json!({"head": name, "fit": "logistic regression"}));
             continue;
         }
+        let y: Vec<f64> = train.targets.iter().map(|t| f64::from(t.as_row()[h])).collect();
         let serve = |m: f64| if h == 1 { m.max(0.0) } else { m.clamp(0.0, 100.0) };
         let vy: Vec<f64> = valid.targets.iter().map(|t| f64::from(t.as_row()[h])).collect();
         let mae = |head: &LinearHead| {

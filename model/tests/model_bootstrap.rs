@@ -62,7 +62,7 @@ fn the_bootstrap_is_seeded_and_takes_any_metric_and_group_type() {
     let truth: Vec<f64> = y.iter().map(|&l| f64::from(u8::from(l))).collect();
     let ids: Vec<u32> = (0..truth.len() as u32).map(|i| i / 10).collect();
     let clip = |v: &[f64]| v.iter().map(|x| x.clamp(0.0, 1.0)).collect::<Vec<_>>();
-    let r = paired_bootstrap(&clip(&a), &clip(&b), &truth, &ids, 100, 6, |s, t| mae(s, t));
+    let r = paired_bootstrap(&clip(&a), &clip(&b), &truth, &ids, 100, 6, mae);
     assert!(r.low <= r.difference && r.difference <= r.high && r.resamples == 100);
 }
 
