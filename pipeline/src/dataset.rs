@@ -17,8 +17,8 @@
 //!    the book and handed on (to a Parquet/CSV writer, or to training).
 //!
 //! A row is labelled only when its whole 30-day horizon lies inside the
-//! capture (`as_of + 30 days <= the capture's last record time`) and its
-//! windows have had time to fill (`as_of >= first record time + burn-in`);
+//! capture (`as_of + 30 days <= the capture's last event time`) and its
+//! windows have had time to fill (`as_of >= first event time + burn-in`);
 //! other vectors are dropped, or, with [`RowPolicy::all_rows`], kept with
 //! empty labels, never labelled from missing data.
 
@@ -94,7 +94,9 @@ impl Op {
 #[derive(Debug, Default)]
 pub struct LabelBook {
     ops: HashMap<String, Vec<Op>>,
-    /// Smallest and largest record creation time seen (ms).
+    /// Smallest and largest `ts` of an event added (ms): the capture's span
+    /// in event time, which is also right for a table loaded long after its
+    /// events happened (record creation times then span minutes).
     span: Option<(i64, i64)>,
     /// Lines read.
     pub records: u64,
@@ -103,10 +105,6 @@ pub struct LabelBook {
 impl LabelBook {
     /// Takes one decoded record into account (invalid records apply nothing).
     pub fn observe(&mut self, record: &StreamRecord<'_>) {
-        if let Some(created) = record.created_ms {
-            let t = created as i64;
-            self.span = Some(self.span.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
-        }
         let (customer, ops): (&str, [Option<Op>; 2]) = match &record.change {
             StreamChange::Insert(e) => (&e.customer_id, [Some(Op::of(e, true)), None]),
             StreamChange::Remove(e) => (&e.customer_id, [Some(Op::of(e, false)), None]),
@@ -121,7 +119,14 @@ impl LabelBook {
             None => self.ops.entry(customer.to_owned()).or_default(),
         };
         // Logins, messages, cancellations and no-shows feed no label.
-        list.extend(ops.into_iter().flatten().filter(|op| op.kind != OTHER));
+        for op in ops.into_iter().flatten() {
+            if op.add {
+                self.span = Some(self.span.map_or((op.ts, op.ts), |(a, b)| (a.min(op.ts), b.max(op.ts))));
+            }
+            if op.kind != OTHER {
+                list.push(op);
+            }
+        }
     }
 
     /// Reads a whole capture (pass 1). `progress` gets the file's bytes read.
@@ -140,7 +145,7 @@ impl LabelBook {
         Ok(book)
     }
 
-    /// The first and last record creation times (ms), if any record had one.
+    /// The first and last event times (ms), if any event was added.
     pub fn span(&self) -> Option<(i64, i64)> {
         self.span
     }
@@ -198,7 +203,7 @@ impl Futures {
         self.by_customer.len()
     }
 
-    /// The first and last record creation times (ms).
+    /// The first and last event times (ms).
     pub fn span(&self) -> Option<(i64, i64)> {
         self.span
     }
@@ -367,7 +372,7 @@ impl Period {
 /// Which vectors become rows.
 #[derive(Clone, Debug)]
 pub struct RowPolicy {
-    /// Rows start this many days after the capture's first record.
+    /// Rows start this many days after the capture's first event.
     pub burn_in_days: i64,
     /// Keep one event-triggered vector in this many (every timer vector is kept).
     pub event_sample_every: u64,
@@ -456,7 +461,7 @@ pub fn rows(
     mut last_vectors: Option<&mut HashMap<String, Features>>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<RowStats> {
-    let (first, last) = futures.span().context("the capture has no record with a creation time")?;
+    let (first, last) = futures.span().context("the capture holds no event")?;
     let (rows_from, rows_to) = (first + policy.burn_in_days * DAY_MS, last - H30);
     let cut = policy.cut.unwrap_or_else(|| default_cut(rows_from, rows_to));
     let mut stats = RowStats { rows_from, rows_to, cut, ..RowStats::default() };

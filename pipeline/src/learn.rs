@@ -153,6 +153,7 @@ pub fn out_of_time(rows: &[Row]) -> Frames {
 mod tests {
     use super::*;
     use crate::dataset::H30;
+    use pulse_model::Targets;
     use pulse_schemas::{Trigger, DAY_MS};
 
     fn row(customer: &str, day: i64) -> Row {

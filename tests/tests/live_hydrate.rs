@@ -36,7 +36,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue as Av, DeleteRequest, PutRequest, WriteRequest};
-use common::{describe, pulse_bin, replay_capture, run_pulse, D, H, MIN};
+use common::{aws_env, describe, pulse_bin, replay_capture, run_pulse, D, H, MIN};
 use lambda_support::{event_item, put};
 use pulse_aws::{setup, AwsArgs};
 use pulse_e2e::{aws_endpoint, unique_name};
@@ -47,17 +47,6 @@ type Item = HashMap<String, Av>;
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
-}
-
-/// AWS calls of a child `pulse` go to the local server.
-fn aws_env(cmd: &mut Command) -> &mut Command {
-    cmd.env("AWS_ENDPOINT_URL", aws_endpoint()).env("AWS_REGION", "us-east-1");
-    for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
-        if std::env::var_os(key).is_none() {
-            cmd.env(key, "testing");
-        }
-    }
-    cmd
 }
 
 /// A running `pulse run` and its stderr, line by line.

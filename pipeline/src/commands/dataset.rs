@@ -16,7 +16,7 @@ use pulse_schemas::DAY_MS;
 /// dataset`, `pulse train --capture` and `pulse evaluate --capture`.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct RowArgs {
-    /// Rows start this many days after the capture's first record, once the
+    /// Rows start this many days after the capture's first event, once the
     /// 30-day windows have filled.
     #[arg(long, default_value_t = RowPolicy::default().burn_in_days)]
     pub(crate) burn_in_days: i64,
@@ -27,7 +27,7 @@ pub(crate) struct RowArgs {
     /// Seed of the customer split (70% train, 15% valid, 15% test).
     #[arg(long, default_value_t = RowPolicy::default().split_seed)]
     pub(crate) split_seed: u64,
-    /// The out-of-time cut, in days after the capture's first record
+    /// The out-of-time cut, in days after the capture's first event
     /// (default: the day that gives training rows, whose labels end before
     /// it, and test rows, after it, equal spans).
     #[arg(long, value_name = "DAYS")]
@@ -35,7 +35,7 @@ pub(crate) struct RowArgs {
 }
 
 impl RowArgs {
-    /// The policy, the cut resolved against the capture's first record time.
+    /// The policy, the cut resolved against the capture's first event time.
     pub(crate) fn policy(&self, first_ms: Option<i64>) -> Result<RowPolicy> {
         anyhow::ensure!(self.burn_in_days >= 0, "--burn-in-days must be >= 0");
         anyhow::ensure!(self.event_sample_every >= 1, "--event-sample-every must be >= 1");

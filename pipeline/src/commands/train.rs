@@ -134,7 +134,7 @@ async fn labelled(args: &DataArgs) -> Result<Labelled> {
     let labelled = tokio::task::spawn_blocking(move || -> Result<Labelled> {
         match capture {
             Some(path) => {
-                // The cut is given in days from the first record: a first
+                // The cut is given in days from the first event: a first
                 // pass is what knows it, so the policy's cut is resolved there.
                 let first = pulse::dataset::LabelBook::scan(&path, &mut |_| {})?.span().map(|s| s.0);
                 let policy = policy_args.policy(first)?;

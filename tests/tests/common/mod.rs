@@ -100,6 +100,17 @@ fn build_bin(package: &str, bin: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("cargo reported no executable for the {bin} binary:\n{stdout}"))
 }
 
+/// Points a child `pulse`'s AWS calls at the local server.
+pub fn aws_env(cmd: &mut Command) -> &mut Command {
+    cmd.env("AWS_ENDPOINT_URL", pulse_e2e::aws_endpoint()).env("AWS_REGION", "us-east-1");
+    for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+        if std::env::var_os(key).is_none() {
+            cmd.env(key, "testing");
+        }
+    }
+    cmd
+}
+
 /// Runs `pulse` with `args` and returns what it did.
 pub fn run_pulse<I, S>(args: I) -> Output
 where
