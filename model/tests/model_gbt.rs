@@ -155,4 +155,8 @@ fn gbt_refuses_bad_settings() {
     }
     let err = train_gbt(&train, &Default::default(), &config(), &mut |_| {}).unwrap_err().to_string();
     assert!(err.contains("validation"), "{err}");
+    // As JSON: defaults for what is left out, typos refused.
+    let cfg: GbtConfig = serde_json::from_str(r#"{"max_depth": 4, "health_loss": "squared"}"#).unwrap();
+    assert_eq!((cfg.max_depth, cfg.health_loss, cfg.max_trees), (4, Loss::Squared, 300));
+    assert!(serde_json::from_str::<GbtConfig>(r#"{"max_dept": 4}"#).is_err());
 }
