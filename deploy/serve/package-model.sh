@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# A model artifact (model.json + model.safetensors, as `pulse train` writes
-# them) packed as SageMaker's model data: a gzipped tar whose files land in
+# A model artifact (model.json, plus model.safetensors for a network, as
+# `pulse train` writes them; see model/ARTIFACT.md) packed as SageMaker's model data: a gzipped tar whose files land in
 # /opt/ml/model, where the container's `pulse serve` finds them.
 #
 #   deploy/serve/package-model.sh [MODEL_DIR] [OUT]   # defaults: model/artifact, model.tar.gz
@@ -8,9 +8,9 @@
 set -euo pipefail
 dir="${1:-model/artifact}"
 out="${2:-model.tar.gz}"
-for f in model.json model.safetensors; do
-    [[ -f "$dir/$f" ]] || { echo "package-model: $dir/$f is missing (a pulse model directory has model.json and model.safetensors)" >&2; exit 1; }
-done
+[[ -f "$dir/model.json" ]] || { echo "package-model: $dir/model.json is missing (a pulse model directory has model.json, and model.safetensors for a network)" >&2; exit 1; }
+files=(model.json)
+[[ -f "$dir/model.safetensors" ]] && files+=(model.safetensors)
 # Files at the archive's top level, owned by nobody in particular.
-tar --owner=0 --group=0 --numeric-owner -czf "$out" -C "$dir" model.json model.safetensors
+tar --owner=0 --group=0 --numeric-owner -czf "$out" -C "$dir" "${files[@]}"
 echo "$out: $(stat -c %s "$out") bytes ($dir)"

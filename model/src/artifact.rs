@@ -615,5 +615,6 @@ pub fn check_schema(meta: &ModelMeta) -> Result<(), ModelError> {
 /// by `pulse train` (see README, "Training"). It runs with no files and no
 /// account, so every command has a working default.
 pub fn embedded() -> Result<ModelArtifact, ModelError> {
-    ModelArtifact::from_bytes(include_bytes!("../artifact/model.json"), include_bytes!("../artifact/model.safetensors"))
+    // The shipped kind (gbt) keeps everything in model.json.
+    ModelArtifact::from_bytes(include_bytes!("../artifact/model.json"), &[])
 }

@@ -11,7 +11,8 @@ use pulse_model::{embedded, train_gbt, train_logistic, EmbeddedModel, GbtConfig,
 use pulse_schemas::{FEATURE_COUNT, FEATURE_NAMES};
 use serde_json::{json, Value};
 
-const WEIGHTS: &[u8] = include_bytes!("../artifact/model.safetensors");
+const META: &[u8] = include_bytes!("fixtures/network/model.json");
+const WEIGHTS: &[u8] = include_bytes!("fixtures/network/model.safetensors");
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("pulse-model-{name}-{}", std::process::id()));
@@ -53,7 +54,7 @@ fn load(meta: &Value) -> Result<ModelArtifact, String> {
 
 #[test]
 fn the_committed_network_loads_as_kind_network_and_round_trips() {
-    let artifact = embedded().unwrap();
+    let artifact = ModelArtifact::from_bytes(META, WEIGHTS).unwrap();
     assert_eq!(artifact.kind(), ModelKind::Network);
     let dir = temp_dir("network");
     artifact.save_dir(&dir).unwrap();
@@ -64,6 +65,13 @@ fn the_committed_network_loads_as_kind_network_and_round_trips() {
     let (a, b) = (EmbeddedModel::new(&artifact).unwrap(), EmbeddedModel::new(&back).unwrap());
     assert_eq!(a.score_now(&rows).unwrap(), b.score_now(&rows).unwrap());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_embedded_model_is_the_shipped_gbt() {
+    let artifact = embedded().unwrap();
+    assert_eq!(artifact.kind(), ModelKind::Gbt);
+    assert_eq!(artifact.meta.calibration.len(), 3, "shipped with its probability heads calibrated");
 }
 
 #[test]
@@ -130,7 +138,7 @@ fn awkward_floats_survive_save_and_load_exactly() {
 
 #[test]
 fn bad_artifacts_are_refused_with_the_reason() {
-    let network: Value = serde_json::from_slice(include_bytes!("../artifact/model.json")).unwrap();
+    let network: Value = serde_json::from_slice(include_bytes!("fixtures/network/model.json")).unwrap();
     let cases: Vec<(Value, &[u8], &str)> = vec![
         (
             with(&stumps(), "kind", json!("forest")),

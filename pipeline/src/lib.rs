@@ -13,6 +13,10 @@
 //! ([`summary`]).
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+pub mod dataset;
+pub mod dataset_file;
 pub mod learn;
+pub mod plots;
 pub mod progress;
+pub mod report;
 pub mod summary;

@@ -87,11 +87,18 @@ enum Command {
     Loadtest(Box<commands::loadtest::LoadtestArgs>),
     /// Write a synthetic marketplace as a capture (the replay format).
     ///
-    /// Customers are drawn from the segments thriving 30%, healthy 40%, at-risk
-    /// 20%, churned 10% (see --mix), behave within their segment's ranges and
-    /// move between segments over time. Deterministic per seed.
+    /// Two worlds (--world). classic: customers are drawn from the segments
+    /// thriving 30%, healthy 40%, at-risk 20%, churned 10% (see --mix), behave
+    /// within their segment's ranges and move between segments over time.
+    /// lifecycle: customers sign up over the run, keep weekly habits shaped by
+    /// a school calendar and their tutor match, and leave by a hazard raised by
+    /// bad experiences; a different world to test whether a model generalises.
+    /// Deterministic per seed. --truth-out writes each customer's segment on
+    /// the first and the last day, to compare with pulse's predictions.
     ///
     /// Example: pulse generate --customers 10000 --days 60 --seed 7 --out capture.jsonl.zst
+    ///
+    /// Example: pulse generate --world lifecycle --days 90 --out life.jsonl.zst --truth-out life_truth.csv
     Generate(commands::generate::GenerateArgs),
     /// Train the model on vectors from pulse's own engine, evaluate it on
     /// held-out customers, and write the artifact and the report.
@@ -102,6 +109,17 @@ enum Command {
     ///
     /// Example: pulse train --out model/artifact --report model/EVALUATION.md
     Train(commands::train::TrainArgs),
+    /// Point-in-time training rows from a capture: every kept vector's 46
+    /// features exactly as the serving engine computed them at its as_of,
+    /// its five labels from what the customer did afterwards
+    /// (docs/LABELS.md), customer, as_of, trigger, customer split and
+    /// out-of-time period. Parquet or CSV by extension, streamed: the rows
+    /// are never all in memory. Rows whose 30-day label horizon runs past
+    /// the capture's end are left out (or, with --all-rows, written with
+    /// empty labels).
+    ///
+    /// Example: pulse dataset capture.jsonl.zst --out rows.parquet
+    Dataset(commands::dataset::DatasetArgs),
     /// Evaluate a model on the held-out customers of the training data (same
     /// marketplace and split as `pulse train`), next to a constant and a
     /// logistic-regression baseline.
@@ -158,6 +176,7 @@ fn main() -> ExitCode {
             Command::Loadtest(args) => commands::loadtest::run(*args).await,
             Command::Generate(args) => commands::generate::run(args).await,
             Command::Train(args) => commands::train::run(args).await,
+            Command::Dataset(args) => commands::dataset::run(args).await,
             Command::Evaluate(args) => commands::train::evaluate_model(args).await,
             Command::Demo(args) => commands::demo::run(args).await,
             Command::Serve(args) => commands::serve::run(args).await,

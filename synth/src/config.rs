@@ -1,6 +1,7 @@
-//! What to generate: [`SynthConfig`], the starting [`SegmentMix`] and the
-//! [`Hostility`] of the stream. Everything is validated without I/O by
-//! [`SynthConfig::validate`] before a single record is written.
+//! What to generate: [`SynthConfig`], the [`WorldKind`] customers live in,
+//! the starting [`SegmentMix`] and the [`Hostility`] of the stream. Everything
+//! is validated without I/O by [`SynthConfig::validate`] before a single
+//! record is written.
 
 use std::fmt;
 use std::str::FromStr;
@@ -23,7 +24,13 @@ pub struct SynthConfig {
     pub seed: u64,
     /// The first day's midnight UTC, in milliseconds since the epoch.
     pub start_ms: i64,
-    /// Segment shares of the customers on the first day.
+    /// How customers behave: [`WorldKind::Classic`] (the default) or
+    /// [`WorldKind::Lifecycle`], a world simulated differently to test whether
+    /// a model trained on the first generalises.
+    pub world: WorldKind,
+    /// Segment shares of the customers on the first day (Classic); in
+    /// Lifecycle, the shares of the intents customers have when they enter
+    /// (on the first day or at signup), see [`WorldKind::Lifecycle`].
     pub mix: SegmentMix,
     /// Which imperfections of a real stream to add.
     pub hostility: Hostility,
@@ -38,6 +45,7 @@ impl Default for SynthConfig {
             days: 60,
             seed: 0,
             start_ms: DEFAULT_START_MS,
+            world: WorldKind::Classic,
             mix: SegmentMix::default(),
             hostility: Hostility::default(),
             table_name: "marketplace-events".to_owned(),
@@ -75,6 +83,60 @@ impl SynthConfig {
             "synth: table_name {name:?} must be 3 to 255 characters of [A-Za-z0-9_.-]"
         );
         Ok(())
+    }
+}
+
+/// How the synthetic customers behave. The stream machinery (record shape,
+/// ingest delays, [`Hostility`]) is the same in every world; only what the
+/// customers do differs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WorldKind {
+    /// Every customer exists from the first day in one of four segments
+    /// (§7), moves between segments by a daily Markov chain and drifts toward
+    /// its segment's behaviour.
+    #[default]
+    Classic,
+    /// Customers sign up over the whole run (a cohort a day, more at term
+    /// start) and go through onboarding; a customer's sessions fall on its own
+    /// weekly slots, shaped by a school calendar (term-start surge, a
+    /// 10-day spring break, summer) and by how well it matches its tutor;
+    /// churn is a hazard raised, with a lag, by bad experiences (tutor
+    /// cancellations, no-shows, low ratings, failed payments, negative support
+    /// calls), some leaving at once and others fading over weeks; some come
+    /// back. The segment of a customer is read from its latent state (expected
+    /// sessions per week and risk of leaving). The [`SegmentMix`] is the mix
+    /// of *intents* customers enter with: on the first day for customers
+    /// already there, at signup for the others (a `churned` intent at signup
+    /// is a customer who never books a first session).
+    Lifecycle,
+}
+
+impl WorldKind {
+    /// The name used on the command line: `classic` or `lifecycle`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorldKind::Classic => "classic",
+            WorldKind::Lifecycle => "lifecycle",
+        }
+    }
+}
+
+impl FromStr for WorldKind {
+    type Err = anyhow::Error;
+
+    /// `classic` or `lifecycle`.
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        match s {
+            "classic" => Ok(WorldKind::Classic),
+            "lifecycle" => Ok(WorldKind::Lifecycle),
+            other => bail!("world {other:?}: expected classic or lifecycle"),
+        }
+    }
+}
+
+impl fmt::Display for WorldKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -1,11 +1,17 @@
 //! One customer's life, a day at a time: what it does ([`Customer::simulate_day`]
 //! draws events from the customer's behaviour stream) and how the stream
 //! delivers it (delays, duplicates and hostility, from a separate noise stream).
+//!
+//! What drives the behaviour depends on the world ([`WorldKind`]): a Classic
+//! customer's segment and parameters (here), a Lifecycle customer's latent
+//! life ([`lifecycle`]). Delivery is the same code for both.
+
+mod lifecycle;
 
 use pulse_schemas::{Party, Sentiment, DAY_MS};
 use rand_pcg::Pcg64Mcg;
 
-use super::config::{Hostility, SynthConfig};
+use super::config::{Hostility, SynthConfig, WorldKind};
 use super::profile::{Params, DAILY_TRANSITIONS, DRIFT_PER_DAY};
 use super::record::{Body, Class, EventItem, Fault, IdSpace, Item, Op, Pending, PredictionItem, ProfileItem};
 use super::rng::{
@@ -30,6 +36,10 @@ pub(crate) struct World {
     pub(crate) hostility: Hostility,
     /// Number of tutors (`tut_0000` ...); each serves many customers.
     pub(crate) tutor_pool: u32,
+    /// How customers behave.
+    pub(crate) kind: WorldKind,
+    /// Lifecycle: when the customers not there on the first day sign up.
+    arrivals: lifecycle::Arrivals,
 }
 
 impl World {
@@ -40,6 +50,11 @@ impl World {
             mix: config.mix.shares(),
             hostility: config.hostility,
             tutor_pool: (config.customers / 8).clamp(20, u32::MAX as usize) as u32,
+            kind: config.world,
+            arrivals: match config.world {
+                WorldKind::Classic => lifecycle::Arrivals::default(),
+                WorldKind::Lifecycle => lifecycle::Arrivals::new(config.start_ms, config.days),
+            },
         }
     }
 
@@ -66,15 +81,29 @@ struct Retry {
     amount_cents: i64,
 }
 
+/// A Classic customer's segment and behaviour.
+#[derive(Debug)]
+struct Segmented {
+    segment: usize,
+    params: Params,
+    target: Params,
+    transitions: u32,
+}
+
+/// What drives a customer's behaviour, by world.
+#[derive(Debug)]
+enum Drive {
+    Classic(Segmented),
+    Lifecycle(lifecycle::Life),
+}
+
 /// One customer and everything it remembers between days.
 #[derive(Debug)]
 pub(crate) struct Customer {
     index: u32,
     behaviour: Pcg64Mcg,
     noise: Pcg64Mcg,
-    segment: usize,
-    params: Params,
-    target: Params,
+    drive: Drive,
     /// Up to four tutors; the first is the primary one.
     tutors: [u32; 4],
     n_tutors: usize,
@@ -93,12 +122,19 @@ pub(crate) struct Customer {
     clock_history: [i64; 2],
     prediction: Option<PredictionItem>,
     profile: Option<ProfileItem>,
-    transitions: u32,
 }
 
 impl Customer {
     /// Customer `index` as it is on the first day.
     pub(crate) fn new(world: &World, index: u32) -> Customer {
+        match world.kind {
+            WorldKind::Classic => Customer::new_classic(world, index),
+            WorldKind::Lifecycle => Customer::new_lifecycle(world, index),
+        }
+    }
+
+    /// Classic customer `index` as it is on the first day.
+    fn new_classic(world: &World, index: u32) -> Customer {
         let mut rng = derive(world.seed, u64::from(index), Stream::Behaviour);
         let noise = derive(world.seed, u64::from(index), Stream::Noise);
         let segment = weighted(&mut rng, &world.mix);
@@ -128,9 +164,7 @@ impl Customer {
             index,
             behaviour: rng,
             noise,
-            segment,
-            params: target.clone(),
-            target,
+            drive: Drive::Classic(Segmented { segment, params: target.clone(), target, transitions: 0 }),
             tutors,
             n_tutors,
             tz_offset_ms,
@@ -144,22 +178,38 @@ impl Customer {
             clock_history: [i64::MIN; 2],
             prediction: None,
             profile: None,
-            transitions: 0,
         }
     }
 
-    /// The customer's segment today (index in [`super::profile::SEGMENTS`]).
-    pub(crate) fn segment(&self) -> usize {
-        self.segment
+    /// The customer's segment today (index in [`super::profile::SEGMENTS`]);
+    /// `None` for a Lifecycle customer that has not signed up yet.
+    pub(crate) fn segment(&self) -> Option<usize> {
+        match &self.drive {
+            Drive::Classic(s) => Some(s.segment),
+            Drive::Lifecycle(life) => life.segment(),
+        }
     }
 
     /// How many times the customer changed segment so far.
     pub(crate) fn transitions(&self) -> u32 {
-        self.transitions
+        match &self.drive {
+            Drive::Classic(s) => s.transitions,
+            Drive::Lifecycle(life) => life.transitions(),
+        }
     }
 
-    /// Lives day `day`: moves segment (from the second day on), acts, and
-    /// appends the records this causes to `out`. `scratch` is reused between
+    /// What the pipeline's predictions written back for this customer are
+    /// based on: its segment and sessions a week (`None` before signup).
+    fn prediction_basis(&self) -> Option<(usize, f64)> {
+        match &self.drive {
+            Drive::Classic(s) => Some((s.segment, s.params.sessions_per_week)),
+            Drive::Lifecycle(life) => life.segment().map(|segment| (segment, life.rate())),
+        }
+    }
+
+    /// Lives day `day`: moves segment (Classic, from the second day on) or
+    /// steps its latent life (Lifecycle), acts, and appends the records this
+    /// causes to `out`. `scratch` is reused between
     /// calls to avoid allocating.
     pub(crate) fn simulate_day(
         &mut self,
@@ -169,12 +219,17 @@ impl Customer {
         out: &mut Vec<Pending>,
     ) {
         let day_start = world.start_ms + i64::from(day) * DAY_MS;
-        if day > 0 {
-            self.step_segment();
-        }
-        self.params.drift_toward(&self.target, DRIFT_PER_DAY);
         scratch.clear();
-        self.behave(world, day, day_start, scratch);
+        match &mut self.drive {
+            Drive::Classic(s) => {
+                if day > 0 {
+                    s.step(&mut self.behaviour, &mut self.tutors, self.n_tutors);
+                }
+                s.params.drift_toward(&s.target, DRIFT_PER_DAY);
+                self.behave(world, day, day_start, scratch);
+            }
+            Drive::Lifecycle(_) => self.lifecycle_day(world, day, day_start, scratch),
+        }
         let settled_clock = self.clock_history[1];
         for event in scratch.iter() {
             self.clock = self.clock.max(event.ts);
@@ -184,31 +239,19 @@ impl Customer {
         self.clock_history = [self.clock, self.clock_history[0]];
     }
 
-    /// The daily Markov step of [`DAILY_TRANSITIONS`]. A customer entering a
-    /// segment draws new target behaviour and sometimes a new primary tutor.
-    fn step_segment(&mut self) {
-        let rng = &mut self.behaviour;
-        let row = DAILY_TRANSITIONS[self.segment];
-        let mut u = unit(rng);
-        let Some(next) = (0..4).find(|&j| {
-            u -= row[j];
-            u < 0.0
-        }) else {
-            return;
-        };
-        let declining = next > self.segment;
-        self.segment = next;
-        self.transitions += 1;
-        self.target = Params::draw(next, rng);
-        if chance(rng, if declining { 0.3 } else { 0.15 }) {
-            let other = 1 + index_of(rng, self.n_tutors - 1);
-            self.tutors.swap(0, other);
-        }
-    }
-
-    /// Draws the day's events from the customer's behaviour.
+    /// Draws the day's events from a Classic customer's behaviour.
     fn behave(&mut self, world: &World, day: u32, day_start: i64, events: &mut Vec<EventItem>) {
-        let Customer { behaviour: rng, params: p, tutors, n_tutors, next_event, .. } = self;
+        let Customer {
+            behaviour: rng,
+            drive: Drive::Classic(Segmented { params: p, .. }),
+            tutors,
+            n_tutors,
+            next_event,
+            ..
+        } = self
+        else {
+            return; // only ever called for a Classic customer
+        };
         let local_midnight = day_start + self.tz_offset_ms;
         let at = |hour: f64| local_midnight + (hour * HOUR as f64) as i64;
         let tutors = &tutors[..*n_tutors];
@@ -380,6 +423,9 @@ impl Customer {
 
     /// The pipeline's own writes and profile updates landing in the table.
     fn non_event_writes(&mut self, world: &World, day_start: i64, out: &mut Vec<Pending>) {
+        let Some((s, velocity)) = self.prediction_basis() else {
+            return;
+        };
         if !chance(&mut self.noise, world.hostility.non_event_rate) {
             return;
         }
@@ -395,7 +441,6 @@ impl Customer {
             let op = if old.is_some() { Op::Modify } else { Op::Insert };
             self.push(out, when, op, Class::NonEvent, Some(Item::Profile(new)), old.map(Item::Profile));
         } else {
-            let s = self.segment;
             let churn14 = ([0.05, 0.2, 0.5, 0.85][s] + 0.08 * normal(rng)).clamp(0.0, 1.0);
             let churn30 = (churn14 + uniform(rng, 0.0, 0.12)).clamp(0.0, 1.0);
             let health = ([88.0, 70.0, 50.0, 25.0][s] + 6.0 * normal(rng)).clamp(0.0, 100.0);
@@ -403,7 +448,7 @@ impl Customer {
             let new = PredictionItem {
                 as_of: when - (uniform(rng, 1.0, 600.0) * SECOND as f64) as i64,
                 first_session_success_milli: (fss * 1000.0).round() as i32,
-                session_velocity_tenths: tenths(self.params.sessions_per_week),
+                session_velocity_tenths: tenths(velocity),
                 churn_risk_14d_milli: (churn14 * 1000.0).round() as i32,
                 churn_risk_30d_milli: (churn30 * 1000.0).round() as i32,
                 health_score_tenths: tenths(health),
@@ -550,6 +595,29 @@ impl Customer {
                 };
                 EventItem { ts: event.ts + shift, ..event }
             }
+        }
+    }
+}
+
+impl Segmented {
+    /// The daily Markov step of [`DAILY_TRANSITIONS`]. A customer entering a
+    /// segment draws new target behaviour and sometimes a new primary tutor.
+    fn step(&mut self, rng: &mut Pcg64Mcg, tutors: &mut [u32; 4], n_tutors: usize) {
+        let row = DAILY_TRANSITIONS[self.segment];
+        let mut u = unit(rng);
+        let Some(next) = (0..4).find(|&j| {
+            u -= row[j];
+            u < 0.0
+        }) else {
+            return;
+        };
+        let declining = next > self.segment;
+        self.segment = next;
+        self.transitions += 1;
+        self.target = Params::draw(next, rng);
+        if chance(rng, if declining { 0.3 } else { 0.15 }) {
+            let other = 1 + index_of(rng, n_tutors - 1);
+            tutors.swap(0, other);
         }
     }
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::config::SynthConfig;
 use super::customer::{Customer, World};
 use super::json::JsonWriter;
-use super::profile::SEGMENTS;
+use super::profile::{segment_index, SEGMENTS};
 use super::record::{Class, Item, Pending};
 
 /// Bytes of JSON gathered before they are handed to the output.
@@ -28,11 +28,14 @@ pub struct SynthSummary {
     pub customers: usize,
     /// Days simulated.
     pub days: u32,
-    /// Customers per segment on the first day.
+    /// Customers per segment on the first day (those signed up by then).
     pub by_segment_at_start: [usize; 4],
-    /// Customers per segment on the last day.
+    /// Customers per segment on the last day (those signed up by then).
     pub by_segment_at_end: [usize; 4],
-    /// Customer-days spent in each segment.
+    /// Customers who were not there on the first day and signed up later
+    /// (Lifecycle; always 0 in Classic).
+    pub arrivals: usize,
+    /// Customer-days spent in each segment (days before a signup count nowhere).
     pub customer_days_by_segment: [u64; 4],
     /// Segment changes over the run.
     pub transitions: u64,
@@ -99,37 +102,67 @@ pub fn generate(
     out: &mut impl Write,
     progress: &mut dyn FnMut(u64),
 ) -> anyhow::Result<SynthSummary> {
-    generate_with_truth(config, out, progress, &mut |_, _| {})
+    generate_with_segments(config, out, progress, &mut |_, _| {})
 }
 
 /// [`generate`], also reporting the ground truth: after simulating each day,
 /// `truth(day, segments)` receives every customer's segment that day (index =
 /// customer number), e.g. to label churn for a model's evaluation.
+///
+/// A Lifecycle customer that has not signed up yet is reported as `Churned`
+/// (no sessions, §7's band for churned); [`generate_with_segments`] tells
+/// the two apart.
 pub fn generate_with_truth(
     config: &SynthConfig,
     out: &mut impl Write,
     progress: &mut dyn FnMut(u64),
     truth: &mut dyn FnMut(u32, &[Segment]),
 ) -> anyhow::Result<SynthSummary> {
+    let mut known = Vec::new();
+    generate_with_segments(config, out, progress, &mut |day, segments| {
+        known.clear();
+        known.extend(segments.iter().map(|s| s.unwrap_or(Segment::Churned)));
+        truth(day, &known);
+    })
+}
+
+/// [`generate`], reporting after each day every customer's segment that day
+/// (index = customer number), `None` for a customer that has not signed up
+/// yet (Lifecycle only; in Classic every customer is there from the first day).
+pub fn generate_with_segments(
+    config: &SynthConfig,
+    out: &mut impl Write,
+    progress: &mut dyn FnMut(u64),
+    truth: &mut dyn FnMut(u32, &[Option<Segment>]),
+) -> anyhow::Result<SynthSummary> {
     config.validate()?;
     let world = World::new(config);
     let mut customers: Vec<Customer> = (0..config.customers as u32).map(|i| Customer::new(&world, i)).collect();
     let mut summary = SynthSummary { customers: config.customers, days: config.days, ..SynthSummary::default() };
-    for c in &customers {
-        summary.by_segment_at_start[c.segment()] += 1;
-    }
 
     let mut writer = JsonWriter::new(config);
     let mut pending: Vec<Pending> = Vec::new();
     let mut later: Vec<Pending> = Vec::new();
     let mut order: Vec<((i64, u32, u32), u32)> = Vec::new();
     let mut scratch = Vec::new();
-    let mut segments = vec![Segment::Thriving; customers.len()];
+    let mut segments = vec![None; customers.len()];
     for day in 0..config.days {
         for (c, segment) in customers.iter_mut().zip(segments.iter_mut()) {
             c.simulate_day(&world, day, &mut scratch, &mut pending);
-            summary.customer_days_by_segment[c.segment()] += 1;
-            *segment = SEGMENTS[c.segment()];
+            *segment = c.segment().map(|s| {
+                summary.customer_days_by_segment[s] += 1;
+                SEGMENTS[s]
+            });
+        }
+        if day == 0 {
+            // The segments every customer starts the run with (a Classic
+            // customer changes segment from the second day on).
+            for s in &segments {
+                match s {
+                    Some(s) => summary.by_segment_at_start[segment_index(*s)] += 1,
+                    None => summary.arrivals += 1,
+                }
+            }
         }
         truth(day, &segments);
 
@@ -159,7 +192,9 @@ pub fn generate_with_truth(
     out.flush().context("writing the capture")?;
 
     for c in &customers {
-        summary.by_segment_at_end[c.segment()] += 1;
+        if let Some(s) = c.segment() {
+            summary.by_segment_at_end[s] += 1;
+        }
         summary.transitions += u64::from(c.transitions());
     }
     Ok(summary)

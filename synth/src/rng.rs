@@ -27,6 +27,8 @@ pub(crate) enum Stream {
     Noise = 2,
     /// Tutors' own traits, shared by all customers.
     Tutors = 3,
+    /// Lifecycle: how often each tutor cancels, shared by all customers.
+    TutorReliability = 4,
 }
 
 /// The generator of `stream` for position `index` under `seed`.

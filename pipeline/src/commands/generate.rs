@@ -1,15 +1,37 @@
 //! `pulse generate`.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use pulse::progress::Progress;
 use pulse_runtime::io::Output;
-use pulse_synth::{generate, Hostility, SegmentMix, SynthConfig, DEFAULT_START_MS};
+use pulse_schemas::Segment;
+use pulse_synth::{generate_with_segments, Hostility, SegmentMix, SynthConfig, WorldKind, DEFAULT_START_MS};
+
+/// How the synthetic customers behave (`--world`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum WorldArg {
+    /// Every customer there from day one in a segment; segments change by a daily Markov chain.
+    Classic,
+    /// Signups over the run, onboarding, weekly slots, a school calendar, tutor match, churn by a
+    /// hazard that bad experiences raise with a lag, comebacks; the segment is read from each
+    /// customer's latent state.
+    Lifecycle,
+}
+
+impl From<WorldArg> for WorldKind {
+    fn from(world: WorldArg) -> WorldKind {
+        match world {
+            WorldArg::Classic => WorldKind::Classic,
+            WorldArg::Lifecycle => WorldKind::Lifecycle,
+        }
+    }
+}
 
 /// Arguments of `pulse generate`.
 #[derive(Args, Debug)]
@@ -26,7 +48,13 @@ pub(crate) struct GenerateArgs {
     /// The first day, as milliseconds since the epoch (midnight UTC).
     #[arg(long, default_value_t = DEFAULT_START_MS)]
     start_ms: i64,
-    /// Segment shares on day one: thriving,healthy,at_risk,churned.
+    /// How customers behave: classic (segments and a Markov chain) or lifecycle
+    /// (signups, habits, calendar, tutor match, churn by hazard; see the README).
+    #[arg(long, value_enum, default_value = "classic")]
+    world: WorldArg,
+    /// Segment shares on day one: thriving,healthy,at_risk,churned. In the
+    /// lifecycle world: the shares of the intents customers enter with, on
+    /// day one or at signup (a churned intent at signup never books a session).
     #[arg(long, default_value = "0.3,0.4,0.2,0.1")]
     mix: SegmentMix,
     /// Stream imperfections: none, realistic (duplicates, delays) or hostile
@@ -36,6 +64,11 @@ pub(crate) struct GenerateArgs {
     /// Where to write the capture (JSON Lines; .zst/.gz compress).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
+    /// Also write the generator's own segment of each customer, as CSV
+    /// `customer_id,segment_start,segment_end` (the first and the last day;
+    /// empty for a customer not signed up yet on that day).
+    #[arg(long, value_name = "FILE")]
+    truth_out: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -47,6 +80,7 @@ pub(crate) async fn run(args: GenerateArgs) -> Result<()> {
         days: args.days,
         seed: args.seed,
         start_ms: args.start_ms,
+        world: args.world.into(),
         mix: args.mix,
         hostility: args.hostility,
         ..SynthConfig::default()
@@ -59,10 +93,23 @@ pub(crate) async fn run(args: GenerateArgs) -> Result<()> {
     let ticker = progress.spawn_ticker(Duration::from_millis(200));
     let started = Instant::now();
     let out_path = args.out.clone();
+    let truth_path = args.truth_out.clone();
     let summary = tokio::task::spawn_blocking(move || -> Result<_> {
         let mut out = Output::create(&out_path)?;
-        let summary = generate(&config, &mut out, &mut |n| written.store(n, Relaxed))?;
+        let last_day = config.days - 1;
+        let (mut first, mut last) = (Vec::new(), Vec::new());
+        let summary = generate_with_segments(&config, &mut out, &mut |n| written.store(n, Relaxed), &mut |day, s| {
+            if truth_path.is_some() && day == 0 {
+                first = s.to_vec();
+            }
+            if truth_path.is_some() && day == last_day {
+                last = s.to_vec();
+            }
+        })?;
         out.finish()?;
+        if let Some(path) = &truth_path {
+            write_truth(path, &first, &last)?;
+        }
         Ok(summary)
     })
     .await
@@ -84,5 +131,27 @@ pub(crate) async fn run(args: GenerateArgs) -> Result<()> {
     let start: Vec<String> = names.iter().zip(summary.by_segment_at_start).map(|(n, c)| format!("{n} {c}")).collect();
     let end: Vec<String> = names.iter().zip(summary.by_segment_at_end).map(|(n, c)| format!("{n} {c}")).collect();
     println!("segments on day one: {}; on the last day: {}", start.join(", "), end.join(", "));
+    if summary.arrivals > 0 {
+        println!("{} customers signed up after day one", summary.arrivals);
+    }
+    if let Some(path) = &args.truth_out {
+        println!("wrote each customer's segment on the first and the last day to {}", path.display());
+    }
     Ok(())
+}
+
+/// `customer_id,segment_start,segment_end`, one line per customer; a segment
+/// is empty for a customer not signed up yet on that day.
+fn write_truth(path: &Path, first: &[Option<Segment>], last: &[Option<Segment>]) -> Result<()> {
+    let mut out = Output::create(path)?;
+    let name = |s: Option<&Option<Segment>>| s.copied().flatten().map_or("", Segment::as_str);
+    let write = |out: &mut Output| -> std::io::Result<()> {
+        writeln!(out, "customer_id,segment_start,segment_end")?;
+        for i in 0..first.len().max(last.len()) {
+            writeln!(out, "stu_{i:06},{},{}", name(first.get(i)), name(last.get(i)))?;
+        }
+        Ok(())
+    };
+    write(&mut out).with_context(|| format!("cannot write {}", path.display()))?;
+    out.finish()
 }

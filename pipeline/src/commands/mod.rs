@@ -1,6 +1,7 @@
 //! The subcommands of the `pulse` binary: argument parsing and printing;
 //! the work is in the library.
 
+pub(crate) mod dataset;
 pub(crate) mod demo;
 pub(crate) mod generate;
 pub(crate) mod loadtest;

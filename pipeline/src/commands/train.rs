@@ -1,30 +1,75 @@
-//! `pulse train`.
+//! `pulse train` and `pulse evaluate`: rows from a capture (or pulse's own
+//! synthetic marketplace), every candidate model fitted on the same rows,
+//! judged in time and out of time, the best servable one shipped.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use pulse::learn::{build, evaluate, DatasetConfig};
+use pulse::dataset::file_bytes;
+use pulse::learn::{from_capture, from_synth, in_time, out_of_time, Frames, Labelled};
 use pulse::progress::Progress;
-use pulse_model::{train::train, EmbeddedModel, TrainConfig};
+use pulse::report::{compare, write_report, CompareConfig, FitConfig, Fitted, Kind, Predictions};
+use pulse_model::TrainConfig;
+use pulse_schemas::Segment;
 use pulse_synth::SynthConfig;
 
-/// The simulated marketplace the data set is made from: the same for
-/// `pulse train` and `pulse evaluate`, so they see the same held-out customers.
-#[derive(Args, Debug, Clone, Copy)]
+use super::dataset::RowArgs;
+use super::generate::WorldArg;
+
+/// Where the rows come from: a capture, or pulse's own synthetic marketplace.
+#[derive(Args, Debug, Clone)]
 pub(crate) struct DataArgs {
-    /// Customers in the simulated marketplace (split 70/15/15).
+    /// Train on this capture (JSON Lines of stream records, e.g. from `pulse
+    /// capture`; .zst/.gz decompressed) instead of a synthetic marketplace.
+    #[arg(long, value_name = "FILE")]
+    capture: Option<PathBuf>,
+    /// Without --capture: customers in the simulated marketplace.
     #[arg(long, default_value_t = 10_000)]
     customers: usize,
-    /// Days simulated: the first 21 fill the windows, the last 30 are the label horizon.
+    /// Without --capture: days simulated (the first 21 fill the windows, the
+    /// last 30 are the label horizon).
     #[arg(long, default_value_t = 90)]
     days: u32,
-    /// Seed of the marketplace.
+    /// Without --capture: seed of the marketplace.
     #[arg(long, default_value_t = 42)]
     data_seed: u64,
+    /// Without --capture: how the synthetic customers behave.
+    #[arg(long, value_enum, default_value = "classic")]
+    world: WorldArg,
+    #[command(flatten)]
+    rows: RowArgs,
+    /// The generator's own segment of each customer (`pulse generate
+    /// --truth-out`): the report adds the confusion matrix of pulse's final
+    /// segment against it.
+    #[arg(long, value_name = "CSV")]
+    truth: Option<PathBuf>,
+    /// Bootstrap resamples of customers for the intervals.
+    #[arg(long, default_value_t = 200)]
+    resamples: usize,
+    /// Write the report (Markdown) here; its figures (SVG) go next to it.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+impl DataArgs {
+    fn source(&self) -> String {
+        match &self.capture {
+            Some(c) => format!("capture {}", c.display()),
+            None => format!(
+                "pulse's synthetic marketplace ({:?} world, {} customers, {} days, seed {})",
+                self.world, self.customers, self.days, self.data_seed
+            ),
+        }
+    }
 }
 
 /// Arguments of `pulse train`.
@@ -32,30 +77,29 @@ pub(crate) struct DataArgs {
 pub(crate) struct TrainArgs {
     #[command(flatten)]
     data: DataArgs,
-    /// Seed of the weights and batch order.
+    /// The candidates to fit and compare.
+    #[arg(long, value_delimiter = ',', default_values_t = Kind::ALL)]
+    kinds: Vec<Kind>,
+    /// The kind to ship in --out; `auto` ships the servable kind with the
+    /// best churn AUC on the validation customers among those whose churn
+    /// ECE there is under 0.03 (else the best AUC).
+    #[arg(long, default_value = "auto")]
+    ship: String,
+    /// Seed of the network's weights and batch order and of the trees' row samples.
     #[arg(long, default_value_t = 7)]
     seed: u64,
-    /// At most this many epochs (early stopping picks the best).
+    /// Network: at most this many epochs (early stopping picks the best).
     #[arg(long, default_value_t = 40)]
     max_epochs: usize,
-    /// AdamW learning rate.
-    #[arg(long, default_value_t = TrainConfig::default().learning_rate)]
-    learning_rate: f64,
-    /// Rows per training step.
-    #[arg(long, default_value_t = TrainConfig::default().batch_size)]
-    batch_size: usize,
+    /// Trees: at most this many per head (early stopping picks the best).
+    #[arg(long, default_value_t = 300)]
+    max_trees: usize,
     /// The model version written into the artifact and every prediction.
     #[arg(long, default_value = "1")]
     model_version: String,
-    /// Directory to write model.json and model.safetensors to.
+    /// Directory to write the shipped model to.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
-    /// Write the evaluation report (Markdown) here.
-    #[arg(long, value_name = "FILE")]
-    report: Option<PathBuf>,
-    /// No progress bar.
-    #[arg(long)]
-    quiet: bool,
 }
 
 /// Arguments of `pulse evaluate`.
@@ -66,112 +110,406 @@ pub(crate) struct EvaluateArgs {
     model: Option<PathBuf>,
     #[command(flatten)]
     data: DataArgs,
-    /// Also write the report (Markdown) here.
-    #[arg(long, value_name = "FILE")]
-    report: Option<PathBuf>,
-    /// No progress bar.
-    #[arg(long)]
-    quiet: bool,
+    /// Baselines fitted on this data's training customers, beside the model.
+    #[arg(long, value_delimiter = ',', default_values_t = [Kind::Constant, Kind::Recency, Kind::Logistic, Kind::Gbt])]
+    baselines: Vec<Kind>,
 }
 
-/// Builds the labelled splits with a progress bar.
-async fn dataset(args: &DataArgs, quiet: bool) -> Result<pulse::learn::Splits> {
-    let DataArgs { customers, days, data_seed } = *args;
-    anyhow::ensure!(customers >= 20, "--customers must be at least 20 to split 70/15/15");
-    let data = DatasetConfig {
-        synth: SynthConfig { customers, days, seed: data_seed, ..SynthConfig::default() },
-        train_customers: customers * 70 / 100,
-        valid_customers: customers * 15 / 100,
-        ..DatasetConfig::default()
-    };
+/// Reads the rows, with a progress bar per pass.
+async fn labelled(args: &DataArgs) -> Result<Labelled> {
     let started = Instant::now();
-    let streamed = Arc::new(AtomicU64::new(0));
-    let estimate = (customers as u64 * u64::from(days) * 23) / 10;
-    let progress = Progress::items(!quiet, "dataset", estimate, streamed.clone());
+    let counter = Arc::new(AtomicU64::new(0));
+    let (total, label) = match &args.capture {
+        Some(c) => (file_bytes(c)?, "rows"),
+        None => ((args.customers as u64 * u64::from(args.days) * 23) / 10, "generate"),
+    };
+    let progress = match &args.capture {
+        Some(_) => Progress::bytes(!args.quiet, label, total * 2, counter.clone()),
+        None => Progress::items(!args.quiet, label, total, counter.clone()),
+    };
     let ticker = progress.spawn_ticker(Duration::from_millis(200));
-    let splits = tokio::task::spawn_blocking(move || build(&data, &mut |n| streamed.store(n, Relaxed)))
-        .await
-        .context("dataset task failed")??;
+    let policy_args = args.rows.clone();
+    let (capture, customers, days, seed) = (args.capture.clone(), args.customers, args.days, args.data_seed);
+    let world = args.world.into();
+    let labelled = tokio::task::spawn_blocking(move || -> Result<Labelled> {
+        match capture {
+            Some(path) => {
+                // The cut is given in days from the first record: a first
+                // pass is what knows it, so the policy's cut is resolved there.
+                let first = pulse::dataset::LabelBook::scan(&path, &mut |_| {})?.span().map(|s| s.0);
+                let policy = policy_args.policy(first)?;
+                let mut done = 0;
+                from_capture(&path, &policy, &mut |phase, n| {
+                    if phase == "features" {
+                        done = total;
+                    }
+                    counter.store(done + n, Relaxed)
+                })
+            }
+            None => {
+                anyhow::ensure!(customers >= 20, "--customers must be at least 20 to split 70/15/15");
+                let synth = SynthConfig { customers, days, seed, world, ..SynthConfig::default() };
+                let policy = policy_args.policy(Some(synth.start_ms))?;
+                from_synth(&synth, &policy, &mut |phase, n| {
+                    if phase == "generate" {
+                        counter.store(n, Relaxed)
+                    }
+                })
+            }
+        }
+    })
+    .await
+    .context("the rows task failed")??;
     ticker.abort();
     progress.finish();
+    let s = &labelled.stats;
     println!(
-        "data: {} records streamed through the engine in {:.1} s; rows train {} ({} customers), valid {} ({}), test {} ({})",
-        splits.records,
+        "data: {} records of {} customers through the engine in {:.1} s: {} labelled rows, as_of {} to {}, out-of-time cut {}",
+        s.records,
+        labelled.customers,
         started.elapsed().as_secs_f64(),
-        splits.train.data.len(),
-        splits.train.customers,
-        splits.valid.data.len(),
-        splits.valid.customers,
-        splits.test.data.len(),
-        splits.test.customers
+        s.labelled,
+        day(s.rows_from),
+        day(s.rows_to),
+        day(s.cut)
     );
-    Ok(splits)
+    Ok(labelled)
 }
 
-/// `pulse evaluate`: the held-out customers' figures for a model, without training.
-pub(crate) async fn evaluate_model(args: EvaluateArgs) -> Result<()> {
-    let model = super::load_model(args.model.as_deref())?;
-    let splits = dataset(&args.data, args.quiet).await?;
-    let report = tokio::task::spawn_blocking(move || evaluate(&model, &splits.train.data, &splits.test))
-        .await
-        .context("evaluation task failed")??;
-    println!("\n{}", report.markdown());
-    if let Some(path) = &args.report {
-        let model = args.model.as_ref().map_or("the embedded model".to_owned(), |d| d.display().to_string());
-        let text = format!(
-            "# Model evaluation\n\nModel: {model}. Made by `pulse evaluate --customers {} --days {} --data-seed {}{}`: \
-             the marketplace and customer split `pulse train` uses, scored on the held-out test customers. \
-             Labels: `docs/LABELS.md`.\n\n{}",
-            args.data.customers,
-            args.data.days,
-            args.data.data_seed,
-            args.model.as_ref().map_or(String::new(), |d| format!(" --model {}", d.display())),
-            report.markdown()
+fn day(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or(ms.to_string(), |t| t.format("%Y-%m-%d").to_string())
+}
+
+fn describe(name: &str, f: &Frames) -> String {
+    format!(
+        "{name}: train {} rows ({} customers), valid {} ({}), test {} ({})",
+        f.train.data.len(),
+        f.train.customers,
+        f.valid.data.len(),
+        f.valid.customers,
+        f.test.data.len(),
+        f.test.customers
+    )
+}
+
+/// Why a split cannot be fitted or judged, if it cannot.
+fn too_small(f: &Frames) -> Option<String> {
+    let empty: Vec<&str> = [("train", &f.train), ("valid", &f.valid), ("test", &f.test)]
+        .iter()
+        .filter(|(_, p)| p.data.is_empty())
+        .map(|(n, _)| *n)
+        .collect();
+    (!empty.is_empty()).then(|| {
+        format!(
+            "no {} rows. Out of time, training rows need their 30-day horizon to end before the cut and test rows \
+             start at it, so the capture must span the burn-in plus two label horizons plus the test period \
+             (e.g. 120 days with the defaults); or set --cut-day",
+            empty.join("/")
+        )
+    })
+}
+
+/// Fits every kind on a split, printing progress.
+fn fit_all(kinds: &[Kind], frames: &Frames, cfg: &FitConfig) -> Result<Vec<(Kind, Fitted)>> {
+    let mut out = Vec::new();
+    for &kind in kinds {
+        let started = Instant::now();
+        let fitted = Fitted::fit(kind, &frames.train, &frames.valid, cfg, &mut |line| println!("  {line}"))
+            .with_context(|| format!("fitting {}", kind.name()))?;
+        println!("  {} fitted in {:.1} s", kind.name(), started.elapsed().as_secs_f64());
+        out.push((kind, fitted));
+    }
+    Ok(out)
+}
+
+fn predictions(fitted: &[(String, &Fitted)], frame: &pulse::learn::Frame) -> Result<Vec<(String, Predictions)>> {
+    fitted.iter().map(|(name, f)| Ok((name.clone(), f.predict(&frame.data.rows)?))).collect()
+}
+
+/// Where the report's figures go, and how the report links them.
+fn plot_place(report: Option<&Path>, scheme: &str) -> Option<(PathBuf, String)> {
+    let report = report?;
+    let dir = report.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let stem = report.file_stem()?.to_string_lossy().into_owned();
+    Some((dir.join(format!("{stem}-figures")), format!("{scheme}")))
+}
+
+fn figures_link(report: Option<&Path>) -> String {
+    report.and_then(|r| r.file_stem()).map_or(String::new(), |s| format!("{}-figures/", s.to_string_lossy()))
+}
+
+/// The confusion matrix of pulse's final segment (the §6 rules on the
+/// prediction of each customer's last vector) against the generator's own
+/// segment at the end, and the macro-F1.
+fn segments_section(truth: &Path, labelled: &Labelled, model: &Fitted) -> Result<String> {
+    let text = std::fs::read_to_string(truth).with_context(|| format!("cannot read {}", truth.display()))?;
+    let mut want: HashMap<&str, Segment> = HashMap::new();
+    for (n, line) in text.lines().enumerate().skip(1) {
+        let cols: Vec<&str> = line.split(',').collect();
+        anyhow::ensure!(
+            cols.len() >= 3,
+            "{}:{}: expected customer_id,segment_start,segment_end",
+            truth.display(),
+            n + 1
         );
-        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        let seg = match cols[2] {
+            "thriving" => Segment::Thriving,
+            "healthy" => Segment::Healthy,
+            "at_risk" => Segment::AtRisk,
+            "churned" => Segment::Churned,
+            other => anyhow::bail!("{}:{}: unknown segment {other:?}", truth.display(), n + 1),
+        };
+        want.insert(cols[0], seg);
+    }
+    let mut customers: Vec<(&String, &pulse_schemas::Features)> = labelled.last.iter().collect();
+    customers.sort_by(|a, b| a.0.cmp(b.0));
+    let rows: Vec<pulse_schemas::Features> = customers.iter().map(|c| *c.1).collect();
+    let p = model.predict(&rows)?;
+    let order = [Segment::Thriving, Segment::Healthy, Segment::AtRisk, Segment::Churned];
+    let pos = |s: Segment| order.iter().position(|&o| o == s).unwrap_or(0);
+    let mut m = [[0usize; 4]; 4];
+    let mut missing = 0;
+    for (i, (c, _)) in customers.iter().enumerate() {
+        match want.get(c.as_str()) {
+            Some(&t) => m[pos(t)][pos(Segment::of(p.0[2][i], p.0[3][i], p.0[4][i]))] += 1,
+            None => missing += 1,
+        }
+    }
+    let mut s = String::from(
+        "| generator ↓ / pulse → | thriving | healthy | at_risk | churned | recall |\n|---|---|---|---|---|---|\n",
+    );
+    let mut f1 = Vec::new();
+    for (k, seg) in order.iter().enumerate() {
+        let row: usize = m[k].iter().sum();
+        let col: usize = (0..4).map(|r| m[r][k]).sum();
+        let (recall, precision) = (m[k][k] as f64 / row.max(1) as f64, m[k][k] as f64 / col.max(1) as f64);
+        f1.push(if recall + precision > 0.0 { 2.0 * recall * precision / (recall + precision) } else { 0.0 });
+        let _ =
+            writeln!(s, "| {} | {} | {} | {} | {} | {:.3} |", seg.as_str(), m[k][0], m[k][1], m[k][2], m[k][3], recall);
+    }
+    let macro_f1 = f1.iter().sum::<f64>() / 4.0;
+    let _ = writeln!(
+        s,
+        "\nMacro-F1 {macro_f1:.3} (per segment: {}){}.",
+        order.iter().zip(&f1).map(|(o, f)| format!("{} {f:.3}", o.as_str())).collect::<Vec<_>>().join(", "),
+        if missing > 0 { format!("; {missing} customers not in the truth file") } else { String::new() }
+    );
+    Ok(s)
+}
+
+pub(crate) async fn run(args: TrainArgs) -> Result<()> {
+    let ship = match args.ship.as_str() {
+        "auto" => None,
+        k => Some(
+            <Kind as clap::ValueEnum>::from_str(k, true)
+                .ok()
+                .filter(|k| k.servable())
+                .with_context(|| format!("--ship {k}: expected auto, logistic, gbt or network"))?,
+        ),
+    };
+    anyhow::ensure!(
+        args.kinds.iter().any(|k| k.servable()),
+        "--kinds must include at least one servable kind (logistic, gbt, network)"
+    );
+    if let Some(k) = ship {
+        anyhow::ensure!(args.kinds.contains(&k), "--ship {}: add it to --kinds", k.name());
+    }
+    let labelled = labelled(&args.data).await?;
+    let started = Instant::now();
+    let cfg = FitConfig {
+        network: TrainConfig {
+            seed: args.seed,
+            max_epochs: args.max_epochs,
+            version: args.model_version.clone(),
+            ..TrainConfig::default()
+        },
+        gbt: pulse_model::gbt::GbtConfig {
+            seed: args.seed,
+            max_trees: args.max_trees,
+            version: args.model_version.clone(),
+            ..Default::default()
+        },
+        logistic: pulse_model::train::LogisticConfig { version: args.model_version.clone(), ..Default::default() },
+    };
+    let (kinds, out, report_path) = (args.kinds.clone(), args.out.clone(), args.data.report.clone());
+    let (resamples, seed, truth) = (args.data.resamples, args.seed, args.data.truth.clone());
+    let header = format!(
+        "# Model evaluation\n\nMade by `pulse train {}`. Data: {}. Labels: `docs/LABELS.md`.\n\n",
+        std::env::args().skip(2).collect::<Vec<_>>().join(" "),
+        args.data.source()
+    );
+    let text = tokio::task::spawn_blocking(move || -> Result<String> {
+        let mut text = header;
+        let schemes = [("in time, held-out customers", "in-time", in_time(&labelled.rows)), ("out of time, held-out customers after the cut", "out-of-time", out_of_time(&labelled.rows))];
+        let mut shipped = None;
+        for (title, tag, frames) in &schemes {
+            println!("{}", describe(tag, frames));
+            if let Some(why) = too_small(frames) {
+                println!("{title}: skipped: {why}");
+                text += &format!("## {title}\n\nSkipped: {why}\n\n");
+                continue;
+            }
+            let fitted = fit_all(&kinds, frames, &cfg)?;
+            let named: Vec<(String, &Fitted)> = fitted.iter().map(|(k, f)| (k.name().to_owned(), f)).collect();
+            if shipped.is_none() {
+                // Choose on the validation customers, never on the test ones.
+                let valid = predictions(&named, &frames.valid)?;
+                let chosen = choose(&kinds, &valid, &frames.valid, ship);
+                let _ = writeln!(
+                    text,
+                    "## The shipped model: {}\n\n{}\n",
+                    kinds[chosen].name(),
+                    selection_table(&kinds, &valid, &frames.valid, chosen)
+                );
+                shipped = Some(chosen);
+            }
+            let chosen = shipped.unwrap_or(0);
+            let preds = predictions(&named, &frames.test)?;
+            let cmp = compare(title, &frames.test, &preds, chosen, &CompareConfig {
+                resamples,
+                seed,
+                plots: plot_place(report_path.as_deref(), tag),
+            })?;
+            let md = cmp.markdown(&figures_link(report_path.as_deref()));
+            println!("\n{md}");
+            text += &format!("## {}\n\n{}\n\n{md}\n", title, describe(tag, frames));
+            if *tag == "in-time" {
+                let model = &fitted[chosen].1;
+                let artifact = model.artifact().context("the shipped kind has no artifact")?;
+                artifact.save_dir(&out).with_context(|| format!("cannot write the model to {}", out.display()))?;
+                println!("shipped {} to {}", kinds[chosen].name(), out.display());
+                if let Some(truth) = &truth {
+                    let seg = segments_section(truth, &labelled, model)?;
+                    println!("\n{seg}");
+                    text += &format!("## Segments at the end of the capture\n\npulse's segment (§6 rules on the shipped model's prediction for each customer's last vector) against the generator's own segment on the last day (`{}`).\n\n{seg}\n", truth.display());
+                }
+            }
+        }
+        Ok(text)
+    })
+    .await
+    .context("the training task failed")??;
+    println!("trained and evaluated in {:.1} s", started.elapsed().as_secs_f64());
+    if let Some(path) = &args.data.report {
+        write_report(path, &text)?;
     }
     Ok(())
 }
 
-pub(crate) async fn run(args: TrainArgs) -> Result<()> {
-    let splits = dataset(&args.data, args.quiet).await?;
-    let cfg = TrainConfig {
-        seed: args.seed,
-        max_epochs: args.max_epochs,
-        learning_rate: args.learning_rate,
-        batch_size: args.batch_size,
-        version: args.model_version.clone(),
-        ..TrainConfig::default()
+/// The churn heads' mean AUC and ECE of each kind on the validation rows.
+fn churn_scores(valid_preds: &[(String, Predictions)], valid: &pulse::learn::Frame) -> Vec<(f64, f64, f64)> {
+    use pulse_model::metrics::{auc, brier, expected_calibration_error};
+    valid_preds
+        .iter()
+        .map(|(_, p)| {
+            let mut a = 0.0;
+            let mut e = 0.0;
+            let mut b = 0.0;
+            for h in [2, 3] {
+                let y: Vec<bool> = valid
+                    .data
+                    .targets
+                    .iter()
+                    .map(|t| if h == 2 { t.churn_risk_14d >= 0.5 } else { t.churn_risk_30d >= 0.5 })
+                    .collect();
+                a += auc(&p.0[h], &y).unwrap_or(0.0) / 2.0;
+                e += expected_calibration_error(&p.0[h], &y) / 2.0;
+                b += brier(&p.0[h], &y) / 2.0;
+            }
+            (a, e, b)
+        })
+        .collect()
+}
+
+fn choose(
+    kinds: &[Kind],
+    valid_preds: &[(String, Predictions)],
+    valid: &pulse::learn::Frame,
+    ship: Option<Kind>,
+) -> usize {
+    if let Some(k) = ship {
+        return kinds.iter().position(|&x| x == k).unwrap_or(0);
+    }
+    let scores = churn_scores(valid_preds, valid);
+    let best = |calibrated: bool| {
+        (0..kinds.len())
+            .filter(|&i| kinds[i].servable() && (!calibrated || scores[i].1 < 0.03))
+            .max_by(|&a, &b| scores[a].0.total_cmp(&scores[b].0))
     };
-    let train_started = Instant::now();
-    let (out, report_path) = (args.out.clone(), args.report.clone());
-    let report = tokio::task::spawn_blocking(move || -> Result<String> {
-        let artifact = train(&splits.train.data, &splits.valid.data, &cfg, &mut |e| {
-            println!("epoch {:>2}: train loss {:.5}, valid loss {:.5}", e.epoch, e.train_loss, e.valid_loss);
-        })?;
-        artifact.save_dir(&out)?;
-        let model = EmbeddedModel::new(&artifact)?;
-        let evaluation = evaluate(&model, &splits.train.data, &splits.test)?;
-        Ok(evaluation.markdown())
+    best(true).or_else(|| best(false)).unwrap_or(0)
+}
+
+fn selection_table(
+    kinds: &[Kind],
+    valid_preds: &[(String, Predictions)],
+    valid: &pulse::learn::Frame,
+    chosen: usize,
+) -> String {
+    let scores = churn_scores(valid_preds, valid);
+    let mut s = format!(
+        "Chosen on the validation customers ({} rows): the servable kind with the best mean churn AUC (14d, 30d) among those with mean churn ECE under 0.03.\n\n| model | mean churn AUC | mean churn Brier | mean churn ECE |\n|---|---|---|---|\n",
+        valid.data.len()
+    );
+    for (i, k) in kinds.iter().enumerate() {
+        let name = if i == chosen { format!("**{}**", k.name()) } else { k.name().to_owned() };
+        let _ = writeln!(s, "| {name} | {:.4} | {:.4} | {:.4} |", scores[i].0, scores[i].2, scores[i].1);
+    }
+    s
+}
+
+/// `pulse evaluate`: a model on this data's held-out customers, in time and
+/// out of time, beside baselines fitted on this data's training customers.
+pub(crate) async fn evaluate_model(args: EvaluateArgs) -> Result<()> {
+    let model = match &args.model {
+        Some(dir) => pulse_model::ModelArtifact::load_dir(dir)
+            .with_context(|| format!("cannot load the model in {}", dir.display()))?,
+        None => pulse_model::embedded().context("cannot load the embedded model")?,
+    };
+    let model_name = args.model.as_ref().map_or("embedded".to_owned(), |d| format!("model ({})", d.display()));
+    let labelled = labelled(&args.data).await?;
+    let started = Instant::now();
+    let (baselines, report_path, resamples, truth) =
+        (args.baselines.clone(), args.data.report.clone(), args.data.resamples, args.data.truth.clone());
+    let header = format!(
+        "# Model evaluation\n\nMade by `pulse evaluate {}`. Model: {model_name}. Data: {}. Baselines are fitted on this data's training customers. Labels: `docs/LABELS.md`.\n\n",
+        std::env::args().skip(2).collect::<Vec<_>>().join(" "),
+        args.data.source()
+    );
+    let text = tokio::task::spawn_blocking(move || -> Result<String> {
+        let under_test = Fitted::Model(Box::new(model.clone()), pulse_model::EmbeddedModel::new(&model)?);
+        let mut text = header;
+        for (title, tag, frames) in [("in time, held-out customers", "in-time", in_time(&labelled.rows)), ("out of time, held-out customers after the cut", "out-of-time", out_of_time(&labelled.rows))] {
+            println!("{}", describe(tag, &frames));
+            if let Some(why) = too_small(&frames) {
+                println!("{title}: skipped: {why}");
+                text += &format!("## {title}\n\nSkipped: {why}\n\n");
+                continue;
+            }
+            let fitted = fit_all(&baselines, &frames, &FitConfig::default())?;
+            let mut named: Vec<(String, &Fitted)> = vec![(model_name.clone(), &under_test)];
+            named.extend(fitted.iter().map(|(k, f)| (k.name().to_owned(), f)));
+            let preds = predictions(&named, &frames.test)?;
+            let cmp = compare(title, &frames.test, &preds, 0, &CompareConfig {
+                resamples,
+                seed: 7,
+                plots: plot_place(report_path.as_deref(), tag),
+            })?;
+            let md = cmp.markdown(&figures_link(report_path.as_deref()));
+            println!("\n{md}");
+            text += &format!("## {title}\n\n{}\n\n{md}\n", describe(tag, &frames));
+        }
+        if let Some(truth) = &truth {
+            let seg = segments_section(truth, &labelled, &under_test)?;
+            println!("\n{seg}");
+            text += &format!("## Segments at the end of the capture\n\npulse's segment (§6 rules on the model's prediction for each customer's last vector) against the generator's own segment on the last day (`{}`).\n\n{seg}\n", truth.display());
+        }
+        Ok(text)
     })
     .await
-    .context("training task failed")??;
-    println!(
-        "trained in {:.1} s; artifact in {}\n\n{report}",
-        train_started.elapsed().as_secs_f64(),
-        args.out.display()
-    );
-    if let Some(path) = report_path {
-        let header = format!(
-            "# Model evaluation\n\nMade by `pulse train --customers {} --days {} --data-seed {} --seed {} --out {} --report {}`.\n\n",
-            args.data.customers,
-            args.data.days,
-            args.data.data_seed,
-            args.seed,
-            args.out.display(),
-            path.display()
-        );
-        std::fs::write(&path, header + &report).with_context(|| format!("cannot write {}", path.display()))?;
+    .context("the evaluation task failed")??;
+    println!("evaluated in {:.1} s", started.elapsed().as_secs_f64());
+    if let Some(path) = &args.data.report {
+        write_report(path, &text)?;
     }
     Ok(())
 }

@@ -1,0 +1,136 @@
+//! `pulse dataset`.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use pulse::dataset::{file_bytes, rows, LabelBook, RowPolicy};
+use pulse::dataset_file::DatasetWriter;
+use pulse::progress::Progress;
+use pulse_schemas::DAY_MS;
+
+/// Which vectors become rows, and how they are split: shared by `pulse
+/// dataset`, `pulse train --capture` and `pulse evaluate --capture`.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct RowArgs {
+    /// Rows start this many days after the capture's first record, once the
+    /// 30-day windows have filled.
+    #[arg(long, default_value_t = RowPolicy::default().burn_in_days)]
+    pub(crate) burn_in_days: i64,
+    /// Keep one event-triggered vector in this many (by a hash of customer
+    /// and as_of); every daily timer vector is kept.
+    #[arg(long, default_value_t = RowPolicy::default().event_sample_every)]
+    pub(crate) event_sample_every: u64,
+    /// Seed of the customer split (70% train, 15% valid, 15% test).
+    #[arg(long, default_value_t = RowPolicy::default().split_seed)]
+    pub(crate) split_seed: u64,
+    /// The out-of-time cut, in days after the capture's first record
+    /// (default: the day that gives training rows, whose labels end before
+    /// it, and test rows, after it, equal spans).
+    #[arg(long, value_name = "DAYS")]
+    pub(crate) cut_day: Option<f64>,
+}
+
+impl RowArgs {
+    /// The policy, the cut resolved against the capture's first record time.
+    pub(crate) fn policy(&self, first_ms: Option<i64>) -> Result<RowPolicy> {
+        anyhow::ensure!(self.burn_in_days >= 0, "--burn-in-days must be >= 0");
+        anyhow::ensure!(self.event_sample_every >= 1, "--event-sample-every must be >= 1");
+        let cut = match (self.cut_day, first_ms) {
+            (Some(d), Some(first)) => {
+                anyhow::ensure!(d.is_finite() && d >= 0.0, "--cut-day must be a number of days >= 0");
+                Some(first + (d * DAY_MS as f64).round() as i64)
+            }
+            _ => None,
+        };
+        Ok(RowPolicy {
+            burn_in_days: self.burn_in_days,
+            event_sample_every: self.event_sample_every,
+            split_seed: self.split_seed,
+            cut,
+            all_rows: false,
+        })
+    }
+}
+
+/// Arguments of `pulse dataset`.
+#[derive(Args, Debug)]
+pub(crate) struct DatasetArgs {
+    /// The capture (JSON Lines of stream records; .zst/.gz decompressed).
+    capture: PathBuf,
+    /// The rows: .parquet (zstd) or .csv.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    #[command(flatten)]
+    rows: RowArgs,
+    /// Also write vectors whose label horizon is not inside the capture,
+    /// with empty labels (for scoring, never for training).
+    #[arg(long)]
+    all_rows: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub(crate) async fn run(args: DatasetArgs) -> Result<()> {
+    let started = Instant::now();
+    let total = file_bytes(&args.capture)?;
+    let read = Arc::new(AtomicU64::new(0));
+    let (capture, out, quiet) = (args.capture.clone(), args.out.clone(), args.quiet);
+    let row_args = args.rows.clone();
+    let all_rows = args.all_rows;
+    let counter = read.clone();
+    let bar = |label: &str| {
+        let p = Progress::bytes(!quiet, label, total, read.clone());
+        (p.spawn_ticker(Duration::from_millis(200)), p)
+    };
+    let (ticker, progress) = bar("labels");
+    let book = {
+        let (capture, counter) = (capture.clone(), counter.clone());
+        tokio::task::spawn_blocking(move || LabelBook::scan(&capture, &mut |n| counter.store(n, Relaxed)))
+            .await
+            .context("label pass failed")??
+    };
+    ticker.abort();
+    progress.finish();
+    let (ticker, progress) = bar("features");
+    let stats = tokio::task::spawn_blocking(move || -> Result<_> {
+        let first = book.span().map(|s| s.0);
+        let futures = book.into_futures();
+        let mut policy = row_args.policy(first)?;
+        policy.all_rows = all_rows;
+        let mut writer = DatasetWriter::create(&out)?;
+        let stats =
+            rows(&capture, &futures, &policy, &mut |row| writer.write(&row), None, &mut |n| counter.store(n, Relaxed))?;
+        writer.finish()?;
+        Ok(stats)
+    })
+    .await
+    .context("feature pass failed")??;
+    ticker.abort();
+    progress.finish();
+    let day = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms).map_or(ms.to_string(), |t| t.format("%Y-%m-%d").to_string())
+    };
+    println!(
+        "{} records, {} vectors: {} labelled rows{} written to {} in {:.1} s\n\
+         labelled as_of from {} to {} (burn-in before, 30-day horizon after); out-of-time cut {}\n\
+         dropped: {} event vectors by sampling (1 in {} kept), {} outside the labelled span",
+        stats.records,
+        stats.vectors,
+        stats.labelled,
+        if all_rows { format!(" and {} without labels", stats.unlabelled) } else { String::new() },
+        args.out.display(),
+        started.elapsed().as_secs_f64(),
+        day(stats.rows_from),
+        day(stats.rows_to),
+        day(stats.cut),
+        stats.sampled_out,
+        args.rows.event_sample_every,
+        stats.outside_horizon,
+    );
+    Ok(())
+}
