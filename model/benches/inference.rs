@@ -1,8 +1,11 @@
 //! Embedded inference throughput: vectors scored per second in batches, on
 //! one thread (`RAYON_NUM_THREADS=1` is set before candle starts, so the
-//! matrix products stay on the calling core), for the network and for
-//! gradient-boosted trees at the largest size `GbtConfig` allows by default
-//! (5 heads × 300 trees of depth 6, no early stopping).
+//! matrix products stay on the calling core), for the model compiled into
+//! pulse (`inference_one_thread`: the shipped gbt), the network
+//! (`network_inference_one_thread`: the test fixture in
+//! `model/tests/fixtures/network/`), and gradient-boosted trees at the
+//! largest size `GbtConfig` allows by default (`gbt_inference_one_thread`:
+//! 5 heads × 300 trees of depth 6, no early stopping, on synthetic rows).
 //!
 //! `cargo bench -p pulse-model --bench inference`
 //!
@@ -62,10 +65,20 @@ fn gbt() -> EmbeddedModel {
     EmbeddedModel::new(&artifact).expect("model")
 }
 
+fn network() -> EmbeddedModel {
+    let artifact = ModelArtifact::from_bytes(
+        include_bytes!("../tests/fixtures/network/model.json"),
+        include_bytes!("../tests/fixtures/network/model.safetensors"),
+    )
+    .expect("network fixture");
+    EmbeddedModel::new(&artifact).expect("model")
+}
+
 fn bench_inference(c: &mut Criterion) {
     std::env::set_var("RAYON_NUM_THREADS", "1");
     let mut models = vec![
         ("inference_one_thread", EmbeddedModel::new(&embedded().expect("embedded model")).expect("model")),
+        ("network_inference_one_thread", network()),
         ("gbt_inference_one_thread", gbt()),
     ];
     if let Some(dir) = std::env::var_os("PULSE_BENCH_MODEL") {
