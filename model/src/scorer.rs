@@ -200,11 +200,14 @@ mod tests {
 
     #[test]
     fn a_model_for_other_features_is_refused() {
-        let mut meta: serde_json::Value = serde_json::from_slice(include_bytes!("../tests/fixtures/network/model.json")).unwrap();
+        let mut meta: serde_json::Value =
+            serde_json::from_slice(include_bytes!("../tests/fixtures/network/model.json")).unwrap();
         meta["features_schema"] = "features-v2".into();
-        let err =
-            ModelArtifact::from_bytes(meta.to_string().as_bytes(), include_bytes!("../tests/fixtures/network/model.safetensors"))
-                .unwrap_err();
+        let err = ModelArtifact::from_bytes(
+            meta.to_string().as_bytes(),
+            include_bytes!("../tests/fixtures/network/model.safetensors"),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("features-v2"), "{err}");
     }
 }
