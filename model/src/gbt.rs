@@ -363,8 +363,10 @@ pub enum Loss {
     Absolute,
 }
 
-/// Training settings of [`train_gbt`].
+/// Training settings of [`train_gbt`]. As JSON, a field left out takes its
+/// default and an unknown one is refused.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct GbtConfig {
     /// Seeds the row subsamples (each head its own stream).
     pub seed: u64,

@@ -327,8 +327,10 @@ impl Logistic {
     }
 }
 
-/// Settings of [`train_logistic`].
+/// Settings of [`train_logistic`] (as JSON: defaults for fields left out,
+/// unknown ones refused).
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LogisticConfig {
     /// L2 penalty of the regression heads' least squares (on the weights,
     /// not the intercept), in units of the squared normalised features.

@@ -155,4 +155,30 @@ fn gbt_refuses_bad_settings() {
     }
     let err = train_gbt(&train, &Default::default(), &config(), &mut |_| {}).unwrap_err().to_string();
     assert!(err.contains("validation"), "{err}");
+    // As JSON: defaults for what is left out, typos refused.
+    let cfg: GbtConfig = serde_json::from_str(r#"{"max_depth": 4, "health_loss": "squared"}"#).unwrap();
+    assert_eq!((cfg.max_depth, cfg.health_loss, cfg.max_trees), (4, Loss::Squared, 300));
+    assert!(serde_json::from_str::<GbtConfig>(r#"{"max_dept": 4}"#).is_err());
+}
+
+#[test]
+fn raw_thresholds_send_every_training_row_where_its_bins_did() {
+    // The training loss is computed on binned rows; recomputed from the served
+    // trees (raw thresholds) on the raw rows, it must be the same.
+    let (train, valid) = (synthetic(3000, 16), synthetic(500, 17));
+    let cfg = GbtConfig { max_trees: 15, early_stopping_rounds: 0, subsample: 1.0, ..config() };
+    let mut reports = Vec::new();
+    let artifact = train_gbt(&train, &valid, &cfg, &mut |p| reports.push(p)).unwrap();
+    let model = gbt(&artifact);
+    let softplus = |x: f64| x.max(0.0) + (-x.abs()).exp().ln_1p();
+    for (h, head) in [(0, "first_session_success"), (2, "churn_risk_14d")] {
+        let reported = reports.iter().find(|p| p.done && p.head == head).unwrap().train_loss;
+        let y = values(&train, h);
+        let loss = train.rows.iter().zip(&y).map(|(r, y)| {
+            let m = model.margins(r)[h];
+            softplus(m) - y * m
+        });
+        let recomputed = loss.sum::<f64>() / y.len() as f64;
+        assert!((reported - recomputed).abs() < 1e-12, "{head}: {reported} vs {recomputed}");
+    }
 }
