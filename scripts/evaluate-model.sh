@@ -36,3 +36,4 @@ done
 "$pulse" evaluate --capture "$WORK/classic.jsonl.zst" --truth "$WORK/classic-truth.csv" \
   --model "$WORK/lifecycle-model" --report "$OUT/lifecycle-on-classic.md" --quiet
 echo "model/artifact and $OUT/ written"
+python3 scripts/evaluation-summary.py "$OUT"
