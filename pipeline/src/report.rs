@@ -97,7 +97,7 @@ pub enum Fitted {
     /// Isotonic maps of days since the last session, one per probability head.
     Recency(Vec<RecencyMap>),
     /// A servable model and its artifact.
-    Model(Box<ModelArtifact>, EmbeddedModel),
+    Model(Box<ModelArtifact>, Box<EmbeddedModel>),
 }
 
 /// "The same as the last 30 days": health by the label's formula on the
@@ -204,7 +204,7 @@ impl Fitted {
         // learns from noise.
         calibrate(&mut artifact, &valid.data, CalibrationMethod::Platt)?;
         let model = EmbeddedModel::new(&artifact)?;
-        Ok(Fitted::Model(Box::new(artifact), model))
+        Ok(Fitted::Model(Box::new(artifact), Box::new(model)))
     }
 
     /// The outputs for rows.

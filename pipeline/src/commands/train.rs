@@ -231,7 +231,7 @@ fn plot_place(report: Option<&Path>, scheme: &str) -> Option<(PathBuf, String)> 
     let report = report?;
     let dir = report.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let stem = report.file_stem()?.to_string_lossy().into_owned();
-    Some((dir.join(format!("{stem}-figures")), format!("{scheme}")))
+    Some((dir.join(format!("{stem}-figures")), scheme.to_owned()))
 }
 
 fn figures_link(report: Option<&Path>) -> String {
@@ -476,7 +476,7 @@ pub(crate) async fn evaluate_model(args: EvaluateArgs) -> Result<()> {
         args.data.source()
     );
     let text = tokio::task::spawn_blocking(move || -> Result<String> {
-        let under_test = Fitted::Model(Box::new(model.clone()), pulse_model::EmbeddedModel::new(&model)?);
+        let under_test = Fitted::Model(Box::new(model.clone()), Box::new(pulse_model::EmbeddedModel::new(&model)?));
         let mut text = header;
         for (title, tag, frames) in [("in time, held-out customers", "in-time", in_time(&labelled.rows)), ("out of time, held-out customers after the cut", "out-of-time", out_of_time(&labelled.rows))] {
             println!("{}", describe(tag, &frames));
