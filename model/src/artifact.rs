@@ -252,6 +252,10 @@ struct TreeJson {
     value: Vec<f64>,
     #[serde(deserialize_with = "exact::vec")]
     cover: Vec<f64>,
+    /// Per node, where NaN goes (true: left). Optional: absent means right
+    /// at every node, and it is written only when some node sends NaN left.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    default_left: Vec<bool>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -304,6 +308,11 @@ impl TreeJson {
             right: nodes.iter().map(|n| idx(n.right)).collect(),
             value: nodes.iter().map(|n| n.value).collect(),
             cover: nodes.iter().map(|n| n.cover).collect(),
+            default_left: if nodes.iter().any(|n| n.default_left) {
+                nodes.iter().map(|n| n.default_left).collect()
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -316,11 +325,18 @@ impl TreeJson {
                 lens[0], lens[1], lens[2], lens[3], lens[4]
             ));
         }
+        if !self.default_left.is_empty() && self.default_left.len() != n {
+            return Err(format!(
+                "default_left, when given, must have one entry per node: {} for {n} nodes",
+                self.default_left.len()
+            ));
+        }
         let mut nodes = Vec::with_capacity(n);
         for i in 0..n {
             nodes.push(Node {
                 feature: self.feature[i],
                 threshold: self.threshold[i],
+                default_left: self.default_left.get(i).copied().unwrap_or(false),
                 left: child(self.left[i]).map_err(|e| format!("node {i}: {e}"))?,
                 right: child(self.right[i]).map_err(|e| format!("node {i}: {e}"))?,
                 value: self.value[i],

@@ -39,8 +39,10 @@
 //! other settings at their defaults.
 //!
 //! Inference: `margin = base_score + Σ value of the leaf reached in each
-//! tree`, a node sending `x` left when `x[feature] < threshold` (NaN goes
-//! right); the margin becomes an output as [`crate::artifact::scores_from_margins`] says.
+//! tree`, a node sending `x` left when `x[feature] < threshold`, and NaN to
+//! the side its `default_left` names (right for every node this trainer
+//! grows; imported models, such as XGBoost's, learn it per node); the margin
+//! becomes an output as [`crate::artifact::scores_from_margins`] says.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -67,8 +69,12 @@ pub const LEAF: u32 = u32::MAX;
 pub struct Node {
     /// The feature split on (index into `FEATURE_NAMES`); 0 for a leaf.
     pub feature: u32,
-    /// Rows with `x[feature] < threshold` go left, the others (and NaN) right; 0 for a leaf.
+    /// Rows with `x[feature] < threshold` go left, the others right (NaN:
+    /// see `default_left`); 0 for a leaf.
     pub threshold: f64,
+    /// Where a row whose `x[feature]` is NaN goes: left when true, right when
+    /// false (every node of pulse's own trainer). False for a leaf.
+    pub default_left: bool,
     /// Index of the left child in the tree's nodes, or [`LEAF`].
     pub left: u32,
     /// Index of the right child, or [`LEAF`].
@@ -88,8 +94,16 @@ impl Node {
         self.left == LEAF
     }
 
-    fn leaf(value: f64, cover: f64) -> Node {
-        Node { feature: 0, threshold: 0.0, left: LEAF, right: LEAF, value, cover }
+    /// A leaf: `value` added to the margin, `cover` the training rows' hessians.
+    pub fn leaf(value: f64, cover: f64) -> Node {
+        Node { feature: 0, threshold: 0.0, default_left: false, left: LEAF, right: LEAF, value, cover }
+    }
+
+    /// Whether a split sends a row whose split feature is `x` left:
+    /// `x < threshold`, or `x` is NaN and the node's default is left.
+    #[inline(always)]
+    pub fn goes_left(&self, x: f64) -> bool {
+        x < self.threshold || (self.default_left && x.is_nan())
     }
 }
 
@@ -159,7 +173,7 @@ impl Tree {
             if node.left == LEAF {
                 return node.value;
             }
-            i = if x[node.feature as usize] < node.threshold { node.left } else { node.right } as usize;
+            i = if node.goes_left(x[node.feature as usize]) { node.left } else { node.right } as usize;
         }
     }
 }
@@ -206,11 +220,16 @@ const BLOCK: usize = 64;
 struct FastNode {
     /// A split's threshold, or a leaf's value.
     v: f64,
-    /// The feature split on (0 for a leaf: any feature picks one of its copies).
+    /// The feature split on (0 for a leaf: any feature picks one of its
+    /// copies), with [`DEFAULT_LEFT`] set when NaN goes left.
     feature: u32,
     /// The left child's index; the right one is next to it.
     first_child: u32,
 }
+
+/// The bit of [`FastNode::feature`] that sends NaN left (feature indices
+/// are below 46).
+const DEFAULT_LEFT: u32 = 1 << 31;
 
 /// Every tree of every head in one array of [`FastNode`]s.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -218,6 +237,9 @@ struct Compiled {
     nodes: Vec<FastNode>,
     /// Per head, each tree's root and depth (edges on its longest path).
     trees: Vec<Vec<(u32, u32)>>,
+    /// Some node sends NaN left (an imported model): walks then check for
+    /// NaN; models without such a node (pulse's own) walk as before.
+    default_left: bool,
 }
 
 /// Rows walked through a tree together.
@@ -246,8 +268,9 @@ impl Compiled {
                         c.nodes.extend([FastNode { v: 0.0, feature: 0, first_child: 0 }; 2]);
                         queue.push_back((node.left as usize, first, d + 1));
                         queue.push_back((node.right as usize, first + 1, d + 1));
-                        c.nodes[new] =
-                            FastNode { v: node.threshold, feature: node.feature, first_child: index(first)? };
+                        let feature = node.feature | if node.default_left { DEFAULT_LEFT } else { 0 };
+                        c.default_left |= node.default_left;
+                        c.nodes[new] = FastNode { v: node.threshold, feature, first_child: index(first)? };
                     }
                 }
                 trees.push((index(root)?, depth));
@@ -257,30 +280,37 @@ impl Compiled {
         Ok(c)
     }
 
+    /// The next node: left when x < threshold; otherwise right, and NaN
+    /// too unless `MISSING` and the node's default is left.
     #[inline(always)]
-    fn step(&self, i: usize, x: &Features) -> usize {
+    fn step<const MISSING: bool>(&self, i: usize, x: &Features) -> usize {
         let n = &self.nodes[i];
-        // Left when x < threshold; right otherwise, NaN included.
-        n.first_child as usize + 1 - usize::from(x[n.feature as usize] < n.v)
+        let left = if MISSING {
+            let v = x[(n.feature & !DEFAULT_LEFT) as usize];
+            (v < n.v) | (v.is_nan() & (n.feature & DEFAULT_LEFT != 0))
+        } else {
+            x[n.feature as usize] < n.v
+        };
+        n.first_child as usize + 1 - usize::from(left)
     }
 
     /// The value of the leaf `x` reaches.
     #[inline(always)]
-    fn walk(&self, (root, depth): (u32, u32), x: &Features) -> f64 {
+    fn walk<const MISSING: bool>(&self, (root, depth): (u32, u32), x: &Features) -> f64 {
         let mut i = root as usize;
         for _ in 0..depth {
-            i = self.step(i, x);
+            i = self.step::<MISSING>(i, x);
         }
         self.nodes[i].v
     }
 
     /// [`Compiled::walk`] for [`LANES`] rows at once.
     #[inline(always)]
-    fn walk_lanes(&self, (root, depth): (u32, u32), x: &[Features]) -> [f64; LANES] {
+    fn walk_lanes<const MISSING: bool>(&self, (root, depth): (u32, u32), x: &[Features]) -> [f64; LANES] {
         let mut i = [root as usize; LANES];
         for _ in 0..depth {
             for (i, x) in i.iter_mut().zip(x) {
-                *i = self.step(*i, x);
+                *i = self.step::<MISSING>(*i, x);
             }
         }
         i.map(|i| self.nodes[i].v)
@@ -307,10 +337,18 @@ impl GbtModel {
 
     /// The five margins of one row.
     pub fn margins(&self, x: &Features) -> [f64; 5] {
+        if self.compiled.default_left {
+            self.margins_of::<true>(x)
+        } else {
+            self.margins_of::<false>(x)
+        }
+    }
+
+    fn margins_of<const MISSING: bool>(&self, x: &Features) -> [f64; 5] {
         std::array::from_fn(|h| {
             let mut m = self.heads[h].base_score;
             for &tree in &self.compiled.trees[h] {
-                m += self.compiled.walk(tree, x);
+                m += self.compiled.walk::<MISSING>(tree, x);
             }
             m
         })
@@ -321,6 +359,14 @@ impl GbtModel {
     /// walked for the whole block while its nodes are in cache, four rows'
     /// walks interleaved; nothing is allocated per row.
     pub fn margins_into(&self, rows: &[Features], out: &mut Vec<[f64; 5]>) {
+        if self.compiled.default_left {
+            self.margins_into_of::<true>(rows, out)
+        } else {
+            self.margins_into_of::<false>(rows, out)
+        }
+    }
+
+    fn margins_into_of<const MISSING: bool>(&self, rows: &[Features], out: &mut Vec<[f64; 5]>) {
         out.reserve(rows.len());
         let base: [f64; 5] = std::array::from_fn(|h| self.heads[h].base_score);
         for block in rows.chunks(BLOCK) {
@@ -332,12 +378,12 @@ impl GbtModel {
                     let mut lanes = block.chunks_exact(LANES);
                     let mut acc_lanes = acc.chunks_exact_mut(LANES);
                     for (rows, a) in (&mut lanes).zip(&mut acc_lanes) {
-                        for (a, v) in a.iter_mut().zip(self.compiled.walk_lanes(tree, rows)) {
+                        for (a, v) in a.iter_mut().zip(self.compiled.walk_lanes::<MISSING>(tree, rows)) {
                             a[h] += v;
                         }
                     }
                     for (row, a) in lanes.remainder().iter().zip(acc_lanes.into_remainder()) {
-                        a[h] += self.compiled.walk(tree, row);
+                        a[h] += self.compiled.walk::<MISSING>(tree, row);
                     }
                 }
             }
@@ -1091,7 +1137,7 @@ mod tests {
     #[test]
     fn trees_are_validated() {
         let leaf = Node::leaf(1.0, 1.0);
-        let split = Node { feature: 3, threshold: 0.5, left: 1, right: 2, value: 0.0, cover: 2.0 };
+        let split = Node { feature: 3, threshold: 0.5, default_left: false, left: 1, right: 2, value: 0.0, cover: 2.0 };
         assert!(Tree::new(vec![split, leaf, leaf]).is_ok());
         assert!(Tree::new(vec![]).is_err());
         assert!(Tree::new(vec![Node { left: 0, ..split }, leaf, leaf]).unwrap_err().contains("after"));
@@ -1106,39 +1152,60 @@ mod tests {
         assert_eq!(t.predict(&x), 2.0);
         x[3] = f64::NAN;
         assert_eq!(t.predict(&x), 2.0, "NaN goes right");
+        let t = Tree::new(vec![Node { default_left: true, ..split }, leaf, Node::leaf(2.0, 1.0)]).unwrap();
+        assert_eq!(t.predict(&x), 1.0, "NaN goes left at a default-left node");
+        for (v, want) in [(0.25, 1.0), (0.5, 2.0), (f64::INFINITY, 2.0), (f64::NEG_INFINITY, 1.0)] {
+            x[3] = v;
+            assert_eq!(t.predict(&x), want, "x = {v}: only NaN follows the default");
+        }
     }
 
     #[test]
     fn compiled_walks_agree_with_the_trees_as_written() {
-        // Siblings not adjacent, leaves at depths 1 and 2, a lone-leaf tree.
-        let split = |feature, threshold, left, right| Node { feature, threshold, left, right, value: 0.0, cover: 1.0 };
-        let lopsided = Tree::new(vec![
-            split(3, 0.5, 3, 1),
-            split(7, -1.0, 2, 4),
-            Node::leaf(2.0, 1.0),
-            Node::leaf(-1.0, 1.0),
-            Node::leaf(0.25, 1.0),
-        ])
-        .unwrap();
-        let lone = Tree::new(vec![Node::leaf(0.5, 1.0)]).unwrap();
-        let head = GbtHead { base_score: 0.1, trees: vec![lopsided.clone(), lone, lopsided] };
-        let model = GbtModel::new(vec![head.clone(), head.clone(), head.clone(), head.clone(), head]).unwrap();
-        let mut rows = Vec::new();
-        for a in [-1.0, 0.0, 0.5, 0.75, f64::NAN] {
-            for b in [-2.0, -1.0, 0.0, f64::NAN] {
-                let mut x = [0.0; F];
-                x[3] = a;
-                x[7] = b;
-                rows.push(x);
+        // Siblings not adjacent, leaves at depths 1 and 2, a lone-leaf tree;
+        // NaN sent right everywhere (pulse's trainer), or left at either split.
+        for (left3, left7) in [(false, false), (true, false), (false, true), (true, true)] {
+            let split = |feature, threshold, default_left, left, right| Node {
+                feature,
+                threshold,
+                default_left,
+                left,
+                right,
+                value: 0.0,
+                cover: 1.0,
+            };
+            let lopsided = Tree::new(vec![
+                split(3, 0.5, left3, 3, 1),
+                split(7, -1.0, left7, 2, 4),
+                Node::leaf(2.0, 1.0),
+                Node::leaf(-1.0, 1.0),
+                Node::leaf(0.25, 1.0),
+            ])
+            .unwrap();
+            let lone = Tree::new(vec![Node::leaf(0.5, 1.0)]).unwrap();
+            let head = GbtHead { base_score: 0.1, trees: vec![lopsided.clone(), lone, lopsided] };
+            let model = GbtModel::new(vec![head.clone(), head.clone(), head.clone(), head.clone(), head]).unwrap();
+            assert_eq!(model.compiled.default_left, left3 || left7);
+            let mut rows = Vec::new();
+            for a in [-1.0, 0.0, 0.5, 0.75, f64::NAN] {
+                for b in [-2.0, -1.0, 0.0, f64::NAN] {
+                    let mut x = [0.0; F];
+                    x[3] = a;
+                    x[7] = b;
+                    rows.push(x);
+                }
             }
+            let mut batch = Vec::new();
+            model.margins_into(&rows, &mut batch);
+            for (x, m) in rows.iter().zip(&batch) {
+                let want = model.heads()[0].margin(x);
+                assert_eq!(m, &[want; 5]);
+                assert_eq!(model.margins(x), [want; 5]);
+            }
+            assert_eq!(model.margins(&rows[0])[0], 0.1 - 1.0 + 0.5 - 1.0);
+            // x3 NaN: left (−1 per tree) only when its default is left.
+            let nan3 = model.margins(&rows[16])[0];
+            assert_eq!(nan3, if left3 { 0.1 - 1.0 + 0.5 - 1.0 } else { 0.1 + 2.0 + 0.5 + 2.0 });
         }
-        let mut batch = Vec::new();
-        model.margins_into(&rows, &mut batch);
-        for (x, m) in rows.iter().zip(&batch) {
-            let want = model.heads()[0].margin(x);
-            assert_eq!(m, &[want; 5]);
-            assert_eq!(model.margins(x), [want; 5]);
-        }
-        assert_eq!(model.margins(&rows[0])[0], 0.1 - 1.0 + 0.5 - 1.0);
     }
 }

@@ -20,6 +20,8 @@
 //!   reliability, ROC points, and a paired bootstrap over customers.
 //! * [`scorer`]: the [`Scorer`] trait every model backend implements, and
 //!   [`EmbeddedModel`], the in-process one, for every kind.
+//! * [`xgboost`]: [`import_xgboost`] reads five XGBoost JSON models (one per
+//!   head) into a `gbt` artifact, reproducing XGBoost's split rule exactly.
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 pub mod artifact;
@@ -30,12 +32,14 @@ pub mod metrics;
 pub mod net;
 pub mod scorer;
 pub mod train;
+pub mod xgboost;
 
 pub use artifact::{embedded, Model, ModelArtifact, ModelKind, ModelMeta};
 pub use calibrate::{calibrate, CalibrationMethod, Calibrator};
 pub use gbt::{train_gbt, GbtConfig, GbtProgress};
 pub use scorer::{EmbeddedModel, ModelId, ScoreError, ScoredRows, Scorer, EMBEDDED};
 pub use train::{train_logistic, Dataset, LogisticConfig, Targets, TrainConfig};
+pub use xgboost::import_xgboost;
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +61,10 @@ pub enum ModelError {
     /// Training or calibration settings, or their data, are unusable.
     #[error("bad training settings: {0}")]
     Config(String),
+    /// A model trained elsewhere cannot be imported (its format, objective,
+    /// features or heads).
+    #[error("cannot import the model: {0}")]
+    Import(String),
     /// Reading or writing files.
     #[error("{0}")]
     Io(#[from] std::io::Error),

@@ -90,6 +90,18 @@ fn a_hand_written_gbt_model_scores_as_written() {
     assert_eq!((s[0].churn_risk_14d, s[1].churn_risk_30d), (sigmoid(0.5), sigmoid(2.0)));
     assert_eq!((s[0].health_score, s[1].health_score), (0.0, 80.0), "health clamped to 0–100");
     assert_eq!(model.id().name.as_ref(), "hand-made");
+
+    // NaN goes right unless the tree's `default_left` says left.
+    let mut missing = [0.0; FEATURE_COUNT];
+    missing[3] = f64::NAN;
+    assert_eq!(model.score_now(&[missing]).unwrap()[0].first_session_success, sigmoid(1.0));
+    let mut meta = stumps();
+    meta["gbt"]["heads"][0]["trees"][0]["default_left"] = json!([true, false, false]);
+    let model = EmbeddedModel::new(&load(&meta).unwrap()).unwrap();
+    let s = model.score_now(&[missing, low, high]).unwrap();
+    assert_eq!(s[0].first_session_success, sigmoid(-1.0));
+    assert_eq!(s[0].churn_risk_30d, sigmoid(2.0), "other heads' trees keep NaN right");
+    assert_eq!((s[1].first_session_success, s[2].first_session_success), (sigmoid(-1.0), sigmoid(1.0)));
 }
 
 #[test]
@@ -178,6 +190,9 @@ fn bad_artifacts_are_refused_with_the_reason() {
     let mut m = stumps();
     m["gbt"]["heads"][0]["trees"][0]["cover"] = json!([10.0, 6.0]);
     tree_cases.push((m, "one entry per node"));
+    let mut m = stumps();
+    m["gbt"]["heads"][0]["trees"][0]["default_left"] = json!([true, false]);
+    tree_cases.push((m, "default_left, when given, must have one entry per node: 2 for 3 nodes"));
     let mut m = stumps();
     m["gbt"]["heads"][0]["trees"][0]["left"][0] = json!(0);
     tree_cases.push((m, "must come after it"));

@@ -126,6 +126,18 @@ enum Command {
     ///
     /// Example: pulse evaluate --model model/artifact
     Evaluate(commands::train::EvaluateArgs),
+    /// Turn models trained elsewhere into a pulse model directory: one
+    /// XGBoost booster per head, saved as JSON (`booster.save_model("m.json")`),
+    /// trained on `pulse dataset` rows with the 46 feature columns in order.
+    ///
+    /// Probability heads need objective binary:logistic; session_velocity
+    /// and health_score reg:squarederror, reg:absoluteerror or
+    /// reg:pseudohubererror. Writes a `gbt` artifact that `--model DIR`
+    /// serves with XGBoost's predictions (see model/ARTIFACT.md, "Bring an
+    /// XGBoost model").
+    ///
+    /// Example: pulse import-model --xgboost first_session_success=fss.json --xgboost session_velocity=velocity.json --xgboost churn_risk_14d=churn14.json --xgboost churn_risk_30d=churn30.json --xgboost health_score=health.json --out models/xgb --version 2026-12-03
+    ImportModel(commands::import_model::ImportModelArgs),
     /// Serve the model over HTTP behind SageMaker's inference-container contract.
     ///
     /// GET /ping answers 200 once the model is loaded. POST /invocations takes
@@ -178,6 +190,7 @@ fn main() -> ExitCode {
             Command::Train(args) => commands::train::run(args).await,
             Command::Dataset(args) => commands::dataset::run(args).await,
             Command::Evaluate(args) => commands::train::evaluate_model(args).await,
+            Command::ImportModel(args) => commands::import_model::run(args).await,
             Command::Demo(args) => commands::demo::run(args).await,
             Command::Serve(args) => commands::serve::run(args).await,
         }

@@ -4,6 +4,7 @@
 pub(crate) mod dataset;
 pub(crate) mod demo;
 pub(crate) mod generate;
+pub(crate) mod import_model;
 pub(crate) mod loadtest;
 pub(crate) mod replay;
 pub(crate) mod run;
