@@ -138,6 +138,27 @@ pub struct ModelMeta {
     pub training: serde_json::Value,
 }
 
+impl ModelMeta {
+    /// The metadata of a model made for pulse's features and heads, not yet calibrated.
+    pub fn for_pulse(
+        name: &str,
+        version: &str,
+        normalizer: Option<Normalizer>,
+        training: serde_json::Value,
+    ) -> ModelMeta {
+        ModelMeta {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            features_schema: SCHEMA.into(),
+            feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+            heads: HEADS.iter().map(|s| s.to_string()).collect(),
+            normalizer,
+            calibration: Default::default(),
+            training,
+        }
+    }
+}
+
 /// The model itself, by kind.
 #[derive(Clone, Debug)]
 pub enum Model {

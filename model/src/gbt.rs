@@ -47,7 +47,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use pulse_schemas::{Features, FEATURE_COUNT, FEATURE_NAMES, SCHEMA};
+use pulse_schemas::{Features, FEATURE_COUNT};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
@@ -1063,22 +1063,18 @@ pub fn train_gbt(
         summaries.push(summary);
     }
     let model = GbtModel::new(heads).map_err(ModelError::Artifact)?;
-    let meta = ModelMeta {
-        name: cfg.name.clone(),
-        version: cfg.version.clone(),
-        features_schema: SCHEMA.into(),
-        feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
-        heads: HEADS.iter().map(|s| s.to_string()).collect(),
-        normalizer: None,
-        calibration: Default::default(),
-        training: serde_json::json!({
+    let meta = ModelMeta::for_pulse(
+        &cfg.name,
+        &cfg.version,
+        None,
+        serde_json::json!({
             "trainer": "gbt",
             "config": cfg,
             "train_rows": train.len(),
             "valid_rows": valid.len(),
             "heads": summaries,
         }),
-    };
+    );
     Ok(ModelArtifact { meta, model: Model::Gbt(model) })
 }
 

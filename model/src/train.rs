@@ -10,7 +10,7 @@
 
 use candle_core::{Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
-use pulse_schemas::{Features, FEATURE_COUNT, FEATURE_NAMES, SCHEMA};
+use pulse_schemas::{Features, FEATURE_COUNT};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -240,15 +240,11 @@ pub fn train(
     for (var, value) in vars.iter().zip(&best.1) {
         var.set(value)?;
     }
-    let meta = ModelMeta {
-        name: cfg.name.clone(),
-        version: cfg.version.clone(),
-        features_schema: SCHEMA.into(),
-        feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
-        heads: HEADS.iter().map(|s| s.to_string()).collect(),
-        normalizer: Some(normalizer),
-        calibration: Default::default(),
-        training: serde_json::json!({
+    let meta = ModelMeta::for_pulse(
+        &cfg.name,
+        &cfg.version,
+        Some(normalizer),
+        serde_json::json!({
             "trainer": "network",
             "config": cfg,
             "train_rows": train.len(),
@@ -257,7 +253,7 @@ pub fn train(
             "best_valid_loss": best.0,
             "history": history,
         }),
-    };
+    );
     Ok(ModelArtifact { meta, model: Model::Network(net) })
 }
 
@@ -442,15 +438,11 @@ pub fn train_logistic(train: &Dataset, valid: &Dataset, cfg: &LogisticConfig) ->
         heads.push(head);
     }
     let model = LinearModel::new(heads).map_err(ModelError::Artifact)?;
-    let meta = ModelMeta {
-        name: cfg.name.clone(),
-        version: cfg.version.clone(),
-        features_schema: SCHEMA.into(),
-        feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
-        heads: HEADS.iter().map(|s| s.to_string()).collect(),
-        normalizer: Some(normalizer),
-        calibration: Default::default(),
-        training: serde_json::json!({
+    let meta = ModelMeta::for_pulse(
+        &cfg.name,
+        &cfg.version,
+        Some(normalizer),
+        serde_json::json!({
             "trainer": "logistic",
             "config": cfg,
             "logistic_steps": LOGISTIC_STEPS,
@@ -458,6 +450,6 @@ pub fn train_logistic(train: &Dataset, valid: &Dataset, cfg: &LogisticConfig) ->
             "valid_rows": valid.len(),
             "heads": record,
         }),
-    };
+    );
     Ok(ModelArtifact { meta, model: Model::Logistic(model) })
 }

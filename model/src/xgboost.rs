@@ -499,16 +499,8 @@ pub fn import_xgboost<S: AsRef<str>, P: AsRef<Path>>(
         imported.push(info);
     }
     let model = GbtModel::new(heads).map_err(ModelError::Import)?;
-    let meta = ModelMeta {
-        name: name.to_string(),
-        version: version.to_string(),
-        features_schema: SCHEMA.into(),
-        feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
-        heads: HEADS.iter().map(|s| s.to_string()).collect(),
-        normalizer: None,
-        calibration: Default::default(),
-        training: serde_json::json!({ "trainer": "xgboost", "imported": imported }),
-    };
+    let meta =
+        ModelMeta::for_pulse(name, version, None, serde_json::json!({ "trainer": "xgboost", "imported": imported }));
     Ok(ModelArtifact { meta, model: Model::Gbt(model) })
 }
 
