@@ -378,15 +378,16 @@ pub struct RowPolicy {
     pub event_sample_every: u64,
     /// Seeds the customer split.
     pub split_seed: u64,
-    /// The out-of-time cut (ms); `None`: [`default_cut`].
-    pub cut: Option<i64>,
+    /// The out-of-time cut, in ms after the capture's first event (known
+    /// once the labels' pass has read it); `None`: [`default_cut`].
+    pub cut_after_first: Option<i64>,
     /// Also keep vectors whose horizon is not inside the capture (labels empty).
     pub all_rows: bool,
 }
 
 impl Default for RowPolicy {
     fn default() -> Self {
-        RowPolicy { burn_in_days: 21, event_sample_every: 4, split_seed: 7, cut: None, all_rows: false }
+        RowPolicy { burn_in_days: 21, event_sample_every: 4, split_seed: 7, cut_after_first: None, all_rows: false }
     }
 }
 
@@ -463,7 +464,7 @@ pub fn rows(
 ) -> Result<RowStats> {
     let (first, last) = futures.span().context("the capture holds no event")?;
     let (rows_from, rows_to) = (first + policy.burn_in_days * DAY_MS, last - H30);
-    let cut = policy.cut.unwrap_or_else(|| default_cut(rows_from, rows_to));
+    let cut = policy.cut_after_first.map_or_else(|| default_cut(rows_from, rows_to), |d| first + d);
     let mut stats = RowStats { rows_from, rows_to, cut, ..RowStats::default() };
     let mut processor = Processor::new(Arc::new(Engine::new(EngineConfig::default())));
     let mut produced = Produced::default();

@@ -35,22 +35,22 @@ pub(crate) struct RowArgs {
 }
 
 impl RowArgs {
-    /// The policy, the cut resolved against the capture's first event time.
-    pub(crate) fn policy(&self, first_ms: Option<i64>) -> Result<RowPolicy> {
+    /// The policy they ask for.
+    pub(crate) fn policy(&self) -> Result<RowPolicy> {
         anyhow::ensure!(self.burn_in_days >= 0, "--burn-in-days must be >= 0");
         anyhow::ensure!(self.event_sample_every >= 1, "--event-sample-every must be >= 1");
-        let cut = match (self.cut_day, first_ms) {
-            (Some(d), Some(first)) => {
+        let cut_after_first = match self.cut_day {
+            Some(d) => {
                 anyhow::ensure!(d.is_finite() && d >= 0.0, "--cut-day must be a number of days >= 0");
-                Some(first + (d * DAY_MS as f64).round() as i64)
+                Some((d * DAY_MS as f64).round() as i64)
             }
-            _ => None,
+            None => None,
         };
         Ok(RowPolicy {
             burn_in_days: self.burn_in_days,
             event_sample_every: self.event_sample_every,
             split_seed: self.split_seed,
-            cut,
+            cut_after_first,
             all_rows: false,
         })
     }
@@ -98,9 +98,8 @@ pub(crate) async fn run(args: DatasetArgs) -> Result<()> {
     progress.finish();
     let (ticker, progress) = bar("features");
     let stats = tokio::task::spawn_blocking(move || -> Result<_> {
-        let first = book.span().map(|s| s.0);
         let futures = book.into_futures();
-        let mut policy = row_args.policy(first)?;
+        let mut policy = row_args.policy()?;
         policy.all_rows = all_rows;
         let mut writer = DatasetWriter::create(&out)?;
         let stats =

@@ -134,10 +134,7 @@ async fn labelled(args: &DataArgs) -> Result<Labelled> {
     let labelled = tokio::task::spawn_blocking(move || -> Result<Labelled> {
         match capture {
             Some(path) => {
-                // The cut is given in days from the first event: a first
-                // pass is what knows it, so the policy's cut is resolved there.
-                let first = pulse::dataset::LabelBook::scan(&path, &mut |_| {})?.span().map(|s| s.0);
-                let policy = policy_args.policy(first)?;
+                let policy = policy_args.policy()?;
                 let mut done = 0;
                 from_capture(&path, &policy, &mut |phase, n| {
                     if phase == "features" {
@@ -149,7 +146,7 @@ async fn labelled(args: &DataArgs) -> Result<Labelled> {
             None => {
                 anyhow::ensure!(customers >= 20, "--customers must be at least 20 to split 70/15/15");
                 let synth = SynthConfig { customers, days, seed, world, ..SynthConfig::default() };
-                let policy = policy_args.policy(Some(synth.start_ms))?;
+                let policy = policy_args.policy()?;
                 from_synth(&synth, &policy, &mut |phase, n| {
                     if phase == "generate" {
                         counter.store(n, Relaxed)
