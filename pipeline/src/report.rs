@@ -394,46 +394,24 @@ pub fn compare(
     let mut plots = Vec::new();
     if let Some((dir, prefix)) = &cfg.plots {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        type Points = fn(&[f64], &[bool]) -> Vec<(f64, f64)>;
+        let figures: [(&str, &str, &str, &str, Points); 2] = [
+            ("roc", "ROC", "false positive rate", "true positive rate", |p, y| {
+                roc_curve(p, y).iter().map(|r| (r.false_positive_rate, r.true_positive_rate)).collect()
+            }),
+            ("calibration", "Calibration", "mean predicted", "observed rate", |p, y| {
+                reliability_curve(p, y).iter().map(|b| (b.mean_predicted, b.observed_rate)).collect()
+            }),
+        ];
         for h in [2, 3] {
             let y = binary(test, h);
-            let roc: Vec<Curve> = preds
-                .iter()
-                .map(|(name, p)| Curve {
-                    name: name.clone(),
-                    points: roc_curve(&p.0[h], &y)
-                        .iter()
-                        .map(|r| (r.false_positive_rate, r.true_positive_rate))
-                        .collect(),
-                })
-                .collect();
-            let file = format!("{prefix}-roc-{}.svg", HEADS[h]);
-            unit_square(
-                &dir.join(&file),
-                &format!("ROC, {}: {title}", HEADS[h]),
-                "false positive rate",
-                "true positive rate",
-                &roc,
-            )?;
-            plots.push(file);
-            let rel: Vec<Curve> = preds
-                .iter()
-                .map(|(name, p)| Curve {
-                    name: name.clone(),
-                    points: reliability_curve(&p.0[h], &y)
-                        .iter()
-                        .map(|b| (b.mean_predicted, b.observed_rate))
-                        .collect(),
-                })
-                .collect();
-            let file = format!("{prefix}-calibration-{}.svg", HEADS[h]);
-            unit_square(
-                &dir.join(&file),
-                &format!("Calibration, {}: {title}", HEADS[h]),
-                "mean predicted",
-                "observed rate",
-                &rel,
-            )?;
-            plots.push(file);
+            for (tag, what, x_desc, y_desc, points) in figures {
+                let curves: Vec<Curve> =
+                    preds.iter().map(|(name, p)| Curve { name: name.clone(), points: points(&p.0[h], &y) }).collect();
+                let file = format!("{prefix}-{tag}-{}.svg", HEADS[h]);
+                unit_square(&dir.join(&file), &format!("{what}, {}: {title}", HEADS[h]), x_desc, y_desc, &curves)?;
+                plots.push(file);
+            }
         }
     }
     let y14 = binary(test, 2);
