@@ -37,7 +37,7 @@ pub mod xgboost;
 pub use artifact::{embedded, Model, ModelArtifact, ModelKind, ModelMeta};
 pub use calibrate::{calibrate, CalibrationMethod, Calibrator};
 pub use gbt::{train_gbt, GbtConfig, GbtProgress};
-pub use scorer::{EmbeddedModel, ModelId, ScoreError, ScoredRows, Scorer, EMBEDDED};
+pub use scorer::{Contributions, EmbeddedModel, ModelId, ScoreError, ScoredRows, Scorer, EMBEDDED};
 pub use train::{train_logistic, Dataset, LogisticConfig, Targets, TrainConfig};
 pub use xgboost::import_xgboost;
 

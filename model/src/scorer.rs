@@ -78,7 +78,20 @@ pub trait Scorer: Send + Sync + 'static {
     /// Scores a batch. The answer names the model that made it, which may
     /// differ from batch to batch (a fallback, an endpoint updated in place).
     fn score(&self, rows: &[Features]) -> impl Future<Output = Result<ScoredRows, ScoreError>> + Send;
+
+    /// Attributes the move of `churn_risk_14d`'s margin from `reference` to
+    /// `row` among the features, into `out` (they sum to the margin's change;
+    /// see `pulse_model::explain`), for a prediction `model` made. `false` when
+    /// this scorer cannot explain that model (a remote endpoint with no local
+    /// copy of it): the prediction then carries no reasons.
+    fn attribute(&self, model: &ModelId, row: &Features, reference: &Features, out: &mut Contributions) -> bool {
+        let _ = (model, row, reference, out);
+        false
+    }
 }
+
+/// One contribution per feature, in contract order.
+pub type Contributions = [f64; pulse_schemas::FEATURE_COUNT];
 
 /// `served_by` of the model running in this process.
 pub const EMBEDDED: &str = "embedded";

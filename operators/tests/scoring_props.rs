@@ -245,6 +245,7 @@ fn prediction(customer: &str, as_of: i64, churn_14d: f64, churn_30d: f64, health
         model_version: "1".into(),
         served_by: "embedded".into(),
         features_schema: SCHEMA.into(),
+        reasons: Default::default(),
         emission: None,
     }
 }

@@ -4,6 +4,8 @@ use std::fmt::Write as _;
 
 use pulse_runtime::replay::ReplaySummary;
 pub use pulse_runtime::report::{thousands, RESCAN_INTERVAL_MS};
+use pulse_runtime::scoring::CustomerLists;
+use pulse_schemas::Prediction;
 
 /// Bytes as KiB/MiB/GiB.
 pub fn bytes(n: u64) -> String {
@@ -106,25 +108,49 @@ pub fn demo_report(s: &ReplaySummary, customers: u64, rescan_ms: i64) -> String 
         f.average_churn_risk_14d,
         f.average_health_score
     );
-    let _ = writeln!(t, "\ncustomers most at risk (latest prediction)");
+    let lists = &sc.lists;
     let _ = writeln!(
         t,
-        "  {:<14} {:>8} {:>8} {:>7} {:>10}  segment",
-        "customer", "churn14", "churn30", "health", "sessions/w"
+        "\nsave these first: {} customers still active whose risk is rising or health just fell (top {})",
+        thousands(lists.savable_total as u64),
+        lists.savable.len()
     );
-    for p in &sc.top_at_risk {
+    customer_table(&mut t, &lists.savable, "moved");
+    let _ = writeln!(
+        t,
+        "\nalready gone: {} customers with no session in 3 weeks and churn risk above 0.7 (top {})",
+        thousands(lists.gone_total as u64),
+        lists.gone.len()
+    );
+    customer_table(&mut t, &lists.gone, "");
+    let _ = writeln!(t, "\nhow the lists are built: {}", CustomerLists::HOW);
+    t
+}
+
+/// One line per customer, then its reasons indented below.
+fn customer_table(t: &mut String, rows: &[(Prediction, f64)], moved: &str) {
+    let _ = writeln!(
+        t,
+        "  {:<14} {:>8} {:>8} {:>7} {:>10} {:>6}  segment",
+        "customer", "churn14", "churn30", "health", "sessions/w", moved
+    );
+    for (p, x) in rows {
+        let moved = if moved.is_empty() { String::new() } else { format!("{x:+.2}") };
         let _ = writeln!(
             t,
-            "  {:<14} {:>8.3} {:>8.3} {:>7.1} {:>10.2}  {}",
+            "  {:<14} {:>8.3} {:>8.3} {:>7.1} {:>10.2} {:>6}  {}",
             p.customer_id.as_str(),
             p.scores.churn_risk_14d,
             p.scores.churn_risk_30d,
             p.scores.health_score,
             p.scores.session_velocity,
+            moved,
             p.segment.as_str()
         );
+        for r in p.reasons.as_slice() {
+            let _ = writeln!(t, "      {}", r.text());
+        }
     }
-    t
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod background;
 pub mod driver;
 pub mod files;
 pub mod io;
+pub mod memory;
 pub mod process;
 pub mod replay;
 pub mod report;

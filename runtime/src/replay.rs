@@ -45,7 +45,7 @@ use crate::background::Background;
 use crate::driver::{Driver, DriverConfig};
 use crate::io::{open_input, Output};
 use crate::process::{write_vector_line, Processor, Produced};
-use crate::scoring::{Scored, ScoringConfig, ScoringStage, ScoringStats};
+use crate::scoring::{CustomerLists, Scored, ScoringConfig, ScoringStage, ScoringStats};
 use crate::sink::Sink;
 use crate::source::{Batch, Body, Record, Source as RecordSource, SourceError};
 
@@ -269,6 +269,10 @@ pub struct ScoringSummary {
     pub fleet: FleetMetrics,
     /// The ten customers with the highest churn risk at the end.
     pub top_at_risk: Vec<Prediction>,
+    /// The savable customers and those already gone, ten of each.
+    pub lists: CustomerLists,
+    /// Predictions given reasons.
+    pub explained: u64,
 }
 
 /// The outcome of a run.
@@ -401,6 +405,8 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
         stats: s.stage.stats(),
         fleet: s.stage.fleet(),
         top_at_risk: s.stage.top_at_risk(10),
+        lists: s.stage.lists(10),
+        explained: s.stage.explained(),
     });
 
     let counters = engine.counters();

@@ -16,8 +16,11 @@ use pulse_model::{ModelId, ScoreError, ScoredRows, Scorer};
 use pulse_operators::scoring::{
     Alarm, Alarms, Alert, AlertPolicy, Alerts, BatchPolicy, Fleet, FleetMetrics, ScoreQueue,
 };
-use pulse_schemas::prediction::{Prediction, Scores};
-use pulse_schemas::{CustomerId, FeatureVector, Segment, SCHEMA};
+use pulse_schemas::prediction::Prediction;
+use pulse_schemas::reasons::top_raising;
+use pulse_schemas::{CustomerId, FeatureVector, Reasons, Segment, FEATURE_COUNT, SCHEMA};
+
+use crate::memory::{days_since_last_session, Memory, Standing};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -32,6 +35,8 @@ pub struct ScoringConfig {
     pub alarms: Alarms,
     /// A fleet-metrics snapshot every this many ms (of the caller's time).
     pub metrics_interval_ms: i64,
+    /// Give each prediction its reasons (see [`crate::memory`]).
+    pub reasons: bool,
 }
 
 impl Default for ScoringConfig {
@@ -41,6 +46,7 @@ impl Default for ScoringConfig {
             alerts: AlertPolicy::default(),
             alarms: Alarms::default(),
             metrics_interval_ms: 60_000,
+            reasons: true,
         }
     }
 }
@@ -104,9 +110,12 @@ pub struct ScoringStage<S: Scorer> {
     alarms: Alarms,
     /// The models that answered so far (a handful: the endpoint, its fallback).
     models: Vec<ModelId>,
-    /// Each customer's latest scores, for the top-at-risk list (compact: an
-    /// index into `models` instead of the model's strings).
-    latest: HashMap<CustomerId, (i64, Scores, Segment, u16), ahash::RandomState>,
+    /// Each customer's latest prediction and the past vectors its reasons
+    /// compare with.
+    latest: HashMap<CustomerId, Memory, ahash::RandomState>,
+    reasons: bool,
+    /// Predictions given reasons, and the attributions computed.
+    explained: u64,
     stats: ScoringStats,
     failures_since_snapshot: u64,
     metrics_interval_ms: i64,
@@ -126,6 +135,8 @@ impl<S: Scorer> ScoringStage<S> {
             alarms: config.alarms,
             models: Vec::new(),
             latest: HashMap::default(),
+            reasons: config.reasons,
+            explained: 0,
             stats: ScoringStats::default(),
             failures_since_snapshot: 0,
             metrics_interval_ms: config.metrics_interval_ms,
@@ -238,7 +249,31 @@ impl<S: Scorer> ScoringStage<S> {
             Ok(ScoredRows { scores, model }) if scores.len() == batch.len() => {
                 self.queue.mark_scored(&batch);
                 let model_ix = self.model_index(&model);
+                let mut contributions = [0.0; FEATURE_COUNT];
                 for (v, s) in batch.iter().zip(scores) {
+                    let memory = match self.latest.get_mut(&v.customer_id) {
+                        Some(m) => m,
+                        None => self.latest.entry(v.customer_id.clone()).or_insert_with(|| Memory {
+                            as_of: v.as_of,
+                            scores: s,
+                            segment: Segment::Healthy,
+                            model_ix,
+                            reasons: Reasons::default(),
+                            days_since_last_session: 0.0,
+                            anchors: self.reasons.then(Box::default),
+                        }),
+                    };
+                    let mut reasons = Reasons::default();
+                    if let Some(anchors) = &mut memory.anchors {
+                        if let Some(then) = anchors.reference(v.as_of) {
+                            let was = then.features();
+                            if self.scorer.attribute(&model, &v.features, &was, &mut contributions) {
+                                self.explained += 1;
+                                reasons = top_raising(&contributions, &v.features, &was, then.as_of);
+                            }
+                        }
+                        anchors.observe(v.as_of, &v.features, &s);
+                    }
                     let prediction = Prediction {
                         customer_id: v.customer_id.clone(),
                         as_of: v.as_of,
@@ -248,17 +283,20 @@ impl<S: Scorer> ScoringStage<S> {
                         model_version: model.version.clone(),
                         served_by: model.served_by.clone(),
                         features_schema: SCHEMA.into(),
+                        reasons,
                         emission: Some(v.emission()),
                     };
+                    memory.as_of = prediction.as_of;
+                    memory.scores = prediction.scores;
+                    memory.segment = prediction.segment;
+                    memory.model_ix = model_ix;
+                    memory.reasons = reasons;
+                    memory.days_since_last_session = days_since_last_session(&v.features);
                     self.fleet.update(&prediction);
                     if let Some(alert) = self.alerts.as_mut().and_then(|a| a.observe(&prediction)) {
                         self.stats.alerts += 1;
                         out.alerts.push(alert);
                     }
-                    self.latest.insert(
-                        prediction.customer_id.clone(),
-                        (prediction.as_of, prediction.scores, prediction.segment, model_ix),
-                    );
                     self.stats.predictions += 1;
                     out.predictions.push(prediction);
                 }
@@ -322,32 +360,78 @@ impl<S: Scorer> ScoringStage<S> {
     /// The `n` customers with the highest `churn_risk_14d` in their latest prediction.
     pub fn top_at_risk(&self, n: usize) -> Vec<Prediction> {
         let mut all: Vec<_> = self.latest.iter().collect();
-        all.sort_by(|(ca, (_, a, _, _)), (cb, (_, b, _, _))| {
-            b.churn_risk_14d.total_cmp(&a.churn_risk_14d).then_with(|| ca.cmp(cb))
+        all.sort_by(|(ca, a), (cb, b)| {
+            b.scores.churn_risk_14d.total_cmp(&a.scores.churn_risk_14d).then_with(|| ca.cmp(cb))
         });
-        all.into_iter()
-            .take(n)
-            .map(|(customer_id, &(as_of, scores, segment, model_ix))| {
-                let model = &self.models[usize::from(model_ix)];
-                Prediction {
-                    customer_id: customer_id.clone(),
-                    as_of,
-                    scores,
-                    segment,
-                    model: model.name.clone(),
-                    model_version: model.version.clone(),
-                    served_by: model.served_by.clone(),
-                    features_schema: SCHEMA.into(),
-                    emission: None,
-                }
-            })
-            .collect()
+        all.into_iter().take(n).map(|(c, m)| self.prediction_of(c, m)).collect()
     }
+
+    /// The two lists a customer-success person works from, `n` each (see
+    /// [`Standing`] for how a customer gets in either): the savable, most
+    /// moved first; the gone, highest risk first. Ties by customer id.
+    pub fn lists(&self, n: usize) -> CustomerLists {
+        let mut savable = Vec::new();
+        let mut gone = Vec::new();
+        for (c, m) in &self.latest {
+            match m.standing() {
+                Some(Standing::Savable(moved)) => savable.push((moved, c, m)),
+                Some(Standing::Gone) => gone.push((m.scores.churn_risk_14d, c, m)),
+                None => {}
+            }
+        }
+        let total = (savable.len(), gone.len());
+        let take = |mut v: Vec<(f64, &CustomerId, &Memory)>| -> Vec<(Prediction, f64)> {
+            v.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+            v.into_iter().take(n).map(|(x, c, m)| (self.prediction_of(c, m), x)).collect()
+        };
+        CustomerLists { savable: take(savable), gone: take(gone), savable_total: total.0, gone_total: total.1 }
+    }
+
+    /// Predictions given reasons so far.
+    pub fn explained(&self) -> u64 {
+        self.explained
+    }
+
+    fn prediction_of(&self, customer_id: &CustomerId, m: &Memory) -> Prediction {
+        let model = &self.models[usize::from(m.model_ix)];
+        Prediction {
+            customer_id: customer_id.clone(),
+            as_of: m.as_of,
+            scores: m.scores,
+            segment: m.segment,
+            model: model.name.clone(),
+            model_version: model.version.clone(),
+            served_by: model.served_by.clone(),
+            features_schema: SCHEMA.into(),
+            reasons: m.reasons,
+            emission: None,
+        }
+    }
+}
+
+/// The savable customers and those already gone ([`ScoringStage::lists`]).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CustomerLists {
+    /// Still active, risk high and rising or health freshly down: each with
+    /// how much it moved, most first.
+    pub savable: Vec<(Prediction, f64)>,
+    /// No session in three weeks and a high risk, highest first.
+    pub gone: Vec<(Prediction, f64)>,
+    /// How many customers are savable in all.
+    pub savable_total: usize,
+    /// How many are gone in all.
+    pub gone_total: usize,
+}
+
+impl CustomerLists {
+    /// How each list is built, for reports.
+    pub const HOW: &'static str = "savable: a session in the last 14 days, and churn_risk_14d at least 0.4 and up 0.15 or more since about 14 days earlier, or health down 15 points or more from 70 or above; ranked by how much it moved (the risk's rise, or the health's fall / 100). gone: no session in 21 days or more and churn_risk_14d above 0.7; ranked by risk.";
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pulse_schemas::prediction::Scores;
     use pulse_schemas::{Features, Source, Trigger};
     use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::CustomerId;
 use crate::order::EmissionKey;
+use crate::reasons::Reasons;
 
 /// A customer's segment (§6), derived from a prediction.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize, PartialOrd, Ord)]
@@ -88,6 +89,11 @@ pub struct Prediction {
     pub served_by: std::sync::Arc<str>,
     /// The features' schema.
     pub features_schema: std::borrow::Cow<'static, str>,
+    /// The features that raised `churn_risk_14d` the most since the
+    /// customer's vector about 14 days earlier (see [`crate::reasons`]);
+    /// not written when empty.
+    #[serde(default, skip_serializing_if = "Reasons::is_empty")]
+    pub reasons: Reasons,
     /// The place in the customer's stream of the vector scored (§6: a
     /// prediction never replaces one of a later emission; see
     /// [`crate::order`]). Not written to prediction files: `None` for one
@@ -107,6 +113,7 @@ impl PartialEq for Prediction {
             model_version,
             served_by,
             features_schema,
+            reasons,
             emission: _,
         } = self;
         *customer_id == other.customer_id
@@ -117,6 +124,7 @@ impl PartialEq for Prediction {
             && *model_version == other.model_version
             && *served_by == other.served_by
             && *features_schema == other.features_schema
+            && *reasons == other.reasons
     }
 }
 

@@ -11,13 +11,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use pulse_model::{EmbeddedModel, Scorer};
 use pulse_schemas::prediction::Scores;
-use pulse_schemas::SCHEMA;
+use pulse_schemas::reasons::top_raising;
+use pulse_schemas::{Features, Reasons, FEATURE_COUNT, SCHEMA};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio_stream::StreamExt;
 
 use super::error::ServeError;
-use super::request::{check_accept, Format, DEFAULT_MAX_ROWS, MAX_BODY_BYTES};
+use super::request::{check_accept, parse_references, Format, DEFAULT_MAX_ROWS, MAX_BODY_BYTES};
 use super::server::Draining;
 
 /// Bytes of request bodies held at once, by default: 21 bodies of 6 MB.
@@ -72,6 +73,22 @@ pub struct InvocationResponse {
     pub model_version: String,
     /// The features schema the rows were read as (`features-v1`).
     pub features_schema: String,
+    /// With `?explain=true`: one per row, why its `churn_risk_14d` differs
+    /// from its reference's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanations: Option<Vec<Explanation>>,
+}
+
+/// Why a row's `churn_risk_14d` differs from its reference's (`?explain=true`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Explanation {
+    /// Each feature's share of the head's margin (log-odds) change from the
+    /// reference to the row, in contract order: they sum to that change
+    /// (exact Shapley values of the two vectors for a tree model).
+    pub contributions: Vec<f64>,
+    /// The three largest positive shares, as predictions carry them
+    /// (`since` is 0: the server does not know the reference's time).
+    pub reasons: Reasons,
 }
 
 /// The answer to `GET /ping`.
@@ -132,10 +149,32 @@ async fn ping(State(state): State<Arc<AppState>>) -> Json<PingResponse> {
 
 async fn invocations(State(state): State<Arc<AppState>>, request: axum::extract::Request) -> Response {
     let (parts, body) = request.into_parts();
-    match invoke(state, &parts.headers, &parts.extensions, body).await {
+    let explain = match wants_explanations(parts.uri.query()) {
+        Ok(explain) => explain,
+        Err(e) => return e.into_response(),
+    };
+    match invoke(state, &parts.headers, &parts.extensions, body, explain).await {
         Ok(answer) => Json(answer).into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// `?explain=true` (or `1`); `false`/`0` or absent: no explanations.
+fn wants_explanations(query: Option<&str>) -> Result<bool, ServeError> {
+    let mut explain = false;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, "true"));
+        if key == "explain" {
+            explain = match value {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                other => {
+                    return Err(ServeError::Json(format!("explain={other}: expected explain=true or explain=false")))
+                }
+            };
+        }
+    }
+    Ok(explain)
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
@@ -147,6 +186,7 @@ async fn invoke(
     headers: &HeaderMap,
     extensions: &Extensions,
     body: Body,
+    explain: bool,
 ) -> Result<InvocationResponse, ServeError> {
     let format = Format::from_content_type(header_str(headers, header::CONTENT_TYPE))?;
     check_accept(header_str(headers, header::ACCEPT))?;
@@ -193,16 +233,45 @@ async fn invoke(
         let _permit = permit;
         let _held = held;
         let rows = format.parse(&body, task_state.config.max_rows)?;
-        task_state.model.score_now(&rows).map_err(|e| ServeError::Scoring(e.to_string()))
+        let explanations = if explain {
+            let references = parse_references(format, &body, rows.len())?;
+            Some(explanations(&task_state.model, &rows, &references)?)
+        } else {
+            None
+        };
+        let scored = task_state.model.score_now(&rows).map_err(|e| ServeError::Scoring(e.to_string()))?;
+        Ok::<_, ServeError>((scored, explanations))
     })
     .await
     .map_err(|e| ServeError::Scoring(format!("the scoring task stopped: {e}")))??;
+    let (scored, explanations) = scored;
     Ok(InvocationResponse {
+        explanations,
         predictions: scored,
         model: state.model.model_name().to_owned(),
         model_version: state.model.model_version().to_owned(),
         features_schema: SCHEMA.to_owned(),
     })
+}
+
+fn explanations(
+    model: &EmbeddedModel,
+    rows: &[Features],
+    references: &[Features],
+) -> Result<Vec<Explanation>, ServeError> {
+    let mut contributions = [0.0; FEATURE_COUNT];
+    rows.iter()
+        .zip(references)
+        .map(|(row, reference)| {
+            if !model.attribute(model.id(), row, reference, &mut contributions) {
+                return Err(ServeError::Scoring(format!("the {} model cannot explain its scores", model.model_name())));
+            }
+            Ok(Explanation {
+                contributions: contributions.to_vec(),
+                reasons: top_raising(&contributions, row, reference, 0),
+            })
+        })
+        .collect()
 }
 
 fn declared_length(headers: &HeaderMap) -> Option<u64> {

@@ -28,6 +28,16 @@
 //!   `predictions[i]` belongs to row `i + 1`; the numbers are exactly what
 //!   [`pulse_model::EmbeddedModel::score_now`] gives for the same rows (the
 //!   whole request is scored as one batch). See [`InvocationResponse`].
+//! * `POST /invocations?explain=true` also says why: a JSON body with
+//!   `"references"` beside `"instances"` (one row per instance, or one for
+//!   all: the same customer's vector about 14 days earlier, as the pipeline
+//!   compares with) gets `"explanations"`, one per row: `contributions`, each
+//!   feature's share of the change of `churn_risk_14d`'s margin (log-odds)
+//!   from the reference to the row (they sum to it; exact Shapley values of
+//!   the two vectors for a tree model), and `reasons`, the three largest
+//!   positive shares with both values and a sentence, as predictions carry
+//!   them. Without references (or with CSV) the answer is 400 and says what
+//!   to send: a score's reasons need something it moved from.
 //!
 //! # Errors
 //!
@@ -134,7 +144,9 @@ mod error;
 mod request;
 mod server;
 
-pub use app::{router, InvocationResponse, PingResponse, ServeConfig, DEFAULT_BODY_BUFFER_BYTES, SMALL_BODY_BYTES};
+pub use app::{
+    router, Explanation, InvocationResponse, PingResponse, ServeConfig, DEFAULT_BODY_BUFFER_BYTES, SMALL_BODY_BYTES,
+};
 pub use error::{ErrorBody, ServeError};
-pub use request::{check_accept, Format, DEFAULT_MAX_ROWS, MAX_BODY_BYTES};
+pub use request::{check_accept, parse_references, Format, DEFAULT_MAX_ROWS, MAX_BODY_BYTES};
 pub use server::{serve, Draining, ServerLimits, Stopped, DEFAULT_MAX_CONNECTIONS, MAX_HEADER_BYTES};

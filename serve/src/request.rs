@@ -124,11 +124,32 @@ fn parse_csv(body: &[u8], max_rows: usize) -> Result<Vec<Features>, ServeError> 
 const JSON_SHAPE: &str =
     "expected {\"instances\": [[46 numbers], ...]} or {\"instances\": [{\"features\": [46 numbers]}, ...]}";
 
-/// The envelope; keys other than `instances` are ignored.
+/// The envelope; keys other than `instances` and `references` are ignored.
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(borrow)]
     instances: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default)]
+    references: Option<Vec<&'a RawValue>>,
+}
+
+const REFERENCES_SHAPE: &str = "explain=true needs application/json with \"references\": one row per instance (or one row for all), each the same customer's vector about 14 days earlier; the reasons explain what moved the score since";
+
+/// The references of an `?explain=true` body: one per row, a single one
+/// repeated, checked like the rows themselves.
+pub fn parse_references(format: Format, body: &[u8], rows: usize) -> Result<Vec<Features>, ServeError> {
+    if format != Format::Json {
+        return Err(ServeError::Json(REFERENCES_SHAPE.to_owned()));
+    }
+    let envelope: Envelope<'_> =
+        serde_json::from_slice(body).map_err(|e| ServeError::Json(format!("invalid JSON body ({e}): {JSON_SHAPE}")))?;
+    let references = envelope.references.ok_or_else(|| ServeError::Json(REFERENCES_SHAPE.to_owned()))?;
+    let parsed = read_rows(&references).map_err(|e| ServeError::Json(format!("references: {e}")))?;
+    match parsed.len() {
+        1 => Ok(vec![parsed[0]; rows]),
+        n if n == rows => Ok(parsed),
+        n => Err(ServeError::Json(format!("{n} references for {rows} instances: {REFERENCES_SHAPE}"))),
+    }
 }
 
 /// The object form of an instance; keys other than `features` are ignored.
@@ -153,6 +174,11 @@ fn parse_json(body: &[u8], max_rows: usize) -> Result<Vec<Features>, ServeError>
     if instances.len() > max_rows {
         return Err(ServeError::TooManyRows { rows: instances.len(), max: max_rows });
     }
+    read_rows(&instances)
+}
+
+/// Rows of the JSON forms: arrays of 46 numbers, or objects with `features`.
+fn read_rows(instances: &[&RawValue]) -> Result<Vec<Features>, ServeError> {
     let mut out = Vec::with_capacity(instances.len());
     for (i, instance) in instances.iter().enumerate() {
         let row = i + 1;

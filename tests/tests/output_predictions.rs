@@ -34,6 +34,7 @@ fn prediction(customer: &str, as_of: i64, churn: f64) -> Prediction {
         model_version: "1".into(),
         served_by: "embedded".into(),
         features_schema: SCHEMA.into(),
+        reasons: Default::default(),
         emission: None,
     }
 }
@@ -95,6 +96,42 @@ async fn predictions_never_move_a_customer_back_in_time() {
     };
     assert_eq!(states["a"], a, "a prediction without a key is placed at its as_of");
     assert!(states["b"].armed);
+}
+
+/// The reasons go with the prediction they belong to: written with it,
+/// removed by a newer prediction that has none.
+#[tokio::test]
+async fn reasons_are_written_with_their_prediction_and_removed_without() {
+    let sdk = sdk().await;
+    let table = table(&sdk).await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let writer = PredictionWriter::new(client.clone(), table.as_str(), 4);
+    let reasons = pulse_schemas::Reasons::new(
+        50,
+        [
+            pulse_schemas::Reason { feature: 9, now: 19.0, was: 2.0, contribution: 1.5 },
+            pulse_schemas::Reason { feature: 0, now: 0.0, was: 3.0, contribution: 0.25 },
+        ],
+    );
+    let explained = Prediction { reasons, ..prediction("r", 100, 0.8) };
+    writer.write(vec![record(explained, false, true)]).await.unwrap();
+    let item = prediction_item(&client, &table, "r").await.expect("stored");
+    let aws_sdk_dynamodb::types::AttributeValue::M(stored) = &item["reasons"] else { panic!("{item:?}") };
+    assert_eq!(stored["since"], aws_sdk_dynamodb::types::AttributeValue::N("50".into()));
+    let aws_sdk_dynamodb::types::AttributeValue::L(top) = &stored["top"] else { panic!("{stored:?}") };
+    let first = top[0].as_m().unwrap();
+    assert_eq!(first["feature"].as_s().unwrap(), "days_since_last_session");
+    assert_eq!(first["text"].as_s().unwrap(), "no session in 19 days (was 2 days)");
+    assert_eq!(first["was"].as_n().unwrap(), "2");
+    assert_eq!(top.len(), 2);
+    // Read back as the pipeline wrote it.
+    let back: pulse_schemas::Reasons = serde_dynamo::from_attribute_value(item["reasons"].clone()).unwrap();
+    assert_eq!(back, reasons);
+
+    writer.write(vec![record(prediction("r", 200, 0.3), true, false)]).await.unwrap();
+    let item = prediction_item(&client, &table, "r").await.unwrap();
+    assert_eq!(n(&item, "as_of"), 200.0);
+    assert!(!item.contains_key("reasons"), "a newer prediction without reasons removes the old ones");
 }
 
 /// §6 amended: the condition compares the emission key, not `as_of`.

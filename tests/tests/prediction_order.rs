@@ -102,6 +102,7 @@ async fn an_older_emission_is_refused_whatever_its_as_of() {
         model_version: "1".into(),
         served_by: "embedded".into(),
         features_schema: pulse_schemas::SCHEMA.into(),
+        reasons: Default::default(),
         emission: Some(timer.emission()),
     };
     let record = pulse_aws::output::predictions::PredictionRecord {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use pulse_operators::scoring::Alert;
-use pulse_schemas::{Prediction, Segment};
+use pulse_schemas::{Prediction, Reasons, Segment};
 use serde::{Deserialize, Serialize};
 
 use super::batch::{group, send_group, EntryFailure};
@@ -50,6 +50,10 @@ pub struct AlertMessage {
     pub previous_churn_risk_14d: Option<f64>,
     /// Why, for people.
     pub reason: String,
+    /// The features that raised the risk most: value now and about 14 days
+    /// earlier, share of the move, a sentence each.
+    #[serde(default, skip_serializing_if = "Reasons::is_empty")]
+    pub reasons: Reasons,
     /// The model that made the prediction.
     pub model: String,
     /// Its version.
@@ -73,6 +77,7 @@ impl AlertMessage {
             segment: alert.segment,
             previous_churn_risk_14d: alert.previous_churn_risk_14d,
             reason: alert.reason.clone(),
+            reasons: alert.reasons,
             model: prediction.model.to_string(),
             model_version: prediction.model_version.to_string(),
             served_by: prediction.served_by.to_string(),
@@ -198,7 +203,7 @@ fn dedup_id(alert_id: &str) -> String {
 mod tests {
     use super::*;
     use pulse_schemas::prediction::Scores;
-    use pulse_schemas::CustomerId;
+    use pulse_schemas::{CustomerId, Reason};
 
     #[test]
     fn the_message_carries_customer_scores_and_reason() {
@@ -217,6 +222,7 @@ mod tests {
             model_version: "1".into(),
             served_by: "sagemaker:churn".into(),
             features_schema: "features-v1".into(),
+            reasons: Default::default(),
             emission: None,
         };
         let alert = Alert {
@@ -227,7 +233,8 @@ mod tests {
             health_score: 31.0,
             segment: Segment::Churned,
             previous_churn_risk_14d: Some(0.5),
-            reason: "churn_risk_14d rose from 0.500 to 0.830, above 0.7".into(),
+            reason: "churn_risk_14d rose from 0.500 to 0.830, above 0.7: no session in 19 days (was 2 days)".into(),
+            reasons: Reasons::new(1_699_000_000_000, [Reason { feature: 9, now: 19.0, was: 2.0, contribution: 1.25 }]),
         };
         let m = AlertMessage::new(&alert, &prediction);
         let json = serde_json::to_value(&m).unwrap();
@@ -236,7 +243,15 @@ mod tests {
         assert_eq!(json["first_session_success"], 0.4);
         assert_eq!(json["health_score"], 31.0);
         assert_eq!(json["segment"], "churned");
-        assert_eq!(json["reason"], "churn_risk_14d rose from 0.500 to 0.830, above 0.7");
+        assert_eq!(
+            json["reason"],
+            "churn_risk_14d rose from 0.500 to 0.830, above 0.7: no session in 19 days (was 2 days)"
+        );
+        let top = &json["reasons"]["top"][0];
+        assert_eq!(top["feature"], "days_since_last_session");
+        assert_eq!((top["now"].as_f64(), top["was"].as_f64()), (Some(19.0), Some(2.0)));
+        assert_eq!(top["text"], "no session in 19 days (was 2 days)");
+        assert_eq!(json["reasons"]["since"], 1_699_000_000_000i64);
         assert_eq!(json["served_by"], "sagemaker:churn");
         assert_eq!(m.subject(), "pulse: customer c-7 churn risk 0.83");
 

@@ -2,7 +2,7 @@
 //! endpoint with its policy for when it is down. One type, so the sink and
 //! `pulse run` take either without generics.
 
-use pulse_model::{EmbeddedModel, ScoreError, ScoredRows, Scorer};
+use pulse_model::{Contributions, EmbeddedModel, ModelId, ScoreError, ScoredRows, Scorer};
 use pulse_schemas::Features;
 
 use super::fallback::WithFallback;
@@ -80,5 +80,12 @@ impl Scorer for ModelBackend {
 
     fn score(&self, rows: &[Features]) -> impl std::future::Future<Output = Result<ScoredRows, ScoreError>> + Send {
         self.score_rows(rows)
+    }
+
+    fn attribute(&self, model: &ModelId, row: &Features, reference: &Features, out: &mut Contributions) -> bool {
+        match self {
+            ModelBackend::Embedded(m) => m.attribute(model, row, reference, out),
+            ModelBackend::Endpoint(e) => e.attribute(model, row, reference, out),
+        }
     }
 }

@@ -19,7 +19,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use pulse_model::{ScoreError, ScoredRows, Scorer};
+use pulse_model::{Contributions, ModelId, ScoreError, ScoredRows, Scorer};
 use pulse_schemas::Features;
 
 /// `served_by` of predictions made by the fallback model.
@@ -103,6 +103,12 @@ impl<P: Scorer, F: Scorer> Scorer for WithFallback<P, F> {
 
     fn score(&self, rows: &[Features]) -> impl std::future::Future<Output = Result<ScoredRows, ScoreError>> + Send {
         self.score_rows(rows)
+    }
+
+    /// The endpoint cannot explain; the fallback's local copy can, when it is
+    /// the model that answered (same name and version).
+    fn attribute(&self, model: &ModelId, row: &Features, reference: &Features, out: &mut Contributions) -> bool {
+        self.primary.attribute(model, row, reference, out) || self.fallback.attribute(model, row, reference, out)
     }
 }
 

@@ -10,7 +10,10 @@
 //! emissions' order), and the alert state: `alert_armed` (whether the
 //! customer would alert on its next rise above 0.7, see
 //! [`pulse_operators::scoring::Alerts`]) and, on the prediction that raised
-//! an alert, `last_alert_as_of` and `last_alert_churn_risk_14d`.
+//! an alert, `last_alert_as_of` and `last_alert_churn_risk_14d`; `reasons`
+//! (a map: `since`, the reference vector's `as_of`, and `top`, a list of
+//! maps `feature`, `now`, `was`, `contribution`, `text`: see
+//! [`pulse_schemas::reasons`]) when the prediction has any, removed when not.
 //!
 //! # Writes
 //!
@@ -238,6 +241,18 @@ impl PredictionWriter {
         set.sort();
         let mut names: HashMap<String, String> =
             values.keys().map(|k| (format!("#{}", &k[1..]), k[1..].to_owned())).collect();
+        // The reasons belong to this prediction: written with it, or removed
+        // so an older prediction's reasons never stand beside newer scores.
+        names.insert("#reasons".into(), "reasons".into());
+        let remove = if p.reasons.is_empty() {
+            " REMOVE #reasons"
+        } else {
+            let reasons =
+                serde_dynamo::to_attribute_value(p.reasons).context("the prediction's reasons as an attribute")?;
+            values.insert(":reasons".into(), reasons);
+            set.push("#reasons = :reasons".into());
+            ""
+        };
         if record.alerted {
             values.insert(":last_alert_churn_risk_14d".into(), n(p.scores.churn_risk_14d));
             set.push("#last_alert_as_of = :as_of".into());
@@ -246,7 +261,7 @@ impl PredictionWriter {
                 names.insert(format!("#{name}"), name.to_owned());
             }
         }
-        let update = format!("SET {}", set.join(", "));
+        let update = format!("SET {}{remove}", set.join(", "));
         let mut attempt = 0;
         loop {
             attempt += 1;

@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 
 use pulse_schemas::prediction::HIGH_CHURN_RISK;
-use pulse_schemas::{CustomerId, EmissionKey, Prediction, Segment};
+use pulse_schemas::{CustomerId, EmissionKey, Prediction, Reasons, Segment};
 use serde::Serialize;
 
 use super::error::PolicyError;
@@ -74,8 +74,11 @@ pub struct Alert {
     /// The risk of the customer's previous observed prediction, if any
     /// (unknown for a new customer or right after [`Alerts::restore`]).
     pub previous_churn_risk_14d: Option<f64>,
-    /// For people.
+    /// For people: the rise, then the reasons' sentences.
     pub reason: String,
+    /// The features that raised the risk most (from the prediction).
+    #[serde(skip_serializing_if = "Reasons::is_empty")]
+    pub reasons: Reasons,
 }
 
 #[derive(Clone, Debug)]
@@ -129,10 +132,14 @@ impl Alerts {
             return None;
         }
         state.armed = false;
-        let reason = match previous {
+        let mut reason = match previous {
             Some(p) => format!("churn_risk_14d rose from {p:.3} to {risk:.3}, above {HIGH_CHURN_RISK}"),
             None => format!("churn_risk_14d is {risk:.3}, above {HIGH_CHURN_RISK} (no earlier prediction observed)"),
         };
+        if !prediction.reasons.is_empty() {
+            reason.push_str(": ");
+            reason.push_str(&prediction.reasons.summary());
+        }
         Some(Alert {
             customer_id: prediction.customer_id.clone(),
             as_of: prediction.as_of,
@@ -142,6 +149,7 @@ impl Alerts {
             segment: prediction.segment,
             previous_churn_risk_14d: previous,
             reason,
+            reasons: prediction.reasons,
         })
     }
 
@@ -205,6 +213,7 @@ mod tests {
             model_version: "1".into(),
             served_by: "embedded".into(),
             features_schema: "features-v1".into(),
+            reasons: Default::default(),
             emission: None,
         }
     }

@@ -399,6 +399,7 @@ mod tests {
             model_version: "1".into(),
             served_by: "embedded".into(),
             features_schema: "features-v1".into(),
+            reasons: Default::default(),
             emission: None,
         }
     }

@@ -65,6 +65,7 @@
 //!     model_version: "1".into(),
 //!     served_by: "embedded".into(),
 //!     features_schema: SCHEMA.into(),
+//!     reasons: Default::default(),
 //!     emission: None,
 //! };
 //! fleet.update(&prediction);

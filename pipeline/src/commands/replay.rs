@@ -63,11 +63,15 @@ pub(crate) struct ScoringArgs {
     /// Seconds of stream time between fleet-metrics snapshots.
     #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
     pub(crate) metrics_interval_s: f64,
+    /// Predictions without their reasons (the features that raised the churn
+    /// risk most since about 14 days earlier), and no anchors kept for them.
+    #[arg(long)]
+    pub(crate) no_reasons: bool,
 }
 
 impl ScoringArgs {
     pub(crate) fn config(&self) -> Result<ScoringConfig> {
-        scoring_config(self.batch_rows, self.linger_s, self.metrics_interval_s)
+        scoring_config(self.batch_rows, self.linger_s, self.metrics_interval_s, !self.no_reasons)
     }
 
     pub(crate) fn outputs(&self) -> Outputs {
@@ -81,7 +85,12 @@ impl ScoringArgs {
 }
 
 /// The scoring stage's configuration from its flags, checked.
-pub(crate) fn scoring_config(batch_rows: usize, linger_s: f64, metrics_interval_s: f64) -> Result<ScoringConfig> {
+pub(crate) fn scoring_config(
+    batch_rows: usize,
+    linger_s: f64,
+    metrics_interval_s: f64,
+    reasons: bool,
+) -> Result<ScoringConfig> {
     anyhow::ensure!(linger_s.is_finite() && linger_s >= 0.0, "--linger-s must be >= 0");
     anyhow::ensure!(metrics_interval_s.is_finite() && metrics_interval_s > 0.0, "--metrics-interval-s must be > 0");
     let batch = BatchPolicy {
@@ -93,6 +102,7 @@ pub(crate) fn scoring_config(batch_rows: usize, linger_s: f64, metrics_interval_
     Ok(ScoringConfig {
         batch,
         metrics_interval_ms: (metrics_interval_s * 1000.0).round() as i64,
+        reasons,
         ..ScoringConfig::default()
     })
 }

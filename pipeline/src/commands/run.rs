@@ -182,11 +182,14 @@ pub(crate) struct LiveScoringArgs {
     /// Seconds between fleet-metrics publications.
     #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
     metrics_interval_s: f64,
+    /// Predictions without their reasons (and no anchors kept for them).
+    #[arg(long)]
+    no_reasons: bool,
 }
 
 impl LiveScoringArgs {
     pub(crate) fn config(&self) -> Result<pulse_runtime::scoring::ScoringConfig> {
-        scoring_config(self.batch_rows, self.linger_s, self.metrics_interval_s)
+        scoring_config(self.batch_rows, self.linger_s, self.metrics_interval_s, !self.no_reasons)
     }
 }
 

@@ -1,0 +1,234 @@
+//! What the scoring stage remembers of each customer: the latest prediction,
+//! the past vectors its reasons compare with, and the two lists a
+//! customer-success person works from (whom to save first, who has gone).
+//!
+//! # Reasons
+//!
+//! A prediction's reasons explain the move of its `churn_risk_14d` since the
+//! customer's own vector about 14 days earlier: the model attributes
+//! `margin(now) - margin(then)` among the features (exact Shapley values of
+//! the two vectors for tree models, see `pulse_model::explain`) and the three
+//! largest positive shares are kept with both values ("no session in 19 days
+//! (was 2 days)"). The customer's own past, not a fleet average, because the
+//! question an alert raises is "what changed?", and because a feature that
+//! has not moved cannot be the reason a score moved.
+//!
+//! "About 14 days earlier", exactly: the stage keeps the first vector scored
+//! in each week (weeks start Monday 00:00 UTC) of the last three weeks with
+//! one, and a prediction as of `T` compares with the latest of them at or
+//! before `T - 14 days`; with none that old (a customer seen for less than
+//! two weeks), with the oldest kept, so a new customer's reasons read
+//! "since we first saw them". Three weekly anchors, not fourteen daily
+//! ones: 600 bytes a customer instead of 2,800. The reference's `as_of` is
+//! written with the reasons (`since`). A customer's first prediction has
+//! nothing to compare with and carries no reasons.
+
+use pulse_schemas::features::idx::DAYS_SINCE_LAST_SESSION;
+use pulse_schemas::prediction::Scores;
+use pulse_schemas::{Features, Reasons, Segment, DAY_MS, FEATURE_COUNT};
+
+/// Reasons compare with a vector at least this much older.
+pub const REASONS_LOOKBACK_MS: i64 = 14 * DAY_MS;
+
+/// Weekly anchors kept per customer: enough that one is always at or before
+/// `T - 14 days` once the customer is two weeks old.
+const ANCHORS: usize = 3;
+
+/// The week of `t`, counted from Monday 1970-01-05 00:00 UTC.
+fn week(t: i64) -> i64 {
+    (t.div_euclid(DAY_MS) - 4).div_euclid(7)
+}
+
+/// A past vector and what the model said of it. `f32`: the precision the
+/// models compute in.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Anchor {
+    pub(crate) as_of: i64,
+    pub(crate) churn_risk_14d: f32,
+    pub(crate) health_score: f32,
+    features: [f32; FEATURE_COUNT],
+}
+
+impl Anchor {
+    /// The vector, as the model reads it.
+    pub(crate) fn features(&self) -> Features {
+        self.features.map(f64::from)
+    }
+}
+
+/// The first vector of each of the last three weeks with one, oldest first.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Anchors {
+    len: u8,
+    items: [Option<Anchor>; ANCHORS],
+}
+
+impl Anchors {
+    fn iter(&self) -> impl DoubleEndedIterator<Item = &Anchor> {
+        self.items[..usize::from(self.len)].iter().flatten()
+    }
+
+    /// The vector a prediction as of `t` compares with (see the module docs).
+    pub(crate) fn reference(&self, t: i64) -> Option<&Anchor> {
+        self.iter()
+            .rev()
+            .find(|a| a.as_of <= t - REASONS_LOOKBACK_MS)
+            .or_else(|| self.iter().next().filter(|a| a.as_of < t))
+    }
+
+    /// Keeps the vector if it is the first of a later week than the last kept.
+    pub(crate) fn observe(&mut self, as_of: i64, features: &Features, scores: &Scores) {
+        if self.iter().last().is_some_and(|a| week(a.as_of) >= week(as_of)) {
+            return;
+        }
+        let anchor = Anchor {
+            as_of,
+            churn_risk_14d: scores.churn_risk_14d as f32,
+            health_score: scores.health_score as f32,
+            features: features.map(|x| x as f32),
+        };
+        if usize::from(self.len) == ANCHORS {
+            self.items.rotate_left(1);
+            self.items[ANCHORS - 1] = Some(anchor);
+        } else {
+            self.items[usize::from(self.len)] = Some(anchor);
+            self.len += 1;
+        }
+    }
+}
+
+/// A customer's latest prediction, compactly (the model as an index into the
+/// stage's list of models), and its anchors when reasons are on.
+#[derive(Clone, Debug)]
+pub(crate) struct Memory {
+    pub(crate) as_of: i64,
+    pub(crate) scores: Scores,
+    pub(crate) segment: Segment,
+    pub(crate) model_ix: u16,
+    pub(crate) reasons: Reasons,
+    /// Feature 10 of the latest vector scored: how recently the customer was active.
+    pub(crate) days_since_last_session: f32,
+    pub(crate) anchors: Option<Box<Anchors>>,
+}
+
+/// How a customer ranks in [`Lists`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Standing {
+    /// Still active, and either its churn risk is high and rising or its
+    /// health just fell from a healthy level; the number is how much it
+    /// moved (the larger of the risk's rise and the health's fall / 100).
+    Savable(f64),
+    /// No session in [`GONE_AFTER_DAYS`] days or more and a high churn risk:
+    /// the model is sure, and it is probably too late.
+    Gone,
+}
+
+/// Still active: a session within this many days.
+pub const ACTIVE_WITHIN_DAYS: f64 = 14.0;
+/// Gone: no session for this many days (a week past the 14-day horizon).
+pub const GONE_AFTER_DAYS: f64 = 21.0;
+/// "High" churn risk for the savable list (the §6 at-risk level).
+pub const SAVABLE_RISK: f64 = 0.4;
+/// Smallest rise of churn risk since the reference that counts as rising.
+pub const SAVABLE_RISE: f64 = 0.15;
+/// A "healthy baseline": health at the reference at least this.
+pub const HEALTHY_BASELINE: f64 = 70.0;
+/// A "fresh drop": health fell at least this much since the reference.
+pub const HEALTH_DROP: f64 = 15.0;
+
+impl Memory {
+    /// Where the customer stands, if in either list.
+    pub(crate) fn standing(&self) -> Option<Standing> {
+        let days = f64::from(self.days_since_last_session);
+        let risk = self.scores.churn_risk_14d;
+        if days >= GONE_AFTER_DAYS && risk > pulse_schemas::prediction::HIGH_CHURN_RISK {
+            return Some(Standing::Gone);
+        }
+        if days >= ACTIVE_WITHIN_DAYS {
+            return None;
+        }
+        let then = self.anchors.as_ref()?.reference(self.as_of)?;
+        let rise = risk - f64::from(then.churn_risk_14d);
+        let fall = f64::from(then.health_score) - self.scores.health_score;
+        let rising = risk >= SAVABLE_RISK && rise >= SAVABLE_RISE;
+        let dropped = f64::from(then.health_score) >= HEALTHY_BASELINE && fall >= HEALTH_DROP;
+        (rising || dropped).then(|| Standing::Savable(rise.max(fall / 100.0)))
+    }
+}
+
+/// Feature 10 of a vector, as kept in [`Memory`].
+pub(crate) fn days_since_last_session(features: &Features) -> f32 {
+    features[DAYS_SINCE_LAST_SESSION] as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MONDAY: i64 = 4 * DAY_MS; // 1970-01-05
+
+    fn scores(churn: f64, health: f64) -> Scores {
+        Scores {
+            first_session_success: 0.5,
+            session_velocity: 1.0,
+            churn_risk_14d: churn,
+            churn_risk_30d: churn,
+            health_score: health,
+        }
+    }
+
+    #[test]
+    fn the_reference_is_the_latest_weekly_anchor_two_weeks_back() {
+        let mut a = Anchors::default();
+        let f = |x: f64| [x; FEATURE_COUNT];
+        assert!(a.reference(MONDAY).is_none(), "nothing to compare with");
+        // Daily vectors for five weeks, from a Wednesday.
+        let start = MONDAY + 2 * DAY_MS + 3_600_000;
+        for day in 0..35 {
+            let t = start + day * DAY_MS;
+            // Before observing: the reference is strictly earlier.
+            if let Some(r) = a.reference(t) {
+                assert!(r.as_of < t);
+                if t - start >= 19 * DAY_MS {
+                    assert!(t - r.as_of >= REASONS_LOOKBACK_MS, "day {day}: {}", (t - r.as_of) / DAY_MS);
+                    assert!(t - r.as_of < REASONS_LOOKBACK_MS + 7 * DAY_MS, "day {day}");
+                }
+            }
+            a.observe(t, &f(day as f64), &scores(0.1, 80.0));
+        }
+        // Anchors: the first vector of each week (Wed, then Mondays).
+        let kept: Vec<_> = a.iter().map(|x| (x.as_of - start) / DAY_MS).collect();
+        assert_eq!(kept, [19, 26, 33]);
+        let young = {
+            let mut y = Anchors::default();
+            y.observe(start, &f(1.0), &scores(0.1, 80.0));
+            y
+        };
+        assert_eq!(young.reference(start + DAY_MS).map(|r| r.as_of), Some(start), "the oldest for a new customer");
+        assert_eq!(young.reference(start).map(|r| r.as_of), None, "never the vector itself");
+    }
+
+    #[test]
+    fn standing_separates_the_savable_from_the_gone() {
+        let mut anchors = Anchors::default();
+        anchors.observe(MONDAY, &[0.0; FEATURE_COUNT], &scores(0.1, 85.0));
+        let memory = |churn: f64, health: f64, days: f32| Memory {
+            as_of: MONDAY + 15 * DAY_MS,
+            scores: scores(churn, health),
+            segment: Segment::of(churn, churn, health),
+            model_ix: 0,
+            reasons: Reasons::default(),
+            days_since_last_session: days,
+            anchors: Some(Box::new(anchors.clone())),
+        };
+        assert_eq!(memory(0.95, 10.0, 40.0).standing(), Some(Standing::Gone));
+        let savable = |m: Memory, expected: f64| {
+            let s = m.standing();
+            assert!(matches!(s, Some(Standing::Savable(x)) if (x - expected).abs() < 1e-6), "{s:?}");
+        };
+        savable(memory(0.6, 50.0, 3.0), 0.5); // rising risk
+        savable(memory(0.15, 60.0, 1.0), 0.25); // fresh drop from a healthy 85
+        assert_eq!(memory(0.2, 82.0, 1.0).standing(), None, "steady");
+        assert_eq!(memory(0.6, 50.0, 16.0).standing(), None, "not active, not yet gone");
+    }
+}
