@@ -46,13 +46,16 @@ fn bench_replay(c: &mut Criterion) {
     let model = EmbeddedModel::new(&embedded().expect("embedded model")).expect("model");
     let vectors = dir.path().join("vectors.jsonl");
     let predictions = dir.path().join("predictions.jsonl");
-    let runs: [(&str, Option<&std::path::Path>, bool); 4] = [
-        ("pulse_replay_to_file", Some(&vectors), false),
-        ("pulse_replay_no_output", None, false),
-        ("pulse_replay_scored_to_file", Some(&vectors), true),
-        ("pulse_replay_scored_no_vectors", None, true),
+    // (name, vectors file, scored, reasons): the scored runs with and
+    // without reasons measure what the reasons cost (issue #15: >= 0.9x).
+    let runs: [(&str, Option<&std::path::Path>, bool, bool); 5] = [
+        ("pulse_replay_to_file", Some(&vectors), false, false),
+        ("pulse_replay_no_output", None, false, false),
+        ("pulse_replay_scored_to_file", Some(&vectors), true, true),
+        ("pulse_replay_scored_no_vectors", None, true, true),
+        ("pulse_replay_scored_no_vectors_no_reasons", None, true, false),
     ];
-    for (name, features, scored) in runs {
+    for (name, features, scored, reasons) in runs {
         group.bench_function(name, |b| {
             b.iter(|| {
                 let config = ReplayConfig {
@@ -66,6 +69,7 @@ fn bench_replay(c: &mut Criterion) {
                     scoring: scored.then(|| ScoringConfig {
                         // As `pulse replay --score` and `pulse demo`: a minute of stream time.
                         batch: BatchPolicy { max_linger_ms: 60_000, ..BatchPolicy::default() },
+                        reasons,
                         ..ScoringConfig::default()
                     }),
                     progress: None,

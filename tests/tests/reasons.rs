@@ -1,0 +1,131 @@
+//! Reasons, end to end through `pulse replay --score`: every prediction that
+//! has something to compare with says which features raised its churn risk,
+//! the features it names are ones that moved, its "was" values are the
+//! customer's vector at `since` (written to the features file by the same
+//! run), `since` is 14 to 22 days back, and alerts carry the same reasons.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::{describe, run_pulse};
+use pulse_schemas::{Prediction, DAY_MS, FEATURE_COUNT};
+use serde_json::Value;
+
+fn lines(path: &std::path::Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
+}
+
+#[test]
+fn reasons_name_features_that_moved_since_about_two_weeks_earlier() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    let generated =
+        run_pulse(&["generate", "--customers", "150", "--days", "45", "--seed", "15", "--out", &p("capture.jsonl")]);
+    assert!(generated.status.success(), "{}", describe(&generated));
+    let replayed = run_pulse(&[
+        "replay",
+        &p("capture.jsonl"),
+        "--quiet",
+        "--score",
+        "--features-out",
+        &p("vectors.jsonl"),
+        "--predictions-out",
+        &p("predictions.jsonl"),
+        "--alerts-out",
+        &p("alerts.jsonl"),
+    ]);
+    assert!(replayed.status.success(), "{}", describe(&replayed));
+    let report = String::from_utf8_lossy(&replayed.stdout);
+    assert!(report.contains("save these first") && report.contains("already gone"), "{report}");
+    assert!(report.contains("how the lists are built"), "{report}");
+
+    // Every vector by (customer, as_of): "was" must be the vector at `since`.
+    let mut vectors: HashMap<(String, i64), Vec<f64>> = HashMap::new();
+    for v in lines(&dir.path().join("vectors.jsonl")) {
+        let features: Vec<f64> = v["features"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        assert_eq!(features.len(), FEATURE_COUNT);
+        vectors.insert((v["customer_id"].as_str().unwrap().to_owned(), v["as_of"].as_i64().unwrap()), features);
+    }
+
+    let predictions: Vec<Prediction> = lines(&dir.path().join("predictions.jsonl"))
+        .into_iter()
+        .map(|v| serde_json::from_value(v).expect("a prediction"))
+        .collect();
+    let mut first_seen: HashMap<String, i64> = HashMap::new();
+    let (mut explained, mut old_enough, mut two_weeks) = (0, 0, 0);
+    for p in &predictions {
+        let first = *first_seen.entry(p.customer_id.to_string()).or_insert(p.as_of);
+        if p.as_of - first >= 21 * DAY_MS {
+            old_enough += 1;
+        }
+        let reasons = p.reasons.as_slice();
+        if reasons.is_empty() {
+            continue;
+        }
+        explained += 1;
+        let since = p.reasons.since;
+        assert!(since < p.as_of && since >= first, "{p:?}");
+        if p.as_of - first >= 28 * DAY_MS {
+            // Anchors are each week's first vector: on Mondays for a customer
+            // scored daily, so 14 days back to 14 days and a Monday more.
+            let age = p.as_of - since;
+            assert!((14 * DAY_MS..22 * DAY_MS).contains(&age), "4 weeks in, about 14 days back: {p:?}");
+            two_weeks += 1;
+        }
+        let then = &vectors[&(p.customer_id.to_string(), since)];
+        let mut last = f64::INFINITY;
+        for r in reasons {
+            let f = usize::from(r.feature);
+            assert_eq!(r.was, f64::from(then[f] as f32), "{p:?}: was is the value at since");
+            assert_ne!(r.now, r.was, "{p:?}: a feature that did not move is no reason");
+            assert!(r.contribution > 0.0 && r.contribution <= last, "{p:?}: positive, strongest first");
+            last = r.contribution;
+            assert!(!r.text().is_empty());
+        }
+    }
+    assert!(old_enough > 1_000, "the capture is long enough: {old_enough}");
+    assert!(two_weeks > 0 && explained > predictions.len() / 4, "{explained} of {} explained", predictions.len());
+
+    // Alerts carry their prediction's reasons, and say them in the sentence.
+    let by_key: HashMap<(String, i64), &Prediction> =
+        predictions.iter().map(|p| ((p.customer_id.to_string(), p.as_of), p)).collect();
+    let alerts = lines(&dir.path().join("alerts.jsonl"));
+    assert!(!alerts.is_empty(), "the capture has customers who turn high-risk");
+    let mut with_reasons = 0;
+    for a in &alerts {
+        let key = (a["customer_id"].as_str().unwrap().to_owned(), a["as_of"].as_i64().unwrap());
+        let p = by_key[&key];
+        if p.reasons.is_empty() {
+            assert!(a.get("reasons").is_none(), "{a}");
+            continue;
+        }
+        with_reasons += 1;
+        assert_eq!(a["reasons"], serde_json::to_value(p.reasons).unwrap(), "{a}");
+        let first = p.reasons.as_slice()[0].text();
+        assert!(a["reason"].as_str().unwrap().contains(&first), "{a}");
+    }
+    assert!(with_reasons * 2 >= alerts.len(), "{with_reasons} of {} alerts have reasons", alerts.len());
+
+    // Without reasons: the same scores, no reasons anywhere.
+    let plain = run_pulse(&[
+        "replay",
+        &p("capture.jsonl"),
+        "--quiet",
+        "--score",
+        "--no-reasons",
+        "--predictions-out",
+        &p("plain.jsonl"),
+    ]);
+    assert!(plain.status.success(), "{}", describe(&plain));
+    let plain: Vec<Prediction> = lines(&dir.path().join("plain.jsonl"))
+        .into_iter()
+        .map(|v| serde_json::from_value(v).expect("a prediction"))
+        .collect();
+    assert_eq!(plain.len(), predictions.len());
+    for (a, b) in plain.iter().zip(&predictions) {
+        assert!(a.reasons.is_empty());
+        assert_eq!((a.as_of, a.scores), (b.as_of, b.scores), "reasons change no score");
+    }
+}
