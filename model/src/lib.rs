@@ -14,6 +14,10 @@
 //!   and the embedded default model compiled into pulse.
 //! * [`train`]: seeded training of the network with weighted BCE/MSE losses
 //!   and early stopping; [`train_logistic`] for the `logistic` kind.
+//! * [`explain`]: why a head's score moved between a reference vector (the
+//!   customer's own, ~14 days earlier) and now: each feature's share of the
+//!   margin's change, exact for `gbt` (interventional Shapley values) and
+//!   `logistic`, integrated gradients for the network.
 //! * [`calibrate`]: Platt scaling and isotonic regression of the probability
 //!   heads, stored in the artifact and applied for every kind.
 //! * [`metrics`]: AUC, accuracy, MAE, Brier, log loss, calibration error and
@@ -26,6 +30,7 @@
 
 pub mod artifact;
 pub mod calibrate;
+pub mod explain;
 pub mod gbt;
 pub mod linear;
 pub mod metrics;
@@ -36,6 +41,7 @@ pub mod xgboost;
 
 pub use artifact::{embedded, Model, ModelArtifact, ModelKind, ModelMeta};
 pub use calibrate::{calibrate, CalibrationMethod, Calibrator};
+pub use explain::{top_raising, Attribution, Method};
 pub use gbt::{train_gbt, GbtConfig, GbtProgress};
 pub use scorer::{Contributions, EmbeddedModel, ModelId, ScoreError, ScoredRows, Scorer, EMBEDDED};
 pub use train::{train_logistic, Dataset, LogisticConfig, Targets, TrainConfig};

@@ -135,7 +135,19 @@ impl Net {
             }
             out_b.push(out.b.to_vec1::<f32>()?[0]);
         }
+        let plain = |d: &Dense| -> Result<(Vec<f64>, Vec<f64>), ModelError> {
+            let w: Vec<f32> = d.w.flatten_all()?.to_vec1()?;
+            let b: Vec<f32> = d.b.to_vec1()?;
+            Ok((w.into_iter().map(f64::from).collect(), b.into_iter().map(f64::from).collect()))
+        };
+        let trunk = self.trunk.iter().map(plain).collect::<Result<Vec<_>, _>>()?;
+        let heads = self
+            .heads
+            .iter()
+            .map(|[hidden, out]| Ok((plain(hidden)?, plain(out)?)))
+            .collect::<Result<Vec<_>, ModelError>>()?;
         Ok(FusedNet {
+            plain: std::sync::Arc::new(PlainNet { trunk, heads }),
             trunk: self.trunk.clone(),
             hidden: Dense { w: hidden_w, b: hidden_b },
             out: Dense {
@@ -149,6 +161,8 @@ impl Net {
 /// [`Net`] with fused heads, for inference.
 #[derive(Clone, Debug)]
 pub struct FusedNet {
+    /// The same weights in f64 for [`FusedNet::integrated_gradients`].
+    plain: std::sync::Arc<PlainNet>,
     trunk: Vec<Dense>,
     hidden: Dense,
     out: Dense,
@@ -162,6 +176,119 @@ impl FusedNet {
             h = layer.forward(&h)?.relu()?;
         }
         self.out.forward(&self.hidden.forward(&h)?.relu()?)
+    }
+}
+
+/// A layer's weights `(in × out, row-major)` and biases.
+type Layer = (Vec<f64>, Vec<f64>);
+
+/// The network's weights as plain arrays: the gradient of one head is a few
+/// matrix-vector products, cheaper without tensors.
+#[derive(Debug)]
+struct PlainNet {
+    trunk: Vec<Layer>,
+    /// Per head: hidden layer (32 → 16) and output (16 → 1).
+    heads: Vec<(Layer, Layer)>,
+}
+
+/// The widest layer.
+const WIDEST: usize = TRUNK[0];
+
+/// `out = x·w + b` for `w` of `x.len() × out.len()`, then the ReLU when
+/// `relu`.
+fn dense(x: &[f64], (w, b): &Layer, out: &mut [f64], relu: bool) {
+    out.copy_from_slice(b);
+    for (xi, row) in x.iter().zip(w.chunks_exact(out.len())) {
+        for (o, wij) in out.iter_mut().zip(row) {
+            *o += xi * wij;
+        }
+    }
+    if relu {
+        for o in out.iter_mut() {
+            *o = o.max(0.0);
+        }
+    }
+}
+
+/// `dx = w·dy` for `w` of `dx.len() × dy.len()`, zeroed where `active` (the
+/// layer's input after its ReLU) is 0; `active` is `None` for the inputs.
+fn back(dy: &[f64], (w, _): &Layer, dx: &mut [f64], active: Option<&[f64]>) {
+    for (i, (d, row)) in dx.iter_mut().zip(w.chunks_exact(dy.len())).enumerate() {
+        *d = if active.is_some_and(|a| a[i] <= 0.0) { 0.0 } else { row.iter().zip(dy).map(|(w, g)| w * g).sum() };
+    }
+}
+
+impl PlainNet {
+    /// The head's margin at `z` and, when `grad` is given, its gradient.
+    fn margin(&self, head: usize, z: &[f64; INPUTS], grad: Option<&mut [f64; INPUTS]>) -> f64 {
+        let mut acts = [[0.0; WIDEST]; TRUNK.len()];
+        let mut width = INPUTS;
+        for (l, layer) in self.trunk.iter().enumerate() {
+            let (done, rest) = acts.split_at_mut(l);
+            let input: &[f64] = if l == 0 { z } else { &done[l - 1][..width] };
+            dense(input, layer, &mut rest[0][..TRUNK[l]], true);
+            width = TRUNK[l];
+        }
+        let (hidden, out) = &self.heads[head];
+        let mut g = [0.0; HEAD_HIDDEN];
+        dense(&acts[TRUNK.len() - 1][..width], hidden, &mut g, true);
+        let mut m = [0.0; 1];
+        dense(&g, out, &mut m, false);
+        if let Some(grad) = grad {
+            // d margin / d g_j = w_out_j where the hidden unit is active.
+            let mut dg = [0.0; HEAD_HIDDEN];
+            for (j, d) in dg.iter_mut().enumerate() {
+                *d = if g[j] > 0.0 { out.0[j] } else { 0.0 };
+            }
+            let mut dy = [0.0; WIDEST];
+            let mut dx = [0.0; WIDEST];
+            let last = TRUNK.len() - 1;
+            back(&dg, hidden, &mut dy[..TRUNK[last]], Some(&acts[last][..TRUNK[last]]));
+            for l in (0..TRUNK.len()).rev() {
+                if l == 0 {
+                    back(&dy[..TRUNK[0]], &self.trunk[0], grad, None);
+                } else {
+                    back(&dy[..TRUNK[l]], &self.trunk[l], &mut dx[..TRUNK[l - 1]], Some(&acts[l - 1][..TRUNK[l - 1]]));
+                    dy[..TRUNK[l - 1]].copy_from_slice(&dx[..TRUNK[l - 1]]);
+                }
+            }
+        }
+        m[0]
+    }
+}
+
+impl FusedNet {
+    /// Integrated gradients of head `head`'s margin from `zr` to `zx`
+    /// (normalised inputs) into `phi`, by the midpoint rule over
+    /// [`crate::explain::IG_STEPS`] steps; returns the margins at `zx` and
+    /// `zr` (in f64: within f32 rounding of [`FusedNet::forward`]'s).
+    pub fn integrated_gradients(
+        &self,
+        head: usize,
+        zx: &[f32; INPUTS],
+        zr: &[f32; INPUTS],
+        phi: &mut [f64; INPUTS],
+    ) -> Result<(f64, f64), ModelError> {
+        if head >= self.plain.heads.len() {
+            return Err(ModelError::Config(format!("head {head} does not exist")));
+        }
+        let zx: [f64; INPUTS] = zx.map(f64::from);
+        let zr: [f64; INPUTS] = zr.map(f64::from);
+        let steps = crate::explain::IG_STEPS;
+        let mut sum = [0.0; INPUTS];
+        let mut grad = [0.0; INPUTS];
+        for s in 0..steps {
+            let t = (s as f64 + 0.5) / steps as f64;
+            let z: [f64; INPUTS] = std::array::from_fn(|i| zr[i] + t * (zx[i] - zr[i]));
+            self.plain.margin(head, &z, Some(&mut grad));
+            for (a, g) in sum.iter_mut().zip(&grad) {
+                *a += g;
+            }
+        }
+        for i in 0..INPUTS {
+            phi[i] = (zx[i] - zr[i]) * sum[i] / steps as f64;
+        }
+        Ok((self.plain.margin(head, &zx, None), self.plain.margin(head, &zr, None)))
     }
 }
 

@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use candle_core::Device;
 use pulse_schemas::prediction::Scores;
-use pulse_schemas::Features;
+use pulse_schemas::{Features, FEATURE_COUNT};
 
 use crate::artifact::{
     head_value, scores_from_margins, set_head_value, Model, ModelArtifact, Normalizer, BINARY_HEADS,
 };
 use crate::calibrate::Calibrator;
+use crate::explain::{Attribution, Method, TreeExplainer};
 use crate::gbt::GbtModel;
 use crate::linear::LinearModel;
 use crate::net::{activate, FusedNet, HEADS};
@@ -108,7 +109,7 @@ pub struct EmbeddedModel {
 #[derive(Debug, Clone)]
 enum Body {
     Network { normalizer: Normalizer, net: FusedNet },
-    Gbt(GbtModel),
+    Gbt { model: GbtModel, explain: Vec<TreeExplainer> },
     Logistic { normalizer: Normalizer, model: LinearModel },
 }
 
@@ -123,7 +124,15 @@ impl EmbeddedModel {
         };
         let body = match &artifact.model {
             Model::Network(net) => Body::Network { normalizer: normalizer()?, net: net.fused()? },
-            Model::Gbt(model) => Body::Gbt(model.clone()),
+            Model::Gbt(model) => Body::Gbt {
+                model: model.clone(),
+                explain: model
+                    .heads()
+                    .iter()
+                    .map(TreeExplainer::new)
+                    .collect::<Result<_, _>>()
+                    .map_err(ModelError::Artifact)?,
+            },
             Model::Logistic(model) => Body::Logistic { normalizer: normalizer()?, model: model.clone() },
         };
         let calibration = std::array::from_fn(|h| meta.calibration.get(HEADS[h]).cloned());
@@ -153,7 +162,7 @@ impl EmbeddedModel {
                 let raw = net.forward(&x)?.flatten_all()?.to_vec1::<f32>()?;
                 raw.chunks_exact(5).map(|r| activate([r[0], r[1], r[2], r[3], r[4]])).collect()
             }
-            Body::Gbt(model) => {
+            Body::Gbt { model, .. } => {
                 let mut margins = Vec::with_capacity(rows.len());
                 model.margins_into(rows, &mut margins);
                 margins.into_iter().map(scores_from_margins).collect()
@@ -170,6 +179,44 @@ impl EmbeddedModel {
             }
         }
         Ok(scores)
+    }
+
+    /// Overwrites `phi` with each feature's contribution to the change of
+    /// head `head`'s margin (index in [`HEADS`]; churn_risk_14d is 2) from
+    /// `reference` to `x`, so that `Σ phi = margin_x − margin_ref` (see
+    /// [`crate::explain`] for the attribution of each kind). The margin is
+    /// the head's raw score before its link and calibration.
+    pub fn attribute(
+        &self,
+        head: usize,
+        x: &Features,
+        reference: &Features,
+        phi: &mut [f64; FEATURE_COUNT],
+    ) -> Result<Attribution, ModelError> {
+        if head >= HEADS.len() {
+            return Err(ModelError::Config(format!("head {head} does not exist: the heads are 0–4, {HEADS:?}")));
+        }
+        let (margin_x, margin_ref, method) = match &self.body {
+            Body::Gbt { explain, .. } => {
+                let (mx, mr) = explain[head].attribute(x, reference, phi);
+                (mx, mr, Method::Interventional)
+            }
+            Body::Logistic { normalizer, model } => {
+                let (zx, zr) = (normalizer.normalise(x), normalizer.normalise(reference));
+                let h = &model.heads()[head];
+                for (((p, w), zx), zr) in phi.iter_mut().zip(&h.weights).zip(zx).zip(zr) {
+                    *p = w * (f64::from(zx) - f64::from(zr));
+                }
+                (h.margin(&zx), h.margin(&zr), Method::Linear)
+            }
+            Body::Network { normalizer, net } => {
+                let (mx, mr) =
+                    net.integrated_gradients(head, &normalizer.normalise(x), &normalizer.normalise(reference), phi)?;
+                (mx, mr, Method::IntegratedGradients { steps: crate::explain::IG_STEPS })
+            }
+        };
+        let residual = (margin_x - margin_ref) - phi.iter().sum::<f64>();
+        Ok(Attribution { margin_x, margin_ref, residual, method })
     }
 }
 
