@@ -85,9 +85,15 @@ pub trait Scorer: Send + Sync + 'static {
     /// see `pulse_model::explain`), for a prediction `model` made. `false` when
     /// this scorer cannot explain that model (a remote endpoint with no local
     /// copy of it): the prediction then carries no reasons.
-    fn attribute(&self, model: &ModelId, row: &Features, reference: &Features, out: &mut Contributions) -> bool {
+    fn attribute_churn_risk(
+        &self,
+        model: &ModelId,
+        row: &Features,
+        reference: &Features,
+        out: &mut Contributions,
+    ) -> Result<bool, ModelError> {
         let _ = (model, row, reference, out);
-        false
+        Ok(false)
     }
 }
 
@@ -236,7 +242,26 @@ impl Scorer for EmbeddedModel {
             .map_err(|e| ScoreError::Fatal(e.to_string()));
         std::future::ready(result)
     }
+
+    /// This model's own predictions only (same name and version, whoever
+    /// served them).
+    fn attribute_churn_risk(
+        &self,
+        model: &ModelId,
+        row: &Features,
+        reference: &Features,
+        out: &mut Contributions,
+    ) -> Result<bool, ModelError> {
+        if model.name != self.id.name || model.version != self.id.version {
+            return Ok(false);
+        }
+        self.attribute(CHURN_RISK_14D, row, reference, out)?;
+        Ok(true)
+    }
 }
+
+/// `churn_risk_14d` in [`HEADS`]: the head reasons explain.
+const CHURN_RISK_14D: usize = 2;
 
 #[cfg(test)]
 mod tests {

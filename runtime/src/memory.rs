@@ -14,12 +14,12 @@
 //! has not moved cannot be the reason a score moved.
 //!
 //! "About 14 days earlier", exactly: the stage keeps the first vector scored
-//! in each week (weeks start Monday 00:00 UTC) of the last three weeks with
+//! in each week (weeks start Monday 00:00 UTC) of the last four weeks with
 //! one, and a prediction as of `T` compares with the latest of them at or
 //! before `T - 14 days`; with none that old (a customer seen for less than
 //! two weeks), with the oldest kept, so a new customer's reasons read
-//! "since we first saw them". Three weekly anchors, not fourteen daily
-//! ones: 600 bytes a customer instead of 2,800. The reference's `as_of` is
+//! "since we first saw them". Four weekly anchors, not fourteen daily
+//! ones: 800 bytes a customer instead of 2,800. The reference's `as_of` is
 //! written with the reasons (`since`). A customer's first prediction has
 //! nothing to compare with and carries no reasons.
 
@@ -31,8 +31,10 @@ use pulse_schemas::{Features, Reasons, Segment, DAY_MS, FEATURE_COUNT};
 pub const REASONS_LOOKBACK_MS: i64 = 14 * DAY_MS;
 
 /// Weekly anchors kept per customer: enough that one is always at or before
-/// `T - 14 days` once the customer is two weeks old.
-const ANCHORS: usize = 3;
+/// `T - 14 days` once the customer is two weeks old. Three are not: a week's
+/// first vector can come later in its week than the current one (a Tuesday
+/// two weeks ago, a Monday now), and then the one before is needed.
+const ANCHORS: usize = 4;
 
 /// The week of `t`, counted from Monday 1970-01-05 00:00 UTC.
 fn week(t: i64) -> i64 {
@@ -56,7 +58,7 @@ impl Anchor {
     }
 }
 
-/// The first vector of each of the last three weeks with one, oldest first.
+/// The first vector of each of the last four weeks with one, oldest first.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Anchors {
     len: u8,
@@ -198,7 +200,7 @@ mod tests {
         }
         // Anchors: the first vector of each week (Wed, then Mondays).
         let kept: Vec<_> = a.iter().map(|x| (x.as_of - start) / DAY_MS).collect();
-        assert_eq!(kept, [19, 26, 33]);
+        assert_eq!(kept, [12, 19, 26, 33]);
         let young = {
             let mut y = Anchors::default();
             y.observe(start, &f(1.0), &scores(0.1, 80.0));

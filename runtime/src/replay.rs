@@ -273,6 +273,8 @@ pub struct ScoringSummary {
     pub lists: CustomerLists,
     /// Predictions given reasons.
     pub explained: u64,
+    /// Predictions whose attribution failed (sent without reasons, logged).
+    pub unexplained: u64,
 }
 
 /// The outcome of a run.
@@ -406,7 +408,8 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
         fleet: s.stage.fleet(),
         top_at_risk: s.stage.top_at_risk(10),
         lists: s.stage.lists(10),
-        explained: s.stage.explained(),
+        explained: s.stage.explained().0,
+        unexplained: s.stage.explained().1,
     });
 
     let counters = engine.counters();

@@ -114,8 +114,10 @@ pub struct ScoringStage<S: Scorer> {
     /// compare with.
     latest: HashMap<CustomerId, Memory, ahash::RandomState>,
     reasons: bool,
-    /// Predictions given reasons, and the attributions computed.
+    /// Predictions given reasons.
     explained: u64,
+    /// Attributions that failed (the prediction went out without reasons).
+    unexplained: u64,
     stats: ScoringStats,
     failures_since_snapshot: u64,
     metrics_interval_ms: i64,
@@ -137,6 +139,7 @@ impl<S: Scorer> ScoringStage<S> {
             latest: HashMap::default(),
             reasons: config.reasons,
             explained: 0,
+            unexplained: 0,
             stats: ScoringStats::default(),
             failures_since_snapshot: 0,
             metrics_interval_ms: config.metrics_interval_ms,
@@ -267,9 +270,18 @@ impl<S: Scorer> ScoringStage<S> {
                     if let Some(anchors) = &mut memory.anchors {
                         if let Some(then) = anchors.reference(v.as_of) {
                             let was = then.features();
-                            if self.scorer.attribute(&model, &v.features, &was, &mut contributions) {
-                                self.explained += 1;
-                                reasons = top_raising(&contributions, &v.features, &was, then.as_of);
+                            match self.scorer.attribute_churn_risk(&model, &v.features, &was, &mut contributions) {
+                                Ok(true) => {
+                                    self.explained += 1;
+                                    reasons = top_raising(&contributions, &v.features, &was, then.as_of);
+                                }
+                                Ok(false) => {}
+                                // A prediction is still a prediction without
+                                // its reasons: said, counted, not fatal.
+                                Err(e) => {
+                                    self.unexplained += 1;
+                                    tracing::warn!(error = %e, customer = %v.customer_id, "no reasons for this prediction");
+                                }
                             }
                         }
                         anchors.observe(v.as_of, &v.features, &s);
@@ -387,9 +399,10 @@ impl<S: Scorer> ScoringStage<S> {
         CustomerLists { savable: take(savable), gone: take(gone), savable_total: total.0, gone_total: total.1 }
     }
 
-    /// Predictions given reasons so far.
-    pub fn explained(&self) -> u64 {
-        self.explained
+    /// Predictions given reasons so far, and those whose attribution failed
+    /// (they went out without reasons; each failure is logged).
+    pub fn explained(&self) -> (u64, u64) {
+        (self.explained, self.unexplained)
     }
 
     fn prediction_of(&self, customer_id: &CustomerId, m: &Memory) -> Prediction {

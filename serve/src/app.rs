@@ -263,9 +263,9 @@ fn explanations(
     rows.iter()
         .zip(references)
         .map(|(row, reference)| {
-            if !model.attribute(model.id(), row, reference, &mut contributions) {
-                return Err(ServeError::Scoring(format!("the {} model cannot explain its scores", model.model_name())));
-            }
+            model.attribute_churn_risk(model.id(), row, reference, &mut contributions).map_err(|e| {
+                ServeError::Scoring(format!("the {} model cannot explain this row: {e}", model.model_name()))
+            })?;
             Ok(Explanation {
                 contributions: contributions.to_vec(),
                 reasons: top_raising(&contributions, row, reference, 0),

@@ -93,8 +93,14 @@ fn reasons_name_features_that_moved_since_about_two_weeks_earlier() {
         predictions.iter().map(|p| ((p.customer_id.to_string(), p.as_of), p)).collect();
     let alerts = lines(&dir.path().join("alerts.jsonl"));
     assert!(!alerts.is_empty(), "the capture has customers who turn high-risk");
-    let mut with_reasons = 0;
+    let (mut with_reasons, mut with_previous) = (0, 0);
     for a in &alerts {
+        if a["previous_churn_risk_14d"].is_null() {
+            // The customer's first prediction: nothing to compare with.
+            assert!(a.get("reasons").is_none(), "{a}");
+            continue;
+        }
+        with_previous += 1;
         let key = (a["customer_id"].as_str().unwrap().to_owned(), a["as_of"].as_i64().unwrap());
         let p = by_key[&key];
         if p.reasons.is_empty() {
@@ -102,11 +108,13 @@ fn reasons_name_features_that_moved_since_about_two_weeks_earlier() {
             continue;
         }
         with_reasons += 1;
-        assert_eq!(a["reasons"], serde_json::to_value(p.reasons).unwrap(), "{a}");
+        let carried: pulse_schemas::Reasons = serde_json::from_value(a["reasons"].clone()).unwrap();
+        assert_eq!(carried, p.reasons, "{a}");
         let first = p.reasons.as_slice()[0].text();
         assert!(a["reason"].as_str().unwrap().contains(&first), "{a}");
     }
-    assert!(with_reasons * 2 >= alerts.len(), "{with_reasons} of {} alerts have reasons", alerts.len());
+    // A risk that rose above 0.7 rose since two weeks earlier, nearly always.
+    assert!(with_previous > 0 && with_reasons * 10 >= with_previous * 9, "{with_reasons} of {with_previous} alerts");
 
     // Without reasons: the same scores, no reasons anywhere.
     let plain = run_pulse(&[

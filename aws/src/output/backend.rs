@@ -2,7 +2,7 @@
 //! endpoint with its policy for when it is down. One type, so the sink and
 //! `pulse run` take either without generics.
 
-use pulse_model::{Contributions, EmbeddedModel, ModelId, ScoreError, ScoredRows, Scorer};
+use pulse_model::{Contributions, EmbeddedModel, ModelError, ModelId, ScoreError, ScoredRows, Scorer};
 use pulse_schemas::Features;
 
 use super::fallback::WithFallback;
@@ -82,10 +82,16 @@ impl Scorer for ModelBackend {
         self.score_rows(rows)
     }
 
-    fn attribute(&self, model: &ModelId, row: &Features, reference: &Features, out: &mut Contributions) -> bool {
+    fn attribute_churn_risk(
+        &self,
+        model: &ModelId,
+        row: &Features,
+        reference: &Features,
+        out: &mut Contributions,
+    ) -> Result<bool, ModelError> {
         match self {
-            ModelBackend::Embedded(m) => m.attribute(model, row, reference, out),
-            ModelBackend::Endpoint(e) => e.attribute(model, row, reference, out),
+            ModelBackend::Embedded(m) => m.attribute_churn_risk(model, row, reference, out),
+            ModelBackend::Endpoint(e) => e.attribute_churn_risk(model, row, reference, out),
         }
     }
 }

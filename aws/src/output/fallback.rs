@@ -19,7 +19,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use pulse_model::{Contributions, ModelId, ScoreError, ScoredRows, Scorer};
+use pulse_model::{Contributions, ModelError, ModelId, ScoreError, ScoredRows, Scorer};
 use pulse_schemas::Features;
 
 /// `served_by` of predictions made by the fallback model.
@@ -107,8 +107,15 @@ impl<P: Scorer, F: Scorer> Scorer for WithFallback<P, F> {
 
     /// The endpoint cannot explain; the fallback's local copy can, when it is
     /// the model that answered (same name and version).
-    fn attribute(&self, model: &ModelId, row: &Features, reference: &Features, out: &mut Contributions) -> bool {
-        self.primary.attribute(model, row, reference, out) || self.fallback.attribute(model, row, reference, out)
+    fn attribute_churn_risk(
+        &self,
+        model: &ModelId,
+        row: &Features,
+        reference: &Features,
+        out: &mut Contributions,
+    ) -> Result<bool, ModelError> {
+        Ok(self.primary.attribute_churn_risk(model, row, reference, out)?
+            || self.fallback.attribute_churn_risk(model, row, reference, out)?)
     }
 }
 
