@@ -343,6 +343,26 @@ impl Template {
     }
 }
 
+/// "1 sessions cancelled" → "1 session cancelled": the first plural noun of
+/// a count's sentence.
+fn singular(sentence: &str) -> String {
+    const PLURALS: [(&str, &str); 8] = [
+        ("sessions", "session"),
+        ("logins", "login"),
+        ("ratings", "rating"),
+        ("calls", "call"),
+        ("payments", "payment"),
+        ("no-shows", "no-show"),
+        ("tutors", "tutor"),
+        ("switches", "switch"),
+    ];
+    let first = PLURALS.iter().filter_map(|(p, s)| sentence.find(p).map(|at| (at, *p, *s))).min();
+    match first {
+        Some((at, plural, one)) => format!("{}{one}{}", &sentence[..at], &sentence[at + plural.len()..]),
+        None => sentence.to_owned(),
+    }
+}
+
 /// A feature's value now and then, in a sentence: "no session in 19 days
 /// (was 2 days)". The contract's defaults read as what they mean: a capped
 /// "days since" is "none on record", a mean rating of 0 is "no rating".
@@ -350,6 +370,7 @@ pub fn describe(feature: usize, now: f64, was: f64) -> String {
     let t = template(feature);
     let main = match t.none {
         Some(none) if t.is_none(now) => none.to_owned(),
+        _ if matches!(t.unit, Unit::Count) && now.round() == 1.0 => singular(&t.sentence.replacen("{}", "1", 1)),
         _ => t.sentence.replacen("{}", &value(t.unit, now), 1),
     };
     let then = match t.none {
@@ -368,6 +389,12 @@ mod tests {
         assert_eq!(describe(idx::DAYS_SINCE_LAST_SESSION, 19.2, 2.4), "no session in 19 days (was 2 days)");
         assert_eq!(describe(idx::DAYS_SINCE_LAST_SESSION, 365.0, 3.0), "no session on record (was 3 days)");
         assert_eq!(describe(idx::SESSIONS_7D, 0.0, 4.0), "0 sessions in the last 7 days (was 4)");
+        assert_eq!(describe(idx::SESSIONS_7D, 1.0, 4.0), "1 session in the last 7 days (was 4)");
+        assert_eq!(
+            describe(idx::TUTOR_CANCELLATIONS_30D, 1.0, 0.0),
+            "1 session cancelled by the tutor in 30 days (was 0)"
+        );
+        assert_eq!(describe(idx::IB_CALLS_7D, 1.0, 0.0), "1 support call in 7 days (was 0)");
         assert_eq!(
             describe(idx::PAYMENT_SUCCESS_RATE_30D, 0.5, 1.0),
             "50% of payments went through in 30 days (was 100%)"

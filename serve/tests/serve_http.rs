@@ -276,3 +276,60 @@ async fn serve_real_http_on_loopback_then_shuts_down() {
     stop.send(()).unwrap();
     assert_eq!(server.await.unwrap(), Stopped::Drained);
 }
+
+#[tokio::test]
+async fn serve_explains_on_request_against_the_references_sent() {
+    let three = rows(3);
+    // The reference: the first row with days since the last session moved back.
+    let mut reference = three[0];
+    reference[pulse_schemas::features::idx::DAYS_SINCE_LAST_SESSION] = 1.0;
+    let mut x = three[0];
+    x[pulse_schemas::features::idx::DAYS_SINCE_LAST_SESSION] = 19.0;
+    let body = serde_json::json!({ "instances": [x.to_vec(), three[1].to_vec()], "references": [reference.to_vec(), three[1].to_vec()] });
+    let (status, answer) =
+        call(app(), "POST", "/invocations?explain=true", Some("application/json"), body.to_string().into_bytes()).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&answer));
+    let parsed: InvocationResponse = serde_json::from_slice(&answer).unwrap();
+    let explanations = parsed.explanations.expect("asked for");
+    assert_eq!(explanations.len(), 2);
+    // Only the feature that moved can carry the change, and the shares add up to it.
+    let mut phi = [0.0; FEATURE_COUNT];
+    let attribution = model().attribute(2, &x, &reference, &mut phi).unwrap();
+    let moved = pulse_schemas::features::idx::DAYS_SINCE_LAST_SESSION;
+    for (i, c) in explanations[0].contributions.iter().enumerate() {
+        if i != moved {
+            assert_eq!(*c, 0.0, "feature {i} did not move");
+        }
+    }
+    let sum: f64 = explanations[0].contributions.iter().sum();
+    assert!((sum - (attribution.margin_x - attribution.margin_ref)).abs() < 1e-9);
+    assert!(explanations[1].contributions.iter().all(|c| *c == 0.0), "a row against itself moved nothing");
+    assert!(explanations[1].reasons.is_empty());
+    let reasons = explanations[0].reasons.as_slice();
+    if sum > 0.0 {
+        assert_eq!(reasons.len(), 1);
+        assert_eq!(reasons[0].text(), "no session in 19 days (was 1 days)");
+    } else {
+        assert!(reasons.is_empty(), "a fall has no raising feature");
+    }
+    assert_same_scores(&answer, &[x, three[1]]);
+
+    // Without references, or as CSV, the answer says what to send.
+    let plain = serde_json::json!({ "instances": [x.to_vec()] });
+    let (status, why) =
+        error(app(), "POST", "/invocations?explain=true", Some("application/json"), plain.to_string().into_bytes())
+            .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(why.contains("references"), "{why}");
+    let (status, why) =
+        error(app(), "POST", "/invocations?explain=true", Some("text/csv"), csv(&three, "\n").into_bytes()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(why.contains("application/json"), "{why}");
+    let (status, why) = error(app(), "POST", "/invocations?explain=maybe", Some("text/csv"), vec![]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(why.contains("explain=maybe"), "{why}");
+    // Not asked: no explanations key at all.
+    let (_, answer) =
+        call(app(), "POST", "/invocations", Some("application/json"), plain.to_string().into_bytes()).await;
+    assert!(!String::from_utf8_lossy(&answer).contains("explanations"));
+}
