@@ -9,10 +9,13 @@
 //! sources and sinks), `pulse-lambda` (the function), `pulse-serve` (the
 //! SageMaker container's server), `pulse-synth` (the synthetic marketplace,
 //! the load test). This crate is the `pulse` command line: training data
-//! ([`learn`]), progress bars ([`progress`]) and the printed reports
-//! ([`summary`]).
+//! ([`learn`]), progress bars ([`progress`]), the printed reports
+//! ([`summary`]), the cost model ([`cost`]) and the JSON-parse floor replay
+//! is measured against ([`baseline`]).
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+pub mod baseline;
+pub mod cost;
 pub mod dataset;
 pub mod dataset_file;
 pub mod learn;

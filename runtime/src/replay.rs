@@ -22,7 +22,7 @@
 //! micro-batch linger run on stream time, so the output depends only on the
 //! input, not on how it was cut into batches.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -36,7 +36,7 @@ use pulse_operators::{CountersSnapshot, Engine, EngineConfig, StateSize};
 use pulse_schemas::capture::{decode_line, MAX_LINE_BYTES};
 use pulse_schemas::prediction::Prediction;
 use pulse_schemas::record::{Invalid, InvalidReason};
-use pulse_schemas::{Source, StreamRecord};
+use pulse_schemas::{CustomerId, Source, StreamRecord};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -146,8 +146,12 @@ pub struct Outputs {
     pub features: Option<PathBuf>,
     /// Dead letters.
     pub dead_letters: Option<PathBuf>,
-    /// Predictions (needs scoring).
+    /// Predictions, every one (needs scoring).
     pub predictions: Option<PathBuf>,
+    /// The latest prediction of each customer (needs scoring): one line per
+    /// customer scored, in customer order, written when the run ends (until
+    /// then the writer holds one prediction per customer).
+    pub latest_predictions: Option<PathBuf>,
     /// Alerts (needs scoring).
     pub alerts: Option<PathBuf>,
     /// Fleet-metrics snapshots (needs scoring).
@@ -325,6 +329,7 @@ fn check_distinct_files(config: &ReplayConfig) -> Result<()> {
         ("--features-out", &o.features),
         ("--dead-letter-out", &o.dead_letters),
         ("--predictions-out", &o.predictions),
+        ("the latest predictions", &o.latest_predictions),
         ("--alerts-out", &o.alerts),
         ("--metrics-out", &o.metrics),
     ];
@@ -376,7 +381,8 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
         (Some(_), None) => return Err(anyhow!("scoring needs a model")),
         (None, _) => None,
     };
-    let needs_scoring = [&config.outputs.predictions, &config.outputs.alerts, &config.outputs.metrics];
+    let o = &config.outputs;
+    let needs_scoring = [&o.predictions, &o.latest_predictions, &o.alerts, &o.metrics];
     if stage.is_none() && needs_scoring.iter().any(|o| o.is_some()) {
         return Err(anyhow!("predictions, alerts and fleet metrics need scoring"));
     }
@@ -625,6 +631,7 @@ struct Files {
     features: Option<PathBuf>,
     dead_letters: Option<PathBuf>,
     predictions: Option<PathBuf>,
+    latest_predictions: Option<PathBuf>,
     alerts: Option<PathBuf>,
     metrics: Option<PathBuf>,
 }
@@ -688,6 +695,9 @@ fn write_files(mut rx: mpsc::Receiver<Lines>, files: Files) -> Result<()> {
     let mut features = open(files.features)?;
     let mut dead_letters = open(files.dead_letters)?;
     let mut predictions = open(files.predictions)?;
+    let mut latest_predictions = open(files.latest_predictions)?;
+    // Each customer's last prediction, written at the end.
+    let mut latest: HashMap<CustomerId, Prediction> = HashMap::new();
     let mut alerts = open(files.alerts)?;
     let mut metrics = open(files.metrics)?;
     let mut buf = Vec::with_capacity(1 << 20);
@@ -714,6 +724,11 @@ fn write_files(mut rx: mpsc::Receiver<Lines>, files: Files) -> Result<()> {
             }
             Lines::Scored(s) => {
                 put(&mut predictions, "predictions", &|b| lines(&s.predictions, b))?;
+                if latest_predictions.is_some() {
+                    for p in &s.predictions {
+                        latest.insert(p.customer_id.clone(), p.clone());
+                    }
+                }
                 put(&mut alerts, "alerts", &|b| lines(&s.alerts, b))?;
                 put(&mut metrics, "fleet metrics", &|b| lines(&s.metrics, b))?;
             }
@@ -728,7 +743,14 @@ fn write_files(mut rx: mpsc::Receiver<Lines>, files: Files) -> Result<()> {
             }
         }
     }
-    for out in [features, dead_letters, predictions, alerts, metrics].into_iter().flatten() {
+    if latest_predictions.is_some() {
+        let mut last: Vec<Prediction> = latest.into_values().collect();
+        last.sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));
+        for chunk in last.chunks(4096) {
+            put(&mut latest_predictions, "latest predictions", &|b| lines(chunk, b))?;
+        }
+    }
+    for out in [features, dead_letters, predictions, latest_predictions, alerts, metrics].into_iter().flatten() {
         out.finish()?;
     }
     Ok(())
@@ -829,6 +851,7 @@ impl<S: Scorer> ReplaySink<S> {
         let scoring = stage.map(|stage| {
             let files = FileWriter::start(Files {
                 predictions: outputs.predictions.clone(),
+                latest_predictions: outputs.latest_predictions.clone(),
                 alerts: outputs.alerts.clone(),
                 metrics: outputs.metrics.clone(),
                 ..Files::default()

@@ -36,6 +36,9 @@ pub struct SynthConfig {
     pub hostility: Hostility,
     /// Table name, used in `eventSourceARN` (DynamoDB rules: 3 to 255 of `[A-Za-z0-9_.-]`).
     pub table_name: String,
+    /// What event items carry besides the contract's attributes, so how
+    /// large each record is.
+    pub record_profile: RecordProfile,
 }
 
 impl Default for SynthConfig {
@@ -49,6 +52,7 @@ impl Default for SynthConfig {
             mix: SegmentMix::default(),
             hostility: Hostility::default(),
             table_name: "marketplace-events".to_owned(),
+            record_profile: RecordProfile::Compact,
         }
     }
 }
@@ -83,6 +87,54 @@ impl SynthConfig {
             "synth: table_name {name:?} must be 3 to 255 characters of [A-Za-z0-9_.-]"
         );
         Ok(())
+    }
+}
+
+/// How large the records are: what an event item carries besides the
+/// contract's attributes (§1: extra attributes are ignored, so the features
+/// are the same under every profile; only the bytes to read differ).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RecordProfile {
+    /// Only the contract's attributes (records of about 400 to 600 bytes).
+    /// The default, byte for byte what the generator always wrote.
+    #[default]
+    Compact,
+    /// Event items also carry what a production table adds: the client
+    /// (`source`, `app_version`, `locale`), tracing ids (`request_id`,
+    /// `trace_id`), `ingested_at`, `schema_version`, a `client` map (device,
+    /// OS, country, user agent) and a `tags` list, so a record is about 600
+    /// to 1,000 bytes (twice that for a correction's two images). The values
+    /// derive from `(seed, customer, event)`: a duplicate or a correction's
+    /// old image carries the same ones as the original item.
+    Realistic,
+}
+
+impl RecordProfile {
+    /// The name used on the command line: `compact` or `realistic`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordProfile::Compact => "compact",
+            RecordProfile::Realistic => "realistic",
+        }
+    }
+}
+
+impl FromStr for RecordProfile {
+    type Err = anyhow::Error;
+
+    /// `compact` or `realistic`.
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        match s {
+            "compact" => Ok(RecordProfile::Compact),
+            "realistic" => Ok(RecordProfile::Realistic),
+            other => bail!("record profile {other:?}: expected compact or realistic"),
+        }
+    }
+}
+
+impl fmt::Display for RecordProfile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -10,7 +10,7 @@ use std::io::{self, Write};
 
 use pulse_schemas::{Party, Segment, Sentiment};
 
-use super::config::SynthConfig;
+use super::config::{RecordProfile, SynthConfig};
 use super::record::{Body, EventItem, Fault, IdSpace, Item, Op, Pending, PredictionItem, ProfileItem, EVENT_TYPES};
 use super::rng::splitmix64;
 
@@ -28,6 +28,8 @@ pub(crate) struct JsonWriter {
     first: bool,
     /// Approximate item size for `SizeBytes`: attribute names plus values.
     size: usize,
+    /// Whether event items carry the extra attributes of [`RecordProfile::Realistic`].
+    extras: bool,
 }
 
 impl JsonWriter {
@@ -44,6 +46,7 @@ impl JsonWriter {
             written: 0,
             first: true,
             size: 0,
+            extras: config.record_profile == RecordProfile::Realistic,
         }
     }
 
@@ -156,6 +159,76 @@ impl JsonWriter {
         if let Some(code) = fault.code() {
             self.s("synth_fault", code);
         }
+        if self.extras {
+            self.extra_attributes(customer, e);
+        }
+    }
+
+    /// What a production table's event item carries besides the contract
+    /// ([`RecordProfile::Realistic`]): a string, a map and a list, ignored
+    /// by the decoder (§1). Drawn from `(seed, customer, event id)` alone, so
+    /// every image of one item (its duplicates, a correction's old side)
+    /// carries the same values.
+    fn extra_attributes(&mut self, customer: u32, e: &EventItem) {
+        const SOURCES: [&str; 4] = ["ios", "android", "web", "backend"];
+        const DEVICES: [(&str, &str); 4] = [
+            ("iPhone15,3", "iOS 17.4.1"),
+            ("Pixel 8", "Android 14"),
+            ("MacBookPro18,1", "macOS 14.3"),
+            ("Windows Desktop", "Windows 11"),
+        ];
+        const TAGS: [&str; 8] =
+            ["trial", "promo_spring", "referral", "b2b", "high_school", "sat_prep", "ap_calculus", "gift_card"];
+        let space = if e.id_space == IdSpace::Extra { 1 << 63 } else { 0 };
+        let h = splitmix64(self.seed ^ splitmix64(((u64::from(customer) << 32) | u64::from(e.id)) ^ space));
+        let pick = |shift: u32, n: usize| ((h >> shift) as usize) % n;
+        let source = pick(0, SOURCES.len());
+        self.s("source", SOURCES[source]);
+        // `client`: a map of three strings.
+        let (device, os) = DEVICES[source];
+        self.nested("client", b"\":{\"M\":{", |w| {
+            w.s("device", device);
+            w.s("os", os);
+            w.attr_s("app_version", |b| {
+                b.extend_from_slice(b"4.");
+                push_u64(b, (h >> 8) % 30);
+                b.push(b'.');
+                push_u64(b, (h >> 16) % 10);
+            });
+        });
+        // `tags`: a list of none to three strings.
+        let tags = pick(24, 4);
+        self.nested("tags", b"\":{\"L\":[", |w| {
+            for i in 0..tags {
+                let tag = TAGS[(pick(32, TAGS.len()) + 3 * i) % TAGS.len()];
+                if i > 0 {
+                    w.buf.push(b',');
+                }
+                w.buf.extend_from_slice(b"{\"S\":\"");
+                w.buf.extend_from_slice(tag.as_bytes());
+                w.buf.extend_from_slice(b"\"}");
+                w.size += tag.len() + 1;
+            }
+        });
+    }
+
+    /// A map (`tag` ends in `{`) or list (`[`) attribute whose content
+    /// `fill` writes, counting its own share of `SizeBytes` from zero;
+    /// DynamoDB adds 3 bytes for the container itself.
+    fn nested(&mut self, name: &'static str, tag: &[u8], fill: impl FnOnce(&mut JsonWriter)) {
+        if !self.first {
+            self.buf.push(b',');
+        }
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.extend_from_slice(tag);
+        let close: &[u8] = if tag.ends_with(b"[") { b"]}" } else { b"}}" };
+        let size = std::mem::take(&mut self.size);
+        self.first = true;
+        fill(self);
+        self.size = size + name.len() + self.size + 3;
+        self.first = false;
+        self.buf.extend_from_slice(close);
     }
 
     /// The type's own attributes; `fault` says which one to leave out or spoil.

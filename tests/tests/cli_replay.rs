@@ -346,3 +346,41 @@ fn score_writes_a_prediction_per_scored_vector() {
         );
     }
 }
+
+#[test]
+fn demo_writes_the_latest_prediction_per_customer_and_the_history_only_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("demo");
+    let history = dir.path().join("history.jsonl.zst");
+    let demo = |extra: &[&std::ffi::OsStr]| {
+        let mut args: Vec<&std::ffi::OsStr> = ["demo", "--customers", "60", "--days", "12", "--quiet", "--out-dir"]
+            .iter()
+            .map(std::ffi::OsStr::new)
+            .collect();
+        args.push(out_dir.as_os_str());
+        args.extend_from_slice(extra);
+        let out = run_pulse(args);
+        assert!(out.status.success(), "{}", describe(&out));
+    };
+    demo(&[]);
+    let latest_path = out_dir.join("predictions.jsonl");
+    let latest = parse_json_lines(&std::fs::read(&latest_path).unwrap());
+    assert!(!history.exists(), "no history unless asked for");
+    let customers: Vec<&str> = latest.iter().map(|p| p["customer_id"].as_str().unwrap()).collect();
+    assert!(customers.len() > 30, "most customers are scored: {}", customers.len());
+    assert!(customers.windows(2).all(|w| w[0] < w[1]), "one line per customer, in customer order");
+    let latest_bytes = std::fs::read(&latest_path).unwrap();
+
+    demo(&["--predictions-history".as_ref(), history.as_os_str()]);
+    assert_eq!(std::fs::read(&latest_path).unwrap(), latest_bytes, "the history changes nothing else");
+    let history = parse_json_lines(&zstd::decode_all(std::fs::File::open(&history).unwrap()).unwrap());
+    assert!(history.len() > latest.len(), "{} predictions in the history", history.len());
+    let mut last: std::collections::BTreeMap<&str, &serde_json::Value> = std::collections::BTreeMap::new();
+    for p in &history {
+        last.insert(p["customer_id"].as_str().unwrap(), p);
+    }
+    assert_eq!(last.len(), latest.len(), "every customer of the history has its latest line");
+    for p in &latest {
+        assert_eq!(p, last[p["customer_id"].as_str().unwrap()], "the latest is the history's last");
+    }
+}

@@ -28,9 +28,15 @@ pub(crate) struct DemoArgs {
     /// Stream imperfections: none, realistic or hostile.
     #[arg(long, default_value = "realistic")]
     hostility: Hostility,
-    /// Directory for predictions.jsonl, alerts.jsonl, fleet-metrics.jsonl and dead-letters.jsonl.
+    /// Directory for predictions.jsonl (the latest prediction of each
+    /// customer, one line each, written at the end), alerts.jsonl,
+    /// fleet-metrics.jsonl and dead-letters.jsonl.
     #[arg(long, default_value = "out/demo", value_name = "DIR")]
     out_dir: PathBuf,
+    /// Also write every prediction, in the order made (the full history:
+    /// about one per vector scored; compressed by extension, .zst or .gz).
+    #[arg(long, value_name = "FILE")]
+    predictions_history: Option<PathBuf>,
     /// Also write every feature vector here.
     #[arg(long, value_name = "FILE")]
     features_out: Option<PathBuf>,
@@ -57,7 +63,9 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     let outputs = Outputs {
         features: args.features_out.clone(),
         dead_letters: Some(dir.join("dead-letters.jsonl")),
-        predictions: Some(args.scoring.predictions_out.clone().unwrap_or_else(|| dir.join("predictions.jsonl"))),
+        predictions: args.predictions_history.clone(),
+        // `--predictions-out` names the latest-per-customer file here.
+        latest_predictions: Some(args.scoring.predictions_out.clone().unwrap_or_else(|| dir.join("predictions.jsonl"))),
         alerts: Some(args.scoring.alerts_out.clone().unwrap_or_else(|| dir.join("alerts.jsonl"))),
         metrics: Some(args.scoring.metrics_out.clone().unwrap_or_else(|| dir.join("fleet-metrics.jsonl"))),
     };
@@ -80,12 +88,18 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     };
     let summary = replay::<EmbeddedModel>(config, Some(model)).await?;
     println!("{}", demo_report(&summary, args.customers as u64, RESCAN_INTERVAL_MS));
-    let files: Vec<String> =
-        [&outputs.predictions, &outputs.alerts, &outputs.metrics, &outputs.dead_letters, &outputs.features]
-            .into_iter()
-            .flatten()
-            .map(|p| p.display().to_string())
-            .collect();
+    let files: Vec<String> = [
+        &outputs.latest_predictions,
+        &outputs.predictions,
+        &outputs.alerts,
+        &outputs.metrics,
+        &outputs.dead_letters,
+        &outputs.features,
+    ]
+    .into_iter()
+    .flatten()
+    .map(|p| p.display().to_string())
+    .collect();
     println!("wrote {}", files.join(", "));
     Ok(())
 }

@@ -11,7 +11,9 @@ use clap::{Args, ValueEnum};
 use pulse::progress::Progress;
 use pulse_runtime::io::Output;
 use pulse_schemas::Segment;
-use pulse_synth::{generate_with_segments, Hostility, SegmentMix, SynthConfig, WorldKind, DEFAULT_START_MS};
+use pulse_synth::{
+    generate_with_segments, Hostility, RecordProfile, SegmentMix, SynthConfig, WorldKind, DEFAULT_START_MS,
+};
 
 /// How the synthetic customers behave (`--world`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -29,6 +31,26 @@ impl From<WorldArg> for WorldKind {
         match world {
             WorldArg::Classic => WorldKind::Classic,
             WorldArg::Lifecycle => WorldKind::Lifecycle,
+        }
+    }
+}
+
+/// How large the records are (`--record-profile`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum RecordProfileArg {
+    /// Only the contract's attributes (about 400 to 600 bytes a record).
+    Compact,
+    /// Event items also carry the attributes a production table adds
+    /// (client, tracing ids, a map and a list): about 600 to 1,000 bytes a
+    /// record. Ignored by the decoder: the same features as compact.
+    Realistic,
+}
+
+impl From<RecordProfileArg> for RecordProfile {
+    fn from(profile: RecordProfileArg) -> RecordProfile {
+        match profile {
+            RecordProfileArg::Compact => RecordProfile::Compact,
+            RecordProfileArg::Realistic => RecordProfile::Realistic,
         }
     }
 }
@@ -61,6 +83,10 @@ pub(crate) struct GenerateArgs {
     /// (adds corrections, retractions, TTL, late, future, invalid and non-event records).
     #[arg(long, default_value = "realistic")]
     hostility: Hostility,
+    /// Record size: compact (the contract's attributes only) or realistic
+    /// (extra non-contract attributes, 600 to 1,000 bytes a record).
+    #[arg(long, value_enum, default_value = "compact")]
+    record_profile: RecordProfileArg,
     /// Where to write the capture (JSON Lines; .zst/.gz compress).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
@@ -83,6 +109,7 @@ pub(crate) async fn run(args: GenerateArgs) -> Result<()> {
         world: args.world.into(),
         mix: args.mix,
         hostility: args.hostility,
+        record_profile: args.record_profile.into(),
         ..SynthConfig::default()
     };
     config.validate()?;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use pulse::cost::{self, Deployment, Measured};
 use pulse::progress::Progress;
 use pulse_aws::output::args::OutputArgs;
 use pulse_aws::output::predictions::OnWritten;
@@ -21,6 +22,11 @@ use pulse_synth::{Hostility, SynthConfig};
 
 use super::replay::TimerArgs;
 use super::run::LiveScoringArgs;
+
+/// Events per customer per day of pulse's synthetic marketplace (336,740
+/// records of 5,000 customers over 30 days): the cost model's rate when the
+/// run does not measure one.
+const DEFAULT_EVENTS_PER_CUSTOMER_DAY: f64 = 2.24;
 
 /// Arguments of `pulse loadtest`.
 #[derive(Args, Debug)]
@@ -65,6 +71,14 @@ pub(crate) struct LoadtestArgs {
     timer: TimerArgs,
     #[command(flatten)]
     scoring: LiveScoringArgs,
+    /// Events per customer per day of the cost model printed at the end
+    /// (default: the generated marketplace's own rate).
+    #[arg(long, value_name = "N")]
+    cost_events_per_customer_day: Option<f64>,
+    /// The cost model prices pulse scoring on a SageMaker endpoint (default:
+    /// the embedded model, in the function).
+    #[arg(long)]
+    cost_endpoint: bool,
     /// Write the JSON summary here too.
     #[arg(long, value_name = "FILE")]
     summary_json: Option<PathBuf>,
@@ -95,16 +109,27 @@ pub(crate) async fn run(args: LoadtestArgs) -> Result<()> {
     synth.validate()?;
     let engine =
         EngineConfig { timers: if args.timers { args.timer.policy()? } else { pulse_operators::TimerPolicy::Off } };
-    let json = if args.in_process {
+    let deployment = Deployment { pulse_uses_endpoint: args.cost_endpoint, ..Deployment::default() };
+    let (json, measured, rate) = if args.in_process {
         let report = tokio::task::spawn_blocking(move || in_process(&synth, engine)).await??;
         println!("{}", in_process_table(&report));
-        serde_json::to_string_pretty(&report)?
+        let measured = Measured { records_per_core_second: report.pulse_records_per_s, ..Measured::default() };
+        let rate = report.records as f64 / (report.customers as f64 * f64::from(report.days)).max(1.0);
+        (serde_json::to_string_pretty(&report)?, measured, rate)
     } else {
         let report = live(&args, synth, engine, now).await?;
         println!("{}", live_table(&report));
-        serde_json::to_string_pretty(&report)?
+        let events = report.write.events_written.max(1) as f64;
+        let measured = Measured {
+            predictions_per_event: report.scoring.predictions_written as f64 / events,
+            model_calls_per_event: report.calls_per_event,
+            ..Measured::default()
+        };
+        (serde_json::to_string_pretty(&report)?, measured, DEFAULT_EVENTS_PER_CUSTOMER_DAY)
     };
     println!("{json}");
+    let rate = args.cost_events_per_customer_day.unwrap_or(rate);
+    println!("{}", cost::report(rate, &measured, &deployment, &cost::US_EAST_1));
     if let Some(path) = &args.summary_json {
         std::fs::write(path, &json).with_context(|| format!("cannot write {}", path.display()))?;
     }

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# pulse against the tool a data scientist would reach for: the same capture
+# through DuckDB's point-in-time window SQL (scripts/duckdb_features.py: 8 of
+# the 46 features, RANGE windows of 7/14/30 days per customer, 2 threads, no
+# duplicate, correction or lateness handling, result reduced to one line of
+# sums) and through `pulse replay CAPTURE --no-timers --features-out F` (all
+# 46 features, the whole contract, every vector written).
+#
+#   scripts/duckdb-compare.sh CAPTURE [RUNS]      # RUNS defaults to 5
+#
+# DuckDB comes from PyPI, pinned, into target/duckdb/venv (scripts/venv.sh,
+# as local-aws.sh installs moto). Both run as whole processes under
+# /usr/bin/time (wall clock and peak RSS; DuckDB's includes starting Python
+# and importing duckdb), alternately, RUNS times; prints every run, the
+# medians and the ratios. Honours CARGO_TARGET_DIR.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/venv.sh
+
+DUCKDB_VERSION="2.0.0"
+VENV="$PWD/target/duckdb/venv"
+
+if [[ $# -lt 1 || $# -gt 2 ]]; then
+    echo "usage: $0 CAPTURE [RUNS]" >&2
+    exit 2
+fi
+CAPTURE="$1"
+RUNS="${2:-5}"
+[[ -f "$CAPTURE" ]] || { echo "duckdb-compare: no such capture: $CAPTURE" >&2; exit 2; }
+[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || { echo "duckdb-compare: RUNS must be a positive integer, not $RUNS" >&2; exit 2; }
+
+pulse_venv "$VENV" duckdb-compare "duckdb==$DUCKDB_VERSION"
+TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
+cargo build --quiet --release -p pulse --bin pulse
+PULSE="$TARGET/release/pulse"
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+
+timed() {
+    local out="$1"
+    shift
+    /usr/bin/time -f "%e %M" -o "$TMP/time" "$@" >"$TMP/stdout"
+    cat "$TMP/time" >>"$out"
+}
+
+echo "duckdb-compare: $CAPTURE ($(du -h "$CAPTURE" | cut -f1)), $RUNS alternating runs"
+for i in $(seq "$RUNS"); do
+    timed "$TMP/duckdb" "$VENV/bin/python" scripts/duckdb_features.py "$CAPTURE" 2
+    [[ $i -eq 1 ]] && sed 's/^/  /' "$TMP/stdout"
+    timed "$TMP/pulse" "$PULSE" replay "$CAPTURE" --no-timers --features-out "$TMP/features.jsonl" --quiet
+    printf '  run %d: duckdb %s s %s KB   pulse %s s %s KB\n' "$i" $(tail -n1 "$TMP/duckdb") $(tail -n1 "$TMP/pulse")
+done
+
+median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+d_s=$(cut -d' ' -f1 "$TMP/duckdb" | median)
+d_kb=$(cut -d' ' -f2 "$TMP/duckdb" | median)
+p_s=$(cut -d' ' -f1 "$TMP/pulse" | median)
+p_kb=$(cut -d' ' -f2 "$TMP/pulse" | median)
+awk -v ds="$d_s" -v dk="$d_kb" -v ps="$p_s" -v pk="$p_kb" 'BEGIN {
+    printf "median duckdb (8 features, 2 threads)     %.2f s  peak RSS %.1f MB\n", ds, dk / 1024
+    printf "median pulse replay --no-timers (all 46)  %.2f s  peak RSS %.1f MB\n", ps, pk / 1024
+    printf "pulse speed / duckdb speed: %.2fx (wall clock); pulse RSS / duckdb RSS: %.2fx\n", ds / ps, pk / dk
+}'
