@@ -269,6 +269,8 @@ pub struct ScoringSummary {
     pub fleet: FleetMetrics,
     /// The ten customers with the highest churn risk at the end.
     pub top_at_risk: Vec<Prediction>,
+    /// The model's realised quality at the end (with the monitor on).
+    pub model_quality: Option<pulse_operators::scoring::ModelQuality>,
 }
 
 /// The outcome of a run.
@@ -401,6 +403,7 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
         stats: s.stage.stats(),
         fleet: s.stage.fleet(),
         top_at_risk: s.stage.top_at_risk(10),
+        model_quality: s.stage.model_quality(),
     });
 
     let counters = engine.counters();

@@ -4,8 +4,12 @@
 //! A thin driver around the pure operators of `pulse_operators::scoring`:
 //! [`ScoreQueue`] (change gate, per-customer coalescing, micro-batches),
 //! a [`Scorer`] (the embedded model; the SageMaker endpoint in live use),
-//! [`Fleet`] and [`Alerts`]. Time is passed in by the caller: stream time in a
-//! replay or the demo (so they are deterministic), the wall clock live.
+//! [`Fleet`] and [`Alerts`], and the model [`Monitor`] (fed every offered
+//! vector and the customer's latest prediction: the realised quality of the
+//! churn heads, in the snapshots). Time is passed in by the caller: stream
+//! time in a replay or the demo (so they are deterministic), the wall clock
+//! live; the monitor runs on the vectors' own `as_of`, so it is on stream
+//! time everywhere.
 //!
 //! A failed batch is never replaced by made-up scores: a retryable failure
 //! puts the rows back in the queue (they are scored later, newest vector per
@@ -13,12 +17,16 @@
 
 use anyhow::{bail, Result};
 use pulse_model::{ModelId, ScoreError, ScoredRows, Scorer};
+use pulse_operators::scoring::monitor::last_session;
 use pulse_operators::scoring::{
-    Alarm, Alarms, Alert, AlertPolicy, Alerts, BatchPolicy, Fleet, FleetMetrics, ScoreQueue,
+    Alarm, Alarms, Alert, AlertPolicy, Alerts, BatchPolicy, Fleet, FleetMetrics, ModelQuality, Monitor, MonitorConfig,
+    MonitorIx, ScoreQueue,
 };
+use pulse_schemas::features::idx::DAYS_SINCE_LAST_SESSION;
 use pulse_schemas::prediction::{Prediction, Scores};
 use pulse_schemas::{CustomerId, FeatureVector, Segment, SCHEMA};
 use serde::Serialize;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 /// How the stage behaves.
@@ -32,6 +40,8 @@ pub struct ScoringConfig {
     pub alarms: Alarms,
     /// A fleet-metrics snapshot every this many ms (of the caller's time).
     pub metrics_interval_ms: i64,
+    /// The model monitor's window; `None` runs without it.
+    pub monitor: Option<MonitorConfig>,
 }
 
 impl Default for ScoringConfig {
@@ -41,6 +51,7 @@ impl Default for ScoringConfig {
             alerts: AlertPolicy::default(),
             alarms: Alarms::default(),
             metrics_interval_ms: 60_000,
+            monitor: Some(MonitorConfig::default()),
         }
     }
 }
@@ -56,6 +67,10 @@ pub struct MetricsSnapshot {
     pub alarms: Vec<Alarm>,
     /// Model calls that failed since the previous snapshot.
     pub prediction_failures: u64,
+    /// The model's realised quality: in the first snapshot of each new
+    /// stream day of the monitor (its window moved) and in the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_quality: Option<ModelQuality>,
 }
 
 /// What a step produced.
@@ -90,6 +105,9 @@ pub struct ScoringStats {
     pub alerts: u64,
 }
 
+/// A customer's latest prediction: `as_of`, scores, segment, model index, monitor ring.
+type Latest = (i64, Scores, Segment, u16, Option<MonitorIx>);
+
 /// Attempts at a failing model before [`ScoringStage::flush`] gives up.
 const FLUSH_ATTEMPTS: u32 = 3;
 
@@ -105,8 +123,12 @@ pub struct ScoringStage<S: Scorer> {
     /// The models that answered so far (a handful: the endpoint, its fallback).
     models: Vec<ModelId>,
     /// Each customer's latest scores, for the top-at-risk list (compact: an
-    /// index into `models` instead of the model's strings).
-    latest: HashMap<CustomerId, (i64, Scores, Segment, u16), ahash::RandomState>,
+    /// index into `models` instead of the model's strings), and its ring in
+    /// the monitor (in what was padding: the entry stays 56 bytes).
+    latest: HashMap<CustomerId, Latest, ahash::RandomState>,
+    monitor: Option<Monitor>,
+    /// The monitor's day in the last snapshot that carried the model quality.
+    quality_day: Option<i64>,
     stats: ScoringStats,
     failures_since_snapshot: u64,
     metrics_interval_ms: i64,
@@ -118,6 +140,7 @@ impl<S: Scorer> ScoringStage<S> {
     pub fn new(scorer: S, config: ScoringConfig) -> Result<ScoringStage<S>> {
         config.alarms.validate()?;
         anyhow::ensure!(config.metrics_interval_ms > 0, "the fleet metrics interval must be positive");
+        let monitor = config.monitor.map(Monitor::new).transpose()?;
         Ok(ScoringStage {
             scorer,
             queue: ScoreQueue::new(config.batch)?,
@@ -126,6 +149,8 @@ impl<S: Scorer> ScoringStage<S> {
             alarms: config.alarms,
             models: Vec::new(),
             latest: HashMap::default(),
+            monitor,
+            quality_day: None,
             stats: ScoringStats::default(),
             failures_since_snapshot: 0,
             metrics_interval_ms: config.metrics_interval_ms,
@@ -176,6 +201,7 @@ impl<S: Scorer> ScoringStage<S> {
                 }
             }
             self.stats.vectors_offered += 1;
+            self.monitor_vector(&v);
             self.queue.offer(v, now);
         }
         Ok(())
@@ -197,7 +223,7 @@ impl<S: Scorer> ScoringStage<S> {
     /// error that says how many vectors were left unscored.
     pub async fn flush(&mut self, now: i64, out: &mut Scored) -> Result<()> {
         self.drain_all(now, out).await?;
-        out.metrics.push(self.snapshot(now));
+        out.metrics.push(self.snapshot(now, true));
         Ok(())
     }
 
@@ -255,10 +281,17 @@ impl<S: Scorer> ScoringStage<S> {
                         self.stats.alerts += 1;
                         out.alerts.push(alert);
                     }
-                    self.latest.insert(
-                        prediction.customer_id.clone(),
-                        (prediction.as_of, prediction.scores, prediction.segment, model_ix),
-                    );
+                    let (as_of, scores, segment) = (prediction.as_of, prediction.scores, prediction.segment);
+                    match self.latest.entry(prediction.customer_id.clone()) {
+                        Entry::Occupied(mut e) => {
+                            let ring = e.get().4;
+                            e.insert((as_of, scores, segment, model_ix, ring));
+                        }
+                        Entry::Vacant(e) => {
+                            let ring = self.monitor.as_mut().and_then(|m| m.start(as_of));
+                            e.insert((as_of, scores, segment, model_ix, ring));
+                        }
+                    }
                     self.stats.predictions += 1;
                     out.predictions.push(prediction);
                 }
@@ -279,6 +312,21 @@ impl<S: Scorer> ScoringStage<S> {
         }
     }
 
+    /// Shows the monitor a vector, with the customer's latest prediction
+    /// (the one standing at any midnight the vector passes).
+    fn monitor_vector(&mut self, v: &FeatureVector) {
+        let Some(monitor) = self.monitor.as_mut() else { return };
+        let Some(&(_, scores, _, _, Some(ring))) = self.latest.get(&v.customer_id) else { return };
+        let session = last_session(v.as_of, v.features[DAYS_SINCE_LAST_SESSION]);
+        monitor.observe(ring, v.as_of, session, Some((scores.churn_risk_14d, scores.churn_risk_30d)));
+    }
+
+    /// The model's realised quality now (`None` without a monitor or before
+    /// its first observation).
+    pub fn model_quality(&self) -> Option<ModelQuality> {
+        self.monitor.as_ref().and_then(Monitor::quality)
+    }
+
     /// The index of `model` in `models`, added if new (a handful at most:
     /// past `u16::MAX` distinct identities the last index is reused).
     fn model_index(&mut self, model: &ModelId) -> u16 {
@@ -291,10 +339,23 @@ impl<S: Scorer> ScoringStage<S> {
         (self.models.len() - 1) as u16
     }
 
-    fn snapshot(&mut self, at: i64) -> MetricsSnapshot {
+    fn snapshot(&mut self, at: i64, last: bool) -> MetricsSnapshot {
         let metrics = self.fleet.snapshot();
         let failures = std::mem::take(&mut self.failures_since_snapshot);
-        MetricsSnapshot { at, metrics, alarms: self.alarms.evaluate(&metrics, failures), prediction_failures: failures }
+        let day = self.monitor.as_ref().and_then(Monitor::day);
+        let model_quality = if day.is_some() && (last || day != self.quality_day) {
+            self.quality_day = day;
+            self.model_quality()
+        } else {
+            None
+        };
+        MetricsSnapshot {
+            at,
+            metrics,
+            alarms: self.alarms.evaluate(&metrics, failures),
+            prediction_failures: failures,
+            model_quality,
+        }
     }
 
     fn snapshot_if_due(&mut self, now: i64, out: &mut Scored) {
@@ -303,7 +364,7 @@ impl<S: Scorer> ScoringStage<S> {
         if now >= due {
             // One snapshot at the latest boundary passed (not one per boundary).
             let at = now.div_euclid(interval) * interval;
-            out.metrics.push(self.snapshot(at));
+            out.metrics.push(self.snapshot(at, false));
             self.next_metrics_at = Some(at + interval);
         }
     }
@@ -322,12 +383,12 @@ impl<S: Scorer> ScoringStage<S> {
     /// The `n` customers with the highest `churn_risk_14d` in their latest prediction.
     pub fn top_at_risk(&self, n: usize) -> Vec<Prediction> {
         let mut all: Vec<_> = self.latest.iter().collect();
-        all.sort_by(|(ca, (_, a, _, _)), (cb, (_, b, _, _))| {
+        all.sort_by(|(ca, (_, a, _, _, _)), (cb, (_, b, _, _, _))| {
             b.churn_risk_14d.total_cmp(&a.churn_risk_14d).then_with(|| ca.cmp(cb))
         });
         all.into_iter()
             .take(n)
-            .map(|(customer_id, &(as_of, scores, segment, model_ix))| {
+            .map(|(customer_id, &(as_of, scores, segment, model_ix, _))| {
                 let model = &self.models[usize::from(model_ix)];
                 Prediction {
                     customer_id: customer_id.clone(),
@@ -460,6 +521,44 @@ mod tests {
         assert_eq!((fleet.total_customers_processed, fleet.high_churn_risk_count), (1, 1));
         assert_eq!(stage.top_at_risk(1)[0].as_of, c);
         assert_eq!(stage.stats().predictions, 2);
+    }
+
+    #[test]
+    fn the_monitor_ring_index_costs_no_byte_in_the_latest_map() {
+        type Before = (i64, Scores, Segment, u16);
+        assert_eq!(std::mem::size_of::<Latest>(), std::mem::size_of::<Before>());
+        assert_eq!(std::mem::size_of::<Latest>(), 56);
+    }
+
+    /// A customer predicted 0.9 that keeps coming (a session a day) and one
+    /// predicted 0.1 that never comes back: after 16 days of daily vectors the
+    /// first 14-day horizons have closed, both wrongly, and the snapshot of
+    /// the new day carries the model quality.
+    #[tokio::test]
+    async fn snapshots_carry_the_realised_quality_once_horizons_close() {
+        const DAY: i64 = pulse_schemas::DAY_MS;
+        let d0 = 20_000 * DAY;
+        let mut stage =
+            ScoringStage::new(Flaky { fail_first: 0, calls: AtomicU64::new(0) }, config(10, 0, 100)).unwrap();
+        let mut out = Scored::default();
+        for day in 0..=16 {
+            let t = d0 + day * DAY + 12 * 3_600_000;
+            let mut busy = vector("busy", t, 0.9);
+            busy.features[DAYS_SINCE_LAST_SESSION] = 0.0;
+            let mut gone = vector("gone", t, 0.1);
+            gone.features[1] = day as f64; // a change, so it is scored
+            gone.features[DAYS_SINCE_LAST_SESSION] = 365.0;
+            stage.offer(vec![busy, gone], t, &mut out).await.unwrap();
+        }
+        stage.flush(d0 + 17 * DAY, &mut out).await.unwrap();
+        let with: Vec<_> = out.metrics.iter().filter_map(|m| m.model_quality.as_ref()).collect();
+        assert!(with.len() >= 16, "one a new day, and the last");
+        let q = with.last().unwrap().head(pulse_operators::scoring::Head::ChurnRisk14d).unwrap();
+        // Midnights d0+1 and d0+2 have closed (on days 15 and 16); the window
+        // holds complete close days only (16 is the monitor's day): day 15's,
+        // one prediction per customer.
+        assert_eq!((q.count, q.label_rate, q.auc), (2, Some(0.5), Some(0.0)));
+        assert!(out.metrics.iter().any(|m| m.model_quality.is_none()), "not in every snapshot");
     }
 
     #[tokio::test]

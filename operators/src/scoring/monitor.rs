@@ -267,9 +267,10 @@ impl Ring {
     }
 }
 
-/// A ring's place in the [`Monitor`], kept by the caller beside the customer.
+/// A ring's place in the [`Monitor`], kept by the caller beside the
+/// customer (4 bytes, and so is an `Option` of it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MonitorIx(u32);
+pub struct MonitorIx(std::num::NonZeroU32);
 
 /// Per-level counts of resolved predictions of one head.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -529,7 +530,7 @@ impl Monitor {
     /// `None` for a time outside 1970–2149.
     pub fn start(&mut self, as_of: i64) -> Option<MonitorIx> {
         let ring = Ring::starting(as_of.div_euclid(DAY_MS))?;
-        let ix = u32::try_from(self.len).ok()?;
+        let ix = u32::try_from(self.len + 1).ok().and_then(std::num::NonZeroU32::new)?;
         if self.len % CHUNK == 0 {
             self.chunks.push(Box::new([Ring::default(); CHUNK]));
         }
@@ -547,7 +548,7 @@ impl Monitor {
             return;
         }
         self.advance(day);
-        let i = ix.0 as usize;
+        let i = ix.0.get() as usize - 1;
         let Some(ring) = self.chunks.get_mut(i / CHUNK).map(|c| &mut c[i % CHUNK]) else { return };
         let (buckets, counters) = (&mut self.buckets, &mut self.counters);
         ring.observe(day, last_session.map(session_slot), standing, |r| {
