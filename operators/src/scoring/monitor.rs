@@ -100,11 +100,12 @@ pub fn level_value(level: u16) -> f64 {
 
 /// A monitored head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
 pub enum Head {
     /// `churn_risk_14d`: no session in the 14 days after.
+    #[serde(rename = "churn_risk_14d")]
     ChurnRisk14d,
     /// `churn_risk_30d`: no session in the 30 days after.
+    #[serde(rename = "churn_risk_30d")]
     ChurnRisk30d,
 }
 
@@ -817,6 +818,9 @@ mod tests {
         assert!((h.brier.unwrap() - (va * va + (1.0 - vb) * (1.0 - vb)) / 2.0).abs() < 1e-12);
         assert_eq!(m.counters().late, 0);
         assert_eq!(m.len(), 2);
+        for head in Head::ALL {
+            assert_eq!(serde_json::to_value(head).unwrap(), head.name());
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 use pulse::progress::Progress;
 use pulse_runtime::io::Output;
 use pulse_schemas::Segment;
-use pulse_synth::{generate_with_segments, Hostility, SegmentMix, SynthConfig, WorldKind, DEFAULT_START_MS};
+use pulse_synth::{generate_with_segments, Hostility, SegmentMix, Shift, SynthConfig, WorldKind, DEFAULT_START_MS};
 
 /// How the synthetic customers behave (`--world`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -61,6 +61,14 @@ pub(crate) struct GenerateArgs {
     /// (adds corrections, retractions, TTL, late, future, invalid and non-event records).
     #[arg(long, default_value = "realistic")]
     hostility: Hostility,
+    /// From this day on (0-based), sessions become rarer for every customer
+    /// (classic world): a drift for the model monitor. Days before it are
+    /// byte-identical to the capture without the option.
+    #[arg(long, value_name = "DAY")]
+    shift_day: Option<u32>,
+    /// With --shift-day: the factor on each customer's daily chance of a session.
+    #[arg(long, default_value_t = 0.25, value_name = "FACTOR", requires = "shift_day")]
+    shift_sessions: f64,
     /// Where to write the capture (JSON Lines; .zst/.gz compress).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
@@ -83,6 +91,7 @@ pub(crate) async fn run(args: GenerateArgs) -> Result<()> {
         world: args.world.into(),
         mix: args.mix,
         hostility: args.hostility,
+        shift: args.shift_day.map(|from_day| Shift { from_day, session_factor: args.shift_sessions }),
         ..SynthConfig::default()
     };
     config.validate()?;
