@@ -21,7 +21,8 @@
 //! customer gets a timer vector a day, so every customer is observed at
 //! least daily. A session whose event arrives after a later session of the
 //! same customer is not seen (the feature names the later one); it can only
-//! change a label whose window holds it and not the later one.
+//! change a label whose window holds it and not the later one. A session
+//! retracted after it was seen keeps the bits it set.
 //!
 //! ## Per customer: a [`Ring`] of 62 bytes
 //!
@@ -218,6 +219,11 @@ impl Ring {
     /// Records a session in day slot `slot` on the midnights it labels.
     fn mark(&mut self, slot: i64) {
         let x = self.day();
+        // Each vector names the customer's latest session again: once its
+        // own midnight carries the bit, every midnight it labels does.
+        if slot >= x - 29 && self.entries[slot.rem_euclid(RING_DAYS as i64) as usize] & SEEN14 != 0 {
+            return;
+        }
         for d in (slot - 29).max(x - 29)..=slot.min(x) {
             let e = &mut self.entries[d.rem_euclid(RING_DAYS as i64) as usize];
             if *e & LEVEL_MASK != NO_PREDICTION {
