@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use pulse_operators::scoring::ModelQuality;
 use pulse_runtime::replay::ReplaySummary;
 pub use pulse_runtime::report::{thousands, RESCAN_INTERVAL_MS};
 use pulse_runtime::scoring::CustomerLists;
@@ -124,6 +125,9 @@ pub fn demo_report(s: &ReplaySummary, customers: u64, rescan_ms: i64) -> String 
     );
     customer_table(&mut t, &lists.gone, "");
     let _ = writeln!(t, "\nhow the lists are built: {}", CustomerLists::HOW);
+    if let Some(q) = &sc.model_quality {
+        t.push_str(&model_quality_report(q));
+    }
     t
 }
 
@@ -151,6 +155,53 @@ fn customer_table(t: &mut String, rows: &[(Prediction, f64)], moved: &str) {
             let _ = writeln!(t, "      {}", r.text());
         }
     }
+}
+
+/// The model monitor's latest figures: per churn head, over the close
+/// days of its window.
+pub fn model_quality_report(q: &ModelQuality) -> String {
+    let mut t = String::new();
+    let end = chrono::DateTime::from_timestamp_millis(q.window_end).map(|d| d.format("%Y-%m-%d").to_string());
+    let _ = writeln!(
+        t,
+        "\nmodel quality, realised (horizons closed in the {} days before {}; one prediction per customer-day)",
+        q.window_days,
+        end.unwrap_or_default()
+    );
+    let _ = writeln!(
+        t,
+        "  {:<15} {:>9} {:>10} {:>9} {:>7} {:>7} {:>8}",
+        "head", "resolved", "label rate", "mean pred", "brier", "auc", "cal err"
+    );
+    let opt = |x: Option<f64>, digits: usize| x.map_or("-".to_owned(), |x| format!("{x:.digits$}"));
+    for h in &q.heads {
+        let _ = writeln!(
+            t,
+            "  {:<15} {:>9} {:>10} {:>9} {:>7} {:>7} {:>8}",
+            h.head.name(),
+            thousands(h.count),
+            opt(h.label_rate, 3),
+            opt(h.mean_predicted, 3),
+            opt(h.brier, 4),
+            opt(h.auc, 3),
+            opt(h.calibration_error, 3)
+        );
+    }
+    if let Some(h) = q.heads.first().filter(|h| h.count > 0) {
+        let _ = writeln!(t, "  calibration of {} (score bin: resolved, mean predicted → observed)", h.head.name());
+        for b in h.calibration.iter().filter(|b| b.count > 0) {
+            let _ = writeln!(
+                t,
+                "    [{:.1}, {:.1}) {:>8}  {} → {}",
+                b.lower,
+                b.upper,
+                thousands(b.count),
+                opt(b.mean_predicted, 3),
+                opt(b.observed_rate, 3)
+            );
+        }
+    }
+    t
 }
 
 #[cfg(test)]

@@ -111,6 +111,8 @@ pub(crate) struct Memory {
     /// Feature 10 of the latest vector scored: how recently the customer was active.
     pub(crate) days_since_last_session: f32,
     pub(crate) anchors: Option<Box<Anchors>>,
+    /// The customer's ring in the model monitor, if it runs.
+    pub(crate) monitor: Option<pulse_operators::scoring::MonitorIx>,
 }
 
 /// How a customer ranks in [`Lists`].
@@ -222,6 +224,7 @@ mod tests {
             reasons: Reasons::default(),
             days_since_last_session: days,
             anchors: Some(Box::new(anchors.clone())),
+            monitor: None,
         };
         assert_eq!(memory(0.95, 10.0, 40.0).standing(), Some(Standing::Gone));
         let savable = |m: Memory, expected: f64| {

@@ -279,6 +279,8 @@ pub struct ScoringSummary {
     pub explained: u64,
     /// Predictions whose attribution failed (sent without reasons, logged).
     pub unexplained: u64,
+    /// The model's realised quality at the end (with the monitor on).
+    pub model_quality: Option<pulse_operators::scoring::ModelQuality>,
 }
 
 /// The outcome of a run.
@@ -416,6 +418,7 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
         lists: s.stage.lists(10),
         explained: s.stage.explained().0,
         unexplained: s.stage.explained().1,
+        model_quality: s.stage.model_quality(),
     });
 
     let counters = engine.counters();

@@ -4,8 +4,12 @@
 //! A thin driver around the pure operators of `pulse_operators::scoring`:
 //! [`ScoreQueue`] (change gate, per-customer coalescing, micro-batches),
 //! a [`Scorer`] (the embedded model; the SageMaker endpoint in live use),
-//! [`Fleet`] and [`Alerts`]. Time is passed in by the caller: stream time in a
-//! replay or the demo (so they are deterministic), the wall clock live.
+//! [`Fleet`] and [`Alerts`], and the model [`Monitor`] (fed every offered
+//! vector and the customer's latest prediction: the realised quality of the
+//! churn heads, in the snapshots). Time is passed in by the caller: stream
+//! time in a replay or the demo (so they are deterministic), the wall clock
+//! live; the monitor runs on the vectors' own `as_of`, so it is on stream
+//! time everywhere.
 //!
 //! A failed batch is never replaced by made-up scores: a retryable failure
 //! puts the rows back in the queue (they are scored later, newest vector per
@@ -13,9 +17,12 @@
 
 use anyhow::{bail, Result};
 use pulse_model::{ModelId, ScoreError, ScoredRows, Scorer};
+use pulse_operators::scoring::monitor::last_session;
 use pulse_operators::scoring::{
-    Alarm, Alarms, Alert, AlertPolicy, Alerts, BatchPolicy, Fleet, FleetMetrics, ScoreQueue,
+    Alarm, Alarms, Alert, AlertPolicy, Alerts, BatchPolicy, Fleet, FleetMetrics, ModelQuality, Monitor, MonitorConfig,
+    ScoreQueue,
 };
+use pulse_schemas::features::idx::DAYS_SINCE_LAST_SESSION;
 use pulse_schemas::prediction::Prediction;
 use pulse_schemas::reasons::top_raising;
 use pulse_schemas::{CustomerId, FeatureVector, Reasons, Segment, FEATURE_COUNT, SCHEMA};
@@ -37,6 +44,8 @@ pub struct ScoringConfig {
     pub metrics_interval_ms: i64,
     /// Give each prediction its reasons (see [`crate::memory`]).
     pub reasons: bool,
+    /// The model monitor's window; `None` runs without it.
+    pub monitor: Option<MonitorConfig>,
 }
 
 impl Default for ScoringConfig {
@@ -47,6 +56,7 @@ impl Default for ScoringConfig {
             alarms: Alarms::default(),
             metrics_interval_ms: 60_000,
             reasons: true,
+            monitor: Some(MonitorConfig::default()),
         }
     }
 }
@@ -62,6 +72,10 @@ pub struct MetricsSnapshot {
     pub alarms: Vec<Alarm>,
     /// Model calls that failed since the previous snapshot.
     pub prediction_failures: u64,
+    /// The model's realised quality: in the first snapshot of each new
+    /// stream day of the monitor (its window moved) and in the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_quality: Option<ModelQuality>,
 }
 
 /// What a step produced.
@@ -110,14 +124,17 @@ pub struct ScoringStage<S: Scorer> {
     alarms: Alarms,
     /// The models that answered so far (a handful: the endpoint, its fallback).
     models: Vec<ModelId>,
-    /// Each customer's latest prediction and the past vectors its reasons
-    /// compare with.
+    /// Each customer's latest prediction, the past vectors its reasons
+    /// compare with, and its ring in the monitor.
     latest: HashMap<CustomerId, Memory, ahash::RandomState>,
     reasons: bool,
     /// Predictions given reasons.
     explained: u64,
     /// Attributions that failed (the prediction went out without reasons).
     unexplained: u64,
+    monitor: Option<Monitor>,
+    /// The monitor's day in the last snapshot that carried the model quality.
+    quality_day: Option<i64>,
     stats: ScoringStats,
     failures_since_snapshot: u64,
     metrics_interval_ms: i64,
@@ -129,6 +146,7 @@ impl<S: Scorer> ScoringStage<S> {
     pub fn new(scorer: S, config: ScoringConfig) -> Result<ScoringStage<S>> {
         config.alarms.validate()?;
         anyhow::ensure!(config.metrics_interval_ms > 0, "the fleet metrics interval must be positive");
+        let monitor = config.monitor.map(Monitor::new).transpose()?;
         Ok(ScoringStage {
             scorer,
             queue: ScoreQueue::new(config.batch)?,
@@ -140,6 +158,8 @@ impl<S: Scorer> ScoringStage<S> {
             reasons: config.reasons,
             explained: 0,
             unexplained: 0,
+            monitor,
+            quality_day: None,
             stats: ScoringStats::default(),
             failures_since_snapshot: 0,
             metrics_interval_ms: config.metrics_interval_ms,
@@ -190,6 +210,7 @@ impl<S: Scorer> ScoringStage<S> {
                 }
             }
             self.stats.vectors_offered += 1;
+            self.monitor_vector(&v);
             self.queue.offer(v, now);
         }
         Ok(())
@@ -211,7 +232,7 @@ impl<S: Scorer> ScoringStage<S> {
     /// error that says how many vectors were left unscored.
     pub async fn flush(&mut self, now: i64, out: &mut Scored) -> Result<()> {
         self.drain_all(now, out).await?;
-        out.metrics.push(self.snapshot(now));
+        out.metrics.push(self.snapshot(now, true));
         Ok(())
     }
 
@@ -264,6 +285,7 @@ impl<S: Scorer> ScoringStage<S> {
                             reasons: Reasons::default(),
                             days_since_last_session: 0.0,
                             anchors: self.reasons.then(Box::default),
+                            monitor: self.monitor.as_mut().and_then(|m| m.start(v.as_of)),
                         }),
                     };
                     let mut reasons = Reasons::default();
@@ -329,6 +351,22 @@ impl<S: Scorer> ScoringStage<S> {
         }
     }
 
+    /// Shows the monitor a vector, with the customer's latest prediction
+    /// (the one standing at any midnight the vector passes).
+    fn monitor_vector(&mut self, v: &FeatureVector) {
+        let Some(monitor) = self.monitor.as_mut() else { return };
+        let Some(memory) = self.latest.get(&v.customer_id) else { return };
+        let (Some(ring), scores) = (memory.monitor, memory.scores) else { return };
+        let session = last_session(v.as_of, v.features[DAYS_SINCE_LAST_SESSION]);
+        monitor.observe(ring, v.as_of, session, Some((scores.churn_risk_14d, scores.churn_risk_30d)));
+    }
+
+    /// The model's realised quality now (`None` without a monitor or before
+    /// its first observation).
+    pub fn model_quality(&self) -> Option<ModelQuality> {
+        self.monitor.as_ref().and_then(Monitor::quality)
+    }
+
     /// The index of `model` in `models`, added if new (a handful at most:
     /// past `u16::MAX` distinct identities the last index is reused).
     fn model_index(&mut self, model: &ModelId) -> u16 {
@@ -341,10 +379,23 @@ impl<S: Scorer> ScoringStage<S> {
         (self.models.len() - 1) as u16
     }
 
-    fn snapshot(&mut self, at: i64) -> MetricsSnapshot {
+    fn snapshot(&mut self, at: i64, last: bool) -> MetricsSnapshot {
         let metrics = self.fleet.snapshot();
         let failures = std::mem::take(&mut self.failures_since_snapshot);
-        MetricsSnapshot { at, metrics, alarms: self.alarms.evaluate(&metrics, failures), prediction_failures: failures }
+        let day = self.monitor.as_ref().and_then(Monitor::day);
+        let model_quality = if day.is_some() && (last || day != self.quality_day) {
+            self.quality_day = day;
+            self.model_quality()
+        } else {
+            None
+        };
+        MetricsSnapshot {
+            at,
+            metrics,
+            alarms: self.alarms.evaluate(&metrics, failures),
+            prediction_failures: failures,
+            model_quality,
+        }
     }
 
     fn snapshot_if_due(&mut self, now: i64, out: &mut Scored) {
@@ -353,7 +404,7 @@ impl<S: Scorer> ScoringStage<S> {
         if now >= due {
             // One snapshot at the latest boundary passed (not one per boundary).
             let at = now.div_euclid(interval) * interval;
-            out.metrics.push(self.snapshot(at));
+            out.metrics.push(self.snapshot(at, false));
             self.next_metrics_at = Some(at + interval);
         }
     }
@@ -557,6 +608,37 @@ mod tests {
         assert_eq!((fleet.total_customers_processed, fleet.high_churn_risk_count), (1, 1));
         assert_eq!(stage.top_at_risk(1)[0].as_of, c);
         assert_eq!(stage.stats().predictions, 2);
+    }
+
+    /// A customer predicted 0.9 that keeps coming (a session a day) and one
+    /// predicted 0.1 that never comes back: after 16 days of daily vectors the
+    /// first 14-day horizons have closed, both wrongly, and the snapshot of
+    /// the new day carries the model quality.
+    #[tokio::test]
+    async fn snapshots_carry_the_realised_quality_once_horizons_close() {
+        const DAY: i64 = pulse_schemas::DAY_MS;
+        let d0 = 20_000 * DAY;
+        let mut stage =
+            ScoringStage::new(Flaky { fail_first: 0, calls: AtomicU64::new(0) }, config(10, 0, 100)).unwrap();
+        let mut out = Scored::default();
+        for day in 0..=16 {
+            let t = d0 + day * DAY + 12 * 3_600_000;
+            let mut busy = vector("busy", t, 0.9);
+            busy.features[DAYS_SINCE_LAST_SESSION] = 0.0;
+            let mut gone = vector("gone", t, 0.1);
+            gone.features[1] = day as f64; // a change, so it is scored
+            gone.features[DAYS_SINCE_LAST_SESSION] = 365.0;
+            stage.offer(vec![busy, gone], t, &mut out).await.unwrap();
+        }
+        stage.flush(d0 + 17 * DAY, &mut out).await.unwrap();
+        let with: Vec<_> = out.metrics.iter().filter_map(|m| m.model_quality.as_ref()).collect();
+        assert!(with.len() >= 16, "one a new day, and the last");
+        let q = with.last().unwrap().head(pulse_operators::scoring::Head::ChurnRisk14d).unwrap();
+        // Midnights d0+1 and d0+2 have closed (on days 15 and 16); the window
+        // holds complete close days only (16 is the monitor's day): day 15's,
+        // one prediction per customer.
+        assert_eq!((q.count, q.label_rate, q.auc), (2, Some(0.5), Some(0.0)));
+        assert!(out.metrics.iter().any(|m| m.model_quality.is_none()), "not in every snapshot");
     }
 
     #[tokio::test]

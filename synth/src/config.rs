@@ -39,6 +39,31 @@ pub struct SynthConfig {
     /// What event items carry besides the contract's attributes, so how
     /// large each record is.
     pub record_profile: RecordProfile,
+    /// A change of behaviour from a day on (a drift for the model monitor to
+    /// see); `None` for none.
+    pub shift: Option<Shift>,
+}
+
+/// From day `from_day` (0-based) on, every customer's chance of a session on
+/// a day is multiplied by `session_factor` (Classic world). Every random draw
+/// before that day is the same as without the shift, so a capture with a
+/// shift equals the one without up to the shift's first day.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Shift {
+    /// The first day of the new behaviour (0-based, like the generator's days).
+    pub from_day: u32,
+    /// The factor on the daily chance of a session, in `[0, 4]`.
+    pub session_factor: f64,
+}
+
+impl Shift {
+    /// The factor on the chance of a session on `day`.
+    pub fn session_factor_on(shift: Option<Shift>, day: u32) -> f64 {
+        match shift {
+            Some(s) if day >= s.from_day => s.session_factor,
+            _ => 1.0,
+        }
+    }
 }
 
 impl Default for SynthConfig {
@@ -53,6 +78,7 @@ impl Default for SynthConfig {
             hostility: Hostility::default(),
             table_name: "marketplace-events".to_owned(),
             record_profile: RecordProfile::Compact,
+            shift: None,
         }
     }
 }
@@ -79,6 +105,14 @@ impl SynthConfig {
             self.start_ms
         );
         self.mix.validate().context("synth: invalid mix")?;
+        if let Some(s) = self.shift {
+            ensure!(
+                s.session_factor.is_finite() && (0.0..=4.0).contains(&s.session_factor),
+                "synth: shift session_factor = {} must be in [0, 4]",
+                s.session_factor
+            );
+            ensure!(self.world == WorldKind::Classic, "synth: a shift is only simulated in the classic world");
+        }
         self.hostility.validate().context("synth: invalid hostility")?;
         let name = &self.table_name;
         ensure!(

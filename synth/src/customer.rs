@@ -11,7 +11,7 @@ mod lifecycle;
 use pulse_schemas::{Party, Sentiment, DAY_MS};
 use rand_pcg::Pcg64Mcg;
 
-use super::config::{Hostility, SynthConfig, WorldKind};
+use super::config::{Hostility, Shift, SynthConfig, WorldKind};
 use super::profile::{Params, DAILY_TRANSITIONS, DRIFT_PER_DAY};
 use super::record::{Body, Class, EventItem, Fault, IdSpace, Item, Op, Pending, PredictionItem, ProfileItem};
 use super::rng::{
@@ -40,6 +40,8 @@ pub(crate) struct World {
     pub(crate) kind: WorldKind,
     /// Lifecycle: when the customers not there on the first day sign up.
     arrivals: lifecycle::Arrivals,
+    /// A change of behaviour from a day on.
+    pub(crate) shift: Option<Shift>,
 }
 
 impl World {
@@ -55,6 +57,7 @@ impl World {
                 WorldKind::Classic => lifecycle::Arrivals::default(),
                 WorldKind::Lifecycle => lifecycle::Arrivals::new(config.start_ms, config.days),
             },
+            shift: config.shift,
         }
     }
 
@@ -270,7 +273,7 @@ impl Customer {
 
         // A session: login before, completion, maybe a rating, a tutor's
         // follow-up message and a payment after.
-        if chance(rng, p.sessions_per_week / 7.0) {
+        if chance(rng, p.sessions_per_week / 7.0 * Shift::session_factor_on(world.shift, day)) {
             let start = at((self.preferred_hour + 1.2 * normal(rng)).clamp(7.0, 22.5));
             let planned = [30.0, 45.0, 60.0, 90.0, 120.0][weighted(rng, &[0.15, 0.2, 0.45, 0.12, 0.08])];
             let minutes = (planned + 2.0 * normal(rng)).round().clamp(5.0, 600.0) as i64;

@@ -485,3 +485,41 @@ fn throughput() {
         summary.records as f64 * per_record / secs / 1e6,
     );
 }
+
+/// A shift leaves every event before its first day as it was, and makes
+/// sessions rarer after it.
+#[test]
+fn a_shift_changes_sessions_from_its_day_only() {
+    let base = config(200, 20, 5, Hostility::none());
+    let shifted = SynthConfig { shift: Some(Shift { from_day: 10, session_factor: 0.25 }), ..base.clone() };
+    let shift_ms = base.start_ms + 10 * DAY_MS;
+    let sessions = |c: &SynthConfig| {
+        let (out, _) = run(c);
+        let (mut before, mut after) = (Vec::new(), 0usize);
+        for l in lines(&out) {
+            if let Ok(r) = decode_line(l) {
+                if let StreamChange::Insert(e) = r.change {
+                    if matches!(e.kind, EventKind::SessionCompleted { .. }) {
+                        if e.ts.0 < shift_ms {
+                            before.push(format!("{:?}", e.into_owned()));
+                        } else {
+                            after += 1;
+                        }
+                    }
+                }
+            }
+        }
+        (before, after)
+    };
+    let (control_before, control_after) = sessions(&base);
+    let (shift_before, shift_after) = sessions(&shifted);
+    assert_eq!(control_before, shift_before, "the same sessions before the shift");
+    assert!(
+        (shift_after as f64) < 0.4 * control_after as f64,
+        "{shift_after} sessions after the shift vs {control_after} without"
+    );
+    let bad = SynthConfig { shift: Some(Shift { from_day: 1, session_factor: f64::NAN }), ..base.clone() };
+    assert!(bad.validate().is_err());
+    let lifecycle = SynthConfig { world: WorldKind::Lifecycle, ..shifted };
+    assert!(lifecycle.validate().unwrap_err().to_string().contains("classic"));
+}

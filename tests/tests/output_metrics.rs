@@ -21,10 +21,12 @@ async fn fleet_and_health_metrics_are_put_every_interval() {
     let sdk = sdk().await;
     let cloudwatch = aws_sdk_cloudwatch::Client::new(&sdk);
     let (fleet_ns, health_ns) = (unique_name("IOpsDashboard/Predictions"), unique_name("pulse/Pipeline"));
+    let quality_ns = unique_name("pulse/ModelQuality");
     let out = Destinations {
         metrics: MetricsPublisher::new(MetricsOut::CloudWatch(cloudwatch.clone())),
         fleet_namespace: fleet_ns.clone(),
         health_namespace: health_ns.clone(),
+        quality_namespace: quality_ns.clone(),
         ..nowhere()
     };
     // A second of linger: the 12 vectors wait and go in one model call.
@@ -64,6 +66,31 @@ async fn fleet_and_health_metrics_are_put_every_interval() {
     assert_eq!(value(health_ns.clone(), HealthMetric::RowsPerModelCall.name()).await, [12.0]);
     assert_eq!(value(health_ns.clone(), HealthMetric::VectorsPerSecond.name()).await, [0.2]);
     assert_eq!(value(health_ns, HealthMetric::PredictionsWritten.name()).await, [0.0], "no table configured");
+
+    // The model monitor starts with the customers' second vectors (a
+    // prediction now stands); no horizon has closed, so only the count goes
+    // out, once per head, with its dimension.
+    let again: Vec<_> = (0..12).map(|i| vector(&format!("c{i}"), now, if i < 4 { 40.0 } else { 2.0 })).collect();
+    sink.send(Produced { vectors: again, dead: vec![] }).await.unwrap();
+    sink.tick(now + 120_000).await.unwrap();
+    sink.flush().await.unwrap();
+    let listed = cloudwatch.list_metrics().namespace(&quality_ns).send().await.unwrap();
+    let mut heads: Vec<(String, String)> = listed
+        .metrics()
+        .iter()
+        .map(|m| {
+            let d = &m.dimensions()[0];
+            (m.metric_name().unwrap().to_owned(), format!("{}={}", d.name().unwrap(), d.value().unwrap()))
+        })
+        .collect();
+    heads.sort();
+    assert_eq!(
+        heads,
+        [
+            ("ResolvedPredictions".to_owned(), "Head=churn_risk_14d".to_owned()),
+            ("ResolvedPredictions".to_owned(), "Head=churn_risk_30d".to_owned())
+        ]
+    );
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use anyhow::{anyhow, Result};
 use aws_config::SdkConfig;
 use clap::Args;
 use pulse_model::EmbeddedModel;
+use pulse_operators::scoring::monitor::NAMESPACE as QUALITY_NAMESPACE;
 use pulse_operators::scoring::NAMESPACE;
 
 use super::alerts::AlertPublisher;
@@ -97,6 +98,9 @@ pub struct OutputArgs {
     /// Namespace of the pipeline's health metrics.
     #[arg(long, default_value = HEALTH_NAMESPACE)]
     pub health_namespace: String,
+    /// Namespace of the model-quality metrics (dimension `Head`).
+    #[arg(long, default_value = QUALITY_NAMESPACE)]
+    pub quality_namespace: String,
 }
 
 impl Default for OutputArgs {
@@ -122,6 +126,7 @@ impl Default for OutputArgs {
             metrics: MetricsTarget::Off,
             metrics_namespace: NAMESPACE.into(),
             health_namespace: HEALTH_NAMESPACE.into(),
+            quality_namespace: QUALITY_NAMESPACE.into(),
         }
     }
 }
@@ -213,6 +218,7 @@ impl OutputArgs {
             }),
             fleet_namespace: self.metrics_namespace.clone(),
             health_namespace: self.health_namespace.clone(),
+            quality_namespace: self.quality_namespace.clone(),
         };
         let config =
             SinkConfig { scoring, hold_timeout: Duration::from_secs_f64(self.hold_timeout_s), ..SinkConfig::default() };

@@ -12,15 +12,22 @@
 //!   vectors waiting to be scored, predictions written and stale, alerts,
 //!   dead letters, retries, rows scored by the fallback, errors.
 //!
-//! Both go out together at every fleet snapshot of the scoring stage (every
-//! 60 s by default), stamped with the snapshot's time.
+//! * Model quality ([`quality_data`]), namespace `pulse/ModelQuality` by
+//!   default, dimension `Head` (`churn_risk_14d`, `churn_risk_30d`): the
+//!   realised AUC, Brier score, calibration error, label rate, mean score and
+//!   resolved predictions of the monitor's window
+//!   (`pulse_operators::scoring::monitor`), once a stream day.
+//!
+//! The first two go out together at every fleet snapshot of the scoring
+//! stage (every 60 s by default), stamped with the snapshot's time; model
+//! quality with the snapshots that carry it.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use anyhow::{anyhow, Result};
 use aws_sdk_cloudwatch::primitives::DateTime;
-use aws_sdk_cloudwatch::types::{MetricDatum, StandardUnit};
+use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 use serde::Serialize;
 
 use crate::retry::{classify, Backoff};
@@ -52,6 +59,24 @@ pub fn fleet_data(snapshot: &MetricsSnapshot) -> Vec<Datum> {
     let failures = FleetMetric::PredictionFailures;
     out.push(Datum { name: failures.name(), value: snapshot.prediction_failures as f64, unit: failures.unit() });
     out
+}
+
+/// The name of the model-quality metrics' one dimension.
+pub const HEAD_DIMENSION: &str = "Head";
+
+/// The model-quality data of a snapshot, one group per head (the value of
+/// the [`HEAD_DIMENSION`]); empty when the snapshot carries none.
+pub fn quality_data(snapshot: &MetricsSnapshot) -> Vec<(&'static str, Vec<Datum>)> {
+    let Some(q) = &snapshot.model_quality else { return Vec::new() };
+    let mut groups: Vec<(&'static str, Vec<Datum>)> = Vec::new();
+    for (head, m) in q.cloudwatch_metrics() {
+        let datum = Datum { name: m.name, value: m.value, unit: m.unit };
+        match groups.iter_mut().find(|(h, _)| *h == head.name()) {
+            Some((_, data)) => data.push(datum),
+            None => groups.push((head.name(), vec![datum])),
+        }
+    }
+    groups
 }
 
 /// Counters a source feeds (records read, lag) and the sink reads when it
@@ -247,16 +272,29 @@ impl HealthMetric {
 /// One Embedded Metric Format line (no dimensions): the directive under
 /// `_aws` and each metric's value as a top-level member.
 pub fn emf_line(namespace: &str, timestamp_ms: i64, data: &[Datum]) -> String {
+    emf_line_with(namespace, timestamp_ms, None, data)
+}
+
+/// [`emf_line`] with one dimension (name, value): declared in the directive
+/// and carried as a top-level member.
+pub fn emf_line_with(namespace: &str, timestamp_ms: i64, dimension: Option<(&str, &str)>, data: &[Datum]) -> String {
     let mut root = serde_json::Map::new();
     let metrics: Vec<serde_json::Value> =
         data.iter().map(|d| serde_json::json!({"Name": d.name, "Unit": d.unit})).collect();
+    let dimensions = match dimension {
+        Some((name, _)) => serde_json::json!([[name]]),
+        None => serde_json::json!([[]]),
+    };
     root.insert(
         "_aws".into(),
         serde_json::json!({
             "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{"Namespace": namespace, "Dimensions": [[]], "Metrics": metrics}],
+            "CloudWatchMetrics": [{"Namespace": namespace, "Dimensions": dimensions, "Metrics": metrics}],
         }),
     );
+    if let Some((name, value)) = dimension {
+        root.insert(name.into(), value.into());
+    }
     for d in data {
         // Non-finite values cannot be JSON numbers; CloudWatch refuses them too.
         let value = serde_json::Number::from_f64(d.value).map_or(serde_json::Value::Null, serde_json::Value::Number);
@@ -294,27 +332,42 @@ impl MetricsPublisher {
 
     /// Publishes `data` at `timestamp_ms` in `namespace`; non-finite values are left out.
     pub async fn publish(&self, namespace: &str, timestamp_ms: i64, data: &[Datum]) -> Result<()> {
+        self.publish_with(namespace, timestamp_ms, None, data).await
+    }
+
+    /// [`MetricsPublisher::publish`] with one dimension (name, value) on every datum.
+    pub async fn publish_with(
+        &self,
+        namespace: &str,
+        timestamp_ms: i64,
+        dimension: Option<(&str, &str)>,
+        data: &[Datum],
+    ) -> Result<()> {
         let data: Vec<&Datum> = data.iter().filter(|d| d.value.is_finite()).collect();
         match &self.out {
             MetricsOut::Off => Ok(()),
             MetricsOut::Emf => {
                 let owned: Vec<Datum> = data.into_iter().cloned().collect();
-                println!("{}", emf_line(namespace, timestamp_ms, &owned));
+                println!("{}", emf_line_with(namespace, timestamp_ms, dimension, &owned));
                 Ok(())
             }
             MetricsOut::CloudWatch(client) => {
                 for chunk in data.chunks(MAX_DATA_PER_CALL) {
-                    let datums = chunk
-                        .iter()
-                        .map(|d| {
-                            MetricDatum::builder()
-                                .metric_name(d.name)
-                                .value(d.value)
-                                .unit(StandardUnit::from(d.unit))
-                                .timestamp(DateTime::from_millis(timestamp_ms))
-                                .build()
-                        })
-                        .collect::<Vec<_>>();
+                    let datums =
+                        chunk
+                            .iter()
+                            .map(|d| {
+                                MetricDatum::builder()
+                                    .metric_name(d.name)
+                                    .value(d.value)
+                                    .unit(StandardUnit::from(d.unit))
+                                    .timestamp(DateTime::from_millis(timestamp_ms))
+                                    .set_dimensions(dimension.map(|(name, value)| {
+                                        vec![Dimension::builder().name(name).value(value).build()]
+                                    }))
+                                    .build()
+                            })
+                            .collect::<Vec<_>>();
                     let mut attempt = 0;
                     loop {
                         attempt += 1;
@@ -347,6 +400,7 @@ impl MetricsPublisher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pulse_operators::scoring::monitor::NAMESPACE as NAMESPACE_QUALITY;
     use pulse_operators::scoring::FleetMetrics;
 
     #[test]
@@ -365,7 +419,9 @@ mod tests {
             },
             alarms: vec![],
             prediction_failures: 1,
+            model_quality: None,
         };
+        assert!(quality_data(&snapshot).is_empty(), "no model quality in this snapshot");
         let data = fleet_data(&snapshot);
         let line = emf_line("IOpsDashboard/Predictions", snapshot.at, &data);
         assert!(!line.contains('\n'), "one line");
@@ -397,6 +453,37 @@ mod tests {
         assert_eq!(json["AverageHealthScore"], 71.5);
         assert_eq!(json["PredictionFailures"], 1.0);
         assert_eq!(directive["Metrics"][0]["Unit"], "Count");
+    }
+
+    #[test]
+    fn model_quality_goes_out_per_head_with_its_dimension() {
+        use pulse_operators::scoring::{Monitor, MonitorConfig};
+        const DAY: i64 = pulse_schemas::DAY_MS;
+        let mut monitor = Monitor::new(MonitorConfig::default()).unwrap();
+        let (a, b) = (monitor.start(20_000 * DAY).unwrap(), monitor.start(20_000 * DAY).unwrap());
+        for day in 20_001..20_020 {
+            monitor.observe(a, day * DAY + 1, Some(day * DAY + 1), Some((0.2, 0.3)));
+            monitor.observe(b, day * DAY + 1, None, Some((0.7, 0.8)));
+        }
+        let snapshot = MetricsSnapshot {
+            at: 20_020 * DAY,
+            metrics: FleetMetrics::default(),
+            alarms: vec![],
+            prediction_failures: 0,
+            model_quality: monitor.quality(),
+        };
+        let groups = quality_data(&snapshot);
+        assert_eq!(groups.iter().map(|g| g.0).collect::<Vec<_>>(), ["churn_risk_14d", "churn_risk_30d"]);
+        let auc = groups[0].1.iter().find(|d| d.name == "RealisedAuc").unwrap();
+        assert_eq!(auc.value, 1.0);
+        // No 30-day horizon has closed: only the count goes out.
+        assert_eq!(groups[1].1.iter().map(|d| d.name).collect::<Vec<_>>(), ["ResolvedPredictions"]);
+        let line = emf_line_with(NAMESPACE_QUALITY, snapshot.at, Some((HEAD_DIMENSION, groups[0].0)), &groups[0].1);
+        let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(json["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([["Head"]]));
+        assert_eq!(json["_aws"]["CloudWatchMetrics"][0]["Namespace"], "pulse/ModelQuality");
+        assert_eq!(json["Head"], "churn_risk_14d");
+        assert_eq!(json["RealisedAuc"], 1.0);
     }
 
     #[test]

@@ -61,7 +61,7 @@ use tokio::time::Instant;
 use super::alerts::{AlertMessage, AlertPublisher};
 use super::backend::ModelBackend;
 use super::dead_letters::{DeadLetterFile, DeadLetterQueue};
-use super::metrics::{fleet_data, HealthRecorder, HealthSnapshot, MetricsPublisher};
+use super::metrics::{fleet_data, quality_data, HealthRecorder, HealthSnapshot, MetricsPublisher, HEAD_DIMENSION};
 use super::predictions::{PredictionRecord, PredictionWriter};
 use crate::retry::Backoff;
 use pulse_runtime::process::Produced;
@@ -85,6 +85,8 @@ pub struct Destinations {
     pub fleet_namespace: String,
     /// Namespace of the health metrics.
     pub health_namespace: String,
+    /// Namespace of the model-quality metrics (`pulse/ModelQuality`).
+    pub quality_namespace: String,
 }
 
 /// How a [`ScoringSink`] behaves.
@@ -351,10 +353,15 @@ impl ScoringSink {
         }
         let publisher = self.out.metrics.clone();
         let (fleet_ns, health_ns) = (self.out.fleet_namespace.clone(), self.out.health_namespace.clone());
+        let quality_ns = self.out.quality_namespace.clone();
         self.stats.metrics_published += 1;
         self.spawn(async move {
             publisher.publish(&fleet_ns, snapshot.at, &fleet_data(&snapshot)).await?;
-            publisher.publish(&health_ns, snapshot.at, &health.data()).await
+            publisher.publish(&health_ns, snapshot.at, &health.data()).await?;
+            for (head, data) in quality_data(&snapshot) {
+                publisher.publish_with(&quality_ns, snapshot.at, Some((HEAD_DIMENSION, head)), &data).await?;
+            }
+            Ok(())
         })
         .await
     }

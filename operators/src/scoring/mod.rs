@@ -18,6 +18,10 @@
 //!    the alarms of the current system.
 //! 4. [`Alerts`] raises one alert when a customer's `churn_risk_14d` rises
 //!    above 0.7, and not again until it has fallen below a re-arm level.
+//! 5. [`Monitor`] watches the model itself: when a prediction's 14- and
+//!    30-day horizons close, it reads the realised labels from the
+//!    customer's later vectors and keeps rolling realised AUC, Brier score,
+//!    calibration and label rates (62 bytes per customer).
 //!
 //! ```
 //! use pulse_operators::scoring::{Alerts, AlertPolicy, BatchPolicy, Fleet, Offer, ScoreQueue};
@@ -77,9 +81,11 @@
 pub mod alerts;
 mod error;
 pub mod fleet;
+pub mod monitor;
 pub mod queue;
 
 pub use alerts::{Alert, AlertPolicy, Alerts};
 pub use error::PolicyError;
 pub use fleet::{Alarm, Alarms, Fleet, FleetMetric, FleetMetrics, Metric, Update, NAMESPACE};
+pub use monitor::{Head, HeadQuality, ModelQuality, Monitor, MonitorConfig, MonitorIx, QualityMetric};
 pub use queue::{BatchPolicy, Offer, QueueStats, ScoreQueue};

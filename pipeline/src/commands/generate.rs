@@ -12,7 +12,7 @@ use pulse::progress::Progress;
 use pulse_runtime::io::Output;
 use pulse_schemas::Segment;
 use pulse_synth::{
-    generate_with_segments, Hostility, RecordProfile, SegmentMix, SynthConfig, WorldKind, DEFAULT_START_MS,
+    generate_with_segments, Hostility, RecordProfile, SegmentMix, Shift, SynthConfig, WorldKind, DEFAULT_START_MS,
 };
 
 /// How the synthetic customers behave (`--world`).
@@ -87,6 +87,14 @@ pub(crate) struct GenerateArgs {
     /// (extra non-contract attributes, 600 to 1,000 bytes a record).
     #[arg(long, value_enum, default_value = "compact")]
     record_profile: RecordProfileArg,
+    /// From this day on (0-based), sessions become rarer for every customer
+    /// (classic world): a drift for the model monitor. Days before it are
+    /// byte-identical to the capture without the option.
+    #[arg(long, value_name = "DAY")]
+    shift_day: Option<u32>,
+    /// With --shift-day: the factor on each customer's daily chance of a session.
+    #[arg(long, default_value_t = 0.25, value_name = "FACTOR", requires = "shift_day")]
+    shift_sessions: f64,
     /// Where to write the capture (JSON Lines; .zst/.gz compress).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
@@ -110,6 +118,7 @@ pub(crate) async fn run(args: GenerateArgs) -> Result<()> {
         mix: args.mix,
         hostility: args.hostility,
         record_profile: args.record_profile.into(),
+        shift: args.shift_day.map(|from_day| Shift { from_day, session_factor: args.shift_sessions }),
         ..SynthConfig::default()
     };
     config.validate()?;

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Args;
 use pulse::progress::Progress;
 use pulse_model::EmbeddedModel;
-use pulse_operators::scoring::BatchPolicy;
+use pulse_operators::scoring::{BatchPolicy, MonitorConfig};
 use pulse_operators::EngineConfig;
 use pulse_runtime::replay::{replay, Input, Outputs, ReplayConfig};
 use pulse_runtime::scoring::ScoringConfig;
@@ -67,11 +67,16 @@ pub(crate) struct ScoringArgs {
     /// risk most since about 14 days earlier), and no anchors kept for them.
     #[arg(long)]
     pub(crate) no_reasons: bool,
+    /// Close days in the model monitor's rolling window (realised AUC,
+    /// Brier, calibration of the churn heads); 0 turns the monitor off.
+    #[arg(long, default_value_t = MonitorConfig::default().window_days, value_name = "DAYS")]
+    pub(crate) monitor_window_days: u32,
 }
 
 impl ScoringArgs {
     pub(crate) fn config(&self) -> Result<ScoringConfig> {
-        scoring_config(self.batch_rows, self.linger_s, self.metrics_interval_s, !self.no_reasons)
+        let config = scoring_config(self.batch_rows, self.linger_s, self.metrics_interval_s, !self.no_reasons)?;
+        Ok(ScoringConfig { monitor: monitor_config(self.monitor_window_days)?, ..config })
     }
 
     pub(crate) fn outputs(&self) -> Outputs {
@@ -82,6 +87,15 @@ impl ScoringArgs {
             ..Outputs::default()
         }
     }
+}
+
+/// The monitor's configuration from `--monitor-window-days` (0: none), checked.
+pub(crate) fn monitor_config(window_days: u32) -> Result<Option<MonitorConfig>> {
+    let config = (window_days > 0).then_some(MonitorConfig { window_days });
+    if let Some(c) = config {
+        c.validate().map_err(|e| anyhow::anyhow!("--monitor-window-days: {e}"))?;
+    }
+    Ok(config)
 }
 
 /// The scoring stage's configuration from its flags, checked.

@@ -18,7 +18,7 @@ use pulse_runtime::process::Produced;
 use pulse_runtime::report::thousands;
 use pulse_runtime::sink::{Both, Sink};
 
-use super::replay::{scoring_config, TimerArgs};
+use super::replay::{monitor_config, scoring_config, TimerArgs};
 use super::shutdown_signal;
 
 /// Which stream API.
@@ -185,11 +185,16 @@ pub(crate) struct LiveScoringArgs {
     /// Predictions without their reasons (and no anchors kept for them).
     #[arg(long)]
     no_reasons: bool,
+    /// Close days in the model monitor's rolling window (published to
+    /// `pulse/ModelQuality` once a stream day); 0 turns the monitor off.
+    #[arg(long, default_value_t = 7, value_name = "DAYS")]
+    monitor_window_days: u32,
 }
 
 impl LiveScoringArgs {
     pub(crate) fn config(&self) -> Result<pulse_runtime::scoring::ScoringConfig> {
-        scoring_config(self.batch_rows, self.linger_s, self.metrics_interval_s, !self.no_reasons)
+        let config = scoring_config(self.batch_rows, self.linger_s, self.metrics_interval_s, !self.no_reasons)?;
+        Ok(pulse_runtime::scoring::ScoringConfig { monitor: monitor_config(self.monitor_window_days)?, ..config })
     }
 }
 

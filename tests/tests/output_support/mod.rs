@@ -131,6 +131,7 @@ pub fn nowhere() -> Destinations {
         metrics: MetricsPublisher::new(MetricsOut::Off),
         fleet_namespace: unique_name("fleet"),
         health_namespace: unique_name("health"),
+        quality_namespace: unique_name("quality"),
     }
 }
 
