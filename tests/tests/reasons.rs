@@ -22,9 +22,9 @@ fn reasons_name_features_that_moved_since_about_two_weeks_earlier() {
     let dir = tempfile::tempdir().unwrap();
     let p = |name: &str| dir.path().join(name).display().to_string();
     let generated =
-        run_pulse(&["generate", "--customers", "150", "--days", "45", "--seed", "15", "--out", &p("capture.jsonl")]);
+        run_pulse(["generate", "--customers", "150", "--days", "45", "--seed", "15", "--out", &p("capture.jsonl")]);
     assert!(generated.status.success(), "{}", describe(&generated));
-    let replayed = run_pulse(&[
+    let replayed = run_pulse([
         "replay",
         &p("capture.jsonl"),
         "--quiet",
@@ -117,7 +117,7 @@ fn reasons_name_features_that_moved_since_about_two_weeks_earlier() {
     assert!(with_previous > 0 && with_reasons * 10 >= with_previous * 9, "{with_reasons} of {with_previous} alerts");
 
     // Without reasons: the same scores, no reasons anywhere.
-    let plain = run_pulse(&[
+    let plain = run_pulse([
         "replay",
         &p("capture.jsonl"),
         "--quiet",
