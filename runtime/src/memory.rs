@@ -237,3 +237,16 @@ mod tests {
         assert_eq!(memory(0.6, 50.0, 16.0).standing(), None, "not active, not yet gone");
     }
 }
+
+#[cfg(test)]
+mod size {
+    /// What the reasons cost per customer, as README.md states it.
+    #[test]
+    fn reasons_memory_per_customer() {
+        let anchors = std::mem::size_of::<super::Anchors>();
+        let memory = std::mem::size_of::<super::Memory>();
+        eprintln!("anchors {anchors} B boxed, memory entry {memory} B");
+        assert_eq!(anchors, 4 * std::mem::size_of::<Option<super::Anchor>>() + 8);
+        assert!(anchors <= 840 && memory <= 200, "{anchors} {memory}");
+    }
+}
