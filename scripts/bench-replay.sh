@@ -19,30 +19,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [[ $# -lt 1 || $# -gt 2 ]]; then
-    echo "usage: $0 CAPTURE [RUNS]" >&2
-    exit 2
-fi
-CAPTURE="$1"
-RUNS="${2:-5}"
-[[ -f "$CAPTURE" ]] || { echo "bench-replay: no such capture: $CAPTURE" >&2; exit 2; }
-[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || { echo "bench-replay: RUNS must be a positive integer, not $RUNS" >&2; exit 2; }
+source scripts/alternate.sh
+alternate_args bench-replay "$@"
 
 TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
 cargo build --quiet --release -p pulse --bin pulse --example parse_json
 PULSE="$TARGET/release/pulse"
 PARSE="$TARGET/release/examples/parse_json"
-TMP="$(mktemp -d)"
-trap 'rm -rf "$TMP"' EXIT
 read -r -a EXTRA <<<"${PULSE_REPLAY_ARGS:-}"
-
-# One timed run: appends "seconds kilobytes" to the file named first.
-timed() {
-    local out="$1"
-    shift
-    /usr/bin/time -f "%e %M" -o "$TMP/time" "$@" >/dev/null
-    cat "$TMP/time" >>"$out"
-}
 
 echo "bench-replay: $CAPTURE ($(du -h "$CAPTURE" | cut -f1)), $RUNS alternating runs"
 for i in $(seq "$RUNS"); do
@@ -52,7 +36,6 @@ for i in $(seq "$RUNS"); do
         $(tail -n1 "$TMP/parse") $(tail -n1 "$TMP/replay")
 done
 
-median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 parse_s=$(cut -d' ' -f1 "$TMP/parse" | median)
 parse_kb=$(cut -d' ' -f2 "$TMP/parse" | median)
 replay_s=$(cut -d' ' -f1 "$TMP/replay" | median)

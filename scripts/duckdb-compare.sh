@@ -20,29 +20,13 @@ source scripts/venv.sh
 DUCKDB_VERSION="2.0.0"
 VENV="$PWD/target/duckdb/venv"
 
-if [[ $# -lt 1 || $# -gt 2 ]]; then
-    echo "usage: $0 CAPTURE [RUNS]" >&2
-    exit 2
-fi
-CAPTURE="$1"
-RUNS="${2:-5}"
-[[ -f "$CAPTURE" ]] || { echo "duckdb-compare: no such capture: $CAPTURE" >&2; exit 2; }
-[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || { echo "duckdb-compare: RUNS must be a positive integer, not $RUNS" >&2; exit 2; }
+source scripts/alternate.sh
+alternate_args duckdb-compare "$@"
 
 pulse_venv "$VENV" duckdb-compare "duckdb==$DUCKDB_VERSION"
 TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
 cargo build --quiet --release -p pulse --bin pulse
 PULSE="$TARGET/release/pulse"
-TMP="$(mktemp -d)"
-trap 'rm -rf "$TMP"' EXIT
-
-timed() {
-    local out="$1"
-    shift
-    /usr/bin/time -f "%e %M" -o "$TMP/time" "$@" >"$TMP/stdout"
-    cat "$TMP/time" >>"$out"
-}
-
 echo "duckdb-compare: $CAPTURE ($(du -h "$CAPTURE" | cut -f1)), $RUNS alternating runs"
 for i in $(seq "$RUNS"); do
     timed "$TMP/duckdb" "$VENV/bin/python" scripts/duckdb_features.py "$CAPTURE" 2
@@ -51,7 +35,6 @@ for i in $(seq "$RUNS"); do
     printf '  run %d: duckdb %s s %s KB   pulse %s s %s KB\n' "$i" $(tail -n1 "$TMP/duckdb") $(tail -n1 "$TMP/pulse")
 done
 
-median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 d_s=$(cut -d' ' -f1 "$TMP/duckdb" | median)
 d_kb=$(cut -d' ' -f2 "$TMP/duckdb" | median)
 p_s=$(cut -d' ' -f1 "$TMP/pulse" | median)
