@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 use tokio_stream::StreamExt;
 
 use super::error::ServeError;
-use super::request::{check_accept, parse_references, Format, DEFAULT_MAX_ROWS, MAX_BODY_BYTES};
+use super::request::{check_accept, Format, DEFAULT_MAX_ROWS, MAX_BODY_BYTES};
 use super::server::Draining;
 
 /// Bytes of request bodies held at once, by default: 21 bodies of 6 MB.
@@ -232,12 +232,13 @@ async fn invoke(
     let scored = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let _held = held;
-        let rows = format.parse(&body, task_state.config.max_rows)?;
-        let explanations = if explain {
-            let references = parse_references(format, &body, rows.len())?;
-            Some(explanations(&task_state.model, &rows, &references)?)
+        let max_rows = task_state.config.max_rows;
+        let (rows, explanations) = if explain {
+            let (rows, references) = format.parse_explained(&body, max_rows)?;
+            let explained = explanations(&task_state.model, &rows, &references)?;
+            (rows, Some(explained))
         } else {
-            None
+            (format.parse(&body, max_rows)?, None)
         };
         let scored = task_state.model.score_now(&rows).map_err(|e| ServeError::Scoring(e.to_string()))?;
         Ok::<_, ServeError>((scored, explanations))

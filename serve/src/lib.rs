@@ -148,5 +148,5 @@ pub use app::{
     router, Explanation, InvocationResponse, PingResponse, ServeConfig, DEFAULT_BODY_BUFFER_BYTES, SMALL_BODY_BYTES,
 };
 pub use error::{ErrorBody, ServeError};
-pub use request::{check_accept, parse_references, Format, DEFAULT_MAX_ROWS, MAX_BODY_BYTES};
+pub use request::{check_accept, Format, DEFAULT_MAX_ROWS, MAX_BODY_BYTES};
 pub use server::{serve, Draining, ServerLimits, Stopped, DEFAULT_MAX_CONNECTIONS, MAX_HEADER_BYTES};

@@ -48,6 +48,21 @@ impl Format {
             Format::Json => parse_json(body, max_rows),
         }
     }
+
+    /// Parses an `?explain=true` body, read once: its rows and, beside them,
+    /// the references they are explained against (JSON only).
+    pub fn parse_explained(self, body: &[u8], max_rows: usize) -> Result<(Vec<Features>, Vec<Features>), ServeError> {
+        if self != Format::Json {
+            return Err(ServeError::Json(REFERENCES_SHAPE.to_owned()));
+        }
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Err(ServeError::EmptyBody);
+        }
+        let envelope = envelope(body)?;
+        let rows = instances_of(envelope.instances, max_rows)?;
+        let references = references_of(envelope.references, rows.len())?;
+        Ok((rows, references))
+    }
 }
 
 /// `Text/CSV; charset=utf-8` → `text/csv`.
@@ -135,15 +150,10 @@ struct Envelope<'a> {
 
 const REFERENCES_SHAPE: &str = "explain=true needs application/json with \"references\": one row per instance (or one row for all), each the same customer's vector about 14 days earlier; the reasons explain what moved the score since";
 
-/// The references of an `?explain=true` body: one per row, a single one
-/// repeated, checked like the rows themselves.
-pub fn parse_references(format: Format, body: &[u8], rows: usize) -> Result<Vec<Features>, ServeError> {
-    if format != Format::Json {
-        return Err(ServeError::Json(REFERENCES_SHAPE.to_owned()));
-    }
-    let envelope: Envelope<'_> =
-        serde_json::from_slice(body).map_err(|e| ServeError::Json(format!("invalid JSON body ({e}): {JSON_SHAPE}")))?;
-    let references = envelope.references.ok_or_else(|| ServeError::Json(REFERENCES_SHAPE.to_owned()))?;
+/// The references of an `?explain=true` body beside its instances: one per
+/// row or a single one for all, checked like the rows themselves.
+fn references_of(references: Option<Vec<&RawValue>>, rows: usize) -> Result<Vec<Features>, ServeError> {
+    let references = references.ok_or_else(|| ServeError::Json(REFERENCES_SHAPE.to_owned()))?;
     let parsed = read_rows(&references).map_err(|e| ServeError::Json(format!("references: {e}")))?;
     match parsed.len() {
         1 => Ok(vec![parsed[0]; rows]),
@@ -163,9 +173,15 @@ struct Instance<'a> {
 /// same parser as CSV, so `0.1` sent either way is the same `f64`, and a
 /// string, `null` or boolean is reported with its row and column.
 fn parse_json(body: &[u8], max_rows: usize) -> Result<Vec<Features>, ServeError> {
-    let envelope: Envelope<'_> =
-        serde_json::from_slice(body).map_err(|e| ServeError::Json(format!("invalid JSON body ({e}): {JSON_SHAPE}")))?;
-    let Some(instances) = envelope.instances else {
+    instances_of(envelope(body)?.instances, max_rows)
+}
+
+fn envelope(body: &[u8]) -> Result<Envelope<'_>, ServeError> {
+    serde_json::from_slice(body).map_err(|e| ServeError::Json(format!("invalid JSON body ({e}): {JSON_SHAPE}")))
+}
+
+fn instances_of(instances: Option<Vec<&RawValue>>, max_rows: usize) -> Result<Vec<Features>, ServeError> {
+    let Some(instances) = instances else {
         return Err(ServeError::Json(format!("no \"instances\" key: {JSON_SHAPE}")));
     };
     if instances.is_empty() {
