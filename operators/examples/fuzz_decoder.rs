@@ -17,6 +17,8 @@
 //! What must hold, whatever the input:
 //!
 //! * nothing panics;
+//! * the capture decoder's fast reader and its serde reader
+//!   ([`decode_line_serde`]) give the same result, reason text included;
 //! * a valid record's creation time and event time lie in the contract's
 //!   range (years 2000 to 2200), its amounts are finite;
 //! * every feature of every vector is a finite number.
@@ -35,7 +37,7 @@ use std::time::Instant;
 
 use aws_lambda_events::event::dynamodb::EventRecord;
 use pulse_operators::{Emission, Engine, EngineConfig};
-use pulse_schemas::capture::decode_line;
+use pulse_schemas::capture::{decode_line, decode_line_serde};
 use pulse_schemas::lambda::decode_record;
 use pulse_schemas::{EventKind, StreamChange, StreamRecord};
 use rand::seq::IndexedRandom;
@@ -165,7 +167,12 @@ fn check(input: &[u8], engine: &Engine, out: &mut Vec<Emission>) -> Result<Optio
             check_record(&record).map_err(|e| format!("the Lambda decoder: {e}"))?;
         }
     }
-    let Ok(record) = decode_line(input) else { return Ok(None) };
+    let decoded = decode_line(input);
+    let reference = decode_line_serde(input);
+    if decoded != reference || format!("{decoded:?}") != format!("{reference:?}") {
+        return Err(format!("the fast reader gave {decoded:?}, the serde reader {reference:?}"));
+    }
+    let Ok(record) = decoded else { return Ok(None) };
     check_record(&record)?;
     out.clear();
     if let Some(created) = record.created_ms {

@@ -269,9 +269,11 @@ impl Processor {
 }
 
 /// Appends a vector as one JSON line.
+///
+/// The bytes of `serde_json::to_writer` and a newline, written directly
+/// ([`FeatureVector::write_json_line`]).
 pub fn write_vector_line(v: &FeatureVector, out: &mut Vec<u8>) {
-    serde_json::to_writer(&mut *out, v).expect("a feature vector serializes");
-    out.push(b'\n');
+    v.write_json_line(out);
 }
 
 #[cfg(test)]

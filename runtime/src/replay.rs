@@ -503,8 +503,16 @@ impl RecordSource for ReplaySource {
 fn read_lines(reader: Box<dyn std::io::Read + Send>, path: &Path, tx: mpsc::Sender<LineBatch>) -> Result<u64> {
     let mut reader = BufReader::with_capacity(1 << 20, reader);
     let mut line_no = 0u64;
+    // Each batch starts with about the room the last one took (up to 8 MiB):
+    // its bytes are not copied again as they grow.
+    let mut room = 0;
     loop {
-        let mut batch = LineBatch { first_line: line_no + 1, ..LineBatch::default() };
+        let mut batch = LineBatch {
+            bytes: Vec::with_capacity(room),
+            ends: Vec::with_capacity(BATCH_LINES),
+            first_line: line_no + 1,
+            ..LineBatch::default()
+        };
         while batch.ends.len() < BATCH_LINES {
             let read = read_line_bounded(&mut reader, &mut batch.bytes, MAX_LINE_BYTES)
                 .with_context(|| format!("cannot read {} after line {line_no}", path.display()))?;
@@ -520,6 +528,7 @@ fn read_lines(reader: Box<dyn std::io::Read + Send>, path: &Path, tx: mpsc::Send
             batch.ends.push(batch.bytes.len());
         }
         let done = batch.ends.len() < BATCH_LINES;
+        room = (batch.bytes.len() + batch.bytes.len() / 8).min(8 << 20);
         if !batch.ends.is_empty() && tx.blocking_send(batch).is_err() {
             // The driver stopped; its error is the one to report.
             return Ok(line_no);

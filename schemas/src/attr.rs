@@ -52,7 +52,7 @@ impl<'a> From<&'a AttributeValue> for AttrRef<'a> {
     }
 }
 
-fn static_tag(tag: &str) -> &'static str {
+pub(crate) fn static_tag(tag: &str) -> &'static str {
     match tag {
         "BOOL" => "BOOL",
         "NULL" => "NULL",
@@ -148,7 +148,7 @@ impl<'a> Image<'a> {
     /// The field of an attribute the contract reads, with its position and
     /// its name as a `&'static str` (for error messages); `None` for any
     /// other attribute.
-    fn field(&mut self, name: &str) -> Option<(u32, &'static str, &mut Option<AttrRef<'a>>)> {
+    pub(crate) fn field(&mut self, name: &str) -> Option<(u32, &'static str, &mut Option<AttrRef<'a>>)> {
         Some(match name {
             "customer_id" => (0, "customer_id", &mut self.customer_id),
             "entity_type" => (1, "entity_type", &mut self.entity_type),

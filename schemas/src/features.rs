@@ -165,6 +165,86 @@ impl Serialize for FeatureVector {
     }
 }
 
+impl FeatureVector {
+    /// Appends the vector as one JSON line, exactly the bytes its
+    /// [`Serialize`] impl gives through `serde_json::to_writer` followed by a
+    /// newline, written straight into `out`: numbers by `itoa` and `zmij`
+    /// (the formatters serde_json uses), strings copied as they are unless
+    /// they need escaping (then serde_json escapes them). The vector files'
+    /// writer: a replay writes one of these per vector.
+    pub fn write_json_line(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"customer_id\":");
+        json_str(self.customer_id.as_str(), out);
+        out.extend_from_slice(b",\"as_of\":");
+        out.extend_from_slice(itoa::Buffer::new().format(self.as_of).as_bytes());
+        out.extend_from_slice(match self.trigger {
+            Trigger::Event => b",\"trigger\":\"event\",\"source\":{",
+            Trigger::Timer => b",\"trigger\":\"timer\",\"source\":{",
+        });
+        let mut sep: &[u8] = b"";
+        if let Some(line) = self.source.line {
+            out.extend_from_slice(b"\"line\":");
+            out.extend_from_slice(itoa::Buffer::new().format(line).as_bytes());
+            sep = b",";
+        }
+        if let Some(shard) = &self.source.shard_id {
+            out.extend_from_slice(sep);
+            out.extend_from_slice(b"\"shard_id\":");
+            json_str(shard, out);
+            sep = b",";
+        }
+        if let Some(seq) = &self.source.sequence_number {
+            out.extend_from_slice(sep);
+            out.extend_from_slice(b"\"sequence_number\":");
+            json_str(seq, out);
+        }
+        out.extend_from_slice(b"},\"schema\":");
+        json_str(&self.schema, out);
+        out.extend_from_slice(b",\"features\":[");
+        // At most 24 bytes a number (a float at most 24, an i64 20), and
+        // a comma: room for all of them at once.
+        out.reserve(FEATURE_COUNT * 25 + 3);
+        let (mut ints, mut floats) = (itoa::Buffer::new(), zmij::Buffer::new());
+        for (i, &x) in self.features.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            // As `Compact` decides, then as serde_json writes an i64 and an f64.
+            let text = if is_compact_int(x) {
+                ints.format(x as i64)
+            } else if x.is_finite() {
+                floats.format_finite(x)
+            } else {
+                "null"
+            };
+            out.extend_from_slice(text.as_bytes());
+        }
+        out.extend_from_slice(b"]}\n");
+    }
+}
+
+/// Appends `s` as a JSON string: as it is between quotes when nothing in it
+/// needs an escape (the usual id), else as serde_json writes it.
+fn json_str(s: &str, out: &mut Vec<u8>) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, s).expect("a string serializes");
+    }
+}
+
+/// Whether [`Compact`] writes `x` as an integer: a whole number below
+/// 9e15 in magnitude (`x.fract() == 0.0 && x.abs() < 9.0e15`, without the
+/// call to `trunc` that `fract` costs on baseline x86-64: below 9e15 < 2^53,
+/// `x as i64` is exact exactly when `x` is whole; NaN fails the first test).
+#[inline]
+fn is_compact_int(x: f64) -> bool {
+    x.abs() < 9.0e15 && (x as i64) as f64 == x
+}
+
 /// Writes whole numbers (every count) as JSON integers, the rest as shortest
 /// round-trip floats: smaller files, and faster to write.
 struct Compact<'a>(&'a Features);
@@ -173,7 +253,7 @@ impl Serialize for Compact<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(FEATURE_COUNT))?;
         for &x in self.0 {
-            if x.fract() == 0.0 && x.abs() < 9.0e15 {
+            if is_compact_int(x) {
                 seq.serialize_element(&(x as i64))?;
             } else {
                 seq.serialize_element(&x)?;
@@ -191,5 +271,120 @@ mod features_array {
         let v = Vec::<f64>::deserialize(d)?;
         let n = v.len();
         v.try_into().map_err(|_| D::Error::custom(format!("expected {FEATURE_COUNT} features, found {n}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn serde_line(v: &FeatureVector) -> Vec<u8> {
+        let mut line = serde_json::to_vec(v).unwrap();
+        line.push(b'\n');
+        line
+    }
+
+    fn vector(customer_id: &str, source: Source, features: Features, trigger: Trigger) -> FeatureVector {
+        FeatureVector {
+            customer_id: CustomerId::new(customer_id),
+            as_of: -1_700_000_000_123,
+            trigger,
+            source,
+            schema: std::borrow::Cow::Borrowed(SCHEMA),
+            features,
+            emission: None,
+        }
+    }
+
+    #[test]
+    fn the_line_is_serde_jsons_byte_for_byte_on_the_edges() {
+        let mut features = [0.0; FEATURE_COUNT];
+        let edges = [
+            -0.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            9.0e15,
+            -9.0e15,
+            8.999_999_999_999_999e15,
+            1e16,
+            1e300,
+            5e-324,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            f64::MIN,
+            0.1,
+            1.0 / 3.0,
+            -2.5,
+            123_456_789.0,
+            i64::MAX as f64,
+            0.000_001,
+            1e21,
+            1e-7,
+        ];
+        features[..edges.len()].copy_from_slice(&edges);
+        let sources = [
+            Source::default(),
+            Source { line: Some(7), ..Source::default() },
+            Source { line: None, shard_id: Some("shardId-0001".into()), sequence_number: Some("12345".into()) },
+            Source { line: Some(u64::MAX), shard_id: None, sequence_number: Some("9".into()) },
+            Source { line: Some(1), shard_id: Some("s\"h\\a\u{1}rd\n".into()), sequence_number: None },
+        ];
+        for source in sources {
+            for id in ["stu_00001", "", "quote\"back\\slash", "ctl\u{0}\u{1f}\t", "ünï\u{7f}😀"] {
+                for trigger in [Trigger::Event, Trigger::Timer] {
+                    let v = vector(id, source.clone(), features, trigger);
+                    let mut line = Vec::new();
+                    v.write_json_line(&mut line);
+                    assert_eq!(String::from_utf8_lossy(&line), String::from_utf8_lossy(&serde_line(&v)));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_integer_test_is_fracts() {
+        let mut xs =
+            vec![0.0, -0.0, 0.5, -0.5, 1.0, -1.0, 9.0e15, -9.0e15, 8_999_999_999_999_999.0, 4503599627370495.5];
+        xs.extend([
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE,
+            5e-324,
+            1e300,
+            2.0f64.powi(52) + 0.5,
+        ]);
+        xs.extend((0..10_000).map(|i| f64::from_bits(0x9E37_79B9_7F4A_7C15u64.wrapping_mul(i + 1))));
+        xs.extend((0..10_000).map(|i| (i as f64 - 5000.0) / 8.0));
+        for x in xs {
+            assert_eq!(is_compact_int(x), x.fract() == 0.0 && x.abs() < 9.0e15, "{x:e}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn the_line_is_serde_jsons_byte_for_byte(
+            bits in proptest::collection::vec(any::<u64>(), FEATURE_COUNT),
+            small in proptest::collection::vec(-1_000_000i64..1_000_000, FEATURE_COUNT),
+            scale in proptest::collection::vec(prop_oneof![Just(1.0), Just(0.5), Just(0.001), Just(7.0)], FEATURE_COUNT),
+            pick in proptest::collection::vec(any::<bool>(), FEATURE_COUNT),
+            id in "\\PC{0,12}",
+            line in proptest::option::of(any::<u64>()),
+            as_of in any::<i64>(),
+        ) {
+            let mut features = [0.0; FEATURE_COUNT];
+            for i in 0..FEATURE_COUNT {
+                features[i] = if pick[i] { f64::from_bits(bits[i]) } else { small[i] as f64 * scale[i] };
+            }
+            let mut v = vector(&id, Source { line, ..Source::default() }, features, Trigger::Event);
+            v.as_of = as_of;
+            let mut out = b"kept".to_vec();
+            v.write_json_line(&mut out);
+            prop_assert_eq!(&out[..4], b"kept");
+            let expected = serde_line(&v);
+            prop_assert_eq!(String::from_utf8_lossy(&out[4..]), String::from_utf8_lossy(&expected));
+        }
     }
 }
