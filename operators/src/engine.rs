@@ -506,3 +506,19 @@ pub struct StateSize {
     /// Timer entries waiting (including superseded ones not yet popped).
     pub pending_timers: u64,
 }
+
+impl StateSize {
+    /// Both engines' state added (several engines side by side, each
+    /// holding some of the customers); the peak is the sum of the sampled
+    /// peaks, an upper bound of the peak of the sum.
+    pub fn plus(&self, other: &StateSize) -> StateSize {
+        StateSize {
+            bytes: self.bytes + other.bytes,
+            peak_bytes: self.peak_bytes + other.peak_bytes,
+            event_bytes: self.event_bytes + other.event_bytes,
+            held_events: self.held_events + other.held_events,
+            customers: self.customers + other.customers,
+            pending_timers: self.pending_timers + other.pending_timers,
+        }
+    }
+}

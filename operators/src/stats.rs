@@ -16,6 +16,14 @@ macro_rules! counters {
             $(#[doc = $doc] pub $name: u64,)*
         }
 
+        impl CountersSnapshot {
+            /// Both counts added, counter by counter (several engines side
+            /// by side, each holding some of the customers).
+            pub fn plus(&self, other: &CountersSnapshot) -> CountersSnapshot {
+                CountersSnapshot { $($name: self.$name + other.$name,)* }
+            }
+        }
+
         impl Counters {
             /// Reads every counter.
             pub fn snapshot(&self) -> CountersSnapshot {

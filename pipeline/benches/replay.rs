@@ -76,6 +76,7 @@ fn bench_replay(c: &mut Criterion) {
                         ..ScoringConfig::default()
                     }),
                     progress: None,
+                    workers: std::num::NonZeroUsize::MIN,
                 };
                 let model = scored.then(|| model.clone());
                 runtime.block_on(replay(config, model)).expect("replay").records

@@ -69,6 +69,7 @@ use crate::process::{Processor, Produced};
 use crate::retry::Backoff;
 use crate::sink::Sink;
 use crate::source::{Batch, Body, Durable, Progress, Source, SourceError};
+use crate::workers::Workers;
 
 /// The hydration hook: called with the decoded, valid records of a batch
 /// before they are applied.
@@ -86,6 +87,13 @@ pub trait Hydrate: Send {
         processor: &Processor,
         records: &[&StreamRecord<'_>],
     ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Whether the hook may load customers (the default); a driver with
+    /// [`Workers`] runs only without one, as its customers are in the
+    /// workers' engines, not `processor`'s.
+    fn loads(&self) -> bool {
+        true
+    }
 }
 
 /// No hydration: every customer starts from its first record (a replay, a
@@ -97,6 +105,10 @@ impl Hydrate for NoHydration {
     async fn hydrate(&mut self, _: &Processor, _: &[&StreamRecord<'_>]) -> Result<()> {
         Ok(())
     }
+
+    fn loads(&self) -> bool {
+        false
+    }
 }
 
 /// An optional hook: hydration configured or not.
@@ -106,6 +118,10 @@ impl<H: Hydrate> Hydrate for Option<H> {
             Some(hook) => hook.hydrate(processor, records).await,
             None => Ok(()),
         }
+    }
+
+    fn loads(&self) -> bool {
+        self.as_ref().is_some_and(Hydrate::loads)
     }
 }
 
@@ -208,6 +224,9 @@ pub struct DriverSummary {
 #[derive(Debug)]
 pub struct Driver<H = NoHydration> {
     processor: Processor,
+    /// Engines side by side, when the records are applied by several
+    /// ([`Driver::with_workers`]).
+    workers: Option<Workers>,
     hydrate: H,
     config: DriverConfig,
     progress: Progress,
@@ -223,6 +242,7 @@ impl Driver<NoHydration> {
         config.validate()?;
         Ok(Driver {
             processor,
+            workers: None,
             hydrate: NoHydration,
             config,
             progress: Progress::default(),
@@ -236,8 +256,24 @@ impl Driver<NoHydration> {
 impl<H: Hydrate> Driver<H> {
     /// The same driver with a hydration hook.
     pub fn with_hydration<H2: Hydrate>(self, hydrate: H2) -> Driver<H2> {
-        let Driver { processor, config, progress, batches, acknowledged, first_stream_time, .. } = self;
-        Driver { processor, hydrate, config, progress, batches, acknowledged, first_stream_time }
+        let Driver { processor, workers, config, progress, batches, acknowledged, first_stream_time, .. } = self;
+        Driver { processor, workers, hydrate, config, progress, batches, acknowledged, first_stream_time }
+    }
+
+    /// The same driver applying records with several engines side by side
+    /// ([`Workers`]: customers partitioned by a hash of their id, vectors in
+    /// the order one engine emits them). The driver's own processor then
+    /// keeps only stream time and the dead letters; the customers are in
+    /// the workers' engines. For a run that checkpoints no engine state: a
+    /// run with workers must have [`Checkpoints::AtEnd`] and no hydration
+    /// (checked when it starts).
+    pub fn with_workers(self, workers: Workers) -> Driver<H> {
+        Driver { workers: Some(workers), ..self }
+    }
+
+    /// The workers, when records are applied by several engines.
+    pub fn workers(&self) -> Option<&Workers> {
+        self.workers.as_ref()
     }
 
     /// The processor (its engine, stream time and dead-letter counts).
@@ -278,6 +314,13 @@ impl<H: Hydrate> Driver<H> {
         mut sink: K,
         shutdown: impl Future<Output = ()>,
     ) -> Result<DriverSummary> {
+        if self.workers.is_some() {
+            anyhow::ensure!(
+                self.config.checkpoints == Checkpoints::AtEnd && !self.hydrate.loads(),
+                "several workers need a run without hydration that checkpoints only at its end \
+                 (the engine state is split across the workers)"
+            );
+        }
         tokio::pin!(shutdown);
         let retry = self.config.retry;
         let mut acks = Acks::default();
@@ -440,18 +483,47 @@ impl<H: Hydrate> Driver<H> {
         let n = decoded.len();
         let mut out = Produced { vectors: Vec::with_capacity(n + n / 4), dead: Vec::new() };
         let mut times = Vec::with_capacity(out.vectors.capacity());
-        for (decoded, origin, raw) in decoded {
-            self.progress.records += 1;
-            self.processor.process_ref(decoded, origin, raw, &mut out);
-            let now = self.processor.stream_time().unwrap_or(i64::MIN);
-            times.resize(out.vectors.len(), now);
-            if self.first_stream_time.is_none() {
-                self.first_stream_time = self.processor.stream_time();
+        match self.workers.as_mut() {
+            None => {
+                for &(decoded, origin, raw) in &decoded {
+                    self.progress.records += 1;
+                    self.processor.process_ref(decoded, origin, raw, &mut out);
+                    let now = self.processor.stream_time().unwrap_or(i64::MIN);
+                    times.resize(out.vectors.len(), now);
+                    if self.first_stream_time.is_none() {
+                        self.first_stream_time = self.processor.stream_time();
+                    }
+                }
+            }
+            Some(workers) => {
+                // The driver's processor keeps stream time and the dead
+                // letters (in input order); its engine holds no customer, so
+                // its advances fire nothing. The workers apply the records.
+                let mut times_after = Vec::with_capacity(n);
+                for &(decoded, origin, raw) in &decoded {
+                    self.progress.records += 1;
+                    match decoded {
+                        Err(_) => self.processor.process_ref(decoded, origin, raw, &mut out),
+                        Ok(record) => {
+                            if let Some(created) = record.created_ms {
+                                self.processor.advance_to(created.floor() as i64, origin, &mut out);
+                            }
+                        }
+                    }
+                    times_after.push(self.processor.stream_time().unwrap_or(i64::MIN));
+                    if self.first_stream_time.is_none() {
+                        self.first_stream_time = self.processor.stream_time();
+                    }
+                }
+                workers.apply(&decoded, &times_after, &mut out.vectors, &mut times);
             }
         }
         drop(valid);
         if let Some(now) = advance_to {
             self.processor.advance_to(now, &pulse_schemas::Source::default(), &mut out);
+            if let Some(workers) = self.workers.as_mut() {
+                workers.advance_to(now, &mut out.vectors);
+            }
             times.resize(out.vectors.len(), now);
         }
         for v in &out.vectors {
@@ -514,7 +586,7 @@ impl<P: Clone> Acks<P> {
 
 /// A record of a batch ready to apply, read in place: decoded (or why it is
 /// dead), its provenance, and its original bytes for a dead letter.
-type Readied<'a> = (Result<&'a StreamRecord<'a>, &'a Invalid>, &'a pulse_schemas::Source, &'a [u8]);
+pub(crate) type Readied<'a> = (Result<&'a StreamRecord<'a>, &'a Invalid>, &'a pulse_schemas::Source, &'a [u8]);
 
 /// A line of only whitespace is no record.
 fn is_blank(line: &[u8]) -> bool {

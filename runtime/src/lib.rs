@@ -2,8 +2,9 @@
 //! ([`source`]), the one loop that drives them through decode → hydrate →
 //! engine → sinks → acknowledge ([`driver`]), the decode → engine step
 //! ([`process`]), where results go ([`sink`], [`background`], [`files`]),
-//! the scoring stage ([`scoring`]), files in and out ([`io`]) and `pulse
-//! replay` / `pulse demo` on the driver ([`replay`]).
+//! the scoring stage ([`scoring`]), files in and out ([`io`]), several
+//! engines side by side ([`workers`]) and `pulse replay` / `pulse demo` on
+//! the driver ([`replay`]).
 //!
 //! No AWS here: the AWS sources and sinks are in `pulse-aws`, the Lambda
 //! function in `pulse-lambda`. The record rules and windows are in
@@ -23,3 +24,4 @@ pub mod scoring;
 pub mod settings;
 pub mod sink;
 pub mod source;
+pub mod workers;

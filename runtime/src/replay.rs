@@ -21,9 +21,18 @@
 //! decided in one place, the scoring stage ([`ScoringStage`]). Timers and
 //! micro-batch linger run on stream time, so the output depends only on the
 //! input, not on how it was cut into batches.
+//!
+//! With [`ReplayConfig::workers`] N > 1, N threads decode (batch `i` by
+//! decoder `i mod N`, taken back in turn), N engines apply ([`Workers`]:
+//! customers partitioned by a hash of their id, vectors merged back into one
+//! engine's order), and N threads serialize the vectors and dead letters
+//! (in turn again) for the one thread that writes them. Reading, the
+//! driver's per-batch merge, writing and the scoring stage stay single:
+//! the output is the same bytes for every N.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -48,6 +57,7 @@ use crate::process::{write_vector_line, Processor, Produced};
 use crate::scoring::{CustomerLists, Scored, ScoringConfig, ScoringStage, ScoringStats};
 use crate::sink::Sink;
 use crate::source::{Batch, Body, Record, Source as RecordSource, SourceError};
+use crate::workers::Workers;
 
 /// A stage stopped because the next one is gone; that one's error is the cause.
 #[derive(Debug, thiserror::Error)]
@@ -171,6 +181,9 @@ pub struct ReplayConfig {
     pub scoring: Option<ScoringConfig>,
     /// Told how far the run has got, if anyone asks.
     pub progress: Option<ProgressObserver>,
+    /// Decoders and engines side by side ([`Workers`]): the output is the
+    /// same, byte for byte, for every number.
+    pub workers: NonZeroUsize,
 }
 
 impl ReplayConfig {
@@ -182,6 +195,7 @@ impl ReplayConfig {
             engine: EngineConfig::default(),
             scoring: None,
             progress: None,
+            workers: NonZeroUsize::MIN,
         }
     }
 }
@@ -390,9 +404,13 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
     }
     check_distinct_files(&config)?;
 
-    let (mut source, unit, total, counter) = ReplaySource::start(config.input.clone())?;
-    let mut sink = ReplaySink::open(&config.outputs, stage);
+    let (mut source, unit, total, counter) = ReplaySource::start(config.input.clone(), config.workers)?;
+    let mut sink = ReplaySink::open(&config.outputs, stage, config.workers);
     let mut driver = Driver::new(Processor::new(engine.clone()), DriverConfig::default())?;
+    if config.workers.get() > 1 {
+        // The driver's engine then holds no customer: the workers' do.
+        driver = driver.with_workers(Workers::new(config.workers, config.engine));
+    }
 
     let ticker = spawn_ticker(config.progress.clone(), unit, total, counter.clone(), Duration::from_millis(200));
     // The driver applies on a thread of its own, as the engine stage always
@@ -421,7 +439,10 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
         model_quality: s.stage.model_quality(),
     });
 
-    let counters = engine.counters();
+    let (counters, state) = match driver.workers() {
+        Some(workers) => (workers.counters(), workers.state_size()),
+        None => (engine.counters(), engine.state_size()),
+    };
     let seconds = started.elapsed().as_secs_f64();
     Ok(ReplaySummary {
         lines: source.lines,
@@ -430,7 +451,7 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
         vectors_timer: counters.vectors_timer,
         invalid: driver.processor().invalid_counts().clone(),
         engine: counters,
-        state: engine.state_size(),
+        state,
         stream_span_ms: ran.stream_span_ms,
         scoring,
         seconds,
@@ -439,13 +460,17 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
 }
 
 /// The replay's [`RecordSource`]: lines read (and decompressed) or generated
-/// on one thread, decoded on another, handed to the driver in decoded
-/// batches. Its position is `()`: a replay has nothing to acknowledge.
+/// on one thread, decoded on others (batch `i` by decoder `i mod n`), handed
+/// to the driver in decoded batches, in input order (taken from the
+/// decoders in turn). Its position is `()`: a replay has nothing to
+/// acknowledge.
 #[derive(Debug)]
 struct ReplaySource {
-    rx: mpsc::Receiver<Vec<Record<()>>>,
+    /// Each decoder's output, taken in turn from `next`.
+    rxs: Vec<mpsc::Receiver<Vec<Record<()>>>>,
+    next: usize,
     reader: Option<JoinHandle<Result<u64>>>,
-    decoder: Option<JoinHandle<Result<()>>>,
+    decoders: Vec<JoinHandle<Result<()>>>,
     /// Lines read or generated (blank ones included), known at the end.
     lines: u64,
 }
@@ -453,9 +478,17 @@ struct ReplaySource {
 impl ReplaySource {
     /// Starts the reader (or generator) and decoder threads; returns the
     /// source and what its progress counts.
-    fn start(input: Input) -> Result<(ReplaySource, ProgressUnit, u64, Arc<AtomicU64>)> {
-        let (line_tx, line_rx) = mpsc::channel::<LineBatch>(CHANNEL_BATCHES);
-        let (decoded_tx, decoded_rx) = mpsc::channel::<Vec<Record<()>>>(CHANNEL_BATCHES);
+    fn start(input: Input, decoders: NonZeroUsize) -> Result<(ReplaySource, ProgressUnit, u64, Arc<AtomicU64>)> {
+        let (mut line_txs, mut line_rxs, mut decoded_txs, mut decoded_rxs) = (vec![], vec![], vec![], vec![]);
+        for _ in 0..decoders.get() {
+            let (line_tx, line_rx) = mpsc::channel::<LineBatch>(CHANNEL_BATCHES);
+            let (decoded_tx, decoded_rx) = mpsc::channel::<Vec<Record<()>>>(CHANNEL_BATCHES);
+            line_txs.push(line_tx);
+            line_rxs.push(line_rx);
+            decoded_txs.push(decoded_tx);
+            decoded_rxs.push(decoded_rx);
+        }
+        let line_tx = InTurn { txs: line_txs, next: 0 };
         let (unit, total, counter, reader) = match input {
             Input::Capture(path) => {
                 let input = open_input(&path)?;
@@ -470,8 +503,12 @@ impl ReplaySource {
                 (ProgressUnit::Records, estimate, counter, reader)
             }
         };
-        let decoder = tokio::task::spawn_blocking(move || decode_batches(line_rx, decoded_tx));
-        let source = ReplaySource { rx: decoded_rx, reader: Some(reader), decoder: Some(decoder), lines: 0 };
+        let decoders = line_rxs
+            .into_iter()
+            .zip(decoded_txs)
+            .map(|(line_rx, decoded_tx)| tokio::task::spawn_blocking(move || decode_batches(line_rx, decoded_tx)))
+            .collect();
+        let source = ReplaySource { rxs: decoded_rxs, next: 0, reader: Some(reader), decoders, lines: 0 };
         Ok((source, unit, total, counter))
     }
 }
@@ -480,27 +517,46 @@ impl RecordSource for ReplaySource {
     type Position = ();
 
     async fn next_batch(&mut self) -> Result<Option<Batch<()>>, SourceError> {
-        if let Some(records) = self.rx.recv().await {
+        if let Some(records) = self.rxs[self.next].recv().await {
+            self.next = (self.next + 1) % self.rxs.len();
             return Ok(Some(Batch::of(records)));
         }
-        // The decoder is done: the reader's result says whether the input
-        // ended or failed (polled through `as_mut`, so a cancelled call
-        // leaves the handle for the next one).
+        // The decoder whose turn it is is done, so the reader is (it ended
+        // or failed: its result says which) and every batch before this
+        // turn was taken. (Polled through `as_mut`, so a cancelled call
+        // leaves the handle for the next one.)
         if let Some(reader) = self.reader.as_mut() {
             let read = reader.await;
             self.reader = None;
             self.lines = read.context("reader task failed").and_then(|r| r).map_err(SourceError::Fatal)?;
         }
-        if let Some(decoder) = self.decoder.as_mut() {
+        while let Some(decoder) = self.decoders.first_mut() {
             let decoded = decoder.await;
-            self.decoder = None;
+            self.decoders.remove(0);
             decoded.context("decoder task failed").and_then(|r| r).map_err(SourceError::Fatal)?;
         }
         Ok(None)
     }
 }
 
-fn read_lines(reader: Box<dyn std::io::Read + Send>, path: &Path, tx: mpsc::Sender<LineBatch>) -> Result<u64> {
+/// The reader's side of the decoders' channels: batch `i` goes to decoder
+/// `i mod n`, so taking their outputs in the same turn keeps input order.
+#[derive(Debug)]
+struct InTurn {
+    txs: Vec<mpsc::Sender<LineBatch>>,
+    next: usize,
+}
+
+impl InTurn {
+    /// Sends to the decoder whose turn it is; an error when it is gone.
+    fn blocking_send(&mut self, batch: LineBatch) -> Result<(), ()> {
+        let sent = self.txs[self.next].blocking_send(batch).map_err(drop);
+        self.next = (self.next + 1) % self.txs.len();
+        sent
+    }
+}
+
+fn read_lines(reader: Box<dyn std::io::Read + Send>, path: &Path, mut tx: InTurn) -> Result<u64> {
     let mut reader = BufReader::with_capacity(1 << 20, reader);
     let mut line_no = 0u64;
     // Each batch starts with about the room the last one took (up to 8 MiB):
@@ -541,7 +597,7 @@ fn read_lines(reader: Box<dyn std::io::Read + Send>, path: &Path, tx: mpsc::Send
 
 /// Cuts what the generator writes into line batches.
 struct BatchWriter {
-    tx: mpsc::Sender<LineBatch>,
+    tx: InTurn,
     batch: LineBatch,
     lines: u64,
     stopped: bool,
@@ -580,7 +636,7 @@ impl Write for BatchWriter {
     }
 }
 
-fn generate_lines(generator: &Generator, tx: mpsc::Sender<LineBatch>, made: Arc<AtomicU64>) -> Result<u64> {
+fn generate_lines(generator: &Generator, tx: InTurn, made: Arc<AtomicU64>) -> Result<u64> {
     let mut writer =
         BatchWriter { tx, batch: LineBatch { first_line: 1, ..LineBatch::default() }, lines: 0, stopped: false };
     if let Err(e) = (generator.run)(&mut writer, &mut |n| made.store(n, Relaxed)) {
@@ -643,27 +699,147 @@ struct Files {
     features: Option<PathBuf>,
     dead_letters: Option<PathBuf>,
     predictions: Option<PathBuf>,
-    latest_predictions: Option<PathBuf>,
     alerts: Option<PathBuf>,
     metrics: Option<PathBuf>,
+    /// Each customer's last prediction, written at the end.
+    latest_predictions: Option<PathBuf>,
+}
+
+/// The streamed files of [`Files`], in this order, by what they hold.
+const FILE_NAMES: [&str; 5] = ["feature vectors", "dead letters", "predictions", "alerts", "fleet metrics"];
+
+impl Files {
+    /// The streamed files, and the latest predictions' file.
+    fn paths(self) -> ([Option<PathBuf>; 5], Option<PathBuf>) {
+        ([self.features, self.dead_letters, self.predictions, self.alerts, self.metrics], self.latest_predictions)
+    }
+}
+
+/// A message serialized: each file's bytes (in [`FILE_NAMES`] order) and,
+/// when the latest predictions are wanted, the predictions themselves; or
+/// the barrier.
+enum Serialized {
+    Bytes([Vec<u8>; 5], Vec<Prediction>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Which files a writer writes: the streamed ones in [`FILE_NAMES`] order,
+/// then the latest predictions.
+type Wanted = [bool; 6];
+
+/// Serializes a message into the bytes of the files that are `wanted`.
+fn serialize(message: Lines, wanted: &Wanted) -> Serialized {
+    fn lines<T: Serialize>(items: &[T], buf: &mut Vec<u8>) {
+        for item in items {
+            // Plain data structures: serializing into memory cannot fail.
+            serde_json::to_writer(&mut *buf, item).expect("serializes");
+            buf.push(b'\n');
+        }
+    }
+    let mut out: [Vec<u8>; 5] = Default::default();
+    let mut latest = Vec::new();
+    match message {
+        Lines::Flush(reply) => return Serialized::Flush(reply),
+        Lines::Produced(p) => {
+            if wanted[0] {
+                p.vectors.iter().for_each(|v| write_vector_line(v, &mut out[0]));
+            }
+            if wanted[1] {
+                p.dead.iter().for_each(|d| d.write_json_line(&mut out[1]));
+            }
+        }
+        Lines::Scored(s) => {
+            let [.., predictions, alerts, metrics] = &mut out;
+            if wanted[2] {
+                lines(&s.predictions, predictions);
+            }
+            if wanted[3] {
+                lines(&s.alerts, alerts);
+            }
+            if wanted[4] {
+                lines(&s.metrics, metrics);
+            }
+            if wanted[5] {
+                latest = s.predictions;
+            }
+        }
+    }
+    Serialized::Bytes(out, latest)
+}
+
+/// Where the writer thread takes its messages from: straight from the sink
+/// (it serializes them itself), or serialized by a pool, taken from the
+/// serializers in turn (message `i` went to serializer `i mod n`), so the
+/// files get them in the order sent.
+enum Incoming {
+    Lines(mpsc::Receiver<Lines>, Wanted),
+    InTurn(Vec<mpsc::Receiver<Serialized>>, usize),
+}
+
+impl Incoming {
+    fn next(&mut self) -> Option<Serialized> {
+        match self {
+            Incoming::Lines(rx, wanted) => rx.blocking_recv().map(|m| serialize(m, wanted)),
+            Incoming::InTurn(rxs, next) => {
+                let message = rxs[*next].blocking_recv();
+                *next = (*next + 1) % rxs.len();
+                message
+            }
+        }
+    }
 }
 
 /// JSON Lines files written on a thread of their own (serializing and
-/// compressing cost as much as applying), behind a bounded channel.
+/// compressing cost as much as applying), behind bounded channels; with
+/// several serializers, serialized by a pool first (in turn, order kept),
+/// and only written by the writer thread.
 #[derive(Debug)]
 struct FileWriter {
-    tx: Option<mpsc::Sender<Lines>>,
+    /// To the writer thread itself, or to each serializer.
+    txs: Vec<mpsc::Sender<Lines>>,
+    /// The serializer whose turn it is.
+    next: usize,
+    serializers: Vec<JoinHandle<()>>,
     thread: Option<JoinHandle<Result<()>>>,
 }
 
 impl FileWriter {
-    fn start(files: Files) -> FileWriter {
-        let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
-        FileWriter { tx: Some(tx), thread: Some(tokio::task::spawn_blocking(move || write_files(rx, files))) }
+    /// Starts the writer thread, and `serializers` threads that serialize
+    /// for it when more than one.
+    fn start(files: Files, serializers: NonZeroUsize) -> FileWriter {
+        let (paths, latest) = files.paths();
+        let mut wanted = [false; 6];
+        for (w, p) in wanted.iter_mut().zip(paths.iter().chain([&latest])) {
+            *w = p.is_some();
+        }
+        let (txs, serializers, incoming) = if serializers.get() == 1 {
+            let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
+            (vec![tx], Vec::new(), Incoming::Lines(rx, wanted))
+        } else {
+            let (mut txs, mut threads, mut rxs) = (Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..serializers.get() {
+                let (tx, mut rx) = mpsc::channel::<Lines>(CHANNEL_BATCHES);
+                let (serialized_tx, serialized_rx) = mpsc::channel(CHANNEL_BATCHES);
+                threads.push(tokio::task::spawn_blocking(move || {
+                    while let Some(message) = rx.blocking_recv() {
+                        if serialized_tx.blocking_send(serialize(message, &wanted)).is_err() {
+                            // The writer stopped: its error is the one to report.
+                            return;
+                        }
+                    }
+                }));
+                txs.push(tx);
+                rxs.push(serialized_rx);
+            }
+            (txs, threads, Incoming::InTurn(rxs, 0))
+        };
+        let thread = tokio::task::spawn_blocking(move || write_files(incoming, paths, latest));
+        FileWriter { txs, next: 0, serializers, thread: Some(thread) }
     }
 
     async fn write(&mut self, lines: Lines) -> Result<()> {
-        let Some(tx) = self.tx.as_ref() else { return Err(anyhow!("the files were closed")) };
+        let Some(tx) = self.txs.get(self.next) else { return Err(anyhow!("the files were closed")) };
+        self.next = (self.next + 1) % self.txs.len();
         if tx.send(lines).await.is_err() {
             return Err(self.failure().await);
         }
@@ -681,7 +857,10 @@ impl FileWriter {
 
     /// Ends the files (compressed ones need their end written).
     async fn close(&mut self) -> Result<()> {
-        self.tx = None;
+        self.txs.clear();
+        for serializer in self.serializers.drain(..) {
+            serializer.await.context("serializer task failed")?;
+        }
         match self.thread.take() {
             Some(thread) => thread.await.context("writer task failed")?,
             None => Err(anyhow!("the files failed earlier")),
@@ -702,67 +881,48 @@ impl FileWriter {
 /// off the critical path: truncating a large file left by an earlier run
 /// takes a while, and reading and decoding go on meanwhile. A file that
 /// cannot be created fails the sink's next call.
-fn write_files(mut rx: mpsc::Receiver<Lines>, files: Files) -> Result<()> {
-    let open = |p: Option<PathBuf>| p.as_deref().map(Output::create).transpose();
-    let mut features = open(files.features)?;
-    let mut dead_letters = open(files.dead_letters)?;
-    let mut predictions = open(files.predictions)?;
-    let mut latest_predictions = open(files.latest_predictions)?;
+fn write_files(mut incoming: Incoming, paths: [Option<PathBuf>; 5], latest_path: Option<PathBuf>) -> Result<()> {
+    let mut outputs: Vec<Option<Output>> =
+        paths.iter().map(|p| p.as_deref().map(Output::create).transpose()).collect::<Result<_>>()?;
+    let mut latest_out = latest_path.as_deref().map(Output::create).transpose()?;
     // Each customer's last prediction, written at the end.
     let mut latest: HashMap<CustomerId, Prediction> = HashMap::new();
-    let mut alerts = open(files.alerts)?;
-    let mut metrics = open(files.metrics)?;
-    let mut buf = Vec::with_capacity(1 << 20);
-    let mut put = |out: &mut Option<Output>, what: &str, fill: &dyn Fn(&mut Vec<u8>)| -> Result<()> {
-        if let Some(out) = out.as_mut() {
-            buf.clear();
-            fill(&mut buf);
-            out.write_all(&buf).with_context(|| format!("cannot write {what}"))?;
-        }
-        Ok(())
-    };
-    fn lines<T: Serialize>(items: &[T], buf: &mut Vec<u8>) {
-        for item in items {
-            // Plain data structures: serializing into memory cannot fail.
-            serde_json::to_writer(&mut *buf, item).expect("serializes");
-            buf.push(b'\n');
-        }
-    }
-    while let Some(message) = rx.blocking_recv() {
+    while let Some(message) = incoming.next() {
         match message {
-            Lines::Produced(p) => {
-                put(&mut features, "feature vectors", &|b| p.vectors.iter().for_each(|v| write_vector_line(v, b)))?;
-                put(&mut dead_letters, "dead letters", &|b| p.dead.iter().for_each(|d| d.write_json_line(b)))?;
-            }
-            Lines::Scored(s) => {
-                put(&mut predictions, "predictions", &|b| lines(&s.predictions, b))?;
-                if latest_predictions.is_some() {
-                    for p in &s.predictions {
-                        latest.insert(p.customer_id.clone(), p.clone());
+            Serialized::Bytes(bytes, predictions) => {
+                for ((out, bytes), what) in outputs.iter_mut().zip(bytes).zip(FILE_NAMES) {
+                    if let Some(out) = out.as_mut().filter(|_| !bytes.is_empty()) {
+                        out.write_all(&bytes).with_context(|| format!("cannot write {what}"))?;
                     }
                 }
-                put(&mut alerts, "alerts", &|b| lines(&s.alerts, b))?;
-                put(&mut metrics, "fleet metrics", &|b| lines(&s.metrics, b))?;
+                for p in predictions {
+                    latest.insert(p.customer_id.clone(), p);
+                }
             }
-            Lines::Flush(reply) => {
-                for out in [&mut features, &mut dead_letters, &mut predictions, &mut alerts, &mut metrics] {
-                    if let Some(out) = out.as_mut() {
-                        out.flush().context("cannot write the replay's files")?;
-                    }
+            Serialized::Flush(reply) => {
+                for out in outputs.iter_mut().flatten() {
+                    out.flush().context("cannot write the replay's files")?;
                 }
                 // The barrier's caller waits on this; if it is gone, no one is left to tell.
                 let _ = reply.send(());
             }
         }
     }
-    if latest_predictions.is_some() {
+    if let Some(out) = latest_out.as_mut() {
         let mut last: Vec<Prediction> = latest.into_values().collect();
         last.sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));
+        let mut buf = Vec::with_capacity(1 << 20);
         for chunk in last.chunks(4096) {
-            put(&mut latest_predictions, "latest predictions", &|b| lines(chunk, b))?;
+            buf.clear();
+            for p in chunk {
+                // Plain data structures: serializing into memory cannot fail.
+                serde_json::to_writer(&mut buf, p).expect("serializes");
+                buf.push(b'\n');
+            }
+            out.write_all(&buf).context("cannot write the latest predictions")?;
         }
     }
-    for out in [features, dead_letters, predictions, latest_predictions, alerts, metrics].into_iter().flatten() {
+    for out in outputs.into_iter().flatten().chain(latest_out) {
         out.finish()?;
     }
     Ok(())
@@ -852,22 +1012,28 @@ impl KeepVectors {
 }
 
 impl<S: Scorer> ReplaySink<S> {
-    /// Starts the writers (each creates its files) and, with a stage, the
-    /// scoring task.
-    fn open(outputs: &Outputs, stage: Option<ScoringStage<S>>) -> ReplaySink<S> {
-        let files = FileWriter::start(Files {
-            features: outputs.features.clone(),
-            dead_letters: outputs.dead_letters.clone(),
-            ..Files::default()
-        });
-        let scoring = stage.map(|stage| {
-            let files = FileWriter::start(Files {
-                predictions: outputs.predictions.clone(),
-                latest_predictions: outputs.latest_predictions.clone(),
-                alerts: outputs.alerts.clone(),
-                metrics: outputs.metrics.clone(),
+    /// Starts the writers (each creates its files; the vectors serialized
+    /// by `serializers` threads) and, with a stage, the scoring task.
+    fn open(outputs: &Outputs, stage: Option<ScoringStage<S>>, serializers: NonZeroUsize) -> ReplaySink<S> {
+        let files = FileWriter::start(
+            Files {
+                features: outputs.features.clone(),
+                dead_letters: outputs.dead_letters.clone(),
                 ..Files::default()
-            });
+            },
+            serializers,
+        );
+        let scoring = stage.map(|stage| {
+            let files = FileWriter::start(
+                Files {
+                    predictions: outputs.predictions.clone(),
+                    latest_predictions: outputs.latest_predictions.clone(),
+                    alerts: outputs.alerts.clone(),
+                    metrics: outputs.metrics.clone(),
+                    ..Files::default()
+                },
+                NonZeroUsize::MIN,
+            );
             Background::spawn(ScoringFiles { stage, now: i64::MIN, scored: Scored::default(), files })
         });
         ReplaySink { files, scoring, keep_vectors: KeepVectors(outputs.features.is_some()) }

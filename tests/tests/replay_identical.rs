@@ -8,7 +8,8 @@
 //! zstd-compressed: `vectors` and `dead_letters` (written the same with and
 //! without `--score`, so both runs are checked against them), and with
 //! `--score` `predictions`, `alerts` and `metrics` (the embedded model,
-//! default scoring flags). Each run goes through the real command line.
+//! default scoring flags). Each run goes through the real command line,
+//! with `--workers 1` (the default), and again with 2 and 3.
 //!
 //! A failure names the file and its first differing line. If an output is
 //! meant to change (the contract, the model, the scoring defaults), make
@@ -48,9 +49,9 @@ fn assert_identical(what: &str, got: &[u8], want: &[u8]) {
     );
 }
 
-/// Replays the level's capture (with `--score` when `scored`) and returns each
-/// output by golden name.
-fn replay(level: &str, scored: bool) -> Vec<(&'static str, Vec<u8>)> {
+/// Replays the level's capture (with `--score` when `scored`, with `workers`
+/// decoders and engines) and returns each output by golden name.
+fn replay(level: &str, scored: bool, workers: usize) -> Vec<(&'static str, Vec<u8>)> {
     let dir = tempfile::tempdir().unwrap();
     let golden = fixture("identical").join(level);
     let capture = golden.join("capture.jsonl.zst");
@@ -63,6 +64,8 @@ fn replay(level: &str, scored: bool) -> Vec<(&'static str, Vec<u8>)> {
         dir.path().join("vectors.jsonl").display().to_string(),
         "--dead-letter-out".to_owned(),
         dir.path().join("dead_letters.jsonl").display().to_string(),
+        "--workers".to_owned(),
+        workers.to_string(),
     ];
     if scored {
         args.push("--score".to_owned());
@@ -85,16 +88,17 @@ fn replay(level: &str, scored: bool) -> Vec<(&'static str, Vec<u8>)> {
         .collect()
 }
 
-fn check(scored: bool) {
-    let bless = std::env::var_os("PULSE_BLESS").is_some();
+fn check(scored: bool, workers: usize) {
+    let bless = std::env::var_os("PULSE_BLESS").is_some() && workers == 1;
     for level in LEVELS {
-        for (name, got) in replay(level, scored) {
+        for (name, got) in replay(level, scored, workers) {
             let path = fixture("identical").join(level).join(format!("{name}.jsonl.zst"));
             if bless {
                 std::fs::write(&path, zstd::encode_all(got.as_slice(), 19).unwrap()).unwrap();
                 continue;
             }
-            let what = format!("{level}: {name} ({})", if scored { "--score" } else { "no scoring" });
+            let what =
+                format!("{level}: {name} ({}, --workers {workers})", if scored { "--score" } else { "no scoring" });
             assert_identical(&what, &got, &read_zst(&path));
         }
     }
@@ -102,12 +106,22 @@ fn check(scored: bool) {
 
 #[test]
 fn replay_outputs_are_byte_identical_to_the_golden_files() {
-    check(false);
+    check(false, 1);
 }
 
 #[test]
 fn scored_replay_outputs_are_byte_identical_to_the_golden_files() {
-    check(true);
+    check(true, 1);
+}
+
+/// Several workers (customers partitioned across engines, decoding in
+/// parallel) write the same bytes as one: the same golden files.
+#[test]
+fn outputs_with_several_workers_are_byte_identical_to_the_golden_files() {
+    for workers in [2, 3] {
+        check(false, workers);
+        check(true, workers);
+    }
 }
 
 #[test]

@@ -11,7 +11,7 @@ use pulse_operators::EngineConfig;
 use pulse_runtime::replay::{replay, Outputs, ReplayConfig};
 use pulse_synth::{Hostility, SynthConfig};
 
-use super::replay::{ScoringArgs, TimerArgs};
+use super::replay::{ScoringArgs, TimerArgs, WorkersArgs};
 
 /// Arguments of `pulse demo`.
 #[derive(Args, Debug)]
@@ -44,6 +44,8 @@ pub(crate) struct DemoArgs {
     timers: TimerArgs,
     #[command(flatten)]
     scoring: ScoringArgs,
+    #[command(flatten)]
+    workers: WorkersArgs,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -85,6 +87,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         engine: EngineConfig { timers: args.timers.policy()? },
         scoring: Some(args.scoring.config()?),
         progress: Progress::observer(!args.quiet, "records"),
+        workers: args.workers.workers,
     };
     let summary = replay::<EmbeddedModel>(config, Some(model)).await?;
     println!("{}", demo_report(&summary, args.customers as u64, RESCAN_INTERVAL_MS));

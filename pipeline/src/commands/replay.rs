@@ -1,5 +1,6 @@
 //! `pulse replay`.
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -33,9 +34,21 @@ pub(crate) struct ReplayArgs {
     /// Also write the summary as JSON here.
     #[arg(long, value_name = "FILE")]
     summary_json: Option<PathBuf>,
+    #[command(flatten)]
+    workers: WorkersArgs,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+}
+
+/// How many cores a batch command uses.
+#[derive(Args, Debug)]
+pub(crate) struct WorkersArgs {
+    /// Decoders and engines side by side (customers partitioned by a hash
+    /// of their id). The outputs are the same, byte for byte, for every
+    /// number.
+    #[arg(long, default_value = "1", value_name = "N")]
+    pub(crate) workers: NonZeroUsize,
 }
 
 /// Scoring options shared by the batch commands.
@@ -133,6 +146,7 @@ pub(crate) async fn run(args: ReplayArgs) -> Result<()> {
         engine: EngineConfig { timers: args.timers.policy()? },
         scoring: if args.score { Some(args.scoring.config()?) } else { None },
         progress: Progress::observer(!args.quiet, "replay"),
+        workers: args.workers.workers,
     };
     let summary = replay::<EmbeddedModel>(config, model).await?;
     if summary.scoring.is_some() {

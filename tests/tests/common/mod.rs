@@ -166,6 +166,7 @@ pub fn replay_capture(capture: &Path, timers: TimerPolicy) -> Replayed {
         engine: EngineConfig { timers },
         scoring: None,
         progress: None,
+        workers: std::num::NonZeroUsize::MIN,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let summary = runtime
