@@ -17,7 +17,11 @@
 //!   vectors for; `due_hour` is the key of a sparse index, so each write also
 //!   writes the index, twice when the hour moves (delete + put);
 //! * **predictions**: one conditional `UpdateItem` (`sk = PRED#latest`) per
-//!   prediction;
+//!   prediction (under 1 KB with the customer's 68-byte monitor ring);
+//! * **anchors**: one conditional `UpdateItem` (`sk = MEM#anchors`, under
+//!   1 KB) per customer per week, when its weekly reference vector turns;
+//! * **read-back**: each new function environment reads both items of each
+//!   customer it meets, once (2 read units, consistent);
 //! * all three go to the event table, whose stream hands them back to the
 //!   function as records it reads and skips (trigger reads are free, the
 //!   function's time is not);
@@ -126,6 +130,10 @@ pub struct Deployment {
     /// Time an invocation waits on DynamoDB (stamp read, stamp, due and
     /// prediction writes), ms: an assumption, the function is billed for it.
     pub io_ms_per_batch: f64,
+    /// How long a function environment lives before it is recycled, hours:
+    /// an assumption (AWS does not say; a few hours is commonly seen). Each
+    /// new environment reads back each customer it meets once.
+    pub environment_hours: f64,
     /// Read units of a Query of one customer's 30-day history, per event in
     /// it (eventually consistent: 0.5 per 4 KB; an event item is ~250 B).
     pub rru_per_history_event: f64,
@@ -149,6 +157,7 @@ impl Default for Deployment {
             batching_window_s: 2.0,
             shards: 1.0,
             io_ms_per_batch: 50.0,
+            environment_hours: 6.0,
             rru_per_history_event: 0.5 * 250.0 / 4096.0,
             endpoint_calls_per_instance_second: 200.0,
             pulse_uses_endpoint: false,
@@ -213,7 +222,10 @@ pub fn pulse_daily(w: &Workload, m: &Measured, d: &Deployment, p: &Prices) -> Bi
     let silent = w.customers * (-w.events_per_customer_day).exp();
     let stamps = events; // one per customer per batch: customers rarely repeat in a batch
     let due = events + silent;
-    let own_writes = stamps + due + predictions + silent;
+    // A customer's anchors turn once a week (timer predictions keep even a
+    // silent customer's turning).
+    let anchors = w.customers / 7.0;
+    let own_writes = stamps + due + predictions + silent + anchors;
     let records = events + own_writes; // the stream hands pulse's own writes back
     let batches_full = records / d.batch_size;
     let batches_window = d.shards * DAY_S / d.batching_window_s;
@@ -232,6 +244,9 @@ pub fn pulse_daily(w: &Workload, m: &Measured, d: &Deployment, p: &Prices) -> Bi
     // A due write: the item, and the index (delete + put when the hour moves).
     b.add("DynamoDB due writes (+ index)", 3.0 * due, "WRU", wru(3.0 * due));
     b.add("DynamoDB prediction writes", predictions + silent, "WRU", wru(predictions + silent));
+    b.add("DynamoDB anchors writes", anchors, "WRU", wru(anchors));
+    let read_back = 2.0 * w.customers * 24.0 / d.environment_hours;
+    b.add("DynamoDB read-back after a cold start", read_back, "RRU", rru(read_back));
     let history = silent * w.events_per_customer_day * 30.0 * d.rru_per_history_event;
     b.add("DynamoDB hourly-run history reads", history, "RRU", rru(history));
     b.add("DynamoDB Streams reads (Lambda trigger)", stream_batches, "GetRecords", 0.0);
@@ -337,7 +352,10 @@ mod tests {
         // Records: 20,000 events + own writes (20,000 stamps + 21,353.35 due
         // + 20,000 predictions + 1,353.35 timer predictions) = 102,706.7;
         // batches: 43,200 (the 2-s window) beat 205.4 full ones; + 24 scheduled.
-        let records = 20_000.0 + 20_000.0 + (20_000.0 + silent) + 20_000.0 + silent;
+        // + 1,428.57 anchors writes (10,000 customers / 7).
+        let records = 20_000.0 + 20_000.0 + (20_000.0 + silent) + 20_000.0 + silent + 10_000.0 / 7.0;
+        // Read-back: 2 items of each customer, in 4 environments a day.
+        assert!((get("DynamoDB read-back after a cold start").quantity - 80_000.0).abs() < 1e-9);
         assert!((get("Lambda requests").quantity - 43_224.0).abs() < 1e-9);
         // Duration: records / 100,000 + 43,224 * 0.05 s = 1.027 + 2,161.2 s at 1 GB.
         let gb_s = records / 100_000.0 + 43_224.0 * 0.05;

@@ -22,7 +22,22 @@
 //! ones: 800 bytes a customer instead of 2,800. The reference's `as_of` is
 //! written with the reasons (`since`). A customer's first prediction has
 //! nothing to compare with and carries no reasons.
+//!
+//! # Across restarts
+//!
+//! A process that restarts (a Lambda environment recycled, `pulse run`
+//! redeployed) would lose the anchors and the monitor's rings: reasons would
+//! compare with the first vector seen after the restart, and the monitor
+//! would never resolve the predictions made before it. So a live sink
+//! stores them and reads them back before it scores a customer it does not
+//! know: the ring and the last session with every prediction, on its item
+//! ([`encode_latest`], 68 bytes), and the anchors on an item of their own
+//! when they change ([`encode_anchors`], at most 802 bytes: once a week for
+//! an active customer, so they do not double the size, and the cost, of
+//! every prediction write). See `pulse_aws::output::predictions`.
 
+use pulse_model::ModelId;
+use pulse_operators::scoring::monitor::Ring;
 use pulse_schemas::features::idx::DAYS_SINCE_LAST_SESSION;
 use pulse_schemas::prediction::Scores;
 use pulse_schemas::{Features, Reasons, Segment, DAY_MS, FEATURE_COUNT};
@@ -99,6 +114,152 @@ impl Anchors {
     }
 }
 
+/// The version byte of both stored formats.
+const FORMAT: u8 = 1;
+
+/// The size of [`encode_latest`]: the format, the last session, the ring's
+/// flag and the ring.
+pub const LATEST_BYTES: usize = 1 + 4 + 1 + Ring::BYTES;
+
+/// What the prediction item carries beside the prediction (little-endian,
+/// version [`FORMAT`]): the last session (for the lists) and the monitor
+/// ring, if the monitor runs. Written with every prediction: 68 bytes.
+pub(crate) fn encode_latest(memory: &Memory, ring: Option<&Ring>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(LATEST_BYTES);
+    out.push(FORMAT);
+    out.extend_from_slice(&memory.days_since_last_session.to_le_bytes());
+    match ring {
+        Some(ring) => {
+            out.push(1);
+            out.extend_from_slice(&ring.to_bytes());
+        }
+        None => out.push(0),
+    }
+    out
+}
+
+/// Bytes of [`encode_latest`] back: the last session and the ring.
+pub(crate) fn decode_latest(bytes: &[u8]) -> Result<(f32, Option<Ring>), String> {
+    let mut r = Reader::new(bytes, "a stored monitor ring")?;
+    let days = r.f32().ok_or_else(|| r.bad("no last session"))?;
+    let ring = match r.u8() {
+        Some(0) => None,
+        Some(1) => Some(r.take(Ring::BYTES).and_then(Ring::from_bytes).ok_or_else(|| r.bad("a ring that is none"))?),
+        _ => return Err(r.bad("no ring flag")),
+    };
+    r.end()?;
+    Ok((days, ring))
+}
+
+/// The most bytes of [`encode_anchors`].
+pub const MAX_ANCHOR_BYTES: usize = 2 + ANCHORS * (16 + 4 * FEATURE_COUNT);
+
+/// The anchors as bytes (little-endian, version [`FORMAT`]), at most
+/// [`MAX_ANCHOR_BYTES`]: stored on an item of their own when they change
+/// (once a week per active customer), not with every prediction.
+pub(crate) fn encode_anchors(anchors: &Anchors) -> Vec<u8> {
+    let mut out = Vec::with_capacity(MAX_ANCHOR_BYTES);
+    out.push(FORMAT);
+    out.push(anchors.len);
+    for a in anchors.iter() {
+        out.extend_from_slice(&a.as_of.to_le_bytes());
+        out.extend_from_slice(&a.churn_risk_14d.to_le_bytes());
+        out.extend_from_slice(&a.health_score.to_le_bytes());
+        for x in a.features {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    out
+}
+
+/// Bytes of [`encode_anchors`] back.
+pub(crate) fn decode_anchors(bytes: &[u8]) -> Result<Anchors, String> {
+    let mut r = Reader::new(bytes, "stored anchors")?;
+    let len = r.u8().filter(|&n| usize::from(n) <= ANCHORS).ok_or_else(|| r.bad("no count, or too many"))?;
+    let mut anchors = Anchors { len, items: [None; ANCHORS] };
+    for item in &mut anchors.items[..usize::from(len)] {
+        let mut next = || -> Option<Anchor> {
+            let (as_of, churn_risk_14d, health_score) = (r.i64()?, r.f32()?, r.f32()?);
+            let mut features = [0f32; FEATURE_COUNT];
+            for x in &mut features {
+                *x = r.f32()?;
+            }
+            Some(Anchor { as_of, churn_risk_14d, health_score, features })
+        };
+        *item = Some(next().ok_or_else(|| format!("stored anchors cut short ({} bytes)", bytes.len()))?);
+    }
+    r.end()?;
+    Ok(anchors)
+}
+
+/// A customer as stored outside the process, to take back in
+/// ([`crate::scoring::ScoringStage::restore`]).
+#[derive(Clone, Debug)]
+pub struct Stored<'a> {
+    /// The latest prediction's `as_of`.
+    pub as_of: i64,
+    /// Its scores.
+    pub scores: Scores,
+    /// The model that made it.
+    pub model: ModelId,
+    /// [`encode_latest`]'s bytes stored with it, if any.
+    pub latest: Option<&'a [u8]>,
+    /// [`encode_anchors`]'s bytes, if any.
+    pub anchors: Option<&'a [u8]>,
+}
+
+/// What a customer's memory has that its store does not: the prediction
+/// item's extra bytes, always, and the anchors when they changed since they
+/// were last stored or read back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToStore {
+    /// For the prediction item ([`encode_latest`]).
+    pub latest: Vec<u8>,
+    /// For the anchors' item ([`encode_anchors`]), when they changed.
+    pub anchors: Option<Vec<u8>>,
+}
+
+/// Little-endian fields off the front of a byte slice, after the format
+/// byte; its errors name what was read.
+struct Reader<'a>(&'a [u8], &'static str);
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8], what: &'static str) -> Result<Reader<'a>, String> {
+        let mut r = Reader(bytes, what);
+        match r.u8() {
+            Some(FORMAT) => Ok(r),
+            Some(v) => Err(r.bad(&format!("format {v}, not {FORMAT}"))),
+            None => Err(r.bad("no bytes")),
+        }
+    }
+    fn bad(&self, what: &str) -> String {
+        format!("{} with {what}", self.1)
+    }
+    fn end(&self) -> Result<(), String> {
+        match self.0.len() {
+            0 => Ok(()),
+            n => Err(self.bad(&format!("{n} bytes too many"))),
+        }
+    }
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(head)
+    }
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N).map(|b| b.try_into().expect("N bytes"))
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.array::<1>().map(|[b]| b)
+    }
+    fn i64(&mut self) -> Option<i64> {
+        self.array().map(i64::from_le_bytes)
+    }
+    fn f32(&mut self) -> Option<f32> {
+        self.array().map(f32::from_le_bytes)
+    }
+}
+
 /// A customer's latest prediction, compactly (the model as an index into the
 /// stage's list of models), and its anchors when reasons are on.
 #[derive(Clone, Debug)]
@@ -113,6 +274,9 @@ pub(crate) struct Memory {
     pub(crate) anchors: Option<Box<Anchors>>,
     /// The customer's ring in the model monitor, if it runs.
     pub(crate) monitor: Option<pulse_operators::scoring::MonitorIx>,
+    /// A hash of the anchors' bytes last stored or read back (0: none), so
+    /// unchanged anchors are not written again.
+    pub(crate) stored: u64,
 }
 
 /// How a customer ranks in [`Lists`].
@@ -212,6 +376,63 @@ mod tests {
         assert_eq!(young.reference(start).map(|r| r.as_of), None, "never the vector itself");
     }
 
+    /// Anchors and rings stored and read back are the same, whatever they
+    /// hold; bytes cut short, extended or of another format are refused.
+    #[test]
+    fn a_memory_survives_its_bytes() {
+        let mut anchors = Anchors::default();
+        for week in 0..6 {
+            let t = MONDAY + week * 7 * DAY_MS + 5;
+            anchors.observe(
+                t,
+                &std::array::from_fn(|i| i as f64 * 0.5 + week as f64),
+                &scores(0.1 * week as f64, 80.0),
+            );
+        }
+        let bytes = encode_anchors(&anchors);
+        assert_eq!(bytes.len(), MAX_ANCHOR_BYTES);
+        let back = decode_anchors(&bytes).unwrap();
+        assert_eq!(encode_anchors(&back), bytes, "the same bytes again");
+        let t = MONDAY + 40 * DAY_MS;
+        let refs = |a: &Anchors| a.reference(t).map(|a| (a.as_of, a.features(), a.churn_risk_14d, a.health_score));
+        assert_eq!(refs(&back), refs(&anchors));
+        assert_eq!(decode_anchors(&encode_anchors(&Anchors::default())).unwrap().len, 0);
+
+        let mut ring = Ring::starting(MONDAY / DAY_MS + 3).unwrap();
+        ring.observe(MONDAY / DAY_MS + 9, None, Some((0.4, 0.5)), |_| {});
+        let memory = Memory {
+            as_of: t,
+            scores: scores(0.73, 41.5),
+            segment: Segment::of(0.73, 0.73, 41.5),
+            model_ix: 3,
+            reasons: Reasons::default(),
+            days_since_last_session: 6.5,
+            anchors: None,
+            monitor: None,
+            stored: 0,
+        };
+        let latest = encode_latest(&memory, Some(&ring));
+        assert_eq!(latest.len(), LATEST_BYTES);
+        assert_eq!(decode_latest(&latest).unwrap(), (6.5, Some(ring)));
+        assert_eq!(decode_latest(&encode_latest(&memory, None)).unwrap(), (6.5, None));
+
+        for bytes in [bytes, latest] {
+            let decode = |b: &[u8]| {
+                if b.len() > LATEST_BYTES {
+                    decode_anchors(b).map(drop)
+                } else {
+                    decode_latest(b).map(drop)
+                }
+            };
+            assert!(decode(&bytes[..bytes.len() - 1]).is_err(), "cut short");
+            assert!(decode(&[bytes.as_slice(), &[0]].concat()).is_err(), "a byte too many");
+            let mut other = bytes.clone();
+            other[0] = 2;
+            assert!(decode(&other).unwrap_err().contains("format 2"));
+            assert!(decode(&[]).is_err());
+        }
+    }
+
     #[test]
     fn standing_separates_the_savable_from_the_gone() {
         let mut anchors = Anchors::default();
@@ -225,6 +446,7 @@ mod tests {
             days_since_last_session: days,
             anchors: Some(Box::new(anchors.clone())),
             monitor: None,
+            stored: 0,
         };
         assert_eq!(memory(0.95, 10.0, 40.0).standing(), Some(Standing::Gone));
         let savable = |m: Memory, expected: f64| {

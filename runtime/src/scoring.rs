@@ -27,7 +27,7 @@ use pulse_schemas::prediction::Prediction;
 use pulse_schemas::reasons::top_raising;
 use pulse_schemas::{CustomerId, FeatureVector, Reasons, Segment, FEATURE_COUNT, SCHEMA};
 
-use crate::memory::{days_since_last_session, Memory, Standing};
+use crate::memory::{self, days_since_last_session, Memory, Standing, Stored, ToStore};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -286,6 +286,7 @@ impl<S: Scorer> ScoringStage<S> {
                             days_since_last_session: 0.0,
                             anchors: self.reasons.then(Box::default),
                             monitor: self.monitor.as_mut().and_then(|m| m.start(v.as_of)),
+                            stored: 0,
                         }),
                     };
                     let mut reasons = Reasons::default();
@@ -353,6 +354,62 @@ impl<S: Scorer> ScoringStage<S> {
 
     /// Shows the monitor a vector, with the customer's latest prediction
     /// (the one standing at any midnight the vector passes).
+    /// Whether the stage remembers the customer (scored it, or read its
+    /// stored memory back).
+    pub fn knows(&self, customer: &CustomerId) -> bool {
+        self.latest.contains_key(customer)
+    }
+
+    /// What to store of the customer's memory outside the process (see
+    /// [`crate::memory`], "Across restarts"): the prediction item's extra
+    /// bytes, and the anchors if they changed since last stored or read
+    /// back (they count as stored once returned: the caller stores them or
+    /// fails). `None` when the stage does not know the customer.
+    pub fn memory_to_store(&mut self, customer: &CustomerId) -> Option<ToStore> {
+        let m = self.latest.get_mut(customer)?;
+        let ring = m.monitor.and_then(|ix| self.monitor.as_ref()?.ring(ix));
+        let latest = memory::encode_latest(m, ring);
+        let anchors = m.anchors.as_deref().map(memory::encode_anchors).filter(|bytes| {
+            // 0 means "never stored".
+            let hash = xxhash_rust::xxh3::xxh3_64(bytes).max(1);
+            std::mem::replace(&mut m.stored, hash) != hash
+        });
+        Some(ToStore { latest, anchors })
+    }
+
+    /// Takes in a customer as stored (its latest prediction, and the bytes
+    /// of [`ScoringStage::memory_to_store`] stored with it), unless the
+    /// stage knows the customer already; the error says what is wrong with
+    /// the bytes, and nothing is taken in then.
+    pub fn restore(&mut self, customer: CustomerId, stored: Stored<'_>) -> Result<()> {
+        if self.latest.contains_key(&customer) {
+            return Ok(());
+        }
+        let fail = |e: String| anyhow::anyhow!("customer {customer}: {e}");
+        let (days_since_last_session, ring) =
+            stored.latest.map(memory::decode_latest).transpose().map_err(fail)?.unzip();
+        let anchors = stored.anchors.map(memory::decode_anchors).transpose().map_err(fail)?;
+        let stored_hash = stored.anchors.map_or(0, |b| xxhash_rust::xxh3::xxh3_64(b).max(1));
+        let scores = stored.scores;
+        let memory = Memory {
+            as_of: stored.as_of,
+            scores,
+            segment: Segment::of(scores.churn_risk_14d, scores.churn_risk_30d, scores.health_score),
+            model_ix: self.model_index(&stored.model),
+            reasons: Reasons::default(),
+            // Unknown (stored before pulse kept it): not active, so in no list until the next prediction.
+            days_since_last_session: days_since_last_session.unwrap_or(f32::INFINITY),
+            anchors: self.reasons.then(|| Box::new(anchors.unwrap_or_default())),
+            monitor: self.monitor.as_mut().and_then(|m| match ring.flatten() {
+                Some(ring) => m.adopt(ring),
+                None => m.start(stored.as_of),
+            }),
+            stored: stored_hash,
+        };
+        self.latest.insert(customer, memory);
+        Ok(())
+    }
+
     fn monitor_vector(&mut self, v: &FeatureVector) {
         let Some(monitor) = self.monitor.as_mut() else { return };
         let Some(memory) = self.latest.get(&v.customer_id) else { return };

@@ -40,7 +40,7 @@ fn prediction(customer: &str, as_of: i64, churn: f64) -> Prediction {
 }
 
 fn record(p: Prediction, alert_armed: bool, alerted: bool) -> PredictionRecord {
-    PredictionRecord { prediction: p, alert_armed, alerted }
+    PredictionRecord { prediction: p, alert_armed, alerted, memory: None }
 }
 
 #[tokio::test]

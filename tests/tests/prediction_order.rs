@@ -109,6 +109,7 @@ async fn an_older_emission_is_refused_whatever_its_as_of() {
         prediction: timer_prediction,
         alert_armed: true,
         alerted: false,
+        memory: None,
     };
     writer.write(vec![record]).await.unwrap();
     assert_eq!((writer.stats().written, writer.stats().stale), (0, 1));

@@ -13,7 +13,16 @@
 //! an alert, `last_alert_as_of` and `last_alert_churn_risk_14d`; `reasons`
 //! (a map: `since`, the reference vector's `as_of`, and `top`, a list of
 //! maps `feature`, `now`, `was`, `contribution`, `text`: see
-//! [`pulse_schemas::reasons`]) when the prediction has any, removed when not.
+//! [`pulse_schemas::reasons`]) when the prediction has any, removed when not;
+//! `memory` (binary, 68 bytes: the customer's last session and its ring in
+//! the model monitor, `pulse_runtime::memory::encode_latest`).
+//!
+//! Beside it, key `customer_id` + `sk = MEM#anchors`, `entity_type =
+//! scoring_memory`: `anchors` (binary, at most 802 bytes: the weekly
+//! vectors reasons compare with, `pulse_runtime::memory::encode_anchors`)
+//! and `as_of`, written only when they change (about once a week per active
+//! customer, conditional on `as_of` never moving back), so the prediction
+//! item stays under 1 KB (one write unit).
 //!
 //! # Writes
 //!
@@ -50,6 +59,14 @@
 //! not seen since it started whose risk is at or above the re-arm level:
 //! the only ones whose stored state can change what happens.
 //!
+//! # A customer's memory after a restart
+//!
+//! [`PredictionWriter::customers`] reads both items of customers the sink
+//! does not know yet, before it scores them (`BatchGetItem`, consistent):
+//! the latest prediction, its alert state and `memory`, and the anchors.
+//! The sink takes them in, so reasons, the monitor and alerts go on as if
+//! the process had never stopped.
+//!
 //! # Our own writes on the stream
 //!
 //! The item is written to the table whose stream pulse reads. Its change
@@ -62,6 +79,7 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::builders::KeysAndAttributesBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -79,6 +97,9 @@ pub const PREDICTION_SK: &str = "PRED#latest";
 pub const WRITE_CONDITION: &str =
     "(attribute_not_exists(#emission) AND (attribute_not_exists(#as_of) OR #as_of <= :as_of)) OR #emission <= :emission";
 
+/// The sort key of a customer's anchors item.
+pub const ANCHORS_SK: &str = "MEM#anchors";
+
 /// A prediction and the customer's alert state after it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PredictionRecord {
@@ -88,6 +109,35 @@ pub struct PredictionRecord {
     pub alert_armed: bool,
     /// Whether this prediction raised an alert.
     pub alerted: bool,
+    /// The scoring stage's bytes for the item's `memory`, if any.
+    pub memory: Option<Vec<u8>>,
+}
+
+/// A customer's anchors to store (see the [module docs](self)).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnchorsRecord {
+    /// The customer.
+    pub customer_id: CustomerId,
+    /// The latest prediction's `as_of` when they were taken.
+    pub as_of: i64,
+    /// The stage's bytes.
+    pub anchors: Vec<u8>,
+}
+
+/// A customer as stored: its latest prediction with its alert state and
+/// `memory`, and its anchors.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredCustomer {
+    /// The alert state (and `as_of`).
+    pub state: StoredAlertState,
+    /// The latest prediction's scores.
+    pub scores: pulse_schemas::prediction::Scores,
+    /// The model that made it: name, version, served_by.
+    pub model: (String, String, String),
+    /// `memory` of the prediction item.
+    pub memory: Option<Vec<u8>>,
+    /// `anchors` of the anchors item.
+    pub anchors: Option<Vec<u8>>,
 }
 
 /// A customer's stored alert state.
@@ -117,6 +167,10 @@ pub struct WriteStats {
     pub retries: u64,
     /// Alert states read back.
     pub states_read: u64,
+    /// Anchors items stored.
+    pub anchors_written: u64,
+    /// Customers read back before scoring (with a stored prediction).
+    pub customers_read: u64,
 }
 
 #[derive(Debug, Default)]
@@ -125,6 +179,8 @@ struct Counters {
     stale: AtomicU64,
     retries: AtomicU64,
     states_read: AtomicU64,
+    anchors_written: AtomicU64,
+    customers_read: AtomicU64,
 }
 
 /// Called with each prediction once it is stored (e.g. by `pulse loadtest`,
@@ -186,6 +242,8 @@ impl PredictionWriter {
             stale: self.counters.stale.load(Relaxed),
             retries: self.counters.retries.load(Relaxed),
             states_read: self.counters.states_read.load(Relaxed),
+            anchors_written: self.counters.anchors_written.load(Relaxed),
+            customers_read: self.counters.customers_read.load(Relaxed),
         }
     }
 
@@ -253,6 +311,11 @@ impl PredictionWriter {
             set.push("#reasons = :reasons".into());
             ""
         };
+        if let Some(memory) = &record.memory {
+            values.insert(":memory".into(), AttributeValue::B(memory.clone().into()));
+            names.insert("#memory".into(), "memory".into());
+            set.push("#memory = :memory".into());
+        }
         if record.alerted {
             values.insert(":last_alert_churn_risk_14d".into(), n(p.scores.churn_risk_14d));
             set.push("#last_alert_as_of = :as_of".into());
@@ -262,47 +325,53 @@ impl PredictionWriter {
             }
         }
         let update = format!("SET {}{remove}", set.join(", "));
+        let what = || format!("the prediction of customer {} (as_of {})", p.customer_id, p.as_of);
+        let request = self
+            .client
+            .update_item()
+            .table_name(&*self.table)
+            .key("customer_id", AttributeValue::S(p.customer_id.to_string()))
+            .key("sk", AttributeValue::S(PREDICTION_SK.into()))
+            .update_expression(&update)
+            .condition_expression(WRITE_CONDITION)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values));
+        if self.update(request, &what).await? {
+            self.counters.written.fetch_add(1, Relaxed);
+            if let Some(f) = &self.on_written {
+                f(p);
+            }
+        } else {
+            self.counters.stale.fetch_add(1, Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Sends a conditional update, retrying throttling and 5xx: `Ok(true)`
+    /// written, `Ok(false)` refused by its condition (a newer item is
+    /// there), `Err` a failure for good, naming `what`.
+    async fn update(&self, request: UpdateItemFluentBuilder, what: &(dyn Fn() -> String + Sync)) -> Result<bool> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let sent = self
-                .client
-                .update_item()
-                .table_name(&*self.table)
-                .key("customer_id", AttributeValue::S(p.customer_id.to_string()))
-                .key("sk", AttributeValue::S(PREDICTION_SK.into()))
-                .update_expression(&update)
-                .condition_expression(WRITE_CONDITION)
-                .set_expression_attribute_names(Some(names.clone()))
-                .set_expression_attribute_values(Some(values.clone()))
-                .send()
-                .await;
-            match sent {
-                Ok(_) => {
-                    self.counters.written.fetch_add(1, Relaxed);
-                    if let Some(f) = &self.on_written {
-                        f(p);
-                    }
-                    return Ok(());
-                }
+            match request.clone().send().await {
+                Ok(_) => return Ok(true),
                 Err(SdkError::ServiceError(e))
                     if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
                 {
-                    self.counters.stale.fetch_add(1, Relaxed);
-                    return Ok(());
+                    return Ok(false)
                 }
                 Err(e) => match classify(&e) {
                     failure if failure.is_retryable() && self.retry.may_retry(attempt) => {
                         let reason = failure.reason();
-                        tracing::debug!(%reason, attempt, customer = %p.customer_id, "retrying a prediction write");
+                        tracing::debug!(%reason, attempt, what = %what(), "retrying a write");
                         self.counters.retries.fetch_add(1, Relaxed);
                         self.retry.wait_after(&failure, attempt).await;
                     }
                     failure => {
                         return Err(anyhow!(
-                            "cannot write the prediction of customer {} (as_of {}) to table {}: {} (attempt {attempt})",
-                            p.customer_id,
-                            p.as_of,
+                            "cannot write {} to table {}: {} (attempt {attempt})",
+                            what(),
                             self.table,
                             failure.reason()
                         ))
@@ -310,6 +379,69 @@ impl PredictionWriter {
                 },
             }
         }
+    }
+
+    /// Stores customers' anchors, `concurrency` at a time, never replacing
+    /// anchors taken at a later `as_of` (such a write is skipped, not an
+    /// error; see the [module docs](self)).
+    pub async fn write_anchors(&self, records: Vec<AnchorsRecord>) -> Result<()> {
+        futures_util::stream::iter(records.into_iter().map(|r| async move {
+            let request = self
+                .client
+                .update_item()
+                .table_name(&*self.table)
+                .key("customer_id", AttributeValue::S(r.customer_id.to_string()))
+                .key("sk", AttributeValue::S(ANCHORS_SK.into()))
+                .update_expression("SET entity_type = :entity_type, #as_of = :as_of, anchors = :anchors")
+                .condition_expression("attribute_not_exists(#as_of) OR #as_of <= :as_of")
+                .expression_attribute_names("#as_of", "as_of")
+                .expression_attribute_values(":entity_type", AttributeValue::S("scoring_memory".into()))
+                .expression_attribute_values(":as_of", AttributeValue::N(r.as_of.to_string()))
+                .expression_attribute_values(":anchors", AttributeValue::B(r.anchors.into()));
+            let what = || format!("the anchors of customer {} (as_of {})", r.customer_id, r.as_of);
+            if self.update(request, &what).await? {
+                self.counters.anchors_written.fetch_add(1, Relaxed);
+            }
+            Ok::<(), anyhow::Error>(())
+        }))
+        .buffer_unordered(self.concurrency)
+        .try_collect::<()>()
+        .await
+    }
+
+    /// These customers as stored (those without a stored prediction are
+    /// left out): both items of each, consistent `BatchGetItem`s under this
+    /// writer's retry policy.
+    pub async fn customers(&self, customers: &[CustomerId]) -> Result<Vec<StoredCustomer>> {
+        let keys = customers
+            .iter()
+            .flat_map(|c| [PREDICTION_SK, ANCHORS_SK].map(|sk| crate::item_key(c.as_str(), sk)))
+            .collect();
+        let shape = |k: KeysAndAttributesBuilder| k.consistent_read(true);
+        let read = crate::batch::get_all(&self.client, &self.table, keys, &shape, &self.retry, 1, "customers").await;
+        let (items, stats) = read.with_context(|| format!("cannot read customers back from table {}", self.table))?;
+        self.counters.retries.fetch_add(stats.retries, Relaxed);
+        let mut anchors: HashMap<String, Vec<u8>> = HashMap::new();
+        let mut predictions = Vec::new();
+        for item in items {
+            match (item.get("sk"), item.get("customer_id")) {
+                (Some(AttributeValue::S(sk)), Some(AttributeValue::S(c))) if sk == ANCHORS_SK => {
+                    if let Some(AttributeValue::B(b)) = item.get("anchors") {
+                        anchors.insert(c.clone(), b.clone().into_inner());
+                    }
+                }
+                _ => predictions.push(item),
+            }
+        }
+        let mut out = Vec::with_capacity(predictions.len());
+        for item in &predictions {
+            let mut customer =
+                stored_customer(item).with_context(|| format!("a prediction item of table {}", self.table))?;
+            customer.anchors = anchors.remove(customer.state.customer_id.as_str());
+            out.push(customer);
+            self.counters.customers_read.fetch_add(1, Relaxed);
+        }
+        Ok(out)
     }
 
     /// The stored alert state of these customers (those without a stored
@@ -333,6 +465,35 @@ impl PredictionWriter {
         }
         Ok(out)
     }
+}
+
+fn stored_customer(item: &HashMap<String, AttributeValue>) -> Result<StoredCustomer> {
+    let state = stored_state(item)?;
+    let c = &state.customer_id;
+    let n = |name: &str| match item.get(name) {
+        Some(AttributeValue::N(n)) => {
+            n.parse::<f64>().map_err(|e| anyhow!("{name} {n:?} of customer {c} is not a number: {e}"))
+        }
+        other => Err(anyhow!("{name} of customer {c} is not a number: {other:?}")),
+    };
+    let s = |name: &str| match item.get(name) {
+        Some(AttributeValue::S(s)) => Ok(s.clone()),
+        other => Err(anyhow!("{name} of customer {c} is not a string: {other:?}")),
+    };
+    let scores = pulse_schemas::prediction::Scores {
+        first_session_success: n("first_session_success")?,
+        session_velocity: n("session_velocity")?,
+        churn_risk_14d: n("churn_risk_14d")?,
+        churn_risk_30d: n("churn_risk_30d")?,
+        health_score: n("health_score")?,
+    };
+    let model = (s("model")?, s("model_version")?, s("served_by")?);
+    let memory = match item.get("memory") {
+        Some(AttributeValue::B(b)) => Some(b.clone().into_inner()),
+        None => None,
+        Some(other) => return Err(anyhow!("memory of customer {c} is not binary: {other:?}")),
+    };
+    Ok(StoredCustomer { state, scores, model, memory, anchors: None })
 }
 
 fn stored_state(item: &HashMap<String, AttributeValue>) -> Result<StoredAlertState> {

@@ -4,9 +4,15 @@
 //!
 //! # One step
 //!
-//! `send` offers the vectors to a [`ScoringStage`] (change gate, coalescing,
-//! micro-batches, requeue on failure); `tick` releases what lingered long
-//! enough. For each batch the model answered:
+//! `send` first reads back the customers it has never seen (with a
+//! prediction table: both items of each, one `BatchGetItem` per 50
+//! customers): their latest prediction, alert state, monitor ring and the
+//! anchors their reasons compare with, so a restarted process (a recycled
+//! Lambda environment) goes on where the last one stopped
+//! (`pulse_runtime::memory`, "Across restarts"). Then it offers the vectors
+//! to a [`ScoringStage`] (change gate, coalescing, micro-batches, requeue on
+//! failure); `tick` releases what lingered long enough. For each batch the
+//! model answered:
 //!
 //! 1. Alert state: customers this process has not seen yet, whose
 //!    `churn_risk_14d` is at or above the re-arm level, get their stored
@@ -20,7 +26,8 @@
 //! 3. The predictions, each with the alert state after it, are written in
 //!    the background (conditional `UpdateItem`s, bounded concurrency; one
 //!    step's writes after the previous step's, so a customer's predictions
-//!    are written in order); so are dead letters and metrics.
+//!    are written in order), with the customer's ring and, when they
+//!    changed, its anchors; so are dead letters and metrics.
 //!
 //! # Time
 //!
@@ -54,7 +61,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use pulse_operators::scoring::{AlertPolicy, Alerts};
-use pulse_schemas::{CustomerId, Prediction};
+use pulse_schemas::{CustomerId, FeatureVector, Prediction};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -62,8 +69,10 @@ use super::alerts::{AlertMessage, AlertPublisher};
 use super::backend::ModelBackend;
 use super::dead_letters::{DeadLetterFile, DeadLetterQueue};
 use super::metrics::{fleet_data, quality_data, HealthRecorder, HealthSnapshot, MetricsPublisher, HEAD_DIMENSION};
-use super::predictions::{PredictionRecord, PredictionWriter};
+use super::predictions::{AnchorsRecord, PredictionRecord, PredictionWriter, StoredCustomer};
 use crate::retry::Backoff;
+use pulse_model::ModelId;
+use pulse_runtime::memory::Stored;
 use pulse_runtime::process::Produced;
 use pulse_runtime::scoring::{MetricsSnapshot, Scored, ScoringConfig, ScoringStage};
 use pulse_runtime::sink::Sink;
@@ -106,6 +115,9 @@ impl Default for SinkConfig {
     }
 }
 
+/// Customers remembered as "nothing stored" before the set starts over.
+const ASKED_MAX: usize = 100_000;
+
 /// What the sink did since it started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
 pub struct SinkStats {
@@ -119,6 +131,13 @@ pub struct SinkStats {
     pub alerts: u64,
     /// Alert states read back from the table.
     pub alert_states_read: u64,
+    /// Customers read back from the table before their first scoring here.
+    pub customers_read: u64,
+    /// Stored customer memories that could not be read (logged; those
+    /// customers started afresh).
+    pub memories_unreadable: u64,
+    /// Anchors items stored.
+    pub anchors_written: u64,
     /// Model calls.
     pub model_calls: u64,
     /// Rows sent to the model.
@@ -149,6 +168,9 @@ pub struct ScoringSink {
     out: Destinations,
     config: SinkConfig,
     jobs: JoinSet<Result<()>>,
+    /// Customers read back with nothing stored, not read again (cleared
+    /// past [`ASKED_MAX`]); a customer scored is known to the stage.
+    asked: HashSet<CustomerId>,
     /// Resolves when the latest step's prediction writes are done.
     prediction_writes: Option<tokio::sync::oneshot::Receiver<()>>,
     clock: i64,
@@ -178,6 +200,7 @@ impl ScoringSink {
             out,
             config,
             jobs: JoinSet::new(),
+            asked: HashSet::new(),
             prediction_writes: None,
             clock: wall_clock_ms(),
             health: HealthRecorder::default(),
@@ -216,6 +239,12 @@ impl ScoringSink {
         Ok(())
     }
 
+    /// The model's realised quality so far (see
+    /// [`ScoringStage::model_quality`]).
+    pub fn model_quality(&self) -> Option<pulse_operators::scoring::ModelQuality> {
+        self.stage.model_quality()
+    }
+
     /// Vectors waiting to be scored.
     pub fn pending(&self) -> usize {
         self.stage.pending()
@@ -225,10 +254,7 @@ impl ScoringSink {
     pub fn stats(&self) -> SinkStats {
         let stage = self.stage.stats();
         let backend = self.stage.scorer().counts();
-        let (written, stale, write_retries, states_read) = self.out.predictions.as_ref().map_or((0, 0, 0, 0), |w| {
-            let s = w.stats();
-            (s.written, s.stale, s.retries, s.states_read)
-        });
+        let writes = self.out.predictions.as_ref().map(PredictionWriter::stats).unwrap_or_default();
         let alert_retries = self.out.alerts.as_ref().map_or(0, |a| a.stats().1);
         let dlq_retries = self.out.dead_letter_queue.as_ref().map_or(0, |q| q.stats().2);
         SinkStats {
@@ -236,11 +262,13 @@ impl ScoringSink {
             model_rows: stage.model_rows,
             model_failures: stage.model_failures,
             predictions: stage.predictions,
-            predictions_written: written,
-            predictions_stale: stale,
-            alert_states_read: states_read,
+            predictions_written: writes.written,
+            predictions_stale: writes.stale,
+            alert_states_read: writes.states_read,
+            customers_read: writes.customers_read,
+            anchors_written: writes.anchors_written,
             fallback_rows: backend.fallback_rows,
-            retries: backend.retries + write_retries + alert_retries + dlq_retries,
+            retries: backend.retries + writes.retries + alert_retries + dlq_retries,
             breaker_opened: backend.breaker_opened,
             ..self.stats
         }
@@ -261,15 +289,27 @@ impl ScoringSink {
             self.restore_alert_states(&predictions).await?;
             let mut records = Vec::with_capacity(predictions.len());
             let mut messages = Vec::new();
+            let mut anchors = Vec::new();
+            let mut stored = HashSet::new();
             for prediction in predictions {
                 let alert = self.alerts.observe(&prediction);
                 if let Some(alert) = &alert {
                     messages.push(AlertMessage::new(alert, &prediction));
                 }
+                // The memory after the step: once per customer (a later
+                // prediction of it in the step carries the same bytes).
+                let memory = self.stage.memory_to_store(&prediction.customer_id).map(|m| {
+                    if let Some(bytes) = m.anchors.filter(|_| stored.insert(prediction.customer_id.clone())) {
+                        let (customer_id, as_of) = (prediction.customer_id.clone(), prediction.as_of);
+                        anchors.push(AnchorsRecord { customer_id, as_of, anchors: bytes });
+                    }
+                    m.latest
+                });
                 records.push(PredictionRecord {
                     alert_armed: self.alerts.armed(prediction.customer_id.as_str()),
                     alerted: alert.is_some(),
                     prediction,
+                    memory,
                 });
             }
             if !messages.is_empty() {
@@ -294,7 +334,10 @@ impl ScoringSink {
                         // An error of the previous step reaches the sink through its own task.
                         let _ = previous.await;
                     }
-                    let written = writer.write(records).await;
+                    let mut written = writer.write(records).await;
+                    if written.is_ok() && !anchors.is_empty() {
+                        written = writer.write_anchors(anchors).await;
+                    }
                     let _ = done.send(());
                     written
                 })
@@ -303,6 +346,43 @@ impl ScoringSink {
         }
         for snapshot in metrics {
             self.publish_metrics(snapshot).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads back the customers of `vectors` the stage does not know (see
+    /// the [module docs](self)), before they are scored.
+    async fn restore_customers(&mut self, vectors: &[FeatureVector]) -> Result<()> {
+        let Some(writer) = &self.out.predictions else { return Ok(()) };
+        let mut seen = HashSet::new();
+        let unknown: Vec<CustomerId> = vectors
+            .iter()
+            .map(|v| &v.customer_id)
+            .filter(|c| !self.stage.knows(c) && !self.asked.contains(*c) && seen.insert(*c))
+            .cloned()
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let stored = writer.customers(&unknown).await?;
+        // Those without a stored prediction are asked once, until scored.
+        if self.asked.len() > ASKED_MAX {
+            self.asked.clear();
+        }
+        self.asked.extend(unknown);
+        for StoredCustomer { state, scores, model, memory, anchors } in stored {
+            let (name, version, served_by) = model;
+            let model = ModelId { name: name.into(), version: version.into(), served_by: served_by.into() };
+            let customer = state.customer_id.clone();
+            let stored =
+                Stored { as_of: state.as_of, scores, model, latest: memory.as_deref(), anchors: anchors.as_deref() };
+            if let Err(e) = self.stage.restore(customer.clone(), stored) {
+                self.stats.memories_unreadable += 1;
+                tracing::warn!(error = %e, "a stored customer memory cannot be read: the customer starts afresh");
+            }
+            if !self.alerts.knows(customer.as_str()) {
+                self.alerts.restore(customer, state.armed, state.emission);
+            }
         }
         Ok(())
     }
@@ -418,6 +498,7 @@ impl Sink for ScoringSink {
         let Produced { vectors, dead } = produced;
         self.send_dead_letters(dead).await?;
         if !vectors.is_empty() {
+            self.restore_customers(&vectors).await?;
             self.stats.vectors += vectors.len() as u64;
             let (calls, started, mut scored) = (self.stage.stats().model_calls, Instant::now(), Scored::default());
             self.stage.offer(vectors, self.clock, &mut scored).await?;

@@ -185,6 +185,11 @@ pub struct Ring {
     entries: [u16; RING_DAYS],
 }
 
+impl Ring {
+    /// The size of [`Ring::to_bytes`].
+    pub const BYTES: usize = 2 * (1 + RING_DAYS);
+}
+
 impl Default for Ring {
     fn default() -> Self {
         Ring { day: 0, entries: [EMPTY; RING_DAYS] }
@@ -214,6 +219,35 @@ impl Ring {
     /// The customer's observed day.
     pub fn day(&self) -> i64 {
         i64::from(self.day)
+    }
+
+    /// The ring as [`Ring::BYTES`] bytes (little-endian `u16`s: the day,
+    /// then the entries by slot), for storing it outside the process.
+    pub fn to_bytes(&self) -> [u8; Ring::BYTES] {
+        let mut out = [0u8; Ring::BYTES];
+        for (chunk, v) in out.chunks_exact_mut(2).zip(std::iter::once(self.day).chain(self.entries)) {
+            chunk.copy_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
+    /// A ring from [`Ring::to_bytes`]; `None` when `bytes` is not one (its
+    /// length, or an entry's level out of range).
+    pub fn from_bytes(bytes: &[u8]) -> Option<Ring> {
+        if bytes.len() != Ring::BYTES {
+            return None;
+        }
+        let mut words = bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
+        let day = words.next()?;
+        let mut entries = [EMPTY; RING_DAYS];
+        for (e, w) in entries.iter_mut().zip(words) {
+            let valid = |level: u16| level < LEVELS as u16 || level == NO_PREDICTION;
+            if !valid(w & LEVEL_MASK) || !valid((w >> P30_SHIFT) & LEVEL_MASK) {
+                return None;
+            }
+            *e = w;
+        }
+        Some(Ring { day, entries })
     }
 
     /// Records a session in day slot `slot` on the midnights it labels.
@@ -539,7 +573,12 @@ impl Monitor {
     /// A ring for a customer whose first prediction is as of `as_of`;
     /// `None` for a time outside 1970–2149.
     pub fn start(&mut self, as_of: i64) -> Option<MonitorIx> {
-        let ring = Ring::starting(as_of.div_euclid(DAY_MS))?;
+        self.adopt(Ring::starting(as_of.div_euclid(DAY_MS))?)
+    }
+
+    /// Takes in a ring kept elsewhere (a customer's stored state, read back
+    /// after a restart); `None` past 2^32 rings.
+    pub fn adopt(&mut self, ring: Ring) -> Option<MonitorIx> {
         let ix = u32::try_from(self.len + 1).ok().and_then(std::num::NonZeroU32::new)?;
         if self.len.is_multiple_of(CHUNK) {
             self.chunks.push(Box::new([Ring::default(); CHUNK]));
@@ -547,6 +586,12 @@ impl Monitor {
         self.chunks[self.len / CHUNK][self.len % CHUNK] = ring;
         self.len += 1;
         Some(MonitorIx(ix))
+    }
+
+    /// The ring at `ix`.
+    pub fn ring(&self, ix: MonitorIx) -> Option<&Ring> {
+        let i = ix.0.get() as usize - 1;
+        self.chunks.get(i / CHUNK).map(|c| &c[i % CHUNK]).filter(|_| i < self.len)
     }
 
     /// A vector of the customer at `ix` as of `as_of`, with its latest
@@ -651,6 +696,28 @@ mod tests {
     #[test]
     fn a_ring_is_62_bytes() {
         assert_eq!(std::mem::size_of::<Ring>(), 62);
+    }
+
+    /// A ring stored and read back is the same ring, and goes on as the
+    /// original would; bytes that are no ring are refused.
+    #[test]
+    fn a_ring_survives_its_bytes() {
+        let mut ring = Ring::starting(D0).unwrap();
+        for day in D0 + 1..D0 + 20 {
+            ring.observe(day, Some(session_slot(ms(day - 1, 9))), Some((0.31, 0.62)), |_| {});
+        }
+        let bytes = ring.to_bytes();
+        let mut back = Ring::from_bytes(&bytes).expect("a ring");
+        assert_eq!(back, ring);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        ring.observe(D0 + 45, None, Some((0.9, 0.95)), |r| a.push(r));
+        back.observe(D0 + 45, None, Some((0.9, 0.95)), |r| b.push(r));
+        assert!(!a.is_empty());
+        assert_eq!(a, b, "the same labels resolve");
+        assert_eq!(Ring::from_bytes(&bytes[..61]), None, "short");
+        let mut bad = bytes;
+        bad[2] = 121; // a 14-day level past 119 that is not "no prediction"
+        assert_eq!(Ring::from_bytes(&bad), None);
     }
 
     #[test]

@@ -1,0 +1,100 @@
+//! A restarted sink goes on where the last one stopped, against the local
+//! server: a customer's anchors (what its reasons compare with) and its ring
+//! in the model monitor are stored with its predictions and read back before
+//! the new sink scores it, so a run cut in two by a restart (a recycled
+//! Lambda environment) writes the same predictions, reasons and memory, and
+//! reports the same realised model quality, as one run.
+
+mod output_support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use output_support::*;
+use pulse_aws::output::backend::ModelBackend;
+use pulse_aws::output::predictions::PredictionWriter;
+use pulse_aws::output::sink::{Destinations, ScoringSink};
+use pulse_operators::scoring::MonitorConfig;
+use pulse_runtime::process::Produced;
+use pulse_runtime::sink::Sink;
+use pulse_schemas::DAY_MS;
+
+/// Monday 2025-01-06 00:00 UTC.
+const T0: i64 = 1_736_121_600_000;
+const DAYS: i64 = 42;
+const RESTART_DAY: i64 = 25;
+
+fn sink(sdk: &aws_config::SdkConfig, table: &str) -> ScoringSink {
+    let out = Destinations {
+        predictions: Some(PredictionWriter::new(aws_sdk_dynamodb::Client::new(sdk), table, 8)),
+        ..nowhere()
+    };
+    let mut config = sink_config(64, Duration::from_secs(5));
+    // A window that starts after the restart: what a restarted sink reports
+    // there depends on the rings it read back.
+    config.scoring.monitor = Some(MonitorConfig { window_days: 14 });
+    ScoringSink::new(ModelBackend::Embedded(embedded()), out, config).unwrap()
+}
+
+/// Day `d`'s vectors: `a` drifts away from day 10, `b` stays active, `c`
+/// comes and goes.
+fn day(d: i64) -> Vec<pulse_schemas::FeatureVector> {
+    let t = T0 + d * DAY_MS + 12 * 3_600_000;
+    vec![
+        vector("a", t, (d - 10).max(0) as f64 + 0.5),
+        vector("b", t + 1, 1.0 + (d % 3) as f64),
+        vector("c", t + 2, if (d / 7) % 2 == 0 { 2.0 + (d % 7) as f64 } else { 15.0 + (d % 7) as f64 }),
+    ]
+}
+
+async fn run(sink: &mut ScoringSink, days: std::ops::Range<i64>) {
+    for d in days {
+        sink.send(Produced { vectors: day(d), dead: vec![] }).await.unwrap();
+        sink.flush().await.unwrap();
+    }
+}
+
+async fn items(sdk: &aws_config::SdkConfig, table: &str) -> Vec<HashMap<String, AttributeValue>> {
+    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+    let mut out = Vec::new();
+    for c in ["a", "b", "c"] {
+        let mut item = prediction_item(&dynamo, table, c).await.expect("a stored prediction");
+        // Alert bookkeeping aside, the items must agree.
+        item.retain(|k, _| !k.starts_with("last_alert"));
+        out.push(item);
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_restart_changes_no_prediction_reason_or_quality_figure() {
+    let sdk = sdk().await;
+    let (whole, cut) = (table(&sdk).await, table(&sdk).await);
+
+    let mut one = sink(&sdk, &whole);
+    run(&mut one, 0..DAYS).await;
+    one.finish().await.unwrap();
+
+    let mut first = sink(&sdk, &cut);
+    run(&mut first, 0..RESTART_DAY).await;
+    first.finish().await.unwrap();
+    drop(first);
+    let mut second = sink(&sdk, &cut);
+    run(&mut second, RESTART_DAY..DAYS).await;
+    second.finish().await.unwrap();
+
+    let (want, got) = (items(&sdk, &whole).await, items(&sdk, &cut).await);
+    for (w, g) in want.iter().zip(&got) {
+        assert!(w.contains_key("reasons") && w.contains_key("memory"), "{w:?}");
+        assert_eq!(g, w, "the last prediction, its reasons and its memory");
+    }
+    let quality = one.model_quality().expect("the monitor ran");
+    let resolved: u64 = quality.heads.iter().map(|h| h.count).sum();
+    assert!(resolved >= 3 * 14, "every customer's 14-day predictions resolved daily: {quality:?}");
+    assert_eq!(second.model_quality(), Some(quality), "the same labels resolved after the restart");
+    let stats = second.stats();
+    assert_eq!(stats.customers_read, 3, "each customer read back once");
+    assert_eq!(stats.memories_unreadable, 0);
+    assert!(stats.anchors_written >= 3, "anchors stored again as the weeks turn: {stats:?}");
+}
