@@ -56,6 +56,10 @@ pub fn replay_table(s: &ReplaySummary) -> String {
     }
     row("wall time", format!("{:.2} s", s.seconds));
     row("records/s", thousands(s.records_per_second as u64));
+    if let Some(snap) = &s.snapshot {
+        row("snapshot (end state)", bytes(snap.bytes));
+        row("  written / read back", format!("{:.2} s / {:.2} s", snap.write_seconds, snap.read_seconds));
+    }
     t
 }
 

@@ -166,6 +166,21 @@ pub struct Outputs {
     pub alerts: Option<PathBuf>,
     /// Fleet-metrics snapshots (needs scoring).
     pub metrics: Option<PathBuf>,
+    /// The engines' state at the end (`pulse_operators::snapshot`'s format,
+    /// one snapshot per worker, back to back), then read back to check it:
+    /// both timed in [`ReplaySummary::snapshot`].
+    pub snapshot: Option<PathBuf>,
+}
+
+/// The end state written and read back ([`Outputs::snapshot`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct SnapshotTiming {
+    /// Bytes written.
+    pub bytes: u64,
+    /// Seconds to write them (synced to disk).
+    pub write_seconds: f64,
+    /// Seconds to read them back into engines, checked.
+    pub read_seconds: f64,
 }
 
 /// What to run.
@@ -322,6 +337,8 @@ pub struct ReplaySummary {
     pub seconds: f64,
     /// Records per second of wall time.
     pub records_per_second: f64,
+    /// The end state written and read back, when asked.
+    pub snapshot: Option<SnapshotTiming>,
 }
 
 impl ReplaySummary {
@@ -348,6 +365,7 @@ fn check_distinct_files(config: &ReplayConfig) -> Result<()> {
         ("the latest predictions", &o.latest_predictions),
         ("--alerts-out", &o.alerts),
         ("--metrics-out", &o.metrics),
+        ("--snapshot-out", &o.snapshot),
     ];
     files.extend(outputs.iter().filter_map(|(flag, p)| p.as_deref().map(|p| (*flag, p))));
     let ids: Vec<FileId> = files.iter().map(|(_, p)| FileId::of(p)).collect();
@@ -444,6 +462,16 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
         None => (engine.counters(), engine.state_size()),
     };
     let seconds = started.elapsed().as_secs_f64();
+    let snapshot = match &config.outputs.snapshot {
+        Some(path) => {
+            let engines: Vec<&Engine> = match driver.workers() {
+                Some(workers) => workers.engines().map(|e| &**e).collect(),
+                None => vec![&*engine],
+            };
+            Some(write_and_check_snapshot(path, &engines, config.engine)?)
+        }
+        None => None,
+    };
     Ok(ReplaySummary {
         lines: source.lines,
         records: ran.progress.records,
@@ -456,7 +484,38 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
         scoring,
         seconds,
         records_per_second: ran.progress.records as f64 / seconds.max(1e-9),
+        snapshot,
     })
+}
+
+/// Writes the engines' snapshots to `path` (synced), reads them back and
+/// checks each restored engine holds what its original does (the same
+/// snapshot bytes' size, counters and state); times both.
+fn write_and_check_snapshot(path: &Path, engines: &[&Engine], config: EngineConfig) -> Result<SnapshotTiming> {
+    let what = || format!("the snapshot {}", path.display());
+    let started = Instant::now();
+    let file = std::fs::File::create(path).with_context(what)?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    for engine in engines {
+        engine.write_snapshot(&mut w).with_context(what)?;
+    }
+    let file = w.into_inner().map_err(|e| e.into_error()).with_context(what)?;
+    file.sync_all().with_context(what)?;
+    let write_seconds = started.elapsed().as_secs_f64();
+    let bytes = file.metadata().with_context(what)?.len();
+    drop(file);
+    let started = Instant::now();
+    let mut r = BufReader::with_capacity(1 << 20, std::fs::File::open(path).with_context(what)?);
+    for (i, engine) in engines.iter().enumerate() {
+        let back = Engine::read_snapshot(config, &mut r).with_context(|| format!("reading back {}", what()))?;
+        anyhow::ensure!(
+            back.counters() == engine.counters() && back.state_size() == engine.state_size(),
+            "{}: engine {i} read back differs from the one written",
+            what()
+        );
+    }
+    let read_seconds = started.elapsed().as_secs_f64();
+    Ok(SnapshotTiming { bytes, write_seconds, read_seconds })
 }
 
 /// The replay's [`RecordSource`]: lines read (and decompressed) or generated

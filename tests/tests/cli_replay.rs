@@ -384,3 +384,35 @@ fn demo_writes_the_latest_prediction_per_customer_and_the_history_only_on_reques
         assert_eq!(p, last[p["customer_id"].as_str().unwrap()], "the latest is the history's last");
     }
 }
+
+/// `--snapshot-out` writes the end state (one engine snapshot per worker,
+/// back to back) that reads back into engines holding every customer,
+/// reports its size and times, and changes no output.
+#[test]
+fn the_end_state_is_written_and_reads_back_at_any_worker_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("gen.jsonl");
+    assert!(run_pulse(generate_args(&capture, 11)).status.success());
+    let (_, plain, _) = replay_cli(&capture, dir.path(), "plain", &[]);
+    for workers in ["1", "2"] {
+        let snap = dir.path().join(format!("state-{workers}.bin"));
+        let json = dir.path().join(format!("summary-{workers}.json"));
+        let extra =
+            ["--workers", workers, "--snapshot-out", snap.to_str().unwrap(), "--summary-json", json.to_str().unwrap()];
+        let (out, features, _) = replay_cli(&capture, dir.path(), &format!("w{workers}"), &extra);
+        assert!(out.status.success(), "{}", describe(&out));
+        assert!(features == plain, "--snapshot-out changed the vectors");
+        let summary: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        let bytes = std::fs::metadata(&snap).unwrap().len();
+        assert_eq!(summary["snapshot"]["bytes"], bytes, "{summary}");
+        let mut r = std::io::BufReader::new(std::fs::File::open(&snap).unwrap());
+        let mut customers = 0;
+        for _ in 0..workers.parse::<usize>().unwrap() {
+            let engine = pulse_operators::Engine::read_snapshot(pulse_operators::EngineConfig::default(), &mut r)
+                .expect("a snapshot per worker");
+            customers += engine.state_size().customers;
+        }
+        assert_eq!(customers, summary["state"]["customers"], "every customer in the snapshots");
+        assert!(customers > 0);
+    }
+}

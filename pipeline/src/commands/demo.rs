@@ -40,6 +40,10 @@ pub(crate) struct DemoArgs {
     /// Also write every feature vector here.
     #[arg(long, value_name = "FILE")]
     features_out: Option<PathBuf>,
+    /// Write the engine's state at the end here (a snapshot, as `pulse run`
+    /// checkpoints it), read it back to check it, and report both times.
+    #[arg(long, value_name = "FILE")]
+    snapshot_out: Option<PathBuf>,
     #[command(flatten)]
     timers: TimerArgs,
     #[command(flatten)]
@@ -70,6 +74,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         latest_predictions: Some(args.scoring.predictions_out.clone().unwrap_or_else(|| dir.join("predictions.jsonl"))),
         alerts: Some(args.scoring.alerts_out.clone().unwrap_or_else(|| dir.join("alerts.jsonl"))),
         metrics: Some(args.scoring.metrics_out.clone().unwrap_or_else(|| dir.join("fleet-metrics.jsonl"))),
+        snapshot: args.snapshot_out.clone(),
     };
     println!(
         "pulse demo: {} customers over {} days (seed {}), model {} v{}, timers every {} h, batches of up to {} rows",

@@ -26,6 +26,10 @@ pub(crate) struct ReplayArgs {
     dead_letter_out: Option<PathBuf>,
     #[command(flatten)]
     timers: TimerArgs,
+    /// Write the engine's state at the end here (a snapshot, as `pulse run`
+    /// checkpoints it), read it back to check it, and report both times.
+    #[arg(long, value_name = "FILE")]
+    snapshot_out: Option<PathBuf>,
     /// Score the vectors with the model and write predictions/alerts/metrics.
     #[arg(long)]
     score: bool,
@@ -142,7 +146,12 @@ pub(crate) async fn run(args: ReplayArgs) -> Result<()> {
     let model = if args.score { Some(super::load_model(args.scoring.model.as_deref())?) } else { None };
     let config = ReplayConfig {
         input: Input::Capture(args.capture),
-        outputs: Outputs { features: args.features_out, dead_letters: args.dead_letter_out, ..args.scoring.outputs() },
+        outputs: Outputs {
+            features: args.features_out,
+            dead_letters: args.dead_letter_out,
+            snapshot: args.snapshot_out,
+            ..args.scoring.outputs()
+        },
         engine: EngineConfig { timers: args.timers.policy()? },
         scoring: if args.score { Some(args.scoring.config()?) } else { None },
         progress: Progress::observer(!args.quiet, "replay"),
