@@ -30,7 +30,7 @@
 //! driver's per-batch merge, writing and the scoring stage stay single:
 //! the output is the same bytes for every N.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
@@ -45,7 +45,7 @@ use pulse_operators::{CountersSnapshot, Engine, EngineConfig, StateSize};
 use pulse_schemas::capture::{decode_line, MAX_LINE_BYTES};
 use pulse_schemas::prediction::Prediction;
 use pulse_schemas::record::{Invalid, InvalidReason};
-use pulse_schemas::{CustomerId, Source, StreamRecord};
+use pulse_schemas::{Source, StreamRecord};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -748,6 +748,8 @@ enum Lines {
     Produced(Produced),
     /// Predictions, alerts, fleet snapshots.
     Scored(Scored),
+    /// Customers' latest predictions, at the end, in customer order.
+    Latest(Vec<Prediction>),
     /// Write out what is buffered, then answer.
     Flush(oneshot::Sender<()>),
 }
@@ -764,26 +766,24 @@ struct Files {
     latest_predictions: Option<PathBuf>,
 }
 
-/// The streamed files of [`Files`], in this order, by what they hold.
-const FILE_NAMES: [&str; 5] = ["feature vectors", "dead letters", "predictions", "alerts", "fleet metrics"];
+/// The files of [`Files`], in this order, by what they hold.
+const FILE_NAMES: [&str; 6] =
+    ["feature vectors", "dead letters", "predictions", "alerts", "fleet metrics", "latest predictions"];
 
 impl Files {
-    /// The streamed files, and the latest predictions' file.
-    fn paths(self) -> ([Option<PathBuf>; 5], Option<PathBuf>) {
-        ([self.features, self.dead_letters, self.predictions, self.alerts, self.metrics], self.latest_predictions)
+    fn paths(self) -> [Option<PathBuf>; 6] {
+        [self.features, self.dead_letters, self.predictions, self.alerts, self.metrics, self.latest_predictions]
     }
 }
 
-/// A message serialized: each file's bytes (in [`FILE_NAMES`] order) and,
-/// when the latest predictions are wanted, the predictions themselves; or
+/// A message serialized: each file's bytes (in [`FILE_NAMES`] order), or
 /// the barrier.
 enum Serialized {
-    Bytes([Vec<u8>; 5], Vec<Prediction>),
+    Bytes([Vec<u8>; 6]),
     Flush(oneshot::Sender<()>),
 }
 
-/// Which files a writer writes: the streamed ones in [`FILE_NAMES`] order,
-/// then the latest predictions.
+/// Which files a writer writes, in [`FILE_NAMES`] order.
 type Wanted = [bool; 6];
 
 /// Serializes a message into the bytes of the files that are `wanted`.
@@ -795,8 +795,7 @@ fn serialize(message: Lines, wanted: &Wanted) -> Serialized {
             buf.push(b'\n');
         }
     }
-    let mut out: [Vec<u8>; 5] = Default::default();
-    let mut latest = Vec::new();
+    let mut out: [Vec<u8>; 6] = Default::default();
     match message {
         Lines::Flush(reply) => return Serialized::Flush(reply),
         Lines::Produced(p) => {
@@ -808,7 +807,7 @@ fn serialize(message: Lines, wanted: &Wanted) -> Serialized {
             }
         }
         Lines::Scored(s) => {
-            let [.., predictions, alerts, metrics] = &mut out;
+            let [.., predictions, alerts, metrics, _] = &mut out;
             if wanted[2] {
                 lines(&s.predictions, predictions);
             }
@@ -818,12 +817,14 @@ fn serialize(message: Lines, wanted: &Wanted) -> Serialized {
             if wanted[4] {
                 lines(&s.metrics, metrics);
             }
+        }
+        Lines::Latest(latest) => {
             if wanted[5] {
-                latest = s.predictions;
+                lines(&latest, &mut out[5]);
             }
         }
     }
-    Serialized::Bytes(out, latest)
+    Serialized::Bytes(out)
 }
 
 /// Where the writer thread takes its messages from: straight from the sink
@@ -866,11 +867,8 @@ impl FileWriter {
     /// Starts the writer thread, and `serializers` threads that serialize
     /// for it when more than one.
     fn start(files: Files, serializers: NonZeroUsize) -> FileWriter {
-        let (paths, latest) = files.paths();
-        let mut wanted = [false; 6];
-        for (w, p) in wanted.iter_mut().zip(paths.iter().chain([&latest])) {
-            *w = p.is_some();
-        }
+        let paths = files.paths();
+        let wanted = paths.each_ref().map(Option::is_some);
         let (txs, serializers, incoming) = if serializers.get() == 1 {
             let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
             (vec![tx], Vec::new(), Incoming::Lines(rx, wanted))
@@ -892,7 +890,7 @@ impl FileWriter {
             }
             (txs, threads, Incoming::InTurn(rxs, 0))
         };
-        let thread = tokio::task::spawn_blocking(move || write_files(incoming, paths, latest));
+        let thread = tokio::task::spawn_blocking(move || write_files(incoming, paths));
         FileWriter { txs, next: 0, serializers, thread: Some(thread) }
     }
 
@@ -940,22 +938,16 @@ impl FileWriter {
 /// off the critical path: truncating a large file left by an earlier run
 /// takes a while, and reading and decoding go on meanwhile. A file that
 /// cannot be created fails the sink's next call.
-fn write_files(mut incoming: Incoming, paths: [Option<PathBuf>; 5], latest_path: Option<PathBuf>) -> Result<()> {
+fn write_files(mut incoming: Incoming, paths: [Option<PathBuf>; 6]) -> Result<()> {
     let mut outputs: Vec<Option<Output>> =
         paths.iter().map(|p| p.as_deref().map(Output::create).transpose()).collect::<Result<_>>()?;
-    let mut latest_out = latest_path.as_deref().map(Output::create).transpose()?;
-    // Each customer's last prediction, written at the end.
-    let mut latest: HashMap<CustomerId, Prediction> = HashMap::new();
     while let Some(message) = incoming.next() {
         match message {
-            Serialized::Bytes(bytes, predictions) => {
+            Serialized::Bytes(bytes) => {
                 for ((out, bytes), what) in outputs.iter_mut().zip(bytes).zip(FILE_NAMES) {
                     if let Some(out) = out.as_mut().filter(|_| !bytes.is_empty()) {
                         out.write_all(&bytes).with_context(|| format!("cannot write {what}"))?;
                     }
-                }
-                for p in predictions {
-                    latest.insert(p.customer_id.clone(), p);
                 }
             }
             Serialized::Flush(reply) => {
@@ -967,21 +959,7 @@ fn write_files(mut incoming: Incoming, paths: [Option<PathBuf>; 5], latest_path:
             }
         }
     }
-    if let Some(out) = latest_out.as_mut() {
-        let mut last: Vec<Prediction> = latest.into_values().collect();
-        last.sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));
-        let mut buf = Vec::with_capacity(1 << 20);
-        for chunk in last.chunks(4096) {
-            buf.clear();
-            for p in chunk {
-                // Plain data structures: serializing into memory cannot fail.
-                serde_json::to_writer(&mut buf, p).expect("serializes");
-                buf.push(b'\n');
-            }
-            out.write_all(&buf).context("cannot write the latest predictions")?;
-        }
-    }
-    for out in outputs.into_iter().flatten().chain(latest_out) {
+    for out in outputs.into_iter().flatten() {
         out.finish()?;
     }
     Ok(())
@@ -1003,6 +981,9 @@ struct ScoringFiles<S: Scorer> {
     /// batch is one write, whatever the stage released when.
     scored: Scored,
     files: FileWriter,
+    /// Whether the latest prediction of each customer is written at the
+    /// end (from the stage's memory of it: no second copy is kept).
+    latest: bool,
 }
 
 impl<S: Scorer> ScoringFiles<S> {
@@ -1044,6 +1025,13 @@ impl<S: Scorer> Sink for ScoringFiles<S> {
     async fn close(&mut self) -> Result<()> {
         self.stage.flush(self.now, &mut self.scored).await?;
         self.write_scored().await?;
+        if self.latest {
+            let customers = self.stage.customers_sorted();
+            for chunk in customers.chunks(4096) {
+                let latest = chunk.iter().filter_map(|c| self.stage.latest_prediction(c)).collect();
+                self.files.write(Lines::Latest(latest)).await?;
+            }
+        }
         self.files.close().await
     }
 }
@@ -1093,7 +1081,8 @@ impl<S: Scorer> ReplaySink<S> {
                 },
                 NonZeroUsize::MIN,
             );
-            Background::spawn(ScoringFiles { stage, now: i64::MIN, scored: Scored::default(), files })
+            let latest = outputs.latest_predictions.is_some();
+            Background::spawn(ScoringFiles { stage, now: i64::MIN, scored: Scored::default(), files, latest })
         });
         ReplaySink { files, scoring, keep_vectors: KeepVectors(outputs.features.is_some()) }
     }

@@ -513,6 +513,19 @@ impl<S: Scorer> ScoringStage<S> {
         (self.explained, self.unexplained)
     }
 
+    /// Every customer the stage remembers, in id order.
+    pub fn customers_sorted(&self) -> Vec<CustomerId> {
+        let mut ids: Vec<CustomerId> = self.latest.keys().cloned().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The customer's latest prediction, as it was written (its emission
+    /// aside, which prediction files do not carry).
+    pub fn latest_prediction(&self, customer: &CustomerId) -> Option<Prediction> {
+        self.latest.get(customer).map(|m| self.prediction_of(customer, m))
+    }
+
     fn prediction_of(&self, customer_id: &CustomerId, m: &Memory) -> Prediction {
         let model = &self.models[usize::from(m.model_ix)];
         Prediction {
