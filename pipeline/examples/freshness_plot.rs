@@ -26,7 +26,8 @@ fn main() -> Result<()> {
         let s: Value = serde_json::from_str(&text).with_context(|| format!("{path} is not JSON"))?;
         let number = |v: &Value, what: &str| v.as_f64().with_context(|| format!("{path}: no {what}"));
         let latency = &s["latency"];
-        let (p50, p99) = (number(&latency["p50_ms"], "p50_ms")? / 1000.0, number(&latency["p99_ms"], "p99_ms")? / 1000.0);
+        let (p50, p99) =
+            (number(&latency["p50_ms"], "p50_ms")? / 1000.0, number(&latency["p99_ms"], "p99_ms")? / 1000.0);
         let pending = number(&latency["pending"], "pending")?;
         rows.push((linger, p50, p99, number(&s["calls_per_event"], "calls_per_event")?, pending));
     }

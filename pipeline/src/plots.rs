@@ -31,7 +31,9 @@ const PALETTE: [RGBColor; 8] = [
 /// vs observed rate per bin).
 pub fn unit_square(path: &Path, title: &str, x_desc: &str, y_desc: &str, curves: &[Curve]) -> Result<()> {
     let axes = Axes { title, x_desc, y_desc, x: 0.0..1.0, y: 0.0..1.0, diagonal: true };
-    draw(path, &axes, curves).map_err(|e| anyhow::anyhow!("{e}")).with_context(|| format!("cannot draw {}", path.display()))
+    draw(path, &axes, curves)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("cannot draw {}", path.display()))
 }
 
 /// Draws curves on axes fitted to their points (from 0): a measured
@@ -41,8 +43,11 @@ pub fn lines(path: &Path, title: &str, x_desc: &str, y_desc: &str, curves: &[Cur
         curves.iter().flat_map(|c| c.points.iter().map(f)).filter(|v| v.is_finite()).fold(0.0, f64::max)
     };
     let (x, y) = (max(|p| p.0), max(|p| p.1));
-    let axes = Axes { title, x_desc, y_desc, x: 0.0..(x * 1.05).max(1e-9), y: 0.0..(y * 1.1).max(1e-9), diagonal: false };
-    draw(path, &axes, curves).map_err(|e| anyhow::anyhow!("{e}")).with_context(|| format!("cannot draw {}", path.display()))
+    let axes =
+        Axes { title, x_desc, y_desc, x: 0.0..(x * 1.05).max(1e-9), y: 0.0..(y * 1.1).max(1e-9), diagonal: false };
+    draw(path, &axes, curves)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("cannot draw {}", path.display()))
 }
 
 struct Axes<'a> {

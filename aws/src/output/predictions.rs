@@ -327,11 +327,7 @@ impl PredictionWriter {
         let update = format!("SET {}{remove}", set.join(", "));
         let what = || format!("the prediction of customer {} (as_of {})", p.customer_id, p.as_of);
         let request = self
-            .client
-            .update_item()
-            .table_name(&*self.table)
-            .key("customer_id", AttributeValue::S(p.customer_id.to_string()))
-            .key("sk", AttributeValue::S(PREDICTION_SK.into()))
+            .update_item(&p.customer_id, PREDICTION_SK)
             .update_expression(&update)
             .condition_expression(WRITE_CONDITION)
             .set_expression_attribute_names(Some(names))
@@ -345,6 +341,15 @@ impl PredictionWriter {
             self.counters.stale.fetch_add(1, Relaxed);
         }
         Ok(())
+    }
+
+    /// An `UpdateItem` of the customer's item `sk`.
+    fn update_item(&self, customer: &CustomerId, sk: &str) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&*self.table)
+            .key("customer_id", AttributeValue::S(customer.to_string()))
+            .key("sk", AttributeValue::S(sk.into()))
     }
 
     /// Sends a conditional update, retrying throttling and 5xx: `Ok(true)`
@@ -387,11 +392,7 @@ impl PredictionWriter {
     pub async fn write_anchors(&self, records: Vec<AnchorsRecord>) -> Result<()> {
         futures_util::stream::iter(records.into_iter().map(|r| async move {
             let request = self
-                .client
-                .update_item()
-                .table_name(&*self.table)
-                .key("customer_id", AttributeValue::S(r.customer_id.to_string()))
-                .key("sk", AttributeValue::S(ANCHORS_SK.into()))
+                .update_item(&r.customer_id, ANCHORS_SK)
                 .update_expression("SET entity_type = :entity_type, #as_of = :as_of, anchors = :anchors")
                 .condition_expression("attribute_not_exists(#as_of) OR #as_of <= :as_of")
                 .expression_attribute_names("#as_of", "as_of")
