@@ -13,6 +13,10 @@ use super::latency::LatencyTracker;
 use super::writer::{item_of_line, Item, Pacer, TableWriter, WriteStats, BATCH_ITEMS};
 use crate::{generate, SynthConfig};
 
+/// The producer's target pace of `BatchWriteItem` calls (each as full as the
+/// rate allows, at most 25 items).
+const WRITE_CALLS_PER_SECOND: f64 = 10.0;
+
 /// How much to write, and how fast.
 #[derive(Clone, Debug)]
 pub struct WriteLoad {
@@ -80,7 +84,11 @@ pub async fn write_events(
     let mut in_flight: JoinSet<Result<Written>> = JoinSet::new();
     let started = Instant::now();
     let deadline = started + load.duration;
-    let mut chunks = items.chunks(BATCH_ITEMS);
+    // About ten write calls a second, as an application writes events as
+    // they happen: full 25-item batches at a low rate would arrive in bursts
+    // seconds apart, and the latency measured would be the burst's queue.
+    let per_call = ((load.rate / WRITE_CALLS_PER_SECOND).ceil() as usize).clamp(1, BATCH_ITEMS);
+    let mut chunks = items.chunks(per_call);
     loop {
         while in_flight.len() >= load.concurrency.max(1) {
             let done = in_flight.join_next().await.context("a writer task vanished")?;
