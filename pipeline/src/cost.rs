@@ -17,9 +17,11 @@
 //!   vectors for; `due_hour` is the key of a sparse index, so each write also
 //!   writes the index, twice when the hour moves (delete + put);
 //! * **predictions**: one conditional `UpdateItem` (`sk = PRED#latest`) per
-//!   prediction (under 1 KB with the customer's 68-byte monitor ring);
-//! * **anchors**: one conditional `UpdateItem` (`sk = MEM#anchors`, under
-//!   1 KB) per customer per week, when its weekly reference vector turns;
+//!   prediction (under 1 KB with the customer's monitor ring, 92 base64
+//!   characters);
+//! * **anchors**: one conditional `UpdateItem` (`sk = MEM#anchors`, just over
+//!   1 KB: 2 write units) per customer per week, when its weekly reference
+//!   vector turns;
 //! * **read-back**: each new function environment reads both items of each
 //!   customer it meets, once (2 read units, consistent);
 //! * all three go to the event table, whose stream hands them back to the
@@ -244,7 +246,7 @@ pub fn pulse_daily(w: &Workload, m: &Measured, d: &Deployment, p: &Prices) -> Bi
     // A due write: the item, and the index (delete + put when the hour moves).
     b.add("DynamoDB due writes (+ index)", 3.0 * due, "WRU", wru(3.0 * due));
     b.add("DynamoDB prediction writes", predictions + silent, "WRU", wru(predictions + silent));
-    b.add("DynamoDB anchors writes", anchors, "WRU", wru(anchors));
+    b.add("DynamoDB anchors writes", 2.0 * anchors, "WRU", wru(2.0 * anchors));
     let read_back = 2.0 * w.customers * 24.0 / d.environment_hours;
     b.add("DynamoDB read-back after a cold start", read_back, "RRU", rru(read_back));
     let history = silent * w.events_per_customer_day * 30.0 * d.rru_per_history_event;

@@ -14,15 +14,19 @@
 //! (a map: `since`, the reference vector's `as_of`, and `top`, a list of
 //! maps `feature`, `now`, `was`, `contribution`, `text`: see
 //! [`pulse_schemas::reasons`]) when the prediction has any, removed when not;
-//! `memory` (binary, 68 bytes: the customer's last session and its ring in
-//! the model monitor, `pulse_runtime::memory::encode_latest`).
+//! `memory` (68 bytes as a base64 string of 92: the customer's last session
+//! and its ring in the model monitor, `pulse_runtime::memory::encode_latest`).
+//! Strings, not binary attributes: moto's Lambda emulation cannot put
+//! binary attributes of a stream record into JSON (it answers 500), and a
+//! string costs the prediction item 24 bytes more.
 //!
 //! Beside it, key `customer_id` + `sk = MEM#anchors`, `entity_type =
-//! scoring_memory`: `anchors` (binary, at most 802 bytes: the weekly
-//! vectors reasons compare with, `pulse_runtime::memory::encode_anchors`)
-//! and `as_of`, written only when they change (about once a week per active
-//! customer, conditional on `as_of` never moving back), so the prediction
-//! item stays under 1 KB (one write unit).
+//! scoring_memory`: `anchors` (at most 802 bytes, base64: 1,072 characters:
+//! the weekly vectors reasons compare with,
+//! `pulse_runtime::memory::encode_anchors`) and `as_of`, written only when
+//! they change (about once a week per customer, conditional on `as_of`
+//! never moving back; two write units, the item being just over 1 KB), so
+//! the prediction item stays under 1 KB (one write unit).
 //!
 //! # Writes
 //!
@@ -83,6 +87,8 @@ use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::builders::KeysAndAttributesBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use futures_util::{StreamExt, TryStreamExt};
 use pulse_schemas::{CustomerId, EmissionKey, Prediction};
 
@@ -171,6 +177,8 @@ pub struct WriteStats {
     pub anchors_written: u64,
     /// Customers read back before scoring (with a stored prediction).
     pub customers_read: u64,
+    /// Stored `memory` or `anchors` attributes that were not base64 strings.
+    pub unreadable: u64,
 }
 
 #[derive(Debug, Default)]
@@ -181,6 +189,7 @@ struct Counters {
     states_read: AtomicU64,
     anchors_written: AtomicU64,
     customers_read: AtomicU64,
+    unreadable: AtomicU64,
 }
 
 /// Called with each prediction once it is stored (e.g. by `pulse loadtest`,
@@ -244,6 +253,7 @@ impl PredictionWriter {
             states_read: self.counters.states_read.load(Relaxed),
             anchors_written: self.counters.anchors_written.load(Relaxed),
             customers_read: self.counters.customers_read.load(Relaxed),
+            unreadable: self.counters.unreadable.load(Relaxed),
         }
     }
 
@@ -312,7 +322,7 @@ impl PredictionWriter {
             ""
         };
         if let Some(memory) = &record.memory {
-            values.insert(":memory".into(), AttributeValue::B(memory.clone().into()));
+            values.insert(":memory".into(), AttributeValue::S(BASE64.encode(memory)));
             names.insert("#memory".into(), "memory".into());
             set.push("#memory = :memory".into());
         }
@@ -341,6 +351,25 @@ impl PredictionWriter {
             self.counters.stale.fetch_add(1, Relaxed);
         }
         Ok(())
+    }
+
+    /// The bytes of a base64 string attribute, `None` when absent; one that
+    /// is not such a string is logged and counted as unreadable (the
+    /// customer then starts afresh) rather than stopping every batch.
+    fn blob(&self, item: &HashMap<String, AttributeValue>, name: &str, customer: &str) -> Option<Vec<u8>> {
+        let value = item.get(name)?;
+        let bytes = match value {
+            AttributeValue::S(s) => BASE64.decode(s).map_err(|e| e.to_string()),
+            other => Err(format!("not a string: {other:?}")),
+        };
+        match bytes {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                self.counters.unreadable.fetch_add(1, Relaxed);
+                tracing::warn!(customer, attribute = name, error = %e, table = %self.table, "a stored customer memory cannot be read: the customer starts afresh");
+                None
+            }
+        }
     }
 
     /// An `UpdateItem` of the customer's item `sk`.
@@ -398,7 +427,7 @@ impl PredictionWriter {
                 .expression_attribute_names("#as_of", "as_of")
                 .expression_attribute_values(":entity_type", AttributeValue::S("scoring_memory".into()))
                 .expression_attribute_values(":as_of", AttributeValue::N(r.as_of.to_string()))
-                .expression_attribute_values(":anchors", AttributeValue::B(r.anchors.into()));
+                .expression_attribute_values(":anchors", AttributeValue::S(BASE64.encode(&r.anchors)));
             let what = || format!("the anchors of customer {} (as_of {})", r.customer_id, r.as_of);
             if self.update(request, &what).await? {
                 self.counters.anchors_written.fetch_add(1, Relaxed);
@@ -427,8 +456,8 @@ impl PredictionWriter {
         for item in items {
             match (item.get("sk"), item.get("customer_id")) {
                 (Some(AttributeValue::S(sk)), Some(AttributeValue::S(c))) if sk == ANCHORS_SK => {
-                    if let Some(AttributeValue::B(b)) = item.get("anchors") {
-                        anchors.insert(c.clone(), b.clone().into_inner());
+                    if let Some(bytes) = self.blob(&item, "anchors", c) {
+                        anchors.insert(c.clone(), bytes);
                     }
                 }
                 _ => predictions.push(item),
@@ -438,6 +467,7 @@ impl PredictionWriter {
         for item in &predictions {
             let mut customer =
                 stored_customer(item).with_context(|| format!("a prediction item of table {}", self.table))?;
+            customer.memory = self.blob(item, "memory", customer.state.customer_id.as_str());
             customer.anchors = anchors.remove(customer.state.customer_id.as_str());
             out.push(customer);
             self.counters.customers_read.fetch_add(1, Relaxed);
@@ -489,12 +519,7 @@ fn stored_customer(item: &HashMap<String, AttributeValue>) -> Result<StoredCusto
         health_score: n("health_score")?,
     };
     let model = (s("model")?, s("model_version")?, s("served_by")?);
-    let memory = match item.get("memory") {
-        Some(AttributeValue::B(b)) => Some(b.clone().into_inner()),
-        None => None,
-        Some(other) => return Err(anyhow!("memory of customer {c} is not binary: {other:?}")),
-    };
-    Ok(StoredCustomer { state, scores, model, memory, anchors: None })
+    Ok(StoredCustomer { state, scores, model, memory: None, anchors: None })
 }
 
 fn stored_state(item: &HashMap<String, AttributeValue>) -> Result<StoredAlertState> {

@@ -267,6 +267,7 @@ impl ScoringSink {
             alert_states_read: writes.states_read,
             customers_read: writes.customers_read,
             anchors_written: writes.anchors_written,
+            memories_unreadable: self.stats.memories_unreadable + writes.unreadable,
             fallback_rows: backend.fallback_rows,
             retries: backend.retries + writes.retries + alert_retries + dlq_retries,
             breaker_opened: backend.breaker_opened,
