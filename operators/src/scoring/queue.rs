@@ -41,8 +41,11 @@
 //! ([`QueueStats::balanced`]).
 //!
 //! Cost: O(1) per offer and per vector taken or reported (a hash lookup);
-//! memory is a small slot per customer ever offered, holding its last scored
-//! features (46 × 8 bytes, boxed) for the gate, plus the waiting vectors.
+//! memory is a small slot per customer ever offered, holding a 128-bit
+//! fingerprint of its last scored features for the gate (16 bytes where the
+//! features, boxed, took 368: at a million customers the difference is
+//! 0.35 GB, for a gate that rarely fires because recency features move with
+//! every vector), plus the waiting vectors.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -151,7 +154,8 @@ struct Slot {
 #[derive(Debug)]
 struct Scored {
     emission: EmissionKey,
-    features: Box<Features>,
+    /// [`fingerprint`] of the features scored.
+    features: u128,
 }
 
 /// Feature vectors waiting for the model: change-gated, coalesced per
@@ -217,7 +221,7 @@ impl ScoreQueue {
                 self.stats.stale += 1;
                 return Offer::Stale;
             }
-            if !slot.in_flight && same_bits(&scored.features, &vector.features) {
+            if !slot.in_flight && scored.features == fingerprint(&vector.features) {
                 // The scored features still hold, as of this later emission.
                 scored.emission = emission;
                 self.stats.unchanged += 1;
@@ -290,9 +294,9 @@ impl ScoreQueue {
                 Some(scored) if emission < scored.emission => {}
                 Some(scored) => {
                     scored.emission = emission;
-                    *scored.features = vector.features;
+                    scored.features = fingerprint(&vector.features);
                 }
-                None => slot.scored = Some(Scored { emission, features: Box::new(vector.features) }),
+                None => slot.scored = Some(Scored { emission, features: fingerprint(&vector.features) }),
             }
         }
     }
@@ -377,8 +381,16 @@ impl ScoreQueue {
 }
 
 /// Bit-identical: `0.0` and `-0.0` differ, a NaN equals the same NaN.
-fn same_bits(a: &Features, b: &Features) -> bool {
-    a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+/// The gate's fingerprint of a vector: xxh3-128 of its 46 features' bits
+/// (so -0.0 and 0.0 differ, and NaN equals itself bit for bit). Two
+/// different vectors share one with probability 2^-128; then the older
+/// scores would stand for the newer vector.
+fn fingerprint(features: &Features) -> u128 {
+    let mut bytes = [0u8; 8 * pulse_schemas::FEATURE_COUNT];
+    for (chunk, x) in bytes.chunks_exact_mut(8).zip(features) {
+        chunk.copy_from_slice(&x.to_bits().to_le_bytes());
+    }
+    xxhash_rust::xxh3::xxh3_128(&bytes)
 }
 
 #[cfg(test)]
