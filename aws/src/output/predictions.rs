@@ -138,8 +138,8 @@ pub struct StoredCustomer {
     pub state: StoredAlertState,
     /// The latest prediction's scores.
     pub scores: pulse_schemas::prediction::Scores,
-    /// The model that made it: name, version, served_by.
-    pub model: (String, String, String),
+    /// The model that made it.
+    pub model: pulse_model::ModelId,
     /// `memory` of the prediction item.
     pub memory: Option<Vec<u8>>,
     /// `anchors` of the anchors item.
@@ -518,7 +518,11 @@ fn stored_customer(item: &HashMap<String, AttributeValue>) -> Result<StoredCusto
         churn_risk_30d: n("churn_risk_30d")?,
         health_score: n("health_score")?,
     };
-    let model = (s("model")?, s("model_version")?, s("served_by")?);
+    let model = pulse_model::ModelId {
+        name: s("model")?.into(),
+        version: s("model_version")?.into(),
+        served_by: s("served_by")?.into(),
+    };
     Ok(StoredCustomer { state, scores, model, memory: None, anchors: None })
 }
 

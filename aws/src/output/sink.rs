@@ -71,7 +71,6 @@ use super::dead_letters::{DeadLetterFile, DeadLetterQueue};
 use super::metrics::{fleet_data, quality_data, HealthRecorder, HealthSnapshot, MetricsPublisher, HEAD_DIMENSION};
 use super::predictions::{AnchorsRecord, PredictionRecord, PredictionWriter, StoredCustomer};
 use crate::retry::Backoff;
-use pulse_model::ModelId;
 use pulse_runtime::memory::Stored;
 use pulse_runtime::process::Produced;
 use pulse_runtime::scoring::{MetricsSnapshot, Scored, ScoringConfig, ScoringStage};
@@ -291,16 +290,16 @@ impl ScoringSink {
             let mut records = Vec::with_capacity(predictions.len());
             let mut messages = Vec::new();
             let mut anchors = Vec::new();
-            let mut stored = HashSet::new();
             for prediction in predictions {
                 let alert = self.alerts.observe(&prediction);
                 if let Some(alert) = &alert {
                     messages.push(AlertMessage::new(alert, &prediction));
                 }
-                // The memory after the step: once per customer (a later
-                // prediction of it in the step carries the same bytes).
+                // The memory after the step (a later prediction of the
+                // customer in the step carries the same bytes); the anchors
+                // come only when they changed since last returned, so once.
                 let memory = self.stage.memory_to_store(&prediction.customer_id).map(|m| {
-                    if let Some(bytes) = m.anchors.filter(|_| stored.insert(prediction.customer_id.clone())) {
+                    if let Some(bytes) = m.anchors {
                         let (customer_id, as_of) = (prediction.customer_id.clone(), prediction.as_of);
                         anchors.push(AnchorsRecord { customer_id, as_of, anchors: bytes });
                     }
@@ -372,8 +371,6 @@ impl ScoringSink {
         }
         self.asked.extend(unknown);
         for StoredCustomer { state, scores, model, memory, anchors } in stored {
-            let (name, version, served_by) = model;
-            let model = ModelId { name: name.into(), version: version.into(), served_by: served_by.into() };
             let customer = state.customer_id.clone();
             let stored =
                 Stored { as_of: state.as_of, scores, model, latest: memory.as_deref(), anchors: anchors.as_deref() };
