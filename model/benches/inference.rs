@@ -87,7 +87,7 @@ fn bench_inference(c: &mut Criterion) {
     }
     for (name, model) in models {
         let mut group = c.benchmark_group(name);
-        for batch in [64usize, 256, 1024, 4096] {
+        for batch in [1usize, 7, 64, 256, 1024, 4096] {
             let data = rows(batch);
             group.throughput(Throughput::Elements(batch as u64));
             group.bench_with_input(BenchmarkId::from_parameter(batch), &data, |b, data| {
