@@ -41,7 +41,11 @@ pub struct Emission {
 #[derive(Debug)]
 pub struct Engine {
     config: EngineConfig,
-    customers: DashMap<CustomerId, CustomerState, ahash::RandomState>,
+    /// Each state is boxed: the map's slots then hold 32 bytes, not the
+    /// state's 500, so its spare slots (up to half of them just after it
+    /// grows, and both tables while it rehashes) cost little at a million
+    /// customers.
+    customers: DashMap<CustomerId, Box<CustomerState>, ahash::RandomState>,
     tutors: TutorIds,
     timers: Mutex<TimerQueue>,
     /// The earliest due time in `timers` (`i64::MAX` when none), so a record
@@ -101,7 +105,7 @@ impl Engine {
             (Some(entry), _) => entry,
             (None, Some(first)) => {
                 let id = CustomerId::new(customer);
-                self.customers.entry(id).or_insert_with(|| CustomerState::new(first.ts.0))
+                self.customers.entry(id).or_insert_with(|| Box::new(CustomerState::new(first.ts.0)))
             }
             (None, None) => {
                 Counters::bump(&c.retractions_not_held);
@@ -267,8 +271,10 @@ impl Engine {
         };
         let mut mine = events.iter().filter(|e| e.customer_id == customer_id);
         let Some(first) = mine.next() else { return counts };
-        let mut entry =
-            self.customers.entry(CustomerId::new(customer_id)).or_insert_with(|| CustomerState::new(first.ts.0));
+        let mut entry = self
+            .customers
+            .entry(CustomerId::new(customer_id))
+            .or_insert_with(|| Box::new(CustomerState::new(first.ts.0)));
         let state = entry.value_mut();
         for event in std::iter::once(first).chain(mine) {
             match state.add(Encoded::new(event, &self.tutors), &event.event_id) {
@@ -345,8 +351,8 @@ impl Engine {
     /// Memory held for customers now, the most seen by any call so far, and
     /// the number of held events now.
     ///
-    /// Counts, per customer, its entry in the customer map (id and state
-    /// inline, one control byte) and the id's and state's heap parts by
+    /// Counts, per customer, its entry in the customer map (id and box
+    /// inline, one control byte), the boxed state, and the id's and state's heap parts by
     /// capacity, plus the interned tutor ids and the timer queue's entries.
     /// Not counted: the map's spare slots (they depend on how its random
     /// hasher spread the customers, so a restored engine would report other
@@ -356,7 +362,8 @@ impl Engine {
     /// replay every 2^18 records — rather than keeping a running total on the
     /// hot path; the peak is the largest sample.
     pub fn state_size(&self) -> StateSize {
-        let entry = std::mem::size_of::<(CustomerId, CustomerState)>() as u64 + 1;
+        let entry =
+            (std::mem::size_of::<(CustomerId, Box<CustomerState>)>() + 1 + std::mem::size_of::<CustomerState>()) as u64;
         let (mut bytes, mut event_bytes, mut held_events) = (self.tutors.heap_bytes() as u64, 0u64, 0u64);
         for c in self.customers.iter() {
             let (customer_id, state) = c.pair();
@@ -460,7 +467,7 @@ impl Engine {
             if let Some(due) = queued {
                 timers.push(due, state.due_cell(&id));
             }
-            customers.insert(id.clone(), state);
+            customers.insert(id.clone(), Box::new(state));
             previous = Some(id);
         }
         input.finish()?;
