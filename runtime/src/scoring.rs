@@ -282,7 +282,7 @@ impl<S: Scorer> ScoringStage<S> {
                             scores: s,
                             segment: Segment::Healthy,
                             model_ix,
-                            reasons: Reasons::default(),
+                            reasons: None,
                             days_since_last_session: 0.0,
                             anchors: self.reasons.then(Box::default),
                             monitor: self.monitor.as_mut().and_then(|m| m.start(v.as_of)),
@@ -325,7 +325,7 @@ impl<S: Scorer> ScoringStage<S> {
                     memory.scores = prediction.scores;
                     memory.segment = prediction.segment;
                     memory.model_ix = model_ix;
-                    memory.reasons = reasons;
+                    memory.set_reasons(reasons);
                     memory.days_since_last_session = days_since_last_session(&v.features);
                     self.fleet.update(&prediction);
                     if let Some(alert) = self.alerts.as_mut().and_then(|a| a.observe(&prediction)) {
@@ -396,7 +396,7 @@ impl<S: Scorer> ScoringStage<S> {
             scores,
             segment: Segment::of(scores.churn_risk_14d, scores.churn_risk_30d, scores.health_score),
             model_ix: self.model_index(&stored.model),
-            reasons: Reasons::default(),
+            reasons: None,
             // Unknown (stored before pulse kept it): not active, so in no list until the next prediction.
             days_since_last_session: days_since_last_session.unwrap_or(f32::INFINITY),
             anchors: self.reasons.then(|| Box::new(anchors.unwrap_or_default())),
@@ -537,7 +537,7 @@ impl<S: Scorer> ScoringStage<S> {
             model_version: model.version.clone(),
             served_by: model.served_by.clone(),
             features_schema: SCHEMA.into(),
-            reasons: m.reasons,
+            reasons: m.reasons(),
             emission: None,
         }
     }

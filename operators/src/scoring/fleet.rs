@@ -63,8 +63,10 @@ pub enum Update {
 struct Entry {
     emission: EmissionKey,
     as_of: i64,
-    churn: i128,
-    health: i128,
+    /// The scores as predicted, 8 bytes each where their fixed-point
+    /// values take 16: [`fixed`] gives the same value again on removal.
+    churn: f64,
+    health: f64,
     high: bool,
     segment: Segment,
 }
@@ -104,8 +106,8 @@ impl Fleet {
         let new = Entry {
             emission: prediction.emission(),
             as_of: prediction.as_of,
-            churn,
-            health,
+            churn: scores.churn_risk_14d,
+            health: scores.health_score,
             high: scores.churn_risk_14d > HIGH_CHURN_RISK,
             segment: prediction.segment,
         };
@@ -115,8 +117,9 @@ impl Fleet {
             Some(old) => {
                 let old = std::mem::replace(old, new);
                 self.high -= u64::from(old.high);
-                self.churn_sum -= old.churn;
-                self.health_sum -= old.health;
+                let valid = "an entry is stored only when both scores convert";
+                self.churn_sum -= fixed(old.churn).expect(valid);
+                self.health_sum -= fixed(old.health).expect(valid);
                 self.segments[segment_index(old.segment)] -= 1;
                 Update::Replaced
             }
