@@ -10,8 +10,11 @@
 //!   customer's next timer due time to one item of the event table: key
 //!   `customer_id` + `sk = "DUE"`, `entity_type = "due"` (not an event: the
 //!   pipeline skips it when it comes back on the stream), `next_due` (ms) and
-//!   `due_hour` (`floor(next_due / 1 h)`). A customer whose timers have
-//!   stopped (silent for a year) has its item deleted.
+//!   `due_hour` (`floor(next_due / 1 h)`). The same item carries the
+//!   customer's stamp ([`crate::stamps`]), so a batch writes one item per
+//!   customer, not two. A customer whose timers have stopped (silent for a
+//!   year) keeps the item without `due_hour` while it has a stamp, and has
+//!   it deleted otherwise.
 //! * A global secondary index (default name `due-index`) has `due_hour` as
 //!   partition key and `customer_id` as sort key. Only `DUE` items carry
 //!   `due_hour`, so the index is sparse: one entry per customer with a timer.
@@ -93,9 +96,15 @@ impl DueIndex {
     }
 
     /// Writes each customer's next due time (`None`: timers stopped, the item
-    /// is deleted). One entry per customer.
+    /// is deleted), for customers no record of the batch touched: the
+    /// timers that fired in a batch, a scheduled run's. The item is
+    /// replaced without a stamp, so an environment still holding such a
+    /// customer reads it again from the table at its next record (it has
+    /// been silent a day: environments seldom live that long). A batch's
+    /// own customers get their due time with their stamp
+    /// ([`crate::stamps::Stamps::write`]). One entry per customer.
     pub async fn record(&self, updates: &[(String, Option<i64>)]) -> Result<()> {
-        let requests = updates.iter().map(|(c, d)| write_request(c, *d)).collect::<Result<Vec<_>>>()?;
+        let requests = updates.iter().map(|(c, d)| write_request(c, *d, None)).collect::<Result<Vec<_>>>()?;
         batch_write(&self.client, &self.table, requests, "due index").await
     }
 
@@ -134,20 +143,26 @@ impl DueIndex {
     }
 }
 
-fn write_request(customer: &str, next_due: Option<i64>) -> Result<WriteRequest> {
-    Ok(match next_due {
-        Some(due) => {
-            let mut item = item_key(customer, DUE_SK);
-            item.insert("entity_type".into(), AttributeValue::S(DUE_ENTITY_TYPE.into()));
-            item.insert("due_hour".into(), AttributeValue::N(due_hour(due).to_string()));
-            item.insert("next_due".into(), AttributeValue::N(due.to_string()));
-            WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build()?).build()
-        }
-        None => {
-            let key = item_key(customer, DUE_SK);
-            WriteRequest::builder().delete_request(DeleteRequest::builder().set_key(Some(key)).build()?).build()
-        }
-    })
+/// The write of a customer's item (`sk = "DUE"`): its next due time (with
+/// `due_hour`, which puts it in the index) and its stamp, whichever it has;
+/// a delete when it has neither.
+pub(crate) fn write_request(customer: &str, next_due: Option<i64>, applied_seq: Option<&str>) -> Result<WriteRequest> {
+    if next_due.is_none() && applied_seq.is_none() {
+        let key = item_key(customer, DUE_SK);
+        return Ok(WriteRequest::builder()
+            .delete_request(DeleteRequest::builder().set_key(Some(key)).build()?)
+            .build());
+    }
+    let mut item = item_key(customer, DUE_SK);
+    item.insert("entity_type".into(), AttributeValue::S(DUE_ENTITY_TYPE.into()));
+    if let Some(due) = next_due {
+        item.insert("due_hour".into(), AttributeValue::N(due_hour(due).to_string()));
+        item.insert("next_due".into(), AttributeValue::N(due.to_string()));
+    }
+    if let Some(seq) = applied_seq {
+        item.insert(crate::stamps::SEQ.into(), AttributeValue::S(seq.to_owned()));
+    }
+    Ok(WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build()?).build())
 }
 
 fn read_due(item: &HashMap<String, AttributeValue>) -> Result<Due> {
@@ -178,14 +193,27 @@ mod tests {
 
     #[test]
     fn a_due_item_round_trips() {
-        let request = write_request("stu_1", Some(5 * HOUR_MS + 7)).unwrap();
+        let request = write_request("stu_1", Some(5 * HOUR_MS + 7), None).unwrap();
         let item = request.put_request().unwrap().item();
         assert_eq!(item["sk"], AttributeValue::S("DUE".into()));
         assert_eq!(item["entity_type"], AttributeValue::S("due".into()));
         assert_eq!(item["due_hour"], AttributeValue::N("5".into()));
+        assert!(!item.contains_key("applied_seq"));
         assert_eq!(read_due(item).unwrap(), Due { customer_id: "stu_1".into(), next_due: 5 * HOUR_MS + 7 });
-        let delete = write_request("stu_1", None).unwrap();
+        let delete = write_request("stu_1", None, None).unwrap();
         assert_eq!(delete.delete_request().unwrap().key()["sk"], AttributeValue::S("DUE".into()));
         assert!(read_due(&HashMap::new()).is_err());
+        // A stamp without a timer: an item outside the index (no due_hour).
+        let stamp = write_request("stu_1", None, Some("42")).unwrap();
+        let item = stamp.put_request().unwrap().item();
+        assert_eq!(item["applied_seq"], AttributeValue::S("42".into()));
+        assert!(!item.contains_key("due_hour") && !item.contains_key("next_due"));
+        // Both: one item, one write.
+        let both = write_request("stu_1", Some(HOUR_MS), Some("42")).unwrap();
+        let item = both.put_request().unwrap().item();
+        assert_eq!(
+            (&item["due_hour"], &item["applied_seq"]),
+            (&AttributeValue::N("1".into()), &AttributeValue::S("42".into()))
+        );
     }
 }

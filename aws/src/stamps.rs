@@ -9,10 +9,13 @@
 //! the wrong state. So:
 //!
 //! * After a batch is flushed, every customer it applied a record to (and
-//!   that the engine holds) gets one item: key `customer_id` +
-//!   `sk = "APPLIED"`, `entity_type = "applied"` (not an event: skipped when
-//!   it comes back on the stream), `applied_seq` = the `SequenceNumber` of the
-//!   customer's last record in the batch. The environment remembers the same.
+//!   that the engine holds) gets `applied_seq` = the `SequenceNumber` of the
+//!   customer's last record in the batch, on the customer's item of the due
+//!   index (key `customer_id` + `sk = "DUE"`, [`crate::due`]), written
+//!   together with its next due time: one item write per customer per
+//!   batch, where a stamp of its own (`sk = "APPLIED"`, before) made two.
+//!   The index projects only `next_due`, so a new stamp on an unchanged due
+//!   time does not write the index. The environment remembers the same.
 //! * Before a batch is applied, the environment reads (consistent
 //!   `BatchGetItem`) the stamps of the customers it holds that the batch
 //!   touches or whose timers would fire during it. A stamp that is not the
@@ -21,6 +24,9 @@
 //!   which cancels its timer). A customer of the batch is then hydrated from
 //!   the table like any other it does not hold; one that only had a timer
 //!   due is left to the environment that holds it and the scheduled run.
+//! * A due time written for a customer no record of the batch touched (its
+//!   timer fired; the scheduled run) replaces the item without a stamp: an
+//!   environment holding the customer reads it again at its next record.
 //!
 //! A shard's batches never run at once (`ParallelizationFactor` 1), so the
 //! stamp a batch reads is the last one written. The cost: one item write per
@@ -31,18 +37,14 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use aws_sdk_dynamodb::types::builders::KeysAndAttributesBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::batch::TABLE_RETRY;
-use crate::due::batch_write;
+use crate::due::{batch_write, DUE_SK};
 use crate::item_key;
 
-/// The sort key of a customer's stamp.
-pub const APPLIED_SK: &str = "APPLIED";
-/// The `entity_type` of a stamp (not `event`: never scored).
-pub const APPLIED_ENTITY_TYPE: &str = "applied";
 /// The attribute holding the sequence number.
-const SEQ: &str = "applied_seq";
+pub(crate) const SEQ: &str = "applied_seq";
 /// BatchGetItem calls in flight at once.
 const READ_CONCURRENCY: usize = 8;
 
@@ -62,37 +64,46 @@ impl Stamps {
     /// The stored stamp of each of `customers` that has one (consistent
     /// reads; 100 keys a call, several calls at once: [`crate::batch::get_all`]).
     pub async fn read(&self, customers: &[String]) -> Result<HashMap<String, String>> {
-        let keys = customers.iter().map(|c| item_key(c, APPLIED_SK)).collect();
+        let keys = customers.iter().map(|c| item_key(c, DUE_SK)).collect();
         let shape =
             |k: KeysAndAttributesBuilder| k.consistent_read(true).projection_expression(format!("customer_id, {SEQ}"));
         let (items, _) =
             crate::batch::get_all(&self.client, &self.table, keys, &shape, &TABLE_RETRY, READ_CONCURRENCY, "stamps")
                 .await?;
-        items.iter().map(read_stamp).collect()
+        let mut stamps = HashMap::with_capacity(items.len());
+        for item in &items {
+            if let Some((customer, seq)) = read_stamp(item)? {
+                stamps.insert(customer, seq);
+            }
+        }
+        Ok(stamps)
     }
 
-    /// Stores each customer's stamp: `(customer, sequence number)`.
-    pub async fn write(&self, stamps: &[(String, String)]) -> Result<()> {
-        let requests = stamps.iter().map(|(c, seq)| write_request(c, seq)).collect::<Result<Vec<_>>>()?;
+    /// Stores the items of a batch's customers, one write each:
+    /// `(customer, its stamp, its next due time)`; the due time only when
+    /// the due index is kept (`None` then means its timers stopped). No
+    /// stamp (its last record had no sequence number, or it is not held)
+    /// leaves the item without one; neither stamp nor due time deletes it.
+    pub async fn write(&self, items: &[(String, Option<String>, Option<i64>)]) -> Result<()> {
+        let requests = items
+            .iter()
+            .map(|(c, seq, due)| crate::due::write_request(c, *due, seq.as_deref()))
+            .collect::<Result<Vec<_>>>()?;
         batch_write(&self.client, &self.table, requests, "stamps").await
     }
 }
 
-fn write_request(customer: &str, seq: &str) -> Result<WriteRequest> {
-    let mut item = item_key(customer, APPLIED_SK);
-    item.insert("entity_type".into(), AttributeValue::S(APPLIED_ENTITY_TYPE.into()));
-    item.insert(SEQ.into(), AttributeValue::S(seq.to_owned()));
-    Ok(WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build()?).build())
-}
-
-fn read_stamp(item: &HashMap<String, AttributeValue>) -> Result<(String, String)> {
+/// A customer's stamp from its item; `None` when the item has none (a due
+/// time written without one).
+fn read_stamp(item: &HashMap<String, AttributeValue>) -> Result<Option<(String, String)>> {
     let customer = match item.get("customer_id") {
         Some(AttributeValue::S(s)) => s.clone(),
         other => bail!("stamps: an item without a string customer_id: {other:?}"),
     };
     match item.get(SEQ) {
-        Some(AttributeValue::S(seq)) => Ok((customer, seq.clone())),
-        other => bail!("stamps: the item of {customer} has no string {SEQ}: {other:?}"),
+        Some(AttributeValue::S(seq)) => Ok(Some((customer, seq.clone()))),
+        None => Ok(None),
+        Some(other) => bail!("stamps: the item of {customer} has no string {SEQ}: {other:?}"),
     }
 }
 
@@ -102,14 +113,17 @@ mod tests {
 
     #[test]
     fn a_stamp_round_trips_and_a_bad_one_is_refused() {
-        let request = write_request("stu_1", "000000000000000000042").unwrap();
+        let request = crate::due::write_request("stu_1", None, Some("000000000000000000042")).unwrap();
         let item = request.put_request().unwrap().item();
-        assert_eq!(item["sk"], AttributeValue::S("APPLIED".into()));
-        assert_eq!(item["entity_type"], AttributeValue::S("applied".into()));
-        assert_eq!(read_stamp(item).unwrap(), ("stu_1".to_string(), "000000000000000000042".to_string()));
+        assert_eq!(item["sk"], AttributeValue::S("DUE".into()));
+        assert_eq!(item["entity_type"], AttributeValue::S("due".into()));
+        assert_eq!(read_stamp(item).unwrap(), Some(("stu_1".to_string(), "000000000000000000042".to_string())));
         let mut bad = item.clone();
         bad.insert(SEQ.into(), AttributeValue::N("42".into()));
         assert!(read_stamp(&bad).unwrap_err().to_string().contains("no string applied_seq"));
         assert!(read_stamp(&HashMap::new()).is_err());
+        // A due time written without a stamp: no stamp, not an error.
+        let due_only = crate::due::write_request("stu_1", Some(7), None).unwrap();
+        assert_eq!(read_stamp(due_only.put_request().unwrap().item()).unwrap(), None);
     }
 }

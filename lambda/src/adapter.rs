@@ -42,6 +42,8 @@ pub(crate) struct Stamped {
     /// (not held after the batch, or their last record had no sequence
     /// number: their next batch reads them again).
     pub(crate) cleared: Vec<String>,
+    /// How many of the items written carry a next due time.
+    pub(crate) due: usize,
 }
 
 /// An invocation's batch as a [`Source`]: its records (up to the first one
@@ -51,9 +53,10 @@ pub(crate) struct Stamped {
 /// Acknowledging a position is the answer: the records up to it are done,
 /// and the first one after it (if any) is where `batchItemFailures` starts.
 /// Before it records that, the acknowledgement writes the stamps of the
-/// customers the records were applied to (when the handler has the table):
-/// like the due index, they are an effect of the batch, durable before the
-/// answer.
+/// customers the records were applied to (when the handler has the table),
+/// each with its next due time when the due index is kept: one item per
+/// customer ([`pulse_aws::stamps`]). Like the rest of the due index, they
+/// are an effect of the batch, durable before the answer.
 #[derive(Debug)]
 pub(crate) struct InvocationBatch<'a> {
     batch: Option<Vec<Record<usize>>>,
@@ -61,13 +64,16 @@ pub(crate) struct InvocationBatch<'a> {
     /// last record.
     last_applied: HashMap<String, Option<String>>,
     stamps: Option<&'a Stamps>,
+    /// Whether the stamps' items carry the next due time (the due index is kept).
+    with_due: bool,
     acknowledged: Option<usize>,
     stamped: Stamped,
 }
 
 impl<'a> InvocationBatch<'a> {
-    /// The source of `incoming`, writing stamps to `stamps` when given.
-    pub(crate) fn new(incoming: Vec<Incoming>, stamps: Option<&'a Stamps>) -> InvocationBatch<'a> {
+    /// The source of `incoming`, writing stamps to `stamps` when given, with
+    /// each customer's next due time when `with_due`.
+    pub(crate) fn new(incoming: Vec<Incoming>, stamps: Option<&'a Stamps>, with_due: bool) -> InvocationBatch<'a> {
         let mut records = Vec::with_capacity(incoming.len());
         let mut last_applied = HashMap::new();
         for (position, record) in incoming.into_iter().enumerate() {
@@ -81,7 +87,16 @@ impl<'a> InvocationBatch<'a> {
             records.push(Record { origin, body: Body::Decoded { record: record.decoded, raw }, position });
         }
         let batch = (!records.is_empty()).then_some(records);
-        InvocationBatch { batch, last_applied, stamps, acknowledged: None, stamped: Stamped::default() }
+        InvocationBatch { batch, last_applied, stamps, with_due, acknowledged: None, stamped: Stamped::default() }
+    }
+
+    /// The customers whose items the acknowledgement writes (none without
+    /// stamps): the sink leaves their due times to it.
+    pub(crate) fn customers(&self) -> HashSet<String> {
+        match self.stamps {
+            Some(_) => self.last_applied.keys().cloned().collect(),
+            None => HashSet::new(),
+        }
     }
 
     /// The index of the first record not acknowledged: where the answer's
@@ -107,14 +122,20 @@ impl Source for InvocationBatch<'_> {
         if let Some(stamps) = self.stamps {
             let engine = durable.processor.engine();
             let mut stamped = Stamped::default();
+            let mut items = Vec::with_capacity(self.last_applied.len());
             for (customer, seq) in self.last_applied.drain() {
-                match seq.filter(|_| engine.customer_clock(&customer).is_some()) {
-                    Some(seq) => stamped.written.push((customer, seq)),
-                    None => stamped.cleared.push(customer),
+                let seq = seq.filter(|_| engine.customer_clock(&customer).is_some());
+                let due = if self.with_due { engine.next_due(&customer) } else { None };
+                match &seq {
+                    Some(seq) => stamped.written.push((customer.clone(), seq.clone())),
+                    None => stamped.cleared.push(customer.clone()),
                 }
+                stamped.due += usize::from(due.is_some());
+                items.push((customer, seq, due));
             }
+            items.sort_unstable();
             stamped.written.sort_unstable();
-            stamps.write(&stamped.written).await.context("writing the stamps")?;
+            stamps.write(&items).await.context("writing the stamps and due times")?;
             self.stamped = stamped;
         }
         self.acknowledged = Some(*position);
@@ -243,6 +264,9 @@ pub(crate) struct InvocationSink<'a, S> {
     /// order of first appearance.
     pending: Vec<String>,
     seen: HashSet<String>,
+    /// The batch's own customers: the acknowledgement writes their due
+    /// times with their stamps, one item each.
+    left: HashSet<String>,
     /// Vectors sent.
     pub(crate) vectors: usize,
     /// Dead letters sent.
@@ -259,6 +283,7 @@ impl<'a, S: Sink> InvocationSink<'a, S> {
             due,
             pending: Vec::new(),
             seen: HashSet::new(),
+            left: HashSet::new(),
             vectors: 0,
             dead_letters: 0,
             due_written: Vec::new(),
@@ -273,8 +298,15 @@ impl<'a, S: Sink> InvocationSink<'a, S> {
         self
     }
 
+    /// Leaves the due items of `customers` to the batch's acknowledgement
+    /// ([`InvocationBatch::customers`]).
+    pub(crate) fn leaving(mut self, customers: HashSet<String>) -> Self {
+        self.left = customers;
+        self
+    }
+
     fn note(&mut self, customer: String) {
-        if self.due.is_some() && self.seen.insert(customer.clone()) {
+        if self.due.is_some() && !self.left.contains(&customer) && self.seen.insert(customer.clone()) {
             self.pending.push(customer);
         }
     }

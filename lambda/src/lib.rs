@@ -240,7 +240,8 @@ pub struct BatchReport {
     pub stale: usize,
     /// Customers read from the table, and what it took.
     pub hydrated: HydrateStats,
-    /// Due items written.
+    /// Next due times written: with the stamps of the batch's customers (one
+    /// item each), and alone for those whose timers fired in the batch.
     pub due_written: usize,
     /// Stamps written (customers whose records the batch applied).
     pub stamps_written: usize,
@@ -449,8 +450,10 @@ impl Handler {
         let processor = warm.take(self.config.engine);
         let engine = processor.engine().clone();
         let table = self.table.as_ref();
-        let mut source = InvocationBatch::new(incoming, table.map(|t| &t.stamps));
-        let mut out = InvocationSink::new(sink, table.and_then(|t| t.due.as_ref()).map(|due| (due, engine)));
+        let with_due = table.is_some_and(|t| t.due.is_some());
+        let mut source = InvocationBatch::new(incoming, table.map(|t| &t.stamps), with_due);
+        let mut out = InvocationSink::new(sink, table.and_then(|t| t.due.as_ref()).map(|due| (due, engine)))
+            .leaving(source.customers());
         let hydration = StampedHydration::new(
             table.map(|t| (&t.stamps, TableHydration::new(t.hydrator.clone()))),
             &mut warm.applied,
@@ -481,6 +484,7 @@ impl Handler {
         warm.processor = Some(processor);
         warm.stamped(&stamped);
         outcome.report.stamps_written = stamped.written.len();
+        outcome.report.due_written += stamped.due;
         // The answer: the records after the acknowledged one are redelivered
         // (those from an invalid record that could not be kept, if any).
         if let Some(sequence_number) = sequence_numbers.get(first_unacknowledged) {

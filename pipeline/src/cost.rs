@@ -10,12 +10,13 @@
 //! What pulse does per event, read from the code (`aws/src/stamps.rs`,
 //! `aws/src/due.rs`, `aws/src/output/`):
 //!
-//! * **stamps**: after each batch, one `PutItem` (`sk = APPLIED`) per
-//!   customer the batch applied a record to, and before it a consistent
-//!   `BatchGetItem` of the same customers (1 read unit each);
-//! * **due items**: one `PutItem` (`sk = DUE`) per customer the batch emitted
-//!   vectors for; `due_hour` is the key of a sparse index, so each write also
-//!   writes the index, twice when the hour moves (delete + put);
+//! * **stamps and due items**: after each batch, one `PutItem` (`sk = DUE`)
+//!   per customer the batch applied a record to, holding both its stamp and
+//!   its next due time, and before it a consistent `BatchGetItem` of the
+//!   same customers (1 read unit each); `due_hour` is the key of a sparse
+//!   index projecting `next_due`, so the write also writes the index, twice
+//!   when the hour moves (delete + put), which a new event's due time a day
+//!   after it nearly always does;
 //! * **predictions**: one conditional `UpdateItem` (`sk = PRED#latest`) per
 //!   prediction (under 1 KB with the customer's monitor ring, 92 base64
 //!   characters);
@@ -33,9 +34,10 @@
 //!   to SNS.
 //!
 //! A batch of the stream holds records of different customers (a customer
-//! writes a few events a day), so stamps and due items are one write per
-//! event each: with the index, 4 of the 5 to 6 write units pulse spends per
-//! event. They are what dominates pulse's DynamoDB bill ([`Bill::dominant`]).
+//! writes a few events a day), so the stamp-and-due item is one write per
+//! event: with the index, 3 of the 4 to 5 write units pulse spends per
+//! event (4 of 5 to 6 while the stamp was an item of its own). They are
+//! still what dominates pulse's DynamoDB bill ([`Bill::dominant`]).
 
 use std::fmt::Write as _;
 
@@ -223,11 +225,13 @@ pub fn pulse_daily(w: &Workload, m: &Measured, d: &Deployment, p: &Prices) -> Bi
     // Customers silent for a day get one timer prediction from the hourly run.
     let silent = w.customers * (-w.events_per_customer_day).exp();
     let stamps = events; // one per customer per batch: customers rarely repeat in a batch
-    let due = events + silent;
+                         // The batch's customers' due times ride on their stamps' items; the
+                         // hourly run writes the silent customers' alone.
+    let items = stamps + silent;
     // A customer's anchors turn once a week (timer predictions keep even a
     // silent customer's turning).
     let anchors = w.customers / 7.0;
-    let own_writes = stamps + due + predictions + silent + anchors;
+    let own_writes = items + predictions + silent + anchors;
     let records = events + own_writes; // the stream hands pulse's own writes back
     let batches_full = records / d.batch_size;
     let batches_window = d.shards * DAY_S / d.batching_window_s;
@@ -241,10 +245,10 @@ pub fn pulse_daily(w: &Workload, m: &Measured, d: &Deployment, p: &Prices) -> Bi
     b.add("Lambda requests", invocations, "invocations", invocations / 1e6 * p.lambda_per_million_requests);
     let wru = |n: f64| n / 1e6 * p.dynamodb_per_million_wru;
     let rru = |n: f64| n / 1e6 * p.dynamodb_per_million_rru;
-    b.add("DynamoDB stamp writes", stamps, "WRU", wru(stamps));
+    b.add("DynamoDB stamp + due item writes", items, "WRU", wru(items));
     b.add("DynamoDB stamp reads", stamps, "RRU", rru(stamps));
-    // A due write: the item, and the index (delete + put when the hour moves).
-    b.add("DynamoDB due writes (+ index)", 3.0 * due, "WRU", wru(3.0 * due));
+    // The index: delete + put when the hour moves (counted every time).
+    b.add("DynamoDB due index writes", 2.0 * items, "WRU", wru(2.0 * items));
     b.add("DynamoDB prediction writes", predictions + silent, "WRU", wru(predictions + silent));
     b.add("DynamoDB anchors writes", 2.0 * anchors, "WRU", wru(2.0 * anchors));
     let read_back = 2.0 * w.customers * 24.0 / d.environment_hours;
@@ -348,14 +352,17 @@ mod tests {
         let get = |item: &str| b.lines.iter().find(|l| l.item == item).unwrap().clone();
         // 20,000 events; silent customers 10,000 * e^-2 = 1,353.35.
         let silent = 10_000.0 * (-2.0f64).exp();
-        // Stamps 20,000 WRU = $0.0125; due (20,000 + silent) * 3 WRU.
-        assert!((get("DynamoDB stamp writes").dollars - 0.0125).abs() < 1e-12);
-        assert!((get("DynamoDB due writes (+ index)").quantity - 3.0 * (20_000.0 + silent)).abs() < 1e-9);
-        // Records: 20,000 events + own writes (20,000 stamps + 21,353.35 due
-        // + 20,000 predictions + 1,353.35 timer predictions) = 102,706.7;
-        // batches: 43,200 (the 2-s window) beat 205.4 full ones; + 24 scheduled.
-        // + 1,428.57 anchors writes (10,000 customers / 7).
-        let records = 20_000.0 + 20_000.0 + (20_000.0 + silent) + 20_000.0 + silent + 10_000.0 / 7.0;
+        // Items (stamp + due) 20,000 + silent WRU; their index 2 WRU each;
+        // stamp reads 20,000 RRU = $0.0025.
+        let items = 20_000.0 + silent;
+        assert!((get("DynamoDB stamp + due item writes").dollars - items * 0.625e-6).abs() < 1e-12);
+        assert!((get("DynamoDB due index writes").quantity - 2.0 * items).abs() < 1e-9);
+        assert!((get("DynamoDB stamp reads").dollars - 0.0025).abs() < 1e-12);
+        // Records: 20,000 events + own writes (21,353.35 items + 20,000
+        // predictions + 1,353.35 timer predictions + 1,428.57 anchors
+        // writes, 10,000 customers / 7); batches: 43,200 (the 2-s window)
+        // beat the full ones; + 24 scheduled.
+        let records = 20_000.0 + items + 20_000.0 + silent + 10_000.0 / 7.0;
         // Read-back: 2 items of each customer, in 4 environments a day.
         assert!((get("DynamoDB read-back after a cold start").quantity - 80_000.0).abs() < 1e-9);
         assert!((get("Lambda requests").quantity - 43_224.0).abs() < 1e-9);
@@ -376,7 +383,7 @@ mod tests {
     #[test]
     fn the_report_names_every_scale() {
         let text = report(2.2, &Measured::default(), &Deployment::default(), &US_EAST_1);
-        for n in ["10000", "100000", "1000000", "stamp writes", "5-min rescan"] {
+        for n in ["10000", "100000", "1000000", "stamp + due item writes", "5-min rescan"] {
             assert!(text.contains(n), "{n}: {text}");
         }
     }

@@ -26,7 +26,7 @@ use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_sdk_dynamodb::types::AttributeValue as Av;
 use common::{replay_capture, write_file, D, H, MIN};
 use lambda_support::{event_item, event_of, get, lambda_record, put, trim_horizon};
-use pulse_aws::due::DEFAULT_DUE_INDEX;
+use pulse_aws::due::{DueIndex, DEFAULT_DUE_INDEX};
 use pulse_aws::live::lambda_event::event_record_from_sdk;
 use pulse_aws::{setup, AwsArgs};
 use pulse_e2e::{aws_endpoint, unique_name};
@@ -494,10 +494,26 @@ async fn an_environment_whose_copy_is_stale_reads_the_customer_again() {
     let ours: Vec<Value> = last_sink.vectors.iter().filter(|v| v.customer_id.as_str() == c).map(written).collect();
     assert_eq!(ours, from_replay[4..]);
 
-    // The customer's stamp is the sequence number of its last record.
-    let stamp = get(&client, &table, c, "APPLIED").await.expect("a stamp");
+    // The customer's stamp is the sequence number of its last record, on
+    // the one item that also holds its next due time (one write a batch).
+    let stamp = get(&client, &table, c, "DUE").await.expect("a stamp");
     assert_eq!(stamp["applied_seq"], Av::S(format!("{:028}", 15)));
-    assert_eq!(stamp["entity_type"], Av::S("applied".into()));
+    assert_eq!(stamp["entity_type"], Av::S("due".into()));
+    let next_due = engine_next_due(&last_sink, c);
+    assert_eq!(stamp["next_due"], Av::N(next_due.to_string()));
+    assert_eq!(stamp["due_hour"], Av::N(next_due.div_euclid(H).to_string()));
+    assert!(get(&client, &table, c, "APPLIED").await.is_none(), "no stamp item of its own");
+    // The bystander's timer fired in A's last batch, no record of it: its
+    // due time is written alone, and its stamp with it is gone (A reads it
+    // again at its next record).
+    let by = get(&client, &table, "stu_by", "DUE").await.expect("the bystander's item");
+    assert!(by.contains_key("next_due") && !by.contains_key("applied_seq"), "{by:?}");
+}
+
+/// A customer's next due time after its last vector in `sink`: a day after it.
+fn engine_next_due(sink: &MemorySink, customer: &str) -> i64 {
+    let last = sink.vectors.iter().filter(|v| v.customer_id.as_str() == customer).map(|v| v.as_of).max();
+    last.expect("a vector of the customer") + D
 }
 
 #[tokio::test]
@@ -510,15 +526,27 @@ async fn the_stamps_of_hundreds_of_customers_are_written_and_read_back() {
     // 230 customers: ten BatchWriteItem calls, three BatchGetItem calls.
     let written: Vec<(String, String)> =
         (0..230).map(|i| (format!("stu_{i:04}"), format!("{:028}", 1000 + i))).collect();
-    stamps.write(&written).await.expect("writing the stamps");
+    let items: Vec<_> = written.iter().map(|(c, seq)| (c.clone(), Some(seq.clone()), None)).collect();
+    stamps.write(&items).await.expect("writing the stamps");
     let mut asked: Vec<String> = written.iter().map(|(c, _)| c.clone()).collect();
     asked.extend(["stu_never_1".to_string(), "stu_never_2".to_string()]);
     let read = stamps.read(&asked).await.expect("reading the stamps");
     assert_eq!(read, written.iter().cloned().collect::<HashMap<_, _>>(), "every stamp, none for the others");
 
-    // A later batch's stamp replaces the earlier one.
-    stamps.write(&[("stu_0007".to_string(), "later".to_string())]).await.expect("writing a stamp");
-    let again = stamps.read(&["stu_0007".to_string(), "stu_0008".to_string()]).await.expect("reading");
+    // A later batch's stamp replaces the earlier one; a due time written
+    // alone (a timer fired, no record) leaves no stamp; neither deletes.
+    let later =
+        [("stu_0007".to_string(), Some("later".to_string()), Some(5 * H)), ("stu_0009".to_string(), None, None)];
+    stamps.write(&later).await.expect("writing a stamp");
+    DueIndex::new(client.clone(), &table, DEFAULT_DUE_INDEX)
+        .record(&[("stu_0010".to_string(), Some(6 * H))])
+        .await
+        .expect("a due time alone");
+    let asked: Vec<String> = (7..=10).map(|i| format!("stu_{i:04}")).collect();
+    let again = stamps.read(&asked).await.expect("reading");
+    assert_eq!(again.len(), 2, "{again:?}");
     assert_eq!(again["stu_0007"], "later");
     assert_eq!(again["stu_0008"], format!("{:028}", 1008));
+    assert_eq!(get(&client, &table, "stu_0007", "DUE").await.unwrap()["next_due"], Av::N((5 * H).to_string()));
+    assert!(get(&client, &table, "stu_0009", "DUE").await.is_none(), "neither stamp nor due time: deleted");
 }
