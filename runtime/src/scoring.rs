@@ -125,8 +125,10 @@ pub struct ScoringStage<S: Scorer> {
     /// The models that answered so far (a handful: the endpoint, its fallback).
     models: Vec<ModelId>,
     /// Each customer's latest prediction, the past vectors its reasons
-    /// compare with, and its ring in the monitor.
-    latest: HashMap<CustomerId, Memory, ahash::RandomState>,
+    /// compare with, its ring in the monitor, its fleet entry and its alert
+    /// state. Boxed: the map's slots hold 32 bytes, not the entry's 240, so its
+    /// spare slots (up to half just after it grows) cost little.
+    latest: HashMap<CustomerId, Box<Memory>, ahash::RandomState>,
     reasons: bool,
     /// Predictions given reasons.
     explained: u64,
@@ -277,16 +279,20 @@ impl<S: Scorer> ScoringStage<S> {
                 for (v, s) in batch.iter().zip(scores) {
                     let memory = match self.latest.get_mut(&v.customer_id) {
                         Some(m) => m,
-                        None => self.latest.entry(v.customer_id.clone()).or_insert_with(|| Memory {
-                            as_of: v.as_of,
-                            scores: s,
-                            segment: Segment::Healthy,
-                            model_ix,
-                            reasons: None,
-                            days_since_last_session: 0.0,
-                            anchors: self.reasons.then(Box::default),
-                            monitor: self.monitor.as_mut().and_then(|m| m.start(v.as_of)),
-                            stored: 0,
+                        None => self.latest.entry(v.customer_id.clone()).or_insert_with(|| {
+                            Box::new(Memory {
+                                as_of: v.as_of,
+                                scores: s,
+                                segment: Segment::Healthy,
+                                model_ix,
+                                reasons: None,
+                                days_since_last_session: 0.0,
+                                anchors: self.reasons.then(Box::default),
+                                monitor: self.monitor.as_mut().and_then(|m| m.start(v.as_of)),
+                                stored: 0,
+                                fleet: None,
+                                alert: None,
+                            })
                         }),
                     };
                     let mut reasons = Reasons::default();
@@ -327,8 +333,9 @@ impl<S: Scorer> ScoringStage<S> {
                     memory.model_ix = model_ix;
                     memory.set_reasons(reasons);
                     memory.days_since_last_session = days_since_last_session(&v.features);
-                    self.fleet.update(&prediction);
-                    if let Some(alert) = self.alerts.as_mut().and_then(|a| a.observe(&prediction)) {
+                    self.fleet.update_in(&mut memory.fleet, &prediction);
+                    if let Some(alert) = self.alerts.as_ref().and_then(|a| a.observe_in(&mut memory.alert, &prediction))
+                    {
                         self.stats.alerts += 1;
                         out.alerts.push(alert);
                     }
@@ -405,8 +412,10 @@ impl<S: Scorer> ScoringStage<S> {
                 None => m.start(stored.as_of),
             }),
             stored: stored_hash,
+            fleet: None,
+            alert: None,
         };
-        self.latest.insert(customer, memory);
+        self.latest.insert(customer, Box::new(memory));
         Ok(())
     }
 
@@ -493,6 +502,7 @@ impl<S: Scorer> ScoringStage<S> {
         let mut savable = Vec::new();
         let mut gone = Vec::new();
         for (c, m) in &self.latest {
+            let m: &Memory = m;
             match m.standing() {
                 Some(Standing::Savable(moved)) => savable.push((moved, c, m)),
                 Some(Standing::Gone) => gone.push((m.scores.churn_risk_14d, c, m)),

@@ -81,18 +81,33 @@ pub struct Alert {
     pub reasons: Reasons,
 }
 
+/// One customer's alert hysteresis. Kept by [`Alerts`] for
+/// [`Alerts::observe`], or by a caller beside its own state of the customer
+/// for [`Alerts::observe_in`] (one map of customers, not two).
 #[derive(Clone, Debug)]
-struct State {
+pub struct AlertState {
     armed: bool,
     emission: EmissionKey,
     churn_risk_14d: Option<f64>,
+}
+
+impl AlertState {
+    /// A customer's first observation: armed.
+    fn first(emission: EmissionKey) -> AlertState {
+        AlertState { armed: true, emission, churn_risk_14d: None }
+    }
+
+    /// Whether the customer would alert on its next rise above 0.7.
+    pub fn armed(&self) -> bool {
+        self.armed
+    }
 }
 
 /// The alert hysteresis of every customer (see the [module docs](self)).
 #[derive(Debug)]
 pub struct Alerts {
     policy: AlertPolicy,
-    customers: HashMap<CustomerId, State, ahash::RandomState>,
+    customers: HashMap<CustomerId, AlertState, ahash::RandomState>,
 }
 
 impl Alerts {
@@ -112,45 +127,18 @@ impl Alerts {
         let emission = prediction.emission();
         let state = match self.customers.get_mut(&prediction.customer_id) {
             Some(state) => state,
-            None => self.customers.entry(prediction.customer_id.clone()).or_insert(State {
-                armed: true,
-                emission: emission.clone(),
-                churn_risk_14d: None,
-            }),
+            None => self.customers.entry(prediction.customer_id.clone()).or_insert(AlertState::first(emission.clone())),
         };
-        if emission < state.emission {
-            return None;
-        }
-        let risk = prediction.scores.churn_risk_14d;
-        let previous = state.churn_risk_14d.replace(risk);
-        state.emission = emission;
-        if !state.armed {
-            state.armed = risk < self.policy.rearm_below;
-            return None;
-        }
-        if risk <= HIGH_CHURN_RISK || risk.is_nan() {
-            return None;
-        }
-        state.armed = false;
-        let mut reason = match previous {
-            Some(p) => format!("churn_risk_14d rose from {p:.3} to {risk:.3}, above {HIGH_CHURN_RISK}"),
-            None => format!("churn_risk_14d is {risk:.3}, above {HIGH_CHURN_RISK} (no earlier prediction observed)"),
-        };
-        if !prediction.reasons.is_empty() {
-            reason.push_str(": ");
-            reason.push_str(&prediction.reasons.summary());
-        }
-        Some(Alert {
-            customer_id: prediction.customer_id.clone(),
-            as_of: prediction.as_of,
-            churn_risk_14d: risk,
-            churn_risk_30d: prediction.scores.churn_risk_30d,
-            health_score: prediction.scores.health_score,
-            segment: prediction.segment,
-            previous_churn_risk_14d: previous,
-            reason,
-            reasons: prediction.reasons,
-        })
+        observe(&self.policy, state, emission, prediction)
+    }
+
+    /// [`Alerts::observe`] on a state the caller keeps for the customer
+    /// (`None` before its first prediction). Alerts take their customers
+    /// either way, not both.
+    pub fn observe_in(&self, state: &mut Option<AlertState>, prediction: &Prediction) -> Option<Alert> {
+        let emission = prediction.emission();
+        let state = state.get_or_insert_with(|| AlertState::first(emission.clone()));
+        observe(&self.policy, state, emission, prediction)
     }
 
     /// Whether the customer would alert on its next rise above 0.7 (true for
@@ -169,14 +157,14 @@ impl Alerts {
     /// customer's stream ([`Prediction::emission`]). Ignored if a prediction
     /// of a later emission of the customer was already observed.
     pub fn restore(&mut self, customer: CustomerId, armed: bool, emission: EmissionKey) {
-        let state = self.customers.entry(customer).or_insert_with(|| State {
+        let state = self.customers.entry(customer).or_insert_with(|| AlertState {
             armed,
             emission: emission.clone(),
             churn_risk_14d: None,
         });
         if emission >= state.emission {
             let churn_risk_14d = if emission == state.emission { state.churn_risk_14d } else { None };
-            *state = State { armed, emission, churn_risk_14d };
+            *state = AlertState { armed, emission, churn_risk_14d };
         }
     }
 
@@ -189,6 +177,48 @@ impl Alerts {
     pub fn is_empty(&self) -> bool {
         self.customers.is_empty()
     }
+}
+
+/// The hysteresis of one customer (see the [module docs](self)).
+fn observe(
+    policy: &AlertPolicy,
+    state: &mut AlertState,
+    emission: EmissionKey,
+    prediction: &Prediction,
+) -> Option<Alert> {
+    if emission < state.emission {
+        return None;
+    }
+    let risk = prediction.scores.churn_risk_14d;
+    let previous = state.churn_risk_14d.replace(risk);
+    state.emission = emission;
+    if !state.armed {
+        state.armed = risk < policy.rearm_below;
+        return None;
+    }
+    if risk <= HIGH_CHURN_RISK || risk.is_nan() {
+        return None;
+    }
+    state.armed = false;
+    let mut reason = match previous {
+        Some(p) => format!("churn_risk_14d rose from {p:.3} to {risk:.3}, above {HIGH_CHURN_RISK}"),
+        None => format!("churn_risk_14d is {risk:.3}, above {HIGH_CHURN_RISK} (no earlier prediction observed)"),
+    };
+    if !prediction.reasons.is_empty() {
+        reason.push_str(": ");
+        reason.push_str(&prediction.reasons.summary());
+    }
+    Some(Alert {
+        customer_id: prediction.customer_id.clone(),
+        as_of: prediction.as_of,
+        churn_risk_14d: risk,
+        churn_risk_30d: prediction.scores.churn_risk_30d,
+        health_score: prediction.scores.health_score,
+        segment: prediction.segment,
+        previous_churn_risk_14d: previous,
+        reason,
+        reasons: prediction.reasons,
+    })
 }
 
 #[cfg(test)]
@@ -216,6 +246,28 @@ mod tests {
             reasons: Default::default(),
             emission: None,
         }
+    }
+
+    #[test]
+    fn states_kept_by_the_caller_alert_as_the_alerts_own() {
+        let mut keyed = Alerts::new(AlertPolicy::default()).unwrap();
+        let kept = Alerts::new(AlertPolicy::default()).unwrap();
+        let mut states: HashMap<String, Option<AlertState>> = HashMap::new();
+        let mut raised = 0;
+        for i in 0..3_000i64 {
+            // Rises, falls below the re-arm level, stale predictions.
+            let churn = ((i * 7919) % 1000) as f64 / 999.0;
+            let p = prediction(&format!("c{}", i % 23), (i * 13) % 400, churn);
+            let state = states.entry(p.customer_id.to_string()).or_default();
+            let (a, b) = (keyed.observe(&p), kept.observe_in(state, &p));
+            assert_eq!(
+                a.as_ref().map(|a| (a.as_of, a.reason.clone())),
+                b.as_ref().map(|b| (b.as_of, b.reason.clone()))
+            );
+            raised += usize::from(a.is_some());
+            assert_eq!(keyed.armed(p.customer_id.as_str()), state.as_ref().is_none_or(AlertState::armed));
+        }
+        assert!(raised > 10, "{raised} alerts: the case must exercise the hysteresis");
     }
 
     fn fired(alerts: &mut Alerts, id: &str, risks: &[(i64, f64)]) -> Vec<i64> {

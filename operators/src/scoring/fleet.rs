@@ -58,9 +58,11 @@ pub enum Update {
     Invalid,
 }
 
-/// What one customer's latest prediction contributes to the totals.
+/// What one customer's latest prediction contributes to the totals. Kept
+/// by the fleet for [`Fleet::update`], or by a caller beside its own state
+/// of the customer for [`Fleet::update_in`] (one map of customers, not two).
 #[derive(Clone, Debug)]
-struct Entry {
+pub struct FleetEntry {
     emission: EmissionKey,
     as_of: i64,
     /// The scores as predicted, 8 bytes each where their fixed-point
@@ -71,16 +73,32 @@ struct Entry {
     segment: Segment,
 }
 
-/// The §6 fleet metrics, kept incrementally over the latest prediction of
-/// every customer (see the [module docs](self)).
+impl FleetEntry {
+    /// `as_of` of the prediction counted.
+    pub fn as_of(&self) -> i64 {
+        self.as_of
+    }
+}
+
+/// The sums over every customer's latest prediction.
 #[derive(Debug, Default)]
-pub struct Fleet {
-    latest: HashMap<CustomerId, Entry, ahash::RandomState>,
+struct Totals {
+    customers: u64,
     high: u64,
     churn_sum: i128,
     health_sum: i128,
     /// Indexed by [`segment_index`].
     segments: [u64; 4],
+}
+
+/// The §6 fleet metrics, kept incrementally over the latest prediction of
+/// every customer (see the [module docs](self)).
+#[derive(Debug, Default)]
+pub struct Fleet {
+    /// The entries of [`Fleet::update`]'s customers (`None`: seen, but no
+    /// valid prediction yet).
+    latest: HashMap<CustomerId, Option<FleetEntry>, ahash::RandomState>,
+    totals: Totals,
 }
 
 fn segment_index(segment: Segment) -> usize {
@@ -92,18 +110,13 @@ fn segment_index(segment: Segment) -> usize {
     }
 }
 
-impl Fleet {
-    /// Applies a customer's prediction, unless it is of an earlier emission
-    /// than the stored one.
-    ///
-    /// The segment counted is the prediction's `segment` field, the one
-    /// written with the prediction item.
-    pub fn update(&mut self, prediction: &Prediction) -> Update {
+impl Totals {
+    fn apply(&mut self, slot: &mut Option<FleetEntry>, prediction: &Prediction) -> Update {
         let scores = &prediction.scores;
         let (Some(churn), Some(health)) = (fixed(scores.churn_risk_14d), fixed(scores.health_score)) else {
             return Update::Invalid;
         };
-        let new = Entry {
+        let new = FleetEntry {
             emission: prediction.emission(),
             as_of: prediction.as_of,
             churn: scores.churn_risk_14d,
@@ -112,7 +125,7 @@ impl Fleet {
             segment: prediction.segment,
         };
         let (high, segment) = (new.high, new.segment);
-        let outcome = match self.latest.get_mut(&prediction.customer_id) {
+        let outcome = match slot {
             Some(old) if new.emission < old.emission => return Update::Stale,
             Some(old) => {
                 let old = std::mem::replace(old, new);
@@ -124,7 +137,8 @@ impl Fleet {
                 Update::Replaced
             }
             None => {
-                self.latest.insert(prediction.customer_id.clone(), new);
+                *slot = Some(new);
+                self.customers += 1;
                 Update::Added
             }
         };
@@ -134,35 +148,58 @@ impl Fleet {
         self.segments[segment_index(segment)] += 1;
         outcome
     }
+}
 
-    /// `as_of` of the customer's stored prediction.
+impl Fleet {
+    /// Applies a customer's prediction, unless it is of an earlier emission
+    /// than the stored one.
+    ///
+    /// The segment counted is the prediction's `segment` field, the one
+    /// written with the prediction item.
+    pub fn update(&mut self, prediction: &Prediction) -> Update {
+        let slot = match self.latest.get_mut(&prediction.customer_id) {
+            Some(slot) => slot,
+            None => self.latest.entry(prediction.customer_id.clone()).or_insert(None),
+        };
+        self.totals.apply(slot, prediction)
+    }
+
+    /// [`Fleet::update`] on an entry the caller keeps for the customer
+    /// (`None` before its first valid prediction). A fleet takes its
+    /// customers either way, not both.
+    pub fn update_in(&mut self, slot: &mut Option<FleetEntry>, prediction: &Prediction) -> Update {
+        self.totals.apply(slot, prediction)
+    }
+
+    /// `as_of` of the customer's stored prediction ([`Fleet::update`]'s customers).
     pub fn as_of(&self, customer: &str) -> Option<i64> {
-        self.latest.get(customer).map(|e| e.as_of)
+        self.latest.get(customer)?.as_ref().map(FleetEntry::as_of)
     }
 
     /// Customers with a prediction.
     pub fn len(&self) -> usize {
-        self.latest.len()
+        self.totals.customers as usize
     }
 
     /// Whether no customer has a prediction.
     pub fn is_empty(&self) -> bool {
-        self.latest.is_empty()
+        self.totals.customers == 0
     }
 
     /// The metrics now (O(1)).
     pub fn snapshot(&self) -> FleetMetrics {
-        let n = self.latest.len() as u64;
+        let t = &self.totals;
+        let n = t.customers;
         let average = |sum: i128| if n == 0 { 0.0 } else { sum as f64 / SCALE / n as f64 };
         FleetMetrics {
             total_customers_processed: n,
-            high_churn_risk_count: self.high,
-            average_churn_risk_14d: average(self.churn_sum),
-            average_health_score: average(self.health_sum),
-            thriving_customers: self.segments[segment_index(Segment::Thriving)],
-            healthy_customers: self.segments[segment_index(Segment::Healthy)],
-            at_risk_customers: self.segments[segment_index(Segment::AtRisk)],
-            churned_customers: self.segments[segment_index(Segment::Churned)],
+            high_churn_risk_count: t.high,
+            average_churn_risk_14d: average(t.churn_sum),
+            average_health_score: average(t.health_sum),
+            thriving_customers: t.segments[segment_index(Segment::Thriving)],
+            healthy_customers: t.segments[segment_index(Segment::Healthy)],
+            at_risk_customers: t.segments[segment_index(Segment::AtRisk)],
+            churned_customers: t.segments[segment_index(Segment::Churned)],
         }
     }
 }
@@ -455,6 +492,23 @@ mod tests {
         assert_eq!(fleet.update(&prediction("a", 1, 0.5, f64::INFINITY)), Update::Invalid);
         assert_eq!(fleet.update(&prediction("a", 1, 0.5, 1e12)), Update::Invalid);
         assert!(fleet.is_empty());
+    }
+
+    #[test]
+    fn entries_kept_by_the_caller_count_as_the_fleets_own() {
+        let (mut keyed, mut kept) = (Fleet::default(), Fleet::default());
+        let mut entries: HashMap<String, Option<FleetEntry>> = HashMap::new();
+        for i in 0..2_000i64 {
+            // Out of order, invalid scores, replacements: every outcome.
+            let as_of = (i * 7) % 50;
+            let x = if i % 97 == 0 { f64::NAN } else { ((i * 7919) % 1000) as f64 / 997.0 };
+            let p = prediction(&format!("c{}", i % 37), as_of, x, x * 100.0);
+            let slot = entries.entry(p.customer_id.to_string()).or_default();
+            assert_eq!(keyed.update(&p), kept.update_in(slot, &p), "prediction {i}");
+        }
+        assert_eq!(keyed.snapshot(), kept.snapshot());
+        assert_eq!(keyed.len(), kept.len());
+        assert_eq!(keyed.as_of("c3"), entries["c3"].as_ref().map(FleetEntry::as_of));
     }
 
     #[test]

@@ -84,8 +84,8 @@ pub mod fleet;
 pub mod monitor;
 pub mod queue;
 
-pub use alerts::{Alert, AlertPolicy, Alerts};
+pub use alerts::{Alert, AlertPolicy, AlertState, Alerts};
 pub use error::PolicyError;
-pub use fleet::{Alarm, Alarms, Fleet, FleetMetric, FleetMetrics, Metric, Update, NAMESPACE};
+pub use fleet::{Alarm, Alarms, Fleet, FleetEntry, FleetMetric, FleetMetrics, Metric, Update, NAMESPACE};
 pub use monitor::{Head, HeadQuality, ModelQuality, Monitor, MonitorConfig, MonitorIx, QualityMetric};
 pub use queue::{BatchPolicy, Offer, QueueStats, ScoreQueue};
