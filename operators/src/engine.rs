@@ -432,6 +432,53 @@ impl Engine {
         out.finish()
     }
 
+    /// Reads a snapshot this engine wrote and checks it restores this
+    /// engine exactly, one customer at a time, without a second engine in
+    /// memory: the header (configuration, counters, customers) and tutor
+    /// ids must equal this engine's, and each customer, rebuilt from its
+    /// record as [`Engine::read_snapshot`] rebuilds it, must encode to the
+    /// same bytes as this engine's state of it. Costs what a restore costs
+    /// but the map inserts; the memory of one customer.
+    pub fn check_snapshot(&self, r: impl std::io::Read) -> Result<(), SnapshotError> {
+        let differs = |what: String| SnapshotError::Corrupt(format!("read back, {what} differs from the engine's"));
+        let mut input = FrameReader::new(r)?;
+        let meta: Meta = input.record("header record")?;
+        if EngineConfig::from(meta.config) != self.config {
+            return Err(differs("the configuration".into()));
+        }
+        if meta.counters != self.counters.snapshot() || meta.customers != self.customers.len() as u64 {
+            return Err(differs("the header (counters or customers)".into()));
+        }
+        let tutors = self.tutors.names().map_err(|e| SnapshotError::Io(std::io::Error::other(e)))?;
+        if meta.tutors != tutors.len() as u64 {
+            return Err(differs("the number of tutor ids".into()));
+        }
+        for (i, name) in tutors.iter().enumerate() {
+            let read: &str = input.record("tutor id")?;
+            if read != *name {
+                return Err(differs(format!("tutor id {i}")));
+            }
+        }
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for _ in 0..meta.customers {
+            let (id, image): (&str, CustomerImage<'_>) = input.record("customer")?;
+            let live = self.customers.get(id).ok_or_else(|| differs(format!("customer {id:?} (not held)")))?;
+            let id = id.to_owned();
+            let rebuilt = CustomerState::from_image(image, &self.tutors)
+                .map_err(|e| SnapshotError::Corrupt(format!("customer {id}: {e}")))?;
+            let encode = |state: &CustomerState, mut out: Vec<u8>| {
+                out.clear();
+                postcard::to_extend(&state.to_image(), out).map_err(|e| differs(format!("customer {id} ({e})")))
+            };
+            ours = encode(&live, std::mem::take(&mut ours))?;
+            theirs = encode(&rebuilt, std::mem::take(&mut theirs))?;
+            if ours != theirs {
+                return Err(differs(format!("customer {id}")));
+            }
+        }
+        input.finish()
+    }
+
     /// An engine restored from a snapshot that [`Engine::write_snapshot`]
     /// wrote, which from then on behaves exactly as the engine that wrote it.
     ///
