@@ -163,7 +163,9 @@ struct Scored {
 #[derive(Debug)]
 pub struct ScoreQueue {
     policy: BatchPolicy,
-    slots: HashMap<CustomerId, Slot, ahash::RandomState>,
+    /// Boxed: a slot is 96 bytes and every customer keeps one (its gate),
+    /// so the map's spare slots (up to half just after it grows) hold 32.
+    slots: HashMap<CustomerId, Box<Slot>, ahash::RandomState>,
     /// Customers with a waiting vector and none in flight, in batch order,
     /// with the time each started waiting (a coalesced vector keeps the
     /// time and the place).
@@ -202,7 +204,7 @@ impl ScoreQueue {
         let Some(slot) = self.slots.get_mut(&vector.customer_id) else {
             let id = vector.customer_id.clone();
             self.line.push_back((id.clone(), now_ms));
-            self.slots.insert(id, Slot { waiting: Some(Box::new(vector)), ..Slot::default() });
+            self.slots.insert(id, Box::new(Slot { waiting: Some(Box::new(vector)), ..Slot::default() }));
             self.stats.queued += 1;
             return Offer::Queued;
         };
