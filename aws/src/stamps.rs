@@ -70,13 +70,7 @@ impl Stamps {
         let (items, _) =
             crate::batch::get_all(&self.client, &self.table, keys, &shape, &TABLE_RETRY, READ_CONCURRENCY, "stamps")
                 .await?;
-        let mut stamps = HashMap::with_capacity(items.len());
-        for item in &items {
-            if let Some((customer, seq)) = read_stamp(item)? {
-                stamps.insert(customer, seq);
-            }
-        }
-        Ok(stamps)
+        items.iter().filter_map(|item| read_stamp(item).transpose()).collect()
     }
 
     /// Stores the items of a batch's customers, one write each:

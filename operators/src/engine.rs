@@ -463,7 +463,6 @@ impl Engine {
         for _ in 0..meta.customers {
             let (id, image): (&str, CustomerImage<'_>) = input.record("customer")?;
             let live = self.customers.get(id).ok_or_else(|| differs(format!("customer {id:?} (not held)")))?;
-            let id = id.to_owned();
             let rebuilt = CustomerState::from_image(image, &self.tutors)
                 .map_err(|e| SnapshotError::Corrupt(format!("customer {id}: {e}")))?;
             let encode = |state: &CustomerState, mut out: Vec<u8>| {

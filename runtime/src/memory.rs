@@ -270,7 +270,7 @@ pub(crate) struct Memory {
     pub(crate) segment: Segment,
     pub(crate) model_ix: u16,
     /// The latest prediction's reasons; boxed, and only when there are
-    /// some, so a stage without reasons keeps 88 bytes a customer, not 192.
+    /// some, so a stage without reasons keeps 8 bytes for them, not 112.
     pub(crate) reasons: Option<Box<Reasons>>,
     /// Feature 10 of the latest vector scored: how recently the customer was active.
     pub(crate) days_since_last_session: f32,

@@ -382,7 +382,6 @@ impl ScoreQueue {
     }
 }
 
-/// Bit-identical: `0.0` and `-0.0` differ, a NaN equals the same NaN.
 /// The gate's fingerprint of a vector: xxh3-128 of its 46 features' bits
 /// (so -0.0 and 0.0 differ, and NaN equals itself bit for bit). Two
 /// different vectors share one with probability 2^-128; then the older
