@@ -276,7 +276,7 @@ impl StreamRecord<'_> {
 }
 
 /// The parts of a record that decide its meaning, whichever decoder read them.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct RecordParts<'a> {
     pub(crate) created_ms: Option<f64>,
     pub(crate) sequence_number: Option<Cow<'a, str>>,

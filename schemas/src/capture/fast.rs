@@ -32,18 +32,14 @@ use crate::record::{is_ttl_identity, RecordParts};
 /// Deepest nesting read here (serde_json's limit is 128).
 const MAX_DEPTH: u32 = 64;
 
-/// What the fast path read: `eventName` and the parts.
-pub(crate) struct Read<'a> {
-    pub(crate) event_name: &'a str,
-    pub(crate) parts: RecordParts<'a>,
-}
-
-/// Reads a line (its byte order mark already stripped), or gives up.
-pub(crate) fn read(line: &[u8]) -> Option<Read<'_>> {
+/// Reads a line (its byte order mark already stripped) into `parts` (empty
+/// when called), and gives its `eventName`; or gives up (`parts` then holds
+/// whatever was read before, to be dropped).
+pub(crate) fn read<'a>(line: &'a [u8], parts: &mut RecordParts<'a>) -> Option<&'a str> {
     let mut c = Cursor { b: line, i: 0 };
-    let read = c.record()?;
+    let event_name = c.record(parts)?;
     c.ws();
-    (c.i == line.len()).then_some(read)
+    (c.i == line.len()).then_some(event_name)
 }
 
 /// Bytes that end the plain run of a string: `"`, `\`, control characters
@@ -287,8 +283,8 @@ impl<'a> Cursor<'a> {
         self.string().map(Some)
     }
 
-    fn record(&mut self) -> Option<Read<'a>> {
-        let (mut event_name, mut parts, mut identity) = (None, None, None);
+    fn record(&mut self, parts: &mut RecordParts<'a>) -> Option<&'a str> {
+        let (mut event_name, mut identity) = (None, None);
         let mut seen = 0u32;
         self.members(|c, key| match key {
             "eventName" => {
@@ -301,8 +297,7 @@ impl<'a> Cursor<'a> {
                 if c.null()? {
                     return None;
                 }
-                parts = Some(c.stream_record()?);
-                Some(())
+                c.stream_record(parts)
             }
             "userIdentity" => {
                 Self::once(&mut seen, 2)?;
@@ -311,9 +306,12 @@ impl<'a> Cursor<'a> {
             }
             _ => c.skip(1),
         })?;
-        let mut parts = parts?;
+        // No `dynamodb`: the serde reader words that.
+        if seen & 2 == 0 {
+            return None;
+        }
         parts.by_ttl = identity.is_some_and(|(type_, principal)| is_ttl_identity(type_, principal));
-        Some(Read { event_name: event_name?, parts })
+        event_name
     }
 
     fn identity(&mut self) -> Option<(Option<&'a str>, Option<&'a str>)> {
@@ -335,9 +333,7 @@ impl<'a> Cursor<'a> {
         Some((type_, principal))
     }
 
-    fn stream_record(&mut self) -> Option<RecordParts<'a>> {
-        let mut parts =
-            RecordParts { created_ms: None, sequence_number: None, by_ttl: false, new_image: None, old_image: None };
+    fn stream_record(&mut self, parts: &mut RecordParts<'a>) -> Option<()> {
         let mut seen = 0u32;
         self.members(|c, key| match key {
             "ApproximateCreationDateTime" => {
@@ -356,12 +352,16 @@ impl<'a> Cursor<'a> {
             }
             "NewImage" => {
                 Self::once(&mut seen, 2)?;
-                parts.new_image = if c.null()? { None } else { Some(c.image()?) };
+                if !c.null()? {
+                    c.image(parts.new_image.insert(Image::default()))?;
+                }
                 Some(())
             }
             "OldImage" => {
                 Self::once(&mut seen, 3)?;
-                parts.old_image = if c.null()? { None } else { Some(c.image()?) };
+                if !c.null()? {
+                    c.image(parts.old_image.insert(Image::default()))?;
+                }
                 Some(())
             }
             "SequenceNumber" => {
@@ -370,12 +370,10 @@ impl<'a> Cursor<'a> {
                 Some(())
             }
             _ => c.skip(2),
-        })?;
-        Some(parts)
+        })
     }
 
-    fn image(&mut self) -> Option<Image<'a>> {
-        let mut image = Image::default();
+    fn image(&mut self, image: &mut Image<'a>) -> Option<()> {
         let mut seen = 0u32;
         self.members(|c, name| {
             let Some((position, _, field)) = image.field(name) else {
@@ -384,8 +382,7 @@ impl<'a> Cursor<'a> {
             Self::once(&mut seen, position)?;
             *field = if c.null()? { None } else { Some(c.attr()?) };
             Some(())
-        })?;
-        Some(image)
+        })
     }
 
     /// One attribute value: an object of exactly one type tag.
@@ -436,7 +433,7 @@ mod tests {
     #[test]
     fn the_fast_reader_reads_the_usual_lines() {
         for line in [INSERT, MODIFY, REMOVE] {
-            assert!(super::read(line.as_bytes()).is_some(), "{line}");
+            assert!(super::read(line.as_bytes(), &mut Default::default()).is_some(), "{line}");
             assert!(decode_line(line.as_bytes()).is_ok(), "{line}");
             same(line.as_bytes());
         }
