@@ -306,8 +306,8 @@ impl<'a> Cursor<'a> {
             }
             _ => c.skip(1),
         })?;
-        // No `dynamodb`: the serde reader words that.
-        if seen & 2 == 0 {
+        // No `dynamodb` (its `once` bit, 1, never set): the serde reader words that.
+        if seen & (1 << 1) == 0 {
             return None;
         }
         parts.by_ttl = identity.is_some_and(|(type_, principal)| is_ttl_identity(type_, principal));
