@@ -10,26 +10,45 @@
 //!   customer's next timer due time to one item of the event table: key
 //!   `customer_id` + `sk = "DUE"`, `entity_type = "due"` (not an event: the
 //!   pipeline skips it when it comes back on the stream), `next_due` (ms) and
-//!   `due_hour` (`floor(next_due / 1 h)`). The same item carries the
+//!   `due_hour`: the first hour (since the epoch) of `next_due`'s UTC *day*
+//!   ([`due_key`]; always a multiple of 24). The same item carries the
 //!   customer's stamp ([`crate::stamps`]), so a batch writes one item per
 //!   customer, not two. A customer whose timers have stopped (silent for a
 //!   year) keeps the item without `due_hour` while it has a stamp, and has
 //!   it deleted otherwise.
 //! * A global secondary index (default name `due-index`) has `due_hour` as
-//!   partition key and `customer_id` as sort key. Only `DUE` items carry
-//!   `due_hour`, so the index is sparse: one entry per customer with a timer.
+//!   partition key and `customer_id` as sort key, projecting `next_due`. Only
+//!   `DUE` items carry `due_hour`, so the index is sparse: one entry per
+//!   customer with a timer.
 //! * A scheduled invocation (EventBridge, hourly) Queries the index for each
-//!   hour from `now − lookback` to `now` — one key each, never a scan — and
-//!   rescores only those customers (see `pulse_lambda`), then writes their
-//!   next due time, which moves them out of the hours already read.
+//!   day from `now − lookback` to `now` — one key each, never a scan, with a
+//!   filter `next_due <= now` so that only the customers already due come
+//!   back — and rescores only those (see `pulse_lambda`), then writes their
+//!   next due time, which moves them to a later day.
 //!
-//! An hour's partition holds everyone due that hour (about 1/24 of the silent
-//! customers with daily timers). GSI partitions take about 1,000 writes a
-//! second each; a fleet that writes more `DUE` items than that in one hour
-//! key would shard `due_hour` (e.g. `<hour>#<0..n>`) and Query every shard.
-//! The index is eventually consistent: a `DUE` item written a moment before
-//! the scheduled run may be read at its previous hour, which at worst rescores
-//! a customer once more than needed.
+//! Why a day and not the hour. A customer's next due time is a day after
+//! its latest vector, so it moves with every event. The index pays for a
+//! move of its key with two writes (the old entry's delete and the new
+//! one's put), for a change of the projected `next_due` alone with one. An
+//! hour key moved at nearly every event: 3 write units per event with the
+//! item's own. A day key moves at a customer's first event of a day only
+//! (about `(1 − e^−N) / N` of the events of a customer with N a day: 40% at
+//! N = 2.25), so about 2.4. The price: the hourly run reads the whole of
+//! today's partition (everyone due today, the ones not due yet included,
+//! dropped by the filter after they are read): at a million customers some
+//! 4,000 read units an hour, cents a day (see `docs/COST.md`).
+//!
+//! The attribute keeps its name and its unit (hours), so a table and index
+//! made by an earlier version of pulse, which keyed the exact hour, need no
+//! migration: [`DueIndex::due`] also reads the hour keys of the lookback, so
+//! the items written before the upgrade are found until they are rewritten.
+//!
+//! A day's partition holds everyone due that day. GSI partitions take about
+//! 1,000 writes a second each; a fleet that writes more `DUE` items than that
+//! into one day's key would shard `due_hour` (e.g. `<day>#<0..n>`) and Query
+//! every shard. The index is eventually consistent: a `DUE` item written a
+//! moment before the scheduled run may be read with its previous due time,
+//! which at worst rescores a customer once more than needed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -46,14 +65,34 @@ pub const DUE_SK: &str = "DUE";
 pub const DUE_ENTITY_TYPE: &str = "due";
 /// The default name of the index on `due_hour`.
 pub const DEFAULT_DUE_INDEX: &str = "due-index";
-/// One hour in milliseconds: the resolution of the index.
+/// One hour in milliseconds: the unit of the index's key.
 pub const HOUR_MS: i64 = 3_600_000;
+/// Hours in a day: the index's keys are multiples of it.
+const DAY_HOURS: i64 = 24;
 /// BatchWriteItem calls in flight at once.
 const WRITE_CONCURRENCY: usize = 8;
 
 /// The hour (since the epoch) a time falls in.
 pub fn due_hour(ms: i64) -> i64 {
     ms.div_euclid(HOUR_MS)
+}
+
+/// The index key of a due time: the first hour of its UTC day (see the
+/// module docs for why a day).
+pub fn due_key(ms: i64) -> i64 {
+    due_hour(ms).div_euclid(DAY_HOURS) * DAY_HOURS
+}
+
+/// The keys [`DueIndex::due`] reads at `now_ms`: the day keys from the day
+/// of `now − lookback` to today's, and the hour keys of an earlier version's
+/// items over the lookback; ascending, each once.
+fn keys_to_read(now_ms: i64, lookback_hours: i64) -> Vec<i64> {
+    let last = due_hour(now_ms);
+    let first = last - lookback_hours.max(0);
+    let mut keys: Vec<i64> = (first..=last).collect();
+    keys.insert(0, first.div_euclid(DAY_HOURS) * DAY_HOURS);
+    keys.dedup();
+    keys
 }
 
 /// Writes items of `table` ([`crate::batch::write_all`] under
@@ -108,13 +147,12 @@ impl DueIndex {
         batch_write(&self.client, &self.table, requests, "due index").await
     }
 
-    /// The customers the index lists as due in the hours from
-    /// `now − lookback_hours` to `now`'s hour (the latter may hold some due
-    /// later in the hour: their `next_due` says).
+    /// The customers the index lists as due at `now_ms` (`next_due <= now`)
+    /// in the days from that of `now − lookback_hours` to today (and, for
+    /// items an earlier version wrote, in the hours of the lookback).
     pub async fn due(&self, now_ms: i64, lookback_hours: i64) -> Result<Vec<Due>> {
-        let last = due_hour(now_ms);
         let mut out = Vec::new();
-        for hour in last - lookback_hours.max(0)..=last {
+        for key in keys_to_read(now_ms, lookback_hours) {
             let mut start = None;
             loop {
                 let page = self
@@ -122,13 +160,15 @@ impl DueIndex {
                     .query()
                     .table_name(&*self.table)
                     .index_name(&*self.index)
-                    .key_condition_expression("due_hour = :h")
-                    .expression_attribute_values(":h", AttributeValue::N(hour.to_string()))
+                    .key_condition_expression("due_hour = :k")
+                    .filter_expression("next_due <= :now")
+                    .expression_attribute_values(":k", AttributeValue::N(key.to_string()))
+                    .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
                     .set_exclusive_start_key(start.take())
                     .send()
                     .await
                     .with_context(|| {
-                        format!("due index: Query on {} of table {} for hour {hour}", self.index, self.table)
+                        format!("due index: Query on {} of table {} for key {key}", self.index, self.table)
                     })?;
                 for item in page.items() {
                     out.push(read_due(item)?);
@@ -144,7 +184,7 @@ impl DueIndex {
 }
 
 /// The write of a customer's item (`sk = "DUE"`): its next due time (with
-/// `due_hour`, which puts it in the index) and its stamp, whichever it has;
+/// `due_hour` = [`due_key`], which puts it in the index) and its stamp, whichever it has;
 /// a delete when it has neither.
 pub(crate) fn write_request(customer: &str, next_due: Option<i64>, applied_seq: Option<&str>) -> Result<WriteRequest> {
     if next_due.is_none() && applied_seq.is_none() {
@@ -156,7 +196,7 @@ pub(crate) fn write_request(customer: &str, next_due: Option<i64>, applied_seq: 
     let mut item = item_key(customer, DUE_SK);
     item.insert("entity_type".into(), AttributeValue::S(DUE_ENTITY_TYPE.into()));
     if let Some(due) = next_due {
-        item.insert("due_hour".into(), AttributeValue::N(due_hour(due).to_string()));
+        item.insert("due_hour".into(), AttributeValue::N(due_key(due).to_string()));
         item.insert("next_due".into(), AttributeValue::N(due.to_string()));
     }
     if let Some(seq) = applied_seq {
@@ -192,14 +232,42 @@ mod tests {
     }
 
     #[test]
+    fn keys_are_the_first_hours_of_days() {
+        const DAY: i64 = 24 * HOUR_MS;
+        assert_eq!(due_key(0), 0);
+        assert_eq!(due_key(DAY - 1), 0);
+        assert_eq!(due_key(DAY), 24);
+        assert_eq!(due_key(3 * DAY + 5 * HOUR_MS + 7), 72);
+        assert_eq!(due_key(-1), -24);
+    }
+
+    #[test]
+    fn the_keys_read_cover_the_lookback_days_and_the_old_hours() {
+        const DAY: i64 = 24 * HOUR_MS;
+        // 12:30 on day 3, an hour back: today's key and the two hours.
+        assert_eq!(keys_to_read(3 * DAY + 12 * HOUR_MS + 1_800_000, 1), [72, 83, 84]);
+        // 01:00 on day 3, two hours back: yesterday's key, then 23:00..01:00
+        // (today's key among those hours, once).
+        assert_eq!(keys_to_read(3 * DAY + HOUR_MS, 2), [48, 71, 72, 73]);
+        // No lookback: today's key and the current hour.
+        assert_eq!(keys_to_read(3 * DAY, 0), [72]);
+        assert_eq!(keys_to_read(3 * DAY, -5), [72]);
+        // A week back reads eight day keys among its 169 hours.
+        let week = keys_to_read(10 * DAY + 6 * HOUR_MS, 7 * 24);
+        assert_eq!(week.len(), 7 * 24 + 1 + 1);
+        assert_eq!(week.iter().filter(|k| *k % 24 == 0).count(), 8);
+        assert!(week.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
     fn a_due_item_round_trips() {
-        let request = write_request("stu_1", Some(5 * HOUR_MS + 7), None).unwrap();
+        let request = write_request("stu_1", Some(29 * HOUR_MS + 7), None).unwrap();
         let item = request.put_request().unwrap().item();
         assert_eq!(item["sk"], AttributeValue::S("DUE".into()));
         assert_eq!(item["entity_type"], AttributeValue::S("due".into()));
-        assert_eq!(item["due_hour"], AttributeValue::N("5".into()));
+        assert_eq!(item["due_hour"], AttributeValue::N("24".into()), "the due day's first hour");
         assert!(!item.contains_key("applied_seq"));
-        assert_eq!(read_due(item).unwrap(), Due { customer_id: "stu_1".into(), next_due: 5 * HOUR_MS + 7 });
+        assert_eq!(read_due(item).unwrap(), Due { customer_id: "stu_1".into(), next_due: 29 * HOUR_MS + 7 });
         let delete = write_request("stu_1", None, None).unwrap();
         assert_eq!(delete.delete_request().unwrap().key()["sk"], AttributeValue::S("DUE".into()));
         assert!(read_due(&HashMap::new()).is_err());
@@ -213,7 +281,7 @@ mod tests {
         let item = both.put_request().unwrap().item();
         assert_eq!(
             (&item["due_hour"], &item["applied_seq"]),
-            (&AttributeValue::N("1".into()), &AttributeValue::S("42".into()))
+            (&AttributeValue::N("0".into()), &AttributeValue::S("42".into()))
         );
     }
 }

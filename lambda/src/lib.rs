@@ -263,7 +263,8 @@ pub struct BatchOutcome {
 pub struct RescoreReport {
     /// The scheduled time.
     pub now_ms: i64,
-    /// Entries the due index listed in the hours read.
+    /// Entries the due index listed as due by `now_ms` (the days read, and
+    /// an earlier version's hour keys; see `pulse_aws::due`).
     pub listed: usize,
     /// Customers due by `now_ms`, rescored: the only ones read.
     pub customers: Vec<String>,

@@ -13,10 +13,12 @@
 //! * **stamps and due items**: after each batch, one `PutItem` (`sk = DUE`)
 //!   per customer the batch applied a record to, holding both its stamp and
 //!   its next due time, and before it a consistent `BatchGetItem` of the
-//!   same customers (1 read unit each); `due_hour` is the key of a sparse
-//!   index projecting `next_due`, so the write also writes the index, twice
-//!   when the hour moves (delete + put), which a new event's due time a day
-//!   after it nearly always does;
+//!   same customers (1 read unit each); `due_hour` (the due time's UTC day,
+//!   as its first hour) is the key of a sparse index projecting `next_due`,
+//!   so the write also writes the index: once when the day stays (the
+//!   projected `next_due` changed), twice when it moves (delete + put),
+//!   which it does at a customer's first event of a day
+//!   ([`due_day_moves_per_event`]);
 //! * **predictions**: one conditional `UpdateItem` (`sk = PRED#latest`) per
 //!   prediction (under 1 KB with the customer's monitor ring, 92 base64
 //!   characters);
@@ -28,16 +30,17 @@
 //! * all three go to the event table, whose stream hands them back to the
 //!   function as records it reads and skips (trigger reads are free, the
 //!   function's time is not);
-//! * the hourly scheduled run Queries the due index and rescores the silent
-//!   customers: a Query of each one's history, a prediction and a due write;
+//! * the hourly scheduled run Queries the due index (today's partition
+//!   whole, filtered to those due) and rescores the silent customers: a
+//!   Query of each one's history, a prediction and a due write;
 //! * metrics as Embedded Metric Format log lines (no `PutMetricData`), alerts
 //!   to SNS.
 //!
 //! A batch of the stream holds records of different customers (a customer
 //! writes a few events a day), so the stamp-and-due item is one write per
-//! event: with the index, 3 of the 4 to 5 write units pulse spends per
-//! event (4 of 5 to 6 while the stamp was an item of its own). They are
-//! still what dominates pulse's DynamoDB bill ([`Bill::dominant`]).
+//! event: with the index, about 2.4 of the 3.6 write units pulse spends per
+//! event at 2.25 events a day (3 of 4.2 while the index was keyed by the
+//! hour, 4 of 5.2 while the stamp was an item of its own).
 
 use std::fmt::Write as _;
 
@@ -217,6 +220,24 @@ impl Bill {
 const DAY_S: f64 = 86_400.0;
 const MONTH_DAYS: f64 = 30.0;
 
+/// The share of events that move their customer's due item to another day
+/// of the index: a customer's first event of a day does (its due time, a
+/// day after its vector, lands on the next day), the others of that day do
+/// not. With Poisson events, `N` a day: `(1 − e^−N) / N` of them (0.40 at
+/// N = 2.25; 1 as N goes to 0).
+pub fn due_day_moves_per_event(events_per_customer_day: f64) -> f64 {
+    let n = events_per_customer_day;
+    if n < 1e-9 {
+        1.0
+    } else {
+        (-(-n).exp_m1() / n).min(1.0)
+    }
+}
+
+/// Bytes of one entry of the due index as a Query reads it (`customer_id`,
+/// `sk`, `due_hour`, `next_due`: names and values).
+const DUE_ENTRY_BYTES: f64 = 64.0;
+
 /// pulse's bill per day. The table's own event writes (one per event) are
 /// paid with or without pulse and left out of both bills.
 pub fn pulse_daily(w: &Workload, m: &Measured, d: &Deployment, p: &Prices) -> Bill {
@@ -247,8 +268,15 @@ pub fn pulse_daily(w: &Workload, m: &Measured, d: &Deployment, p: &Prices) -> Bi
     let rru = |n: f64| n / 1e6 * p.dynamodb_per_million_rru;
     b.add("DynamoDB stamp + due item writes", items, "WRU", wru(items));
     b.add("DynamoDB stamp reads", stamps, "RRU", rru(stamps));
-    // The index: delete + put when the hour moves (counted every time).
-    b.add("DynamoDB due index writes", 2.0 * items, "WRU", wru(2.0 * items));
+    // The index: an update when the day stays, delete + put when it moves
+    // (the silent customers' items always move: their next timer is a day on).
+    let index_writes = stamps * (1.0 + due_day_moves_per_event(w.events_per_customer_day)) + 2.0 * silent;
+    b.add("DynamoDB due index writes", index_writes, "WRU", wru(index_writes));
+    // The hourly run reads today's partition whole: everyone due before
+    // midnight, on average half the customers (a customer's due time is
+    // within a day of its last vector), eventually consistent.
+    let index_reads = 24.0 * (0.5 * w.customers * DUE_ENTRY_BYTES / 4096.0).ceil() * 0.5;
+    b.add("DynamoDB due index reads (hourly run)", index_reads, "RRU", rru(index_reads));
     b.add("DynamoDB prediction writes", predictions + silent, "WRU", wru(predictions + silent));
     b.add("DynamoDB anchors writes", 2.0 * anchors, "WRU", wru(2.0 * anchors));
     let read_back = 2.0 * w.customers * 24.0 / d.environment_hours;
@@ -352,11 +380,18 @@ mod tests {
         let get = |item: &str| b.lines.iter().find(|l| l.item == item).unwrap().clone();
         // 20,000 events; silent customers 10,000 * e^-2 = 1,353.35.
         let silent = 10_000.0 * (-2.0f64).exp();
-        // Items (stamp + due) 20,000 + silent WRU; their index 2 WRU each;
-        // stamp reads 20,000 RRU = $0.0025.
+        // Items (stamp + due) 20,000 + silent WRU; their index: one write
+        // each, and one more for the 43.2% of events that move their day
+        // ((1 - e^-2) / 2) and for every silent customer's; stamp reads
+        // 20,000 RRU = $0.0025.
         let items = 20_000.0 + silent;
         assert!((get("DynamoDB stamp + due item writes").dollars - items * 0.625e-6).abs() < 1e-12);
-        assert!((get("DynamoDB due index writes").quantity - 2.0 * items).abs() < 1e-9);
+        let moves = (1.0 - (-2.0f64).exp()) / 2.0;
+        assert!((moves - 0.432_332).abs() < 1e-6);
+        assert!((get("DynamoDB due index writes").quantity - (20_000.0 * (1.0 + moves) + 2.0 * silent)).abs() < 1e-9);
+        // Today's partition, half of 10,000 entries of 64 B: 79 pages of
+        // 4 KB at 0.5, 24 times.
+        assert!((get("DynamoDB due index reads (hourly run)").quantity - 24.0 * 79.0 * 0.5).abs() < 1e-9);
         assert!((get("DynamoDB stamp reads").dollars - 0.0025).abs() < 1e-12);
         // Records: 20,000 events + own writes (21,353.35 items + 20,000
         // predictions + 1,353.35 timer predictions + 1,428.57 anchors
@@ -378,6 +413,16 @@ mod tests {
         assert!(r.total() > b.total());
         let share = b.stamps_and_due_share();
         assert!(share > 0.0 && share < 1.0);
+    }
+
+    #[test]
+    fn due_days_move_at_a_customers_first_event_of_a_day() {
+        assert!((due_day_moves_per_event(2.25) - 0.397_6).abs() < 1e-4);
+        assert_eq!(due_day_moves_per_event(0.0), 1.0);
+        assert!((due_day_moves_per_event(1e-6) - 1.0).abs() < 1e-6);
+        // Busier customers move less per event, never more than once per event.
+        let rates: Vec<f64> = [0.1, 0.5, 1.0, 2.0, 5.0, 20.0].map(due_day_moves_per_event).to_vec();
+        assert!(rates.windows(2).all(|w| w[0] > w[1] && w[0] <= 1.0), "{rates:?}");
     }
 
     #[test]

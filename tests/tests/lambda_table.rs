@@ -15,7 +15,10 @@
 //!   A again, A finds by the customer's stamp that its copy is stale, reads
 //!   the customer again and emits what a replay of every record emits; the
 //!   stamps of hundreds of customers are written and read back whole (in
-//!   several calls each way).
+//!   several calls each way);
+//! * the due index lists the customers due by the scheduled time from the
+//!   partitions of their due days, however short the lookback, and still
+//!   those an earlier version keyed by the hour.
 
 mod common;
 mod lambda_support;
@@ -26,7 +29,7 @@ use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_sdk_dynamodb::types::AttributeValue as Av;
 use common::{replay_capture, write_file, D, H, MIN};
 use lambda_support::{event_item, event_of, get, lambda_record, put, trim_horizon};
-use pulse_aws::due::{DueIndex, DEFAULT_DUE_INDEX};
+use pulse_aws::due::{due_key, Due, DueIndex, DEFAULT_DUE_INDEX};
 use pulse_aws::live::lambda_event::event_record_from_sdk;
 use pulse_aws::{setup, AwsArgs};
 use pulse_e2e::{aws_endpoint, unique_name};
@@ -183,7 +186,7 @@ async fn events_written_to_a_table_come_out_of_the_handler_as_a_replay_gives_the
         let due = get(&client, &table, c, "DUE").await.unwrap_or_else(|| panic!("no due item for {c}"));
         let next: i64 = due["next_due"].as_n().unwrap().parse().unwrap();
         assert!(next > now_ms() - 60_000 && next <= now_ms() + D, "{c}: next due {next}");
-        assert_eq!(due["due_hour"].as_n().unwrap(), &(next.div_euclid(H)).to_string());
+        assert_eq!(due["due_hour"].as_n().unwrap(), &due_key(next).to_string(), "the due day's first hour");
     }
     assert_eq!(outcome.report.due_written, 2);
 }
@@ -394,7 +397,7 @@ async fn the_scheduled_run_rescores_only_the_customers_that_are_due() {
     let answer = scheduled.invoke(payload, &mut sink).await.expect("the scheduled run");
     assert_eq!(answer["now_ms"], json!(now));
     assert_eq!(answer["customers"], json!(["stu_silent"]), "only the due customer is read: {answer}");
-    assert_eq!(answer["listed"], json!(1), "the active customer is due in a later hour: {answer}");
+    assert_eq!(answer["listed"], json!(1), "the active customer is not due yet: {answer}");
     assert_eq!(answer["hydrated"]["customers"], json!(1));
 
     // Its daily timers since its last vector, each as of its due time, with
@@ -501,7 +504,7 @@ async fn an_environment_whose_copy_is_stale_reads_the_customer_again() {
     assert_eq!(stamp["entity_type"], Av::S("due".into()));
     let next_due = engine_next_due(&last_sink, c);
     assert_eq!(stamp["next_due"], Av::N(next_due.to_string()));
-    assert_eq!(stamp["due_hour"], Av::N(next_due.div_euclid(H).to_string()));
+    assert_eq!(stamp["due_hour"], Av::N(due_key(next_due).to_string()));
     assert!(get(&client, &table, c, "APPLIED").await.is_none(), "no stamp item of its own");
     // The bystander's timer fired in A's last batch, no record of it: its
     // due time is written alone, and its stamp with it is gone (A reads it
@@ -549,4 +552,54 @@ async fn the_stamps_of_hundreds_of_customers_are_written_and_read_back() {
     assert_eq!(again["stu_0008"], format!("{:028}", 1008));
     assert_eq!(get(&client, &table, "stu_0007", "DUE").await.unwrap()["next_due"], Av::N((5 * H).to_string()));
     assert!(get(&client, &table, "stu_0009", "DUE").await.is_none(), "neither stamp nor due time: deleted");
+}
+
+#[tokio::test]
+async fn the_due_index_lists_who_is_due_from_day_partitions_and_an_earlier_versions_hours() {
+    let (client, _) = dynamodb().await;
+    let table = unique_name("lambda-due-days");
+    setup::ensure_events_table(&client, &table).await.expect("events table");
+    setup::ensure_due_index(&client, &table, DEFAULT_DUE_INDEX).await.expect("due index");
+    let index = DueIndex::new(client.clone(), &table, DEFAULT_DUE_INDEX);
+
+    // 12:30 on a day; the run looks one hour back.
+    let day = now_ms().div_euclid(D) * D - 3 * D;
+    let now = day + 12 * H + 30 * MIN;
+    index
+        .record(&[
+            ("stu_early".to_string(), Some(day + 2 * H)),     // due this morning
+            ("stu_now".to_string(), Some(now)),               // due this very moment
+            ("stu_later".to_string(), Some(day + 20 * H)),    // due tonight: not yet
+            ("stu_tomorrow".to_string(), Some(day + D + H)),  // tomorrow's partition
+            ("stu_yesterday".to_string(), Some(day - 2 * H)), // outside the lookback's days
+        ])
+        .await
+        .expect("due times");
+    // Two items as an earlier version wrote them: keyed by the exact hour.
+    for (c, due) in [("stu_old_hour", day + 11 * H + 10 * MIN), ("stu_old_gone", day + 9 * H)] {
+        let mut item = HashMap::from([
+            ("customer_id".to_string(), Av::S(c.into())),
+            ("sk".to_string(), Av::S("DUE".into())),
+            ("entity_type".to_string(), Av::S("due".into())),
+            ("next_due".to_string(), Av::N(due.to_string())),
+        ]);
+        item.insert("due_hour".into(), Av::N(due.div_euclid(H).to_string()));
+        put(&client, &table, &item).await;
+    }
+    // Every new item sits in its day's partition.
+    for (c, key) in [("stu_early", day / H), ("stu_tomorrow", day / H + 24), ("stu_yesterday", day / H - 24)] {
+        let item = get(&client, &table, c, "DUE").await.expect("a due item");
+        assert_eq!(item["due_hour"], Av::N(key.to_string()), "{c}");
+    }
+
+    let mut listed = index.due(now, 1).await.expect("the Query");
+    listed.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
+    let expected = [("stu_early", day + 2 * H), ("stu_now", now), ("stu_old_hour", day + 11 * H + 10 * MIN)];
+    let expected: Vec<Due> = expected.iter().map(|(c, d)| Due { customer_id: c.to_string(), next_due: *d }).collect();
+    assert_eq!(listed, expected);
+    // A lookback into yesterday reads yesterday's day too.
+    let wider = index.due(now, 13).await.expect("the Query");
+    assert!(wider.iter().any(|d| d.customer_id == "stu_yesterday"), "{wider:?}");
+    assert!(wider.iter().any(|d| d.customer_id == "stu_old_gone"), "{wider:?}");
+    assert!(!wider.iter().any(|d| d.customer_id == "stu_later" || d.customer_id == "stu_tomorrow"), "{wider:?}");
 }
