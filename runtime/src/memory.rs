@@ -23,6 +23,12 @@
 //! written with the reasons (`since`). A customer's first prediction has
 //! nothing to compare with and carries no reasons.
 //!
+//! The lists ("whom to save first") compare with the same reference: its
+//! risk and health. So the anchors' scores are kept whether or not the
+//! stage gives reasons (80 bytes a customer, boxed), their vectors only
+//! when it does (736 bytes more, boxed): `--no-reasons` makes scoring
+//! cheaper, not the lists empty.
+//!
 //! # Across restarts
 //!
 //! A process that restarts (a Lambda environment recycled, `pulse run`
@@ -57,60 +63,99 @@ fn week(t: i64) -> i64 {
     (t.div_euclid(DAY_MS) - 4).div_euclid(7)
 }
 
-/// A past vector and what the model said of it. `f32`: the precision the
-/// models compute in.
-#[derive(Clone, Copy, Debug)]
+/// A past prediction: when, and what the model said. `f32`: the precision
+/// the models compute in.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(crate) struct Anchor {
     pub(crate) as_of: i64,
     pub(crate) churn_risk_14d: f32,
     pub(crate) health_score: f32,
-    features: [f32; FEATURE_COUNT],
 }
 
-impl Anchor {
-    /// The vector, as the model reads it.
-    pub(crate) fn features(&self) -> Features {
-        self.features.map(f64::from)
-    }
-}
+/// The vectors of the anchors, oldest first (as [`Anchors`]' items).
+type AnchorVectors = [[f32; FEATURE_COUNT]; ANCHORS];
 
-/// The first vector of each of the last four weeks with one, oldest first.
-#[derive(Clone, Debug, Default)]
+/// The first prediction of each of the last four weeks with one, oldest
+/// first, and, when the stage gives reasons, its vector. The lists read the
+/// scores ([`Memory::standing`]), the reasons also the vectors: a stage
+/// without reasons keeps 80 bytes a customer for them, not 816.
+#[derive(Clone, Debug)]
 pub(crate) struct Anchors {
     len: u8,
-    items: [Option<Anchor>; ANCHORS],
+    items: [Anchor; ANCHORS],
+    vectors: Option<Box<AnchorVectors>>,
+}
+
+/// The anchor a prediction compares with ([`Anchors::reference`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Reference<'a> {
+    pub(crate) anchor: Anchor,
+    vector: Option<&'a [f32; FEATURE_COUNT]>,
+}
+
+impl Reference<'_> {
+    /// The vector, as the model reads it, if the anchors keep vectors.
+    pub(crate) fn features(&self) -> Option<Features> {
+        self.vector.map(|v| v.map(f64::from))
+    }
 }
 
 impl Anchors {
-    fn iter(&self) -> impl DoubleEndedIterator<Item = &Anchor> {
-        self.items[..usize::from(self.len)].iter().flatten()
+    /// No anchors yet; `vectors`: whether to keep each anchor's vector too
+    /// (for reasons).
+    pub(crate) fn new(vectors: bool) -> Anchors {
+        Anchors {
+            len: 0,
+            items: [Anchor::default(); ANCHORS],
+            vectors: vectors.then(|| Box::new([[0.0; FEATURE_COUNT]; ANCHORS])),
+        }
     }
 
-    /// The vector a prediction as of `t` compares with (see the module docs).
-    pub(crate) fn reference(&self, t: i64) -> Option<&Anchor> {
-        self.iter()
-            .rev()
-            .find(|a| a.as_of <= t - REASONS_LOOKBACK_MS)
-            .or_else(|| self.iter().next().filter(|a| a.as_of < t))
+    /// The same anchors without their vectors.
+    pub(crate) fn without_vectors(mut self) -> Anchors {
+        self.vectors = None;
+        self
     }
 
-    /// Keeps the vector if it is the first of a later week than the last kept.
+    fn kept(&self) -> &[Anchor] {
+        &self.items[..usize::from(self.len)]
+    }
+
+    /// The anchor a prediction as of `t` compares with (see the module docs).
+    pub(crate) fn reference(&self, t: i64) -> Option<Reference<'_>> {
+        let kept = self.kept();
+        let i = kept
+            .iter()
+            .rposition(|a| a.as_of <= t - REASONS_LOOKBACK_MS)
+            .or_else(|| kept.first().filter(|a| a.as_of < t).map(|_| 0))?;
+        Some(Reference { anchor: kept[i], vector: self.vectors.as_deref().map(|v| &v[i]) })
+    }
+
+    /// Keeps the prediction if it is the first of a later week than the last kept.
     pub(crate) fn observe(&mut self, as_of: i64, features: &Features, scores: &Scores) {
-        if self.iter().last().is_some_and(|a| week(a.as_of) >= week(as_of)) {
+        if self.kept().last().is_some_and(|a| week(a.as_of) >= week(as_of)) {
             return;
         }
-        let anchor = Anchor {
-            as_of,
-            churn_risk_14d: scores.churn_risk_14d as f32,
-            health_score: scores.health_score as f32,
-            features: features.map(|x| x as f32),
-        };
-        if usize::from(self.len) == ANCHORS {
+        let anchor =
+            Anchor { as_of, churn_risk_14d: scores.churn_risk_14d as f32, health_score: scores.health_score as f32 };
+        let vector = features.map(|x| x as f32);
+        self.push(anchor, vector);
+    }
+
+    fn push(&mut self, anchor: Anchor, vector: [f32; FEATURE_COUNT]) {
+        let i = if usize::from(self.len) == ANCHORS {
             self.items.rotate_left(1);
-            self.items[ANCHORS - 1] = Some(anchor);
+            if let Some(v) = self.vectors.as_deref_mut() {
+                v.rotate_left(1);
+            }
+            ANCHORS - 1
         } else {
-            self.items[usize::from(self.len)] = Some(anchor);
             self.len += 1;
+            usize::from(self.len) - 1
+        };
+        self.items[i] = anchor;
+        if let Some(v) = self.vectors.as_deref_mut() {
+            v[i] = vector;
         }
     }
 }
@@ -157,37 +202,41 @@ pub const MAX_ANCHOR_BYTES: usize = 2 + ANCHORS * (16 + 4 * FEATURE_COUNT);
 
 /// The anchors as bytes (little-endian, version [`FORMAT`]), at most
 /// [`MAX_ANCHOR_BYTES`]: stored on an item of their own when they change
-/// (once a week per active customer), not with every prediction.
-pub(crate) fn encode_anchors(anchors: &Anchors) -> Vec<u8> {
+/// (once a week per active customer), not with every prediction. `None`
+/// for anchors without vectors (a stage without reasons does not store
+/// them: after a restart its lists compare with what it has seen since).
+pub(crate) fn encode_anchors(anchors: &Anchors) -> Option<Vec<u8>> {
+    let vectors = anchors.vectors.as_deref()?;
     let mut out = Vec::with_capacity(MAX_ANCHOR_BYTES);
     out.push(FORMAT);
     out.push(anchors.len);
-    for a in anchors.iter() {
+    for (a, vector) in anchors.kept().iter().zip(vectors) {
         out.extend_from_slice(&a.as_of.to_le_bytes());
         out.extend_from_slice(&a.churn_risk_14d.to_le_bytes());
         out.extend_from_slice(&a.health_score.to_le_bytes());
-        for x in a.features {
+        for x in vector {
             out.extend_from_slice(&x.to_le_bytes());
         }
     }
-    out
+    Some(out)
 }
 
 /// Bytes of [`encode_anchors`] back.
 pub(crate) fn decode_anchors(bytes: &[u8]) -> Result<Anchors, String> {
     let mut r = Reader::new(bytes, "stored anchors")?;
     let len = r.u8().filter(|&n| usize::from(n) <= ANCHORS).ok_or_else(|| r.bad("no count, or too many"))?;
-    let mut anchors = Anchors { len, items: [None; ANCHORS] };
-    for item in &mut anchors.items[..usize::from(len)] {
-        let mut next = || -> Option<Anchor> {
+    let mut anchors = Anchors::new(true);
+    for _ in 0..len {
+        let mut next = || -> Option<(Anchor, [f32; FEATURE_COUNT])> {
             let (as_of, churn_risk_14d, health_score) = (r.i64()?, r.f32()?, r.f32()?);
-            let mut features = [0f32; FEATURE_COUNT];
-            for x in &mut features {
+            let mut vector = [0f32; FEATURE_COUNT];
+            for x in &mut vector {
                 *x = r.f32()?;
             }
-            Some(Anchor { as_of, churn_risk_14d, health_score, features })
+            Some((Anchor { as_of, churn_risk_14d, health_score }, vector))
         };
-        *item = Some(next().ok_or_else(|| format!("stored anchors cut short ({} bytes)", bytes.len()))?);
+        let (anchor, vector) = next().ok_or_else(|| format!("stored anchors cut short ({} bytes)", bytes.len()))?;
+        anchors.push(anchor, vector);
     }
     r.end()?;
     Ok(anchors)
@@ -274,6 +323,9 @@ pub(crate) struct Memory {
     pub(crate) reasons: Option<Box<Reasons>>,
     /// Feature 10 of the latest vector scored: how recently the customer was active.
     pub(crate) days_since_last_session: f32,
+    /// The weekly anchors: their scores for the lists, their vectors for
+    /// the reasons (kept only when the stage gives reasons). `None` only in
+    /// hand-built memories of tests.
     pub(crate) anchors: Option<Box<Anchors>>,
     /// The customer's ring in the model monitor, if it runs.
     pub(crate) monitor: Option<pulse_operators::scoring::MonitorIx>,
@@ -339,7 +391,7 @@ impl Memory {
         if days >= ACTIVE_WITHIN_DAYS {
             return None;
         }
-        let then = self.anchors.as_ref()?.reference(self.as_of)?;
+        let then = self.anchors.as_ref()?.reference(self.as_of)?.anchor;
         let rise = risk - f64::from(then.churn_risk_14d);
         let fall = f64::from(then.health_score) - self.scores.health_score;
         let rising = risk >= SAVABLE_RISK && rise >= SAVABLE_RISE;
@@ -371,7 +423,8 @@ mod tests {
 
     #[test]
     fn the_reference_is_the_latest_weekly_anchor_two_weeks_back() {
-        let mut a = Anchors::default();
+        let mut a = Anchors::new(true);
+        let mut scores_only = Anchors::new(false);
         let f = |x: f64| [x; FEATURE_COUNT];
         assert!(a.reference(MONDAY).is_none(), "nothing to compare with");
         // Daily vectors for five weeks, from a Wednesday.
@@ -380,31 +433,44 @@ mod tests {
             let t = start + day * DAY_MS;
             // Before observing: the reference is strictly earlier.
             if let Some(r) = a.reference(t) {
-                assert!(r.as_of < t);
+                let as_of = r.anchor.as_of;
+                assert!(as_of < t);
                 if t - start >= 19 * DAY_MS {
-                    assert!(t - r.as_of >= REASONS_LOOKBACK_MS, "day {day}: {}", (t - r.as_of) / DAY_MS);
-                    assert!(t - r.as_of < REASONS_LOOKBACK_MS + 7 * DAY_MS, "day {day}");
+                    assert!(t - as_of >= REASONS_LOOKBACK_MS, "day {day}: {}", (t - as_of) / DAY_MS);
+                    assert!(t - as_of < REASONS_LOOKBACK_MS + 7 * DAY_MS, "day {day}");
                 }
+                // The vector is the one observed then (day d carries d everywhere).
+                let day_then = ((as_of - start) / DAY_MS) as f64;
+                assert_eq!(r.features(), Some(f(day_then)), "day {day}");
             }
-            a.observe(t, &f(day as f64), &scores(0.1, 80.0));
+            // Without vectors: the same anchors, the same scores.
+            let (with, without) = (a.reference(t), scores_only.reference(t));
+            assert_eq!(with.map(|r| r.anchor), without.map(|r| r.anchor), "day {day}");
+            assert!(without.is_none_or(|r| r.features().is_none()));
+            let s = scores(0.01 * day as f64, 80.0 - day as f64);
+            a.observe(t, &f(day as f64), &s);
+            scores_only.observe(t, &f(day as f64), &s);
         }
         // Anchors: the first vector of each week (Wed, then Mondays).
-        let kept: Vec<_> = a.iter().map(|x| (x.as_of - start) / DAY_MS).collect();
+        let kept: Vec<_> = a.kept().iter().map(|x| (x.as_of - start) / DAY_MS).collect();
         assert_eq!(kept, [12, 19, 26, 33]);
+        assert_eq!(a.kept(), scores_only.kept());
+        assert_eq!(a.kept()[0].health_score, 68.0);
         let young = {
-            let mut y = Anchors::default();
+            let mut y = Anchors::new(true);
             y.observe(start, &f(1.0), &scores(0.1, 80.0));
             y
         };
-        assert_eq!(young.reference(start + DAY_MS).map(|r| r.as_of), Some(start), "the oldest for a new customer");
-        assert_eq!(young.reference(start).map(|r| r.as_of), None, "never the vector itself");
+        let as_of = |r: Option<Reference<'_>>| r.map(|r| r.anchor.as_of);
+        assert_eq!(as_of(young.reference(start + DAY_MS)), Some(start), "the oldest for a new customer");
+        assert_eq!(as_of(young.reference(start)), None, "never the vector itself");
     }
 
     /// Anchors and rings stored and read back are the same, whatever they
     /// hold; bytes cut short, extended or of another format are refused.
     #[test]
     fn a_memory_survives_its_bytes() {
-        let mut anchors = Anchors::default();
+        let mut anchors = Anchors::new(true);
         for week in 0..6 {
             let t = MONDAY + week * 7 * DAY_MS + 5;
             anchors.observe(
@@ -413,14 +479,17 @@ mod tests {
                 &scores(0.1 * week as f64, 80.0),
             );
         }
-        let bytes = encode_anchors(&anchors);
+        let bytes = encode_anchors(&anchors).unwrap();
         assert_eq!(bytes.len(), MAX_ANCHOR_BYTES);
         let back = decode_anchors(&bytes).unwrap();
-        assert_eq!(encode_anchors(&back), bytes, "the same bytes again");
+        assert_eq!(encode_anchors(&back).unwrap(), bytes, "the same bytes again");
         let t = MONDAY + 40 * DAY_MS;
-        let refs = |a: &Anchors| a.reference(t).map(|a| (a.as_of, a.features(), a.churn_risk_14d, a.health_score));
+        let refs = |a: &Anchors| a.reference(t).map(|r| (r.anchor, r.features()));
+        assert!(refs(&anchors).is_some_and(|(_, f)| f.is_some()));
         assert_eq!(refs(&back), refs(&anchors));
-        assert_eq!(decode_anchors(&encode_anchors(&Anchors::default())).unwrap().len, 0);
+        assert_eq!(decode_anchors(&encode_anchors(&Anchors::new(true)).unwrap()).unwrap().len, 0);
+        // Anchors without vectors are not stored.
+        assert_eq!(encode_anchors(&anchors.clone().without_vectors()), None);
 
         let mut ring = Ring::starting(MONDAY / DAY_MS + 3).unwrap();
         ring.observe(MONDAY / DAY_MS + 9, None, Some((0.4, 0.5)), |_| {});
@@ -461,7 +530,8 @@ mod tests {
 
     #[test]
     fn standing_separates_the_savable_from_the_gone() {
-        let mut anchors = Anchors::default();
+        // The lists read the anchors' scores: the same with vectors or without.
+        let mut anchors = Anchors::new(false);
         anchors.observe(MONDAY, &[0.0; FEATURE_COUNT], &scores(0.1, 85.0));
         let memory = |churn: f64, health: f64, days: f32| Memory {
             as_of: MONDAY + 15 * DAY_MS,
@@ -490,13 +560,15 @@ mod tests {
 
 #[cfg(test)]
 mod size {
-    /// What the reasons cost per customer, as README.md states it.
+    /// What the anchors and reasons cost per customer, as README.md states it.
     #[test]
     fn reasons_memory_per_customer() {
         let anchors = std::mem::size_of::<super::Anchors>();
+        let vectors = std::mem::size_of::<super::AnchorVectors>();
         let memory = std::mem::size_of::<super::Memory>();
-        eprintln!("anchors {anchors} B boxed, memory entry {memory} B");
-        assert_eq!(anchors, 4 * std::mem::size_of::<Option<super::Anchor>>() + 8);
-        assert!(anchors <= 840 && memory <= 240, "{anchors} {memory}");
+        eprintln!("anchors {anchors} B boxed (+ {vectors} B boxed with reasons), memory entry {memory} B");
+        assert_eq!(anchors, 4 * std::mem::size_of::<super::Anchor>() + 16);
+        assert_eq!((anchors, vectors), (80, 736));
+        assert!(memory <= 240, "{memory}");
     }
 }

@@ -27,7 +27,7 @@ use pulse_schemas::prediction::Prediction;
 use pulse_schemas::reasons::top_raising;
 use pulse_schemas::{CustomerId, FeatureVector, Reasons, Segment, FEATURE_COUNT, SCHEMA};
 
-use crate::memory::{self, days_since_last_session, Memory, Standing, Stored, ToStore};
+use crate::memory::{self, days_since_last_session, Anchors, Memory, Standing, Stored, ToStore};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -287,7 +287,7 @@ impl<S: Scorer> ScoringStage<S> {
                                 model_ix,
                                 reasons: None,
                                 days_since_last_session: 0.0,
-                                anchors: self.reasons.then(Box::default),
+                                anchors: Some(Box::new(Anchors::new(self.reasons))),
                                 monitor: self.monitor.as_mut().and_then(|m| m.start(v.as_of)),
                                 stored: 0,
                                 fleet: None,
@@ -297,8 +297,9 @@ impl<S: Scorer> ScoringStage<S> {
                     };
                     let mut reasons = Reasons::default();
                     if let Some(anchors) = &mut memory.anchors {
-                        if let Some(then) = anchors.reference(v.as_of) {
-                            let was = then.features();
+                        if let Some((then, was)) =
+                            anchors.reference(v.as_of).and_then(|r| Some((r.anchor, r.features()?)))
+                        {
                             match self.scorer.attribute_churn_risk(&model, &v.features, &was, &mut contributions) {
                                 Ok(true) => {
                                     self.explained += 1;
@@ -376,7 +377,7 @@ impl<S: Scorer> ScoringStage<S> {
         let m = self.latest.get_mut(customer)?;
         let ring = m.monitor.and_then(|ix| self.monitor.as_ref()?.ring(ix));
         let latest = memory::encode_latest(m, ring);
-        let anchors = m.anchors.as_deref().map(memory::encode_anchors).filter(|bytes| {
+        let anchors = m.anchors.as_deref().and_then(memory::encode_anchors).filter(|bytes| {
             // 0 means "never stored".
             let hash = xxhash_rust::xxh3::xxh3_64(bytes).max(1);
             std::mem::replace(&mut m.stored, hash) != hash
@@ -406,7 +407,11 @@ impl<S: Scorer> ScoringStage<S> {
             reasons: None,
             // Unknown (stored before pulse kept it): not active, so in no list until the next prediction.
             days_since_last_session: days_since_last_session.unwrap_or(f32::INFINITY),
-            anchors: self.reasons.then(|| Box::new(anchors.unwrap_or_default())),
+            anchors: Some(Box::new(match anchors {
+                Some(a) if self.reasons => a,
+                Some(a) => a.without_vectors(),
+                None => Anchors::new(self.reasons),
+            })),
             monitor: self.monitor.as_mut().and_then(|m| match ring.flatten() {
                 Some(ring) => m.adopt(ring),
                 None => m.start(stored.as_of),

@@ -2,7 +2,8 @@
 //! has something to compare with says which features raised its churn risk,
 //! the features it names are ones that moved, its "was" values are the
 //! customer's vector at `since` (written to the features file by the same
-//! run), `since` is 14 to 22 days back, and alerts carry the same reasons.
+//! run), `since` is 14 to 22 days back, and alerts carry the same reasons;
+//! without reasons, the scores and the two lists are the same.
 
 mod common;
 
@@ -35,6 +36,8 @@ fn reasons_name_features_that_moved_since_about_two_weeks_earlier() {
         &p("predictions.jsonl"),
         "--alerts-out",
         &p("alerts.jsonl"),
+        "--summary-json",
+        &p("summary.json"),
     ]);
     assert!(replayed.status.success(), "{}", describe(&replayed));
     let report = String::from_utf8_lossy(&replayed.stdout);
@@ -125,6 +128,8 @@ fn reasons_name_features_that_moved_since_about_two_weeks_earlier() {
         "--no-reasons",
         "--predictions-out",
         &p("plain.jsonl"),
+        "--summary-json",
+        &p("plain-summary.json"),
     ]);
     assert!(plain.status.success(), "{}", describe(&plain));
     let plain: Vec<Prediction> = lines(&dir.path().join("plain.jsonl"))
@@ -135,5 +140,26 @@ fn reasons_name_features_that_moved_since_about_two_weeks_earlier() {
     for (a, b) in plain.iter().zip(&predictions) {
         assert!(a.reasons.is_empty());
         assert_eq!((a.as_of, a.scores), (b.as_of, b.scores), "reasons change no score");
+    }
+    // ... and the same lists: they compare with the same weekly anchors,
+    // kept (without their vectors) when there are no reasons.
+    let lists = |name: &str| {
+        let summary: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join(name)).unwrap()).unwrap();
+        without_reasons(summary["scoring"]["lists"].clone())
+    };
+    let (with, without) = (lists("summary.json"), lists("plain-summary.json"));
+    assert!(with["savable_total"].as_u64().unwrap() > 0, "the capture has savable customers: {with}");
+    assert!(with["savable"].as_array().is_some_and(|s| !s.is_empty()), "{with}");
+    assert_eq!(without, with);
+}
+
+/// `value` with every `reasons` field taken out, at any depth.
+fn without_reasons(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter().filter(|(k, _)| k != "reasons").map(|(k, v)| (k, without_reasons(v))).collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(without_reasons).collect()),
+        other => other,
     }
 }
