@@ -80,7 +80,12 @@ pub fn due_hour(ms: i64) -> i64 {
 /// The index key of a due time: the first hour of its UTC day (see the
 /// module docs for why a day).
 pub fn due_key(ms: i64) -> i64 {
-    due_hour(ms).div_euclid(DAY_HOURS) * DAY_HOURS
+    day_key(due_hour(ms))
+}
+
+/// The first hour of the day that hour `hour` falls in.
+fn day_key(hour: i64) -> i64 {
+    hour.div_euclid(DAY_HOURS) * DAY_HOURS
 }
 
 /// The keys [`DueIndex::due`] reads at `now_ms`: the day keys from the day
@@ -90,7 +95,7 @@ fn keys_to_read(now_ms: i64, lookback_hours: i64) -> Vec<i64> {
     let last = due_hour(now_ms);
     let first = last - lookback_hours.max(0);
     let mut keys: Vec<i64> = (first..=last).collect();
-    keys.insert(0, first.div_euclid(DAY_HOURS) * DAY_HOURS);
+    keys.insert(0, day_key(first));
     keys.dedup();
     keys
 }
