@@ -134,7 +134,7 @@ impl<'a> Cursor<'a> {
 
     /// A string without escapes or control characters, UTF-8; the cursor
     /// on its opening quote.
-    #[inline]
+    #[inline(always)]
     fn string(&mut self) -> Option<&'a str> {
         if self.peek()? != b'"' {
             return None;
