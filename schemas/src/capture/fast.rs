@@ -133,7 +133,10 @@ impl<'a> Cursor<'a> {
     }
 
     /// A string without escapes or control characters, UTF-8; the cursor
-    /// on its opening quote.
+    /// on its opening quote. Always inlined: a line has ~49 strings, and as
+    /// a call its entry and exit were a seventh of the fast reader's
+    /// instructions (callgrind: the fast reader 163.9M -> 140.0M on 20,000
+    /// lines once inlined).
     #[inline(always)]
     fn string(&mut self) -> Option<&'a str> {
         if self.peek()? != b'"' {
