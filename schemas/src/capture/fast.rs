@@ -440,13 +440,29 @@ impl<'a> Cursor<'a> {
 }
 
 /// `ApproximateCreationDateTime` as serde_json reads a number into an `f64`:
-/// a short whole number exactly, anything else by serde_json itself.
+/// a short whole number, or a short one with a fraction (`1767610805.659`,
+/// as DynamoDB Streams write it), here; anything else by serde_json itself.
 fn seconds(text: &[u8]) -> Option<f64> {
-    if text.len() <= 15 && text.iter().all(u8::is_ascii_digit) {
-        // At most 15 digits: below 2^53, so exact as the u64 serde_json
-        // reads it and then converts.
-        let n = text.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
-        return Some(n as f64);
+    /// 10^k for the k <= 15 digits a short number has after its point:
+    /// each exact in an f64.
+    const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+    let (whole, fraction) = match text.iter().position(|&b| b == b'.') {
+        Some(point) => (&text[..point], Some(&text[point + 1..])),
+        None => (text, None),
+    };
+    let fraction_digits = fraction.map_or(0, <[u8]>::len);
+    let short = !whole.is_empty()
+        && fraction != Some(&[][..])
+        && whole.len() + fraction_digits <= 15
+        && whole.iter().chain(fraction.unwrap_or_default()).all(u8::is_ascii_digit);
+    if short {
+        // At most 15 digits: the significand is below 2^53, so exact as the
+        // u64 serde_json reads and as an f64, and so is 10^k. serde_json
+        // divides the one by the other once (or, with float_roundtrip,
+        // rounds the exact quotient correctly, which that one IEEE division
+        // also does): the same f64, bit for bit.
+        let n = whole.iter().chain(fraction.unwrap_or_default()).fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+        return Some(n as f64 / POW10[fraction_digits]);
     }
     serde_json::from_slice::<f64>(text).ok()
 }
@@ -500,6 +516,24 @@ mod tests {
             let start = start.min(bytes.len());
             let expected = bytes[start..].iter().position(|&b| super::STOP[b as usize]).map_or(bytes.len(), |k| start + k);
             proptest::prop_assert_eq!(super::plain_run_end(&bytes, start), expected);
+        }
+    }
+
+    proptest::proptest! {
+        /// A creation time read here is the f64 serde_json reads, bit for
+        /// bit: whole or with a fraction, short or long (the numbers JSON's
+        /// grammar allows, which is all the reader passes on).
+        #[test]
+        fn creation_times_read_as_serde_json_reads_them(
+            whole in "0|[1-9][0-9]{0,17}",
+            fraction in proptest::option::of("[0-9]{0,18}"),
+        ) {
+            let text = match &fraction {
+                Some(f) => format!("{whole}.{f}"),
+                None => whole.clone(),
+            };
+            let serde = serde_json::from_slice::<f64>(text.as_bytes()).ok();
+            proptest::prop_assert_eq!(super::seconds(text.as_bytes()).map(f64::to_bits), serde.map(f64::to_bits), "{}", text);
         }
     }
 
