@@ -3,6 +3,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use smol_str::SmolStr;
+
 use crate::attr::Image;
 use crate::event::Event;
 use crate::validate::{check_creation_time, check_not_future, event_from_image};
@@ -258,8 +260,10 @@ pub struct StreamRecord<'a> {
     /// always a plausible time (see [`crate::validate::check_creation_time`]),
     /// so it is safe to advance stream time to it.
     pub created_ms: Option<f64>,
-    /// `dynamodb.SequenceNumber`, when present.
-    pub sequence_number: Option<Cow<'a, str>>,
+    /// `dynamodb.SequenceNumber`, when present. DynamoDB's have up to 40
+    /// digits; one of up to 23 is held inline, so making the record owned
+    /// for the engine's thread does not allocate for it.
+    pub sequence_number: Option<SmolStr>,
     /// What the record does.
     pub change: StreamChange<'a>,
 }
@@ -269,7 +273,7 @@ impl StreamRecord<'_> {
     pub fn into_owned(self) -> StreamRecord<'static> {
         StreamRecord {
             created_ms: self.created_ms,
-            sequence_number: self.sequence_number.map(|s| Cow::Owned(s.into_owned())),
+            sequence_number: self.sequence_number,
             change: self.change.into_owned(),
         }
     }
@@ -334,6 +338,7 @@ impl<'a> RecordParts<'a> {
             }
             other => return Err(InvalidReason::UnknownEventName(other.to_owned()).into()),
         };
-        Ok(StreamRecord { created_ms, sequence_number: self.sequence_number, change })
+        let sequence_number = self.sequence_number.as_deref().map(SmolStr::new);
+        Ok(StreamRecord { created_ms, sequence_number, change })
     }
 }
