@@ -451,18 +451,16 @@ fn seconds(text: &[u8]) -> Option<f64> {
         None => (text, None),
     };
     let fraction_digits = fraction.map_or(0, <[u8]>::len);
-    let short = !whole.is_empty()
-        && fraction != Some(&[][..])
-        && whole.len() + fraction_digits <= 15
-        && whole.iter().chain(fraction.unwrap_or_default()).all(u8::is_ascii_digit);
-    if short {
+    if !whole.is_empty() && fraction != Some(&[][..]) && whole.len() + fraction_digits <= 15 {
         // At most 15 digits: the significand is below 2^53, so exact as the
         // u64 serde_json reads and as an f64, and so is 10^k. serde_json
         // divides the one by the other once (or, with float_roundtrip,
         // rounds the exact quotient correctly, which that one IEEE division
         // also does): the same f64, bit for bit.
-        let n = whole.iter().chain(fraction.unwrap_or_default()).fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
-        return Some(n as f64 / POW10[fraction_digits]);
+        let mut digits = whole.iter().chain(fraction.unwrap_or_default());
+        if let Some(n) = digits.try_fold(0u64, |n, &d| d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))) {
+            return Some(n as f64 / POW10[fraction_digits]);
+        }
     }
     serde_json::from_slice::<f64>(text).ok()
 }
@@ -517,9 +515,7 @@ mod tests {
             let expected = bytes[start..].iter().position(|&b| super::STOP[b as usize]).map_or(bytes.len(), |k| start + k);
             proptest::prop_assert_eq!(super::plain_run_end(&bytes, start), expected);
         }
-    }
 
-    proptest::proptest! {
         /// A creation time read here is the f64 serde_json reads, bit for
         /// bit: whole or with a fraction, short or long (the numbers JSON's
         /// grammar allows, which is all the reader passes on).
