@@ -324,9 +324,9 @@ pub(crate) struct Memory {
     /// Feature 10 of the latest vector scored: how recently the customer was active.
     pub(crate) days_since_last_session: f32,
     /// The weekly anchors: their scores for the lists, their vectors for
-    /// the reasons (kept only when the stage gives reasons). `None` only in
-    /// hand-built memories of tests.
-    pub(crate) anchors: Option<Box<Anchors>>,
+    /// the reasons (kept only when the stage gives reasons). In place, not
+    /// boxed: every customer has them.
+    pub(crate) anchors: Anchors,
     /// The customer's ring in the model monitor, if it runs.
     pub(crate) monitor: Option<pulse_operators::scoring::MonitorIx>,
     /// A hash of the anchors' bytes last stored or read back (0: none), so
@@ -391,7 +391,7 @@ impl Memory {
         if days >= ACTIVE_WITHIN_DAYS {
             return None;
         }
-        let then = self.anchors.as_ref()?.reference(self.as_of)?.anchor;
+        let then = self.anchors.reference(self.as_of)?.anchor;
         let rise = risk - f64::from(then.churn_risk_14d);
         let fall = f64::from(then.health_score) - self.scores.health_score;
         let rising = risk >= SAVABLE_RISK && rise >= SAVABLE_RISE;
@@ -500,7 +500,7 @@ mod tests {
             model_ix: 3,
             reasons: None,
             days_since_last_session: 6.5,
-            anchors: None,
+            anchors: Anchors::new(false),
             monitor: None,
             stored: 0,
             fleet: None,
@@ -540,7 +540,7 @@ mod tests {
             model_ix: 0,
             reasons: None,
             days_since_last_session: days,
-            anchors: Some(Box::new(anchors.clone())),
+            anchors: anchors.clone(),
             monitor: None,
             stored: 0,
             fleet: None,
@@ -566,9 +566,13 @@ mod size {
         let anchors = std::mem::size_of::<super::Anchors>();
         let vectors = std::mem::size_of::<super::AnchorVectors>();
         let memory = std::mem::size_of::<super::Memory>();
-        eprintln!("anchors {anchors} B boxed (+ {vectors} B boxed with reasons), memory entry {memory} B");
+        eprintln!("memory entry {memory} B, anchors ({anchors} B) in it (+ {vectors} B boxed with reasons)");
         assert_eq!(anchors, 4 * std::mem::size_of::<super::Anchor>() + 16);
         assert_eq!((anchors, vectors), (80, 736));
-        assert!(memory <= 240, "{memory}");
+        // The fleet entry and alert state keep no emission key of their own
+        // (48 bytes each): the stage orders a customer's predictions.
+        assert_eq!(std::mem::size_of::<Option<pulse_operators::scoring::FleetEntry>>(), 32);
+        assert_eq!(std::mem::size_of::<Option<pulse_operators::scoring::AlertState>>(), 24);
+        assert!(memory <= 216, "{memory}");
     }
 }

@@ -287,7 +287,7 @@ impl<S: Scorer> ScoringStage<S> {
                                 model_ix,
                                 reasons: None,
                                 days_since_last_session: 0.0,
-                                anchors: Some(Box::new(Anchors::new(self.reasons))),
+                                anchors: Anchors::new(self.reasons),
                                 monitor: self.monitor.as_mut().and_then(|m| m.start(v.as_of)),
                                 stored: 0,
                                 fleet: None,
@@ -296,26 +296,24 @@ impl<S: Scorer> ScoringStage<S> {
                         }),
                     };
                     let mut reasons = Reasons::default();
-                    if let Some(anchors) = &mut memory.anchors {
-                        if let Some((then, was)) =
-                            anchors.reference(v.as_of).and_then(|r| Some((r.anchor, r.features()?)))
-                        {
-                            match self.scorer.attribute_churn_risk(&model, &v.features, &was, &mut contributions) {
-                                Ok(true) => {
-                                    self.explained += 1;
-                                    reasons = top_raising(&contributions, &v.features, &was, then.as_of);
-                                }
-                                Ok(false) => {}
-                                // A prediction is still a prediction without
-                                // its reasons: said, counted, not fatal.
-                                Err(e) => {
-                                    self.unexplained += 1;
-                                    tracing::warn!(error = %e, customer = %v.customer_id, "no reasons for this prediction");
-                                }
+                    let anchors = &mut memory.anchors;
+                    if let Some((then, was)) = anchors.reference(v.as_of).and_then(|r| Some((r.anchor, r.features()?)))
+                    {
+                        match self.scorer.attribute_churn_risk(&model, &v.features, &was, &mut contributions) {
+                            Ok(true) => {
+                                self.explained += 1;
+                                reasons = top_raising(&contributions, &v.features, &was, then.as_of);
+                            }
+                            Ok(false) => {}
+                            // A prediction is still a prediction without
+                            // its reasons: said, counted, not fatal.
+                            Err(e) => {
+                                self.unexplained += 1;
+                                tracing::warn!(error = %e, customer = %v.customer_id, "no reasons for this prediction");
                             }
                         }
-                        anchors.observe(v.as_of, &v.features, &s);
                     }
+                    anchors.observe(v.as_of, &v.features, &s);
                     let prediction = Prediction {
                         customer_id: v.customer_id.clone(),
                         as_of: v.as_of,
@@ -334,6 +332,9 @@ impl<S: Scorer> ScoringStage<S> {
                     memory.model_ix = model_ix;
                     memory.set_reasons(reasons);
                     memory.days_since_last_session = days_since_last_session(&v.features);
+                    // In emission order, as `update_in` and `observe_in`
+                    // ask: the queue hands out a customer's vectors one
+                    // after the other, in order, and drops older ones.
                     self.fleet.update_in(&mut memory.fleet, &prediction);
                     if let Some(alert) = self.alerts.as_ref().and_then(|a| a.observe_in(&mut memory.alert, &prediction))
                     {
@@ -377,7 +378,7 @@ impl<S: Scorer> ScoringStage<S> {
         let m = self.latest.get_mut(customer)?;
         let ring = m.monitor.and_then(|ix| self.monitor.as_ref()?.ring(ix));
         let latest = memory::encode_latest(m, ring);
-        let anchors = m.anchors.as_deref().and_then(memory::encode_anchors).filter(|bytes| {
+        let anchors = memory::encode_anchors(&m.anchors).filter(|bytes| {
             // 0 means "never stored".
             let hash = xxhash_rust::xxh3::xxh3_64(bytes).max(1);
             std::mem::replace(&mut m.stored, hash) != hash
@@ -407,11 +408,11 @@ impl<S: Scorer> ScoringStage<S> {
             reasons: None,
             // Unknown (stored before pulse kept it): not active, so in no list until the next prediction.
             days_since_last_session: days_since_last_session.unwrap_or(f32::INFINITY),
-            anchors: Some(Box::new(match anchors {
+            anchors: match anchors {
                 Some(a) if self.reasons => a,
                 Some(a) => a.without_vectors(),
                 None => Anchors::new(self.reasons),
-            })),
+            },
             monitor: self.monitor.as_mut().and_then(|m| match ring.flatten() {
                 Some(ring) => m.adopt(ring),
                 None => m.start(stored.as_of),

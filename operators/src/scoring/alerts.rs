@@ -82,20 +82,27 @@ pub struct Alert {
 }
 
 /// One customer's alert hysteresis. Kept by [`Alerts`] for
-/// [`Alerts::observe`], or by a caller beside its own state of the customer
-/// for [`Alerts::observe_in`] (one map of customers, not two).
+/// [`Alerts::observe`] (beside the emission key of the prediction last
+/// observed), or by a caller beside its own state of the customer for
+/// [`Alerts::observe_in`] (one map of customers, not two, and no key of its
+/// own: the caller orders the predictions).
 #[derive(Clone, Debug)]
 pub struct AlertState {
     armed: bool,
-    emission: EmissionKey,
     churn_risk_14d: Option<f64>,
+}
+
+/// A customer of [`Alerts::observe`]: its state, as of the prediction of
+/// this emission.
+#[derive(Debug)]
+struct Kept {
+    emission: EmissionKey,
+    state: AlertState,
 }
 
 impl AlertState {
     /// A customer's first observation: armed.
-    fn first(emission: EmissionKey) -> AlertState {
-        AlertState { armed: true, emission, churn_risk_14d: None }
-    }
+    const FIRST: AlertState = AlertState { armed: true, churn_risk_14d: None };
 
     /// Whether the customer would alert on its next rise above 0.7.
     pub fn armed(&self) -> bool {
@@ -107,7 +114,7 @@ impl AlertState {
 #[derive(Debug)]
 pub struct Alerts {
     policy: AlertPolicy,
-    customers: HashMap<CustomerId, AlertState, ahash::RandomState>,
+    customers: HashMap<CustomerId, Kept, ahash::RandomState>,
 }
 
 impl Alerts {
@@ -125,26 +132,32 @@ impl Alerts {
     /// Observes the customer's prediction; returns the alert it raises, if any.
     pub fn observe(&mut self, prediction: &Prediction) -> Option<Alert> {
         let emission = prediction.emission();
-        let state = match self.customers.get_mut(&prediction.customer_id) {
-            Some(state) => state,
-            None => self.customers.entry(prediction.customer_id.clone()).or_insert(AlertState::first(emission.clone())),
+        let kept = match self.customers.get_mut(&prediction.customer_id) {
+            Some(kept) if emission < kept.emission => return None,
+            Some(kept) => kept,
+            None => self
+                .customers
+                .entry(prediction.customer_id.clone())
+                .or_insert(Kept { emission: emission.clone(), state: AlertState::FIRST }),
         };
-        observe(&self.policy, state, emission, prediction)
+        kept.emission = emission;
+        observe(&self.policy, &mut kept.state, prediction)
     }
 
     /// [`Alerts::observe`] on a state the caller keeps for the customer
-    /// (`None` before its first prediction). Alerts take their customers
-    /// either way, not both.
+    /// (`None` before its first prediction). The caller passes each
+    /// customer's predictions in the order of their emissions (none of an
+    /// earlier emission than one it passed before), so the state needs no
+    /// emission key of its own (see [`super::Fleet::update_in`]). Alerts
+    /// take their customers either way, not both.
     pub fn observe_in(&self, state: &mut Option<AlertState>, prediction: &Prediction) -> Option<Alert> {
-        let emission = prediction.emission();
-        let state = state.get_or_insert_with(|| AlertState::first(emission.clone()));
-        observe(&self.policy, state, emission, prediction)
+        observe(&self.policy, state.get_or_insert(AlertState::FIRST), prediction)
     }
 
     /// Whether the customer would alert on its next rise above 0.7 (true for
     /// a customer never observed): the flag to store with its prediction.
     pub fn armed(&self, customer: &str) -> bool {
-        self.customers.get(customer).is_none_or(|s| s.armed)
+        self.customers.get(customer).is_none_or(|k| k.state.armed)
     }
 
     /// Whether the customer was observed or restored (a live sink loads the
@@ -157,14 +170,13 @@ impl Alerts {
     /// customer's stream ([`Prediction::emission`]). Ignored if a prediction
     /// of a later emission of the customer was already observed.
     pub fn restore(&mut self, customer: CustomerId, armed: bool, emission: EmissionKey) {
-        let state = self.customers.entry(customer).or_insert_with(|| AlertState {
-            armed,
-            emission: emission.clone(),
-            churn_risk_14d: None,
-        });
-        if emission >= state.emission {
-            let churn_risk_14d = if emission == state.emission { state.churn_risk_14d } else { None };
-            *state = AlertState { armed, emission, churn_risk_14d };
+        let kept = self
+            .customers
+            .entry(customer)
+            .or_insert_with(|| Kept { emission: emission.clone(), state: AlertState { armed, churn_risk_14d: None } });
+        if emission >= kept.emission {
+            let churn_risk_14d = if emission == kept.emission { kept.state.churn_risk_14d } else { None };
+            *kept = Kept { emission, state: AlertState { armed, churn_risk_14d } };
         }
     }
 
@@ -180,18 +192,9 @@ impl Alerts {
 }
 
 /// The hysteresis of one customer (see the [module docs](self)).
-fn observe(
-    policy: &AlertPolicy,
-    state: &mut AlertState,
-    emission: EmissionKey,
-    prediction: &Prediction,
-) -> Option<Alert> {
-    if emission < state.emission {
-        return None;
-    }
+fn observe(policy: &AlertPolicy, state: &mut AlertState, prediction: &Prediction) -> Option<Alert> {
     let risk = prediction.scores.churn_risk_14d;
     let previous = state.churn_risk_14d.replace(risk);
-    state.emission = emission;
     if !state.armed {
         state.armed = risk < policy.rearm_below;
         return None;
@@ -252,14 +255,24 @@ mod tests {
     fn states_kept_by_the_caller_alert_as_the_alerts_own() {
         let mut keyed = Alerts::new(AlertPolicy::default()).unwrap();
         let kept = Alerts::new(AlertPolicy::default()).unwrap();
-        let mut states: HashMap<String, Option<AlertState>> = HashMap::new();
-        let mut raised = 0;
+        // The caller's own state of each customer: the emission key of the
+        // latest prediction it observed, and the alert state.
+        let mut states: HashMap<String, (Option<EmissionKey>, Option<AlertState>)> = HashMap::new();
+        let (mut raised, mut stale) = (0, 0);
         for i in 0..3_000i64 {
             // Rises, falls below the re-arm level, stale predictions.
             let churn = ((i * 7919) % 1000) as f64 / 999.0;
             let p = prediction(&format!("c{}", i % 23), (i * 13) % 400, churn);
-            let state = states.entry(p.customer_id.to_string()).or_default();
-            let (a, b) = (keyed.observe(&p), kept.observe_in(state, &p));
+            let (key, state) = states.entry(p.customer_id.to_string()).or_default();
+            let a = keyed.observe(&p);
+            // The caller orders the predictions: an older one is not passed.
+            if key.as_ref().is_some_and(|k| p.emission() < *k) {
+                assert!(a.is_none(), "prediction {i}: an older prediction never alerts");
+                stale += 1;
+                continue;
+            }
+            *key = Some(p.emission());
+            let b = kept.observe_in(state, &p);
             assert_eq!(
                 a.as_ref().map(|a| (a.as_of, a.reason.clone())),
                 b.as_ref().map(|b| (b.as_of, b.reason.clone()))
@@ -267,7 +280,7 @@ mod tests {
             raised += usize::from(a.is_some());
             assert_eq!(keyed.armed(p.customer_id.as_str()), state.as_ref().is_none_or(AlertState::armed));
         }
-        assert!(raised > 10, "{raised} alerts: the case must exercise the hysteresis");
+        assert!(raised > 10 && stale > 100, "{raised} alerts, {stale} stale: the case must exercise both");
     }
 
     fn fired(alerts: &mut Alerts, id: &str, risks: &[(i64, f64)]) -> Vec<i64> {

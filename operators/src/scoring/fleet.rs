@@ -44,6 +44,12 @@ fn fixed(x: f64) -> Option<i128> {
     (x.abs() < LIMIT).then(|| (x * SCALE).round() as i128)
 }
 
+/// A prediction's `churn_risk_14d` and `health_score` in fixed point;
+/// `None` when either is not a finite number below [`LIMIT`].
+fn contribution(prediction: &Prediction) -> Option<(i128, i128)> {
+    Some((fixed(prediction.scores.churn_risk_14d)?, fixed(prediction.scores.health_score)?))
+}
+
 /// What [`Fleet::update`] did with a prediction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Update {
@@ -59,11 +65,12 @@ pub enum Update {
 }
 
 /// What one customer's latest prediction contributes to the totals. Kept
-/// by the fleet for [`Fleet::update`], or by a caller beside its own state
-/// of the customer for [`Fleet::update_in`] (one map of customers, not two).
+/// by the fleet for [`Fleet::update`] (beside the prediction's emission
+/// key), or by a caller beside its own state of the customer for
+/// [`Fleet::update_in`] (one map of customers, not two, and no key of its
+/// own: the caller orders the predictions).
 #[derive(Clone, Debug)]
 pub struct FleetEntry {
-    emission: EmissionKey,
     as_of: i64,
     /// The scores as predicted, 8 bytes each where their fixed-point
     /// values take 16: [`fixed`] gives the same value again on removal.
@@ -97,8 +104,16 @@ struct Totals {
 pub struct Fleet {
     /// The entries of [`Fleet::update`]'s customers (`None`: seen, but no
     /// valid prediction yet).
-    latest: HashMap<CustomerId, Option<FleetEntry>, ahash::RandomState>,
+    latest: HashMap<CustomerId, Kept, ahash::RandomState>,
     totals: Totals,
+}
+
+/// A customer of [`Fleet::update`]: its entry, and the emission key of the
+/// prediction counted (both `None`: seen, but no valid prediction yet).
+#[derive(Debug, Default)]
+struct Kept {
+    emission: Option<EmissionKey>,
+    entry: Option<FleetEntry>,
 }
 
 fn segment_index(segment: Segment) -> usize {
@@ -111,13 +126,14 @@ fn segment_index(segment: Segment) -> usize {
 }
 
 impl Totals {
+    /// Counts `prediction` instead of the entry in `slot` (whatever its
+    /// emission: the caller orders them).
     fn apply(&mut self, slot: &mut Option<FleetEntry>, prediction: &Prediction) -> Update {
         let scores = &prediction.scores;
-        let (Some(churn), Some(health)) = (fixed(scores.churn_risk_14d), fixed(scores.health_score)) else {
+        let Some((churn, health)) = contribution(prediction) else {
             return Update::Invalid;
         };
         let new = FleetEntry {
-            emission: prediction.emission(),
             as_of: prediction.as_of,
             churn: scores.churn_risk_14d,
             health: scores.health_score,
@@ -126,7 +142,6 @@ impl Totals {
         };
         let (high, segment) = (new.high, new.segment);
         let outcome = match slot {
-            Some(old) if new.emission < old.emission => return Update::Stale,
             Some(old) => {
                 let old = std::mem::replace(old, new);
                 self.high -= u64::from(old.high);
@@ -157,23 +172,36 @@ impl Fleet {
     /// The segment counted is the prediction's `segment` field, the one
     /// written with the prediction item.
     pub fn update(&mut self, prediction: &Prediction) -> Update {
-        let slot = match self.latest.get_mut(&prediction.customer_id) {
-            Some(slot) => slot,
-            None => self.latest.entry(prediction.customer_id.clone()).or_insert(None),
+        let kept = match self.latest.get_mut(&prediction.customer_id) {
+            Some(kept) => kept,
+            None => self.latest.entry(prediction.customer_id.clone()).or_default(),
         };
-        self.totals.apply(slot, prediction)
+        let emission = prediction.emission();
+        if contribution(prediction).is_some() && kept.emission.as_ref().is_some_and(|k| emission < *k) {
+            return Update::Stale;
+        }
+        let outcome = self.totals.apply(&mut kept.entry, prediction);
+        if outcome != Update::Invalid {
+            kept.emission = Some(emission);
+        }
+        outcome
     }
 
     /// [`Fleet::update`] on an entry the caller keeps for the customer
-    /// (`None` before its first valid prediction). A fleet takes its
-    /// customers either way, not both.
+    /// (`None` before its first valid prediction). The caller passes each
+    /// customer's predictions in the order of their emissions (none of an
+    /// earlier emission than one it passed before; the scoring stage's
+    /// queue scores a customer's vectors one after the other, in that
+    /// order), so the entry needs no emission key of its own: a customer's
+    /// state keeps one, or none, for its fleet entry, alert state and
+    /// queue slot together. A fleet takes its customers either way, not both.
     pub fn update_in(&mut self, slot: &mut Option<FleetEntry>, prediction: &Prediction) -> Update {
         self.totals.apply(slot, prediction)
     }
 
     /// `as_of` of the customer's stored prediction ([`Fleet::update`]'s customers).
     pub fn as_of(&self, customer: &str) -> Option<i64> {
-        self.latest.get(customer)?.as_ref().map(FleetEntry::as_of)
+        self.latest.get(customer)?.entry.as_ref().map(FleetEntry::as_of)
     }
 
     /// Customers with a prediction.
@@ -497,18 +525,34 @@ mod tests {
     #[test]
     fn entries_kept_by_the_caller_count_as_the_fleets_own() {
         let (mut keyed, mut kept) = (Fleet::default(), Fleet::default());
-        let mut entries: HashMap<String, Option<FleetEntry>> = HashMap::new();
+        // The caller's own state of each customer: the emission key of the
+        // latest prediction it counted, and the fleet entry.
+        let mut entries: HashMap<String, (Option<EmissionKey>, Option<FleetEntry>)> = HashMap::new();
+        let (mut stale, mut invalid) = (0, 0);
         for i in 0..2_000i64 {
             // Out of order, invalid scores, replacements: every outcome.
             let as_of = (i * 7) % 50;
             let x = if i % 97 == 0 { f64::NAN } else { ((i * 7919) % 1000) as f64 / 997.0 };
             let p = prediction(&format!("c{}", i % 37), as_of, x, x * 100.0);
-            let slot = entries.entry(p.customer_id.to_string()).or_default();
-            assert_eq!(keyed.update(&p), kept.update_in(slot, &p), "prediction {i}");
+            let (key, slot) = entries.entry(p.customer_id.to_string()).or_default();
+            let outcome = keyed.update(&p);
+            // The caller orders the predictions: an older one is not passed.
+            if key.as_ref().is_some_and(|k| p.emission() < *k) && !x.is_nan() {
+                assert_eq!(outcome, Update::Stale, "prediction {i}");
+                stale += 1;
+                continue;
+            }
+            assert_eq!(outcome, kept.update_in(slot, &p), "prediction {i}");
+            if outcome == Update::Invalid {
+                invalid += 1;
+            } else {
+                *key = Some(p.emission());
+            }
         }
+        assert!(stale > 100 && invalid > 10, "{stale} stale, {invalid} invalid: every outcome exercised");
         assert_eq!(keyed.snapshot(), kept.snapshot());
         assert_eq!(keyed.len(), kept.len());
-        assert_eq!(keyed.as_of("c3"), entries["c3"].as_ref().map(FleetEntry::as_of));
+        assert_eq!(keyed.as_of("c3"), entries["c3"].1.as_ref().map(FleetEntry::as_of));
     }
 
     #[test]
