@@ -24,4 +24,5 @@ pub mod scoring;
 pub mod settings;
 pub mod sink;
 pub mod source;
+pub mod trim;
 pub mod workers;
