@@ -75,30 +75,34 @@ impl Trimmer {
         }
         let shared = Arc::new((Mutex::new(Shared::default()), Condvar::new()));
         let theirs = Arc::clone(&shared);
-        let thread = std::thread::Builder::new()
-            .name("pulse-trim".into())
-            .spawn(move || {
-                let (lock, wake) = &*theirs;
-                let mut state = lock.lock().unwrap_or_else(|e| e.into_inner());
-                while !state.stop {
-                    state = wake.wait_timeout(state, every).unwrap_or_else(|e| e.into_inner()).0;
-                    if state.stop {
-                        break;
-                    }
-                    // Not under our lock's guard while trimming: `stop`
-                    // must not wait for a long trim to be asked.
-                    drop(state);
-                    let started = Instant::now();
-                    trim();
-                    let took = started.elapsed();
-                    state = lock.lock().unwrap_or_else(|e| e.into_inner());
-                    state.stats.calls += 1;
-                    state.stats.total += took;
-                    state.stats.longest = state.stats.longest.max(took);
+        let thread = std::thread::Builder::new().name("pulse-trim".into()).spawn(move || {
+            let (lock, wake) = &*theirs;
+            let mut state = lock.lock().unwrap_or_else(|e| e.into_inner());
+            while !state.stop {
+                state = wake.wait_timeout(state, every).unwrap_or_else(|e| e.into_inner()).0;
+                if state.stop {
+                    break;
                 }
-            })
-            .ok()?;
-        Some(Trimmer { shared, thread: Some(thread) })
+                // Not under our lock's guard while trimming: `stop`
+                // must not wait for a long trim to be asked.
+                drop(state);
+                let started = Instant::now();
+                trim();
+                let took = started.elapsed();
+                state = lock.lock().unwrap_or_else(|e| e.into_inner());
+                state.stats.calls += 1;
+                state.stats.total += took;
+                state.stats.longest = state.stats.longest.max(took);
+            }
+        });
+        match thread {
+            Ok(thread) => Some(Trimmer { shared, thread: Some(thread) }),
+            // Not fatal: the run goes on, its freed pages kept.
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start the memory trimmer's thread; freed memory stays resident");
+                None
+            }
+        }
     }
 
     /// What it did so far.
