@@ -110,6 +110,14 @@ pub struct ScoringStats {
     pub alerts: u64,
 }
 
+/// Shows the monitor a vector, with the customer's latest prediction (the
+/// one standing at any midnight the vector passes).
+fn monitor_vector(monitor: &mut Monitor, memory: &Memory, v: &FeatureVector) {
+    let (Some(ring), scores) = (memory.monitor, memory.scores) else { return };
+    let session = last_session(v.as_of, v.features[DAYS_SINCE_LAST_SESSION]);
+    monitor.observe(ring, v.as_of, session, Some((scores.churn_risk_14d, scores.churn_risk_30d)));
+}
+
 /// Attempts at a failing model before [`ScoringStage::flush`] gives up.
 const FLUSH_ATTEMPTS: u32 = 3;
 
@@ -125,9 +133,10 @@ pub struct ScoringStage<S: Scorer> {
     /// The models that answered so far (a handful: the endpoint, its fallback).
     models: Vec<ModelId>,
     /// Each customer's latest prediction, the past vectors its reasons
-    /// compare with, its ring in the monitor, its fleet entry and its alert
-    /// state. Boxed: the map's slots hold 32 bytes, not the entry's 240, so its
-    /// spare slots (up to half just after it grows) cost little.
+    /// compare with, its ring in the monitor, its fleet entry, its alert
+    /// state and its change gate in the queue. Boxed: the map's slots hold
+    /// 32 bytes, not the entry's 280, so its spare slots (up to half just
+    /// after it grows) cost little.
     latest: HashMap<CustomerId, Box<Memory>, ahash::RandomState>,
     reasons: bool,
     /// Predictions given reasons.
@@ -212,8 +221,11 @@ impl<S: Scorer> ScoringStage<S> {
                 }
             }
             self.stats.vectors_offered += 1;
-            self.monitor_vector(&v);
-            self.queue.offer(v, now);
+            let memory = self.latest.get_mut(&v.customer_id);
+            if let (Some(monitor), Some(m)) = (self.monitor.as_mut(), memory.as_deref()) {
+                monitor_vector(monitor, m, &v);
+            }
+            self.queue.offer_in(v, now, memory.and_then(|m| m.gate.as_mut()));
         }
         Ok(())
     }
@@ -273,7 +285,6 @@ impl<S: Scorer> ScoringStage<S> {
         self.stats.model_rows += rows.len() as u64;
         match self.scorer.score(&rows).await {
             Ok(ScoredRows { scores, model }) if scores.len() == batch.len() => {
-                self.queue.mark_scored(&batch);
                 let model_ix = self.model_index(&model);
                 let mut contributions = [0.0; FEATURE_COUNT];
                 for (v, s) in batch.iter().zip(scores) {
@@ -292,9 +303,13 @@ impl<S: Scorer> ScoringStage<S> {
                                 stored: 0,
                                 fleet: None,
                                 alert: None,
+                                gate: None,
                             })
                         }),
                     };
+                    // In batch order, as the queue asks: a parked vector of
+                    // the customer joins the line.
+                    self.queue.mark_scored_in(v, &mut memory.gate);
                     let mut reasons = Reasons::default();
                     let anchors = &mut memory.anchors;
                     if let Some((then, was)) = anchors.reference(v.as_of).and_then(|r| Some((r.anchor, r.features()?)))
@@ -347,22 +362,32 @@ impl<S: Scorer> ScoringStage<S> {
                 Ok(true)
             }
             Ok(ScoredRows { scores, .. }) => {
-                self.queue.requeue(batch.clone(), now);
-                bail!("the model returned {} predictions for {} rows", scores.len(), batch.len())
+                let rows = batch.len();
+                self.requeue(batch, now);
+                bail!("the model returned {} predictions for {rows} rows", scores.len())
             }
             Err(ScoreError::Retryable(reason)) => {
                 self.stats.model_failures += 1;
                 self.failures_since_snapshot += 1;
                 tracing::warn!(%reason, rows = batch.len(), "scoring failed; rows requeued");
-                self.queue.requeue(batch, now);
+                self.requeue(batch, now);
                 Ok(false)
             }
             Err(fatal) => bail!(fatal),
         }
     }
 
-    /// Shows the monitor a vector, with the customer's latest prediction
-    /// (the one standing at any midnight the vector passes).
+    /// Hands a batch that was not scored back to the queue, with each
+    /// customer's gate.
+    fn requeue(&mut self, batch: Vec<FeatureVector>, now: i64) {
+        let latest = &self.latest;
+        let gated = batch.into_iter().map(|v| {
+            let gate = latest.get(&v.customer_id).and_then(|m| m.gate.as_ref());
+            (v, gate)
+        });
+        self.queue.requeue_in(gated.collect(), now);
+    }
+
     /// Whether the stage remembers the customer (scored it, or read its
     /// stored memory back).
     pub fn knows(&self, customer: &CustomerId) -> bool {
@@ -420,17 +445,10 @@ impl<S: Scorer> ScoringStage<S> {
             stored: stored_hash,
             fleet: None,
             alert: None,
+            gate: None,
         };
         self.latest.insert(customer, Box::new(memory));
         Ok(())
-    }
-
-    fn monitor_vector(&mut self, v: &FeatureVector) {
-        let Some(monitor) = self.monitor.as_mut() else { return };
-        let Some(memory) = self.latest.get(&v.customer_id) else { return };
-        let (Some(ring), scores) = (memory.monitor, memory.scores) else { return };
-        let session = last_session(v.as_of, v.features[DAYS_SINCE_LAST_SESSION]);
-        monitor.observe(ring, v.as_of, session, Some((scores.churn_risk_14d, scores.churn_risk_30d)));
     }
 
     /// The model's realised quality now (`None` without a monitor or before

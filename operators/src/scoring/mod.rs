@@ -88,4 +88,4 @@ pub use alerts::{Alert, AlertPolicy, AlertState, Alerts};
 pub use error::PolicyError;
 pub use fleet::{Alarm, Alarms, Fleet, FleetEntry, FleetMetric, FleetMetrics, Metric, Update, NAMESPACE};
 pub use monitor::{Head, HeadQuality, ModelQuality, Monitor, MonitorConfig, MonitorIx, QualityMetric};
-pub use queue::{BatchPolicy, Offer, QueueStats, ScoreQueue};
+pub use queue::{BatchPolicy, Gate, Offer, QueueStats, ScoreQueue};

@@ -41,11 +41,15 @@
 //! ([`QueueStats::balanced`]).
 //!
 //! Cost: O(1) per offer and per vector taken or reported (a hash lookup);
-//! memory is a small slot per customer ever offered, holding a 128-bit
-//! fingerprint of its last scored features for the gate (16 bytes where the
-//! features, boxed, took 368: at a million customers the difference is
-//! 0.35 GB, for a gate that rarely fires because recency features move with
-//! every vector), plus the waiting vectors.
+//! memory is a slot per customer with a vector waiting or in flight, and a
+//! 64-byte [`Gate`] per customer ever scored: the emission key and a 128-bit
+//! fingerprint of its last scored features (16 bytes where the features,
+//! boxed, took 368: at a million customers the difference is 0.35 GB, for a
+//! gate that rarely fires because recency features move with every vector).
+//! The queue keeps the gates in a map of its own for the keyed methods; a
+//! caller that keeps per-customer state anyway keeps them there and uses
+//! the `_in` methods ([`ScoreQueue::offer_in`], [`ScoreQueue::mark_scored_in`],
+//! [`ScoreQueue::requeue_in`]), as pulse's scoring stage does.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -135,7 +139,30 @@ impl QueueStats {
     }
 }
 
-/// One customer's state in the queue.
+/// A customer's change gate: the emission of its newest vector reported
+/// scored (or gated as equal to it) and a fingerprint of the features
+/// scored. 64 bytes, kept for every customer ever scored: by the queue
+/// itself with the keyed methods ([`ScoreQueue::offer`],
+/// [`ScoreQueue::mark_scored`], [`ScoreQueue::requeue`]), or by the caller
+/// beside its own per-customer state with the `_in` ones, which saves a map
+/// entry per customer (at a million customers, ~180 MB: a 24-byte id and a
+/// box per map slot, up to half the slots spare).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gate {
+    emission: EmissionKey,
+    /// [`fingerprint`] of the features scored, as two words (a `u128`
+    /// would align the caller's state to 16 bytes).
+    features: [u64; 2],
+}
+
+impl Gate {
+    fn of(vector: &FeatureVector) -> Gate {
+        Gate { emission: vector.emission(), features: fingerprint(&vector.features) }
+    }
+}
+
+/// A customer with a vector waiting or in flight; the slot is dropped when
+/// it has neither (the gate outlives it).
 ///
 /// The customer is in `line` exactly when it has a waiting vector and none in
 /// flight; a waiting vector of a customer in flight is *parked*.
@@ -145,17 +172,14 @@ struct Slot {
     waiting: Option<Box<FeatureVector>>,
     /// When a parked vector started waiting.
     parked_since: Option<i64>,
-    /// The newest vector reported scored (or gated as equal to it).
-    scored: Option<Scored>,
     /// Whether a vector of this customer was taken and not yet reported back.
     in_flight: bool,
 }
 
-#[derive(Debug)]
-struct Scored {
-    emission: EmissionKey,
-    /// [`fingerprint`] of the features scored.
-    features: u128,
+impl Slot {
+    fn idle(&self) -> bool {
+        self.waiting.is_none() && !self.in_flight
+    }
 }
 
 /// Feature vectors waiting for the model: change-gated, coalesced per
@@ -163,9 +187,8 @@ struct Scored {
 #[derive(Debug)]
 pub struct ScoreQueue {
     policy: BatchPolicy,
-    /// Boxed: a slot is 96 bytes and every customer keeps one (its gate),
-    /// so the map's spare slots (up to half just after it grows) hold 32.
-    slots: HashMap<CustomerId, Box<Slot>, ahash::RandomState>,
+    /// Only the customers with a vector waiting or in flight.
+    slots: HashMap<CustomerId, Slot, ahash::RandomState>,
     /// Customers with a waiting vector and none in flight, in batch order,
     /// with the time each started waiting (a coalesced vector keeps the
     /// time and the place).
@@ -173,6 +196,8 @@ pub struct ScoreQueue {
     parked: usize,
     in_flight: u64,
     stats: QueueStats,
+    /// The gates of the keyed methods (empty when the caller keeps them).
+    gates: HashMap<CustomerId, Gate, ahash::RandomState>,
 }
 
 impl ScoreQueue {
@@ -186,6 +211,7 @@ impl ScoreQueue {
             parked: 0,
             in_flight: 0,
             stats: QueueStats::default(),
+            gates: HashMap::with_hasher(ahash::RandomState::new()),
         })
     }
 
@@ -194,43 +220,56 @@ impl ScoreQueue {
         &self.policy
     }
 
-    /// Offers the engine's newest vector of a customer at time `now_ms`.
+    /// Offers the engine's newest vector of a customer at time `now_ms`,
+    /// gated by the gate the queue keeps for the customer.
     ///
     /// Always takes the vector (queued, merged or dropped for a counted
     /// reason), even when [`is_full`](Self::is_full): backpressure is the
     /// driver's job, by not offering while the queue is full.
     pub fn offer(&mut self, vector: FeatureVector, now_ms: i64) -> Offer {
+        let id = vector.customer_id.clone();
+        let mut gates = std::mem::take(&mut self.gates);
+        let offer = self.offer_in(vector, now_ms, gates.get_mut(&id));
+        self.gates = gates;
+        offer
+    }
+
+    /// [`ScoreQueue::offer`] with the customer's gate kept by the caller
+    /// (`None`: never scored). An unchanged vector moves the gate's
+    /// emission forward.
+    pub fn offer_in(&mut self, vector: FeatureVector, now_ms: i64, gate: Option<&mut Gate>) -> Offer {
         self.stats.offered += 1;
-        let Some(slot) = self.slots.get_mut(&vector.customer_id) else {
-            let id = vector.customer_id.clone();
-            self.line.push_back((id.clone(), now_ms));
-            self.slots.insert(id, Box::new(Slot { waiting: Some(Box::new(vector)), ..Slot::default() }));
-            self.stats.queued += 1;
-            return Offer::Queued;
-        };
         let emission = vector.emission();
-        if let Some(waiting) = slot.waiting.as_mut() {
-            if emission < waiting.emission() {
-                self.stats.stale += 1;
-                return Offer::Stale;
+        let mut in_flight = false;
+        if let Some(slot) = self.slots.get_mut(&vector.customer_id) {
+            if let Some(waiting) = slot.waiting.as_mut() {
+                if emission < waiting.emission() {
+                    self.stats.stale += 1;
+                    return Offer::Stale;
+                }
+                **waiting = vector;
+                self.stats.coalesced += 1;
+                return Offer::Coalesced;
             }
-            **waiting = vector;
-            self.stats.coalesced += 1;
-            return Offer::Coalesced;
+            in_flight = slot.in_flight;
         }
-        if let Some(scored) = slot.scored.as_mut() {
-            if emission < scored.emission {
+        if let Some(gate) = gate {
+            if emission < gate.emission {
                 self.stats.stale += 1;
                 return Offer::Stale;
             }
-            if !slot.in_flight && scored.features == fingerprint(&vector.features) {
+            if !in_flight && gate.features == fingerprint(&vector.features) {
                 // The scored features still hold, as of this later emission.
-                scored.emission = emission;
+                gate.emission = emission;
                 self.stats.unchanged += 1;
                 return Offer::Unchanged;
             }
         }
-        if slot.in_flight {
+        let slot = match self.slots.get_mut(&vector.customer_id) {
+            Some(slot) => slot,
+            None => self.slots.entry(vector.customer_id.clone()).or_default(),
+        };
+        if in_flight {
             slot.parked_since = Some(now_ms);
             self.parked += 1;
         } else {
@@ -279,11 +318,21 @@ impl ScoreQueue {
     /// joins the end of the line.
     pub fn mark_scored(&mut self, batch: &[FeatureVector]) {
         for vector in batch {
-            self.stats.scored += 1;
-            let slot = match self.slots.get_mut(&vector.customer_id) {
-                Some(slot) => slot,
-                None => self.slots.entry(vector.customer_id.clone()).or_default(),
-            };
+            let mut gate = self.gates.remove(&vector.customer_id);
+            self.mark_scored_in(vector, &mut gate);
+            if let Some(gate) = gate {
+                self.gates.insert(vector.customer_id.clone(), gate);
+            }
+        }
+    }
+
+    /// [`ScoreQueue::mark_scored`] of one vector, with the customer's gate
+    /// kept by the caller (`None`: never scored). Report a batch's vectors
+    /// in batch order, as [`ScoreQueue::mark_scored`] does: parked vectors
+    /// join the line in that order.
+    pub fn mark_scored_in(&mut self, vector: &FeatureVector, gate: &mut Option<Gate>) {
+        self.stats.scored += 1;
+        if let Some(slot) = self.slots.get_mut(&vector.customer_id) {
             if std::mem::take(&mut slot.in_flight) {
                 self.in_flight -= 1;
                 if let Some(since) = slot.parked_since.take() {
@@ -291,15 +340,13 @@ impl ScoreQueue {
                     self.line.push_back((vector.customer_id.clone(), since));
                 }
             }
-            let emission = vector.emission();
-            match slot.scored.as_mut() {
-                Some(scored) if emission < scored.emission => {}
-                Some(scored) => {
-                    scored.emission = emission;
-                    scored.features = fingerprint(&vector.features);
-                }
-                None => slot.scored = Some(Scored { emission, features: fingerprint(&vector.features) }),
+            if slot.idle() {
+                self.slots.remove(&vector.customer_id);
             }
+        }
+        match gate {
+            Some(gate) if vector.emission() < gate.emission => {}
+            _ => *gate = Some(Gate::of(vector)),
         }
     }
 
@@ -314,7 +361,22 @@ impl ScoreQueue {
     /// vector of an earlier emission than the customer's scored vector is
     /// dropped as stale.
     pub fn requeue(&mut self, batch: Vec<FeatureVector>, now_ms: i64) {
-        for vector in batch.into_iter().rev() {
+        let gates = std::mem::take(&mut self.gates);
+        let batch: Vec<_> = batch
+            .into_iter()
+            .map(|v| {
+                let gate = gates.get(&v.customer_id);
+                (v, gate)
+            })
+            .collect();
+        self.requeue_in(batch, now_ms);
+        self.gates = gates;
+    }
+
+    /// [`ScoreQueue::requeue`] with each vector's customer's gate kept by
+    /// the caller.
+    pub fn requeue_in(&mut self, batch: Vec<(FeatureVector, Option<&Gate>)>, now_ms: i64) {
+        for (vector, gate) in batch.into_iter().rev() {
             self.stats.requeued += 1;
             let slot = match self.slots.get_mut(&vector.customer_id) {
                 Some(slot) => slot,
@@ -334,8 +396,11 @@ impl ScoreQueue {
                 }
                 continue;
             }
-            if slot.scored.as_ref().is_some_and(|scored| vector.emission() < scored.emission) {
+            if gate.is_some_and(|gate| vector.emission() < gate.emission) {
                 self.stats.stale += 1;
+                if slot.idle() {
+                    self.slots.remove(&vector.customer_id);
+                }
                 continue;
             }
             self.line.push_front((vector.customer_id.clone(), now_ms));
@@ -386,12 +451,13 @@ impl ScoreQueue {
 /// (so -0.0 and 0.0 differ, and NaN equals itself bit for bit). Two
 /// different vectors share one with probability 2^-128; then the older
 /// scores would stand for the newer vector.
-fn fingerprint(features: &Features) -> u128 {
+fn fingerprint(features: &Features) -> [u64; 2] {
     let mut bytes = [0u8; 8 * pulse_schemas::FEATURE_COUNT];
     for (chunk, x) in bytes.chunks_exact_mut(8).zip(features) {
         chunk.copy_from_slice(&x.to_bits().to_le_bytes());
     }
-    xxhash_rust::xxh3::xxh3_128(&bytes)
+    let hash = xxhash_rust::xxh3::xxh3_128(&bytes);
+    [hash as u64, (hash >> 64) as u64]
 }
 
 #[cfg(test)]
@@ -589,6 +655,67 @@ mod tests {
         assert_eq!(q.stats().stale, 1);
         assert_eq!(q.in_flight(), 1, "c");
         assert!(q.stats().balanced(q.pending()));
+    }
+
+    #[test]
+    fn gates_kept_by_the_caller_work_as_the_queues_own() {
+        // One pseudo-random script of offers (three customers, a few feature
+        // values, as_of moving back and forth), batches taken, and batches
+        // reported scored or failed, through the keyed methods on one queue
+        // and the `_in` methods on another: the same outcome at every step.
+        let (mut own, mut kept) = (queue(2, 5), queue(2, 5));
+        let mut gates: HashMap<CustomerId, Option<Gate>> = HashMap::new();
+        let mut in_flight: Vec<Vec<FeatureVector>> = Vec::new();
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: u64| {
+            rng = rng.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (rng >> 33) % n
+        };
+        for now in 0..2_000i64 {
+            match next(4) {
+                0 | 1 => {
+                    let id = ["a", "b", "c"][next(3) as usize];
+                    let v = vector(id, now - next(3) as i64, next(2) as f64);
+                    let gate = gates.get_mut(&v.customer_id).and_then(Option::as_mut);
+                    assert_eq!(own.offer(v.clone(), now), kept.offer_in(v, now, gate), "at {now}");
+                }
+                2 => {
+                    let (a, b) = (own.take_ready(now), kept.take_ready(now));
+                    assert_eq!(a.as_deref().map(ids), b.as_deref().map(ids), "at {now}");
+                    in_flight.extend(b);
+                }
+                _ if !in_flight.is_empty() => {
+                    let batch = in_flight.remove(next(in_flight.len() as u64) as usize);
+                    if next(3) == 0 {
+                        own.requeue(batch.clone(), now);
+                        let gated = batch
+                            .into_iter()
+                            .map(|v| {
+                                let gate = gates.get(&v.customer_id).and_then(Option::as_ref);
+                                (v, gate)
+                            })
+                            .collect();
+                        kept.requeue_in(gated, now);
+                    } else {
+                        own.mark_scored(&batch);
+                        for v in &batch {
+                            kept.mark_scored_in(v, gates.entry(v.customer_id.clone()).or_default());
+                        }
+                    }
+                }
+                _ => {}
+            }
+            assert_eq!(own.stats(), kept.stats(), "at {now}");
+            assert_eq!((own.pending(), own.in_flight()), (kept.pending(), kept.in_flight()));
+            assert!(kept.gates.is_empty(), "the caller keeps the gates");
+            // Only customers with a vector waiting or in flight have a slot.
+            assert!(kept.slots.len() as u64 <= kept.pending() as u64 + kept.in_flight());
+        }
+        let s = own.stats();
+        assert!(s.unchanged > 0 && s.stale > 0 && s.coalesced > 0 && s.requeued > 0, "{s:?}");
+        for (id, gate) in &gates {
+            assert_eq!(own.gates.get(id), gate.as_ref(), "{id}");
+        }
     }
 
     #[test]
