@@ -231,10 +231,28 @@ struct FastNode {
 /// are below 46).
 const DEFAULT_LEFT: u32 = 1 << 31;
 
+/// A row as the walks read it: its features, then zeros up to 64, so a
+/// node's feature index masked to six bits is always in bounds (the walk
+/// needs no bounds check on it; every node's index is below 46 anyway).
+type Padded = [f64; PADDED];
+const PADDED: usize = 64;
+const _: () = assert!(F <= PADDED);
+
+fn pad(x: &Features) -> Padded {
+    let mut padded = [0.0; PADDED];
+    padded[..F].copy_from_slice(x);
+    padded
+}
+
 /// Every tree of every head in one array of [`FastNode`]s.
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Compiled {
+    /// Padded with unreachable leaves to a power of two, so a node index
+    /// masked by `mask` is always in bounds: the walks' steps need no
+    /// bounds checks (two of a step's eleven instructions before).
     nodes: Vec<FastNode>,
+    /// `nodes.len() - 1`.
+    mask: usize,
     /// Per head, each tree's root and depth (edges on its longest path).
     trees: Vec<Vec<(u32, u32)>>,
     /// Some node sends NaN left (an imported model): walks then check for
@@ -277,43 +295,53 @@ impl Compiled {
             }
             c.trees.push(trees);
         }
+        let padded = c.nodes.len().max(1).next_power_of_two();
+        c.nodes.resize(padded, FastNode { v: 0.0, feature: 0, first_child: 0 });
+        c.mask = padded - 1;
         Ok(c)
+    }
+
+    /// The nodes as a slice of exactly `mask + 1`, so indexes masked by
+    /// `mask` need no bounds check.
+    #[inline(always)]
+    fn nodes(&self) -> &[FastNode] {
+        &self.nodes[..=self.mask]
     }
 
     /// The next node: left when x < threshold; otherwise right, and NaN
     /// too unless `MISSING` and the node's default is left.
+    /// `nodes` is [`Compiled::nodes`]; `i` is masked by `mask`, the
+    /// feature to six bits (so neither index is checked).
     #[inline(always)]
-    fn step<const MISSING: bool>(&self, i: usize, x: &Features) -> usize {
-        let n = &self.nodes[i];
-        let left = if MISSING {
-            let v = x[(n.feature & !DEFAULT_LEFT) as usize];
-            (v < n.v) | (v.is_nan() & (n.feature & DEFAULT_LEFT != 0))
-        } else {
-            x[n.feature as usize] < n.v
-        };
+    fn step<const MISSING: bool>(nodes: &[FastNode], mask: usize, i: usize, x: &Padded) -> usize {
+        let n = &nodes[i & mask];
+        let v = x[(n.feature as usize) & (PADDED - 1)];
+        let left = if MISSING { (v < n.v) | (v.is_nan() & (n.feature & DEFAULT_LEFT != 0)) } else { v < n.v };
         n.first_child as usize + 1 - usize::from(left)
     }
 
     /// The value of the leaf `x` reaches.
     #[inline(always)]
-    fn walk<const MISSING: bool>(&self, (root, depth): (u32, u32), x: &Features) -> f64 {
+    fn walk<const MISSING: bool>(&self, (root, depth): (u32, u32), x: &Padded) -> f64 {
+        let (nodes, mask) = (self.nodes(), self.mask);
         let mut i = root as usize;
         for _ in 0..depth {
-            i = self.step::<MISSING>(i, x);
+            i = Self::step::<MISSING>(nodes, mask, i, x);
         }
-        self.nodes[i].v
+        nodes[i & mask].v
     }
 
     /// [`Compiled::walk`] for [`LANES`] rows at once.
     #[inline(always)]
-    fn walk_lanes<const MISSING: bool>(&self, (root, depth): (u32, u32), x: &[Features]) -> [f64; LANES] {
+    fn walk_lanes<const MISSING: bool>(&self, (root, depth): (u32, u32), x: &[Padded; LANES]) -> [f64; LANES] {
+        let (nodes, mask) = (self.nodes(), self.mask);
         let mut i = [root as usize; LANES];
         for _ in 0..depth {
             for (i, x) in i.iter_mut().zip(x) {
-                *i = self.step::<MISSING>(*i, x);
+                *i = Self::step::<MISSING>(nodes, mask, *i, x);
             }
         }
-        i.map(|i| self.nodes[i].v)
+        i.map(|i| nodes[i & mask].v)
     }
 
     /// The values of the leaves one row reaches in up to [`LANES`] trees,
@@ -324,7 +352,8 @@ impl Compiled {
     /// Every tree is walked to the group's deepest: a leaf sends a walk
     /// back to itself.
     #[inline(always)]
-    fn walk_trees<const MISSING: bool>(&self, trees: &[(u32, u32)], x: &Features) -> [f64; LANES] {
+    fn walk_trees<const MISSING: bool>(&self, trees: &[(u32, u32)], x: &Padded) -> [f64; LANES] {
+        let (nodes, mask) = (self.nodes(), self.mask);
         let first = trees.first().map_or(0, |&(root, _)| root as usize);
         let mut i = [first; LANES];
         for (i, &(root, _)) in i.iter_mut().zip(trees) {
@@ -333,10 +362,10 @@ impl Compiled {
         let depth = trees.iter().map(|&(_, d)| d).max().unwrap_or(0);
         for _ in 0..depth {
             for i in i.iter_mut() {
-                *i = self.step::<MISSING>(*i, x);
+                *i = Self::step::<MISSING>(nodes, mask, *i, x);
             }
         }
-        i.map(|i| self.nodes[i].v)
+        i.map(|i| nodes[i & mask].v)
     }
 }
 
@@ -368,6 +397,7 @@ impl GbtModel {
     }
 
     fn margins_of<const MISSING: bool>(&self, x: &Features) -> [f64; 5] {
+        let x = &pad(x);
         std::array::from_fn(|h| {
             let mut m = self.heads[h].base_score;
             for &tree in &self.compiled.trees[h] {
@@ -394,15 +424,21 @@ impl GbtModel {
     fn margins_into_of<const MISSING: bool>(&self, rows: &[Features], out: &mut Vec<[f64; 5]>) {
         out.reserve(rows.len());
         let base: [f64; 5] = std::array::from_fn(|h| self.heads[h].base_score);
+        // A block's rows, padded: one buffer per call, reused for every block.
+        let mut padded = vec![[0.0; PADDED]; rows.len().min(BLOCK)];
         for block in rows.chunks(BLOCK) {
             let start = out.len();
             out.resize(start + block.len(), base);
+            for (p, x) in padded.iter_mut().zip(block) {
+                p[..F].copy_from_slice(x);
+            }
             let full = block.len() / LANES * LANES;
-            let (lane_rows, rest_rows) = block.split_at(full);
+            let (lane_rows, rest_rows) = padded[..block.len()].split_at(full);
             let (lane_acc, rest_acc) = out[start..].split_at_mut(full);
             for (h, trees) in self.compiled.trees.iter().enumerate() {
                 for &tree in trees {
                     for (rows, a) in lane_rows.chunks_exact(LANES).zip(lane_acc.chunks_exact_mut(LANES)) {
+                        let rows: &[Padded; LANES] = rows.try_into().expect("chunks of LANES");
                         for (a, v) in a.iter_mut().zip(self.compiled.walk_lanes::<MISSING>(tree, rows)) {
                             a[h] += v;
                         }
