@@ -249,7 +249,9 @@ fn pad(x: &Features) -> Padded {
 struct Compiled {
     /// Padded with unreachable leaves to a power of two, so a node index
     /// masked by `mask` is always in bounds: the walks' steps need no
-    /// bounds checks (two of a step's eleven instructions before).
+    /// bounds checks (two of a step's eleven instructions before). The
+    /// padding costs less than as many nodes again (16 bytes each), never
+    /// walked.
     nodes: Vec<FastNode>,
     /// `nodes.len() - 1`.
     mask: usize,
@@ -314,6 +316,9 @@ impl Compiled {
     /// feature to six bits (so neither index is checked).
     #[inline(always)]
     fn step<const MISSING: bool>(nodes: &[FastNode], mask: usize, i: usize, x: &Padded) -> usize {
+        // The masks never change a valid index; a wrong one would read
+        // another node or feature instead of panicking, so tests check.
+        debug_assert!(i <= mask && (nodes[i].feature & !DEFAULT_LEFT) < F as u32, "node {i}");
         let n = &nodes[i & mask];
         let v = x[(n.feature as usize) & (PADDED - 1)];
         let left = if MISSING { (v < n.v) | (v.is_nan() & (n.feature & DEFAULT_LEFT != 0)) } else { v < n.v };
@@ -412,7 +417,8 @@ impl GbtModel {
     /// walked for the whole block while its nodes are in cache, eight rows'
     /// walks interleaved; the rows left over (all of them in a batch of
     /// fewer than eight) walk eight trees at a time instead. Nothing is
-    /// allocated per row.
+    /// allocated per row: one buffer per call holds up to 64 rows padded
+    /// to 64 features (32 KiB at most).
     pub fn margins_into(&self, rows: &[Features], out: &mut Vec<[f64; 5]>) {
         if self.compiled.default_left {
             self.margins_into_of::<true>(rows, out)
@@ -1222,6 +1228,53 @@ mod tests {
         for (v, want) in [(0.25, 1.0), (0.5, 2.0), (f64::INFINITY, 2.0), (f64::NEG_INFINITY, 1.0)] {
             x[3] = v;
             assert_eq!(t.predict(&x), want, "x = {v}: only NaN follows the default");
+        }
+    }
+
+    #[test]
+    fn padded_walks_agree_at_the_feature_edges_and_every_size() {
+        // Splits on the first and the last feature (the masks' edges), a
+        // head without trees, and node arrays of every length from a few
+        // nodes past several powers of two: the padded, masked walks give
+        // the trees' own margins.
+        let split = |feature, threshold, default_left, left, right| Node {
+            feature,
+            threshold,
+            default_left,
+            left,
+            right,
+            value: 0.0,
+            cover: 1.0,
+        };
+        let tree = Tree::new(vec![
+            split(0, 0.5, false, 1, 2),
+            split(F as u32 - 1, 1.0, true, 3, 4),
+            Node::leaf(0.125, 1.0),
+            Node::leaf(-0.5, 1.0),
+            Node::leaf(2.0, 1.0),
+        ])
+        .unwrap();
+        let mut rows = Vec::new();
+        for a in [0.0, 0.5, 1.0, f64::NAN] {
+            for b in [0.0, 1.0, 2.0, f64::NAN] {
+                let mut x = [7.0; F];
+                x[0] = a;
+                x[F - 1] = b;
+                rows.push(x);
+            }
+        }
+        for trees in 0..40 {
+            let head = |n| GbtHead { base_score: 0.25, trees: vec![tree.clone(); n] };
+            let heads = vec![head(trees), head(0), head(trees / 2), head(1), head(trees)];
+            let model = GbtModel::new(heads).unwrap();
+            assert!(model.compiled.nodes.len().is_power_of_two());
+            let mut batch = Vec::new();
+            model.margins_into(&rows, &mut batch);
+            for (x, m) in rows.iter().zip(&batch) {
+                let want: [f64; 5] = std::array::from_fn(|h| model.heads()[h].margin(x));
+                assert_eq!(m, &want, "{trees} trees, x0 {} x45 {}", x[0], x[F - 1]);
+                assert_eq!(model.margins(x), want);
+            }
         }
     }
 

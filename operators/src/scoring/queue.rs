@@ -95,7 +95,7 @@ impl BatchPolicy {
     }
 }
 
-/// What [`ScoreQueue::offer`] did with a vector.
+/// What [`ScoreQueue::offer`] (or `offer_in`) did with a vector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Offer {
     /// Joined the end of the line.
@@ -127,7 +127,7 @@ pub struct QueueStats {
     pub taken: u64,
     /// Vectors reported scored.
     pub scored: u64,
-    /// Vectors handed back by [`ScoreQueue::requeue`].
+    /// Vectors handed back by [`ScoreQueue::requeue`] (or `requeue_in`).
     pub requeued: u64,
 }
 
@@ -145,8 +145,9 @@ impl QueueStats {
 /// itself with the keyed methods ([`ScoreQueue::offer`],
 /// [`ScoreQueue::mark_scored`], [`ScoreQueue::requeue`]), or by the caller
 /// beside its own per-customer state with the `_in` ones, which saves a map
-/// entry per customer (at a million customers, ~180 MB: a 24-byte id and a
-/// box per map slot, up to half the slots spare).
+/// entry per customer (the queue's map holds an id and a gate per slot, up
+/// to half the slots spare). A queue is used one way or the other: mixing
+/// them would keep a customer's gate in two places.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Gate {
     emission: EmissionKey,
@@ -707,7 +708,6 @@ mod tests {
             }
             assert_eq!(own.stats(), kept.stats(), "at {now}");
             assert_eq!((own.pending(), own.in_flight()), (kept.pending(), kept.in_flight()));
-            assert!(kept.gates.is_empty(), "the caller keeps the gates");
             // Only customers with a vector waiting or in flight have a slot.
             assert!(kept.slots.len() as u64 <= kept.pending() as u64 + kept.in_flight());
         }
