@@ -1231,21 +1231,17 @@ mod tests {
         }
     }
 
+    /// A split node of the walks' tests (value 0, cover 1).
+    fn split(feature: u32, threshold: f64, default_left: bool, left: u32, right: u32) -> Node {
+        Node { feature, threshold, default_left, left, right, value: 0.0, cover: 1.0 }
+    }
+
     #[test]
     fn padded_walks_agree_at_the_feature_edges_and_every_size() {
         // Splits on the first and the last feature (the masks' edges), a
         // head without trees, and node arrays of every length from a few
         // nodes past several powers of two: the padded, masked walks give
         // the trees' own margins.
-        let split = |feature, threshold, default_left, left, right| Node {
-            feature,
-            threshold,
-            default_left,
-            left,
-            right,
-            value: 0.0,
-            cover: 1.0,
-        };
         let tree = Tree::new(vec![
             split(0, 0.5, false, 1, 2),
             split(F as u32 - 1, 1.0, true, 3, 4),
@@ -1283,15 +1279,6 @@ mod tests {
         // Siblings not adjacent, leaves at depths 1 and 2, a lone-leaf tree;
         // NaN sent right everywhere (pulse's trainer), or left at either split.
         for (left3, left7) in [(false, false), (true, false), (false, true), (true, true)] {
-            let split = |feature, threshold, default_left, left, right| Node {
-                feature,
-                threshold,
-                default_left,
-                left,
-                right,
-                value: 0.0,
-                cover: 1.0,
-            };
             let lopsided = Tree::new(vec![
                 split(3, 0.5, left3, 3, 1),
                 split(7, -1.0, left7, 2, 4),
