@@ -156,12 +156,6 @@ pub struct Gate {
     features: [u64; 2],
 }
 
-impl Gate {
-    fn of(vector: &FeatureVector) -> Gate {
-        Gate { emission: vector.emission(), features: fingerprint(&vector.features) }
-    }
-}
-
 /// A customer with a vector waiting or in flight; the slot is dropped when
 /// it has neither (the gate outlives it).
 ///
@@ -241,19 +235,17 @@ impl ScoreQueue {
     pub fn offer_in(&mut self, vector: FeatureVector, now_ms: i64, gate: Option<&mut Gate>) -> Offer {
         self.stats.offered += 1;
         let emission = vector.emission();
-        let mut in_flight = false;
-        if let Some(slot) = self.slots.get_mut(&vector.customer_id) {
-            if let Some(waiting) = slot.waiting.as_mut() {
-                if emission < waiting.emission() {
-                    self.stats.stale += 1;
-                    return Offer::Stale;
-                }
-                **waiting = vector;
-                self.stats.coalesced += 1;
-                return Offer::Coalesced;
+        let mut slot = self.slots.get_mut(&vector.customer_id);
+        if let Some(waiting) = slot.as_mut().and_then(|slot| slot.waiting.as_mut()) {
+            if emission < waiting.emission() {
+                self.stats.stale += 1;
+                return Offer::Stale;
             }
-            in_flight = slot.in_flight;
+            **waiting = vector;
+            self.stats.coalesced += 1;
+            return Offer::Coalesced;
         }
+        let in_flight = slot.as_ref().is_some_and(|slot| slot.in_flight);
         if let Some(gate) = gate {
             if emission < gate.emission {
                 self.stats.stale += 1;
@@ -266,7 +258,7 @@ impl ScoreQueue {
                 return Offer::Unchanged;
             }
         }
-        let slot = match self.slots.get_mut(&vector.customer_id) {
+        let slot = match slot {
             Some(slot) => slot,
             None => self.slots.entry(vector.customer_id.clone()).or_default(),
         };
@@ -345,9 +337,9 @@ impl ScoreQueue {
                 self.slots.remove(&vector.customer_id);
             }
         }
-        match gate {
-            Some(gate) if vector.emission() < gate.emission => {}
-            _ => *gate = Some(Gate::of(vector)),
+        let emission = vector.emission();
+        if gate.as_ref().is_none_or(|gate| emission >= gate.emission) {
+            *gate = Some(Gate { emission, features: fingerprint(&vector.features) });
         }
     }
 
