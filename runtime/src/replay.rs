@@ -806,7 +806,8 @@ fn serialize(message: Lines, wanted: &Wanted) -> Serialized {
         Lines::Scored(s) => {
             let [.., predictions, alerts, metrics, _] = &mut out;
             if wanted[2] {
-                lines(&s.predictions, predictions);
+                let mut text = String::new();
+                s.predictions.iter().for_each(|p| p.write_json_line(predictions, &mut text));
             }
             if wanted[3] {
                 lines(&s.alerts, alerts);
@@ -817,7 +818,8 @@ fn serialize(message: Lines, wanted: &Wanted) -> Serialized {
         }
         Lines::Latest(latest) => {
             if wanted[5] {
-                lines(&latest, &mut out[5]);
+                let mut text = String::new();
+                latest.iter().for_each(|p| p.write_json_line(&mut out[5], &mut text));
             }
         }
     }

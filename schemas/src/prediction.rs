@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::CustomerId;
+use crate::features::{json_f64, json_str};
 use crate::order::EmissionKey;
 use crate::reasons::Reasons;
 
@@ -129,9 +130,147 @@ impl PartialEq for Prediction {
 }
 
 impl Prediction {
+    /// Appends the bytes of `serde_json::to_writer(self)` and a newline,
+    /// written directly (numbers by `itoa` and `zmij`, as serde_json writes
+    /// them): a replay writes one line per prediction, and the derived
+    /// impl's flattened map and reasons' wire structs cost more than the
+    /// scoring itself. `text` is a buffer for the reasons' sentences, kept
+    /// by the caller between predictions.
+    pub fn write_json_line(&self, out: &mut Vec<u8>, text: &mut String) {
+        let Scores { first_session_success, session_velocity, churn_risk_14d, churn_risk_30d, health_score } =
+            self.scores;
+        out.extend_from_slice(b"{\"customer_id\":");
+        json_str(self.customer_id.as_str(), out);
+        out.extend_from_slice(b",\"as_of\":");
+        out.extend_from_slice(itoa::Buffer::new().format(self.as_of).as_bytes());
+        for (key, x) in [
+            (&b",\"first_session_success\":"[..], first_session_success),
+            (b",\"session_velocity\":", session_velocity),
+            (b",\"churn_risk_14d\":", churn_risk_14d),
+            (b",\"churn_risk_30d\":", churn_risk_30d),
+            (b",\"health_score\":", health_score),
+        ] {
+            out.extend_from_slice(key);
+            json_f64(x, out);
+        }
+        out.extend_from_slice(b",\"segment\":\"");
+        out.extend_from_slice(self.segment.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"model\":");
+        json_str(&self.model, out);
+        out.extend_from_slice(b",\"model_version\":");
+        json_str(&self.model_version, out);
+        out.extend_from_slice(b",\"served_by\":");
+        json_str(&self.served_by, out);
+        out.extend_from_slice(b",\"features_schema\":");
+        json_str(&self.features_schema, out);
+        if !self.reasons.is_empty() {
+            out.extend_from_slice(b",\"reasons\":");
+            self.reasons.write_json(out, text);
+        }
+        out.extend_from_slice(b"}\n");
+    }
+
     /// The place of the vector scored in the customer's stream: the key it
     /// carries, else [`EmissionKey::at`] its `as_of`.
     pub fn emission(&self) -> EmissionKey {
         self.emission.clone().unwrap_or_else(|| EmissionKey::at(self.as_of))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::features::FEATURE_COUNT;
+    use crate::reasons::{Reason, TOP_REASONS};
+
+    fn serde_line(p: &Prediction) -> String {
+        let mut line = serde_json::to_string(p).unwrap();
+        line.push('\n');
+        line
+    }
+
+    fn direct_line(p: &Prediction) -> String {
+        // A non-empty start checks that the writer appends; a stale sentence
+        // in the text buffer checks that it is cleared.
+        let (mut out, mut text) = (b"kept".to_vec(), "stale".to_string());
+        p.write_json_line(&mut out, &mut text);
+        assert_eq!(&out[..4], b"kept");
+        String::from_utf8(out[4..].to_vec()).unwrap()
+    }
+
+    fn prediction(id: &str, as_of: i64, xs: [f64; 5], reasons: Reasons, served_by: &str) -> Prediction {
+        let [first_session_success, session_velocity, churn_risk_14d, churn_risk_30d, health_score] = xs;
+        Prediction {
+            customer_id: CustomerId::new(id),
+            as_of,
+            scores: Scores { first_session_success, session_velocity, churn_risk_14d, churn_risk_30d, health_score },
+            segment: Segment::of(churn_risk_14d, churn_risk_30d, health_score),
+            model: "pulse-gbt".into(),
+            model_version: "1.2\"3".into(),
+            served_by: served_by.into(),
+            features_schema: "features-v1".into(),
+            reasons,
+            emission: None,
+        }
+    }
+
+    #[test]
+    fn edge_values_are_written_as_serde_json_writes_them() {
+        let edges =
+            [0.0, -0.0, 1.0, 0.1, -2.5, 1e21, 1e-7, 5e-324, f64::MAX, f64::NAN, f64::INFINITY, f64::NEG_INFINITY];
+        let was = [2.0, f64::from(123.45f32), 0.1, f64::NAN, f64::INFINITY, -0.0, 365.0, 1e300];
+        for (k, &x) in edges.iter().enumerate() {
+            // Every feature, so every sentence template, with values that
+            // read as "none", as one (singular) and as fractions.
+            let reasons: Vec<Reasons> = (0..FEATURE_COUNT)
+                .map(|f| {
+                    let r = |i: usize| Reason {
+                        feature: ((f + i * 17) % FEATURE_COUNT) as u8,
+                        now: [x, 1.0, 365.0, 0.0, 19.4][(f + i) % 5],
+                        was: was[(f + i + k) % was.len()],
+                        contribution: edges[(f + i) % edges.len()],
+                    };
+                    Reasons::new(x as i64, (0..(f % (TOP_REASONS + 1))).map(r))
+                })
+                .collect();
+            for (i, reasons) in reasons.into_iter().enumerate() {
+                let id = ["stu_1", "", "q\"b\\s", "ctl\u{1}\n", "ünï😀"][i % 5];
+                let p = prediction(id, [0, -1, i64::MAX, i64::MIN][i % 4], [x, 0.5, x, 0.9, 70.0], reasons, "");
+                assert_eq!(direct_line(&p), serde_line(&p));
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn the_line_is_serde_jsons_byte_for_byte(
+            bits in proptest::collection::vec(any::<u64>(), 5),
+            plain in proptest::collection::vec(0.0f64..100.0, 5),
+            pick in proptest::collection::vec(any::<bool>(), 5),
+            reasons in proptest::collection::vec(
+                (0..FEATURE_COUNT as u8, -1000.0f64..1000.0, any::<f32>(), any::<u64>(), -5.0f64..5.0),
+                0..=TOP_REASONS,
+            ),
+            since in any::<i64>(),
+            id in "\\PC{0,12}",
+            served_by in "(embedded|sagemaker:[a-z\"]{0,8}|)",
+            as_of in any::<i64>(),
+        ) {
+            let xs: [f64; 5] = std::array::from_fn(|i| if pick[i] { f64::from_bits(bits[i]) } else { plain[i] });
+            let reasons = Reasons::new(
+                since,
+                reasons.iter().map(|&(feature, now, was32, was_bits, contribution)| Reason {
+                    feature,
+                    // Whole numbers (counts) and fractions both.
+                    now: if was_bits % 2 == 0 { now.round() } else { now },
+                    was: if was_bits % 3 == 0 { f64::from_bits(was_bits) } else { f64::from(was32) },
+                    contribution,
+                }),
+            );
+            let p = prediction(&id, as_of, xs, reasons, &served_by);
+            prop_assert_eq!(direct_line(&p), serde_line(&p));
+        }
     }
 }

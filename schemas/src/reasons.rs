@@ -9,10 +9,12 @@
 //! a sentence a customer-success person can act on ("no session in 19 days
 //! (was 2 days)").
 
+use std::fmt::Write as _;
+
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::features::{idx, FEATURE_COUNT, FEATURE_NAMES};
+use crate::features::{idx, json_f64, json_str, FEATURE_COUNT, FEATURE_NAMES};
 
 /// How many reasons a prediction carries at most.
 pub const TOP_REASONS: usize = 3;
@@ -131,6 +133,42 @@ impl Serialize for Reasons {
     }
 }
 
+impl Reasons {
+    /// Appends what the [`Serialize`] impl gives through serde_json, byte
+    /// for byte, without building the wire structs: each reason's sentence
+    /// goes through `text`, a buffer the caller keeps between predictions.
+    pub fn write_json(&self, out: &mut Vec<u8>, text: &mut String) {
+        out.extend_from_slice(b"{\"since\":");
+        out.extend_from_slice(itoa::Buffer::new().format(self.since).as_bytes());
+        out.extend_from_slice(b",\"top\":[");
+        for (i, r) in self.as_slice().iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"feature\":");
+            json_str(r.name(), out);
+            out.extend_from_slice(b",\"now\":");
+            json_f64(r.now, out);
+            out.extend_from_slice(b",\"was\":");
+            // As `Short` serializes it: an f32 when it is one, else an f64.
+            match r.was as f32 {
+                x if f64::from(x) == r.was && x.is_finite() => {
+                    out.extend_from_slice(zmij::Buffer::new().format_finite(x).as_bytes());
+                }
+                _ => json_f64(r.was, out),
+            }
+            out.extend_from_slice(b",\"contribution\":");
+            json_f64(r.contribution, out);
+            out.extend_from_slice(b",\"text\":");
+            text.clear();
+            describe_into(usize::from(r.feature), r.now, r.was, text);
+            json_str(text, out);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"]}");
+    }
+}
+
 impl<'de> Deserialize<'de> for Reasons {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Reasons, D::Error> {
         // Owned strings: a reader may hand over escaped text.
@@ -229,15 +267,16 @@ enum Unit {
     Signed,
 }
 
-fn value(unit: Unit, x: f64) -> String {
-    match unit {
-        Unit::Count | Unit::Days | Unit::DaysSince { .. } | Unit::Minutes => format!("{}", x.round()),
-        Unit::Decimal | Unit::Rating => format!("{x:.1}"),
-        Unit::Percent => format!("{}%", (x * 100.0).round()),
-        Unit::Dollars => format!("${}", x.round()),
-        Unit::Signed if x.round() > 0.0 => format!("+{}", x.round()),
-        Unit::Signed => format!("{}", x.round()),
-    }
+fn value(unit: Unit, x: f64, out: &mut String) {
+    // Writing into a String cannot fail.
+    let _ = match unit {
+        Unit::Count | Unit::Days | Unit::DaysSince { .. } | Unit::Minutes => write!(out, "{}", x.round()),
+        Unit::Decimal | Unit::Rating => write!(out, "{x:.1}"),
+        Unit::Percent => write!(out, "{}%", (x * 100.0).round()),
+        Unit::Dollars => write!(out, "${}", x.round()),
+        Unit::Signed if x.round() > 0.0 => write!(out, "+{}", x.round()),
+        Unit::Signed => write!(out, "{}", x.round()),
+    };
 }
 
 /// How a feature reads: its unit, the sentence (`{}` is the value now), what
@@ -367,17 +406,38 @@ fn singular(sentence: &str) -> String {
 /// (was 2 days)". The contract's defaults read as what they mean: a capped
 /// "days since" is "none on record", a mean rating of 0 is "no rating".
 pub fn describe(feature: usize, now: f64, was: f64) -> String {
+    let mut out = String::new();
+    describe_into(feature, now, was, &mut out);
+    out
+}
+
+/// [`describe`], appended to `out`: the prediction writer's way, which
+/// formats every reason of every prediction and so keeps one buffer.
+pub fn describe_into(feature: usize, now: f64, was: f64, out: &mut String) {
     let t = template(feature);
-    let main = match t.none {
-        Some(none) if t.is_none(now) => none.to_owned(),
-        _ if matches!(t.unit, Unit::Count) && now.round() == 1.0 => singular(&t.sentence.replacen("{}", "1", 1)),
-        _ => t.sentence.replacen("{}", &value(t.unit, now), 1),
-    };
-    let then = match t.none {
-        Some(_) if t.is_none(was) => "none".to_owned(),
-        _ => format!("{}{}", value(t.unit, was), t.was_suffix),
-    };
-    format!("{main} (was {then})")
+    match t.none {
+        Some(none) if t.is_none(now) => out.push_str(none),
+        _ if matches!(t.unit, Unit::Count) && now.round() == 1.0 => {
+            out.push_str(&singular(&t.sentence.replacen("{}", "1", 1)));
+        }
+        _ => match t.sentence.split_once("{}") {
+            Some((before, after)) => {
+                out.push_str(before);
+                value(t.unit, now, out);
+                out.push_str(after);
+            }
+            None => out.push_str(t.sentence),
+        },
+    }
+    out.push_str(" (was ");
+    match t.none {
+        Some(_) if t.is_none(was) => out.push_str("none"),
+        _ => {
+            value(t.unit, was, out);
+            out.push_str(t.was_suffix);
+        }
+    }
+    out.push(')');
 }
 
 #[cfg(test)]
