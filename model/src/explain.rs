@@ -66,11 +66,24 @@ use crate::gbt::GbtHead;
 
 const F: usize = FEATURE_COUNT;
 
-/// A row widened by one slot that is always 0.0: the feature a leaf
-/// "splits" on, so that a leaf sends every row back to itself and walks of
-/// a tree's full depth end on the leaf reached.
+/// A row widened to 64 slots, those past the features always 0.0: slot
+/// [`PAD`] is the feature a leaf "splits" on, so that a leaf sends every
+/// row back to itself and walks of a tree's full depth end on the leaf
+/// reached; and a feature index masked to six bits is always in bounds, so
+/// the walks index rows, and the per-feature arrays of the same width,
+/// without bounds checks.
 const PAD: usize = F;
-type Wide = [f64; F + 1];
+const WIDE: usize = 64;
+type Wide = [f64; WIDE];
+const _: () = assert!(PAD < WIDE);
+
+/// A feature index masked to six bits: the identity on every index a node
+/// holds (below 46, or [`PAD`]), checked in debug builds.
+#[inline(always)]
+fn lane(f: usize) -> usize {
+    debug_assert!(f <= PAD, "feature {f}");
+    f & (WIDE - 1)
+}
 
 /// Steps of integrated gradients for the network kind.
 pub const IG_STEPS: usize = 256;
@@ -126,14 +139,23 @@ pub fn top_raising(phi: &[f64; F], k: usize) -> Vec<(usize, f64)> {
     top
 }
 
-/// `W[a][b] = (a−1)!·b!/(a+b)! = 1/(a·C(a+b, a))` for `a ≥ 1`: the Shapley
-/// weight of a feature that must come from `x` at a leaf with `a` such
-/// features and `b` that must come from `r`; one from `r` weighs `W[b][a]`.
-/// At most 46 features are assigned on one path, so `a + b ≤ 46`, where
-/// every binomial is below 2^53 and exact in f64.
-static WEIGHTS: [[f64; F + 1]; F + 1] = weights();
+/// `W[a][b] = (a−1)!·b!/(a+b)! = 1/(a·C(a+b, a))` for `a ≥ 1` (0 for
+/// `a = 0`): the Shapley weight of a feature that must come from `x` at a
+/// leaf with `a` such features and `b` that must come from `r`; one from
+/// `r` weighs `W[b][a]`. At most 46 features are assigned on one path, so
+/// `a + b ≤ 46`, where every binomial is below 2^53 and exact in f64.
+/// Stored flat at `a·64 + b`, so that an index masked to twelve bits is in
+/// bounds (see [`weight`]).
+static WEIGHTS: [f64; WIDE * WIDE] = weights();
 
-const fn weights() -> [[f64; F + 1]; F + 1] {
+/// `W[a][b]`; `a, b ≤ 46`.
+#[inline(always)]
+fn weight(a: usize, b: usize) -> f64 {
+    debug_assert!(a + b <= F, "{a} + {b} features on a path");
+    WEIGHTS[(a * WIDE + b) & (WIDE * WIDE - 1)]
+}
+
+const fn weights() -> [f64; WIDE * WIDE] {
     let mut binom = [[0u64; F + 1]; F + 1];
     let mut n = 0;
     while n <= F {
@@ -145,12 +167,12 @@ const fn weights() -> [[f64; F + 1]; F + 1] {
         }
         n += 1;
     }
-    let mut w = [[0.0; F + 1]; F + 1];
+    let mut w = [0.0; WIDE * WIDE];
     let mut a = 1;
     while a <= F {
         let mut b = 0;
         while a + b <= F {
-            w[a][b] = 1.0 / (a as f64 * binom[a + b][a] as f64);
+            w[a * WIDE + b] = 1.0 / (a as f64 * binom[a + b][a] as f64);
             b += 1;
         }
         a += 1;
@@ -172,9 +194,10 @@ struct XNode {
 const DEFAULT_LEFT: u32 = 1 << 31;
 
 impl XNode {
+    /// The split feature, masked to a lane of [`Wide`] (see [`lane`]).
     #[inline(always)]
     fn feature(&self) -> usize {
-        (self.feature & !DEFAULT_LEFT) as usize
+        lane((self.feature & !DEFAULT_LEFT) as usize)
     }
 
     /// Inference's rule (`Node::goes_left`) on the value `v` of the split
@@ -199,9 +222,14 @@ impl XNode {
 #[derive(Clone, Debug, PartialEq)]
 pub struct TreeExplainer {
     base_score: f64,
+    /// Padded with leaves never reached to a power of two, so that a node
+    /// index masked by `mask` is always in bounds and the walks check none
+    /// (the same layout as inference's, `gbt::Compiled`).
     nodes: Vec<XNode>,
-    /// A leaf's value by node index (0 for splits).
+    /// A leaf's value by node index (0 for splits), as long as `nodes`.
     values: Vec<f64>,
+    /// `nodes.len() - 1`.
+    mask: usize,
     /// Each tree's root and depth (edges on its longest path).
     trees: Vec<(u32, u32)>,
 }
@@ -218,26 +246,30 @@ const FROM_R: u8 = 2;
 impl TreeExplainer {
     /// Lays out one head's trees (breadth first, siblings adjacent).
     pub fn new(head: &GbtHead) -> Result<TreeExplainer, String> {
-        let mut e =
-            TreeExplainer { base_score: head.base_score, nodes: Vec::new(), values: Vec::new(), trees: Vec::new() };
+        let mut e = TreeExplainer {
+            base_score: head.base_score,
+            nodes: Vec::new(),
+            values: Vec::new(),
+            mask: 0,
+            trees: Vec::new(),
+        };
         let index = |i: usize| u32::try_from(i).map_err(|_| "a gbt head of more than 2^32 nodes".to_string());
         for tree in &head.trees {
             let src = tree.nodes();
             let root = e.nodes.len();
-            e.push_placeholder();
+            e.push_leaf()?;
             let mut depth = 0u32;
             let mut queue = std::collections::VecDeque::from([(0usize, root, 0u32)]);
             while let Some((old, new, d)) = queue.pop_front() {
                 let node = &src[old];
                 if node.is_leaf() {
                     depth = depth.max(d);
-                    e.nodes[new] = XNode { threshold: f64::INFINITY, feature: PAD as u32, first_child: index(new)? };
                     e.values[new] = node.value;
                     continue;
                 }
                 let first = e.nodes.len();
-                e.push_placeholder();
-                e.push_placeholder();
+                e.push_leaf()?;
+                e.push_leaf()?;
                 queue.push_back((node.left as usize, first, d + 1));
                 queue.push_back((node.right as usize, first + 1, d + 1));
                 let feature = node.feature | if node.default_left { DEFAULT_LEFT } else { 0 };
@@ -245,37 +277,36 @@ impl TreeExplainer {
             }
             e.trees.push((index(root)?, depth));
         }
+        let padded = e.nodes.len().max(1).next_power_of_two();
+        while e.nodes.len() < padded {
+            e.push_leaf()?;
+        }
+        e.mask = padded - 1;
         Ok(e)
     }
 
-    fn push_placeholder(&mut self) {
-        self.nodes.push(XNode { threshold: 0.0, feature: 0, first_child: 0 });
+    /// A leaf of value 0 at the end, stepping to itself: what a node is
+    /// until it is known to split, and the padding.
+    fn push_leaf(&mut self) -> Result<(), String> {
+        let at = u32::try_from(self.nodes.len()).map_err(|_| "a gbt head of more than 2^32 nodes".to_string())?;
+        self.nodes.push(XNode { threshold: f64::INFINITY, feature: PAD as u32, first_child: at });
         self.values.push(0.0);
+        Ok(())
     }
 
     /// Overwrites `phi` with the exact interventional Shapley values of the
     /// head's margin for `x` against `reference`, and returns the two
     /// margins (equal, bit for bit, to [`GbtHead::margin`] of each).
     pub fn attribute(&self, x: &Features, reference: &Features, phi: &mut [f64; F]) -> (f64, f64) {
-        let mut wx: Wide = [0.0; F + 1];
-        let mut wr: Wide = [0.0; F + 1];
+        let mut wx: Wide = [0.0; WIDE];
+        let mut wr: Wide = [0.0; WIDE];
         wx[..F].copy_from_slice(x);
         wr[..F].copy_from_slice(reference);
-        *phi = [0.0; F];
+        let (nodes, values, mask) = (&self.nodes[..=self.mask], &self.values[..=self.mask], self.mask);
         let mut mx = self.base_score;
         let mut mr = self.base_score;
-        let mut walk = Split {
-            nodes: &self.nodes,
-            values: &self.values,
-            x: &wx,
-            r: &wr,
-            from: [FREE; F + 1],
-            path: [0; F],
-            len: 0,
-            a: 0,
-            b: 0,
-            phi,
-        };
+        let mut walk =
+            Split { nodes, values, mask, x: &wx, r: &wr, from: [FREE; WIDE], path: [0; WIDE], phi: [0.0; WIDE] };
         let mut chunks = self.trees.chunks_exact(LANES);
         for chunk in &mut chunks {
             let depth = chunk.iter().map(|t| t.1).max().unwrap_or(0);
@@ -283,90 +314,96 @@ impl TreeExplainer {
             let mut ir = ix;
             for _ in 0..depth {
                 for k in 0..LANES {
-                    ix[k] = self.step(ix[k], &wx);
-                    ir[k] = self.step(ir[k], &wr);
+                    ix[k] = step(nodes, mask, ix[k], &wx);
+                    ir[k] = step(nodes, mask, ir[k], &wr);
                 }
             }
             for k in 0..LANES {
-                mx += self.values[ix[k]];
-                mr += self.values[ir[k]];
+                mx += values[ix[k] & mask];
+                mr += values[ir[k] & mask];
                 if ix[k] != ir[k] {
-                    walk.visit(chunk[k].0 as usize);
+                    walk.visit(chunk[k].0 as usize, 0, 0, 0);
                 }
             }
         }
         for &(root, depth) in chunks.remainder() {
             let (mut i, mut j) = (root as usize, root as usize);
             for _ in 0..depth {
-                i = self.step(i, &wx);
-                j = self.step(j, &wr);
+                i = step(nodes, mask, i, &wx);
+                j = step(nodes, mask, j, &wr);
             }
-            mx += self.values[i];
-            mr += self.values[j];
+            mx += values[i & mask];
+            mr += values[j & mask];
             if i != j {
-                walk.visit(root as usize);
+                walk.visit(root as usize, 0, 0, 0);
             }
         }
+        phi.copy_from_slice(&walk.phi[..F]);
         (mx, mr)
-    }
-
-    #[inline(always)]
-    fn step(&self, i: usize, x: &Wide) -> usize {
-        let n = &self.nodes[i];
-        n.child(n.goes_left(x[n.feature()]))
     }
 }
 
+/// The child of node `i` that row `x` goes to. `nodes` is as long as
+/// `mask + 1` and `i` is masked by it, so neither the node nor the
+/// feature is bounds-checked; the masks never change a valid index, and a
+/// wrong one would read another node instead of panicking, so debug builds
+/// (the tests) check it.
+#[inline(always)]
+fn step(nodes: &[XNode], mask: usize, i: usize, x: &Wide) -> usize {
+    debug_assert!(i <= mask && nodes.len() == mask + 1, "node {i} of {}", nodes.len());
+    let n = &nodes[i & mask];
+    n.child(n.goes_left(x[n.feature()]))
+}
+
 /// The walk of one tree where `x` and `r` part: the features assigned so
-/// far on the path and the contributions being summed.
+/// far on the path and the contributions being summed. Every array is
+/// [`WIDE`] long and indexed by masked feature indexes, and `nodes` and
+/// `values` by indexes masked by `mask`, so the walk checks no bounds.
 struct Split<'a> {
     nodes: &'a [XNode],
     values: &'a [f64],
+    mask: usize,
     x: &'a Wide,
     r: &'a Wide,
     /// Per feature, [`FREE`], [`FROM_X`] or [`FROM_R`] on the current path.
-    from: [u8; F + 1],
+    from: [u8; WIDE],
     /// The assigned features of the current path, in order (each once).
-    path: [u8; F],
-    len: usize,
-    /// How many of them come from `x`, and from `r`.
-    a: usize,
-    b: usize,
-    phi: &'a mut [f64; F],
+    path: [u8; WIDE],
+    /// The contributions so far, by feature.
+    phi: [f64; WIDE],
 }
 
 impl Split<'_> {
     /// Visits every leaf some hybrid of `x` and `r` reaches below node `i`,
-    /// given the assignments so far. Recursion depth is at most the number
-    /// of distinct features on a path (≤ 46).
-    fn visit(&mut self, mut i: usize) {
+    /// given the assignments so far: `len` features on the path, `a` of
+    /// them from `x` and `b` from `r` (arguments, not fields: they live in
+    /// registers). Recursion depth is at most the number of distinct
+    /// features on a path (≤ 46).
+    fn visit(&mut self, mut i: usize, len: usize, a: usize, b: usize) {
         loop {
-            let node = self.nodes[i];
+            debug_assert!(i <= self.mask, "node {i}");
+            let node = self.nodes[i & self.mask];
             if node.is_leaf() {
-                return self.leaf(self.values[i]);
+                return self.leaf(self.values[i & self.mask], len, a, b);
             }
             let f = node.feature();
+            let (lx, lr) = (node.goes_left(self.x[f]), node.goes_left(self.r[f]));
+            // Where `x` and `r` agree, every hybrid goes their way, whatever
+            // the feature's assignment.
+            if lx == lr {
+                i = node.child(lx);
+                continue;
+            }
             match self.from[f] {
-                FROM_X => i = node.child(node.goes_left(self.x[f])),
-                FROM_R => i = node.child(node.goes_left(self.r[f])),
+                FROM_X => i = node.child(lx),
+                FROM_R => i = node.child(lr),
                 _ => {
-                    let (lx, lr) = (node.goes_left(self.x[f]), node.goes_left(self.r[f]));
-                    if lx == lr {
-                        i = node.child(lx);
-                        continue;
-                    }
-                    self.path[self.len] = f as u8;
-                    self.len += 1;
+                    self.path[lane(len)] = f as u8;
                     self.from[f] = FROM_X;
-                    self.a += 1;
-                    self.visit(node.child(lx));
-                    self.a -= 1;
+                    self.visit(node.child(lx), len + 1, a + 1, b);
                     self.from[f] = FROM_R;
-                    self.b += 1;
-                    self.visit(node.child(lr));
-                    self.b -= 1;
+                    self.visit(node.child(lr), len + 1, a, b + 1);
                     self.from[f] = FREE;
-                    self.len -= 1;
                     return;
                 }
             }
@@ -375,20 +412,18 @@ impl Split<'_> {
 
     /// A leaf reached by the hybrids that take the path's `FROM_X` features
     /// from `x` and its `FROM_R` ones from `r` (any source for the others).
-    fn leaf(&mut self, value: f64) {
+    fn leaf(&mut self, value: f64, len: usize, a: usize, b: usize) {
         if value == 0.0 {
             return;
         }
-        let (a, b) = (self.a, self.b);
-        let gain = if a > 0 { value * WEIGHTS[a][b] } else { 0.0 };
-        let loss = if b > 0 { value * WEIGHTS[b][a] } else { 0.0 };
-        for &f in &self.path[..self.len] {
-            let f = f as usize;
-            if self.from[f] == FROM_X {
-                self.phi[f] += gain;
-            } else {
-                self.phi[f] -= loss;
-            }
+        // `W[0][·]` is 0: a gain (or loss) with no feature to take it is
+        // never added.
+        let gain = value * weight(a, b);
+        let loss = value * weight(b, a);
+        for k in 0..len {
+            let f = lane(usize::from(self.path[lane(k)]));
+            // `p - loss` and `p + -loss` are the same IEEE operation.
+            self.phi[f] += if self.from[f] == FROM_X { gain } else { -loss };
         }
     }
 }

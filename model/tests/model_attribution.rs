@@ -87,7 +87,8 @@ fn brute_force(head: &GbtHead, x: &Features, r: &Features, players: &[usize]) ->
 // ---- Random trees ----------------------------------------------------------
 
 /// At most 8 features, so that brute force stays cheap.
-const SPLIT_FEATURES: [u32; 6] = [2, 7, 19, 30, 44, 45];
+// The first and the last feature among them: the walks mask feature indexes.
+const SPLIT_FEATURES: [u32; 7] = [0, 2, 7, 19, 30, 44, 45];
 const THRESHOLDS: [f64; 5] = [-1.0, 0.0, 0.5, 1.0, 2.0];
 const VALUES: [f64; 9] = [-1.0, -0.5, 0.0, 0.5, 0.7, 1.0, 2.0, 3.0, f64::NAN];
 
