@@ -44,10 +44,10 @@
 //!   one visit per leaf some hybrid reaches. Over 14 days a customer's
 //!   vector changes in about 29 of its 46 features, so for the embedded
 //!   churn_risk_14d head (58 trees of depth 6) `x` and `r` part in about 38
-//!   trees and about 142 hybrid leaves are visited: about 5.7 µs per row,
-//!   three times `score_now` of all five heads (about 2 µs per row); a far
+//!   trees and about 142 hybrid leaves are visited: about 5.6 µs per row,
+//!   2.8 times `score_now` of all five heads (about 2 µs per row); a far
 //!   reference (the most at-risk customer against the healthiest) parts in
-//!   54 trees with 402 leaves, about 12 µs. See `benches/attribution.rs`.
+//!   54 trees with 402 leaves, about 13 µs. See `benches/attribution.rs`.
 //! * **logistic: exact.** The margin is linear in the normalised inputs
 //!   `z`, so `φ_i = w_i·(z_i(x) − z_i(r))`, in the model's own input space
 //!   (each `z_i` depends on feature `i` alone).

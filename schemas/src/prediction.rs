@@ -221,9 +221,14 @@ mod tests {
         let edges =
             [0.0, -0.0, 1.0, 0.1, -2.5, 1e21, 1e-7, 5e-324, f64::MAX, f64::NAN, f64::INFINITY, f64::NEG_INFINITY];
         let was = [2.0, f64::from(123.45f32), 0.1, f64::NAN, f64::INFINITY, -0.0, 365.0, 1e300];
+        // Every segment, and the edge value in the scores that pick it.
+        let segments = |x: f64| [(0.1, 0.1, 90.0), (0.3, 0.3, 70.0), (0.5, 0.5, 50.0), (0.9, 0.9, 20.0), (x, x, x)];
+        let mut seen = std::collections::BTreeSet::new();
         for (k, &x) in edges.iter().enumerate() {
-            // Every feature, so every sentence template, with values that
-            // read as "none", as one (singular) and as fractions.
+            // Every feature first among one to three reasons, so every
+            // sentence template, with values that read as "none", as one
+            // (singular) and as fractions. (The sentences are the same code
+            // on both sides; `reasons`'s tests pin their wording.)
             let reasons: Vec<Reasons> = (0..FEATURE_COUNT)
                 .map(|f| {
                     let r = |i: usize| Reason {
@@ -232,15 +237,18 @@ mod tests {
                         was: was[(f + i + k) % was.len()],
                         contribution: edges[(f + i) % edges.len()],
                     };
-                    Reasons::new(x as i64, (0..(f % (TOP_REASONS + 1))).map(r))
+                    Reasons::new(x as i64, (0..1 + f % TOP_REASONS).map(r))
                 })
                 .collect();
             for (i, reasons) in reasons.into_iter().enumerate() {
                 let id = ["stu_1", "", "q\"b\\s", "ctl\u{1}\n", "ünï😀"][i % 5];
-                let p = prediction(id, [0, -1, i64::MAX, i64::MIN][i % 4], [x, 0.5, x, 0.9, 70.0], reasons, "");
+                let (c14, c30, health) = segments(x)[(i + k) % 5];
+                let p = prediction(id, [0, -1, i64::MAX, i64::MIN][i % 4], [x, 0.5, c14, c30, health], reasons, "");
+                seen.insert(p.segment);
                 assert_eq!(direct_line(&p), serde_line(&p));
             }
         }
+        assert_eq!(seen.len(), 4, "every segment written: {seen:?}");
     }
 
     proptest! {

@@ -446,6 +446,15 @@ mod tests {
 
     #[test]
     fn sentences_read_as_people_write() {
+        // The writer's way: appended to what the buffer holds.
+        let mut text = "kept: ".to_string();
+        describe_into(idx::SESSIONS_7D, 1.0, 4.0, &mut text);
+        assert_eq!(text, "kept: 1 session in the last 7 days (was 4)");
+        describe_into(idx::SESSION_TREND_RATIO, 0.5, 1.5, &mut text);
+        assert_eq!(
+            text,
+            "kept: 1 session in the last 7 days (was 4)this week at 0.5x the month's pace of sessions (was 1.5x)"
+        );
         assert_eq!(describe(idx::DAYS_SINCE_LAST_SESSION, 19.2, 2.4), "no session in 19 days (was 2 days)");
         assert_eq!(describe(idx::DAYS_SINCE_LAST_SESSION, 365.0, 3.0), "no session on record (was 3 days)");
         assert_eq!(describe(idx::SESSIONS_7D, 0.0, 4.0), "0 sessions in the last 7 days (was 4)");
