@@ -62,27 +62,24 @@
 
 use pulse_schemas::{Features, FEATURE_COUNT};
 
-use crate::gbt::GbtHead;
+use crate::gbt::{pad, GbtHead, Padded, PADDED};
 
 const F: usize = FEATURE_COUNT;
 
-/// A row widened to 64 slots, those past the features always 0.0: slot
-/// [`PAD`] is the feature a leaf "splits" on, so that a leaf sends every
-/// row back to itself and walks of a tree's full depth end on the leaf
-/// reached; and a feature index masked to six bits is always in bounds, so
-/// the walks index rows, and the per-feature arrays of the same width,
-/// without bounds checks.
+/// Rows are inference's padded rows ([`pad`]: 64 slots, those past the
+/// features always 0.0): slot [`PAD`] is the feature a leaf "splits" on, so
+/// that a leaf sends every row back to itself and walks of a tree's full
+/// depth end on the leaf reached; and a feature index masked to six bits is
+/// always in bounds, so the walks index rows, and the per-feature arrays of
+/// the same width, without bounds checks.
 const PAD: usize = F;
-const WIDE: usize = 64;
-type Wide = [f64; WIDE];
-const _: () = assert!(PAD < WIDE);
 
 /// A feature index masked to six bits: the identity on every index a node
 /// holds (below 46, or [`PAD`]), checked in debug builds.
 #[inline(always)]
 fn lane(f: usize) -> usize {
     debug_assert!(f <= PAD, "feature {f}");
-    f & (WIDE - 1)
+    f & (PADDED - 1)
 }
 
 /// Steps of integrated gradients for the network kind.
@@ -146,16 +143,16 @@ pub fn top_raising(phi: &[f64; F], k: usize) -> Vec<(usize, f64)> {
 /// `a + b ≤ 46`, where every binomial is below 2^53 and exact in f64.
 /// Stored flat at `a·64 + b`, so that an index masked to twelve bits is in
 /// bounds (see [`weight`]).
-static WEIGHTS: [f64; WIDE * WIDE] = weights();
+static WEIGHTS: [f64; PADDED * PADDED] = weights();
 
 /// `W[a][b]`; `a, b ≤ 46`.
 #[inline(always)]
 fn weight(a: usize, b: usize) -> f64 {
     debug_assert!(a + b <= F, "{a} + {b} features on a path");
-    WEIGHTS[(a * WIDE + b) & (WIDE * WIDE - 1)]
+    WEIGHTS[(a * PADDED + b) & (PADDED * PADDED - 1)]
 }
 
-const fn weights() -> [f64; WIDE * WIDE] {
+const fn weights() -> [f64; PADDED * PADDED] {
     let mut binom = [[0u64; F + 1]; F + 1];
     let mut n = 0;
     while n <= F {
@@ -167,12 +164,12 @@ const fn weights() -> [f64; WIDE * WIDE] {
         }
         n += 1;
     }
-    let mut w = [0.0; WIDE * WIDE];
+    let mut w = [0.0; PADDED * PADDED];
     let mut a = 1;
     while a <= F {
         let mut b = 0;
         while a + b <= F {
-            w[a * WIDE + b] = 1.0 / (a as f64 * binom[a + b][a] as f64);
+            w[a * PADDED + b] = 1.0 / (a as f64 * binom[a + b][a] as f64);
             b += 1;
         }
         a += 1;
@@ -194,7 +191,7 @@ struct XNode {
 const DEFAULT_LEFT: u32 = 1 << 31;
 
 impl XNode {
-    /// The split feature, masked to a lane of [`Wide`] (see [`lane`]).
+    /// The split feature, masked to a lane of [`Padded`] (see [`lane`]).
     #[inline(always)]
     fn feature(&self) -> usize {
         lane((self.feature & !DEFAULT_LEFT) as usize)
@@ -253,7 +250,6 @@ impl TreeExplainer {
             mask: 0,
             trees: Vec::new(),
         };
-        let index = |i: usize| u32::try_from(i).map_err(|_| "a gbt head of more than 2^32 nodes".to_string());
         for tree in &head.trees {
             let src = tree.nodes();
             let root = e.nodes.len();
@@ -288,7 +284,7 @@ impl TreeExplainer {
     /// A leaf of value 0 at the end, stepping to itself: what a node is
     /// until it is known to split, and the padding.
     fn push_leaf(&mut self) -> Result<(), String> {
-        let at = u32::try_from(self.nodes.len()).map_err(|_| "a gbt head of more than 2^32 nodes".to_string())?;
+        let at = index(self.nodes.len())?;
         self.nodes.push(XNode { threshold: f64::INFINITY, feature: PAD as u32, first_child: at });
         self.values.push(0.0);
         Ok(())
@@ -298,15 +294,12 @@ impl TreeExplainer {
     /// head's margin for `x` against `reference`, and returns the two
     /// margins (equal, bit for bit, to [`GbtHead::margin`] of each).
     pub fn attribute(&self, x: &Features, reference: &Features, phi: &mut [f64; F]) -> (f64, f64) {
-        let mut wx: Wide = [0.0; WIDE];
-        let mut wr: Wide = [0.0; WIDE];
-        wx[..F].copy_from_slice(x);
-        wr[..F].copy_from_slice(reference);
+        let (wx, wr) = (pad(x), pad(reference));
         let (nodes, values, mask) = (&self.nodes[..=self.mask], &self.values[..=self.mask], self.mask);
         let mut mx = self.base_score;
         let mut mr = self.base_score;
         let mut walk =
-            Split { nodes, values, mask, x: &wx, r: &wr, from: [FREE; WIDE], path: [0; WIDE], phi: [0.0; WIDE] };
+            Split { nodes, values, mask, x: &wx, r: &wr, from: [FREE; PADDED], path: [0; PADDED], phi: [0.0; PADDED] };
         let mut chunks = self.trees.chunks_exact(LANES);
         for chunk in &mut chunks {
             let depth = chunk.iter().map(|t| t.1).max().unwrap_or(0);
@@ -343,13 +336,18 @@ impl TreeExplainer {
     }
 }
 
+/// A node's index as an [`XNode`] holds it.
+fn index(i: usize) -> Result<u32, String> {
+    u32::try_from(i).map_err(|_| "a gbt head of more than 2^32 nodes".to_string())
+}
+
 /// The child of node `i` that row `x` goes to. `nodes` is as long as
 /// `mask + 1` and `i` is masked by it, so neither the node nor the
 /// feature is bounds-checked; the masks never change a valid index, and a
 /// wrong one would read another node instead of panicking, so debug builds
 /// (the tests) check it.
 #[inline(always)]
-fn step(nodes: &[XNode], mask: usize, i: usize, x: &Wide) -> usize {
+fn step(nodes: &[XNode], mask: usize, i: usize, x: &Padded) -> usize {
     debug_assert!(i <= mask && nodes.len() == mask + 1, "node {i} of {}", nodes.len());
     let n = &nodes[i & mask];
     n.child(n.goes_left(x[n.feature()]))
@@ -357,20 +355,20 @@ fn step(nodes: &[XNode], mask: usize, i: usize, x: &Wide) -> usize {
 
 /// The walk of one tree where `x` and `r` part: the features assigned so
 /// far on the path and the contributions being summed. Every array is
-/// [`WIDE`] long and indexed by masked feature indexes, and `nodes` and
+/// [`PADDED`] long and indexed by masked feature indexes, and `nodes` and
 /// `values` by indexes masked by `mask`, so the walk checks no bounds.
 struct Split<'a> {
     nodes: &'a [XNode],
     values: &'a [f64],
     mask: usize,
-    x: &'a Wide,
-    r: &'a Wide,
+    x: &'a Padded,
+    r: &'a Padded,
     /// Per feature, [`FREE`], [`FROM_X`] or [`FROM_R`] on the current path.
-    from: [u8; WIDE],
+    from: [u8; PADDED],
     /// The assigned features of the current path, in order (each once).
-    path: [u8; WIDE],
+    path: [u8; PADDED],
     /// The contributions so far, by feature.
-    phi: [f64; WIDE],
+    phi: [f64; PADDED],
 }
 
 impl Split<'_> {

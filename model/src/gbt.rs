@@ -231,14 +231,15 @@ struct FastNode {
 /// are below 46).
 const DEFAULT_LEFT: u32 = 1 << 31;
 
-/// A row as the walks read it: its features, then zeros up to 64, so a
-/// node's feature index masked to six bits is always in bounds (the walk
-/// needs no bounds check on it; every node's index is below 46 anyway).
-type Padded = [f64; PADDED];
-const PADDED: usize = 64;
-const _: () = assert!(F <= PADDED);
+/// A row as the walks read it (inference's here, attribution's in
+/// `explain`): its features, then zeros up to 64, so a node's feature index
+/// masked to six bits is always in bounds (the walk needs no bounds check
+/// on it; every node's index is below 46 anyway).
+pub(crate) type Padded = [f64; PADDED];
+pub(crate) const PADDED: usize = 64;
+const _: () = assert!(F < PADDED);
 
-fn pad(x: &Features) -> Padded {
+pub(crate) fn pad(x: &Features) -> Padded {
     let mut padded = [0.0; PADDED];
     padded[..F].copy_from_slice(x);
     padded

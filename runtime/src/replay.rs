@@ -792,6 +792,12 @@ fn serialize(message: Lines, wanted: &Wanted) -> Serialized {
             buf.push(b'\n');
         }
     }
+    // Predictions by their own writer (the same bytes, a fraction of the
+    // cost), one buffer for the reasons' sentences.
+    fn prediction_lines(items: &[Prediction], buf: &mut Vec<u8>) {
+        let mut text = String::new();
+        items.iter().for_each(|p| p.write_json_line(buf, &mut text));
+    }
     let mut out: [Vec<u8>; 6] = Default::default();
     match message {
         Lines::Flush(reply) => return Serialized::Flush(reply),
@@ -806,8 +812,7 @@ fn serialize(message: Lines, wanted: &Wanted) -> Serialized {
         Lines::Scored(s) => {
             let [.., predictions, alerts, metrics, _] = &mut out;
             if wanted[2] {
-                let mut text = String::new();
-                s.predictions.iter().for_each(|p| p.write_json_line(predictions, &mut text));
+                prediction_lines(&s.predictions, predictions);
             }
             if wanted[3] {
                 lines(&s.alerts, alerts);
@@ -818,8 +823,7 @@ fn serialize(message: Lines, wanted: &Wanted) -> Serialized {
         }
         Lines::Latest(latest) => {
             if wanted[5] {
-                let mut text = String::new();
-                latest.iter().for_each(|p| p.write_json_line(&mut out[5], &mut text));
+                prediction_lines(&latest, &mut out[5]);
             }
         }
     }

@@ -92,11 +92,19 @@ impl Reasons {
 /// `f32` it is ("123.45", not "123.44999694824219").
 struct Short(f64);
 
+impl Short {
+    /// The `f32` the value is, when it is one.
+    fn as_f32(&self) -> Option<f32> {
+        let x = self.0 as f32;
+        (f64::from(x) == self.0).then_some(x)
+    }
+}
+
 impl Serialize for Short {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 as f32 {
-            x if f64::from(x) == self.0 => s.serialize_f32(x),
-            _ => s.serialize_f64(self.0),
+        match self.as_f32() {
+            Some(x) => s.serialize_f32(x),
+            None => s.serialize_f64(self.0),
         }
     }
 }
@@ -150,12 +158,11 @@ impl Reasons {
             out.extend_from_slice(b",\"now\":");
             json_f64(r.now, out);
             out.extend_from_slice(b",\"was\":");
-            // As `Short` serializes it: an f32 when it is one, else an f64.
-            match r.was as f32 {
-                x if f64::from(x) == r.was && x.is_finite() => {
-                    out.extend_from_slice(zmij::Buffer::new().format_finite(x).as_bytes());
-                }
-                _ => json_f64(r.was, out),
+            // As `Short` serializes it: an f32 when it is one, else an f64
+            // (either `null` when not finite).
+            match Short(r.was).as_f32().filter(|x| x.is_finite()) {
+                Some(x) => out.extend_from_slice(zmij::Buffer::new().format_finite(x).as_bytes()),
+                None => json_f64(r.was, out),
             }
             out.extend_from_slice(b",\"contribution\":");
             json_f64(r.contribution, out);
