@@ -93,10 +93,10 @@ pub(crate) struct Reference<'a> {
     vector: Option<&'a [f32; FEATURE_COUNT]>,
 }
 
-impl Reference<'_> {
-    /// The vector, as the model reads it, if the anchors keep vectors.
-    pub(crate) fn features(&self) -> Option<Features> {
-        self.vector.map(|v| v.map(f64::from))
+impl<'a> Reference<'a> {
+    /// The vector, if the anchors keep vectors.
+    pub(crate) fn vector(&self) -> Option<&'a [f32; FEATURE_COUNT]> {
+        self.vector
     }
 }
 
@@ -445,12 +445,12 @@ mod tests {
                 }
                 // The vector is the one observed then (day d carries d everywhere).
                 let day_then = ((as_of - start) / DAY_MS) as f64;
-                assert_eq!(r.features(), Some(f(day_then)), "day {day}");
+                assert_eq!(r.vector().map(|v| v.map(f64::from)), Some(f(day_then)), "day {day}");
             }
             // Without vectors: the same anchors, the same scores.
             let (with, without) = (a.reference(t), scores_only.reference(t));
             assert_eq!(with.map(|r| r.anchor), without.map(|r| r.anchor), "day {day}");
-            assert!(without.is_none_or(|r| r.features().is_none()));
+            assert!(without.is_none_or(|r| r.vector().map(|v| v.map(f64::from)).is_none()));
             let s = scores(0.01 * day as f64, 80.0 - day as f64);
             a.observe(t, &f(day as f64), &s);
             scores_only.observe(t, &f(day as f64), &s);
@@ -488,7 +488,7 @@ mod tests {
         let back = decode_anchors(&bytes).unwrap();
         assert_eq!(encode_anchors(&back).unwrap(), bytes, "the same bytes again");
         let t = MONDAY + 40 * DAY_MS;
-        let refs = |a: &Anchors| a.reference(t).map(|r| (r.anchor, r.features()));
+        let refs = |a: &Anchors| a.reference(t).map(|r| (r.anchor, r.vector().map(|v| v.map(f64::from))));
         assert!(refs(&anchors).is_some_and(|(_, f)| f.is_some()));
         assert_eq!(refs(&back), refs(&anchors));
         assert_eq!(decode_anchors(&encode_anchors(&Anchors::new(true)).unwrap()).unwrap().len, 0);

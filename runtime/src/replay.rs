@@ -35,7 +35,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
@@ -54,7 +54,7 @@ use crate::background::Background;
 use crate::driver::{Driver, DriverConfig};
 use crate::io::{open_input, Output};
 use crate::process::{write_vector_line, Processor, Produced};
-use crate::scoring::{CustomerLists, Scored, ScoringConfig, ScoringStage, ScoringStats};
+use crate::scoring::{CustomerLists, Reasoner, Scored, ScoringConfig, ScoringStage, ScoringStats};
 use crate::sink::Sink;
 use crate::source::{Batch, Body, Record, Source as RecordSource, SourceError};
 use crate::workers::Workers;
@@ -749,6 +749,10 @@ enum Lines {
     Latest(Vec<Prediction>),
     /// Write out what is buffered, then answer.
     Flush(oneshot::Sender<()>),
+    /// Answer once every message before this one went through the thread
+    /// in front of the files ([`FileWriter::put_in_front`]), if any;
+    /// nothing is written.
+    Settled(oneshot::Sender<()>),
 }
 
 /// The files one writer thread owns; `None` skips one.
@@ -801,6 +805,10 @@ fn serialize(message: Lines, wanted: &Wanted) -> Serialized {
     let mut out: [Vec<u8>; 6] = Default::default();
     match message {
         Lines::Flush(reply) => return Serialized::Flush(reply),
+        Lines::Settled(reply) => {
+            // No thread in front: everything before it went through (none).
+            let _ = reply.send(());
+        }
         Lines::Produced(p) => {
             if wanted[0] {
                 p.vectors.iter().for_each(|v| write_vector_line(v, &mut out[0]));
@@ -862,6 +870,8 @@ struct FileWriter {
     txs: Vec<mpsc::Sender<Lines>>,
     /// The serializer whose turn it is.
     next: usize,
+    /// The thread in front of the files, if one was put there.
+    front: Option<JoinHandle<()>>,
     serializers: Vec<JoinHandle<()>>,
     thread: Option<JoinHandle<Result<()>>>,
 }
@@ -894,7 +904,34 @@ impl FileWriter {
             (txs, threads, Incoming::InTurn(rxs, 0))
         };
         let thread = tokio::task::spawn_blocking(move || write_files(incoming, paths));
-        FileWriter { txs, next: 0, serializers, thread: Some(thread) }
+        FileWriter { txs, next: 0, front: None, serializers, thread: Some(thread) }
+    }
+
+    /// Puts a thread in front of the files: every message goes through
+    /// `prepare` there, in order, before it is serialized. A replay's
+    /// reasons are worked out there, beside the scoring stage.
+    fn put_in_front(&mut self, mut prepare: impl FnMut(&mut Lines) + Send + 'static) {
+        // Two in flight (not CHANNEL_BATCHES): the thread in front is the
+        // slower side, so its channel stays full, and each message holds
+        // its predictions' vectors for the reasons.
+        let (tx, mut rx) = mpsc::channel::<Lines>(2);
+        let behind = std::mem::replace(&mut self.txs, vec![tx]);
+        let mut next = std::mem::take(&mut self.next);
+        self.front = Some(tokio::task::spawn_blocking(move || {
+            while let Some(mut lines) = rx.blocking_recv() {
+                if let Lines::Settled(reply) = lines {
+                    // The caller waits on this; if it is gone, no one is left to tell.
+                    let _ = reply.send(());
+                    continue;
+                }
+                prepare(&mut lines);
+                let to = &behind[next];
+                next = (next + 1) % behind.len();
+                if to.blocking_send(lines).is_err() {
+                    return; // the writer stopped: its error is the one to report
+                }
+            }
+        }));
     }
 
     async fn write(&mut self, lines: Lines) -> Result<()> {
@@ -907,8 +944,18 @@ impl FileWriter {
     }
 
     async fn flush(&mut self) -> Result<()> {
+        self.barrier(Lines::Flush).await
+    }
+
+    /// Waits until every message written so far went through the thread
+    /// in front of the files.
+    async fn settle(&mut self) -> Result<()> {
+        self.barrier(Lines::Settled).await
+    }
+
+    async fn barrier(&mut self, message: fn(oneshot::Sender<()>) -> Lines) -> Result<()> {
         let (reply, done) = oneshot::channel();
-        self.write(Lines::Flush(reply)).await?;
+        self.write(message(reply)).await?;
         match done.await {
             Ok(()) => Ok(()),
             Err(_) => Err(self.failure().await),
@@ -918,6 +965,9 @@ impl FileWriter {
     /// Ends the files (compressed ones need their end written).
     async fn close(&mut self) -> Result<()> {
         self.txs.clear();
+        if let Some(front) = self.front.take() {
+            front.await.context("the thread in front of the files failed")?;
+        }
         for serializer in self.serializers.drain(..) {
             serializer.await.context("serializer task failed")?;
         }
@@ -972,6 +1022,10 @@ fn is_empty(scored: &Scored) -> bool {
     scored.predictions.is_empty() && scored.alerts.is_empty() && scored.metrics.is_empty()
 }
 
+/// Predictions at which a batch's scored so far go to the files before
+/// its tick.
+const SCORED_PER_MESSAGE: usize = 512;
+
 /// The scoring stage as a sink: vectors in at their stream time,
 /// predictions, alerts (decided here, by the stage, and nowhere else in a
 /// replay) and fleet snapshots out to their files. Linger and snapshots run
@@ -980,13 +1034,17 @@ fn is_empty(scored: &Scored) -> bool {
 struct ScoringFiles<S: Scorer> {
     stage: ScoringStage<S>,
     now: i64,
-    /// What the current batch scored so far: written at its tick, so each
-    /// batch is one write, whatever the stage released when.
+    /// What the current batch scored so far: written at its tick, or
+    /// before when it holds [`SCORED_PER_MESSAGE`] predictions.
     scored: Scored,
     files: FileWriter,
     /// Whether the latest prediction of each customer is written at the
     /// end (from the stage's memory of it: no second copy is kept).
     latest: bool,
+    /// Works the predictions' reasons out on the thread in front of the
+    /// files, when the stage gives reasons; handed back to the stage at the
+    /// end.
+    reasoner: Option<Arc<Mutex<Reasoner<S>>>>,
 }
 
 impl<S: Scorer> ScoringFiles<S> {
@@ -1005,12 +1063,22 @@ impl<S: Scorer> Sink for ScoringFiles<S> {
     }
 
     async fn send_timed(&mut self, produced: Produced, times: Vec<i64>) -> Result<()> {
-        let now = &mut self.now;
-        let timed = produced.vectors.into_iter().zip(times).map(|(v, t)| {
-            *now = (*now).max(t);
-            (v, *now)
-        });
-        self.stage.offer_timed(timed, &mut self.scored).await
+        // In chunks, the scored so far written when they are many: the
+        // messages to the files stay small (with reasons deferred, each
+        // prediction travels with its two vectors, ~1 KB).
+        let mut timed = produced.vectors.into_iter().zip(times).peekable();
+        while timed.peek().is_some() {
+            let now = &mut self.now;
+            let chunk = timed.by_ref().take(SCORED_PER_MESSAGE).map(|(v, t)| {
+                *now = (*now).max(t);
+                (v, *now)
+            });
+            self.stage.offer_timed(chunk, &mut self.scored).await?;
+            if self.scored.predictions.len() >= SCORED_PER_MESSAGE {
+                self.write_scored().await?;
+            }
+        }
+        Ok(())
     }
 
     async fn tick(&mut self, now_ms: i64) -> Result<()> {
@@ -1028,6 +1096,13 @@ impl<S: Scorer> Sink for ScoringFiles<S> {
     async fn close(&mut self) -> Result<()> {
         self.stage.flush(self.now, &mut self.scored).await?;
         self.write_scored().await?;
+        if let Some(reasoner) = &self.reasoner {
+            // Every prediction explained: the latest reasons go back to the
+            // stage's memory (for the latest predictions and the lists).
+            self.files.settle().await?;
+            let mut reasoner = reasoner.lock().map_err(|_| anyhow!("the reasons' thread panicked"))?;
+            self.stage.adopt_reasons(&mut reasoner);
+        }
         if self.latest {
             let customers = self.stage.customers_sorted();
             for chunk in customers.chunks(4096) {
@@ -1073,8 +1148,8 @@ impl<S: Scorer> ReplaySink<S> {
             },
             serializers,
         );
-        let scoring = stage.map(|stage| {
-            let files = FileWriter::start(
+        let scoring = stage.map(|mut stage| {
+            let mut files = FileWriter::start(
                 Files {
                     predictions: outputs.predictions.clone(),
                     latest_predictions: outputs.latest_predictions.clone(),
@@ -1085,7 +1160,17 @@ impl<S: Scorer> ReplaySink<S> {
                 NonZeroUsize::MIN,
             );
             let latest = outputs.latest_predictions.is_some();
-            Background::spawn(ScoringFiles { stage, now: i64::MIN, scored: Scored::default(), files, latest })
+            let reasoner = stage.defer_reasons().map(|r| Arc::new(Mutex::new(r)));
+            if let Some(reasoner) = reasoner.clone() {
+                files.put_in_front(move |lines| {
+                    if let Lines::Scored(scored) = lines {
+                        // Poisoned only by a panic while it was held: on this
+                        // thread (gone then) or at the end (nothing comes after).
+                        reasoner.lock().unwrap_or_else(PoisonError::into_inner).explain(scored);
+                    }
+                });
+            }
+            Background::spawn(ScoringFiles { stage, now: i64::MIN, scored: Scored::default(), files, latest, reasoner })
         });
         ReplaySink { files, scoring, keep_vectors: KeepVectors(outputs.features.is_some()) }
     }

@@ -16,7 +16,7 @@
 //! customer), a fatal one stops the stage with the error.
 
 use anyhow::{bail, Result};
-use pulse_model::{ModelId, ScoreError, ScoredRows, Scorer};
+use pulse_model::{Contributions, ModelId, ScoreError, ScoredRows, Scorer};
 use pulse_operators::scoring::monitor::last_session;
 use pulse_operators::scoring::{
     Alarm, Alarms, Alert, AlertPolicy, Alerts, BatchPolicy, Fleet, FleetMetrics, ModelQuality, Monitor, MonitorConfig,
@@ -25,11 +25,12 @@ use pulse_operators::scoring::{
 use pulse_schemas::features::idx::DAYS_SINCE_LAST_SESSION;
 use pulse_schemas::prediction::Prediction;
 use pulse_schemas::reasons::top_raising;
-use pulse_schemas::{CustomerId, FeatureVector, Reasons, Segment, FEATURE_COUNT, SCHEMA};
+use pulse_schemas::{CustomerId, FeatureVector, Features, Reasons, Segment, FEATURE_COUNT, SCHEMA};
 
 use crate::memory::{self, days_since_last_session, Anchors, Memory, Standing, Stored, ToStore};
 use serde::Serialize;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// How the stage behaves.
 #[derive(Clone, Debug)]
@@ -87,6 +88,113 @@ pub struct Scored {
     pub alerts: Vec<Alert>,
     /// Fleet snapshots due.
     pub metrics: Vec<MetricsSnapshot>,
+    /// The reasons of `predictions` (and of their `alerts`) still to be
+    /// worked out, by a [`Reasoner`]: only from a stage that defers them
+    /// ([`ScoringStage::defer_reasons`]); empty otherwise.
+    pub pending_reasons: Vec<PendingReasons>,
+}
+
+/// A prediction's reasons, left by the stage to a [`Reasoner`]: what the
+/// attribution needs, and where its result goes.
+#[derive(Debug)]
+pub struct PendingReasons {
+    /// The prediction's index in [`Scored::predictions`].
+    prediction: usize,
+    /// The index in [`Scored::alerts`] of the alert it raised, if any.
+    alert: Option<usize>,
+    /// The model that made it.
+    model: ModelId,
+    /// The vector scored.
+    row: Features,
+    /// The customer's vector its reasons compare with (as its anchor keeps
+    /// it), and when that was.
+    was: [f32; FEATURE_COUNT],
+    since: i64,
+}
+
+/// Predictions given reasons, and those whose attribution failed.
+#[derive(Clone, Copy, Debug, Default)]
+struct ReasonCounts {
+    explained: u64,
+    unexplained: u64,
+}
+
+impl ReasonCounts {
+    /// The reasons of `customer`'s prediction by `model` for `row`, compared
+    /// with its vector `was` as of `since`; empty when the scorer cannot
+    /// explain that model, or when the attribution failed: a prediction is
+    /// still a prediction without its reasons (said, counted, not fatal).
+    #[allow(clippy::too_many_arguments)]
+    fn reasons<S: Scorer>(
+        &mut self,
+        scorer: &S,
+        model: &ModelId,
+        customer: &CustomerId,
+        row: &Features,
+        was: &Features,
+        since: i64,
+        contributions: &mut Contributions,
+    ) -> Reasons {
+        match scorer.attribute_churn_risk(model, row, was, contributions) {
+            Ok(true) => {
+                self.explained += 1;
+                top_raising(contributions, row, was, since)
+            }
+            Ok(false) => Reasons::default(),
+            Err(e) => {
+                self.unexplained += 1;
+                tracing::warn!(error = %e, %customer, "no reasons for this prediction");
+                Reasons::default()
+            }
+        }
+    }
+}
+
+/// Works out the reasons a stage left to it ([`ScoringStage::defer_reasons`]),
+/// on a thread other than the stage's: a replay's attribution costs about
+/// twice its inference, and on a thread of its own it runs beside the
+/// stage instead of after it. Fed every [`Scored`] of the stage, in order,
+/// it keeps each customer's latest reasons for the stage to take back
+/// ([`ScoringStage::adopt_reasons`]).
+#[derive(Debug)]
+pub struct Reasoner<S> {
+    scorer: Arc<S>,
+    /// The reasons of each customer's latest prediction, when it had some.
+    latest: HashMap<CustomerId, Reasons, ahash::RandomState>,
+    counts: ReasonCounts,
+}
+
+impl<S: Scorer> Reasoner<S> {
+    /// Gives `scored`'s predictions and alerts their reasons.
+    pub fn explain(&mut self, scored: &mut Scored) {
+        let mut contributions = [0.0; FEATURE_COUNT];
+        for job in scored.pending_reasons.drain(..) {
+            let prediction = &mut scored.predictions[job.prediction];
+            let reasons = self.counts.reasons(
+                &*self.scorer,
+                &job.model,
+                &prediction.customer_id,
+                &job.row,
+                &job.was.map(f64::from),
+                job.since,
+                &mut contributions,
+            );
+            prediction.reasons = reasons;
+            if let Some(alert) = job.alert {
+                scored.alerts[alert].give_reasons(reasons);
+            }
+        }
+        // In the predictions' order, as the stage keeps them when not deferring.
+        for p in &scored.predictions {
+            if p.reasons.is_empty() {
+                self.latest.remove(&p.customer_id);
+            } else if let Some(kept) = self.latest.get_mut(&p.customer_id) {
+                *kept = p.reasons;
+            } else {
+                self.latest.insert(p.customer_id.clone(), p.reasons);
+            }
+        }
+    }
 }
 
 /// Counts of the stage's work.
@@ -124,7 +232,8 @@ const FLUSH_ATTEMPTS: u32 = 3;
 /// The stage's state.
 #[derive(Debug)]
 pub struct ScoringStage<S: Scorer> {
-    scorer: S,
+    /// Shared with the [`Reasoner`] when the stage defers reasons.
+    scorer: Arc<S>,
     queue: ScoreQueue,
     fleet: Fleet,
     /// `None` when the caller observes alerts itself ([`ScoringStage::alerts_by_caller`]).
@@ -139,10 +248,9 @@ pub struct ScoringStage<S: Scorer> {
     /// after it grows) cost little.
     latest: HashMap<CustomerId, Box<Memory>, ahash::RandomState>,
     reasons: bool,
-    /// Predictions given reasons.
-    explained: u64,
-    /// Attributions that failed (the prediction went out without reasons).
-    unexplained: u64,
+    /// Whether a [`Reasoner`] works the reasons out ([`ScoringStage::defer_reasons`]).
+    deferred: bool,
+    counts: ReasonCounts,
     monitor: Option<Monitor>,
     /// The monitor's day in the last snapshot that carried the model quality.
     quality_day: Option<i64>,
@@ -159,7 +267,7 @@ impl<S: Scorer> ScoringStage<S> {
         anyhow::ensure!(config.metrics_interval_ms > 0, "the fleet metrics interval must be positive");
         let monitor = config.monitor.map(Monitor::new).transpose()?;
         Ok(ScoringStage {
-            scorer,
+            scorer: Arc::new(scorer),
             queue: ScoreQueue::new(config.batch)?,
             fleet: Fleet::default(),
             alerts: Some(Alerts::new(config.alerts)?),
@@ -167,8 +275,8 @@ impl<S: Scorer> ScoringStage<S> {
             models: Vec::new(),
             latest: HashMap::default(),
             reasons: config.reasons,
-            explained: 0,
-            unexplained: 0,
+            deferred: false,
+            counts: ReasonCounts::default(),
             monitor,
             quality_day: None,
             stats: ScoringStats::default(),
@@ -189,6 +297,42 @@ impl<S: Scorer> ScoringStage<S> {
     /// The scorer.
     pub fn scorer(&self) -> &S {
         &self.scorer
+    }
+
+    /// Leaves the reasons of the predictions from now on to the returned
+    /// [`Reasoner`] (`None` when the stage gives no reasons): each
+    /// [`Scored`] comes out with its predictions' and alerts' reasons empty
+    /// and [`Scored::pending_reasons`] saying what to work out, and the
+    /// caller passes every `Scored`, in order, through
+    /// [`Reasoner::explain`] before using it. Until the caller hands the
+    /// reasoner back ([`ScoringStage::adopt_reasons`]) the stage's memory of
+    /// each customer's latest reasons, and its counts, lag. For a replay,
+    /// whose attribution then runs beside the stage: the outputs are the
+    /// same, byte for byte.
+    pub fn defer_reasons(&mut self) -> Option<Reasoner<S>> {
+        if !self.reasons {
+            return None;
+        }
+        self.deferred = true;
+        let latest = HashMap::default();
+        Some(Reasoner { scorer: Arc::clone(&self.scorer), latest, counts: ReasonCounts::default() })
+    }
+
+    /// Takes back what a [`Reasoner`] learned since it was last adopted, once
+    /// it has explained every [`Scored`] the stage produced: each customer's
+    /// latest reasons, and the counts ([`ScoringStage::explained`]).
+    pub fn adopt_reasons(&mut self, reasoner: &mut Reasoner<S>) {
+        for (customer, reasons) in reasoner.latest.drain() {
+            // A customer's memory is never dropped, so it is there; the
+            // reasons are the latest prediction's: a later one without
+            // reasons took the customer out of the reasoner's map.
+            if let Some(memory) = self.latest.get_mut(&customer) {
+                memory.set_reasons(reasons);
+            }
+        }
+        let counts = std::mem::take(&mut reasoner.counts);
+        self.counts.explained += counts.explained;
+        self.counts.unexplained += counts.unexplained;
     }
 
     /// Vectors waiting to be scored (including those requeued after a failure).
@@ -311,21 +455,30 @@ impl<S: Scorer> ScoringStage<S> {
                     // the customer joins the line.
                     self.queue.mark_scored_in(v, &mut memory.gate);
                     let mut reasons = Reasons::default();
+                    // Whether the last of `out.pending_reasons` is this prediction's.
+                    let mut pending = false;
                     let anchors = &mut memory.anchors;
-                    if let Some((then, was)) = anchors.reference(v.as_of).and_then(|r| Some((r.anchor, r.features()?)))
-                    {
-                        match self.scorer.attribute_churn_risk(&model, &v.features, &was, &mut contributions) {
-                            Ok(true) => {
-                                self.explained += 1;
-                                reasons = top_raising(&contributions, &v.features, &was, then.as_of);
-                            }
-                            Ok(false) => {}
-                            // A prediction is still a prediction without
-                            // its reasons: said, counted, not fatal.
-                            Err(e) => {
-                                self.unexplained += 1;
-                                tracing::warn!(error = %e, customer = %v.customer_id, "no reasons for this prediction");
-                            }
+                    if let Some((then, was)) = anchors.reference(v.as_of).and_then(|r| Some((r.anchor, r.vector()?))) {
+                        if self.deferred {
+                            pending = true;
+                            out.pending_reasons.push(PendingReasons {
+                                prediction: out.predictions.len(),
+                                alert: None,
+                                model: model.clone(),
+                                row: v.features,
+                                was: *was,
+                                since: then.as_of,
+                            });
+                        } else {
+                            reasons = self.counts.reasons(
+                                &*self.scorer,
+                                &model,
+                                &v.customer_id,
+                                &v.features,
+                                &was.map(f64::from),
+                                then.as_of,
+                                &mut contributions,
+                            );
                         }
                     }
                     anchors.observe(v.as_of, &v.features, &s);
@@ -354,6 +507,9 @@ impl<S: Scorer> ScoringStage<S> {
                     if let Some(alert) = self.alerts.as_ref().and_then(|a| a.observe_in(&mut memory.alert, &prediction))
                     {
                         self.stats.alerts += 1;
+                        if let Some(p) = out.pending_reasons.last_mut().filter(|_| pending) {
+                            p.alert = Some(out.alerts.len());
+                        }
                         out.alerts.push(alert);
                     }
                     self.stats.predictions += 1;
@@ -544,7 +700,7 @@ impl<S: Scorer> ScoringStage<S> {
     /// Predictions given reasons so far, and those whose attribution failed
     /// (they went out without reasons; each failure is logged).
     pub fn explained(&self) -> (u64, u64) {
-        (self.explained, self.unexplained)
+        (self.counts.explained, self.counts.unexplained)
     }
 
     /// Every customer the stage remembers, in id order.
@@ -754,6 +910,133 @@ mod tests {
         let err = stage.flush(1, &mut out).await.unwrap_err();
         assert!(err.to_string().contains("1 vectors were left unscored"), "{err}");
         assert!(out.predictions.is_empty());
+    }
+
+    /// A model whose churn risk is linear in the features, and whose
+    /// attribution is exact: each feature's weight times its move. It
+    /// fails to attribute a row whose last feature is negative.
+    struct Linear;
+
+    const WEIGHTS: [f64; 4] = [0.08, -0.05, 0.06, 0.03];
+
+    impl Scorer for Linear {
+        fn model_name(&self) -> &str {
+            "linear"
+        }
+        fn model_version(&self) -> &str {
+            "0"
+        }
+        fn score(&self, rows: &[Features]) -> impl std::future::Future<Output = Result<ScoredRows, ScoreError>> + Send {
+            let scores = rows
+                .iter()
+                .map(|r| {
+                    let risk = WEIGHTS.iter().zip(r).map(|(w, x)| w * x).sum::<f64>().clamp(0.0, 1.0);
+                    Scores {
+                        first_session_success: 0.5,
+                        session_velocity: r[1],
+                        churn_risk_14d: risk,
+                        churn_risk_30d: risk,
+                        health_score: 100.0 * (1.0 - risk),
+                    }
+                })
+                .collect();
+            std::future::ready(Ok(ScoredRows { scores, model: ModelId::new("linear", "0", "test") }))
+        }
+        fn attribute_churn_risk(
+            &self,
+            _model: &ModelId,
+            row: &Features,
+            reference: &Features,
+            out: &mut Contributions,
+        ) -> Result<bool, pulse_model::ModelError> {
+            if row[FEATURE_COUNT - 1] < 0.0 {
+                return Err(pulse_model::ModelError::Artifact("cannot attribute this row".into()));
+            }
+            out.fill(0.0);
+            for (i, w) in WEIGHTS.iter().enumerate() {
+                out[i] = w * (row[i] - reference[i]);
+            }
+            Ok(true)
+        }
+    }
+
+    /// Reasons left to a [`Reasoner`] (as a replay leaves them to a thread
+    /// in front of its files) come out as the stage gives them itself:
+    /// the same predictions and alerts, reasons and alert texts included,
+    /// and, once the reasoner is adopted, the same latest predictions,
+    /// lists and counts. Customers' vectors every 6 to 30 hours over 60
+    /// days, features drawn at random, so risks cross 0.7 both ways.
+    #[tokio::test]
+    async fn deferred_reasons_are_the_reasons_the_stage_gives() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(7);
+        let hour = 3_600_000;
+        let mut vectors = Vec::new();
+        for c in 0..30 {
+            let mut t = rng.random_range(0..24 * hour);
+            while t < 60 * 24 * hour {
+                let mut v = vector(&format!("c{c:02}"), t, 0.0);
+                for x in &mut v.features[..WEIGHTS.len()] {
+                    *x = rng.random_range(0.0..10.0);
+                }
+                v.features[FEATURE_COUNT - 1] = if rng.random_bool(0.05) { -1.0 } else { 1.0 };
+                vectors.push(v);
+                t += rng.random_range(6 * hour..30 * hour);
+            }
+        }
+        vectors.sort_by_key(|v| v.as_of);
+        let scoring = ScoringConfig {
+            batch: BatchPolicy { max_rows: 16, max_linger_ms: hour, max_pending: 64 },
+            ..ScoringConfig::default()
+        };
+
+        let mut inline = ScoringStage::new(Linear, scoring.clone()).unwrap();
+        let mut given = Scored::default();
+        let mut deferring = ScoringStage::new(Linear, scoring).unwrap();
+        let mut reasoner = deferring.defer_reasons().expect("the stage gives reasons");
+        let mut deferred = Scored::default();
+        for chunk in vectors.chunks(7) {
+            let now = chunk.last().unwrap().as_of;
+            inline.offer(chunk.to_vec(), now, &mut given).await.unwrap();
+            let mut step = Scored::default();
+            deferring.offer(chunk.to_vec(), now, &mut step).await.unwrap();
+            assert!(step.predictions.iter().all(|p| p.reasons.is_empty()), "left to the reasoner");
+            reasoner.explain(&mut step);
+            assert!(step.pending_reasons.is_empty());
+            deferred.predictions.append(&mut step.predictions);
+            deferred.alerts.append(&mut step.alerts);
+        }
+        let end = vectors.last().unwrap().as_of + 1;
+        inline.flush(end, &mut given).await.unwrap();
+        let mut step = Scored::default();
+        deferring.flush(end, &mut step).await.unwrap();
+        reasoner.explain(&mut step);
+        deferred.predictions.append(&mut step.predictions);
+        deferred.alerts.append(&mut step.alerts);
+
+        fn json<T: Serialize>(x: &T) -> String {
+            serde_json::to_string(x).unwrap()
+        }
+        assert_eq!(json(&deferred.predictions), json(&given.predictions));
+        assert_eq!(deferred.alerts, given.alerts);
+        let explained = given.predictions.iter().filter(|p| !p.reasons.is_empty()).count();
+        assert!(explained > given.predictions.len() / 2, "{explained} of {}", given.predictions.len());
+        assert!(given.alerts.iter().filter(|a| !a.reasons.is_empty()).count() > 5, "{:?}", given.alerts.len());
+        let (_, failed) = inline.explained();
+        assert!(failed > 0, "some attributions failed");
+
+        assert_eq!(deferring.explained(), (0, 0), "the counts wait for the reasoner");
+        deferring.adopt_reasons(&mut reasoner);
+        assert_eq!(deferring.explained(), inline.explained());
+        let latest = |stage: &ScoringStage<Linear>| {
+            stage.customers_sorted().iter().map(|c| stage.latest_prediction(c).unwrap()).collect::<Vec<_>>()
+        };
+        let (given_latest, deferred_latest) = (latest(&inline), latest(&deferring));
+        assert!(
+            given_latest.iter().any(|p| !p.reasons.is_empty()) && given_latest.iter().any(|p| p.reasons.is_empty())
+        );
+        assert_eq!(json(&deferred_latest), json(&given_latest));
+        assert_eq!(json(&deferring.lists(10)), json(&inline.lists(10)));
     }
 
     #[tokio::test]

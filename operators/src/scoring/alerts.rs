@@ -203,15 +203,11 @@ fn observe(policy: &AlertPolicy, state: &mut AlertState, prediction: &Prediction
         return None;
     }
     state.armed = false;
-    let mut reason = match previous {
+    let reason = match previous {
         Some(p) => format!("churn_risk_14d rose from {p:.3} to {risk:.3}, above {HIGH_CHURN_RISK}"),
         None => format!("churn_risk_14d is {risk:.3}, above {HIGH_CHURN_RISK} (no earlier prediction observed)"),
     };
-    if !prediction.reasons.is_empty() {
-        reason.push_str(": ");
-        reason.push_str(&prediction.reasons.summary());
-    }
-    Some(Alert {
+    let mut alert = Alert {
         customer_id: prediction.customer_id.clone(),
         as_of: prediction.as_of,
         churn_risk_14d: risk,
@@ -220,8 +216,23 @@ fn observe(policy: &AlertPolicy, state: &mut AlertState, prediction: &Prediction
         segment: prediction.segment,
         previous_churn_risk_14d: previous,
         reason,
-        reasons: prediction.reasons,
-    })
+        reasons: Reasons::default(),
+    };
+    alert.give_reasons(prediction.reasons);
+    Some(alert)
+}
+
+impl Alert {
+    /// Gives the alert its prediction's reasons, and their sentences to its
+    /// `reason`: when the alert is made, or later when the prediction's
+    /// reasons were left to another thread (an alert is raised without them).
+    pub fn give_reasons(&mut self, reasons: Reasons) {
+        if !reasons.is_empty() {
+            self.reason.push_str(": ");
+            self.reason.push_str(&reasons.summary());
+        }
+        self.reasons = reasons;
+    }
 }
 
 #[cfg(test)]
