@@ -5,8 +5,9 @@
 //! ```text
 //! ReplaySource (a Source)            Driver                ReplaySink (a Sink)
 //! read lines ─► decode ─► channel ─► apply (Processor) ─► vectors, dead letters ─► writer thread
-//! (or generate)  thread                                   └► scoring (Background) ─► writer thread
-//!                                                            predictions, alerts, fleet metrics
+//! (or generate)  thread                                   └► scoring (Background) ─► reasons ─► writer thread
+//!                                                            predictions, alerts,    thread
+//!                                                            fleet metrics
 //! ```
 //!
 //! The stages still run side by side, joined by bounded channels
@@ -18,7 +19,11 @@
 //! Acknowledging does nothing (a replay starts over from its first line), so
 //! the only barrier is the sink's close at the end, which scores what is
 //! left, writes the last fleet snapshot and finishes the files. Alerts are
-//! decided in one place, the scoring stage ([`ScoringStage`]). Timers and
+//! decided in one place, the scoring stage ([`ScoringStage`]); their
+//! reasons, and the predictions', are worked out on a thread of their own
+//! in front of the scoring files ([`Reasoner`]: the exact attribution costs
+//! about twice the inference, and there it runs beside the stage instead of
+//! after it; the bytes are the same). Timers and
 //! micro-batch linger run on stream time, so the output depends only on the
 //! input, not on how it was cut into batches.
 //!
