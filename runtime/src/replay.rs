@@ -6,7 +6,7 @@
 //! ReplaySource (a Source)            Driver                ReplaySink (a Sink)
 //! read lines ─► decode ─► channel ─► apply (Processor) ─► vectors, dead letters ─► writer thread
 //! (or generate)  thread                                   └► scoring (Background) ─► reasons ─► writer thread
-//!                                                            predictions, alerts,    thread
+//!                                                            predictions, alerts,    threads
 //!                                                            fleet metrics
 //! ```
 //!
@@ -20,10 +20,11 @@
 //! the only barrier is the sink's close at the end, which scores what is
 //! left, writes the last fleet snapshot and finishes the files. Alerts are
 //! decided in one place, the scoring stage ([`ScoringStage`]); their
-//! reasons, and the predictions', are worked out on a thread of their own
-//! in front of the scoring files ([`Reasoner`]: the exact attribution costs
-//! about twice the inference, and there it runs beside the stage instead of
-//! after it; the bytes are the same). Timers and
+//! reasons, and the predictions', are worked out on two threads of their
+//! own in front of the scoring files, message by message in turn, and the
+//! customers' latest reasons kept on a third, in order ([`Reasoner`]: the
+//! exact attribution costs about twice the inference, and there it runs
+//! beside the stage instead of after it; the bytes are the same). Timers and
 //! micro-batch linger run on stream time, so the output depends only on the
 //! input, not on how it was cut into batches.
 //!
@@ -59,7 +60,7 @@ use crate::background::Background;
 use crate::driver::{Driver, DriverConfig};
 use crate::io::{open_input, Output};
 use crate::process::{write_vector_line, Processor, Produced};
-use crate::scoring::{CustomerLists, Reasoner, Scored, ScoringConfig, ScoringStage, ScoringStats};
+use crate::scoring::{CustomerLists, LatestReasons, Reasoner, Scored, ScoringConfig, ScoringStage, ScoringStats};
 use crate::sink::Sink;
 use crate::source::{Batch, Body, Record, Source as RecordSource, SourceError};
 use crate::workers::Workers;
@@ -754,7 +755,7 @@ enum Lines {
     Latest(Vec<Prediction>),
     /// Write out what is buffered, then answer.
     Flush(oneshot::Sender<()>),
-    /// Answer once every message before this one went through the thread
+    /// Answer once every message before this one went through the threads
     /// in front of the files ([`FileWriter::put_in_front`]), if any;
     /// nothing is written.
     Settled(oneshot::Sender<()>),
@@ -875,8 +876,8 @@ struct FileWriter {
     txs: Vec<mpsc::Sender<Lines>>,
     /// The serializer whose turn it is.
     next: usize,
-    /// The thread in front of the files, if one was put there.
-    front: Option<JoinHandle<()>>,
+    /// The threads in front of the files, if some were put there.
+    front: Vec<JoinHandle<()>>,
     serializers: Vec<JoinHandle<()>>,
     thread: Option<JoinHandle<Result<()>>>,
 }
@@ -909,27 +910,51 @@ impl FileWriter {
             (txs, threads, Incoming::InTurn(rxs, 0))
         };
         let thread = tokio::task::spawn_blocking(move || write_files(incoming, paths));
-        FileWriter { txs, next: 0, front: None, serializers, thread: Some(thread) }
+        FileWriter { txs, next: 0, front: Vec::new(), serializers, thread: Some(thread) }
     }
 
-    /// Puts a thread in front of the files: every message goes through
-    /// `prepare` there, in order, before it is serialized. A replay's
-    /// reasons are worked out there, beside the scoring stage.
-    fn put_in_front(&mut self, mut prepare: impl FnMut(&mut Lines) + Send + 'static) {
-        // Two in flight (not CHANNEL_BATCHES): the thread in front is the
-        // slower side, so its channel stays full, and each message holds
-        // its predictions' vectors for the reasons.
-        let (tx, mut rx) = mpsc::channel::<Lines>(2);
-        let behind = std::mem::replace(&mut self.txs, vec![tx]);
+    /// Puts threads in front of the files: every message goes through
+    /// `prepare` on one of `threads` threads (message `i` on thread
+    /// `i mod threads`), then, taken back from them in turn, through `then`
+    /// on one more, in order, before it is serialized. A replay's reasons
+    /// are worked out there, beside the scoring stage.
+    fn put_in_front(
+        &mut self,
+        threads: NonZeroUsize,
+        prepare: impl Fn(&mut Lines) + Send + Sync + 'static,
+        mut then: impl FnMut(&Lines) + Send + 'static,
+    ) {
+        let prepare = Arc::new(prepare);
+        let (mut txs, mut prepared, mut handles) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..threads.get() {
+            // Two in flight each (not CHANNEL_BATCHES): these threads are
+            // the slower side, so their channels stay full, and with
+            // reasons each message holds its predictions' vectors.
+            let (tx, mut rx) = mpsc::channel::<Lines>(2);
+            let (done_tx, done_rx) = mpsc::channel::<Lines>(2);
+            let prepare = Arc::clone(&prepare);
+            handles.push(tokio::task::spawn_blocking(move || {
+                while let Some(mut lines) = rx.blocking_recv() {
+                    prepare(&mut lines);
+                    if done_tx.blocking_send(lines).is_err() {
+                        return; // the writer stopped: its error is the one to report
+                    }
+                }
+            }));
+            txs.push(tx);
+            prepared.push(done_rx);
+        }
+        let behind = std::mem::replace(&mut self.txs, txs);
         let mut next = std::mem::take(&mut self.next);
-        self.front = Some(tokio::task::spawn_blocking(move || {
-            while let Some(mut lines) = rx.blocking_recv() {
+        handles.push(tokio::task::spawn_blocking(move || {
+            for turn in (0..prepared.len()).cycle() {
+                let Some(lines) = prepared[turn].blocking_recv() else { return };
                 if let Lines::Settled(reply) = lines {
                     // The caller waits on this; if it is gone, no one is left to tell.
                     let _ = reply.send(());
                     continue;
                 }
-                prepare(&mut lines);
+                then(&lines);
                 let to = &behind[next];
                 next = (next + 1) % behind.len();
                 if to.blocking_send(lines).is_err() {
@@ -937,6 +962,7 @@ impl FileWriter {
                 }
             }
         }));
+        self.front = handles;
     }
 
     async fn write(&mut self, lines: Lines) -> Result<()> {
@@ -952,7 +978,7 @@ impl FileWriter {
         self.barrier(Lines::Flush).await
     }
 
-    /// Waits until every message written so far went through the thread
+    /// Waits until every message written so far went through the threads
     /// in front of the files.
     async fn settle(&mut self) -> Result<()> {
         self.barrier(Lines::Settled).await
@@ -970,8 +996,8 @@ impl FileWriter {
     /// Ends the files (compressed ones need their end written).
     async fn close(&mut self) -> Result<()> {
         self.txs.clear();
-        if let Some(front) = self.front.take() {
-            front.await.context("the thread in front of the files failed")?;
+        for front in self.front.drain(..) {
+            front.await.context("a thread in front of the files failed")?;
         }
         for serializer in self.serializers.drain(..) {
             serializer.await.context("serializer task failed")?;
@@ -1027,6 +1053,9 @@ fn is_empty(scored: &Scored) -> bool {
     scored.predictions.is_empty() && scored.alerts.is_empty() && scored.metrics.is_empty()
 }
 
+/// Threads that work out a replay's reasons (see [`Reasoner`]).
+const REASONS_THREADS: NonZeroUsize = NonZeroUsize::new(2).unwrap();
+
 /// Predictions at which a batch's scored so far go to the files before
 /// its tick.
 const SCORED_PER_MESSAGE: usize = 512;
@@ -1046,10 +1075,19 @@ struct ScoringFiles<S: Scorer> {
     /// Whether the latest prediction of each customer is written at the
     /// end (from the stage's memory of it: no second copy is kept).
     latest: bool,
-    /// Works the predictions' reasons out on the thread in front of the
+    /// Work the predictions' reasons out on the threads in front of the
     /// files, when the stage gives reasons; handed back to the stage at the
     /// end.
-    reasoner: Option<Arc<Mutex<Reasoner<S>>>>,
+    reasons: Option<Deferred<S>>,
+}
+
+/// The reasons a replay's scoring stage left to the threads in front of
+/// its files: the [`Reasoner`] they share, and the latest reasons the
+/// last of them keeps.
+#[derive(Debug)]
+struct Deferred<S> {
+    reasoner: Arc<Reasoner<S>>,
+    latest: Arc<Mutex<LatestReasons>>,
 }
 
 impl<S: Scorer> ScoringFiles<S> {
@@ -1101,12 +1139,12 @@ impl<S: Scorer> Sink for ScoringFiles<S> {
     async fn close(&mut self) -> Result<()> {
         self.stage.flush(self.now, &mut self.scored).await?;
         self.write_scored().await?;
-        if let Some(reasoner) = &self.reasoner {
+        if let Some(Deferred { reasoner, latest }) = &self.reasons {
             // Every prediction explained: the latest reasons go back to the
             // stage's memory (for the latest predictions and the lists).
             self.files.settle().await?;
-            let mut reasoner = reasoner.lock().map_err(|_| anyhow!("the reasons' thread panicked"))?;
-            self.stage.adopt_reasons(&mut reasoner);
+            let mut latest = latest.lock().map_err(|_| anyhow!("the reasons' thread panicked"))?;
+            self.stage.adopt_reasons(reasoner, &mut latest);
         }
         if self.latest {
             let customers = self.stage.customers_sorted();
@@ -1165,17 +1203,26 @@ impl<S: Scorer> ReplaySink<S> {
                 NonZeroUsize::MIN,
             );
             let latest = outputs.latest_predictions.is_some();
-            let reasoner = stage.defer_reasons().map(|r| Arc::new(Mutex::new(r)));
-            if let Some(reasoner) = reasoner.clone() {
-                files.put_in_front(move |lines| {
+            let reasons = stage
+                .defer_reasons()
+                .map(|r| Deferred { reasoner: Arc::new(r), latest: Arc::new(Mutex::new(LatestReasons::default())) });
+            if let Some(Deferred { reasoner, latest }) = &reasons {
+                let (reasoner, latest) = (Arc::clone(reasoner), Arc::clone(latest));
+                let explain = move |lines: &mut Lines| {
+                    if let Lines::Scored(scored) = lines {
+                        reasoner.explain(scored);
+                    }
+                };
+                let observe = move |lines: &Lines| {
                     if let Lines::Scored(scored) = lines {
                         // Poisoned only by a panic while it was held: on this
                         // thread (gone then) or at the end (nothing comes after).
-                        reasoner.lock().unwrap_or_else(PoisonError::into_inner).explain(scored);
+                        latest.lock().unwrap_or_else(PoisonError::into_inner).observe(scored);
                     }
-                });
+                };
+                files.put_in_front(REASONS_THREADS, explain, observe);
             }
-            Background::spawn(ScoringFiles { stage, now: i64::MIN, scored: Scored::default(), files, latest, reasoner })
+            Background::spawn(ScoringFiles { stage, now: i64::MIN, scored: Scored::default(), files, latest, reasons })
         });
         ReplaySink { files, scoring, keep_vectors: KeepVectors(outputs.features.is_some()) }
     }

@@ -30,6 +30,7 @@ use pulse_schemas::{CustomerId, FeatureVector, Features, Reasons, Segment, FEATU
 use crate::memory::{self, days_since_last_session, Anchors, Memory, Standing, Stored, ToStore};
 use serde::Serialize;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 /// How the stage behaves.
@@ -151,26 +152,27 @@ impl ReasonCounts {
 }
 
 /// Works out the reasons a stage left to it ([`ScoringStage::defer_reasons`]),
-/// on a thread other than the stage's: a replay's attribution costs about
-/// twice its inference, and on a thread of its own it runs beside the
-/// stage instead of after it. Fed every [`Scored`] of the stage, in order,
-/// it keeps each customer's latest reasons for the stage to take back
-/// ([`ScoringStage::adopt_reasons`]).
+/// on threads other than the stage's: a replay's attribution costs about
+/// twice its inference, and there it runs beside the stage instead of after
+/// it. [`Reasoner::explain`] takes `&self`: several threads may share one,
+/// each explaining the [`Scored`] it is given; a [`LatestReasons`] then
+/// follows every `Scored` in the stage's order, for the stage to take back
+/// with the counts ([`ScoringStage::adopt_reasons`]).
 #[derive(Debug)]
 pub struct Reasoner<S> {
     scorer: Arc<S>,
-    /// The reasons of each customer's latest prediction, when it had some.
-    latest: HashMap<CustomerId, Reasons, ahash::RandomState>,
-    counts: ReasonCounts,
+    explained: AtomicU64,
+    unexplained: AtomicU64,
 }
 
 impl<S: Scorer> Reasoner<S> {
     /// Gives `scored`'s predictions and alerts their reasons.
-    pub fn explain(&mut self, scored: &mut Scored) {
+    pub fn explain(&self, scored: &mut Scored) {
+        let mut counts = ReasonCounts::default();
         let mut contributions = [0.0; FEATURE_COUNT];
         for job in scored.pending_reasons.drain(..) {
             let prediction = &mut scored.predictions[job.prediction];
-            let reasons = self.counts.reasons(
+            let reasons = counts.reasons(
                 &*self.scorer,
                 &job.model,
                 &prediction.customer_id,
@@ -184,7 +186,22 @@ impl<S: Scorer> Reasoner<S> {
                 scored.alerts[alert].give_reasons(reasons);
             }
         }
-        // In the predictions' order, as the stage keeps them when not deferring.
+        self.explained.fetch_add(counts.explained, Relaxed);
+        self.unexplained.fetch_add(counts.unexplained, Relaxed);
+    }
+}
+
+/// Each customer's latest reasons, when its latest prediction had some, as
+/// the stage keeps them when it does not defer them: fed every [`Scored`]
+/// a [`Reasoner`] explained, in the stage's order.
+#[derive(Debug, Default)]
+pub struct LatestReasons {
+    latest: HashMap<CustomerId, Reasons, ahash::RandomState>,
+}
+
+impl LatestReasons {
+    /// Takes in the predictions of `scored`, in order.
+    pub fn observe(&mut self, scored: &Scored) {
         for p in &scored.predictions {
             if p.reasons.is_empty() {
                 self.latest.remove(&p.customer_id);
@@ -303,36 +320,39 @@ impl<S: Scorer> ScoringStage<S> {
     /// [`Reasoner`] (`None` when the stage gives no reasons): each
     /// [`Scored`] comes out with its predictions' and alerts' reasons empty
     /// and [`Scored::pending_reasons`] saying what to work out, and the
-    /// caller passes every `Scored`, in order, through
-    /// [`Reasoner::explain`] before using it. Until the caller hands the
-    /// reasoner back ([`ScoringStage::adopt_reasons`]) the stage's memory of
-    /// each customer's latest reasons, and its counts, lag. For a replay,
-    /// whose attribution then runs beside the stage: the outputs are the
-    /// same, byte for byte.
+    /// caller passes every `Scored` through [`Reasoner::explain`] before
+    /// using it, and then, in order, through a [`LatestReasons`]. Until the
+    /// caller hands them back ([`ScoringStage::adopt_reasons`]) the stage's
+    /// memory of each customer's latest reasons, and its counts, lag. For a
+    /// replay, whose attribution then runs beside the stage: the outputs are
+    /// the same, byte for byte.
     pub fn defer_reasons(&mut self) -> Option<Reasoner<S>> {
         if !self.reasons {
             return None;
         }
         self.deferred = true;
-        let latest = HashMap::default();
-        Some(Reasoner { scorer: Arc::clone(&self.scorer), latest, counts: ReasonCounts::default() })
+        Some(Reasoner {
+            scorer: Arc::clone(&self.scorer),
+            explained: AtomicU64::new(0),
+            unexplained: AtomicU64::new(0),
+        })
     }
 
-    /// Takes back what a [`Reasoner`] learned since it was last adopted, once
-    /// it has explained every [`Scored`] the stage produced: each customer's
-    /// latest reasons, and the counts ([`ScoringStage::explained`]).
-    pub fn adopt_reasons(&mut self, reasoner: &mut Reasoner<S>) {
-        for (customer, reasons) in reasoner.latest.drain() {
+    /// Takes back what the [`Reasoner`] counted and the [`LatestReasons`]
+    /// kept since they were last adopted, once every [`Scored`] the stage
+    /// produced went through both: each customer's latest reasons, and the
+    /// counts ([`ScoringStage::explained`]).
+    pub fn adopt_reasons(&mut self, reasoner: &Reasoner<S>, latest: &mut LatestReasons) {
+        for (customer, reasons) in latest.latest.drain() {
             // A customer's memory is never dropped, so it is there; the
             // reasons are the latest prediction's: a later one without
-            // reasons took the customer out of the reasoner's map.
+            // reasons took the customer out of the map.
             if let Some(memory) = self.latest.get_mut(&customer) {
                 memory.set_reasons(reasons);
             }
         }
-        let counts = std::mem::take(&mut reasoner.counts);
-        self.counts.explained += counts.explained;
-        self.counts.unexplained += counts.unexplained;
+        self.counts.explained += reasoner.explained.swap(0, Relaxed);
+        self.counts.unexplained += reasoner.unexplained.swap(0, Relaxed);
     }
 
     /// Vectors waiting to be scored (including those requeued after a failure).
@@ -993,7 +1013,8 @@ mod tests {
         let mut inline = ScoringStage::new(Linear, scoring.clone()).unwrap();
         let mut given = Scored::default();
         let mut deferring = ScoringStage::new(Linear, scoring).unwrap();
-        let mut reasoner = deferring.defer_reasons().expect("the stage gives reasons");
+        let reasoner = deferring.defer_reasons().expect("the stage gives reasons");
+        let mut latest_reasons = LatestReasons::default();
         let mut deferred = Scored::default();
         for chunk in vectors.chunks(7) {
             let now = chunk.last().unwrap().as_of;
@@ -1003,6 +1024,7 @@ mod tests {
             assert!(step.predictions.iter().all(|p| p.reasons.is_empty()), "left to the reasoner");
             reasoner.explain(&mut step);
             assert!(step.pending_reasons.is_empty());
+            latest_reasons.observe(&step);
             deferred.predictions.append(&mut step.predictions);
             deferred.alerts.append(&mut step.alerts);
         }
@@ -1011,6 +1033,7 @@ mod tests {
         let mut step = Scored::default();
         deferring.flush(end, &mut step).await.unwrap();
         reasoner.explain(&mut step);
+        latest_reasons.observe(&step);
         deferred.predictions.append(&mut step.predictions);
         deferred.alerts.append(&mut step.alerts);
 
@@ -1026,7 +1049,7 @@ mod tests {
         assert!(failed > 0, "some attributions failed");
 
         assert_eq!(deferring.explained(), (0, 0), "the counts wait for the reasoner");
-        deferring.adopt_reasons(&mut reasoner);
+        deferring.adopt_reasons(&reasoner, &mut latest_reasons);
         assert_eq!(deferring.explained(), inline.explained());
         let latest = |stage: &ScoringStage<Linear>| {
             stage.customers_sorted().iter().map(|c| stage.latest_prediction(c).unwrap()).collect::<Vec<_>>()
