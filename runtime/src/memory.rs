@@ -345,7 +345,7 @@ pub(crate) struct Memory {
     pub(crate) gate: Option<pulse_operators::scoring::Gate>,
 }
 
-/// How a customer ranks in [`Lists`].
+/// How a customer ranks in the customer lists ([`crate::scoring::CustomerLists`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Standing {
     /// Still active, and either its churn risk is high and rising or its

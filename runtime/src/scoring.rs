@@ -343,7 +343,9 @@ impl<S: Scorer> ScoringStage<S> {
     /// produced went through both: each customer's latest reasons, and the
     /// counts ([`ScoringStage::explained`]).
     pub fn adopt_reasons(&mut self, reasoner: &Reasoner<S>, latest: &mut LatestReasons) {
-        for (customer, reasons) in latest.latest.drain() {
+        // Taken, not drained: the map's table is freed as the reasons move
+        // into the customers' memory.
+        for (customer, reasons) in std::mem::take(&mut latest.latest) {
             // A customer's memory is never dropped, so it is there; the
             // reasons are the latest prediction's: a later one without
             // reasons took the customer out of the map.
