@@ -77,6 +77,7 @@ fn bench_replay(c: &mut Criterion) {
                     }),
                     progress: None,
                     workers: std::num::NonZeroUsize::MIN,
+                    reasons_threads: pulse_runtime::replay::DEFAULT_REASONS_THREADS,
                 };
                 let model = scored.then(|| model.clone());
                 runtime.block_on(replay(config, model)).expect("replay").records

@@ -205,7 +205,17 @@ pub struct ReplayConfig {
     /// Decoders and engines side by side ([`Workers`]): the output is the
     /// same, byte for byte, for every number.
     pub workers: NonZeroUsize,
+    /// Threads that work out the predictions' reasons beside the scoring
+    /// stage ([`Reasoner`], message by message in turn); 0: the stage
+    /// works them out itself. The output is the same, byte for byte, for
+    /// every number.
+    pub reasons_threads: usize,
 }
+
+/// [`ReplayConfig::reasons_threads`] unless told otherwise: on two cores,
+/// two (the attribution costs about twice the inference; one thread of
+/// its own was the long pole of the demo).
+pub const DEFAULT_REASONS_THREADS: usize = 2;
 
 impl ReplayConfig {
     /// A plain replay of a capture to a features file.
@@ -217,6 +227,7 @@ impl ReplayConfig {
             scoring: None,
             progress: None,
             workers: NonZeroUsize::MIN,
+            reasons_threads: DEFAULT_REASONS_THREADS,
         }
     }
 }
@@ -429,7 +440,7 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
     check_distinct_files(&config)?;
 
     let (mut source, unit, total, counter) = ReplaySource::start(config.input.clone(), config.workers)?;
-    let mut sink = ReplaySink::open(&config.outputs, stage, config.workers);
+    let mut sink = ReplaySink::open(&config.outputs, stage, config.workers, config.reasons_threads);
     let mut driver = Driver::new(Processor::new(engine.clone()), DriverConfig::default())?;
     if config.workers.get() > 1 {
         // The driver's engine then holds no customer: the workers' do.
@@ -924,6 +935,7 @@ impl FileWriter {
         prepare: impl Fn(&mut Lines) + Send + Sync + 'static,
         mut then: impl FnMut(&Lines) + Send + 'static,
     ) {
+        debug_assert!(self.front.is_empty(), "one set of threads in front of the files");
         let prepare = Arc::new(prepare);
         let (mut txs, mut prepared, mut handles) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..threads.get() {
@@ -996,15 +1008,25 @@ impl FileWriter {
     /// Ends the files (compressed ones need their end written).
     async fn close(&mut self) -> Result<()> {
         self.txs.clear();
+        // Every thread is awaited, whichever failed: returning at the first
+        // failure would leave the writer's handle behind, and a second
+        // close would then report success for files cut short.
+        let mut failed = None;
         for front in self.front.drain(..) {
-            front.await.context("a thread in front of the files failed")?;
+            let joined = front.await.context("a thread in front of the files failed");
+            failed = failed.or(joined.err());
         }
         for serializer in self.serializers.drain(..) {
-            serializer.await.context("serializer task failed")?;
+            let joined = serializer.await.context("serializer task failed");
+            failed = failed.or(joined.err());
         }
-        match self.thread.take() {
-            Some(thread) => thread.await.context("writer task failed")?,
+        let written = match self.thread.take() {
+            Some(thread) => thread.await.context("writer task failed").and_then(|written| written),
             None => Err(anyhow!("the files failed earlier")),
+        };
+        match failed {
+            Some(e) => Err(e),
+            None => written,
         }
     }
 
@@ -1052,9 +1074,6 @@ fn write_files(mut incoming: Incoming, paths: [Option<PathBuf>; 6]) -> Result<()
 fn is_empty(scored: &Scored) -> bool {
     scored.predictions.is_empty() && scored.alerts.is_empty() && scored.metrics.is_empty()
 }
-
-/// Threads that work out a replay's reasons (see [`Reasoner`]).
-const REASONS_THREADS: NonZeroUsize = NonZeroUsize::new(2).unwrap();
 
 /// Predictions at which a batch's scored so far go to the files before
 /// its tick.
@@ -1182,7 +1201,12 @@ impl KeepVectors {
 impl<S: Scorer> ReplaySink<S> {
     /// Starts the writers (each creates its files; the vectors serialized
     /// by `serializers` threads) and, with a stage, the scoring task.
-    fn open(outputs: &Outputs, stage: Option<ScoringStage<S>>, serializers: NonZeroUsize) -> ReplaySink<S> {
+    fn open(
+        outputs: &Outputs,
+        stage: Option<ScoringStage<S>>,
+        serializers: NonZeroUsize,
+        reasons_threads: usize,
+    ) -> ReplaySink<S> {
         let files = FileWriter::start(
             Files {
                 features: outputs.features.clone(),
@@ -1203,11 +1227,12 @@ impl<S: Scorer> ReplaySink<S> {
                 NonZeroUsize::MIN,
             );
             let latest = outputs.latest_predictions.is_some();
-            let reasons = stage
-                .defer_reasons()
-                .map(|r| Deferred { reasoner: Arc::new(r), latest: Arc::new(Mutex::new(LatestReasons::default())) });
-            if let Some(Deferred { reasoner, latest }) = &reasons {
-                let (reasoner, latest) = (Arc::clone(reasoner), Arc::clone(latest));
+            let reasons = NonZeroUsize::new(reasons_threads).and_then(|threads| {
+                let deferred = Deferred {
+                    reasoner: Arc::new(stage.defer_reasons()?),
+                    latest: Arc::new(Mutex::new(LatestReasons::default())),
+                };
+                let (reasoner, latest) = (Arc::clone(&deferred.reasoner), Arc::clone(&deferred.latest));
                 let explain = move |lines: &mut Lines| {
                     if let Lines::Scored(scored) = lines {
                         reasoner.explain(scored);
@@ -1220,8 +1245,9 @@ impl<S: Scorer> ReplaySink<S> {
                         latest.lock().unwrap_or_else(PoisonError::into_inner).observe(scored);
                     }
                 };
-                files.put_in_front(REASONS_THREADS, explain, observe);
-            }
+                files.put_in_front(threads, explain, observe);
+                Some(deferred)
+            });
             Background::spawn(ScoringFiles { stage, now: i64::MIN, scored: Scored::default(), files, latest, reasons })
         });
         ReplaySink { files, scoring, keep_vectors: KeepVectors(outputs.features.is_some()) }

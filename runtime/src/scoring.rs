@@ -1018,32 +1018,39 @@ mod tests {
         let reasoner = deferring.defer_reasons().expect("the stage gives reasons");
         let mut latest_reasons = LatestReasons::default();
         let mut deferred = Scored::default();
-        for chunk in vectors.chunks(7) {
-            let now = chunk.last().unwrap().as_of;
-            inline.offer(chunk.to_vec(), now, &mut given).await.unwrap();
-            let mut step = Scored::default();
-            deferring.offer(chunk.to_vec(), now, &mut step).await.unwrap();
+        // What the deferring stage made since the last hand-over: explained,
+        // observed and moved to `deferred`. It gathers three offers' worth
+        // (several model calls) first, as a replay's does between writes.
+        let mut step = Scored::default();
+        let mut hand_over = |step: &mut Scored, deferred: &mut Scored| {
             assert!(step.predictions.iter().all(|p| p.reasons.is_empty()), "left to the reasoner");
-            reasoner.explain(&mut step);
+            reasoner.explain(step);
             assert!(step.pending_reasons.is_empty());
-            latest_reasons.observe(&step);
+            latest_reasons.observe(step);
             deferred.predictions.append(&mut step.predictions);
             deferred.alerts.append(&mut step.alerts);
+            deferred.metrics.append(&mut step.metrics);
+        };
+        for (k, chunk) in vectors.chunks(7).enumerate() {
+            let now = chunk.last().unwrap().as_of;
+            inline.offer(chunk.to_vec(), now, &mut given).await.unwrap();
+            deferring.offer(chunk.to_vec(), now, &mut step).await.unwrap();
+            if k % 3 == 2 {
+                hand_over(&mut step, &mut deferred);
+            }
         }
         let end = vectors.last().unwrap().as_of + 1;
         inline.flush(end, &mut given).await.unwrap();
-        let mut step = Scored::default();
         deferring.flush(end, &mut step).await.unwrap();
-        reasoner.explain(&mut step);
-        latest_reasons.observe(&step);
-        deferred.predictions.append(&mut step.predictions);
-        deferred.alerts.append(&mut step.alerts);
+        hand_over(&mut step, &mut deferred);
 
         fn json<T: Serialize>(x: &T) -> String {
             serde_json::to_string(x).unwrap()
         }
         assert_eq!(json(&deferred.predictions), json(&given.predictions));
         assert_eq!(deferred.alerts, given.alerts);
+        assert_eq!(json(&deferred.metrics), json(&given.metrics));
+        assert_eq!(json(&deferring.stats()), json(&inline.stats()));
         let explained = given.predictions.iter().filter(|p| !p.reasons.is_empty()).count();
         assert!(explained > given.predictions.len() / 2, "{explained} of {}", given.predictions.len());
         assert!(given.alerts.iter().filter(|a| !a.reasons.is_empty()).count() > 5, "{:?}", given.alerts.len());

@@ -163,3 +163,53 @@ fn without_reasons(value: Value) -> Value {
         other => other,
     }
 }
+
+/// The reasons are the same bytes however many threads work them out beside
+/// the scoring stage, or none (`--reasons-threads 0`: the stage itself):
+/// every prediction and alert, the fleet metrics, and what comes from the
+/// stage's memory at the end (each customer's latest prediction, the two
+/// lists with their reasons).
+#[test]
+fn reasons_are_the_same_bytes_on_any_number_of_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = |threads: &str| {
+        let out = dir.path().join(format!("threads-{threads}"));
+        let history = out.join("history.jsonl");
+        let args =
+            ["demo", "--customers", "120", "--days", "40", "--seed", "15", "--quiet", "--reasons-threads", threads];
+        let ran = run_pulse(args.iter().map(|a| a.to_string()).chain([
+            "--out-dir".to_owned(),
+            out.display().to_string(),
+            "--predictions-history".to_owned(),
+            history.display().to_string(),
+        ]));
+        assert!(ran.status.success(), "{}", describe(&ran));
+        let files: Vec<(&str, String)> = ["history.jsonl", "predictions.jsonl", "alerts.jsonl", "fleet-metrics.jsonl"]
+            .into_iter()
+            .map(|name| (name, std::fs::read_to_string(out.join(name)).unwrap()))
+            .collect();
+        // The report from the lists on, without the files' paths.
+        let report = String::from_utf8_lossy(&ran.stdout).into_owned();
+        let lists = report.find("save these first").map(|at| &report[at..]).unwrap_or_default();
+        let lists: Vec<String> = lists.lines().filter(|l| !l.starts_with("wrote ")).map(str::to_owned).collect();
+        (files, lists)
+    };
+    let (files, lists) = demo("0");
+    let history = &files[0].1;
+    let explained = history.lines().filter(|l| l.contains("\"reasons\"")).count();
+    assert!(
+        explained * 2 > history.lines().count(),
+        "{explained} of {} predictions have reasons",
+        history.lines().count()
+    );
+    assert!(files[2].1.contains("\"reasons\""), "some alert carries reasons");
+    assert!(files[1].1.contains("\"reasons\""), "some customer's latest prediction has reasons");
+    assert!(lists.iter().any(|l| l.contains(" (was ")), "the lists show reasons: {lists:?}");
+    for threads in ["1", "2", "3"] {
+        let (other_files, other_lists) = demo(threads);
+        for ((name, want), (_, got)) in files.iter().zip(&other_files) {
+            assert!(got == want, "{name} differs with --reasons-threads {threads}");
+        }
+        assert_eq!(other_lists, lists, "the lists with --reasons-threads {threads}");
+    }
+}

@@ -93,6 +93,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         scoring: Some(args.scoring.config()?),
         progress: Progress::observer(!args.quiet, "records"),
         workers: args.workers.workers,
+        reasons_threads: args.scoring.reasons_threads,
     };
     let summary = replay::<EmbeddedModel>(config, Some(model)).await?;
     println!("{}", demo_report(&summary, args.customers as u64, RESCAN_INTERVAL_MS));

@@ -9,7 +9,7 @@ use pulse::progress::Progress;
 use pulse_model::EmbeddedModel;
 use pulse_operators::scoring::{BatchPolicy, MonitorConfig};
 use pulse_operators::EngineConfig;
-use pulse_runtime::replay::{replay, Input, Outputs, ReplayConfig};
+use pulse_runtime::replay::{replay, Input, Outputs, ReplayConfig, DEFAULT_REASONS_THREADS};
 use pulse_runtime::scoring::ScoringConfig;
 pub(crate) use pulse_runtime::settings::TimerArgs;
 
@@ -84,6 +84,11 @@ pub(crate) struct ScoringArgs {
     /// risk most since about 14 days earlier), and no anchors kept for them.
     #[arg(long)]
     pub(crate) no_reasons: bool,
+    /// Threads that work out the reasons beside the scoring stage (message
+    /// by message, in turn); 0: the stage works them out itself. The
+    /// outputs are the same, byte for byte, for every number.
+    #[arg(long, default_value_t = DEFAULT_REASONS_THREADS, value_name = "N")]
+    pub(crate) reasons_threads: usize,
     /// Close days in the model monitor's rolling window (realised AUC,
     /// Brier, calibration of the churn heads); 0 turns the monitor off.
     #[arg(long, default_value_t = MonitorConfig::default().window_days, value_name = "DAYS")]
@@ -156,6 +161,7 @@ pub(crate) async fn run(args: ReplayArgs) -> Result<()> {
         scoring: if args.score { Some(args.scoring.config()?) } else { None },
         progress: Progress::observer(!args.quiet, "replay"),
         workers: args.workers.workers,
+        reasons_threads: args.scoring.reasons_threads,
     };
     let summary = replay::<EmbeddedModel>(config, model).await?;
     if summary.scoring.is_some() {

@@ -167,6 +167,7 @@ pub fn replay_capture(capture: &Path, timers: TimerPolicy) -> Replayed {
         scoring: None,
         progress: None,
         workers: std::num::NonZeroUsize::MIN,
+        reasons_threads: pulse_runtime::replay::DEFAULT_REASONS_THREADS,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let summary = runtime
