@@ -122,24 +122,25 @@ struct ReasonCounts {
 
 impl ReasonCounts {
     /// The reasons of `customer`'s prediction by `model` for `row`, compared
-    /// with its vector `was` as of `since`; empty when the scorer cannot
-    /// explain that model, or when the attribution failed: a prediction is
-    /// still a prediction without its reasons (said, counted, not fatal).
-    #[allow(clippy::too_many_arguments)]
+    /// with its vector `was` as of `since` (as its anchor keeps it); empty
+    /// when the scorer cannot explain that model, or when the attribution
+    /// failed: a prediction is still a prediction without its reasons
+    /// (said, counted, not fatal).
     fn reasons<S: Scorer>(
         &mut self,
         scorer: &S,
         model: &ModelId,
         customer: &CustomerId,
         row: &Features,
-        was: &Features,
+        was: &[f32; FEATURE_COUNT],
         since: i64,
-        contributions: &mut Contributions,
     ) -> Reasons {
-        match scorer.attribute_churn_risk(model, row, was, contributions) {
+        let was = was.map(f64::from);
+        let mut contributions: Contributions = [0.0; FEATURE_COUNT];
+        match scorer.attribute_churn_risk(model, row, &was, &mut contributions) {
             Ok(true) => {
                 self.explained += 1;
-                top_raising(contributions, row, was, since)
+                top_raising(&contributions, row, &was, since)
             }
             Ok(false) => Reasons::default(),
             Err(e) => {
@@ -169,18 +170,10 @@ impl<S: Scorer> Reasoner<S> {
     /// Gives `scored`'s predictions and alerts their reasons.
     pub fn explain(&self, scored: &mut Scored) {
         let mut counts = ReasonCounts::default();
-        let mut contributions = [0.0; FEATURE_COUNT];
         for job in scored.pending_reasons.drain(..) {
             let prediction = &mut scored.predictions[job.prediction];
-            let reasons = counts.reasons(
-                &*self.scorer,
-                &job.model,
-                &prediction.customer_id,
-                &job.row,
-                &job.was.map(f64::from),
-                job.since,
-                &mut contributions,
-            );
+            let reasons =
+                counts.reasons(&*self.scorer, &job.model, &prediction.customer_id, &job.row, &job.was, job.since);
             prediction.reasons = reasons;
             if let Some(alert) = job.alert {
                 scored.alerts[alert].give_reasons(reasons);
@@ -452,7 +445,6 @@ impl<S: Scorer> ScoringStage<S> {
         match self.scorer.score(&rows).await {
             Ok(ScoredRows { scores, model }) if scores.len() == batch.len() => {
                 let model_ix = self.model_index(&model);
-                let mut contributions = [0.0; FEATURE_COUNT];
                 for (v, s) in batch.iter().zip(scores) {
                     let memory = match self.latest.get_mut(&v.customer_id) {
                         Some(m) => m,
@@ -477,12 +469,12 @@ impl<S: Scorer> ScoringStage<S> {
                     // the customer joins the line.
                     self.queue.mark_scored_in(v, &mut memory.gate);
                     let mut reasons = Reasons::default();
-                    // Whether the last of `out.pending_reasons` is this prediction's.
-                    let mut pending = false;
+                    // This prediction's place in `out.pending_reasons`, if deferred.
+                    let mut pending = None;
                     let anchors = &mut memory.anchors;
                     if let Some((then, was)) = anchors.reference(v.as_of).and_then(|r| Some((r.anchor, r.vector()?))) {
                         if self.deferred {
-                            pending = true;
+                            pending = Some(out.pending_reasons.len());
                             out.pending_reasons.push(PendingReasons {
                                 prediction: out.predictions.len(),
                                 alert: None,
@@ -497,9 +489,8 @@ impl<S: Scorer> ScoringStage<S> {
                                 &model,
                                 &v.customer_id,
                                 &v.features,
-                                &was.map(f64::from),
+                                was,
                                 then.as_of,
-                                &mut contributions,
                             );
                         }
                     }
@@ -529,8 +520,8 @@ impl<S: Scorer> ScoringStage<S> {
                     if let Some(alert) = self.alerts.as_ref().and_then(|a| a.observe_in(&mut memory.alert, &prediction))
                     {
                         self.stats.alerts += 1;
-                        if let Some(p) = out.pending_reasons.last_mut().filter(|_| pending) {
-                            p.alert = Some(out.alerts.len());
+                        if let Some(i) = pending {
+                            out.pending_reasons[i].alert = Some(out.alerts.len());
                         }
                         out.alerts.push(alert);
                     }
