@@ -649,7 +649,7 @@ pub fn check_schema(meta: &ModelMeta) -> Result<(), ModelError> {
 }
 
 /// The model compiled into pulse: the artifact in `model/artifact/`, made
-/// by `pulse train` (see README, "Training"). It runs with no files and no
+/// by `pulse train` (see README, "The model"). It runs with no files and no
 /// account, so every command has a working default.
 pub fn embedded() -> Result<ModelArtifact, ModelError> {
     // The shipped kind (gbt) keeps everything in model.json.

@@ -57,7 +57,7 @@ pub enum ModelError {
     #[error("bad model artifact: {0}")]
     Artifact(String),
     /// The model was trained on other features than pulse computes.
-    #[error("the model expects features schema {found:?} but pulse computes {expected:?}: retrain the model on this pulse (see README, 'Training')")]
+    #[error("the model expects features schema {found:?} but pulse computes {expected:?}: retrain the model on this pulse (see README, 'The model')")]
     SchemaMismatch {
         /// What pulse computes.
         expected: String,
