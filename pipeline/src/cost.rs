@@ -95,8 +95,14 @@ pub struct Workload {
 /// Rates measured by a run (`pulse loadtest`, `pulse demo`), or their defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Measured {
-    /// Records pulse decodes, applies and scores per second of one core.
+    /// Records pulse decodes and applies per second of one core (the
+    /// engine: also the pace at which the rescan's function rebuilds a
+    /// history's features).
     pub records_per_core_second: f64,
+    /// Seconds of one core the function spends scoring each prediction with
+    /// the embedded model (inference, the reasons' attribution, the stage's
+    /// bookkeeping); none when pulse scores on an endpoint.
+    pub scoring_core_seconds_per_prediction: f64,
     /// Predictions written per event (coalescing keeps it at or below 1 per
     /// vector).
     pub predictions_per_event: f64,
@@ -107,14 +113,17 @@ pub struct Measured {
 }
 
 impl Default for Measured {
-    /// The README's figures: 132k to 174k records/s for `pulse demo` (scored,
-    /// generation included), 1,585,503 predictions and 20,983 alerts for
-    /// 1,359,546 records of 20,000 customers over 30 days
-    /// (`pulse demo --customers 20000 --days 30`), model calls as many as
-    /// predictions (the live worst case: one call per vector).
+    /// Measured figures: 130,000 records/s (`pulse demo` at 132k to 174k
+    /// records/s, scored without reasons, generation included, a
+    /// conservative engine rate), 1,585,503 predictions and 20,983 alerts
+    /// for 1,359,546 records of 20,000 customers over 30 days (`pulse demo
+    /// --customers 20000 --days 30`), 12 µs of scoring per prediction with
+    /// reasons (`pulse loadtest --in-process`, docs/COST.md), model calls as
+    /// many as predictions (the live worst case: one call per vector).
     fn default() -> Self {
         Measured {
             records_per_core_second: 130_000.0,
+            scoring_core_seconds_per_prediction: 12e-6,
             predictions_per_event: 1_585_503.0 / 1_359_546.0,
             model_calls_per_event: 1.0,
             alerts_per_customer_day: 20_983.0 / (20_000.0 * 30.0),
@@ -259,7 +268,11 @@ pub fn pulse_daily(w: &Workload, m: &Measured, d: &Deployment, p: &Prices) -> Bi
     let stream_batches = batches_full.max(batches_window.min(records));
     let scheduled = 24.0;
     let invocations = stream_batches + scheduled;
-    let seconds = records / m.records_per_core_second + invocations * d.io_ms_per_batch / 1000.0;
+    // Scoring in the function: its predictions' CPU (the timer predictions
+    // of the hourly run included).
+    let scoring_s =
+        if d.pulse_uses_endpoint { 0.0 } else { (predictions + silent) * m.scoring_core_seconds_per_prediction };
+    let seconds = records / m.records_per_core_second + scoring_s + invocations * d.io_ms_per_batch / 1000.0;
     let gb_s = seconds * d.lambda_memory_gb;
     let mut b = Bill::default();
     b.add("Lambda duration", gb_s, "GB-s", gb_s * p.lambda_gb_second);
@@ -330,8 +343,10 @@ pub fn report(events_per_customer_day: f64, m: &Measured, d: &Deployment, p: &Pr
         out,
         "cost per day, us-east-1 on-demand list prices as of 2026-12-03 (not fetched: see docs/COST.md), \
          {events_per_customer_day:.2} events per customer per day, {:.0} records/s per core, \
+         {:.1} µs of a core per prediction scored in the function, \
          {:.2} predictions and {:.2} model calls per event, scoring {}",
         m.records_per_core_second,
+        m.scoring_core_seconds_per_prediction * 1e6,
         m.predictions_per_event,
         m.model_calls_per_event,
         if d.pulse_uses_endpoint { "on a SageMaker endpoint" } else { "in the function" }
@@ -371,6 +386,7 @@ mod tests {
         let w = Workload { customers: 10_000.0, events_per_customer_day: 2.0 };
         let m = Measured {
             records_per_core_second: 100_000.0,
+            scoring_core_seconds_per_prediction: 1e-5,
             predictions_per_event: 1.0,
             model_calls_per_event: 1.0,
             alerts_per_customer_day: 0.01,
@@ -401,11 +417,20 @@ mod tests {
         // Read-back: 2 items of each customer, in 4 environments a day.
         assert!((get("DynamoDB read-back after a cold start").quantity - 80_000.0).abs() < 1e-9);
         assert!((get("Lambda requests").quantity - 43_224.0).abs() < 1e-9);
-        // Duration: records / 100,000 + 43,224 * 0.05 s = 1.027 + 2,161.2 s at 1 GB.
-        let gb_s = records / 100_000.0 + 43_224.0 * 0.05;
+        // Duration: records / 100,000 + 21,353.35 predictions (the silent
+        // customers' included) * 10 µs + 43,224 * 0.05 s = 1.027 + 0.214 +
+        // 2,161.2 s at 1 GB.
+        let gb_s = records / 100_000.0 + (20_000.0 + silent) * 1e-5 + 43_224.0 * 0.05;
         assert!((get("Lambda duration").quantity - gb_s).abs() < 1e-9);
         assert!((get("Lambda duration").dollars - gb_s * 0.000_013_333_4).abs() < 1e-12);
         assert_eq!(get("SageMaker instance-hours").quantity, 0.0);
+        // Scoring on an endpoint: the function no longer spends the
+        // predictions' CPU, the endpoint's instances are paid instead.
+        let on_endpoint = pulse_daily(&w, &m, &Deployment { pulse_uses_endpoint: true, ..d }, &US_EAST_1);
+        let get_e = |item: &str| on_endpoint.lines.iter().find(|l| l.item == item).unwrap().clone();
+        let without_scoring = records / 100_000.0 + 43_224.0 * 0.05;
+        assert!((get_e("Lambda duration").quantity - without_scoring).abs() < 1e-9);
+        assert_eq!(get_e("SageMaker instance-hours").quantity, 24.0);
         // The rescan: 288 * 10,000 endpoint calls = 33.3/s: one instance, $2.76 a day.
         let r = rescan_daily(&w, &m, &d, &US_EAST_1);
         let sm = r.lines.iter().find(|l| l.item == "SageMaker instance-hours").unwrap();

@@ -18,7 +18,7 @@ struct Cli {
     /// (glibc's malloc_trim; 0: never). A long run holding many customers
     /// frees short-lived buffers among its long-lived state; trimming keeps
     /// their pages from counting in its resident size (a million customers
-    /// scored: see README's goal-5 row).
+    /// scored: docs/MEASUREMENTS.md, goal 5).
     #[arg(long, global = true, env = "PULSE_TRIM_MS", default_value_t = 1000, value_name = "MS")]
     trim_ms: u64,
 }

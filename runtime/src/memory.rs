@@ -341,7 +341,7 @@ pub(crate) struct Memory {
     pub(crate) alert: Option<AlertState>,
     /// The queue's change gate for the customer (`None` before its first
     /// prediction): here rather than in a map of the queue's own (a
-    /// million customers peaked 118 MB lower for it; README, goal 5).
+    /// million customers peaked 118 MB lower for it; docs/MEASUREMENTS.md, goal 5).
     pub(crate) gate: Option<pulse_operators::scoring::Gate>,
 }
 

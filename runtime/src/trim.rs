@@ -15,7 +15,7 @@
 //! `pulse generate --customers 100000 --days 30 --seed 5`, `--score
 //! --no-reasons`): peak RSS 398 MB without, 370 MB at one call a second
 //! (the default), 361 MB at four, for 2.3 and 4.8 s more system time over
-//! ~140 s of CPU; see README for a million customers. Where the allocator is not glibc's,
+//! ~140 s of CPU; a million customers in docs/MEASUREMENTS.md (goal 5). Where the allocator is not glibc's,
 //! there is nothing to call and no thread is started.
 
 use std::sync::{Arc, Condvar, Mutex};

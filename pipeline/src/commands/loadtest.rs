@@ -32,7 +32,9 @@ const DEFAULT_EVENTS_PER_CUSTOMER_DAY: f64 = 2.24;
 #[derive(Args, Debug)]
 pub(crate) struct LoadtestArgs {
     /// No AWS at all: the engine's maximum on one thread, next to the
-    /// baseline of parsing the same lines into serde_json::Value.
+    /// baseline of parsing the same lines into serde_json::Value; then the
+    /// same lines scored on one thread as the Lambda function scores them
+    /// (what a prediction costs a core, for the bill).
     #[arg(long)]
     in_process: bool,
     /// Customers in the synthetic marketplace.
@@ -113,7 +115,11 @@ pub(crate) async fn run(args: LoadtestArgs) -> Result<()> {
     let (json, measured, rate) = if args.in_process {
         let report = tokio::task::spawn_blocking(move || in_process(&synth, engine)).await??;
         println!("{}", in_process_table(&report));
-        let measured = Measured { records_per_core_second: report.pulse_records_per_s, ..Measured::default() };
+        let measured = Measured {
+            records_per_core_second: report.pulse_records_per_s,
+            scoring_core_seconds_per_prediction: report.scoring_seconds_per_prediction,
+            ..Measured::default()
+        };
         let rate = report.records as f64 / (report.customers as f64 * f64::from(report.days)).max(1.0);
         (serde_json::to_string_pretty(&report)?, measured, rate)
     } else {
@@ -177,7 +183,7 @@ async fn live(args: &LoadtestArgs, synth: SynthConfig, engine: EngineConfig, now
 
 fn in_process_table(r: &InProcessReport) -> String {
     format!(
-        "in-process: {} records ({} customers x {} days, {:.1} MB)\n  parse into serde_json::Value  {} records/s\n  pulse decode + apply          {} records/s ({:.2}x the baseline, one thread)\n  vectors {}  dead letters {}  state {:.1} MiB",
+        "in-process: {} records ({} customers x {} days, {:.1} MB)\n  parse into serde_json::Value  {} records/s\n  pulse decode + apply          {} records/s ({:.2}x the baseline, one thread)\n  pulse decode + apply + score  {} records/s (embedded model with reasons, one thread: {} predictions in {} model calls, {:.1} µs of scoring each)\n  vectors {}  dead letters {}  state {:.1} MiB",
         thousands(r.records),
         r.customers,
         r.days,
@@ -185,6 +191,10 @@ fn in_process_table(r: &InProcessReport) -> String {
         thousands(r.baseline_value_parse_records_per_s as u64),
         thousands(r.pulse_records_per_s as u64),
         r.ratio_to_baseline,
+        thousands(r.scored_records_per_s as u64),
+        thousands(r.predictions),
+        thousands(r.model_calls),
+        r.scoring_seconds_per_prediction * 1e6,
         thousands(r.vectors),
         thousands(r.dead_letters),
         r.state_bytes as f64 / (1 << 20) as f64

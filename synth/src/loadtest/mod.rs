@@ -13,7 +13,10 @@
 //! * **in-process** ([`in_process`]): no AWS at all, the engine's maximum:
 //!   a synthetic capture generated into memory, then decoded and applied on
 //!   one thread, next to the baseline of merely parsing each line into a
-//!   `serde_json::Value`, measured in the same run.
+//!   `serde_json::Value`, measured in the same run; then decoded, applied
+//!   and scored on one thread as the Lambda function scores (the embedded
+//!   model, reasons worked out in the scoring stage), timing the scoring
+//!   apart: what a prediction costs the function in CPU, for the bill.
 
 pub mod latency;
 pub mod live;
@@ -23,6 +26,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
+use pulse_model::{embedded, EmbeddedModel};
 use pulse_operators::{Engine, EngineConfig};
 use pulse_schemas::capture::decode_line;
 use pulse_schemas::Source;
@@ -31,6 +35,7 @@ use serde::Serialize;
 use crate::{generate, SynthConfig};
 use pulse_runtime::process::{Processor, Produced};
 use pulse_runtime::report::RESCAN_INTERVAL_MS;
+use pulse_runtime::scoring::{Scored, ScoringConfig, ScoringStage};
 
 /// What a full rescan every five minutes would have cost over a span.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
@@ -76,11 +81,23 @@ pub struct InProcessReport {
     pub ratio_to_baseline: f64,
     /// Engine state at the end, bytes.
     pub state_bytes: u64,
+    /// Predictions made by the scoring pass (the embedded model, with
+    /// reasons, the stage's default batching over stream time).
+    pub predictions: u64,
+    /// Model calls of the scoring pass.
+    pub model_calls: u64,
+    /// Records/s of decoding, applying and scoring each line on one thread
+    /// (the Lambda function's work, without its AWS calls).
+    pub scored_records_per_s: f64,
+    /// Seconds of one core spent in the scoring stage (inference, reasons,
+    /// alerts, fleet and monitor bookkeeping) per prediction.
+    pub scoring_seconds_per_prediction: f64,
 }
 
-/// Generates `config` into memory, then times the value-parse baseline and
-/// pulse's decode + apply over the same bytes, one after the other.
-pub fn in_process(config: &SynthConfig, engine: EngineConfig) -> Result<InProcessReport> {
+/// Generates `config` into memory, then times the value-parse baseline,
+/// pulse's decode + apply, and pulse's decode + apply + scoring over the
+/// same bytes, one after the other.
+pub fn in_process(config: &SynthConfig, engine_config: EngineConfig) -> Result<InProcessReport> {
     let mut capture = Vec::new();
     generate(config, &mut capture, &mut |_| {})?;
     let lines: Vec<&[u8]> = capture.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
@@ -95,7 +112,7 @@ pub fn in_process(config: &SynthConfig, engine: EngineConfig) -> Result<InProces
     let baseline_s = started.elapsed().as_secs_f64();
     std::hint::black_box(parsed);
 
-    let engine = Arc::new(Engine::new(engine));
+    let engine = Arc::new(Engine::new(engine_config));
     let mut processor = Processor::new(Arc::clone(&engine));
     let mut produced = Produced::default();
     let (mut vectors, mut dead) = (0u64, 0u64);
@@ -109,6 +126,11 @@ pub fn in_process(config: &SynthConfig, engine: EngineConfig) -> Result<InProces
         produced.dead.clear();
     }
     let pulse_s = started.elapsed().as_secs_f64();
+    let state_bytes = engine.state_size().bytes;
+    drop(processor);
+    drop(engine);
+
+    let scoring = score_lines(&lines, engine_config)?;
 
     let records = lines.len() as u64;
     let baseline = records as f64 / baseline_s.max(1e-9);
@@ -124,7 +146,69 @@ pub fn in_process(config: &SynthConfig, engine: EngineConfig) -> Result<InProces
         baseline_value_parse_records_per_s: baseline,
         pulse_records_per_s: pulse,
         ratio_to_baseline: pulse / baseline,
-        state_bytes: engine.state_size().bytes,
+        state_bytes,
+        predictions: scoring.predictions,
+        model_calls: scoring.model_calls,
+        scored_records_per_s: records as f64 / scoring.total_s.max(1e-9),
+        scoring_seconds_per_prediction: scoring.scoring_s / scoring.predictions.max(1) as f64,
+    })
+}
+
+/// What the scoring pass of [`in_process`] measured.
+struct ScoringPass {
+    predictions: u64,
+    model_calls: u64,
+    /// Decode, apply and score, all of it.
+    total_s: f64,
+    /// In the scoring stage alone.
+    scoring_s: f64,
+}
+
+/// Decodes, applies and scores `lines` on this thread with a fresh engine
+/// and the embedded model, each record's vectors offered at the stream time
+/// reached (as a replay offers them), the stage's outputs dropped as they
+/// come (the function sends them on; their AWS calls are priced apart).
+fn score_lines(lines: &[&[u8]], engine_config: EngineConfig) -> Result<ScoringPass> {
+    let model = EmbeddedModel::new(&embedded()?)?;
+    let mut stage = ScoringStage::new(model, ScoringConfig::default())?;
+    // The stage's model calls are async; the embedded model's never wait.
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    let engine = Arc::new(Engine::new(engine_config));
+    let mut processor = Processor::new(engine);
+    let mut produced = Produced::default();
+    let mut scored = Scored::default();
+    let (mut predictions, mut now) = (0u64, i64::MIN);
+    let mut scoring = std::time::Duration::ZERO;
+    let started = Instant::now();
+    for (i, line) in lines.iter().enumerate() {
+        let source = Source { line: Some(i as u64 + 1), ..Source::default() };
+        processor.process(decode_line(line), source, line, &mut produced);
+        produced.dead.clear();
+        if produced.vectors.is_empty() {
+            continue;
+        }
+        let at = Instant::now();
+        let timed = produced.vectors.drain(..).map(|v| {
+            now = now.max(v.as_of);
+            (v, now)
+        });
+        runtime.block_on(stage.offer_timed(timed, &mut scored))?;
+        predictions += scored.predictions.len() as u64;
+        scored.predictions.clear();
+        scored.alerts.clear();
+        scored.metrics.clear();
+        scoring += at.elapsed();
+    }
+    let at = Instant::now();
+    runtime.block_on(stage.flush(now, &mut scored))?;
+    predictions += scored.predictions.len() as u64;
+    drop(scored);
+    scoring += at.elapsed();
+    Ok(ScoringPass {
+        predictions,
+        model_calls: stage.stats().model_calls,
+        total_s: started.elapsed().as_secs_f64(),
+        scoring_s: scoring.as_secs_f64(),
     })
 }
 
@@ -151,5 +235,10 @@ mod tests {
         assert_eq!(report.dead_letters, 0, "the realistic stream is valid");
         assert!(report.vectors >= generated.events, "every event emits a vector: {report:?}");
         assert!(report.pulse_records_per_s > 0.0 && report.baseline_value_parse_records_per_s > 0.0);
+        // The scoring pass scores what changed: every vector at most once
+        // (coalescing and the change gate may merge some), in batches.
+        assert!(report.predictions > 0 && report.predictions <= report.vectors, "{report:?}");
+        assert!(report.model_calls > 0 && report.model_calls <= report.predictions, "{report:?}");
+        assert!(report.scoring_seconds_per_prediction > 0.0 && report.scored_records_per_s > 0.0);
     }
 }
