@@ -78,6 +78,10 @@ pub fn open_input(path: &Path) -> Result<Input> {
     Ok(Input { reader, file_bytes, consumed })
 }
 
+/// Blocks at least this large are written to a plain file directly, not
+/// through its buffer.
+const DIRECT_WRITE_BYTES: usize = 64 << 10;
+
 /// A file being written, compressed by extension. Call [`Output::finish`]:
 /// dropping it loses the compressed stream's end.
 pub struct Output {
@@ -136,6 +140,15 @@ impl Write for Output {
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match &mut self.inner {
+            // A large block (a batch's lines, serialized elsewhere) goes to
+            // the file as it is, after what the buffer holds: copying it
+            // into the buffer first was one more pass over every byte
+            // written (`BufWriter` only passes through blocks as large as
+            // its own capacity).
+            OutputKind::Plain(w) if buf.len() >= DIRECT_WRITE_BYTES => {
+                w.flush()?;
+                w.get_mut().write_all(buf)
+            }
             OutputKind::Plain(w) => w.write_all(buf),
             OutputKind::Zstd(w) => w.write_all(buf),
             OutputKind::Gzip(w) => w.write_all(buf),
