@@ -163,3 +163,27 @@ impl Write for Output {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Small writes go through the buffer and large ones past it, so the
+    /// file must still hold every write in order.
+    #[test]
+    fn small_and_large_writes_land_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let mut out = Output::create(&path).unwrap();
+        let mut want = Vec::new();
+        for (i, len) in
+            [10, DIRECT_WRITE_BYTES, 3, 1, DIRECT_WRITE_BYTES * 3 + 7, 5, DIRECT_WRITE_BYTES - 1].iter().enumerate()
+        {
+            let block: Vec<u8> = (0..*len).map(|k| b'a' + ((i * 7 + k) % 26) as u8).collect();
+            out.write_all(&block).unwrap();
+            want.extend_from_slice(&block);
+        }
+        out.finish().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), want);
+    }
+}
