@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::{
     TableStatus,
 };
 
-/// The events table of the contract (`../shared/spec/FEATURES.md` §1): key
+/// The events table of the contract (`docs/FEATURES.md` §1): key
 /// `customer_id` (S) + `sk` (S), on-demand, stream `NEW_AND_OLD_IMAGES`.
 /// Creates it when missing, waits until it is active, and returns the ARN of
 /// its latest stream.
@@ -111,6 +111,28 @@ pub async fn wait_active(client: &aws_sdk_dynamodb::Client, table: &str) -> Resu
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     bail!("table {table} did not become ACTIVE within a minute")
+}
+
+/// The SNS topic alerts go to (`pulse run --alerts-topic-arn`, the Lambda's
+/// `ALERTS_TOPIC_ARN`): created when missing (`CreateTopic` is idempotent
+/// for a name); returns its ARN.
+pub async fn ensure_alerts_topic(client: &aws_sdk_sns::Client, name: &str) -> Result<String> {
+    let out =
+        client.create_topic().name(name).send().await.with_context(|| format!("cannot create the topic {name}"))?;
+    out.topic_arn.with_context(|| format!("CreateTopic gave no ARN for {name}"))
+}
+
+/// The SQS queue dead letters go to (`pulse run --dead-letter-queue-url`,
+/// the Lambda's `DEAD_LETTER_QUEUE_URL`): created when missing
+/// (`CreateQueue` returns the existing queue of that name); returns its URL.
+pub async fn ensure_dead_letter_queue(client: &aws_sdk_sqs::Client, name: &str) -> Result<String> {
+    let out = client
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .with_context(|| format!("cannot create the queue {name}"))?;
+    out.queue_url.with_context(|| format!("CreateQueue gave no URL for {name}"))
 }
 
 fn attr(name: &str) -> Result<AttributeDefinition> {

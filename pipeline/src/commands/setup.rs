@@ -27,6 +27,14 @@ pub(crate) struct SetupArgs {
     /// index on due_hour; default name due-index), for its scheduled runs.
     #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = pulse_aws::due::DEFAULT_DUE_INDEX)]
     due_index: Option<String>,
+    /// Also create the SNS topic for alerts (when missing) and print its ARN
+    /// as `TOPIC_ARN=...`, for `pulse run --alerts-topic-arn`.
+    #[arg(long, value_name = "NAME")]
+    alerts_topic: Option<String>,
+    /// Also create the SQS queue for dead letters (when missing) and print
+    /// its URL as `QUEUE_URL=...`, for `pulse run --dead-letter-queue-url`.
+    #[arg(long, value_name = "NAME")]
+    dead_letter_queue: Option<String>,
     #[command(flatten)]
     aws: AwsArgs,
 }
@@ -39,6 +47,16 @@ pub(crate) async fn run(args: SetupArgs) -> Result<()> {
     if let Some(index) = &args.due_index {
         setup::ensure_due_index(&client, &args.table, index).await?;
         println!("due index {index} ready");
+    }
+    // As `NAME=value` lines of their own, so that a shell can take them:
+    // `eval "$(pulse setup ... | grep -E '^(TOPIC_ARN|QUEUE_URL)=')"`.
+    if let Some(name) = &args.alerts_topic {
+        let arn = setup::ensure_alerts_topic(&aws_sdk_sns::Client::new(&sdk), name).await?;
+        println!("TOPIC_ARN={arn}");
+    }
+    if let Some(name) = &args.dead_letter_queue {
+        let url = setup::ensure_dead_letter_queue(&aws_sdk_sqs::Client::new(&sdk), name).await?;
+        println!("QUEUE_URL={url}");
     }
     let Some(capture) = args.load else { return Ok(()) };
     let input = pulse_runtime::io::open_input(&capture)?;
