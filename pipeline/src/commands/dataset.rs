@@ -131,5 +131,15 @@ pub(crate) async fn run(args: DatasetArgs) -> Result<()> {
         args.rows.event_sample_every,
         stats.outside_horizon,
     );
+    // A file of no rows is no dataset: say why rather than succeed.
+    anyhow::ensure!(
+        stats.labelled > 0 || (all_rows && stats.unlabelled > 0),
+        "no labelled rows: a vector is labelled only when it is at least --burn-in-days ({}) after the \
+         capture's first event and its 30-day horizon closes before the capture's last, so the capture's events \
+         must span more than {} days (a stream keeps only its last 24 hours of writes: keep its history with \
+         `pulse run --capture-out`)",
+        args.rows.burn_in_days,
+        args.rows.burn_in_days + 30
+    );
     Ok(())
 }
