@@ -158,7 +158,9 @@ pub struct Deployment {
     /// Whether pulse scores on a SageMaker endpoint (else in the function,
     /// the embedded model: no endpoint at all).
     pub pulse_uses_endpoint: bool,
-    /// Metrics pulse publishes (8 fleet + 14 health, `aws/src/output/metrics.rs`).
+    /// Custom metrics pulse publishes: 8 fleet + 14 health
+    /// (`aws/src/output/metrics.rs`) + 12 of model quality (6 for each
+    /// churn head, the `Head` dimension making each its own metric).
     pub pulse_metrics: f64,
     /// Metrics the rescan publishes (the 8 fleet metrics, by `PutMetricData`
     /// once per rescan).
@@ -177,7 +179,7 @@ impl Default for Deployment {
             rru_per_history_event: 0.5 * 250.0 / 4096.0,
             endpoint_calls_per_instance_second: 200.0,
             pulse_uses_endpoint: false,
-            pulse_metrics: 22.0,
+            pulse_metrics: 34.0,
             rescan_metrics: 8.0,
         }
     }
