@@ -31,9 +31,11 @@ enum Command {
     /// Generates customers (default 10,000 over 60 days), applies every record,
     /// scores only what changed (change gate, per-customer coalescing,
     /// micro-batches), keeps fleet metrics and alerts, and prints throughput,
-    /// model calls against a five-minute full rescan, segments, the customers
-    /// most at risk and the alerts. Writes predictions, alerts and fleet metrics
-    /// as JSON Lines under --out-dir.
+    /// model calls against a five-minute full rescan, segments, whom to save
+    /// first and who is already gone (with the reasons of each score), the
+    /// model's realised quality and the alerts. Writes the latest prediction
+    /// of each customer, alerts and fleet metrics as JSON Lines under
+    /// --out-dir (every prediction only with --predictions-history).
     ///
     /// Example: pulse demo --customers 2000 --days 30
     Demo(commands::demo::DemoArgs),
@@ -128,8 +130,10 @@ enum Command {
     /// Example: pulse dataset capture.jsonl.zst --out rows.parquet
     Dataset(commands::dataset::DatasetArgs),
     /// Evaluate a model on the held-out customers of the training data (same
-    /// marketplace and split as `pulse train`), next to a constant and a
-    /// logistic-regression baseline.
+    /// marketplace or capture and split as `pulse train`), in time and out of
+    /// time, next to baselines fitted on that data's training customers
+    /// (--baselines: constant, recency, logistic regression and gbt by
+    /// default).
     ///
     /// Example: pulse evaluate --model model/artifact
     Evaluate(commands::train::EvaluateArgs),

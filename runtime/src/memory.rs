@@ -575,6 +575,9 @@ mod size {
         eprintln!("memory entry {memory} B, anchors ({anchors} B) in it (+ {vectors} B boxed with reasons)");
         assert_eq!(anchors, 4 * std::mem::size_of::<super::Anchor>() + 16);
         assert_eq!((anchors, vectors), (80, 736));
+        // The latest reasons, boxed, only while the latest prediction has
+        // some (128 bytes with the allocation's own 16).
+        assert_eq!(std::mem::size_of::<pulse_schemas::Reasons>(), 112);
         // The fleet entry and alert state keep no emission key of their own
         // (48 bytes each): the stage orders a customer's predictions.
         assert_eq!(std::mem::size_of::<Option<pulse_operators::scoring::FleetEntry>>(), 32);

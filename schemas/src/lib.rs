@@ -1,6 +1,6 @@
 //! The `features-v1` contract of pulse, as types.
 //!
-//! This crate is the single place where the shapes of `../shared/spec/FEATURES.md`
+//! This crate is the single place where the shapes of `docs/FEATURES.md`
 //! live in Rust:
 //!
 //! * [`event`]: the event table (§1) — [`Event`], [`EventKind`] and the newtypes

@@ -129,14 +129,14 @@ impl SynthConfig {
 /// are the same under every profile; only the bytes to read differ).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum RecordProfile {
-    /// Only the contract's attributes (records of about 400 to 600 bytes).
+    /// Only the contract's attributes (records of about 710 to 810 bytes).
     /// The default, byte for byte what the generator always wrote.
     #[default]
     Compact,
     /// Event items also carry what a production table adds: the client
     /// (`source`, `app_version`, `locale`), tracing ids (`request_id`,
     /// `trace_id`), `ingested_at`, `schema_version`, a `client` map (device,
-    /// OS, country, user agent) and a `tags` list, so a record is about 600
+    /// OS, country, user agent) and a `tags` list, so a record is about 850
     /// to 1,000 bytes (twice that for a correction's two images). The values
     /// derive from `(seed, customer, event)`: a duplicate or a correction's
     /// old image carries the same ones as the original item.

@@ -1,5 +1,5 @@
 //! A naive, obviously-correct model of §2–§4 of the contract
-//! (`shared/spec/FEATURES.md`): the record rules, the windows and the 46
+//! (`docs/FEATURES.md`): the record rules, the windows and the 46
 //! features.
 //!
 //! It keeps, per customer, every held event in a plain `Vec` and recomputes

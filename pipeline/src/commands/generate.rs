@@ -38,10 +38,11 @@ impl From<WorldArg> for WorldKind {
 /// How large the records are (`--record-profile`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum RecordProfileArg {
-    /// Only the contract's attributes (about 400 to 600 bytes a record).
+    /// Only the contract's attributes (about 710 to 810 bytes a record,
+    /// most of it the stream record's own fields and keys).
     Compact,
     /// Event items also carry the attributes a production table adds
-    /// (client, tracing ids, a map and a list): about 600 to 1,000 bytes a
+    /// (client, tracing ids, a map and a list): about 850 to 1,010 bytes a
     /// record. Ignored by the decoder: the same features as compact.
     Realistic,
 }
@@ -84,7 +85,8 @@ pub(crate) struct GenerateArgs {
     #[arg(long, default_value = "realistic")]
     hostility: Hostility,
     /// Record size: compact (the contract's attributes only) or realistic
-    /// (extra non-contract attributes, 600 to 1,000 bytes a record).
+    /// (extra non-contract attributes, about 850 to 1,010 bytes a record
+    /// where compact ones are about 710 to 810).
     #[arg(long, value_enum, default_value = "compact")]
     record_profile: RecordProfileArg,
     /// From this day on (0-based), sessions become rarer for every customer

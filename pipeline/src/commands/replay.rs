@@ -61,13 +61,16 @@ pub(crate) struct ScoringArgs {
     /// Use the model in this directory instead of the embedded one.
     #[arg(long, value_name = "DIR")]
     pub(crate) model: Option<PathBuf>,
-    /// Write predictions here (with --score).
+    /// Write predictions here: replay, every prediction (with --score); demo,
+    /// the latest of each customer (default: --out-dir's predictions.jsonl).
     #[arg(long, value_name = "FILE")]
     pub(crate) predictions_out: Option<PathBuf>,
-    /// Write alerts here (with --score).
+    /// Write alerts here (replay: with --score; demo: default --out-dir's
+    /// alerts.jsonl).
     #[arg(long, value_name = "FILE")]
     pub(crate) alerts_out: Option<PathBuf>,
-    /// Write fleet-metrics snapshots here (with --score).
+    /// Write fleet-metrics snapshots here (replay: with --score; demo:
+    /// default --out-dir's fleet-metrics.jsonl).
     #[arg(long, value_name = "FILE")]
     pub(crate) metrics_out: Option<PathBuf>,
     /// Most rows per model call.

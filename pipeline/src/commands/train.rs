@@ -25,8 +25,10 @@ use super::generate::WorldArg;
 /// Where the rows come from: a capture, or pulse's own synthetic marketplace.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct DataArgs {
-    /// Train on this capture (JSON Lines of stream records, e.g. from `pulse
-    /// capture`; .zst/.gz decompressed) instead of a synthetic marketplace.
+    /// Use this capture (JSON Lines of stream records, e.g. from `pulse
+    /// capture`; .zst/.gz decompressed) instead of a synthetic marketplace:
+    /// `train` fits on its training customers, `evaluate` judges on its
+    /// held-out ones.
     #[arg(long, value_name = "FILE")]
     capture: Option<PathBuf>,
     /// Without --capture: customers in the simulated marketplace.
