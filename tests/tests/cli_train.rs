@@ -132,3 +132,22 @@ fn dataset_train_and_evaluate_run_on_a_capture_of_the_local_servers_stream() {
     let bad = run_pulse(["train", "--capture", s(&dir.path().join("missing.jsonl")), "--out", s(&model), "--quiet"]);
     assert!(!bad.status.success() && describe(&bad).contains("missing.jsonl"), "{}", describe(&bad));
 }
+
+/// A capture too short for any labelled row (45 days: a 21-day burn-in and
+/// a 30-day horizon need more than 51) is refused with the reason, not
+/// written as an empty dataset.
+#[test]
+fn dataset_refuses_a_capture_too_short_for_labels_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let (capture, rows) = (dir.path().join("short.jsonl"), dir.path().join("rows.csv"));
+    let args = ["generate", "--customers", "30", "--days", "45", "--seed", "1", "--quiet", "--out", s(&capture)];
+    ok(run_pulse(args), "generate");
+    let out = run_pulse(["dataset", s(&capture), "--quiet", "--out", s(&rows)]);
+    assert!(!out.status.success(), "a dataset of no rows was accepted:\n{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no labelled rows") && stderr.contains("more than 51 days"), "{stderr}");
+    // With --all-rows the rows are still worth writing (without labels).
+    let out = run_pulse(["dataset", s(&capture), "--quiet", "--all-rows", "--out", s(&rows)]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(std::fs::read_to_string(&rows).unwrap().lines().count() > 1);
+}
