@@ -636,6 +636,15 @@ pub fn check_schema(meta: &ModelMeta) -> Result<(), ModelError> {
         if norm.mean.len() != n || norm.std.len() != n {
             return Err(ModelError::Artifact(format!("the normaliser must have {n} means and deviations")));
         }
+        // A zero, negative or non-finite deviation divides every input of
+        // that feature into ±inf or NaN: scores of null, probabilities of 1.
+        if let Some(i) = (0..n).find(|&i| !(norm.std[i].is_finite() && norm.std[i] > 0.0 && norm.mean[i].is_finite())) {
+            return Err(ModelError::Artifact(format!(
+                "the normaliser of `{}` has mean {} and deviation {}: each mean must be finite and each deviation \
+                 finite and above 0",
+                FEATURE_NAMES[i], norm.mean[i], norm.std[i]
+            )));
+        }
     }
     for head in meta.calibration.keys() {
         if !BINARY_HEADS.iter().any(|&h| HEADS[h] == head) {

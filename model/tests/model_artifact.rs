@@ -212,6 +212,18 @@ fn bad_artifacts_are_refused_with_the_reason() {
     meta["logistic"]["heads"][1]["weights"].as_array_mut().unwrap().pop();
     let err = load(&meta).unwrap_err();
     assert!(err.contains("head session_velocity has 45 weights, expected 46"), "{err}");
+    // A deviation of 0 (or below, or not finite) would turn a feature's
+    // every input into ±inf or NaN: refused, naming the feature.
+    for (i, std) in [(3, json!(0.0)), (0, json!(-1.0))] {
+        let mut meta: Value = serde_json::from_slice(&logistic.meta_json().unwrap()).unwrap();
+        meta["normalizer"]["std"][i] = std;
+        let err = load(&meta).unwrap_err();
+        assert!(err.contains(&format!("the normaliser of `{}`", FEATURE_NAMES[i])), "{err}");
+    }
+    let mut meta: Value = serde_json::from_slice(&logistic.meta_json().unwrap()).unwrap();
+    meta["normalizer"]["mean"][5] = json!(1e39);
+    let err = load(&meta).unwrap_err();
+    assert!(err.contains(&format!("the normaliser of `{}`", FEATURE_NAMES[5])), "{err}");
 }
 
 #[test]
