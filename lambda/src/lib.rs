@@ -1,6 +1,7 @@
-//! The Lambda function of the DynamoDB Streams event source mapping: one batch
-//! of records in, vectors and dead letters to a [`Sink`], and a partial batch
-//! response; and the scheduled run that rescores silent customers.
+//! The Lambda function of the DynamoDB Streams event source mapping (or of
+//! the Kinesis mapping on the stream the table feeds): one batch of records
+//! in, vectors and dead letters to a [`Sink`], and a partial batch response;
+//! and the scheduled run that rescores silent customers.
 //!
 //! The [`Handler`] is built once per execution environment and keeps its
 //! [`Engine`] warm across invocations: each batch continues the customers'
@@ -44,11 +45,13 @@
 //! 3. The driver applies the records in order.
 //! 4. It sends what they produced to the sink and, when the input ends,
 //!    closes it: for the Lambda a **flush** (the environment's sink serves
-//!    the next invocations), then the next due time of every customer that
-//!    got a vector is written to the due index ([`pulse_aws::due`]). The
-//!    batch is acknowledged only once its effects are durable.
-//! 5. The acknowledgement writes the stamp of every customer the batch
-//!    applied records to, then makes the answer.
+//!    the next invocations), then a `DUE` item is written for each customer
+//!    whose timer fired without a record of it in the batch, its next due
+//!    time keyed by day in the due index ([`pulse_aws::due`]). The batch is
+//!    acknowledged only once its effects are durable.
+//! 5. The acknowledgement writes one item per customer the batch applied
+//!    records to, holding both its stamp and its next due time, then makes
+//!    the answer.
 //!
 //! The response's `batchItemFailures` is empty unless something failed:
 //!

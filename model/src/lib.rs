@@ -1,8 +1,10 @@
-//! pulse's model: a multi-task network over the 46 features of
-//! `features-v1`, trained on vectors made by pulse's own engine, and run in
-//! process.
+//! pulse's models over the 46 features of `features-v1` (five heads each:
+//! first-session success, session velocity, churn 14d, churn 30d, health),
+//! trained on vectors made by pulse's own engine and run in process. The
+//! embedded default is the `gbt` kind (`pulse-gbt`), chosen by `pulse train`
+//! over the logistic regression and the network.
 //!
-//! * [`net`]: the network — inputs normalised, a shared 128-64-32 trunk, five
+//! * [`net`]: the multi-task network — inputs normalised, a shared 128-64-32 trunk, five
 //!   16-unit heads (first-session success, session velocity, churn 14d, churn
 //!   30d, health) — written on `candle`.
 //! * [`gbt`]: gradient-boosted trees in pure Rust (histograms of binned

@@ -2,8 +2,9 @@
 //!
 //! Everything here is pure, synchronous and deterministic. Time comes in only
 //! as arguments (an event's `ts`, a record's creation time, the clock passed to
-//! [`Engine::advance_to`]); nothing reads the wall clock. The async pipeline,
-//! AWS and files live in the `pulse` crate and drive an [`Engine`].
+//! [`Engine::advance_to`]); nothing reads the wall clock. The async pipeline
+//! and files live in `pulse-runtime`, the AWS sources and sinks in
+//! `pulse-aws`; they drive an [`Engine`].
 //!
 //! ```
 //! use pulse_operators::{Engine, EngineConfig};

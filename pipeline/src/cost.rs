@@ -117,13 +117,14 @@ impl Default for Measured {
     /// records/s, scored without reasons, generation included, a
     /// conservative engine rate), 1,585,503 predictions and 20,983 alerts
     /// for 1,359,546 records of 20,000 customers over 30 days (`pulse demo
-    /// --customers 20000 --days 30`), 12 µs of scoring per prediction with
-    /// reasons (`pulse loadtest --in-process`, docs/COST.md), model calls as
-    /// many as predictions (the live worst case: one call per vector).
+    /// --customers 20000 --days 30`), 16 µs of scoring per prediction with
+    /// reasons (`pulse loadtest --in-process` measured 15.1 to 16.0,
+    /// docs/COST.md), model calls as many as predictions (the live worst
+    /// case: one call per vector).
     fn default() -> Self {
         Measured {
             records_per_core_second: 130_000.0,
-            scoring_core_seconds_per_prediction: 12e-6,
+            scoring_core_seconds_per_prediction: 16e-6,
             predictions_per_event: 1_585_503.0 / 1_359_546.0,
             model_calls_per_event: 1.0,
             alerts_per_customer_day: 20_983.0 / (20_000.0 * 30.0),

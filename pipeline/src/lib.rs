@@ -4,7 +4,7 @@
 //! The flow is source → decode → customer windows → features → score →
 //! sinks, and each step has its crate: `pulse-schemas` (the contract, the
 //! decoders), `pulse-operators` (windows, features, timers, the scoring
-//! operators), `pulse-model` (the network), `pulse-runtime` (the step every
+//! operators), `pulse-model` (the models: gradient-boosted trees, logistic regression, the network; training, inference, attribution), `pulse-runtime` (the step every
 //! source shares, sinks, the scoring stage, replay), `pulse-aws` (the AWS
 //! sources and sinks), `pulse-lambda` (the function), `pulse-serve` (the
 //! SageMaker container's server), `pulse-synth` (the synthetic marketplace,

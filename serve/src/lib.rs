@@ -22,7 +22,7 @@
 //!   ```json
 //!   {"predictions": [{"first_session_success": 0.81, "session_velocity": 2.4,
 //!                     "churn_risk_14d": 0.07, "churn_risk_30d": 0.12, "health_score": 88.1}],
-//!    "model": "pulse-multitask", "model_version": "1", "features_schema": "features-v1"}
+//!    "model": "pulse-gbt", "model_version": "2", "features_schema": "features-v1"}
 //!   ```
 //!
 //!   `predictions[i]` belongs to row `i + 1`; the numbers are exactly what
@@ -58,7 +58,6 @@
 //! | 413 | a body over 6 MB (6 × 2^20 bytes, SageMaker's payload limit) | `body over 6291456 bytes …` |
 //! | 413 | more rows than `--max-rows` (10,000) | `10001 rows, at most 10000 per request: split the batch` |
 //! | 415 | no `Content-Type`, or another one | `unsupported Content-Type "application/x-npy": …` |
-//!
 //! | 503 | no room in the body buffer within the body timeout, or the server is stopping | `server busy: …`, `the server is shutting down: …` |
 //!
 //! Only a model failing on valid rows answers 500. See [`ServeError`].
@@ -121,8 +120,10 @@
 //! The `pulse serve` command listens on 127.0.0.1:8080 by default. In a
 //! container it must listen on `0.0.0.0`; SageMaker starts an image as
 //! `<image> serve`, so set `ENV PULSE_SERVE_BIND=0.0.0.0` (and
-//! `PULSE_MODEL_DIR=/opt/ml/model` to serve the artifact SageMaker unpacks
-//! there) in the image rather than relying on flags.
+//! `SAGEMAKER_MODEL_DIR=/opt/ml/model`: the artifact SageMaker unpacks there
+//! when the endpoint has model data, the embedded model when the directory
+//! is empty; `PULSE_MODEL_DIR` insists on a model there) in the image
+//! rather than relying on flags, as `deploy/serve/Dockerfile` does.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {

@@ -2,7 +2,8 @@
 //! every test file shares about the local AWS server.
 //!
 //! The tests live in `tests/tests/*.rs`, one file per area (`<area>_<topic>.rs`),
-//! each opening with a `//!` that says what it proves:
+//! each opening with a `//!` that says what it proves; some of them (the
+//! list is not every file: `ls tests/tests`):
 //!
 //! * `replay_golden.rs`: hand-written captures (`tests/fixtures/*.jsonl`) replayed
 //!   through `pulse_runtime::replay::replay`, checked against hand-computed vectors and
