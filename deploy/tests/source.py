@@ -105,12 +105,18 @@ def function_env_names() -> set[str]:
 def metric_names() -> dict[str, set[str]]:
     """Namespace → metric names the function publishes: the typed names
     (`FleetMetric` in operators/src/scoring/fleet.rs, `HealthMetric` in
-    aws/src/output/metrics.rs), one definition each."""
+    aws/src/output/metrics.rs, `QualityMetric` in
+    operators/src/scoring/monitor.rs), one definition each."""
     metrics = (AWS / "output" / "metrics.rs").read_text()
     fleet_rs = (ROOT / "operators" / "src" / "scoring" / "fleet.rs").read_text()
     fleet_ns = re.search(r'pub const NAMESPACE: &str = "([^"]+)"', fleet_rs).group(1)
     health_ns = re.search(r'pub const HEALTH_NAMESPACE: &str = "([^"]+)"', metrics).group(1)
     fleet = set(re.findall(r'FleetMetric::(\w+) => "\1"', fleet_rs))
     health = set(re.findall(r'HealthMetric::(\w+) => "\1"', metrics))
-    assert len(fleet) == 8 and len(health) == 14, (fleet, health)
-    return {fleet_ns: fleet, health_ns: health}
+    monitor_rs = (ROOT / "operators" / "src" / "scoring" / "monitor.rs").read_text()
+    quality_ns = re.search(r'pub const NAMESPACE: &str = "([^"]+)"', monitor_rs).group(1)
+    # The names are the arms of `QualityMetric::name` (its `unit` has arms too).
+    names_fn = monitor_rs[monitor_rs.index("pub const fn name(self)") : monitor_rs.index("pub const fn unit(self)")]
+    quality = set(re.findall(r'QualityMetric::\w+ => "(\w+)"', names_fn))
+    assert len(fleet) == 8 and len(health) == 14 and len(quality) == 6, (fleet, health, quality)
+    return {fleet_ns: fleet, health_ns: health, quality_ns: quality}

@@ -346,6 +346,7 @@ def test_dashboard(stack, aws):
         assert metrics.get(namespace) == names, namespace
     assert {"Invocations", "Errors", "Throttles", "Duration", "IteratorAge"} <= metrics["AWS/Lambda"]
     queue_names = {stack.outputs[k].rsplit("/", 1)[1] for k in ["DeadLetterQueueUrl", "FailedBatchesQueueUrl"]}
-    assert dims == {("FunctionName", stack.outputs["FunctionName"])} | {("QueueName", q) for q in queue_names}
+    heads = {("Head", "churn_risk_14d"), ("Head", "churn_risk_30d")}
+    assert dims == {("FunctionName", stack.outputs["FunctionName"])} | {("QueueName", q) for q in queue_names} | heads
     prefix = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{stack.stack['StackName']}-pulse-"
     assert all(a.startswith(prefix) for a in alarm_arns) and len(alarm_arns) == 6
