@@ -134,6 +134,9 @@ EXPECTED_ALARMS = {
     "DeadLettersAlarm": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", ["QueueName"]),
     "FailedBatchesAlarm": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", ["QueueName"]),
     "PredictionFailuresAlarm": ("IOpsDashboard/Predictions", "PredictionFailures", []),
+    "ModelCalibrationAlarm": ("pulse/ModelQuality", "CalibrationError", ["Head"]),
+    "ModelBrierAlarm": ("pulse/ModelQuality", "BrierScore", ["Head"]),
+    "ModelAucAlarm": ("pulse/ModelQuality", "RealisedAuc", ["Head"]),
     "EndpointFallbackAlarm": ("pulse/Pipeline", "FallbackRows", []),
 }
 
@@ -167,6 +170,18 @@ def test_alarms_in_the_template(variant):
     }
     for lid, ref in refs.items():
         assert alarms[lid]["Dimensions"][0]["Value"] == ref, lid
+    # The model's quality: the thresholds README "Model monitoring" gives,
+    # on churn_risk_14d, daily, three days running.
+    quality = {
+        "ModelCalibrationAlarm": ("GreaterThanThreshold", 0.10),
+        "ModelBrierAlarm": ("GreaterThanThreshold", 0.12),
+        "ModelAucAlarm": ("LessThanThreshold", 0.88),
+    }
+    for lid, (op, threshold) in quality.items():
+        a = alarms[lid]
+        assert a["Dimensions"] == [{"Name": "Head", "Value": "churn_risk_14d"}], lid
+        assert (a["ComparisonOperator"], float(a["Threshold"])) == (op, threshold), lid
+        assert (a["Period"], a["EvaluationPeriods"], a["DatapointsToAlarm"]) == (86400, 3, 3), lid
 
 
 def test_dashboard_metrics_are_the_ones_pulse_publishes():
