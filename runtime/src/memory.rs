@@ -450,7 +450,7 @@ mod tests {
             // Without vectors: the same anchors, the same scores.
             let (with, without) = (a.reference(t), scores_only.reference(t));
             assert_eq!(with.map(|r| r.anchor), without.map(|r| r.anchor), "day {day}");
-            assert!(without.is_none_or(|r| r.vector().map(|v| v.map(f64::from)).is_none()));
+            assert!(without.is_none_or(|r| r.vector().is_none()));
             let s = scores(0.01 * day as f64, 80.0 - day as f64);
             a.observe(t, &f(day as f64), &s);
             scores_only.observe(t, &f(day as f64), &s);

@@ -114,17 +114,15 @@ pub fn in_process(config: &SynthConfig, engine_config: EngineConfig) -> Result<I
 
     let engine = Arc::new(Engine::new(engine_config));
     let mut processor = Processor::new(Arc::clone(&engine));
-    let mut produced = Produced::default();
     let (mut vectors, mut dead) = (0u64, 0u64);
     let started = Instant::now();
-    for (i, line) in lines.iter().enumerate() {
-        let source = Source { line: Some(i as u64 + 1), ..Source::default() };
-        processor.process(decode_line(line), source, line, &mut produced);
+    apply_lines(&lines, &mut processor, |produced| {
         vectors += produced.vectors.len() as u64;
         dead += produced.dead.len() as u64;
         produced.vectors.clear();
         produced.dead.clear();
-    }
+        Ok(())
+    })?;
     let pulse_s = started.elapsed().as_secs_f64();
     let state_bytes = engine.state_size().bytes;
     drop(processor);
@@ -154,6 +152,22 @@ pub fn in_process(config: &SynthConfig, engine_config: EngineConfig) -> Result<I
     })
 }
 
+/// Decodes and applies `lines` in turn on this thread, handing what each
+/// produced to `then`, which empties it.
+fn apply_lines(
+    lines: &[&[u8]],
+    processor: &mut Processor,
+    mut then: impl FnMut(&mut Produced) -> Result<()>,
+) -> Result<()> {
+    let mut produced = Produced::default();
+    for (i, line) in lines.iter().enumerate() {
+        let source = Source { line: Some(i as u64 + 1), ..Source::default() };
+        processor.process(decode_line(line), source, line, &mut produced);
+        then(&mut produced)?;
+    }
+    Ok(())
+}
+
 /// What the scoring pass of [`in_process`] measured.
 struct ScoringPass {
     predictions: u64,
@@ -173,19 +187,15 @@ fn score_lines(lines: &[&[u8]], engine_config: EngineConfig) -> Result<ScoringPa
     let mut stage = ScoringStage::new(model, ScoringConfig::default())?;
     // The stage's model calls are async; the embedded model's never wait.
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
-    let engine = Arc::new(Engine::new(engine_config));
-    let mut processor = Processor::new(engine);
-    let mut produced = Produced::default();
+    let mut processor = Processor::new(Arc::new(Engine::new(engine_config)));
     let mut scored = Scored::default();
-    let (mut predictions, mut now) = (0u64, i64::MIN);
+    let mut now = i64::MIN;
     let mut scoring = std::time::Duration::ZERO;
     let started = Instant::now();
-    for (i, line) in lines.iter().enumerate() {
-        let source = Source { line: Some(i as u64 + 1), ..Source::default() };
-        processor.process(decode_line(line), source, line, &mut produced);
+    apply_lines(lines, &mut processor, |produced| {
         produced.dead.clear();
         if produced.vectors.is_empty() {
-            continue;
+            return Ok(());
         }
         let at = Instant::now();
         let timed = produced.vectors.drain(..).map(|v| {
@@ -193,20 +203,20 @@ fn score_lines(lines: &[&[u8]], engine_config: EngineConfig) -> Result<ScoringPa
             (v, now)
         });
         runtime.block_on(stage.offer_timed(timed, &mut scored))?;
-        predictions += scored.predictions.len() as u64;
         scored.predictions.clear();
         scored.alerts.clear();
         scored.metrics.clear();
         scoring += at.elapsed();
-    }
+        Ok(())
+    })?;
     let at = Instant::now();
     runtime.block_on(stage.flush(now, &mut scored))?;
-    predictions += scored.predictions.len() as u64;
     drop(scored);
     scoring += at.elapsed();
+    let stats = stage.stats();
     Ok(ScoringPass {
-        predictions,
-        model_calls: stage.stats().model_calls,
+        predictions: stats.predictions,
+        model_calls: stats.model_calls,
         total_s: started.elapsed().as_secs_f64(),
         scoring_s: scoring.as_secs_f64(),
     })
