@@ -64,11 +64,27 @@ impl std::fmt::Debug for Input {
 
 /// Opens a file for reading, decompressing by extension.
 pub fn open_input(path: &Path) -> Result<Input> {
+    open(path, true)
+}
+
+/// [`open_input`] for a caller that reads in large blocks: a plain file's
+/// reads go straight to the file, not through a buffer (a compressed
+/// file's decoder reads through one either way).
+pub fn open_input_unbuffered(path: &Path) -> Result<Input> {
+    open(path, false)
+}
+
+fn open(path: &Path, buffered: bool) -> Result<Input> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let file_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
     let consumed = Arc::new(AtomicU64::new(0));
-    let counted = BufReader::with_capacity(1 << 20, Counting { inner: file, read: consumed.clone() });
-    let reader: Box<dyn Read + Send> = match Compression::of(path) {
+    let raw = Counting { inner: file, read: consumed.clone() };
+    let compression = Compression::of(path);
+    if !buffered && compression == Compression::None {
+        return Ok(Input { reader: Box::new(raw), file_bytes, consumed });
+    }
+    let counted = BufReader::with_capacity(1 << 20, raw);
+    let reader: Box<dyn Read + Send> = match compression {
         Compression::None => Box::new(counted),
         Compression::Zstd => {
             Box::new(zstd::Decoder::with_buffer(counted).with_context(|| format!("{} is not zstd", path.display()))?)

@@ -15,6 +15,7 @@ pub mod background;
 pub mod driver;
 pub mod files;
 pub mod io;
+mod lines;
 pub mod memory;
 pub mod process;
 pub mod replay;

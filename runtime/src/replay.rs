@@ -37,7 +37,7 @@
 //! the output is the same bytes for every N.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -58,7 +58,8 @@ use tokio::task::JoinHandle;
 
 use crate::background::Background;
 use crate::driver::{Driver, DriverConfig};
-use crate::io::{open_input, Output};
+use crate::io::{open_input_unbuffered, Output};
+use crate::lines::{LineBatch, LineReader, Recycle};
 use crate::process::{write_vector_line, Processor, Produced};
 use crate::scoring::{CustomerLists, LatestReasons, Reasoner, Scored, ScoringConfig, ScoringStage, ScoringStats};
 use crate::sink::Sink;
@@ -230,84 +231,6 @@ impl ReplayConfig {
             reasons_threads: DEFAULT_REASONS_THREADS,
         }
     }
-}
-
-/// A consecutive run of lines.
-#[derive(Debug, Default)]
-struct LineBatch {
-    bytes: Vec<u8>,
-    /// End offset of each line in `bytes` (line terminators stripped).
-    ends: Vec<usize>,
-    /// 1-based number of the first line.
-    first_line: u64,
-    /// The lines longer than [`MAX_LINE_BYTES`] (by index in the batch, in
-    /// order): each stands in `bytes` as an empty line.
-    too_long: Vec<(usize, TooLong)>,
-}
-
-/// A line read past: its size, hash and first bytes.
-#[derive(Debug)]
-struct TooLong {
-    bytes: u64,
-    xxh3: u64,
-    excerpt: Vec<u8>,
-}
-
-/// What [`read_line_bounded`] read.
-enum ReadLine {
-    Eof,
-    /// A line, appended to the buffer with its terminator.
-    Line,
-    TooLong(TooLong),
-}
-
-/// Reads one line into `out` (with its newline), or, once it grows past
-/// `limit`, reads on to its end hashing it instead of holding it: memory
-/// stays bounded whatever the input (a file without newlines, `/dev/zero`).
-fn read_line_bounded(r: &mut impl BufRead, out: &mut Vec<u8>, limit: usize) -> std::io::Result<ReadLine> {
-    use pulse_schemas::capture::TOO_LONG_EXCERPT_BYTES;
-    let start = out.len();
-    // Made only once a line is too long: an ordinary line costs no hasher.
-    let mut over: Option<(xxhash_rust::xxh3::Xxh3, u64, Vec<u8>)> = None;
-    let mut any = false;
-    loop {
-        let buf = r.fill_buf()?;
-        if buf.is_empty() {
-            break;
-        }
-        any = true;
-        let (n, content, found) = match memchr::memchr(b'\n', buf) {
-            Some(i) => (i + 1, &buf[..i], true),
-            None => (buf.len(), buf, false),
-        };
-        match over.as_mut() {
-            None if out.len() - start + content.len() <= limit => out.extend_from_slice(&buf[..n]),
-            None => {
-                let held = &out[start..];
-                let mut hash = xxhash_rust::xxh3::Xxh3::new();
-                hash.update(held);
-                hash.update(content);
-                let excerpt = held.iter().chain(content).take(TOO_LONG_EXCERPT_BYTES).copied().collect();
-                over = Some((hash, (held.len() + content.len()) as u64, excerpt));
-                out.truncate(start);
-            }
-            Some((hash, bytes, excerpt)) => {
-                hash.update(content);
-                *bytes += content.len() as u64;
-                let room = TOO_LONG_EXCERPT_BYTES.saturating_sub(excerpt.len());
-                excerpt.extend_from_slice(&content[..room.min(content.len())]);
-            }
-        }
-        r.consume(n);
-        if found {
-            break;
-        }
-    }
-    Ok(match over {
-        Some((hash, bytes, excerpt)) => ReadLine::TooLong(TooLong { bytes, xxh3: hash.digest(), excerpt }),
-        None if any => ReadLine::Line,
-        None => ReadLine::Eof,
-    })
 }
 
 /// The scoring part of a summary.
@@ -562,24 +485,30 @@ impl ReplaySource {
             decoded_rxs.push(decoded_rx);
         }
         let line_tx = InTurn { txs: line_txs, next: 0 };
-        let (unit, total, counter, reader) = match input {
+        let (unit, total, counter, reader, recycle) = match input {
             Input::Capture(path) => {
-                let input = open_input(&path)?;
+                // Unbuffered: the line reader reads straight into its batches.
+                let input = open_input_unbuffered(&path)?;
                 let (total, counter) = (input.file_bytes, input.consumed.clone());
-                let reader = tokio::task::spawn_blocking(move || read_lines(input.reader, &path, line_tx));
-                (ProgressUnit::Bytes, total, counter, reader)
+                let lines = LineReader::new(input.reader, BATCH_LINES, MAX_LINE_BYTES);
+                let recycle = lines.recycle();
+                let reader = tokio::task::spawn_blocking(move || read_lines(lines, &path, line_tx));
+                (ProgressUnit::Bytes, total, counter, reader, Some(recycle))
             }
             Input::Generated(generator) => {
                 let (estimate, made) = (generator.estimate, Arc::new(AtomicU64::new(0)));
                 let counter = made.clone();
                 let reader = tokio::task::spawn_blocking(move || generate_lines(&generator, line_tx, made));
-                (ProgressUnit::Records, estimate, counter, reader)
+                (ProgressUnit::Records, estimate, counter, reader, None)
             }
         };
         let decoders = line_rxs
             .into_iter()
             .zip(decoded_txs)
-            .map(|(line_rx, decoded_tx)| tokio::task::spawn_blocking(move || decode_batches(line_rx, decoded_tx)))
+            .map(|(line_rx, decoded_tx)| {
+                let recycle = recycle.clone();
+                tokio::task::spawn_blocking(move || decode_batches(line_rx, decoded_tx, recycle))
+            })
             .collect();
         let source = ReplaySource { rxs: decoded_rxs, next: 0, reader: Some(reader), decoders, lines: 0 };
         Ok((source, unit, total, counter))
@@ -629,41 +558,15 @@ impl InTurn {
     }
 }
 
-fn read_lines(reader: Box<dyn std::io::Read + Send>, path: &Path, mut tx: InTurn) -> Result<u64> {
-    let mut reader = BufReader::with_capacity(1 << 20, reader);
-    let mut line_no = 0u64;
-    // Each batch starts with about the room the last one took (up to 8 MiB):
-    // its bytes are not copied again as they grow.
-    let mut room = 0;
+fn read_lines(mut reader: LineReader<Box<dyn std::io::Read + Send>>, path: &Path, mut tx: InTurn) -> Result<u64> {
     loop {
-        let mut batch = LineBatch {
-            bytes: Vec::with_capacity(room),
-            ends: Vec::with_capacity(BATCH_LINES),
-            first_line: line_no + 1,
-            ..LineBatch::default()
-        };
-        while batch.ends.len() < BATCH_LINES {
-            let read = read_line_bounded(&mut reader, &mut batch.bytes, MAX_LINE_BYTES)
-                .with_context(|| format!("cannot read {} after line {line_no}", path.display()))?;
-            match read {
-                ReadLine::Eof => break,
-                ReadLine::Line => {}
-                ReadLine::TooLong(too_long) => batch.too_long.push((batch.ends.len(), too_long)),
-            }
-            line_no += 1;
-            while matches!(batch.bytes.last(), Some(b'\n' | b'\r')) {
-                batch.bytes.pop();
-            }
-            batch.ends.push(batch.bytes.len());
-        }
-        let done = batch.ends.len() < BATCH_LINES;
-        room = (batch.bytes.len() + batch.bytes.len() / 8).min(8 << 20);
-        if !batch.ends.is_empty() && tx.blocking_send(batch).is_err() {
+        let batch = reader
+            .next_batch()
+            .with_context(|| format!("cannot read {} after line {}", path.display(), reader.lines()))?;
+        let Some(batch) = batch else { return Ok(reader.lines()) };
+        if tx.blocking_send(batch).is_err() {
             // The driver stopped; its error is the one to report.
-            return Ok(line_no);
-        }
-        if done {
-            return Ok(line_no);
+            return Ok(reader.lines());
         }
     }
 }
@@ -691,10 +594,11 @@ impl Write for BatchWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         for chunk in buf.split_inclusive(|&b| b == b'\n') {
             if let Some(line) = chunk.strip_suffix(b"\n") {
+                let start = self.batch.spans.last().map_or(0, |&(_, end)| end);
                 self.batch.bytes.extend_from_slice(line);
-                self.batch.ends.push(self.batch.bytes.len());
+                self.batch.spans.push((start, self.batch.bytes.len()));
                 self.lines += 1;
-                if self.batch.ends.len() == BATCH_LINES {
+                if self.batch.spans.len() == BATCH_LINES {
                     self.send()?;
                 }
             } else {
@@ -715,7 +619,7 @@ fn generate_lines(generator: &Generator, tx: InTurn, made: Arc<AtomicU64>) -> Re
     if let Err(e) = (generator.run)(&mut writer, &mut |n| made.store(n, Relaxed)) {
         return Err(if writer.stopped { StoppedEarly("engine").into() } else { e });
     }
-    if !writer.batch.ends.is_empty() {
+    if !writer.batch.spans.is_empty() {
         writer.send()?;
     }
     Ok(writer.lines)
@@ -725,14 +629,15 @@ fn generate_lines(generator: &Generator, tx: InTurn, made: Arc<AtomicU64>) -> Re
 /// every other record: it runs on its own thread, ahead of the driver, so
 /// on two cores the engine and the writer share the other. Blank lines are
 /// no records and are left out here, their numbers kept by the others.
-fn decode_batches(mut rx: mpsc::Receiver<LineBatch>, tx: mpsc::Sender<Vec<Record<()>>>) -> Result<()> {
-    while let Some(batch) = rx.blocking_recv() {
-        let mut out = Vec::with_capacity(batch.ends.len());
-        let mut start = 0;
-        let mut too_long = batch.too_long.into_iter().peekable();
-        for (i, &end) in batch.ends.iter().enumerate() {
-            let line = &batch.bytes[start..end];
-            start = end;
+fn decode_batches(
+    mut rx: mpsc::Receiver<LineBatch>,
+    tx: mpsc::Sender<Vec<Record<()>>>,
+    recycle: Option<Recycle>,
+) -> Result<()> {
+    while let Some(mut batch) = rx.blocking_recv() {
+        let mut out = Vec::with_capacity(batch.spans.len());
+        let mut too_long = std::mem::take(&mut batch.too_long).into_iter().peekable();
+        for (i, line) in batch.lines().enumerate() {
             if let Some((_, long)) = too_long.next_if(|(at, _)| *at == i) {
                 let reason =
                     InvalidReason::LineTooLong { bytes: long.bytes, limit: MAX_LINE_BYTES as u64, xxh3: long.xxh3 };
@@ -748,6 +653,11 @@ fn decode_batches(mut rx: mpsc::Receiver<LineBatch>, tx: mpsc::Sender<Vec<Record
             let raw = if record.is_err() { line.to_vec() } else { Vec::new() };
             let origin = Source { line: Some(batch.first_line + i as u64), ..Source::default() };
             out.push(Record { origin, body: Body::Decoded { record, raw }, position: () });
+        }
+        if let Some(recycle) = &recycle {
+            // The reader is done once it no longer takes buffers back: this
+            // one is then simply freed.
+            let _ = recycle.send(batch.bytes);
         }
         if tx.blocking_send(out).is_err() {
             return Err(StoppedEarly("engine").into());
@@ -1288,35 +1198,5 @@ impl<S: Scorer> Sink for ReplaySink<S> {
             scoring.close().await?;
         }
         self.files.close().await
-    }
-}
-
-#[cfg(test)]
-mod line_tests {
-    use super::*;
-
-    #[test]
-    fn lines_past_the_limit_are_read_past_with_their_size_and_hash() {
-        let long = vec![b'x'; 5000];
-        let mut input = b"short\r\n".to_vec();
-        input.extend_from_slice(&long);
-        input.extend_from_slice(b"\nnext\nlast-without-newline");
-        // A buffer smaller than the line: it is met in several pieces.
-        let mut r = BufReader::with_capacity(64, &input[..]);
-        let mut out = Vec::new();
-        assert!(matches!(read_line_bounded(&mut r, &mut out, 100).unwrap(), ReadLine::Line));
-        assert_eq!(out, b"short\r\n");
-        let ReadLine::TooLong(too_long) = read_line_bounded(&mut r, &mut out, 100).unwrap() else { panic!("too long") };
-        assert_eq!(out, b"short\r\n", "nothing of the long line is held");
-        assert_eq!(too_long.bytes, 5000);
-        assert_eq!(too_long.xxh3, xxhash_rust::xxh3::xxh3_64(&long));
-        assert_eq!(too_long.excerpt, &long[..pulse_schemas::capture::TOO_LONG_EXCERPT_BYTES]);
-        assert!(matches!(read_line_bounded(&mut r, &mut out, 100).unwrap(), ReadLine::Line));
-        assert!(matches!(read_line_bounded(&mut r, &mut out, 100).unwrap(), ReadLine::Line));
-        assert_eq!(out, b"short\r\nnext\nlast-without-newline");
-        assert!(matches!(read_line_bounded(&mut r, &mut out, 100).unwrap(), ReadLine::Eof));
-        // Exactly at the limit is a line.
-        let mut r = BufReader::new(&[b'y'; 100][..]);
-        assert!(matches!(read_line_bounded(&mut r, &mut Vec::new(), 100).unwrap(), ReadLine::Line));
     }
 }
