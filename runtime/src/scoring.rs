@@ -135,7 +135,7 @@ impl ReasonCounts {
         was: &[f32; FEATURE_COUNT],
         since: i64,
     ) -> Reasons {
-        let was = was.map(f64::from);
+        let was = reference(row, was);
         let mut contributions: Contributions = [0.0; FEATURE_COUNT];
         match scorer.attribute_churn_risk(model, row, &was, &mut contributions) {
             Ok(true) => {
@@ -150,6 +150,18 @@ impl ReasonCounts {
             }
         }
     }
+}
+
+/// The reference vector an attribution compares `row` with, from the `f32`
+/// copy an anchor keeps: a feature whose value now rounds to the kept one
+/// counts as not having moved and is compared at its value now, so its
+/// contribution is exactly 0. Widened instead, it would differ from the value
+/// now by the rounding, and a split between the two (the shipped model has
+/// one at 3.9000000000000004 on `avg_rating_30d`, where 3.9 as an `f32` is
+/// 3.9000000953…) would credit it with a move it did not make: "rated
+/// sessions 3.9 on average (was 3.9)" named as a reason.
+fn reference(row: &Features, was: &[f32; FEATURE_COUNT]) -> Features {
+    std::array::from_fn(|i| if row[i] as f32 == was[i] { row[i] } else { f64::from(was[i]) })
 }
 
 /// Works out the reasons a stage left to it ([`ScoringStage::defer_reasons`]),
@@ -971,6 +983,24 @@ mod tests {
             }
             Ok(true)
         }
+    }
+
+    /// A feature kept in the anchor's `f32` at the value it still has is no
+    /// reason, though its `f64` value now and the widened `f32` differ (3.3
+    /// as an `f32` is 3.2999999523…, so the linear model would credit it
+    /// with +0.08 × 4.8e-8); a feature that moved still is.
+    #[test]
+    fn a_feature_the_anchor_kept_at_its_value_now_did_not_move() {
+        let mut row = [0.0; FEATURE_COUNT];
+        (row[0], row[2], row[FEATURE_COUNT - 1]) = (3.3, 5.0, 1.0);
+        let mut was = row.map(|x| x as f32);
+        was[2] = 2.0;
+        assert!(f64::from(was[0]) < row[0], "the rounding this is about");
+        let model = ModelId::new("linear", "0", "test");
+        let reasons = ReasonCounts::default().reasons(&Linear, &model, &CustomerId::new("a"), &row, &was, 7);
+        let named: Vec<(u8, f64, f64)> = reasons.as_slice().iter().map(|r| (r.feature, r.now, r.was)).collect();
+        assert_eq!(named, [(2, 5.0, 2.0)]);
+        assert_eq!(reasons.since, 7);
     }
 
     /// Reasons left to a [`Reasoner`] (as a replay leaves them to a thread
