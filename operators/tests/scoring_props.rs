@@ -328,8 +328,10 @@ proptest! {
             .collect();
 
         // Reference: per customer, the predictions taken (as_of never decreasing);
-        // an alert at a taken prediction above 0.7 when there was no alert
-        // before, or a risk below the re-arm level since the last alert.
+        // the first is a baseline that never alerts (and counts as an alert
+        // when above 0.7: the customer starts disarmed); after it, an alert
+        // at a taken prediction above 0.7 when there was no alert before, or
+        // a risk below the re-arm level since the last alert.
         let mut expected = Vec::new();
         let mut expected_previous = Vec::new();
         let mut taken: HashMap<&str, Vec<(i64, f64)>> = HashMap::new();
@@ -342,6 +344,12 @@ proptest! {
             let risk = p.scores.churn_risk_14d;
             seen.push((p.as_of, risk));
             let k = seen.len() - 1;
+            if k == 0 {
+                if risk > HIGH_CHURN_RISK {
+                    last_alert.insert(p.customer_id.as_str(), 0);
+                }
+                continue;
+            }
             let rearmed = match last_alert.get(p.customer_id.as_str()) {
                 None => true,
                 Some(&a) => seen[a + 1..k].iter().any(|&(_, r)| r < rearm),

@@ -17,7 +17,8 @@
 //!    customer, incrementally and exactly; [`Alarms`] turns a snapshot into
 //!    the alarms of the current system.
 //! 4. [`Alerts`] raises one alert when a customer's `churn_risk_14d` rises
-//!    above 0.7, and not again until it has fallen below a re-arm level.
+//!    above 0.7 (its first prediction is a baseline, not a rise), and not
+//!    again until it has fallen below a re-arm level.
 //! 5. [`Monitor`] watches the model itself: when a prediction's 14- and
 //!    30-day horizons close, it reads the realised labels from the
 //!    customer's later vectors and keeps rolling realised AUC, Brier score,
@@ -74,6 +75,8 @@
 //! };
 //! fleet.update(&prediction);
 //! assert_eq!(fleet.snapshot().high_churn_risk_count, 1);
+//! let earlier = Prediction { as_of: 1, scores: Scores { churn_risk_14d: 0.3, ..scores }, ..prediction.clone() };
+//! assert!(alerts.observe(&earlier).is_none()); // a customer's first prediction: its baseline
 //! assert!(alerts.observe(&prediction).is_some()); // rose above 0.7
 //! assert!(alerts.observe(&prediction).is_none()); // once
 //! ```
