@@ -445,7 +445,7 @@ fn number(v: &Value, what: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_in_predictions_metrics_alerts_and_dead_letters_out() {
     let started = Instant::now();
-    let m = marketplace("e2e-out", 24, 21, 3).await;
+    let m = marketplace("e2e-out", 24, 21, 13).await;
     let written_in = started.elapsed();
     let dir = tempfile::tempdir().unwrap();
     let files = RunFiles::new(dir.path());
@@ -480,7 +480,10 @@ async fn events_in_predictions_metrics_alerts_and_dead_letters_out() {
     let mut by_customer: BTreeMap<&str, Vec<&AlertMessage>> = BTreeMap::new();
     for a in &alerts {
         assert!(a.churn_risk_14d > 0.7, "{a:?}");
-        assert!(a.previous_churn_risk_14d.is_none_or(|p| p <= 0.7), "a rise, not a stay above 0.7: {a:?}");
+        assert!(
+            a.previous_churn_risk_14d.is_some_and(|p| p <= 0.7),
+            "a rise from an earlier prediction, not a stay above 0.7 or a first prediction: {a:?}"
+        );
         assert_eq!(a.alert_id, format!("{}#{}", a.customer_id, a.as_of));
         assert_eq!(a.served_by, "embedded");
         // (read back with serde_json's default float parser: exact to the last bit or so)
@@ -522,10 +525,11 @@ async fn events_in_predictions_metrics_alerts_and_dead_letters_out() {
             }
             None => assert!(item.get("last_alert_as_of").is_none(), "{customer} never alerted"),
         }
-        // An armed customer above 0.7 would have alerted: the one above is disarmed, and alerted.
+        // An armed customer above 0.7 would have alerted: the one above is
+        // disarmed (it alerted, or it was above 0.7 from its first
+        // prediction on, which is a baseline, and has not re-armed since).
         if risk > 0.7 {
             assert!(!armed, "{customer} at {risk} is not armed");
-            assert!(by_customer.contains_key(customer.as_str()), "{customer} rose above 0.7 ({risk}) without an alert");
         }
     }
 
@@ -603,7 +607,7 @@ fn rule(operation: &'static str, when: When, status: u16, code: &'static str) ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_injected_faults_nothing_is_lost_fabricated_or_written_twice() {
     let started = Instant::now();
-    let m = marketplace("e2e-faults", 16, 14, 7).await;
+    let m = marketplace("e2e-faults", 24, 21, 13).await;
     let dir = tempfile::tempdir().unwrap();
     let files = RunFiles::new(dir.path());
     let port = output_support::free_port().await;

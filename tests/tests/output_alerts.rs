@@ -58,9 +58,13 @@ async fn alerts_are_published_once_and_a_restart_does_not_repeat_them() {
         .await
         .unwrap();
 
-    // a and b at risk, c calm.
+    // All calm at first (a first prediction is a baseline, never an
+    // alert), then a and b at risk, c still calm.
+    let baseline = vec![vector("a", 500, 2.0), vector("b", 500, 2.0), vector("c", 500, 2.0)];
     let first = vec![vector("a", 1_000, 40.0), vector("b", 1_000, 50.0), vector("c", 1_000, 2.0)];
     let mut before = sink(&sdk, &table, &topic).await;
+    step(&mut before, baseline).await;
+    assert_eq!(alerts_received(&sdk, &queue_url).await, [], "no alert on a first prediction");
     step(&mut before, first.clone()).await;
     let got = alerts_received(&sdk, &queue_url).await;
     let ids: Vec<&str> = got.iter().map(|a| a.alert_id.as_str()).collect();

@@ -42,6 +42,8 @@ async fn flags_build_a_sink_that_scores_and_publishes() {
         &health,
     ]);
     let mut sink = cli.out.build(&sdk, scoring(64), embedded()).await.expect("built");
+    // a's first prediction is its baseline; it alerts when it rises.
+    sink.send(Produced { vectors: vec![vector("a", 5, 1.0)], dead: vec![] }).await.unwrap();
     let vectors = vec![vector("a", 10, 40.0), vector("b", 10, 1.0)];
     let dead = vec![DeadLetter {
         source: Source { sequence_number: Some("9".into()), ..Source::default() },
@@ -58,6 +60,6 @@ async fn flags_build_a_sink_that_scores_and_publishes() {
         assert_eq!(n(&item, "as_of"), 10.0);
     }
     let stats = sink.stats();
-    assert_eq!((stats.predictions_written, stats.alerts, stats.dead_letters), (2, 1, 1));
+    assert_eq!((stats.predictions_written, stats.alerts, stats.dead_letters), (3, 1, 1));
     assert_eq!(drain_queue(&sdk, &queue_url).await.len(), 1, "the dead letter");
 }

@@ -208,7 +208,7 @@ fn observe(policy: &AlertPolicy, state: &mut AlertState, prediction: &Prediction
     let previous = state.churn_risk_14d.replace(risk);
     if !std::mem::replace(&mut state.seen, true) {
         // The baseline (see the module docs). NaN is not above 0.7.
-        state.armed = !(risk > HIGH_CHURN_RISK);
+        state.armed = risk <= HIGH_CHURN_RISK || risk.is_nan();
         return None;
     }
     if !state.armed {
