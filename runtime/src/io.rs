@@ -1,4 +1,5 @@
-//! Files in and out, plain or compressed by extension (`.zst`, `.gz`).
+//! Files in and out, plain or compressed by extension (`.zst`, `.gz`); an
+//! input is also recognised by its first bytes, whatever its name.
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -20,12 +21,25 @@ pub enum Compression {
 }
 
 impl Compression {
-    /// Judged by the file's extension.
+    /// Judged by the file's extension (in any case: `.ZST` too).
     pub fn of(path: &Path) -> Compression {
-        match path.extension().and_then(|e| e.to_str()) {
-            Some("zst" | "zstd") => Compression::Zstd,
-            Some("gz" | "gzip") => Compression::Gzip,
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
+        match ext.as_str() {
+            "zst" | "zstd" => Compression::Zstd,
+            "gz" | "gzip" => Compression::Gzip,
             _ => Compression::None,
+        }
+    }
+
+    /// Judged by a file's first bytes: the zstd frame's and gzip's magic
+    /// numbers; anything else is plain.
+    pub fn sniff(head: &[u8]) -> Compression {
+        if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Compression::Zstd
+        } else if head.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else {
+            Compression::None
         }
     }
 }
@@ -78,8 +92,17 @@ fn open(path: &Path, buffered: bool) -> Result<Input> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let file_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
     let consumed = Arc::new(AtomicU64::new(0));
-    let raw = Counting { inner: file, read: consumed.clone() };
-    let compression = Compression::of(path);
+    let mut raw = Counting { inner: file, read: consumed.clone() };
+    // A compressed file named as a plain one (`capture.jsonl` holding
+    // gzip) would otherwise read as lines of binary, every one a dead
+    // letter. Peeked by reading, not seeking, so a pipe works too.
+    let mut head = Vec::with_capacity(4);
+    (&mut raw).take(4).read_to_end(&mut head).with_context(|| format!("cannot read {}", path.display()))?;
+    let compression = match Compression::of(path) {
+        Compression::None => Compression::sniff(&head),
+        named => named,
+    };
+    let raw = io::Cursor::new(head).chain(raw);
     if !buffered && compression == Compression::None {
         return Ok(Input { reader: Box::new(raw), file_bytes, consumed });
     }
@@ -201,5 +224,38 @@ mod tests {
         }
         out.finish().unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), want);
+    }
+
+    /// A compressed input reads as its text whatever its name: a plain
+    /// extension (the first bytes tell), or the extension in capitals; a
+    /// plain file shorter than the magic numbers reads whole.
+    #[test]
+    fn inputs_are_recognised_by_their_first_bytes_and_any_case() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = b"{\"a\":1}\n{\"b\":2}\n".repeat(100);
+        for (written, read_as) in [
+            ("c.jsonl.gz", "gz_named_plain.jsonl"),
+            ("c.jsonl.zst", "zst_named_plain.jsonl"),
+            ("c.jsonl.zst", "capitals.jsonl.ZST"),
+            ("c.jsonl", "plain.jsonl"),
+        ] {
+            let path = dir.path().join(written);
+            let mut out = Output::create(&path).unwrap();
+            out.write_all(&text).unwrap();
+            out.finish().unwrap();
+            let renamed = dir.path().join(read_as);
+            std::fs::rename(&path, &renamed).unwrap();
+            for input in [open_input(&renamed).unwrap(), open_input_unbuffered(&renamed).unwrap()] {
+                let mut got = Vec::new();
+                let mut reader = input.reader;
+                reader.read_to_end(&mut got).unwrap();
+                assert_eq!(got, text, "{read_as}");
+            }
+        }
+        let short = dir.path().join("short.jsonl");
+        std::fs::write(&short, b"{}").unwrap();
+        let mut got = Vec::new();
+        open_input_unbuffered(&short).unwrap().reader.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"{}");
     }
 }

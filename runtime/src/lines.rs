@@ -86,12 +86,26 @@ pub(crate) struct LineReader<R> {
     /// The size the last batch's bytes took, for the next new buffer.
     room: usize,
     eof: bool,
+    /// A read error met after some lines of a batch: the batch goes out
+    /// first, the error with the next call.
+    failed: Option<std::io::Error>,
 }
 
 impl<R: Read> LineReader<R> {
     pub(crate) fn new(input: R, batch_lines: usize, limit: usize) -> LineReader<R> {
         let (recycle, spare) = mpsc::channel();
-        LineReader { input, batch_lines, limit, spare, recycle, carry: Vec::new(), lines: 0, room: 0, eof: false }
+        LineReader {
+            input,
+            batch_lines,
+            limit,
+            spare,
+            recycle,
+            carry: Vec::new(),
+            lines: 0,
+            room: 0,
+            eof: false,
+            failed: None,
+        }
     }
 
     /// The sender the decoders return buffers to.
@@ -105,8 +119,13 @@ impl<R: Read> LineReader<R> {
     }
 
     /// The next batch (`batch_lines` lines, fewer only at the end), or
-    /// `None` at the end of the input.
+    /// `None` at the end of the input. A read that fails (a truncated
+    /// compressed file) ends the input: the whole lines before it come out
+    /// first, in a batch of their own, and the error with the next call.
     pub(crate) fn next_batch(&mut self) -> std::io::Result<Option<LineBatch>> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
         let mut batch = LineBatch {
             bytes: self.spare.try_recv().unwrap_or_default(),
             spans: Vec::with_capacity(self.batch_lines),
@@ -163,7 +182,13 @@ impl<R: Read> LineReader<R> {
                 Ok(0) => self.eof = true,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) if batch.spans.is_empty() => return Err(e),
+                Err(e) => {
+                    // The piece of a line before the error is not a line.
+                    self.failed = Some(e);
+                    self.eof = true;
+                    break;
+                }
             }
         }
         self.lines += batch.spans.len() as u64;
@@ -317,6 +342,32 @@ mod tests {
         let over = batch(&over);
         assert_eq!(over.too_long[0].0, 0);
         assert!(over.lines().eq([&b""[..], b"z"]));
+    }
+
+    /// Fails after handing out `data`.
+    struct Truncated<'a>(&'a [u8]);
+
+    impl Read for Truncated<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(std::io::Error::other("truncated"));
+            }
+            let n = buf.len().min(self.0.len()).min(10);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn the_lines_before_a_failed_read_come_out_before_the_error() {
+        let mut reader = LineReader::new(Truncated(b"one\ntwo\nthr"), 10, 100);
+        let batch = reader.next_batch().unwrap().unwrap();
+        assert!(batch.lines().eq([&b"one"[..], b"two"]));
+        assert_eq!(reader.next_batch().unwrap_err().to_string(), "truncated");
+        assert_eq!(reader.lines(), 2);
+        let mut reader = LineReader::new(Truncated(b""), 10, 100);
+        assert!(reader.next_batch().is_err());
     }
 
     #[test]

@@ -308,6 +308,12 @@ fn check_distinct_files(config: &ReplayConfig) -> Result<()> {
         ("--snapshot-out", &o.snapshot),
     ];
     files.extend(outputs.iter().filter_map(|(flag, p)| p.as_deref().map(|p| (*flag, p))));
+    // Found now, not when the writer first opens it at the end of the run.
+    for (flag, path) in &files[usize::from(matches!(config.input, Input::Capture(_)))..] {
+        if path.is_dir() {
+            return Err(anyhow!("{flag} {} is a directory: name a file", path.display()));
+        }
+    }
     let ids: Vec<FileId> = files.iter().map(|(_, p)| FileId::of(p)).collect();
     for (i, a) in ids.iter().enumerate() {
         for (j, b) in ids.iter().enumerate().skip(i + 1) {
@@ -490,9 +496,13 @@ impl ReplaySource {
                 // Unbuffered: the line reader reads straight into its batches.
                 let input = open_input_unbuffered(&path)?;
                 let (total, counter) = (input.file_bytes, input.consumed.clone());
-                let lines = LineReader::new(input.reader, BATCH_LINES, MAX_LINE_BYTES);
+                let mut lines = LineReader::new(input.reader, BATCH_LINES, MAX_LINE_BYTES);
                 let recycle = lines.recycle();
-                let reader = tokio::task::spawn_blocking(move || read_lines(lines, &path, line_tx));
+                // Read before any output is created: an input that cannot
+                // be read (a directory, a corrupt .zst) fails the run with
+                // the files it would have written untouched.
+                let first = lines.next_batch().with_context(|| format!("cannot read {}", path.display()))?;
+                let reader = tokio::task::spawn_blocking(move || read_lines(first, lines, &path, line_tx));
                 (ProgressUnit::Bytes, total, counter, reader, Some(recycle))
             }
             Input::Generated(generator) => {
@@ -558,16 +568,23 @@ impl InTurn {
     }
 }
 
-fn read_lines(mut reader: LineReader<Box<dyn std::io::Read + Send>>, path: &Path, mut tx: InTurn) -> Result<u64> {
+/// Sends `first` (read already), then the rest of the input's batches.
+fn read_lines(
+    first: Option<LineBatch>,
+    mut reader: LineReader<Box<dyn std::io::Read + Send>>,
+    path: &Path,
+    mut tx: InTurn,
+) -> Result<u64> {
+    let mut next = first;
     loop {
-        let batch = reader
-            .next_batch()
-            .with_context(|| format!("cannot read {} after line {}", path.display(), reader.lines()))?;
-        let Some(batch) = batch else { return Ok(reader.lines()) };
+        let Some(batch) = next.take() else { return Ok(reader.lines()) };
         if tx.blocking_send(batch).is_err() {
             // The driver stopped; its error is the one to report.
             return Ok(reader.lines());
         }
+        next = reader
+            .next_batch()
+            .with_context(|| format!("cannot read {} after line {}", path.display(), reader.lines()))?;
     }
 }
 
