@@ -595,7 +595,13 @@ impl ModelArtifact {
         std::fs::write(dir.join(META_FILE), self.meta_json()?)?;
         if let Model::Network(net) = &self.model {
             let tensors: HashMap<String, Tensor> = net.tensors();
-            candle_core::safetensors::save(&tensors, dir.join(WEIGHTS_FILE))?;
+            let weights = dir.join(WEIGHTS_FILE);
+            candle_core::safetensors::save(&tensors, &weights)?;
+            // The safetensors writer creates its file readable by its owner
+            // only (0600), where model.json gets the usual 0644: a serving
+            // container running as another user could read the one and not
+            // the other. The weights take model.json's permissions.
+            std::fs::set_permissions(&weights, std::fs::metadata(dir.join(META_FILE))?.permissions())?;
         }
         Ok(())
     }

@@ -60,6 +60,8 @@ fn the_committed_network_loads_as_kind_network_and_round_trips() {
     artifact.save_dir(&dir).unwrap();
     let written: Value = serde_json::from_slice(&std::fs::read(dir.join("model.json")).unwrap()).unwrap();
     assert_eq!(written["kind"], "network");
+    let mode = |f: &str| std::fs::metadata(dir.join(f)).unwrap().permissions();
+    assert_eq!(mode("model.safetensors"), mode("model.json"), "readable by whoever can read model.json");
     let back = ModelArtifact::load_dir(&dir).unwrap();
     let rows = synthetic(300, 1).rows;
     let (a, b) = (EmbeddedModel::new(&artifact).unwrap(), EmbeddedModel::new(&back).unwrap());

@@ -96,6 +96,7 @@ pub(crate) struct LoadtestArgs {
 pub(crate) async fn run(args: LoadtestArgs) -> Result<()> {
     anyhow::ensure!(args.customers > 0, "--customers must be at least 1");
     anyhow::ensure!(args.duration_s.is_finite() && args.duration_s > 0.0, "--duration-s must be > 0");
+    anyhow::ensure!(args.rate.is_finite() && args.rate > 0.0, "--rate must be more than 0 events/s, got {}", args.rate);
     anyhow::ensure!(args.drain_timeout_s.is_finite() && args.drain_timeout_s >= 0.0, "--drain-timeout-s must be >= 0");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
     let synth = SynthConfig {

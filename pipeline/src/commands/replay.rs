@@ -50,9 +50,27 @@ pub(crate) struct ReplayArgs {
 pub(crate) struct WorkersArgs {
     /// Decoders and engines side by side (customers partitioned by a hash
     /// of their id). The outputs are the same, byte for byte, for every
-    /// number.
-    #[arg(long, default_value = "1", value_name = "N")]
+    /// number. At most 64.
+    #[arg(long, default_value = "1", value_name = "N", value_parser = workers)]
     pub(crate) workers: NonZeroUsize,
+}
+
+/// The most `--workers` and `--reasons-threads` take. Each worker is three
+/// threads of tokio's blocking pool (512 at most: past it, stages wait for
+/// threads that never come, and the run hangs); beyond a machine's cores
+/// more only cost memory.
+const MAX_THREADS: usize = 64;
+
+fn threads(s: &str) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|e| format!("{e}"))?;
+    if n > MAX_THREADS {
+        return Err(format!("at most {MAX_THREADS}, got {n}"));
+    }
+    Ok(n)
+}
+
+fn workers(s: &str) -> Result<NonZeroUsize, String> {
+    NonZeroUsize::new(threads(s)?).ok_or_else(|| "at least 1".to_string())
 }
 
 /// Scoring options shared by the batch commands.
@@ -89,8 +107,8 @@ pub(crate) struct ScoringArgs {
     pub(crate) no_reasons: bool,
     /// Threads that work out the reasons beside the scoring stage (message
     /// by message, in turn); 0: the stage works them out itself. The
-    /// outputs are the same, byte for byte, for every number.
-    #[arg(long, default_value_t = DEFAULT_REASONS_THREADS, value_name = "N")]
+    /// outputs are the same, byte for byte, for every number. At most 64.
+    #[arg(long, default_value_t = DEFAULT_REASONS_THREADS, value_name = "N", value_parser = threads)]
     pub(crate) reasons_threads: usize,
     /// Close days in the model monitor's rolling window (realised AUC,
     /// Brier, calibration of the churn heads); 0 turns the monitor off.

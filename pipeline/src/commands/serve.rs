@@ -17,10 +17,11 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "DIR", env = "PULSE_MODEL_DIR")]
     model: Option<PathBuf>,
     /// Where SageMaker unpacks the model data (`/opt/ml/model`, set by the
-    /// container image): the model found there is served; a directory with
-    /// no model (an endpoint made without model data) serves the embedded
-    /// one. A model there that cannot be loaded stops the server. --model
-    /// wins over it.
+    /// container image): the model found there is served; an empty
+    /// directory (an endpoint made without model data) serves the embedded
+    /// one. A model there that cannot be loaded, a directory that does not
+    /// exist, or one holding files but no model.json stops the server.
+    /// --model wins over it.
     #[arg(long, value_name = "DIR", env = "SAGEMAKER_MODEL_DIR")]
     sagemaker_model_dir: Option<PathBuf>,
     /// Address to listen on. 127.0.0.1 answers this machine only; a container
@@ -87,10 +88,11 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         "--body-buffer-mib must hold one body of {} MiB at least",
         pulse_serve::MAX_BODY_BYTES / (1024 * 1024)
     );
-    let dir = args.model.clone().or_else(|| {
-        // A model artifact is its model.json (and weights beside it).
-        args.sagemaker_model_dir.clone().filter(|d| d.join("model.json").is_file())
-    });
+    let dir = match (&args.model, &args.sagemaker_model_dir) {
+        (Some(dir), _) => Some(dir.clone()),
+        (None, Some(dir)) => sagemaker_model(dir)?,
+        (None, None) => None,
+    };
     let model = super::load_model(dir.as_deref())?;
     let (name, version) = (model.model_name().to_owned(), model.model_version().to_owned());
     let config = ServeConfig { max_rows: args.max_rows, body_timeout, body_buffer_bytes, ..ServeConfig::default() };
@@ -128,4 +130,64 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
 async fn shutdown_signal() {
     super::shutdown_signal().await;
     eprintln!("pulse serve: shutting down after the requests in flight");
+}
+
+/// The model SageMaker unpacked into `dir`: `dir` itself when it holds a
+/// `model.json` (a model artifact is its model.json and the weights beside
+/// it), none when it is empty (an endpoint made without model data serves
+/// the embedded model). Anything else is a mistake that would otherwise
+/// serve the embedded model behind a healthy `/ping`: a directory that does
+/// not exist, or model data packed with its files one folder down (`tar czf
+/// model.tar.gz artifact/`) or not at all.
+fn sagemaker_model(dir: &std::path::Path) -> Result<Option<PathBuf>> {
+    if dir.join("model.json").is_file() {
+        return Ok(Some(dir.to_path_buf()));
+    }
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the SageMaker model directory {}", dir.display()))?;
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot read the SageMaker model directory {}", dir.display()))?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    if names.is_empty() {
+        return Ok(None);
+    }
+    names.sort();
+    let nested: Vec<&String> = names.iter().filter(|n| dir.join(n).join("model.json").is_file()).collect();
+    let hint = match nested.first() {
+        Some(n) => {
+            format!("; {n}/ holds one: pack the model's files at the archive's root (tar czf model.tar.gz -C {n} .)")
+        }
+        None => "; a pulse model directory holds model.json and its weights (pulse train --out DIR)".to_owned(),
+    };
+    anyhow::bail!(
+        "the SageMaker model directory {} has no model.json (it holds {}){hint}; an empty directory serves the \
+         embedded model",
+        dir.display(),
+        names.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sagemaker_directory_serves_its_model_or_nothing_or_says_what_is_wrong() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("model");
+        let err = sagemaker_model(&dir).unwrap_err();
+        assert!(format!("{err:#}").contains("cannot read the SageMaker model directory"), "{err:#}");
+        std::fs::create_dir(&dir).unwrap();
+        assert_eq!(sagemaker_model(&dir).unwrap(), None, "empty: the embedded model");
+        // Packed one folder down (tar czf model.tar.gz artifact/).
+        std::fs::create_dir(dir.join("artifact")).unwrap();
+        std::fs::write(dir.join("artifact/model.json"), "{}").unwrap();
+        let err = format!("{:#}", sagemaker_model(&dir).unwrap_err());
+        assert!(err.contains("has no model.json (it holds artifact)"), "{err}");
+        assert!(err.contains("tar czf model.tar.gz -C artifact ."), "{err}");
+        std::fs::write(dir.join("model.json"), "{}").unwrap();
+        assert_eq!(sagemaker_model(&dir).unwrap(), Some(dir.clone()));
+    }
 }

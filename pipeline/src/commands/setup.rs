@@ -40,6 +40,9 @@ pub(crate) struct SetupArgs {
 }
 
 pub(crate) async fn run(args: SetupArgs) -> Result<()> {
+    // Opened (and its first bytes read) before anything is created: a
+    // wrong path fails with nothing made on the server.
+    let input = args.load.as_deref().map(pulse_runtime::io::open_input).transpose()?;
     let sdk = args.aws.load().await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let arn = setup::ensure_events_table(&client, &args.table).await?;
@@ -58,8 +61,7 @@ pub(crate) async fn run(args: SetupArgs) -> Result<()> {
         let url = setup::ensure_dead_letter_queue(&aws_sdk_sqs::Client::new(&sdk), name).await?;
         println!("QUEUE_URL={url}");
     }
-    let Some(capture) = args.load else { return Ok(()) };
-    let input = pulse_runtime::io::open_input(&capture)?;
+    let (Some(capture), Some(input)) = (args.load, input) else { return Ok(()) };
     let mut loader = Loader { client, table: args.table, batch: Vec::new(), written: 0, refused: 0 };
     let mut skipped = 0u64;
     for (i, line) in std::io::BufReader::new(input.reader).lines().enumerate() {

@@ -79,8 +79,9 @@ impl DataArgs {
 pub(crate) struct TrainArgs {
     #[command(flatten)]
     data: DataArgs,
-    /// The candidates to fit and compare.
-    #[arg(long, value_delimiter = ',', default_values_t = Kind::ALL)]
+    /// The candidates to fit and compare, separated by commas (`--kinds
+    /// logistic,gbt`).
+    #[arg(long, value_delimiter = ',', value_name = "KIND,...", default_values_t = Kind::ALL)]
     kinds: Vec<Kind>,
     /// The kind to ship in --out; `auto` ships the servable kind with the
     /// best churn AUC on the validation customers among those whose churn
@@ -112,8 +113,9 @@ pub(crate) struct EvaluateArgs {
     model: Option<PathBuf>,
     #[command(flatten)]
     data: DataArgs,
-    /// Baselines fitted on this data's training customers, beside the model.
-    #[arg(long, value_delimiter = ',', default_values_t = [Kind::Constant, Kind::Recency, Kind::Logistic, Kind::Gbt])]
+    /// Baselines fitted on this data's training customers, beside the model,
+    /// separated by commas (`--baselines recency,gbt`).
+    #[arg(long, value_delimiter = ',', value_name = "KIND,...", default_values_t = [Kind::Constant, Kind::Recency, Kind::Logistic, Kind::Gbt])]
     baselines: Vec<Kind>,
 }
 
