@@ -46,7 +46,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOnly<T> {
         impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
             type Value = T;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object, not an array")
+                f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
                 T::deserialize(MapAccessDeserializer::new(map))

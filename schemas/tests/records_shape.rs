@@ -24,7 +24,8 @@ fn an_image_written_as_an_array_is_refused() {
         r["dynamodb"][field] = positional();
         let err = decode_line(r.to_string().as_bytes()).unwrap_err();
         assert_eq!(err.reason.code(), "malformed_record", "{field} of record {i}");
-        assert!(err.to_string().contains("array"), "{field}: {err}");
+        let text = err.to_string();
+        assert!(text.contains("array") || text.contains("sequence, expected a JSON object"), "{field}: {err}");
         // The Lambda path: aws_lambda_events reads items as maps only.
         assert!(serde_json::from_value::<EventRecord>(r).is_err(), "{field} of record {i}");
     }
@@ -52,6 +53,19 @@ fn a_record_or_a_part_of_it_written_as_an_array_is_refused() {
     let mut null_keys = record(0);
     null_keys["dynamodb"]["Keys"] = json!(null);
     assert!(decode_line(null_keys.to_string().as_bytes()).is_ok());
+}
+
+/// A line that is JSON but no object says what it is and that an object
+/// was expected, nothing about arrays unless it is one.
+#[test]
+fn a_line_that_is_no_object_says_what_it_is() {
+    for (line, what) in
+        [("null", "null"), ("12345", "integer `12345`"), ("\"hello\"", "string \"hello\""), ("[1]", "sequence")]
+    {
+        let err = decode_line(line.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains(&format!("invalid type: {what}, expected a JSON object")), "{line}: {err}");
+        assert!(!err.contains("not an array"), "{line}: {err}");
+    }
 }
 
 #[test]
