@@ -17,10 +17,13 @@
 //!    the book and handed on (to a Parquet/CSV writer, or to training).
 //!
 //! A row is labelled only when its whole 30-day horizon lies inside the
-//! capture (`as_of + 30 days <= the capture's last event time`) and its
-//! windows have had time to fill (`as_of >= first event time + burn-in`);
-//! other vectors are dropped, or, with [`RowPolicy::all_rows`], kept with
-//! empty labels, never labelled from missing data.
+//! capture (`as_of + 30 days <= the capture's end`) and its windows have had
+//! time to fill (`as_of >= the capture's start + burn-in`); other vectors
+//! are dropped, or, with [`RowPolicy::all_rows`], kept with empty labels,
+//! never labelled from missing data. The capture's start and end are its
+//! records' creation times (the stream's clock), or, for a capture of events
+//! written long after they happened (a table loaded with its history), the
+//! times of the events the engine accepts: [`LabelBook::span`].
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -93,18 +96,74 @@ impl Op {
 /// Pass 1: per customer, the event operations the labels need, in stream order.
 #[derive(Debug, Default)]
 pub struct LabelBook {
-    ops: HashMap<String, Vec<Op>>,
-    /// Smallest and largest `ts` of an event added (ms): the capture's span
-    /// in event time, which is also right for a table loaded long after its
-    /// events happened (record creation times then span minutes).
-    span: Option<(i64, i64)>,
+    /// Per customer: its operations, and its clock as the engine keeps it
+    /// (FEATURES.md §2: the largest `ts` of its accepted events), to tell
+    /// which added events the engine accepts and which it drops as late.
+    ops: HashMap<String, (Option<i64>, Vec<Op>)>,
+    /// Smallest and largest record creation time (ms): the stream's clock.
+    created: Option<(i64, i64)>,
+    /// Smallest and largest `ts` of an added event the engine accepts (not
+    /// late; invalid and future ones are dead letters, never observed).
+    accepted: Option<(i64, i64)>,
+    /// Accepted added events written within a day of happening (their
+    /// record created at most [`LIVE_LAG_MS`] after their `ts`), and the others.
+    live_events: u64,
+    written_later: u64,
     /// Lines read.
     pub records: u64,
+}
+
+/// An event whose record was created at most this long after its `ts` was
+/// written as it happened (see [`CaptureSpan`]).
+pub const LIVE_LAG_MS: i64 = DAY_MS;
+
+/// How the capture's span, which places the burn-in, the labels' horizon
+/// and the out-of-time cut, was measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum SpanClock {
+    /// The stream's own clock: the first and last record's
+    /// `ApproximateCreationDateTime`. Used when most events were written as
+    /// they happened (a live stream): an event back-dated in its `ts` (late,
+    /// replayed, or simply wrong) then cannot move the span.
+    Created,
+    /// Event time: the smallest and largest `ts` of the events the engine
+    /// accepts (not dropped as late). Used when most events were written
+    /// more than a day after they happened: a table loaded with its history
+    /// streams records created within minutes, and only `ts` says when
+    /// things happened.
+    Events,
+}
+
+impl SpanClock {
+    /// How it is named in outputs.
+    pub fn describe(self) -> &'static str {
+        match self {
+            SpanClock::Created => "its records' creation times (the stream's clock)",
+            SpanClock::Events => {
+                "the times of the events the engine accepts (a capture of events written after they happened)"
+            }
+        }
+    }
+}
+
+/// The capture's span (ms) and how it was measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CaptureSpan {
+    /// The capture's start: rows begin the burn-in after it; the cut is counted from it.
+    pub first: i64,
+    /// The capture's end: a row's 30-day horizon must close by it.
+    pub last: i64,
+    /// Which clock measured them.
+    pub clock: SpanClock,
 }
 
 impl LabelBook {
     /// Takes one decoded record into account (invalid records apply nothing).
     pub fn observe(&mut self, record: &StreamRecord<'_>) {
+        if let Some(c) = record.created_ms {
+            let c = c.floor() as i64;
+            self.created = Some(self.created.map_or((c, c), |(a, b)| (a.min(c), b.max(c))));
+        }
         let (customer, ops): (&str, [Option<Op>; 2]) = match &record.change {
             StreamChange::Insert(e) => (&e.customer_id, [Some(Op::of(e, true)), None]),
             StreamChange::Remove(e) => (&e.customer_id, [Some(Op::of(e, false)), None]),
@@ -114,14 +173,24 @@ impl LabelBook {
             },
             StreamChange::TtlExpiry | StreamChange::NotAnEvent => return,
         };
-        let list = match self.ops.get_mut(customer) {
-            Some(list) => list,
+        let (clock, list) = match self.ops.get_mut(customer) {
+            Some(held) => held,
             None => self.ops.entry(customer.to_owned()).or_default(),
         };
+        // The engine's late rule (FEATURES.md §2), with the clock as it was
+        // before the record: only added events it accepts place the span in
+        // event time.
+        let clock_before = *clock;
         // Logins, messages, cancellations and no-shows feed no label.
         for op in ops.into_iter().flatten() {
-            if op.add {
-                self.span = Some(self.span.map_or((op.ts, op.ts), |(a, b)| (a.min(op.ts), b.max(op.ts))));
+            let late = clock_before.is_some_and(|c| op.ts <= c.saturating_sub(H30));
+            if op.add && !late {
+                self.accepted = Some(self.accepted.map_or((op.ts, op.ts), |(a, b)| (a.min(op.ts), b.max(op.ts))));
+                *clock = Some(clock.map_or(op.ts, |c| c.max(op.ts)));
+                match record.created_ms {
+                    Some(c) if c.floor() as i64 - op.ts > LIVE_LAG_MS => self.written_later += 1,
+                    _ => self.live_events += 1,
+                }
             }
             if op.kind != OTHER {
                 list.push(op);
@@ -145,16 +214,32 @@ impl LabelBook {
         Ok(book)
     }
 
-    /// The first and last event times (ms), if any event was added.
-    pub fn span(&self) -> Option<(i64, i64)> {
-        self.span
+    /// The capture's span, if it holds an accepted event: on the stream's
+    /// clock (record creation times) when most accepted events were written
+    /// within a day of happening, else in event time (see [`SpanClock`]).
+    ///
+    /// Either way one record cannot move it far: a back-dated event of a
+    /// live stream does not move the creation times, and a late event is
+    /// not accepted. (Before, the span was the smallest and largest `ts` of
+    /// any added event: one login of a new customer dated 200 days back, or
+    /// the late events of a hostile stream, moved the burn-in and the cut by
+    /// months, and rows were labelled from windows that were still empty.)
+    pub fn span(&self) -> Option<CaptureSpan> {
+        let (first, last) = self.accepted?;
+        match self.created {
+            Some((a, b)) if self.live_events >= self.written_later => {
+                Some(CaptureSpan { first: a, last: b, clock: SpanClock::Created })
+            }
+            _ => Some(CaptureSpan { first, last, clock: SpanClock::Events }),
+        }
     }
 
     /// Resolves each customer's operations into the events it holds in the
     /// end (duplicates once, corrections and retractions applied).
     pub fn into_futures(self) -> Futures {
+        let span = self.span();
         let mut by_customer = HashMap::with_capacity(self.ops.len());
-        for (customer, ops) in self.ops {
+        for (customer, (_, ops)) in self.ops {
             let mut held: HashMap<u64, Op> = HashMap::with_capacity(ops.len());
             for op in ops {
                 if op.add {
@@ -179,7 +264,7 @@ impl LabelBook {
             f.ratings.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.total_cmp(&b.2)));
             by_customer.insert(customer, f);
         }
-        Futures { by_customer, span: self.span }
+        Futures { by_customer, span }
     }
 }
 
@@ -187,7 +272,7 @@ impl LabelBook {
 #[derive(Debug, Default)]
 pub struct Futures {
     by_customer: HashMap<String, Future>,
-    span: Option<(i64, i64)>,
+    span: Option<CaptureSpan>,
 }
 
 impl Futures {
@@ -203,8 +288,8 @@ impl Futures {
         self.by_customer.len()
     }
 
-    /// The first and last event times (ms).
-    pub fn span(&self) -> Option<(i64, i64)> {
+    /// The capture's span ([`LabelBook::span`]).
+    pub fn span(&self) -> Option<CaptureSpan> {
         self.span
     }
 }
@@ -372,13 +457,13 @@ impl Period {
 /// Which vectors become rows.
 #[derive(Clone, Debug)]
 pub struct RowPolicy {
-    /// Rows start this many days after the capture's first event.
+    /// Rows start this many days after the capture's start ([`LabelBook::span`]).
     pub burn_in_days: i64,
     /// Keep one event-triggered vector in this many (every timer vector is kept).
     pub event_sample_every: u64,
     /// Seeds the customer split.
     pub split_seed: u64,
-    /// The out-of-time cut, in ms after the capture's first event (known
+    /// The out-of-time cut, in ms after the capture's start (known
     /// once the labels' pass has read it); `None`: [`default_cut`].
     pub cut_after_first: Option<i64>,
     /// Also keep vectors whose horizon is not inside the capture (labels empty).
@@ -440,6 +525,12 @@ pub struct RowStats {
     pub rows_to: i64,
     /// The out-of-time cut used (ms).
     pub cut: i64,
+    /// The capture's span (ms) that placed them ([`LabelBook::span`]).
+    pub first: i64,
+    /// See `first`.
+    pub last: i64,
+    /// How the span was measured.
+    pub clock: Option<SpanClock>,
 }
 
 /// Whether an event vector is among the kept ones: a hash of customer and
@@ -462,10 +553,11 @@ pub fn rows(
     mut last_vectors: Option<&mut HashMap<String, Features>>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<RowStats> {
-    let (first, last) = futures.span().context("the capture holds no event")?;
+    let span = futures.span().context("the capture holds no event")?;
+    let (first, last) = (span.first, span.last);
     let (rows_from, rows_to) = (first + policy.burn_in_days * DAY_MS, last - H30);
     let cut = policy.cut_after_first.map_or_else(|| default_cut(rows_from, rows_to), |d| first + d);
-    let mut stats = RowStats { rows_from, rows_to, cut, ..RowStats::default() };
+    let mut stats = RowStats { rows_from, rows_to, cut, first, last, clock: Some(span.clock), ..RowStats::default() };
     let mut processor = Processor::new(Arc::new(Engine::new(EngineConfig::default())));
     let mut produced = Produced::default();
     let mut failed: Option<anyhow::Error> = None;
@@ -729,8 +821,8 @@ mod tests {
         let (dir, path) = capture(12, 60, 50);
         let all = lines(&path);
         let futures = LabelBook::scan(&path, &mut |_| {}).unwrap().into_futures();
-        let (first, last) = futures.span().unwrap();
-        let t0 = first + (last - first) / 2;
+        let span = futures.span().unwrap();
+        let t0 = span.first + (span.last - span.first) / 2;
         let event_ts = |line: &[u8]| -> Option<i64> {
             let r = decode_line(line).ok()?;
             match &r.change {
@@ -763,10 +855,129 @@ mod tests {
     fn a_row_is_labelled_only_when_its_horizon_is_inside_the_capture() {
         let (_dir, path) = capture(13, 30, 45);
         let futures = LabelBook::scan(&path, &mut |_| {}).unwrap().into_futures();
-        let (first, last) = futures.span().unwrap();
+        let span = futures.span().unwrap();
+        assert_eq!(span.clock, SpanClock::Created);
         for r in all_rows(&path) {
-            assert_eq!(r.targets.is_some(), r.as_of + H30 <= last && r.as_of >= first, "{r:?}");
+            assert_eq!(r.targets.is_some(), r.as_of + H30 <= span.last && r.as_of >= span.first, "{r:?}");
         }
+    }
+
+    /// The labelled rows under the default policy (every event vector kept),
+    /// keyed for comparison, and what pass 2 saw.
+    /// A labelled row as compared: customer, as_of, trigger, the labels' bits.
+    type Labelled = (String, i64, Trigger, [u32; 5]);
+
+    fn labelled(path: &Path) -> (RowStats, Vec<Labelled>) {
+        let futures = LabelBook::scan(path, &mut |_| {}).unwrap().into_futures();
+        let policy = RowPolicy { event_sample_every: 1, ..RowPolicy::default() };
+        let mut out = Vec::new();
+        let stats = rows(
+            path,
+            &futures,
+            &policy,
+            &mut |r| {
+                let t = r.targets.unwrap();
+                let y =
+                    [t.first_session_success, t.session_velocity, t.churn_risk_14d, t.churn_risk_30d, t.health_score];
+                out.push((r.customer_id, r.as_of, r.trigger, y.map(f32::to_bits)));
+                Ok(())
+            },
+            None,
+            &mut |_| {},
+        )
+        .unwrap();
+        (stats, out)
+    }
+
+    /// A record adding a login of `customer` at `ts`, created at `created_ms`.
+    fn login(customer: &str, id: &str, ts: i64, created_ms: i64) -> Vec<u8> {
+        format!(
+            r#"{{"eventName":"INSERT","dynamodb":{{"ApproximateCreationDateTime":{},"Keys":{{}},"NewImage":{{"customer_id":{{"S":"{customer}"}},"sk":{{"S":"EVT#{ts}#{id}"}},"entity_type":{{"S":"event"}},"event_id":{{"S":"{id}"}},"event_type":{{"S":"login"}},"ts":{{"N":"{ts}"}}}}}}}}"#,
+            created_ms / 1000
+        )
+        .into_bytes()
+    }
+
+    fn created_ms(line: &[u8]) -> i64 {
+        decode_line(line).unwrap().created_ms.unwrap() as i64
+    }
+
+    #[test]
+    fn one_back_dated_event_moves_neither_the_burn_in_nor_the_cut() {
+        // A clean stream, then the same with one login of a new customer
+        // dated 200 days before the capture, in the middle of the stream:
+        // it used to move the span's start 200 days back (the burn-in over
+        // before the capture began, the cut months earlier, thousands more rows).
+        let dir = tempfile::tempdir().unwrap();
+        let clean = dir.path().join("clean.jsonl");
+        let config = pulse_synth::SynthConfig {
+            customers: 40,
+            days: 70,
+            seed: 21,
+            hostility: pulse_synth::Hostility::none(),
+            ..pulse_synth::SynthConfig::default()
+        };
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&clean).unwrap());
+        pulse_synth::generate(&config, &mut file, &mut |_| {}).unwrap();
+        std::io::Write::flush(&mut file).unwrap();
+        drop(file);
+        let mut all = lines(&clean);
+        let middle = all.len() / 2;
+        let at = created_ms(&all[middle]);
+        all.insert(middle + 1, login("stu_backdated", "backdated1", config.start_ms - 200 * DAY_MS, at));
+        let tampered = dir.path().join("tampered.jsonl");
+        write(&tampered, &all);
+
+        let (want_stats, want) = labelled(&clean);
+        let (got_stats, got) = labelled(&tampered);
+        assert!(!want.is_empty());
+        assert_eq!(
+            (got_stats.first, got_stats.rows_from, got_stats.rows_to, got_stats.cut),
+            (want_stats.first, want_stats.rows_from, want_stats.rows_to, want_stats.cut)
+        );
+        assert_eq!(got_stats.clock, Some(SpanClock::Created));
+        // The span starts with the stream: its first record's creation time.
+        assert_eq!(want_stats.first, created_ms(&all[0]));
+        // The same rows, but for the new customer's own.
+        let others: Vec<_> = got.into_iter().filter(|r| r.0 != "stu_backdated").collect();
+        assert_eq!(others, want);
+    }
+
+    #[test]
+    fn late_events_of_a_hostile_stream_do_not_move_the_span() {
+        // A hostile stream holds events added 31 to 60 days behind their
+        // customer's clock (dropped by the engine as late): they used to put
+        // the span's start weeks before the capture's, so rows were
+        // labelled from windows not filled yet (tenure 0, no session in 30 days).
+        let (dir, path) = capture(22, 60, 60);
+        let all = lines(&path);
+        let span = LabelBook::scan(&path, &mut |_| {}).unwrap().span().unwrap();
+        assert_eq!((span.clock, span.first), (SpanClock::Created, created_ms(&all[0])));
+        assert!(span.first >= pulse_synth::DEFAULT_START_MS);
+
+        // The same stream as a table loaded at once with its history: every
+        // record created after the last event. The span is then in event
+        // time, of the events the engine accepts: the late ones still do not count.
+        let loaded_at = created_ms(all.last().unwrap()) + 5 * DAY_MS;
+        let backfill: Vec<Vec<u8>> = all
+            .iter()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_slice(l).unwrap();
+                if let Some(t) = v.pointer_mut("/dynamodb/ApproximateCreationDateTime") {
+                    *t = serde_json::json!(loaded_at / 1000);
+                }
+                serde_json::to_vec(&v).unwrap()
+            })
+            .collect();
+        let loaded = dir.path().join("loaded.jsonl");
+        write(&loaded, &backfill);
+        let span = LabelBook::scan(&loaded, &mut |_| {}).unwrap().span().unwrap();
+        assert_eq!(span.clock, SpanClock::Events);
+        assert!(
+            (pulse_synth::DEFAULT_START_MS..pulse_synth::DEFAULT_START_MS + DAY_MS).contains(&span.first),
+            "{span:?}"
+        );
+        assert!(span.last >= pulse_synth::DEFAULT_START_MS + 59 * DAY_MS && span.last < loaded_at, "{span:?}");
     }
 
     #[test]

@@ -50,6 +50,30 @@ pub fn schema() -> Schema {
     Schema::new(fields)
 }
 
+/// A file written beside `path` (in its directory, so the rename stays on
+/// one file system) and renamed over `path` only by [`commit`]: a run that
+/// fails, or is killed, leaves what `path` held before untouched (the
+/// temporary file is removed when its [`tempfile::TempPath`] is dropped).
+/// The file gets the permissions a created file gets (0666 less the umask).
+pub fn create_beside(path: &Path) -> Result<(File, tempfile::TempPath)> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map_or("out".into(), |n| n.to_string_lossy().into_owned());
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".partial");
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let file = builder.tempfile_in(dir).with_context(|| format!("cannot create a file beside {}", path.display()))?;
+    Ok(file.into_parts())
+}
+
+/// Renames the file [`create_beside`] made over `path` (written and flushed).
+pub fn commit(temp: tempfile::TempPath, path: &Path) -> Result<()> {
+    temp.persist(path)
+        .map_err(|e| anyhow::Error::new(e.error))
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
 enum Sink {
     Parquet(ArrowWriter<BufWriter<File>>),
     Csv(arrow_csv::Writer<BufWriter<File>>),
@@ -123,6 +147,8 @@ impl Columns {
 /// file without its footer is unreadable.
 pub struct DatasetWriter {
     path: PathBuf,
+    /// Where the rows go until [`DatasetWriter::finish`] renames it over `path`.
+    temp: tempfile::TempPath,
     schema: Arc<Schema>,
     sink: Sink,
     columns: Columns,
@@ -137,7 +163,10 @@ impl std::fmt::Debug for DatasetWriter {
 }
 
 impl DatasetWriter {
-    /// Creates `path`: Parquet (zstd) for `.parquet`, CSV with a header for `.csv`.
+    /// Starts `path`: Parquet (zstd) for `.parquet`, CSV with a header for
+    /// `.csv`. The rows go to a temporary file beside it, renamed over `path`
+    /// by [`DatasetWriter::finish`]; dropped unfinished (a failed run), the
+    /// writer removes it and leaves `path` as it was.
     pub fn create(path: &Path) -> Result<DatasetWriter> {
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
         anyhow::ensure!(
@@ -145,10 +174,8 @@ impl DatasetWriter {
             "{}: the dataset's format comes from its extension: .parquet or .csv",
             path.display()
         );
-        let file = BufWriter::with_capacity(
-            1 << 20,
-            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
-        );
+        let (file, temp) = create_beside(path)?;
+        let file = BufWriter::with_capacity(1 << 20, file);
         let schema = Arc::new(schema());
         let sink = if ext == "parquet" {
             let props = WriterProperties::builder()
@@ -159,7 +186,7 @@ impl DatasetWriter {
         } else {
             Sink::Csv(arrow_csv::WriterBuilder::new().with_header(true).build(file))
         };
-        Ok(DatasetWriter { path: path.to_owned(), schema, sink, columns: Columns::new(), rows: 0 })
+        Ok(DatasetWriter { path: path.to_owned(), temp, schema, sink, columns: Columns::new(), rows: 0 })
     }
 
     /// Adds a row.
@@ -181,7 +208,7 @@ impl DatasetWriter {
         .with_context(|| format!("cannot write {}", self.path.display()))
     }
 
-    /// Writes what is pending and closes the file.
+    /// Writes what is pending, closes the file and renames it over the path.
     pub fn finish(mut self) -> Result<()> {
         if self.columns.rows > 0 {
             self.flush_batch()?;
@@ -197,6 +224,6 @@ impl DatasetWriter {
                 w.into_inner().flush().with_context(context)?;
             }
         }
-        Ok(())
+        commit(self.temp, &path)
     }
 }

@@ -486,7 +486,11 @@ pub fn write_report(path: &Path, text: &str) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+    // Beside it, then renamed over it: a failed write leaves the old report.
+    let (mut file, temp) = crate::dataset_file::create_beside(path)?;
+    std::io::Write::write_all(&mut file, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    crate::dataset_file::commit(temp, path)
 }
 
 impl std::fmt::Display for Kind {

@@ -314,6 +314,16 @@ fn check_distinct_files(config: &ReplayConfig) -> Result<()> {
             return Err(anyhow!("{flag} {} is a directory: name a file", path.display()));
         }
     }
+    refuse_same_files(&files)
+}
+
+/// Refuses files that are one and the same (the same path, or another name
+/// of the same file through a symbolic or hard link), each named by what it
+/// is (`("the capture", path)`, `("--out", path)`): the error says which
+/// later one is the same file as which earlier one. Call it before any file
+/// is created or truncated: `pulse replay X --features-out X` and `pulse
+/// dataset X --out X` used to truncate the capture they were reading.
+pub fn refuse_same_files(files: &[(&str, &Path)]) -> Result<()> {
     let ids: Vec<FileId> = files.iter().map(|(_, p)| FileId::of(p)).collect();
     for (i, a) in ids.iter().enumerate() {
         for (j, b) in ids.iter().enumerate().skip(i + 1) {

@@ -27,6 +27,23 @@ impl fmt::Display for Side {
     }
 }
 
+/// The hint of [`InvalidReason::ImplausibleCreationTime`]: only a value too
+/// large (at or after 2200-01-01) can be one in milliseconds, and is said to
+/// be when, read as milliseconds, it is plausible. A value too small (before
+/// 2000, negative, zero) gets no hint: a time in milliseconds is never too
+/// small. (The message used to add "a value in milliseconds is 1000 times
+/// too large" to every implausible value, `0` and `-5` included.)
+fn milliseconds_hint(created_ms: f64) -> &'static str {
+    use crate::validate::{EARLIEST_MS, LATEST_MS};
+    if created_ms.is_nan() || created_ms < LATEST_MS as f64 {
+        ""
+    } else if (EARLIEST_MS as f64..LATEST_MS as f64).contains(&(created_ms / 1000.0)) {
+        " (it looks like milliseconds: a value in milliseconds is 1000 times too large)"
+    } else {
+        " (a value in milliseconds is 1000 times too large)"
+    }
+}
+
 /// Why a record is a dead letter. Each variant names the field and the rule.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum InvalidReason {
@@ -47,8 +64,9 @@ pub enum InvalidReason {
     /// time, and with it every customer's timers, follows it.
     #[error(
         "dynamodb.ApproximateCreationDateTime {} s is not a plausible creation time: it must be seconds since the \
-         epoch, from 2000-01-01 to before 2200-01-01 (a value in milliseconds is 1000 times too large)",
-        created_ms / 1000.0
+         epoch, from 2000-01-01 to before 2200-01-01{}",
+        created_ms / 1000.0,
+        milliseconds_hint(*created_ms)
     )]
     ImplausibleCreationTime {
         /// `ApproximateCreationDateTime` in milliseconds.

@@ -99,3 +99,25 @@ fn the_fixture_still_decodes() {
         assert!(i == 5 || decode_record(r).is_ok(), "record {i}");
     }
 }
+
+/// "A value in milliseconds is 1000 times too large" is said only of a value
+/// too large, and "it looks like milliseconds" only of one that, read as
+/// milliseconds, is plausible: it used to be said of every implausible
+/// value, 0 and -1 s included.
+#[test]
+fn the_milliseconds_hint_is_given_only_for_a_value_too_large() {
+    let message = |created_ms: f64| InvalidReason::ImplausibleCreationTime { created_ms }.to_string();
+    for too_small in [-1000.0, 0.0, 946_684_799_000.0] {
+        let m = message(too_small);
+        assert!(!m.contains("milliseconds is") && !m.contains("looks like"), "{m}");
+        assert!(m.ends_with("from 2000-01-01 to before 2200-01-01"), "{m}");
+    }
+    // 2026-01-05 in milliseconds, read as seconds.
+    let m = message(1_767_571_200_000.0 * 1000.0);
+    assert!(m.contains("it looks like milliseconds: a value in milliseconds is 1000 times too large"), "{m}");
+    // At the end of the range, and far past it: too large, but no time in milliseconds either.
+    for too_large in [7_258_118_400_000.0, 1e30] {
+        let m = message(too_large);
+        assert!(m.ends_with("(a value in milliseconds is 1000 times too large)") && !m.contains("looks like"), "{m}");
+    }
+}

@@ -11,6 +11,20 @@ use anyhow::{bail, ensure, Context};
 /// 2026-01-05T00:00:00Z (a Monday) in milliseconds: the default first day.
 pub const DEFAULT_START_MS: i64 = 1_767_571_200_000;
 
+/// How far before `start_ms` a capture's event times reach: a hostile
+/// capture's TTL expiries and late events are dated up to 120 days back.
+pub const BACK_DATED_MS: i64 = 121 * pulse_schemas::DAY_MS;
+/// How far after the capture's end its event times reach: future-dated
+/// events up to three days and an hour after their record's creation.
+pub const FORWARD_DATED_MS: i64 = 4 * pulse_schemas::DAY_MS;
+/// The earliest `start_ms`: the decoder's first plausible time (2000-01-01,
+/// [`pulse_schemas::validate::EARLIEST_MS`]) plus [`BACK_DATED_MS`], 2000-05-01.
+pub const EARLIEST_START_MS: i64 = pulse_schemas::validate::EARLIEST_MS + BACK_DATED_MS;
+/// The latest end (`start_ms + days`): the end of the decoder's plausible
+/// range (2200-01-01, excluded, [`pulse_schemas::validate::LATEST_MS`]) less
+/// [`FORWARD_DATED_MS`], 2199-12-28.
+pub const LATEST_END_MS: i64 = pulse_schemas::validate::LATEST_MS - FORWARD_DATED_MS;
+
 /// The whole configuration of one synthetic capture.
 ///
 /// Same configuration, same bytes: the output depends on nothing else.
@@ -99,10 +113,21 @@ impl SynthConfig {
         );
         ensure!(self.days >= 1, "synth: days must be at least 1");
         ensure!(self.days <= 3650, "synth: days = {} is more than the supported 3650", self.days);
+        // Every time the capture holds must be one pulse's decoder accepts
+        // (2000-01-01 to before 2200-01-01): a start of 0 (1970) made a
+        // capture whose every record was an implausible_creation_time dead
+        // letter in `pulse replay`.
         ensure!(
-            self.start_ms >= 0 && self.start_ms <= 4_102_444_800_000,
-            "synth: start_ms = {} must lie between 1970 and 2100",
-            self.start_ms
+            self.start_ms >= EARLIEST_START_MS
+                && self.start_ms <= LATEST_END_MS - i64::from(self.days) * pulse_schemas::DAY_MS,
+            "synth: start_ms = {} is outside the range pulse decodes: records are plausible from 2000-01-01 to before \
+             2200-01-01, so the capture, with its back-dated events up to 121 days before the start and its \
+             future-dated ones up to 4 days after the end, must start on or after 2000-05-01 (start_ms >= {}) and \
+             end (start + {} days) by 2199-12-28 (start_ms <= {})",
+            self.start_ms,
+            EARLIEST_START_MS,
+            self.days,
+            LATEST_END_MS - i64::from(self.days) * pulse_schemas::DAY_MS
         );
         self.mix.validate().context("synth: invalid mix")?;
         if let Some(s) = self.shift {

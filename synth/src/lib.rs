@@ -64,7 +64,10 @@ mod rng;
 #[cfg(test)]
 mod tests;
 
-pub use config::{Hostility, RecordProfile, SegmentMix, Shift, SynthConfig, WorldKind, DEFAULT_START_MS};
+pub use config::{
+    Hostility, RecordProfile, SegmentMix, Shift, SynthConfig, WorldKind, DEFAULT_START_MS, EARLIEST_START_MS,
+    LATEST_END_MS,
+};
 pub use generate::{generate, generate_with_segments, generate_with_truth, HostilityCounts, SynthSummary};
 pub use profile::{segment_index, DAILY_TRANSITIONS, SEGMENTS};
 pub use record::EVENT_TYPES;

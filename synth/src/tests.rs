@@ -523,3 +523,48 @@ fn a_shift_changes_sessions_from_its_day_only() {
     let lifecycle = SynthConfig { world: WorldKind::Lifecycle, ..shifted };
     assert!(lifecycle.validate().unwrap_err().to_string().contains("classic"));
 }
+
+/// `start_ms` is accepted only where every time the capture holds is one the
+/// decoder accepts: a start of 0 (1970) used to be generated, then every
+/// record was an `implausible_creation_time` dead letter in `pulse replay`.
+#[test]
+fn start_ms_is_accepted_only_where_the_decoder_accepts_every_time() {
+    use pulse_schemas::validate::{EARLIEST_MS, LATEST_MS};
+    for (start_ms, days) in [(0, 5), (EARLIEST_MS, 5), (EARLIEST_START_MS - 1, 5), (LATEST_MS - 5 * DAY_MS, 5)] {
+        let config = SynthConfig { customers: 10, days, start_ms, ..SynthConfig::default() };
+        let err = format!("{:#}", config.validate().unwrap_err());
+        assert!(
+            err.contains("start_ms") && err.contains("2000-01-01") && err.contains("2200-01-01"),
+            "{start_ms}: {err}"
+        );
+        assert!(generate(&config, &mut Vec::new(), &mut |_| {}).is_err());
+    }
+    // Start + days counts: a start that is fine for 5 days is not for 3650.
+    let late_start = LATEST_END_MS - 5 * DAY_MS;
+    assert!(SynthConfig { days: 5, start_ms: late_start, ..SynthConfig::default() }.validate().is_ok());
+    assert!(SynthConfig { days: 3650, start_ms: late_start, ..SynthConfig::default() }.validate().is_err());
+    // At both ends of the range, a hostile capture's records decode but for
+    // the faults it makes on purpose (invalid and future-dated events):
+    // never a dead letter for an implausible time.
+    for start_ms in [EARLIEST_START_MS, late_start] {
+        let config = SynthConfig {
+            customers: 30,
+            days: 5,
+            start_ms,
+            seed: 3,
+            hostility: Hostility::hostile(),
+            ..SynthConfig::default()
+        };
+        let mut out = Vec::new();
+        let summary = generate(&config, &mut out, &mut |_| {}).unwrap();
+        let mut dead = 0;
+        for line in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            if let Err(e) = decode_line(line) {
+                let code = e.reason.code();
+                assert!(!code.starts_with("implausible"), "{start_ms}: {}", e.reason);
+                dead += 1;
+            }
+        }
+        assert_eq!(dead, summary.hostility.invalid + summary.hostility.future, "{start_ms}");
+    }
+}

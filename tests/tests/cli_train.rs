@@ -151,3 +151,143 @@ fn dataset_refuses_a_capture_too_short_for_labels_and_says_why() {
     assert!(out.status.success(), "{}", describe(&out));
     assert!(std::fs::read_to_string(&rows).unwrap().lines().count() > 1);
 }
+
+fn generate(dir: &Path, name: &str, days: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let args = ["generate", "--customers", "30", "--days", days, "--seed", "2", "--quiet", "--out", s(&path)];
+    ok(run_pulse(args), "generate");
+    path
+}
+
+fn fails_with(out: std::process::Output, words: &[&str]) {
+    let said = describe(&out);
+    assert!(!out.status.success(), "accepted:\n{said}");
+    for w in words {
+        assert!(said.contains(w), "{w:?} not said:\n{said}");
+    }
+}
+
+/// `pulse dataset cap.csv --out cap.csv` used to truncate the capture it
+/// read (and then fail, "no labelled rows"): the output is now refused when
+/// it is the input, by any name.
+#[test]
+fn dataset_refuses_to_write_over_its_capture() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = generate(dir.path(), "c.jsonl", "10");
+    let as_csv = dir.path().join("cap.csv");
+    std::fs::copy(&capture, &as_csv).unwrap();
+    let before = std::fs::read(&as_csv).unwrap();
+    let link = dir.path().join("link.csv");
+    std::fs::hard_link(&as_csv, &link).unwrap();
+    for out in [&as_csv, &link] {
+        fails_with(
+            run_pulse(["dataset", s(&as_csv), "--quiet", "--out", s(out)]),
+            &["is the same file as the capture"],
+        );
+        assert_eq!(std::fs::read(&as_csv).unwrap(), before, "the capture was changed");
+    }
+    // train's and evaluate's report is refused over the capture or the truth file too.
+    let truth = dir.path().join("truth.csv");
+    std::fs::write(&truth, "customer_id,segment_start,segment_end\nstu_000000,healthy,healthy\n").unwrap();
+    let model = dir.path().join("model");
+    fails_with(
+        run_pulse(["train", "--capture", s(&as_csv), "--quiet", "--out", s(&model), "--report", s(&as_csv)]),
+        &["--report", "is the same file as the capture"],
+    );
+    fails_with(
+        run_pulse(["evaluate", "--capture", s(&as_csv), "--quiet", "--truth", s(&truth), "--report", s(&truth)]),
+        &["--report", "is the same file as --truth"],
+    );
+    assert_eq!(std::fs::read(&as_csv).unwrap(), before);
+    assert!(!model.exists());
+}
+
+/// A failed run leaves an existing --out as it was (it used to leave it
+/// empty), and no temporary file behind.
+#[test]
+fn a_failed_dataset_leaves_an_existing_output_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = generate(dir.path(), "short.jsonl", "20");
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    for out in ["good.csv", "good.parquet"] {
+        let out = dir.path().join(out);
+        std::fs::write(&out, "a dataset made earlier\n").unwrap();
+        fails_with(run_pulse(["dataset", s(&short), "--quiet", "--out", s(&out)]), &["no labelled rows"]);
+        fails_with(run_pulse(["dataset", s(&empty), "--quiet", "--out", s(&out)]), &["holds no event"]);
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "a dataset made earlier\n");
+    }
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["empty.jsonl", "good.csv", "good.parquet", "short.jsonl"]);
+    // A run that succeeds replaces it.
+    let long = generate(dir.path(), "long.jsonl", "60");
+    let out = dir.path().join("good.csv");
+    ok(run_pulse(["dataset", s(&long), "--quiet", "--out", s(&out)]), "dataset");
+    assert!(std::fs::read_to_string(&out).unwrap().starts_with("customer_id,as_of,"));
+}
+
+/// `evaluate --truth` is read and checked before the evaluation: a bad file
+/// fails at once (it used to fail after the whole evaluation, or, empty or
+/// naming no customer of the data, print a Macro-F1 of 0.000 and succeed;
+/// without its header it lost its first customer silently).
+#[test]
+fn evaluate_checks_the_truth_file_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = generate(dir.path(), "c.jsonl", "60");
+    let truth = dir.path().join("truth.csv");
+    let evaluate = |truth: &Path| {
+        run_pulse([
+            "evaluate",
+            "--capture",
+            s(&capture),
+            "--baselines",
+            "constant",
+            "--resamples",
+            "5",
+            "--quiet",
+            "--truth",
+            s(truth),
+        ])
+    };
+    let header = "customer_id,segment_start,segment_end";
+    let not_evaluated = |out: std::process::Output, words: &[&str]| {
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("fitted in"), "evaluated first:\n{}", describe(&out));
+        fails_with(out, words);
+    };
+    let cases: [(&[u8], &[&str]); 6] = [
+        (b"", &["header line", header, "an empty file"]),
+        (b"stu_000000,healthy,healthy\nstu_000001,at_risk,churned\n", &["header line", "stu_000000,healthy,healthy"]),
+        (format!("{header}\nstu_000000,healthy,sleepy\n").as_bytes().to_vec().leak(), &["truth.csv:2", "sleepy"]),
+        (format!("{header}\nstu_000000,healthy\n").as_bytes().to_vec().leak(), &["truth.csv:2", header]),
+        (b"customer_id,segment_start,segment_end\n\xff\xfe,healthy,healthy\n", &["UTF-8"]),
+        (format!("{header}\n").as_bytes().to_vec().leak(), &["none of them among the 30 customers"]),
+    ];
+    for (text, words) in cases {
+        std::fs::write(&truth, text).unwrap();
+        not_evaluated(evaluate(&truth), words);
+    }
+    std::fs::write(&truth, format!("{header}\nstu_999998,healthy,healthy\nstu_999999,,\n")).unwrap();
+    not_evaluated(evaluate(&truth), &["for 1 customers, none of them among the 30 customers"]);
+    not_evaluated(evaluate(dir.path()), &["cannot read"]);
+    // A good one: every customer of the data matched.
+    let mut good = format!("{header}\n");
+    for i in 0..30 {
+        good += &format!("stu_{i:06},healthy,{}\n", ["thriving", "healthy", "at_risk", "churned"][i % 4]);
+    }
+    std::fs::write(&truth, good).unwrap();
+    let said = ok(evaluate(&truth), "evaluate --truth");
+    assert!(said.contains("Macro-F1") && !said.contains("not in the truth file"), "{said}");
+}
+
+/// `generate --start-ms` takes only starts whose capture `pulse replay`
+/// decodes: 0 used to be accepted, and every record was then a dead letter.
+#[test]
+fn generate_refuses_a_start_the_decoder_would_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("g.jsonl");
+    let args = ["generate", "--customers", "10", "--days", "5", "--start-ms", "0", "--quiet", "--out", s(&out)];
+    fails_with(run_pulse(args), &["start_ms = 0", "2000-01-01", "2200-01-01", "2000-05-01"]);
+    assert!(!out.exists());
+}

@@ -10,14 +10,20 @@ use clap::Args;
 use pulse::dataset::{file_bytes, rows, LabelBook, RowPolicy};
 use pulse::dataset_file::DatasetWriter;
 use pulse::progress::Progress;
+use pulse_runtime::replay::refuse_same_files;
 use pulse_schemas::DAY_MS;
 
 /// Which vectors become rows, and how they are split: shared by `pulse
 /// dataset`, `pulse train --capture` and `pulse evaluate --capture`.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct RowArgs {
-    /// Rows start this many days after the capture's first event, once the
-    /// 30-day windows have filled.
+    /// Rows start this many days after the capture's start, once the 30-day
+    /// windows have filled. The capture's start and end are its first and
+    /// last record's creation time (the stream's clock, which an event's
+    /// back-dated ts does not move); for a capture of events mostly written
+    /// more than a day after they happened (a table loaded with its
+    /// history), the first and last ts of the events the engine accepts
+    /// (not late).
     #[arg(long, default_value_t = RowPolicy::default().burn_in_days)]
     pub(crate) burn_in_days: i64,
     /// Keep one event-triggered vector in this many (by a hash of customer
@@ -27,7 +33,7 @@ pub(crate) struct RowArgs {
     /// Seed of the customer split (70% train, 15% valid, 15% test).
     #[arg(long, default_value_t = RowPolicy::default().split_seed)]
     pub(crate) split_seed: u64,
-    /// The out-of-time cut, in days after the capture's first event
+    /// The out-of-time cut, in days after the capture's start
     /// (default: the day that gives training rows, whose labels end before
     /// it, and test rows, after it, equal spans).
     #[arg(long, value_name = "DAYS")]
@@ -61,7 +67,9 @@ impl RowArgs {
 pub(crate) struct DatasetArgs {
     /// The capture (JSON Lines of stream records; .zst/.gz decompressed).
     capture: PathBuf,
-    /// The rows: .parquet (zstd) or .csv.
+    /// The rows: .parquet (zstd) or .csv. Written beside it and renamed
+    /// over it on success: a failed run leaves an existing file as it was.
+    /// Refused if it is the capture itself.
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
     #[command(flatten)]
@@ -78,6 +86,10 @@ pub(crate) struct DatasetArgs {
 pub(crate) async fn run(args: DatasetArgs) -> Result<()> {
     let started = Instant::now();
     let total = file_bytes(&args.capture)?;
+    // The rows are written beside --out and renamed over it on success, so
+    // a failed run leaves it as it was; but a successful one would still
+    // replace the capture it read.
+    refuse_same_files(&[("the capture", &args.capture), ("--out", &args.out)])?;
     let read = Arc::new(AtomicU64::new(0));
     let (capture, out, quiet) = (args.capture.clone(), args.out.clone(), args.quiet);
     let row_args = args.rows.clone();
@@ -104,7 +116,11 @@ pub(crate) async fn run(args: DatasetArgs) -> Result<()> {
         let mut writer = DatasetWriter::create(&out)?;
         let stats =
             rows(&capture, &futures, &policy, &mut |row| writer.write(&row), None, &mut |n| counter.store(n, Relaxed))?;
-        writer.finish()?;
+        // A file of no rows is no dataset: it does not replace --out (the
+        // writer, dropped, removes its temporary file).
+        if stats.labelled > 0 || (all_rows && stats.unlabelled > 0) {
+            writer.finish()?;
+        }
         Ok(stats)
     })
     .await
@@ -114,16 +130,22 @@ pub(crate) async fn run(args: DatasetArgs) -> Result<()> {
     let day = |ms: i64| {
         chrono::DateTime::from_timestamp_millis(ms).map_or(ms.to_string(), |t| t.format("%Y-%m-%d").to_string())
     };
+    let written = stats.labelled > 0 || (all_rows && stats.unlabelled > 0);
     println!(
-        "{} records, {} vectors: {} labelled rows{} written to {} in {:.1} s\n\
+        "{} records, {} vectors: {} labelled rows{} {} {} in {:.1} s\n\
+         capture from {} to {}, by {}\n\
          labelled as_of from {} to {} (burn-in before, 30-day horizon after); out-of-time cut {}\n\
          dropped: {} event vectors by sampling (1 in {} kept), {} outside the labelled span",
         stats.records,
         stats.vectors,
         stats.labelled,
         if all_rows { format!(" and {} without labels", stats.unlabelled) } else { String::new() },
-        args.out.display(),
+        if written { "written to" } else { "(nothing written to" },
+        if written { args.out.display().to_string() } else { format!("{})", args.out.display()) },
         started.elapsed().as_secs_f64(),
+        day(stats.first),
+        day(stats.last),
+        stats.clock.map_or("", |c| c.describe()),
         day(stats.rows_from),
         day(stats.rows_to),
         day(stats.cut),
@@ -133,11 +155,12 @@ pub(crate) async fn run(args: DatasetArgs) -> Result<()> {
     );
     // A file of no rows is no dataset: say why rather than succeed.
     anyhow::ensure!(
-        stats.labelled > 0 || (all_rows && stats.unlabelled > 0),
-        "no labelled rows: a vector is labelled only when it is at least --burn-in-days ({}) after the \
-         capture's first event and its 30-day horizon closes before the capture's last, so the capture's events \
-         must span more than {} days (a stream keeps only its last 24 hours of writes: keep its history with \
+        written,
+        "no labelled rows ({} left as it was): a vector is labelled only when it is at least --burn-in-days ({}) \
+         after the capture's start and its 30-day horizon closes before the capture's end, so the capture must \
+         span more than {} days (a stream keeps only its last 24 hours of writes: keep its history with \
          `pulse run --capture-out`)",
+        args.out.display(),
         args.rows.burn_in_days,
         args.rows.burn_in_days + 30
     );

@@ -68,7 +68,11 @@ pub(crate) struct GenerateArgs {
     /// Seed: the same seed gives byte-identical output.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// The first day, as milliseconds since the epoch (midnight UTC).
+    /// The first day, as milliseconds since the epoch (midnight UTC). Every
+    /// time in the capture must be one pulse decodes (2000-01-01 to before
+    /// 2200-01-01), back-dated and future-dated events included: from
+    /// 2000-05-01 (946684800000 + 121 days) to an end (start + --days) by
+    /// 2199-12-28.
     #[arg(long, default_value_t = DEFAULT_START_MS)]
     start_ms: i64,
     /// How customers behave: classic (segments and a Markov chain) or lifecycle

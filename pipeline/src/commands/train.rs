@@ -16,6 +16,7 @@ use pulse::learn::{from_capture, from_synth, in_time, out_of_time, Frames, Label
 use pulse::progress::Progress;
 use pulse::report::{compare, write_report, CompareConfig, FitConfig, Fitted, Kind, Predictions};
 use pulse_model::TrainConfig;
+use pulse_runtime::replay::refuse_same_files;
 use pulse_schemas::Segment;
 use pulse_synth::SynthConfig;
 
@@ -47,14 +48,18 @@ pub(crate) struct DataArgs {
     #[command(flatten)]
     rows: RowArgs,
     /// The generator's own segment of each customer (`pulse generate
-    /// --truth-out`): the report adds the confusion matrix of pulse's final
-    /// segment against it.
+    /// --truth-out`: CSV with the header customer_id,segment_start,segment_end):
+    /// the report adds the confusion matrix of pulse's final segment against
+    /// its last-day segment. Read and checked before any work; refused if it
+    /// names no customer of the data.
     #[arg(long, value_name = "CSV")]
     truth: Option<PathBuf>,
     /// Bootstrap resamples of customers for the intervals.
     #[arg(long, default_value_t = 200)]
     resamples: usize,
     /// Write the report (Markdown) here; its figures (SVG) go next to it.
+    /// Written at the end, beside it and renamed over it: a failed run leaves
+    /// an existing report as it was. Refused if it is the capture or --truth.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
     /// No progress bar.
@@ -63,6 +68,19 @@ pub(crate) struct DataArgs {
 }
 
 impl DataArgs {
+    /// Checks the files before any work: the report is no input file under
+    /// another name (nor is `more`, another output), and the truth file,
+    /// read here, is well formed.
+    fn check_files(&self, more: &[(&str, &Path)]) -> Result<Option<(PathBuf, HashMap<String, Segment>)>> {
+        let mut files: Vec<(&str, &Path)> = Vec::new();
+        files.extend(self.capture.as_deref().map(|c| ("the capture", c)));
+        files.extend(self.truth.as_deref().map(|t| ("--truth", t)));
+        files.extend(self.report.as_deref().map(|r| ("--report", r)));
+        files.extend_from_slice(more);
+        refuse_same_files(&files)?;
+        self.truth.as_ref().map(|t| Ok((t.clone(), read_truth(t)?))).transpose()
+    }
+
     fn source(&self) -> String {
         match &self.capture {
             Some(c) => format!("capture {}", c.display()),
@@ -239,29 +257,70 @@ fn figures_link(report: Option<&Path>) -> String {
     report.and_then(|r| r.file_stem()).map_or(String::new(), |s| format!("{}-figures/", s.to_string_lossy()))
 }
 
-/// The confusion matrix of pulse's final segment (the §6 rules on the
-/// prediction of each customer's last vector) against the generator's own
-/// segment at the end, and the macro-F1.
-fn segments_section(truth: &Path, labelled: &Labelled, model: &Fitted) -> Result<String> {
-    let text = std::fs::read_to_string(truth).with_context(|| format!("cannot read {}", truth.display()))?;
-    let mut want: HashMap<&str, Segment> = HashMap::new();
-    for (n, line) in text.lines().enumerate().skip(1) {
+/// The header a truth file (`pulse generate --truth-out`) starts with.
+const TRUTH_HEADER: &str = "customer_id,segment_start,segment_end";
+
+/// The generator's segment of each customer on the last day, from a truth
+/// file (`pulse generate --truth-out`; .zst/.gz decompressed), read and
+/// checked before any row is made: a bad file fails at once, not after the
+/// evaluation. A customer whose last-day segment is empty (not signed up
+/// yet) has none.
+fn read_truth(path: &Path) -> Result<HashMap<String, Segment>> {
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut pulse_runtime::io::open_input(path)?.reader, &mut text)
+        .with_context(|| format!("cannot read the truth file {} as UTF-8 text", path.display()))?;
+    let mut lines = text.lines();
+    let header = lines.next().map(|h| h.trim_start_matches('\u{feff}').trim_end());
+    anyhow::ensure!(
+        header == Some(TRUTH_HEADER),
+        "{}: a truth file starts with the header line {TRUTH_HEADER:?} (as `pulse generate --truth-out` writes \
+         it), found {}",
+        path.display(),
+        header.map_or("an empty file".to_owned(), |h| format!("{h:?}"))
+    );
+    let mut want = HashMap::new();
+    for (n, line) in lines.enumerate() {
+        let line = line.trim_end();
+        if line.is_empty() {
+            continue;
+        }
+        let at = || format!("{}:{}", path.display(), n + 2);
         let cols: Vec<&str> = line.split(',').collect();
-        anyhow::ensure!(
-            cols.len() >= 3,
-            "{}:{}: expected customer_id,segment_start,segment_end",
-            truth.display(),
-            n + 1
-        );
+        anyhow::ensure!(cols.len() == 3 && !cols[0].is_empty(), "{}: expected {TRUTH_HEADER}, found {line:?}", at());
         let seg = match cols[2] {
+            "" => continue,
             "thriving" => Segment::Thriving,
             "healthy" => Segment::Healthy,
             "at_risk" => Segment::AtRisk,
             "churned" => Segment::Churned,
-            other => anyhow::bail!("{}:{}: unknown segment {other:?}", truth.display(), n + 1),
+            other => {
+                anyhow::bail!("{}: unknown segment {other:?} (thriving, healthy, at_risk, churned or empty)", at())
+            }
         };
-        want.insert(cols[0], seg);
+        anyhow::ensure!(want.insert(cols[0].to_owned(), seg).is_none(), "{}: {} is listed twice", at(), cols[0]);
     }
+    Ok(want)
+}
+
+/// Refuses a truth file that names no customer of the data: its confusion
+/// matrix would be empty and its Macro-F1 a meaningless 0.
+fn check_truth_matches(path: &Path, want: &HashMap<String, Segment>, labelled: &Labelled) -> Result<()> {
+    let matched = labelled.last.keys().filter(|c| want.contains_key(c.as_str())).count();
+    anyhow::ensure!(
+        matched > 0,
+        "the truth file {} gives a last-day segment for {} customers, none of them among the {} customers of \
+         the data: is it the truth file of this capture (`pulse generate --truth-out`)?",
+        path.display(),
+        want.len(),
+        labelled.last.len()
+    );
+    Ok(())
+}
+
+/// The confusion matrix of pulse's final segment (the §6 rules on the
+/// prediction of each customer's last vector) against the generator's own
+/// segment at the end, and the macro-F1.
+fn segments_section(want: &HashMap<String, Segment>, labelled: &Labelled, model: &Fitted) -> Result<String> {
     let mut customers: Vec<(&String, &pulse_schemas::Features)> = labelled.last.iter().collect();
     customers.sort_by(|a, b| a.0.cmp(b.0));
     let rows: Vec<pulse_schemas::Features> = customers.iter().map(|c| *c.1).collect();
@@ -315,7 +374,13 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
     if let Some(k) = ship {
         anyhow::ensure!(args.kinds.contains(&k), "--ship {}: add it to --kinds", k.name());
     }
+    let model_files =
+        [args.out.join(pulse_model::artifact::META_FILE), args.out.join(pulse_model::artifact::WEIGHTS_FILE)];
+    let truth = args.data.check_files(&[("--out's model", &model_files[0]), ("--out's weights", &model_files[1])])?;
     let labelled = labelled(&args.data).await?;
+    if let Some((path, want)) = &truth {
+        check_truth_matches(path, want, &labelled)?;
+    }
     let started = Instant::now();
     let cfg = FitConfig {
         network: TrainConfig {
@@ -333,7 +398,7 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
         logistic: pulse_model::train::LogisticConfig { version: args.model_version.clone(), ..Default::default() },
     };
     let (kinds, out, report_path) = (args.kinds.clone(), args.out.clone(), args.data.report.clone());
-    let (resamples, seed, truth) = (args.data.resamples, args.seed, args.data.truth.clone());
+    let (resamples, seed) = (args.data.resamples, args.seed);
     let header = format!(
         "# Model evaluation\n\nMade by `pulse train {}`. Data: {}. Labels: `docs/LABELS.md`.\n\n",
         std::env::args().skip(2).collect::<Vec<_>>().join(" "),
@@ -379,8 +444,8 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
                 let artifact = model.artifact().context("the shipped kind has no artifact")?;
                 artifact.save_dir(&out).with_context(|| format!("cannot write the model to {}", out.display()))?;
                 println!("shipped {} to {}", kinds[chosen].name(), out.display());
-                if let Some(truth) = &truth {
-                    let seg = segments_section(truth, &labelled, model)?;
+                if let Some((truth, want)) = &truth {
+                    let seg = segments_section(want, &labelled, model)?;
                     println!("\n{seg}");
                     text += &format!("## Segments at the end of the capture\n\npulse's segment (§6 rules on the shipped model's prediction for each customer's last vector) against the generator's own segment on the last day (`{}`).\n\n{seg}\n", truth.display());
                 }
@@ -467,10 +532,13 @@ pub(crate) async fn evaluate_model(args: EvaluateArgs) -> Result<()> {
         None => pulse_model::embedded().context("cannot load the embedded model")?,
     };
     let model_name = args.model.as_ref().map_or("embedded".to_owned(), |d| format!("model ({})", d.display()));
+    let truth = args.data.check_files(&[])?;
     let labelled = labelled(&args.data).await?;
+    if let Some((path, want)) = &truth {
+        check_truth_matches(path, want, &labelled)?;
+    }
     let started = Instant::now();
-    let (baselines, report_path, resamples, truth) =
-        (args.baselines.clone(), args.data.report.clone(), args.data.resamples, args.data.truth.clone());
+    let (baselines, report_path, resamples) = (args.baselines.clone(), args.data.report.clone(), args.data.resamples);
     let header = format!(
         "# Model evaluation\n\nMade by `pulse evaluate {}`. Model: {model_name}. Data: {}. Baselines are fitted on this data's training customers. Labels: `docs/LABELS.md`.\n\n",
         std::env::args().skip(2).collect::<Vec<_>>().join(" "),
@@ -499,8 +567,8 @@ pub(crate) async fn evaluate_model(args: EvaluateArgs) -> Result<()> {
             println!("\n{md}");
             text += &format!("## {title}\n\n{}\n\n{md}\n", describe(tag, &frames));
         }
-        if let Some(truth) = &truth {
-            let seg = segments_section(truth, &labelled, &under_test)?;
+        if let Some((truth, want)) = &truth {
+            let seg = segments_section(want, &labelled, &under_test)?;
             println!("\n{seg}");
             text += &format!("## Segments at the end of the capture\n\npulse's segment (§6 rules on the model's prediction for each customer's last vector) against the generator's own segment on the last day (`{}`).\n\n{seg}\n", truth.display());
         }
