@@ -8,8 +8,8 @@
 //! customer's own vector about 14 days earlier: the model attributes
 //! `margin(now) - margin(then)` among the features (exact Shapley values of
 //! the two vectors for tree models, see `pulse_model::explain`) and the three
-//! largest positive shares are kept with both values ("no session in 19 days
-//! (was 2 days)"). The customer's own past, not a fleet average, because the
+//! largest positive shares are kept with both values ("last session 19 days
+//! ago (was 2 days ago)"). The customer's own past, not a fleet average, because the
 //! question an alert raises is "what changed?", and because a feature that
 //! has not moved cannot be the reason a score moved.
 //!

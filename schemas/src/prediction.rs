@@ -183,7 +183,7 @@ mod tests {
 
     use super::*;
     use crate::features::FEATURE_COUNT;
-    use crate::reasons::{Reason, TOP_REASONS};
+    use crate::reasons::{NoData, Reason, TOP_REASONS};
 
     fn serde_line(p: &Prediction) -> String {
         let mut line = serde_json::to_string(p).unwrap();
@@ -233,6 +233,7 @@ mod tests {
                 .map(|f| {
                     let r = |i: usize| Reason {
                         feature: ((f + i * 17) % FEATURE_COUNT) as u8,
+                        no_data: [NoData::NEITHER, NoData::NOW, NoData::WAS, NoData::BOTH][(f + k) % 4],
                         now: [x, 1.0, 365.0, 0.0, 19.4][(f + i) % 5],
                         was: was[(f + i + k) % was.len()],
                         contribution: edges[(f + i) % edges.len()],
@@ -271,6 +272,7 @@ mod tests {
                 since,
                 reasons.iter().map(|&(feature, now, was32, was_bits, contribution)| Reason {
                     feature,
+                    no_data: NoData::new(was_bits % 5 == 0, was_bits % 7 == 0),
                     // Whole numbers (counts) and fractions both.
                     now: if was_bits % 2 == 0 { now.round() } else { now },
                     was: if was_bits % 3 == 0 { f64::from_bits(was_bits) } else { f64::from(was32) },

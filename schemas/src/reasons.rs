@@ -6,10 +6,91 @@
 //! value then, and the feature's share of the move in the model's margin
 //! (log-odds). The attribution itself is the model's (`pulse_model::explain`);
 //! this module is the contract's side: which feature, how it is written, and
-//! a sentence a customer-success person can act on ("no session in 19 days
-//! (was 2 days)").
+//! a sentence a customer-success person can act on ("last session 19 days
+//! ago (was 2 days ago)").
+//!
+//! # How the sentences read
+//!
+//! Each sentence is the value now, then the value then in brackets. Its
+//! rules, each one from a way the earlier sentences misled (a review of
+//! 240,000 real predictions):
+//!
+//! - **Durations** ("days since", tenure) under 2 days are written in hours:
+//!   "3 hours", "1 hour", "under an hour" (less than half an hour); from 2
+//!   days on, in days. A "days since" reads as when it happened ("last
+//!   session 19 days ago (was 2 days ago)", "last successful payment 3 hours
+//!   ago"), never as "no session in 0 days", which read as the opposite of
+//!   a customer who had one today. The capped default reads "no session on
+//!   record" (for the tutor switch, capped at 30: "no tutor switch in 30
+//!   days").
+//! - **One** is singular, now and then: "1 session", "1 minute", "1 hour",
+//!   "(was 1 minute)".
+//! - **Precision**: when the two values differ but print the same ("4.8
+//!   (was 4.8)", "5% (was 5%)", "44 minutes (was 44 minutes)"), both are
+//!   printed with one more digit, then two, until they differ ("4.83 (was
+//!   4.77)"). Counts are whole and never need it.
+//! - **No data.** Where the contract's default for an empty denominator or
+//!   set means "no data" (FEATURES.md §4), it is not shown as a
+//!   measurement: "no sessions in 30 days (was: sessions last 44 minutes on
+//!   average)", "100% of support calls negative in 30 days (was: no support
+//!   calls in 30 days)". Whether a side is "no data" is decided from that
+//!   side's whole vector by [`top_raising`], which has both, and kept in the
+//!   reason ([`NoData`], written as `"no_data": "now" | "was" | "both"`,
+//!   absent when neither). Feature by feature:
+//!   - `avg_session_minutes_30d`, `primary_tutor_share_30d`: no data when
+//!     `sessions_30d` = 0 ("no sessions in 30 days"). The value alone tells
+//!     too (a duration is > 0; the primary tutor has a session), so older
+//!     records without the field read the same.
+//!   - `primary_tutor_share_7d`: no data when `sessions_7d` = 0 ("no
+//!     sessions this week"); a share of 0 with sessions is a real 0%.
+//!   - `tutor_switch_rate_30d`: no data when `sessions_30d` < 2 ("fewer than
+//!     2 sessions in 30 days").
+//!   - `negative_call_rate_30d`: no data when `ib_calls_30d` = 0 ("no
+//!     support calls in 30 days").
+//!   - `cancellation_rate_30d`: no data when `sessions_30d` +
+//!     `student_cancellations_30d` + `no_shows_30d` = 0 ("no sessions in 30
+//!     days": no session completed, and none cancelled by the student or
+//!     missed either).
+//!   - `rating_trend`: no data when `avg_rating_7d` = 0, i.e. no rating in
+//!     the last 7 days ("no rating this week").
+//!   - `avg_rating_7d/14d/30d`, `primary_tutor_avg_rating_30d`: a mean of 0
+//!     is no rating (a rating is at least 1), from the value alone ("no
+//!     rating in 7 days", "no rating of the main tutor in 30 days", which is
+//!     true too when there is no main tutor).
+//!   - `payment_success_rate_7d/14d/30d`: a rate of 1 is either "no failed
+//!     payment" or "no payment at all" in the window. It is "no payments in
+//!     7 days" when the same vector's `days_since_last_payment` is at least
+//!     the window (no successful payment in it, and a rate of 1 has no
+//!     failed one). Otherwise a rate of exactly 1 reads "no failed payment in
+//!     7 days", which is true either way (and so is the only reading an
+//!     older record without the field gets). The reference vector is kept in
+//!     `f32`: a payment within a fraction of a second of the window's edge
+//!     may be counted on the other side of it.
+//!   - `student_reply_minutes_30d`, `tutor_reply_minutes_30d`: a mean of 0
+//!     is no reply, or replies all at 0 minutes (`response_minutes` may be
+//!     0); the vector has no reply count to tell, so it reads "no tutor
+//!     replies in 30 days, or all instant", true either way.
+//!   - "days since" at its cap: "no … on record", from the value.
+//!
+//!   A side that is no data reads as its phrase: "(was: no sessions in 30
+//!   days)"; a value now that is no data reads the phrase, and the value
+//!   then as a whole sentence ("no session on record (was: last session 3
+//!   days ago)"); both: "(was the same)".
+//! - **Active days**: the 14-day window (T−14d, T] touches 15 calendar dates,
+//!   so `active_days_14d` may be 15: "active on 15 days in the last two
+//!   weeks", never "15 of the last 14 days".
+//! - **Signed differences** read as words, never "-0.0" or "+7": "2 more
+//!   sessions this week than the week before", "as many sessions this week
+//!   as the week before" (was "7 more"); "this week's ratings 0.3 below the
+//!   month's", "… level with the month's" (was "level").
+//!
+//! [`describe_into`] appends to a buffer the caller keeps and allocates
+//! nothing of its own: the prediction writer formats every reason of every
+//! prediction. The precision check formats both values into that buffer and
+//! cuts them off again.
 
 use std::fmt::Write as _;
+use std::ops::BitOr;
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -19,11 +100,135 @@ use crate::features::{idx, json_f64, json_str, FEATURE_COUNT, FEATURE_NAMES};
 /// How many reasons a prediction carries at most.
 pub const TOP_REASONS: usize = 3;
 
+/// Which sides of a reason hold a contract default that means "no data"
+/// (see the module docs): decided from the whole vectors by
+/// [`top_raising`]; in a sentence, added to what the values alone tell.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct NoData(u8);
+
+impl NoData {
+    /// Both sides are measurements (or nothing is known beyond the values).
+    pub const NEITHER: NoData = NoData(0);
+    /// The value now is "no data".
+    pub const NOW: NoData = NoData(1);
+    /// The value then is "no data".
+    pub const WAS: NoData = NoData(2);
+    /// Both are.
+    pub const BOTH: NoData = NoData(3);
+
+    /// From the two sides.
+    pub const fn new(now: bool, was: bool) -> NoData {
+        NoData(now as u8 | (was as u8) << 1)
+    }
+
+    /// Whether `feature` is "no data" now and then, from the two vectors.
+    pub fn of(feature: usize, now: &[f64; FEATURE_COUNT], was: &[f64; FEATURE_COUNT]) -> NoData {
+        NoData::new(no_data_in(feature, now), no_data_in(feature, was))
+    }
+
+    /// What the values alone tell: a capped "days since", a mean rating,
+    /// session length or reply time of 0, a primary tutor share of 0.
+    pub fn of_values(feature: usize, now: f64, was: f64) -> NoData {
+        NoData::new(value_is_no_data(feature, now), value_is_no_data(feature, was))
+    }
+
+    /// The value now is "no data".
+    pub const fn now(self) -> bool {
+        self.0 & 1 != 0
+    }
+
+    /// The value then is "no data".
+    pub const fn was(self) -> bool {
+        self.0 & 2 != 0
+    }
+
+    /// Neither side is.
+    pub const fn is_neither(self) -> bool {
+        self.0 == 0
+    }
+
+    /// As written in a reason's `no_data` field; `None` when neither.
+    fn wire(self) -> Option<&'static str> {
+        match self.0 {
+            1 => Some("now"),
+            2 => Some("was"),
+            3 => Some("both"),
+            _ => None,
+        }
+    }
+
+    /// A reason's `no_data` field read back.
+    fn from_wire(s: &str) -> Option<NoData> {
+        match s {
+            "now" => Some(NoData::NOW),
+            "was" => Some(NoData::WAS),
+            "both" => Some(NoData::BOTH),
+            "neither" => Some(NoData::NEITHER),
+            _ => None,
+        }
+    }
+}
+
+impl BitOr for NoData {
+    type Output = NoData;
+    fn bitor(self, other: NoData) -> NoData {
+        NoData(self.0 | other.0)
+    }
+}
+
+/// Whether `feature`'s value in the vector `v` is the contract's "no data"
+/// default, from the vector (the module docs say why each).
+fn no_data_in(feature: usize, v: &[f64; FEATURE_COUNT]) -> bool {
+    let x = v[feature];
+    // A rate of 1 has no failed payment; with no successful one in the
+    // window either, there was no payment at all.
+    let no_payment_in = |days: f64| x == 1.0 && v[idx::DAYS_SINCE_LAST_PAYMENT] >= days;
+    match feature {
+        idx::AVG_SESSION_MINUTES_30D | idx::PRIMARY_TUTOR_SHARE_30D => v[idx::SESSIONS_30D] == 0.0,
+        idx::PRIMARY_TUTOR_SHARE_7D => v[idx::SESSIONS_7D] == 0.0,
+        idx::TUTOR_SWITCH_RATE_30D => v[idx::SESSIONS_30D] < 2.0,
+        idx::NEGATIVE_CALL_RATE_30D => v[idx::IB_CALLS_30D] == 0.0,
+        idx::CANCELLATION_RATE_30D => {
+            v[idx::SESSIONS_30D] + v[idx::STUDENT_CANCELLATIONS_30D] + v[idx::NO_SHOWS_30D] == 0.0
+        }
+        idx::RATING_TREND => v[idx::AVG_RATING_7D] == 0.0,
+        idx::PAYMENT_SUCCESS_RATE_7D => no_payment_in(7.0),
+        idx::PAYMENT_SUCCESS_RATE_14D => no_payment_in(14.0),
+        idx::PAYMENT_SUCCESS_RATE_30D => no_payment_in(30.0),
+        _ => value_is_no_data(feature, x),
+    }
+}
+
+/// Whether a value is "no data" by itself (the module docs say which).
+fn value_is_no_data(feature: usize, x: f64) -> bool {
+    match feature {
+        idx::DAYS_SINCE_LAST_SESSION
+        | idx::DAYS_SINCE_LAST_LOGIN
+        | idx::DAYS_SINCE_LAST_PAYMENT
+        | idx::DAYS_SINCE_LAST_IB_CALL => x >= 365.0,
+        idx::DAYS_SINCE_TUTOR_SWITCH => x >= 30.0,
+        idx::AVG_RATING_7D
+        | idx::AVG_RATING_14D
+        | idx::AVG_RATING_30D
+        | idx::PRIMARY_TUTOR_AVG_RATING_30D
+        | idx::AVG_SESSION_MINUTES_30D
+        | idx::PRIMARY_TUTOR_SHARE_30D
+        | idx::STUDENT_REPLY_MINUTES_30D
+        | idx::TUTOR_REPLY_MINUTES_30D => x == 0.0,
+        _ => false,
+    }
+}
+
 /// One feature that raised the risk.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Reason {
     /// Index of the feature in contract order.
     pub feature: u8,
+    /// Which of `now` and `was` are the contract's "no data" default, as
+    /// their vectors tell (see the module docs); [`NoData::NEITHER`] when
+    /// unknown (a record written before it was kept): the values alone
+    /// then tell what they can.
+    pub no_data: NoData,
     /// Its value in the vector scored.
     pub now: f64,
     /// Its value in the reference vector, which is kept in `f32` (the
@@ -43,10 +248,9 @@ impl Reason {
 
     /// A sentence for people: the value now, and then in brackets.
     pub fn text(&self) -> String {
-        describe(usize::from(self.feature), self.now, self.was)
+        describe(usize::from(self.feature), self.now, self.was, self.no_data)
     }
 }
-
 /// The reasons of one prediction: empty when none raised the risk (the
 /// customer's first vector, a risk that fell, a model that cannot explain).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -116,6 +320,8 @@ struct ReasonWire<'a> {
     was: Short,
     contribution: f64,
     text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    no_data: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -135,6 +341,7 @@ impl Serialize for Reasons {
                 was: Short(r.was),
                 contribution: r.contribution,
                 text: r.text(),
+                no_data: r.no_data.wire(),
             })
             .collect();
         ReasonsWire { since: self.since, top }.serialize(s)
@@ -168,8 +375,12 @@ impl Reasons {
             json_f64(r.contribution, out);
             out.extend_from_slice(b",\"text\":");
             text.clear();
-            describe_into(usize::from(r.feature), r.now, r.was, text);
+            describe_into(usize::from(r.feature), r.now, r.was, r.no_data, text);
             json_str(text, out);
+            if let Some(no_data) = r.no_data.wire() {
+                out.extend_from_slice(b",\"no_data\":");
+                json_str(no_data, out);
+            }
             out.push(b'}');
         }
         out.extend_from_slice(b"]}");
@@ -185,6 +396,9 @@ impl<'de> Deserialize<'de> for Reasons {
             now: f64,
             was: f64,
             contribution: f64,
+            // Absent in records written before it was kept, and when neither.
+            #[serde(default)]
+            no_data: Option<String>,
         }
         #[derive(Deserialize)]
         struct Wire {
@@ -203,14 +417,22 @@ impl<'de> Deserialize<'de> for Reasons {
                 .ok_or_else(|| D::Error::custom(format!("unknown feature {:?} in reasons", r.feature)))?;
             // `was` is kept in f32 and written as the shortest f32 (see `Short`).
             let was = f64::from(r.was as f32);
-            items.push(Reason { feature: feature as u8, now: r.now, was, contribution: r.contribution });
+            let no_data = match r.no_data.as_deref() {
+                None => NoData::NEITHER,
+                Some(s) => {
+                    NoData::from_wire(s).ok_or_else(|| D::Error::custom(format!("unknown no_data {s:?} in reasons")))?
+                }
+            };
+            items.push(Reason { feature: feature as u8, no_data, now: r.now, was, contribution: r.contribution });
         }
         Ok(Reasons::new(wire.since, items))
     }
 }
 
 /// Picks the reasons from a full attribution: the features with the largest
-/// positive contributions (ties to the lower index), at most [`TOP_REASONS`].
+/// positive contributions (ties to the lower index), at most [`TOP_REASONS`],
+/// each with whether its value now and then is "no data" ([`NoData::of`]
+/// the two vectors).
 pub fn top_raising(
     contributions: &[f64; FEATURE_COUNT],
     now: &[f64; FEATURE_COUNT],
@@ -244,6 +466,7 @@ pub fn top_raising(
         since,
         best.iter().flatten().map(|&i| Reason {
             feature: i as u8,
+            no_data: NoData::of(i, now, was),
             now: now[i],
             was: was[i],
             contribution: contributions[i],
@@ -252,61 +475,54 @@ pub fn top_raising(
 }
 
 /// How a feature's value reads.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum Unit {
     /// A whole number of things.
     Count,
     /// A decimal with one place.
     Decimal,
-    /// Days since, with the contract's cap meaning "none on record".
-    DaysSince { cap: f64 },
-    /// Days.
-    Days,
+    /// Days, written in hours under 2 days ("3 hours", "under an hour").
+    Duration,
     /// A share, written as a percentage.
     Percent,
     /// Minutes.
     Minutes,
     /// Money.
     Dollars,
-    /// A mean rating; 0 means "no rating".
+    /// A mean rating.
     Rating,
-    /// A signed difference.
-    Signed,
-}
-
-fn value(unit: Unit, x: f64, out: &mut String) {
-    // Writing into a String cannot fail.
-    let _ = match unit {
-        Unit::Count | Unit::Days | Unit::DaysSince { .. } | Unit::Minutes => write!(out, "{}", x.round()),
-        Unit::Decimal | Unit::Rating => write!(out, "{x:.1}"),
-        Unit::Percent => write!(out, "{}%", (x * 100.0).round()),
-        Unit::Dollars => write!(out, "${}", x.round()),
-        Unit::Signed if x.round() > 0.0 => write!(out, "+{}", x.round()),
-        Unit::Signed => write!(out, "{}", x.round()),
-    };
+    /// `session_velocity_change`: "2 more sessions this week than the week before".
+    Velocity,
+    /// `rating_trend`: "this week's ratings 0.3 below the month's".
+    Trend,
 }
 
 /// How a feature reads: its unit, the sentence (`{}` is the value now), what
-/// follows the value then, and the sentence when the value is the contract's
-/// "none" default (a capped "days since", a mean rating of 0).
+/// follows the value then, the phrase for "no data" (module docs), and the
+/// phrase for a value of exactly 1 where a number would claim more than the
+/// vector knows (a payment success rate).
 struct Template {
     unit: Unit,
     sentence: &'static str,
     was_suffix: &'static str,
     none: Option<&'static str>,
+    one: Option<&'static str>,
 }
 
 const fn t(unit: Unit, sentence: &'static str) -> Template {
-    Template { unit, sentence, was_suffix: "", none: None }
+    Template { unit, sentence, was_suffix: "", none: None, one: None }
 }
 
 const fn with_none(unit: Unit, sentence: &'static str, was_suffix: &'static str, none: &'static str) -> Template {
-    Template { unit, sentence, was_suffix, none: Some(none) }
+    Template { unit, sentence, was_suffix, none: Some(none), one: None }
+}
+
+const fn success_rate(sentence: &'static str, none: &'static str, one: &'static str) -> Template {
+    Template { unit: Unit::Percent, sentence, was_suffix: "", none: Some(none), one: Some(one) }
 }
 
 fn template(feature: usize) -> Template {
     use Unit::*;
-    const SINCE: Unit = DaysSince { cap: 365.0 };
     match feature {
         idx::SESSIONS_7D => t(Count, "{} sessions in the last 7 days"),
         idx::SESSIONS_14D => t(Count, "{} sessions in the last 14 days"),
@@ -315,16 +531,16 @@ fn template(feature: usize) -> Template {
         idx::SESSION_MINUTES_7D => t(Minutes, "{} session minutes in 7 days"),
         idx::SESSION_MINUTES_30D => t(Minutes, "{} session minutes in 30 days"),
         idx::AVG_SESSION_MINUTES_30D => {
-            Template { was_suffix: " minutes", ..t(Minutes, "sessions last {} minutes on average") }
+            with_none(Minutes, "sessions last {} minutes on average", " minutes", "no sessions in 30 days")
         }
-        idx::SESSION_VELOCITY_CHANGE => t(Signed, "{} sessions this week against the week before"),
+        idx::SESSION_VELOCITY_CHANGE => t(Velocity, ""),
         idx::SESSION_TREND_RATIO => {
             Template { was_suffix: "x", ..t(Decimal, "this week at {}x the month's pace of sessions") }
         }
-        idx::DAYS_SINCE_LAST_SESSION => with_none(SINCE, "no session in {} days", " days", "no session on record"),
-        idx::DAYS_SINCE_LAST_LOGIN => with_none(SINCE, "no login in {} days", " days", "no login on record"),
-        idx::ACTIVE_DAYS_14D => t(Count, "active on {} of the last 14 days"),
-        idx::TENURE_DAYS => t(Days, "a customer for {} days"),
+        idx::DAYS_SINCE_LAST_SESSION => with_none(Duration, "last session {} ago", " ago", "no session on record"),
+        idx::DAYS_SINCE_LAST_LOGIN => with_none(Duration, "last login {} ago", " ago", "no login on record"),
+        idx::ACTIVE_DAYS_14D => t(Count, "active on {} days in the last two weeks"),
+        idx::TENURE_DAYS => t(Duration, "a customer for {}"),
         idx::AVG_RATING_7D => with_none(Rating, "rated sessions {} on average over 7 days", "", "no rating in 7 days"),
         idx::AVG_RATING_14D => {
             with_none(Rating, "rated sessions {} on average over 14 days", "", "no rating in 14 days")
@@ -332,67 +548,96 @@ fn template(feature: usize) -> Template {
         idx::AVG_RATING_30D => {
             with_none(Rating, "rated sessions {} on average over 30 days", "", "no rating in 30 days")
         }
-        idx::RATING_TREND => t(Decimal, "this week's ratings {} against the month's"),
+        idx::RATING_TREND => with_none(Trend, "", "", "no rating this week"),
         idx::RATINGS_COUNT_30D => t(Count, "{} ratings given in 30 days"),
         idx::LOW_RATINGS_30D => t(Count, "{} ratings of 2 or less in 30 days"),
         idx::LOGINS_7D => t(Count, "{} logins in 7 days"),
         idx::LOGINS_30D => t(Count, "{} logins in 30 days"),
-        idx::PAYMENT_SUCCESS_RATE_7D => t(Percent, "{} of payments went through in 7 days"),
-        idx::PAYMENT_SUCCESS_RATE_14D => t(Percent, "{} of payments went through in 14 days"),
-        idx::PAYMENT_SUCCESS_RATE_30D => t(Percent, "{} of payments went through in 30 days"),
+        idx::PAYMENT_SUCCESS_RATE_7D => success_rate(
+            "{} of payments went through in 7 days",
+            "no payments in 7 days",
+            "no failed payment in 7 days",
+        ),
+        idx::PAYMENT_SUCCESS_RATE_14D => success_rate(
+            "{} of payments went through in 14 days",
+            "no payments in 14 days",
+            "no failed payment in 14 days",
+        ),
+        idx::PAYMENT_SUCCESS_RATE_30D => success_rate(
+            "{} of payments went through in 30 days",
+            "no payments in 30 days",
+            "no failed payment in 30 days",
+        ),
         idx::PAYMENT_FAILURES_30D => t(Count, "{} failed payments in 30 days"),
         idx::PAYMENT_AMOUNT_30D => t(Dollars, "{} paid in 30 days"),
         idx::DAYS_SINCE_LAST_PAYMENT => {
-            with_none(SINCE, "no successful payment in {} days", " days", "no successful payment on record")
+            with_none(Duration, "last successful payment {} ago", " ago", "no successful payment on record")
         }
         idx::IB_CALLS_7D => t(Count, "{} support calls in 7 days"),
         idx::IB_CALLS_14D => t(Count, "{} support calls in 14 days"),
         idx::IB_CALLS_30D => t(Count, "{} support calls in 30 days"),
-        idx::NEGATIVE_CALL_RATE_30D => t(Percent, "{} of support calls negative in 30 days"),
+        idx::NEGATIVE_CALL_RATE_30D => {
+            with_none(Percent, "{} of support calls negative in 30 days", "", "no support calls in 30 days")
+        }
         idx::DAYS_SINCE_LAST_IB_CALL => {
-            with_none(SINCE, "last support call {} days ago", " days", "no support call on record")
+            with_none(Duration, "last support call {} ago", " ago", "no support call on record")
         }
         idx::STUDENT_CANCELLATIONS_7D => t(Count, "{} sessions cancelled by the student in 7 days"),
         idx::STUDENT_CANCELLATIONS_30D => t(Count, "{} sessions cancelled by the student in 30 days"),
-        idx::CANCELLATION_RATE_30D => t(Percent, "{} of sessions cancelled by the student in 30 days"),
-        idx::NO_SHOWS_30D => t(Count, "{} no-shows in 30 days"),
-        idx::STUDENT_REPLY_MINUTES_30D => {
-            Template { was_suffix: " minutes", ..t(Minutes, "replies to the tutor in {} minutes on average") }
+        idx::CANCELLATION_RATE_30D => {
+            with_none(Percent, "{} of sessions cancelled by the student in 30 days", "", "no sessions in 30 days")
         }
+        idx::NO_SHOWS_30D => t(Count, "{} no-shows in 30 days"),
+        idx::STUDENT_REPLY_MINUTES_30D => with_none(
+            Minutes,
+            "replies to the tutor in {} minutes on average",
+            " minutes",
+            "no replies to the tutor in 30 days, or all instant",
+        ),
         idx::DISTINCT_TUTORS_30D => t(Count, "{} different tutors in 30 days"),
-        idx::PRIMARY_TUTOR_SHARE_30D => t(Percent, "{} of sessions with the main tutor in 30 days"),
-        idx::PRIMARY_TUTOR_SHARE_7D => t(Percent, "{} of this week's sessions with the main tutor"),
+        idx::PRIMARY_TUTOR_SHARE_30D => {
+            with_none(Percent, "{} of sessions with the main tutor in 30 days", "", "no sessions in 30 days")
+        }
+        idx::PRIMARY_TUTOR_SHARE_7D => {
+            with_none(Percent, "{} of this week's sessions with the main tutor", "", "no sessions this week")
+        }
         idx::PRIMARY_TUTOR_AVG_RATING_30D => {
-            with_none(Rating, "main tutor rated {} on average", "", "main tutor not rated")
+            with_none(Rating, "main tutor rated {} on average", "", "no rating of the main tutor in 30 days")
         }
         idx::TUTOR_SWITCHES_30D => t(Count, "{} tutor switches in 30 days"),
-        idx::TUTOR_SWITCH_RATE_30D => t(Percent, "a new tutor in {} of sessions"),
-        idx::TUTOR_REPLY_MINUTES_30D => {
-            Template { was_suffix: " minutes", ..t(Minutes, "the tutor replies in {} minutes on average") }
+        idx::TUTOR_SWITCH_RATE_30D => {
+            with_none(Percent, "a new tutor in {} of sessions", "", "fewer than 2 sessions in 30 days")
         }
+        idx::TUTOR_REPLY_MINUTES_30D => with_none(
+            Minutes,
+            "the tutor replies in {} minutes on average",
+            " minutes",
+            "no tutor replies in 30 days, or all instant",
+        ),
         idx::TUTOR_CANCELLATIONS_30D => t(Count, "{} sessions cancelled by the tutor in 30 days"),
         idx::DAYS_SINCE_TUTOR_SWITCH => {
-            with_none(DaysSince { cap: 30.0 }, "last tutor switch {} days ago", " days", "no tutor switch in 30 days")
+            with_none(Duration, "last tutor switch {} ago", " ago", "no tutor switch in 30 days")
         }
         _ => t(Decimal, "{}"),
     }
 }
 
-impl Template {
-    /// The contract's "none" default: a capped "days since", a mean rating of 0.
-    fn is_none(&self, x: f64) -> bool {
-        match self.unit {
-            Unit::DaysSince { cap } => x >= cap,
-            Unit::Rating => x == 0.0,
-            _ => false,
-        }
+/// Writes `x` with `decimals` places (none: rounded, as "3"), never as
+/// "-0" or "-0.0": what prints as zero is zero.
+fn num(x: f64, decimals: usize, out: &mut String) {
+    let start = out.len();
+    // Writing into a String cannot fail.
+    let _ = if decimals == 0 { write!(out, "{}", x.round()) } else { write!(out, "{x:.decimals$}") };
+    if out[start..].starts_with('-') && out[start + 1..].bytes().all(|b| b == b'0' || b == b'.') {
+        out.remove(start);
     }
 }
 
-/// "1 sessions cancelled" → "1 session cancelled": the first plural noun of
-/// a count's sentence.
-fn singular(sentence: &str) -> String {
-    const PLURALS: [(&str, &str); 8] = [
+/// Appends `text`, with its first plural noun singular when the number just
+/// written (from `number` on in `out`) is exactly "1": "1 session", "1
+/// minute". Pieces of `text`, no new string.
+fn after_number(text: &str, number: usize, out: &mut String) {
+    const PLURALS: [(&str, &str); 12] = [
         ("sessions", "session"),
         ("logins", "login"),
         ("ratings", "rating"),
@@ -401,47 +646,206 @@ fn singular(sentence: &str) -> String {
         ("no-shows", "no-show"),
         ("tutors", "tutor"),
         ("switches", "switch"),
+        ("minutes", "minute"),
+        ("hours", "hour"),
+        ("days", "day"),
+        ("replies", "reply"),
     ];
-    let first = PLURALS.iter().filter_map(|(p, s)| sentence.find(p).map(|at| (at, *p, *s))).min();
+    if &out[number..] != "1" {
+        out.push_str(text);
+        return;
+    }
+    let first = PLURALS.iter().filter_map(|(p, s)| text.find(p).map(|at| (at, *p, *s))).min();
     match first {
-        Some((at, plural, one)) => format!("{}{one}{}", &sentence[..at], &sentence[at + plural.len()..]),
-        None => sentence.to_owned(),
+        Some((at, plural, one)) => {
+            out.push_str(&text[..at]);
+            out.push_str(one);
+            out.push_str(&text[at + plural.len()..]);
+        }
+        None => out.push_str(text),
     }
 }
 
-/// A feature's value now and then, in a sentence: "no session in 19 days
-/// (was 2 days)". The contract's defaults read as what they mean: a capped
-/// "days since" is "none on record", a mean rating of 0 is "no rating".
-pub fn describe(feature: usize, now: f64, was: f64) -> String {
+/// Writes `x`, `prec` digits more precise than usual, as it stands after
+/// "(was ": the unit's words included where the number needs them
+/// ("3 hours", "under an hour", "7 more", "0.3 below").
+fn token(unit: Unit, x: f64, prec: usize, out: &mut String) {
+    match unit {
+        Unit::Count => num(x, 0, out),
+        Unit::Decimal | Unit::Rating => num(x, 1 + prec, out),
+        Unit::Minutes => num(x, prec, out),
+        Unit::Percent => {
+            num(x * 100.0, prec, out);
+            out.push('%');
+        }
+        Unit::Dollars => {
+            out.push('$');
+            num(x, if prec == 0 { 0 } else { 2 }, out);
+        }
+        Unit::Duration => {
+            let start = out.len();
+            let hours = x * 24.0;
+            if x >= 2.0 || x.is_nan() {
+                num(x, prec, out);
+                after_number(" days", start, out);
+            } else if hours.round() != 0.0 {
+                num(hours, prec, out);
+                after_number(" hours", start, out);
+            } else if prec == 0 {
+                out.push_str("under an hour");
+            } else {
+                // Both under half an hour and still alike: minutes.
+                let minutes = x * 1440.0;
+                if prec == 1 && minutes.round() == 0.0 {
+                    out.push_str("under a minute");
+                } else {
+                    num(minutes, prec - 1, out);
+                    after_number(" minutes", start, out);
+                }
+            }
+        }
+        Unit::Velocity => {
+            let d = x.round();
+            if d > 0.0 {
+                num(d, 0, out);
+                out.push_str(" more");
+            } else if d < 0.0 {
+                num(-d, 0, out);
+                out.push_str(" fewer");
+            } else {
+                out.push_str("as many");
+            }
+        }
+        Unit::Trend => {
+            let start = out.len();
+            num(x.abs(), 1 + prec, out);
+            if out[start..].bytes().all(|b| b == b'0' || b == b'.') {
+                out.truncate(start);
+                out.push_str("level");
+            } else {
+                out.push_str(if x > 0.0 { " above" } else { " below" });
+            }
+        }
+    }
+}
+
+impl Template {
+    /// The sentence for a value that is a measurement.
+    fn sentence(&self, x: f64, prec: usize, out: &mut String) {
+        match self.unit {
+            Unit::Velocity => {
+                let d = x.round();
+                let number = out.len();
+                if d > 0.0 {
+                    num(d, 0, out);
+                    after_number(" more sessions this week than the week before", number, out);
+                } else if d < 0.0 {
+                    num(-d, 0, out);
+                    after_number(" fewer sessions this week than the week before", number, out);
+                } else {
+                    out.push_str("as many sessions this week as the week before");
+                }
+            }
+            Unit::Trend => {
+                out.push_str("this week's ratings ");
+                token(Unit::Trend, x, prec, out);
+                if out.ends_with("level") {
+                    out.push_str(" with");
+                }
+                out.push_str(" the month's");
+            }
+            _ => match self.sentence.split_once("{}") {
+                Some((before, after)) => {
+                    out.push_str(before);
+                    let number = out.len();
+                    token(self.unit, x, prec, out);
+                    after_number(after, number, out);
+                }
+                None => out.push_str(self.sentence),
+            },
+        }
+    }
+
+    /// The value then, after "(was ".
+    fn was(&self, x: f64, prec: usize, out: &mut String) {
+        let number = out.len();
+        token(self.unit, x, prec, out);
+        after_number(self.was_suffix, number, out);
+    }
+
+    /// The phrase a value reads as instead of a number: "no data" (from the
+    /// flag or the value), or a success rate of exactly 1.
+    fn phrase(&self, x: f64, no_data: bool) -> Option<&'static str> {
+        match (self.none, self.one) {
+            (Some(none), _) if no_data => Some(none),
+            (_, Some(one)) if x == 1.0 => Some(one),
+            _ => None,
+        }
+    }
+
+    /// The fewest extra digits (0 to 2) at which `now` and `was`, which
+    /// differ, print differently; formatted into `out` and cut off again.
+    fn precision(&self, now: f64, was: f64, out: &mut String) -> usize {
+        // Equal as the models see them (in f32, as the reference is kept):
+        // the same, and printed so.
+        if now as f32 == was as f32 {
+            return 0;
+        }
+        let start = out.len();
+        for prec in 0..2 {
+            self.was(now, prec, out);
+            let mid = out.len();
+            self.was(was, prec, out);
+            let same = out[start..mid] == out[mid..];
+            out.truncate(start);
+            if !same {
+                return prec;
+            }
+        }
+        2
+    }
+}
+
+/// A feature's value now and then, in a sentence: "last session 19 days ago
+/// (was 2 days ago)". `no_data` says which sides are the contract's "no
+/// data" default where only the whole vector can tell (see the module docs;
+/// [`NoData::NEITHER`] when unknown): added to what the values tell.
+pub fn describe(feature: usize, now: f64, was: f64, no_data: NoData) -> String {
     let mut out = String::new();
-    describe_into(feature, now, was, &mut out);
+    describe_into(feature, now, was, no_data, &mut out);
     out
 }
 
 /// [`describe`], appended to `out`: the prediction writer's way, which
 /// formats every reason of every prediction and so keeps one buffer.
-pub fn describe_into(feature: usize, now: f64, was: f64, out: &mut String) {
+pub fn describe_into(feature: usize, now: f64, was: f64, no_data: NoData, out: &mut String) {
     let t = template(feature);
-    match t.none {
-        Some(none) if t.is_none(now) => out.push_str(none),
-        _ if matches!(t.unit, Unit::Count) && now.round() == 1.0 => {
-            out.push_str(&singular(&t.sentence.replacen("{}", "1", 1)));
+    let no_data = no_data | NoData::of_values(feature, now, was);
+    match (t.phrase(now, no_data.now()), t.phrase(was, no_data.was())) {
+        (None, None) => {
+            let prec = t.precision(now, was, out);
+            t.sentence(now, prec, out);
+            out.push_str(" (was ");
+            t.was(was, prec, out);
         }
-        _ => match t.sentence.split_once("{}") {
-            Some((before, after)) => {
-                out.push_str(before);
-                value(t.unit, now, out);
-                out.push_str(after);
+        (None, Some(then)) => {
+            t.sentence(now, 0, out);
+            out.push_str(" (was: ");
+            out.push_str(then);
+        }
+        (Some(phrase), None) => {
+            out.push_str(phrase);
+            out.push_str(" (was: ");
+            t.sentence(was, 0, out);
+        }
+        (Some(phrase), Some(then)) => {
+            out.push_str(phrase);
+            if phrase == then {
+                out.push_str(" (was the same");
+            } else {
+                out.push_str(" (was: ");
+                out.push_str(then);
             }
-            None => out.push_str(t.sentence),
-        },
-    }
-    out.push_str(" (was ");
-    match t.none {
-        Some(_) if t.is_none(was) => out.push_str("none"),
-        _ => {
-            value(t.unit, was, out);
-            out.push_str(t.was_suffix);
         }
     }
     out.push(')');
@@ -451,40 +855,274 @@ pub fn describe_into(feature: usize, now: f64, was: f64, out: &mut String) {
 mod tests {
     use super::*;
 
+    /// A sentence from the values alone.
+    fn d(feature: usize, now: f64, was: f64) -> String {
+        describe(feature, now, was, NoData::NEITHER)
+    }
+
     #[test]
     fn sentences_read_as_people_write() {
         // The writer's way: appended to what the buffer holds.
         let mut text = "kept: ".to_string();
-        describe_into(idx::SESSIONS_7D, 1.0, 4.0, &mut text);
+        describe_into(idx::SESSIONS_7D, 1.0, 4.0, NoData::NEITHER, &mut text);
         assert_eq!(text, "kept: 1 session in the last 7 days (was 4)");
-        describe_into(idx::SESSION_TREND_RATIO, 0.5, 1.5, &mut text);
+        describe_into(idx::SESSION_TREND_RATIO, 0.5, 1.5, NoData::NEITHER, &mut text);
         assert_eq!(
             text,
             "kept: 1 session in the last 7 days (was 4)this week at 0.5x the month's pace of sessions (was 1.5x)"
         );
-        assert_eq!(describe(idx::DAYS_SINCE_LAST_SESSION, 19.2, 2.4), "no session in 19 days (was 2 days)");
-        assert_eq!(describe(idx::DAYS_SINCE_LAST_SESSION, 365.0, 3.0), "no session on record (was 3 days)");
-        assert_eq!(describe(idx::SESSIONS_7D, 0.0, 4.0), "0 sessions in the last 7 days (was 4)");
-        assert_eq!(describe(idx::SESSIONS_7D, 1.0, 4.0), "1 session in the last 7 days (was 4)");
+        assert_eq!(d(idx::DAYS_SINCE_LAST_SESSION, 19.2, 2.4), "last session 19 days ago (was 2 days ago)");
+        assert_eq!(d(idx::DAYS_SINCE_LAST_SESSION, 365.0, 3.0), "no session on record (was: last session 3 days ago)");
+        assert_eq!(d(idx::SESSIONS_7D, 0.0, 4.0), "0 sessions in the last 7 days (was 4)");
+        assert_eq!(d(idx::SESSIONS_7D, 1.0, 4.0), "1 session in the last 7 days (was 4)");
+        assert_eq!(d(idx::TUTOR_CANCELLATIONS_30D, 1.0, 0.0), "1 session cancelled by the tutor in 30 days (was 0)");
+        assert_eq!(d(idx::IB_CALLS_7D, 1.0, 0.0), "1 support call in 7 days (was 0)");
+        assert_eq!(d(idx::PAYMENT_SUCCESS_RATE_30D, 0.5, 0.75), "50% of payments went through in 30 days (was 75%)");
+        assert_eq!(d(idx::PAYMENT_AMOUNT_30D, 120.4, 300.0), "$120 paid in 30 days (was $300)");
         assert_eq!(
-            describe(idx::TUTOR_CANCELLATIONS_30D, 1.0, 0.0),
-            "1 session cancelled by the tutor in 30 days (was 0)"
+            d(idx::AVG_RATING_7D, 2.5, 0.0),
+            "rated sessions 2.5 on average over 7 days (was: no rating in 7 days)"
         );
-        assert_eq!(describe(idx::IB_CALLS_7D, 1.0, 0.0), "1 support call in 7 days (was 0)");
-        assert_eq!(
-            describe(idx::PAYMENT_SUCCESS_RATE_30D, 0.5, 1.0),
-            "50% of payments went through in 30 days (was 100%)"
-        );
-        assert_eq!(describe(idx::PAYMENT_AMOUNT_30D, 120.4, 300.0), "$120 paid in 30 days (was $300)");
-        assert_eq!(describe(idx::AVG_RATING_7D, 2.5, 0.0), "rated sessions 2.5 on average over 7 days (was none)");
-        assert_eq!(
-            describe(idx::SESSION_VELOCITY_CHANGE, -3.0, 1.0),
-            "-3 sessions this week against the week before (was +1)"
-        );
-        assert_eq!(describe(idx::DAYS_SINCE_LAST_IB_CALL, 365.0, 365.0), "no support call on record (was none)");
+        assert_eq!(d(idx::DAYS_SINCE_LAST_IB_CALL, 365.0, 365.0), "no support call on record (was the same)");
         for f in 0..FEATURE_COUNT {
-            let text = describe(f, 1.0, 2.0);
-            assert!(!text.contains("{}") && text.ends_with(')'), "{f}: {text}");
+            for (now, was) in [(1.0, 2.0), (0.0, 1.0), (365.0, 0.5), (-0.0, f64::NAN), (f64::INFINITY, 1e300)] {
+                for no_data in [NoData::NEITHER, NoData::NOW, NoData::WAS, NoData::BOTH] {
+                    let text = describe(f, now, was, no_data);
+                    assert!(!text.contains("{}") && text.ends_with(')'), "{f}: {text}");
+                    assert!(!text.contains("-0 ") && !text.contains("-0.0 "), "{f}: {text}");
+                    assert!(!text.contains("  ") && !text.contains(" )"), "{f}: {text}");
+                }
+            }
+        }
+    }
+
+    /// Defect 1: a small "days since" read as the opposite ("no successful
+    /// payment in 0 days" for a payment today): when it happened, in hours
+    /// under 2 days.
+    #[test]
+    fn recent_days_since_read_as_when_in_hours() {
+        assert_eq!(
+            d(idx::DAYS_SINCE_LAST_PAYMENT, 0.125, 365.0),
+            "last successful payment 3 hours ago (was: no successful payment on record)"
+        );
+        assert_eq!(d(idx::DAYS_SINCE_LAST_LOGIN, 0.07, 0.40), "last login 2 hours ago (was 10 hours ago)");
+        assert_eq!(d(idx::DAYS_SINCE_LAST_SESSION, 0.01, 3.0), "last session under an hour ago (was 3 days ago)");
+        assert_eq!(d(idx::DAYS_SINCE_LAST_IB_CALL, 1.0 / 24.0, 5.0), "last support call 1 hour ago (was 5 days ago)");
+        assert_eq!(d(idx::DAYS_SINCE_LAST_SESSION, 12.0, 1.99), "last session 12 days ago (was 48 hours ago)");
+        assert_eq!(d(idx::DAYS_SINCE_LAST_SESSION, 12.0, 0.0), "last session 12 days ago (was under an hour ago)");
+        assert_eq!(d(idx::TENURE_DAYS, 0.5, 0.2), "a customer for 12 hours (was 5 hours)");
+        assert_eq!(
+            d(idx::DAYS_SINCE_TUTOR_SWITCH, 30.0, 4.0),
+            "no tutor switch in 30 days (was: last tutor switch 4 days ago)"
+        );
+        // Both under half an hour and different: minutes.
+        assert_eq!(d(idx::DAYS_SINCE_LAST_LOGIN, 0.02, 0.005), "last login 29 minutes ago (was 7 minutes ago)");
+        for x in [0.0, 0.01, 0.07, 0.4, 1.0, 1.99, 2.0] {
+            let text = d(idx::DAYS_SINCE_LAST_PAYMENT, x, 365.0);
+            assert!(!text.contains("0 days") && !text.contains(" in ") && text.starts_with("last "), "{x}: {text}");
+        }
+    }
+
+    /// Defect 2: "1 days", "1 minutes", "(was 1 days)".
+    #[test]
+    fn one_is_singular_now_and_then() {
+        assert_eq!(d(idx::AVG_SESSION_MINUTES_30D, 1.0, 30.0), "sessions last 1 minute on average (was 30 minutes)");
+        assert_eq!(d(idx::AVG_SESSION_MINUTES_30D, 45.0, 1.0), "sessions last 45 minutes on average (was 1 minute)");
+        assert_eq!(d(idx::SESSION_MINUTES_7D, 1.0, 90.0), "1 session minute in 7 days (was 90)");
+        assert_eq!(
+            d(idx::TUTOR_REPLY_MINUTES_30D, 1.0, 20.0),
+            "the tutor replies in 1 minute on average (was 20 minutes)"
+        );
+        assert_eq!(d(idx::DAYS_SINCE_LAST_SESSION, 19.0, 1.0), "last session 19 days ago (was 24 hours ago)");
+        assert_eq!(d(idx::ACTIVE_DAYS_14D, 1.0, 9.0), "active on 1 day in the last two weeks (was 9)");
+        assert_eq!(d(idx::DISTINCT_TUTORS_30D, 1.0, 3.0), "1 different tutor in 30 days (was 3)");
+        assert_eq!(d(idx::TUTOR_SWITCHES_30D, 1.0, 0.0), "1 tutor switch in 30 days (was 0)");
+        for f in 0..FEATURE_COUNT {
+            for (now, was) in [(1.0, 2.0), (2.0, 1.0), (1.0 / 24.0, 3.0)] {
+                let text = d(f, now, was);
+                for plural in ["1 days", "1 minutes", "1 hours", "1 sessions", "1 calls", "1 ratings"] {
+                    assert!(!text.contains(plural), "{f}: {text}");
+                }
+            }
+        }
+    }
+
+    /// Defect 3: two values that differ print differently.
+    #[test]
+    fn different_values_print_differently() {
+        assert_eq!(d(idx::PRIMARY_TUTOR_AVG_RATING_30D, 4.8, 4.84), "main tutor rated 4.80 on average (was 4.84)");
+        assert_eq!(d(idx::AVG_RATING_30D, 3.93, 3.87), "rated sessions 3.93 on average over 30 days (was 3.87)");
+        assert_eq!(
+            d(idx::AVG_SESSION_MINUTES_30D, 44.2, 43.9),
+            "sessions last 44.2 minutes on average (was 43.9 minutes)"
+        );
+        assert_eq!(
+            d(idx::CANCELLATION_RATE_30D, 0.05, 0.052),
+            "5.0% of sessions cancelled by the student in 30 days (was 5.2%)"
+        );
+        assert_eq!(
+            d(idx::CANCELLATION_RATE_30D, 0.0501, 0.0504),
+            "5.01% of sessions cancelled by the student in 30 days (was 5.04%)"
+        );
+        assert_eq!(d(idx::DAYS_SINCE_LAST_SESSION, 19.2, 18.9), "last session 19.2 days ago (was 18.9 days ago)");
+        assert_eq!(d(idx::PAYMENT_AMOUNT_30D, 120.4, 119.8), "$120.40 paid in 30 days (was $119.80)");
+        // The same value (as the models see it, in f32) is printed plainly.
+        assert_eq!(
+            d(idx::AVG_RATING_30D, 4.8, f64::from(4.8f32)),
+            "rated sessions 4.8 on average over 30 days (was 4.8)"
+        );
+        let mut n = 0;
+        for f in 0..FEATURE_COUNT {
+            for i in 0..200 {
+                let now = 0.37 + f64::from(i) * 0.013;
+                let was = now * 1.05;
+                let text = d(f, now, was);
+                if let Some((a, b)) = text.split_once(" (was ") {
+                    // The number in the sentence and in the brackets differ.
+                    let num = |s: &str| {
+                        s.split(|c: char| !(c.is_ascii_digit() || c == '.'))
+                            .filter(|w| !w.is_empty() && *w != ".")
+                            .map(str::to_owned)
+                            .collect::<Vec<_>>()
+                    };
+                    let (a, b) = (num(a), num(b));
+                    if !matches!(template(f).unit, Unit::Count | Unit::Velocity) {
+                        assert_ne!(a.last(), b.first(), "{f}: {text}");
+                        n += 1;
+                    }
+                }
+            }
+        }
+        assert!(n > 1000, "{n}");
+    }
+
+    /// Defect 4: a default that means "no data" is no measurement.
+    #[test]
+    fn no_data_reads_as_no_data() {
+        assert_eq!(
+            d(idx::AVG_SESSION_MINUTES_30D, 120.0, 0.0),
+            "sessions last 120 minutes on average (was: no sessions in 30 days)"
+        );
+        assert_eq!(
+            describe(idx::NEGATIVE_CALL_RATE_30D, 1.0, 0.0, NoData::WAS),
+            "100% of support calls negative in 30 days (was: no support calls in 30 days)"
+        );
+        assert_eq!(d(idx::NEGATIVE_CALL_RATE_30D, 1.0, 0.0), "100% of support calls negative in 30 days (was 0%)");
+        assert_eq!(
+            describe(idx::PAYMENT_SUCCESS_RATE_30D, 0.0, 1.0, NoData::WAS),
+            "0% of payments went through in 30 days (was: no payments in 30 days)"
+        );
+        // Where the vector cannot tell, true either way.
+        assert_eq!(
+            d(idx::PAYMENT_SUCCESS_RATE_7D, 0.0, 1.0),
+            "0% of payments went through in 7 days (was: no failed payment in 7 days)"
+        );
+        assert_eq!(
+            describe(idx::TUTOR_SWITCH_RATE_30D, 1.0, 0.0, NoData::WAS),
+            "a new tutor in 100% of sessions (was: fewer than 2 sessions in 30 days)"
+        );
+        assert_eq!(
+            describe(idx::PRIMARY_TUTOR_SHARE_7D, 0.0, 1.0, NoData::NOW),
+            "no sessions this week (was: 100% of this week's sessions with the main tutor)"
+        );
+        assert_eq!(
+            describe(idx::RATING_TREND, 0.2, 0.0, NoData::WAS),
+            "this week's ratings 0.2 above the month's (was: no rating this week)"
+        );
+        assert_eq!(
+            d(idx::TUTOR_REPLY_MINUTES_30D, 59.0, 0.0),
+            "the tutor replies in 59 minutes on average (was: no tutor replies in 30 days, or all instant)"
+        );
+        assert_eq!(
+            describe(idx::CANCELLATION_RATE_30D, 0.5, 0.0, NoData::WAS),
+            "50% of sessions cancelled by the student in 30 days (was: no sessions in 30 days)"
+        );
+        assert_eq!(
+            d(idx::PRIMARY_TUTOR_AVG_RATING_30D, 0.0, 4.5),
+            "no rating of the main tutor in 30 days (was: main tutor rated 4.5 on average)"
+        );
+    }
+
+    /// Defect 4, where the flags come from: the counts of the same vector.
+    #[test]
+    fn top_raising_tells_no_data_from_the_vectors() {
+        let mut now = [0.0; FEATURE_COUNT];
+        let mut was = [0.0; FEATURE_COUNT];
+        // Now: 4 sessions (3 this week), 2 support calls, a payment 2 days ago.
+        now[idx::SESSIONS_7D] = 3.0;
+        now[idx::SESSIONS_30D] = 4.0;
+        now[idx::IB_CALLS_30D] = 2.0;
+        now[idx::NEGATIVE_CALL_RATE_30D] = 1.0;
+        now[idx::AVG_SESSION_MINUTES_30D] = 120.0;
+        now[idx::TUTOR_SWITCH_RATE_30D] = 1.0;
+        now[idx::DAYS_SINCE_LAST_PAYMENT] = 2.0;
+        now[idx::PAYMENT_SUCCESS_RATE_7D] = 1.0;
+        now[idx::PAYMENT_SUCCESS_RATE_30D] = 0.5;
+        // Then: one session, last month, no call, no payment for 40 days.
+        was[idx::SESSIONS_30D] = 1.0;
+        was[idx::AVG_SESSION_MINUTES_30D] = 50.0;
+        was[idx::DAYS_SINCE_LAST_PAYMENT] = 40.0;
+        was[idx::PAYMENT_SUCCESS_RATE_7D] = 1.0;
+        was[idx::PAYMENT_SUCCESS_RATE_30D] = 1.0;
+        let flags = |f: usize| NoData::of(f, &now, &was);
+        assert_eq!(flags(idx::NEGATIVE_CALL_RATE_30D), NoData::WAS);
+        assert_eq!(flags(idx::TUTOR_SWITCH_RATE_30D), NoData::WAS);
+        assert_eq!(flags(idx::PRIMARY_TUTOR_SHARE_7D), NoData::WAS);
+        assert_eq!(flags(idx::AVG_SESSION_MINUTES_30D), NoData::NEITHER);
+        assert_eq!(flags(idx::PAYMENT_SUCCESS_RATE_7D), NoData::WAS, "paid 2 days ago: a real 100%");
+        assert_eq!(flags(idx::PAYMENT_SUCCESS_RATE_30D), NoData::WAS);
+        assert_eq!(flags(idx::CANCELLATION_RATE_30D), NoData::NEITHER);
+        assert_eq!(flags(idx::RATING_TREND), NoData::BOTH);
+        assert_eq!(flags(idx::DAYS_SINCE_LAST_IB_CALL), NoData::NEITHER, "0 days: a call just now, in both");
+        let mut c = [0.0; FEATURE_COUNT];
+        c[idx::NEGATIVE_CALL_RATE_30D] = 0.9;
+        c[idx::PAYMENT_SUCCESS_RATE_30D] = 0.5;
+        c[idx::TUTOR_SWITCH_RATE_30D] = 0.1;
+        let r = top_raising(&c, &now, &was, 7);
+        let texts: Vec<String> = r.as_slice().iter().map(Reason::text).collect();
+        assert_eq!(
+            texts,
+            [
+                "100% of support calls negative in 30 days (was: no support calls in 30 days)",
+                "50% of payments went through in 30 days (was: no payments in 30 days)",
+                "a new tutor in 100% of sessions (was: fewer than 2 sessions in 30 days)",
+            ]
+        );
+    }
+
+    /// Defect 5: 15 calendar dates in a 14-day window.
+    #[test]
+    fn active_days_never_exceed_what_they_are_counted_of() {
+        assert_eq!(d(idx::ACTIVE_DAYS_14D, 15.0, 9.0), "active on 15 days in the last two weeks (was 9)");
+        assert_eq!(d(idx::ACTIVE_DAYS_14D, 9.0, 15.0), "active on 9 days in the last two weeks (was 15)");
+    }
+
+    /// Defect 6: signed differences in words, never "-0.0" or "+7".
+    #[test]
+    fn signed_differences_read_as_words() {
+        assert_eq!(
+            d(idx::SESSION_VELOCITY_CHANGE, 0.0, 7.0),
+            "as many sessions this week as the week before (was 7 more)"
+        );
+        assert_eq!(
+            d(idx::SESSION_VELOCITY_CHANGE, -3.0, 1.0),
+            "3 fewer sessions this week than the week before (was 1 more)"
+        );
+        assert_eq!(
+            d(idx::SESSION_VELOCITY_CHANGE, 2.0, -1.0),
+            "2 more sessions this week than the week before (was 1 fewer)"
+        );
+        assert_eq!(
+            d(idx::SESSION_VELOCITY_CHANGE, 1.0, 0.0),
+            "1 more session this week than the week before (was as many)"
+        );
+        assert_eq!(d(idx::RATING_TREND, -0.3, 0.1), "this week's ratings 0.3 below the month's (was 0.1 above)");
+        assert_eq!(d(idx::RATING_TREND, -0.01, 0.3), "this week's ratings level with the month's (was 0.3 above)");
+        // Both level at one place but different: two places.
+        assert_eq!(d(idx::RATING_TREND, -0.04, 0.02), "this week's ratings 0.04 below the month's (was 0.02 above)");
+        for x in [-0.04, -0.0, -1e-9, -0.049] {
+            let text = d(idx::RATING_TREND, x, 1.0);
+            assert!(!text.contains('-'), "{text}");
         }
     }
 
@@ -508,16 +1146,50 @@ mod tests {
 
     #[test]
     fn reasons_round_trip_through_json_with_text() {
-        let r = Reasons::new(5, [Reason { feature: 9, now: 19.0, was: 2.0, contribution: 0.8 }]);
+        let r = Reasons::new(5, [Reason { feature: 9, now: 19.0, was: 2.0, contribution: 0.8, ..Reason::default() }]);
         assert_eq!(serde_json::to_string(&Short(0.1)).unwrap(), "0.1", "an f64 that is no f32 stays f64");
         let json = serde_json::to_string(&r).unwrap();
-        let kept = Reasons::new(5, [Reason { feature: 25, now: 1.0, was: f64::from(123.45f32), contribution: 0.1 }]);
+        let kept = Reasons::new(
+            5,
+            [Reason { feature: 25, now: 1.0, was: f64::from(123.45f32), contribution: 0.1, ..Reason::default() }],
+        );
         let kept_json = serde_json::to_string(&kept).unwrap();
         assert!(kept_json.contains(r#""was":123.45,"#), "{kept_json}");
         assert_eq!(serde_json::from_str::<Reasons>(&kept_json).unwrap(), kept);
-        assert!(json.contains(r#""text":"no session in 19 days (was 2 days)""#), "{json}");
+        assert!(json.contains(r#""text":"last session 19 days ago (was 2 days ago)"}"#), "{json}");
         assert_eq!(serde_json::from_str::<Reasons>(&json).unwrap(), r);
         let bad = json.replace("days_since_last_session", "nope");
         assert!(serde_json::from_str::<Reasons>(&bad).unwrap_err().to_string().contains("unknown feature"));
+    }
+
+    /// The "no data" flags are written when set, read back, and optional on
+    /// read: a record written before them reads as "neither".
+    #[test]
+    fn no_data_goes_on_the_wire_and_is_optional_on_read() {
+        let r = Reasons::new(
+            5,
+            [
+                Reason { feature: 30, no_data: NoData::WAS, now: 1.0, was: 0.0, contribution: 0.8 },
+                Reason { feature: 9, no_data: NoData::BOTH, now: 365.0, was: 365.0, contribution: 0.1 },
+                Reason { feature: 0, no_data: NoData::NOW, now: 0.0, was: 3.0, contribution: 0.05 },
+            ],
+        );
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(
+            json.contains(r#""text":"100% of support calls negative in 30 days (was: no support calls in 30 days)","no_data":"was"}"#),
+            "{json}"
+        );
+        assert!(json.contains(r#""no_data":"both"}"#) && json.contains(r#""no_data":"now"}"#), "{json}");
+        assert_eq!(serde_json::from_str::<Reasons>(&json).unwrap(), r);
+        let mut direct = Vec::new();
+        r.write_json(&mut direct, &mut String::new());
+        assert_eq!(String::from_utf8(direct).unwrap(), json, "the writer's way, byte for byte");
+        // As written before the field existed.
+        let old = r#"{"since":5,"top":[{"feature":"negative_call_rate_30d","now":1.0,"was":0.0,"contribution":0.8,"text":"100% of support calls negative in 30 days (was 0%)"}]}"#;
+        let read = serde_json::from_str::<Reasons>(old).unwrap();
+        assert_eq!(read.as_slice()[0].no_data, NoData::NEITHER);
+        assert_eq!(read.as_slice()[0].text(), "100% of support calls negative in 30 days (was 0%)");
+        let bad = json.replace(r#""no_data":"was""#, r#""no_data":"then""#);
+        assert!(serde_json::from_str::<Reasons>(&bad).unwrap_err().to_string().contains("unknown no_data"));
     }
 }

@@ -308,7 +308,7 @@ async fn serve_explains_on_request_against_the_references_sent() {
     let reasons = explanations[0].reasons.as_slice();
     if sum > 0.0 {
         assert_eq!(reasons.len(), 1);
-        assert_eq!(reasons[0].text(), "no session in 19 days (was 1 days)");
+        assert_eq!(reasons[0].text(), "last session 19 days ago (was 24 hours ago)");
     } else {
         assert!(reasons.is_empty(), "a fall has no raising feature");
     }

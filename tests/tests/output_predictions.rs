@@ -109,8 +109,14 @@ async fn reasons_are_written_with_their_prediction_and_removed_without() {
     let reasons = pulse_schemas::Reasons::new(
         50,
         [
-            pulse_schemas::Reason { feature: 9, now: 19.0, was: 2.0, contribution: 1.5 },
-            pulse_schemas::Reason { feature: 0, now: 0.0, was: 3.0, contribution: 0.25 },
+            pulse_schemas::Reason { feature: 9, now: 19.0, was: 2.0, contribution: 1.5, ..Default::default() },
+            pulse_schemas::Reason {
+                feature: pulse_schemas::features::idx::NEGATIVE_CALL_RATE_30D as u8,
+                no_data: pulse_schemas::NoData::WAS,
+                now: 1.0,
+                was: 0.0,
+                contribution: 0.25,
+            },
         ],
     );
     let explained = Prediction { reasons, ..prediction("r", 100, 0.8) };
@@ -121,9 +127,17 @@ async fn reasons_are_written_with_their_prediction_and_removed_without() {
     let aws_sdk_dynamodb::types::AttributeValue::L(top) = &stored["top"] else { panic!("{stored:?}") };
     let first = top[0].as_m().unwrap();
     assert_eq!(first["feature"].as_s().unwrap(), "days_since_last_session");
-    assert_eq!(first["text"].as_s().unwrap(), "no session in 19 days (was 2 days)");
+    assert_eq!(first["text"].as_s().unwrap(), "last session 19 days ago (was 2 days ago)");
     assert_eq!(first["was"].as_n().unwrap(), "2");
     assert_eq!(top.len(), 2);
+    // "No data" goes with the reason that has it, and only there.
+    assert!(!first.contains_key("no_data"), "{first:?}");
+    let second = top[1].as_m().unwrap();
+    assert_eq!(second["no_data"].as_s().unwrap(), "was");
+    assert_eq!(
+        second["text"].as_s().unwrap(),
+        "100% of support calls negative in 30 days (was: no support calls in 30 days)"
+    );
     // Read back as the pipeline wrote it.
     let back: pulse_schemas::Reasons = serde_dynamo::from_attribute_value(item["reasons"].clone()).unwrap();
     assert_eq!(back, reasons);

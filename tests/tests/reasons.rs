@@ -45,11 +45,16 @@ fn reasons_name_features_that_moved_since_about_two_weeks_earlier() {
     assert!(report.contains("how the lists are built"), "{report}");
 
     // Every vector by (customer, as_of): "was" must be the vector at `since`.
+    // A customer can have several vectors at one `as_of` (records created
+    // in the same millisecond): all are kept for finding the one scored.
     let mut vectors: HashMap<(String, i64), Vec<f64>> = HashMap::new();
+    let mut all_at: HashMap<(String, i64), Vec<Vec<f64>>> = HashMap::new();
     for v in lines(&dir.path().join("vectors.jsonl")) {
         let features: Vec<f64> = v["features"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
         assert_eq!(features.len(), FEATURE_COUNT);
-        vectors.insert((v["customer_id"].as_str().unwrap().to_owned(), v["as_of"].as_i64().unwrap()), features);
+        let key = (v["customer_id"].as_str().unwrap().to_owned(), v["as_of"].as_i64().unwrap());
+        all_at.entry(key.clone()).or_default().push(features.clone());
+        vectors.insert(key, features);
     }
 
     let predictions: Vec<Prediction> = lines(&dir.path().join("predictions.jsonl"))
@@ -85,7 +90,22 @@ fn reasons_name_features_that_moved_since_about_two_weeks_earlier() {
             assert_ne!(r.now, r.was, "{p:?}: a feature that did not move is no reason");
             assert!(r.contribution > 0.0 && r.contribution <= last, "{p:?}: positive, strongest first");
             last = r.contribution;
-            assert!(!r.text().is_empty());
+            let text = r.text();
+            assert!(!text.is_empty());
+            // "No data" as the two vectors tell, and sentences that never
+            // read as the review found them.
+            let now = all_at[&(p.customer_id.to_string(), p.as_of)]
+                .iter()
+                .find(|v| reasons.iter().all(|r| v[usize::from(r.feature)] == r.now))
+                .unwrap_or_else(|| panic!("no vector at as_of has the reasons' values now: {p:?}"));
+            let as_f32 = |v: &Vec<f64>| -> [f64; FEATURE_COUNT] { std::array::from_fn(|i| f64::from(v[i] as f32)) };
+            let now_full: [f64; FEATURE_COUNT] = std::array::from_fn(|i| now[i]);
+            assert_eq!(r.no_data, pulse_schemas::NoData::of(f, &now_full, &as_f32(then)), "{p:?}");
+            // Each wrong reading as a whole word: "161 minutes" is right.
+            let words = format!(" {}", text.replace('(', "( "));
+            for wrong in [" -0.0", " -0 ", " +", " 0 days ago", " 1 days", " 1 minutes", "of the last 14 days", " in 0 "] {
+                assert!(!words.contains(wrong), "{text}: {p:?}");
+            }
         }
     }
     assert!(old_enough > 1_000, "the capture is long enough: {old_enough}");
@@ -204,7 +224,7 @@ fn reasons_are_the_same_bytes_on_any_number_of_threads() {
     );
     assert!(files[2].1.contains("\"reasons\""), "some alert carries reasons");
     assert!(files[1].1.contains("\"reasons\""), "some customer's latest prediction has reasons");
-    assert!(lists.iter().any(|l| l.contains(" (was ")), "the lists show reasons: {lists:?}");
+    assert!(lists.iter().any(|l| l.contains(" (was")), "the lists show reasons: {lists:?}");
     for threads in ["1", "2", "3"] {
         let (other_files, other_lists) = demo(threads);
         for ((name, want), (_, got)) in files.iter().zip(&other_files) {

@@ -233,8 +233,12 @@ mod tests {
             health_score: 31.0,
             segment: Segment::Churned,
             previous_churn_risk_14d: Some(0.5),
-            reason: "churn_risk_14d rose from 0.500 to 0.830, above 0.7: no session in 19 days (was 2 days)".into(),
-            reasons: Reasons::new(1_699_000_000_000, [Reason { feature: 9, now: 19.0, was: 2.0, contribution: 1.25 }]),
+            reason: "churn_risk_14d rose from 0.500 to 0.830, above 0.7: last session 19 days ago (was 2 days ago)"
+                .into(),
+            reasons: Reasons::new(
+                1_699_000_000_000,
+                [Reason { feature: 9, now: 19.0, was: 2.0, contribution: 1.25, ..Reason::default() }],
+            ),
         };
         let m = AlertMessage::new(&alert, &prediction);
         let json = serde_json::to_value(&m).unwrap();
@@ -245,12 +249,12 @@ mod tests {
         assert_eq!(json["segment"], "churned");
         assert_eq!(
             json["reason"],
-            "churn_risk_14d rose from 0.500 to 0.830, above 0.7: no session in 19 days (was 2 days)"
+            "churn_risk_14d rose from 0.500 to 0.830, above 0.7: last session 19 days ago (was 2 days ago)"
         );
         let top = &json["reasons"]["top"][0];
         assert_eq!(top["feature"], "days_since_last_session");
         assert_eq!((top["now"].as_f64(), top["was"].as_f64()), (Some(19.0), Some(2.0)));
-        assert_eq!(top["text"], "no session in 19 days (was 2 days)");
+        assert_eq!(top["text"], "last session 19 days ago (was 2 days ago)");
         assert_eq!(json["reasons"]["since"], 1_699_000_000_000i64);
         assert_eq!(json["served_by"], "sagemaker:churn");
         assert_eq!(m.subject(), "pulse: customer c-7 churn risk 0.83");
