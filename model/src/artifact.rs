@@ -499,6 +499,7 @@ impl ModelArtifact {
     /// for the `network` kind; pass `&[]` for the others), and checks that it
     /// fits the features and heads pulse computes.
     pub fn from_bytes(meta: &[u8], weights: &[u8]) -> Result<ModelArtifact, ModelError> {
+        let meta = without_bom(meta);
         let m: MetaIn = serde_json::from_slice(meta).map_err(|e| ModelError::Artifact(format!("{META_FILE}: {e}")))?;
         let kind = m.kind;
         let meta = ModelMeta {
@@ -607,6 +608,12 @@ impl ModelArtifact {
     }
 }
 
+/// `model.json` without a UTF-8 byte order mark: editors on Windows save
+/// one, and JSON readers refused it as "expected value at line 1 column 1".
+fn without_bom(meta: &[u8]) -> &[u8] {
+    meta.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(meta)
+}
+
 /// The kind `model.json` declares, without reading the rest.
 fn peek_kind(meta: &[u8]) -> Result<ModelKind, ModelError> {
     #[derive(Deserialize)]
@@ -614,7 +621,9 @@ fn peek_kind(meta: &[u8]) -> Result<ModelKind, ModelError> {
         #[serde(default)]
         kind: ModelKind,
     }
-    serde_json::from_slice::<Kind>(meta).map(|k| k.kind).map_err(|e| ModelError::Artifact(format!("{META_FILE}: {e}")))
+    serde_json::from_slice::<Kind>(without_bom(meta))
+        .map(|k| k.kind)
+        .map_err(|e| ModelError::Artifact(format!("{META_FILE}: {e}")))
 }
 
 /// Refuses a model trained on other features, or for other heads, than

@@ -252,3 +252,26 @@ fn without(meta: &Value, key: &str) -> Value {
     m.as_object_mut().unwrap().remove(key);
     m
 }
+
+/// A `model.json` saved by an editor that writes a UTF-8 byte order mark
+/// loads as the same model (it was refused, "expected value at line 1
+/// column 1"), from bytes and from a directory, network weights included.
+#[test]
+fn a_model_json_with_a_byte_order_mark_loads_the_same() {
+    let plain = load(&stumps()).unwrap();
+    let with_bom = [b"\xEF\xBB\xBF".as_slice(), stumps().to_string().as_bytes()].concat();
+    let (pulse_model::Model::Gbt(a), pulse_model::Model::Gbt(b)) =
+        (&plain.model, &ModelArtifact::from_bytes(&with_bom, &[]).unwrap().model)
+    else {
+        panic!("gbt expected")
+    };
+    assert_eq!(a, b);
+    let dir = temp_dir("bom");
+    ModelArtifact::from_bytes(META, WEIGHTS).unwrap().save_dir(&dir).unwrap();
+    let meta = std::fs::read(dir.join("model.json")).unwrap();
+    std::fs::write(dir.join("model.json"), [b"\xEF\xBB\xBF".as_slice(), &meta].concat()).unwrap();
+    assert_eq!(ModelArtifact::load_dir(&dir).unwrap().kind(), ModelKind::Network);
+    std::fs::remove_dir_all(&dir).unwrap();
+    // A mark alone is still no model.
+    assert!(ModelArtifact::from_bytes(b"\xEF\xBB\xBF", &[]).is_err());
+}

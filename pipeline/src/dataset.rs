@@ -33,7 +33,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use pulse_model::Targets;
 use pulse_operators::{Engine, EngineConfig};
-use pulse_runtime::io::open_input;
+use pulse_runtime::io::{open_input, stdin_alias};
 use pulse_runtime::process::{Processor, Produced};
 use pulse_schemas::capture::decode_line;
 use pulse_schemas::{Event, EventKind, Features, PaymentStatus, Source, StreamChange, StreamRecord, Trigger, DAY_MS};
@@ -616,9 +616,17 @@ pub fn rows(
     }
 }
 
-/// The size of a capture file, for progress bars over [`LabelBook::scan`] and [`rows`].
+/// The size of a capture file, for progress bars over [`LabelBook::scan`]
+/// and [`rows`]; refused unless it is a file, because those read it twice
+/// (a pipe or standard input would be empty the second time).
 pub fn file_bytes(path: &Path) -> Result<u64> {
-    Ok(open_input(path)?.file_bytes)
+    let meta = std::fs::metadata(stdin_alias(path)).with_context(|| format!("cannot open {}", path.display()))?;
+    anyhow::ensure!(
+        meta.is_file(),
+        "{} is not a file: the capture is read twice (its labels, then its rows), so it cannot be a directory, a pipe or standard input",
+        path.display()
+    );
+    Ok(meta.len())
 }
 
 /// Calls `f` with every line of a capture (plain or compressed), without its

@@ -30,7 +30,13 @@ impl Progress {
 
     fn new(enabled: bool, label: &str, total: u64, counter: Arc<AtomicU64>, template: &str) -> Progress {
         let bar = (enabled && std::io::stderr().is_terminal()).then(|| {
-            let bar = ProgressBar::new(total);
+            // No size known (standard input, a pipe): what has gone by and how fast.
+            let template = match total {
+                0 if template.contains("{bytes}") => "{prefix} [{elapsed_precise}] {spinner} {bytes} ({bytes_per_sec})",
+                0 => "{prefix} [{elapsed_precise}] {spinner} {human_pos} ({per_sec:0})",
+                _ => template,
+            };
+            let bar = if total == 0 { ProgressBar::new_spinner() } else { ProgressBar::new(total) };
             if let Ok(style) = ProgressStyle::with_template(template) {
                 bar.set_style(style);
             }

@@ -88,7 +88,19 @@ pub fn open_input_unbuffered(path: &Path) -> Result<Input> {
     open(path, false)
 }
 
+/// The path a reader opens for `path`: `-` is standard input (as
+/// `/dev/stdin`, so a pipe reads like any file: `zstd -dc c.zst | pulse
+/// replay -`).
+pub fn stdin_alias(path: &Path) -> &Path {
+    if path.as_os_str() == "-" {
+        Path::new("/dev/stdin")
+    } else {
+        path
+    }
+}
+
 fn open(path: &Path, buffered: bool) -> Result<Input> {
+    let path = stdin_alias(path);
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let file_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
     let consumed = Arc::new(AtomicU64::new(0));

@@ -190,6 +190,11 @@ async fn invoke(
 ) -> Result<InvocationResponse, ServeError> {
     let format = Format::from_content_type(header_str(headers, header::CONTENT_TYPE))?;
     check_accept(header_str(headers, header::ACCEPT))?;
+    if let Some(encoding) = header_str(headers, header::CONTENT_ENCODING) {
+        if !encoding.trim().eq_ignore_ascii_case("identity") {
+            return Err(ServeError::UnsupportedContentEncoding { encoding: encoding.to_owned() });
+        }
+    }
     let limit = state.config.max_body_bytes;
     let declared = declared_length(headers);
     if declared.is_some_and(|n| n > limit as u64) {

@@ -18,6 +18,12 @@ pub enum ServeError {
         /// The header as sent, if there was one.
         found: Option<String>,
     },
+    /// 415: a `Content-Encoding` other than `identity`: a compressed body
+    /// read as it came was refused as rows of binary, row by row.
+    UnsupportedContentEncoding {
+        /// The header as sent.
+        encoding: String,
+    },
     /// 406: the caller's `Accept` rules out `application/json`, the only answer pulse gives.
     NotAcceptable {
         /// The header as sent.
@@ -116,7 +122,9 @@ impl ServeError {
     /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         match self {
-            ServeError::UnsupportedContentType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ServeError::UnsupportedContentType { .. } | ServeError::UnsupportedContentEncoding { .. } => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             ServeError::NotAcceptable { .. } => StatusCode::NOT_ACCEPTABLE,
             ServeError::BodyTooLarge { .. } | ServeError::TooManyRows { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ServeError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
@@ -152,6 +160,9 @@ impl std::fmt::Display for ServeError {
             ),
             ServeError::UnsupportedContentType { found: Some(t) } => {
                 write!(f, "unsupported Content-Type {t:?}: send text/csv or application/json")
+            }
+            ServeError::UnsupportedContentEncoding { encoding } => {
+                write!(f, "unsupported Content-Encoding {encoding:?}: send the body uncompressed")
             }
             ServeError::NotAcceptable { accept } => {
                 write!(f, "cannot answer in {accept:?}: pulse answers application/json")

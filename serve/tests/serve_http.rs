@@ -220,6 +220,23 @@ async fn serve_wrong_content_type_method_path_and_accept() {
         assert!(reason.contains("text/csv") && reason.contains("application/json"), "{reason}");
     }
 
+    // A compressed body is refused for its encoding, not read as rows of
+    // binary; "identity" is no encoding.
+    for (encoding, want) in [("gzip", StatusCode::UNSUPPORTED_MEDIA_TYPE), ("identity", StatusCode::OK)] {
+        let request = Request::post("/invocations")
+            .header(header::CONTENT_TYPE, "text/csv")
+            .header(header::CONTENT_ENCODING, encoding)
+            .body(Body::from(body.clone()))
+            .unwrap();
+        let response = app().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), want, "{encoding}");
+        if want != StatusCode::OK {
+            let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(text.contains("Content-Encoding \\\"gzip\\\"") && text.contains("uncompressed"), "{text}");
+        }
+    }
+
     let response = app().oneshot(Request::get("/invocations").body(Body::empty()).unwrap()).await.unwrap();
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(response.headers()[header::ALLOW], "POST");

@@ -143,6 +143,42 @@ fn compressed_captures_replay_to_the_same_vectors_as_plain() {
     }
 }
 
+/// `-` reads standard input, plain or compressed (`aws s3 cp s3://... - |
+/// pulse replay - ...`): the same vectors and dead letters as the file. A
+/// dataset, which reads its capture twice, refuses it and says why.
+#[test]
+fn a_capture_on_standard_input_replays_like_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = std::fs::read(fixture("golden.jsonl")).unwrap();
+    let (out, want_features, want_dead) = replay_cli(&fixture("golden.jsonl"), dir.path(), "file", &[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    for (tag, bytes) in [("plain", plain.clone()), ("zst", zstd::encode_all(&plain[..], 3).unwrap())] {
+        let features = dir.path().join(format!("{tag}-stdin-features.jsonl"));
+        let dead = dir.path().join(format!("{tag}-stdin-dead.jsonl"));
+        let mut child = std::process::Command::new(common::pulse_bin())
+            .args(["replay", "-", "--quiet", "--features-out"])
+            .arg(&features)
+            .arg("--dead-letter-out")
+            .arg(&dead)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        // Written from another thread, so a full pipe cannot stall the test.
+        let writer = std::thread::spawn(move || stdin.write_all(&bytes).unwrap());
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        assert!(out.status.success(), "{tag}: {}", describe(&out));
+        assert!(std::fs::read(&features).unwrap() == want_features, "{tag}: other vectors than the file's");
+        assert!(std::fs::read(&dead).unwrap() == want_dead, "{tag}: other dead letters than the file's");
+    }
+    let out = run_pulse(["dataset", "-", "--quiet", "--out", dir.path().join("d.csv").to_str().unwrap()]);
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(stderr(&out).contains("is not a file: the capture is read twice"), "{}", describe(&out));
+}
+
 #[test]
 fn truncated_compressed_captures_exit_non_zero_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();

@@ -291,3 +291,32 @@ fn generate_refuses_a_start_the_decoder_would_refuse() {
     fails_with(run_pulse(args), &["start_ms = 0", "2000-01-01", "2200-01-01", "2000-05-01"]);
     assert!(!out.exists());
 }
+
+/// Options that would do nothing, or write one file over another, are
+/// refused before any work: `--truth-out` naming the capture's own file
+/// (the truth CSV overwrote the capture), `--max-epochs 0` and
+/// `--max-trees 0` (a model of no trees, or untrained weights, was
+/// shipped), `--batch-rows 0` (refused, but as "max_rows").
+#[test]
+fn options_that_would_do_nothing_or_overwrite_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("g.jsonl");
+    let args = ["generate", "--customers", "10", "--days", "5", "--quiet", "--out", s(&out), "--truth-out", s(&out)];
+    fails_with(run_pulse(args), &["--truth-out", "is the same file as --out"]);
+    assert!(!out.exists());
+    let capture = generate(dir.path(), "c.jsonl", "10");
+    let model = dir.path().join("model");
+    for flag in ["--max-epochs", "--max-trees"] {
+        fails_with(
+            run_pulse(["train", "--capture", s(&capture), "--quiet", "--out", s(&model), flag, "0"]),
+            &[flag, "at least 1"],
+        );
+        assert!(!model.exists());
+    }
+    let predictions = dir.path().join("p.jsonl");
+    fails_with(
+        run_pulse(["replay", s(&capture), "--score", "--predictions-out", s(&predictions), "--batch-rows", "0"]),
+        &["--batch-rows must be at least 1"],
+    );
+    assert!(!predictions.exists());
+}

@@ -16,7 +16,8 @@ pub(crate) use pulse_runtime::settings::TimerArgs;
 /// Arguments of `pulse replay`.
 #[derive(Args, Debug)]
 pub(crate) struct ReplayArgs {
-    /// The capture file (JSON Lines; .zst and .gz are decompressed).
+    /// The capture file (JSON Lines; zstd and gzip are decompressed, known by
+    /// their first bytes); `-` reads standard input.
     capture: PathBuf,
     /// Write feature vectors here (JSON Lines, compressed by extension).
     #[arg(long, value_name = "FILE")]
@@ -148,6 +149,7 @@ pub(crate) fn scoring_config(
     metrics_interval_s: f64,
     reasons: bool,
 ) -> Result<ScoringConfig> {
+    anyhow::ensure!(batch_rows >= 1, "--batch-rows must be at least 1");
     anyhow::ensure!(linger_s.is_finite() && linger_s >= 0.0, "--linger-s must be >= 0");
     anyhow::ensure!(metrics_interval_s.is_finite() && metrics_interval_s > 0.0, "--metrics-interval-s must be > 0");
     let batch = BatchPolicy {

@@ -374,6 +374,9 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
     if let Some(k) = ship {
         anyhow::ensure!(args.kinds.contains(&k), "--ship {}: add it to --kinds", k.name());
     }
+    // 0 trained nothing and shipped a model of no trees or untrained weights.
+    anyhow::ensure!(args.max_epochs >= 1, "--max-epochs must be at least 1");
+    anyhow::ensure!(args.max_trees >= 1, "--max-trees must be at least 1");
     let model_files =
         [args.out.join(pulse_model::artifact::META_FILE), args.out.join(pulse_model::artifact::WEIGHTS_FILE)];
     let truth = args.data.check_files(&[("--out's model", &model_files[0]), ("--out's weights", &model_files[1])])?;
