@@ -103,7 +103,9 @@ fn reasons_name_features_that_moved_since_about_two_weeks_earlier() {
             assert_eq!(r.no_data, pulse_schemas::NoData::of(f, &now_full, &as_f32(then)), "{p:?}");
             // Each wrong reading as a whole word: "161 minutes" is right.
             let words = format!(" {}", text.replace('(', "( "));
-            for wrong in [" -0.0", " -0 ", " +", " 0 days ago", " 1 days", " 1 minutes", "of the last 14 days", " in 0 "] {
+            for wrong in
+                [" -0.0", " -0 ", " +", " 0 days ago", " 1 days", " 1 minutes", "of the last 14 days", " in 0 "]
+            {
                 assert!(!words.contains(wrong), "{text}: {p:?}");
             }
         }
