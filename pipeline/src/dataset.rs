@@ -557,6 +557,21 @@ pub fn rows(
     let (first, last) = (span.first, span.last);
     let (rows_from, rows_to) = (first + policy.burn_in_days * DAY_MS, last - H30);
     let cut = policy.cut_after_first.map_or_else(|| default_cut(rows_from, rows_to), |d| first + d);
+    if policy.cut_after_first.is_some() && rows_to >= rows_from {
+        // An explicit cut that leaves one side empty did nothing but skip
+        // the out-of-time split: say which days work instead.
+        let day = |t: i64| (t - first) as f64 / DAY_MS as f64;
+        anyhow::ensure!(
+            cut - H30 > rows_from && cut < rows_to,
+            "--cut-day {:.1} leaves no out-of-time {} rows: training rows need their 30-day horizon to end \
+             before the cut and test rows start at it, so on this capture it must be after day {:.1} and before \
+             day {:.1}",
+            day(cut),
+            if cut - H30 > rows_from { "test" } else { "training" },
+            day(rows_from + H30),
+            day(rows_to)
+        );
+    }
     let mut stats = RowStats { rows_from, rows_to, cut, first, last, clock: Some(span.clock), ..RowStats::default() };
     let mut processor = Processor::new(Arc::new(Engine::new(EngineConfig::default())));
     let mut produced = Produced::default();

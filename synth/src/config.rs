@@ -137,6 +137,13 @@ impl SynthConfig {
                 s.session_factor
             );
             ensure!(self.world == WorldKind::Classic, "synth: a shift is only simulated in the classic world");
+            // A shift from day `days` on would change nothing: the capture ends before it.
+            ensure!(
+                s.from_day < self.days,
+                "synth: shift from day {} is past the last day ({}): the capture would have no shift",
+                s.from_day,
+                self.days.saturating_sub(1)
+            );
         }
         self.hostility.validate().context("synth: invalid hostility")?;
         let name = &self.table_name;

@@ -313,6 +313,20 @@ fn options_that_would_do_nothing_or_overwrite_are_refused() {
         );
         assert!(!model.exists());
     }
+    // A cut that leaves one side of the out-of-time split empty, and a
+    // drift from after the capture's end, did nothing and said nothing.
+    let long = generate(dir.path(), "long.jsonl", "120");
+    let rows = dir.path().join("rows.csv");
+    for cut in ["10", "95"] {
+        fails_with(
+            run_pulse(["dataset", s(&long), "--quiet", "--out", s(&rows), "--cut-day", cut]),
+            &["--cut-day", "leaves no out-of-time", "must be after day 51.0 and before day"],
+        );
+        assert!(!rows.exists());
+    }
+    ok(run_pulse(["dataset", s(&long), "--quiet", "--out", s(&rows), "--cut-day", "70"]), "dataset --cut-day 70");
+    let args = ["generate", "--customers", "10", "--days", "5", "--shift-day", "5", "--quiet", "--out", s(&out)];
+    fails_with(run_pulse(args), &["shift from day 5 is past the last day (4)"]);
     let predictions = dir.path().join("p.jsonl");
     fails_with(
         run_pulse(["replay", s(&capture), "--score", "--predictions-out", s(&predictions), "--batch-rows", "0"]),
