@@ -17,7 +17,8 @@
 //!   Anything else is refused.
 //! * `learner.feature_names`, when the training data had column names: they
 //!   must be pulse's 46 in order (the error names the first that differs).
-//!   Without names, `learner_model_param.num_feature` must be 46.
+//!   Without names, `learner_model_param.num_feature` must be 46 (a model
+//!   with neither is refused: nothing would say what it was trained on).
 //! * `learner.learner_model_param.base_score`: XGBoost stores it in output
 //!   space (the "intercept" after the inverse link), in every version that
 //!   writes JSON (1.0 onward; before 1.0, only the binary format stored the
@@ -27,7 +28,8 @@
 //!   `binary:logistic` and `b` itself for the regressions.
 //! * `learner.gradient_booster.model.trees`: per tree `left_children`,
 //!   `right_children`, `split_indices`, `split_conditions`, `default_left`,
-//!   `sum_hessian` (and `split_type`, which must be numerical). Nodes are
+//!   `sum_hessian` (and `split_type`, which must be numerical); at least one
+//!   tree (none would score every customer the same). Nodes are
 //!   renumbered breadth first from the root, so children follow their
 //!   parents and pruned (unreachable) nodes drop out. A leaf's value is its
 //!   `split_conditions` entry (learning rate already applied), every node's
@@ -300,6 +302,14 @@ fn check_features(learner: &Learner) -> Result<bool, String> {
             "the model was trained on {n} features; pulse's {SCHEMA} has {FEATURE_COUNT}: train on the \
              feature columns of `pulse dataset` rows, in their order"
         )),
+        // Neither names nor a count: nothing says it was trained on pulse's
+        // features (split indices under 46 are checked, but a model of 40
+        // columns passes that).
+        None if names.is_empty() => Err(format!(
+            "the model names no features and has no learner_model_param.num_feature: nothing says it was \
+             trained on pulse's {SCHEMA} ({FEATURE_COUNT} features); save it with the feature names of \
+             `pulse dataset` rows (an XGBoost DMatrix of a DataFrame with those columns does)"
+        )),
         _ => Ok(!names.is_empty()),
     }
 }
@@ -426,6 +436,10 @@ fn convert(bytes: &[u8], head: usize) -> Result<(GbtHead, ImportedHead), String>
     }
     if model.tree_info.iter().any(|&g| g != 0) {
         return Err("trees for several outputs (tree_info); pulse needs one output per model".into());
+    }
+    if model.trees.is_empty() {
+        // A booster trained for 0 rounds scores its base score for everyone.
+        return Err("the model has no trees: it scores every customer the same".into());
     }
     let mut trees = Vec::with_capacity(model.trees.len());
     for (i, tree) in model.trees.iter().enumerate() {

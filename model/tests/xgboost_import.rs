@@ -248,6 +248,22 @@ fn wrong_features_are_refused_naming_the_first_difference() {
     let err = import_with("churn_risk_14d", &file.path);
     assert!(err.contains("trained on 40 features; pulse's features-v1 has 46"), "{err}");
 
+    // Neither names nor a count: refused, not taken on trust.
+    let file = edited("churn_risk_14d.json", "uncounted", |j| {
+        j["learner"]["feature_names"] = Value::Array(vec![]);
+        j["learner"]["learner_model_param"].as_object_mut().unwrap().remove("num_feature");
+    });
+    let err = import_with("churn_risk_14d", &file.path);
+    assert!(err.contains("names no features and has no learner_model_param.num_feature"), "{err}");
+
+    // No trees: every customer scored the same.
+    let file = edited("churn_risk_14d.json", "treeless", |j| {
+        j["learner"]["gradient_booster"]["model"]["trees"] = Value::Array(vec![]);
+        j["learner"]["gradient_booster"]["model"]["tree_info"] = Value::Array(vec![]);
+    });
+    let err = import_with("churn_risk_14d", &file.path);
+    assert!(err.contains("the model has no trees"), "{err}");
+
     let file = edited("session_velocity.json", "index", |j| {
         j["learner"]["feature_names"] = Value::Array(vec![]);
         j["learner"]["gradient_booster"]["model"]["trees"][2]["split_indices"][0] = 46.into();
