@@ -147,6 +147,12 @@ fn malformed_lines_are_reported_not_panicked() {
         let err = decode_line(line.as_bytes()).unwrap_err();
         assert!(!err.to_string().is_empty(), "{line}");
     }
+    // Where in the line, not "at line 1 column 24": the dead letter names the
+    // capture's line itself.
+    assert_eq!(
+        reason(r#"{"eventName":"INSERT", bad"#),
+        InvalidReason::Malformed("key must be a string at byte 24 of the line".into())
+    );
     let missing = r#"{"eventName":"INSERT","dynamodb":{"ApproximateCreationDateTime":1767600000}}"#;
     assert_eq!(reason(missing), InvalidReason::MissingImage(Side::New));
 }
