@@ -51,7 +51,7 @@ pub enum InvalidReason {
     #[error("malformed record: {0}")]
     Malformed(String),
     /// `eventName` is not INSERT, MODIFY or REMOVE.
-    #[error("unknown eventName {0:?} (expected INSERT, MODIFY or REMOVE)")]
+    #[error("unknown eventName {} (expected INSERT, MODIFY or REMOVE)", Clip(.0))]
     UnknownEventName(String),
     /// The record lacks an image its `eventName` needs (the stream must be `NEW_AND_OLD_IMAGES`).
     #[error("{0} is missing (the stream must use NEW_AND_OLD_IMAGES)")]
@@ -65,7 +65,7 @@ pub enum InvalidReason {
     #[error(
         "dynamodb.ApproximateCreationDateTime {} s is not a plausible creation time: it must be seconds since the \
          epoch, from 2000-01-01 to before 2200-01-01{}",
-        created_ms / 1000.0,
+        Seconds(created_ms / 1000.0),
         milliseconds_hint(*created_ms)
     )]
     ImplausibleCreationTime {
@@ -93,7 +93,7 @@ pub enum InvalidReason {
         found: &'static str,
     },
     /// `event_type` is not one of the eight types.
-    #[error("{side}.event_type {value:?} is not an event type of the contract")]
+    #[error("{side}.event_type {} is not an event type of the contract", Clip(value))]
     UnknownEventType {
         /// Image.
         side: Side,
@@ -101,7 +101,7 @@ pub enum InvalidReason {
         value: String,
     },
     /// `event_id` breaks the 1 to 64 chars of `[A-Za-z0-9_-]` rule.
-    #[error("{side}.event_id {value:?} must be 1 to 64 characters of [A-Za-z0-9_-]")]
+    #[error("{side}.event_id {} must be 1 to 64 characters of [A-Za-z0-9_-]", Clip(value))]
     BadEventId {
         /// Image.
         side: Side,
@@ -109,7 +109,7 @@ pub enum InvalidReason {
         value: String,
     },
     /// `ts` is not a whole number of milliseconds.
-    #[error("{side}.ts {value:?} must be a whole number of milliseconds")]
+    #[error("{side}.ts {} must be a whole number of milliseconds", Clip(value))]
     BadTimestamp {
         /// Image.
         side: Side,
@@ -129,7 +129,7 @@ pub enum InvalidReason {
         ts: i64,
     },
     /// A number attribute does not parse, or is infinite or NaN.
-    #[error("{side}.{name} {value:?} is not a finite number")]
+    #[error("{side}.{name} {} is not a finite number", Clip(value))]
     NotANumber {
         /// Image.
         side: Side,
@@ -151,7 +151,7 @@ pub enum InvalidReason {
         rule: &'static str,
     },
     /// A string attribute outside its allowed values.
-    #[error("{side}.{name} {value:?} must be one of {allowed}")]
+    #[error("{side}.{name} {} must be one of {allowed}", Clip(value))]
     NotAllowed {
         /// Image.
         side: Side,
@@ -358,5 +358,35 @@ impl<'a> RecordParts<'a> {
         };
         let sequence_number = self.sequence_number.as_deref().map(SmolStr::new);
         Ok(StreamRecord { created_ms, sequence_number, change })
+    }
+}
+
+/// A value from a record, quoted, as a message shows it: cut after 40
+/// characters with its length said, so a 5,000-digit number or a megabyte
+/// of text does not make a dead letter's reason that long (the whole record
+/// is in the dead letter).
+struct Clip<'a>(&'a str);
+
+impl std::fmt::Display for Clip<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const SHOWN: usize = 40;
+        match self.0.char_indices().nth(SHOWN) {
+            None => write!(f, "{:?}", self.0),
+            Some((cut, _)) => write!(f, "{:?}… ({} characters)", &self.0[..cut], self.0.chars().count()),
+        }
+    }
+}
+
+/// Seconds as a message shows them: plainly, or in exponent form when the
+/// plain form would run to dozens of digits (1e300, not 1 and 300 zeros).
+struct Seconds(f64);
+
+impl std::fmt::Display for Seconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.abs() < 1e16 {
+            write!(f, "{}", self.0)
+        } else {
+            write!(f, "{:e}", self.0)
+        }
     }
 }

@@ -178,3 +178,30 @@ mod prop {
         }
     }
 }
+
+/// A dead letter's reason stays short whatever the record holds: a value
+/// is cut after 40 characters with its length said (the whole record is in
+/// the dead letter), and a creation time of 1e300 s reads as 1e300, not as
+/// 301 digits.
+#[test]
+fn reasons_show_long_values_cut_and_huge_times_in_exponent_form() {
+    use serde_json::json;
+    let digits = "9".repeat(5000);
+    let text = reason(&insert_with("ts", json!({ "N": digits }))).to_string();
+    assert_eq!(
+        text,
+        format!("NewImage.ts {:?}… (5000 characters) must be a whole number of milliseconds", &digits[..40])
+    );
+    let text = reason(&insert_with("event_type", json!({"S": "é".repeat(100)}))).to_string();
+    assert!(text.contains("… (100 characters)") && text.len() < 160, "{text}");
+    // Short values read as before.
+    let text = reason(&insert_with("event_type", json!({"S": "teleport"}))).to_string();
+    assert_eq!(text, "NewImage.event_type \"teleport\" is not an event type of the contract");
+    let mut v: serde_json::Value = serde_json::from_str(&records_as_lines()[0]).unwrap();
+    v["dynamodb"]["ApproximateCreationDateTime"] = json!(1e300);
+    let text = reason(&v.to_string()).to_string();
+    assert!(
+        text.starts_with("dynamodb.ApproximateCreationDateTime 1e300 s is not a plausible creation time"),
+        "{text}"
+    );
+}
