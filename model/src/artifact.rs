@@ -591,20 +591,41 @@ impl ModelArtifact {
     /// Writes the artifact into `dir` (created if needed): `model.json`, and
     /// `model.safetensors` for a network (a stale one beside another kind is
     /// ignored on load).
+    ///
+    /// Each file is written whole under a temporary name in `dir` and then
+    /// renamed over the old one, the weights before `model.json`: a run that
+    /// fails or is killed while writing (a full disk) leaves the model that
+    /// was there, and a reader never sees half a file. The two renames are
+    /// not one step: a crash between them, microseconds apart, would pair
+    /// the new weights with the old `model.json`.
     pub fn save_dir(&self, dir: &Path) -> Result<(), ModelError> {
         std::fs::create_dir_all(dir)?;
-        std::fs::write(dir.join(META_FILE), self.meta_json()?)?;
-        if let Model::Network(net) = &self.model {
-            let tensors: HashMap<String, Tensor> = net.tensors();
-            let weights = dir.join(WEIGHTS_FILE);
-            candle_core::safetensors::save(&tensors, &weights)?;
-            // The safetensors writer creates its file readable by its owner
-            // only (0600), where model.json gets the usual 0644: a serving
-            // container running as another user could read the one and not
-            // the other. The weights take model.json's permissions.
-            std::fs::set_permissions(&weights, std::fs::metadata(dir.join(META_FILE))?.permissions())?;
+        let meta = self.meta_json()?;
+        let staged = |name: &str| dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let (meta_tmp, weights_tmp) = (staged(META_FILE), staged(WEIGHTS_FILE));
+        let written = (|| -> Result<(), ModelError> {
+            std::fs::write(&meta_tmp, &meta)?;
+            std::fs::File::open(&meta_tmp)?.sync_all()?;
+            if let Model::Network(net) = &self.model {
+                let tensors: HashMap<String, Tensor> = net.tensors();
+                candle_core::safetensors::save(&tensors, &weights_tmp)?;
+                // The safetensors writer creates its file readable by its
+                // owner only (0600), where model.json gets the usual 0644: a
+                // serving container running as another user could read the
+                // one and not the other. The weights take model.json's.
+                std::fs::set_permissions(&weights_tmp, std::fs::metadata(&meta_tmp)?.permissions())?;
+                std::fs::File::open(&weights_tmp)?.sync_all()?;
+                std::fs::rename(&weights_tmp, dir.join(WEIGHTS_FILE))?;
+            }
+            std::fs::rename(&meta_tmp, dir.join(META_FILE))?;
+            Ok(())
+        })();
+        if written.is_err() {
+            // What is left of the temporary files is no model; the old one stays.
+            let _ = std::fs::remove_file(&meta_tmp);
+            let _ = std::fs::remove_file(&weights_tmp);
         }
-        Ok(())
+        written
     }
 }
 

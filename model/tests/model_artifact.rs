@@ -275,3 +275,31 @@ fn a_model_json_with_a_byte_order_mark_loads_the_same() {
     // A mark alone is still no model.
     assert!(ModelArtifact::from_bytes(b"\xEF\xBB\xBF", &[]).is_err());
 }
+
+/// Saving over a model writes each file whole under a temporary name and
+/// renames it into place: a save that fails part way (here its temporary
+/// file cannot be created) leaves the model that was there, loadable, and
+/// a save that succeeds leaves no temporary file behind.
+#[test]
+fn a_failed_save_leaves_the_model_that_was_there() {
+    let dir = temp_dir("swap");
+    let old = load(&stumps()).unwrap();
+    old.save_dir(&dir).unwrap();
+    let before = std::fs::read(dir.join("model.json")).unwrap();
+    let network = ModelArtifact::from_bytes(META, WEIGHTS).unwrap();
+    // A directory where the save's temporary model.json would go.
+    let blocker = dir.join(format!(".model.json.{}.tmp", std::process::id()));
+    std::fs::create_dir(&blocker).unwrap();
+    assert!(network.save_dir(&dir).is_err());
+    assert_eq!(std::fs::read(dir.join("model.json")).unwrap(), before, "model.json was changed");
+    assert!(!dir.join("model.safetensors").exists(), "weights written beside the old model");
+    assert_eq!(ModelArtifact::load_dir(&dir).unwrap().kind(), ModelKind::Gbt);
+    std::fs::remove_dir(&blocker).unwrap();
+    network.save_dir(&dir).unwrap();
+    assert_eq!(ModelArtifact::load_dir(&dir).unwrap().kind(), ModelKind::Network);
+    let mut names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["model.json", "model.safetensors"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
