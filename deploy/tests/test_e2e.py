@@ -1,7 +1,9 @@
 """End to end on the deployed stack (variant dynamodb-streams): events
 written into the stack's table, the real `bootstrap` (PULSE_BOOTSTRAP, the
 function `sam build` packs) run under a Runtime API with the deployed
-function's own environment on the batch of those writes, and the results
+function's own environment on two batches of those writes (the first a
+backfill of one customer's history, each record created at its event's
+time; the second the rest), and the results
 found where the stack's outputs say: predictions in the predictions table,
 alerts on the alerts topic, dead letters in the dead-letter queue, due items
 in the due index.
@@ -50,7 +52,9 @@ class Writer:
         self.aws, self.table, self.stream_arn = aws, table, stream_arn
         self.records: list[dict] = []
 
-    def put(self, item: dict) -> None:
+    def put(self, item: dict, created_s: int | None = None) -> None:
+        """Writes `item`; its record is created now, or at `created_s` (a
+        backfill of history, as a bulk load's records would be stamped)."""
         self.aws.dynamodb.put_item(TableName=self.table, Item=item)
         n = len(self.records) + 1
         keys = {k: item[k] for k in ("customer_id", "sk")}
@@ -61,7 +65,7 @@ class Writer:
             "eventSource": "aws:dynamodb",
             "awsRegion": "us-east-1",
             "dynamodb": {
-                "ApproximateCreationDateTime": int(time.time()),
+                "ApproximateCreationDateTime": int(time.time()) if created_s is None else created_s,
                 "Keys": keys,
                 "NewImage": item,
                 "SequenceNumber": f"{n:021d}",
@@ -89,12 +93,20 @@ def test_events_through_the_deployed_function(aws, code_bucket, endpoint_url, tm
              "moto's own mapping emulation consumes the stream records; the batch is built from the writes")
     writer = Writer(aws, table, o["StreamArn"])
     now = int(time.time() * 1000)
-    # A customer silent for 40 days, two active ones, and a record from the
-    # future (a dead letter). The second write comes a second later, so
-    # stream time moves past the silent customer's daily timers.
-    silent = event_item("stu_silent", "s1", now - 40 * DAY_MS, "session_completed", duration_min=30, tutor_id="tut_1")
-    writer.put(silent)
-    time.sleep(1.2)
+    # A customer active for five days 45 to 41 days ago, then silent; two
+    # active ones; and a record from the future (a dead letter). The first
+    # customer's records are a backfill, each created at its event's time,
+    # and reach the function in a batch of their own: its first prediction,
+    # the baseline, is a healthy customer's. The second batch moves stream
+    # time 41 days on, past its daily timers: its risk rises, and it alerts.
+    for d in reversed(range(5)):
+        ts = now - (41 + d) * DAY_MS
+        writer.put(event_item("stu_silent", f"s-l{d}", ts, "login"), created_s=ts // 1000)
+        writer.put(
+            event_item("stu_silent", f"s-s{d}", ts + 1, "session_completed", duration_min=30, tutor_id="tut_1"),
+            created_s=ts // 1000,
+        )
+    backfill = len(writer.records)
     for i in range(2):
         c = f"stu_active_{i}"
         for d in range(5):
@@ -103,16 +115,16 @@ def test_events_through_the_deployed_function(aws, code_bucket, endpoint_url, tm
             writer.put(event_item(c, f"{c}-s{d}", ts + 1, "session_completed", duration_min=45, tutor_id="tut_2"))
     writer.put(event_item("stu_future", "f1", now + 3 * DAY_MS, "login"))
     records = writer.records
-    assert len(records) == 1 + 20 + 1
+    assert (backfill, len(records)) == (10, 10 + 20 + 1)
     answers = run_function(
         source.bootstrap(),
         {**env, "AWS_ENDPOINT_URL": endpoint_url, "AWS_REGION": "us-east-1",
          "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
-        [{"Records": records}],
+        [{"Records": records[:backfill]}, {"Records": records[backfill:]}],
         tmp_path / "function.log",
     )
     log = (tmp_path / "function.log").read_text(errors="replace")
-    assert answers == [("response", {"batchItemFailures": []})], log
+    assert answers == [("response", {"batchItemFailures": []})] * 2, log
 
     # Predictions, where the stack says (PRED#latest items).
     stored = {}
@@ -123,7 +135,7 @@ def test_events_through_the_deployed_function(aws, code_bucket, endpoint_url, tm
         assert item, f"no prediction for {c} in {predictions_table}: {log}"
         stored[c] = item
     risk = {c: float(i["churn_risk_14d"]["N"]) for c, i in stored.items()}
-    # The silent customer's last vector is a timer's, 39 days into its silence.
+    # The silent customer's last vector is a timer's, 40 days into its silence.
     assert int(stored["stu_silent"]["as_of"]["N"]) > now - 2 * DAY_MS, stored["stu_silent"]
     assert risk["stu_silent"] > max(risk["stu_active_0"], risk["stu_active_1"]), risk
 
@@ -131,7 +143,11 @@ def test_events_through_the_deployed_function(aws, code_bucket, endpoint_url, tm
     alerted = set()
     for _ in range(5):
         got = aws.sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
-        alerted |= {json.loads(m["Body"])["customer_id"] for m in got}
+        messages = [json.loads(m["Body"]) for m in got]
+        alerted |= {m["customer_id"] for m in messages}
+        # A rise from the first batch's healthy baseline, not a first prediction.
+        assert all(m.get("previous_churn_risk_14d") is not None and m["previous_churn_risk_14d"] <= 0.7
+                   for m in messages), messages
         if not got:
             break
     assert alerted == {c for c, r in risk.items() if r > 0.7}, (alerted, risk)
