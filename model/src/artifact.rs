@@ -595,9 +595,11 @@ impl ModelArtifact {
     /// Each file is written whole under a temporary name in `dir` and then
     /// renamed over the old one, the weights before `model.json`: a run that
     /// fails or is killed while writing (a full disk) leaves the model that
-    /// was there, and a reader never sees half a file. The two renames are
-    /// not one step: a crash between them, microseconds apart, would pair
-    /// the new weights with the old `model.json`.
+    /// was there, and a reader never sees half a file (a killed run may
+    /// leave its `.model.json.<pid>.tmp` behind: no model reads it). The
+    /// two renames are not one step: a crash between them, microseconds
+    /// apart, would pair the new weights with the old `model.json`. A
+    /// `model.json` that was a symbolic link is replaced by a file.
     pub fn save_dir(&self, dir: &Path) -> Result<(), ModelError> {
         std::fs::create_dir_all(dir)?;
         let meta = self.meta_json()?;
@@ -618,6 +620,9 @@ impl ModelArtifact {
                 std::fs::rename(&weights_tmp, dir.join(WEIGHTS_FILE))?;
             }
             std::fs::rename(&meta_tmp, dir.join(META_FILE))?;
+            // The renames themselves survive a power cut once the
+            // directory is synced.
+            std::fs::File::open(dir)?.sync_all()?;
             Ok(())
         })();
         if written.is_err() {

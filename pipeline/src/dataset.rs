@@ -33,7 +33,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use pulse_model::Targets;
 use pulse_operators::{Engine, EngineConfig};
-use pulse_runtime::io::{open_input, stdin_alias};
+use pulse_runtime::io::{is_stdin, open_input, stdin_alias};
 use pulse_runtime::process::{Processor, Produced};
 use pulse_schemas::capture::decode_line;
 use pulse_schemas::{Event, EventKind, Features, PaymentStatus, Source, StreamChange, StreamRecord, Trigger, DAY_MS};
@@ -519,6 +519,10 @@ pub struct RowStats {
     /// Vectors dropped because their horizon is not inside the capture or
     /// their windows had not filled.
     pub outside_horizon: u64,
+    /// Labelled rows before the out-of-time cut (horizon ended before it).
+    pub before_cut: u64,
+    /// Labelled rows at or after the cut.
+    pub after_cut: u64,
     /// First and last labelled `as_of` allowed (ms).
     pub rows_from: i64,
     /// See `rows_from`.
@@ -557,19 +561,36 @@ pub fn rows(
     let (first, last) = (span.first, span.last);
     let (rows_from, rows_to) = (first + policy.burn_in_days * DAY_MS, last - H30);
     let cut = policy.cut_after_first.map_or_else(|| default_cut(rows_from, rows_to), |d| first + d);
-    if policy.cut_after_first.is_some() && rows_to >= rows_from {
-        // An explicit cut that leaves one side empty did nothing but skip
-        // the out-of-time split: say which days work instead.
-        let day = |t: i64| (t - first) as f64 / DAY_MS as f64;
+    // An explicit cut that leaves one side empty did nothing but skip the
+    // out-of-time split: refused, saying which days work instead.
+    let explicit_cut = policy.cut_after_first.is_some() && rows_to >= rows_from;
+    let day = |t: i64| (t - first) as f64 / DAY_MS as f64;
+    // Training rows need their 30-day horizon to end before the cut; test
+    // rows start at it. Bounds shown inward, so a day shown is a day that works.
+    let (after_day, before_day) = (day(rows_from + H30), day(rows_to));
+    let bounds = || {
+        if after_day < before_day {
+            format!(
+                "on this capture it must be after day {:.1} and before day {:.1}",
+                (after_day * 10.0).ceil() / 10.0,
+                (before_day * 10.0).floor() / 10.0
+            )
+        } else {
+            format!(
+                "this capture is too short for any: its labelled rows span {:.1} days, and an out-of-time split \
+                 needs more than 30",
+                day(rows_to) - day(rows_from)
+            )
+        }
+    };
+    if explicit_cut {
         anyhow::ensure!(
             cut - H30 > rows_from && cut < rows_to,
-            "--cut-day {:.1} leaves no out-of-time {} rows: training rows need their 30-day horizon to end \
-             before the cut and test rows start at it, so on this capture it must be after day {:.1} and before \
-             day {:.1}",
-            day(cut),
+            "--cut-day {} leaves no out-of-time {} rows: training rows need their 30-day horizon to end before the \
+             cut and test rows start at it; {}",
+            (day(cut) * 1000.0).round() / 1000.0,
             if cut - H30 > rows_from { "test" } else { "training" },
-            day(rows_from + H30),
-            day(rows_to)
+            bounds()
         );
     }
     let mut stats = RowStats { rows_from, rows_to, cut, first, last, clock: Some(span.clock), ..RowStats::default() };
@@ -618,6 +639,13 @@ pub fn rows(
                 split: Split::of(customer, policy.split_seed),
                 period: Period::of(v.as_of, cut),
             };
+            if inside {
+                match row.period {
+                    Period::Before => stats.before_cut += 1,
+                    Period::After => stats.after_cut += 1,
+                    Period::Straddles => {}
+                }
+            }
             if let Err(e) = on_row(row) {
                 failed = Some(e);
                 return;
@@ -625,16 +653,32 @@ pub fn rows(
         }
     };
     for_each_line(path, &mut on_line, progress)?;
-    match failed {
-        Some(e) => Err(e),
-        None => Ok(stats),
+    if let Some(e) = failed {
+        return Err(e);
     }
+    // Inside the bounds, a cut can still fall where no row does (rows are
+    // days apart, events sampled).
+    if explicit_cut && stats.labelled > 0 && (stats.before_cut == 0 || stats.after_cut == 0) {
+        anyhow::bail!(
+            "--cut-day {} leaves no out-of-time {} rows ({} before the cut, {} after it); {}",
+            (day(cut) * 1000.0).round() / 1000.0,
+            if stats.after_cut == 0 { "test" } else { "training" },
+            stats.before_cut,
+            stats.after_cut,
+            bounds()
+        );
+    }
+    Ok(stats)
 }
 
 /// The size of a capture file, for progress bars over [`LabelBook::scan`]
 /// and [`rows`]; refused unless it is a file, because those read it twice
 /// (a pipe or standard input would be empty the second time).
 pub fn file_bytes(path: &Path) -> Result<u64> {
+    anyhow::ensure!(
+        !is_stdin(path),
+        "the capture is read twice (its labels, then its rows), so it cannot be standard input: name its file"
+    );
     let meta = std::fs::metadata(stdin_alias(path)).with_context(|| format!("cannot open {}", path.display()))?;
     anyhow::ensure!(
         meta.is_file(),

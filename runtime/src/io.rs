@@ -88,23 +88,36 @@ pub fn open_input_unbuffered(path: &Path) -> Result<Input> {
     open(path, false)
 }
 
-/// The path a reader opens for `path`: `-` is standard input (as
-/// `/dev/stdin`, so a pipe reads like any file: `zstd -dc c.zst | pulse
-/// replay -`).
+/// The path whose metadata describes `path`: `/dev/stdin` for `-`
+/// (standard input), where the same-file checks and a capture's size look;
+/// `path` otherwise.
 pub fn stdin_alias(path: &Path) -> &Path {
-    if path.as_os_str() == "-" {
+    if is_stdin(path) {
         Path::new("/dev/stdin")
     } else {
         path
     }
 }
 
+/// Whether `path` is `-`, standard input.
+pub fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
 fn open(path: &Path, buffered: bool) -> Result<Input> {
-    let path = stdin_alias(path);
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let file_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let (source, file_bytes): (Box<dyn Read + Send>, u64) = if is_stdin(path) {
+        // Descriptor 0 itself, not /dev/stdin opened again: that fails for
+        // a socket, and restarts a redirected file from its beginning. Its
+        // size, when it is a file, for the progress bar.
+        let size = std::fs::metadata(stdin_alias(path)).ok().filter(|m| m.is_file()).map_or(0, |m| m.len());
+        (Box::new(io::stdin()), size)
+    } else {
+        let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        (Box::new(file), size)
+    };
     let consumed = Arc::new(AtomicU64::new(0));
-    let mut raw = Counting { inner: file, read: consumed.clone() };
+    let mut raw = Counting { inner: source, read: consumed.clone() };
     // A compressed file named as a plain one (`capture.jsonl` holding
     // gzip) would otherwise read as lines of binary, every one a dead
     // letter. Peeked by reading, not seeking, so a pipe works too.

@@ -351,6 +351,8 @@ enum FileId {
 
 impl FileId {
     fn of(path: &Path) -> FileId {
+        // `-` is standard input: the file it was redirected from, if any.
+        let path = crate::io::stdin_alias(path);
         #[cfg(unix)]
         if let Ok(meta) = std::fs::metadata(path) {
             use std::os::unix::fs::MetadataExt as _;

@@ -116,12 +116,15 @@ pub fn decode_line(line: &[u8]) -> Result<StreamRecord<'_>, Invalid> {
 
 /// A record that is not JSON, said with where in its line: serde's "at line
 /// 1 column 24" read as the capture's line 1, which the dead letter's
-/// `source` names already.
-fn malformed(e: &serde_json::Error) -> InvalidReason {
+/// `source` names already. `skipped`: bytes before what serde read (a
+/// byte order mark).
+fn malformed(e: &serde_json::Error, skipped: usize) -> InvalidReason {
     let text = e.to_string();
     let suffix = format!(" at line {} column {}", e.line(), e.column());
     match text.strip_suffix(&suffix) {
-        Some(what) if e.line() == 1 => InvalidReason::Malformed(format!("{what} at byte {} of the line", e.column())),
+        Some(what) if e.line() == 1 => {
+            InvalidReason::Malformed(format!("{what} at byte {} of the line", e.column() + skipped))
+        }
         _ => InvalidReason::Malformed(text),
     }
 }
@@ -130,8 +133,10 @@ fn malformed(e: &serde_json::Error) -> InvalidReason {
 /// one gives up on, and the reference it is checked against.
 #[doc(hidden)]
 pub fn decode_line_serde(line: &[u8]) -> Result<StreamRecord<'_>, Invalid> {
-    let line = line.strip_prefix(BOM).unwrap_or(line);
-    let MapOnly(raw): MapOnly<RawRecord<'_>> = serde_json::from_slice(line).map_err(|e| malformed(&e))?;
+    let bom = if line.starts_with(BOM) { BOM.len() } else { 0 };
+    let line = &line[bom..];
+    // Counted in the line as it is in the capture, its mark included.
+    let MapOnly(raw): MapOnly<RawRecord<'_>> = serde_json::from_slice(line).map_err(|e| malformed(&e, bom))?;
     let event_name = raw.event_name.ok_or_else(|| InvalidReason::Malformed("eventName is missing".into()))?;
     let MapOnly(stream) = raw.dynamodb.ok_or_else(|| InvalidReason::Malformed("dynamodb is missing".into()))?;
     let by_ttl = raw

@@ -823,20 +823,20 @@ pub fn describe_into(feature: usize, now: f64, was: f64, no_data: NoData, out: &
     let no_data = no_data | NoData::of_values(feature, now, was);
     match (t.phrase(now, no_data.now()), t.phrase(was, no_data.was())) {
         (None, None) => {
-            let prec = t.precision(now, was, out);
+            let prec = t.precision(now, was, out).max(edge(feature, t.unit, now)).max(edge(feature, t.unit, was));
             t.sentence(now, prec, out);
             out.push_str(" (was ");
             t.was(was, prec, out);
         }
         (None, Some(then)) => {
-            t.sentence(now, 0, out);
+            t.sentence(now, edge(feature, t.unit, now), out);
             out.push_str(" (was: ");
             out.push_str(then);
         }
         (Some(phrase), None) => {
             out.push_str(phrase);
             out.push_str(" (was: ");
-            t.sentence(was, 0, out);
+            t.sentence(was, edge(feature, t.unit, was), out);
         }
         (Some(phrase), Some(then)) => {
             out.push_str(phrase);
@@ -851,9 +851,47 @@ pub fn describe_into(feature: usize, now: f64, was: f64, no_data: NoData, out: &
     out.push(')');
 }
 
+/// One more digit for a measurement that, rounded, would print as a value
+/// it is not and that reads otherwise: a "days since" of 364.6 as "365
+/// days" (the cap, "none on record"), a rate of 99.6% as "100%" (beside "no
+/// failed payment"), 0.3% as "0%".
+fn edge(feature: usize, unit: Unit, x: f64) -> usize {
+    let at_edge = match unit {
+        Unit::Duration => x >= 2.0 && !value_is_no_data(feature, x) && value_is_no_data(feature, x.round()),
+        Unit::Percent => (x < 1.0 && (x * 100.0).round() >= 100.0) || (x > 0.0 && (x * 100.0).round() == 0.0),
+        _ => false,
+    };
+    usize::from(at_edge)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rounding never prints a measurement as the value that means
+    /// something else (a review found "last session 365 days ago (was: no
+    /// session on record)").
+    #[test]
+    fn values_near_an_edge_keep_a_digit() {
+        assert_eq!(
+            d(idx::DAYS_SINCE_LAST_SESSION, 364.6, 365.0),
+            "last session 364.6 days ago (was: no session on record)"
+        );
+        assert_eq!(
+            d(idx::DAYS_SINCE_TUTOR_SWITCH, 29.6, 30.0),
+            "last tutor switch 29.6 days ago (was: no tutor switch in 30 days)"
+        );
+        assert_eq!(
+            d(idx::PAYMENT_SUCCESS_RATE_30D, 0.996, 1.0),
+            "99.6% of payments went through in 30 days (was: no failed payment in 30 days)"
+        );
+        assert_eq!(d(idx::NEGATIVE_CALL_RATE_30D, 0.003, 0.5), "0.3% of support calls negative in 30 days (was 50.0%)");
+        // Away from an edge, as before.
+        assert_eq!(
+            d(idx::DAYS_SINCE_LAST_SESSION, 300.4, 365.0),
+            "last session 300 days ago (was: no session on record)"
+        );
+    }
 
     /// A sentence from the values alone.
     fn d(feature: usize, now: f64, was: f64) -> String {

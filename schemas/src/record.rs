@@ -378,12 +378,14 @@ impl std::fmt::Display for Clip<'_> {
 }
 
 /// Seconds as a message shows them: plainly, or in exponent form when the
-/// plain form would run to dozens of digits (1e300, not 1 and 300 zeros).
+/// plain form would run to dozens of digits (1e300, not 1 and 300 zeros;
+/// 1e-300, not 300 zeros and a 1).
 struct Seconds(f64);
 
 impl std::fmt::Display for Seconds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.0.abs() < 1e16 {
+        let x = self.0.abs();
+        if x == 0.0 || (1e-3..1e16).contains(&x) || !x.is_finite() {
             write!(f, "{}", self.0)
         } else {
             write!(f, "{:e}", self.0)

@@ -153,6 +153,11 @@ fn malformed_lines_are_reported_not_panicked() {
         reason(r#"{"eventName":"INSERT", bad"#),
         InvalidReason::Malformed("key must be a string at byte 24 of the line".into())
     );
+    // A byte order mark counts: the byte is where it is in the capture.
+    assert_eq!(
+        reason("\u{feff}{\"eventName\":\"INSERT\", bad"),
+        InvalidReason::Malformed("key must be a string at byte 27 of the line".into())
+    );
     let missing = r#"{"eventName":"INSERT","dynamodb":{"ApproximateCreationDateTime":1767600000}}"#;
     assert_eq!(reason(missing), InvalidReason::MissingImage(Side::New));
 }

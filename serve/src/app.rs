@@ -190,9 +190,13 @@ async fn invoke(
 ) -> Result<InvocationResponse, ServeError> {
     let format = Format::from_content_type(header_str(headers, header::CONTENT_TYPE))?;
     check_accept(header_str(headers, header::ACCEPT))?;
-    if let Some(encoding) = header_str(headers, header::CONTENT_ENCODING) {
-        if !encoding.trim().eq_ignore_ascii_case("identity") {
-            return Err(ServeError::UnsupportedContentEncoding { encoding: encoding.to_owned() });
+    // Every Content-Encoding header and every coding in it: `identity` (or
+    // nothing) is no encoding; any other means a body pulse cannot read.
+    for value in headers.get_all(header::CONTENT_ENCODING) {
+        let text = value.to_str().unwrap_or("<not visible ASCII>");
+        let encoded = text.split(',').map(str::trim).any(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"));
+        if encoded {
+            return Err(ServeError::UnsupportedContentEncoding { encoding: text.to_owned() });
         }
     }
     let limit = state.config.max_body_bytes;

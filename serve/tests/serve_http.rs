@@ -222,18 +222,29 @@ async fn serve_wrong_content_type_method_path_and_accept() {
 
     // A compressed body is refused for its encoding, not read as rows of
     // binary; "identity" is no encoding.
-    for (encoding, want) in [("gzip", StatusCode::UNSUPPORTED_MEDIA_TYPE), ("identity", StatusCode::OK)] {
-        let request = Request::post("/invocations")
-            .header(header::CONTENT_TYPE, "text/csv")
-            .header(header::CONTENT_ENCODING, encoding)
-            .body(Body::from(body.clone()))
-            .unwrap();
+    let cases = [
+        (&["gzip"][..], StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        (&["identity"], StatusCode::OK),
+        (&[""], StatusCode::OK),
+        (&["identity, gzip"], StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        (&["identity", "gzip"], StatusCode::UNSUPPORTED_MEDIA_TYPE),
+    ];
+    for (encodings, want) in cases {
+        let mut request = Request::post("/invocations").header(header::CONTENT_TYPE, "text/csv");
+        for encoding in encodings {
+            request = request.header(header::CONTENT_ENCODING, *encoding);
+        }
+        let request = request.body(Body::from(body.clone())).unwrap();
+        let encoding = encodings.last().unwrap();
         let response = app().oneshot(request).await.unwrap();
         assert_eq!(response.status(), want, "{encoding}");
         if want != StatusCode::OK {
             let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
             let text = String::from_utf8_lossy(&bytes);
-            assert!(text.contains("Content-Encoding \\\"gzip\\\"") && text.contains("uncompressed"), "{text}");
+            assert!(
+                text.contains("Content-Encoding") && text.contains("gzip") && text.contains("uncompressed"),
+                "{text}"
+            );
         }
     }
 

@@ -176,7 +176,20 @@ fn a_capture_on_standard_input_replays_like_the_file() {
     }
     let out = run_pulse(["dataset", "-", "--quiet", "--out", dir.path().join("d.csv").to_str().unwrap()]);
     assert!(!out.status.success(), "{}", describe(&out));
-    assert!(stderr(&out).contains("is not a file: the capture is read twice"), "{}", describe(&out));
+    assert!(stderr(&out).contains("cannot be standard input"), "{}", describe(&out));
+    // Standard input redirected from a file that is also an output: refused
+    // before anything is written (it emptied the capture it was reading).
+    let capture = dir.path().join("capture.jsonl");
+    std::fs::write(&capture, &plain).unwrap();
+    let out = std::process::Command::new(common::pulse_bin())
+        .args(["replay", "-", "--quiet", "--features-out"])
+        .arg(&capture)
+        .stdin(std::fs::File::open(&capture).unwrap())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(stderr(&out).contains("is the same file as"), "{}", describe(&out));
+    assert_eq!(std::fs::read(&capture).unwrap(), plain, "the capture was changed");
 }
 
 #[test]

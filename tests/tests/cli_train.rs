@@ -325,6 +325,20 @@ fn options_that_would_do_nothing_or_overwrite_are_refused() {
         assert!(!rows.exists());
     }
     ok(run_pulse(["dataset", s(&long), "--quiet", "--out", s(&rows), "--cut-day", "70"]), "dataset --cut-day 70");
+    // Inside the bounds but after the last row: refused after the pass,
+    // the rows written before left as they were.
+    let before = std::fs::read(&rows).unwrap();
+    fails_with(
+        run_pulse(["dataset", s(&long), "--quiet", "--out", s(&rows), "--cut-day", "89.44"]),
+        &["--cut-day 89.44 leaves no out-of-time test rows (1120 before the cut, 0 after it)", "before day 89.4"],
+    );
+    assert_eq!(std::fs::read(&rows).unwrap(), before);
+    // A capture too short for any cut says so.
+    let short = generate(dir.path(), "short80.jsonl", "80");
+    fails_with(
+        run_pulse(["dataset", s(&short), "--quiet", "--out", s(&rows), "--cut-day", "60"]),
+        &["too short for any", "needs more than 30"],
+    );
     let args = ["generate", "--customers", "10", "--days", "5", "--shift-day", "5", "--quiet", "--out", s(&out)];
     fails_with(run_pulse(args), &["shift from day 5 is past the last day (4)"]);
     let predictions = dir.path().join("p.jsonl");

@@ -189,6 +189,15 @@ impl OutputArgs {
                 ModelBackend::Endpoint(WithFallback::new(endpoint, fallback, self.on_endpoint_down))
             }
         };
+        if self.alerts_topic_arn.is_some() && self.predictions_table.is_none() {
+            // The alert state lives on the prediction items: without them a
+            // restarted process meets every customer anew, and a customer's
+            // first prediction is a baseline, not an alert.
+            tracing::warn!(
+                "--alerts-topic-arn without --predictions-table: the alert state is not kept across restarts; \
+                 after one, a customer already above 0.7 alerts only after falling below 0.5 and rising again"
+            );
+        }
         let dead_letter_file = match &self.dead_letter_file {
             Some(path) => Some(DeadLetterFile::open(path).await?),
             None => None,
