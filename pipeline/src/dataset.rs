@@ -33,7 +33,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use pulse_model::Targets;
 use pulse_operators::{Engine, EngineConfig};
-use pulse_runtime::io::{is_stdin, open_input, stdin_alias};
+use pulse_runtime::io::{is_stdin, open_input};
 use pulse_runtime::process::{Processor, Produced};
 use pulse_schemas::capture::decode_line;
 use pulse_schemas::{Event, EventKind, Features, PaymentStatus, Source, StreamChange, StreamRecord, Trigger, DAY_MS};
@@ -160,8 +160,8 @@ pub struct CaptureSpan {
 impl LabelBook {
     /// Takes one decoded record into account (invalid records apply nothing).
     pub fn observe(&mut self, record: &StreamRecord<'_>) {
-        if let Some(c) = record.created_ms {
-            let c = c.floor() as i64;
+        let created = record.created_ms.map(|c| c.floor() as i64);
+        if let Some(c) = created {
             self.created = Some(self.created.map_or((c, c), |(a, b)| (a.min(c), b.max(c))));
         }
         let (customer, ops): (&str, [Option<Op>; 2]) = match &record.change {
@@ -187,8 +187,8 @@ impl LabelBook {
             if op.add && !late {
                 self.accepted = Some(self.accepted.map_or((op.ts, op.ts), |(a, b)| (a.min(op.ts), b.max(op.ts))));
                 *clock = Some(clock.map_or(op.ts, |c| c.max(op.ts)));
-                match record.created_ms {
-                    Some(c) if c.floor() as i64 - op.ts > LIVE_LAG_MS => self.written_later += 1,
+                match created {
+                    Some(c) if c - op.ts > LIVE_LAG_MS => self.written_later += 1,
                     _ => self.live_events += 1,
                 }
             }
@@ -583,15 +583,19 @@ pub fn rows(
             )
         }
     };
-    if explicit_cut {
-        anyhow::ensure!(
-            cut - H30 > rows_from && cut < rows_to,
-            "--cut-day {} leaves no out-of-time {} rows: training rows need their 30-day horizon to end before the \
-             cut and test rows start at it; {}",
+    let no_rows = |side: &str, why: String| {
+        anyhow::anyhow!(
+            "--cut-day {} leaves no out-of-time {side} rows{why}; {}",
             (day(cut) * 1000.0).round() / 1000.0,
-            if cut - H30 > rows_from { "test" } else { "training" },
             bounds()
-        );
+        )
+    };
+    if explicit_cut && !(cut - H30 > rows_from && cut < rows_to) {
+        let side = if cut - H30 > rows_from { "test" } else { "training" };
+        return Err(no_rows(
+            side,
+            ": training rows need their 30-day horizon to end before the cut and test rows start at it".into(),
+        ));
     }
     let mut stats = RowStats { rows_from, rows_to, cut, first, last, clock: Some(span.clock), ..RowStats::default() };
     let mut processor = Processor::new(Arc::new(Engine::new(EngineConfig::default())));
@@ -659,14 +663,8 @@ pub fn rows(
     // Inside the bounds, a cut can still fall where no row does (rows are
     // days apart, events sampled).
     if explicit_cut && stats.labelled > 0 && (stats.before_cut == 0 || stats.after_cut == 0) {
-        anyhow::bail!(
-            "--cut-day {} leaves no out-of-time {} rows ({} before the cut, {} after it); {}",
-            (day(cut) * 1000.0).round() / 1000.0,
-            if stats.after_cut == 0 { "test" } else { "training" },
-            stats.before_cut,
-            stats.after_cut,
-            bounds()
-        );
+        let side = if stats.after_cut == 0 { "test" } else { "training" };
+        return Err(no_rows(side, format!(" ({} before the cut, {} after it)", stats.before_cut, stats.after_cut)));
     }
     Ok(stats)
 }
@@ -679,10 +677,10 @@ pub fn file_bytes(path: &Path) -> Result<u64> {
         !is_stdin(path),
         "the capture is read twice (its labels, then its rows), so it cannot be standard input: name its file"
     );
-    let meta = std::fs::metadata(stdin_alias(path)).with_context(|| format!("cannot open {}", path.display()))?;
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?;
     anyhow::ensure!(
         meta.is_file(),
-        "{} is not a file: the capture is read twice (its labels, then its rows), so it cannot be a directory, a pipe or standard input",
+        "{} is not a file: the capture is read twice (its labels, then its rows), so it cannot be a directory or a pipe",
         path.display()
     );
     Ok(meta.len())

@@ -142,11 +142,6 @@ impl NoData {
         self.0 & 2 != 0
     }
 
-    /// Neither side is.
-    pub const fn is_neither(self) -> bool {
-        self.0 == 0
-    }
-
     /// As written in a reason's `no_data` field; `None` when neither.
     fn wire(self) -> Option<&'static str> {
         match self.0 {

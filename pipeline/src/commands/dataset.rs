@@ -109,7 +109,7 @@ pub(crate) async fn run(args: DatasetArgs) -> Result<()> {
     ticker.abort();
     progress.finish();
     let (ticker, progress) = bar("features");
-    let stats = tokio::task::spawn_blocking(move || -> Result<_> {
+    let (stats, written) = tokio::task::spawn_blocking(move || -> Result<_> {
         let futures = book.into_futures();
         let mut policy = row_args.policy()?;
         policy.all_rows = all_rows;
@@ -118,10 +118,11 @@ pub(crate) async fn run(args: DatasetArgs) -> Result<()> {
             rows(&capture, &futures, &policy, &mut |row| writer.write(&row), None, &mut |n| counter.store(n, Relaxed))?;
         // A file of no rows is no dataset: it does not replace --out (the
         // writer, dropped, removes its temporary file).
-        if stats.labelled > 0 || (all_rows && stats.unlabelled > 0) {
+        let written = stats.labelled > 0 || (all_rows && stats.unlabelled > 0);
+        if written {
             writer.finish()?;
         }
-        Ok(stats)
+        Ok((stats, written))
     })
     .await
     .context("feature pass failed")??;
@@ -130,7 +131,6 @@ pub(crate) async fn run(args: DatasetArgs) -> Result<()> {
     let day = |ms: i64| {
         chrono::DateTime::from_timestamp_millis(ms).map_or(ms.to_string(), |t| t.format("%Y-%m-%d").to_string())
     };
-    let written = stats.labelled > 0 || (all_rows && stats.unlabelled > 0);
     println!(
         "{} records, {} vectors: {} labelled rows{} {} {} in {:.1} s\n\
          capture from {} to {}, by {}\n\

@@ -71,7 +71,7 @@ impl DataArgs {
     /// Checks the files before any work: the report is no input file under
     /// another name (nor is `more`, another output), and the truth file,
     /// read here, is well formed.
-    fn check_files(&self, more: &[(&str, &Path)]) -> Result<Option<(PathBuf, HashMap<String, Segment>)>> {
+    fn check_files(&self, more: &[(&str, &Path)]) -> Result<Option<Truth>> {
         let mut files: Vec<(&str, &Path)> = Vec::new();
         files.extend(self.capture.as_deref().map(|c| ("the capture", c)));
         files.extend(self.truth.as_deref().map(|t| ("--truth", t)));
@@ -135,6 +135,20 @@ pub(crate) struct EvaluateArgs {
     /// separated by commas (`--baselines recency,gbt`).
     #[arg(long, value_delimiter = ',', value_name = "KIND,...", default_values_t = [Kind::Constant, Kind::Recency, Kind::Logistic, Kind::Gbt])]
     baselines: Vec<Kind>,
+}
+
+/// The truth file's path and each customer's last-day segment in it.
+type Truth = (PathBuf, HashMap<String, Segment>);
+
+/// The files checked first ([`DataArgs::check_files`], `more` other
+/// outputs), then the rows, then the truth file against them.
+async fn labelled_with_truth(args: &DataArgs, more: &[(&str, &Path)]) -> Result<(Labelled, Option<Truth>)> {
+    let truth = args.check_files(more)?;
+    let labelled = labelled(args).await?;
+    if let Some((path, want)) = &truth {
+        check_truth_matches(path, want, &labelled)?;
+    }
+    Ok((labelled, truth))
 }
 
 /// Reads the rows, with a progress bar per pass.
@@ -379,11 +393,9 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
     anyhow::ensure!(args.max_trees >= 1, "--max-trees must be at least 1");
     let model_files =
         [args.out.join(pulse_model::artifact::META_FILE), args.out.join(pulse_model::artifact::WEIGHTS_FILE)];
-    let truth = args.data.check_files(&[("--out's model", &model_files[0]), ("--out's weights", &model_files[1])])?;
-    let labelled = labelled(&args.data).await?;
-    if let Some((path, want)) = &truth {
-        check_truth_matches(path, want, &labelled)?;
-    }
+    let (labelled, truth) =
+        labelled_with_truth(&args.data, &[("--out's model", &model_files[0]), ("--out's weights", &model_files[1])])
+            .await?;
     let started = Instant::now();
     let cfg = FitConfig {
         network: TrainConfig {
@@ -535,11 +547,7 @@ pub(crate) async fn evaluate_model(args: EvaluateArgs) -> Result<()> {
         None => pulse_model::embedded().context("cannot load the embedded model")?,
     };
     let model_name = args.model.as_ref().map_or("embedded".to_owned(), |d| format!("model ({})", d.display()));
-    let truth = args.data.check_files(&[])?;
-    let labelled = labelled(&args.data).await?;
-    if let Some((path, want)) = &truth {
-        check_truth_matches(path, want, &labelled)?;
-    }
+    let (labelled, truth) = labelled_with_truth(&args.data, &[]).await?;
     let started = Instant::now();
     let (baselines, report_path, resamples) = (args.baselines.clone(), args.data.report.clone(), args.data.resamples);
     let header = format!(
