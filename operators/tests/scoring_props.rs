@@ -247,6 +247,7 @@ fn prediction(customer: &str, as_of: i64, churn_14d: f64, churn_30d: f64, health
         features_schema: SCHEMA.into(),
         reasons: Default::default(),
         emission: None,
+        new_customer: false,
     }
 }
 

@@ -22,7 +22,7 @@ use pulse_operators::scoring::{
     Alarm, Alarms, Alert, AlertPolicy, Alerts, BatchPolicy, Fleet, FleetMetrics, ModelQuality, Monitor, MonitorConfig,
     ScoreQueue,
 };
-use pulse_schemas::features::idx::DAYS_SINCE_LAST_SESSION;
+use pulse_schemas::features::{idx::DAYS_SINCE_LAST_SESSION, is_new_customer};
 use pulse_schemas::prediction::Prediction;
 use pulse_schemas::reasons::top_raising;
 use pulse_schemas::{CustomerId, FeatureVector, Features, Reasons, Segment, FEATURE_COUNT, SCHEMA};
@@ -518,6 +518,7 @@ impl<S: Scorer> ScoringStage<S> {
                         features_schema: SCHEMA.into(),
                         reasons,
                         emission: Some(v.emission()),
+                        new_customer: is_new_customer(&v.features),
                     };
                     memory.as_of = prediction.as_of;
                     memory.scores = prediction.scores;
@@ -754,6 +755,7 @@ impl<S: Scorer> ScoringStage<S> {
             features_schema: SCHEMA.into(),
             reasons: m.reasons(),
             emission: None,
+            new_customer: false,
         }
     }
 }

@@ -76,6 +76,22 @@ features! {
 /// The 46 feature values in contract order.
 pub type Features = [f64; FEATURE_COUNT];
 
+/// Days of history below which a customer with no session on record is new
+/// ([`is_new_customer`]).
+pub const NEW_CUSTOMER_DAYS: f64 = 7.0;
+
+/// Whether a vector is a new customer's: no session on record
+/// (`days_since_last_session` at its "none" value, 365) and less than a
+/// week since the customer's first event (`tenure_days` below
+/// [`NEW_CUSTOMER_DAYS`]; a session would be such an event, so the 365
+/// cannot be a real session that long ago). Such a vector is mostly the
+/// contract's defaults for "nothing on record", which the model scores high
+/// (about 0.95) whatever the customer goes on to do: alerts wait for the
+/// customer's first vector past it (`pulse_operators::scoring::alerts`).
+pub fn is_new_customer(x: &Features) -> bool {
+    x[idx::TENURE_DAYS] < NEW_CUSTOMER_DAYS && x[idx::DAYS_SINCE_LAST_SESSION] >= 365.0
+}
+
 /// What made a vector.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -304,6 +320,23 @@ mod features_array {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_new_customer_has_no_session_and_under_a_week() {
+        // A first vector: nothing on record.
+        let mut x = [0.0; FEATURE_COUNT];
+        x[idx::DAYS_SINCE_LAST_SESSION] = 365.0;
+        x[idx::DAYS_SINCE_LAST_LOGIN] = 0.0;
+        x[idx::TENURE_DAYS] = 0.0;
+        assert!(is_new_customer(&x));
+        x[idx::TENURE_DAYS] = 6.99;
+        assert!(is_new_customer(&x));
+        x[idx::TENURE_DAYS] = 7.0;
+        assert!(!is_new_customer(&x), "a week without a session");
+        x[idx::TENURE_DAYS] = 1.0;
+        x[idx::DAYS_SINCE_LAST_SESSION] = 0.5;
+        assert!(!is_new_customer(&x), "a first session");
+    }
 
     fn serde_line(v: &FeatureVector) -> Vec<u8> {
         let mut line = serde_json::to_vec(v).unwrap();

@@ -101,6 +101,11 @@ pub struct Prediction {
     /// read back (then [`Prediction::emission`] ranks it by `as_of`).
     #[serde(skip)]
     pub emission: Option<EmissionKey>,
+    /// Whether the vector scored was a new customer's
+    /// ([`crate::features::is_new_customer`]): alerts wait for the first
+    /// prediction past it. Not written: false for one read back.
+    #[serde(skip)]
+    pub new_customer: bool,
 }
 
 impl PartialEq for Prediction {
@@ -116,6 +121,7 @@ impl PartialEq for Prediction {
             features_schema,
             reasons,
             emission: _,
+            new_customer: _,
         } = self;
         *customer_id == other.customer_id
             && *as_of == other.as_of
@@ -213,6 +219,7 @@ mod tests {
             features_schema: "features-v1".into(),
             reasons,
             emission: None,
+            new_customer: false,
         }
     }
 

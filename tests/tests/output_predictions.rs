@@ -36,6 +36,7 @@ fn prediction(customer: &str, as_of: i64, churn: f64) -> Prediction {
         features_schema: SCHEMA.into(),
         reasons: Default::default(),
         emission: None,
+        new_customer: false,
     }
 }
 

@@ -104,6 +104,7 @@ async fn an_older_emission_is_refused_whatever_its_as_of() {
         features_schema: pulse_schemas::SCHEMA.into(),
         reasons: Default::default(),
         emission: Some(timer.emission()),
+        new_customer: false,
     };
     let record = pulse_aws::output::predictions::PredictionRecord {
         prediction: timer_prediction,

@@ -118,21 +118,23 @@ fn reasons_name_features_that_moved_since_about_two_weeks_earlier() {
         predictions.iter().map(|p| ((p.customer_id.to_string(), p.as_of), p)).collect();
     let alerts = lines(&dir.path().join("alerts.jsonl"));
     assert!(!alerts.is_empty(), "the capture has customers who turn high-risk");
-    let (mut with_reasons, mut with_previous) = (0, 0);
+    let (mut with_reasons, mut with_previous, mut new_customers) = (0, 0, 0);
     for a in &alerts {
         if a["previous_churn_risk_14d"].is_null() {
-            // The customer's first prediction: nothing to compare with.
-            assert!(a.get("reasons").is_none(), "{a}");
-            continue;
+            // A first prediction is a baseline, never an alert: without an
+            // earlier risk, it is a new customer's first past its defaults.
+            assert!(a["reason"].as_str().unwrap().contains("for a new customer"), "{a}");
+            new_customers += 1;
+        } else {
+            with_previous += 1;
         }
-        with_previous += 1;
         let key = (a["customer_id"].as_str().unwrap().to_owned(), a["as_of"].as_i64().unwrap());
         let p = by_key[&key];
         if p.reasons.is_empty() {
             assert!(a.get("reasons").is_none(), "{a}");
             continue;
         }
-        with_reasons += 1;
+        with_reasons += usize::from(!a["previous_churn_risk_14d"].is_null());
         let carried: pulse_schemas::Reasons = serde_json::from_value(a["reasons"].clone()).unwrap();
         assert_eq!(carried, p.reasons, "{a}");
         let first = p.reasons.as_slice()[0].text();
@@ -140,6 +142,7 @@ fn reasons_name_features_that_moved_since_about_two_weeks_earlier() {
     }
     // A risk that rose above 0.7 rose since two weeks earlier, nearly always.
     assert!(with_previous > 0 && with_reasons * 10 >= with_previous * 9, "{with_reasons} of {with_previous} alerts");
+    assert!(new_customers > 0, "the capture's customers start new, and some score high at their first session");
 
     // Without reasons: the same scores, no reasons anywhere.
     let plain = run_pulse([

@@ -224,6 +224,7 @@ mod tests {
             features_schema: "features-v1".into(),
             reasons: Default::default(),
             emission: None,
+            new_customer: false,
         };
         let alert = Alert {
             customer_id: prediction.customer_id.clone(),

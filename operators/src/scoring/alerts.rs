@@ -4,14 +4,31 @@
 //! `churn_risk_14d` is above 0.7 raises an [`Alert`] and is disarmed; it is
 //! re-armed only when its risk falls below the re-arm level (default 0.5). So
 //! a risk that hovers around 0.7 (0.71, 0.69, 0.72, ...) alerts once, not on
-//! every crossing. A customer's first prediction is its baseline, not a
-//! rise: it alerts nothing, and leaves the customer armed if its risk is at
-//! or below 0.7, disarmed (until it falls below the re-arm level) if it is
-//! already above. A first vector holds the contract's "nothing on record"
-//! defaults (no session in 365 days...), which score high: alerting on it
-//! made 87% of a replay's alerts, one per new customer, most of them
-//! healthy a day later. A customer that starts high and stays high is in
-//! the fleet's high-risk count and the "already gone" list, not an alert.
+//! every crossing.
+//!
+//! A customer's first prediction is a baseline, not a rise: it alerts
+//! nothing, and leaves the customer armed if its risk is at or below 0.7,
+//! disarmed (until it falls below the re-arm level) if it is already above.
+//! So a replay or a process that meets customers mid-life, without their
+//! history, does not alert on every one already at risk.
+//!
+//! A new customer's vector (no session on record and less than a week of
+//! history, [`pulse_schemas::features::is_new_customer`],
+//! [`Prediction::new_customer`]) is mostly the contract's "nothing on
+//! record" defaults (no session in 365 days...), which score high, about
+//! 0.95, whatever the customer goes on to do: alerting on it made 87% of a
+//! replay's alerts, one per new customer, most of them healthy a day later;
+//! taking it as the baseline left a new customer who never fell below the
+//! re-arm level without an alert ever (29 of 300 in a replay of `pulse
+//! generate --customers 300 --days 60 --seed 5`, among them every one that
+//! signed up and never booked). So such a prediction alerts nothing and is
+//! no baseline either: the customer stays armed, and its first prediction
+//! past it (its first session, or a week without one) is judged as any
+//! armed customer's, alerting when above 0.7: a first session gone badly,
+//! or a signup that booked nothing in a week. A prediction of a new
+//! customer's vector never alerts, even after others that were not (a
+//! retracted first session).
+//!
 //! A restored customer ([`Alerts::restore`]) is not new: its stored flag
 //! holds, and its next prediction alerts if it is armed and above 0.7.
 //!
@@ -98,8 +115,13 @@ pub struct Alert {
 pub struct AlertState {
     armed: bool,
     /// Whether a prediction of the customer was observed (or its state
-    /// restored): the first one is a baseline, not a rise.
+    /// restored): the first one is a baseline, not a rise, unless the
+    /// customer was watched arriving.
     seen: bool,
+    /// Whether the predictions observed so far were all of new-customer
+    /// vectors ([`Prediction::new_customer`]): the next one that is not is
+    /// judged, not a baseline.
+    arriving: bool,
     churn_risk_14d: Option<f64>,
 }
 
@@ -113,7 +135,7 @@ struct Kept {
 
 impl AlertState {
     /// Before a customer's first observation: armed, nothing seen.
-    const FIRST: AlertState = AlertState { armed: true, seen: false, churn_risk_14d: None };
+    const FIRST: AlertState = AlertState { armed: true, seen: false, arriving: false, churn_risk_14d: None };
 
     /// Whether the customer would alert on its next rise above 0.7.
     pub fn armed(&self) -> bool {
@@ -183,11 +205,11 @@ impl Alerts {
     pub fn restore(&mut self, customer: CustomerId, armed: bool, emission: EmissionKey) {
         let kept = self.customers.entry(customer).or_insert_with(|| Kept {
             emission: emission.clone(),
-            state: AlertState { armed, seen: true, churn_risk_14d: None },
+            state: AlertState { armed, seen: true, arriving: false, churn_risk_14d: None },
         });
         if emission >= kept.emission {
             let churn_risk_14d = if emission == kept.emission { kept.state.churn_risk_14d } else { None };
-            *kept = Kept { emission, state: AlertState { armed, seen: true, churn_risk_14d } };
+            *kept = Kept { emission, state: AlertState { armed, seen: true, arriving: false, churn_risk_14d } };
         }
     }
 
@@ -204,8 +226,17 @@ impl Alerts {
 
 /// The hysteresis of one customer (see the [module docs](self)).
 fn observe(policy: &AlertPolicy, state: &mut AlertState, prediction: &Prediction) -> Option<Alert> {
+    if prediction.new_customer {
+        // No alert and no baseline (see the module docs); a customer first
+        // seen this way is watched arriving.
+        if !std::mem::replace(&mut state.seen, true) {
+            state.arriving = true;
+        }
+        return None;
+    }
     let risk = prediction.scores.churn_risk_14d;
     let previous = state.churn_risk_14d.replace(risk);
+    let arriving = std::mem::take(&mut state.arriving);
     if !std::mem::replace(&mut state.seen, true) {
         // The baseline (see the module docs). NaN is not above 0.7.
         state.armed = risk <= HIGH_CHURN_RISK || risk.is_nan();
@@ -219,9 +250,14 @@ fn observe(policy: &AlertPolicy, state: &mut AlertState, prediction: &Prediction
         return None;
     }
     state.armed = false;
+    let now = risk_text(risk);
     let reason = match previous {
-        Some(p) => format!("churn_risk_14d rose from {p:.3} to {risk:.3}, above {HIGH_CHURN_RISK}"),
-        None => format!("churn_risk_14d is {risk:.3}, above {HIGH_CHURN_RISK} (no earlier prediction observed)"),
+        Some(p) => format!("churn_risk_14d rose from {} to {now}, above {HIGH_CHURN_RISK}", risk_text(p)),
+        None if arriving => format!(
+            "churn_risk_14d is {now}, above {HIGH_CHURN_RISK}, for a new customer (its first prediction with a \
+             session on record or a week of history)"
+        ),
+        None => format!("churn_risk_14d is {now}, above {HIGH_CHURN_RISK} (no earlier prediction observed)"),
     };
     let mut alert = Alert {
         customer_id: prediction.customer_id.clone(),
@@ -236,6 +272,17 @@ fn observe(policy: &AlertPolicy, state: &mut AlertState, prediction: &Prediction
     };
     alert.give_reasons(prediction.reasons);
     Some(alert)
+}
+
+/// A risk in three decimals, or as many more as it takes not to read as
+/// the alert level itself ("0.7004, above 0.7", not "0.700, above 0.7").
+fn risk_text(x: f64) -> String {
+    let text = format!("{x:.3}");
+    if x != HIGH_CHURN_RISK && text == format!("{HIGH_CHURN_RISK:.3}") {
+        format!("{x}")
+    } else {
+        text
+    }
 }
 
 impl Alert {
@@ -275,6 +322,7 @@ mod tests {
             features_schema: "features-v1".into(),
             reasons: Default::default(),
             emission: None,
+            new_customer: false,
         }
     }
 
@@ -346,6 +394,78 @@ mod tests {
         assert_eq!(fired(&mut alerts, "mid", &[(1, 0.6), (2, 0.7), (3, 0.71)]), [3]);
         assert!(alerts.observe(&prediction("nan", 1, f64::NAN)).is_none());
         assert!(alerts.armed("nan"), "NaN is not above 0.7");
+    }
+
+    fn new_customer(id: &str, as_of: i64, churn: f64) -> Prediction {
+        Prediction { new_customer: true, ..prediction(id, as_of, churn) }
+    }
+
+    #[test]
+    fn a_new_customer_is_judged_at_its_first_prediction_past_the_defaults() {
+        let mut alerts = Alerts::new(AlertPolicy::default()).unwrap();
+        // A signup's defaults score high: no alert, no baseline, still armed.
+        for t in 1..4 {
+            assert!(alerts.observe(&new_customer("signup", t, 0.95)).is_none(), "prediction {t}");
+        }
+        assert!(alerts.armed("signup"));
+        // A week without a session (or a first session gone badly): judged
+        // as any armed customer's, so above 0.7 it alerts, and says why.
+        let alert = alerts.observe(&prediction("signup", 5, 0.9)).expect("the first real score is high");
+        assert_eq!(alert.previous_churn_risk_14d, None, "the defaults' scores are no earlier risk");
+        assert_eq!(
+            alert.reason,
+            "churn_risk_14d is 0.900, above 0.7, for a new customer (its first prediction with a session on \
+             record or a week of history)"
+        );
+        assert!(!alerts.armed("signup"));
+        assert_eq!(fired(&mut alerts, "signup", &[(6, 0.95), (7, 0.4), (8, 0.8)]), [8], "then hysteresis as usual");
+
+        // A new customer whose first real score is calm is armed, and its
+        // later rise alerts from that score.
+        assert!(alerts.observe(&new_customer("calm", 1, 0.95)).is_none());
+        assert_eq!(fired(&mut alerts, "calm", &[(2, 0.2), (3, 0.3), (4, 0.75)]), [4]);
+        let mut again = Alerts::new(AlertPolicy::default()).unwrap();
+        again.observe(&new_customer("calm", 1, 0.95));
+        again.observe(&prediction("calm", 2, 0.2));
+        assert_eq!(again.observe(&prediction("calm", 3, 0.75)).unwrap().previous_churn_risk_14d, Some(0.2));
+
+        // A new customer's vector never alerts, even after real ones (its
+        // only session retracted), and leaves the state as it was.
+        assert!(alerts.observe(&new_customer("calm", 5, 0.99)).is_none());
+        assert!(!alerts.armed("calm"));
+        let mut armed = Alerts::new(AlertPolicy::default()).unwrap();
+        assert!(armed.observe(&prediction("x", 1, 0.2)).is_none(), "the baseline");
+        assert!(armed.observe(&new_customer("x", 2, 0.99)).is_none());
+        assert!(armed.armed("x"));
+
+        // Met mid-life (its first prediction not a new customer's): the
+        // baseline rule holds.
+        assert_eq!(fired(&mut alerts, "met", &[(1, 0.9), (2, 0.95)]), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn a_risk_just_above_the_level_does_not_read_as_the_level() {
+        let mut alerts = Alerts::new(AlertPolicy::default()).unwrap();
+        alerts.observe(&prediction("a", 1, 0.6996));
+        let alert = alerts.observe(&prediction("a", 2, 0.7004)).unwrap();
+        assert_eq!(alert.reason, "churn_risk_14d rose from 0.6996 to 0.7004, above 0.7");
+        alerts.observe(&prediction("a", 3, 0.1));
+        let alert = alerts.observe(&prediction("a", 4, 0.71)).unwrap();
+        assert_eq!(alert.reason, "churn_risk_14d rose from 0.100 to 0.710, above 0.7");
+    }
+
+    #[test]
+    fn the_caller_kept_state_treats_new_customers_alike() {
+        let mut keyed = Alerts::new(AlertPolicy::default()).unwrap();
+        let kept = Alerts::new(AlertPolicy::default()).unwrap();
+        let mut state = None;
+        let seq =
+            [new_customer("n", 1, 0.95), new_customer("n", 2, 0.9), prediction("n", 3, 0.8), prediction("n", 4, 0.3)];
+        for p in &seq {
+            let (a, b) = (keyed.observe(p), kept.observe_in(&mut state, p));
+            assert_eq!(a.map(|a| a.reason), b.map(|b| b.reason));
+        }
+        assert_eq!(keyed.armed("n"), state.as_ref().is_none_or(AlertState::armed));
     }
 
     #[test]

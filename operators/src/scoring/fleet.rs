@@ -469,6 +469,7 @@ mod tests {
             features_schema: "features-v1".into(),
             reasons: Default::default(),
             emission: None,
+            new_customer: false,
         }
     }
 

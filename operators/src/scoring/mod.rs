@@ -72,6 +72,7 @@
 //!     features_schema: SCHEMA.into(),
 //!     reasons: Default::default(),
 //!     emission: None,
+//!     new_customer: false,
 //! };
 //! fleet.update(&prediction);
 //! assert_eq!(fleet.snapshot().high_churn_risk_count, 1);
