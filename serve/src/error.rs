@@ -222,9 +222,15 @@ impl IntoResponse for ServeError {
             ServeError::MethodNotAllowed { allow, .. } => Some(*allow),
             _ => None,
         };
+        let encoding = matches!(self, ServeError::UnsupportedContentEncoding { .. });
         let mut response = (status, Json(ErrorBody { error: self.to_string() })).into_response();
         if let Some(allow) = allow {
             response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        // RFC 9110 §12.5.3: a 415 for a content coding says which codings
+        // the server takes, so a client can retry without one.
+        if encoding {
+            response.headers_mut().insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
         }
         response
     }

@@ -58,7 +58,7 @@
 //! | 413 | a body over 6 MB (6 × 2^20 bytes, SageMaker's payload limit) | `body over 6291456 bytes …` |
 //! | 413 | more rows than `--max-rows` (10,000) | `10001 rows, at most 10000 per request: split the batch` |
 //! | 415 | no `Content-Type`, or another one | `unsupported Content-Type "application/x-npy": …` |
-//! | 415 | a `Content-Encoding` other than `identity` | `unsupported Content-Encoding "gzip": send the body uncompressed` |
+//! | 415 | a `Content-Encoding` other than `identity` (with `Accept-Encoding: identity`) | `unsupported Content-Encoding "gzip": send the body uncompressed` |
 //! | 503 | no room in the body buffer within the body timeout, or the server is stopping | `server busy: …`, `the server is shutting down: …` |
 //!
 //! Only a model failing on valid rows answers 500. See [`ServeError`].

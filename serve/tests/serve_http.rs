@@ -239,6 +239,7 @@ async fn serve_wrong_content_type_method_path_and_accept() {
         let response = app().oneshot(request).await.unwrap();
         assert_eq!(response.status(), want, "{encoding}");
         if want != StatusCode::OK {
+            assert_eq!(response.headers()[header::ACCEPT_ENCODING], "identity", "{encoding}: what the server takes");
             let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
             let text = String::from_utf8_lossy(&bytes);
             assert!(

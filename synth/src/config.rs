@@ -137,7 +137,13 @@ impl SynthConfig {
                 s.session_factor
             );
             ensure!(self.world == WorldKind::Classic, "synth: a shift is only simulated in the classic world");
-            // A shift from day `days` on would change nothing: the capture ends before it.
+            // A shift from day 0 has no before to drift from; one from day
+            // `days` on would change nothing: the capture ends before it.
+            ensure!(
+                s.from_day > 0,
+                "synth: shift from day 0 leaves no day before it: a drift needs days to drift from (use 1 to {})",
+                self.days.saturating_sub(1)
+            );
             ensure!(
                 s.from_day < self.days,
                 "synth: shift from day {} is past the last day ({}): the capture would have no shift",

@@ -520,6 +520,8 @@ fn a_shift_changes_sessions_from_its_day_only() {
     );
     let bad = SynthConfig { shift: Some(Shift { from_day: 1, session_factor: f64::NAN }), ..base.clone() };
     assert!(bad.validate().is_err());
+    let from_start = SynthConfig { shift: Some(Shift { from_day: 0, session_factor: 0.25 }), ..base.clone() };
+    assert!(from_start.validate().unwrap_err().to_string().contains("no day before it"));
     let lifecycle = SynthConfig { world: WorldKind::Lifecycle, ..shifted };
     assert!(lifecycle.validate().unwrap_err().to_string().contains("classic"));
 }
