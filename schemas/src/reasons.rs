@@ -23,6 +23,9 @@
 //!   a customer who had one today. The capped default reads "no session on
 //!   record" (for the tutor switch, capped at 30: "no tutor switch in 30
 //!   days").
+//! - **Waits** (the mean reply times, kept in minutes) from 2 hours on are
+//!   written in hours, from 2 days on in days: "replies to the tutor in 6
+//!   days on average (was 7 hours)", not "in 9327 minutes".
 //! - **One** is singular, now and then: "1 session", "1 minute", "1 hour",
 //!   "(was 1 minute)".
 //! - **Precision**: when the two values differ but print the same ("4.8
@@ -482,6 +485,10 @@ enum Unit {
     Percent,
     /// Minutes.
     Minutes,
+    /// A wait in minutes, written in hours from 2 hours and in days from 2
+    /// days ("replies to the tutor in 6 days on average", not "in 9327
+    /// minutes").
+    Wait,
     /// Money.
     Dollars,
     /// A mean rating.
@@ -584,9 +591,9 @@ fn template(feature: usize) -> Template {
         }
         idx::NO_SHOWS_30D => t(Count, "{} no-shows in 30 days"),
         idx::STUDENT_REPLY_MINUTES_30D => with_none(
-            Minutes,
-            "replies to the tutor in {} minutes on average",
-            " minutes",
+            Wait,
+            "replies to the tutor in {} on average",
+            "",
             "no replies to the tutor in 30 days, or all instant",
         ),
         idx::DISTINCT_TUTORS_30D => t(Count, "{} different tutors in 30 days"),
@@ -603,12 +610,9 @@ fn template(feature: usize) -> Template {
         idx::TUTOR_SWITCH_RATE_30D => {
             with_none(Percent, "a new tutor in {} of sessions", "", "fewer than 2 sessions in 30 days")
         }
-        idx::TUTOR_REPLY_MINUTES_30D => with_none(
-            Minutes,
-            "the tutor replies in {} minutes on average",
-            " minutes",
-            "no tutor replies in 30 days, or all instant",
-        ),
+        idx::TUTOR_REPLY_MINUTES_30D => {
+            with_none(Wait, "the tutor replies in {} on average", "", "no tutor replies in 30 days, or all instant")
+        }
         idx::TUTOR_CANCELLATIONS_30D => t(Count, "{} sessions cancelled by the tutor in 30 days"),
         idx::DAYS_SINCE_TUTOR_SWITCH => {
             with_none(Duration, "last tutor switch {} ago", " ago", "no tutor switch in 30 days")
@@ -669,6 +673,19 @@ fn token(unit: Unit, x: f64, prec: usize, out: &mut String) {
         Unit::Count => num(x, 0, out),
         Unit::Decimal | Unit::Rating => num(x, 1 + prec, out),
         Unit::Minutes => num(x, prec, out),
+        Unit::Wait => {
+            let start = out.len();
+            if x < 120.0 || x.is_nan() {
+                num(x, prec, out);
+                after_number(" minutes", start, out);
+            } else if x < 2880.0 {
+                num(x / 60.0, prec, out);
+                after_number(" hours", start, out);
+            } else {
+                num(x / 1440.0, prec, out);
+                after_number(" days", start, out);
+            }
+        }
         Unit::Percent => {
             num(x * 100.0, prec, out);
             out.push('%');
@@ -954,6 +971,35 @@ mod tests {
             let text = d(idx::DAYS_SINCE_LAST_PAYMENT, x, 365.0);
             assert!(!text.contains("0 days") && !text.contains(" in ") && text.starts_with("last "), "{x}: {text}");
         }
+    }
+
+    /// A long wait reads in hours or days: "in 9327 minutes" was in the
+    /// demo's list of customers already gone.
+    #[test]
+    fn a_long_wait_reads_in_hours_or_days() {
+        assert_eq!(
+            d(idx::STUDENT_REPLY_MINUTES_30D, 9327.0, 428.0),
+            "replies to the tutor in 6 days on average (was 7 hours)"
+        );
+        assert_eq!(
+            d(idx::TUTOR_REPLY_MINUTES_30D, 97.0, 52.0),
+            "the tutor replies in 97 minutes on average (was 52 minutes)"
+        );
+        assert_eq!(
+            d(idx::TUTOR_REPLY_MINUTES_30D, 150.0, 119.0),
+            "the tutor replies in 3 hours on average (was 119 minutes)"
+        );
+        // Across a unit's edge the two read alike in different units (as
+        // "2 days ago (was 48 hours ago)" does).
+        assert_eq!(
+            d(idx::TUTOR_REPLY_MINUTES_30D, 2900.0, 2879.0),
+            "the tutor replies in 2 days on average (was 48 hours)"
+        );
+        // Alike at whole hours: a digit more, in each side's unit.
+        assert_eq!(
+            d(idx::TUTOR_REPLY_MINUTES_30D, 130.0, 125.0),
+            "the tutor replies in 2.2 hours on average (was 2.1 hours)"
+        );
     }
 
     /// Defect 2: "1 days", "1 minutes", "(was 1 days)".
