@@ -156,6 +156,22 @@ impl Source for ScheduledRun {
     }
 }
 
+/// Customers the hydration hook forgot in this invocation, for the sink:
+/// the hook runs inside the driver, the sink beside it, so they share the
+/// list (taken by the sink before its next output).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Forgotten(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Forgotten {
+    fn push(&self, customer: String) {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(customer);
+    }
+
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}
+
 /// The Lambda's hydration hook: first the stamps ([`pulse_aws::stamps`]):
 /// customers held here whose records were applied in another environment
 /// since are forgotten; then [`TableHydration`] reads the customers not held.
@@ -168,6 +184,8 @@ pub(crate) struct StampedHydration<'a> {
     applied: &'a mut HashMap<String, String>,
     /// Customers forgotten as stale.
     pub(crate) stale: usize,
+    /// Their ids, for the sink to forget too ([`InvocationSink::forgetting`]).
+    forgotten: Forgotten,
     /// Whether the hook failed (nothing of the batch was applied; the warm
     /// state is intact).
     pub(crate) failed: bool,
@@ -180,7 +198,13 @@ impl<'a> StampedHydration<'a> {
         table: Option<(&'a Stamps, TableHydration)>,
         applied: &'a mut HashMap<String, String>,
     ) -> StampedHydration<'a> {
-        StampedHydration { table, applied, stale: 0, failed: false }
+        StampedHydration { table, applied, stale: 0, forgotten: Forgotten::default(), failed: false }
+    }
+
+    /// The customers it forgets, shared with the sink that must forget
+    /// them too.
+    pub(crate) fn forgotten(&self) -> Forgotten {
+        self.forgotten.clone()
     }
 
     /// What reading the table took.
@@ -192,7 +216,7 @@ impl<'a> StampedHydration<'a> {
 impl Hydrate for StampedHydration<'_> {
     async fn hydrate(&mut self, processor: &Processor, records: &[&StreamRecord<'_>]) -> Result<()> {
         let Some((stamps, table)) = &mut self.table else { return Ok(()) };
-        let stale = forget_stale(processor.engine(), self.applied, stamps, records)
+        let stale = forget_stale(processor.engine(), self.applied, stamps, records, &self.forgotten)
             .await
             .context("reading the stamps of the batch's customers");
         let result = match stale {
@@ -222,6 +246,7 @@ async fn forget_stale(
     applied: &mut HashMap<String, String>,
     stamps: &Stamps,
     records: &[&StreamRecord<'_>],
+    forgotten: &Forgotten,
 ) -> Result<usize> {
     let mut held: Vec<String> = records
         .iter()
@@ -245,6 +270,7 @@ async fn forget_stale(
             _ => {
                 engine.forget(&customer);
                 applied.remove(&customer);
+                forgotten.push(customer);
                 stale += 1;
             }
         }
@@ -273,6 +299,9 @@ pub(crate) struct InvocationSink<'a, S> {
     pub(crate) dead_letters: usize,
     /// Due items written (`None`: deleted, no timer left).
     pub(crate) due_written: Vec<(String, Option<i64>)>,
+    /// Customers the hydration hook forgot, passed to `inner` before its
+    /// next output.
+    forgotten: Forgotten,
 }
 
 impl<'a, S: Sink> InvocationSink<'a, S> {
@@ -287,7 +316,24 @@ impl<'a, S: Sink> InvocationSink<'a, S> {
             vectors: 0,
             dead_letters: 0,
             due_written: Vec::new(),
+            forgotten: Forgotten::default(),
         }
+    }
+
+    /// Passes the customers `hook` forgets on to `inner`
+    /// ([`Sink::forget`]) before its next output: its alert state of them
+    /// is as stale as the engine's copy.
+    pub(crate) fn forgetting(mut self, forgotten: Forgotten) -> Self {
+        self.forgotten = forgotten;
+        self
+    }
+
+    async fn pass_forgotten(&mut self) -> Result<()> {
+        let customers = self.forgotten.take();
+        if customers.is_empty() {
+            return Ok(());
+        }
+        self.inner.forget(customers).await.context("forgetting stale customers")
     }
 
     /// Also writes the due items of `customers` at the barrier.
@@ -322,20 +368,24 @@ impl<'a, S: Sink> InvocationSink<'a, S> {
 
 impl<S: Sink> Sink for InvocationSink<'_, S> {
     async fn send(&mut self, produced: Produced) -> Result<()> {
+        self.pass_forgotten().await?;
         self.observe(&produced);
         self.inner.send(produced).await.context("sending the output")
     }
 
     async fn send_timed(&mut self, produced: Produced, times: Vec<i64>) -> Result<()> {
+        self.pass_forgotten().await?;
         self.observe(&produced);
         self.inner.send_timed(produced, times).await.context("sending the output")
     }
 
     async fn tick(&mut self, now_ms: i64) -> Result<()> {
+        self.pass_forgotten().await?;
         self.inner.tick(now_ms).await
     }
 
     async fn flush(&mut self) -> Result<()> {
+        self.pass_forgotten().await?;
         self.inner.flush().await.context("flushing the output")?;
         if let Some((index, engine)) = &self.due {
             let updates: Vec<_> = self.pending.iter().map(|c| (c.clone(), engine.next_due(c))).collect();
@@ -363,5 +413,9 @@ impl<S: Sink> Sink for InvocationSink<'_, S> {
 
     fn observe_source(&mut self, records: u64, iterator_age_ms: Option<i64>) {
         self.inner.observe_source(records, iterator_age_ms);
+    }
+
+    async fn forget(&mut self, customers: Vec<String>) -> Result<()> {
+        self.inner.forget(customers).await
     }
 }

@@ -39,7 +39,8 @@
 //! 2. The driver's hydration hook checks the stamps of the held customers
 //!    the batch touches or whose timers would fire during it ([`stamps`]):
 //!    a customer whose records were applied in another execution
-//!    environment since is forgotten; then it hydrates the customers not
+//!    environment since is forgotten (by the engine, and by the sink's
+//!    alert state: [`Sink::forget`]); then it hydrates the customers not
 //!    held ([`pulse_aws::hydrate::TableHydration`]: one Query chain each,
 //!    several at once).
 //! 3. The driver applies the records in order.
@@ -456,12 +457,13 @@ impl Handler {
         let table = self.table.as_ref();
         let with_due = table.is_some_and(|t| t.due.is_some());
         let mut source = InvocationBatch::new(incoming, table.map(|t| &t.stamps), with_due);
-        let mut out = InvocationSink::new(sink, table.and_then(|t| t.due.as_ref()).map(|due| (due, engine)))
-            .leaving(source.customers());
         let hydration = StampedHydration::new(
             table.map(|t| (&t.stamps, TableHydration::new(t.hydrator.clone()))),
             &mut warm.applied,
         );
+        let mut out = InvocationSink::new(sink, table.and_then(|t| t.due.as_ref()).map(|due| (due, engine)))
+            .leaving(source.customers())
+            .forgetting(hydration.forgotten());
         let mut driver =
             Driver::new(processor, one_batch()).expect("a valid driver configuration").with_hydration(hydration);
         let run = driver.run(&mut source, &mut out, std::future::pending()).await;
@@ -523,6 +525,12 @@ impl Handler {
             hydrate::apply(&engine, history, due.next_due - 1);
             report.hydrated.add(&history.stats);
         }
+        // The customers were read afresh from the table: what the
+        // environment's sink keeps of them may be stale (another environment
+        // scored them since), so their alert state is read back too.
+        sink.forget(ready.iter().map(|d| d.customer_id.clone()).collect())
+            .await
+            .context("forgetting the due customers' alert state")?;
         // Every due customer's item is rewritten, with a vector or not.
         let mut out = InvocationSink::new(sink, Some((index, engine.clone())))
             .with_due(ready.iter().map(|d| d.customer_id.clone()));

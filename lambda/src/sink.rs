@@ -71,6 +71,8 @@ pub struct MemorySink {
     pub dead: Vec<DeadLetter>,
     /// Calls of `flush`.
     pub flushes: usize,
+    /// Customers it was told to forget ([`Sink::forget`]), in order.
+    pub forgotten: Vec<String>,
 }
 
 impl MemorySink {
@@ -91,6 +93,11 @@ impl Sink for MemorySink {
         self.vectors.append(&mut self.pending.vectors);
         self.dead.append(&mut self.pending.dead);
         self.flushes += 1;
+        Ok(())
+    }
+
+    async fn forget(&mut self, customers: Vec<String>) -> Result<()> {
+        self.forgotten.extend(customers);
         Ok(())
     }
 }

@@ -27,6 +27,7 @@ enum Command {
     Send(Produced, Vec<i64>),
     Tick(i64),
     Observe(u64, Option<i64>),
+    Forget(Vec<String>),
     Flush(oneshot::Sender<Option<serde_json::Value>>),
     Close(oneshot::Sender<Option<serde_json::Value>>),
 }
@@ -99,6 +100,7 @@ async fn serve<S: Sink>(mut sink: S, mut rx: mpsc::Receiver<Command>) -> Result<
             Command::Send(produced, times) => sink.send_timed(produced, times).await?,
             Command::Tick(now_ms) => sink.tick(now_ms).await?,
             Command::Observe(records, age) => sink.observe_source(records, age),
+            Command::Forget(customers) => sink.forget(customers).await?,
             Command::Flush(reply) => {
                 sink.flush().await?;
                 // The caller waits on the answer; if it went away (its run
@@ -148,6 +150,10 @@ impl<S: Sink + 'static> Sink for Background<S> {
 
     fn checkpoint_state(&self) -> Option<serde_json::Value> {
         self.state.clone()
+    }
+
+    async fn forget(&mut self, customers: Vec<String>) -> Result<()> {
+        self.command(Command::Forget(customers)).await
     }
 
     fn observe_source(&mut self, records: u64, iterator_age_ms: Option<i64>) {

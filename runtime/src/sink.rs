@@ -20,7 +20,8 @@ use crate::process::Produced;
 /// One required pair (`send`, `flush`) and default hooks, in the shape of
 /// Arroyo's operators: [`Sink::send_timed`] (when within a batch each vector
 /// came), [`Sink::tick`] (stream time moved), [`Sink::checkpoint_state`],
-/// [`Sink::observe_source`] and [`Sink::close`] (the last barrier).
+/// [`Sink::observe_source`], [`Sink::forget`] (the engine dropped a stale
+/// customer) and [`Sink::close`] (the last barrier).
 pub trait Sink: Send {
     /// Takes what one step produced. May buffer; must not lose it.
     fn send(&mut self, produced: Produced) -> impl Future<Output = Result<()>> + Send;
@@ -73,6 +74,16 @@ pub trait Sink: Send {
     fn observe_source(&mut self, records: u64, iterator_age_ms: Option<i64>) {
         let _ = (records, iterator_age_ms);
     }
+
+    /// The engine forgot `customers` (another process applied their records
+    /// since: a Lambda environment's stale copy): what the sink keeps of
+    /// them is stale too, and is to be read back from storage before their
+    /// next output. Comes before any output of theirs that follows. The
+    /// default keeps nothing per customer; a wrapper passes it on.
+    fn forget(&mut self, customers: Vec<String>) -> impl Future<Output = Result<()>> + Send {
+        let _ = customers;
+        async { Ok(()) }
+    }
 }
 
 impl<S: Sink> Sink for &mut S {
@@ -102,6 +113,10 @@ impl<S: Sink> Sink for &mut S {
 
     fn observe_source(&mut self, records: u64, iterator_age_ms: Option<i64>) {
         (**self).observe_source(records, iterator_age_ms);
+    }
+
+    fn forget(&mut self, customers: Vec<String>) -> impl Future<Output = Result<()>> + Send {
+        (**self).forget(customers)
     }
 }
 
@@ -152,6 +167,13 @@ impl<S: Sink> Sink for Option<S> {
             sink.observe_source(records, iterator_age_ms);
         }
     }
+
+    async fn forget(&mut self, customers: Vec<String>) -> Result<()> {
+        match self {
+            Some(sink) => sink.forget(customers).await,
+            None => Ok(()),
+        }
+    }
 }
 
 /// Two sinks fed the same results: e.g. the vector files and the scoring
@@ -197,5 +219,10 @@ impl<A: Sink, B: Sink> Sink for Both<A, B> {
     fn observe_source(&mut self, records: u64, iterator_age_ms: Option<i64>) {
         self.0.observe_source(records, iterator_age_ms);
         self.1.observe_source(records, iterator_age_ms);
+    }
+
+    async fn forget(&mut self, customers: Vec<String>) -> Result<()> {
+        self.0.forget(customers.clone()).await?;
+        self.1.forget(customers).await
     }
 }

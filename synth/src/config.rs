@@ -141,8 +141,8 @@ impl SynthConfig {
             // `days` on would change nothing: the capture ends before it.
             ensure!(
                 s.from_day > 0,
-                "synth: shift from day 0 leaves no day before it: a drift needs days to drift from (use 1 to {})",
-                self.days.saturating_sub(1)
+                "synth: shift from day 0 leaves no day before it: a drift needs days to drift from{}",
+                if self.days >= 2 { format!(" (use 1 to {})", self.days - 1) } else { " (and 2 days or more)".into() }
             );
             ensure!(
                 s.from_day < self.days,

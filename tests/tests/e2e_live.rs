@@ -488,9 +488,15 @@ async fn events_in_predictions_metrics_alerts_and_dead_letters_out() {
             // been coalesced into this prediction).
             None => {
                 assert!(a.reason.contains("for a new customer"), "a first prediction is a baseline: {a:?}");
-                let before: Vec<&FeatureVector> =
-                    vectors.iter().filter(|v| v.customer_id.as_str() == a.customer_id && v.as_of < a.as_of).collect();
-                assert!(before.iter().any(|v| is_new_customer(&v.features)), "{a:?}: it was a new customer before");
+                let of = |v: &&FeatureVector| v.customer_id.as_str() == a.customer_id;
+                assert!(
+                    vectors.iter().filter(of).any(|v| v.as_of < a.as_of && is_new_customer(&v.features)),
+                    "{a:?}: it was a new customer before"
+                );
+                assert!(
+                    vectors.iter().filter(of).any(|v| v.as_of == a.as_of && !is_new_customer(&v.features)),
+                    "{a:?}: the vector that alerted is past the new customer's defaults"
+                );
             }
         }
         assert_eq!(a.alert_id, format!("{}#{}", a.customer_id, a.as_of));
@@ -510,6 +516,10 @@ async fn events_in_predictions_metrics_alerts_and_dead_letters_out() {
     }
     for (customer, list) in &mut by_customer {
         list.sort_by_key(|a| a.as_of);
+        assert!(
+            list[1..].iter().all(|a| a.previous_churn_risk_14d.is_some()),
+            "{customer}: only a first alert can be a new customer's: {list:?}"
+        );
         for pair in list.windows(2) {
             let rearmed = vectors.iter().any(|v| {
                 v.customer_id.as_str() == *customer

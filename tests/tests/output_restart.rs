@@ -98,3 +98,41 @@ async fn a_restart_changes_no_prediction_reason_or_quality_figure() {
     assert_eq!(stats.memories_unreadable, 0);
     assert!(stats.anchors_written >= 3, "anchors stored again as the weeks turn: {stats:?}");
 }
+
+async fn send(sink: &mut ScoringSink, v: pulse_schemas::FeatureVector) {
+    sink.send(Produced { vectors: vec![v], dead: vec![] }).await.unwrap();
+    sink.flush().await.unwrap();
+}
+
+/// Two Lambda environments share a customer: the one that held it while it
+/// was new is told (`Sink::forget`) that the other scored it since, and
+/// reads the stored alert state back instead of alerting a second time.
+#[tokio::test]
+async fn a_forgotten_customer_reads_its_alert_state_back_instead_of_alerting_twice() {
+    let sdk = sdk().await;
+    let new_customer = |t: i64| {
+        let mut v = vector("n", t, 365.0);
+        v.features[pulse_schemas::features::idx::TENURE_DAYS] = 1.0;
+        assert!(pulse_schemas::features::is_new_customer(&v.features));
+        v
+    };
+    let mut alerts = Vec::new();
+    for forget in [false, true] {
+        let table = table(&sdk).await;
+        let (mut here, mut there) = (sink(&sdk, &table), sink(&sdk, &table));
+        // Here: the signup, new (no alert, no baseline).
+        send(&mut here, new_customer(T0)).await;
+        // There: a week on, no session: the first real score is high.
+        send(&mut there, vector("n", T0 + 8 * DAY_MS, 20.0)).await;
+        assert_eq!(there.stats().alerts, 1, "the new customer's first real score alerts");
+        if forget {
+            here.forget(vec!["n".to_owned()]).await.unwrap();
+        }
+        // Here again, later, still high.
+        send(&mut here, vector("n", T0 + 9 * DAY_MS, 21.0)).await;
+        alerts.push(here.stats().alerts);
+        let stats = here.stats();
+        assert_eq!(stats.alert_states_forgotten, u64::from(forget), "{stats:?}");
+    }
+    assert_eq!(alerts, [1, 0], "a second alert from the stale state, none once it is forgotten");
+}

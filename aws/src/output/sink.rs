@@ -130,6 +130,8 @@ pub struct SinkStats {
     pub alerts: u64,
     /// Alert states read back from the table.
     pub alert_states_read: u64,
+    /// Alert states dropped as stale ([`Sink::forget`]), to be read back.
+    pub alert_states_forgotten: u64,
     /// Customers read back from the table before their first scoring here.
     pub customers_read: u64,
     /// Stored customer memories that could not be read (logged; those
@@ -513,6 +515,20 @@ impl Sink for ScoringSink {
         self.stage.release(self.clock, &mut scored).await?;
         self.account(calls, started);
         self.handle(scored).await
+    }
+
+    /// Forgets the customers' alert state, so that their next predictions
+    /// read the stored one back (another environment may have alerted or
+    /// re-armed them since). The stage's memory of them (latest prediction,
+    /// anchors, ring) is kept: it feeds reasons and metrics, not alerts.
+    async fn forget(&mut self, customers: Vec<String>) -> Result<()> {
+        for customer in customers {
+            if self.alerts.forget(&customer) {
+                self.stats.alert_states_forgotten += 1;
+            }
+            self.asked.remove(customer.as_str());
+        }
+        Ok(())
     }
 
     fn observe_source(&mut self, records: u64, iterator_age_ms: Option<i64>) {

@@ -29,8 +29,16 @@
 //! customer's vector never alerts, even after others that were not (a
 //! retracted first session).
 //!
+//! Two limits. Only the armed flag is stored with a prediction: a customer
+//! restored while still new is judged all the same, but its alert reads "no
+//! earlier prediction observed". And a new customer whose new vectors were
+//! all coalesced into a later one before scoring (its signup and first
+//! session in one linger window or one Lambda batch) is met, as far as
+//! alerts can tell, at that prediction: a baseline.
+//!
 //! A restored customer ([`Alerts::restore`]) is not new: its stored flag
-//! holds, and its next prediction alerts if it is armed and above 0.7.
+//! holds, and its next prediction that is not a new customer's alerts if
+//! it is armed and above 0.7.
 //!
 //! Predictions are taken in the order of the customer's stream
 //! ([`Prediction::emission`], §6; see [`pulse_schemas::order`]), not in
@@ -213,6 +221,13 @@ impl Alerts {
         }
     }
 
+    /// Drops what is known of `customer` (its state went stale: another
+    /// process applied its records since), so that the caller reads its
+    /// stored state back ([`Alerts::restore`]) before its next prediction.
+    pub fn forget(&mut self, customer: &str) -> bool {
+        self.customers.remove(customer).is_some()
+    }
+
     /// Customers observed or restored.
     pub fn len(&self) -> usize {
         self.customers.len()
@@ -278,11 +293,13 @@ fn observe(policy: &AlertPolicy, state: &mut AlertState, prediction: &Prediction
 /// the alert level itself ("0.7004, above 0.7", not "0.700, above 0.7").
 fn risk_text(x: f64) -> String {
     let text = format!("{x:.3}");
-    if x != HIGH_CHURN_RISK && text == format!("{HIGH_CHURN_RISK:.3}") {
-        format!("{x}")
-    } else {
-        text
+    if x == HIGH_CHURN_RISK || text != format!("{HIGH_CHURN_RISK:.3}") {
+        return text;
     }
+    (4..=17)
+        .map(|p| (format!("{x:.p$}"), format!("{HIGH_CHURN_RISK:.p$}")))
+        .find(|(a, b)| a != b)
+        .map_or_else(|| format!("{x}"), |(a, _)| a)
 }
 
 impl Alert {
@@ -452,6 +469,12 @@ mod tests {
         alerts.observe(&prediction("a", 3, 0.1));
         let alert = alerts.observe(&prediction("a", 4, 0.71)).unwrap();
         assert_eq!(alert.reason, "churn_risk_14d rose from 0.100 to 0.710, above 0.7");
+        // A model's risk is no short literal: the digits it takes, no more.
+        let risk = 1.0 / (1.0 + (-0.8475f64).exp());
+        assert!(risk > 0.7 && format!("{risk:.3}") == "0.700" && format!("{risk}").len() > 12, "{risk}");
+        alerts.observe(&prediction("a", 5, 0.1));
+        let alert = alerts.observe(&prediction("a", 6, risk)).unwrap();
+        assert_eq!(alert.reason, "churn_risk_14d rose from 0.100 to 0.70004, above 0.7");
     }
 
     #[test]

@@ -94,9 +94,10 @@ pub(crate) struct GenerateArgs {
     /// where compact ones are about 710 to 810).
     #[arg(long, value_enum, default_value = "compact")]
     record_profile: RecordProfileArg,
-    /// From this day on (0-based), sessions become rarer for every customer
-    /// (classic world): a drift for the model monitor. Days before it are
-    /// byte-identical to the capture without the option.
+    /// From this day on (0-based, at least 1: a drift needs days before
+    /// it), sessions become rarer for every customer (classic world): a
+    /// drift for the model monitor. Days before it are byte-identical to
+    /// the capture without the option.
     #[arg(long, value_name = "DAY")]
     shift_day: Option<u32>,
     /// With --shift-day: the factor on each customer's daily chance of a session.
