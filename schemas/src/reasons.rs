@@ -977,29 +977,19 @@ mod tests {
     /// demo's list of customers already gone.
     #[test]
     fn a_long_wait_reads_in_hours_or_days() {
-        assert_eq!(
-            d(idx::STUDENT_REPLY_MINUTES_30D, 9327.0, 428.0),
-            "replies to the tutor in 6 days on average (was 7 hours)"
-        );
-        assert_eq!(
-            d(idx::TUTOR_REPLY_MINUTES_30D, 97.0, 52.0),
-            "the tutor replies in 97 minutes on average (was 52 minutes)"
-        );
-        assert_eq!(
-            d(idx::TUTOR_REPLY_MINUTES_30D, 150.0, 119.0),
-            "the tutor replies in 3 hours on average (was 119 minutes)"
-        );
-        // Across a unit's edge the two read alike in different units (as
-        // "2 days ago (was 48 hours ago)" does).
-        assert_eq!(
-            d(idx::TUTOR_REPLY_MINUTES_30D, 2900.0, 2879.0),
-            "the tutor replies in 2 days on average (was 48 hours)"
-        );
-        // Alike at whole hours: a digit more, in each side's unit.
-        assert_eq!(
-            d(idx::TUTOR_REPLY_MINUTES_30D, 130.0, 125.0),
-            "the tutor replies in 2.2 hours on average (was 2.1 hours)"
-        );
+        let cases = [
+            (idx::STUDENT_REPLY_MINUTES_30D, 9327.0, 428.0, "replies to the tutor in 6 days on average (was 7 hours)"),
+            (idx::TUTOR_REPLY_MINUTES_30D, 97.0, 52.0, "the tutor replies in 97 minutes on average (was 52 minutes)"),
+            (idx::TUTOR_REPLY_MINUTES_30D, 150.0, 119.0, "the tutor replies in 3 hours on average (was 119 minutes)"),
+            // Across a unit's edge the two read alike in different units
+            // (as "2 days ago (was 48 hours ago)" does).
+            (idx::TUTOR_REPLY_MINUTES_30D, 2900.0, 2879.0, "the tutor replies in 2 days on average (was 48 hours)"),
+            // Alike at whole hours: a digit more, in each side's unit.
+            (idx::TUTOR_REPLY_MINUTES_30D, 130.0, 125.0, "the tutor replies in 2.2 hours on average (was 2.1 hours)"),
+        ];
+        for (feature, now, was, want) in cases {
+            assert_eq!(d(feature, now, was), want);
+        }
     }
 
     /// Defect 2: "1 days", "1 minutes", "(was 1 days)".
