@@ -19,8 +19,8 @@ use anyhow::{bail, Result};
 use pulse_model::{Contributions, ModelId, ScoreError, ScoredRows, Scorer};
 use pulse_operators::scoring::monitor::last_session;
 use pulse_operators::scoring::{
-    Alarm, Alarms, Alert, AlertPolicy, Alerts, BatchPolicy, Fleet, FleetMetrics, ModelQuality, Monitor, MonitorConfig,
-    ScoreQueue,
+    Alarm, Alarms, Alert, AlertPolicy, AlertState, Alerts, BatchPolicy, Fleet, FleetMetrics, ModelQuality, Monitor,
+    MonitorConfig, ScoreQueue,
 };
 use pulse_schemas::features::{idx::DAYS_SINCE_LAST_SESSION, is_new_customer};
 use pulse_schemas::prediction::Prediction;
@@ -29,7 +29,7 @@ use pulse_schemas::{CustomerId, FeatureVector, Features, Reasons, Segment, FEATU
 
 use crate::memory::{self, days_since_last_session, Anchors, Memory, Standing, Stored, ToStore};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -260,6 +260,9 @@ pub struct ScoringStage<S: Scorer> {
     fleet: Fleet,
     /// `None` when the caller observes alerts itself ([`ScoringStage::alerts_by_caller`]).
     alerts: Option<Alerts>,
+    /// Customers not scored yet that offered a new customer's vector: their
+    /// alert state starts [`AlertState::ARRIVING`].
+    arrived: HashSet<CustomerId>,
     alarms: Alarms,
     /// The models that answered so far (a handful: the endpoint, its fallback).
     models: Vec<ModelId>,
@@ -293,6 +296,7 @@ impl<S: Scorer> ScoringStage<S> {
             queue: ScoreQueue::new(config.batch)?,
             fleet: Fleet::default(),
             alerts: Some(Alerts::new(config.alerts)?),
+            arrived: HashSet::new(),
             alarms: config.alarms,
             models: Vec::new(),
             latest: HashMap::default(),
@@ -393,6 +397,11 @@ impl<S: Scorer> ScoringStage<S> {
             }
             self.stats.vectors_offered += 1;
             let memory = self.latest.get_mut(&v.customer_id);
+            if memory.is_none() && self.alerts.is_some() && is_new_customer(&v.features) {
+                // Its first prediction may be of a later vector this one is
+                // coalesced into: judged, not a baseline (see `Alerts`).
+                self.arrived.insert(v.customer_id.clone());
+            }
             if let (Some(monitor), Some(m)) = (self.monitor.as_mut(), memory.as_deref()) {
                 monitor_vector(monitor, m, &v);
             }
@@ -472,7 +481,7 @@ impl<S: Scorer> ScoringStage<S> {
                                 monitor: self.monitor.as_mut().and_then(|m| m.start(v.as_of)),
                                 stored: 0,
                                 fleet: None,
-                                alert: None,
+                                alert: self.arrived.remove(&v.customer_id).then_some(AlertState::ARRIVING),
                                 gate: None,
                             })
                         }),
@@ -864,6 +873,34 @@ mod tests {
         let stats = stage.stats();
         assert_eq!((stats.model_failures, stats.model_calls, stats.predictions), (2, 3, 2));
         assert!(out.alerts.is_empty(), "a's first prediction is its baseline, above 0.7 or not");
+    }
+
+    /// A new customer's vector coalesced into its first real one before
+    /// scoring: that prediction is judged (alerts above 0.7), as it would be
+    /// scored apart; a customer whose first vector is a real one is met
+    /// mid-life (a baseline).
+    #[tokio::test]
+    async fn a_new_customer_coalesced_into_its_first_real_vector_is_judged() {
+        use pulse_schemas::features::idx;
+        let new = |customer: &str, as_of: i64| {
+            let mut v = vector(customer, as_of, 0.95);
+            v.features[idx::DAYS_SINCE_LAST_SESSION] = 365.0;
+            assert!(is_new_customer(&v.features));
+            v
+        };
+        let scored = Flaky { fail_first: 0, calls: AtomicU64::new(0) };
+        let mut stage = ScoringStage::new(scored, config(10, 10, 100)).unwrap();
+        let mut out = Scored::default();
+        // "n": signup and a bad first session within the linger; "m": met
+        // with the same risk, no signup seen.
+        stage.offer(vec![new("n", 1)], 0, &mut out).await.unwrap();
+        stage.offer(vec![vector("n", 2, 0.9), vector("m", 2, 0.9)], 1, &mut out).await.unwrap();
+        stage.offer(vec![], 20, &mut out).await.unwrap();
+        let got: Vec<(&str, i64)> = out.predictions.iter().map(|p| (p.customer_id.as_str(), p.as_of)).collect();
+        assert_eq!(got, [("n", 2), ("m", 2)], "n's new vector was coalesced away");
+        let alerted: Vec<&str> = out.alerts.iter().map(|a| a.customer_id.as_str()).collect();
+        assert_eq!(alerted, ["n"]);
+        assert!(out.alerts[0].reason.contains("for a new customer"), "{}", out.alerts[0].reason);
     }
 
     /// Issue #13, defect 10 (§6 amended): a timer vector as of D is scored,

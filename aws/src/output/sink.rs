@@ -61,6 +61,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use pulse_operators::scoring::{AlertPolicy, Alerts};
+use pulse_schemas::features::is_new_customer;
 use pulse_schemas::{CustomerId, FeatureVector, Prediction};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -499,6 +500,11 @@ impl Sink for ScoringSink {
         self.send_dead_letters(dead).await?;
         if !vectors.is_empty() {
             self.restore_customers(&vectors).await?;
+            for v in vectors.iter().filter(|v| is_new_customer(&v.features)) {
+                // Its first prediction may be of a later vector this one is
+                // coalesced into: judged, not a baseline (see `Alerts`).
+                self.alerts.arrive(&v.customer_id, v.emission());
+            }
             self.stats.vectors += vectors.len() as u64;
             let (calls, started, mut scored) = (self.stage.stats().model_calls, Instant::now(), Scored::default());
             self.stage.offer(vectors, self.clock, &mut scored).await?;

@@ -29,12 +29,13 @@
 //! customer's vector never alerts, even after others that were not (a
 //! retracted first session).
 //!
-//! Two limits. Only the armed flag is stored with a prediction: a customer
-//! restored while still new is judged all the same, but its alert reads "no
-//! earlier prediction observed". And a new customer whose new vectors were
-//! all coalesced into a later one before scoring (its signup and first
-//! session in one linger window or one Lambda batch) is met, as far as
-//! alerts can tell, at that prediction: a baseline.
+//! A new customer's vectors may all be coalesced into a later one before
+//! they are scored (its signup and first session in one linger window or one
+//! Lambda batch): whoever offers vectors to scoring notes the arrival
+//! ([`Alerts::arrive`], [`AlertState::ARRIVING`]), so its first prediction
+//! is judged all the same. Only the armed flag is stored with a prediction:
+//! a customer restored while still new is judged too, but its alert reads
+//! "no earlier prediction observed".
 //!
 //! A restored customer ([`Alerts::restore`]) is not new: its stored flag
 //! holds, and its next prediction that is not a new customer's alerts if
@@ -149,6 +150,11 @@ impl AlertState {
     pub fn armed(&self) -> bool {
         self.armed
     }
+
+    /// A customer seen new ([`Prediction::new_customer`]) before any of its
+    /// predictions: a new-customer vector was coalesced into a later one
+    /// before scoring. Its first prediction is judged, not a baseline.
+    pub const ARRIVING: AlertState = AlertState { armed: true, seen: true, arriving: true, churn_risk_14d: None };
 }
 
 /// The alert hysteresis of every customer (see the [module docs](self)).
@@ -193,6 +199,16 @@ impl Alerts {
     /// take their customers either way, not both.
     pub fn observe_in(&self, state: &mut Option<AlertState>, prediction: &Prediction) -> Option<Alert> {
         observe(&self.policy, state.get_or_insert(AlertState::FIRST), prediction)
+    }
+
+    /// Notes that a customer never observed offered a new-customer vector
+    /// ([`AlertState::ARRIVING`]), as of `emission`, before its first
+    /// prediction: that prediction may be of a later vector, the new one
+    /// coalesced into it. Nothing for a known customer.
+    pub fn arrive(&mut self, customer: &CustomerId, emission: EmissionKey) {
+        if !self.customers.contains_key(customer.as_str()) {
+            self.customers.insert(customer.clone(), Kept { emission, state: AlertState::ARRIVING });
+        }
     }
 
     /// Whether the customer would alert on its next rise above 0.7 (true for
@@ -475,6 +491,22 @@ mod tests {
         alerts.observe(&prediction("a", 5, 0.1));
         let alert = alerts.observe(&prediction("a", 6, risk)).unwrap();
         assert_eq!(alert.reason, "churn_risk_14d rose from 0.100 to 0.70004, above 0.7");
+    }
+
+    #[test]
+    fn an_arrival_noted_before_any_prediction_makes_the_first_one_judged() {
+        let mut alerts = Alerts::new(AlertPolicy::default()).unwrap();
+        alerts.arrive(&CustomerId::new("n"), EmissionKey::at(1));
+        let alert = alerts.observe(&prediction("n", 2, 0.9)).expect("judged, not a baseline");
+        assert!(alert.reason.contains("for a new customer"), "{}", alert.reason);
+        // A known customer's state is left alone.
+        assert!(alerts.observe(&prediction("m", 1, 0.9)).is_none(), "the baseline");
+        alerts.arrive(&CustomerId::new("m"), EmissionKey::at(2));
+        assert!(alerts.observe(&prediction("m", 3, 0.95)).is_none(), "still disarmed");
+        let mut kept = None;
+        let state = kept.insert(AlertState::ARRIVING);
+        assert!(state.armed());
+        assert!(alerts.observe_in(&mut kept, &prediction("k", 1, 0.8)).is_some());
     }
 
     #[test]
