@@ -168,7 +168,10 @@ impl Forgotten {
     }
 
     fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+        let mut customers = std::mem::take(&mut *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        customers.sort_unstable();
+        customers.dedup();
+        customers
     }
 }
 
@@ -227,6 +230,15 @@ impl Hydrate for StampedHydration<'_> {
                         customers = stale,
                         "records were applied in another environment since: those customers are read again"
                     );
+                }
+                // Every customer read afresh from the table (the stale ones
+                // and those this environment did not hold: new to it, or
+                // dropped with a reset warm state or a failed batch): what
+                // the sink keeps of it may be as old as what the engine had.
+                for customer in records.iter().filter_map(|r| r.change.customer_id()) {
+                    if processor.engine().customer_clock(customer).is_none() {
+                        self.forgotten.push(customer.to_owned());
+                    }
                 }
                 table.hydrate(processor, records).await.context("hydrating the batch's customers")
             }

@@ -39,10 +39,11 @@
 //! 2. The driver's hydration hook checks the stamps of the held customers
 //!    the batch touches or whose timers would fire during it ([`stamps`]):
 //!    a customer whose records were applied in another execution
-//!    environment since is forgotten (by the engine, and by the sink's
-//!    alert state: [`Sink::forget`]); then it hydrates the customers not
+//!    environment since is forgotten; then it hydrates the customers not
 //!    held ([`pulse_aws::hydrate::TableHydration`]: one Query chain each,
 //!    several at once).
+//!    The sink is told of every customer read afresh ([`Sink::forget`]):
+//!    its alert state of them is read back before their next alert.
 //! 3. The driver applies the records in order.
 //! 4. It sends what they produced to the sink and, when the input ends,
 //!    closes it: for the Lambda a **flush** (the environment's sink serves

@@ -71,8 +71,10 @@ pub struct MemorySink {
     pub dead: Vec<DeadLetter>,
     /// Calls of `flush`.
     pub flushes: usize,
-    /// Customers it was told to forget ([`Sink::forget`]), in order.
-    pub forgotten: Vec<String>,
+    /// Customers it was told to forget ([`Sink::forget`]), in order, each
+    /// with the number of vectors it had been sent before.
+    pub forgotten: Vec<(String, usize)>,
+    sent: usize,
 }
 
 impl MemorySink {
@@ -84,6 +86,7 @@ impl MemorySink {
 
 impl Sink for MemorySink {
     async fn send(&mut self, produced: Produced) -> Result<()> {
+        self.sent += produced.vectors.len();
         self.pending.vectors.extend(produced.vectors);
         self.pending.dead.extend(produced.dead);
         Ok(())
@@ -97,7 +100,7 @@ impl Sink for MemorySink {
     }
 
     async fn forget(&mut self, customers: Vec<String>) -> Result<()> {
-        self.forgotten.extend(customers);
+        self.forgotten.extend(customers.into_iter().map(|c| (c, self.sent)));
         Ok(())
     }
 }

@@ -397,7 +397,7 @@ async fn the_scheduled_run_rescores_only_the_customers_that_are_due() {
     let answer = scheduled.invoke(payload, &mut sink).await.expect("the scheduled run");
     assert_eq!(answer["now_ms"], json!(now));
     assert_eq!(answer["customers"], json!(["stu_silent"]), "only the due customer is read: {answer}");
-    assert_eq!(sink.forgotten, ["stu_silent"], "the sink reads the due customer's alert state back too");
+    assert_eq!(sink.forgotten, [("stu_silent".to_owned(), 0)], "the sink reads the due customer's alert state back");
     assert_eq!(answer["listed"], json!(1), "the active customer is not due yet: {answer}");
     assert_eq!(answer["hydrated"]["customers"], json!(1));
 
@@ -478,7 +478,7 @@ async fn an_environment_whose_copy_is_stale_reads_the_customer_again() {
     assert_eq!(outcomes[2].hydrated.customers, 1);
     // The sink is told too, before the customer's vectors: its alert state
     // of the customer is as stale as the engine's copy.
-    assert_eq!(last_sink.forgotten, [c]);
+    assert_eq!(last_sink.forgotten, [(c.to_owned(), 0)]);
     let timers: Vec<&str> =
         last_sink.vectors.iter().filter(|v| v.trigger == Trigger::Timer).map(|v| v.customer_id.as_str()).collect();
     assert_eq!(timers, ["stu_by"]);

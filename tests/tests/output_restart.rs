@@ -136,3 +136,31 @@ async fn a_forgotten_customer_reads_its_alert_state_back_instead_of_alerting_twi
     }
     assert_eq!(alerts, [1, 0], "a second alert from the stale state, none once it is forgotten");
 }
+
+/// A new customer's signup and its first real vector in one step: the new
+/// vector is coalesced away before scoring, and the sink still judges the
+/// first prediction (noted on arrival) instead of taking it as a baseline.
+#[tokio::test]
+async fn a_new_customer_coalesced_in_one_step_is_judged_by_the_sink() {
+    let sdk = sdk().await;
+    let table = table(&sdk).await;
+    let out = Destinations {
+        predictions: Some(PredictionWriter::new(aws_sdk_dynamodb::Client::new(&sdk), table.as_str(), 8)),
+        ..nowhere()
+    };
+    let mut config = sink_config(64, Duration::from_secs(5));
+    // A linger long enough that a step's vectors of one customer coalesce.
+    config.scoring.batch.max_linger_ms = 60_000;
+    let mut sink = ScoringSink::new(ModelBackend::Embedded(embedded()), out, config).unwrap();
+    let mut new = vector("n", T0, 365.0);
+    new.features[pulse_schemas::features::idx::TENURE_DAYS] = 1.0;
+    assert!(pulse_schemas::features::is_new_customer(&new.features));
+    let real = vector("n", T0 + 8 * DAY_MS, 20.0);
+    // The same real vector of a customer met mid-life: a baseline.
+    let met = vector("m", T0 + 8 * DAY_MS, 20.0);
+    sink.send(Produced { vectors: vec![new, real, met], dead: vec![] }).await.unwrap();
+    sink.flush().await.unwrap();
+    let stats = sink.stats();
+    assert_eq!(stats.predictions, 2, "n's new vector coalesced into its real one: {stats:?}");
+    assert_eq!(stats.alerts, 1, "n judged, m a baseline: {stats:?}");
+}

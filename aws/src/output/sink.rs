@@ -500,7 +500,9 @@ impl Sink for ScoringSink {
         self.send_dead_letters(dead).await?;
         if !vectors.is_empty() {
             self.restore_customers(&vectors).await?;
-            for v in vectors.iter().filter(|v| is_new_customer(&v.features)) {
+            // Only for a customer the stage has not scored: one it knows but
+            // whose alert state was forgotten reads the stored state back.
+            for v in vectors.iter().filter(|v| is_new_customer(&v.features) && !self.stage.knows(&v.customer_id)) {
                 // Its first prediction may be of a later vector this one is
                 // coalesced into: judged, not a baseline (see `Alerts`).
                 self.alerts.arrive(&v.customer_id, v.emission());

@@ -140,6 +140,10 @@ pub struct AlertState {
 struct Kept {
     emission: EmissionKey,
     state: AlertState,
+    /// Forgotten ([`Alerts::forget`]): to be read back before it is used,
+    /// but kept meanwhile for what storage does not hold (the previous
+    /// risk, the arrival).
+    stale: bool,
 }
 
 impl AlertState {
@@ -182,10 +186,11 @@ impl Alerts {
         let kept = match self.customers.get_mut(&prediction.customer_id) {
             Some(kept) if emission < kept.emission => return None,
             Some(kept) => kept,
-            None => self
-                .customers
-                .entry(prediction.customer_id.clone())
-                .or_insert(Kept { emission: emission.clone(), state: AlertState::FIRST }),
+            None => self.customers.entry(prediction.customer_id.clone()).or_insert(Kept {
+                emission: emission.clone(),
+                state: AlertState::FIRST,
+                stale: false,
+            }),
         };
         kept.emission = emission;
         observe(&self.policy, &mut kept.state, prediction)
@@ -207,7 +212,7 @@ impl Alerts {
     /// coalesced into it. Nothing for a known customer.
     pub fn arrive(&mut self, customer: &CustomerId, emission: EmissionKey) {
         if !self.customers.contains_key(customer.as_str()) {
-            self.customers.insert(customer.clone(), Kept { emission, state: AlertState::ARRIVING });
+            self.customers.insert(customer.clone(), Kept { emission, state: AlertState::ARRIVING, stale: false });
         }
     }
 
@@ -217,31 +222,39 @@ impl Alerts {
         self.customers.get(customer).is_none_or(|k| k.state.armed)
     }
 
-    /// Whether the customer was observed or restored (a live sink loads the
-    /// stored state of a customer it does not know before observing it).
+    /// Whether the customer was observed or restored, and not forgotten
+    /// since (a live sink loads the stored state of a customer it does not
+    /// know before observing it).
     pub fn knows(&self, customer: &str) -> bool {
-        self.customers.contains_key(customer)
+        self.customers.get(customer).is_some_and(|k| !k.stale)
     }
 
     /// Loads a stored flag, as of the stored prediction's place in the
     /// customer's stream ([`Prediction::emission`]). Ignored if a prediction
-    /// of a later emission of the customer was already observed.
+    /// of a later emission of the customer was already observed. The stored
+    /// prediction being the one last observed here (the same emission), the
+    /// previous risk and the arrival kept here hold too.
     pub fn restore(&mut self, customer: CustomerId, armed: bool, emission: EmissionKey) {
         let kept = self.customers.entry(customer).or_insert_with(|| Kept {
             emission: emission.clone(),
             state: AlertState { armed, seen: true, arriving: false, churn_risk_14d: None },
+            stale: false,
         });
+        kept.stale = false;
         if emission >= kept.emission {
-            let churn_risk_14d = if emission == kept.emission { kept.state.churn_risk_14d } else { None };
-            *kept = Kept { emission, state: AlertState { armed, seen: true, arriving: false, churn_risk_14d } };
+            let same = emission == kept.emission;
+            let churn_risk_14d = if same { kept.state.churn_risk_14d } else { None };
+            let arriving = same && armed && kept.state.arriving;
+            *kept = Kept { emission, state: AlertState { armed, seen: true, arriving, churn_risk_14d }, stale: false };
         }
     }
 
-    /// Drops what is known of `customer` (its state went stale: another
-    /// process applied its records since), so that the caller reads its
-    /// stored state back ([`Alerts::restore`]) before its next prediction.
+    /// Marks what is known of `customer` stale (another process applied its
+    /// records since), so that the caller reads its stored state back
+    /// ([`Alerts::restore`]) before its next prediction: [`Alerts::knows`]
+    /// says no until then. Whether it was known.
     pub fn forget(&mut self, customer: &str) -> bool {
-        self.customers.remove(customer).is_some()
+        self.customers.get_mut(customer).map(|k| k.stale = true).is_some()
     }
 
     /// Customers observed or restored.
@@ -507,6 +520,34 @@ mod tests {
         let state = kept.insert(AlertState::ARRIVING);
         assert!(state.armed());
         assert!(alerts.observe_in(&mut kept, &prediction("k", 1, 0.8)).is_some());
+    }
+
+    #[test]
+    fn a_forgotten_customer_is_read_back_and_keeps_what_storage_does_not_hold() {
+        let mut alerts = Alerts::new(AlertPolicy::default()).unwrap();
+        assert!(alerts.observe(&new_customer("n", 1, 0.95)).is_none());
+        assert!(alerts.forget("n") && !alerts.knows("n"), "to be read back");
+        // Stored as written here (the same emission, armed): still arriving.
+        alerts.restore(CustomerId::new("n"), true, EmissionKey::at(1));
+        assert!(alerts.knows("n"));
+        let alert = alerts.observe(&prediction("n", 2, 0.9)).expect("judged");
+        assert!(alert.reason.contains("for a new customer"), "{}", alert.reason);
+
+        // Another process went on (a later emission, disarmed): its state wins.
+        let mut here = Alerts::new(AlertPolicy::default()).unwrap();
+        here.observe(&new_customer("n", 1, 0.95));
+        here.forget("n");
+        here.restore(CustomerId::new("n"), false, EmissionKey::at(2));
+        assert!(here.observe(&prediction("n", 3, 0.9)).is_none(), "alerted elsewhere");
+
+        // A forgotten customer keeps its previous risk when the stored
+        // prediction is the one it observed.
+        let mut kept = Alerts::new(AlertPolicy::default()).unwrap();
+        kept.observe(&prediction("k", 1, 0.2));
+        kept.forget("k");
+        kept.restore(CustomerId::new("k"), true, EmissionKey::at(1));
+        assert_eq!(kept.observe(&prediction("k", 2, 0.8)).unwrap().previous_churn_risk_14d, Some(0.2));
+        assert!(!kept.forget("never-seen"));
     }
 
     #[test]
