@@ -41,7 +41,9 @@ fn prediction(customer: &str, as_of: i64, churn: f64) -> Prediction {
 }
 
 fn record(p: Prediction, alert_armed: bool, alerted: bool) -> PredictionRecord {
-    PredictionRecord { prediction: p, alert_armed, alerted, memory: None }
+    // Arriving as the hysteresis would have it: armed, and not alerted yet.
+    let alert_arriving = alert_armed && !alerted && p.customer_id.as_str() == "b";
+    PredictionRecord { prediction: p, alert_armed, alert_arriving, alerted, memory: None }
 }
 
 #[tokio::test]
@@ -92,11 +94,12 @@ async fn predictions_never_move_a_customer_back_in_time() {
     let a = StoredAlertState {
         customer_id: CustomerId::new("a"),
         armed: false,
+        arriving: false,
         as_of: 200,
         emission: EmissionKey::at(200),
     };
     assert_eq!(states["a"], a, "a prediction without a key is placed at its as_of");
-    assert!(states["b"].armed);
+    assert!(states["b"].armed && states["b"].arriving, "the arrival is stored and read back: {:?}", states["b"]);
 }
 
 /// The reasons go with the prediction they belong to: written with it,

@@ -109,6 +109,7 @@ async fn an_older_emission_is_refused_whatever_its_as_of() {
     let record = pulse_aws::output::predictions::PredictionRecord {
         prediction: timer_prediction,
         alert_armed: true,
+        alert_arriving: false,
         alerted: false,
         memory: None,
     };

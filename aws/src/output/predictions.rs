@@ -9,7 +9,8 @@
 //! customer's stream: [`EmissionKey::encode`], a string whose order is the
 //! emissions' order), and the alert state: `alert_armed` (whether the
 //! customer would alert on its next rise above 0.7, see
-//! [`pulse_operators::scoring::Alerts`]) and, on the prediction that raised
+//! [`pulse_operators::scoring::Alerts`]), `alert_arriving` (seen new, not
+//! past the defaults yet) and, on the prediction that raised
 //! an alert, `last_alert_as_of` and `last_alert_churn_risk_14d`; `reasons`
 //! (a map: `since`, the reference vector's `as_of`, and `top`, a list of
 //! maps `feature`, `now`, `was`, `contribution`, `text`: see
@@ -57,8 +58,8 @@
 //!
 //! # Alert state after a restart
 //!
-//! [`PredictionWriter::alert_states`] reads `alert_armed`, `emission` and
-//! `as_of` of some customers (`BatchGetItem`, 100 keys a call, consistent reads,
+//! [`PredictionWriter::alert_states`] reads `alert_armed`, `alert_arriving`,
+//! `emission` and `as_of` of some customers (`BatchGetItem`, 100 keys a call, consistent reads,
 //! unprocessed keys retried). The sink calls it only for customers it has
 //! not seen since it started whose risk is at or above the re-arm level:
 //! the only ones whose stored state can change what happens.
@@ -113,6 +114,9 @@ pub struct PredictionRecord {
     pub prediction: Prediction,
     /// Whether the customer would alert on its next rise above 0.7.
     pub alert_armed: bool,
+    /// Whether the customer was seen new and is not past the defaults yet
+    /// (`pulse_operators::scoring::Alerts::arriving`).
+    pub alert_arriving: bool,
     /// Whether this prediction raised an alert.
     pub alerted: bool,
     /// The scoring stage's bytes for the item's `memory`, if any.
@@ -154,6 +158,8 @@ pub struct StoredAlertState {
     /// `alert_armed` of the stored prediction (true when absent: an item
     /// written before pulse stored it, which never alerted through pulse).
     pub armed: bool,
+    /// `alert_arriving` of the stored prediction (false when absent).
+    pub arriving: bool,
     /// `as_of` of the stored prediction.
     pub as_of: i64,
     /// Where the stored prediction's vector sits in the customer's stream:
@@ -302,6 +308,7 @@ impl PredictionWriter {
             (":emission".to_owned(), AttributeValue::S(p.emission().encode())),
             (":features_schema".to_owned(), AttributeValue::S(p.features_schema.to_string())),
             (":alert_armed".to_owned(), AttributeValue::Bool(record.alert_armed)),
+            (":alert_arriving".to_owned(), AttributeValue::Bool(record.alert_arriving)),
         ]);
         // Every attribute through a `#name` placeholder: some (`segment`,
         // `model`) may be DynamoDB reserved words.
@@ -482,7 +489,7 @@ impl PredictionWriter {
         let keys = customers.iter().map(|c| crate::item_key(c.as_str(), PREDICTION_SK)).collect();
         let shape = |k: KeysAndAttributesBuilder| {
             k.consistent_read(true)
-                .projection_expression("customer_id, #as_of, #emission, alert_armed")
+                .projection_expression("customer_id, #as_of, #emission, alert_armed, alert_arriving")
                 .expression_attribute_names("#as_of", "as_of")
                 .expression_attribute_names("#emission", "emission")
         };
@@ -548,7 +555,12 @@ fn stored_state(item: &HashMap<String, AttributeValue>) -> Result<StoredAlertSta
         None => true,
         Some(other) => return Err(anyhow!("alert_armed of customer {customer_id} is not a boolean: {other:?}")),
     };
-    Ok(StoredAlertState { customer_id, armed, as_of, emission })
+    let arriving = match item.get("alert_arriving") {
+        Some(AttributeValue::Bool(b)) => *b,
+        None => false,
+        Some(other) => return Err(anyhow!("alert_arriving of customer {customer_id} is not a boolean: {other:?}")),
+    };
+    Ok(StoredAlertState { customer_id, armed, arriving, as_of, emission })
 }
 
 #[cfg(test)]
@@ -571,10 +583,11 @@ mod tests {
         let want = StoredAlertState {
             customer_id: CustomerId::new("c1"),
             armed: false,
+            arriving: false,
             as_of: 17,
             emission: EmissionKey::at(17),
         };
-        assert_eq!(state, want, "no emission: ranked by as_of");
+        assert_eq!(state, want, "no emission: ranked by as_of; no arrival stored: not arriving");
         let mut with_key = item(None, AttributeValue::N("17".into()));
         with_key.insert("emission".into(), AttributeValue::S(EmissionKey::timer(20).encode()));
         assert_eq!(stored_state(&with_key).unwrap().emission, EmissionKey::timer(20));
@@ -583,5 +596,10 @@ mod tests {
         assert!(stored_state(&item(None, AttributeValue::N("17".into()))).unwrap().armed, "absent = armed");
         assert!(stored_state(&item(None, AttributeValue::N("1.5".into()))).is_err());
         assert!(stored_state(&item(Some(AttributeValue::S("no".into())), AttributeValue::N("1".into()))).is_err());
+        let mut arriving = item(None, AttributeValue::N("17".into()));
+        arriving.insert("alert_arriving".into(), AttributeValue::Bool(true));
+        assert!(stored_state(&arriving).unwrap().arriving);
+        arriving.insert("alert_arriving".into(), AttributeValue::N("1".into()));
+        assert!(stored_state(&arriving).is_err(), "not a boolean");
     }
 }

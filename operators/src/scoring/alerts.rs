@@ -33,9 +33,9 @@
 //! they are scored (its signup and first session in one linger window or one
 //! Lambda batch): whoever offers vectors to scoring notes the arrival
 //! ([`Alerts::arrive`], [`AlertState::ARRIVING`]), so its first prediction
-//! is judged all the same. Only the armed flag is stored with a prediction:
-//! a customer restored while still new is judged too, but its alert reads
-//! "no earlier prediction observed".
+//! is judged all the same. The arrival is stored beside the armed flag
+//! ([`Alerts::arriving`], [`Alerts::restore_state`]), so a customer
+//! restored while still new is judged too, in whichever process.
 //!
 //! A restored customer ([`Alerts::restore`]) is not new: its stored flag
 //! holds, and its next prediction that is not a new customer's alerts if
@@ -235,6 +235,13 @@ impl Alerts {
     /// prediction being the one last observed here (the same emission), the
     /// previous risk and the arrival kept here hold too.
     pub fn restore(&mut self, customer: CustomerId, armed: bool, emission: EmissionKey) {
+        self.restore_state(customer, armed, false, emission);
+    }
+
+    /// [`Alerts::restore`] with the stored arrival ([`Alerts::arriving`]):
+    /// a customer stored while still new is judged at its first prediction
+    /// past the defaults, and says so, in whichever process makes it.
+    pub fn restore_state(&mut self, customer: CustomerId, armed: bool, arriving: bool, emission: EmissionKey) {
         let kept = self.customers.entry(customer).or_insert_with(|| Kept {
             emission: emission.clone(),
             state: AlertState { armed, seen: true, arriving: false, churn_risk_14d: None },
@@ -244,9 +251,15 @@ impl Alerts {
         if emission >= kept.emission {
             let same = emission == kept.emission;
             let churn_risk_14d = if same { kept.state.churn_risk_14d } else { None };
-            let arriving = same && armed && kept.state.arriving;
+            let arriving = armed && (arriving || (same && kept.state.arriving));
             *kept = Kept { emission, state: AlertState { armed, seen: true, arriving, churn_risk_14d }, stale: false };
         }
+    }
+
+    /// Whether the customer was seen new and has had no prediction past
+    /// the defaults yet: stored beside the armed flag.
+    pub fn arriving(&self, customer: &str) -> bool {
+        self.customers.get(customer).is_some_and(|k| k.state.arriving)
     }
 
     /// Marks what is known of `customer` stale (another process applied its
@@ -548,6 +561,17 @@ mod tests {
         kept.restore(CustomerId::new("k"), true, EmissionKey::at(1));
         assert_eq!(kept.observe(&prediction("k", 2, 0.8)).unwrap().previous_churn_risk_14d, Some(0.2));
         assert!(!kept.forget("never-seen"));
+
+        // Stored while new, restored in another process: still judged, and
+        // says so.
+        let mut before = Alerts::new(AlertPolicy::default()).unwrap();
+        before.observe(&new_customer("s", 1, 0.95));
+        assert!(before.arriving("s") && before.armed("s"));
+        let mut after = Alerts::new(AlertPolicy::default()).unwrap();
+        after.restore_state(CustomerId::new("s"), before.armed("s"), before.arriving("s"), EmissionKey::at(1));
+        let alert = after.observe(&prediction("s", 2, 0.9)).expect("judged");
+        assert!(alert.reason.contains("for a new customer"), "{}", alert.reason);
+        assert!(!after.arriving("s"), "past the defaults");
     }
 
     #[test]
