@@ -390,7 +390,7 @@ proptest! {
         }
         let mut after = Alerts::new(policy).unwrap();
         for (customer, &as_of) in &stored {
-            after.restore(customer.clone(), before.armed(customer.as_str()), EmissionKey::at(as_of));
+            after.restore(customer.clone(), before.armed(customer.as_str()), false, EmissionKey::at(as_of));
         }
         for p in &predictions[..k] {
             if p.as_of < stored[&p.customer_id] {

@@ -89,7 +89,8 @@ pub const NEW_CUSTOMER_DAYS: f64 = 7.0;
 /// (about 0.95) whatever the customer goes on to do: alerts wait for the
 /// customer's first vector past it (`pulse_operators::scoring::alerts`).
 pub fn is_new_customer(x: &Features) -> bool {
-    x[idx::TENURE_DAYS] < NEW_CUSTOMER_DAYS && x[idx::DAYS_SINCE_LAST_SESSION] >= 365.0
+    let no_session = crate::reasons::value_is_no_data(idx::DAYS_SINCE_LAST_SESSION, x[idx::DAYS_SINCE_LAST_SESSION]);
+    x[idx::TENURE_DAYS] < NEW_CUSTOMER_DAYS && no_session
 }
 
 /// What made a vector.

@@ -198,7 +198,7 @@ fn no_data_in(feature: usize, v: &[f64; FEATURE_COUNT]) -> bool {
 }
 
 /// Whether a value is "no data" by itself (the module docs say which).
-fn value_is_no_data(feature: usize, x: f64) -> bool {
+pub(crate) fn value_is_no_data(feature: usize, x: f64) -> bool {
     match feature {
         idx::DAYS_SINCE_LAST_SESSION
         | idx::DAYS_SINCE_LAST_LOGIN

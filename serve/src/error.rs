@@ -218,19 +218,17 @@ impl std::error::Error for ServeError {}
 impl IntoResponse for ServeError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let allow = match &self {
-            ServeError::MethodNotAllowed { allow, .. } => Some(*allow),
+        // What a client may do instead: the methods the path takes, or
+        // (RFC 9110 §12.5.3, a 415 for a content coding) the codings the
+        // server reads.
+        let instead = match &self {
+            ServeError::MethodNotAllowed { allow, .. } => Some((header::ALLOW, *allow)),
+            ServeError::UnsupportedContentEncoding { .. } => Some((header::ACCEPT_ENCODING, "identity")),
             _ => None,
         };
-        let encoding = matches!(self, ServeError::UnsupportedContentEncoding { .. });
         let mut response = (status, Json(ErrorBody { error: self.to_string() })).into_response();
-        if let Some(allow) = allow {
-            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
-        }
-        // RFC 9110 §12.5.3: a 415 for a content coding says which codings
-        // the server takes, so a client can retry without one.
-        if encoding {
-            response.headers_mut().insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        if let Some((name, value)) = instead {
+            response.headers_mut().insert(name, HeaderValue::from_static(value));
         }
         response
     }

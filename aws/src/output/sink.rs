@@ -383,7 +383,7 @@ impl ScoringSink {
                 tracing::warn!(error = %e, "a stored customer memory cannot be read: the customer starts afresh");
             }
             if !self.alerts.knows(customer.as_str()) {
-                self.alerts.restore_state(customer, state.armed, state.arriving, state.emission);
+                self.alerts.restore(customer, state.armed, state.arriving, state.emission);
             }
         }
         Ok(())
@@ -403,7 +403,7 @@ impl ScoringSink {
             return Ok(());
         }
         for state in writer.alert_states(&unknown).await? {
-            self.alerts.restore_state(state.customer_id, state.armed, state.arriving, state.emission);
+            self.alerts.restore(state.customer_id, state.armed, state.arriving, state.emission);
         }
         Ok(())
     }

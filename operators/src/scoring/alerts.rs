@@ -34,7 +34,7 @@
 //! Lambda batch): whoever offers vectors to scoring notes the arrival
 //! ([`Alerts::arrive`], [`AlertState::ARRIVING`]), so its first prediction
 //! is judged all the same. The arrival is stored beside the armed flag
-//! ([`Alerts::arriving`], [`Alerts::restore_state`]), so a customer
+//! ([`Alerts::arriving`], [`Alerts::restore`]), so a customer
 //! restored while still new is judged too, in whichever process.
 //!
 //! A restored customer ([`Alerts::restore`]) is not new: its stored flag
@@ -229,19 +229,15 @@ impl Alerts {
         self.customers.get(customer).is_some_and(|k| !k.stale)
     }
 
-    /// Loads a stored flag, as of the stored prediction's place in the
+    /// Loads a stored state, the armed flag and the arrival
+    /// ([`Alerts::arriving`]: a customer stored while still new is judged at
+    /// its first prediction past the defaults, and says so, in whichever
+    /// process makes it), as of the stored prediction's place in the
     /// customer's stream ([`Prediction::emission`]). Ignored if a prediction
     /// of a later emission of the customer was already observed. The stored
     /// prediction being the one last observed here (the same emission), the
     /// previous risk and the arrival kept here hold too.
-    pub fn restore(&mut self, customer: CustomerId, armed: bool, emission: EmissionKey) {
-        self.restore_state(customer, armed, false, emission);
-    }
-
-    /// [`Alerts::restore`] with the stored arrival ([`Alerts::arriving`]):
-    /// a customer stored while still new is judged at its first prediction
-    /// past the defaults, and says so, in whichever process makes it.
-    pub fn restore_state(&mut self, customer: CustomerId, armed: bool, arriving: bool, emission: EmissionKey) {
+    pub fn restore(&mut self, customer: CustomerId, armed: bool, arriving: bool, emission: EmissionKey) {
         let kept = self.customers.entry(customer).or_insert_with(|| Kept {
             emission: emission.clone(),
             state: AlertState { armed, seen: true, arriving: false, churn_risk_14d: None },
@@ -541,7 +537,7 @@ mod tests {
         assert!(alerts.observe(&new_customer("n", 1, 0.95)).is_none());
         assert!(alerts.forget("n") && !alerts.knows("n"), "to be read back");
         // Stored as written here (the same emission, armed): still arriving.
-        alerts.restore(CustomerId::new("n"), true, EmissionKey::at(1));
+        alerts.restore(CustomerId::new("n"), true, false, EmissionKey::at(1));
         assert!(alerts.knows("n"));
         let alert = alerts.observe(&prediction("n", 2, 0.9)).expect("judged");
         assert!(alert.reason.contains("for a new customer"), "{}", alert.reason);
@@ -550,7 +546,7 @@ mod tests {
         let mut here = Alerts::new(AlertPolicy::default()).unwrap();
         here.observe(&new_customer("n", 1, 0.95));
         here.forget("n");
-        here.restore(CustomerId::new("n"), false, EmissionKey::at(2));
+        here.restore(CustomerId::new("n"), false, false, EmissionKey::at(2));
         assert!(here.observe(&prediction("n", 3, 0.9)).is_none(), "alerted elsewhere");
 
         // A forgotten customer keeps its previous risk when the stored
@@ -558,7 +554,7 @@ mod tests {
         let mut kept = Alerts::new(AlertPolicy::default()).unwrap();
         kept.observe(&prediction("k", 1, 0.2));
         kept.forget("k");
-        kept.restore(CustomerId::new("k"), true, EmissionKey::at(1));
+        kept.restore(CustomerId::new("k"), true, false, EmissionKey::at(1));
         assert_eq!(kept.observe(&prediction("k", 2, 0.8)).unwrap().previous_churn_risk_14d, Some(0.2));
         assert!(!kept.forget("never-seen"));
 
@@ -568,7 +564,7 @@ mod tests {
         before.observe(&new_customer("s", 1, 0.95));
         assert!(before.arriving("s") && before.armed("s"));
         let mut after = Alerts::new(AlertPolicy::default()).unwrap();
-        after.restore_state(CustomerId::new("s"), before.armed("s"), before.arriving("s"), EmissionKey::at(1));
+        after.restore(CustomerId::new("s"), before.armed("s"), before.arriving("s"), EmissionKey::at(1));
         let alert = after.observe(&prediction("s", 2, 0.9)).expect("judged");
         assert!(alert.reason.contains("for a new customer"), "{}", alert.reason);
         assert!(!after.arriving("s"), "past the defaults");
@@ -623,16 +619,16 @@ mod tests {
         // A restored customer is not new: armed and above 0.7, it alerts,
         // and says it has no earlier prediction to compare with.
         let mut restored = Alerts::new(AlertPolicy::default()).unwrap();
-        restored.restore(CustomerId::new("b"), true, EmissionKey::at(5));
+        restored.restore(CustomerId::new("b"), true, false, EmissionKey::at(5));
         let alert = restored.observe(&prediction("b", 6, 0.9)).expect("armed and above");
         assert_eq!(alert.previous_churn_risk_14d, None);
         assert_eq!(alert.reason, "churn_risk_14d is 0.900, above 0.7 (no earlier prediction observed)");
 
         let mut after = Alerts::new(AlertPolicy::default()).unwrap();
-        after.restore(CustomerId::new("a"), stored, EmissionKey::at(10));
+        after.restore(CustomerId::new("a"), stored, false, EmissionKey::at(10));
         assert!(after.observe(&prediction("a", 10, 0.9)).is_none(), "replayed prediction");
         assert!(after.observe(&prediction("a", 12, 0.95)).is_none(), "still above: no new rise");
-        after.restore(CustomerId::new("a"), true, EmissionKey::at(11));
+        after.restore(CustomerId::new("a"), true, false, EmissionKey::at(11));
         assert!(!after.armed("a"), "a restore older than what was observed is ignored");
         assert!(after.observe(&prediction("a", 13, 0.2)).is_none());
         assert!(after.observe(&prediction("a", 14, 0.9)).is_some());
