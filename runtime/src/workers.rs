@@ -146,13 +146,13 @@ impl Workers {
 }
 
 impl Workers {
-    /// Moves every worker's stream time to `now` (a batch's bare advance),
-    /// appending the timers it fires in one engine's order: (`as_of`,
-    /// customer).
-    pub(crate) fn advance_to(&mut self, now: i64, vectors: &mut Vec<FeatureVector>) {
+    /// Moves every worker's stream time to `now` (a batch's bare advance, or
+    /// a step of a record's jump, `source` its provenance), appending the
+    /// timers it fires in one engine's order: (`as_of`, customer).
+    pub(crate) fn advance_to(&mut self, now: i64, source: &pulse_schemas::Source, vectors: &mut Vec<FeatureVector>) {
         let mut out = Produced::default();
         for processor in &mut self.processors {
-            processor.advance_to(now, &pulse_schemas::Source::default(), &mut out);
+            processor.advance_to(now, source, &mut out);
         }
         out.vectors.sort_by(|a, b| (a.as_of, &a.customer_id).cmp(&(b.as_of, &b.customer_id)));
         vectors.append(&mut out.vectors);

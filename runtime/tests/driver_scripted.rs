@@ -61,6 +61,8 @@ fn created(seq: u64) -> i64 {
 enum Page {
     /// Records with these sequence numbers (one customer each, `c{seq % 3}`).
     Records(Vec<u64>),
+    /// These records, each with its sequence number.
+    Lines(Vec<(u64, String)>),
     /// A line that is not a record, at this sequence number.
     Garbage(u64),
     /// A blank line (no record at all), at this sequence number.
@@ -109,6 +111,7 @@ impl Source for Scripted {
             Some(Page::Records(seqs)) => {
                 Ok(Some(Batch::of(seqs.into_iter().map(|s| record(s, login(&format!("c{}", s % 3), s))).collect())))
             }
+            Some(Page::Lines(lines)) => Ok(Some(Batch::of(lines.into_iter().map(|(s, l)| record(s, l)).collect()))),
             Some(Page::Garbage(seq)) => Ok(Some(Batch::of(vec![record(seq, "{not json".to_owned())]))),
             Some(Page::Blank(seq)) => Ok(Some(Batch::of(vec![record(seq, "  \r".to_owned())]))),
             Some(Page::Empty) | None => Ok(Some(Batch::empty())),
@@ -134,6 +137,10 @@ impl Source for Scripted {
 struct Recorder {
     /// Sequence numbers of the vectors sent, in order.
     sent: Vec<String>,
+    /// Each vector sent: customer, `as_of`, trigger, in order.
+    vectors: Vec<(String, i64, pulse_schemas::Trigger)>,
+    /// How many vectors each send carried.
+    sends: Vec<usize>,
     /// The stream time of each vector sent.
     times: Vec<i64>,
     dead: usize,
@@ -164,6 +171,8 @@ impl Sink for Recorder {
     async fn send_timed(&mut self, produced: Produced, times: Vec<i64>) -> Result<()> {
         assert_eq!(times.len(), produced.vectors.len());
         self.sent.extend(produced.vectors.iter().filter_map(|v| v.source.sequence_number.clone()));
+        self.vectors.extend(produced.vectors.iter().map(|v| (v.customer_id.to_string(), v.as_of, v.trigger)));
+        self.sends.push(produced.vectors.len());
         self.times.extend(times);
         self.dead += produced.dead.len();
         Ok(())
@@ -495,4 +504,46 @@ async fn without_apply_records_are_counted_and_acknowledged_but_reach_neither_en
     assert!(sink.sent.is_empty() && sink.dead == 0 && sink.ticks.is_empty());
     assert_eq!(driver.processor().engine().state_size().customers, 0);
     assert_eq!(source.acknowledged, vec![4]);
+}
+
+/// A jump of stream time (a record 200 days after the others) fires every
+/// silent customer's daily timers for the whole gap: the driver sends them
+/// on in pieces, with one engine or two, where it used to gather them all
+/// in one batch's memory (a capture with a gap of three years took 1 GB).
+/// The vectors, their order and their stream times are those of one
+/// advance by a bare processor.
+#[tokio::test(start_paused = true)]
+async fn a_jump_of_stream_time_sends_its_timers_on_in_pieces_unchanged() {
+    let customers = 800u64;
+    let jump = 200 * 24 * 60;
+    let mut lines: Vec<(u64, String)> = (0..customers).map(|i| (i, login(&format!("k{i}"), i))).collect();
+    lines.push((jump, login("k0", jump)));
+    // The reference: one processor, each record's advance in one go.
+    let mut processor = Processor::new(Arc::new(Engine::new(EngineConfig::default())));
+    let mut want = Produced::default();
+    for (seq, line) in &lines {
+        let source = pulse_schemas::Source { sequence_number: Some(seq.to_string()), ..Default::default() };
+        processor.process(pulse_schemas::capture::decode_line(line.as_bytes()), source, line.as_bytes(), &mut want);
+    }
+    let want: Vec<_> = want.vectors.iter().map(|v| (v.customer_id.to_string(), v.as_of, v.trigger)).collect();
+    assert!(want.len() > 2 * 65_536, "enough timers for several sends: {}", want.len());
+    for workers in [1, 2] {
+        let mut source = Scripted::new([Page::Lines(lines.clone()), Page::End]);
+        let mut sink = Recorder::new();
+        let mut driver = driver(DriverConfig::default());
+        if workers > 1 {
+            let n = std::num::NonZeroUsize::new(workers).unwrap();
+            driver = driver.with_workers(pulse_runtime::workers::Workers::new(n, EngineConfig::default()));
+        }
+        driver.run(&mut source, &mut sink, std::future::pending()).await.unwrap();
+        assert!(sink.vectors == want, "workers {workers}: other vectors, or another order");
+        assert!(sink.sends.len() >= 3, "workers {workers}: sends {:?}", sink.sends);
+        assert!(sink.sends.iter().all(|&n| n <= 65_536 + customers as usize), "workers {workers}: {:?}", sink.sends);
+        let timers_at_jump = sink.times.iter().filter(|&&t| t == created(jump)).count();
+        assert_eq!(
+            timers_at_jump,
+            want.len() - customers as usize,
+            "workers {workers}: every gap vector at the jump's time"
+        );
+    }
 }
