@@ -19,6 +19,9 @@ pub struct TimerArgs {
     pub timer_interval_hours: f64,
 }
 
+/// The shortest timer interval the settings take: a minute.
+pub const MIN_TIMER_INTERVAL_MS: i64 = 60_000;
+
 impl TimerArgs {
     /// The timer policy these settings ask for; the error names the setting.
     pub fn policy(&self) -> Result<TimerPolicy> {
@@ -34,9 +37,15 @@ impl TimerArgs {
             unreachable!("the default policy has timers")
         };
         let interval_ms = (hours * DAY_MS as f64 / 24.0).round();
+        // Each silent customer gets a vector per interval for up to a year of
+        // silence: at 0.0001 hours (0.36 s) that is 87 million each, and a
+        // replay of a few thousand customers ran out of memory. A minute is
+        // already far finer than the features move (by the day).
         anyhow::ensure!(
-            interval_ms >= 1.0 && interval_ms <= i64::MAX as f64 / 2.0,
-            "--timer-interval-hours {hours} is not a usable interval (at least 1 ms)"
+            interval_ms >= MIN_TIMER_INTERVAL_MS as f64 && interval_ms <= i64::MAX as f64 / 2.0,
+            "--timer-interval-hours (TIMER_INTERVAL_HOURS) {hours} is not a usable interval: at least a minute \
+             ({:.4} hours)",
+            MIN_TIMER_INTERVAL_MS as f64 / 3_600_000.0
         );
         Ok(TimerPolicy::Every { interval_ms: interval_ms as i64, max_silence_ms })
     }
@@ -60,7 +69,9 @@ mod tests {
         let TimerPolicy::Every { interval_ms, .. } = every(0.5).unwrap() else { panic!("timers on") };
         assert_eq!(interval_ms, 1_800_000);
         assert_eq!(every(24.0).unwrap(), TimerPolicy::default());
-        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let TimerPolicy::Every { interval_ms, .. } = every(1.0 / 60.0).unwrap() else { panic!("timers on") };
+        assert_eq!(interval_ms, MIN_TIMER_INTERVAL_MS);
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 0.0001, 0.016] {
             let err = every(bad).unwrap_err().to_string();
             assert!(err.contains("TIMER_INTERVAL_HOURS"), "{err}");
         }

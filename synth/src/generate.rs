@@ -137,7 +137,17 @@ pub fn generate_with_segments(
 ) -> anyhow::Result<SynthSummary> {
     config.validate()?;
     let world = World::new(config);
-    let mut customers: Vec<Customer> = (0..config.customers as u32).map(|i| Customer::new(&world, i)).collect();
+    // Every customer's simulation is held for the whole run: a machine
+    // without the memory gets an error, not an abort with a backtrace.
+    let mut customers: Vec<Customer> = Vec::new();
+    customers.try_reserve_exact(config.customers).map_err(|_| {
+        anyhow::anyhow!(
+            "synth: cannot hold {} customers' simulations ({:.1} GB) in memory: generate fewer",
+            config.customers,
+            (config.customers * std::mem::size_of::<Customer>()) as f64 / 1e9
+        )
+    })?;
+    customers.extend((0..config.customers as u32).map(|i| Customer::new(&world, i)));
     let mut summary = SynthSummary { customers: config.customers, days: config.days, ..SynthSummary::default() };
 
     let mut writer = JsonWriter::new(config);
