@@ -26,16 +26,17 @@
 //! times of the events the engine accepts: [`LabelBook::span`].
 
 use std::collections::HashMap;
-use std::io::BufRead;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use pulse_model::Targets;
 use pulse_operators::{Engine, EngineConfig};
-use pulse_runtime::io::{is_stdin, open_input};
+use pulse_runtime::io::is_stdin;
 use pulse_runtime::process::{Processor, Produced};
+use pulse_runtime::replay::for_each_line;
 use pulse_schemas::capture::decode_line;
+use pulse_schemas::record::Invalid;
 use pulse_schemas::{Event, EventKind, Features, PaymentStatus, Source, StreamChange, StreamRecord, Trigger, DAY_MS};
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
@@ -205,7 +206,7 @@ impl LabelBook {
             path,
             &mut |line| {
                 book.records += 1;
-                if let Ok(record) = decode_line(line) {
+                if let Ok(record) = line.map_err(drop).and_then(|line| decode_line(line).map_err(drop)) {
                     book.observe(&record);
                 }
             },
@@ -508,6 +509,9 @@ pub struct Row {
 pub struct RowStats {
     /// Lines read.
     pub records: u64,
+    /// Records that are dead letters (invalid: `pulse replay
+    /// --dead-letter-out` writes each with its reason), counted in `records`.
+    pub dead_letters: u64,
     /// Vectors the engine emitted.
     pub vectors: u64,
     /// Rows handed on with labels.
@@ -601,12 +605,16 @@ pub fn rows(
     let mut processor = Processor::new(Arc::new(Engine::new(EngineConfig::default())));
     let mut produced = Produced::default();
     let mut failed: Option<anyhow::Error> = None;
-    let mut on_line = |line: &[u8]| {
+    let mut on_line = |line: Result<&[u8], Invalid>| {
         if failed.is_some() {
             return;
         }
         stats.records += 1;
-        processor.process(decode_line(line), Source::default(), line, &mut produced);
+        match line {
+            Ok(line) => processor.process(decode_line(line), Source::default(), line, &mut produced),
+            Err(too_long) => processor.process(Err(too_long), Source::default(), &[], &mut produced),
+        }
+        stats.dead_letters += produced.dead.len() as u64;
         produced.dead.clear();
         for v in produced.vectors.drain(..) {
             stats.vectors += 1;
@@ -684,34 +692,6 @@ pub fn file_bytes(path: &Path) -> Result<u64> {
         path.display()
     );
     Ok(meta.len())
-}
-
-/// Calls `f` with every line of a capture (plain or compressed), without its
-/// line end; blank lines are skipped. `progress` gets the file's bytes read.
-fn for_each_line(path: &Path, f: &mut dyn FnMut(&[u8]), progress: &mut dyn FnMut(u64)) -> Result<()> {
-    let input = open_input(path)?;
-    let consumed = input.consumed.clone();
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, input.reader);
-    let mut line = Vec::with_capacity(4096);
-    for n in 0u64.. {
-        if n.is_multiple_of(16_384) {
-            progress(consumed.load(std::sync::atomic::Ordering::Relaxed));
-        }
-        line.clear();
-        let read = reader.read_until(b'\n', &mut line).with_context(|| format!("cannot read {}", path.display()))?;
-        if read == 0 {
-            progress(consumed.load(std::sync::atomic::Ordering::Relaxed));
-            return Ok(());
-        }
-        let mut l = line.as_slice();
-        while let Some((b'\n' | b'\r', rest)) = l.split_last() {
-            l = rest;
-        }
-        if !l.iter().all(u8::is_ascii_whitespace) {
-            f(l);
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

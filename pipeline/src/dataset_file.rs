@@ -21,6 +21,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use pulse_model::Targets;
+use pulse_runtime::io::Staged;
 use pulse_schemas::{Trigger, FEATURE_COUNT, FEATURE_NAMES};
 
 use crate::dataset::Row;
@@ -50,28 +51,16 @@ pub fn schema() -> Schema {
     Schema::new(fields)
 }
 
-/// A file written beside `path` (in its directory, so the rename stays on
-/// one file system) and renamed over `path` only by [`commit`]: a run that
-/// fails, or is killed, leaves what `path` held before untouched (the
-/// temporary file is removed when its [`tempfile::TempPath`] is dropped).
-/// The file gets the permissions a created file gets (0666 less the umask).
-pub fn create_beside(path: &Path) -> Result<(File, tempfile::TempPath)> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map_or("out".into(), |n| n.to_string_lossy().into_owned());
-    let prefix = format!(".{name}.");
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".partial");
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-    let file = builder.tempfile_in(dir).with_context(|| format!("cannot create a file beside {}", path.display()))?;
-    Ok(file.into_parts())
+/// A file written beside `path` and renamed over it only by [`commit`]
+/// (`pulse_runtime::io::Staged`): a run that fails, or is killed, leaves
+/// what `path` held before untouched.
+pub fn create_beside(path: &Path) -> Result<(File, Staged)> {
+    Staged::create(path)
 }
 
-/// Renames the file [`create_beside`] made over `path` (written and flushed).
-pub fn commit(temp: tempfile::TempPath, path: &Path) -> Result<()> {
-    temp.persist(path)
-        .map_err(|e| anyhow::Error::new(e.error))
-        .with_context(|| format!("cannot write {}", path.display()))
+/// Renames the file [`create_beside`] made over its path (written and flushed).
+pub fn commit(temp: Staged) -> Result<()> {
+    temp.commit()
 }
 
 enum Sink {
@@ -148,7 +137,7 @@ impl Columns {
 pub struct DatasetWriter {
     path: PathBuf,
     /// Where the rows go until [`DatasetWriter::finish`] renames it over `path`.
-    temp: tempfile::TempPath,
+    temp: Staged,
     schema: Arc<Schema>,
     sink: Sink,
     columns: Columns,
@@ -224,6 +213,6 @@ impl DatasetWriter {
                 w.into_inner().flush().with_context(context)?;
             }
         }
-        commit(self.temp, &path)
+        commit(self.temp)
     }
 }

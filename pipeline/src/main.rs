@@ -192,6 +192,30 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if matches!(
+        cli.command,
+        Command::Replay(_)
+            | Command::Generate(_)
+            | Command::Demo(_)
+            | Command::Dataset(_)
+            | Command::Train(_)
+            | Command::Evaluate(_)
+            | Command::ImportModel(_)
+    ) {
+        // The batch commands write their files beside their paths and
+        // rename them at the end; stopped by ctrl-c or SIGTERM, they remove
+        // what they had written, so every path holds what it held before.
+        // (`run`, `capture`, `loadtest` and `serve` stop gracefully instead.)
+        runtime.spawn(async {
+            commands::shutdown_signal().await;
+            let removed = pulse_runtime::io::remove_partials();
+            eprintln!(
+                "interrupted: {removed} unfinished output{} removed; the output paths hold what they held before",
+                if removed == 1 { "" } else { "s" }
+            );
+            std::process::exit(130);
+        });
+    }
     let result = runtime.block_on(async {
         match cli.command {
             Command::Replay(args) => commands::replay::run(args).await,

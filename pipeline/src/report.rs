@@ -490,7 +490,7 @@ pub fn write_report(path: &Path, text: &str) -> Result<()> {
     let (mut file, temp) = crate::dataset_file::create_beside(path)?;
     std::io::Write::write_all(&mut file, text.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
-    crate::dataset_file::commit(temp, path)
+    crate::dataset_file::commit(temp)
 }
 
 impl std::fmt::Display for Kind {

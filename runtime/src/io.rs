@@ -1,5 +1,5 @@
-//! Files in and out, plain or compressed by extension (`.zst`, `.gz`); an
-//! input is also recognised by its first bytes, whatever its name.
+//! Files in and out: an output is compressed by its extension (`.zst`,
+//! `.gz`); an input is read by its first bytes, whatever its name.
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -31,10 +31,11 @@ impl Compression {
         }
     }
 
-    /// Judged by a file's first bytes: the zstd frame's and gzip's magic
-    /// numbers; anything else is plain.
+    /// Judged by a file's first bytes: the zstd frame's (or a zstd
+    /// skippable frame's) and gzip's magic numbers; anything else is plain.
     pub fn sniff(head: &[u8]) -> Compression {
-        if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        let skippable = head.len() >= 4 && head[0] & 0xf0 == 0x50 && head[1..4] == [0x2a, 0x4d, 0x18];
+        if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) || skippable {
             Compression::Zstd
         } else if head.starts_with(&[0x1f, 0x8b]) {
             Compression::Gzip
@@ -76,7 +77,8 @@ impl std::fmt::Debug for Input {
     }
 }
 
-/// Opens a file for reading, decompressing by extension.
+/// Opens a file for reading, decompressing what its first bytes say is
+/// compressed.
 pub fn open_input(path: &Path) -> Result<Input> {
     open(path, true)
 }
@@ -123,10 +125,9 @@ fn open(path: &Path, buffered: bool) -> Result<Input> {
     // letter. Peeked by reading, not seeking, so a pipe works too.
     let mut head = Vec::with_capacity(4);
     (&mut raw).take(4).read_to_end(&mut head).with_context(|| format!("cannot read {}", path.display()))?;
-    let compression = match Compression::of(path) {
-        Compression::None => Compression::sniff(&head),
-        named => named,
-    };
+    // The bytes decide, not the name: a plain capture named `.zst` (or a
+    // gzip one named `.zst`) was refused as "Unknown frame descriptor".
+    let compression = Compression::sniff(&head);
     let raw = io::Cursor::new(head).chain(raw);
     if !buffered && compression == Compression::None {
         return Ok(Input { reader: Box::new(raw), file_bytes, consumed });
@@ -147,10 +148,16 @@ fn open(path: &Path, buffered: bool) -> Result<Input> {
 const DIRECT_WRITE_BYTES: usize = 64 << 10;
 
 /// A file being written, compressed by extension. Call [`Output::finish`]:
-/// dropping it loses the compressed stream's end.
+/// until then the file is written under a temporary name beside it
+/// ([`Staged`]), and dropping the output without finishing removes that
+/// and leaves whatever was at the path before. So a run that fails (a
+/// truncated input, a full disk) or is interrupted never leaves a cut-off
+/// file under the name a user reads as complete. `-` is standard output,
+/// and a device or FIFO (`/dev/null`) is written in place.
 pub struct Output {
     inner: OutputKind,
     path: String,
+    staged: Option<Staged>,
 }
 
 enum OutputKind {
@@ -166,30 +173,127 @@ impl std::fmt::Debug for Output {
 }
 
 impl Output {
-    /// Creates (or truncates) a file.
+    /// Starts a file that replaces `path` when finished (its directory
+    /// created if needed); `-` is standard output.
     pub fn create(path: &Path) -> Result<Output> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        let (file, staged) = if is_stdin(path) {
+            (stdout_file().context("cannot write to standard output")?, None)
+        } else if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+            // A device or FIFO cannot be replaced by a rename, nor half
+            // written into a file someone reads as whole.
+            (File::create(path).with_context(|| format!("cannot open {}", path.display()))?, None)
+        } else {
+            let (file, staged) = Staged::create(path)?;
+            (file, Some(staged))
+        };
         let buffered = BufWriter::with_capacity(1 << 20, file);
         let inner = match Compression::of(path) {
             Compression::None => OutputKind::Plain(buffered),
             Compression::Zstd => OutputKind::Zstd(zstd::Encoder::new(buffered, 3)?),
             Compression::Gzip => OutputKind::Gzip(flate2::write::GzEncoder::new(buffered, flate2::Compression::fast())),
         };
-        Ok(Output { inner, path: path.display().to_string() })
+        Ok(Output { inner, path: path.display().to_string(), staged })
     }
 
-    /// Flushes and ends the file.
+    /// Flushes and ends the file, and puts it in place.
     pub fn finish(self) -> Result<()> {
-        let path = self.path;
-        let flushed = match self.inner {
+        let Output { inner, path, staged } = self;
+        let flushed = match inner {
             OutputKind::Plain(mut w) => w.flush(),
             OutputKind::Zstd(w) => w.finish().and_then(|mut w| w.flush()),
             OutputKind::Gzip(w) => w.finish().and_then(|mut w| w.flush()),
         };
-        flushed.with_context(|| format!("cannot finish writing {path}"))
+        flushed.with_context(|| format!("cannot finish writing {path}"))?;
+        match staged {
+            Some(staged) => staged.commit(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Standard output as a file of its own (its descriptor duplicated), so
+/// that it is buffered and written like any output.
+fn stdout_file() -> io::Result<File> {
+    use std::os::fd::AsFd as _;
+    Ok(File::from(io::stdout().as_fd().try_clone_to_owned()?))
+}
+
+/// A file written beside its target (in the same directory, so the rename
+/// stays on one file system) as `.NAME.XXXXXX.partial`, renamed over the
+/// target by [`Staged::commit`]; dropped before that, it is removed and the
+/// target is as it was. A symbolic link's target is what gets replaced, as
+/// writing through the link would have. The file gets the permissions a
+/// created file gets (0666 less the umask). A run killed by a signal it
+/// does not handle leaves the temporary file (hidden, never read as the
+/// output); the batch commands' ctrl-c handler calls [`remove_partials`].
+#[derive(Debug)]
+pub struct Staged {
+    temp: Option<tempfile::TempPath>,
+    target: std::path::PathBuf,
+}
+
+/// The temporary files of every [`Staged`] not committed or dropped yet.
+static PARTIALS: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn partials() -> std::sync::MutexGuard<'static, Vec<std::path::PathBuf>> {
+    // A panic while holding it left a list that is still a list.
+    PARTIALS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Removes the temporary file of every output not finished, for a command
+/// stopping on a signal; returns how many there were. The outputs' paths
+/// then hold what they held before the run.
+pub fn remove_partials() -> usize {
+    let mut list = partials();
+    for temp in list.iter() {
+        // Already gone is as good as removed; anything else leaves a
+        // hidden file nobody reads, not worth failing the exit over.
+        let _ = std::fs::remove_file(temp);
+    }
+    let n = list.len();
+    list.clear();
+    n
+}
+
+impl Staged {
+    /// Creates the temporary file for `path` (its directory too, if needed).
+    pub fn create(path: &Path) -> Result<(File, Staged)> {
+        let target = match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned()),
+            _ => path.to_owned(),
+        };
+        let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let name = target.file_name().map_or("out".into(), |n| n.to_string_lossy().into_owned());
+        let prefix = format!(".{name}.");
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".partial");
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        let (file, temp) = builder
+            .tempfile_in(dir)
+            .with_context(|| format!("cannot create a file beside {}", path.display()))?
+            .into_parts();
+        partials().push(temp.to_path_buf());
+        Ok((file, Staged { temp: Some(temp), target }))
+    }
+
+    /// Renames the file (written and flushed) over the target.
+    pub fn commit(mut self) -> Result<()> {
+        let temp = self.temp.take().expect("a staged file is committed once");
+        partials().retain(|p| **p != *temp);
+        temp.persist(&self.target)
+            .map_err(|e| anyhow::Error::new(e.error))
+            .with_context(|| format!("cannot write {}", self.target.display()))
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        // The TempPath, dropped after this, removes the file.
+        if let Some(temp) = &self.temp {
+            partials().retain(|p| **p != **temp);
+        }
     }
 }
 
@@ -251,8 +355,9 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), want);
     }
 
-    /// A compressed input reads as its text whatever its name: a plain
-    /// extension (the first bytes tell), or the extension in capitals; a
+    /// An input reads as its text whatever its name: compressed under a
+    /// plain extension, the extension in capitals, plain under a compressed
+    /// one, one compression named as the other (the first bytes tell); a
     /// plain file shorter than the magic numbers reads whole.
     #[test]
     fn inputs_are_recognised_by_their_first_bytes_and_any_case() {
@@ -263,6 +368,10 @@ mod tests {
             ("c.jsonl.zst", "zst_named_plain.jsonl"),
             ("c.jsonl.zst", "capitals.jsonl.ZST"),
             ("c.jsonl", "plain.jsonl"),
+            ("c.jsonl", "plain_named_zst.jsonl.zst"),
+            ("c.jsonl", "plain_named_gz.jsonl.gz"),
+            ("c.jsonl.gz", "gz_named_zst.jsonl.zst"),
+            ("c.jsonl.zst", "zst_named_gz.jsonl.gz"),
         ] {
             let path = dir.path().join(written);
             let mut out = Output::create(&path).unwrap();

@@ -59,7 +59,7 @@ use tokio::task::JoinHandle;
 use crate::background::Background;
 use crate::driver::{Driver, DriverConfig};
 use crate::io::{open_input_unbuffered, Output};
-use crate::lines::{LineBatch, LineReader, Recycle};
+use crate::lines::{LineBatch, LineReader, Recycle, TooLong};
 use crate::process::{write_vector_line, Processor, Produced};
 use crate::scoring::{CustomerLists, LatestReasons, Reasoner, Scored, ScoringConfig, ScoringStage, ScoringStats};
 use crate::sink::Sink;
@@ -288,6 +288,45 @@ impl ReplaySummary {
     }
 }
 
+/// A capture line as [`for_each_line`] hands it over: its bytes, or the
+/// dead letter of a line too long to hold.
+pub type CaptureLine<'a> = Result<&'a [u8], Invalid>;
+
+/// Calls `f` with every record line of a capture (plain or compressed), in
+/// order, as a replay reads them: blank lines left out, `\r\n` ends too, and
+/// a line longer than [`MAX_LINE_BYTES`] read past without being held and
+/// handed over as its `line_too_long` dead letter. A command that replays a
+/// capture its own way (`pulse dataset`, `pulse train`) reads it with this,
+/// so that its vectors are the replay's. `progress` gets the file's bytes
+/// read now and then, and at the end.
+pub fn for_each_line(
+    path: &Path,
+    f: &mut dyn FnMut(CaptureLine<'_>),
+    progress: &mut dyn FnMut(u64),
+) -> Result<()> {
+    let input = open_input_unbuffered(path)?;
+    let consumed = input.consumed.clone();
+    let mut lines = LineReader::new(input.reader, BATCH_LINES, MAX_LINE_BYTES);
+    while let Some(mut batch) = lines.next_batch().with_context(|| format!("cannot read {}", path.display()))? {
+        progress(consumed.load(Relaxed));
+        let mut too_long = std::mem::take(&mut batch.too_long).into_iter().peekable();
+        for (i, line) in batch.lines().enumerate() {
+            if let Some((_, long)) = too_long.next_if(|(at, _)| *at == i) {
+                f(Err(line_too_long(&long)));
+            } else if !line.iter().all(u8::is_ascii_whitespace) {
+                f(Ok(line));
+            }
+        }
+    }
+    progress(consumed.load(Relaxed));
+    Ok(())
+}
+
+/// The dead letter of a line read past for its length.
+fn line_too_long(long: &TooLong) -> Invalid {
+    Invalid::from(InvalidReason::LineTooLong { bytes: long.bytes, limit: MAX_LINE_BYTES as u64, xxh3: long.xxh3 })
+}
+
 /// Refuses outputs that would overwrite the input or each other: the same
 /// path, or another name of the same file (a symbolic or hard link), found
 /// before any file is created or truncated. `pulse replay X --features-out X`
@@ -307,14 +346,31 @@ fn check_distinct_files(config: &ReplayConfig) -> Result<()> {
         ("--metrics-out", &o.metrics),
         ("--snapshot-out", &o.snapshot),
     ];
-    files.extend(outputs.iter().filter_map(|(flag, p)| p.as_deref().map(|p| (*flag, p))));
+    let outputs: Vec<(&str, &Path)> = outputs.iter().filter_map(|(flag, p)| p.as_deref().map(|p| (*flag, p))).collect();
+    check_output_files(&files, &outputs)
+}
+
+/// Refuses, before any file is created or truncated, an output that is a
+/// directory and any two files (inputs and outputs) that are one and the
+/// same ([`refuse_same_files`]). A command that writes anything calls it
+/// with every path it was given, whatever writes it: `pulse capture --out X
+/// --checkpoint X` used to leave a checkpoint where the capture was, and
+/// `pulse replay --summary-json` could overwrite the capture.
+pub fn check_output_files(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) -> Result<()> {
     // Found now, not when the writer first opens it at the end of the run.
-    for (flag, path) in &files[usize::from(matches!(config.input, Input::Capture(_)))..] {
+    for (flag, path) in outputs {
         if path.is_dir() {
             return Err(anyhow!("{flag} {} is a directory: name a file", path.display()));
         }
     }
-    refuse_same_files(&files)
+    // An output's `-` is standard output (an input's is standard input).
+    let to_stdout: Vec<&str> = outputs.iter().filter(|(_, p)| crate::io::is_stdin(p)).map(|(f, _)| *f).collect();
+    if to_stdout.len() > 1 {
+        return Err(anyhow!("{} name standard output (-): only one output can go there", to_stdout.join(", ")));
+    }
+    let outputs = outputs.iter().map(|&(f, p)| (f, if crate::io::is_stdin(p) { Path::new("/dev/stdout") } else { p }));
+    let all: Vec<(&str, &Path)> = inputs.iter().copied().chain(outputs).collect();
+    refuse_same_files(&all)
 }
 
 /// Refuses files that are one and the same (the same path, or another name
@@ -327,7 +383,7 @@ pub fn refuse_same_files(files: &[(&str, &Path)]) -> Result<()> {
     let ids: Vec<FileId> = files.iter().map(|(_, p)| FileId::of(p)).collect();
     for (i, a) in ids.iter().enumerate() {
         for (j, b) in ids.iter().enumerate().skip(i + 1) {
-            if a == b {
+            if a == b && *a != FileId::Device {
                 let ((what_a, path_a), (what_b, path_b)) = (files[i], files[j]);
                 return Err(anyhow!(
                     "{what_b} {} is the same file as {what_a} {}: refusing to overwrite it; choose another path",
@@ -342,11 +398,13 @@ pub fn refuse_same_files(files: &[(&str, &Path)]) -> Result<()> {
 
 /// A file's identity: its device and inode when it exists (every name of
 /// it, through links, has the same), else its path with the parent
-/// directory resolved.
+/// directory resolved. A device or pipe (`/dev/null`, `/dev/stdout`, a
+/// FIFO) is not a file a run could destroy: several outputs may name it.
 #[derive(Debug, PartialEq, Eq)]
 enum FileId {
     Inode(u64, u64),
     Path(PathBuf),
+    Device,
 }
 
 impl FileId {
@@ -356,6 +414,9 @@ impl FileId {
         #[cfg(unix)]
         if let Ok(meta) = std::fs::metadata(path) {
             use std::os::unix::fs::MetadataExt as _;
+            if !meta.is_file() && !meta.is_dir() {
+                return FileId::Device;
+            }
             return FileId::Inode(meta.dev(), meta.ino());
         }
         let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -668,9 +729,7 @@ fn decode_batches(
         let mut too_long = std::mem::take(&mut batch.too_long).into_iter().peekable();
         for (i, line) in batch.lines().enumerate() {
             if let Some((_, long)) = too_long.next_if(|(at, _)| *at == i) {
-                let reason =
-                    InvalidReason::LineTooLong { bytes: long.bytes, limit: MAX_LINE_BYTES as u64, xxh3: long.xxh3 };
-                let record = Err(Invalid::from(reason));
+                let record = Err(line_too_long(&long));
                 let origin = Source { line: Some(batch.first_line + i as u64), ..Source::default() };
                 out.push(Record { origin, body: Body::Decoded { record, raw: long.excerpt }, position: () });
                 continue;

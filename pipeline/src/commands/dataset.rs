@@ -153,6 +153,25 @@ pub(crate) async fn run(args: DatasetArgs) -> Result<()> {
         args.rows.event_sample_every,
         stats.outside_horizon,
     );
+    if stats.dead_letters > 0 {
+        println!(
+            "dead letters (invalid records) {}: they feed no row, as they feed no vector when served \
+             (`pulse replay {} --dead-letter-out FILE` lists each with its reason)",
+            stats.dead_letters,
+            args.capture.display()
+        );
+    }
+    if written && (stats.before_cut == 0 || stats.after_cut == 0) {
+        println!(
+            "no out-of-time split: {} labelled rows before the cut and {} after it (the rest straddle it, their \
+             30-day horizon crossing it); the split needs labelled rows spanning more than 30 days, a capture of \
+             more than {} days with --burn-in-days {}",
+            stats.before_cut,
+            stats.after_cut,
+            args.rows.burn_in_days + 60,
+            args.rows.burn_in_days
+        );
+    }
     // A file of no rows is no dataset: say why rather than succeed.
     anyhow::ensure!(
         written,

@@ -103,7 +103,8 @@ pub(crate) struct GenerateArgs {
     /// With --shift-day: the factor on each customer's daily chance of a session.
     #[arg(long, default_value_t = 0.25, value_name = "FACTOR", requires = "shift_day")]
     shift_sessions: f64,
-    /// Where to write the capture (JSON Lines; .zst/.gz compress).
+    /// Where to write the capture (JSON Lines; .zst/.gz compress); `-`
+    /// writes it to standard output (the summary then goes to standard error).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
     /// Also write the generator's own segment of each customer, as CSV
@@ -164,7 +165,7 @@ pub(crate) async fn run(args: GenerateArgs) -> Result<()> {
     ticker.abort();
     progress.finish();
     let secs = started.elapsed().as_secs_f64();
-    println!(
+    let mut text = format!(
         "wrote {} records ({} events) for {} customers over {} days to {} in {:.2} s ({:.0} records/s)",
         summary.records,
         summary.events,
@@ -177,13 +178,14 @@ pub(crate) async fn run(args: GenerateArgs) -> Result<()> {
     let names = ["thriving", "healthy", "at_risk", "churned"];
     let start: Vec<String> = names.iter().zip(summary.by_segment_at_start).map(|(n, c)| format!("{n} {c}")).collect();
     let end: Vec<String> = names.iter().zip(summary.by_segment_at_end).map(|(n, c)| format!("{n} {c}")).collect();
-    println!("segments on day one: {}; on the last day: {}", start.join(", "), end.join(", "));
+    text.push_str(&format!("\nsegments on day one: {}; on the last day: {}", start.join(", "), end.join(", ")));
     if summary.arrivals > 0 {
-        println!("{} customers signed up after day one", summary.arrivals);
+        text.push_str(&format!("\n{} customers signed up after day one", summary.arrivals));
     }
     if let Some(path) = &args.truth_out {
-        println!("wrote each customer's segment on the first and the last day to {}", path.display());
+        text.push_str(&format!("\nwrote each customer's segment on the first and the last day to {}", path.display()));
     }
+    super::print_summary(&text, &[Some(&args.out), args.truth_out.as_deref()]);
     Ok(())
 }
 

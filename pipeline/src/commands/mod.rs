@@ -29,6 +29,17 @@ pub(crate) fn load_model(dir: Option<&Path>) -> Result<EmbeddedModel> {
     EmbeddedModel::new(&artifact).context("cannot prepare the model")
 }
 
+/// Prints a command's summary: to standard output, unless an output file
+/// is `-` (standard output carries the data then, and the summary goes to
+/// standard error so that a pipe gets only the data).
+pub(crate) fn print_summary(text: &str, outputs: &[Option<&Path>]) {
+    if outputs.iter().flatten().any(|p| pulse_runtime::io::is_stdin(p)) {
+        eprintln!("{text}");
+    } else {
+        println!("{text}");
+    }
+}
+
 /// Completes on ctrl-c or SIGTERM.
 pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {

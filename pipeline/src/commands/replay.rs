@@ -1,7 +1,7 @@
 //! `pulse replay`.
 
 use std::num::NonZeroUsize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Args;
@@ -9,7 +9,7 @@ use pulse::progress::Progress;
 use pulse_model::EmbeddedModel;
 use pulse_operators::scoring::{BatchPolicy, MonitorConfig};
 use pulse_operators::EngineConfig;
-use pulse_runtime::replay::{replay, Input, Outputs, ReplayConfig, DEFAULT_REASONS_THREADS};
+use pulse_runtime::replay::{check_output_files, replay, Input, Outputs, ReplayConfig, DEFAULT_REASONS_THREADS};
 use pulse_runtime::scoring::ScoringConfig;
 pub(crate) use pulse_runtime::settings::TimerArgs;
 
@@ -19,7 +19,8 @@ pub(crate) struct ReplayArgs {
     /// The capture file (JSON Lines; zstd and gzip are decompressed, known by
     /// their first bytes); `-` reads standard input.
     capture: PathBuf,
-    /// Write feature vectors here (JSON Lines, compressed by extension).
+    /// Write feature vectors here (JSON Lines, compressed by extension; `-`:
+    /// standard output, the summary then going to standard error).
     #[arg(long, value_name = "FILE")]
     features_out: Option<PathBuf>,
     /// Write dead letters (reason + whole original record) here.
@@ -74,6 +75,11 @@ fn workers(s: &str) -> Result<NonZeroUsize, String> {
     NonZeroUsize::new(threads(s)?).ok_or_else(|| "at least 1".to_string())
 }
 
+/// `--linger-s`'s default: a minute of stream time.
+const DEFAULT_LINGER_S: f64 = 60.0;
+/// `--metrics-interval-s`'s default.
+const DEFAULT_METRICS_INTERVAL_S: f64 = 60.0;
+
 /// Scoring options shared by the batch commands.
 #[derive(Args, Debug)]
 pub(crate) struct ScoringArgs {
@@ -97,10 +103,10 @@ pub(crate) struct ScoringArgs {
     pub(crate) batch_rows: usize,
     /// Longest a vector waits for its batch, in seconds of stream time; a
     /// customer's vectors within it are coalesced into its newest.
-    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    #[arg(long, default_value_t = DEFAULT_LINGER_S, value_name = "SECONDS")]
     pub(crate) linger_s: f64,
     /// Seconds of stream time between fleet-metrics snapshots.
-    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    #[arg(long, default_value_t = DEFAULT_METRICS_INTERVAL_S, value_name = "SECONDS")]
     pub(crate) metrics_interval_s: f64,
     /// Predictions without their reasons (the features that raised the churn
     /// risk most since about 14 days earlier), and no anchors kept for them.
@@ -171,12 +177,44 @@ pub(crate) async fn run(args: ReplayArgs) -> Result<()> {
         || args.scoring.alerts_out.is_some()
         || args.scoring.metrics_out.is_some();
     anyhow::ensure!(args.score || !wants_scores, "--predictions-out, --alerts-out and --metrics-out need --score");
+    anyhow::ensure!(args.score || args.scoring.model.is_none(), "--model needs --score (without it nothing is scored)");
+    if !args.score {
+        // Flags that only shape scoring, given without it: refused rather than
+        // ignored (a value equal to the default cannot be told from none).
+        let scoring = &args.scoring;
+        let given = [
+            ("--batch-rows", scoring.batch_rows != BatchPolicy::default().max_rows),
+            ("--linger-s", scoring.linger_s != DEFAULT_LINGER_S),
+            ("--metrics-interval-s", scoring.metrics_interval_s != DEFAULT_METRICS_INTERVAL_S),
+            ("--no-reasons", scoring.no_reasons),
+            ("--reasons-threads", scoring.reasons_threads != DEFAULT_REASONS_THREADS),
+            ("--monitor-window-days", scoring.monitor_window_days != MonitorConfig::default().window_days),
+        ];
+        if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
+            anyhow::bail!("{flag} needs --score (without it nothing is scored)");
+        }
+    }
+    if let Some(summary) = &args.summary_json {
+        // The replay checks its own outputs; the summary is this command's.
+        let outputs = [
+            ("--features-out", &args.features_out),
+            ("--dead-letter-out", &args.dead_letter_out),
+            ("--snapshot-out", &args.snapshot_out),
+            ("--predictions-out", &args.scoring.predictions_out),
+            ("--alerts-out", &args.scoring.alerts_out),
+            ("--metrics-out", &args.scoring.metrics_out),
+        ];
+        let mut outputs: Vec<(&str, &Path)> =
+            outputs.iter().filter_map(|(flag, p)| p.as_deref().map(|p| (*flag, p))).collect();
+        outputs.push(("--summary-json", summary));
+        check_output_files(&[("the capture", &args.capture)], &outputs)?;
+    }
     let model = if args.score { Some(super::load_model(args.scoring.model.as_deref())?) } else { None };
     let config = ReplayConfig {
-        input: Input::Capture(args.capture),
+        input: Input::Capture(args.capture.clone()),
         outputs: Outputs {
-            features: args.features_out,
-            dead_letters: args.dead_letter_out,
+            features: args.features_out.clone(),
+            dead_letters: args.dead_letter_out.clone(),
             snapshot: args.snapshot_out,
             ..args.scoring.outputs()
         },
@@ -186,12 +224,30 @@ pub(crate) async fn run(args: ReplayArgs) -> Result<()> {
         workers: args.workers.workers,
         reasons_threads: args.scoring.reasons_threads,
     };
+    let outputs = [
+        args.features_out.clone(),
+        args.dead_letter_out.clone(),
+        args.scoring.predictions_out.clone(),
+        args.scoring.alerts_out.clone(),
+        args.scoring.metrics_out.clone(),
+    ];
     let summary = replay::<EmbeddedModel>(config, model).await?;
-    if summary.scoring.is_some() {
+    let text = if summary.scoring.is_some() {
         let customers = summary.state.customers;
-        println!("{}", pulse::summary::demo_report(&summary, customers, pulse::summary::RESCAN_INTERVAL_MS));
+        pulse::summary::demo_report(&summary, customers, pulse::summary::RESCAN_INTERVAL_MS)
     } else {
-        println!("replay summary\n{}", pulse::summary::replay_table(&summary));
+        format!("replay summary\n{}", pulse::summary::replay_table(&summary))
+    };
+    super::print_summary(&text, &outputs.each_ref().map(Option::as_deref));
+    // Not errors (a replay of nothing is nothing), but rarely what was meant.
+    if summary.records == 0 {
+        eprintln!("warning: {} holds no records", args.capture.display());
+    } else if summary.invalid_total() == summary.records {
+        eprintln!(
+            "warning: every record of {} is a dead letter: is it a capture (one DynamoDB Streams record per \
+             line, as `pulse capture` writes)? --dead-letter-out FILE says why each was refused",
+            args.capture.display()
+        );
     }
     if let Some(path) = args.summary_json {
         let json = serde_json::to_vec_pretty(&summary)?;

@@ -1,6 +1,6 @@
 //! `pulse run` and `pulse capture`: the live consumer.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -15,6 +15,7 @@ use pulse_operators::scoring::BatchPolicy;
 use pulse_operators::EngineConfig;
 use pulse_runtime::files::FileSink;
 use pulse_runtime::process::Produced;
+use pulse_runtime::replay::check_output_files;
 use pulse_runtime::report::thousands;
 use pulse_runtime::sink::{Both, Sink};
 
@@ -94,7 +95,7 @@ pub(crate) struct StreamArgs {
     #[arg(long, value_name = "N")]
     get_records_limit: Option<i32>,
     /// Milliseconds between polls of a caught-up shard, at first (doubling up to --poll-max-ms).
-    #[arg(long, default_value_t = 200, value_name = "MS")]
+    #[arg(long, default_value_t = DEFAULT_POLL_MIN_MS, value_name = "MS")]
     poll_min_ms: u64,
     /// Longest wait, in milliseconds, between polls of a caught-up shard.
     #[arg(long, default_value_t = 2_000, value_name = "MS")]
@@ -105,6 +106,9 @@ pub(crate) struct StreamArgs {
     #[command(flatten)]
     aws: AwsArgs,
 }
+
+/// `--poll-min-ms`'s default.
+const DEFAULT_POLL_MIN_MS: u64 = 200;
 
 /// Arguments of `pulse run`.
 #[derive(Args, Debug)]
@@ -223,6 +227,15 @@ impl StreamArgs {
             }
             None => None,
         };
+        // A lower --poll-max-ms alone lowers the first wait with it; a first
+        // wait asked for above the longest is a contradiction.
+        anyhow::ensure!(
+            self.poll_min_ms <= self.poll_max_ms || self.poll_min_ms == DEFAULT_POLL_MIN_MS,
+            "--poll-min-ms ({}) is more than --poll-max-ms ({}): the wait starts at the first and doubles up to the second",
+            self.poll_min_ms,
+            self.poll_max_ms
+        );
+        let poll_min_ms = self.poll_min_ms.min(self.poll_max_ms);
         Ok(LiveConfig {
             start: match self.start {
                 StartArg::TrimHorizon => StartPosition::TrimHorizon,
@@ -234,7 +247,7 @@ impl StreamArgs {
             discover_interval: Duration::from_millis(self.discover_interval_ms),
             reader: ReaderConfig {
                 limit: 0, // set once the stream is known
-                idle_min: Duration::from_millis(self.poll_min_ms),
+                idle_min: Duration::from_millis(poll_min_ms),
                 idle_max: Duration::from_millis(self.poll_max_ms),
                 ..ReaderConfig::default()
             },
@@ -293,6 +306,15 @@ fn print(summary: &LiveSummary, title: &str) {
 }
 
 pub(crate) async fn run(args: RunArgs) -> Result<()> {
+    let outputs = [
+        ("--checkpoint", &args.stream.checkpoint),
+        ("--features-out", &args.features_out),
+        ("--dead-letter-out", &args.dead_letter_out),
+        ("--capture-out", &args.capture_out),
+        ("--summary-json", &args.summary_json),
+    ];
+    let outputs: Vec<(&str, &Path)> = outputs.iter().filter_map(|(flag, p)| p.as_deref().map(|p| (*flag, p))).collect();
+    check_output_files(&[], &outputs)?;
     let mut config = args.stream.config()?;
     config.engine = Some(EngineConfig { timers: args.timers.policy()? });
     config.clock = match args.clock {
@@ -394,6 +416,9 @@ impl Sink for NoSink {
 }
 
 pub(crate) async fn capture(args: CaptureArgs) -> Result<()> {
+    let mut outputs = vec![("--out", args.out.as_path())];
+    outputs.extend(args.stream.checkpoint.as_deref().map(|p| ("--checkpoint", p)));
+    check_output_files(&[], &outputs)?;
     let mut config = args.stream.config()?;
     config.engine = None;
     config.capture = Some(args.out);

@@ -1,0 +1,281 @@
+//! Every input and output path a user can hand the batch commands, as a
+//! review of them found it (each test failed before its fix):
+//!
+//! * no command overwrites its input or one output with another: `pulse
+//!   capture --out X --checkpoint X` and `pulse run --capture-out X
+//!   --checkpoint X` left a checkpoint where the capture was, and `pulse
+//!   replay --summary-json` could name the capture; several outputs may
+//!   still name `/dev/null`;
+//! * flags that only shape scoring are refused without `--score` (`--model
+//!   DIR` was ignored, even for a directory that does not exist);
+//! * `-` is standard output for an output, the summary then going to
+//!   standard error, so `pulse generate --out - | pulse replay -` works;
+//! * an input is read by its first bytes whatever its extension;
+//! * a run that fails or is interrupted leaves every output path as it was
+//!   (no cut-off file under the final name, no temporary file behind);
+//! * `pulse dataset` reads the capture as the replay does: a line over the
+//!   1 MiB limit is a dead letter there too, and dead letters are counted;
+//! * a replay of nothing, or of a file that is not a capture, warns;
+//! * the generator refuses, rather than aborts on, more customers than
+//!   memory holds.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{describe, fixture, pulse_bin, run_pulse, write_file};
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fails_with(out: &std::process::Output, needles: &[&str]) {
+    assert!(!out.status.success(), "should fail: {}", describe(out));
+    for needle in needles {
+        assert!(stderr(out).contains(needle), "no {needle:?} in: {}", describe(out));
+    }
+}
+
+/// The files in `dir` whose name marks an unfinished output.
+fn partials(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".partial"))
+        .collect()
+}
+
+#[test]
+fn stream_commands_refuse_a_path_named_twice_before_reaching_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "capture.jsonl", b"kept\n");
+    let f = file.to_str().unwrap();
+    // No server is needed: the paths are checked before any call.
+    let stream = ["--source", "dynamodb-streams", "--table", "t", "--idle-exit-s", "1"];
+    let cases: [(Vec<&str>, &str); 4] = [
+        (vec!["capture", "--out", f, "--checkpoint", f], "--checkpoint"),
+        (vec!["run", "--capture-out", f, "--checkpoint", f], "--checkpoint"),
+        (vec!["run", "--capture-out", f, "--features-out", f], "--capture-out"),
+        (vec!["run", "--features-out", f, "--summary-json", f], "--summary-json"),
+    ];
+    for (args, flag) in cases {
+        let out = run_pulse(args.iter().chain(&stream));
+        fails_with(&out, &[flag, "same file"]);
+        assert_eq!(std::fs::read(&file).unwrap(), b"kept\n", "{args:?}: the file is untouched");
+    }
+    let out =
+        run_pulse(["capture", "--out", dir.path().join("c.jsonl").to_str().unwrap()].iter().chain(&stream).chain(&[
+            "--poll-min-ms",
+            "5000",
+            "--poll-max-ms",
+            "10",
+        ]));
+    fails_with(&out, &["--poll-min-ms", "--poll-max-ms"]);
+}
+
+#[test]
+fn replay_checks_its_summary_path_and_lets_outputs_share_a_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let golden = std::fs::read(fixture("golden.jsonl")).unwrap();
+    let capture = write_file(dir.path(), "capture.jsonl", &golden);
+    let c = capture.to_str().unwrap();
+    let out = run_pulse(["replay", c, "--quiet", "--summary-json", c]);
+    fails_with(&out, &["--summary-json", "same file as the capture"]);
+    assert_eq!(std::fs::read(&capture).unwrap(), golden, "the capture is untouched");
+    let vectors = dir.path().join("v.jsonl");
+    let v = vectors.to_str().unwrap();
+    let out = run_pulse(["replay", c, "--quiet", "--features-out", v, "--summary-json", v]);
+    fails_with(&out, &["--summary-json", "same file as --features-out"]);
+    // Found before the run, not after it.
+    let out = run_pulse(["replay", c, "--quiet", "--summary-json", dir.path().to_str().unwrap()]);
+    fails_with(&out, &["--summary-json", "is a directory"]);
+    let out = run_pulse(["replay", c, "--quiet", "--features-out", "/dev/null", "--dead-letter-out", "/dev/null"]);
+    assert!(out.status.success(), "/dev/null twice is no clash: {}", describe(&out));
+}
+
+#[test]
+fn scoring_flags_without_score_are_refused() {
+    let golden = fixture("golden.jsonl");
+    let g = golden.to_str().unwrap();
+    for flags in [
+        vec!["--model", "/nonexistent/model"],
+        vec!["--linger-s", "5"],
+        vec!["--batch-rows", "8"],
+        vec!["--no-reasons"],
+        vec!["--monitor-window-days", "3"],
+    ] {
+        let mut args = vec!["replay", g, "--quiet"];
+        args.extend(&flags);
+        let out = run_pulse(&args);
+        fails_with(&out, &[flags[0], "needs --score"]);
+    }
+    let out = run_pulse(["replay", g, "--quiet", "--timer-interval-hours", "0.0001"]);
+    fails_with(&out, &["--timer-interval-hours", "at least a minute"]);
+}
+
+#[test]
+fn a_dash_is_standard_output_and_the_summary_moves_to_standard_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut generate = Command::new(pulse_bin())
+        .current_dir(dir.path())
+        .args(["generate", "--customers", "20", "--days", "3", "--quiet", "--out", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let replay = Command::new(pulse_bin())
+        .current_dir(dir.path())
+        .args(["replay", "-", "--quiet"])
+        .stdin(generate.stdout.take().unwrap())
+        .output()
+        .unwrap();
+    assert!(generate.wait().unwrap().success());
+    assert!(replay.status.success(), "{}", describe(&replay));
+    assert!(stdout(&replay).contains("invalid (dead letters)       0"), "every line a record: {}", describe(&replay));
+    assert!(!dir.path().join("-").exists(), "no file named -");
+    // Vectors on standard output, the summary on standard error.
+    let out = run_pulse(["replay", fixture("golden.jsonl").to_str().unwrap(), "--quiet", "--features-out", "-"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(stdout(&out).lines().all(|l| l.starts_with("{\"customer_id\"")), "only vectors: {}", describe(&out));
+    assert!(stderr(&out).contains("replay summary"), "{}", describe(&out));
+    let out = run_pulse([
+        "replay",
+        fixture("golden.jsonl").to_str().unwrap(),
+        "--quiet",
+        "--features-out",
+        "-",
+        "--dead-letter-out",
+        "-",
+    ]);
+    fails_with(&out, &["only one output"]);
+}
+
+#[test]
+fn an_input_is_read_by_its_first_bytes_whatever_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let golden = std::fs::read(fixture("golden.jsonl")).unwrap();
+    let plain = write_file(dir.path(), "plain.jsonl", &golden);
+    let misnamed = write_file(dir.path(), "plain-named.jsonl.zst", &golden);
+    let want = run_pulse(["replay", plain.to_str().unwrap(), "--quiet", "--features-out", "-"]);
+    let got = run_pulse(["replay", misnamed.to_str().unwrap(), "--quiet", "--features-out", "-"]);
+    assert!(got.status.success(), "{}", describe(&got));
+    assert!(!want.stdout.is_empty() && got.stdout == want.stdout, "the same vectors");
+}
+
+#[test]
+fn a_failed_run_leaves_every_output_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let golden = std::fs::read(fixture("golden.jsonl")).unwrap();
+    let zst = zstd::encode_all(&golden.repeat(20)[..], 3).unwrap();
+    let cut = write_file(dir.path(), "cut.jsonl.zst", &zst[..zst.len() / 2]);
+    let vectors = write_file(dir.path(), "v.jsonl", b"an earlier run's vectors\n");
+    let out = run_pulse(["replay", cut.to_str().unwrap(), "--quiet", "--features-out", vectors.to_str().unwrap()]);
+    fails_with(&out, &["cut.jsonl.zst"]);
+    assert_eq!(std::fs::read(&vectors).unwrap(), b"an earlier run's vectors\n", "not replaced by a cut-off file");
+    assert_eq!(partials(dir.path()), Vec::<String>::new(), "nothing left behind");
+}
+
+#[test]
+fn an_interrupted_generate_removes_what_it_had_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = write_file(dir.path(), "capture.jsonl", b"an earlier capture\n");
+    // Big enough to be running when the signal comes.
+    let mut child = Command::new(pulse_bin())
+        .args(["generate", "--customers", "300000", "--days", "60", "--quiet", "--out"])
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Until the run has started writing (its temporary file exists).
+    let started = std::time::Instant::now();
+    while partials(dir.path()).is_empty() {
+        assert!(started.elapsed().as_secs() < 60, "the run never started writing");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert_eq!(std::fs::read(&out).unwrap(), b"an earlier capture\n", "the old capture stays");
+    assert_eq!(partials(dir.path()), Vec::<String>::new(), "the temporary file is removed");
+}
+
+#[test]
+fn dataset_reads_the_capture_as_the_replay_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let generate = |name: &str| {
+        let path = dir.path().join(name);
+        let out = run_pulse(
+            ["generate", "--customers", "60", "--days", "60", "--seed", "4", "--quiet", "--out"]
+                .iter()
+                .map(|s| s.to_string())
+                .chain([path.to_str().unwrap().to_owned()]),
+        );
+        assert!(out.status.success(), "{}", describe(&out));
+        std::fs::read_to_string(&path).unwrap()
+    };
+    let capture = generate("c.jsonl");
+    let lines: Vec<&str> = capture.lines().collect();
+    // One record padded past the line limit, and the same capture without it.
+    let at = lines.len() / 2;
+    let mut padded: serde_json::Value = serde_json::from_str(lines[at]).unwrap();
+    padded["dynamodb"]["NewImage"]["pad"] = serde_json::json!({ "S": "x".repeat(2 << 20) });
+    let with_long: Vec<String> =
+        lines.iter().enumerate().map(|(i, l)| if i == at { padded.to_string() } else { l.to_string() }).collect();
+    let without: Vec<&str> = lines.iter().enumerate().filter(|(i, _)| *i != at).map(|(_, l)| *l).collect();
+    let long = write_file(dir.path(), "long.jsonl", (with_long.join("\n") + "\n").as_bytes());
+    let short = write_file(dir.path(), "short.jsonl", (without.join("\n") + "\n").as_bytes());
+    let rows = |capture: &Path, out: &str| {
+        let out = dir.path().join(out);
+        let run =
+            run_pulse(["dataset".as_ref(), capture.as_os_str(), "--quiet".as_ref(), "--out".as_ref(), out.as_os_str()]);
+        assert!(run.status.success(), "{}", describe(&run));
+        (std::fs::read(&out).unwrap(), stdout(&run))
+    };
+    let (long_rows, long_said) = rows(&long, "long.csv");
+    let (short_rows, short_said) = rows(&short, "short.csv");
+    assert!(long_rows == short_rows, "the long line feeds no row, as it feeds no vector in a replay");
+    assert!(long_said.contains("dead letters (invalid records) 1:"), "{long_said}");
+    assert!(!short_said.contains("dead letters"), "{short_said}");
+    // 60 days: rows from day 21 to day 30, too few for an out-of-time split.
+    assert!(long_said.contains("no out-of-time split"), "{long_said}");
+}
+
+#[test]
+fn a_replay_of_nothing_or_of_no_capture_warns() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = write_file(dir.path(), "empty.jsonl", b"\n\n");
+    let out = run_pulse(["replay", empty.to_str().unwrap(), "--quiet"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(stderr(&out).contains("holds no records"), "{}", describe(&out));
+    let not_a_capture = write_file(dir.path(), "vectors.jsonl", b"{\"customer_id\":\"a\",\"features\":[]}\n");
+    let out = run_pulse(["replay", not_a_capture.to_str().unwrap(), "--quiet"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(stderr(&out).contains("every record") && stderr(&out).contains("dead letter"), "{}", describe(&out));
+    let out = run_pulse(["replay", fixture("golden.jsonl").to_str().unwrap(), "--quiet"]);
+    assert!(!stderr(&out).contains("warning"), "{}", describe(&out));
+}
+
+#[test]
+fn more_customers_than_memory_holds_is_an_error_not_an_abort() {
+    // 100 million customers' simulations need ~53 GB; under a 2 GB limit
+    // the reservation fails at once.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -v 2000000 && exec "$0" generate --customers 100000000 --days 3 --quiet --out /dev/null"#)
+        .arg(pulse_bin())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(stderr(&out).contains("cannot hold 100000000 customers"), "{}", describe(&out));
+    assert!(!stderr(&out).contains("backtrace"), "{}", describe(&out));
+}
