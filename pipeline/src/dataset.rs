@@ -112,7 +112,18 @@ pub struct LabelBook {
     written_later: u64,
     /// Lines read.
     pub records: u64,
+    /// The largest step forward of the stream's clock between one record and
+    /// the next that carry a creation time: (from, to), ms.
+    pub largest_gap: Option<(i64, i64)>,
+    /// The latest creation time seen (the stream's clock).
+    clock: Option<i64>,
 }
+
+/// A step of the stream's clock longer than this is worth a warning: the
+/// records after it (a gap of months between two captures put together, a
+/// record dated decades ahead) move every customer's timers, and so the
+/// rows and their labels, that far.
+pub const GAP_WARNING_MS: i64 = 30 * DAY_MS;
 
 /// An event whose record was created at most this long after its `ts` was
 /// written as it happened (see [`CaptureSpan`]).
@@ -164,6 +175,12 @@ impl LabelBook {
         let created = record.created_ms.map(|c| c.floor() as i64);
         if let Some(c) = created {
             self.created = Some(self.created.map_or((c, c), |(a, b)| (a.min(c), b.max(c))));
+            if let Some(clock) = self.clock.filter(|&clock| c > clock) {
+                if self.largest_gap.is_none_or(|(from, to)| c - clock > to - from) {
+                    self.largest_gap = Some((clock, c));
+                }
+            }
+            self.clock = Some(self.clock.map_or(c, |clock| clock.max(c)));
         }
         let (customer, ops): (&str, [Option<Op>; 2]) = match &record.change {
             StreamChange::Insert(e) => (&e.customer_id, [Some(Op::of(e, true)), None]),
@@ -197,6 +214,22 @@ impl LabelBook {
                 list.push(op);
             }
         }
+    }
+
+    /// A warning when the stream's clock jumps more than [`GAP_WARNING_MS`]
+    /// between two records, naming the days.
+    pub fn gap_warning(&self) -> Option<String> {
+        let (from, to) = self.largest_gap.filter(|(from, to)| to - from > GAP_WARNING_MS)?;
+        let day = |ms: i64| {
+            chrono::DateTime::from_timestamp_millis(ms).map_or(ms.to_string(), |t| t.format("%Y-%m-%d").to_string())
+        };
+        Some(format!(
+            "warning: the stream's clock jumps {:.0} days, from {} to {}: every customer's timers, rows and labels \
+             follow it (is the capture two put together, or a record dated far ahead?)",
+            (to - from) as f64 / DAY_MS as f64,
+            day(from),
+            day(to)
+        ))
     }
 
     /// Reads a whole capture (pass 1). `progress` gets the file's bytes read.

@@ -46,6 +46,9 @@ pub type Phase = &'static str;
 /// `progress(phase, records)` reports each pass.
 pub fn from_capture(path: &Path, policy: &RowPolicy, progress: &mut dyn FnMut(Phase, u64)) -> Result<Labelled> {
     let book = LabelBook::scan(path, &mut |n| progress("labels", n))?;
+    if let Some(warning) = book.gap_warning() {
+        eprintln!("{warning}");
+    }
     let futures = book.into_futures();
     let mut kept = Vec::new();
     let mut last = HashMap::new();

@@ -15,6 +15,8 @@
 //!   (no cut-off file under the final name, no temporary file behind);
 //! * `pulse dataset` reads the capture as the replay does: a line over the
 //!   1 MiB limit is a dead letter there too, and dead letters are counted;
+//!   a jump of the stream's clock by months (a record dated decades ahead)
+//!   is warned of;
 //! * a replay of nothing, or of a file that is not a capture, warns;
 //! * the generator refuses, rather than aborts on, more customers than
 //!   memory holds.
@@ -248,6 +250,18 @@ fn dataset_reads_the_capture_as_the_replay_does() {
     assert!(!short_said.contains("dead letters"), "{short_said}");
     // 60 days: rows from day 21 to day 30, too few for an out-of-time split.
     assert!(long_said.contains("no out-of-time split"), "{long_said}");
+    // A record that is no event, dated in 2100, moves the stream's clock
+    // (and every timer) 74 years: said, not silently labelled.
+    let mut far: serde_json::Value = serde_json::from_str(lines[lines.len() - 1]).unwrap();
+    far["dynamodb"]["ApproximateCreationDateTime"] = serde_json::json!(4_102_444_800u64);
+    far["dynamodb"]["NewImage"]["entity_type"] = serde_json::json!({ "S": "prediction" });
+    let ahead = write_file(dir.path(), "ahead.jsonl", format!("{capture}{far}\n").as_bytes());
+    let out =
+        run_pulse(["dataset", ahead.to_str().unwrap(), "--quiet", "--out", dir.path().join("a.csv").to_str().unwrap()]);
+    assert!(stderr(&out).contains("clock jumps") && stderr(&out).contains("2100-01-01"), "{}", describe(&out));
+    let out =
+        run_pulse(["dataset", short.to_str().unwrap(), "--quiet", "--out", dir.path().join("s.csv").to_str().unwrap()]);
+    assert!(!stderr(&out).contains("clock jumps"), "{}", describe(&out));
 }
 
 #[test]

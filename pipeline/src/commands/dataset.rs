@@ -108,6 +108,9 @@ pub(crate) async fn run(args: DatasetArgs) -> Result<()> {
     };
     ticker.abort();
     progress.finish();
+    if let Some(warning) = book.gap_warning() {
+        eprintln!("{warning}");
+    }
     let (ticker, progress) = bar("features");
     let (stats, written) = tokio::task::spawn_blocking(move || -> Result<_> {
         let futures = book.into_futures();
