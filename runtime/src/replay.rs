@@ -299,11 +299,7 @@ pub type CaptureLine<'a> = Result<&'a [u8], Invalid>;
 /// capture its own way (`pulse dataset`, `pulse train`) reads it with this,
 /// so that its vectors are the replay's. `progress` gets the file's bytes
 /// read now and then, and at the end.
-pub fn for_each_line(
-    path: &Path,
-    f: &mut dyn FnMut(CaptureLine<'_>),
-    progress: &mut dyn FnMut(u64),
-) -> Result<()> {
+pub fn for_each_line(path: &Path, f: &mut dyn FnMut(CaptureLine<'_>), progress: &mut dyn FnMut(u64)) -> Result<()> {
     let input = open_input_unbuffered(path)?;
     let consumed = input.consumed.clone();
     let mut lines = LineReader::new(input.reader, BATCH_LINES, MAX_LINE_BYTES);

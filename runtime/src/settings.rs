@@ -26,6 +26,13 @@ impl TimerArgs {
     /// The timer policy these settings ask for; the error names the setting.
     pub fn policy(&self) -> Result<TimerPolicy> {
         if self.no_timers {
+            // An interval other than the default was asked for too: the two
+            // contradict each other (the default cannot be told from none).
+            anyhow::ensure!(
+                self.timer_interval_hours == TimerArgs::default().timer_interval_hours,
+                "--no-timers and --timer-interval-hours (TIMER_INTERVAL_HOURS) {} contradict each other: choose one",
+                self.timer_interval_hours
+            );
             return Ok(TimerPolicy::Off);
         }
         let hours = self.timer_interval_hours;
@@ -76,5 +83,7 @@ mod tests {
             assert!(err.contains("TIMER_INTERVAL_HOURS"), "{err}");
         }
         assert_eq!(TimerArgs { no_timers: true, ..TimerArgs::default() }.policy().unwrap(), TimerPolicy::Off);
+        let both = TimerArgs { no_timers: true, timer_interval_hours: 5.0 }.policy().unwrap_err().to_string();
+        assert!(both.contains("contradict"), "{both}");
     }
 }
