@@ -511,13 +511,15 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
 fn write_and_check_snapshot(path: &Path, engines: &[&Engine]) -> Result<SnapshotTiming> {
     let what = || format!("the snapshot {}", path.display());
     let started = Instant::now();
-    let file = std::fs::File::create(path).with_context(what)?;
+    // Beside the path, then renamed over it, as every output (`Staged`).
+    let (file, staged) = crate::io::Staged::create(path)?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
     for engine in engines {
         engine.write_snapshot(&mut w).with_context(what)?;
     }
     let file = w.into_inner().map_err(|e| e.into_error()).with_context(what)?;
     file.sync_all().with_context(what)?;
+    staged.commit()?;
     let write_seconds = started.elapsed().as_secs_f64();
     let bytes = file.metadata().with_context(what)?.len();
     drop(file);
