@@ -29,6 +29,21 @@ pub enum Switch {
     Off,
 }
 
+/// Whether vectors and dead letters are logged: `auto` follows scoring
+/// (logged when it is off), so that a deployment template can always set
+/// the variable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogVectors {
+    /// Logged.
+    #[value(alias = "1", alias = "true")]
+    On,
+    /// Not logged.
+    #[value(alias = "0", alias = "false")]
+    Off,
+    /// Logged only when scoring is off.
+    Auto,
+}
+
 /// The Lambda function of pulse: the DynamoDB Streams event source mapping's
 /// handler and the hourly rescoring of silent customers. Every setting is an
 /// environment variable (shown as [env: ...]).
@@ -54,10 +69,10 @@ pub struct LambdaSettings {
     /// `off`: no scoring (vectors and dead letters are then logged on stdout).
     #[arg(long, env = "SCORE", value_enum, default_value = "on")]
     pub score: Switch,
-    /// `on`: also log every vector and dead letter as a JSON line on stdout
-    /// (default: on when scoring is off).
-    #[arg(long, env = "LOG_VECTORS", value_enum)]
-    pub log_vectors: Option<Switch>,
+    /// `on`: also log every vector and dead letter as a JSON line on stdout;
+    /// `auto` (the default): on when scoring is off.
+    #[arg(long, env = "LOG_VECTORS", value_enum, default_value = "auto")]
+    pub log_vectors: LogVectors,
     /// Scoring's model and outputs.
     #[command(flatten)]
     pub output: OutputArgs,
@@ -106,7 +121,18 @@ impl LambdaSettings {
                 Some(output)
             }
         };
-        let log_vectors = self.log_vectors.map_or(output.is_none(), |s| s == Switch::On);
+        let log_vectors = match self.log_vectors {
+            LogVectors::On => true,
+            LogVectors::Off => false,
+            LogVectors::Auto => output.is_none(),
+        };
+        // Neither scored nor logged, vectors and dead letters would go
+        // nowhere, silently (and the dead-letter alarm could never fire).
+        anyhow::ensure!(
+            output.is_some() || log_vectors,
+            "SCORE=off with LOG_VECTORS=off: the function would output nothing; set LOG_VECTORS=on (or leave it \
+             unset) to log vectors and dead letters, or SCORE=on"
+        );
         Ok(LambdaEnv { table, due_index, config, output, log_vectors })
     }
 
@@ -165,6 +191,10 @@ mod tests {
             TimerPolicy::Every { interval_ms: 5_400_000, max_silence_ms: 365 * 86_400_000 }
         );
         assert!(e.output.is_none() && e.log_vectors, "no scoring: vectors are logged");
+        let auto = settings(&["--table-name=t", "--score=off", "--log-vectors=auto"]).unwrap();
+        assert!(auto.output.is_none() && auto.log_vectors, "auto follows scoring");
+        let scored = settings(&["--table-name=t", "--log-vectors=1"]).unwrap();
+        assert!(scored.output.is_some() && scored.log_vectors);
     }
 
     #[test]
@@ -175,6 +205,8 @@ mod tests {
         assert!(err(&["--table-name=t", "--due-lookback-hours=x"]).contains("due-lookback-hours"));
         assert!(err(&["--table-name=t", "--timer-interval-hours=0"]).contains("TIMER_INTERVAL_HOURS"));
         assert!(err(&["--table-name=t", "--score=maybe"]).contains("score"));
+        let nothing = err(&["--table-name=t", "--score=off", "--log-vectors=0"]);
+        assert!(nothing.contains("SCORE=off with LOG_VECTORS=off"), "{nothing}");
     }
 
     #[test]
@@ -190,6 +222,7 @@ mod tests {
             "LOG_VECTORS",
             "ENDPOINT_NAME",
             "ON_ENDPOINT_DOWN",
+            "HOLD_TIMEOUT_S",
             "PREDICTIONS_TABLE",
             "ALERTS_TOPIC_ARN",
             "DEAD_LETTER_QUEUE_URL",
@@ -197,6 +230,6 @@ mod tests {
         ] {
             assert!(names.iter().any(|n| n == name), "{name} missing from {names:?}");
         }
-        assert_eq!(names.len(), 13, "{names:?}");
+        assert_eq!(names.len(), 14, "{names:?}");
     }
 }
