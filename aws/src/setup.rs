@@ -52,9 +52,15 @@ pub async fn ensure_events_table(client: &aws_sdk_dynamodb::Client, table: &str)
 /// The due index of `pulse_aws::due` on the events table: a global secondary
 /// index `index` with partition key `due_hour` (N) and sort key
 /// `customer_id` (S), projecting `next_due`. Sparse: only the `DUE` items
-/// carry `due_hour`. Creates it when missing and waits until it is active.
+/// carry `due_hour`. Creates it when missing and waits until it is active:
+/// up to [`DUE_INDEX_WAIT`], since on a table that already holds items
+/// DynamoDB backfills the index first (minutes on a large one), polling
+/// every 100 ms at first and every 5 s after.
 pub async fn ensure_due_index(client: &aws_sdk_dynamodb::Client, table: &str, index: &str) -> Result<()> {
-    for _ in 0..600 {
+    let started = std::time::Instant::now();
+    let mut announced = false;
+    let mut wait = std::time::Duration::from_millis(100);
+    while started.elapsed() < DUE_INDEX_WAIT {
         let described = client.describe_table().table_name(table).send().await?;
         let description = described.table().context("DescribeTable returned no table")?;
         match description.global_secondary_indexes().iter().find(|g| g.index_name() == Some(index)) {
@@ -96,10 +102,23 @@ pub async fn ensure_due_index(client: &aws_sdk_dynamodb::Client, table: &str, in
                 }
             }
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if !announced && started.elapsed() > std::time::Duration::from_secs(10) {
+            // The CLI's user waits on this; the backfill can take a while.
+            eprintln!("waiting for index {index} of table {table} to become ACTIVE (DynamoDB fills it from the table's items first)");
+            announced = true;
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(std::time::Duration::from_secs(5));
     }
-    bail!("index {index} of table {table} did not become ACTIVE within a minute")
+    bail!(
+        "index {index} of table {table} is not ACTIVE after {} minutes (still backfilling from the table's items): \
+         run the same command again later (it only waits when the index exists), and deploy once it is ACTIVE",
+        DUE_INDEX_WAIT.as_secs() / 60
+    )
 }
+
+/// How long [`ensure_due_index`] waits for the index to become active.
+pub const DUE_INDEX_WAIT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 /// Waits (up to a minute) for `table` to be ACTIVE.
 pub async fn wait_active(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<()> {
