@@ -460,10 +460,16 @@ mod tests {
         use pulse_operators::scoring::{Monitor, MonitorConfig};
         const DAY: i64 = pulse_schemas::DAY_MS;
         let mut monitor = Monitor::new(MonitorConfig::default()).unwrap();
-        let (a, b) = (monitor.start(20_000 * DAY).unwrap(), monitor.start(20_000 * DAY).unwrap());
+        // Enough customers for the window to publish its figures (100 resolved).
+        let started: Vec<_> = (0..60).map(|_| monitor.start(20_000 * DAY).unwrap()).collect();
         for day in 20_001..20_020 {
-            monitor.observe(a, day * DAY + 1, Some(day * DAY + 1), Some((0.2, 0.3)));
-            monitor.observe(b, day * DAY + 1, None, Some((0.7, 0.8)));
+            for (i, &c) in started.iter().enumerate() {
+                if i % 2 == 0 {
+                    monitor.observe(c, day * DAY + 1, Some(day * DAY + 1), Some((0.2, 0.3)));
+                } else {
+                    monitor.observe(c, day * DAY + 1, None, Some((0.7, 0.8)));
+                }
+            }
         }
         let snapshot = MetricsSnapshot {
             at: 20_020 * DAY,

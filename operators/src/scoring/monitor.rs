@@ -496,13 +496,25 @@ impl QualityMetric {
     }
 }
 
+/// Resolved predictions a head's window needs before its AUC, Brier score,
+/// calibration error and rates are published as metrics. Each Lambda
+/// execution environment publishes its own window, and the alarms take the
+/// day's worst across them: a young environment's AUC over a dozen
+/// customers would set that worst every day.
+pub const MIN_RESOLVED_TO_PUBLISH: u64 = 100;
+
 impl ModelQuality {
     /// The CloudWatch data per head (the dimension value is the head's
-    /// name); a figure that cannot be computed yet is left out.
+    /// name); a figure that cannot be computed yet is left out, and so is
+    /// every figure but the count while the window holds fewer than
+    /// [`MIN_RESOLVED_TO_PUBLISH`] resolved predictions.
     pub fn cloudwatch_metrics(&self) -> Vec<(Head, Metric)> {
         let mut out = Vec::new();
         for h in &self.heads {
             for m in QualityMetric::ALL {
+                if h.count < MIN_RESOLVED_TO_PUBLISH && m != QualityMetric::ResolvedPredictions {
+                    continue;
+                }
                 let value = match m {
                     QualityMetric::Auc => h.auc,
                     QualityMetric::Brier => h.brier,
@@ -899,23 +911,31 @@ mod tests {
 
     #[test]
     fn quality_becomes_cloudwatch_data_per_head() {
-        let mut h = Histogram::default();
-        h.add(10, true);
-        h.add(100, false);
-        let q = ModelQuality {
-            window_end: 0,
-            window_days: 7,
-            heads: vec![h.quality(Head::ChurnRisk14d)],
-            customers: 2,
-            late: 0,
+        let quality = |pairs: u64| {
+            let mut h = Histogram::default();
+            for _ in 0..pairs {
+                h.add(10, true);
+                h.add(100, false);
+            }
+            ModelQuality {
+                window_end: 0,
+                window_days: 7,
+                heads: vec![h.quality(Head::ChurnRisk14d)],
+                customers: 2 * pairs,
+                late: 0,
+            }
         };
+        let q = quality(MIN_RESOLVED_TO_PUBLISH / 2);
         let data = q.cloudwatch_metrics();
         let names: Vec<_> = data.iter().map(|(_, m)| m.name).collect();
         assert_eq!(
             names,
             ["RealisedAuc", "BrierScore", "CalibrationError", "LabelRate", "MeanPredicted", "ResolvedPredictions"]
         );
-        assert_eq!(data[0].1.value, 0.0, "the churned one was scored lower");
+        assert_eq!(data[0].1.value, 0.0, "the churned ones were scored lower");
+        // Too few resolved for a figure worth an alarm: only the count.
+        let few = quality(MIN_RESOLVED_TO_PUBLISH / 2 - 1).cloudwatch_metrics();
+        assert_eq!(few.iter().map(|(_, m)| m.name).collect::<Vec<_>>(), ["ResolvedPredictions"]);
         assert!(Monitor::new(MonitorConfig { window_days: 0 }).is_err());
     }
 
