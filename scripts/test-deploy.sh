@@ -54,6 +54,12 @@ if ! scripts/deploy-tools.sh install; then
     finish
 fi
 TOOLS="${PULSE_DEPLOY_TOOLS_DIR:-$PWD/target/deploy-tools}/venv/bin"
+# moto too, before the proxy below cuts the package registry off (a fresh
+# machine's first run failed here: "No matching distribution found").
+if ! scripts/local-aws.sh install; then
+    fail "installing the local server (scripts/local-aws.sh install)"
+    finish
+fi
 
 # No network beyond the loopback interface, no telemetry, no bytecode in the tree.
 export HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 ALL_PROXY=http://127.0.0.1:9

@@ -38,6 +38,9 @@ async fn main() -> Result<(), Error> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // CloudWatch Logs stores escape codes as text: plain lines keep
+        // metric filters and Logs Insights queries simple.
+        .with_ansi(false)
         .without_time()
         .init();
     let settings = match LambdaSettings::try_parse() {
