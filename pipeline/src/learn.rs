@@ -42,11 +42,81 @@ pub struct Labelled {
 /// Which pass a progress report is about.
 pub type Phase = &'static str;
 
+/// A customer group a command cannot do without, and what it is for
+/// (`(Split::Valid, "early stopping and calibration")`).
+pub type Need = (Split, &'static str);
+
+/// Customers per group of the split (train, valid, test), by the same
+/// seeded hash as [`Split::of`].
+pub fn customers_per_split<'a>(customers: impl IntoIterator<Item = &'a str>, seed: u64) -> [usize; 3] {
+    let mut n = [0; 3];
+    for c in customers {
+        n[Split::of(c, seed) as usize] += 1;
+    }
+    n
+}
+
+/// The group's name in messages.
+fn group(split: Split) -> &'static str {
+    match split {
+        Split::Train => "train",
+        Split::Valid => "validation",
+        Split::Test => "test",
+    }
+}
+
+/// Refuses a customer split that leaves a needed group empty. The split is
+/// a hash of each customer's id, 70/15/15: with a handful of customers a
+/// group can get none, and every fit or judgement on it was then skipped,
+/// and the run still succeeded having done nothing (no model written).
+/// `data` names the data in the message.
+pub fn check_customer_split(data: &str, counts: [usize; 3], needs: &[Need], seed: u64) -> Result<()> {
+    let missing: Vec<String> = needs
+        .iter()
+        .filter(|(s, _)| counts[*s as usize] == 0)
+        .map(|(s, why)| format!("{} (for {why})", group(*s)))
+        .collect();
+    anyhow::ensure!(
+        missing.is_empty(),
+        "{data}: too few customers for the train/validation/test split: its {} customers fall {} in train, {} in \
+         validation and {} in test (70/15/15 by a hash of customer_id, --split-seed {seed}), and this needs at \
+         least one in {}. \
+         Use a history of more customers (15% of them go to validation and 15% to test: with 20 or more, \
+         most seeds fill every group), or another --split-seed",
+        counts.iter().sum::<usize>(),
+        counts[0],
+        counts[1],
+        counts[2],
+        missing.join(" and ")
+    );
+    Ok(())
+}
+
 /// Reads a capture twice (labels, then the engine) and keeps the labelled rows.
-/// `progress(phase, records)` reports each pass.
-pub fn from_capture(path: &Path, policy: &RowPolicy, progress: &mut dyn FnMut(Phase, u64)) -> Result<Labelled> {
+/// `progress(phase, records)` reports each pass. The customer split is
+/// checked against `needs` after the first pass (a few seconds), before the
+/// engine's pass.
+pub fn from_capture(
+    path: &Path,
+    policy: &RowPolicy,
+    needs: &[Need],
+    progress: &mut dyn FnMut(Phase, u64),
+) -> Result<Labelled> {
+    labelled_rows(path, &path.display().to_string(), policy, needs, progress)
+}
+
+/// [`from_capture`], the data named `data` in messages.
+fn labelled_rows(
+    path: &Path,
+    data: &str,
+    policy: &RowPolicy,
+    needs: &[Need],
+    progress: &mut dyn FnMut(Phase, u64),
+) -> Result<Labelled> {
     let book = LabelBook::scan(path, &mut |n| progress("labels", n))?;
     let futures = book.into_futures();
+    let counts = customers_per_split(futures.customer_ids(), policy.split_seed);
+    check_customer_split(data, counts, needs, policy.split_seed)?;
     let mut kept = Vec::new();
     let mut last = HashMap::new();
     let mut policy = policy.clone();
@@ -64,9 +134,8 @@ pub fn from_capture(path: &Path, policy: &RowPolicy, progress: &mut dyn FnMut(Ph
     )?;
     anyhow::ensure!(
         !kept.is_empty(),
-        "{}: no vector has its 30-day label horizon inside the capture after the {}-day burn-in \
+        "{data}: no vector has its 30-day label horizon inside the capture after the {}-day burn-in \
          (the capture must span more than {} days)",
-        path.display(),
         policy.burn_in_days,
         policy.burn_in_days + 30
     );
@@ -75,13 +144,18 @@ pub fn from_capture(path: &Path, policy: &RowPolicy, progress: &mut dyn FnMut(Ph
 
 /// Generates a synthetic marketplace into a temporary capture and labels it
 /// like any capture.
-pub fn from_synth(synth: &SynthConfig, policy: &RowPolicy, progress: &mut dyn FnMut(Phase, u64)) -> Result<Labelled> {
+pub fn from_synth(
+    synth: &SynthConfig,
+    policy: &RowPolicy,
+    needs: &[Need],
+    progress: &mut dyn FnMut(Phase, u64),
+) -> Result<Labelled> {
     let dir = tempfile::tempdir().context("cannot make a temporary directory for the synthetic capture")?;
     let path = dir.path().join("synthetic.jsonl.zst");
     let mut out = Output::create(&path)?;
     generate(synth, &mut out, &mut |n| progress("generate", n))?;
     out.finish()?;
-    from_capture(&path, policy, progress)
+    labelled_rows(&path, "the synthetic marketplace", policy, needs, progress)
 }
 
 /// Rows of one part of a split, with each row's customer (for resampling
@@ -134,6 +208,28 @@ fn frames(rows: &[Row], part: impl Fn(&Row) -> Option<Split>) -> Frames {
     f
 }
 
+impl Frames {
+    /// The groups among `needs` that hold no row, named as in messages
+    /// (`"validation (for early stopping and calibration)"`), if any.
+    pub fn empty_groups(&self, needs: &[Need]) -> Option<String> {
+        let empty: Vec<String> = needs
+            .iter()
+            .filter(|(s, _)| self.part(*s).data.is_empty())
+            .map(|(s, why)| format!("{} (for {why})", group(*s)))
+            .collect();
+        (!empty.is_empty()).then(|| empty.join(" and "))
+    }
+
+    /// One group's rows.
+    pub fn part(&self, split: Split) -> &Frame {
+        match split {
+            Split::Train => &self.train,
+            Split::Valid => &self.valid,
+            Split::Test => &self.test,
+        }
+    }
+}
+
 /// Split by customer only.
 pub fn in_time(rows: &[Row]) -> Frames {
     frames(rows, |r| Some(r.split))
@@ -183,5 +279,37 @@ mod tests {
         assert!(o.test.as_of.iter().all(|&t| t >= cut));
         assert_eq!(o.test.customers, c, "the same held-out customers");
         assert!(!o.train.data.is_empty() && !o.test.data.is_empty());
+    }
+
+    const ALL: &[Need] = &[(Split::Train, "fitting"), (Split::Valid, "calibration"), (Split::Test, "judging")];
+
+    /// Ten customers (the split of `pulse generate --customers 10`) leave
+    /// the validation group empty: refused, with the counts and the seed,
+    /// where training and evaluating used to skip everything and succeed.
+    #[test]
+    fn a_split_with_an_empty_group_it_needs_is_refused_with_the_counts() {
+        let ids: Vec<String> = (0..10).map(|c| format!("stu_{c:06}")).collect();
+        let counts = customers_per_split(ids.iter().map(String::as_str), 7);
+        assert_eq!(counts, [7, 0, 3]);
+        let err = check_customer_split("c10.jsonl", counts, ALL, 7).unwrap_err().to_string();
+        for want in [
+            "c10.jsonl: too few customers for the train/validation/test split",
+            "its 10 customers fall 7 in train, 0 in validation and 3 in test",
+            "--split-seed 7",
+            "at least one in validation (for calibration)",
+        ] {
+            assert!(err.contains(want), "{want:?} not in: {err}");
+        }
+        // A command that needs no validation customers goes on.
+        check_customer_split("c10.jsonl", counts, &[(Split::Train, "fitting"), (Split::Test, "judging")], 7).unwrap();
+        check_customer_split("c", [14, 3, 3], ALL, 7).unwrap();
+    }
+
+    #[test]
+    fn empty_groups_names_the_needed_groups_without_rows() {
+        let rows: Vec<Row> = (0..10).flat_map(|c| (20..25).map(move |d| row(&format!("stu_{c:06}"), d))).collect();
+        let f = in_time(&rows);
+        assert_eq!(f.empty_groups(ALL).as_deref(), Some("validation (for calibration)"));
+        assert_eq!(f.empty_groups(&ALL[..1]), None);
     }
 }

@@ -348,3 +348,41 @@ fn options_that_would_do_nothing_or_overwrite_are_refused() {
     );
     assert!(!predictions.exists());
 }
+
+/// A capture of `customers` customers over `days` days (seed 2), with more
+/// options for `pulse generate`.
+fn generate_with(dir: &Path, name: &str, customers: &str, days: &str, more: &[&str]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let mut args =
+        vec!["generate", "--customers", customers, "--days", days, "--seed", "2", "--quiet", "--out", s(&path)];
+    args.extend_from_slice(more);
+    ok(run_pulse(args), "generate");
+    path
+}
+
+/// Ten customers split 7 / 0 / 3 (train / validation / test): `train` and
+/// `evaluate` skipped every split, blamed the capture's span, and exited 0,
+/// `train` without writing a model. Now they fail, with the split, before
+/// the engine's pass; `evaluate` with only the constant baseline (which
+/// needs no validation customers) judges the 3 test customers.
+#[test]
+fn too_few_customers_are_refused_before_the_work_and_train_never_succeeds_without_a_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = generate_with(dir.path(), "c10.jsonl", "10", "90", &[]);
+    let (model, report) = (dir.path().join("model"), dir.path().join("report.md"));
+    let split = "too few customers for the train/validation/test split: its 10 customers fall 7 in train, 0 in \
+                 validation and 3 in test";
+    let out = run_pulse(["train", "--capture", s(&capture), "--quiet", "--out", s(&model), "--report", s(&report)]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("data:"), "the rows were made first:\n{}", describe(&out));
+    fails_with(out, &[split, "validation (for early stopping, calibration and choosing the model to ship)"]);
+    assert!(!model.exists() && !report.exists());
+    let evaluate = |baselines: &str| {
+        run_pulse(["evaluate", "--capture", s(&capture), "--quiet", "--resamples", "5", "--baselines", baselines])
+    };
+    fails_with(evaluate("constant,recency"), &[split, "validation (for calibrating the baselines)"]);
+    let said = ok(evaluate("constant"), "evaluate --baselines constant");
+    assert!(
+        said.contains("rows of 3 held-out customers") && said.contains("| churn_risk_14d | **embedded** |"),
+        "{said}"
+    );
+}

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Args;
 use pulse::dataset::file_bytes;
-use pulse::learn::{from_capture, from_synth, in_time, out_of_time, Frames, Labelled};
+use pulse::dataset::Split;
+use pulse::learn::{from_capture, from_synth, in_time, out_of_time, Frames, Labelled, Need};
 use pulse::progress::Progress;
 use pulse::report::{compare, write_report, CompareConfig, FitConfig, Fitted, Kind, Predictions};
 use pulse_model::TrainConfig;
@@ -141,10 +142,15 @@ pub(crate) struct EvaluateArgs {
 type Truth = (PathBuf, HashMap<String, Segment>);
 
 /// The files checked first ([`DataArgs::check_files`], `more` other
-/// outputs), then the rows, then the truth file against them.
-async fn labelled_with_truth(args: &DataArgs, more: &[(&str, &Path)]) -> Result<(Labelled, Option<Truth>)> {
+/// outputs), then the rows (refused early when the customer split leaves a
+/// group of `needs` empty), then the truth file against them.
+async fn labelled_with_truth(
+    args: &DataArgs,
+    more: &[(&str, &Path)],
+    needs: &'static [Need],
+) -> Result<(Labelled, Option<Truth>)> {
     let truth = args.check_files(more)?;
-    let labelled = labelled(args).await?;
+    let labelled = labelled(args, needs).await?;
     if let Some((path, want)) = &truth {
         check_truth_matches(path, want, &labelled)?;
     }
@@ -152,7 +158,7 @@ async fn labelled_with_truth(args: &DataArgs, more: &[(&str, &Path)]) -> Result<
 }
 
 /// Reads the rows, with a progress bar per pass.
-async fn labelled(args: &DataArgs) -> Result<Labelled> {
+async fn labelled(args: &DataArgs, needs: &'static [Need]) -> Result<Labelled> {
     let started = Instant::now();
     let counter = Arc::new(AtomicU64::new(0));
     let (total, label) = match &args.capture {
@@ -172,7 +178,7 @@ async fn labelled(args: &DataArgs) -> Result<Labelled> {
             Some(path) => {
                 let policy = policy_args.policy()?;
                 let mut done = 0;
-                from_capture(&path, &policy, &mut |phase, n| {
+                from_capture(&path, &policy, needs, &mut |phase, n| {
                     if phase == "features" {
                         done = total;
                     }
@@ -183,7 +189,7 @@ async fn labelled(args: &DataArgs) -> Result<Labelled> {
                 anyhow::ensure!(customers >= 20, "--customers must be at least 20 to split 70/15/15");
                 let synth = SynthConfig { customers, days, seed, world, ..SynthConfig::default() };
                 let policy = policy_args.policy()?;
-                from_synth(&synth, &policy, &mut |phase, n| {
+                from_synth(&synth, &policy, needs, &mut |phase, n| {
                     if phase == "generate" {
                         counter.store(n, Relaxed)
                     }
@@ -225,20 +231,48 @@ fn describe(name: &str, f: &Frames) -> String {
     )
 }
 
-/// Why a split cannot be fitted or judged, if it cannot.
-fn too_small(f: &Frames) -> Option<String> {
-    let empty: Vec<&str> = [("train", &f.train), ("valid", &f.valid), ("test", &f.test)]
-        .iter()
-        .filter(|(_, p)| p.data.is_empty())
-        .map(|(n, _)| *n)
-        .collect();
-    (!empty.is_empty()).then(|| {
-        format!(
-            "no {} rows. Out of time, training rows need their 30-day horizon to end before the cut and test rows \
-             start at it, so the capture must span the burn-in plus two label horizons plus the test period \
-             (e.g. 120 days with the defaults); or set --cut-day",
-            empty.join("/")
-        )
+/// What `pulse train` needs of the customer split: every group.
+const TRAIN_NEEDS: &[Need] = &[
+    (Split::Train, "fitting"),
+    (Split::Valid, "early stopping, calibration and choosing the model to ship"),
+    (Split::Test, "judging the models"),
+];
+
+/// What `pulse evaluate` needs: the held-out customers it judges on, and the
+/// groups its baselines are fitted on (the constant only reads training
+/// labels; the others also stop, map or calibrate on the validation ones).
+fn evaluate_needs(baselines: &[Kind]) -> &'static [Need] {
+    const JUDGE: Need = (Split::Test, "judging the model");
+    const FIT: Need = (Split::Train, "fitting the baselines");
+    const CALIBRATE: Need = (Split::Valid, "calibrating the baselines");
+    if baselines.iter().any(|&k| k != Kind::Constant) {
+        &[FIT, CALIBRATE, JUDGE]
+    } else {
+        &[FIT, JUDGE]
+    }
+}
+
+/// The in-time split must hold rows in every group the command needs: a
+/// group whose customers all have events but no labelled row (they all
+/// joined too late, say) is refused here, as an empty group is before the
+/// rows are made (`learn::check_customer_split`).
+fn check_in_time(f: &Frames, needs: &[Need]) -> Result<()> {
+    match f.empty_groups(needs) {
+        Some(empty) => anyhow::bail!(
+            "no labelled rows in {empty}: the customers there have events, but no vector labelled between the \
+             burn-in and 30 days before the capture's end; use a history of more customers, or another --split-seed"
+        ),
+        None => Ok(()),
+    }
+}
+
+/// Why the out-of-time split cannot be judged, if it cannot: a group with
+/// no rows on its side of the cut. Training rows need their 30-day horizon
+/// to end before the cut and test rows start at it, so a capture of less
+/// than the burn-in and two label horizons has none.
+fn out_of_time_skip(f: &Frames, needs: &[Need]) -> Option<String> {
+    f.empty_groups(needs).map(|empty| {
+        format!("no rows in {empty} on its side of the cut (training and validation before it, test after it)")
     })
 }
 
@@ -393,9 +427,12 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
     anyhow::ensure!(args.max_trees >= 1, "--max-trees must be at least 1");
     let model_files =
         [args.out.join(pulse_model::artifact::META_FILE), args.out.join(pulse_model::artifact::WEIGHTS_FILE)];
-    let (labelled, truth) =
-        labelled_with_truth(&args.data, &[("--out's model", &model_files[0]), ("--out's weights", &model_files[1])])
-            .await?;
+    let (labelled, truth) = labelled_with_truth(
+        &args.data,
+        &[("--out's model", &model_files[0]), ("--out's weights", &model_files[1])],
+        TRAIN_NEEDS,
+    )
+    .await?;
     let started = Instant::now();
     let cfg = FitConfig {
         network: TrainConfig {
@@ -421,30 +458,41 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
     );
     let text = tokio::task::spawn_blocking(move || -> Result<String> {
         let mut text = header;
-        let schemes = [("in time, held-out customers", "in-time", in_time(&labelled.rows)), ("out of time, held-out customers after the cut", "out-of-time", out_of_time(&labelled.rows))];
+        let in_frames = in_time(&labelled.rows);
+        println!("{}", describe("in-time", &in_frames));
+        // Refused, not skipped: without the in-time split there is no model
+        // to ship, and the run used to succeed having written none.
+        check_in_time(&in_frames, TRAIN_NEEDS)?;
+        let oot = out_of_time(&labelled.rows);
+        let oot_skip = out_of_time_skip(&oot, TRAIN_NEEDS);
+        let schemes = [(IN_TIME, "in-time", in_frames, None), (OUT_OF_TIME, "out-of-time", oot, oot_skip)];
         let mut shipped = None;
-        for (title, tag, frames) in &schemes {
-            println!("{}", describe(tag, frames));
-            if let Some(why) = too_small(frames) {
+        for (title, tag, frames, skip) in &schemes {
+            if *tag != "in-time" {
+                println!("{}", describe(tag, frames));
+            }
+            if let Some(why) = skip {
                 println!("{title}: skipped: {why}");
                 text += &format!("## {title}\n\nSkipped: {why}\n\n");
                 continue;
             }
             let fitted = fit_all(&kinds, frames, &cfg)?;
             let named: Vec<(String, &Fitted)> = fitted.iter().map(|(k, f)| (k.name().to_owned(), f)).collect();
-            if shipped.is_none() {
-                // Choose on the validation customers, never on the test ones.
-                let valid = predictions(&named, &frames.valid)?;
-                let chosen = choose(&kinds, &valid, &frames.valid, ship);
-                let _ = writeln!(
-                    text,
-                    "## The shipped model: {}\n\n{}\n",
-                    kinds[chosen].name(),
-                    selection_table(&kinds, &valid, &frames.valid, chosen)
-                );
-                shipped = Some(chosen);
-            }
-            let chosen = shipped.unwrap_or(0);
+            let chosen = match shipped {
+                Some(chosen) => chosen,
+                None => {
+                    // Choose on the validation customers, never on the test ones.
+                    let valid = predictions(&named, &frames.valid)?;
+                    let chosen = choose(&kinds, &valid, &frames.valid, ship);
+                    let _ = writeln!(
+                        text,
+                        "## The shipped model: {}\n\n{}\n",
+                        kinds[chosen].name(),
+                        selection_table(&kinds, &valid, &frames.valid, chosen)
+                    );
+                    chosen
+                }
+            };
             let preds = predictions(&named, &frames.test)?;
             let cmp = compare(title, &frames.test, &preds, chosen, &CompareConfig {
                 resamples,
@@ -459,6 +507,7 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
                 let artifact = model.artifact().context("the shipped kind has no artifact")?;
                 artifact.save_dir(&out).with_context(|| format!("cannot write the model to {}", out.display()))?;
                 println!("shipped {} to {}", kinds[chosen].name(), out.display());
+                shipped = Some(chosen);
                 if let Some((truth, want)) = &truth {
                     let seg = segments_section(want, &labelled, model)?;
                     println!("\n{seg}");
@@ -466,6 +515,9 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
                 }
             }
         }
+        // The in-time split is never skipped (checked above), so the model
+        // was written; said here so that no path reaches the end without it.
+        anyhow::ensure!(shipped.is_some(), "no model was written: the in-time split was not evaluated");
         Ok(text)
     })
     .await
@@ -476,6 +528,11 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// The report's titles of the two evaluations.
+const IN_TIME: &str = "in time, held-out customers";
+/// See [`IN_TIME`].
+const OUT_OF_TIME: &str = "out of time, held-out customers after the cut";
 
 /// The churn heads' mean AUC and ECE of each kind on the validation rows.
 fn churn_scores(valid_preds: &[(String, Predictions)], valid: &pulse::learn::Frame) -> Vec<(f64, f64, f64)> {
@@ -547,7 +604,8 @@ pub(crate) async fn evaluate_model(args: EvaluateArgs) -> Result<()> {
         None => pulse_model::embedded().context("cannot load the embedded model")?,
     };
     let model_name = args.model.as_ref().map_or("embedded".to_owned(), |d| format!("model ({})", d.display()));
-    let (labelled, truth) = labelled_with_truth(&args.data, &[]).await?;
+    let needs = evaluate_needs(&args.baselines);
+    let (labelled, truth) = labelled_with_truth(&args.data, &[], needs).await?;
     let started = Instant::now();
     let (baselines, report_path, resamples) = (args.baselines.clone(), args.data.report.clone(), args.data.resamples);
     let header = format!(
@@ -558,9 +616,17 @@ pub(crate) async fn evaluate_model(args: EvaluateArgs) -> Result<()> {
     let text = tokio::task::spawn_blocking(move || -> Result<String> {
         let under_test = Fitted::Model(Box::new(model.clone()), Box::new(pulse_model::EmbeddedModel::new(&model)?));
         let mut text = header;
-        for (title, tag, frames) in [("in time, held-out customers", "in-time", in_time(&labelled.rows)), ("out of time, held-out customers after the cut", "out-of-time", out_of_time(&labelled.rows))] {
-            println!("{}", describe(tag, &frames));
-            if let Some(why) = too_small(&frames) {
+        let in_frames = in_time(&labelled.rows);
+        println!("{}", describe("in-time", &in_frames));
+        // Refused, not skipped: the run used to succeed having judged nothing.
+        check_in_time(&in_frames, needs)?;
+        let oot = out_of_time(&labelled.rows);
+        let oot_skip = out_of_time_skip(&oot, needs);
+        for (title, tag, frames, skip) in [(IN_TIME, "in-time", in_frames, None), (OUT_OF_TIME, "out-of-time", oot, oot_skip)] {
+            if tag != "in-time" {
+                println!("{}", describe(tag, &frames));
+            }
+            if let Some(why) = skip {
                 println!("{title}: skipped: {why}");
                 text += &format!("## {title}\n\nSkipped: {why}\n\n");
                 continue;
@@ -593,3 +659,4 @@ pub(crate) async fn evaluate_model(args: EvaluateArgs) -> Result<()> {
     }
     Ok(())
 }
+
