@@ -386,3 +386,31 @@ fn too_few_customers_are_refused_before_the_work_and_train_never_succeeds_withou
         "{said}"
     );
 }
+
+/// A history whose churn labels have one class was trained on, and a model
+/// predicting one churn risk for everyone shipped, with "mean churn AUC
+/// 0.0000" for every candidate (only thriving customers), or "base rate
+/// 1.000" (the session_completed records gone): refused, naming the head
+/// and the class.
+#[test]
+fn train_refuses_churn_labels_of_one_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    let thriving = generate_with(dir.path(), "thriving.jsonl", "60", "60", &["--mix", "1,0,0,0"]);
+    fails_with(
+        run_pulse(["train", "--capture", s(&thriving), "--quiet", "--out", s(&model)]),
+        &["churn_risk_14d: every training label is 0", "no churned customer to learn from"],
+    );
+    let history = generate_with(dir.path(), "history.jsonl", "30", "60", &[]);
+    let text = std::fs::read_to_string(&history).unwrap();
+    let no_sessions: String =
+        text.lines().filter(|l| !l.contains("\"session_completed\"")).flat_map(|l| [l, "\n"]).collect();
+    assert!(no_sessions.len() < text.len());
+    let stripped = dir.path().join("no-sessions.jsonl");
+    std::fs::write(&stripped, no_sessions).unwrap();
+    fails_with(
+        run_pulse(["train", "--capture", s(&stripped), "--quiet", "--out", s(&model)]),
+        &["churn_risk_14d: every training label is 1", "session_completed"],
+    );
+    assert!(!model.exists());
+}

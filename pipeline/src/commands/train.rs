@@ -15,7 +15,7 @@ use pulse::dataset::file_bytes;
 use pulse::dataset::Split;
 use pulse::learn::{from_capture, from_synth, in_time, out_of_time, Frames, Labelled, Need};
 use pulse::progress::Progress;
-use pulse::report::{compare, write_report, CompareConfig, FitConfig, Fitted, Kind, Predictions};
+use pulse::report::{compare, figure, one_class, write_report, CompareConfig, FitConfig, Fitted, Kind, Predictions};
 use pulse_model::TrainConfig;
 use pulse_runtime::replay::refuse_same_files;
 use pulse_schemas::Segment;
@@ -276,6 +276,75 @@ fn out_of_time_skip(f: &Frames, needs: &[Need]) -> Option<String> {
     })
 }
 
+/// Rows of `frame` whose label of probability head `h` is 1.
+fn positives(frame: &pulse::learn::Frame, h: usize) -> usize {
+    frame.data.targets.iter().filter(|t| t.as_row()[h] >= 0.5).count()
+}
+
+/// The churn heads, in [`pulse::report::HEADS`] order, with their horizon in days.
+const CHURN_HEADS: [(usize, u32); 2] = [(2, 14), (3, 30)];
+
+/// Refuses to train a churn head on labels of one class, and warns of a
+/// first_session_success head that has one.
+///
+/// One class among the **training** labels leaves nothing to learn: every
+/// kind fits a constant, shipped as if it were a model (a history of only
+/// active customers gave "churn AUC 0.0000" for every candidate and a
+/// model predicting the same churn risk for everyone).
+///
+/// One class among the **validation** labels (the training ones having
+/// both) is refused too, not only warned of: the shipped probabilities are
+/// Platt-calibrated on the validation labels, and a fit on one class maps
+/// every score to that class's smoothed rate, so the head would again ship
+/// as a constant; and the AUC the shipped kind is chosen by is undefined.
+/// More customers (15% of them are the validation group) or another
+/// --split-seed fixes it.
+///
+/// first_session_success is only warned of: it is no input of the alerts
+/// or of the choice of the model, and refusing it would refuse a usable
+/// churn model.
+fn check_classes(f: &Frames) -> Result<Vec<String>> {
+    for (part, frame) in [("training", &f.train), ("validation", &f.valid)] {
+        for (h, days) in CHURN_HEADS {
+            let Some(class) = one_class(frame, h) else { continue };
+            let why = match (part, class) {
+                ("training", false) => format!(
+                    "the history has no churned customer to learn from (every training customer completes a \
+                     session within {days} days of every as_of), so every model of it would predict one churn \
+                     risk for everyone; train on a history that holds customers who stopped"
+                ),
+                ("training", true) => format!(
+                    "no training customer completes a session within {days} days of any as_of: does the capture \
+                     hold the history's session_completed events? Every model of it would predict one churn risk \
+                     for everyone"
+                ),
+                _ => format!(
+                    "the training labels have both classes ({} of {} rows are 1), but the probabilities are \
+                     calibrated on the validation customers, and a calibration on one class makes the head predict \
+                     one churn risk for everyone; use a history of more customers, or another --split-seed",
+                    positives(&f.train, h),
+                    f.train.data.len()
+                ),
+            };
+            anyhow::bail!(
+                "{}: every {part} label is {} ({} rows of {} customers): {why}",
+                pulse::report::HEADS[h],
+                u8::from(class),
+                frame.data.len(),
+                frame.customers
+            );
+        }
+    }
+    let mut warnings = Vec::new();
+    if let Some(class) = one_class(&f.train, 0) {
+        warnings.push(format!(
+            "first_session_success: every training label is {}: its head predicts one probability for everyone",
+            u8::from(class)
+        ));
+    }
+    Ok(warnings)
+}
+
 /// Fits every kind on a split, printing progress.
 fn fit_all(kinds: &[Kind], frames: &Frames, cfg: &FitConfig) -> Result<Vec<(Kind, Fitted)>> {
     let mut out = Vec::new();
@@ -463,6 +532,10 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
         // Refused, not skipped: without the in-time split there is no model
         // to ship, and the run used to succeed having written none.
         check_in_time(&in_frames, TRAIN_NEEDS)?;
+        for warning in check_classes(&in_frames)? {
+            println!("warning: {warning}");
+            text += &format!("Warning: {warning}.\n\n");
+        }
         let oot = out_of_time(&labelled.rows);
         let oot_skip = out_of_time_skip(&oot, TRAIN_NEEDS);
         let schemes = [(IN_TIME, "in-time", in_frames, None), (OUT_OF_TIME, "out-of-time", oot, oot_skip)];
@@ -534,31 +607,45 @@ const IN_TIME: &str = "in time, held-out customers";
 /// See [`IN_TIME`].
 const OUT_OF_TIME: &str = "out of time, held-out customers after the cut";
 
-/// The churn heads' mean AUC and ECE of each kind on the validation rows.
-fn churn_scores(valid_preds: &[(String, Predictions)], valid: &pulse::learn::Frame) -> Vec<(f64, f64, f64)> {
+/// One kind's churn figures on the validation rows: the mean over the two
+/// churn heads of AUC (`None` when a head's validation labels have one
+/// class, so its AUC cannot be computed), ECE and Brier score.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct ChurnScores {
+    auc: Option<f64>,
+    ece: f64,
+    brier: f64,
+}
+
+/// The churn heads' mean AUC, ECE and Brier score of each kind on the validation rows.
+fn churn_scores(valid_preds: &[(String, Predictions)], valid: &pulse::learn::Frame) -> Vec<ChurnScores> {
     use pulse_model::metrics::{auc, brier, expected_calibration_error};
     valid_preds
         .iter()
         .map(|(_, p)| {
-            let mut a = 0.0;
-            let mut e = 0.0;
-            let mut b = 0.0;
-            for h in [2, 3] {
+            let mut s = ChurnScores { auc: Some(0.0), ece: 0.0, brier: 0.0 };
+            for (h, _) in CHURN_HEADS {
                 let y: Vec<bool> = valid
                     .data
                     .targets
                     .iter()
                     .map(|t| if h == 2 { t.churn_risk_14d >= 0.5 } else { t.churn_risk_30d >= 0.5 })
                     .collect();
-                a += auc(&p.0[h], &y).unwrap_or(0.0) / 2.0;
-                e += expected_calibration_error(&p.0[h], &y) / 2.0;
-                b += brier(&p.0[h], &y) / 2.0;
+                // An AUC that cannot be computed is not 0: it makes the mean
+                // undefined too (it used to count as 0.0, printed as a result).
+                s.auc = s.auc.zip(auc(&p.0[h], &y)).map(|(sum, a)| sum + a / 2.0);
+                s.ece += expected_calibration_error(&p.0[h], &y) / 2.0;
+                s.brier += brier(&p.0[h], &y) / 2.0;
             }
-            (a, e, b)
+            s
         })
         .collect()
 }
 
+/// The kind to ship: `ship` if given, else the servable kind with the best
+/// mean churn AUC among those with a mean churn ECE under 0.03 (else among
+/// all servable ones). An AUC that cannot be computed ranks below any
+/// number, and equal AUCs (or none) go to the lower Brier score.
 fn choose(
     kinds: &[Kind],
     valid_preds: &[(String, Predictions)],
@@ -568,11 +655,15 @@ fn choose(
     if let Some(k) = ship {
         return kinds.iter().position(|&x| x == k).unwrap_or(0);
     }
-    let scores = churn_scores(valid_preds, valid);
+    choose_by(kinds, &churn_scores(valid_preds, valid))
+}
+
+fn choose_by(kinds: &[Kind], scores: &[ChurnScores]) -> usize {
+    let rank = |i: usize| scores[i].auc.unwrap_or(f64::NEG_INFINITY);
     let best = |calibrated: bool| {
         (0..kinds.len())
-            .filter(|&i| kinds[i].servable() && (!calibrated || scores[i].1 < 0.03))
-            .max_by(|&a, &b| scores[a].0.total_cmp(&scores[b].0))
+            .filter(|&i| kinds[i].servable() && (!calibrated || scores[i].ece < 0.03))
+            .max_by(|&a, &b| rank(a).total_cmp(&rank(b)).then(scores[b].brier.total_cmp(&scores[a].brier)))
     };
     best(true).or_else(|| best(false)).unwrap_or(0)
 }
@@ -590,7 +681,8 @@ fn selection_table(
     );
     for (i, k) in kinds.iter().enumerate() {
         let name = if i == chosen { format!("**{}**", k.name()) } else { k.name().to_owned() };
-        let _ = writeln!(s, "| {name} | {:.4} | {:.4} | {:.4} |", scores[i].0, scores[i].2, scores[i].1);
+        let auc = scores[i].auc.map_or("n/a".to_owned(), figure);
+        let _ = writeln!(s, "| {name} | {auc} | {:.4} | {:.4} |", scores[i].brier, scores[i].ece);
     }
     s
 }
@@ -660,3 +752,76 @@ pub(crate) async fn evaluate_model(args: EvaluateArgs) -> Result<()> {
     Ok(())
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pulse::learn::Frame;
+    use pulse_model::Targets;
+
+    /// One row per label pair (churn_risk_14d, churn_risk_30d), one customer each.
+    fn frame(labels: &[(u8, u8)]) -> Frame {
+        let mut f = Frame::default();
+        for (i, &(y14, y30)) in labels.iter().enumerate() {
+            let y = Targets { churn_risk_14d: f32::from(y14), churn_risk_30d: f32::from(y30), ..Targets::default() };
+            f.data.push([0.0; pulse_schemas::FEATURE_COUNT], y);
+            f.groups.push(i as u32);
+            f.as_of.push(0);
+        }
+        f.customers = labels.len();
+        f
+    }
+
+    fn frames(train: &[(u8, u8)], valid: &[(u8, u8)]) -> Frames {
+        Frames { train: frame(train), valid: frame(valid), test: frame(&[(0, 0), (1, 1)]) }
+    }
+
+    /// A churn head with one class among the training or validation labels
+    /// is refused, naming the head, the class and the cause: it used to
+    /// ship a model predicting one churn risk for everyone.
+    #[test]
+    fn churn_labels_of_one_class_are_refused_naming_the_head_and_class() {
+        let both = [(0, 0), (1, 1), (0, 1)];
+        let cases: [(Frames, &[&str]); 4] = [
+            (
+                frames(&[(0, 1), (0, 1)], &both),
+                &["churn_risk_14d: every training label is 0 (2 rows of 2 customers)", "no churned customer"],
+            ),
+            // No session at all (session_completed records missing): every label is 1.
+            (frames(&[(1, 1), (1, 1)], &both), &["churn_risk_14d: every training label is 1", "session_completed"]),
+            (frames(&both, &[(0, 0), (0, 1)]), &["churn_risk_14d: every validation label is 0", "(1 of 3 rows are 1)"]),
+            (frames(&both, &[(0, 1), (1, 1)]), &["churn_risk_30d: every validation label is 1", "--split-seed"]),
+        ];
+        for (f, words) in cases {
+            let err = check_classes(&f).unwrap_err().to_string();
+            for w in words {
+                assert!(err.contains(w), "{w:?} not in: {err}");
+            }
+        }
+        // first_session_success of one class (0 in every row here) is a
+        // warning, not a refusal.
+        let warnings = check_classes(&frames(&both, &both)).unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].starts_with("first_session_success: every training label is 0"), "{warnings:?}");
+    }
+
+    /// An AUC that cannot be computed ranks below any number and is printed
+    /// n/a: it counted as 0.0000, and on a tie of such zeros the last kind
+    /// (network) was "chosen".
+    #[test]
+    fn an_undefined_auc_ranks_last_and_ties_go_to_the_lower_brier() {
+        let kinds = [Kind::Constant, Kind::Logistic, Kind::Gbt, Kind::Network];
+        let s = |auc: Option<f64>, brier: f64| ChurnScores { auc, ece: 0.01, brier };
+        let scores = [s(Some(0.6), 0.2), s(Some(0.1), 0.2), s(None, 0.1), s(None, 0.1)];
+        assert_eq!(choose_by(&kinds, &scores), 1, "a number beats n/a, however low");
+        let scores = [s(None, 0.0), s(None, 0.3), s(None, 0.1), s(None, 0.2)];
+        assert_eq!(choose_by(&kinds, &scores), 2, "none computable: the lowest Brier among the servable");
+        let valid = frame(&[(0, 0), (0, 0)]);
+        let preds = vec![(
+            "logistic".to_owned(),
+            Predictions([vec![0.5; 2], vec![1.0; 2], vec![0.1; 2], vec![0.2; 2], vec![50.0; 2]]),
+        )];
+        assert_eq!(churn_scores(&preds, &valid)[0].auc, None);
+        let table = selection_table(&[Kind::Logistic], &preds, &valid, 0);
+        assert!(table.contains("| **logistic** | n/a |"), "{table}");
+    }
+}
