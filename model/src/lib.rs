@@ -73,7 +73,32 @@ pub enum ModelError {
     /// features or heads).
     #[error("cannot import the model: {0}")]
     Import(String),
-    /// Reading or writing files.
-    #[error("{0}")]
+    /// Reading or writing files. Transparent: with the error as its
+    /// message and as its source, a chain printed "File exists (os error
+    /// 17): File exists (os error 17)".
+    #[error(transparent)]
     Io(#[from] std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every message of an error's chain, joined as `anyhow`'s `{:#}` joins them.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut parts = vec![e.to_string()];
+        let mut next = e.source();
+        while let Some(s) = next {
+            parts.push(s.to_string());
+            next = s.source();
+        }
+        parts.join(": ")
+    }
+
+    #[test]
+    fn a_chain_says_the_underlying_error_once() {
+        let io = ModelError::from(std::io::Error::from_raw_os_error(17));
+        let text = chain(&io);
+        assert_eq!(text.matches("os error 17").count(), 1, "{text}");
+    }
 }

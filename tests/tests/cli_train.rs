@@ -414,3 +414,45 @@ fn train_refuses_churn_labels_of_one_class() {
     );
     assert!(!model.exists());
 }
+
+/// --out naming a file, the capture or a path under a file was found only
+/// when the model was written, after all the training, and the report was
+/// lost: now refused before the capture is read. A model that still cannot
+/// be written (here model.json is a directory) leaves the report written,
+/// and says the OS error once (it said "File exists (os error 17): File
+/// exists (os error 17)").
+#[test]
+fn train_checks_out_before_the_work_and_keeps_the_report_when_the_model_cannot_be_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = generate_with(dir.path(), "history.jsonl", "100", "60", &[]);
+    let before = std::fs::read(&capture).unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a model").unwrap();
+    let report = dir.path().join("report.md");
+    let train = |out: &Path, more: &[&str]| {
+        let mut args = vec!["train", "--capture", s(&capture), "--quiet", "--kinds", "constant,logistic"];
+        args.extend_from_slice(&["--resamples", "5", "--out", s(out)]);
+        args.extend_from_slice(more);
+        run_pulse(args)
+    };
+    let refused = |out: std::process::Output, words: &[&str]| {
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("data:"), "the capture was read:\n{}", describe(&out));
+        fails_with(out, words);
+    };
+    refused(train(&file, &[]), &["--out", "a-file: it exists and is not a directory"]);
+    refused(train(&capture, &[]), &["--out", "is the same file as the capture"]);
+    refused(train(&file.join("model"), &[]), &["a-file exists and is not a directory"]);
+    let model = dir.path().join("model");
+    refused(train(&model, &["--report", s(&model)]), &["is the same file as --report"]);
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a model");
+    assert_eq!(std::fs::read(&capture).unwrap(), before);
+    assert!(!model.exists() && !report.exists());
+
+    std::fs::create_dir_all(model.join("model.json")).unwrap();
+    let out = train(&model, &["--report", s(&report)]);
+    let said = describe(&out);
+    assert!(said.contains("trained and evaluated"), "{said}");
+    fails_with(out, &["cannot write the model to", "(os error 21)", "the report is written to"]);
+    assert_eq!(said.matches("os error").count(), 1, "{said}");
+    assert!(std::fs::read_to_string(&report).unwrap().contains("## The shipped model: "));
+}

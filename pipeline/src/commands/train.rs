@@ -494,11 +494,12 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
     // 0 trained nothing and shipped a model of no trees or untrained weights.
     anyhow::ensure!(args.max_epochs >= 1, "--max-epochs must be at least 1");
     anyhow::ensure!(args.max_trees >= 1, "--max-trees must be at least 1");
+    check_out(&args.out, args.data.capture.as_deref())?;
     let model_files =
         [args.out.join(pulse_model::artifact::META_FILE), args.out.join(pulse_model::artifact::WEIGHTS_FILE)];
     let (labelled, truth) = labelled_with_truth(
         &args.data,
-        &[("--out's model", &model_files[0]), ("--out's weights", &model_files[1])],
+        &[("--out", &args.out), ("--out's model", &model_files[0]), ("--out's weights", &model_files[1])],
         TRAIN_NEEDS,
     )
     .await?;
@@ -518,14 +519,14 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
         },
         logistic: pulse_model::train::LogisticConfig { version: args.model_version.clone(), ..Default::default() },
     };
-    let (kinds, out, report_path) = (args.kinds.clone(), args.out.clone(), args.data.report.clone());
+    let (kinds, report_path) = (args.kinds.clone(), args.data.report.clone());
     let (resamples, seed) = (args.data.resamples, args.seed);
     let header = format!(
         "# Model evaluation\n\nMade by `pulse train {}`. Data: {}. Labels: `docs/LABELS.md`.\n\n",
         std::env::args().skip(2).collect::<Vec<_>>().join(" "),
         args.data.source()
     );
-    let text = tokio::task::spawn_blocking(move || -> Result<String> {
+    let (text, kind, artifact) = tokio::task::spawn_blocking(move || -> Result<(String, Kind, pulse_model::ModelArtifact)> {
         let mut text = header;
         let in_frames = in_time(&labelled.rows);
         println!("{}", describe("in-time", &in_frames));
@@ -539,7 +540,7 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
         let oot = out_of_time(&labelled.rows);
         let oot_skip = out_of_time_skip(&oot, TRAIN_NEEDS);
         let schemes = [(IN_TIME, "in-time", in_frames, None), (OUT_OF_TIME, "out-of-time", oot, oot_skip)];
-        let mut shipped = None;
+        let mut shipped: Option<(usize, pulse_model::ModelArtifact)> = None;
         for (title, tag, frames, skip) in &schemes {
             if *tag != "in-time" {
                 println!("{}", describe(tag, frames));
@@ -551,8 +552,8 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
             }
             let fitted = fit_all(&kinds, frames, &cfg)?;
             let named: Vec<(String, &Fitted)> = fitted.iter().map(|(k, f)| (k.name().to_owned(), f)).collect();
-            let chosen = match shipped {
-                Some(chosen) => chosen,
+            let chosen = match &shipped {
+                Some((chosen, _)) => *chosen,
                 None => {
                     // Choose on the validation customers, never on the test ones.
                     let valid = predictions(&named, &frames.valid)?;
@@ -578,9 +579,7 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
             if *tag == "in-time" {
                 let model = &fitted[chosen].1;
                 let artifact = model.artifact().context("the shipped kind has no artifact")?;
-                artifact.save_dir(&out).with_context(|| format!("cannot write the model to {}", out.display()))?;
-                println!("shipped {} to {}", kinds[chosen].name(), out.display());
-                shipped = Some(chosen);
+                shipped = Some((chosen, artifact.clone()));
                 if let Some((truth, want)) = &truth {
                     let seg = segments_section(want, &labelled, model)?;
                     println!("\n{seg}");
@@ -588,24 +587,59 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
                 }
             }
         }
-        // The in-time split is never skipped (checked above), so the model
-        // was written; said here so that no path reaches the end without it.
-        anyhow::ensure!(shipped.is_some(), "no model was written: the in-time split was not evaluated");
-        Ok(text)
+        // The in-time split is never skipped (checked above), so a model was
+        // fitted; said here so that no path reaches the end without one.
+        let (chosen, artifact) = shipped.context("no model was fitted: the in-time split was not evaluated")?;
+        Ok((text, kinds[chosen], artifact))
     })
     .await
     .context("the training task failed")??;
     println!("trained and evaluated in {:.1} s", started.elapsed().as_secs_f64());
+    let saved =
+        artifact.save_dir(&args.out).with_context(|| format!("cannot write the model to {}", args.out.display()));
+    if saved.is_ok() {
+        println!("shipped {} to {}", kind.name(), args.out.display());
+    }
+    // The report is written even when the model could not be: it is the
+    // run's work, and says what would have shipped.
     if let Some(path) = &args.data.report {
         write_report(path, &text)?;
+        if saved.is_err() {
+            println!("the report is written to {}", path.display());
+        }
     }
-    Ok(())
+    saved
 }
 
 /// The report's titles of the two evaluations.
 const IN_TIME: &str = "in time, held-out customers";
 /// See [`IN_TIME`].
 const OUT_OF_TIME: &str = "out of time, held-out customers after the cut";
+
+/// Refuses an --out that cannot take the model, before any data is read
+/// (found when the model was written, after all the training, it lost the
+/// run's work and its report): the capture itself, or a path that is, or
+/// lies under, something other than a directory.
+fn check_out(out: &Path, capture: Option<&Path>) -> Result<()> {
+    if let Some(capture) = capture {
+        refuse_same_files(&[("the capture", capture), ("--out", out)])?;
+    }
+    // The nearest part of the path that exists must be a directory: the
+    // model is written as one (model.json, and model.safetensors for a
+    // network), created with its parents.
+    let existing =
+        out.ancestors().filter(|p| !p.as_os_str().is_empty()).find_map(|p| Some((p, std::fs::metadata(p).ok()?)));
+    if let Some((path, meta)) = existing {
+        anyhow::ensure!(
+            meta.is_dir(),
+            "--out {}: {} exists and is not a directory; the model is written as a directory (model.json, and \
+             model.safetensors for a network): name a new directory or an existing one",
+            out.display(),
+            if path == out { "it".to_owned() } else { path.display().to_string() }
+        );
+    }
+    Ok(())
+}
 
 /// One kind's churn figures on the validation rows: the mean over the two
 /// churn heads of AUC (`None` when a head's validation labels have one
