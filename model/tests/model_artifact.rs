@@ -303,3 +303,37 @@ fn a_failed_save_leaves_the_model_that_was_there() {
     assert_eq!(names, ["model.json", "model.safetensors"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `WEIGHTS` with every byte of tensor `name`'s data set to `byte`.
+fn weights_with(name: &str, byte: u8) -> Vec<u8> {
+    let mut w = WEIGHTS.to_vec();
+    let n = u64::from_le_bytes(w[..8].try_into().unwrap()) as usize;
+    let header: Value = serde_json::from_slice(&w[8..8 + n]).unwrap();
+    let offsets = &header[name]["data_offsets"];
+    let (start, end) = (offsets[0].as_u64().unwrap() as usize, offsets[1].as_u64().unwrap() as usize);
+    w[8 + n + start..8 + n + end].fill(byte);
+    w
+}
+
+/// A network whose weights hold NaN used to load and serve (its ReLUs
+/// turned the NaNs into the same scores for everyone): refused at load,
+/// naming the tensor, as the gbt and logistic loaders refuse theirs. Zero
+/// weights are weights.
+#[test]
+fn a_network_with_non_finite_weights_is_refused_naming_the_tensor() {
+    let err = ModelArtifact::from_bytes(META, &weights_with("trunk.0.w", 0xff)).unwrap_err().to_string();
+    assert!(err.contains("bad model artifact: model.safetensors: tensor trunk.0.w holds NaN at index 0"), "{err}");
+    let err = ModelArtifact::from_bytes(META, &weights_with("head.churn_risk_14d.1.b", 0xff)).unwrap_err().to_string();
+    assert!(err.contains("tensor head.churn_risk_14d.1.b holds NaN"), "{err}");
+    // f32 +inf is 00 00 80 7f: a tensor of it is not finite either.
+    let mut w = weights_with("trunk.1.b", 0);
+    let n = u64::from_le_bytes(w[..8].try_into().unwrap()) as usize;
+    let header: Value = serde_json::from_slice(&w[8..8 + n]).unwrap();
+    let start = header["trunk.1.b"]["data_offsets"][0].as_u64().unwrap() as usize;
+    w[8 + n + start..8 + n + start + 4].copy_from_slice(&f32::INFINITY.to_le_bytes());
+    let err = ModelArtifact::from_bytes(META, &w).unwrap_err().to_string();
+    assert!(err.contains("tensor trunk.1.b holds inf at index 0"), "{err}");
+    let zeros = ModelArtifact::from_bytes(META, &weights_with("trunk.0.w", 0)).unwrap();
+    let scores = EmbeddedModel::new(&zeros).unwrap().score_now(&[[1.0; FEATURE_COUNT]]).unwrap();
+    assert!(scores[0].churn_risk_14d.is_finite());
+}
