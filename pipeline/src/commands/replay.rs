@@ -172,6 +172,9 @@ pub(crate) async fn run(args: ReplayArgs) -> Result<()> {
         || args.scoring.metrics_out.is_some();
     anyhow::ensure!(args.score || !wants_scores, "--predictions-out, --alerts-out and --metrics-out need --score");
     let model = if args.score { Some(super::load_model(args.scoring.model.as_deref())?) } else { None };
+    // Which model scored, as `pulse demo` says it: a summary of predictions
+    // did not say whose they were.
+    let scored_by = model.as_ref().map(|m| super::model_line(m, args.scoring.model.as_deref()));
     let config = ReplayConfig {
         input: Input::Capture(args.capture),
         outputs: Outputs {
@@ -189,6 +192,7 @@ pub(crate) async fn run(args: ReplayArgs) -> Result<()> {
     let summary = replay::<EmbeddedModel>(config, model).await?;
     if summary.scoring.is_some() {
         let customers = summary.state.customers;
+        println!("replay scored by {}", scored_by.unwrap_or_default());
         println!("{}", pulse::summary::demo_report(&summary, customers, pulse::summary::RESCAN_INTERVAL_MS));
     } else {
         println!("replay summary\n{}", pulse::summary::replay_table(&summary));
