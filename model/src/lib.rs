@@ -53,8 +53,11 @@ pub use xgboost::import_xgboost;
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     /// A tensor operation failed (shapes, missing weights).
+    ///
+    /// Not a `source` as well: the message already holds the tensor error's,
+    /// and a chain printed it twice ("…: invalid header length: invalid header length").
     #[error("model computation failed: {0}")]
-    Tensor(#[from] candle_core::Error),
+    Tensor(candle_core::Error),
     /// The artifact's metadata does not parse or does not fit.
     #[error("bad model artifact: {0}")]
     Artifact(String),
@@ -80,6 +83,12 @@ pub enum ModelError {
     Io(#[from] std::io::Error),
 }
 
+impl From<candle_core::Error> for ModelError {
+    fn from(e: candle_core::Error) -> Self {
+        ModelError::Tensor(e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +109,8 @@ mod tests {
         let io = ModelError::from(std::io::Error::from_raw_os_error(17));
         let text = chain(&io);
         assert_eq!(text.matches("os error 17").count(), 1, "{text}");
+        let tensor = ModelError::from(candle_core::Error::Msg("invalid header length".into()));
+        let text = chain(&tensor);
+        assert_eq!(text, "model computation failed: invalid header length");
     }
 }
