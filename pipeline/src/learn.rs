@@ -24,7 +24,8 @@ use pulse_runtime::io::Output;
 use pulse_schemas::Features;
 use pulse_synth::{generate, SynthConfig};
 
-use crate::dataset::{rows, LabelBook, Period, Row, RowPolicy, RowStats, Split};
+use crate::dataset::{rows, LabelBook, Period, Row, RowPolicy, RowStats, Split, H30};
+use pulse_schemas::DAY_MS;
 
 /// Labelled rows of a capture, in emission order.
 #[derive(Debug, Default)]
@@ -230,6 +231,64 @@ impl Frames {
     }
 }
 
+/// The fewest days of `as_of` each side of the out-of-time split must
+/// span for it to be judged. A side of a few days holds a few daily
+/// snapshots of the same customers: "fit before the cut, test after it"
+/// then compares one week with another a month later, not a model used
+/// across time (a 90-day capture fitted on 5 days and tested on 5). Two
+/// weeks is the shorter label horizon. The default cut halves the labelled
+/// span (to the day), so it asks for a capture of the burn-in, two 30-day
+/// horizons and 2 × 14 days: 109 days with the 21-day burn-in.
+pub const MIN_OUT_OF_TIME_DAYS: i64 = 14;
+
+/// Why the out-of-time split of rows labelled as `stats` says cannot be
+/// judged, if it cannot: training rows (`as_of` from the first labelled
+/// day to 30 days before the cut, so that their labels end by it) or test
+/// rows (from the cut to the last labelled day) spanning under
+/// [`MIN_OUT_OF_TIME_DAYS`] days. With the default cut that is the
+/// capture's span against the burn-in + 60 + 28 days (the cut's rounding
+/// to the day may leave a side half a day short); with `--cut-day`, each
+/// side's own span.
+pub fn out_of_time_too_short(stats: &RowStats) -> Option<String> {
+    let days = |from: i64, to: i64| (to - from) as f64 / DAY_MS as f64;
+    let (before, after) = (days(stats.rows_from, stats.cut - H30), days(stats.cut, stats.rows_to));
+    let min = MIN_OUT_OF_TIME_DAYS as f64;
+    let side = |d: f64| if d < 0.0 { "none".to_owned() } else { format!("{d:.1} days") };
+    let burn_in = days(stats.first, stats.rows_from).round();
+    let (needed, span) = (burn_in + 60.0 + 2.0 * min, days(stats.first, stats.last));
+    let sides = format!(
+        "training rows (as_of at least 30 days before the cut, {}, so that their labels end by it) span {} of \
+         as_of and test rows (from the cut) {}; each side needs {MIN_OUT_OF_TIME_DAYS} days or more",
+        day_of(stats.cut),
+        side(before),
+        side(after)
+    );
+    let too_short = format!(
+        "so the capture must span at least the burn-in ({burn_in} days), two 30-day label horizons and \
+         2 × {MIN_OUT_OF_TIME_DAYS} days: {needed} days (this one spans {span:.1})"
+    );
+    if stats.cut == crate::dataset::default_cut(stats.rows_from, stats.rows_to) {
+        return (span < needed).then(|| format!("{sides}, {too_short}"));
+    }
+    if before >= min && after >= min {
+        return None;
+    }
+    if span < needed {
+        return Some(format!("{sides}, {too_short}"));
+    }
+    // Long enough: the cut set by --cut-day leaves a side short.
+    let (lo, hi) = (days(stats.first, stats.rows_from + H30) + min, days(stats.first, stats.rows_to) - min);
+    Some(format!(
+        "{sides}: a --cut-day from day {:.1} to day {:.1} leaves both sides {MIN_OUT_OF_TIME_DAYS} days or more",
+        (lo * 10.0).ceil() / 10.0,
+        (hi * 10.0).floor() / 10.0
+    ))
+}
+
+fn day_of(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or(ms.to_string(), |t| t.format("%Y-%m-%d").to_string())
+}
+
 /// Split by customer only.
 pub fn in_time(rows: &[Row]) -> Frames {
     frames(rows, |r| Some(r.split))
@@ -311,5 +370,33 @@ mod tests {
         let f = in_time(&rows);
         assert_eq!(f.empty_groups(ALL).as_deref(), Some("validation (for calibration)"));
         assert_eq!(f.empty_groups(&ALL[..1]), None);
+    }
+
+    fn stats(span_days: f64, cut_day: Option<f64>) -> RowStats {
+        let at = |d: f64| (d * DAY_MS as f64) as i64;
+        let (first, last) = (at(1000.0), at(1000.0 + span_days));
+        let (rows_from, rows_to) = (first + 21 * DAY_MS, last - H30);
+        let cut = cut_day.map_or_else(|| crate::dataset::default_cut(rows_from, rows_to), |d| first + at(d));
+        RowStats { first, last, rows_from, rows_to, cut, ..RowStats::default() }
+    }
+
+    /// A 90-day capture gave an out-of-time split of 5 days of as_of each
+    /// side, judged as if it meant something; the README said 110 days and
+    /// the skip message 120. Now: 14 days each side, so 109 days with the
+    /// default cut, and the message says both spans and the rule.
+    #[test]
+    fn the_out_of_time_split_needs_two_weeks_each_side() {
+        let why = out_of_time_too_short(&stats(89.5, None)).expect("90 days are too short");
+        for want in ["span 4.0 days of as_of", "test rows (from the cut) 4.5 days", "109 days (this one spans 89.5)"] {
+            assert!(why.contains(want), "{want:?} not in: {why}");
+        }
+        assert!(out_of_time_too_short(&stats(108.5, None)).is_some());
+        assert_eq!(out_of_time_too_short(&stats(109.0, None)), None);
+        assert_eq!(out_of_time_too_short(&stats(150.0, None)), None);
+        // Long enough, but a --cut-day that leaves training 9 days: the
+        // days that work instead.
+        let why = out_of_time_too_short(&stats(150.0, Some(60.0))).expect("9 days before the cut");
+        assert!(why.contains("span 9.0 days") && why.contains("a --cut-day from day 65.0 to day 106.0"), "{why}");
+        assert_eq!(out_of_time_too_short(&stats(150.0, Some(80.0))), None);
     }
 }

@@ -364,7 +364,8 @@ fn generate_with(dir: &Path, name: &str, customers: &str, days: &str, more: &[&s
 /// `evaluate` skipped every split, blamed the capture's span, and exited 0,
 /// `train` without writing a model. Now they fail, with the split, before
 /// the engine's pass; `evaluate` with only the constant baseline (which
-/// needs no validation customers) judges the 3 test customers.
+/// needs no validation customers) judges the 3 test customers. A 90-day
+/// capture's out-of-time split, 5 days each side, is skipped with the rule.
 #[test]
 fn too_few_customers_are_refused_before_the_work_and_train_never_succeeds_without_a_model() {
     let dir = tempfile::tempdir().unwrap();
@@ -383,6 +384,12 @@ fn too_few_customers_are_refused_before_the_work_and_train_never_succeeds_withou
     let said = ok(evaluate("constant"), "evaluate --baselines constant");
     assert!(
         said.contains("rows of 3 held-out customers") && said.contains("| churn_risk_14d | **embedded** |"),
+        "{said}"
+    );
+    assert!(
+        said.contains("out of time, held-out customers after the cut: skipped:")
+            && said.contains("each side needs 14 days or more")
+            && said.contains("109 days (this one spans 89."),
         "{said}"
     );
 }

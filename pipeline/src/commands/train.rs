@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use pulse::dataset::file_bytes;
 use pulse::dataset::Split;
-use pulse::learn::{from_capture, from_synth, in_time, out_of_time, Frames, Labelled, Need};
+use pulse::learn::{from_capture, from_synth, in_time, out_of_time, out_of_time_too_short, Frames, Labelled, Need};
 use pulse::progress::Progress;
 use pulse::report::{compare, figure, one_class, write_report, CompareConfig, FitConfig, Fitted, Kind, Predictions};
 use pulse_model::TrainConfig;
@@ -266,13 +266,13 @@ fn check_in_time(f: &Frames, needs: &[Need]) -> Result<()> {
     }
 }
 
-/// Why the out-of-time split cannot be judged, if it cannot: a group with
-/// no rows on its side of the cut. Training rows need their 30-day horizon
-/// to end before the cut and test rows start at it, so a capture of less
-/// than the burn-in and two label horizons has none.
-fn out_of_time_skip(f: &Frames, needs: &[Need]) -> Option<String> {
-    f.empty_groups(needs).map(|empty| {
-        format!("no rows in {empty} on its side of the cut (training and validation before it, test after it)")
+/// Why the out-of-time split cannot be judged, if it cannot: a side too
+/// short ([`out_of_time_too_short`]), or a group with no rows on its side.
+fn out_of_time_skip(f: &Frames, labelled: &Labelled, needs: &[Need]) -> Option<String> {
+    out_of_time_too_short(&labelled.stats).or_else(|| {
+        f.empty_groups(needs).map(|empty| {
+            format!("no rows in {empty} on its side of the cut (training and validation before it, test after it)")
+        })
     })
 }
 
@@ -538,7 +538,7 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
             text += &format!("Warning: {warning}.\n\n");
         }
         let oot = out_of_time(&labelled.rows);
-        let oot_skip = out_of_time_skip(&oot, TRAIN_NEEDS);
+        let oot_skip = out_of_time_skip(&oot, &labelled, TRAIN_NEEDS);
         let schemes = [(IN_TIME, "in-time", in_frames, None), (OUT_OF_TIME, "out-of-time", oot, oot_skip)];
         let mut shipped: Option<(usize, pulse_model::ModelArtifact)> = None;
         for (title, tag, frames, skip) in &schemes {
@@ -747,7 +747,7 @@ pub(crate) async fn evaluate_model(args: EvaluateArgs) -> Result<()> {
         // Refused, not skipped: the run used to succeed having judged nothing.
         check_in_time(&in_frames, needs)?;
         let oot = out_of_time(&labelled.rows);
-        let oot_skip = out_of_time_skip(&oot, needs);
+        let oot_skip = out_of_time_skip(&oot, &labelled, needs);
         for (title, tag, frames, skip) in [(IN_TIME, "in-time", in_frames, None), (OUT_OF_TIME, "out-of-time", oot, oot_skip)] {
             if tag != "in-time" {
                 println!("{}", describe(tag, &frames));
