@@ -313,6 +313,13 @@ fn options_that_would_do_nothing_or_overwrite_are_refused() {
         );
         assert!(!model.exists());
     }
+    // 0 resamples printed every interval as "[NaN, NaN] (not significant)".
+    fails_with(
+        run_pulse(["train", "--capture", s(&capture), "--quiet", "--out", s(&model), "--resamples", "0"]),
+        &["--resamples must be at least 1"],
+    );
+    fails_with(run_pulse(["evaluate", "--capture", s(&capture), "--quiet", "--resamples", "0"]), &["--resamples"]);
+    assert!(!model.exists());
     // A cut that leaves one side of the out-of-time split empty, and a
     // drift from after the capture's end, did nothing and said nothing.
     let long = generate(dir.path(), "long.jsonl", "120");

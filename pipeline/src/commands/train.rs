@@ -73,6 +73,12 @@ impl DataArgs {
     /// another name (nor is `more`, another output), and the truth file,
     /// read here, is well formed.
     fn check_files(&self, more: &[(&str, &Path)]) -> Result<Option<Truth>> {
+        // 0 resamples made every interval [NaN, NaN], printed as a result.
+        anyhow::ensure!(
+            self.resamples >= 1,
+            "--resamples must be at least 1: each 95% interval is read from that many resamples of the held-out \
+             customers (200 by default; fewer run faster, with rougher intervals)"
+        );
         let mut files: Vec<(&str, &Path)> = Vec::new();
         files.extend(self.capture.as_deref().map(|c| ("the capture", c)));
         files.extend(self.truth.as_deref().map(|t| ("--truth", t)));
