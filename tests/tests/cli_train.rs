@@ -146,6 +146,11 @@ fn dataset_refuses_a_capture_too_short_for_labels_and_says_why() {
     assert!(!out.status.success(), "a dataset of no rows was accepted:\n{}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no labelled rows") && stderr.contains("more than 51 days"), "{stderr}");
+    // Its summary printed the labelled range inverted ("labelled as_of from
+    // 2026-01-26 to 2026-01-14") before the error.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("labelled as_of from"), "{stdout}");
+    assert!(stdout.contains("no as_of can be labelled: the burn-in ends 2026-01-26, after the last as_of"), "{stdout}");
     // With --all-rows the rows are still worth writing (without labels).
     let out = run_pulse(["dataset", s(&capture), "--quiet", "--all-rows", "--out", s(&rows)]);
     assert!(out.status.success(), "{}", describe(&out));
