@@ -436,8 +436,9 @@ fn logistic_to_json(model: &LinearModel) -> LogisticJson {
 struct MetaIn {
     name: String,
     version: String,
+    /// Absent: `network`, but said so when another kind's section is there.
     #[serde(default)]
-    kind: ModelKind,
+    kind: Option<ModelKind>,
     features_schema: String,
     feature_names: Vec<String>,
     heads: Vec<String>,
@@ -491,7 +492,13 @@ impl ModelArtifact {
                 .map_err(|e| ModelError::Artifact(format!("cannot read {}: {e}", dir.join(f).display())))
         };
         let meta = read(META_FILE)?;
-        let weights = if peek_kind(&meta)? == ModelKind::Network { read(WEIGHTS_FILE)? } else { Vec::new() };
+        // A model.json without `kind` is a network, but one that holds
+        // another kind's section was meant as that kind: looking for its
+        // weights failed with "cannot read …/model.safetensors" and hid
+        // the cause, which `from_bytes` names instead.
+        let declared = peek_kind(&meta)?;
+        let network = declared.kind.unwrap_or_default() == ModelKind::Network && !declared.has_other_section();
+        let weights = if network { read(WEIGHTS_FILE)? } else { Vec::new() };
         ModelArtifact::from_bytes(&meta, &weights)
     }
 
@@ -501,7 +508,7 @@ impl ModelArtifact {
     pub fn from_bytes(meta: &[u8], weights: &[u8]) -> Result<ModelArtifact, ModelError> {
         let meta = without_bom(meta);
         let m: MetaIn = serde_json::from_slice(meta).map_err(|e| ModelError::Artifact(format!("{META_FILE}: {e}")))?;
-        let kind = m.kind;
+        let kind = m.kind.unwrap_or_default();
         let meta = ModelMeta {
             name: m.name,
             version: m.version,
@@ -513,11 +520,18 @@ impl ModelArtifact {
             training: m.training,
         };
         check_schema(&meta)?;
+        let declared_kind = m.kind;
         let misplaced = |section: &str| {
-            ModelError::Artifact(format!(
-                "{META_FILE} has a `{section}` section but kind is `{}`: set \"kind\": \"{section}\" or drop it",
-                kind.as_str()
-            ))
+            ModelError::Artifact(match declared_kind {
+                Some(kind) => format!(
+                    "{META_FILE} has a `{section}` section but kind is `{}`: set \"kind\": \"{section}\" or drop it",
+                    kind.as_str()
+                ),
+                None => format!(
+                    "{META_FILE} has no `kind`, so it is a `network` (the default, for artifacts made before kinds \
+                     existed: see model/ARTIFACT.md), but it has a `{section}` section: add \"kind\": \"{section}\""
+                ),
+            })
         };
         let needs = |what: &str| {
             ModelError::Artifact(format!("{META_FILE}: kind `{}` needs {what} (see model/ARTIFACT.md)", kind.as_str()))
@@ -536,7 +550,13 @@ impl ModelArtifact {
                 if weights.is_empty() {
                     return Err(needs(&format!("its weights in {WEIGHTS_FILE}")));
                 }
-                let tensors = candle_core::safetensors::load_buffer(weights, &Device::Cpu)?;
+                // A bad file is a bad artifact, not a failed computation.
+                let tensors = candle_core::safetensors::load_buffer(weights, &Device::Cpu).map_err(|e| {
+                    ModelError::Artifact(format!(
+                        "{WEIGHTS_FILE} ({} bytes) is not a readable safetensors file: {e}",
+                        weights.len()
+                    ))
+                })?;
                 Model::Network(Net::from_tensors(&tensors)?)
             }
             ModelKind::Gbt => {
@@ -640,16 +660,26 @@ fn without_bom(meta: &[u8]) -> &[u8] {
     meta.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(meta)
 }
 
-/// The kind `model.json` declares, without reading the rest.
-fn peek_kind(meta: &[u8]) -> Result<ModelKind, ModelError> {
-    #[derive(Deserialize)]
-    struct Kind {
-        #[serde(default)]
-        kind: ModelKind,
+/// The kind `model.json` declares, if any, and which kinds' sections it
+/// holds, without reading the rest.
+#[derive(Deserialize)]
+struct Declared {
+    #[serde(default)]
+    kind: Option<ModelKind>,
+    #[serde(default)]
+    gbt: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    logistic: Option<serde::de::IgnoredAny>,
+}
+
+impl Declared {
+    fn has_other_section(&self) -> bool {
+        self.gbt.is_some() || self.logistic.is_some()
     }
-    serde_json::from_slice::<Kind>(without_bom(meta))
-        .map(|k| k.kind)
-        .map_err(|e| ModelError::Artifact(format!("{META_FILE}: {e}")))
+}
+
+fn peek_kind(meta: &[u8]) -> Result<Declared, ModelError> {
+    serde_json::from_slice::<Declared>(without_bom(meta)).map_err(|e| ModelError::Artifact(format!("{META_FILE}: {e}")))
 }
 
 /// Refuses a model trained on other features, or for other heads, than

@@ -45,7 +45,7 @@ pub use artifact::{embedded, Model, ModelArtifact, ModelKind, ModelMeta};
 pub use calibrate::{calibrate, CalibrationMethod, Calibrator};
 pub use explain::{top_raising, Attribution, Method};
 pub use gbt::{train_gbt, GbtConfig, GbtProgress};
-pub use scorer::{Contributions, EmbeddedModel, ModelId, ScoreError, ScoredRows, Scorer, EMBEDDED};
+pub use scorer::{Contributions, EmbeddedModel, ModelId, ScoreError, ScoredRows, Scorer, EMBEDDED, IN_PROCESS};
 pub use train::{train_logistic, Dataset, LogisticConfig, Targets, TrainConfig};
 pub use xgboost::import_xgboost;
 
@@ -53,8 +53,11 @@ pub use xgboost::import_xgboost;
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     /// A tensor operation failed (shapes, missing weights).
+    ///
+    /// Not a `source` as well: the message already holds the tensor error's,
+    /// and a chain printed it twice ("…: invalid header length: invalid header length").
     #[error("model computation failed: {0}")]
-    Tensor(#[from] candle_core::Error),
+    Tensor(candle_core::Error),
     /// The artifact's metadata does not parse or does not fit.
     #[error("bad model artifact: {0}")]
     Artifact(String),
@@ -73,7 +76,41 @@ pub enum ModelError {
     /// features or heads).
     #[error("cannot import the model: {0}")]
     Import(String),
-    /// Reading or writing files.
-    #[error("{0}")]
+    /// Reading or writing files. Transparent: with the error as its
+    /// message and as its source, a chain printed "File exists (os error
+    /// 17): File exists (os error 17)".
+    #[error(transparent)]
     Io(#[from] std::io::Error),
+}
+
+impl From<candle_core::Error> for ModelError {
+    fn from(e: candle_core::Error) -> Self {
+        ModelError::Tensor(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every message of an error's chain, joined as `anyhow`'s `{:#}` joins them.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut parts = vec![e.to_string()];
+        let mut next = e.source();
+        while let Some(s) = next {
+            parts.push(s.to_string());
+            next = s.source();
+        }
+        parts.join(": ")
+    }
+
+    #[test]
+    fn a_chain_says_the_underlying_error_once() {
+        let io = ModelError::from(std::io::Error::from_raw_os_error(17));
+        let text = chain(&io);
+        assert_eq!(text.matches("os error 17").count(), 1, "{text}");
+        let tensor = ModelError::from(candle_core::Error::Msg("invalid header length".into()));
+        let text = chain(&tensor);
+        assert_eq!(text, "model computation failed: invalid header length");
+    }
 }

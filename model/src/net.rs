@@ -77,7 +77,9 @@ impl Net {
         Net { trunk: layers, heads }
     }
 
-    /// Rebuilds a network from named tensors (`<layer>.w`, `<layer>.b`).
+    /// Rebuilds a network from named tensors (`<layer>.w`, `<layer>.b`),
+    /// refusing a missing tensor, a wrong shape or a value that is not a
+    /// finite number.
     pub fn from_tensors(tensors: &HashMap<String, Tensor>) -> Result<Net, ModelError> {
         let mut layers = Vec::new();
         for (name, fan_in, fan_out) in names() {
@@ -87,7 +89,20 @@ impl Net {
                 if t.dims() != shape {
                     return Err(ModelError::Artifact(format!("{key} has shape {:?}, expected {shape:?}", t.dims())));
                 }
-                Ok(t.to_dtype(DType::F32)?)
+                let t = t.to_dtype(DType::F32)?;
+                // A NaN weight does not fail the forward pass: the ReLUs
+                // turn it into 0s and the model serves the same scores for
+                // everyone. Refused at load, as the gbt and logistic
+                // loaders refuse theirs. (0 is a weight like any other.)
+                let values: Vec<f32> = t.flatten_all()?.to_vec1()?;
+                if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                    return Err(ModelError::Artifact(format!(
+                        "{}: tensor {key} holds {v} at index {i} of {}: every weight must be a finite number",
+                        crate::artifact::WEIGHTS_FILE,
+                        values.len()
+                    )));
+                }
+                Ok(t)
             };
             layers.push(Dense { w: get("w", &[fan_in, fan_out])?, b: get("b", &[fan_out])? });
         }

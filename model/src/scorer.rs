@@ -46,8 +46,10 @@ pub struct ModelId {
     pub name: Arc<str>,
     /// The model's version.
     pub version: Arc<str>,
-    /// Where it ran: `embedded` (in this process), `sagemaker:<endpoint>`,
-    /// `embedded-fallback` (in this process because the endpoint was down).
+    /// Where it ran: `embedded` (the model built into pulse, in this
+    /// process), `in-process` (a model loaded with `--model DIR`, in this
+    /// process), `sagemaker:<endpoint>`, `embedded-fallback` or
+    /// `in-process-fallback` (in this process because the endpoint was down).
     pub served_by: Arc<str>,
 }
 
@@ -100,8 +102,14 @@ pub trait Scorer: Send + Sync + 'static {
 /// One contribution per feature, in contract order.
 pub type Contributions = [f64; pulse_schemas::FEATURE_COUNT];
 
-/// `served_by` of the model running in this process.
+/// `served_by` of the model built into pulse ([`crate::embedded`]), running
+/// in this process: what [`EmbeddedModel::new`] reports.
 pub const EMBEDDED: &str = "embedded";
+
+/// `served_by` of a model loaded from a directory (`--model DIR`), running
+/// in this process: not `embedded`, which would claim it is the built-in
+/// model (the prediction's `model` and `model_version` say which it is).
+pub const IN_PROCESS: &str = "in-process";
 
 /// The model running in this process, of any kind.
 #[derive(Debug, Clone)]
@@ -145,7 +153,7 @@ impl EmbeddedModel {
         Ok(EmbeddedModel { id: ModelId::new(meta.name.as_str(), meta.version.as_str(), EMBEDDED), body, calibration })
     }
 
-    /// The model's identity (served by `embedded`).
+    /// The model's identity (served by `embedded` unless set by [`EmbeddedModel::served_by`]).
     pub fn id(&self) -> &ModelId {
         &self.id
     }

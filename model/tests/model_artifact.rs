@@ -160,7 +160,13 @@ fn bad_artifacts_are_refused_with_the_reason() {
             "unknown variant `forest`, expected one of `network`, `gbt`, `logistic`",
         ),
         (without(&stumps(), "gbt"), &[], "kind `gbt` needs a `gbt` section with the trees"),
-        (with(&network, "gbt", stumps()["gbt"].clone()), WEIGHTS, "has a `gbt` section but kind is `network`"),
+        // The committed network has no `kind`: a network by default.
+        (with(&network, "gbt", stumps()["gbt"].clone()), WEIGHTS, "has no `kind`, so it is a `network`"),
+        (
+            with(&with(&network, "kind", json!("network")), "gbt", stumps()["gbt"].clone()),
+            WEIGHTS,
+            "has a `gbt` section but kind is `network`",
+        ),
         (with(&network, "kind", json!("logistic")), &[], "kind `logistic` needs a `logistic` section"),
         (without(&network, "normalizer"), WEIGHTS, "kind `network` needs a `normalizer`"),
         (network.clone(), &[], "needs its weights in model.safetensors"),
@@ -302,4 +308,79 @@ fn a_failed_save_leaves_the_model_that_was_there() {
     names.sort();
     assert_eq!(names, ["model.json", "model.safetensors"]);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `WEIGHTS` with every byte of tensor `name`'s data set to `byte`.
+fn weights_with(name: &str, byte: u8) -> Vec<u8> {
+    let mut w = WEIGHTS.to_vec();
+    let n = u64::from_le_bytes(w[..8].try_into().unwrap()) as usize;
+    let header: Value = serde_json::from_slice(&w[8..8 + n]).unwrap();
+    let offsets = &header[name]["data_offsets"];
+    let (start, end) = (offsets[0].as_u64().unwrap() as usize, offsets[1].as_u64().unwrap() as usize);
+    w[8 + n + start..8 + n + end].fill(byte);
+    w
+}
+
+/// A network whose weights hold NaN used to load and serve (its ReLUs
+/// turned the NaNs into the same scores for everyone): refused at load,
+/// naming the tensor, as the gbt and logistic loaders refuse theirs. Zero
+/// weights are weights.
+#[test]
+fn a_network_with_non_finite_weights_is_refused_naming_the_tensor() {
+    let err = ModelArtifact::from_bytes(META, &weights_with("trunk.0.w", 0xff)).unwrap_err().to_string();
+    assert!(err.contains("bad model artifact: model.safetensors: tensor trunk.0.w holds NaN at index 0"), "{err}");
+    let err = ModelArtifact::from_bytes(META, &weights_with("head.churn_risk_14d.1.b", 0xff)).unwrap_err().to_string();
+    assert!(err.contains("tensor head.churn_risk_14d.1.b holds NaN"), "{err}");
+    // f32 +inf is 00 00 80 7f: a tensor of it is not finite either.
+    let mut w = weights_with("trunk.1.b", 0);
+    let n = u64::from_le_bytes(w[..8].try_into().unwrap()) as usize;
+    let header: Value = serde_json::from_slice(&w[8..8 + n]).unwrap();
+    let start = header["trunk.1.b"]["data_offsets"][0].as_u64().unwrap() as usize;
+    w[8 + n + start..8 + n + start + 4].copy_from_slice(&f32::INFINITY.to_le_bytes());
+    let err = ModelArtifact::from_bytes(META, &w).unwrap_err().to_string();
+    assert!(err.contains("tensor trunk.1.b holds inf at index 0"), "{err}");
+    let zeros = ModelArtifact::from_bytes(META, &weights_with("trunk.0.w", 0)).unwrap();
+    let scores = EmbeddedModel::new(&zeros).unwrap().score_now(&[[1.0; FEATURE_COUNT]]).unwrap();
+    assert!(scores[0].churn_risk_14d.is_finite());
+}
+
+/// A model.json without `kind` is a network (ARTIFACT.md); one that has a
+/// `logistic` section was meant as a logistic model, and said "cannot read
+/// …/model.safetensors: No such file": now it says the kind is missing. A
+/// truncated weights file is a bad artifact (it was "model computation
+/// failed: invalid header length: invalid header length").
+#[test]
+fn a_missing_kind_and_truncated_weights_are_named_as_what_they_are() {
+    let (train, valid) = (synthetic(200, 5), synthetic(100, 6));
+    let logistic = train_logistic(&train, &valid, &Default::default()).unwrap();
+    let meta = without(&serde_json::from_slice(&logistic.meta_json().unwrap()).unwrap(), "kind");
+    let dir = temp_dir("no-kind");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("model.json"), meta.to_string()).unwrap();
+    let from_dir = ModelArtifact::load_dir(&dir).unwrap_err().to_string();
+    let from_bytes = load(&meta).unwrap_err();
+    for err in [&from_dir, &from_bytes] {
+        assert!(
+            err.contains("model.json has no `kind`, so it is a `network`")
+                && err.contains("add \"kind\": \"logistic\""),
+            "{err}"
+        );
+        assert!(!err.contains("model.safetensors"), "{err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    // A declared kind that contradicts the section still says so.
+    let err = load(&with(&meta, "kind", json!("network"))).unwrap_err();
+    assert!(err.contains("has a `logistic` section but kind is `network`"), "{err}");
+
+    for cut in [5, 40, WEIGHTS.len() / 2] {
+        let err = ModelArtifact::from_bytes(META, &WEIGHTS[..cut]).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "bad model artifact: model.safetensors ({cut} bytes) is not a readable safetensors file: "
+            )),
+            "{err}"
+        );
+        let parts: Vec<&str> = err.split(": ").collect();
+        assert!(parts.windows(2).all(|p| p[0] != p[1]), "a message said twice: {err}");
+    }
 }

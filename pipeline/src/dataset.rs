@@ -322,6 +322,11 @@ impl Futures {
         self.by_customer.len()
     }
 
+    /// Their ids.
+    pub fn customer_ids(&self) -> impl Iterator<Item = &str> {
+        self.by_customer.keys().map(String::as_str)
+    }
+
     /// The capture's span ([`LabelBook::span`]).
     pub fn span(&self) -> Option<CaptureSpan> {
         self.span

@@ -131,6 +131,25 @@ fn binary(frame: &Frame, head: usize) -> Vec<bool> {
     labels(frame, head).into_iter().map(|y| y >= 0.5).collect()
 }
 
+/// The class every row of `frame` has for probability head `head`, when
+/// they all have the same one (`None` when both occur, or there are no rows).
+pub fn one_class(frame: &Frame, head: usize) -> Option<bool> {
+    let y = binary(frame, head);
+    let first = *y.first()?;
+    y.iter().all(|&c| c == first).then_some(first)
+}
+
+/// A figure to four places, or `n/a` when it cannot be computed (an AUC
+/// with one class among the labels is NaN): never a number that looks
+/// like a result.
+pub fn figure(x: f64) -> String {
+    if x.is_nan() {
+        "n/a".to_owned()
+    } else {
+        format!("{x:.4}")
+    }
+}
+
 /// How hard to try.
 #[derive(Clone, Debug, Default)]
 pub struct FitConfig {
@@ -332,6 +351,9 @@ pub struct Comparison {
     pub chosen: String,
     /// Chosen − each other model.
     pub differences: Vec<Difference>,
+    /// Customer resamples asked for per interval (an interval's own count
+    /// leaves out those on which its metric was undefined).
+    pub resamples: usize,
     /// Figures written (file names).
     pub plots: Vec<String>,
 }
@@ -423,23 +445,35 @@ pub fn compare(
         models,
         chosen: best_name.clone(),
         differences,
+        resamples: cfg.resamples,
         plots,
     })
 }
 
 impl Comparison {
+    /// Whether a figure or difference could not be computed (shown `n/a`).
+    fn has_undefined(&self) -> bool {
+        self.models.iter().flat_map(|m| &m.binary).any(|f| f.auc.is_nan())
+            || self.differences.iter().any(|d| d.interval.difference.is_nan() || d.interval.resamples == 0)
+    }
+
     /// The comparison as Markdown (figures linked relative to the report).
     pub fn markdown(&self, plot_prefix: &str) -> String {
         let mut s = String::new();
         let _ = writeln!(
             s,
             "{} rows of {} held-out customers; churn_risk_14d base rate {:.3}. \
-             Differences are {} − model, with 95% intervals from {} customer resamples.\n",
+             Differences are {} − model, with 95% intervals from {} customer resamples.{}\n",
             self.rows,
             self.customers,
             self.churn_14d_rate,
             self.chosen,
-            self.differences.first().map_or(0, |d| d.interval.resamples)
+            self.resamples,
+            if self.has_undefined() {
+                " n/a: not computable on these rows (an AUC needs both classes among the labels)."
+            } else {
+                ""
+            }
         );
         s += "| head | model | AUC | Brier | ECE | log loss |\n|---|---|---|---|---|---|\n";
         for (k, &h) in BINARY.iter().enumerate() {
@@ -448,8 +482,12 @@ impl Comparison {
                 let name = if m.name == self.chosen { format!("**{}**", m.name) } else { m.name.clone() };
                 let _ = writeln!(
                     s,
-                    "| {} | {name} | {:.4} | {:.4} | {:.4} | {:.4} |",
-                    HEADS[h], f.auc, f.brier, f.ece, f.log_loss
+                    "| {} | {name} | {} | {:.4} | {:.4} | {:.4} |",
+                    HEADS[h],
+                    figure(f.auc),
+                    f.brier,
+                    f.ece,
+                    f.log_loss
                 );
             }
         }
@@ -463,12 +501,15 @@ impl Comparison {
         );
         for d in &self.differences {
             let i = &d.interval;
-            let sure = if i.low > 0.0 || i.high < 0.0 { "" } else { " (not significant)" };
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {:+.4} | [{:+.4}, {:+.4}]{sure} |",
-                d.model, d.head, d.metric, i.difference, i.low, i.high
-            );
+            let (difference, interval) = if i.difference.is_nan() {
+                ("n/a".to_owned(), "n/a".to_owned())
+            } else if i.resamples == 0 {
+                (format!("{:+.4}", i.difference), "n/a (not computable on any resample)".to_owned())
+            } else {
+                let sure = if i.low > 0.0 || i.high < 0.0 { "" } else { " (not significant)" };
+                (format!("{:+.4}", i.difference), format!("[{:+.4}, {:+.4}]{sure}", i.low, i.high))
+            };
+            let _ = writeln!(s, "| {} | {} | {} | {difference} | {interval} |", d.model, d.head, d.metric);
         }
         if !self.plots.is_empty() {
             s += "\n";
@@ -496,5 +537,56 @@ pub fn write_report(path: &Path, text: &str) -> Result<()> {
 impl std::fmt::Display for Kind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pulse_model::Targets;
+
+    /// Rows of 6 customers (two each), churn_risk_14d 1 for the first
+    /// `churned` customers, churn_risk_30d always 0 (one class).
+    fn frame(churned: usize) -> Frame {
+        let mut f = Frame::default();
+        for c in 0..6u32 {
+            for _ in 0..2 {
+                let y = Targets { churn_risk_14d: f32::from(u8::from((c as usize) < churned)), ..Targets::default() };
+                f.data.push([f64::from(c); pulse_schemas::FEATURE_COUNT], y);
+                f.groups.push(c);
+                f.as_of.push(0);
+            }
+        }
+        f.customers = 6;
+        f
+    }
+
+    fn scores(f: &Frame, slope: f64) -> Predictions {
+        let mut p = Predictions::default();
+        for r in &f.data.rows {
+            p.push([0.5, 1.0, 0.9 - slope * r[0], 0.2, 50.0]);
+        }
+        p
+    }
+
+    /// An AUC that cannot be computed (one class among the labels) is
+    /// shown as n/a, with its differences and intervals: it was printed
+    /// "NaN" and "[NaN, NaN] (not significant)", and beside them an AUC of
+    /// the same undefined kind read 0.0000 elsewhere.
+    #[test]
+    fn an_auc_of_one_class_is_shown_as_n_a() {
+        let test = frame(2);
+        let preds = vec![("a".to_owned(), scores(&test, 0.1)), ("b".to_owned(), scores(&test, 0.05))];
+        let cfg = CompareConfig { resamples: 20, seed: 1, plots: None };
+        let md = compare("t", &test, &preds, 0, &cfg).unwrap().markdown("");
+        assert!(!md.contains("NaN"), "{md}");
+        assert!(md.contains("| churn_risk_30d | **a** | n/a |"), "{md}");
+        assert!(md.contains("| b | churn_risk_30d | AUC | n/a | n/a |"), "{md}");
+        assert!(md.contains("with 95% intervals from 20 customer resamples. n/a: not computable"), "{md}");
+        // churn_risk_14d has both classes: a number.
+        assert!(md.contains("| churn_risk_14d | **a** | 1.0000 |"), "{md}");
+        assert_eq!(one_class(&test, 3), Some(false));
+        assert_eq!(one_class(&test, 2), None);
+        assert_eq!(one_class(&Frame::default(), 2), None);
     }
 }

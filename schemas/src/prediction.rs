@@ -83,8 +83,10 @@ pub struct Prediction {
     pub model: std::sync::Arc<str>,
     /// The model's version.
     pub model_version: std::sync::Arc<str>,
-    /// Where the model ran: `embedded` (in the pipeline's process),
-    /// `sagemaker:<endpoint>`, or `embedded-fallback` (in process because the
+    /// Where the model ran: `embedded` (the model built into pulse, in the
+    /// pipeline's process), `in-process` (a model loaded with `--model DIR`,
+    /// in the pipeline's process), `sagemaker:<endpoint>`, or
+    /// `embedded-fallback` / `in-process-fallback` (in process because the
     /// endpoint was down). Empty when unknown (files written before it existed).
     #[serde(default)]
     pub served_by: std::sync::Arc<str>,

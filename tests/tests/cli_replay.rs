@@ -17,7 +17,9 @@
 //! * `pulse generate` with the same seed writes identical bytes (and another
 //!   seed other bytes);
 //! * `pulse --help` names every subcommand, `pulse replay --help` its flags;
-//! * `--score` writes a prediction per scored vector.
+//! * `--score` writes a prediction per scored vector, and says which model
+//!   scored (`served_by` `embedded` for the built-in one, `in-process` for a
+//!   `--model DIR` one).
 
 mod common;
 
@@ -393,6 +395,37 @@ fn score_writes_a_prediction_per_scored_vector() {
             predictions.iter().any(|p| p["customer_id"] == c && p["as_of"].as_i64() == Some(last)),
             "{c}: its latest vector (as of {last}) is scored"
         );
+    }
+}
+
+/// Predictions of a model loaded with --model said `"served_by":"embedded"`,
+/// claiming the built-in model, and the scored replay's summary named no
+/// model: the built-in one is still `embedded`, a --model one `in-process`,
+/// and the summary names either, with its directory, as `pulse demo` does.
+#[test]
+fn a_scored_replay_names_its_model_and_served_by_tells_a_model_dir_from_the_built_in_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = common::workspace_root().join("model/tests/fixtures/network");
+    let cases = [
+        (None, "embedded", "replay scored by model pulse-gbt v2 (built in)".to_owned()),
+        (
+            Some(&network),
+            "in-process",
+            format!("replay scored by model pulse-multitask v1 (from {})", network.display()),
+        ),
+    ];
+    for (i, (model, served_by, line)) in cases.into_iter().enumerate() {
+        let predictions = dir.path().join(format!("p{i}.jsonl"));
+        let mut extra = vec!["--no-timers", "--score", "--predictions-out", predictions.to_str().unwrap()];
+        if let Some(m) = model {
+            extra.extend(["--model", m.to_str().unwrap()]);
+        }
+        let (out, _, _) = replay_cli(&fixture("golden.jsonl"), dir.path(), &format!("m{i}"), &extra);
+        assert!(out.status.success(), "{}", describe(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).contains(&line), "{line:?} not said:\n{}", describe(&out));
+        let predictions = parse_json_lines(&std::fs::read(&predictions).unwrap());
+        assert!(!predictions.is_empty());
+        assert!(predictions.iter().all(|p| p["served_by"] == served_by), "{:?}", predictions[0]);
     }
 }
 

@@ -146,6 +146,11 @@ fn dataset_refuses_a_capture_too_short_for_labels_and_says_why() {
     assert!(!out.status.success(), "a dataset of no rows was accepted:\n{}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no labelled rows") && stderr.contains("more than 51 days"), "{stderr}");
+    // Its summary printed the labelled range inverted ("labelled as_of from
+    // 2026-01-26 to 2026-01-14") before the error.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("labelled as_of from"), "{stdout}");
+    assert!(stdout.contains("no as_of can be labelled: the burn-in ends 2026-01-26, after the last as_of"), "{stdout}");
     // With --all-rows the rows are still worth writing (without labels).
     let out = run_pulse(["dataset", s(&capture), "--quiet", "--all-rows", "--out", s(&rows)]);
     assert!(out.status.success(), "{}", describe(&out));
@@ -313,6 +318,13 @@ fn options_that_would_do_nothing_or_overwrite_are_refused() {
         );
         assert!(!model.exists());
     }
+    // 0 resamples printed every interval as "[NaN, NaN] (not significant)".
+    fails_with(
+        run_pulse(["train", "--capture", s(&capture), "--quiet", "--out", s(&model), "--resamples", "0"]),
+        &["--resamples must be at least 1"],
+    );
+    fails_with(run_pulse(["evaluate", "--capture", s(&capture), "--quiet", "--resamples", "0"]), &["--resamples"]);
+    assert!(!model.exists());
     // A cut that leaves one side of the out-of-time split empty, and a
     // drift from after the capture's end, did nothing and said nothing.
     let long = generate(dir.path(), "long.jsonl", "120");
@@ -347,4 +359,119 @@ fn options_that_would_do_nothing_or_overwrite_are_refused() {
         &["--batch-rows must be at least 1"],
     );
     assert!(!predictions.exists());
+}
+
+/// A capture of `customers` customers over `days` days (seed 2), with more
+/// options for `pulse generate`.
+fn generate_with(dir: &Path, name: &str, customers: &str, days: &str, more: &[&str]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let mut args =
+        vec!["generate", "--customers", customers, "--days", days, "--seed", "2", "--quiet", "--out", s(&path)];
+    args.extend_from_slice(more);
+    ok(run_pulse(args), "generate");
+    path
+}
+
+/// Ten customers split 7 / 0 / 3 (train / validation / test): `train` and
+/// `evaluate` skipped every split, blamed the capture's span, and exited 0,
+/// `train` without writing a model. Now they fail, with the split, before
+/// the engine's pass; `evaluate` with only the constant baseline (which
+/// needs no validation customers) judges the 3 test customers. A 90-day
+/// capture's out-of-time split, 5 days each side, is skipped with the rule.
+#[test]
+fn too_few_customers_are_refused_before_the_work_and_train_never_succeeds_without_a_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = generate_with(dir.path(), "c10.jsonl", "10", "90", &[]);
+    let (model, report) = (dir.path().join("model"), dir.path().join("report.md"));
+    let split = "too few customers for the train/validation/test split: its 10 customers fall 7 in train, 0 in \
+                 validation and 3 in test";
+    let out = run_pulse(["train", "--capture", s(&capture), "--quiet", "--out", s(&model), "--report", s(&report)]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("data:"), "the rows were made first:\n{}", describe(&out));
+    fails_with(out, &[split, "validation (for early stopping, calibration and choosing the model to ship)"]);
+    assert!(!model.exists() && !report.exists());
+    let evaluate = |baselines: &str| {
+        run_pulse(["evaluate", "--capture", s(&capture), "--quiet", "--resamples", "5", "--baselines", baselines])
+    };
+    fails_with(evaluate("constant,recency"), &[split, "validation (for calibrating the baselines)"]);
+    let said = ok(evaluate("constant"), "evaluate --baselines constant");
+    assert!(
+        said.contains("rows of 3 held-out customers") && said.contains("| churn_risk_14d | **embedded** |"),
+        "{said}"
+    );
+    assert!(
+        said.contains("out of time, held-out customers after the cut: skipped:")
+            && said.contains("each side needs 14 days or more")
+            && said.contains("109 days (this one spans 89."),
+        "{said}"
+    );
+}
+
+/// A history whose churn labels have one class was trained on, and a model
+/// predicting one churn risk for everyone shipped, with "mean churn AUC
+/// 0.0000" for every candidate (only thriving customers), or "base rate
+/// 1.000" (the session_completed records gone): refused, naming the head
+/// and the class.
+#[test]
+fn train_refuses_churn_labels_of_one_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    let thriving = generate_with(dir.path(), "thriving.jsonl", "60", "60", &["--mix", "1,0,0,0"]);
+    fails_with(
+        run_pulse(["train", "--capture", s(&thriving), "--quiet", "--out", s(&model)]),
+        &["churn_risk_14d: every training label is 0", "no churned customer to learn from"],
+    );
+    let history = generate_with(dir.path(), "history.jsonl", "30", "60", &[]);
+    let text = std::fs::read_to_string(&history).unwrap();
+    let no_sessions: String =
+        text.lines().filter(|l| !l.contains("\"session_completed\"")).flat_map(|l| [l, "\n"]).collect();
+    assert!(no_sessions.len() < text.len());
+    let stripped = dir.path().join("no-sessions.jsonl");
+    std::fs::write(&stripped, no_sessions).unwrap();
+    fails_with(
+        run_pulse(["train", "--capture", s(&stripped), "--quiet", "--out", s(&model)]),
+        &["churn_risk_14d: every training label is 1", "session_completed"],
+    );
+    assert!(!model.exists());
+}
+
+/// --out naming a file, the capture or a path under a file was found only
+/// when the model was written, after all the training, and the report was
+/// lost: now refused before the capture is read. A model that still cannot
+/// be written (here model.json is a directory) leaves the report written,
+/// and says the OS error once (it said "File exists (os error 17): File
+/// exists (os error 17)").
+#[test]
+fn train_checks_out_before_the_work_and_keeps_the_report_when_the_model_cannot_be_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = generate_with(dir.path(), "history.jsonl", "100", "60", &[]);
+    let before = std::fs::read(&capture).unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a model").unwrap();
+    let report = dir.path().join("report.md");
+    let train = |out: &Path, more: &[&str]| {
+        let mut args = vec!["train", "--capture", s(&capture), "--quiet", "--kinds", "constant,logistic"];
+        args.extend_from_slice(&["--resamples", "5", "--out", s(out)]);
+        args.extend_from_slice(more);
+        run_pulse(args)
+    };
+    let refused = |out: std::process::Output, words: &[&str]| {
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("data:"), "the capture was read:\n{}", describe(&out));
+        fails_with(out, words);
+    };
+    refused(train(&file, &[]), &["--out", "a-file: it exists and is not a directory"]);
+    refused(train(&capture, &[]), &["--out", "is the same file as the capture"]);
+    refused(train(&file.join("model"), &[]), &["a-file exists and is not a directory"]);
+    let model = dir.path().join("model");
+    refused(train(&model, &["--report", s(&model)]), &["is the same file as --report"]);
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a model");
+    assert_eq!(std::fs::read(&capture).unwrap(), before);
+    assert!(!model.exists() && !report.exists());
+
+    std::fs::create_dir_all(model.join("model.json")).unwrap();
+    let out = train(&model, &["--report", s(&report)]);
+    let said = describe(&out);
+    assert!(said.contains("trained and evaluated"), "{said}");
+    fails_with(out, &["cannot write the model to", "(os error 21)", "the report is written to"]);
+    assert_eq!(said.matches("os error").count(), 1, "{said}");
+    assert!(std::fs::read_to_string(&report).unwrap().contains("## The shipped model: "));
 }

@@ -15,7 +15,7 @@ use pulse_operators::scoring::NAMESPACE;
 use super::alerts::AlertPublisher;
 use super::backend::ModelBackend;
 use super::dead_letters::{DeadLetterFile, DeadLetterQueue};
-use super::fallback::{OnEndpointDown, WithFallback, FALLBACK_SERVED_BY};
+use super::fallback::{as_fallback, OnEndpointDown, WithFallback};
 use super::metrics::{MetricsOut, MetricsPublisher, HEALTH_NAMESPACE};
 use super::predictions::{OnWritten, PredictionWriter};
 use super::sagemaker::{ContentType, EndpointConfig, SageMakerScorer};
@@ -187,8 +187,7 @@ impl OutputArgs {
             None => ModelBackend::Embedded(embedded),
             Some(config) => {
                 let endpoint = SageMakerScorer::from_sdk(sdk, config).map_err(|e| anyhow!(e))?;
-                let fallback = embedded.served_by(FALLBACK_SERVED_BY);
-                ModelBackend::Endpoint(WithFallback::new(endpoint, fallback, self.on_endpoint_down))
+                ModelBackend::Endpoint(WithFallback::new(endpoint, as_fallback(embedded), self.on_endpoint_down))
             }
         };
         if self.alerts_topic_arn.is_some() && self.predictions_table.is_none() {

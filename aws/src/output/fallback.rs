@@ -6,9 +6,9 @@
 //! breaker open):
 //!
 //! * [`OnEndpointDown::Fallback`]: the batch is scored by the fallback (the
-//!   embedded model); its predictions name that model and
-//!   `served_by = embedded-fallback`, so every prediction says which model
-//!   made it.
+//!   embedded model, or the one `--model DIR` loaded); its predictions name
+//!   that model and `served_by = embedded-fallback` (`in-process-fallback`
+//!   for a `--model DIR` one), so every prediction says which model made it.
 //! * [`OnEndpointDown::Hold`]: the error goes back to the scoring stage,
 //!   which requeues the rows; they are scored by the endpoint when it
 //!   answers again (the breaker lets a probe through every cooldown).
@@ -19,11 +19,28 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use pulse_model::{Contributions, ModelError, ModelId, ScoreError, ScoredRows, Scorer};
+use pulse_model::{Contributions, EmbeddedModel, ModelError, ModelId, ScoreError, ScoredRows, Scorer};
 use pulse_schemas::Features;
 
-/// `served_by` of predictions made by the fallback model.
+/// `served_by` of predictions made by the fallback model, the built-in one.
 pub const FALLBACK_SERVED_BY: &str = "embedded-fallback";
+
+/// `served_by` of predictions made by the fallback model when it is one
+/// loaded with `--model DIR` (not the built-in one).
+pub const IN_PROCESS_FALLBACK_SERVED_BY: &str = "in-process-fallback";
+
+/// The in-process model as the fallback of an endpoint: its predictions say
+/// `embedded-fallback` when it is the built-in model, `in-process-fallback`
+/// when it was loaded with `--model DIR` (which must not claim to be the
+/// built-in one).
+pub fn as_fallback(model: EmbeddedModel) -> EmbeddedModel {
+    let served_by = if model.id().served_by.as_ref() == pulse_model::EMBEDDED {
+        FALLBACK_SERVED_BY
+    } else {
+        IN_PROCESS_FALLBACK_SERVED_BY
+    };
+    model.served_by(served_by)
+}
 
 /// The policy when the endpoint stays down.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -122,7 +139,7 @@ impl<P: Scorer, F: Scorer> Scorer for WithFallback<P, F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pulse_model::{EmbeddedModel, ModelId};
+    use pulse_model::ModelId;
 
     /// A primary that always fails the same way.
     struct Down(ScoreError);
@@ -141,6 +158,14 @@ mod tests {
 
     fn embedded() -> EmbeddedModel {
         EmbeddedModel::new(&pulse_model::embedded().unwrap()).unwrap().served_by(FALLBACK_SERVED_BY)
+    }
+
+    #[test]
+    fn the_fallback_says_whether_it_is_the_built_in_model() {
+        let built_in = EmbeddedModel::new(&pulse_model::embedded().unwrap()).unwrap();
+        assert_eq!(&*as_fallback(built_in.clone()).id().served_by, FALLBACK_SERVED_BY);
+        let from_dir = built_in.served_by(pulse_model::IN_PROCESS);
+        assert_eq!(&*as_fallback(from_dir).id().served_by, IN_PROCESS_FALLBACK_SERVED_BY);
     }
 
     #[tokio::test]

@@ -137,7 +137,7 @@ pub(crate) async fn run(args: DatasetArgs) -> Result<()> {
     println!(
         "{} records, {} vectors: {} labelled rows{} {} {} in {:.1} s\n\
          capture from {} to {}, by {}\n\
-         labelled as_of from {} to {} (burn-in before, 30-day horizon after); out-of-time cut {}\n\
+         {}\n\
          dropped: {} event vectors by sampling (1 in {} kept), {} outside the labelled span",
         stats.records,
         stats.vectors,
@@ -149,9 +149,24 @@ pub(crate) async fn run(args: DatasetArgs) -> Result<()> {
         day(stats.first),
         day(stats.last),
         stats.clock.map_or("", |c| c.describe()),
-        day(stats.rows_from),
-        day(stats.rows_to),
-        day(stats.cut),
+        // A capture too short for labels ends its last labellable as_of
+        // before the burn-in's end: that range, printed as it was ("from
+        // 2026-01-26 to 2026-01-14"), read as a bug before the error said why.
+        if stats.rows_from <= stats.rows_to {
+            format!(
+                "labelled as_of from {} to {} (burn-in before, 30-day horizon after); out-of-time cut {}",
+                day(stats.rows_from),
+                day(stats.rows_to),
+                day(stats.cut)
+            )
+        } else {
+            format!(
+                "no as_of can be labelled: the burn-in ends {}, after the last as_of whose 30-day horizon closes \
+                 within the capture ({})",
+                day(stats.rows_from),
+                day(stats.rows_to)
+            )
+        },
         stats.sampled_out,
         args.rows.event_sample_every,
         stats.outside_horizon,

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Args;
 use pulse::progress::Progress;
 use pulse::summary::{demo_report, RESCAN_INTERVAL_MS};
-use pulse_model::{EmbeddedModel, Scorer};
+use pulse_model::EmbeddedModel;
 use pulse_operators::EngineConfig;
 use pulse_runtime::replay::{replay, Outputs, ReplayConfig};
 use pulse_synth::{Hostility, SynthConfig};
@@ -77,12 +77,11 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         snapshot: args.snapshot_out.clone(),
     };
     println!(
-        "pulse demo: {} customers over {} days (seed {}), model {} v{}, timers every {} h, batches of up to {} rows",
+        "pulse demo: {} customers over {} days (seed {}), {}, timers every {} h, batches of up to {} rows",
         args.customers,
         args.days,
         args.seed,
-        model.model_name(),
-        model.model_version(),
+        super::model_line(&model, args.scoring.model.as_deref()),
         args.timers.timer_interval_hours,
         args.scoring.config()?.batch.max_rows
     );

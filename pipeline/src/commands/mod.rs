@@ -18,15 +18,29 @@ use anyhow::{Context, Result};
 use pulse_model::{EmbeddedModel, ModelArtifact};
 
 /// The model in `dir` (model.json + model.safetensors), or the one compiled
-/// into pulse; refused when it was trained on other features.
+/// into pulse; refused when it was trained on other features. A model from
+/// `dir` is served by `in-process`, the compiled one by `embedded`: a user's
+/// model must not claim to be the built-in one in its predictions.
 pub(crate) fn load_model(dir: Option<&Path>) -> Result<EmbeddedModel> {
-    let artifact = match dir {
+    match dir {
         Some(dir) => {
-            ModelArtifact::load_dir(dir).with_context(|| format!("cannot load the model in {}", dir.display()))?
+            let artifact =
+                ModelArtifact::load_dir(dir).with_context(|| format!("cannot load the model in {}", dir.display()))?;
+            Ok(EmbeddedModel::new(&artifact).context("cannot prepare the model")?.served_by(pulse_model::IN_PROCESS))
         }
-        None => pulse_model::embedded().context("cannot load the embedded model")?,
-    };
-    EmbeddedModel::new(&artifact).context("cannot prepare the model")
+        None => {
+            let artifact = pulse_model::embedded().context("cannot load the embedded model")?;
+            EmbeddedModel::new(&artifact).context("cannot prepare the model")
+        }
+    }
+}
+
+/// The model as a summary names it: "model pulse-gbt v2 (built in)", or
+/// "model churn v3 (from models/churn)".
+pub(crate) fn model_line(model: &EmbeddedModel, dir: Option<&Path>) -> String {
+    let id = model.id();
+    let place = dir.map_or("built in".to_owned(), |d| format!("from {}", d.display()));
+    format!("model {} v{} ({place})", id.name, id.version)
 }
 
 /// Prints a command's summary: to standard output, unless an output file

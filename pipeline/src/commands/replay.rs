@@ -210,6 +210,9 @@ pub(crate) async fn run(args: ReplayArgs) -> Result<()> {
         check_output_files(&[("the capture", &args.capture)], &outputs)?;
     }
     let model = if args.score { Some(super::load_model(args.scoring.model.as_deref())?) } else { None };
+    // Which model scored, as `pulse demo` says it: a summary of predictions
+    // did not say whose they were.
+    let scored_by = model.as_ref().map(|m| super::model_line(m, args.scoring.model.as_deref()));
     let config = ReplayConfig {
         input: Input::Capture(args.capture.clone()),
         outputs: Outputs {
@@ -234,7 +237,11 @@ pub(crate) async fn run(args: ReplayArgs) -> Result<()> {
     let summary = replay::<EmbeddedModel>(config, model).await?;
     let text = if summary.scoring.is_some() {
         let customers = summary.state.customers;
-        pulse::summary::demo_report(&summary, customers, pulse::summary::RESCAN_INTERVAL_MS)
+        format!(
+            "replay scored by {}\n{}",
+            scored_by.unwrap_or_default(),
+            pulse::summary::demo_report(&summary, customers, pulse::summary::RESCAN_INTERVAL_MS)
+        )
     } else {
         format!("replay summary\n{}", pulse::summary::replay_table(&summary))
     };

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Args;
 use pulse::dataset::file_bytes;
-use pulse::learn::{from_capture, from_synth, in_time, out_of_time, Frames, Labelled};
+use pulse::dataset::Split;
+use pulse::learn::{from_capture, from_synth, in_time, out_of_time, out_of_time_too_short, Frames, Labelled, Need};
 use pulse::progress::Progress;
-use pulse::report::{compare, write_report, CompareConfig, FitConfig, Fitted, Kind, Predictions};
+use pulse::report::{compare, figure, one_class, write_report, CompareConfig, FitConfig, Fitted, Kind, Predictions};
 use pulse_model::TrainConfig;
 use pulse_runtime::replay::refuse_same_files;
 use pulse_schemas::Segment;
@@ -72,6 +73,12 @@ impl DataArgs {
     /// another name (nor is `more`, another output), and the truth file,
     /// read here, is well formed.
     fn check_files(&self, more: &[(&str, &Path)]) -> Result<Option<Truth>> {
+        // 0 resamples made every interval [NaN, NaN], printed as a result.
+        anyhow::ensure!(
+            self.resamples >= 1,
+            "--resamples must be at least 1: each 95% interval is read from that many resamples of the held-out \
+             customers (200 by default; fewer run faster, with rougher intervals)"
+        );
         let mut files: Vec<(&str, &Path)> = Vec::new();
         files.extend(self.capture.as_deref().map(|c| ("the capture", c)));
         files.extend(self.truth.as_deref().map(|t| ("--truth", t)));
@@ -141,10 +148,15 @@ pub(crate) struct EvaluateArgs {
 type Truth = (PathBuf, HashMap<String, Segment>);
 
 /// The files checked first ([`DataArgs::check_files`], `more` other
-/// outputs), then the rows, then the truth file against them.
-async fn labelled_with_truth(args: &DataArgs, more: &[(&str, &Path)]) -> Result<(Labelled, Option<Truth>)> {
+/// outputs), then the rows (refused early when the customer split leaves a
+/// group of `needs` empty), then the truth file against them.
+async fn labelled_with_truth(
+    args: &DataArgs,
+    more: &[(&str, &Path)],
+    needs: &'static [Need],
+) -> Result<(Labelled, Option<Truth>)> {
     let truth = args.check_files(more)?;
-    let labelled = labelled(args).await?;
+    let labelled = labelled(args, needs).await?;
     if let Some((path, want)) = &truth {
         check_truth_matches(path, want, &labelled)?;
     }
@@ -152,7 +164,7 @@ async fn labelled_with_truth(args: &DataArgs, more: &[(&str, &Path)]) -> Result<
 }
 
 /// Reads the rows, with a progress bar per pass.
-async fn labelled(args: &DataArgs) -> Result<Labelled> {
+async fn labelled(args: &DataArgs, needs: &'static [Need]) -> Result<Labelled> {
     let started = Instant::now();
     let counter = Arc::new(AtomicU64::new(0));
     let (total, label) = match &args.capture {
@@ -172,7 +184,7 @@ async fn labelled(args: &DataArgs) -> Result<Labelled> {
             Some(path) => {
                 let policy = policy_args.policy()?;
                 let mut done = 0;
-                from_capture(&path, &policy, &mut |phase, n| {
+                from_capture(&path, &policy, needs, &mut |phase, n| {
                     if phase == "features" {
                         done = total;
                     }
@@ -183,7 +195,7 @@ async fn labelled(args: &DataArgs) -> Result<Labelled> {
                 anyhow::ensure!(customers >= 20, "--customers must be at least 20 to split 70/15/15");
                 let synth = SynthConfig { customers, days, seed, world, ..SynthConfig::default() };
                 let policy = policy_args.policy()?;
-                from_synth(&synth, &policy, &mut |phase, n| {
+                from_synth(&synth, &policy, needs, &mut |phase, n| {
                     if phase == "generate" {
                         counter.store(n, Relaxed)
                     }
@@ -225,21 +237,118 @@ fn describe(name: &str, f: &Frames) -> String {
     )
 }
 
-/// Why a split cannot be fitted or judged, if it cannot.
-fn too_small(f: &Frames) -> Option<String> {
-    let empty: Vec<&str> = [("train", &f.train), ("valid", &f.valid), ("test", &f.test)]
-        .iter()
-        .filter(|(_, p)| p.data.is_empty())
-        .map(|(n, _)| *n)
-        .collect();
-    (!empty.is_empty()).then(|| {
-        format!(
-            "no {} rows. Out of time, training rows need their 30-day horizon to end before the cut and test rows \
-             start at it, so the capture must span the burn-in plus two label horizons plus the test period \
-             (e.g. 120 days with the defaults); or set --cut-day",
-            empty.join("/")
-        )
+/// What `pulse train` needs of the customer split: every group.
+const TRAIN_NEEDS: &[Need] = &[
+    (Split::Train, "fitting"),
+    (Split::Valid, "early stopping, calibration and choosing the model to ship"),
+    (Split::Test, "judging the models"),
+];
+
+/// What `pulse evaluate` needs: the held-out customers it judges on, and the
+/// groups its baselines are fitted on (the constant only reads training
+/// labels; the others also stop, map or calibrate on the validation ones).
+fn evaluate_needs(baselines: &[Kind]) -> &'static [Need] {
+    const JUDGE: Need = (Split::Test, "judging the model");
+    const FIT: Need = (Split::Train, "fitting the baselines");
+    const CALIBRATE: Need = (Split::Valid, "calibrating the baselines");
+    if baselines.iter().any(|&k| k != Kind::Constant) {
+        &[FIT, CALIBRATE, JUDGE]
+    } else {
+        &[FIT, JUDGE]
+    }
+}
+
+/// The in-time split must hold rows in every group the command needs: a
+/// group whose customers all have events but no labelled row (they all
+/// joined too late, say) is refused here, as an empty group is before the
+/// rows are made (`learn::check_customer_split`).
+fn check_in_time(f: &Frames, needs: &[Need]) -> Result<()> {
+    match f.empty_groups(needs) {
+        Some(empty) => anyhow::bail!(
+            "no labelled rows in {empty}: the customers there have events, but no vector labelled between the \
+             burn-in and 30 days before the capture's end; use a history of more customers, or another --split-seed"
+        ),
+        None => Ok(()),
+    }
+}
+
+/// Why the out-of-time split cannot be judged, if it cannot: a side too
+/// short ([`out_of_time_too_short`]), or a group with no rows on its side.
+fn out_of_time_skip(f: &Frames, labelled: &Labelled, needs: &[Need]) -> Option<String> {
+    out_of_time_too_short(&labelled.stats).or_else(|| {
+        f.empty_groups(needs).map(|empty| {
+            format!("no rows in {empty} on its side of the cut (training and validation before it, test after it)")
+        })
     })
+}
+
+/// Rows of `frame` whose label of probability head `h` is 1.
+fn positives(frame: &pulse::learn::Frame, h: usize) -> usize {
+    frame.data.targets.iter().filter(|t| t.as_row()[h] >= 0.5).count()
+}
+
+/// The churn heads, in [`pulse::report::HEADS`] order, with their horizon in days.
+const CHURN_HEADS: [(usize, u32); 2] = [(2, 14), (3, 30)];
+
+/// Refuses to train a churn head on labels of one class, and warns of a
+/// first_session_success head that has one.
+///
+/// One class among the **training** labels leaves nothing to learn: every
+/// kind fits a constant, shipped as if it were a model (a history of only
+/// active customers gave "churn AUC 0.0000" for every candidate and a
+/// model predicting the same churn risk for everyone).
+///
+/// One class among the **validation** labels (the training ones having
+/// both) is refused too, not only warned of: the shipped probabilities are
+/// Platt-calibrated on the validation labels, and a fit on one class maps
+/// every score to that class's smoothed rate, so the head would again ship
+/// as a constant; and the AUC the shipped kind is chosen by is undefined.
+/// More customers (15% of them are the validation group) or another
+/// --split-seed fixes it.
+///
+/// first_session_success is only warned of: it is no input of the alerts
+/// or of the choice of the model, and refusing it would refuse a usable
+/// churn model.
+fn check_classes(f: &Frames) -> Result<Vec<String>> {
+    for (part, frame) in [("training", &f.train), ("validation", &f.valid)] {
+        for (h, days) in CHURN_HEADS {
+            let Some(class) = one_class(frame, h) else { continue };
+            let why = match (part, class) {
+                ("training", false) => format!(
+                    "the history has no churned customer to learn from (every training customer completes a \
+                     session within {days} days of every as_of), so every model of it would predict one churn \
+                     risk for everyone; train on a history that holds customers who stopped"
+                ),
+                ("training", true) => format!(
+                    "no training customer completes a session within {days} days of any as_of: does the capture \
+                     hold the history's session_completed events? Every model of it would predict one churn risk \
+                     for everyone"
+                ),
+                _ => format!(
+                    "the training labels have both classes ({} of {} rows are 1), but the probabilities are \
+                     calibrated on the validation customers, and a calibration on one class makes the head predict \
+                     one churn risk for everyone; use a history of more customers, or another --split-seed",
+                    positives(&f.train, h),
+                    f.train.data.len()
+                ),
+            };
+            anyhow::bail!(
+                "{}: every {part} label is {} ({} rows of {} customers): {why}",
+                pulse::report::HEADS[h],
+                u8::from(class),
+                frame.data.len(),
+                frame.customers
+            );
+        }
+    }
+    let mut warnings = Vec::new();
+    if let Some(class) = one_class(&f.train, 0) {
+        warnings.push(format!(
+            "first_session_success: every training label is {}: its head predicts one probability for everyone",
+            u8::from(class)
+        ));
+    }
+    Ok(warnings)
 }
 
 /// Fits every kind on a split, printing progress.
@@ -391,11 +500,15 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
     // 0 trained nothing and shipped a model of no trees or untrained weights.
     anyhow::ensure!(args.max_epochs >= 1, "--max-epochs must be at least 1");
     anyhow::ensure!(args.max_trees >= 1, "--max-trees must be at least 1");
+    check_out(&args.out, args.data.capture.as_deref())?;
     let model_files =
         [args.out.join(pulse_model::artifact::META_FILE), args.out.join(pulse_model::artifact::WEIGHTS_FILE)];
-    let (labelled, truth) =
-        labelled_with_truth(&args.data, &[("--out's model", &model_files[0]), ("--out's weights", &model_files[1])])
-            .await?;
+    let (labelled, truth) = labelled_with_truth(
+        &args.data,
+        &[("--out", &args.out), ("--out's model", &model_files[0]), ("--out's weights", &model_files[1])],
+        TRAIN_NEEDS,
+    )
+    .await?;
     let started = Instant::now();
     let cfg = FitConfig {
         network: TrainConfig {
@@ -412,39 +525,54 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
         },
         logistic: pulse_model::train::LogisticConfig { version: args.model_version.clone(), ..Default::default() },
     };
-    let (kinds, out, report_path) = (args.kinds.clone(), args.out.clone(), args.data.report.clone());
+    let (kinds, report_path) = (args.kinds.clone(), args.data.report.clone());
     let (resamples, seed) = (args.data.resamples, args.seed);
     let header = format!(
         "# Model evaluation\n\nMade by `pulse train {}`. Data: {}. Labels: `docs/LABELS.md`.\n\n",
         std::env::args().skip(2).collect::<Vec<_>>().join(" "),
         args.data.source()
     );
-    let text = tokio::task::spawn_blocking(move || -> Result<String> {
+    let (text, kind, artifact) = tokio::task::spawn_blocking(move || -> Result<(String, Kind, pulse_model::ModelArtifact)> {
         let mut text = header;
-        let schemes = [("in time, held-out customers", "in-time", in_time(&labelled.rows)), ("out of time, held-out customers after the cut", "out-of-time", out_of_time(&labelled.rows))];
-        let mut shipped = None;
-        for (title, tag, frames) in &schemes {
-            println!("{}", describe(tag, frames));
-            if let Some(why) = too_small(frames) {
+        let in_frames = in_time(&labelled.rows);
+        println!("{}", describe("in-time", &in_frames));
+        // Refused, not skipped: without the in-time split there is no model
+        // to ship, and the run used to succeed having written none.
+        check_in_time(&in_frames, TRAIN_NEEDS)?;
+        for warning in check_classes(&in_frames)? {
+            println!("warning: {warning}");
+            text += &format!("Warning: {warning}.\n\n");
+        }
+        let oot = out_of_time(&labelled.rows);
+        let oot_skip = out_of_time_skip(&oot, &labelled, TRAIN_NEEDS);
+        let schemes = [(IN_TIME, "in-time", in_frames, None), (OUT_OF_TIME, "out-of-time", oot, oot_skip)];
+        let mut shipped: Option<(usize, pulse_model::ModelArtifact)> = None;
+        for (title, tag, frames, skip) in &schemes {
+            if *tag != "in-time" {
+                println!("{}", describe(tag, frames));
+            }
+            if let Some(why) = skip {
                 println!("{title}: skipped: {why}");
                 text += &format!("## {title}\n\nSkipped: {why}\n\n");
                 continue;
             }
             let fitted = fit_all(&kinds, frames, &cfg)?;
             let named: Vec<(String, &Fitted)> = fitted.iter().map(|(k, f)| (k.name().to_owned(), f)).collect();
-            if shipped.is_none() {
-                // Choose on the validation customers, never on the test ones.
-                let valid = predictions(&named, &frames.valid)?;
-                let chosen = choose(&kinds, &valid, &frames.valid, ship);
-                let _ = writeln!(
-                    text,
-                    "## The shipped model: {}\n\n{}\n",
-                    kinds[chosen].name(),
-                    selection_table(&kinds, &valid, &frames.valid, chosen)
-                );
-                shipped = Some(chosen);
-            }
-            let chosen = shipped.unwrap_or(0);
+            let chosen = match &shipped {
+                Some((chosen, _)) => *chosen,
+                None => {
+                    // Choose on the validation customers, never on the test ones.
+                    let valid = predictions(&named, &frames.valid)?;
+                    let chosen = choose(&kinds, &valid, &frames.valid, ship);
+                    let _ = writeln!(
+                        text,
+                        "## The shipped model: {}\n\n{}\n",
+                        kinds[chosen].name(),
+                        selection_table(&kinds, &valid, &frames.valid, chosen)
+                    );
+                    chosen
+                }
+            };
             let preds = predictions(&named, &frames.test)?;
             let cmp = compare(title, &frames.test, &preds, chosen, &CompareConfig {
                 resamples,
@@ -457,8 +585,7 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
             if *tag == "in-time" {
                 let model = &fitted[chosen].1;
                 let artifact = model.artifact().context("the shipped kind has no artifact")?;
-                artifact.save_dir(&out).with_context(|| format!("cannot write the model to {}", out.display()))?;
-                println!("shipped {} to {}", kinds[chosen].name(), out.display());
+                shipped = Some((chosen, artifact.clone()));
                 if let Some((truth, want)) = &truth {
                     let seg = segments_section(want, &labelled, model)?;
                     println!("\n{seg}");
@@ -466,42 +593,99 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
                 }
             }
         }
-        Ok(text)
+        // The in-time split is never skipped (checked above), so a model was
+        // fitted; said here so that no path reaches the end without one.
+        let (chosen, artifact) = shipped.context("no model was fitted: the in-time split was not evaluated")?;
+        Ok((text, kinds[chosen], artifact))
     })
     .await
     .context("the training task failed")??;
     println!("trained and evaluated in {:.1} s", started.elapsed().as_secs_f64());
+    let saved =
+        artifact.save_dir(&args.out).with_context(|| format!("cannot write the model to {}", args.out.display()));
+    if saved.is_ok() {
+        println!("shipped {} to {}", kind.name(), args.out.display());
+    }
+    // The report is written even when the model could not be: it is the
+    // run's work, and says what would have shipped.
     if let Some(path) = &args.data.report {
         write_report(path, &text)?;
+        if saved.is_err() {
+            println!("the report is written to {}", path.display());
+        }
+    }
+    saved
+}
+
+/// The report's titles of the two evaluations.
+const IN_TIME: &str = "in time, held-out customers";
+/// See [`IN_TIME`].
+const OUT_OF_TIME: &str = "out of time, held-out customers after the cut";
+
+/// Refuses an --out that cannot take the model, before any data is read
+/// (found when the model was written, after all the training, it lost the
+/// run's work and its report): the capture itself, or a path that is, or
+/// lies under, something other than a directory.
+fn check_out(out: &Path, capture: Option<&Path>) -> Result<()> {
+    if let Some(capture) = capture {
+        refuse_same_files(&[("the capture", capture), ("--out", out)])?;
+    }
+    // The nearest part of the path that exists must be a directory: the
+    // model is written as one (model.json, and model.safetensors for a
+    // network), created with its parents.
+    let existing =
+        out.ancestors().filter(|p| !p.as_os_str().is_empty()).find_map(|p| Some((p, std::fs::metadata(p).ok()?)));
+    if let Some((path, meta)) = existing {
+        anyhow::ensure!(
+            meta.is_dir(),
+            "--out {}: {} exists and is not a directory; the model is written as a directory (model.json, and \
+             model.safetensors for a network): name a new directory or an existing one",
+            out.display(),
+            if path == out { "it".to_owned() } else { path.display().to_string() }
+        );
     }
     Ok(())
 }
 
-/// The churn heads' mean AUC and ECE of each kind on the validation rows.
-fn churn_scores(valid_preds: &[(String, Predictions)], valid: &pulse::learn::Frame) -> Vec<(f64, f64, f64)> {
+/// One kind's churn figures on the validation rows: the mean over the two
+/// churn heads of AUC (`None` when a head's validation labels have one
+/// class, so its AUC cannot be computed), ECE and Brier score.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct ChurnScores {
+    auc: Option<f64>,
+    ece: f64,
+    brier: f64,
+}
+
+/// The churn heads' mean AUC, ECE and Brier score of each kind on the validation rows.
+fn churn_scores(valid_preds: &[(String, Predictions)], valid: &pulse::learn::Frame) -> Vec<ChurnScores> {
     use pulse_model::metrics::{auc, brier, expected_calibration_error};
     valid_preds
         .iter()
         .map(|(_, p)| {
-            let mut a = 0.0;
-            let mut e = 0.0;
-            let mut b = 0.0;
-            for h in [2, 3] {
+            let mut s = ChurnScores { auc: Some(0.0), ece: 0.0, brier: 0.0 };
+            for (h, _) in CHURN_HEADS {
                 let y: Vec<bool> = valid
                     .data
                     .targets
                     .iter()
                     .map(|t| if h == 2 { t.churn_risk_14d >= 0.5 } else { t.churn_risk_30d >= 0.5 })
                     .collect();
-                a += auc(&p.0[h], &y).unwrap_or(0.0) / 2.0;
-                e += expected_calibration_error(&p.0[h], &y) / 2.0;
-                b += brier(&p.0[h], &y) / 2.0;
+                // An AUC that cannot be computed is not 0: it makes the mean
+                // undefined too (it used to count as 0.0, printed as a result).
+                s.auc = s.auc.zip(auc(&p.0[h], &y)).map(|(sum, a)| sum + a / 2.0);
+                s.ece += expected_calibration_error(&p.0[h], &y) / 2.0;
+                s.brier += brier(&p.0[h], &y) / 2.0;
             }
-            (a, e, b)
+            s
         })
         .collect()
 }
 
+/// The kind to ship: `ship` if given, else the servable kind with the best
+/// mean churn AUC among those with a mean churn ECE under 0.03 (else among
+/// all servable ones). An AUC that cannot be computed ranks below any
+/// number, and equal AUCs (or none) go to the lower Brier score.
 fn choose(
     kinds: &[Kind],
     valid_preds: &[(String, Predictions)],
@@ -511,11 +695,15 @@ fn choose(
     if let Some(k) = ship {
         return kinds.iter().position(|&x| x == k).unwrap_or(0);
     }
-    let scores = churn_scores(valid_preds, valid);
+    choose_by(kinds, &churn_scores(valid_preds, valid))
+}
+
+fn choose_by(kinds: &[Kind], scores: &[ChurnScores]) -> usize {
+    let rank = |i: usize| scores[i].auc.unwrap_or(f64::NEG_INFINITY);
     let best = |calibrated: bool| {
         (0..kinds.len())
-            .filter(|&i| kinds[i].servable() && (!calibrated || scores[i].1 < 0.03))
-            .max_by(|&a, &b| scores[a].0.total_cmp(&scores[b].0))
+            .filter(|&i| kinds[i].servable() && (!calibrated || scores[i].ece < 0.03))
+            .max_by(|&a, &b| rank(a).total_cmp(&rank(b)).then(scores[b].brier.total_cmp(&scores[a].brier)))
     };
     best(true).or_else(|| best(false)).unwrap_or(0)
 }
@@ -533,7 +721,8 @@ fn selection_table(
     );
     for (i, k) in kinds.iter().enumerate() {
         let name = if i == chosen { format!("**{}**", k.name()) } else { k.name().to_owned() };
-        let _ = writeln!(s, "| {name} | {:.4} | {:.4} | {:.4} |", scores[i].0, scores[i].2, scores[i].1);
+        let auc = scores[i].auc.map_or("n/a".to_owned(), figure);
+        let _ = writeln!(s, "| {name} | {auc} | {:.4} | {:.4} |", scores[i].brier, scores[i].ece);
     }
     s
 }
@@ -547,7 +736,8 @@ pub(crate) async fn evaluate_model(args: EvaluateArgs) -> Result<()> {
         None => pulse_model::embedded().context("cannot load the embedded model")?,
     };
     let model_name = args.model.as_ref().map_or("embedded".to_owned(), |d| format!("model ({})", d.display()));
-    let (labelled, truth) = labelled_with_truth(&args.data, &[]).await?;
+    let needs = evaluate_needs(&args.baselines);
+    let (labelled, truth) = labelled_with_truth(&args.data, &[], needs).await?;
     let started = Instant::now();
     let (baselines, report_path, resamples) = (args.baselines.clone(), args.data.report.clone(), args.data.resamples);
     let header = format!(
@@ -558,9 +748,17 @@ pub(crate) async fn evaluate_model(args: EvaluateArgs) -> Result<()> {
     let text = tokio::task::spawn_blocking(move || -> Result<String> {
         let under_test = Fitted::Model(Box::new(model.clone()), Box::new(pulse_model::EmbeddedModel::new(&model)?));
         let mut text = header;
-        for (title, tag, frames) in [("in time, held-out customers", "in-time", in_time(&labelled.rows)), ("out of time, held-out customers after the cut", "out-of-time", out_of_time(&labelled.rows))] {
-            println!("{}", describe(tag, &frames));
-            if let Some(why) = too_small(&frames) {
+        let in_frames = in_time(&labelled.rows);
+        println!("{}", describe("in-time", &in_frames));
+        // Refused, not skipped: the run used to succeed having judged nothing.
+        check_in_time(&in_frames, needs)?;
+        let oot = out_of_time(&labelled.rows);
+        let oot_skip = out_of_time_skip(&oot, &labelled, needs);
+        for (title, tag, frames, skip) in [(IN_TIME, "in-time", in_frames, None), (OUT_OF_TIME, "out-of-time", oot, oot_skip)] {
+            if tag != "in-time" {
+                println!("{}", describe(tag, &frames));
+            }
+            if let Some(why) = skip {
                 println!("{title}: skipped: {why}");
                 text += &format!("## {title}\n\nSkipped: {why}\n\n");
                 continue;
@@ -592,4 +790,78 @@ pub(crate) async fn evaluate_model(args: EvaluateArgs) -> Result<()> {
         write_report(path, &text)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pulse::learn::Frame;
+    use pulse_model::Targets;
+
+    /// One row per label pair (churn_risk_14d, churn_risk_30d), one customer each.
+    fn frame(labels: &[(u8, u8)]) -> Frame {
+        let mut f = Frame::default();
+        for (i, &(y14, y30)) in labels.iter().enumerate() {
+            let y = Targets { churn_risk_14d: f32::from(y14), churn_risk_30d: f32::from(y30), ..Targets::default() };
+            f.data.push([0.0; pulse_schemas::FEATURE_COUNT], y);
+            f.groups.push(i as u32);
+            f.as_of.push(0);
+        }
+        f.customers = labels.len();
+        f
+    }
+
+    fn frames(train: &[(u8, u8)], valid: &[(u8, u8)]) -> Frames {
+        Frames { train: frame(train), valid: frame(valid), test: frame(&[(0, 0), (1, 1)]) }
+    }
+
+    /// A churn head with one class among the training or validation labels
+    /// is refused, naming the head, the class and the cause: it used to
+    /// ship a model predicting one churn risk for everyone.
+    #[test]
+    fn churn_labels_of_one_class_are_refused_naming_the_head_and_class() {
+        let both = [(0, 0), (1, 1), (0, 1)];
+        let cases: [(Frames, &[&str]); 4] = [
+            (
+                frames(&[(0, 1), (0, 1)], &both),
+                &["churn_risk_14d: every training label is 0 (2 rows of 2 customers)", "no churned customer"],
+            ),
+            // No session at all (session_completed records missing): every label is 1.
+            (frames(&[(1, 1), (1, 1)], &both), &["churn_risk_14d: every training label is 1", "session_completed"]),
+            (frames(&both, &[(0, 0), (0, 1)]), &["churn_risk_14d: every validation label is 0", "(1 of 3 rows are 1)"]),
+            (frames(&both, &[(0, 1), (1, 1)]), &["churn_risk_30d: every validation label is 1", "--split-seed"]),
+        ];
+        for (f, words) in cases {
+            let err = check_classes(&f).unwrap_err().to_string();
+            for w in words {
+                assert!(err.contains(w), "{w:?} not in: {err}");
+            }
+        }
+        // first_session_success of one class (0 in every row here) is a
+        // warning, not a refusal.
+        let warnings = check_classes(&frames(&both, &both)).unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].starts_with("first_session_success: every training label is 0"), "{warnings:?}");
+    }
+
+    /// An AUC that cannot be computed ranks below any number and is printed
+    /// n/a: it counted as 0.0000, and on a tie of such zeros the last kind
+    /// (network) was "chosen".
+    #[test]
+    fn an_undefined_auc_ranks_last_and_ties_go_to_the_lower_brier() {
+        let kinds = [Kind::Constant, Kind::Logistic, Kind::Gbt, Kind::Network];
+        let s = |auc: Option<f64>, brier: f64| ChurnScores { auc, ece: 0.01, brier };
+        let scores = [s(Some(0.6), 0.2), s(Some(0.1), 0.2), s(None, 0.1), s(None, 0.1)];
+        assert_eq!(choose_by(&kinds, &scores), 1, "a number beats n/a, however low");
+        let scores = [s(None, 0.0), s(None, 0.3), s(None, 0.1), s(None, 0.2)];
+        assert_eq!(choose_by(&kinds, &scores), 2, "none computable: the lowest Brier among the servable");
+        let valid = frame(&[(0, 0), (0, 0)]);
+        let preds = vec![(
+            "logistic".to_owned(),
+            Predictions([vec![0.5; 2], vec![1.0; 2], vec![0.1; 2], vec![0.2; 2], vec![50.0; 2]]),
+        )];
+        assert_eq!(churn_scores(&preds, &valid)[0].auc, None);
+        let table = selection_table(&[Kind::Logistic], &preds, &valid, 0);
+        assert!(table.contains("| **logistic** | n/a |"), "{table}");
+    }
 }
