@@ -17,11 +17,15 @@
 //! in each week (weeks start Monday 00:00 UTC) of the last four weeks with
 //! one, and a prediction as of `T` compares with the latest of them at or
 //! before `T - 14 days`; with none that old (a customer seen for less than
-//! two weeks), with the oldest kept, so a new customer's reasons read
-//! "since we first saw them". Four weekly anchors, not fourteen daily
-//! ones: 800 bytes a customer instead of 2,800. The reference's `as_of` is
-//! written with the reasons (`since`). A customer's first prediction has
-//! nothing to compare with and carries no reasons.
+//! two weeks), with the oldest kept. For a customer watched from its first
+//! event that is its signup record (no session on record, under a week of
+//! history: the contract's "nothing on record" defaults), and its reasons
+//! say "since signing up" rather than a date (`pulse_schemas::reasons`,
+//! "The baseline, named"). Four weekly anchors, not fourteen daily
+//! ones: 800 bytes a customer instead of 2,800. The reference's `as_of`
+//! and risk are written with the reasons (`since`, `churn_risk_14d_then`).
+//! A customer's first prediction has nothing to compare with and carries
+//! no reasons (an alert on it says so).
 //!
 //! The lists ("whom to save first") compare with the same reference: its
 //! risk and health. So the anchors' scores are kept whether or not the

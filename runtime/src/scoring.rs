@@ -25,7 +25,7 @@ use pulse_operators::scoring::{
 use pulse_schemas::features::{idx::DAYS_SINCE_LAST_SESSION, is_new_customer};
 use pulse_schemas::prediction::Prediction;
 use pulse_schemas::reasons::top_raising;
-use pulse_schemas::{CustomerId, FeatureVector, Features, Reasons, Segment, FEATURE_COUNT, SCHEMA};
+use pulse_schemas::{Basis, CustomerId, FeatureVector, Features, Reasons, Segment, FEATURE_COUNT, SCHEMA};
 
 use crate::memory::{self, days_since_last_session, Anchors, Memory, Standing, Stored, ToStore};
 use serde::Serialize;
@@ -108,9 +108,10 @@ pub struct PendingReasons {
     /// The vector scored.
     row: Features,
     /// The customer's vector its reasons compare with (as its anchor keeps
-    /// it), and when that was.
+    /// it), when that was, and the risk it scored then.
     was: [f32; FEATURE_COUNT],
     since: i64,
+    churn_risk_14d_then: f32,
 }
 
 /// Predictions given reasons, and those whose attribution failed.
@@ -122,10 +123,11 @@ struct ReasonCounts {
 
 impl ReasonCounts {
     /// The reasons of `customer`'s prediction by `model` for `row`, compared
-    /// with its vector `was` as of `since` (as its anchor keeps it); empty
-    /// when the scorer cannot explain that model, or when the attribution
-    /// failed: a prediction is still a prediction without its reasons
-    /// (said, counted, not fatal).
+    /// with its vector `was` as of `since`, which scored `churn_risk_14d_then`
+    /// (as its anchor keeps them); none, saying why, when the scorer cannot
+    /// explain that model, or when the attribution failed: a prediction is
+    /// still a prediction without its reasons (said, counted, not fatal).
+    #[allow(clippy::too_many_arguments)]
     fn reasons<S: Scorer>(
         &mut self,
         scorer: &S,
@@ -134,19 +136,20 @@ impl ReasonCounts {
         row: &Features,
         was: &[f32; FEATURE_COUNT],
         since: i64,
+        churn_risk_14d_then: f32,
     ) -> Reasons {
         let was = reference(row, was);
         let mut contributions: Contributions = [0.0; FEATURE_COUNT];
         match scorer.attribute_churn_risk(model, row, &was, &mut contributions) {
             Ok(true) => {
                 self.explained += 1;
-                top_raising(&contributions, row, &was, since)
+                top_raising(&contributions, row, &was, Some(since), Some(churn_risk_14d_then))
             }
-            Ok(false) => Reasons::default(),
+            Ok(false) => Reasons::none(Basis::Unexplainable),
             Err(e) => {
                 self.unexplained += 1;
                 tracing::warn!(error = %e, %customer, "no reasons for this prediction");
-                Reasons::default()
+                Reasons::none(Basis::Failed)
             }
         }
     }
@@ -184,8 +187,15 @@ impl<S: Scorer> Reasoner<S> {
         let mut counts = ReasonCounts::default();
         for job in scored.pending_reasons.drain(..) {
             let prediction = &mut scored.predictions[job.prediction];
-            let reasons =
-                counts.reasons(&*self.scorer, &job.model, &prediction.customer_id, &job.row, &job.was, job.since);
+            let reasons = counts.reasons(
+                &*self.scorer,
+                &job.model,
+                &prediction.customer_id,
+                &job.row,
+                &job.was,
+                job.since,
+                job.churn_risk_14d_then,
+            );
             prediction.reasons = reasons;
             if let Some(alert) = job.alert {
                 scored.alerts[alert].give_reasons(reasons);
@@ -489,7 +499,9 @@ impl<S: Scorer> ScoringStage<S> {
                     // In batch order, as the queue asks: a parked vector of
                     // the customer joins the line.
                     self.queue.mark_scored_in(v, &mut memory.gate);
-                    let mut reasons = Reasons::default();
+                    // Off, or nothing to compare with, unless worked out below
+                    // (the alert sentence says which).
+                    let mut reasons = Reasons::none(if self.reasons { Basis::Nothing } else { Basis::Off });
                     // This prediction's place in `out.pending_reasons`, if deferred.
                     let mut pending = None;
                     let anchors = &mut memory.anchors;
@@ -503,7 +515,9 @@ impl<S: Scorer> ScoringStage<S> {
                                 row: v.features,
                                 was: *was,
                                 since: then.as_of,
+                                churn_risk_14d_then: then.churn_risk_14d,
                             });
+                            reasons = Reasons::none(Basis::Pending);
                         } else {
                             reasons = self.counts.reasons(
                                 &*self.scorer,
@@ -512,6 +526,7 @@ impl<S: Scorer> ScoringStage<S> {
                                 &v.features,
                                 was,
                                 then.as_of,
+                                then.churn_risk_14d,
                             );
                         }
                     }
@@ -1036,10 +1051,10 @@ mod tests {
         was[2] = 2.0;
         assert!(f64::from(was[0]) < row[0], "the rounding this is about");
         let model = ModelId::new("linear", "0", "test");
-        let reasons = ReasonCounts::default().reasons(&Linear, &model, &CustomerId::new("a"), &row, &was, 7);
+        let reasons = ReasonCounts::default().reasons(&Linear, &model, &CustomerId::new("a"), &row, &was, 7, 0.25);
         let named: Vec<(u8, f64, f64)> = reasons.as_slice().iter().map(|r| (r.feature, r.now, r.was)).collect();
         assert_eq!(named, [(2, 5.0, 2.0)]);
-        assert_eq!(reasons.since, 7);
+        assert_eq!(reasons.baseline().map(|b| (b.since, b.churn_risk_14d)), Some((Some(7), Some(0.25))));
     }
 
     /// Reasons left to a [`Reasoner`] (as a replay leaves them to a thread

@@ -89,6 +89,15 @@ pub const NEW_CUSTOMER_DAYS: f64 = 7.0;
 /// (about 0.95) whatever the customer goes on to do: alerts wait for the
 /// customer's first vector past it (`pulse_operators::scoring::alerts`).
 pub fn is_new_customer(x: &Features) -> bool {
+    is_signup_record(x)
+}
+
+/// Whether a vector is the record of a customer who has just signed up: no
+/// session on record (`days_since_last_session` at its "none" value, 365)
+/// and less than a week since its first event (`tenure_days` below
+/// [`NEW_CUSTOMER_DAYS`]). Reasons compared with such a vector compare with
+/// an empty record, and say so ("since signing up", `pulse_schemas::reasons`).
+pub fn is_signup_record(x: &Features) -> bool {
     let no_session = crate::reasons::value_is_no_data(idx::DAYS_SINCE_LAST_SESSION, x[idx::DAYS_SINCE_LAST_SESSION]);
     x[idx::TENURE_DAYS] < NEW_CUSTOMER_DAYS && no_session
 }

@@ -9,6 +9,32 @@
 //! a sentence a customer-success person can act on ("last session 19 days
 //! ago (was 2 days ago)").
 //!
+//! # The baseline, named
+//!
+//! Every "(was ...)" is the reference vector's value, so whatever sentence
+//! carries reasons names that reference, not another ([`Baseline`], kept
+//! with the reasons and written beside them: `since`, `churn_risk_14d_then`,
+//! `since_signup`). An alert's rise is measured from the previous
+//! prediction and its reasons from the reference, which are different
+//! vectors: "churn_risk_14d rose from 0.504 to 0.737, above 0.7" once read
+//! as if its reasons explained that rise, when they cited features that had
+//! not changed between those two predictions (196 of 221 such alerts in a
+//! demo). So [`Reasons::sentence`] starts with its own baseline:
+//!
+//! - "Raised most since 2026-01-05 (risk then 0.798): ..." — the reference's
+//!   UTC date and its own risk (which may be above the risk now: the reasons
+//!   are what pushed the risk up, whatever pushed it down more);
+//! - "Raised most since signing up: ..." — the reference is a new
+//!   customer's record, no session on record and less than a week of
+//!   history ([`crate::features::is_signup_record`]): the "was" side is an
+//!   empty record, and the model's score of those defaults (about 0.95) is
+//!   no risk the customer had, so it is not printed;
+//! - "No feature raised it since ..." — worked out, and no feature raised
+//!   the risk (it fell, or moved by features that lowered it);
+//! - "No reasons: ..." — why none were worked out ([`Basis`]): no earlier
+//!   vector of the customer, reasons off, a model that cannot be explained
+//!   here, an attribution that failed.
+//!
 //! # How the sentences read
 //!
 //! Each sentence is the value now, then the value then in brackets. Its
@@ -249,29 +275,112 @@ impl Reason {
         describe(usize::from(self.feature), self.now, self.was, self.no_data)
     }
 }
-/// The reasons of one prediction: empty when none raised the risk (the
-/// customer's first vector, a risk that fell, a model that cannot explain).
+/// What a prediction's reasons compare with (its "was"): the customer's own
+/// earlier vector, the reference.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Baseline {
+    /// `as_of` of the reference vector; `None` when not known (`pulse
+    /// serve`'s references come without a time).
+    pub since: Option<i64>,
+    /// The reference's own `churn_risk_14d`, when known: the risk the
+    /// reasons' move started from.
+    pub churn_risk_14d: Option<f32>,
+    /// The reference vector is a new customer's "nothing on record"
+    /// ([`crate::features::is_signup_record`]): the reasons compare with an
+    /// empty record, and say "since signing up" rather than a date.
+    pub signup: bool,
+}
+
+impl Baseline {
+    /// The baseline of the reference vector `was`: whether it is a signup
+    /// record is read from the vector itself. A risk that is not finite is
+    /// no risk to print.
+    pub fn new(was: &[f64; FEATURE_COUNT], since: Option<i64>, churn_risk_14d: Option<f32>) -> Baseline {
+        Baseline {
+            since,
+            churn_risk_14d: churn_risk_14d.filter(|x| x.is_finite()),
+            signup: crate::features::is_signup_record(was),
+        }
+    }
+}
+
+/// Why a prediction's reasons are what they are: the alert sentence says
+/// it, so an alert never ends on a bare score (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Basis {
+    /// No earlier vector of the customer to compare with (its first
+    /// prediction here; a customer read back without its anchors).
+    #[default]
+    Nothing,
+    /// Left to another thread, which fills them in (a replay's reasoner):
+    /// not final yet.
+    Pending,
+    /// Reasons are off (`--no-reasons`).
+    Off,
+    /// The model that made the prediction cannot be explained in this
+    /// process (a remote endpoint with no local copy of it).
+    Unexplainable,
+    /// The attribution failed (logged where it happened).
+    Failed,
+    /// Attributed against the [`Baseline`]: the top holds the features that
+    /// raised the risk most, none when no feature did.
+    Explained,
+}
+
+/// The reasons of one prediction: the features that raised its risk most
+/// since the [`Baseline`], when they were worked out ([`Basis::Explained`]),
+/// and otherwise why there are none ([`Reasons::basis`]).
+///
+/// The baseline is kept in place rather than as an `Option<Baseline>` so
+/// the whole stays 112 bytes (README's memory figures): `flags` says which
+/// of `since` and `churn_risk_14d_then` are known (0 when not, so that the
+/// derived equality holds) and whether the reference is a signup record.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Reasons {
     len: u8,
+    basis: Basis,
+    flags: u8,
+    churn_risk_14d_then: f32,
     items: [Reason; TOP_REASONS],
-    /// `as_of` of the reference vector ("was"); 0 when empty.
-    pub since: i64,
+    since: i64,
 }
 
+/// [`Reasons::flags`]: `since` is known.
+const SINCE: u8 = 1;
+/// [`Reasons::flags`]: `churn_risk_14d_then` is known.
+const RISK_THEN: u8 = 2;
+/// [`Reasons::flags`]: the reference is a signup record.
+const SIGNUP: u8 = 4;
+
 impl Reasons {
-    /// Reasons against the reference vector of `since`, strongest first; only
-    /// the first [`TOP_REASONS`] are kept.
-    pub fn new(since: i64, reasons: impl IntoIterator<Item = Reason>) -> Reasons {
-        let mut out = Reasons { since, ..Reasons::default() };
+    /// Reasons worked out against `baseline`, strongest first; only the
+    /// first [`TOP_REASONS`] are kept; none when no feature raised the risk.
+    pub fn new(baseline: Baseline, reasons: impl IntoIterator<Item = Reason>) -> Reasons {
+        let mut out = Reasons { basis: Basis::Explained, ..Reasons::default() };
+        if let Some(since) = baseline.since {
+            out.since = since;
+            out.flags |= SINCE;
+        }
+        if let Some(risk) = baseline.churn_risk_14d.filter(|x| x.is_finite()) {
+            out.churn_risk_14d_then = risk;
+            out.flags |= RISK_THEN;
+        }
+        if baseline.signup {
+            out.flags |= SIGNUP;
+        }
         for r in reasons.into_iter().take(TOP_REASONS) {
             out.items[usize::from(out.len)] = r;
             out.len += 1;
         }
-        if out.len == 0 {
-            out.since = 0;
-        }
         out
+    }
+
+    /// No reasons, for `basis` (any but [`Basis::Explained`], which has a
+    /// baseline: [`Reasons::new`]).
+    pub fn none(basis: Basis) -> Reasons {
+        debug_assert!(basis != Basis::Explained, "explained reasons have a baseline");
+        Reasons { basis, ..Reasons::default() }
     }
 
     /// The reasons, strongest first.
@@ -279,15 +388,96 @@ impl Reasons {
         &self.items[..usize::from(self.len)]
     }
 
-    /// No reason given.
+    /// No reason given (none raised the risk, or none were worked out).
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Whether they were worked out or why not.
+    pub fn basis(&self) -> Basis {
+        self.basis
+    }
+
+    /// Worked out against a baseline (possibly with no feature that raised
+    /// the risk): what an alert writes beside its sentence.
+    pub fn is_explained(&self) -> bool {
+        self.basis == Basis::Explained
+    }
+
+    /// What they compare with, when they were worked out.
+    pub fn baseline(&self) -> Option<Baseline> {
+        self.is_explained().then(|| Baseline {
+            since: (self.flags & SINCE != 0).then_some(self.since),
+            churn_risk_14d: (self.flags & RISK_THEN != 0).then_some(self.churn_risk_14d_then),
+            signup: self.flags & SIGNUP != 0,
+        })
+    }
+
+    /// `as_of` of the reference vector, when they were worked out against
+    /// one whose time is known.
+    pub fn since(&self) -> Option<i64> {
+        self.baseline().and_then(|b| b.since)
     }
 
     /// The reasons as one line: "a; b; c".
     pub fn summary(&self) -> String {
         self.as_slice().iter().map(Reason::text).collect::<Vec<_>>().join("; ")
     }
+
+    /// What an alert says after its rise (see the module docs): what
+    /// raised the risk most since when ("Raised most since 2026-01-05 (risk
+    /// then 0.798): a; b; c", "Raised most since signing up: a"), that
+    /// nothing did ("No feature raised it since 2026-01-05 (risk then
+    /// 0.912)"), or why there are no reasons. Empty while
+    /// [`Basis::Pending`].
+    pub fn sentence(&self) -> String {
+        let mut out = String::new();
+        let Some(baseline) = self.baseline() else {
+            out.push_str(match self.basis {
+                Basis::Pending | Basis::Explained => "",
+                Basis::Nothing => "No reasons: no earlier vector of the customer to compare with",
+                Basis::Off => "No reasons: reasons are off (--no-reasons)",
+                Basis::Unexplainable => "No reasons: the model that scored it cannot be explained here",
+                Basis::Failed => "No reasons: their attribution failed",
+            });
+            return out;
+        };
+        out.push_str(if self.is_empty() { "No feature raised it since " } else { "Raised most since " });
+        match baseline.since {
+            // The defaults' own score is no risk the customer had: not printed.
+            _ if baseline.signup => out.push_str("signing up"),
+            Some(since) => {
+                write_utc_date(since, &mut out);
+                if let Some(risk) = baseline.churn_risk_14d {
+                    // Writing into a String cannot fail.
+                    let _ = write!(out, " (risk then {risk:.3})");
+                }
+            }
+            None => out.push_str("the reference"),
+        }
+        if !self.is_empty() {
+            out.push_str(": ");
+            out.push_str(&self.summary());
+        }
+        out
+    }
+}
+
+/// Writes the UTC calendar date of `ms` (milliseconds since the epoch) as
+/// "2026-01-05" (the proleptic Gregorian calendar, from Howard Hinnant's
+/// `civil_from_days`): the date a reader of an alert looks up.
+pub fn write_utc_date(ms: i64, out: &mut String) {
+    let z = ms.div_euclid(crate::DAY_MS) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    // Writing into a String cannot fail.
+    let _ = write!(out, "{year:04}-{month:02}-{day:02}");
 }
 
 /// A value kept in `f32` (the reference vectors are) is written as the
@@ -324,7 +514,12 @@ struct ReasonWire<'a> {
 
 #[derive(Serialize)]
 struct ReasonsWire<'a> {
-    since: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    since: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    churn_risk_14d_then: Option<f32>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    since_signup: bool,
     top: Vec<ReasonWire<'a>>,
 }
 
@@ -342,7 +537,14 @@ impl Serialize for Reasons {
                 no_data: r.no_data.wire(),
             })
             .collect();
-        ReasonsWire { since: self.since, top }.serialize(s)
+        let baseline = self.baseline().unwrap_or_default();
+        ReasonsWire {
+            since: baseline.since,
+            churn_risk_14d_then: baseline.churn_risk_14d,
+            since_signup: baseline.signup,
+            top,
+        }
+        .serialize(s)
     }
 }
 
@@ -351,9 +553,23 @@ impl Reasons {
     /// for byte, without building the wire structs: each reason's sentence
     /// goes through `text`, a buffer the caller keeps between predictions.
     pub fn write_json(&self, out: &mut Vec<u8>, text: &mut String) {
-        out.extend_from_slice(b"{\"since\":");
-        out.extend_from_slice(itoa::Buffer::new().format(self.since).as_bytes());
-        out.extend_from_slice(b",\"top\":[");
+        let baseline = self.baseline().unwrap_or_default();
+        out.push(b'{');
+        if let Some(since) = baseline.since {
+            out.extend_from_slice(b"\"since\":");
+            out.extend_from_slice(itoa::Buffer::new().format(since).as_bytes());
+            out.push(b',');
+        }
+        if let Some(risk) = baseline.churn_risk_14d {
+            // Finite (see `Reasons::new`): serde_json writes an f32 so.
+            out.extend_from_slice(b"\"churn_risk_14d_then\":");
+            out.extend_from_slice(zmij::Buffer::new().format_finite(risk).as_bytes());
+            out.push(b',');
+        }
+        if baseline.signup {
+            out.extend_from_slice(b"\"since_signup\":true,");
+        }
+        out.extend_from_slice(b"\"top\":[");
         for (i, r) in self.as_slice().iter().enumerate() {
             if i > 0 {
                 out.push(b',');
@@ -398,9 +614,16 @@ impl<'de> Deserialize<'de> for Reasons {
             #[serde(default)]
             no_data: Option<String>,
         }
+        // `since` is absent when not known (`pulse serve`); the risk then
+        // and the signup flag in records written before they were kept.
         #[derive(Deserialize)]
         struct Wire {
-            since: i64,
+            #[serde(default)]
+            since: Option<i64>,
+            #[serde(default)]
+            churn_risk_14d_then: Option<f32>,
+            #[serde(default)]
+            since_signup: bool,
             top: Vec<Owned>,
         }
         let wire = Wire::deserialize(d)?;
@@ -423,19 +646,23 @@ impl<'de> Deserialize<'de> for Reasons {
             };
             items.push(Reason { feature: feature as u8, no_data, now: r.now, was, contribution: r.contribution });
         }
-        Ok(Reasons::new(wire.since, items))
+        let baseline =
+            Baseline { since: wire.since, churn_risk_14d: wire.churn_risk_14d_then, signup: wire.since_signup };
+        Ok(Reasons::new(baseline, items))
     }
 }
 
-/// Picks the reasons from a full attribution: the features with the largest
-/// positive contributions (ties to the lower index), at most [`TOP_REASONS`],
-/// each with whether its value now and then is "no data" ([`NoData::of`]
-/// the two vectors).
+/// Picks the reasons from a full attribution against `was`: the features
+/// with the largest positive contributions (ties to the lower index), at
+/// most [`TOP_REASONS`], each with whether its value now and then is "no
+/// data" ([`NoData::of`] the two vectors). The reference's time and risk,
+/// when known, go with them ([`Baseline::new`]).
 pub fn top_raising(
     contributions: &[f64; FEATURE_COUNT],
     now: &[f64; FEATURE_COUNT],
     was: &[f64; FEATURE_COUNT],
-    since: i64,
+    since: Option<i64>,
+    churn_risk_14d_then: Option<f32>,
 ) -> Reasons {
     // Contributions below this are float noise of a sum of tree leaves, not a reason.
     const NOISE: f64 = 1e-9;
@@ -461,7 +688,7 @@ pub fn top_raising(
         }
     }
     Reasons::new(
-        since,
+        Baseline::new(was, since, churn_risk_14d_then),
         best.iter().flatten().map(|&i| Reason {
             feature: i as u8,
             no_data: NoData::of(i, now, was),
@@ -1147,7 +1374,7 @@ mod tests {
         c[idx::NEGATIVE_CALL_RATE_30D] = 0.9;
         c[idx::PAYMENT_SUCCESS_RATE_30D] = 0.5;
         c[idx::TUTOR_SWITCH_RATE_30D] = 0.1;
-        let r = top_raising(&c, &now, &was, 7);
+        let r = top_raising(&c, &now, &was, Some(7), None);
         let texts: Vec<String> = r.as_slice().iter().map(Reason::text).collect();
         assert_eq!(
             texts,
@@ -1205,21 +1432,81 @@ mod tests {
         c[30] = 0.1;
         let now = [1.0; FEATURE_COUNT];
         let was = [2.0; FEATURE_COUNT];
-        let r = top_raising(&c, &now, &was, 7);
+        let r = top_raising(&c, &now, &was, Some(7), Some(0.25));
         let picked: Vec<_> = r.as_slice().iter().map(|r| r.feature).collect();
         assert_eq!(picked, [9, 4, 10], "largest first, ties to the lower index");
-        assert_eq!(r.since, 7);
-        let none = top_raising(&[-1.0; FEATURE_COUNT], &now, &was, 7);
-        assert!(none.is_empty() && none.since == 0);
+        assert_eq!(r.baseline(), Some(Baseline { since: Some(7), churn_risk_14d: Some(0.25), signup: false }));
+        // None raised it: still worked out against the baseline, which an
+        // alert names ("no feature raised it since ...").
+        let none = top_raising(&[-1.0; FEATURE_COUNT], &now, &was, Some(7), Some(0.25));
+        assert!(none.is_empty() && none.is_explained() && none.since() == Some(7));
+    }
+
+    /// Defect: an alert's reasons named a baseline ("rose from 0.504") they
+    /// were not measured against, and a new customer's reasons read as if
+    /// compared with a real earlier record. Each sentence names its own.
+    #[test]
+    fn the_sentence_names_the_baseline_the_reasons_compare_with() {
+        // 2026-01-05 00:00 UTC, and a time late that day.
+        let monday = 1_767_571_200_000;
+        let late = monday + crate::DAY_MS - 1;
+        let reason = Reason { feature: 10, now: 5.0 / 24.0, was: 0.01, contribution: 0.4, ..Reason::default() };
+        let dated = Baseline { since: Some(late), churn_risk_14d: Some(0.798), signup: false };
+        assert_eq!(
+            Reasons::new(dated, [reason]).sentence(),
+            "Raised most since 2026-01-05 (risk then 0.798): last login 5 hours ago (was under an hour ago)"
+        );
+        assert_eq!(Reasons::new(dated, []).sentence(), "No feature raised it since 2026-01-05 (risk then 0.798)");
+        // A signup record: no date to look up, and the defaults' score is no
+        // risk the customer had.
+        let signup = Baseline { signup: true, ..dated };
+        assert_eq!(
+            Reasons::new(signup, [reason]).sentence(),
+            "Raised most since signing up: last login 5 hours ago (was under an hour ago)"
+        );
+        assert_eq!(Reasons::new(signup, []).sentence(), "No feature raised it since signing up");
+        // Whether the reference is a signup record is read from its vector.
+        let mut was = [0.0; FEATURE_COUNT];
+        was[idx::DAYS_SINCE_LAST_SESSION] = 365.0;
+        was[idx::TENURE_DAYS] = 0.5;
+        assert!(Baseline::new(&was, Some(late), Some(0.95)).signup);
+        was[idx::DAYS_SINCE_LAST_SESSION] = 0.2;
+        assert!(!Baseline::new(&was, Some(late), Some(0.95)).signup, "a session on record: a real record");
+        // No reasons: why, never a bare score.
+        assert_eq!(Reasons::default().sentence(), "No reasons: no earlier vector of the customer to compare with");
+        assert_eq!(Reasons::none(Basis::Off).sentence(), "No reasons: reasons are off (--no-reasons)");
+        assert!(Reasons::none(Basis::Unexplainable).sentence().contains("cannot be explained"));
+        assert!(Reasons::none(Basis::Failed).sentence().contains("failed"));
+        assert_eq!(Reasons::none(Basis::Pending).sentence(), "", "filled in later");
+        for basis in [Basis::Nothing, Basis::Pending, Basis::Off, Basis::Unexplainable, Basis::Failed] {
+            assert_eq!(Reasons::none(basis).baseline(), None);
+        }
+    }
+
+    #[test]
+    fn utc_dates_are_calendar_dates() {
+        let date = |ms: i64| {
+            let mut out = String::new();
+            write_utc_date(ms, &mut out);
+            out
+        };
+        assert_eq!(date(0), "1970-01-01");
+        assert_eq!(date(-1), "1969-12-31");
+        assert_eq!(date(1_767_571_200_000), "2026-01-05");
+        assert_eq!(date(951_782_400_000), "2000-02-29");
+        assert_eq!(date(4_107_456_000_000), "2100-02-28");
+        assert_eq!(date(4_107_542_400_000), "2100-03-01");
     }
 
     #[test]
     fn reasons_round_trip_through_json_with_text() {
-        let r = Reasons::new(5, [Reason { feature: 9, now: 19.0, was: 2.0, contribution: 0.8, ..Reason::default() }]);
+        let at = |since: i64| Baseline { since: Some(since), churn_risk_14d: Some(0.625), signup: false };
+        let r =
+            Reasons::new(at(5), [Reason { feature: 9, now: 19.0, was: 2.0, contribution: 0.8, ..Reason::default() }]);
         assert_eq!(serde_json::to_string(&Short(0.1)).unwrap(), "0.1", "an f64 that is no f32 stays f64");
         let json = serde_json::to_string(&r).unwrap();
         let kept = Reasons::new(
-            5,
+            at(5),
             [Reason { feature: 25, now: 1.0, was: f64::from(123.45f32), contribution: 0.1, ..Reason::default() }],
         );
         let kept_json = serde_json::to_string(&kept).unwrap();
@@ -1229,6 +1516,18 @@ mod tests {
         assert_eq!(serde_json::from_str::<Reasons>(&json).unwrap(), r);
         let bad = json.replace("days_since_last_session", "nope");
         assert!(serde_json::from_str::<Reasons>(&bad).unwrap_err().to_string().contains("unknown feature"));
+        // The baseline on the wire: the risk then, the signup flag when set,
+        // no `since` when it is not known; none raised it: an empty top.
+        assert!(json.starts_with(r#"{"since":5,"churn_risk_14d_then":0.625,"top":["#), "{json}");
+        let signup = Reasons::new(Baseline { since: None, churn_risk_14d: None, signup: true }, []);
+        let signup_json = serde_json::to_string(&signup).unwrap();
+        assert_eq!(signup_json, r#"{"since_signup":true,"top":[]}"#);
+        assert_eq!(serde_json::from_str::<Reasons>(&signup_json).unwrap(), signup);
+        for reasons in [r, kept, signup] {
+            let mut direct = Vec::new();
+            reasons.write_json(&mut direct, &mut String::new());
+            assert_eq!(String::from_utf8(direct).unwrap(), serde_json::to_string(&reasons).unwrap());
+        }
     }
 
     /// The "no data" flags are written when set, read back, and optional on
@@ -1236,7 +1535,7 @@ mod tests {
     #[test]
     fn no_data_goes_on_the_wire_and_is_optional_on_read() {
         let r = Reasons::new(
-            5,
+            Baseline { since: Some(5), ..Baseline::default() },
             [
                 Reason { feature: 30, no_data: NoData::WAS, now: 1.0, was: 0.0, contribution: 0.8 },
                 Reason { feature: 9, no_data: NoData::BOTH, now: 365.0, was: 365.0, contribution: 0.1 },
@@ -1258,6 +1557,7 @@ mod tests {
         let read = serde_json::from_str::<Reasons>(old).unwrap();
         assert_eq!(read.as_slice()[0].no_data, NoData::NEITHER);
         assert_eq!(read.as_slice()[0].text(), "100% of support calls negative in 30 days (was 0%)");
+        assert_eq!(read.baseline(), Some(Baseline { since: Some(5), churn_risk_14d: None, signup: false }));
         let bad = json.replace(r#""no_data":"was""#, r#""no_data":"then""#);
         assert!(serde_json::from_str::<Reasons>(&bad).unwrap_err().to_string().contains("unknown no_data"));
     }

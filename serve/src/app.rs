@@ -278,7 +278,7 @@ fn explanations(
             })?;
             Ok(Explanation {
                 contributions: contributions.to_vec(),
-                reasons: top_raising(&contributions, row, reference, 0),
+                reasons: top_raising(&contributions, row, reference, None, None),
             })
         })
         .collect()

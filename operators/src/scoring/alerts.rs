@@ -56,7 +56,7 @@
 use std::collections::HashMap;
 
 use pulse_schemas::prediction::HIGH_CHURN_RISK;
-use pulse_schemas::{CustomerId, EmissionKey, Prediction, Reasons, Segment};
+use pulse_schemas::{Basis, CustomerId, EmissionKey, Prediction, Reasons, Segment};
 use serde::Serialize;
 
 use super::error::PolicyError;
@@ -108,11 +108,22 @@ pub struct Alert {
     /// The risk of the customer's previous observed prediction, if any
     /// (unknown for a new customer or right after [`Alerts::restore`]).
     pub previous_churn_risk_14d: Option<f64>,
-    /// For people: the rise, then the reasons' sentences.
+    /// For people: the rise (from the previous prediction), then what
+    /// raised the risk most since the reasons' own baseline, or why there
+    /// are no reasons ([`Reasons::sentence`]): "churn_risk_14d rose from
+    /// 0.504 to 0.737, above 0.7. Raised most since 2026-01-05 (risk then
+    /// 0.798): ...".
     pub reason: String,
-    /// The features that raised the risk most (from the prediction).
-    #[serde(skip_serializing_if = "Reasons::is_empty")]
+    /// The features that raised the risk most (from the prediction), with
+    /// their baseline: written when they were worked out, even if no
+    /// feature raised the risk.
+    #[serde(skip_serializing_if = "not_explained")]
     pub reasons: Reasons,
+}
+
+/// Reasons that were not worked out are not written (the sentence says why).
+fn not_explained(reasons: &Reasons) -> bool {
+    !reasons.is_explained()
 }
 
 /// One customer's alert hysteresis. Kept by [`Alerts`] for
@@ -321,7 +332,7 @@ fn observe(policy: &AlertPolicy, state: &mut AlertState, prediction: &Prediction
         segment: prediction.segment,
         previous_churn_risk_14d: previous,
         reason,
-        reasons: Reasons::default(),
+        reasons: Reasons::none(Basis::Pending),
     };
     alert.give_reasons(prediction.reasons);
     Some(alert)
@@ -341,13 +352,16 @@ fn risk_text(x: f64) -> String {
 }
 
 impl Alert {
-    /// Gives the alert its prediction's reasons, and their sentences to its
-    /// `reason`: when the alert is made, or later when the prediction's
-    /// reasons were left to another thread (an alert is raised without them).
+    /// Gives the alert its prediction's reasons, and their sentence
+    /// ([`Reasons::sentence`]) to its `reason`: when the alert is made, and
+    /// once more when they were [`Basis::Pending`] then (left to another
+    /// thread, which fills them in).
     pub fn give_reasons(&mut self, reasons: Reasons) {
-        if !reasons.is_empty() {
-            self.reason.push_str(": ");
-            self.reason.push_str(&reasons.summary());
+        debug_assert_eq!(self.reasons.basis(), Basis::Pending, "an alert's reasons are given once");
+        let sentence = reasons.sentence();
+        if !sentence.is_empty() {
+            self.reason.push_str(". ");
+            self.reason.push_str(&sentence);
         }
         self.reasons = reasons;
     }
@@ -413,6 +427,65 @@ mod tests {
         assert!(raised >= 5 && stale > 100, "{raised} alerts, {stale} stale: the case must exercise both");
     }
 
+    /// The rise, before the reasons' sentence.
+    fn head(alert: &Alert) -> &str {
+        alert.reason.split_once(". ").map_or(alert.reason.as_str(), |(head, _)| head)
+    }
+
+    /// Defect: "churn_risk_14d rose from 0.504 to 0.737, above 0.7: last
+    /// login 5 hours ago (was under an hour ago); ..." read as if the
+    /// reasons explained the rise from 0.504, when they compare with the
+    /// customer's vector of about two weeks earlier (risk 0.798 then). Each
+    /// claim names its own baseline, and an alert never ends on a bare
+    /// score.
+    #[test]
+    fn an_alert_names_the_baseline_of_its_reasons() {
+        use pulse_schemas::{Baseline, Reason};
+        // 2026-01-05, late in the day (UTC).
+        let since = 1_767_571_200_000 + 20 * 3_600_000;
+        let baseline = Baseline { since: Some(since), churn_risk_14d: Some(0.798), signup: false };
+        let login = Reason { feature: 10, now: 5.0 / 24.0, was: 0.01, contribution: 0.4, ..Reason::default() };
+        let with = |reasons: Reasons, id: &str| {
+            let mut alerts = Alerts::new(AlertPolicy::default()).unwrap();
+            alerts.observe(&prediction(id, 1, 0.504));
+            alerts.observe(&Prediction { reasons, ..prediction(id, 2, 0.737) }).unwrap()
+        };
+        let alert = with(Reasons::new(baseline, [login]), "a");
+        assert_eq!(
+            alert.reason,
+            "churn_risk_14d rose from 0.504 to 0.737, above 0.7. Raised most since 2026-01-05 (risk then 0.798): \
+             last login 5 hours ago (was under an hour ago)"
+        );
+        assert_eq!(
+            with(Reasons::new(baseline, []), "b").reason,
+            "churn_risk_14d rose from 0.504 to 0.737, above 0.7. No feature raised it since 2026-01-05 (risk then \
+             0.798)"
+        );
+        assert_eq!(
+            with(Reasons::default(), "c").reason,
+            "churn_risk_14d rose from 0.504 to 0.737, above 0.7. No reasons: no earlier vector of the customer to \
+             compare with"
+        );
+        let signup = Reasons::new(Baseline { signup: true, ..baseline }, [login]);
+        assert!(with(signup, "d")
+            .reason
+            .ends_with(". Raised most since signing up: last login 5 hours ago (was under an hour ago)"));
+        // Written with the alert when worked out, even with none raising it.
+        let json = serde_json::to_value(with(Reasons::new(baseline, []), "e")).unwrap();
+        assert_eq!(json["reasons"]["since"], since);
+        assert!(serde_json::to_value(with(Reasons::default(), "f")).unwrap().get("reasons").is_none());
+
+        // Left to another thread: the sentence comes when they do.
+        let mut alerts = Alerts::new(AlertPolicy::default()).unwrap();
+        alerts.observe(&prediction("g", 1, 0.504));
+        let mut alert = alerts
+            .observe(&Prediction { reasons: Reasons::none(Basis::Pending), ..prediction("g", 2, 0.737) })
+            .unwrap();
+        assert_eq!(alert.reason, "churn_risk_14d rose from 0.504 to 0.737, above 0.7");
+        alert.give_reasons(Reasons::new(baseline, [login]));
+        assert_eq!(alert.reason, with(Reasons::new(baseline, [login]), "a").reason);
+    }
+
     fn fired(alerts: &mut Alerts, id: &str, risks: &[(i64, f64)]) -> Vec<i64> {
         risks.iter().filter_map(|&(t, r)| alerts.observe(&prediction(id, t, r))).map(|a| a.as_of).collect()
     }
@@ -468,7 +541,7 @@ mod tests {
         let alert = alerts.observe(&prediction("signup", 5, 0.9)).expect("the first real score is high");
         assert_eq!(alert.previous_churn_risk_14d, None, "the defaults' scores are no earlier risk");
         assert_eq!(
-            alert.reason,
+            head(&alert),
             "churn_risk_14d is 0.900, above 0.7, for a new customer (its first prediction with a session on \
              record or a week of history)"
         );
@@ -503,16 +576,16 @@ mod tests {
         let mut alerts = Alerts::new(AlertPolicy::default()).unwrap();
         alerts.observe(&prediction("a", 1, 0.6996));
         let alert = alerts.observe(&prediction("a", 2, 0.7004)).unwrap();
-        assert_eq!(alert.reason, "churn_risk_14d rose from 0.6996 to 0.7004, above 0.7");
+        assert_eq!(head(&alert), "churn_risk_14d rose from 0.6996 to 0.7004, above 0.7");
         alerts.observe(&prediction("a", 3, 0.1));
         let alert = alerts.observe(&prediction("a", 4, 0.71)).unwrap();
-        assert_eq!(alert.reason, "churn_risk_14d rose from 0.100 to 0.710, above 0.7");
+        assert_eq!(head(&alert), "churn_risk_14d rose from 0.100 to 0.710, above 0.7");
         // A model's risk is no short literal: the digits it takes, no more.
         let risk = 1.0 / (1.0 + (-0.8475f64).exp());
         assert!(risk > 0.7 && format!("{risk:.3}") == "0.700" && format!("{risk}").len() > 12, "{risk}");
         alerts.observe(&prediction("a", 5, 0.1));
         let alert = alerts.observe(&prediction("a", 6, risk)).unwrap();
-        assert_eq!(alert.reason, "churn_risk_14d rose from 0.100 to 0.70004, above 0.7");
+        assert_eq!(head(&alert), "churn_risk_14d rose from 0.100 to 0.70004, above 0.7");
     }
 
     #[test]
@@ -592,7 +665,7 @@ mod tests {
         let alert = alerts.observe(&prediction("a", 3, 0.8)).unwrap();
         assert_eq!(alert.segment, Segment::Churned);
         assert_eq!(alert.previous_churn_risk_14d, Some(0.1));
-        assert_eq!(alert.reason, "churn_risk_14d rose from 0.100 to 0.800, above 0.7");
+        assert_eq!(head(&alert), "churn_risk_14d rose from 0.100 to 0.800, above 0.7");
         let json = serde_json::to_value(&alert).unwrap();
         assert_eq!(json["customer_id"], "a");
         assert_eq!(json["segment"], "churned");
@@ -622,7 +695,7 @@ mod tests {
         restored.restore(CustomerId::new("b"), true, false, EmissionKey::at(5));
         let alert = restored.observe(&prediction("b", 6, 0.9)).expect("armed and above");
         assert_eq!(alert.previous_churn_risk_14d, None);
-        assert_eq!(alert.reason, "churn_risk_14d is 0.900, above 0.7 (no earlier prediction observed)");
+        assert_eq!(head(&alert), "churn_risk_14d is 0.900, above 0.7 (no earlier prediction observed)");
 
         let mut after = Alerts::new(AlertPolicy::default()).unwrap();
         after.restore(CustomerId::new("a"), stored, false, EmissionKey::at(10));
