@@ -845,9 +845,12 @@ mod tests {
         }
     }
 
+    /// A vector of a customer with a month of history (no new customer's:
+    /// judged by alerts), scored `risk` by [`Flaky`].
     fn vector(customer: &str, as_of: i64, risk: f64) -> FeatureVector {
         let mut features = [0.0; 46];
         features[0] = risk;
+        features[pulse_schemas::features::idx::TENURE_DAYS] = 30.0;
         FeatureVector {
             customer_id: CustomerId::new(customer),
             as_of,
@@ -890,16 +893,17 @@ mod tests {
         assert!(out.alerts.is_empty(), "a's first prediction is its baseline, above 0.7 or not");
     }
 
-    /// A new customer's vector coalesced into its first real one before
-    /// scoring: that prediction is judged (alerts above 0.7), as it would be
-    /// scored apart; a customer whose first vector is a real one is met
-    /// mid-life (a baseline).
+    /// A new customer's vector coalesced into its first one past its first
+    /// week before scoring: that prediction is judged (alerts above 0.7), as
+    /// it would be scored apart; a customer whose first vector is past its
+    /// first week is met mid-life (a baseline).
     #[tokio::test]
     async fn a_new_customer_coalesced_into_its_first_real_vector_is_judged() {
         use pulse_schemas::features::idx;
         let new = |customer: &str, as_of: i64| {
             let mut v = vector(customer, as_of, 0.95);
             v.features[idx::DAYS_SINCE_LAST_SESSION] = 365.0;
+            v.features[idx::TENURE_DAYS] = 0.0;
             assert!(is_new_customer(&v.features));
             v
         };

@@ -122,7 +122,7 @@ fn reasons_name_features_that_moved_since_about_two_weeks_earlier() {
     for a in &alerts {
         if a["previous_churn_risk_14d"].is_null() {
             // A first prediction is a baseline, never an alert: without an
-            // earlier risk, it is a new customer's first past its defaults.
+            // earlier risk, it is a new customer's first past its first week.
             assert!(a["reason"].as_str().unwrap().contains("for a new customer"), "{a}");
             new_customers += 1;
         } else {
