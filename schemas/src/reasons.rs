@@ -834,9 +834,15 @@ fn template(feature: usize) -> Template {
             with_none(Rating, "main tutor rated {} on average", "", "no rating of the main tutor in 30 days")
         }
         idx::TUTOR_SWITCHES_30D => t(Count, "{} tutor switches in 30 days"),
-        idx::TUTOR_SWITCH_RATE_30D => {
-            with_none(Percent, "a new tutor in {} of sessions", "", "fewer than 2 sessions in 30 days")
-        }
+        // The rate is switches / (sessions - 1) (FEATURES.md 43): the first
+        // session cannot be a switch, so "of sessions" would overstate it
+        // ("100% of sessions" for 2 sessions and 1 switch).
+        idx::TUTOR_SWITCH_RATE_30D => with_none(
+            Percent,
+            "a tutor switch at {} of sessions after the first in 30 days",
+            "",
+            "fewer than 2 sessions in 30 days",
+        ),
         idx::TUTOR_REPLY_MINUTES_30D => {
             with_none(Wait, "the tutor replies in {} on average", "", "no tutor replies in 30 days, or all instant")
         }
@@ -1315,7 +1321,13 @@ mod tests {
         );
         assert_eq!(
             describe(idx::TUTOR_SWITCH_RATE_30D, 1.0, 0.0, NoData::WAS),
-            "a new tutor in 100% of sessions (was: fewer than 2 sessions in 30 days)"
+            "a tutor switch at 100% of sessions after the first in 30 days (was: fewer than 2 sessions in 30 days)"
+        );
+        // 2 sessions, 1 switch: the second session is the only one that
+        // could be a switch.
+        assert_eq!(
+            d(idx::TUTOR_SWITCH_RATE_30D, 1.0, 0.5),
+            "a tutor switch at 100% of sessions after the first in 30 days (was 50%)"
         );
         assert_eq!(
             describe(idx::PRIMARY_TUTOR_SHARE_7D, 0.0, 1.0, NoData::NOW),
@@ -1381,7 +1393,8 @@ mod tests {
             [
                 "100% of support calls negative in 30 days (was: no support calls in 30 days)",
                 "50% of payments went through in 30 days (was: no payments in 30 days)",
-                "a new tutor in 100% of sessions (was: fewer than 2 sessions in 30 days)",
+                "a tutor switch at 100% of sessions after the first in 30 days (was: fewer than 2 sessions in 30 \
+                 days)",
             ]
         );
     }
