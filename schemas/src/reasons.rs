@@ -74,6 +74,11 @@
 //!     sessions this week"); a share of 0 with sessions is a real 0%.
 //!   - `tutor_switch_rate_30d`: no data when `sessions_30d` < 2 ("fewer than
 //!     2 sessions in 30 days").
+//!   - `session_trend_ratio`: no data when `sessions_30d` = 0 ("no sessions
+//!     in 30 days"): (0 + 1) / (0 + 1) is the formula's 1, not a week at the
+//!     month's pace. The ratio is smoothed (a session added to each side),
+//!     and its sentence says so: "sessions this week at 2.4x the month's
+//!     weekly pace (both plus one)".
 //!   - `negative_call_rate_30d`: no data when `ib_calls_30d` = 0 ("no
 //!     support calls in 30 days").
 //!   - `cancellation_rate_30d`: no data when `sessions_30d` +
@@ -211,6 +216,8 @@ fn no_data_in(feature: usize, v: &[f64; FEATURE_COUNT]) -> bool {
         idx::AVG_SESSION_MINUTES_30D | idx::PRIMARY_TUTOR_SHARE_30D => v[idx::SESSIONS_30D] == 0.0,
         idx::PRIMARY_TUTOR_SHARE_7D => v[idx::SESSIONS_7D] == 0.0,
         idx::TUTOR_SWITCH_RATE_30D => v[idx::SESSIONS_30D] < 2.0,
+        // (0 + 1) / (0 + 1): the formula's 1, no pace.
+        idx::SESSION_TREND_RATIO => v[idx::SESSIONS_30D] == 0.0,
         idx::NEGATIVE_CALL_RATE_30D => v[idx::IB_CALLS_30D] == 0.0,
         idx::CANCELLATION_RATE_30D => {
             v[idx::SESSIONS_30D] + v[idx::STUDENT_CANCELLATIONS_30D] + v[idx::NO_SHOWS_30D] == 0.0
@@ -763,9 +770,16 @@ fn template(feature: usize) -> Template {
             with_none(Minutes, "sessions last {} minutes on average", " minutes", "no sessions in 30 days")
         }
         idx::SESSION_VELOCITY_CHANGE => t(Velocity, ""),
-        idx::SESSION_TREND_RATIO => {
-            Template { was_suffix: "x", ..t(Decimal, "this week at {}x the month's pace of sessions") }
-        }
+        // (sessions_7d + 1) / (sessions_30d * 7 / 30 + 1) (FEATURES.md 9): the
+        // ones keep a quiet month from dividing by zero, and pull the ratio
+        // towards 1 (3 sessions this week, 3 in the month: 2.4, where the
+        // unsmoothed pace is 4.3x), so the sentence says they are there.
+        idx::SESSION_TREND_RATIO => with_none(
+            Decimal,
+            "sessions this week at {}x the month's weekly pace (both plus one)",
+            "x",
+            "no sessions in 30 days",
+        ),
         idx::DAYS_SINCE_LAST_SESSION => with_none(Duration, "last session {} ago", " ago", "no session on record"),
         idx::DAYS_SINCE_LAST_LOGIN => with_none(Duration, "last login {} ago", " ago", "no login on record"),
         idx::ACTIVE_DAYS_14D => t(Count, "active on {} days in the last two weeks"),
@@ -1152,7 +1166,8 @@ mod tests {
         describe_into(idx::SESSION_TREND_RATIO, 0.5, 1.5, NoData::NEITHER, &mut text);
         assert_eq!(
             text,
-            "kept: 1 session in the last 7 days (was 4)this week at 0.5x the month's pace of sessions (was 1.5x)"
+            "kept: 1 session in the last 7 days (was 4)sessions this week at 0.5x the month's weekly pace (both plus \
+             one) (was 1.5x)"
         );
         assert_eq!(d(idx::DAYS_SINCE_LAST_SESSION, 19.2, 2.4), "last session 19 days ago (was 2 days ago)");
         assert_eq!(d(idx::DAYS_SINCE_LAST_SESSION, 365.0, 3.0), "no session on record (was: last session 3 days ago)");
@@ -1349,6 +1364,11 @@ mod tests {
             d(idx::PRIMARY_TUTOR_AVG_RATING_30D, 0.0, 4.5),
             "no rating of the main tutor in 30 days (was: main tutor rated 4.5 on average)"
         );
+        // The trend ratio of no session at all is the formula's 1, no pace.
+        assert_eq!(
+            describe(idx::SESSION_TREND_RATIO, 1.0, 2.35, NoData::NOW),
+            "no sessions in 30 days (was: sessions this week at 2.4x the month's weekly pace (both plus one))"
+        );
     }
 
     /// Defect 4, where the flags come from: the counts of the same vector.
@@ -1381,6 +1401,10 @@ mod tests {
         assert_eq!(flags(idx::PAYMENT_SUCCESS_RATE_30D), NoData::WAS);
         assert_eq!(flags(idx::CANCELLATION_RATE_30D), NoData::NEITHER);
         assert_eq!(flags(idx::RATING_TREND), NoData::BOTH);
+        assert_eq!(flags(idx::SESSION_TREND_RATIO), NoData::NEITHER, "sessions in the month, then and now");
+        let mut quiet = was;
+        quiet[idx::SESSIONS_30D] = 0.0;
+        assert_eq!(NoData::of(idx::SESSION_TREND_RATIO, &now, &quiet), NoData::WAS, "(0 + 1) / (0 + 1): no pace");
         assert_eq!(flags(idx::DAYS_SINCE_LAST_IB_CALL), NoData::NEITHER, "0 days: a call just now, in both");
         let mut c = [0.0; FEATURE_COUNT];
         c[idx::NEGATIVE_CALL_RATE_30D] = 0.9;
