@@ -120,14 +120,16 @@ pub fn demo_report(s: &ReplaySummary, customers: u64, rescan_ms: i64) -> String 
         thousands(lists.savable_total as u64),
         lists.savable.len()
     );
-    customer_table(&mut t, &lists.savable, "moved");
+    let savable: Vec<_> = lists.savable.iter().map(|(p, moved)| (p, moved.text())).collect();
+    customer_table(&mut t, &savable, "moved");
     let _ = writeln!(
         t,
         "\nalready gone: {} customers with no session in 3 weeks and churn risk above 0.7 (top {})",
         thousands(lists.gone_total as u64),
         lists.gone.len()
     );
-    customer_table(&mut t, &lists.gone, "");
+    let gone: Vec<_> = lists.gone.iter().map(|(p, _)| (p, String::new())).collect();
+    customer_table(&mut t, &gone, "");
     let _ = writeln!(t, "\nhow the lists are built: {}", CustomerLists::HOW);
     if let Some(q) = &sc.model_quality {
         t.push_str(&model_quality_report(q));
@@ -135,18 +137,20 @@ pub fn demo_report(s: &ReplaySummary, customers: u64, rescan_ms: i64) -> String 
     t
 }
 
-/// One line per customer, then its reasons indented below.
-fn customer_table(t: &mut String, rows: &[(Prediction, f64)], moved: &str) {
+/// One line per customer, then its reasons indented below. `session_velocity`
+/// is the model's prediction of sessions a week, not a count: its column
+/// says so. `moved` is the column's header and each row's entry ("risk
+/// +0.57", "health -15"), none when empty.
+fn customer_table(t: &mut String, rows: &[(&Prediction, String)], moved: &str) {
     let _ = writeln!(
         t,
-        "  {:<14} {:>8} {:>8} {:>7} {:>10} {:>6}  segment",
-        "customer", "churn14", "churn30", "health", "sessions/w", moved
+        "  {:<14} {:>8} {:>8} {:>7} {:>16} {:>12}  segment",
+        "customer", "churn14", "churn30", "health", "pred. sessions/w", moved
     );
-    for (p, x) in rows {
-        let moved = if moved.is_empty() { String::new() } else { format!("{x:+.2}") };
+    for (p, moved) in rows {
         let _ = writeln!(
             t,
-            "  {:<14} {:>8.3} {:>8.3} {:>7.1} {:>10.2} {:>6}  {}",
+            "  {:<14} {:>8.3} {:>8.3} {:>7.1} {:>16.2} {:>12}  {}",
             p.customer_id.as_str(),
             p.scores.churn_risk_14d,
             p.scores.churn_risk_30d,
@@ -155,8 +159,14 @@ fn customer_table(t: &mut String, rows: &[(Prediction, f64)], moved: &str) {
             moved,
             p.segment.as_str()
         );
+        // What every "(was ...)" below (and the "moved" column) compares with.
+        if let Some(baseline) = p.reasons.baseline().filter(|_| !p.reasons.is_empty()) {
+            let mut since = String::new();
+            baseline.write_since(&mut since);
+            let _ = writeln!(t, "      {since}:");
+        }
         for r in p.reasons.as_slice() {
-            let _ = writeln!(t, "      {}", r.text());
+            let _ = writeln!(t, "        {}", r.text());
         }
     }
 }
@@ -218,6 +228,41 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(1234567), "1,234,567");
+    }
+
+    /// Defect: "sessions/w" was the model's forecast, not a count, and a
+    /// health fall of 15 points printed "+0.15", which read as a risk's rise.
+    #[test]
+    fn the_lists_say_what_each_column_is() {
+        use pulse_runtime::memory::Moved;
+        use pulse_schemas::prediction::Scores;
+        use pulse_schemas::{CustomerId, Reasons, Segment};
+        let p = Prediction {
+            customer_id: CustomerId::new("stu_1"),
+            as_of: 0,
+            scores: Scores {
+                first_session_success: 0.5,
+                session_velocity: 1.5,
+                churn_risk_14d: 0.3,
+                churn_risk_30d: 0.3,
+                health_score: 62.0,
+            },
+            segment: Segment::AtRisk,
+            model: "m".into(),
+            model_version: "1".into(),
+            served_by: "embedded".into(),
+            features_schema: "features-v1".into(),
+            reasons: Reasons::default(),
+            emission: None,
+            new_customer: false,
+        };
+        let mut t = String::new();
+        let rows = [(&p, Moved::Health(15.0).text()), (&p, Moved::Risk(0.57).text())];
+        customer_table(&mut t, &rows, "moved");
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].contains("pred. sessions/w") && lines[0].contains("moved"), "{t}");
+        assert!(lines[1].contains(" health -15 ") && !lines[1].contains("+0.15"), "{t}");
+        assert!(lines[2].contains(" risk +0.57 "), "{t}");
     }
 
     #[test]

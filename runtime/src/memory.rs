@@ -52,6 +52,7 @@ use pulse_operators::scoring::{AlertState, FleetEntry};
 use pulse_schemas::features::idx::DAYS_SINCE_LAST_SESSION;
 use pulse_schemas::prediction::Scores;
 use pulse_schemas::{Features, Reasons, Segment, DAY_MS, FEATURE_COUNT};
+use serde::Serialize;
 
 /// Reasons compare with a vector at least this much older.
 pub const REASONS_LOOKBACK_MS: i64 = 14 * DAY_MS;
@@ -353,12 +354,44 @@ pub(crate) struct Memory {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Standing {
     /// Still active, and either its churn risk is high and rising or its
-    /// health just fell from a healthy level; the number is how much it
-    /// moved (the larger of the risk's rise and the health's fall / 100).
-    Savable(f64),
+    /// health just fell from a healthy level: by how much, in whichever
+    /// moved more.
+    Savable(Moved),
     /// No session in [`GONE_AFTER_DAYS`] days or more and a high churn risk:
     /// the model is sure, and it is probably too late.
     Gone,
+}
+
+/// What put a savable customer on the list, since its reference: its churn
+/// risk up or its health down (the larger, the health's fall in points /
+/// 100 against the risk's rise, when both did). The list says which:
+/// "risk +0.57" and "health -15" are different news, and a health's fall
+/// printed as "+0.15" read as a risk's rise.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Moved {
+    /// `churn_risk_14d` rose by this much.
+    Risk(f64),
+    /// `health_score` fell by this many points.
+    Health(f64),
+}
+
+impl Moved {
+    /// Where it ranks (most first): the risk's rise, or the health's fall / 100.
+    pub fn rank(self) -> f64 {
+        match self {
+            Moved::Risk(rise) => rise,
+            Moved::Health(fall) => fall / 100.0,
+        }
+    }
+
+    /// For the list's "moved" column: "risk +0.57", "health -15".
+    pub fn text(self) -> String {
+        match self {
+            Moved::Risk(rise) => format!("risk {rise:+.2}"),
+            Moved::Health(fall) => format!("health {:+.0}", -fall),
+        }
+    }
 }
 
 /// Still active: a session within this many days.
@@ -404,7 +437,17 @@ impl Memory {
         let fall = f64::from(then.health_score) - self.scores.health_score;
         let rising = risk >= SAVABLE_RISK && rise >= SAVABLE_RISE;
         let dropped = f64::from(then.health_score) >= HEALTHY_BASELINE && fall >= HEALTH_DROP;
-        (rising || dropped).then(|| Standing::Savable(rise.max(fall / 100.0)))
+        // What put it on the list, the larger on the list's one scale
+        // (fall / 100) if both did: a risk that rose 0.3 to 0.38 (below the
+        // 0.4 that counts) beside a health that fell 20 points from 80 is on
+        // the list for its health, and says so.
+        let moved = match (rising, dropped) {
+            (true, true) if rise >= fall / 100.0 => Moved::Risk(rise),
+            (true, false) => Moved::Risk(rise),
+            (_, true) => Moved::Health(fall),
+            (false, false) => return None,
+        };
+        Some(Standing::Savable(moved))
     }
 }
 
@@ -557,12 +600,19 @@ mod tests {
             gate: None,
         };
         assert_eq!(memory(0.95, 10.0, 40.0).standing(), Some(Standing::Gone));
-        let savable = |m: Memory, expected: f64| {
-            let s = m.standing();
-            assert!(matches!(s, Some(Standing::Savable(x)) if (x - expected).abs() < 1e-6), "{s:?}");
+        let savable = |m: Memory, expected: Moved, text: &str| {
+            let Some(Standing::Savable(moved)) = m.standing() else { panic!("{:?}", m.standing()) };
+            assert!((moved.rank() - expected.rank()).abs() < 1e-6 && moved.text() == text, "{moved:?}");
+            assert_eq!(std::mem::discriminant(&moved), std::mem::discriminant(&expected));
         };
-        savable(memory(0.6, 50.0, 3.0), 0.5); // rising risk
-        savable(memory(0.15, 60.0, 1.0), 0.25); // fresh drop from a healthy 85
+        // A rising risk (0.1 -> 0.6; health 85 -> 50 is 0.35 on its scale).
+        savable(memory(0.6, 50.0, 3.0), Moved::Risk(0.5), "risk +0.50");
+        // A fresh drop from a healthy 85 (the risk rose 0.05): health, said
+        // so, not "+0.25" that reads as a risk's rise.
+        savable(memory(0.15, 60.0, 1.0), Moved::Health(25.0), "health -25");
+        // On the list for its health (the risk's rise, larger, is to a risk
+        // below 0.4): said so, and ranked so.
+        savable(memory(0.38, 65.0, 1.0), Moved::Health(20.0), "health -20");
         assert_eq!(memory(0.2, 82.0, 1.0).standing(), None, "steady");
         assert_eq!(memory(0.6, 50.0, 16.0).standing(), None, "not active, not yet gone");
     }

@@ -27,7 +27,7 @@ use pulse_schemas::prediction::Prediction;
 use pulse_schemas::reasons::top_raising;
 use pulse_schemas::{Basis, CustomerId, FeatureVector, Features, Reasons, Segment, FEATURE_COUNT, SCHEMA};
 
-use crate::memory::{self, days_since_last_session, Anchors, Memory, Standing, Stored, ToStore};
+use crate::memory::{self, days_since_last_session, Anchors, Memory, Moved, Standing, Stored, ToStore};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -734,17 +734,25 @@ impl<S: Scorer> ScoringStage<S> {
         for (c, m) in &self.latest {
             let m: &Memory = m;
             match m.standing() {
-                Some(Standing::Savable(moved)) => savable.push((moved, c, m)),
-                Some(Standing::Gone) => gone.push((m.scores.churn_risk_14d, c, m)),
+                Some(Standing::Savable(moved)) => savable.push((moved.rank(), moved, c, m)),
+                Some(Standing::Gone) => gone.push((m.scores.churn_risk_14d, m.scores.churn_risk_14d, c, m)),
                 None => {}
             }
         }
         let total = (savable.len(), gone.len());
-        let take = |mut v: Vec<(f64, &CustomerId, &Memory)>| -> Vec<(Prediction, f64)> {
-            v.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
-            v.into_iter().take(n).map(|(x, c, m)| (self.prediction_of(c, m), x)).collect()
-        };
-        CustomerLists { savable: take(savable), gone: take(gone), savable_total: total.0, gone_total: total.1 }
+        CustomerLists {
+            savable: self.ranked(savable, n),
+            gone: self.ranked(gone, n),
+            savable_total: total.0,
+            gone_total: total.1,
+        }
+    }
+
+    /// The first `n` of `rows` (rank, what the list shows, customer) by
+    /// rank, highest first, ties by customer id, as predictions.
+    fn ranked<T>(&self, mut rows: Vec<(f64, T, &CustomerId, &Memory)>, n: usize) -> Vec<(Prediction, T)> {
+        rows.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.2.cmp(b.2)));
+        rows.into_iter().take(n).map(|(_, x, c, m)| (self.prediction_of(c, m), x)).collect()
     }
 
     /// Predictions given reasons so far, and those whose attribution failed
@@ -788,8 +796,8 @@ impl<S: Scorer> ScoringStage<S> {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct CustomerLists {
     /// Still active, risk high and rising or health freshly down: each with
-    /// how much it moved, most first.
-    pub savable: Vec<(Prediction, f64)>,
+    /// what moved and by how much, most first.
+    pub savable: Vec<(Prediction, Moved)>,
     /// No session in three weeks and a high risk, highest first.
     pub gone: Vec<(Prediction, f64)>,
     /// How many customers are savable in all.
@@ -800,7 +808,7 @@ pub struct CustomerLists {
 
 impl CustomerLists {
     /// How each list is built, for reports.
-    pub const HOW: &'static str = "savable: a session in the last 14 days, and churn_risk_14d at least 0.4 and up 0.15 or more since about 14 days earlier, or health down 15 points or more from 70 or above; ranked by how much it moved (the risk's rise, or the health's fall / 100). gone: no session in 21 days or more and churn_risk_14d above 0.7; ranked by risk.";
+    pub const HOW: &'static str = "savable: a session in the last 14 days, and churn_risk_14d at least 0.4 and up 0.15 or more since about 14 days earlier, or health down 15 points or more from 70 or above; ranked by how much it moved (the risk's rise, or the health's fall / 100: whichever put it on the list, the larger if both did; the column moved says which, as risk +0.57 or health -15). gone: no session in 21 days or more and churn_risk_14d above 0.7; ranked by risk. pred. sessions/w is the model's forecast of sessions a week (session_velocity), not a count.";
 }
 
 #[cfg(test)]

@@ -311,6 +311,27 @@ impl Baseline {
     }
 }
 
+impl Baseline {
+    /// Appends "since 2026-01-05 (risk then 0.798)" (the reference's UTC
+    /// date and risk), or "since signing up" (the defaults' own score is no
+    /// risk the customer had: not printed): what every "(was ...)" of the
+    /// reasons refers to.
+    pub fn write_since(&self, out: &mut String) {
+        out.push_str("since ");
+        match self.since {
+            _ if self.signup => out.push_str("signing up"),
+            Some(since) => {
+                write_utc_date(since, out);
+                if let Some(risk) = self.churn_risk_14d {
+                    // Writing into a String cannot fail.
+                    let _ = write!(out, " (risk then {risk:.3})");
+                }
+            }
+            None => out.push_str("the reference"),
+        }
+    }
+}
+
 /// Why a prediction's reasons are what they are: the alert sentence says
 /// it, so an alert never ends on a bare score (see the module docs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -449,19 +470,8 @@ impl Reasons {
             });
             return out;
         };
-        out.push_str(if self.is_empty() { "No feature raised it since " } else { "Raised most since " });
-        match baseline.since {
-            // The defaults' own score is no risk the customer had: not printed.
-            _ if baseline.signup => out.push_str("signing up"),
-            Some(since) => {
-                write_utc_date(since, &mut out);
-                if let Some(risk) = baseline.churn_risk_14d {
-                    // Writing into a String cannot fail.
-                    let _ = write!(out, " (risk then {risk:.3})");
-                }
-            }
-            None => out.push_str("the reference"),
-        }
+        out.push_str(if self.is_empty() { "No feature raised it " } else { "Raised most " });
+        baseline.write_since(&mut out);
         if !self.is_empty() {
             out.push_str(": ");
             out.push_str(&self.summary());
