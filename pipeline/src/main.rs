@@ -33,7 +33,8 @@ enum Command {
     /// micro-batches), keeps fleet metrics and alerts, and prints throughput,
     /// model calls against a five-minute full rescan, segments, whom to save
     /// first and who is already gone (with the reasons of each score), the
-    /// model's realised quality and the alerts. Writes the latest prediction
+    /// alert count and the last five alerts with their reasons, and the
+    /// model's realised quality. Writes the latest prediction
     /// of each customer, alerts and fleet metrics as JSON Lines under
     /// --out-dir (every prediction only with --predictions-history).
     ///

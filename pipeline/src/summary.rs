@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use pulse_operators::scoring::ModelQuality;
+use pulse_operators::scoring::{Alert, ModelQuality};
 use pulse_runtime::replay::ReplaySummary;
 pub use pulse_runtime::report::{thousands, RESCAN_INTERVAL_MS};
 use pulse_runtime::scoring::CustomerLists;
@@ -131,6 +131,7 @@ pub fn demo_report(s: &ReplaySummary, customers: u64, rescan_ms: i64) -> String 
     let gone: Vec<_> = lists.gone.iter().map(|(p, _)| (p, String::new())).collect();
     customer_table(&mut t, &gone, "");
     let _ = writeln!(t, "\nhow the lists are built: {}", CustomerLists::HOW);
+    recent_alerts(&mut t, &sc.recent_alerts, st.alerts);
     if let Some(q) = &sc.model_quality {
         t.push_str(&model_quality_report(q));
     }
@@ -169,6 +170,45 @@ fn customer_table(t: &mut String, rows: &[(&Prediction, String)], moved: &str) {
             let _ = writeln!(t, "        {}", r.text());
         }
     }
+}
+
+/// The last alerts of the run, oldest first, each with its whole reason
+/// (what SNS and alerts.jsonl carry), wrapped: what a customer-success
+/// person would have been sent.
+fn recent_alerts(t: &mut String, alerts: &[Alert], total: u64) {
+    if alerts.is_empty() {
+        let _ = writeln!(t, "\nalerts: none");
+        return;
+    }
+    let _ = writeln!(t, "\nlatest alerts: the last {} of {} (all in the alerts file)", alerts.len(), thousands(total));
+    for a in alerts {
+        let when = chrono::DateTime::from_timestamp_millis(a.as_of)
+            .map_or_else(|| a.as_of.to_string(), |d| d.format("%Y-%m-%d %H:%M UTC").to_string());
+        let _ = writeln!(t, "  {:<14} {when}  {}", a.customer_id.as_str(), a.segment.as_str());
+        for line in wrap(&a.reason, 96) {
+            let _ = writeln!(t, "      {line}");
+        }
+    }
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces (a
+/// longer word gets a line of its own).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 /// The model monitor's latest figures: per churn head, over the close
@@ -263,6 +303,36 @@ mod tests {
         assert!(lines[0].contains("pred. sessions/w") && lines[0].contains("moved"), "{t}");
         assert!(lines[1].contains(" health -15 ") && !lines[1].contains("+0.15"), "{t}");
         assert!(lines[2].contains(" risk +0.57 "), "{t}");
+    }
+
+    /// Defect: the demo said it prints the alerts and printed a count.
+    #[test]
+    fn the_report_shows_the_last_alerts_with_their_reasons() {
+        use pulse_schemas::{CustomerId, Reasons, Segment};
+        let reason = "churn_risk_14d rose from 0.541 to 0.793, above 0.7. Raised most since 2026-01-19 (risk then \
+                      0.137): no rating in 14 days (was: rated sessions 4.4 on average over 14 days); active on 4 \
+                      days in the last two weeks (was 9)";
+        let alert = Alert {
+            customer_id: CustomerId::new("stu_000108"),
+            as_of: 1_770_128_447_329,
+            churn_risk_14d: 0.793,
+            churn_risk_30d: 0.547,
+            health_score: 35.3,
+            segment: Segment::Churned,
+            previous_churn_risk_14d: Some(0.541),
+            reason: reason.to_owned(),
+            reasons: Reasons::default(),
+        };
+        let mut t = String::new();
+        recent_alerts(&mut t, &[alert], 501);
+        assert!(t.contains("latest alerts: the last 1 of 501"), "{t}");
+        assert!(t.contains("  stu_000108     2026-02-03 14:20 UTC  churned"), "{t}");
+        let body: Vec<&str> = t.lines().skip(3).map(str::trim).collect();
+        assert_eq!(body.join(" "), reason, "the whole reason, wrapped");
+        assert!(t.lines().all(|l| l.chars().count() <= 102), "{t}");
+        let mut none = String::new();
+        recent_alerts(&mut none, &[], 0);
+        assert_eq!(none, "\nalerts: none\n");
     }
 
     #[test]

@@ -29,7 +29,7 @@ use pulse_schemas::{Basis, CustomerId, FeatureVector, Features, Reasons, Segment
 
 use crate::memory::{self, days_since_last_session, Anchors, Memory, Moved, Standing, Stored, ToStore};
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -206,17 +206,40 @@ impl<S: Scorer> Reasoner<S> {
     }
 }
 
-/// Each customer's latest reasons, when its latest prediction had some, as
-/// the stage keeps them when it does not defer them: fed every [`Scored`]
-/// a [`Reasoner`] explained, in the stage's order.
+/// Each customer's latest reasons, when its latest prediction had some, and
+/// the latest alerts with theirs ([`ScoringStage::recent_alerts`]), as the
+/// stage keeps them when it does not defer them: fed every [`Scored`] a
+/// [`Reasoner`] explained, in the stage's order.
 #[derive(Debug, Default)]
 pub struct LatestReasons {
     latest: HashMap<CustomerId, Reasons, ahash::RandomState>,
+    alerts: RecentAlerts,
+}
+
+/// The last [`RECENT_ALERTS`] alerts, oldest first.
+#[derive(Clone, Debug, Default)]
+struct RecentAlerts(VecDeque<Alert>);
+
+/// Alerts a stage keeps for its report ([`ScoringStage::recent_alerts`]).
+pub const RECENT_ALERTS: usize = 5;
+
+impl RecentAlerts {
+    fn push(&mut self, alert: Alert) {
+        if self.0.len() == RECENT_ALERTS {
+            self.0.pop_front();
+        }
+        self.0.push_back(alert);
+    }
 }
 
 impl LatestReasons {
-    /// Takes in the predictions of `scored`, in order.
+    /// Takes in the predictions and alerts of `scored`, in order.
     pub fn observe(&mut self, scored: &Scored) {
+        // Only the last few are kept: the earlier ones would be dropped.
+        let skip = scored.alerts.len().saturating_sub(RECENT_ALERTS);
+        for a in &scored.alerts[skip..] {
+            self.alerts.push(a.clone());
+        }
         for p in &scored.predictions {
             if p.reasons.is_empty() {
                 self.latest.remove(&p.customer_id);
@@ -286,6 +309,9 @@ pub struct ScoringStage<S: Scorer> {
     /// Whether a [`Reasoner`] works the reasons out ([`ScoringStage::defer_reasons`]).
     deferred: bool,
     counts: ReasonCounts,
+    /// The latest alerts, with their reasons: here when the stage works
+    /// them out, from the [`LatestReasons`] when it defers them.
+    recent_alerts: RecentAlerts,
     monitor: Option<Monitor>,
     /// The monitor's day in the last snapshot that carried the model quality.
     quality_day: Option<i64>,
@@ -313,6 +339,7 @@ impl<S: Scorer> ScoringStage<S> {
             reasons: config.reasons,
             deferred: false,
             counts: ReasonCounts::default(),
+            recent_alerts: RecentAlerts::default(),
             monitor,
             quality_day: None,
             stats: ScoringStats::default(),
@@ -372,8 +399,18 @@ impl<S: Scorer> ScoringStage<S> {
                 memory.set_reasons(reasons);
             }
         }
+        for alert in std::mem::take(&mut latest.alerts).0 {
+            self.recent_alerts.push(alert);
+        }
         self.counts.explained += reasoner.explained.swap(0, Relaxed);
         self.counts.unexplained += reasoner.unexplained.swap(0, Relaxed);
+    }
+
+    /// The last [`RECENT_ALERTS`] alerts the stage raised, oldest first,
+    /// with their reasons (for a stage that defers them, those taken back
+    /// by [`ScoringStage::adopt_reasons`]): what a report shows of them.
+    pub fn recent_alerts(&self) -> Vec<Alert> {
+        self.recent_alerts.0.iter().cloned().collect()
     }
 
     /// Vectors waiting to be scored (including those requeued after a failure).
@@ -559,6 +596,10 @@ impl<S: Scorer> ScoringStage<S> {
                         self.stats.alerts += 1;
                         if let Some(i) = pending {
                             out.pending_reasons[i].alert = Some(out.alerts.len());
+                        }
+                        if !self.deferred {
+                            // A deferring stage's come back with their reasons.
+                            self.recent_alerts.push(alert.clone());
                         }
                         out.alerts.push(alert);
                     }
@@ -1156,6 +1197,10 @@ mod tests {
         );
         assert_eq!(json(&deferred_latest), json(&given_latest));
         assert_eq!(json(&deferring.lists(10)), json(&inline.lists(10)));
+        let recent = inline.recent_alerts();
+        assert_eq!(recent.len(), RECENT_ALERTS);
+        assert_eq!(recent, given.alerts[given.alerts.len() - RECENT_ALERTS..], "the last, with their reasons");
+        assert_eq!(deferring.recent_alerts(), recent);
     }
 
     #[tokio::test]

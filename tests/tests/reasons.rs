@@ -249,6 +249,9 @@ fn reasons_are_the_same_bytes_on_any_number_of_threads() {
     assert!(files[2].1.contains("\"reasons\""), "some alert carries reasons");
     assert!(files[1].1.contains("\"reasons\""), "some customer's latest prediction has reasons");
     assert!(lists.iter().any(|l| l.contains(" (was")), "the lists show reasons: {lists:?}");
+    // The demo prints the last alerts as sent, with their reasons.
+    let alerts_at = lists.iter().position(|l| l.starts_with("latest alerts: the last ")).expect("alerts printed");
+    assert!(lists[alerts_at..].iter().any(|l| l.contains("Raised most since ")), "{lists:?}");
     for threads in ["1", "2", "3"] {
         let (other_files, other_lists) = demo(threads);
         for ((name, want), (_, got)) in files.iter().zip(&other_files) {
