@@ -120,7 +120,7 @@ pub fn demo_report(s: &ReplaySummary, customers: u64, rescan_ms: i64) -> String 
         thousands(lists.savable_total as u64),
         lists.savable.len()
     );
-    let savable: Vec<_> = lists.savable.iter().map(|(p, moved)| (p, moved.text())).collect();
+    let savable: Vec<_> = lists.savable.iter().map(|(p, moved)| (p, moved.text(), None)).collect();
     customer_table(&mut t, &savable, "moved");
     let _ = writeln!(
         t,
@@ -128,7 +128,7 @@ pub fn demo_report(s: &ReplaySummary, customers: u64, rescan_ms: i64) -> String 
         thousands(lists.gone_total as u64),
         lists.gone.len()
     );
-    let gone: Vec<_> = lists.gone.iter().map(|(p, _)| (p, String::new())).collect();
+    let gone: Vec<_> = lists.gone.iter().map(|(p, state)| (p, String::new(), Some(state.text()))).collect();
     customer_table(&mut t, &gone, "");
     let _ = writeln!(t, "\nhow the lists are built: {}", CustomerLists::HOW);
     recent_alerts(&mut t, &sc.recent_alerts, st.alerts);
@@ -138,17 +138,18 @@ pub fn demo_report(s: &ReplaySummary, customers: u64, rescan_ms: i64) -> String 
     t
 }
 
-/// One line per customer, then its reasons indented below. `session_velocity`
-/// is the model's prediction of sessions a week, not a count: its column
-/// says so. `moved` is the column's header and each row's entry ("risk
-/// +0.57", "health -15"), none when empty.
-fn customer_table(t: &mut String, rows: &[(&Prediction, String)], moved: &str) {
+/// One line per customer, then its state when given ("last session 28 days
+/// ago") and its reasons, indented below. `session_velocity` is the model's
+/// prediction of sessions a week, not a count: its column says so. `moved`
+/// is the column's header and each row's entry ("risk +0.57", "health
+/// -15"), none when empty.
+fn customer_table(t: &mut String, rows: &[(&Prediction, String, Option<String>)], moved: &str) {
     let _ = writeln!(
         t,
         "  {:<14} {:>8} {:>8} {:>7} {:>16} {:>12}  segment",
         "customer", "churn14", "churn30", "health", "pred. sessions/w", moved
     );
-    for (p, moved) in rows {
+    for (p, moved, state) in rows {
         let _ = writeln!(
             t,
             "  {:<14} {:>8.3} {:>8.3} {:>7.1} {:>16.2} {:>12}  {}",
@@ -160,6 +161,9 @@ fn customer_table(t: &mut String, rows: &[(&Prediction, String)], moved: &str) {
             moved,
             p.segment.as_str()
         );
+        if let Some(state) = state {
+            let _ = writeln!(t, "      {state}");
+        }
         // What every "(was ...)" below (and the "moved" column) compares with.
         if let Some(baseline) = p.reasons.baseline().filter(|_| !p.reasons.is_empty()) {
             let mut since = String::new();
@@ -297,12 +301,13 @@ mod tests {
             new_customer: false,
         };
         let mut t = String::new();
-        let rows = [(&p, Moved::Health(15.0).text()), (&p, Moved::Risk(0.57).text())];
+        let rows = [(&p, Moved::Health(15.0).text(), None), (&p, Moved::Risk(0.57).text(), Some("state".into()))];
         customer_table(&mut t, &rows, "moved");
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[0].contains("pred. sessions/w") && lines[0].contains("moved"), "{t}");
         assert!(lines[1].contains(" health -15 ") && !lines[1].contains("+0.15"), "{t}");
         assert!(lines[2].contains(" risk +0.57 "), "{t}");
+        assert_eq!(lines[3], "      state", "{t}");
     }
 
     /// Defect: the demo said it prints the alerts and printed a count.

@@ -359,7 +359,24 @@ pub enum Standing {
     Savable(Moved),
     /// No session in [`GONE_AFTER_DAYS`] days or more and a high churn risk:
     /// the model is sure, and it is probably too late.
-    Gone,
+    Gone(Gone),
+}
+
+/// What the list of customers already gone shows of each beside its
+/// prediction: how long since its last session. Their risk is near its
+/// ceiling and moved little since the reference (0.976 then, 0.976 now), so
+/// the reasons of that move say less than the customer's state does.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Gone {
+    /// Feature 10 of the latest vector (365: no session on record).
+    pub days_since_last_session: f32,
+}
+
+impl Gone {
+    /// "last session 28 days ago", "no session on record".
+    pub fn text(self) -> String {
+        pulse_schemas::reasons::describe_value(DAYS_SINCE_LAST_SESSION, f64::from(self.days_since_last_session))
+    }
 }
 
 /// What put a savable customer on the list, since its reference: its churn
@@ -427,7 +444,7 @@ impl Memory {
         let days = f64::from(self.days_since_last_session);
         let risk = self.scores.churn_risk_14d;
         if days >= GONE_AFTER_DAYS && risk > pulse_schemas::prediction::HIGH_CHURN_RISK {
-            return Some(Standing::Gone);
+            return Some(Standing::Gone(Gone { days_since_last_session: self.days_since_last_session }));
         }
         if days >= ACTIVE_WITHIN_DAYS {
             return None;
@@ -599,7 +616,10 @@ mod tests {
             alert: None,
             gate: None,
         };
-        assert_eq!(memory(0.95, 10.0, 40.0).standing(), Some(Standing::Gone));
+        let gone = Gone { days_since_last_session: 40.0 };
+        assert_eq!(memory(0.95, 10.0, 40.0).standing(), Some(Standing::Gone(gone)));
+        assert_eq!(gone.text(), "last session 40 days ago");
+        assert_eq!(Gone { days_since_last_session: 365.0 }.text(), "no session on record");
         let savable = |m: Memory, expected: Moved, text: &str| {
             let Some(Standing::Savable(moved)) = m.standing() else { panic!("{:?}", m.standing()) };
             assert!((moved.rank() - expected.rank()).abs() < 1e-6 && moved.text() == text, "{moved:?}");

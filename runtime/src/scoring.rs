@@ -27,7 +27,7 @@ use pulse_schemas::prediction::Prediction;
 use pulse_schemas::reasons::top_raising;
 use pulse_schemas::{Basis, CustomerId, FeatureVector, Features, Reasons, Segment, FEATURE_COUNT, SCHEMA};
 
-use crate::memory::{self, days_since_last_session, Anchors, Memory, Moved, Standing, Stored, ToStore};
+use crate::memory::{self, days_since_last_session, Anchors, Gone, Memory, Moved, Standing, Stored, ToStore};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -776,7 +776,7 @@ impl<S: Scorer> ScoringStage<S> {
             let m: &Memory = m;
             match m.standing() {
                 Some(Standing::Savable(moved)) => savable.push((moved.rank(), moved, c, m)),
-                Some(Standing::Gone) => gone.push((m.scores.churn_risk_14d, m.scores.churn_risk_14d, c, m)),
+                Some(Standing::Gone(state)) => gone.push((m.scores.churn_risk_14d, state, c, m)),
                 None => {}
             }
         }
@@ -839,8 +839,9 @@ pub struct CustomerLists {
     /// Still active, risk high and rising or health freshly down: each with
     /// what moved and by how much, most first.
     pub savable: Vec<(Prediction, Moved)>,
-    /// No session in three weeks and a high risk, highest first.
-    pub gone: Vec<(Prediction, f64)>,
+    /// No session in three weeks and a high risk, highest first, each with
+    /// how long since its last session.
+    pub gone: Vec<(Prediction, Gone)>,
     /// How many customers are savable in all.
     pub savable_total: usize,
     /// How many are gone in all.

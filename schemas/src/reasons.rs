@@ -1120,6 +1120,20 @@ pub fn describe_into(feature: usize, now: f64, was: f64, no_data: NoData, out: &
     out.push(')');
 }
 
+/// A feature's value alone, as a reason's sentence says it without its
+/// "(was ...)": "last session 28 days ago", "no session on record". Where
+/// a customer's state says more than what moved (the list of customers
+/// already gone, whose risk moved little because it was already high).
+pub fn describe_value(feature: usize, x: f64) -> String {
+    let t = template(feature);
+    let mut out = String::new();
+    match t.phrase(x, value_is_no_data(feature, x)) {
+        Some(phrase) => out.push_str(phrase),
+        None => t.sentence(x, edge(feature, t.unit, x), &mut out),
+    }
+    out
+}
+
 /// One more digit for a measurement that, rounded, would print as a value
 /// it is not and that reads otherwise: a "days since" of 364.6 as "365
 /// days" (the cap, "none on record"), a rate of 99.6% as "100%" (beside "no
@@ -1431,6 +1445,14 @@ mod tests {
                  days)",
             ]
         );
+    }
+
+    #[test]
+    fn a_value_alone_reads_as_its_sentence() {
+        assert_eq!(describe_value(idx::DAYS_SINCE_LAST_SESSION, 28.3), "last session 28 days ago");
+        assert_eq!(describe_value(idx::DAYS_SINCE_LAST_SESSION, 365.0), "no session on record");
+        assert_eq!(describe_value(idx::DAYS_SINCE_LAST_SESSION, 1.0), "last session 24 hours ago");
+        assert_eq!(describe_value(idx::DAYS_SINCE_LAST_SESSION, 364.6), "last session 364.6 days ago");
     }
 
     /// Defect 5: 15 calendar dates in a 14-day window.
