@@ -27,7 +27,7 @@ use pulse_schemas::prediction::Prediction;
 use pulse_schemas::reasons::top_raising;
 use pulse_schemas::{Basis, CustomerId, FeatureVector, Features, Reasons, Segment, FEATURE_COUNT, SCHEMA};
 
-use crate::memory::{self, days_since_last_session, Anchors, Gone, Memory, Moved, Standing, Stored, ToStore};
+use crate::memory::{self, days_since_last_session, Anchor, Anchors, Gone, Memory, Moved, Standing, Stored, ToStore};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -108,10 +108,9 @@ pub struct PendingReasons {
     /// The vector scored.
     row: Features,
     /// The customer's vector its reasons compare with (as its anchor keeps
-    /// it), when that was, and the risk it scored then.
+    /// it), and the anchor: when that was, and the risk it scored then.
     was: [f32; FEATURE_COUNT],
-    since: i64,
-    churn_risk_14d_then: f32,
+    then: Anchor,
 }
 
 /// Predictions given reasons, and those whose attribution failed.
@@ -123,11 +122,10 @@ struct ReasonCounts {
 
 impl ReasonCounts {
     /// The reasons of `customer`'s prediction by `model` for `row`, compared
-    /// with its vector `was` as of `since`, which scored `churn_risk_14d_then`
-    /// (as its anchor keeps them); none, saying why, when the scorer cannot
-    /// explain that model, or when the attribution failed: a prediction is
-    /// still a prediction without its reasons (said, counted, not fatal).
-    #[allow(clippy::too_many_arguments)]
+    /// with its vector `was` as its anchor `then` keeps it (when, and the
+    /// risk it scored); none, saying why, when the scorer cannot explain
+    /// that model, or when the attribution failed: a prediction is still a
+    /// prediction without its reasons (said, counted, not fatal).
     fn reasons<S: Scorer>(
         &mut self,
         scorer: &S,
@@ -135,15 +133,14 @@ impl ReasonCounts {
         customer: &CustomerId,
         row: &Features,
         was: &[f32; FEATURE_COUNT],
-        since: i64,
-        churn_risk_14d_then: f32,
+        then: Anchor,
     ) -> Reasons {
         let was = reference(row, was);
         let mut contributions: Contributions = [0.0; FEATURE_COUNT];
         match scorer.attribute_churn_risk(model, row, &was, &mut contributions) {
             Ok(true) => {
                 self.explained += 1;
-                top_raising(&contributions, row, &was, Some(since), Some(churn_risk_14d_then))
+                top_raising(&contributions, row, &was, Some(then.as_of), Some(then.churn_risk_14d))
             }
             Ok(false) => Reasons::none(Basis::Unexplainable),
             Err(e) => {
@@ -187,15 +184,8 @@ impl<S: Scorer> Reasoner<S> {
         let mut counts = ReasonCounts::default();
         for job in scored.pending_reasons.drain(..) {
             let prediction = &mut scored.predictions[job.prediction];
-            let reasons = counts.reasons(
-                &*self.scorer,
-                &job.model,
-                &prediction.customer_id,
-                &job.row,
-                &job.was,
-                job.since,
-                job.churn_risk_14d_then,
-            );
+            let reasons =
+                counts.reasons(&*self.scorer, &job.model, &prediction.customer_id, &job.row, &job.was, job.then);
             prediction.reasons = reasons;
             if let Some(alert) = job.alert {
                 scored.alerts[alert].give_reasons(reasons);
@@ -551,20 +541,12 @@ impl<S: Scorer> ScoringStage<S> {
                                 model: model.clone(),
                                 row: v.features,
                                 was: *was,
-                                since: then.as_of,
-                                churn_risk_14d_then: then.churn_risk_14d,
+                                then,
                             });
                             reasons = Reasons::none(Basis::Pending);
                         } else {
-                            reasons = self.counts.reasons(
-                                &*self.scorer,
-                                &model,
-                                &v.customer_id,
-                                &v.features,
-                                was,
-                                then.as_of,
-                                then.churn_risk_14d,
-                            );
+                            reasons =
+                                self.counts.reasons(&*self.scorer, &model, &v.customer_id, &v.features, was, then);
                         }
                     }
                     anchors.observe(v.as_of, &v.features, &s);
@@ -1105,7 +1087,8 @@ mod tests {
         was[2] = 2.0;
         assert!(f64::from(was[0]) < row[0], "the rounding this is about");
         let model = ModelId::new("linear", "0", "test");
-        let reasons = ReasonCounts::default().reasons(&Linear, &model, &CustomerId::new("a"), &row, &was, 7, 0.25);
+        let then = Anchor { as_of: 7, churn_risk_14d: 0.25, health_score: 80.0 };
+        let reasons = ReasonCounts::default().reasons(&Linear, &model, &CustomerId::new("a"), &row, &was, then);
         let named: Vec<(u8, f64, f64)> = reasons.as_slice().iter().map(|r| (r.feature, r.now, r.was)).collect();
         assert_eq!(named, [(2, 5.0, 2.0)]);
         assert_eq!(reasons.baseline().map(|b| (b.since, b.churn_risk_14d)), Some((Some(7), Some(0.25))));
