@@ -118,9 +118,10 @@ impl Default for Measured {
     /// 843,550 in the middle three of five runs on 2026-12-05; the engine
     /// alone, the scoring being counted apart: the 130,000 this was before
     /// came from `pulse demo`, whose rate includes scoring), 1,585,503
-    /// predictions and 5,237 alerts (998 when a new customer's first
-    /// prediction past its defaults was a baseline too, 20,983 before any
-    /// first prediction was; 2026-12-05)
+    /// predictions and 4,334 alerts (with a new customer judged from its
+    /// first week on; 5,237 when it was judged at its first session, 998
+    /// when a new customer's first prediction past its defaults was a
+    /// baseline too, 20,983 before any first prediction was; 2026-12-05)
     /// for 1,359,546 records of 20,000 customers over 30 days (`pulse demo
     /// --customers 20000 --days 30`), 16 µs of scoring per prediction with
     /// reasons (`pulse loadtest --in-process` measured 15.1 to 16.0,
@@ -132,7 +133,7 @@ impl Default for Measured {
             scoring_core_seconds_per_prediction: 16e-6,
             predictions_per_event: 1_585_503.0 / 1_359_546.0,
             model_calls_per_event: 1.0,
-            alerts_per_customer_day: 5_237.0 / (20_000.0 * 30.0),
+            alerts_per_customer_day: 4_334.0 / (20_000.0 * 30.0),
         }
     }
 }

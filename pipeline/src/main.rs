@@ -33,7 +33,8 @@ enum Command {
     /// micro-batches), keeps fleet metrics and alerts, and prints throughput,
     /// model calls against a five-minute full rescan, segments, whom to save
     /// first and who is already gone (with the reasons of each score), the
-    /// model's realised quality and the alerts. Writes the latest prediction
+    /// alert count and the last five alerts with their reasons, and the
+    /// model's realised quality. Writes the latest prediction
     /// of each customer, alerts and fleet metrics as JSON Lines under
     /// --out-dir (every prediction only with --predictions-history).
     ///
@@ -159,6 +160,18 @@ enum Command {
     /// "health_score": h}, ...], "model", "model_version", "features_schema"},
     /// one prediction per row in order. Bad rows get a 4xx with
     /// {"error": "..."} naming the row and column; bodies over 6 MB get 413.
+    ///
+    /// POST /invocations?explain=true explains why each row's churn_risk_14d
+    /// differs from a reference's: JSON only, with "references" beside
+    /// "instances" (one row per instance, or one for all: the same
+    /// customer's vector about 14 days earlier). The answer adds
+    /// "explanations", one per row: "contributions" (46 shares, in contract
+    /// order, that sum to "margin" - "reference_margin", the head's log-odds
+    /// before calibration, not to the change of the calibrated risk),
+    /// "margin", "reference_margin" and "reasons" (the three largest positive
+    /// shares with their sentences, the reference's own risk as
+    /// "churn_risk_14d_then"; no "since": the server is not told when the
+    /// reference was).
     /// Listens on 127.0.0.1 unless told otherwise: a container sets
     /// --bind 0.0.0.0 (or PULSE_SERVE_BIND=0.0.0.0, since SageMaker runs
     /// `<image> serve`). Stops gracefully on ctrl-c or SIGTERM.

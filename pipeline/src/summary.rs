@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use pulse_operators::scoring::ModelQuality;
+use pulse_operators::scoring::{Alert, ModelQuality};
 use pulse_runtime::replay::ReplaySummary;
 pub use pulse_runtime::report::{thousands, RESCAN_INTERVAL_MS};
 use pulse_runtime::scoring::CustomerLists;
@@ -120,33 +120,39 @@ pub fn demo_report(s: &ReplaySummary, customers: u64, rescan_ms: i64) -> String 
         thousands(lists.savable_total as u64),
         lists.savable.len()
     );
-    customer_table(&mut t, &lists.savable, "moved");
+    let savable: Vec<_> = lists.savable.iter().map(|(p, moved)| (p, moved.text(), None)).collect();
+    customer_table(&mut t, &savable, "moved");
     let _ = writeln!(
         t,
         "\nalready gone: {} customers with no session in 3 weeks and churn risk above 0.7 (top {})",
         thousands(lists.gone_total as u64),
         lists.gone.len()
     );
-    customer_table(&mut t, &lists.gone, "");
+    let gone: Vec<_> = lists.gone.iter().map(|(p, state)| (p, String::new(), Some(state.text()))).collect();
+    customer_table(&mut t, &gone, "");
     let _ = writeln!(t, "\nhow the lists are built: {}", CustomerLists::HOW);
+    recent_alerts(&mut t, &sc.recent_alerts, st.alerts);
     if let Some(q) = &sc.model_quality {
         t.push_str(&model_quality_report(q));
     }
     t
 }
 
-/// One line per customer, then its reasons indented below.
-fn customer_table(t: &mut String, rows: &[(Prediction, f64)], moved: &str) {
+/// One line per customer, then its state when given ("last session 28 days
+/// ago") and its reasons, indented below. `session_velocity` is the model's
+/// prediction of sessions a week, not a count: its column says so. `moved`
+/// is the column's header and each row's entry ("risk +0.57", "health
+/// -15"), none when empty.
+fn customer_table(t: &mut String, rows: &[(&Prediction, String, Option<String>)], moved: &str) {
     let _ = writeln!(
         t,
-        "  {:<14} {:>8} {:>8} {:>7} {:>10} {:>6}  segment",
-        "customer", "churn14", "churn30", "health", "sessions/w", moved
+        "  {:<14} {:>8} {:>8} {:>7} {:>16} {:>12}  segment",
+        "customer", "churn14", "churn30", "health", "pred. sessions/w", moved
     );
-    for (p, x) in rows {
-        let moved = if moved.is_empty() { String::new() } else { format!("{x:+.2}") };
+    for (p, moved, state) in rows {
         let _ = writeln!(
             t,
-            "  {:<14} {:>8.3} {:>8.3} {:>7.1} {:>10.2} {:>6}  {}",
+            "  {:<14} {:>8.3} {:>8.3} {:>7.1} {:>16.2} {:>12}  {}",
             p.customer_id.as_str(),
             p.scores.churn_risk_14d,
             p.scores.churn_risk_30d,
@@ -155,10 +161,58 @@ fn customer_table(t: &mut String, rows: &[(Prediction, f64)], moved: &str) {
             moved,
             p.segment.as_str()
         );
+        if let Some(state) = state {
+            let _ = writeln!(t, "      {state}");
+        }
+        // What every "(was ...)" below (and the "moved" column) compares with.
+        if let Some(baseline) = p.reasons.baseline().filter(|_| !p.reasons.is_empty()) {
+            let mut since = String::new();
+            baseline.write_since(&mut since);
+            let _ = writeln!(t, "      {since}:");
+        }
         for r in p.reasons.as_slice() {
-            let _ = writeln!(t, "      {}", r.text());
+            let _ = writeln!(t, "        {}", r.text());
         }
     }
+}
+
+/// The last alerts of the run, oldest first, each with its whole reason
+/// (what SNS and alerts.jsonl carry), wrapped: what a customer-success
+/// person would have been sent.
+fn recent_alerts(t: &mut String, alerts: &[Alert], total: u64) {
+    if alerts.is_empty() {
+        let _ = writeln!(t, "\nalerts: none");
+        return;
+    }
+    let _ = writeln!(t, "\nlatest alerts: the last {} of {} (all in the alerts file)", alerts.len(), thousands(total));
+    for a in alerts {
+        let when = chrono::DateTime::from_timestamp_millis(a.as_of)
+            .map_or_else(|| a.as_of.to_string(), |d| d.format("%Y-%m-%d %H:%M UTC").to_string());
+        let _ = writeln!(t, "  {:<14} {when}  {}", a.customer_id.as_str(), a.segment.as_str());
+        for line in wrap(&a.reason, 96) {
+            let _ = writeln!(t, "      {line}");
+        }
+    }
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces (a
+/// longer word gets a line of its own).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 /// The model monitor's latest figures: per churn head, over the close
@@ -218,6 +272,72 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(1234567), "1,234,567");
+    }
+
+    /// Defect: "sessions/w" was the model's forecast, not a count, and a
+    /// health fall of 15 points printed "+0.15", which read as a risk's rise.
+    #[test]
+    fn the_lists_say_what_each_column_is() {
+        use pulse_runtime::memory::Moved;
+        use pulse_schemas::prediction::Scores;
+        use pulse_schemas::{CustomerId, Reasons, Segment};
+        let p = Prediction {
+            customer_id: CustomerId::new("stu_1"),
+            as_of: 0,
+            scores: Scores {
+                first_session_success: 0.5,
+                session_velocity: 1.5,
+                churn_risk_14d: 0.3,
+                churn_risk_30d: 0.3,
+                health_score: 62.0,
+            },
+            segment: Segment::AtRisk,
+            model: "m".into(),
+            model_version: "1".into(),
+            served_by: "embedded".into(),
+            features_schema: "features-v1".into(),
+            reasons: Reasons::default(),
+            emission: None,
+            new_customer: false,
+        };
+        let mut t = String::new();
+        let rows = [(&p, Moved::Health(15.0).text(), None), (&p, Moved::Risk(0.57).text(), Some("state".into()))];
+        customer_table(&mut t, &rows, "moved");
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].contains("pred. sessions/w") && lines[0].contains("moved"), "{t}");
+        assert!(lines[1].contains(" health -15 ") && !lines[1].contains("+0.15"), "{t}");
+        assert!(lines[2].contains(" risk +0.57 "), "{t}");
+        assert_eq!(lines[3], "      state", "{t}");
+    }
+
+    /// Defect: the demo said it prints the alerts and printed a count.
+    #[test]
+    fn the_report_shows_the_last_alerts_with_their_reasons() {
+        use pulse_schemas::{CustomerId, Reasons, Segment};
+        let reason = "churn_risk_14d rose from 0.541 to 0.793, above 0.7. Raised most since 2026-01-19 (risk then \
+                      0.137): no rating in 14 days (was: rated sessions 4.4 on average over 14 days); active on 4 \
+                      days in the last two weeks (was 9)";
+        let alert = Alert {
+            customer_id: CustomerId::new("stu_000108"),
+            as_of: 1_770_128_447_329,
+            churn_risk_14d: 0.793,
+            churn_risk_30d: 0.547,
+            health_score: 35.3,
+            segment: Segment::Churned,
+            previous_churn_risk_14d: Some(0.541),
+            reason: reason.to_owned(),
+            reasons: Reasons::default(),
+        };
+        let mut t = String::new();
+        recent_alerts(&mut t, &[alert], 501);
+        assert!(t.contains("latest alerts: the last 1 of 501"), "{t}");
+        assert!(t.contains("  stu_000108     2026-02-03 14:20 UTC  churned"), "{t}");
+        let body: Vec<&str> = t.lines().skip(3).map(str::trim).collect();
+        assert_eq!(body.join(" "), reason, "the whole reason, wrapped");
+        assert!(t.lines().all(|l| l.chars().count() <= 102), "{t}");
+        let mut none = String::new();
+        recent_alerts(&mut none, &[], 0);
+        assert_eq!(none, "\nalerts: none\n");
     }
 
     #[test]

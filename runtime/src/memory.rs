@@ -17,11 +17,15 @@
 //! in each week (weeks start Monday 00:00 UTC) of the last four weeks with
 //! one, and a prediction as of `T` compares with the latest of them at or
 //! before `T - 14 days`; with none that old (a customer seen for less than
-//! two weeks), with the oldest kept, so a new customer's reasons read
-//! "since we first saw them". Four weekly anchors, not fourteen daily
-//! ones: 800 bytes a customer instead of 2,800. The reference's `as_of` is
-//! written with the reasons (`since`). A customer's first prediction has
-//! nothing to compare with and carries no reasons.
+//! two weeks), with the oldest kept. For a customer watched from its first
+//! event that is its signup record (no session on record, under a week of
+//! history: the contract's "nothing on record" defaults), and its reasons
+//! say "since signing up" rather than a date (`pulse_schemas::reasons`,
+//! "The baseline, named"). Four weekly anchors, not fourteen daily
+//! ones: 800 bytes a customer instead of 2,800. The reference's `as_of`
+//! and risk are written with the reasons (`since`, `churn_risk_14d_then`).
+//! A customer's first prediction has nothing to compare with and carries
+//! no reasons (an alert on it says so).
 //!
 //! The lists ("whom to save first") compare with the same reference: its
 //! risk and health. So the anchors' scores are kept whether or not the
@@ -48,6 +52,7 @@ use pulse_operators::scoring::{AlertState, FleetEntry};
 use pulse_schemas::features::idx::DAYS_SINCE_LAST_SESSION;
 use pulse_schemas::prediction::Scores;
 use pulse_schemas::{Features, Reasons, Segment, DAY_MS, FEATURE_COUNT};
+use serde::Serialize;
 
 /// Reasons compare with a vector at least this much older.
 pub const REASONS_LOOKBACK_MS: i64 = 14 * DAY_MS;
@@ -349,12 +354,61 @@ pub(crate) struct Memory {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Standing {
     /// Still active, and either its churn risk is high and rising or its
-    /// health just fell from a healthy level; the number is how much it
-    /// moved (the larger of the risk's rise and the health's fall / 100).
-    Savable(f64),
+    /// health just fell from a healthy level: by how much, in whichever
+    /// moved more.
+    Savable(Moved),
     /// No session in [`GONE_AFTER_DAYS`] days or more and a high churn risk:
     /// the model is sure, and it is probably too late.
-    Gone,
+    Gone(Gone),
+}
+
+/// What the list of customers already gone shows of each beside its
+/// prediction: how long since its last session. Their risk is near its
+/// ceiling and moved little since the reference (0.976 then, 0.976 now), so
+/// the reasons of that move say less than the customer's state does.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Gone {
+    /// Feature 10 of the latest vector (365: no session on record).
+    pub days_since_last_session: f32,
+}
+
+impl Gone {
+    /// "last session 28 days ago", "no session on record".
+    pub fn text(self) -> String {
+        pulse_schemas::reasons::describe_value(DAYS_SINCE_LAST_SESSION, f64::from(self.days_since_last_session))
+    }
+}
+
+/// What put a savable customer on the list, since its reference: its churn
+/// risk up or its health down (the larger, the health's fall in points /
+/// 100 against the risk's rise, when both did). The list says which:
+/// "risk +0.57" and "health -15" are different news, and a health's fall
+/// printed as "+0.15" read as a risk's rise.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Moved {
+    /// `churn_risk_14d` rose by this much.
+    Risk(f64),
+    /// `health_score` fell by this many points.
+    Health(f64),
+}
+
+impl Moved {
+    /// Where it ranks (most first): the risk's rise, or the health's fall / 100.
+    pub fn rank(self) -> f64 {
+        match self {
+            Moved::Risk(rise) => rise,
+            Moved::Health(fall) => fall / 100.0,
+        }
+    }
+
+    /// For the list's "moved" column: "risk +0.57", "health -15".
+    pub fn text(self) -> String {
+        match self {
+            Moved::Risk(rise) => format!("risk {rise:+.2}"),
+            Moved::Health(fall) => format!("health {:+.0}", -fall),
+        }
+    }
 }
 
 /// Still active: a session within this many days.
@@ -390,7 +444,7 @@ impl Memory {
         let days = f64::from(self.days_since_last_session);
         let risk = self.scores.churn_risk_14d;
         if days >= GONE_AFTER_DAYS && risk > pulse_schemas::prediction::HIGH_CHURN_RISK {
-            return Some(Standing::Gone);
+            return Some(Standing::Gone(Gone { days_since_last_session: self.days_since_last_session }));
         }
         if days >= ACTIVE_WITHIN_DAYS {
             return None;
@@ -400,7 +454,17 @@ impl Memory {
         let fall = f64::from(then.health_score) - self.scores.health_score;
         let rising = risk >= SAVABLE_RISK && rise >= SAVABLE_RISE;
         let dropped = f64::from(then.health_score) >= HEALTHY_BASELINE && fall >= HEALTH_DROP;
-        (rising || dropped).then(|| Standing::Savable(rise.max(fall / 100.0)))
+        // What put it on the list, the larger on the list's one scale
+        // (fall / 100) if both did: a risk that rose 0.3 to 0.38 (below the
+        // 0.4 that counts) beside a health that fell 20 points from 80 is on
+        // the list for its health, and says so.
+        let moved = match (rising, dropped) {
+            (true, true) if rise >= fall / 100.0 => Moved::Risk(rise),
+            (true, false) => Moved::Risk(rise),
+            (_, true) => Moved::Health(fall),
+            (false, false) => return None,
+        };
+        Some(Standing::Savable(moved))
     }
 }
 
@@ -552,13 +616,23 @@ mod tests {
             alert: None,
             gate: None,
         };
-        assert_eq!(memory(0.95, 10.0, 40.0).standing(), Some(Standing::Gone));
-        let savable = |m: Memory, expected: f64| {
-            let s = m.standing();
-            assert!(matches!(s, Some(Standing::Savable(x)) if (x - expected).abs() < 1e-6), "{s:?}");
+        let gone = Gone { days_since_last_session: 40.0 };
+        assert_eq!(memory(0.95, 10.0, 40.0).standing(), Some(Standing::Gone(gone)));
+        assert_eq!(gone.text(), "last session 40 days ago");
+        assert_eq!(Gone { days_since_last_session: 365.0 }.text(), "no session on record");
+        let savable = |m: Memory, expected: Moved, text: &str| {
+            let Some(Standing::Savable(moved)) = m.standing() else { panic!("{:?}", m.standing()) };
+            assert!((moved.rank() - expected.rank()).abs() < 1e-6 && moved.text() == text, "{moved:?}");
+            assert_eq!(std::mem::discriminant(&moved), std::mem::discriminant(&expected));
         };
-        savable(memory(0.6, 50.0, 3.0), 0.5); // rising risk
-        savable(memory(0.15, 60.0, 1.0), 0.25); // fresh drop from a healthy 85
+        // A rising risk (0.1 -> 0.6; health 85 -> 50 is 0.35 on its scale).
+        savable(memory(0.6, 50.0, 3.0), Moved::Risk(0.5), "risk +0.50");
+        // A fresh drop from a healthy 85 (the risk rose 0.05): health, said
+        // so, not "+0.25" that reads as a risk's rise.
+        savable(memory(0.15, 60.0, 1.0), Moved::Health(25.0), "health -25");
+        // On the list for its health (the risk's rise, larger, is to a risk
+        // below 0.4): said so, and ranked so.
+        savable(memory(0.38, 65.0, 1.0), Moved::Health(20.0), "health -20");
         assert_eq!(memory(0.2, 82.0, 1.0).standing(), None, "steady");
         assert_eq!(memory(0.6, 50.0, 16.0).standing(), None, "not active, not yet gone");
     }

@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use pulse_model::Scorer;
-use pulse_operators::scoring::FleetMetrics;
+use pulse_operators::scoring::{Alert, FleetMetrics};
 use pulse_operators::{CountersSnapshot, Engine, EngineConfig, StateSize};
 use pulse_schemas::capture::{decode_line, MAX_LINE_BYTES};
 use pulse_schemas::prediction::Prediction;
@@ -244,6 +244,8 @@ pub struct ScoringSummary {
     pub top_at_risk: Vec<Prediction>,
     /// The savable customers and those already gone, ten of each.
     pub lists: CustomerLists,
+    /// The last alerts raised (oldest first), with their reasons.
+    pub recent_alerts: Vec<Alert>,
     /// Predictions given reasons.
     pub explained: u64,
     /// Predictions whose attribution failed (sent without reasons, logged).
@@ -467,6 +469,7 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
         fleet: s.stage.fleet(),
         top_at_risk: s.stage.top_at_risk(10),
         lists: s.stage.lists(10),
+        recent_alerts: s.stage.recent_alerts(),
         explained: s.stage.explained().0,
         unexplained: s.stage.explained().1,
         model_quality: s.stage.model_quality(),

@@ -25,11 +25,11 @@ use pulse_operators::scoring::{
 use pulse_schemas::features::{idx::DAYS_SINCE_LAST_SESSION, is_new_customer};
 use pulse_schemas::prediction::Prediction;
 use pulse_schemas::reasons::top_raising;
-use pulse_schemas::{CustomerId, FeatureVector, Features, Reasons, Segment, FEATURE_COUNT, SCHEMA};
+use pulse_schemas::{Basis, CustomerId, FeatureVector, Features, Reasons, Segment, FEATURE_COUNT, SCHEMA};
 
-use crate::memory::{self, days_since_last_session, Anchors, Memory, Standing, Stored, ToStore};
+use crate::memory::{self, days_since_last_session, Anchor, Anchors, Gone, Memory, Moved, Standing, Stored, ToStore};
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -108,9 +108,9 @@ pub struct PendingReasons {
     /// The vector scored.
     row: Features,
     /// The customer's vector its reasons compare with (as its anchor keeps
-    /// it), and when that was.
+    /// it), and the anchor: when that was, and the risk it scored then.
     was: [f32; FEATURE_COUNT],
-    since: i64,
+    then: Anchor,
 }
 
 /// Predictions given reasons, and those whose attribution failed.
@@ -122,10 +122,10 @@ struct ReasonCounts {
 
 impl ReasonCounts {
     /// The reasons of `customer`'s prediction by `model` for `row`, compared
-    /// with its vector `was` as of `since` (as its anchor keeps it); empty
-    /// when the scorer cannot explain that model, or when the attribution
-    /// failed: a prediction is still a prediction without its reasons
-    /// (said, counted, not fatal).
+    /// with its vector `was` as its anchor `then` keeps it (when, and the
+    /// risk it scored); none, saying why, when the scorer cannot explain
+    /// that model, or when the attribution failed: a prediction is still a
+    /// prediction without its reasons (said, counted, not fatal).
     fn reasons<S: Scorer>(
         &mut self,
         scorer: &S,
@@ -133,20 +133,20 @@ impl ReasonCounts {
         customer: &CustomerId,
         row: &Features,
         was: &[f32; FEATURE_COUNT],
-        since: i64,
+        then: Anchor,
     ) -> Reasons {
         let was = reference(row, was);
         let mut contributions: Contributions = [0.0; FEATURE_COUNT];
         match scorer.attribute_churn_risk(model, row, &was, &mut contributions) {
             Ok(true) => {
                 self.explained += 1;
-                top_raising(&contributions, row, &was, since)
+                top_raising(&contributions, row, &was, Some(then.as_of), Some(then.churn_risk_14d))
             }
-            Ok(false) => Reasons::default(),
+            Ok(false) => Reasons::none(Basis::Unexplainable),
             Err(e) => {
                 self.unexplained += 1;
                 tracing::warn!(error = %e, %customer, "no reasons for this prediction");
-                Reasons::default()
+                Reasons::none(Basis::Failed)
             }
         }
     }
@@ -185,7 +185,7 @@ impl<S: Scorer> Reasoner<S> {
         for job in scored.pending_reasons.drain(..) {
             let prediction = &mut scored.predictions[job.prediction];
             let reasons =
-                counts.reasons(&*self.scorer, &job.model, &prediction.customer_id, &job.row, &job.was, job.since);
+                counts.reasons(&*self.scorer, &job.model, &prediction.customer_id, &job.row, &job.was, job.then);
             prediction.reasons = reasons;
             if let Some(alert) = job.alert {
                 scored.alerts[alert].give_reasons(reasons);
@@ -196,17 +196,40 @@ impl<S: Scorer> Reasoner<S> {
     }
 }
 
-/// Each customer's latest reasons, when its latest prediction had some, as
-/// the stage keeps them when it does not defer them: fed every [`Scored`]
-/// a [`Reasoner`] explained, in the stage's order.
+/// Each customer's latest reasons, when its latest prediction had some, and
+/// the latest alerts with theirs ([`ScoringStage::recent_alerts`]), as the
+/// stage keeps them when it does not defer them: fed every [`Scored`] a
+/// [`Reasoner`] explained, in the stage's order.
 #[derive(Debug, Default)]
 pub struct LatestReasons {
     latest: HashMap<CustomerId, Reasons, ahash::RandomState>,
+    alerts: RecentAlerts,
+}
+
+/// The last [`RECENT_ALERTS`] alerts, oldest first.
+#[derive(Clone, Debug, Default)]
+struct RecentAlerts(VecDeque<Alert>);
+
+/// Alerts a stage keeps for its report ([`ScoringStage::recent_alerts`]).
+pub const RECENT_ALERTS: usize = 5;
+
+impl RecentAlerts {
+    fn push(&mut self, alert: Alert) {
+        if self.0.len() == RECENT_ALERTS {
+            self.0.pop_front();
+        }
+        self.0.push_back(alert);
+    }
 }
 
 impl LatestReasons {
-    /// Takes in the predictions of `scored`, in order.
+    /// Takes in the predictions and alerts of `scored`, in order.
     pub fn observe(&mut self, scored: &Scored) {
+        // Only the last few are kept: the earlier ones would be dropped.
+        let skip = scored.alerts.len().saturating_sub(RECENT_ALERTS);
+        for a in &scored.alerts[skip..] {
+            self.alerts.push(a.clone());
+        }
         for p in &scored.predictions {
             if p.reasons.is_empty() {
                 self.latest.remove(&p.customer_id);
@@ -276,6 +299,9 @@ pub struct ScoringStage<S: Scorer> {
     /// Whether a [`Reasoner`] works the reasons out ([`ScoringStage::defer_reasons`]).
     deferred: bool,
     counts: ReasonCounts,
+    /// The latest alerts, with their reasons: here when the stage works
+    /// them out, from the [`LatestReasons`] when it defers them.
+    recent_alerts: RecentAlerts,
     monitor: Option<Monitor>,
     /// The monitor's day in the last snapshot that carried the model quality.
     quality_day: Option<i64>,
@@ -303,6 +329,7 @@ impl<S: Scorer> ScoringStage<S> {
             reasons: config.reasons,
             deferred: false,
             counts: ReasonCounts::default(),
+            recent_alerts: RecentAlerts::default(),
             monitor,
             quality_day: None,
             stats: ScoringStats::default(),
@@ -362,8 +389,18 @@ impl<S: Scorer> ScoringStage<S> {
                 memory.set_reasons(reasons);
             }
         }
+        for alert in std::mem::take(&mut latest.alerts).0 {
+            self.recent_alerts.push(alert);
+        }
         self.counts.explained += reasoner.explained.swap(0, Relaxed);
         self.counts.unexplained += reasoner.unexplained.swap(0, Relaxed);
+    }
+
+    /// The last [`RECENT_ALERTS`] alerts the stage raised, oldest first,
+    /// with their reasons (for a stage that defers them, those taken back
+    /// by [`ScoringStage::adopt_reasons`]): what a report shows of them.
+    pub fn recent_alerts(&self) -> Vec<Alert> {
+        self.recent_alerts.0.iter().cloned().collect()
     }
 
     /// Vectors waiting to be scored (including those requeued after a failure).
@@ -489,7 +526,9 @@ impl<S: Scorer> ScoringStage<S> {
                     // In batch order, as the queue asks: a parked vector of
                     // the customer joins the line.
                     self.queue.mark_scored_in(v, &mut memory.gate);
-                    let mut reasons = Reasons::default();
+                    // Off, or nothing to compare with, unless worked out below
+                    // (the alert sentence says which).
+                    let mut reasons = Reasons::none(if self.reasons { Basis::Nothing } else { Basis::Off });
                     // This prediction's place in `out.pending_reasons`, if deferred.
                     let mut pending = None;
                     let anchors = &mut memory.anchors;
@@ -502,17 +541,12 @@ impl<S: Scorer> ScoringStage<S> {
                                 model: model.clone(),
                                 row: v.features,
                                 was: *was,
-                                since: then.as_of,
+                                then,
                             });
+                            reasons = Reasons::none(Basis::Pending);
                         } else {
-                            reasons = self.counts.reasons(
-                                &*self.scorer,
-                                &model,
-                                &v.customer_id,
-                                &v.features,
-                                was,
-                                then.as_of,
-                            );
+                            reasons =
+                                self.counts.reasons(&*self.scorer, &model, &v.customer_id, &v.features, was, then);
                         }
                     }
                     anchors.observe(v.as_of, &v.features, &s);
@@ -544,6 +578,10 @@ impl<S: Scorer> ScoringStage<S> {
                         self.stats.alerts += 1;
                         if let Some(i) = pending {
                             out.pending_reasons[i].alert = Some(out.alerts.len());
+                        }
+                        if !self.deferred {
+                            // A deferring stage's come back with their reasons.
+                            self.recent_alerts.push(alert.clone());
                         }
                         out.alerts.push(alert);
                     }
@@ -719,17 +757,25 @@ impl<S: Scorer> ScoringStage<S> {
         for (c, m) in &self.latest {
             let m: &Memory = m;
             match m.standing() {
-                Some(Standing::Savable(moved)) => savable.push((moved, c, m)),
-                Some(Standing::Gone) => gone.push((m.scores.churn_risk_14d, c, m)),
+                Some(Standing::Savable(moved)) => savable.push((moved.rank(), moved, c, m)),
+                Some(Standing::Gone(state)) => gone.push((m.scores.churn_risk_14d, state, c, m)),
                 None => {}
             }
         }
         let total = (savable.len(), gone.len());
-        let take = |mut v: Vec<(f64, &CustomerId, &Memory)>| -> Vec<(Prediction, f64)> {
-            v.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
-            v.into_iter().take(n).map(|(x, c, m)| (self.prediction_of(c, m), x)).collect()
-        };
-        CustomerLists { savable: take(savable), gone: take(gone), savable_total: total.0, gone_total: total.1 }
+        CustomerLists {
+            savable: self.ranked(savable, n),
+            gone: self.ranked(gone, n),
+            savable_total: total.0,
+            gone_total: total.1,
+        }
+    }
+
+    /// The first `n` of `rows` (rank, what the list shows, customer) by
+    /// rank, highest first, ties by customer id, as predictions.
+    fn ranked<T>(&self, mut rows: Vec<(f64, T, &CustomerId, &Memory)>, n: usize) -> Vec<(Prediction, T)> {
+        rows.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.2.cmp(b.2)));
+        rows.into_iter().take(n).map(|(_, x, c, m)| (self.prediction_of(c, m), x)).collect()
     }
 
     /// Predictions given reasons so far, and those whose attribution failed
@@ -773,10 +819,11 @@ impl<S: Scorer> ScoringStage<S> {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct CustomerLists {
     /// Still active, risk high and rising or health freshly down: each with
-    /// how much it moved, most first.
-    pub savable: Vec<(Prediction, f64)>,
-    /// No session in three weeks and a high risk, highest first.
-    pub gone: Vec<(Prediction, f64)>,
+    /// what moved and by how much, most first.
+    pub savable: Vec<(Prediction, Moved)>,
+    /// No session in three weeks and a high risk, highest first, each with
+    /// how long since its last session.
+    pub gone: Vec<(Prediction, Gone)>,
     /// How many customers are savable in all.
     pub savable_total: usize,
     /// How many are gone in all.
@@ -785,7 +832,7 @@ pub struct CustomerLists {
 
 impl CustomerLists {
     /// How each list is built, for reports.
-    pub const HOW: &'static str = "savable: a session in the last 14 days, and churn_risk_14d at least 0.4 and up 0.15 or more since about 14 days earlier, or health down 15 points or more from 70 or above; ranked by how much it moved (the risk's rise, or the health's fall / 100). gone: no session in 21 days or more and churn_risk_14d above 0.7; ranked by risk.";
+    pub const HOW: &'static str = "savable: a session in the last 14 days, and churn_risk_14d at least 0.4 and up 0.15 or more since about 14 days earlier, or health down 15 points or more from 70 or above; ranked by how much it moved (the risk's rise, or the health's fall / 100: whichever put it on the list, the larger if both did; the column moved says which, as risk +0.57 or health -15). gone: no session in 21 days or more and churn_risk_14d above 0.7; ranked by risk. pred. sessions/w is the model's forecast of sessions a week (session_velocity), not a count.";
 }
 
 #[cfg(test)]
@@ -830,9 +877,12 @@ mod tests {
         }
     }
 
+    /// A vector of a customer with a month of history (no new customer's:
+    /// judged by alerts), scored `risk` by [`Flaky`].
     fn vector(customer: &str, as_of: i64, risk: f64) -> FeatureVector {
         let mut features = [0.0; 46];
         features[0] = risk;
+        features[pulse_schemas::features::idx::TENURE_DAYS] = 30.0;
         FeatureVector {
             customer_id: CustomerId::new(customer),
             as_of,
@@ -875,16 +925,17 @@ mod tests {
         assert!(out.alerts.is_empty(), "a's first prediction is its baseline, above 0.7 or not");
     }
 
-    /// A new customer's vector coalesced into its first real one before
-    /// scoring: that prediction is judged (alerts above 0.7), as it would be
-    /// scored apart; a customer whose first vector is a real one is met
-    /// mid-life (a baseline).
+    /// A new customer's vector coalesced into its first one past its first
+    /// week before scoring: that prediction is judged (alerts above 0.7), as
+    /// it would be scored apart; a customer whose first vector is past its
+    /// first week is met mid-life (a baseline).
     #[tokio::test]
     async fn a_new_customer_coalesced_into_its_first_real_vector_is_judged() {
         use pulse_schemas::features::idx;
         let new = |customer: &str, as_of: i64| {
             let mut v = vector(customer, as_of, 0.95);
             v.features[idx::DAYS_SINCE_LAST_SESSION] = 365.0;
+            v.features[idx::TENURE_DAYS] = 0.0;
             assert!(is_new_customer(&v.features));
             v
         };
@@ -1036,10 +1087,11 @@ mod tests {
         was[2] = 2.0;
         assert!(f64::from(was[0]) < row[0], "the rounding this is about");
         let model = ModelId::new("linear", "0", "test");
-        let reasons = ReasonCounts::default().reasons(&Linear, &model, &CustomerId::new("a"), &row, &was, 7);
+        let then = Anchor { as_of: 7, churn_risk_14d: 0.25, health_score: 80.0 };
+        let reasons = ReasonCounts::default().reasons(&Linear, &model, &CustomerId::new("a"), &row, &was, then);
         let named: Vec<(u8, f64, f64)> = reasons.as_slice().iter().map(|r| (r.feature, r.now, r.was)).collect();
         assert_eq!(named, [(2, 5.0, 2.0)]);
-        assert_eq!(reasons.since, 7);
+        assert_eq!(reasons.baseline().map(|b| (b.since, b.churn_risk_14d)), Some((Some(7), Some(0.25))));
     }
 
     /// Reasons left to a [`Reasoner`] (as a replay leaves them to a thread
@@ -1129,6 +1181,10 @@ mod tests {
         );
         assert_eq!(json(&deferred_latest), json(&given_latest));
         assert_eq!(json(&deferring.lists(10)), json(&inline.lists(10)));
+        let recent = inline.recent_alerts();
+        assert_eq!(recent.len(), RECENT_ALERTS);
+        assert_eq!(recent, given.alerts[given.alerts.len() - RECENT_ALERTS..], "the last, with their reasons");
+        assert_eq!(deferring.recent_alerts(), recent);
     }
 
     #[tokio::test]

@@ -35,5 +35,5 @@ pub use event::{CustomerId, Event, EventKind, EventTime, Party, PaymentStatus, S
 pub use features::{FeatureVector, Features, Source, Trigger, FEATURE_COUNT, FEATURE_NAMES, SCHEMA};
 pub use order::EmissionKey;
 pub use prediction::{Prediction, Segment};
-pub use reasons::{NoData, Reason, Reasons};
+pub use reasons::{Baseline, Basis, NoData, Reason, Reasons};
 pub use record::{Invalid, InvalidReason, Side, StreamChange, StreamRecord};

@@ -191,7 +191,7 @@ mod tests {
 
     use super::*;
     use crate::features::FEATURE_COUNT;
-    use crate::reasons::{NoData, Reason, TOP_REASONS};
+    use crate::reasons::{Baseline, NoData, Reason, TOP_REASONS};
 
     fn serde_line(p: &Prediction) -> String {
         let mut line = serde_json::to_string(p).unwrap();
@@ -247,7 +247,13 @@ mod tests {
                         was: was[(f + i + k) % was.len()],
                         contribution: edges[(f + i) % edges.len()],
                     };
-                    Reasons::new(x as i64, (0..1 + f % TOP_REASONS).map(r))
+                    // Every shape of baseline: known or not, a signup record or not.
+                    let baseline = Baseline {
+                        since: (f % 3 != 0).then_some(x as i64),
+                        churn_risk_14d: (f % 2 == 0).then_some(x as f32).filter(|r| r.is_finite()),
+                        signup: f % 5 == 0,
+                    };
+                    Reasons::new(baseline, (0..1 + f % TOP_REASONS).map(r))
                 })
                 .collect();
             for (i, reasons) in reasons.into_iter().enumerate() {
@@ -271,14 +277,16 @@ mod tests {
                 (0..FEATURE_COUNT as u8, -1000.0f64..1000.0, any::<f32>(), any::<u64>(), -5.0f64..5.0),
                 0..=TOP_REASONS,
             ),
-            since in any::<i64>(),
+            since in proptest::option::of(any::<i64>()),
+            risk_then in proptest::option::of(any::<f32>()),
+            signup in any::<bool>(),
             id in "\\PC{0,12}",
             served_by in "(embedded|sagemaker:[a-z\"]{0,8}|)",
             as_of in any::<i64>(),
         ) {
             let xs: [f64; 5] = std::array::from_fn(|i| if pick[i] { f64::from_bits(bits[i]) } else { plain[i] });
             let reasons = Reasons::new(
-                since,
+                Baseline { since, churn_risk_14d: risk_then, signup },
                 reasons.iter().map(|&(feature, now, was32, was_bits, contribution)| Reason {
                     feature,
                     no_data: NoData::new(was_bits % 5 == 0, was_bits % 7 == 0),

@@ -9,6 +9,32 @@
 //! a sentence a customer-success person can act on ("last session 19 days
 //! ago (was 2 days ago)").
 //!
+//! # The baseline, named
+//!
+//! Every "(was ...)" is the reference vector's value, so whatever sentence
+//! carries reasons names that reference, not another ([`Baseline`], kept
+//! with the reasons and written beside them: `since`, `churn_risk_14d_then`,
+//! `since_signup`). An alert's rise is measured from the previous
+//! prediction and its reasons from the reference, which are different
+//! vectors: "churn_risk_14d rose from 0.504 to 0.737, above 0.7" once read
+//! as if its reasons explained that rise, when they cited features that had
+//! not changed between those two predictions (196 of 221 such alerts in a
+//! demo). So [`Reasons::sentence`] starts with its own baseline:
+//!
+//! - "Raised most since 2026-01-05 (risk then 0.798): ..." — the reference's
+//!   UTC date and its own risk (which may be above the risk now: the reasons
+//!   are what pushed the risk up, whatever pushed it down more);
+//! - "Raised most since signing up: ..." — the reference is a new
+//!   customer's record, no session on record and less than a week of
+//!   history ([`crate::features::is_signup_record`]): the "was" side is an
+//!   empty record, and the model's score of those defaults (about 0.95) is
+//!   no risk the customer had, so it is not printed;
+//! - "No feature raised it since ..." — worked out, and no feature raised
+//!   the risk (it fell, or moved by features that lowered it);
+//! - "No reasons: ..." — why none were worked out ([`Basis`]): no earlier
+//!   vector of the customer, reasons off, a model that cannot be explained
+//!   here, an attribution that failed.
+//!
 //! # How the sentences read
 //!
 //! Each sentence is the value now, then the value then in brackets. Its
@@ -48,6 +74,11 @@
 //!     sessions this week"); a share of 0 with sessions is a real 0%.
 //!   - `tutor_switch_rate_30d`: no data when `sessions_30d` < 2 ("fewer than
 //!     2 sessions in 30 days").
+//!   - `session_trend_ratio`: no data when `sessions_30d` = 0 ("no sessions
+//!     in 30 days"): (0 + 1) / (0 + 1) is the formula's 1, not a week at the
+//!     month's pace. The ratio is smoothed (a session added to each side),
+//!     and its sentence says so: "sessions this week at 2.4x the month's
+//!     weekly pace (both plus one)".
 //!   - `negative_call_rate_30d`: no data when `ib_calls_30d` = 0 ("no
 //!     support calls in 30 days").
 //!   - `cancellation_rate_30d`: no data when `sessions_30d` +
@@ -185,6 +216,8 @@ fn no_data_in(feature: usize, v: &[f64; FEATURE_COUNT]) -> bool {
         idx::AVG_SESSION_MINUTES_30D | idx::PRIMARY_TUTOR_SHARE_30D => v[idx::SESSIONS_30D] == 0.0,
         idx::PRIMARY_TUTOR_SHARE_7D => v[idx::SESSIONS_7D] == 0.0,
         idx::TUTOR_SWITCH_RATE_30D => v[idx::SESSIONS_30D] < 2.0,
+        // (0 + 1) / (0 + 1): the formula's 1, no pace.
+        idx::SESSION_TREND_RATIO => v[idx::SESSIONS_30D] == 0.0,
         idx::NEGATIVE_CALL_RATE_30D => v[idx::IB_CALLS_30D] == 0.0,
         idx::CANCELLATION_RATE_30D => {
             v[idx::SESSIONS_30D] + v[idx::STUDENT_CANCELLATIONS_30D] + v[idx::NO_SHOWS_30D] == 0.0
@@ -249,29 +282,133 @@ impl Reason {
         describe(usize::from(self.feature), self.now, self.was, self.no_data)
     }
 }
-/// The reasons of one prediction: empty when none raised the risk (the
-/// customer's first vector, a risk that fell, a model that cannot explain).
+/// What a prediction's reasons compare with (its "was"): the customer's own
+/// earlier vector, the reference.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Baseline {
+    /// `as_of` of the reference vector; `None` when not known (`pulse
+    /// serve`'s references come without a time).
+    pub since: Option<i64>,
+    /// The reference's own `churn_risk_14d`, when known: the risk the
+    /// reasons' move started from.
+    pub churn_risk_14d: Option<f32>,
+    /// The reference vector is a new customer's "nothing on record"
+    /// ([`crate::features::is_signup_record`]): the reasons compare with an
+    /// empty record, and say "since signing up" rather than a date.
+    pub signup: bool,
+}
+
+impl Baseline {
+    /// The baseline of the reference vector `was`: whether it is a signup
+    /// record is read from the vector itself. A risk that is not finite is
+    /// no risk to print.
+    pub fn new(was: &[f64; FEATURE_COUNT], since: Option<i64>, churn_risk_14d: Option<f32>) -> Baseline {
+        Baseline {
+            since,
+            churn_risk_14d: churn_risk_14d.filter(|x| x.is_finite()),
+            signup: crate::features::is_signup_record(was),
+        }
+    }
+}
+
+impl Baseline {
+    /// Appends "since 2026-01-05 (risk then 0.798)" (the reference's UTC
+    /// date and risk), or "since signing up" (the defaults' own score is no
+    /// risk the customer had: not printed): what every "(was ...)" of the
+    /// reasons refers to.
+    pub fn write_since(&self, out: &mut String) {
+        out.push_str("since ");
+        match self.since {
+            _ if self.signup => out.push_str("signing up"),
+            Some(since) => {
+                write_utc_date(since, out);
+                if let Some(risk) = self.churn_risk_14d {
+                    // Writing into a String cannot fail.
+                    let _ = write!(out, " (risk then {risk:.3})");
+                }
+            }
+            None => out.push_str("the reference"),
+        }
+    }
+}
+
+/// Why a prediction's reasons are what they are: the alert sentence says
+/// it, so an alert never ends on a bare score (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Basis {
+    /// No earlier vector of the customer to compare with (its first
+    /// prediction here; a customer read back without its anchors).
+    #[default]
+    Nothing,
+    /// Left to another thread, which fills them in (a replay's reasoner):
+    /// not final yet.
+    Pending,
+    /// Reasons are off (`--no-reasons`).
+    Off,
+    /// The model that made the prediction cannot be explained in this
+    /// process (a remote endpoint with no local copy of it).
+    Unexplainable,
+    /// The attribution failed (logged where it happened).
+    Failed,
+    /// Attributed against the [`Baseline`]: the top holds the features that
+    /// raised the risk most, none when no feature did.
+    Explained,
+}
+
+/// The reasons of one prediction: the features that raised its risk most
+/// since the [`Baseline`], when they were worked out ([`Basis::Explained`]),
+/// and otherwise why there are none ([`Reasons::basis`]).
+///
+/// The baseline is kept in place rather than as an `Option<Baseline>` so
+/// the whole stays 112 bytes (README's memory figures): `flags` says which
+/// of `since` and `churn_risk_14d_then` are known (0 when not, so that the
+/// derived equality holds) and whether the reference is a signup record.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Reasons {
     len: u8,
+    basis: Basis,
+    flags: u8,
+    churn_risk_14d_then: f32,
     items: [Reason; TOP_REASONS],
-    /// `as_of` of the reference vector ("was"); 0 when empty.
-    pub since: i64,
+    since: i64,
 }
 
+/// [`Reasons::flags`]: `since` is known.
+const SINCE: u8 = 1;
+/// [`Reasons::flags`]: `churn_risk_14d_then` is known.
+const RISK_THEN: u8 = 2;
+/// [`Reasons::flags`]: the reference is a signup record.
+const SIGNUP: u8 = 4;
+
 impl Reasons {
-    /// Reasons against the reference vector of `since`, strongest first; only
-    /// the first [`TOP_REASONS`] are kept.
-    pub fn new(since: i64, reasons: impl IntoIterator<Item = Reason>) -> Reasons {
-        let mut out = Reasons { since, ..Reasons::default() };
+    /// Reasons worked out against `baseline`, strongest first; only the
+    /// first [`TOP_REASONS`] are kept; none when no feature raised the risk.
+    pub fn new(baseline: Baseline, reasons: impl IntoIterator<Item = Reason>) -> Reasons {
+        let mut out = Reasons { basis: Basis::Explained, ..Reasons::default() };
+        if let Some(since) = baseline.since {
+            out.since = since;
+            out.flags |= SINCE;
+        }
+        if let Some(risk) = baseline.churn_risk_14d.filter(|x| x.is_finite()) {
+            out.churn_risk_14d_then = risk;
+            out.flags |= RISK_THEN;
+        }
+        if baseline.signup {
+            out.flags |= SIGNUP;
+        }
         for r in reasons.into_iter().take(TOP_REASONS) {
             out.items[usize::from(out.len)] = r;
             out.len += 1;
         }
-        if out.len == 0 {
-            out.since = 0;
-        }
         out
+    }
+
+    /// No reasons, for `basis` (any but [`Basis::Explained`], which has a
+    /// baseline: [`Reasons::new`]).
+    pub fn none(basis: Basis) -> Reasons {
+        debug_assert!(basis != Basis::Explained, "explained reasons have a baseline");
+        Reasons { basis, ..Reasons::default() }
     }
 
     /// The reasons, strongest first.
@@ -279,15 +416,85 @@ impl Reasons {
         &self.items[..usize::from(self.len)]
     }
 
-    /// No reason given.
+    /// No reason given (none raised the risk, or none were worked out).
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Whether they were worked out or why not.
+    pub fn basis(&self) -> Basis {
+        self.basis
+    }
+
+    /// Worked out against a baseline (possibly with no feature that raised
+    /// the risk): what an alert writes beside its sentence.
+    pub fn is_explained(&self) -> bool {
+        self.basis == Basis::Explained
+    }
+
+    /// What they compare with, when they were worked out.
+    pub fn baseline(&self) -> Option<Baseline> {
+        self.is_explained().then(|| Baseline {
+            since: (self.flags & SINCE != 0).then_some(self.since),
+            churn_risk_14d: (self.flags & RISK_THEN != 0).then_some(self.churn_risk_14d_then),
+            signup: self.flags & SIGNUP != 0,
+        })
+    }
+
+    /// `as_of` of the reference vector, when they were worked out against
+    /// one whose time is known.
+    pub fn since(&self) -> Option<i64> {
+        self.baseline().and_then(|b| b.since)
     }
 
     /// The reasons as one line: "a; b; c".
     pub fn summary(&self) -> String {
         self.as_slice().iter().map(Reason::text).collect::<Vec<_>>().join("; ")
     }
+
+    /// What an alert says after its rise (see the module docs): what
+    /// raised the risk most since when ("Raised most since 2026-01-05 (risk
+    /// then 0.798): a; b; c", "Raised most since signing up: a"), that
+    /// nothing did ("No feature raised it since 2026-01-05 (risk then
+    /// 0.912)"), or why there are no reasons. Empty while
+    /// [`Basis::Pending`].
+    pub fn sentence(&self) -> String {
+        let mut out = String::new();
+        let Some(baseline) = self.baseline() else {
+            out.push_str(match self.basis {
+                Basis::Pending | Basis::Explained => "",
+                Basis::Nothing => "No reasons: no earlier vector of the customer to compare with",
+                Basis::Off => "No reasons: reasons are off (--no-reasons)",
+                Basis::Unexplainable => "No reasons: the model that scored it cannot be explained here",
+                Basis::Failed => "No reasons: their attribution failed",
+            });
+            return out;
+        };
+        out.push_str(if self.is_empty() { "No feature raised it " } else { "Raised most " });
+        baseline.write_since(&mut out);
+        if !self.is_empty() {
+            out.push_str(": ");
+            out.push_str(&self.summary());
+        }
+        out
+    }
+}
+
+/// Writes the UTC calendar date of `ms` (milliseconds since the epoch) as
+/// "2026-01-05" (the proleptic Gregorian calendar, from Howard Hinnant's
+/// `civil_from_days`): the date a reader of an alert looks up.
+pub fn write_utc_date(ms: i64, out: &mut String) {
+    let z = ms.div_euclid(crate::DAY_MS) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    // Writing into a String cannot fail.
+    let _ = write!(out, "{year:04}-{month:02}-{day:02}");
 }
 
 /// A value kept in `f32` (the reference vectors are) is written as the
@@ -324,7 +531,12 @@ struct ReasonWire<'a> {
 
 #[derive(Serialize)]
 struct ReasonsWire<'a> {
-    since: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    since: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    churn_risk_14d_then: Option<f32>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    since_signup: bool,
     top: Vec<ReasonWire<'a>>,
 }
 
@@ -342,7 +554,14 @@ impl Serialize for Reasons {
                 no_data: r.no_data.wire(),
             })
             .collect();
-        ReasonsWire { since: self.since, top }.serialize(s)
+        let baseline = self.baseline().unwrap_or_default();
+        ReasonsWire {
+            since: baseline.since,
+            churn_risk_14d_then: baseline.churn_risk_14d,
+            since_signup: baseline.signup,
+            top,
+        }
+        .serialize(s)
     }
 }
 
@@ -351,9 +570,23 @@ impl Reasons {
     /// for byte, without building the wire structs: each reason's sentence
     /// goes through `text`, a buffer the caller keeps between predictions.
     pub fn write_json(&self, out: &mut Vec<u8>, text: &mut String) {
-        out.extend_from_slice(b"{\"since\":");
-        out.extend_from_slice(itoa::Buffer::new().format(self.since).as_bytes());
-        out.extend_from_slice(b",\"top\":[");
+        let baseline = self.baseline().unwrap_or_default();
+        out.push(b'{');
+        if let Some(since) = baseline.since {
+            out.extend_from_slice(b"\"since\":");
+            out.extend_from_slice(itoa::Buffer::new().format(since).as_bytes());
+            out.push(b',');
+        }
+        if let Some(risk) = baseline.churn_risk_14d {
+            // Finite (see `Reasons::new`): serde_json writes an f32 so.
+            out.extend_from_slice(b"\"churn_risk_14d_then\":");
+            out.extend_from_slice(zmij::Buffer::new().format_finite(risk).as_bytes());
+            out.push(b',');
+        }
+        if baseline.signup {
+            out.extend_from_slice(b"\"since_signup\":true,");
+        }
+        out.extend_from_slice(b"\"top\":[");
         for (i, r) in self.as_slice().iter().enumerate() {
             if i > 0 {
                 out.push(b',');
@@ -398,9 +631,16 @@ impl<'de> Deserialize<'de> for Reasons {
             #[serde(default)]
             no_data: Option<String>,
         }
+        // `since` is absent when not known (`pulse serve`); the risk then
+        // and the signup flag in records written before they were kept.
         #[derive(Deserialize)]
         struct Wire {
-            since: i64,
+            #[serde(default)]
+            since: Option<i64>,
+            #[serde(default)]
+            churn_risk_14d_then: Option<f32>,
+            #[serde(default)]
+            since_signup: bool,
             top: Vec<Owned>,
         }
         let wire = Wire::deserialize(d)?;
@@ -423,19 +663,23 @@ impl<'de> Deserialize<'de> for Reasons {
             };
             items.push(Reason { feature: feature as u8, no_data, now: r.now, was, contribution: r.contribution });
         }
-        Ok(Reasons::new(wire.since, items))
+        let baseline =
+            Baseline { since: wire.since, churn_risk_14d: wire.churn_risk_14d_then, signup: wire.since_signup };
+        Ok(Reasons::new(baseline, items))
     }
 }
 
-/// Picks the reasons from a full attribution: the features with the largest
-/// positive contributions (ties to the lower index), at most [`TOP_REASONS`],
-/// each with whether its value now and then is "no data" ([`NoData::of`]
-/// the two vectors).
+/// Picks the reasons from a full attribution against `was`: the features
+/// with the largest positive contributions (ties to the lower index), at
+/// most [`TOP_REASONS`], each with whether its value now and then is "no
+/// data" ([`NoData::of`] the two vectors). The reference's time and risk,
+/// when known, go with them ([`Baseline::new`]).
 pub fn top_raising(
     contributions: &[f64; FEATURE_COUNT],
     now: &[f64; FEATURE_COUNT],
     was: &[f64; FEATURE_COUNT],
-    since: i64,
+    since: Option<i64>,
+    churn_risk_14d_then: Option<f32>,
 ) -> Reasons {
     // Contributions below this are float noise of a sum of tree leaves, not a reason.
     const NOISE: f64 = 1e-9;
@@ -461,7 +705,7 @@ pub fn top_raising(
         }
     }
     Reasons::new(
-        since,
+        Baseline::new(was, since, churn_risk_14d_then),
         best.iter().flatten().map(|&i| Reason {
             feature: i as u8,
             no_data: NoData::of(i, now, was),
@@ -536,9 +780,16 @@ fn template(feature: usize) -> Template {
             with_none(Minutes, "sessions last {} minutes on average", " minutes", "no sessions in 30 days")
         }
         idx::SESSION_VELOCITY_CHANGE => t(Velocity, ""),
-        idx::SESSION_TREND_RATIO => {
-            Template { was_suffix: "x", ..t(Decimal, "this week at {}x the month's pace of sessions") }
-        }
+        // (sessions_7d + 1) / (sessions_30d * 7 / 30 + 1) (FEATURES.md 9): the
+        // ones keep a quiet month from dividing by zero, and pull the ratio
+        // towards 1 (3 sessions this week, 3 in the month: 2.4, where the
+        // unsmoothed pace is 4.3x), so the sentence says they are there.
+        idx::SESSION_TREND_RATIO => with_none(
+            Decimal,
+            "sessions this week at {}x the month's weekly pace (both plus one)",
+            "x",
+            "no sessions in 30 days",
+        ),
         idx::DAYS_SINCE_LAST_SESSION => with_none(Duration, "last session {} ago", " ago", "no session on record"),
         idx::DAYS_SINCE_LAST_LOGIN => with_none(Duration, "last login {} ago", " ago", "no login on record"),
         idx::ACTIVE_DAYS_14D => t(Count, "active on {} days in the last two weeks"),
@@ -607,9 +858,15 @@ fn template(feature: usize) -> Template {
             with_none(Rating, "main tutor rated {} on average", "", "no rating of the main tutor in 30 days")
         }
         idx::TUTOR_SWITCHES_30D => t(Count, "{} tutor switches in 30 days"),
-        idx::TUTOR_SWITCH_RATE_30D => {
-            with_none(Percent, "a new tutor in {} of sessions", "", "fewer than 2 sessions in 30 days")
-        }
+        // The rate is switches / (sessions - 1) (FEATURES.md 43): the first
+        // session cannot be a switch, so "of sessions" would overstate it
+        // ("100% of sessions" for 2 sessions and 1 switch).
+        idx::TUTOR_SWITCH_RATE_30D => with_none(
+            Percent,
+            "a tutor switch at {} of sessions after the first in 30 days",
+            "",
+            "fewer than 2 sessions in 30 days",
+        ),
         idx::TUTOR_REPLY_MINUTES_30D => {
             with_none(Wait, "the tutor replies in {} on average", "", "no tutor replies in 30 days, or all instant")
         }
@@ -863,6 +1120,20 @@ pub fn describe_into(feature: usize, now: f64, was: f64, no_data: NoData, out: &
     out.push(')');
 }
 
+/// A feature's value alone, as a reason's sentence says it without its
+/// "(was ...)": "last session 28 days ago", "no session on record". Where
+/// a customer's state says more than what moved (the list of customers
+/// already gone, whose risk moved little because it was already high).
+pub fn describe_value(feature: usize, x: f64) -> String {
+    let t = template(feature);
+    let mut out = String::new();
+    match t.phrase(x, value_is_no_data(feature, x)) {
+        Some(phrase) => out.push_str(phrase),
+        None => t.sentence(x, edge(feature, t.unit, x), &mut out),
+    }
+    out
+}
+
 /// One more digit for a measurement that, rounded, would print as a value
 /// it is not and that reads otherwise: a "days since" of 364.6 as "365
 /// days" (the cap, "none on record"), a rate of 99.6% as "100%" (beside "no
@@ -919,7 +1190,8 @@ mod tests {
         describe_into(idx::SESSION_TREND_RATIO, 0.5, 1.5, NoData::NEITHER, &mut text);
         assert_eq!(
             text,
-            "kept: 1 session in the last 7 days (was 4)this week at 0.5x the month's pace of sessions (was 1.5x)"
+            "kept: 1 session in the last 7 days (was 4)sessions this week at 0.5x the month's weekly pace (both plus \
+             one) (was 1.5x)"
         );
         assert_eq!(d(idx::DAYS_SINCE_LAST_SESSION, 19.2, 2.4), "last session 19 days ago (was 2 days ago)");
         assert_eq!(d(idx::DAYS_SINCE_LAST_SESSION, 365.0, 3.0), "no session on record (was: last session 3 days ago)");
@@ -1088,7 +1360,13 @@ mod tests {
         );
         assert_eq!(
             describe(idx::TUTOR_SWITCH_RATE_30D, 1.0, 0.0, NoData::WAS),
-            "a new tutor in 100% of sessions (was: fewer than 2 sessions in 30 days)"
+            "a tutor switch at 100% of sessions after the first in 30 days (was: fewer than 2 sessions in 30 days)"
+        );
+        // 2 sessions, 1 switch: the second session is the only one that
+        // could be a switch.
+        assert_eq!(
+            d(idx::TUTOR_SWITCH_RATE_30D, 1.0, 0.5),
+            "a tutor switch at 100% of sessions after the first in 30 days (was 50%)"
         );
         assert_eq!(
             describe(idx::PRIMARY_TUTOR_SHARE_7D, 0.0, 1.0, NoData::NOW),
@@ -1109,6 +1387,11 @@ mod tests {
         assert_eq!(
             d(idx::PRIMARY_TUTOR_AVG_RATING_30D, 0.0, 4.5),
             "no rating of the main tutor in 30 days (was: main tutor rated 4.5 on average)"
+        );
+        // The trend ratio of no session at all is the formula's 1, no pace.
+        assert_eq!(
+            describe(idx::SESSION_TREND_RATIO, 1.0, 2.35, NoData::NOW),
+            "no sessions in 30 days (was: sessions this week at 2.4x the month's weekly pace (both plus one))"
         );
     }
 
@@ -1142,21 +1425,34 @@ mod tests {
         assert_eq!(flags(idx::PAYMENT_SUCCESS_RATE_30D), NoData::WAS);
         assert_eq!(flags(idx::CANCELLATION_RATE_30D), NoData::NEITHER);
         assert_eq!(flags(idx::RATING_TREND), NoData::BOTH);
+        assert_eq!(flags(idx::SESSION_TREND_RATIO), NoData::NEITHER, "sessions in the month, then and now");
+        let mut quiet = was;
+        quiet[idx::SESSIONS_30D] = 0.0;
+        assert_eq!(NoData::of(idx::SESSION_TREND_RATIO, &now, &quiet), NoData::WAS, "(0 + 1) / (0 + 1): no pace");
         assert_eq!(flags(idx::DAYS_SINCE_LAST_IB_CALL), NoData::NEITHER, "0 days: a call just now, in both");
         let mut c = [0.0; FEATURE_COUNT];
         c[idx::NEGATIVE_CALL_RATE_30D] = 0.9;
         c[idx::PAYMENT_SUCCESS_RATE_30D] = 0.5;
         c[idx::TUTOR_SWITCH_RATE_30D] = 0.1;
-        let r = top_raising(&c, &now, &was, 7);
+        let r = top_raising(&c, &now, &was, Some(7), None);
         let texts: Vec<String> = r.as_slice().iter().map(Reason::text).collect();
         assert_eq!(
             texts,
             [
                 "100% of support calls negative in 30 days (was: no support calls in 30 days)",
                 "50% of payments went through in 30 days (was: no payments in 30 days)",
-                "a new tutor in 100% of sessions (was: fewer than 2 sessions in 30 days)",
+                "a tutor switch at 100% of sessions after the first in 30 days (was: fewer than 2 sessions in 30 \
+                 days)",
             ]
         );
+    }
+
+    #[test]
+    fn a_value_alone_reads_as_its_sentence() {
+        assert_eq!(describe_value(idx::DAYS_SINCE_LAST_SESSION, 28.3), "last session 28 days ago");
+        assert_eq!(describe_value(idx::DAYS_SINCE_LAST_SESSION, 365.0), "no session on record");
+        assert_eq!(describe_value(idx::DAYS_SINCE_LAST_SESSION, 1.0), "last session 24 hours ago");
+        assert_eq!(describe_value(idx::DAYS_SINCE_LAST_SESSION, 364.6), "last session 364.6 days ago");
     }
 
     /// Defect 5: 15 calendar dates in a 14-day window.
@@ -1205,21 +1501,81 @@ mod tests {
         c[30] = 0.1;
         let now = [1.0; FEATURE_COUNT];
         let was = [2.0; FEATURE_COUNT];
-        let r = top_raising(&c, &now, &was, 7);
+        let r = top_raising(&c, &now, &was, Some(7), Some(0.25));
         let picked: Vec<_> = r.as_slice().iter().map(|r| r.feature).collect();
         assert_eq!(picked, [9, 4, 10], "largest first, ties to the lower index");
-        assert_eq!(r.since, 7);
-        let none = top_raising(&[-1.0; FEATURE_COUNT], &now, &was, 7);
-        assert!(none.is_empty() && none.since == 0);
+        assert_eq!(r.baseline(), Some(Baseline { since: Some(7), churn_risk_14d: Some(0.25), signup: false }));
+        // None raised it: still worked out against the baseline, which an
+        // alert names ("no feature raised it since ...").
+        let none = top_raising(&[-1.0; FEATURE_COUNT], &now, &was, Some(7), Some(0.25));
+        assert!(none.is_empty() && none.is_explained() && none.since() == Some(7));
+    }
+
+    /// Defect: an alert's reasons named a baseline ("rose from 0.504") they
+    /// were not measured against, and a new customer's reasons read as if
+    /// compared with a real earlier record. Each sentence names its own.
+    #[test]
+    fn the_sentence_names_the_baseline_the_reasons_compare_with() {
+        // 2026-01-05 00:00 UTC, and a time late that day.
+        let monday = 1_767_571_200_000;
+        let late = monday + crate::DAY_MS - 1;
+        let reason = Reason { feature: 10, now: 5.0 / 24.0, was: 0.01, contribution: 0.4, ..Reason::default() };
+        let dated = Baseline { since: Some(late), churn_risk_14d: Some(0.798), signup: false };
+        assert_eq!(
+            Reasons::new(dated, [reason]).sentence(),
+            "Raised most since 2026-01-05 (risk then 0.798): last login 5 hours ago (was under an hour ago)"
+        );
+        assert_eq!(Reasons::new(dated, []).sentence(), "No feature raised it since 2026-01-05 (risk then 0.798)");
+        // A signup record: no date to look up, and the defaults' score is no
+        // risk the customer had.
+        let signup = Baseline { signup: true, ..dated };
+        assert_eq!(
+            Reasons::new(signup, [reason]).sentence(),
+            "Raised most since signing up: last login 5 hours ago (was under an hour ago)"
+        );
+        assert_eq!(Reasons::new(signup, []).sentence(), "No feature raised it since signing up");
+        // Whether the reference is a signup record is read from its vector.
+        let mut was = [0.0; FEATURE_COUNT];
+        was[idx::DAYS_SINCE_LAST_SESSION] = 365.0;
+        was[idx::TENURE_DAYS] = 0.5;
+        assert!(Baseline::new(&was, Some(late), Some(0.95)).signup);
+        was[idx::DAYS_SINCE_LAST_SESSION] = 0.2;
+        assert!(!Baseline::new(&was, Some(late), Some(0.95)).signup, "a session on record: a real record");
+        // No reasons: why, never a bare score.
+        assert_eq!(Reasons::default().sentence(), "No reasons: no earlier vector of the customer to compare with");
+        assert_eq!(Reasons::none(Basis::Off).sentence(), "No reasons: reasons are off (--no-reasons)");
+        assert!(Reasons::none(Basis::Unexplainable).sentence().contains("cannot be explained"));
+        assert!(Reasons::none(Basis::Failed).sentence().contains("failed"));
+        assert_eq!(Reasons::none(Basis::Pending).sentence(), "", "filled in later");
+        for basis in [Basis::Nothing, Basis::Pending, Basis::Off, Basis::Unexplainable, Basis::Failed] {
+            assert_eq!(Reasons::none(basis).baseline(), None);
+        }
+    }
+
+    #[test]
+    fn utc_dates_are_calendar_dates() {
+        let date = |ms: i64| {
+            let mut out = String::new();
+            write_utc_date(ms, &mut out);
+            out
+        };
+        assert_eq!(date(0), "1970-01-01");
+        assert_eq!(date(-1), "1969-12-31");
+        assert_eq!(date(1_767_571_200_000), "2026-01-05");
+        assert_eq!(date(951_782_400_000), "2000-02-29");
+        assert_eq!(date(4_107_456_000_000), "2100-02-28");
+        assert_eq!(date(4_107_542_400_000), "2100-03-01");
     }
 
     #[test]
     fn reasons_round_trip_through_json_with_text() {
-        let r = Reasons::new(5, [Reason { feature: 9, now: 19.0, was: 2.0, contribution: 0.8, ..Reason::default() }]);
+        let at = |since: i64| Baseline { since: Some(since), churn_risk_14d: Some(0.625), signup: false };
+        let r =
+            Reasons::new(at(5), [Reason { feature: 9, now: 19.0, was: 2.0, contribution: 0.8, ..Reason::default() }]);
         assert_eq!(serde_json::to_string(&Short(0.1)).unwrap(), "0.1", "an f64 that is no f32 stays f64");
         let json = serde_json::to_string(&r).unwrap();
         let kept = Reasons::new(
-            5,
+            at(5),
             [Reason { feature: 25, now: 1.0, was: f64::from(123.45f32), contribution: 0.1, ..Reason::default() }],
         );
         let kept_json = serde_json::to_string(&kept).unwrap();
@@ -1229,6 +1585,18 @@ mod tests {
         assert_eq!(serde_json::from_str::<Reasons>(&json).unwrap(), r);
         let bad = json.replace("days_since_last_session", "nope");
         assert!(serde_json::from_str::<Reasons>(&bad).unwrap_err().to_string().contains("unknown feature"));
+        // The baseline on the wire: the risk then, the signup flag when set,
+        // no `since` when it is not known; none raised it: an empty top.
+        assert!(json.starts_with(r#"{"since":5,"churn_risk_14d_then":0.625,"top":["#), "{json}");
+        let signup = Reasons::new(Baseline { since: None, churn_risk_14d: None, signup: true }, []);
+        let signup_json = serde_json::to_string(&signup).unwrap();
+        assert_eq!(signup_json, r#"{"since_signup":true,"top":[]}"#);
+        assert_eq!(serde_json::from_str::<Reasons>(&signup_json).unwrap(), signup);
+        for reasons in [r, kept, signup] {
+            let mut direct = Vec::new();
+            reasons.write_json(&mut direct, &mut String::new());
+            assert_eq!(String::from_utf8(direct).unwrap(), serde_json::to_string(&reasons).unwrap());
+        }
     }
 
     /// The "no data" flags are written when set, read back, and optional on
@@ -1236,7 +1604,7 @@ mod tests {
     #[test]
     fn no_data_goes_on_the_wire_and_is_optional_on_read() {
         let r = Reasons::new(
-            5,
+            Baseline { since: Some(5), ..Baseline::default() },
             [
                 Reason { feature: 30, no_data: NoData::WAS, now: 1.0, was: 0.0, contribution: 0.8 },
                 Reason { feature: 9, no_data: NoData::BOTH, now: 365.0, was: 365.0, contribution: 0.1 },
@@ -1258,6 +1626,7 @@ mod tests {
         let read = serde_json::from_str::<Reasons>(old).unwrap();
         assert_eq!(read.as_slice()[0].no_data, NoData::NEITHER);
         assert_eq!(read.as_slice()[0].text(), "100% of support calls negative in 30 days (was 0%)");
+        assert_eq!(read.baseline(), Some(Baseline { since: Some(5), churn_risk_14d: None, signup: false }));
         let bad = json.replace(r#""no_data":"was""#, r#""no_data":"then""#);
         assert!(serde_json::from_str::<Reasons>(&bad).unwrap_err().to_string().contains("unknown no_data"));
     }

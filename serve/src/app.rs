@@ -9,6 +9,7 @@ use axum::http::{header, Extensions, HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use pulse_model::net::HEADS;
 use pulse_model::{EmbeddedModel, Scorer};
 use pulse_schemas::prediction::Scores;
 use pulse_schemas::reasons::top_raising;
@@ -82,12 +83,20 @@ pub struct InvocationResponse {
 /// Why a row's `churn_risk_14d` differs from its reference's (`?explain=true`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Explanation {
-    /// Each feature's share of the head's margin (log-odds) change from the
-    /// reference to the row, in contract order: they sum to that change
-    /// (exact Shapley values of the two vectors for a tree model).
+    /// Each feature's share of the head's margin change from the reference
+    /// to the row, in contract order: they sum to `margin -
+    /// reference_margin` (exact Shapley values of the two vectors for a tree
+    /// model), not to the change of the calibrated `churn_risk_14d`.
     pub contributions: Vec<f64>,
-    /// The three largest positive shares, as predictions carry them
-    /// (`since` is 0: the server does not know the reference's time).
+    /// `churn_risk_14d`'s margin for the row: the head's raw score (log-odds)
+    /// before its link and calibration.
+    pub margin: f64,
+    /// The same for the reference.
+    pub reference_margin: f64,
+    /// The three largest positive shares, as predictions carry them, with
+    /// the reference's own `churn_risk_14d` (`churn_risk_14d_then`) and
+    /// whether it is a signup record; no `since`: the server is not told
+    /// when the reference was.
     pub reasons: Reasons,
 }
 
@@ -269,16 +278,23 @@ fn explanations(
     rows: &[Features],
     references: &[Features],
 ) -> Result<Vec<Explanation>, ServeError> {
+    let cannot = |e: pulse_model::ModelError| {
+        ServeError::Scoring(format!("the {} model cannot explain this row: {e}", model.model_name()))
+    };
+    // The references' own risks, for the reasons' baseline ("risk then").
+    let then = model.score_now(references).map_err(|e| ServeError::Scoring(e.to_string()))?;
+    let head = HEADS.iter().position(|h| *h == "churn_risk_14d").expect("churn_risk_14d is a head");
     let mut contributions = [0.0; FEATURE_COUNT];
     rows.iter()
         .zip(references)
-        .map(|(row, reference)| {
-            model.attribute_churn_risk(model.id(), row, reference, &mut contributions).map_err(|e| {
-                ServeError::Scoring(format!("the {} model cannot explain this row: {e}", model.model_name()))
-            })?;
+        .zip(then)
+        .map(|((row, reference), then)| {
+            let attribution = model.attribute(head, row, reference, &mut contributions).map_err(cannot)?;
             Ok(Explanation {
                 contributions: contributions.to_vec(),
-                reasons: top_raising(&contributions, row, reference, 0),
+                margin: attribution.margin_x,
+                reference_margin: attribution.margin_ref,
+                reasons: top_raising(&contributions, row, reference, None, Some(then.churn_risk_14d as f32)),
             })
         })
         .collect()

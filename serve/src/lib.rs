@@ -32,11 +32,14 @@
 //!   `"references"` beside `"instances"` (one row per instance, or one for
 //!   all: the same customer's vector about 14 days earlier, as the pipeline
 //!   compares with) gets `"explanations"`, one per row: `contributions`, each
-//!   feature's share of the change of `churn_risk_14d`'s margin (log-odds)
-//!   from the reference to the row (they sum to it; exact Shapley values of
+//!   feature's share of the change of `churn_risk_14d`'s margin (log-odds,
+//!   before calibration) from the reference to the row (they sum to
+//!   `margin - reference_margin`, both returned; exact Shapley values of
 //!   the two vectors for a tree model), and `reasons`, the three largest
 //!   positive shares with both values and a sentence, as predictions carry
-//!   them. Without references (or with CSV) the answer is 400 and says what
+//!   them, with the reference's own risk (`churn_risk_14d_then`) and no
+//!   `since` (the server is not told when the reference was). Without
+//!   references (or with CSV) the answer is 400 and says what
 //!   to send: a score's reasons need something it moved from.
 //!
 //! # Errors

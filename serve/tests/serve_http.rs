@@ -332,6 +332,19 @@ async fn serve_explains_on_request_against_the_references_sent() {
     }
     let sum: f64 = explanations[0].contributions.iter().sum();
     assert!((sum - (attribution.margin_x - attribution.margin_ref)).abs() < 1e-9);
+    // The two margins the shares sum the change of (before calibration),
+    // the reference's own risk, and no made-up time: the server is not told
+    // when the reference was ("since": 0 read as 1970).
+    assert_eq!(
+        (explanations[0].margin, explanations[0].reference_margin),
+        (attribution.margin_x, attribution.margin_ref)
+    );
+    let risk_then = model().score_now(&[reference]).unwrap()[0].churn_risk_14d as f32;
+    let answer_json: serde_json::Value = serde_json::from_slice(&answer).unwrap();
+    let wire = &answer_json["explanations"][0]["reasons"];
+    assert!(wire.get("since").is_none(), "{wire}");
+    assert_eq!(wire["churn_risk_14d_then"].as_f64().map(|x| x as f32), Some(risk_then), "{wire}");
+    assert_eq!(explanations[0].reasons.since(), None);
     assert!(explanations[1].contributions.iter().all(|c| *c == 0.0), "a row against itself moved nothing");
     assert!(explanations[1].reasons.is_empty());
     let reasons = explanations[0].reasons.as_slice();

@@ -110,8 +110,9 @@ async fn reasons_are_written_with_their_prediction_and_removed_without() {
     let table = table(&sdk).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let writer = PredictionWriter::new(client.clone(), table.as_str(), 4);
+    let baseline = pulse_schemas::Baseline { since: Some(50), churn_risk_14d: Some(0.5), signup: false };
     let reasons = pulse_schemas::Reasons::new(
-        50,
+        baseline,
         [
             pulse_schemas::Reason { feature: 9, now: 19.0, was: 2.0, contribution: 1.5, ..Default::default() },
             pulse_schemas::Reason {

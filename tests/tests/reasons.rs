@@ -73,7 +73,7 @@ fn reasons_name_features_that_moved_since_about_two_weeks_earlier() {
             continue;
         }
         explained += 1;
-        let since = p.reasons.since;
+        let since = p.reasons.since().expect("a prediction's reasons name their reference's time");
         assert!(since < p.as_of && since >= first, "{p:?}");
         if p.as_of - first >= 28 * DAY_MS {
             // Anchors are each week's first vector: on Mondays for a customer
@@ -122,7 +122,7 @@ fn reasons_name_features_that_moved_since_about_two_weeks_earlier() {
     for a in &alerts {
         if a["previous_churn_risk_14d"].is_null() {
             // A first prediction is a baseline, never an alert: without an
-            // earlier risk, it is a new customer's first past its defaults.
+            // earlier risk, it is a new customer's first past its first week.
             assert!(a["reason"].as_str().unwrap().contains("for a new customer"), "{a}");
             new_customers += 1;
         } else {
@@ -130,15 +130,34 @@ fn reasons_name_features_that_moved_since_about_two_weeks_earlier() {
         }
         let key = (a["customer_id"].as_str().unwrap().to_owned(), a["as_of"].as_i64().unwrap());
         let p = by_key[&key];
+        let reason = a["reason"].as_str().unwrap();
+        // The sentence names the reasons' own baseline, not the previous
+        // prediction's: the reference's date and risk, or signing up.
+        let baseline = |b: pulse_schemas::Baseline| {
+            if b.signup {
+                "since signing up".to_owned()
+            } else {
+                let mut date = "since ".to_owned();
+                pulse_schemas::reasons::write_utc_date(b.since.expect("a replay knows when"), &mut date);
+                format!("{date} (risk then {:.3})", b.churn_risk_14d.expect("the anchor's risk"))
+            }
+        };
+        let Some(carried) = a.get("reasons") else {
+            // None worked out: the sentence says why, never a bare score.
+            assert!(p.reasons.is_empty() && reason.contains(". No reasons: "), "{a}");
+            continue;
+        };
+        let carried: pulse_schemas::Reasons = serde_json::from_value(carried.clone()).unwrap();
+        let since = baseline(carried.baseline().expect("written reasons were worked out"));
         if p.reasons.is_empty() {
-            assert!(a.get("reasons").is_none(), "{a}");
+            // Worked out, and no feature raised the risk: said so.
+            assert!(carried.is_empty() && reason.contains(&format!(". No feature raised it {since}")), "{a}");
             continue;
         }
         with_reasons += usize::from(!a["previous_churn_risk_14d"].is_null());
-        let carried: pulse_schemas::Reasons = serde_json::from_value(a["reasons"].clone()).unwrap();
         assert_eq!(carried, p.reasons, "{a}");
         let first = p.reasons.as_slice()[0].text();
-        assert!(a["reason"].as_str().unwrap().contains(&first), "{a}");
+        assert!(reason.contains(&format!(". Raised most {since}: {first}")), "{a}");
     }
     // A risk that rose above 0.7 rose since two weeks earlier, nearly always.
     assert!(with_previous > 0 && with_reasons * 10 >= with_previous * 9, "{with_reasons} of {with_previous} alerts");
@@ -230,6 +249,9 @@ fn reasons_are_the_same_bytes_on_any_number_of_threads() {
     assert!(files[2].1.contains("\"reasons\""), "some alert carries reasons");
     assert!(files[1].1.contains("\"reasons\""), "some customer's latest prediction has reasons");
     assert!(lists.iter().any(|l| l.contains(" (was")), "the lists show reasons: {lists:?}");
+    // The demo prints the last alerts as sent, with their reasons.
+    let alerts_at = lists.iter().position(|l| l.starts_with("latest alerts: the last ")).expect("alerts printed");
+    assert!(lists[alerts_at..].iter().any(|l| l.contains("Raised most since ")), "{lists:?}");
     for threads in ["1", "2", "3"] {
         let (other_files, other_lists) = demo(threads);
         for ((name, want), (_, got)) in files.iter().zip(&other_files) {

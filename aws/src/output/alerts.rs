@@ -51,8 +51,10 @@ pub struct AlertMessage {
     /// Why, for people.
     pub reason: String,
     /// The features that raised the risk most: value now and about 14 days
-    /// earlier, share of the move, a sentence each.
-    #[serde(default, skip_serializing_if = "Reasons::is_empty")]
+    /// earlier, share of the move, a sentence each; with their baseline
+    /// (`since`, `churn_risk_14d_then`, `since_signup`). Written when they
+    /// were worked out, even if no feature raised the risk.
+    #[serde(default, skip_serializing_if = "not_explained")]
     pub reasons: Reasons,
     /// The model that made the prediction.
     pub model: String,
@@ -60,6 +62,11 @@ pub struct AlertMessage {
     pub model_version: String,
     /// Where it ran.
     pub served_by: String,
+}
+
+/// Reasons that were not worked out are not written: `reason` says why.
+fn not_explained(reasons: &Reasons) -> bool {
+    !reasons.is_explained()
 }
 
 impl AlertMessage {
@@ -203,7 +210,7 @@ fn dedup_id(alert_id: &str) -> String {
 mod tests {
     use super::*;
     use pulse_schemas::prediction::Scores;
-    use pulse_schemas::{CustomerId, Reason};
+    use pulse_schemas::{Baseline, CustomerId, Reason};
 
     #[test]
     fn the_message_carries_customer_scores_and_reason() {
@@ -234,10 +241,11 @@ mod tests {
             health_score: 31.0,
             segment: Segment::Churned,
             previous_churn_risk_14d: Some(0.5),
-            reason: "churn_risk_14d rose from 0.500 to 0.830, above 0.7: last session 19 days ago (was 2 days ago)"
+            reason: "churn_risk_14d rose from 0.500 to 0.830, above 0.7. Raised most since 2023-11-03 (risk then \
+                     0.250): last session 19 days ago (was 2 days ago)"
                 .into(),
             reasons: Reasons::new(
-                1_699_000_000_000,
+                Baseline { since: Some(1_699_000_000_000), churn_risk_14d: Some(0.25), signup: false },
                 [Reason { feature: 9, now: 19.0, was: 2.0, contribution: 1.25, ..Reason::default() }],
             ),
         };
@@ -248,15 +256,13 @@ mod tests {
         assert_eq!(json["first_session_success"], 0.4);
         assert_eq!(json["health_score"], 31.0);
         assert_eq!(json["segment"], "churned");
-        assert_eq!(
-            json["reason"],
-            "churn_risk_14d rose from 0.500 to 0.830, above 0.7: last session 19 days ago (was 2 days ago)"
-        );
+        assert_eq!(json["reason"], alert.reason);
         let top = &json["reasons"]["top"][0];
         assert_eq!(top["feature"], "days_since_last_session");
         assert_eq!((top["now"].as_f64(), top["was"].as_f64()), (Some(19.0), Some(2.0)));
         assert_eq!(top["text"], "last session 19 days ago (was 2 days ago)");
         assert_eq!(json["reasons"]["since"], 1_699_000_000_000i64);
+        assert_eq!(json["reasons"]["churn_risk_14d_then"], 0.25);
         assert_eq!(json["served_by"], "sagemaker:churn");
         assert_eq!(m.subject(), "pulse: customer c-7 churn risk 0.83");
 

@@ -10,7 +10,7 @@
 //! emissions' order), and the alert state: `alert_armed` (whether the
 //! customer would alert on its next rise above 0.7, see
 //! [`pulse_operators::scoring::Alerts`]), `alert_arriving` (seen new, not
-//! past the defaults yet) and, on the prediction that raised
+//! past its first week yet) and, on the prediction that raised
 //! an alert, `last_alert_as_of` and `last_alert_churn_risk_14d`; `reasons`
 //! (a map: `since`, the reference vector's `as_of`, and `top`, a list of
 //! maps `feature`, `now`, `was`, `contribution`, `text`: see
@@ -114,7 +114,7 @@ pub struct PredictionRecord {
     pub prediction: Prediction,
     /// Whether the customer would alert on its next rise above 0.7.
     pub alert_armed: bool,
-    /// Whether the customer was seen new and is not past the defaults yet
+    /// Whether the customer was seen new and is not past its first week yet
     /// (`pulse_operators::scoring::Alerts::arriving`).
     pub alert_arriving: bool,
     /// Whether this prediction raised an alert.

@@ -12,22 +12,42 @@
 //! So a replay or a process that meets customers mid-life, without their
 //! history, does not alert on every one already at risk.
 //!
-//! A new customer's vector (no session on record and less than a week of
-//! history, [`pulse_schemas::features::is_new_customer`],
-//! [`Prediction::new_customer`]) is mostly the contract's "nothing on
-//! record" defaults (no session in 365 days...), which score high, about
-//! 0.95, whatever the customer goes on to do: alerting on it made 87% of a
-//! replay's alerts, one per new customer, most of them healthy a day later;
-//! taking it as the baseline left a new customer who never fell below the
-//! re-arm level without an alert ever (29 of 300 in a replay of `pulse
-//! generate --customers 300 --days 60 --seed 5`, among them every one that
-//! signed up and never booked). So such a prediction alerts nothing and is
-//! no baseline either: the customer stays armed, and its first prediction
-//! past it (its first session, or a week without one) is judged as any
-//! armed customer's, alerting when above 0.7: a first session gone badly,
-//! or a signup that booked nothing in a week. A prediction of a new
-//! customer's vector never alerts, even after others that were not (a
-//! retracted first session).
+//! A new customer's vector (less than a week of history, sessions or not:
+//! [`pulse_schemas::features::is_new_customer`], [`Prediction::new_customer`])
+//! alerts nothing and is no baseline either: the customer stays armed, and
+//! its first prediction past its first week is judged as any armed
+//! customer's, alerting when above 0.7 ("churn_risk_14d is 0.855, above
+//! 0.7, for a new customer (its first prediction after a week of
+//! history)"): a signup that booked nothing in a week, or a first week gone
+//! badly. A prediction of a new customer's vector never alerts, even after
+//! others that were not (a late event's vector, as of a time in the first
+//! week, after a timer's past it).
+//!
+//! Why a week, sessions or not. A new customer's first vectors hold the
+//! contract's "nothing on record" defaults (no session in 365 days...),
+//! which score about 0.95 whatever the customer goes on to do: alerting on
+//! them made 87% of a replay's alerts, most to customers healthy a day
+//! later; taking them as the baseline left a customer who never fell below
+//! the re-arm level without an alert ever (every signup that never
+//! booked). The rule before this one judged a customer's first prediction
+//! with a session on record, and one session is little more to judge by:
+//! in `pulse demo --customers 2000 --days 40` 43 alerts fired on a
+//! customer's first vector with a session, 34 of them to customers thriving
+//! or healthy on the run's first and last day, and 15 of 536 customers
+//! thriving throughout alerted within their first 4 days. Judged from
+//! their first prediction at a week of history instead, with each
+//! customer's segment on the first and last day from `pulse generate
+//! --truth-out` and its capture replayed with `--score --alerts-out`:
+//!
+//! | capture | alerts to customers thriving/healthy on both days | customers at_risk/churned on the last day alerted |
+//! |---|---|---|
+//! | `--customers 2000 --days 40 --seed 7` (the demo's) | 73 → 8 (of 1,257 customers) | 426 → 410 of 634 |
+//! | `--customers 400 --days 60 --seed 11` | 20 → 5 (of 246) | 89 → 86 of 125 |
+//!
+//! The customers at_risk/churned on the last day no longer alerted (19 of
+//! 759, 2.5%; 15 of them at_risk on the first day) had alerted 0.2 to 4.4
+//! days into their history, and their risk was above 0.7 only then; no
+//! other customer's first alert came later.
 //!
 //! A new customer's vectors may all be coalesced into a later one before
 //! they are scored (its signup and first session in one linger window or one
@@ -56,7 +76,7 @@
 use std::collections::HashMap;
 
 use pulse_schemas::prediction::HIGH_CHURN_RISK;
-use pulse_schemas::{CustomerId, EmissionKey, Prediction, Reasons, Segment};
+use pulse_schemas::{Basis, CustomerId, EmissionKey, Prediction, Reasons, Segment};
 use serde::Serialize;
 
 use super::error::PolicyError;
@@ -108,11 +128,22 @@ pub struct Alert {
     /// The risk of the customer's previous observed prediction, if any
     /// (unknown for a new customer or right after [`Alerts::restore`]).
     pub previous_churn_risk_14d: Option<f64>,
-    /// For people: the rise, then the reasons' sentences.
+    /// For people: the rise (from the previous prediction), then what
+    /// raised the risk most since the reasons' own baseline, or why there
+    /// are no reasons ([`Reasons::sentence`]): "churn_risk_14d rose from
+    /// 0.504 to 0.737, above 0.7. Raised most since 2026-01-05 (risk then
+    /// 0.798): ...".
     pub reason: String,
-    /// The features that raised the risk most (from the prediction).
-    #[serde(skip_serializing_if = "Reasons::is_empty")]
+    /// The features that raised the risk most (from the prediction), with
+    /// their baseline: written when they were worked out, even if no
+    /// feature raised the risk.
+    #[serde(skip_serializing_if = "not_explained")]
     pub reasons: Reasons,
+}
+
+/// Reasons that were not worked out are not written (the sentence says why).
+fn not_explained(reasons: &Reasons) -> bool {
+    !reasons.is_explained()
 }
 
 /// One customer's alert hysteresis. Kept by [`Alerts`] for
@@ -231,7 +262,7 @@ impl Alerts {
 
     /// Loads a stored state, the armed flag and the arrival
     /// ([`Alerts::arriving`]: a customer stored while still new is judged at
-    /// its first prediction past the defaults, and says so, in whichever
+    /// its first prediction past its first week, and says so, in whichever
     /// process makes it), as of the stored prediction's place in the
     /// customer's stream ([`Prediction::emission`]). Ignored if a prediction
     /// of a later emission of the customer was already observed. The stored
@@ -307,8 +338,8 @@ fn observe(policy: &AlertPolicy, state: &mut AlertState, prediction: &Prediction
     let reason = match previous {
         Some(p) => format!("churn_risk_14d rose from {} to {now}, above {HIGH_CHURN_RISK}", risk_text(p)),
         None if arriving => format!(
-            "churn_risk_14d is {now}, above {HIGH_CHURN_RISK}, for a new customer (its first prediction with a \
-             session on record or a week of history)"
+            "churn_risk_14d is {now}, above {HIGH_CHURN_RISK}, for a new customer (its first prediction after a \
+             week of history)"
         ),
         None => format!("churn_risk_14d is {now}, above {HIGH_CHURN_RISK} (no earlier prediction observed)"),
     };
@@ -321,7 +352,7 @@ fn observe(policy: &AlertPolicy, state: &mut AlertState, prediction: &Prediction
         segment: prediction.segment,
         previous_churn_risk_14d: previous,
         reason,
-        reasons: Reasons::default(),
+        reasons: Reasons::none(Basis::Pending),
     };
     alert.give_reasons(prediction.reasons);
     Some(alert)
@@ -341,13 +372,16 @@ fn risk_text(x: f64) -> String {
 }
 
 impl Alert {
-    /// Gives the alert its prediction's reasons, and their sentences to its
-    /// `reason`: when the alert is made, or later when the prediction's
-    /// reasons were left to another thread (an alert is raised without them).
+    /// Gives the alert its prediction's reasons, and their sentence
+    /// ([`Reasons::sentence`]) to its `reason`: when the alert is made, and
+    /// once more when they were [`Basis::Pending`] then (left to another
+    /// thread, which fills them in).
     pub fn give_reasons(&mut self, reasons: Reasons) {
-        if !reasons.is_empty() {
-            self.reason.push_str(": ");
-            self.reason.push_str(&reasons.summary());
+        debug_assert_eq!(self.reasons.basis(), Basis::Pending, "an alert's reasons are given once");
+        let sentence = reasons.sentence();
+        if !sentence.is_empty() {
+            self.reason.push_str(". ");
+            self.reason.push_str(&sentence);
         }
         self.reasons = reasons;
     }
@@ -413,6 +447,65 @@ mod tests {
         assert!(raised >= 5 && stale > 100, "{raised} alerts, {stale} stale: the case must exercise both");
     }
 
+    /// The rise, before the reasons' sentence.
+    fn head(alert: &Alert) -> &str {
+        alert.reason.split_once(". ").map_or(alert.reason.as_str(), |(head, _)| head)
+    }
+
+    /// Defect: "churn_risk_14d rose from 0.504 to 0.737, above 0.7: last
+    /// login 5 hours ago (was under an hour ago); ..." read as if the
+    /// reasons explained the rise from 0.504, when they compare with the
+    /// customer's vector of about two weeks earlier (risk 0.798 then). Each
+    /// claim names its own baseline, and an alert never ends on a bare
+    /// score.
+    #[test]
+    fn an_alert_names_the_baseline_of_its_reasons() {
+        use pulse_schemas::{Baseline, Reason};
+        // 2026-01-05, late in the day (UTC).
+        let since = 1_767_571_200_000 + 20 * 3_600_000;
+        let baseline = Baseline { since: Some(since), churn_risk_14d: Some(0.798), signup: false };
+        let login = Reason { feature: 10, now: 5.0 / 24.0, was: 0.01, contribution: 0.4, ..Reason::default() };
+        let with = |reasons: Reasons, id: &str| {
+            let mut alerts = Alerts::new(AlertPolicy::default()).unwrap();
+            alerts.observe(&prediction(id, 1, 0.504));
+            alerts.observe(&Prediction { reasons, ..prediction(id, 2, 0.737) }).unwrap()
+        };
+        let alert = with(Reasons::new(baseline, [login]), "a");
+        assert_eq!(
+            alert.reason,
+            "churn_risk_14d rose from 0.504 to 0.737, above 0.7. Raised most since 2026-01-05 (risk then 0.798): \
+             last login 5 hours ago (was under an hour ago)"
+        );
+        assert_eq!(
+            with(Reasons::new(baseline, []), "b").reason,
+            "churn_risk_14d rose from 0.504 to 0.737, above 0.7. No feature raised it since 2026-01-05 (risk then \
+             0.798)"
+        );
+        assert_eq!(
+            with(Reasons::default(), "c").reason,
+            "churn_risk_14d rose from 0.504 to 0.737, above 0.7. No reasons: no earlier vector of the customer to \
+             compare with"
+        );
+        let signup = Reasons::new(Baseline { signup: true, ..baseline }, [login]);
+        assert!(with(signup, "d")
+            .reason
+            .ends_with(". Raised most since signing up: last login 5 hours ago (was under an hour ago)"));
+        // Written with the alert when worked out, even with none raising it.
+        let json = serde_json::to_value(with(Reasons::new(baseline, []), "e")).unwrap();
+        assert_eq!(json["reasons"]["since"], since);
+        assert!(serde_json::to_value(with(Reasons::default(), "f")).unwrap().get("reasons").is_none());
+
+        // Left to another thread: the sentence comes when they do.
+        let mut alerts = Alerts::new(AlertPolicy::default()).unwrap();
+        alerts.observe(&prediction("g", 1, 0.504));
+        let mut alert = alerts
+            .observe(&Prediction { reasons: Reasons::none(Basis::Pending), ..prediction("g", 2, 0.737) })
+            .unwrap();
+        assert_eq!(alert.reason, "churn_risk_14d rose from 0.504 to 0.737, above 0.7");
+        alert.give_reasons(Reasons::new(baseline, [login]));
+        assert_eq!(alert.reason, with(Reasons::new(baseline, [login]), "a").reason);
+    }
+
     fn fired(alerts: &mut Alerts, id: &str, risks: &[(i64, f64)]) -> Vec<i64> {
         risks.iter().filter_map(|&(t, r)| alerts.observe(&prediction(id, t, r))).map(|a| a.as_of).collect()
     }
@@ -458,19 +551,19 @@ mod tests {
     #[test]
     fn a_new_customer_is_judged_at_its_first_prediction_past_the_defaults() {
         let mut alerts = Alerts::new(AlertPolicy::default()).unwrap();
-        // A signup's defaults score high: no alert, no baseline, still armed.
+        // A first week scores high (the defaults, a session or two): no
+        // alert, no baseline, still armed.
         for t in 1..4 {
             assert!(alerts.observe(&new_customer("signup", t, 0.95)).is_none(), "prediction {t}");
         }
         assert!(alerts.armed("signup"));
-        // A week without a session (or a first session gone badly): judged
-        // as any armed customer's, so above 0.7 it alerts, and says why.
+        // Past its first week (with no session, or sessions gone badly):
+        // judged as any armed customer's, so above 0.7 it alerts, and says why.
         let alert = alerts.observe(&prediction("signup", 5, 0.9)).expect("the first real score is high");
-        assert_eq!(alert.previous_churn_risk_14d, None, "the defaults' scores are no earlier risk");
+        assert_eq!(alert.previous_churn_risk_14d, None, "the first week's scores are no earlier risk");
         assert_eq!(
-            alert.reason,
-            "churn_risk_14d is 0.900, above 0.7, for a new customer (its first prediction with a session on \
-             record or a week of history)"
+            head(&alert),
+            "churn_risk_14d is 0.900, above 0.7, for a new customer (its first prediction after a week of history)"
         );
         assert!(!alerts.armed("signup"));
         assert_eq!(fired(&mut alerts, "signup", &[(6, 0.95), (7, 0.4), (8, 0.8)]), [8], "then hysteresis as usual");
@@ -484,8 +577,8 @@ mod tests {
         again.observe(&prediction("calm", 2, 0.2));
         assert_eq!(again.observe(&prediction("calm", 3, 0.75)).unwrap().previous_churn_risk_14d, Some(0.2));
 
-        // A new customer's vector never alerts, even after real ones (its
-        // only session retracted), and leaves the state as it was.
+        // A new customer's vector never alerts, even after later ones (a late
+        // event's, as of the first week), and leaves the state as it was.
         assert!(alerts.observe(&new_customer("calm", 5, 0.99)).is_none());
         assert!(!alerts.armed("calm"));
         let mut armed = Alerts::new(AlertPolicy::default()).unwrap();
@@ -503,16 +596,16 @@ mod tests {
         let mut alerts = Alerts::new(AlertPolicy::default()).unwrap();
         alerts.observe(&prediction("a", 1, 0.6996));
         let alert = alerts.observe(&prediction("a", 2, 0.7004)).unwrap();
-        assert_eq!(alert.reason, "churn_risk_14d rose from 0.6996 to 0.7004, above 0.7");
+        assert_eq!(head(&alert), "churn_risk_14d rose from 0.6996 to 0.7004, above 0.7");
         alerts.observe(&prediction("a", 3, 0.1));
         let alert = alerts.observe(&prediction("a", 4, 0.71)).unwrap();
-        assert_eq!(alert.reason, "churn_risk_14d rose from 0.100 to 0.710, above 0.7");
+        assert_eq!(head(&alert), "churn_risk_14d rose from 0.100 to 0.710, above 0.7");
         // A model's risk is no short literal: the digits it takes, no more.
         let risk = 1.0 / (1.0 + (-0.8475f64).exp());
         assert!(risk > 0.7 && format!("{risk:.3}") == "0.700" && format!("{risk}").len() > 12, "{risk}");
         alerts.observe(&prediction("a", 5, 0.1));
         let alert = alerts.observe(&prediction("a", 6, risk)).unwrap();
-        assert_eq!(alert.reason, "churn_risk_14d rose from 0.100 to 0.70004, above 0.7");
+        assert_eq!(head(&alert), "churn_risk_14d rose from 0.100 to 0.70004, above 0.7");
     }
 
     #[test]
@@ -567,7 +660,7 @@ mod tests {
         after.restore(CustomerId::new("s"), before.armed("s"), before.arriving("s"), EmissionKey::at(1));
         let alert = after.observe(&prediction("s", 2, 0.9)).expect("judged");
         assert!(alert.reason.contains("for a new customer"), "{}", alert.reason);
-        assert!(!after.arriving("s"), "past the defaults");
+        assert!(!after.arriving("s"), "past its first week");
     }
 
     #[test]
@@ -592,7 +685,7 @@ mod tests {
         let alert = alerts.observe(&prediction("a", 3, 0.8)).unwrap();
         assert_eq!(alert.segment, Segment::Churned);
         assert_eq!(alert.previous_churn_risk_14d, Some(0.1));
-        assert_eq!(alert.reason, "churn_risk_14d rose from 0.100 to 0.800, above 0.7");
+        assert_eq!(head(&alert), "churn_risk_14d rose from 0.100 to 0.800, above 0.7");
         let json = serde_json::to_value(&alert).unwrap();
         assert_eq!(json["customer_id"], "a");
         assert_eq!(json["segment"], "churned");
@@ -622,7 +715,7 @@ mod tests {
         restored.restore(CustomerId::new("b"), true, false, EmissionKey::at(5));
         let alert = restored.observe(&prediction("b", 6, 0.9)).expect("armed and above");
         assert_eq!(alert.previous_churn_risk_14d, None);
-        assert_eq!(alert.reason, "churn_risk_14d is 0.900, above 0.7 (no earlier prediction observed)");
+        assert_eq!(head(&alert), "churn_risk_14d is 0.900, above 0.7 (no earlier prediction observed)");
 
         let mut after = Alerts::new(AlertPolicy::default()).unwrap();
         after.restore(CustomerId::new("a"), stored, false, EmissionKey::at(10));
