@@ -93,13 +93,14 @@ def test_events_through_the_deployed_function(aws, code_bucket, endpoint_url, tm
              "moto's own mapping emulation consumes the stream records; the batch is built from the writes")
     writer = Writer(aws, table, o["StreamArn"])
     now = int(time.time() * 1000)
-    # A customer active for five days 45 to 41 days ago, then silent; two
+    # A customer active for eight days 48 to 41 days ago, then silent; two
     # active ones; and a record from the future (a dead letter). The first
     # customer's records are a backfill, each created at its event's time,
-    # and reach the function in a batch of their own: its first prediction,
-    # the baseline, is a healthy customer's. The second batch moves stream
-    # time 41 days on, past its daily timers: its risk rises, and it alerts.
-    for d in reversed(range(5)):
+    # and reach the function in a batch of their own: its first prediction
+    # past its first week (a new customer's are not judged), the baseline,
+    # is a healthy customer's. The second batch moves stream time 41 days
+    # on, past its daily timers: its risk rises, and it alerts.
+    for d in reversed(range(8)):
         ts = now - (41 + d) * DAY_MS
         writer.put(event_item("stu_silent", f"s-l{d}", ts, "login"), created_s=ts // 1000)
         writer.put(
@@ -115,7 +116,7 @@ def test_events_through_the_deployed_function(aws, code_bucket, endpoint_url, tm
             writer.put(event_item(c, f"{c}-s{d}", ts + 1, "session_completed", duration_min=45, tutor_id="tut_2"))
     writer.put(event_item("stu_future", "f1", now + 3 * DAY_MS, "login"))
     records = writer.records
-    assert (backfill, len(records)) == (10, 10 + 20 + 1)
+    assert (backfill, len(records)) == (16, 16 + 20 + 1)
     answers = run_function(
         source.bootstrap(),
         {**env, "AWS_ENDPOINT_URL": endpoint_url, "AWS_REGION": "us-east-1",
