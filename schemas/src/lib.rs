@@ -37,3 +37,19 @@ pub use order::EmissionKey;
 pub use prediction::{Prediction, Segment};
 pub use reasons::{Baseline, Basis, NoData, Reason, Reasons};
 pub use record::{Invalid, InvalidReason, Side, StreamChange, StreamRecord};
+
+/// The proleptic Gregorian (year, month 1–12, day 1–31) of a day counted
+/// from the Unix epoch (Howard Hinnant's `civil_from_days`): the dates of
+/// alerts and of synthetic records, without a calendar crate.
+pub fn civil_from_days(epoch_day: i64) -> (i64, u32, u32) {
+    let z = epoch_day + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month as u32, day as u32)
+}

@@ -484,15 +484,7 @@ impl Reasons {
 /// "2026-01-05" (the proleptic Gregorian calendar, from Howard Hinnant's
 /// `civil_from_days`): the date a reader of an alert looks up.
 pub fn write_utc_date(ms: i64, out: &mut String) {
-    let z = ms.div_euclid(crate::DAY_MS) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = crate::civil_from_days(ms.div_euclid(crate::DAY_MS));
     // Writing into a String cannot fail.
     let _ = write!(out, "{year:04}-{month:02}-{day:02}");
 }

@@ -182,15 +182,8 @@ impl Season {
 /// Month (1 to 12) and day of the month of a day since the Unix epoch
 /// (proleptic Gregorian calendar).
 fn month_day(epoch_day: i64) -> (u32, u32) {
-    // Howard Hinnant's civil_from_days.
-    let z = epoch_day + 719_468;
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (month as u32, day as u32)
+    let (_, month, day) = pulse_schemas::civil_from_days(epoch_day);
+    (month, day)
 }
 
 /// Weekday of a day since the Unix epoch, 0 = Monday (1970-01-01 was a Thursday).
