@@ -112,11 +112,10 @@ pub struct LabelBook {
     written_later: u64,
     /// Lines read.
     pub records: u64,
-    /// The largest step forward of the stream's clock between one record and
-    /// the next that carry a creation time: (from, to), ms.
+    /// The largest step forward of the stream's clock (the latest creation
+    /// time so far) between one record and the next that carry a creation
+    /// time: (from, to), ms.
     pub largest_gap: Option<(i64, i64)>,
-    /// The latest creation time seen (the stream's clock).
-    clock: Option<i64>,
 }
 
 /// A step of the stream's clock longer than this is worth a warning: the
@@ -124,6 +123,12 @@ pub struct LabelBook {
 /// record dated decades ahead) move every customer's timers, and so the
 /// rows and their labels, that far.
 pub const GAP_WARNING_MS: i64 = 30 * DAY_MS;
+
+/// The UTC day of a time in ms, as the data commands' summaries print it
+/// ("2026-01-05"; the number itself if it is out of chrono's range).
+pub fn utc_day(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or(ms.to_string(), |t| t.format("%Y-%m-%d").to_string())
+}
 
 /// An event whose record was created at most this long after its `ts` was
 /// written as it happened (see [`CaptureSpan`]).
@@ -174,13 +179,12 @@ impl LabelBook {
     pub fn observe(&mut self, record: &StreamRecord<'_>) {
         let created = record.created_ms.map(|c| c.floor() as i64);
         if let Some(c) = created {
-            self.created = Some(self.created.map_or((c, c), |(a, b)| (a.min(c), b.max(c))));
-            if let Some(clock) = self.clock.filter(|&clock| c > clock) {
+            if let Some((_, clock)) = self.created.filter(|&(_, clock)| c > clock) {
                 if self.largest_gap.is_none_or(|(from, to)| c - clock > to - from) {
                     self.largest_gap = Some((clock, c));
                 }
             }
-            self.clock = Some(self.clock.map_or(c, |clock| clock.max(c)));
+            self.created = Some(self.created.map_or((c, c), |(a, b)| (a.min(c), b.max(c))));
         }
         let (customer, ops): (&str, [Option<Op>; 2]) = match &record.change {
             StreamChange::Insert(e) => (&e.customer_id, [Some(Op::of(e, true)), None]),
@@ -220,15 +224,12 @@ impl LabelBook {
     /// between two records, naming the days.
     pub fn gap_warning(&self) -> Option<String> {
         let (from, to) = self.largest_gap.filter(|(from, to)| to - from > GAP_WARNING_MS)?;
-        let day = |ms: i64| {
-            chrono::DateTime::from_timestamp_millis(ms).map_or(ms.to_string(), |t| t.format("%Y-%m-%d").to_string())
-        };
         Some(format!(
             "warning: the stream's clock jumps {:.0} days, from {} to {}: every customer's timers, rows and labels \
              follow it (is the capture two put together, or a record dated far ahead?)",
             (to - from) as f64 / DAY_MS as f64,
-            day(from),
-            day(to)
+            utc_day(from),
+            utc_day(to)
         ))
     }
 
@@ -239,7 +240,7 @@ impl LabelBook {
             path,
             &mut |line| {
                 book.records += 1;
-                if let Ok(record) = line.map_err(drop).and_then(|line| decode_line(line).map_err(drop)) {
+                if let Ok(Ok(record)) = line.map(decode_line) {
                     book.observe(&record);
                 }
             },

@@ -262,7 +262,7 @@ pub fn out_of_time_too_short(stats: &RowStats) -> Option<String> {
     let sides = format!(
         "training rows (as_of at least 30 days before the cut, {}, so that their labels end by it) span {} of \
          as_of and test rows (from the cut) {}; each side needs {MIN_OUT_OF_TIME_DAYS} days or more",
-        day_of(stats.cut),
+        crate::dataset::utc_day(stats.cut),
         side(before),
         side(after)
     );
@@ -286,10 +286,6 @@ pub fn out_of_time_too_short(stats: &RowStats) -> Option<String> {
         (lo * 10.0).ceil() / 10.0,
         (hi * 10.0).floor() / 10.0
     ))
-}
-
-fn day_of(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).map_or(ms.to_string(), |t| t.format("%Y-%m-%d").to_string())
 }
 
 /// Split by customer only.

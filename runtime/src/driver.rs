@@ -61,7 +61,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use pulse_schemas::capture::decode_line;
 use pulse_schemas::record::{Invalid, StreamRecord};
-use pulse_schemas::Trigger;
+use pulse_schemas::{FeatureVector, Trigger};
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -485,62 +485,54 @@ impl<H: Hydrate> Driver<H> {
         let mut times = Vec::with_capacity(out.vectors.capacity());
         // Whether vectors were sent on before the end of the batch.
         let mut sent = false;
-        match self.workers.is_some() {
-            false => {
-                for &(decoded, origin, raw) in &decoded {
-                    self.progress.records += 1;
-                    // Checked here: the step loop's future is not built for
-                    // the records that do not jump (nearly all).
-                    if let Some(created) = decoded.ok().and_then(|r| r.created_ms).map(|c| c.floor() as i64) {
-                        if self.is_jump(created) {
-                            sent |= self.advance_in_steps(created, origin, &mut out, &mut times, sink).await?;
-                        }
-                    }
-                    self.processor.process_ref(decoded, origin, raw, &mut out);
-                    let now = self.processor.stream_time().unwrap_or(i64::MIN);
-                    times.resize(out.vectors.len(), now);
-                    if self.first_stream_time.is_none() {
-                        self.first_stream_time = self.processor.stream_time();
+        if self.workers.is_none() {
+            for &(decoded, origin, raw) in &decoded {
+                self.progress.records += 1;
+                // Checked here: the step loop's future is not built for
+                // the records that do not jump (nearly all).
+                if let Some(created) = decoded.ok().and_then(|r| r.created_ms).map(|c| c.floor() as i64) {
+                    if self.is_jump(created) {
+                        sent |= self.advance_in_steps(created, origin, &mut out, &mut times, sink).await?;
                     }
                 }
+                self.processor.process_ref(decoded, origin, raw, &mut out);
+                let now = self.processor.stream_time().unwrap_or(i64::MIN);
+                times.resize(out.vectors.len(), now);
+                if self.first_stream_time.is_none() {
+                    self.first_stream_time = self.processor.stream_time();
+                }
             }
-            true => {
-                // The driver's processor keeps stream time and the dead
-                // letters (in input order); its engine holds no customer, so
-                // its advances fire nothing. The workers apply the records,
-                // those before a jump of stream time first.
-                let mut times_after = Vec::with_capacity(n);
-                let mut from = 0;
-                for (i, &(one, origin, raw)) in decoded.iter().enumerate() {
-                    self.progress.records += 1;
-                    match one {
-                        Err(_) => self.processor.process_ref(one, origin, raw, &mut out),
-                        Ok(record) => {
-                            if let Some(created) = record.created_ms {
-                                let created = created.floor() as i64;
-                                if self.is_jump(created) {
-                                    let workers = self.workers.as_mut().expect("workers");
-                                    workers.apply(
-                                        &decoded[from..i],
-                                        &times_after[from..],
-                                        &mut out.vectors,
-                                        &mut times,
-                                    );
-                                    from = i;
-                                    sent |= self.advance_in_steps(created, origin, &mut out, &mut times, sink).await?;
-                                }
-                                self.processor.advance_to(created, origin, &mut out);
+        } else {
+            // The driver's processor keeps stream time and the dead
+            // letters (in input order); its engine holds no customer, so
+            // its advances fire nothing. The workers apply the records,
+            // those before a jump of stream time first.
+            let mut times_after = Vec::with_capacity(n);
+            let mut from = 0;
+            for (i, &(one, origin, raw)) in decoded.iter().enumerate() {
+                self.progress.records += 1;
+                match one {
+                    Err(_) => self.processor.process_ref(one, origin, raw, &mut out),
+                    Ok(record) => {
+                        if let Some(created) = record.created_ms {
+                            let created = created.floor() as i64;
+                            if self.is_jump(created) {
+                                let workers = self.workers.as_mut().expect("workers");
+                                workers.apply(&decoded[from..i], &times_after[from..], &mut out.vectors, &mut times);
+                                from = i;
+                                sent |= self.advance_in_steps(created, origin, &mut out, &mut times, sink).await?;
                             }
+                            self.processor.advance_to(created, origin, &mut out);
                         }
                     }
-                    times_after.push(self.processor.stream_time().unwrap_or(i64::MIN));
-                    if self.first_stream_time.is_none() {
-                        self.first_stream_time = self.processor.stream_time();
-                    }
                 }
-                let workers = self.workers.as_mut().expect("workers");
-                workers.apply(&decoded[from..], &times_after[from..], &mut out.vectors, &mut times);
+                times_after.push(self.processor.stream_time().unwrap_or(i64::MIN));
+                if self.first_stream_time.is_none() {
+                    self.first_stream_time = self.processor.stream_time();
+                }
             }
+            let workers = self.workers.as_mut().expect("workers");
+            workers.apply(&decoded[from..], &times_after[from..], &mut out.vectors, &mut times);
         }
         drop(valid);
         if let Some(now) = advance_to {
@@ -552,12 +544,7 @@ impl<H: Hydrate> Driver<H> {
             }
             times.resize(out.vectors.len(), now);
         }
-        for v in &out.vectors {
-            match v.trigger {
-                Trigger::Event => self.progress.vectors_event += 1,
-                Trigger::Timer => self.progress.vectors_timer += 1,
-            }
-        }
+        self.count_vectors(&out.vectors);
         let last = records.pop().map(|r| r.position);
         self.batches += u64::from(last.is_some());
         // A batch of records changes the state; a bare advance only if it
@@ -583,6 +570,16 @@ const TIME_STEP_MS: i64 = 3_600_000;
 const SEND_AT_VECTORS: usize = 1 << 16;
 
 impl<H: Hydrate> Driver<H> {
+    /// Counts vectors about to be sent, by trigger.
+    fn count_vectors(&mut self, vectors: &[FeatureVector]) {
+        for v in vectors {
+            match v.trigger {
+                Trigger::Event => self.progress.vectors_event += 1,
+                Trigger::Timer => self.progress.vectors_timer += 1,
+            }
+        }
+    }
+
     /// Whether moving stream time to `to` is a jump: longer than
     /// [`TIME_STEP_MS`] from where it is.
     fn is_jump(&self, to: i64) -> bool {
@@ -616,12 +613,7 @@ impl<H: Hydrate> Driver<H> {
             }
             if out.vectors.len() >= SEND_AT_VECTORS {
                 times.resize(out.vectors.len(), to);
-                for v in &out.vectors {
-                    match v.trigger {
-                        Trigger::Event => self.progress.vectors_event += 1,
-                        Trigger::Timer => self.progress.vectors_timer += 1,
-                    }
-                }
+                self.count_vectors(&out.vectors);
                 sink.send_timed(std::mem::take(out), std::mem::take(times)).await.context("the sink failed")?;
                 sent = true;
             }

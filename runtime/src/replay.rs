@@ -325,27 +325,33 @@ fn line_too_long(long: &TooLong) -> Invalid {
     Invalid::from(InvalidReason::LineTooLong { bytes: long.bytes, limit: MAX_LINE_BYTES as u64, xxh3: long.xxh3 })
 }
 
+impl Outputs {
+    /// Each file asked for, named by its flag, for the checks of
+    /// [`check_output_files`] (a command adds the files it writes itself).
+    pub fn named(&self) -> Vec<(&'static str, &Path)> {
+        let outputs = [
+            ("--features-out", &self.features),
+            ("--dead-letter-out", &self.dead_letters),
+            ("--predictions-out", &self.predictions),
+            ("the latest predictions", &self.latest_predictions),
+            ("--alerts-out", &self.alerts),
+            ("--metrics-out", &self.metrics),
+            ("--snapshot-out", &self.snapshot),
+        ];
+        outputs.into_iter().filter_map(|(flag, p)| p.as_deref().map(|p| (flag, p))).collect()
+    }
+}
+
 /// Refuses outputs that would overwrite the input or each other: the same
 /// path, or another name of the same file (a symbolic or hard link), found
 /// before any file is created or truncated. `pulse replay X --features-out X`
 /// used to truncate the capture it was reading.
 fn check_distinct_files(config: &ReplayConfig) -> Result<()> {
-    let o = &config.outputs;
     let mut files: Vec<(&str, &Path)> = Vec::new();
     if let Input::Capture(path) = &config.input {
         files.push(("the capture", path));
     }
-    let outputs = [
-        ("--features-out", &o.features),
-        ("--dead-letter-out", &o.dead_letters),
-        ("--predictions-out", &o.predictions),
-        ("the latest predictions", &o.latest_predictions),
-        ("--alerts-out", &o.alerts),
-        ("--metrics-out", &o.metrics),
-        ("--snapshot-out", &o.snapshot),
-    ];
-    let outputs: Vec<(&str, &Path)> = outputs.iter().filter_map(|(flag, p)| p.as_deref().map(|p| (*flag, p))).collect();
-    check_output_files(&files, &outputs)
+    check_output_files(&files, &config.outputs.named())
 }
 
 /// Refuses, before any file is created or truncated, an output that is a

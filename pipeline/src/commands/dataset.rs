@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use pulse::dataset::{file_bytes, rows, LabelBook, RowPolicy};
+use pulse::dataset::{file_bytes, rows, utc_day, LabelBook, RowPolicy};
 use pulse::dataset_file::DatasetWriter;
+use pulse::learn::out_of_time_too_short;
 use pulse::progress::Progress;
 use pulse_runtime::replay::refuse_same_files;
 use pulse_schemas::DAY_MS;
@@ -131,9 +132,7 @@ pub(crate) async fn run(args: DatasetArgs) -> Result<()> {
     .context("feature pass failed")??;
     ticker.abort();
     progress.finish();
-    let day = |ms: i64| {
-        chrono::DateTime::from_timestamp_millis(ms).map_or(ms.to_string(), |t| t.format("%Y-%m-%d").to_string())
-    };
+    let day = utc_day;
     println!(
         "{} records, {} vectors: {} labelled rows{} {} {} in {:.1} s\n\
          capture from {} to {}, by {}\n\
@@ -179,16 +178,9 @@ pub(crate) async fn run(args: DatasetArgs) -> Result<()> {
             args.capture.display()
         );
     }
-    if written && (stats.before_cut == 0 || stats.after_cut == 0) {
-        println!(
-            "no out-of-time split: {} labelled rows before the cut and {} after it (the rest straddle it, their \
-             30-day horizon crossing it); the split needs labelled rows spanning more than 30 days, a capture of \
-             more than {} days with --burn-in-days {}",
-            stats.before_cut,
-            stats.after_cut,
-            args.rows.burn_in_days + 60,
-            args.rows.burn_in_days
-        );
+    // The rule `pulse train` and `pulse evaluate` judge the split by.
+    if let Some(why) = written.then(|| out_of_time_too_short(&stats)).flatten() {
+        println!("no out-of-time split to judge a model on: {why}");
     }
     // A file of no rows is no dataset: say why rather than succeed.
     anyhow::ensure!(

@@ -185,7 +185,10 @@ pub(crate) async fn run(args: GenerateArgs) -> Result<()> {
     if let Some(path) = &args.truth_out {
         text.push_str(&format!("\nwrote each customer's segment on the first and the last day to {}", path.display()));
     }
-    super::print_summary(&text, &[Some(&args.out), args.truth_out.as_deref()]);
+    super::print_summary(
+        &text,
+        super::any_stdout([Some(args.out.as_path()), args.truth_out.as_deref()].into_iter().flatten()),
+    );
     Ok(())
 }
 

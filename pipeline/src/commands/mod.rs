@@ -43,11 +43,16 @@ pub(crate) fn model_line(model: &EmbeddedModel, dir: Option<&Path>) -> String {
     format!("model {} v{} ({place})", id.name, id.version)
 }
 
-/// Prints a command's summary: to standard output, unless an output file
-/// is `-` (standard output carries the data then, and the summary goes to
-/// standard error so that a pipe gets only the data).
-pub(crate) fn print_summary(text: &str, outputs: &[Option<&Path>]) {
-    if outputs.iter().flatten().any(|p| pulse_runtime::io::is_stdin(p)) {
+/// Whether an output file is `-`: standard output then carries the data.
+pub(crate) fn any_stdout<'a>(mut outputs: impl Iterator<Item = &'a Path>) -> bool {
+    outputs.any(pulse_runtime::io::is_stdin)
+}
+
+/// Prints a command's summary: to standard output, unless that carries the
+/// data ([`any_stdout`]): the summary then goes to standard error, so that
+/// a pipe gets only the data.
+pub(crate) fn print_summary(text: &str, data_on_stdout: bool) {
+    if data_on_stdout {
         eprintln!("{text}");
     } else {
         println!("{text}");

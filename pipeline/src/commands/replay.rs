@@ -1,7 +1,7 @@
 //! `pulse replay`.
 
 use std::num::NonZeroUsize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
@@ -9,6 +9,7 @@ use pulse::progress::Progress;
 use pulse_model::EmbeddedModel;
 use pulse_operators::scoring::{BatchPolicy, MonitorConfig};
 use pulse_operators::EngineConfig;
+use pulse_runtime::io::Output;
 use pulse_runtime::replay::{check_output_files, replay, Input, Outputs, ReplayConfig, DEFAULT_REASONS_THREADS};
 use pulse_runtime::scoring::ScoringConfig;
 pub(crate) use pulse_runtime::settings::TimerArgs;
@@ -194,21 +195,6 @@ pub(crate) async fn run(args: ReplayArgs) -> Result<()> {
             anyhow::bail!("{flag} needs --score (without it nothing is scored)");
         }
     }
-    if let Some(summary) = &args.summary_json {
-        // The replay checks its own outputs; the summary is this command's.
-        let outputs = [
-            ("--features-out", &args.features_out),
-            ("--dead-letter-out", &args.dead_letter_out),
-            ("--snapshot-out", &args.snapshot_out),
-            ("--predictions-out", &args.scoring.predictions_out),
-            ("--alerts-out", &args.scoring.alerts_out),
-            ("--metrics-out", &args.scoring.metrics_out),
-        ];
-        let mut outputs: Vec<(&str, &Path)> =
-            outputs.iter().filter_map(|(flag, p)| p.as_deref().map(|p| (*flag, p))).collect();
-        outputs.push(("--summary-json", summary));
-        check_output_files(&[("the capture", &args.capture)], &outputs)?;
-    }
     let model = if args.score { Some(super::load_model(args.scoring.model.as_deref())?) } else { None };
     // Which model scored, as `pulse demo` says it: a summary of predictions
     // did not say whose they were.
@@ -216,8 +202,8 @@ pub(crate) async fn run(args: ReplayArgs) -> Result<()> {
     let config = ReplayConfig {
         input: Input::Capture(args.capture.clone()),
         outputs: Outputs {
-            features: args.features_out.clone(),
-            dead_letters: args.dead_letter_out.clone(),
+            features: args.features_out,
+            dead_letters: args.dead_letter_out,
             snapshot: args.snapshot_out,
             ..args.scoring.outputs()
         },
@@ -227,13 +213,11 @@ pub(crate) async fn run(args: ReplayArgs) -> Result<()> {
         workers: args.workers.workers,
         reasons_threads: args.scoring.reasons_threads,
     };
-    let outputs = [
-        args.features_out.clone(),
-        args.dead_letter_out.clone(),
-        args.scoring.predictions_out.clone(),
-        args.scoring.alerts_out.clone(),
-        args.scoring.metrics_out.clone(),
-    ];
+    // The replay checks its own outputs; the summary is this command's.
+    let mut outputs = config.outputs.named();
+    outputs.extend(args.summary_json.as_deref().map(|p| ("--summary-json", p)));
+    check_output_files(&[("the capture", &args.capture)], &outputs)?;
+    let data_on_stdout = super::any_stdout(outputs.iter().map(|(_, p)| *p));
     let summary = replay::<EmbeddedModel>(config, model).await?;
     let text = if summary.scoring.is_some() {
         let customers = summary.state.customers;
@@ -245,7 +229,7 @@ pub(crate) async fn run(args: ReplayArgs) -> Result<()> {
     } else {
         format!("replay summary\n{}", pulse::summary::replay_table(&summary))
     };
-    super::print_summary(&text, &outputs.each_ref().map(Option::as_deref));
+    super::print_summary(&text, data_on_stdout);
     // Not errors (a replay of nothing is nothing), but rarely what was meant.
     if summary.records == 0 {
         eprintln!("warning: {} holds no records", args.capture.display());
@@ -257,8 +241,10 @@ pub(crate) async fn run(args: ReplayArgs) -> Result<()> {
         );
     }
     if let Some(path) = args.summary_json {
-        let json = serde_json::to_vec_pretty(&summary)?;
-        std::fs::write(&path, json).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        // Staged and renamed, as every output.
+        let mut out = Output::create(&path)?;
+        serde_json::to_writer_pretty(&mut out, &summary)?;
+        out.finish()?;
     }
     Ok(())
 }

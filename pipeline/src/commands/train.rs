@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use pulse::dataset::file_bytes;
 use pulse::dataset::Split;
+use pulse::dataset::{file_bytes, utc_day};
 use pulse::learn::{from_capture, from_synth, in_time, out_of_time, out_of_time_too_short, Frames, Labelled, Need};
 use pulse::progress::Progress;
 use pulse::report::{compare, figure, one_class, write_report, CompareConfig, FitConfig, Fitted, Kind, Predictions};
@@ -214,15 +214,11 @@ async fn labelled(args: &DataArgs, needs: &'static [Need]) -> Result<Labelled> {
         labelled.customers,
         started.elapsed().as_secs_f64(),
         s.labelled,
-        day(s.rows_from),
-        day(s.rows_to),
-        day(s.cut)
+        utc_day(s.rows_from),
+        utc_day(s.rows_to),
+        utc_day(s.cut)
     );
     Ok(labelled)
-}
-
-fn day(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).map_or(ms.to_string(), |t| t.format("%Y-%m-%d").to_string())
 }
 
 fn describe(name: &str, f: &Frames) -> String {
