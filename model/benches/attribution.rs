@@ -16,10 +16,8 @@
 //! `cargo bench -p pulse-model --bench attribution`
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use pulse_model::{embedded, top_raising, EmbeddedModel};
+use pulse_model::{embedded, top_raising, EmbeddedModel, CHURN_RISK_14D};
 use pulse_schemas::{Features, FEATURE_COUNT};
-
-const CHURN_RISK_14D: usize = 2;
 
 fn pairs_14d() -> Vec<(Features, Features)> {
     include_str!("../tests/fixtures/pairs_14d.jsonl")

@@ -45,7 +45,9 @@ pub use artifact::{embedded, Model, ModelArtifact, ModelKind, ModelMeta};
 pub use calibrate::{calibrate, CalibrationMethod, Calibrator};
 pub use explain::{top_raising, Attribution, Method};
 pub use gbt::{train_gbt, GbtConfig, GbtProgress};
-pub use scorer::{Contributions, EmbeddedModel, ModelId, ScoreError, ScoredRows, Scorer, EMBEDDED, IN_PROCESS};
+pub use scorer::{
+    Contributions, EmbeddedModel, ModelId, ScoreError, ScoredRows, Scorer, CHURN_RISK_14D, EMBEDDED, IN_PROCESS,
+};
 pub use train::{train_logistic, Dataset, LogisticConfig, Targets, TrainConfig};
 pub use xgboost::import_xgboost;
 

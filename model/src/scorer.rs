@@ -269,7 +269,7 @@ impl Scorer for EmbeddedModel {
 }
 
 /// `churn_risk_14d` in [`HEADS`]: the head reasons explain.
-const CHURN_RISK_14D: usize = 2;
+pub const CHURN_RISK_14D: usize = 2;
 
 #[cfg(test)]
 mod tests {

@@ -101,8 +101,8 @@ pub fn is_new_customer(x: &Features) -> bool {
 /// [`NEW_CUSTOMER_DAYS`]). Reasons compared with such a vector compare with
 /// an empty record, and say so ("since signing up", `pulse_schemas::reasons`).
 pub fn is_signup_record(x: &Features) -> bool {
-    let no_session = crate::reasons::value_is_no_data(idx::DAYS_SINCE_LAST_SESSION, x[idx::DAYS_SINCE_LAST_SESSION]);
-    x[idx::TENURE_DAYS] < NEW_CUSTOMER_DAYS && no_session
+    is_new_customer(x)
+        && crate::reasons::value_is_no_data(idx::DAYS_SINCE_LAST_SESSION, x[idx::DAYS_SINCE_LAST_SESSION])
 }
 
 /// What made a vector.

@@ -432,6 +432,12 @@ impl Reasons {
         self.basis == Basis::Explained
     }
 
+    /// Not worked out: such reasons are not written beside an alert's
+    /// sentence (which says why there are none); for `skip_serializing_if`.
+    pub fn not_explained(&self) -> bool {
+        !self.is_explained()
+    }
+
     /// What they compare with, when they were worked out.
     pub fn baseline(&self) -> Option<Baseline> {
         self.is_explained().then(|| Baseline {

@@ -9,7 +9,6 @@ use axum::http::{header, Extensions, HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use pulse_model::net::HEADS;
 use pulse_model::{EmbeddedModel, Scorer};
 use pulse_schemas::prediction::Scores;
 use pulse_schemas::reasons::top_raising;
@@ -283,7 +282,7 @@ fn explanations(
     };
     // The references' own risks, for the reasons' baseline ("risk then").
     let then = model.score_now(references).map_err(|e| ServeError::Scoring(e.to_string()))?;
-    let head = HEADS.iter().position(|h| *h == "churn_risk_14d").expect("churn_risk_14d is a head");
+    let head = pulse_model::CHURN_RISK_14D;
     let mut contributions = [0.0; FEATURE_COUNT];
     rows.iter()
         .zip(references)

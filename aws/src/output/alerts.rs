@@ -54,7 +54,7 @@ pub struct AlertMessage {
     /// earlier, share of the move, a sentence each; with their baseline
     /// (`since`, `churn_risk_14d_then`, `since_signup`). Written when they
     /// were worked out, even if no feature raised the risk.
-    #[serde(default, skip_serializing_if = "not_explained")]
+    #[serde(default, skip_serializing_if = "Reasons::not_explained")]
     pub reasons: Reasons,
     /// The model that made the prediction.
     pub model: String,
@@ -62,11 +62,6 @@ pub struct AlertMessage {
     pub model_version: String,
     /// Where it ran.
     pub served_by: String,
-}
-
-/// Reasons that were not worked out are not written: `reason` says why.
-fn not_explained(reasons: &Reasons) -> bool {
-    !reasons.is_explained()
 }
 
 impl AlertMessage {

@@ -137,13 +137,8 @@ pub struct Alert {
     /// The features that raised the risk most (from the prediction), with
     /// their baseline: written when they were worked out, even if no
     /// feature raised the risk.
-    #[serde(skip_serializing_if = "not_explained")]
+    #[serde(skip_serializing_if = "Reasons::not_explained")]
     pub reasons: Reasons,
-}
-
-/// Reasons that were not worked out are not written (the sentence says why).
-fn not_explained(reasons: &Reasons) -> bool {
-    !reasons.is_explained()
 }
 
 /// One customer's alert hysteresis. Kept by [`Alerts`] for
