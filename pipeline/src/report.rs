@@ -127,8 +127,14 @@ fn labels(frame: &Frame, head: usize) -> Vec<f64> {
         .collect()
 }
 
-fn binary(frame: &Frame, head: usize) -> Vec<bool> {
+/// The labels of probability head `head`, as classes.
+pub fn binary(frame: &Frame, head: usize) -> Vec<bool> {
     labels(frame, head).into_iter().map(|y| y >= 0.5).collect()
+}
+
+/// Rows of `frame` whose label of probability head `head` is 1.
+pub fn positives(frame: &Frame, head: usize) -> usize {
+    binary(frame, head).into_iter().filter(|&c| c).count()
 }
 
 /// The class every row of `frame` has for probability head `head`, when

@@ -15,7 +15,9 @@ use pulse::dataset::Split;
 use pulse::dataset::{file_bytes, utc_day};
 use pulse::learn::{from_capture, from_synth, in_time, out_of_time, out_of_time_too_short, Frames, Labelled, Need};
 use pulse::progress::Progress;
-use pulse::report::{compare, figure, one_class, write_report, CompareConfig, FitConfig, Fitted, Kind, Predictions};
+use pulse::report::{
+    compare, figure, one_class, positives, write_report, CompareConfig, FitConfig, Fitted, Kind, Predictions,
+};
 use pulse_model::TrainConfig;
 use pulse_runtime::replay::refuse_same_files;
 use pulse_schemas::Segment;
@@ -268,6 +270,21 @@ fn check_in_time(f: &Frames, needs: &[Need]) -> Result<()> {
     }
 }
 
+/// An evaluation: its title, tag, frames and why it is skipped, if it is.
+type Scheme = (&'static str, &'static str, Frames, Option<String>);
+
+/// The two evaluations, in time and out of time: the in-time split
+/// described and checked ([`check_in_time`]), the out-of-time one with its
+/// reason to skip, if any.
+fn schemes(labelled: &Labelled, needs: &[Need]) -> Result<[Scheme; 2]> {
+    let in_frames = in_time(&labelled.rows);
+    println!("{}", describe("in-time", &in_frames));
+    check_in_time(&in_frames, needs)?;
+    let oot = out_of_time(&labelled.rows);
+    let oot_skip = out_of_time_skip(&oot, labelled, needs);
+    Ok([(IN_TIME, "in-time", in_frames, None), (OUT_OF_TIME, "out-of-time", oot, oot_skip)])
+}
+
 /// Why the out-of-time split cannot be judged, if it cannot: a side too
 /// short ([`out_of_time_too_short`]), or a group with no rows on its side.
 fn out_of_time_skip(f: &Frames, labelled: &Labelled, needs: &[Need]) -> Option<String> {
@@ -276,11 +293,6 @@ fn out_of_time_skip(f: &Frames, labelled: &Labelled, needs: &[Need]) -> Option<S
             format!("no rows in {empty} on its side of the cut (training and validation before it, test after it)")
         })
     })
-}
-
-/// Rows of `frame` whose label of probability head `h` is 1.
-fn positives(frame: &pulse::learn::Frame, h: usize) -> usize {
-    frame.data.targets.iter().filter(|t| t.as_row()[h] >= 0.5).count()
 }
 
 /// The churn heads, in [`pulse::report::HEADS`] order, with their horizon in days.
@@ -530,18 +542,13 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
     );
     let (text, kind, artifact) = tokio::task::spawn_blocking(move || -> Result<(String, Kind, pulse_model::ModelArtifact)> {
         let mut text = header;
-        let in_frames = in_time(&labelled.rows);
-        println!("{}", describe("in-time", &in_frames));
         // Refused, not skipped: without the in-time split there is no model
         // to ship, and the run used to succeed having written none.
-        check_in_time(&in_frames, TRAIN_NEEDS)?;
-        for warning in check_classes(&in_frames)? {
+        let schemes = schemes(&labelled, TRAIN_NEEDS)?;
+        for warning in check_classes(&schemes[0].2)? {
             println!("warning: {warning}");
             text += &format!("Warning: {warning}.\n\n");
         }
-        let oot = out_of_time(&labelled.rows);
-        let oot_skip = out_of_time_skip(&oot, &labelled, TRAIN_NEEDS);
-        let schemes = [(IN_TIME, "in-time", in_frames, None), (OUT_OF_TIME, "out-of-time", oot, oot_skip)];
         let mut shipped: Option<(usize, pulse_model::ModelArtifact)> = None;
         for (title, tag, frames, skip) in &schemes {
             if *tag != "in-time" {
@@ -656,22 +663,19 @@ struct ChurnScores {
 /// The churn heads' mean AUC, ECE and Brier score of each kind on the validation rows.
 fn churn_scores(valid_preds: &[(String, Predictions)], valid: &pulse::learn::Frame) -> Vec<ChurnScores> {
     use pulse_model::metrics::{auc, brier, expected_calibration_error};
+    // The labels once, not per candidate.
+    let labels = CHURN_HEADS.map(|(h, _)| (h, pulse::report::binary(valid, h)));
     valid_preds
         .iter()
         .map(|(_, p)| {
             let mut s = ChurnScores { auc: Some(0.0), ece: 0.0, brier: 0.0 };
-            for (h, _) in CHURN_HEADS {
-                let y: Vec<bool> = valid
-                    .data
-                    .targets
-                    .iter()
-                    .map(|t| if h == 2 { t.churn_risk_14d >= 0.5 } else { t.churn_risk_30d >= 0.5 })
-                    .collect();
+            for (h, y) in &labels {
+                let (h, y) = (*h, y.as_slice());
                 // An AUC that cannot be computed is not 0: it makes the mean
                 // undefined too (it used to count as 0.0, printed as a result).
-                s.auc = s.auc.zip(auc(&p.0[h], &y)).map(|(sum, a)| sum + a / 2.0);
-                s.ece += expected_calibration_error(&p.0[h], &y) / 2.0;
-                s.brier += brier(&p.0[h], &y) / 2.0;
+                s.auc = s.auc.zip(auc(&p.0[h], y)).map(|(sum, a)| sum + a / 2.0);
+                s.ece += expected_calibration_error(&p.0[h], y) / 2.0;
+                s.brier += brier(&p.0[h], y) / 2.0;
             }
             s
         })
@@ -744,13 +748,8 @@ pub(crate) async fn evaluate_model(args: EvaluateArgs) -> Result<()> {
     let text = tokio::task::spawn_blocking(move || -> Result<String> {
         let under_test = Fitted::Model(Box::new(model.clone()), Box::new(pulse_model::EmbeddedModel::new(&model)?));
         let mut text = header;
-        let in_frames = in_time(&labelled.rows);
-        println!("{}", describe("in-time", &in_frames));
         // Refused, not skipped: the run used to succeed having judged nothing.
-        check_in_time(&in_frames, needs)?;
-        let oot = out_of_time(&labelled.rows);
-        let oot_skip = out_of_time_skip(&oot, &labelled, needs);
-        for (title, tag, frames, skip) in [(IN_TIME, "in-time", in_frames, None), (OUT_OF_TIME, "out-of-time", oot, oot_skip)] {
+        for (title, tag, frames, skip) in schemes(&labelled, needs)? {
             if tag != "in-time" {
                 println!("{}", describe(tag, &frames));
             }
