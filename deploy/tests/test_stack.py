@@ -352,4 +352,7 @@ def test_dashboard(stack, aws):
     heads = {("Head", "churn_risk_14d"), ("Head", "churn_risk_30d")}
     assert dims == {("FunctionName", stack.outputs["FunctionName"])} | {("QueueName", q) for q in queue_names} | heads
     prefix = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{stack.stack['StackName']}-pulse-"
-    assert all(a.startswith(prefix) for a in alarm_arns) and len(alarm_arns) == 9
+    assert all(a.startswith(prefix) for a in alarm_arns)
+    fallback = prefix + "endpoint-fallback"
+    assert len(alarm_arns) == 9 + stack.conditions["HasEndpoint"]
+    assert (fallback in alarm_arns) == stack.conditions["HasEndpoint"]

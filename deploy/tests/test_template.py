@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 
@@ -182,6 +183,17 @@ def test_alarms_in_the_template(variant):
         assert a["Dimensions"] == [{"Name": "Head", "Value": "churn_risk_14d"}], lid
         assert (a["ComparisonOperator"], float(a["Threshold"])) == (op, threshold), lid
         assert (a["Period"], a["EvaluationPeriods"], a["DatapointsToAlarm"]) == (86400, 3, 3), lid
+
+
+def test_dashboard_lists_every_alarm():
+    """The dashboard's alarm widget names each alarm the template can create."""
+    sub = load_template()["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    listed = sub[0] + json.dumps(sub[1])
+    for lid, resource in load_template()["Resources"].items():
+        if resource["Type"] == "AWS::CloudWatch::Alarm":
+            name = resource["Properties"]["AlarmName"]["Fn::Sub"]
+            assert name.startswith("${AWS::StackName}-pulse-"), lid
+            assert f":alarm:{name}" in listed, f"the dashboard does not list {lid}"
 
 
 def test_dashboard_metrics_are_the_ones_pulse_publishes():
