@@ -233,6 +233,30 @@ async fn endpoint_down_holds_customers_and_scores_every_one_after_recovery() {
     task.await.unwrap();
 }
 
+/// The Lambda function bounds the hold by its invocation's deadline: with a
+/// deadline before `hold_timeout`, the barrier gives up there (and says
+/// why), so the invocation can still answer with its failed records.
+#[tokio::test]
+async fn a_hold_ends_at_the_invocations_deadline_before_its_timeout() {
+    let down = DownEndpoint::hold().await;
+    let (mut sink, _table, _endpoint) = endpoint_sink(down.port, OnEndpointDown::Hold, Duration::from_secs(600)).await;
+    sink.send(Produced { vectors: customers(5, 1_000), dead: vec![] }).await.unwrap();
+    let started = tokio::time::Instant::now();
+    sink.hold_until(Some(started + Duration::from_secs(1)));
+    let err = sink.flush().await.expect_err("the endpoint is down");
+    assert!(err.to_string().contains("(the invocation's deadline)"), "{err}");
+    assert!(err.to_string().contains("5 vectors are waiting"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(300), "held {:?}, past the deadline", started.elapsed());
+    assert_eq!((sink.pending(), sink.stats().predictions), (5, 0));
+
+    // A deadline after the timeout: the timeout bounds it, and the message says so.
+    let mut timed = endpoint_sink(down.port, OnEndpointDown::Hold, Duration::from_millis(500)).await.0;
+    timed.send(Produced { vectors: customers(2, 1_000), dead: vec![] }).await.unwrap();
+    timed.hold_until(Some(tokio::time::Instant::now() + Duration::from_secs(600)));
+    let err = timed.flush().await.expect_err("the endpoint is down");
+    assert!(err.to_string().contains("(the hold timeout)"), "{err}");
+}
+
 #[tokio::test]
 async fn endpoint_down_falls_back_to_the_embedded_model_and_says_so() {
     let down = DownEndpoint::hold().await;

@@ -180,6 +180,9 @@ pub struct ScoringSink {
     stats: SinkStats,
     scoring_ms: f64,
     period: Period,
+    /// When set ([`ScoringSink::hold_until`]), `flush` stops holding there
+    /// even before `hold_timeout`.
+    hold_deadline: Option<Instant>,
 }
 
 /// Cumulative counts at the start of the metrics period.
@@ -209,7 +212,18 @@ impl ScoringSink {
             stats: SinkStats::default(),
             scoring_ms: 0.0,
             period: Period::default(),
+            hold_deadline: None,
         })
+    }
+
+    /// Bounds how long the next `flush`es hold for a failing model: until
+    /// `deadline` or `hold_timeout`, whichever comes first (`None`: the
+    /// timeout alone). The Lambda function sets it before each invocation
+    /// to a little before the invocation's own deadline, so that a function
+    /// timeout set below `HOLD_TIMEOUT_S` still ends in an answer that names
+    /// the failed records, not in the timeout's kill.
+    pub fn hold_until(&mut self, deadline: Option<Instant>) {
+        self.hold_deadline = deadline;
     }
 
     /// The counters a source feeds (records, iterator age), published with
@@ -560,16 +574,20 @@ impl Sink for ScoringSink {
                 break;
             }
             let waited = started.elapsed();
-            if waited >= self.config.hold_timeout {
+            let (limit, bound) = match self.hold_deadline.map(|d| d.saturating_duration_since(started)) {
+                Some(until) if until < self.config.hold_timeout => (until, "the invocation's deadline"),
+                _ => (self.config.hold_timeout, "the hold timeout"),
+            };
+            if waited >= limit {
                 bail!(
-                    "the model is still failing after {:.0} s; {} vectors are waiting to be scored (none were made up): do not checkpoint",
+                    "the model is still failing after {:.0} s ({bound}); {} vectors are waiting to be scored (none were made up): do not checkpoint",
                     waited.as_secs_f64(),
                     self.stage.pending()
                 );
             }
             retry += 1;
             let delay = wait.delay(retry, &mut rand::rng()).max(Duration::from_millis(50));
-            tokio::time::sleep(delay.min(self.config.hold_timeout - waited)).await;
+            tokio::time::sleep(delay.min(limit - waited)).await;
         }
         while !self.jobs.is_empty() {
             self.join_one().await?;

@@ -20,6 +20,8 @@
 // The scoring sink inside the runtime's service future nests deeply.
 #![recursion_limit = "256"]
 
+use std::time::{Duration, SystemTime};
+
 use clap::Parser;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use pulse_aws::AwsArgs;
@@ -79,6 +81,9 @@ async fn main() -> Result<(), Error> {
     let (handler, sink) = (&handler, &sink);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let mut sink = sink.lock().await;
+        if let Some(scoring) = sink.1.as_mut() {
+            scoring.hold_until(hold_deadline(event.context.deadline));
+        }
         let request_id = event.context.request_id;
         let answer = handler.invoke(event.payload, &mut *sink).await.map_err(|e| {
             tracing::error!(%request_id, error = format!("{e:#}"), "invocation failed");
@@ -96,4 +101,43 @@ async fn main() -> Result<(), Error> {
         Ok::<_, Error>(answer)
     }))
     .await
+}
+
+/// How long before the invocation's deadline a hold for a failing endpoint
+/// gives up: time left to answer with the failed records (and publish the
+/// metrics snapshot) instead of being killed by the function's timeout.
+const ANSWER_MARGIN: Duration = Duration::from_secs(5);
+
+/// The hold's deadline for an invocation due to end at `deadline_ms`
+/// (milliseconds since the epoch, as the Runtime API gives it; 0: none).
+fn hold_deadline(deadline_ms: u64) -> Option<tokio::time::Instant> {
+    if deadline_ms == 0 {
+        return None;
+    }
+    let end = SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms);
+    let left = end.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+    Some(tokio::time::Instant::now() + left.saturating_sub(ANSWER_MARGIN))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epoch_ms(t: SystemTime) -> u64 {
+        t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as u64
+    }
+
+    #[test]
+    fn the_hold_ends_a_margin_before_the_invocations_deadline() {
+        assert_eq!(hold_deadline(0), None, "no deadline given");
+        let now = tokio::time::Instant::now();
+        let a_minute = hold_deadline(epoch_ms(SystemTime::now() + Duration::from_secs(60))).unwrap();
+        let left = a_minute.duration_since(now);
+        assert!(left > Duration::from_secs(50) && left <= Duration::from_secs(55), "{left:?}");
+        // Less than the margin left, or already past: no hold at all.
+        for past in [SystemTime::now() + Duration::from_secs(2), SystemTime::now() - Duration::from_secs(2)] {
+            let at = hold_deadline(epoch_ms(past)).unwrap();
+            assert!(at.duration_since(now) < Duration::from_secs(1));
+        }
+    }
 }
