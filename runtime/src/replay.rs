@@ -896,6 +896,11 @@ struct FileWriter {
     front: Vec<JoinHandle<()>>,
     serializers: Vec<JoinHandle<()>>,
     thread: Option<JoinHandle<Result<()>>>,
+    /// Told by [`FileWriter::close`] whether everything before the files
+    /// went well: only then does the writer put its files in place. A run
+    /// that fails midway (a capture cut off after some batches) drops the
+    /// writer instead, and its files go with their temporary names.
+    keep: Option<oneshot::Sender<bool>>,
 }
 
 impl FileWriter {
@@ -925,8 +930,9 @@ impl FileWriter {
             }
             (txs, threads, Incoming::InTurn(rxs, 0))
         };
-        let thread = tokio::task::spawn_blocking(move || write_files(incoming, paths));
-        FileWriter { txs, next: 0, front: Vec::new(), serializers, thread: Some(thread) }
+        let (keep, kept) = oneshot::channel();
+        let thread = tokio::task::spawn_blocking(move || write_files(incoming, paths, kept));
+        FileWriter { txs, next: 0, front: Vec::new(), serializers, thread: Some(thread), keep: Some(keep) }
     }
 
     /// Puts threads in front of the files: every message goes through
@@ -1025,6 +1031,10 @@ impl FileWriter {
             let joined = serializer.await.context("serializer task failed");
             failed = failed.or(joined.err());
         }
+        if let Some(keep) = self.keep.take() {
+            // Gone only if the writer already stopped on an error of its own.
+            let _ = keep.send(failed.is_none());
+        }
         let written = match self.thread.take() {
             Some(thread) => thread.await.context("writer task failed").and_then(|written| written),
             None => Err(anyhow!("the files failed earlier")),
@@ -1048,8 +1058,10 @@ impl FileWriter {
 /// every sender is gone. Creating them here, not before the run, keeps it
 /// off the critical path: truncating a large file left by an earlier run
 /// takes a while, and reading and decoding go on meanwhile. A file that
-/// cannot be created fails the sink's next call.
-fn write_files(mut incoming: Incoming, paths: [Option<PathBuf>; 6]) -> Result<()> {
+/// cannot be created fails the sink's next call. The files are put in
+/// place only if the run's close says to `keep` them; a run dropped without
+/// closing (it failed) or closing on a failure removes them.
+fn write_files(mut incoming: Incoming, paths: [Option<PathBuf>; 6], keep: oneshot::Receiver<bool>) -> Result<()> {
     let mut outputs: Vec<Option<Output>> =
         paths.iter().map(|p| p.as_deref().map(Output::create).transpose()).collect::<Result<_>>()?;
     while let Some(message) = incoming.next() {
@@ -1069,6 +1081,11 @@ fn write_files(mut incoming: Incoming, paths: [Option<PathBuf>; 6]) -> Result<()
                 let _ = reply.send(());
             }
         }
+    }
+    if keep.blocking_recv() != Ok(true) {
+        // Dropped unfinished: each output's temporary file is removed.
+        drop(outputs);
+        return Err(anyhow!("the run stopped before its end: its files were not kept"));
     }
     for out in outputs.into_iter().flatten() {
         out.finish()?;

@@ -182,6 +182,34 @@ fn a_failed_run_leaves_every_output_as_it_was() {
     assert_eq!(partials(dir.path()), Vec::<String>::new(), "nothing left behind");
 }
 
+/// The same when the capture is cut off after many batches went through:
+/// the engine has applied them and the files had lines, but the run failed,
+/// so none of its files replaces what was there (they used to be put in
+/// place with what the run had reached).
+#[test]
+fn a_run_failing_midway_keeps_none_of_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole.jsonl.zst");
+    let made = run_pulse(["generate", "--customers", "300", "--days", "30", "--quiet", "--out", whole.to_str().unwrap()]);
+    assert!(made.status.success(), "{}", describe(&made));
+    let zst = std::fs::read(&whole).unwrap();
+    let cut = write_file(dir.path(), "cut.jsonl.zst", &zst[..zst.len() / 2]);
+    let names = ["v.jsonl", "d.jsonl", "p.jsonl", "a.jsonl", "m.jsonl", "s.json"];
+    let before = |name: &str| format!("an earlier run's {name}\n");
+    let paths: Vec<_> = names.iter().map(|n| write_file(dir.path(), n, before(n).as_bytes())).collect();
+    let p = |i: usize| paths[i].to_str().unwrap();
+    let out = run_pulse([
+        "replay", cut.to_str().unwrap(), "--quiet", "--features-out", p(0), "--dead-letter-out", p(1), "--score",
+        "--predictions-out", p(2), "--alerts-out", p(3), "--metrics-out", p(4), "--summary-json", p(5),
+    ]);
+    // Cut after thousands of lines: batches were applied and written first.
+    fails_with(&out, &["cut.jsonl.zst after line", "incomplete frame"]);
+    for (name, path) in names.iter().zip(&paths) {
+        assert_eq!(std::fs::read_to_string(path).unwrap(), before(name), "{name} replaced by a cut-off file");
+    }
+    assert_eq!(partials(dir.path()), Vec::<String>::new(), "nothing left behind");
+}
+
 #[test]
 fn an_interrupted_generate_removes_what_it_had_written() {
     let dir = tempfile::tempdir().unwrap();
