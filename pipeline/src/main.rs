@@ -180,9 +180,19 @@ enum Command {
     Serve(commands::serve::ServeArgs),
 }
 
+/// The log filter without `RUST_LOG`: pulse's own warnings (retries, a
+/// fallback model, a run without a checkpoint, alert state that will not
+/// survive a restart) and every crate's errors. The libraries' warnings stay
+/// hidden: the AWS SDK's are about its own internals.
+const DEFAULT_LOG: &str =
+    "error,pulse=warn,pulse_aws=warn,pulse_runtime=warn,pulse_operators=warn,pulse_model=warn,pulse_serve=warn";
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
+        )
         .with_writer(std::io::stderr)
         // Colours for a terminal, plain text for a file or a log collector.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -190,7 +190,8 @@ fn a_failed_run_leaves_every_output_as_it_was() {
 fn a_run_failing_midway_keeps_none_of_its_files() {
     let dir = tempfile::tempdir().unwrap();
     let whole = dir.path().join("whole.jsonl.zst");
-    let made = run_pulse(["generate", "--customers", "300", "--days", "30", "--quiet", "--out", whole.to_str().unwrap()]);
+    let made =
+        run_pulse(["generate", "--customers", "300", "--days", "30", "--quiet", "--out", whole.to_str().unwrap()]);
     assert!(made.status.success(), "{}", describe(&made));
     let zst = std::fs::read(&whole).unwrap();
     let cut = write_file(dir.path(), "cut.jsonl.zst", &zst[..zst.len() / 2]);
@@ -199,8 +200,22 @@ fn a_run_failing_midway_keeps_none_of_its_files() {
     let paths: Vec<_> = names.iter().map(|n| write_file(dir.path(), n, before(n).as_bytes())).collect();
     let p = |i: usize| paths[i].to_str().unwrap();
     let out = run_pulse([
-        "replay", cut.to_str().unwrap(), "--quiet", "--features-out", p(0), "--dead-letter-out", p(1), "--score",
-        "--predictions-out", p(2), "--alerts-out", p(3), "--metrics-out", p(4), "--summary-json", p(5),
+        "replay",
+        cut.to_str().unwrap(),
+        "--quiet",
+        "--features-out",
+        p(0),
+        "--dead-letter-out",
+        p(1),
+        "--score",
+        "--predictions-out",
+        p(2),
+        "--alerts-out",
+        p(3),
+        "--metrics-out",
+        p(4),
+        "--summary-json",
+        p(5),
     ]);
     // Cut after thousands of lines: batches were applied and written first.
     fails_with(&out, &["cut.jsonl.zst after line", "incomplete frame"]);

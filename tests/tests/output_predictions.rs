@@ -322,3 +322,44 @@ async fn own_prediction_writes_come_back_on_the_stream_and_change_nothing() {
         "counted as records that are not events"
     );
 }
+
+/// A prediction item as FEATURES.md §6 shapes it (what the system pulse
+/// replaces writes into the events table: no `model`, no `served_by`) is
+/// read back as the customer's latest prediction, not refused: refusing it
+/// failed every `pulse run --score --predictions-table` on such a table.
+#[tokio::test]
+async fn a_contract_shaped_item_is_read_back_and_replaced() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use pulse_aws::output::predictions::NOT_RECORDED;
+    let sdk = sdk().await;
+    let table = table(&sdk).await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let (n_, s_) = (|v: &str| AttributeValue::N(v.into()), |v: &str| AttributeValue::S(v.into()));
+    client
+        .put_item()
+        .table_name(&table)
+        .item("customer_id", s_("a"))
+        .item("sk", s_("PRED#latest"))
+        .item("first_session_success", n_("0.9"))
+        .item("session_velocity", n_("2.5"))
+        .item("churn_risk_14d", n_("0.125"))
+        .item("churn_risk_30d", n_("0.25"))
+        .item("health_score", n_("81"))
+        .item("segment", s_("healthy"))
+        .item("model_version", s_("rescan-7"))
+        .item("as_of", n_("500"))
+        .item("features_schema", s_("features-v1"))
+        .send()
+        .await
+        .unwrap();
+    let writer = PredictionWriter::new(client.clone(), table.as_str(), 1);
+    let stored = writer.customers(&[CustomerId::new("a")]).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!((stored[0].scores.churn_risk_14d, stored[0].state.as_of), (0.125, 500));
+    assert_eq!((&*stored[0].model.name, &*stored[0].model.version), (NOT_RECORDED, "rescan-7"));
+    assert!(stored[0].state.armed, "never alerted through pulse: armed");
+    // pulse's own next prediction replaces it, with every attribute.
+    writer.write(vec![record(prediction("a", 600, 0.5), true, false)]).await.unwrap();
+    let item = prediction_item(&client, &table, "a").await.unwrap();
+    assert_eq!((n(&item, "as_of"), s(&item, "model"), s(&item, "served_by")), (600.0, "pulse-multitask", "embedded"));
+}

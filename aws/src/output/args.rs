@@ -69,8 +69,8 @@ pub struct OutputArgs {
     #[arg(long, env = "ON_ENDPOINT_DOWN", value_enum, default_value = "hold")]
     pub on_endpoint_down: OnEndpointDown,
     /// With `hold`, how long a checkpoint waits for a down endpoint before
-    /// failing. In a Lambda function keep it well below the function's
-    /// timeout, so that a batch answers its failures instead of timing out.
+    /// failing. The Lambda function also stops 5 s before its invocation's
+    /// deadline, so that a batch answers its failures instead of timing out.
     #[arg(long, env = "HOLD_TIMEOUT_S", default_value_t = 300.0, value_name = "SECONDS")]
     pub hold_timeout_s: f64,
     /// The model version to record when the endpoint's answer does not name one.

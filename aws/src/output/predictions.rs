@@ -505,6 +505,10 @@ impl PredictionWriter {
     }
 }
 
+/// What a stored prediction item without `model`, `model_version` or
+/// `served_by` is taken to have there.
+pub const NOT_RECORDED: &str = "not recorded";
+
 fn stored_customer(item: &HashMap<String, AttributeValue>) -> Result<StoredCustomer> {
     let state = stored_state(item)?;
     let c = &state.customer_id;
@@ -525,10 +529,18 @@ fn stored_customer(item: &HashMap<String, AttributeValue>) -> Result<StoredCusto
         churn_risk_30d: n("churn_risk_30d")?,
         health_score: n("health_score")?,
     };
+    // FEATURES.md §6's item names only `model_version`: the items the
+    // system pulse replaces wrote (and any other writer following §6) have
+    // no `model` or `served_by`. They are taken as "not recorded", not
+    // refused: refusing failed every run on such a table.
+    let recorded = |name: &str| match item.get(name) {
+        None => Ok(NOT_RECORDED.to_string()),
+        Some(_) => s(name),
+    };
     let model = pulse_model::ModelId {
-        name: s("model")?.into(),
-        version: s("model_version")?.into(),
-        served_by: s("served_by")?.into(),
+        name: recorded("model")?.into(),
+        version: recorded("model_version")?.into(),
+        served_by: recorded("served_by")?.into(),
     };
     Ok(StoredCustomer { state, scores, model, memory: None, anchors: None })
 }
@@ -601,5 +613,38 @@ mod tests {
         assert!(stored_state(&arriving).unwrap().arriving);
         arriving.insert("alert_arriving".into(), AttributeValue::N("1".into()));
         assert!(stored_state(&arriving).is_err(), "not a boolean");
+    }
+
+    /// A prediction item exactly as FEATURES.md §6 shapes it (what the
+    /// system pulse replaces writes): read back, its model "not recorded".
+    #[test]
+    fn a_contract_shaped_prediction_item_is_read_back() {
+        let n = |v: &str| AttributeValue::N(v.into());
+        let sv = |v: &str| AttributeValue::S(v.into());
+        let mut item = HashMap::from([
+            ("customer_id".to_owned(), sv("stu_000001")),
+            ("sk".to_owned(), sv("PRED#latest")),
+            ("first_session_success".to_owned(), n("0.9")),
+            ("session_velocity".to_owned(), n("2.5")),
+            ("churn_risk_14d".to_owned(), n("0.1")),
+            ("churn_risk_30d".to_owned(), n("0.2")),
+            ("health_score".to_owned(), n("81")),
+            ("segment".to_owned(), sv("healthy")),
+            ("model_version".to_owned(), sv("synth-1")),
+            ("as_of".to_owned(), n("1767610805286")),
+            ("features_schema".to_owned(), sv("features-v1")),
+        ]);
+        let stored = stored_customer(&item).unwrap();
+        assert_eq!(
+            (&*stored.model.name, &*stored.model.version, &*stored.model.served_by),
+            (NOT_RECORDED, "synth-1", NOT_RECORDED)
+        );
+        assert_eq!((stored.scores.health_score, stored.state.as_of, stored.state.armed), (81.0, 1767610805286, true));
+        // Present but not a string is still wrong.
+        item.insert("model".into(), n("3"));
+        assert!(stored_customer(&item).unwrap_err().to_string().contains("model of customer stu_000001"));
+        item.remove("model");
+        item.remove("health_score");
+        assert!(stored_customer(&item).is_err(), "a score missing is not a prediction");
     }
 }
