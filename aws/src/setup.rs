@@ -43,9 +43,26 @@ pub async fn ensure_events_table(client: &aws_sdk_dynamodb::Client, table: &str)
     wait_active(client, table).await?;
     let described = client.describe_table().table_name(table).send().await?;
     let description = described.table().context("DescribeTable returned no table")?;
-    match description.latest_stream_arn() {
-        Some(arn) => Ok(arn.to_string()),
-        None => bail!("table {table} has no stream: enable NEW_AND_OLD_IMAGES streams on it"),
+    // A table that was already there is checked, not trusted: one pulse
+    // cannot read was reported ready, and `pulse run` refused it after.
+    let keys: Vec<(&str, &KeyType)> =
+        description.key_schema().iter().map(|k| (k.attribute_name(), k.key_type())).collect();
+    if keys != [("customer_id", &KeyType::Hash), ("sk", &KeyType::Range)] {
+        bail!(
+            "table {table} exists with the key {}; pulse's events table is keyed customer_id (partition) and sk \
+             (sort): choose another name, or delete that table",
+            keys.iter().map(|(name, kind)| format!("{name} ({})", kind.as_str())).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let view = description.stream_specification().filter(|s| s.stream_enabled()).and_then(|s| s.stream_view_type());
+    match (description.latest_stream_arn(), view) {
+        (Some(arn), Some(StreamViewType::NewAndOldImages)) => Ok(arn.to_string()),
+        (_, Some(other)) => bail!(
+            "table {table}'s stream carries {}: pulse needs NEW_AND_OLD_IMAGES (corrections and retractions need the \
+             old image); disable the stream and enable it again with NEW_AND_OLD_IMAGES",
+            other.as_str()
+        ),
+        _ => bail!("table {table} has no stream: enable NEW_AND_OLD_IMAGES streams on it"),
     }
 }
 

@@ -85,7 +85,9 @@ impl ResumableFile {
         let committed = resume_at.unwrap_or(0);
         writer.seek(std::io::SeekFrom::Start(committed)).with_context(|| format!("cannot seek {}", path.display()))?;
         Ok(ResumableFile {
-            path: path.to_owned(),
+            // Absolute, as the checkpoint records it: a restart from another
+            // directory, or naming the file another way, finds it again.
+            path: std::path::absolute(path).unwrap_or_else(|_| path.to_owned()),
             compression: Compression::of(path),
             state: WriteState::Idle(writer),
             committed,
@@ -152,6 +154,33 @@ pub struct FileSinkState {
     pub dead_letters: Option<(PathBuf, u64)>,
 }
 
+/// Whether `a` and `b` name one file: `f.jsonl`, `./f.jsonl`, its absolute
+/// path and a link to it all do (compared as absolute paths, then, when
+/// both exist, as resolved ones).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+    absolute(a) == absolute(b)
+        || matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
+}
+
+/// Where to resume `path` from, given what a checkpoint recorded of its
+/// output (`was`: the file and its committed length): that length when the
+/// checkpoint's file is `path`, else `None`, a new file (said on stderr: a
+/// file that was meant to be resumed and is named differently would
+/// otherwise start over silently).
+pub fn resume_at(path: &Path, was: Option<&(PathBuf, u64)>, what: &str) -> Option<u64> {
+    let (recorded, len) = was?;
+    if same_file(recorded, path) {
+        return Some(*len);
+    }
+    tracing::warn!(
+        "{what} {} is not the one the checkpoint wrote ({}): it starts empty, with what comes after the checkpoint",
+        path.display(),
+        recorded.display()
+    );
+    None
+}
+
 /// Vectors and dead letters to JSON Lines files, resumable exactly.
 #[derive(Debug)]
 pub struct FileSink {
@@ -173,16 +202,12 @@ impl FileSink {
             Some(v) => serde_json::from_value(v.clone()).context("the checkpoint's file-sink state is unreadable")?,
             None => FileSinkState::default(),
         };
-        let open = |path: Option<&Path>, was: &Option<(PathBuf, u64)>| -> Result<Option<ResumableFile>> {
-            path.map(|p| {
-                let at = was.as_ref().filter(|(q, _)| q == p).map(|(_, len)| *len);
-                ResumableFile::open(p, at)
-            })
-            .transpose()
+        let open = |path: Option<&Path>, was: &Option<(PathBuf, u64)>, what| -> Result<Option<ResumableFile>> {
+            path.map(|p| ResumableFile::open(p, resume_at(p, was.as_ref(), what))).transpose()
         };
         Ok(FileSink {
-            features: open(features, &state.features)?,
-            dead_letters: open(dead_letters, &state.dead_letters)?,
+            features: open(features, &state.features, "the vectors' file")?,
+            dead_letters: open(dead_letters, &state.dead_letters, "the dead letters' file")?,
             buf: Vec::with_capacity(1 << 16),
         })
     }
@@ -275,6 +300,32 @@ mod tests {
         let saved: FileSinkState = serde_json::from_value(sink.checkpoint_state().unwrap()).unwrap();
         assert_eq!(saved.features, Some((features, 5)));
         assert_eq!(saved.dead_letters, Some((dead, 0)));
+    }
+
+    /// `./f.jsonl`, `dir/../dir/f.jsonl` or a link to it name the file the
+    /// checkpoint wrote: it is resumed, not emptied (a restart from a
+    /// script with absolute paths used to empty it silently).
+    #[test]
+    fn the_same_file_named_another_way_is_resumed() {
+        let dir = tempfile::tempdir().unwrap();
+        let features = dir.path().join("f.jsonl");
+        std::fs::write(&features, b"kept\ncut").unwrap();
+        let link = dir.path().join("link.jsonl");
+        std::os::unix::fs::symlink(&features, &link).unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        let roundabout = sub.join("..").join("f.jsonl");
+        for spelled in [&roundabout, &link] {
+            std::fs::write(&features, b"kept\ncut").unwrap();
+            let state =
+                serde_json::to_value(FileSinkState { features: Some((features.clone(), 5)), dead_letters: None })
+                    .unwrap();
+            let mut sink = FileSink::open(Some(spelled), None, Some(&state)).unwrap();
+            futures_flush(&mut sink);
+            assert_eq!(std::fs::read(&features).unwrap(), b"kept\n", "{}", spelled.display());
+        }
+        assert!(same_file(&features, &roundabout) && same_file(&features, &link));
+        assert!(!same_file(&features, &dir.path().join("other.jsonl")));
     }
 
     fn futures_flush(sink: &mut FileSink) {

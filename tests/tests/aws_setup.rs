@@ -25,6 +25,49 @@ async fn events_table_is_created_once_with_a_new_and_old_images_stream() {
     assert_eq!(keys, ["customer_id", "sk"]);
 }
 
+/// A table of that name that pulse cannot read (another key, a stream
+/// without both images, no stream) is refused by name, not reported ready
+/// (`pulse run` refused it afterwards).
+#[tokio::test]
+async fn an_existing_table_pulse_cannot_read_is_refused() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, StreamSpecification,
+        StreamViewType,
+    };
+    let config = AwsArgs::local(aws_endpoint()).load().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let attr = |name: &str| {
+        AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().unwrap()
+    };
+    let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap();
+    let stream = |view| StreamSpecification::builder().stream_enabled(true).stream_view_type(view).build().unwrap();
+    let cases = [
+        (
+            "wrong-key",
+            vec![key("id", KeyType::Hash)],
+            Some(stream(StreamViewType::NewAndOldImages)),
+            "keyed customer_id",
+        ),
+        (
+            "keys-only",
+            vec![key("customer_id", KeyType::Hash), key("sk", KeyType::Range)],
+            Some(stream(StreamViewType::KeysOnly)),
+            "carries KEYS_ONLY",
+        ),
+        ("no-stream", vec![key("customer_id", KeyType::Hash), key("sk", KeyType::Range)], None, "has no stream"),
+    ];
+    for (name, keys, spec, expected) in cases {
+        let table = unique_name(name);
+        let mut create = client.create_table().table_name(&table).billing_mode(BillingMode::PayPerRequest);
+        for k in &keys {
+            create = create.attribute_definitions(attr(k.attribute_name())).key_schema(k.clone());
+        }
+        create.set_stream_specification(spec).send().await.expect("table created");
+        let err = setup::ensure_events_table(&client, &table).await.expect_err(name);
+        assert!(format!("{err:#}").contains(expected), "{name}: {err:#}");
+    }
+}
+
 /// `pulse setup --alerts-topic --dead-letter-queue` makes what `pulse run
 /// --score`'s README example needs, and prints it for a shell to take; a
 /// second run finds the same ones.

@@ -225,6 +225,53 @@ fn a_run_failing_midway_keeps_none_of_its_files() {
     assert_eq!(partials(dir.path()), Vec::<String>::new(), "nothing left behind");
 }
 
+/// Standard output closed before the summary is printed (`pulse ... | head
+/// -1` after head has gone): the command finishes and exits as its work
+/// went, where `println!` panicked with exit 101.
+#[test]
+fn a_closed_standard_output_is_no_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let golden = fixture("golden.jsonl");
+    let mut child = Command::new(pulse_bin())
+        .args(["replay", golden.to_str().unwrap(), "--quiet", "--features-out"])
+        .arg(dir.path().join("v.jsonl"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", describe(&out));
+    assert!(std::fs::metadata(dir.path().join("v.jsonl")).unwrap().len() > 0, "the work was done");
+}
+
+/// `pulse run` and `pulse capture` resume their files from the checkpoint:
+/// `-` (which wrote a file named `-`) and a checkpoint nowhere writable
+/// (found at the first checkpoint, after records no checkpoint covered)
+/// are refused before any AWS call.
+#[test]
+fn live_outputs_are_files_and_the_checkpoint_is_writable() {
+    let dir = tempfile::tempdir().unwrap();
+    let stream = ["--source", "dynamodb-streams", "--table", "events", "--idle-exit-s", "1"];
+    let out = run_pulse(["capture"].into_iter().chain(stream).chain(["--out", "-"]));
+    fails_with(&out, &["--out -", "standard output cannot be"]);
+    let features = dir.path().join("f.jsonl");
+    let out = run_pulse(["run"].into_iter().chain(stream).chain(["--features-out", "-"]));
+    fails_with(&out, &["--features-out -"]);
+    let blocked = dir.path().join("a-file");
+    std::fs::write(&blocked, b"").unwrap();
+    let checkpoint = blocked.join("ck.json");
+    let out = run_pulse(["run"].into_iter().chain(stream).chain([
+        "--features-out",
+        features.to_str().unwrap(),
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+    ]));
+    fails_with(&out, &["--checkpoint", "cannot write a file in"]);
+    assert!(!features.exists() && !dir.path().join("-").exists(), "nothing written");
+}
+
 #[test]
 fn an_interrupted_generate_removes_what_it_had_written() {
     let dir = tempfile::tempdir().unwrap();

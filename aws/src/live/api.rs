@@ -184,7 +184,14 @@ impl StreamApi {
             }
         }
         let Some((_, arn)) = newest else {
-            bail!("table {table} has no stream: enable a NEW_AND_OLD_IMAGES stream on it (or pass --stream-arn)")
+            // ListStreams answers a table that does not exist as one without
+            // streams; telling them apart would take DescribeTable, a
+            // permission a stream reader need not have.
+            let region = client.config().region().map_or("the configured region".to_owned(), |r| r.to_string());
+            bail!(
+                "no stream found for table {table} in {region}: check the table's name and region, and that it has a \
+                 NEW_AND_OLD_IMAGES stream (or pass --stream-arn)"
+            )
         };
         StreamApi::dynamodb_stream(client, arn).await
     }

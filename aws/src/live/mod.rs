@@ -569,7 +569,11 @@ impl ShardSource {
         let processor = Processor::resume(Arc::new(engine), header.as_ref().and_then(|h| h.stream_time_ms));
         let capture = match &config.capture {
             Some(path) => {
-                let at = header.as_ref().and_then(|h| h.capture.as_ref()).filter(|(p, _)| p == path).map(|(_, n)| *n);
+                let at = pulse_runtime::files::resume_at(
+                    path,
+                    header.as_ref().and_then(|h| h.capture.as_ref()),
+                    "the capture",
+                );
                 Some(ResumableFile::open(path, at)?)
             }
             None => None,
@@ -840,8 +844,10 @@ impl ShardSource {
             tokio::task::spawn_blocking(move || store.save(&header, engine.as_deref()))
                 .await
                 .context("checkpoint writer failed")??;
+            // Only what reached a file counts: without --checkpoint the
+            // barrier still runs (outputs flushed) but nothing is kept.
+            self.checkpoints += 1;
         }
-        self.checkpoints += 1;
         let seconds = self.started.elapsed().as_secs_f64();
         let totals = self.totals(durable);
         tracing::info!(

@@ -43,6 +43,12 @@ pub struct ReaderConfig {
     pub error_min: Duration,
     /// The longest wait after failed calls.
     pub error_max: Duration,
+    /// When set, a shard whose calls have kept failing (throttled, or the
+    /// endpoint unreachable) for this long fails the run instead of being
+    /// retried on: a bounded run (`--idle-exit-s`) ends, with an error,
+    /// where it used to wait forever. `None`: a long-running consumer
+    /// retries for as long as it takes.
+    pub give_up_after: Option<Duration>,
 }
 
 impl Default for ReaderConfig {
@@ -53,6 +59,7 @@ impl Default for ReaderConfig {
             idle_max: Duration::from_secs(2),
             error_min: Duration::from_millis(100),
             error_max: Duration::from_secs(10),
+            give_up_after: None,
         }
     }
 }
@@ -120,6 +127,8 @@ struct Closed;
 struct Retries {
     policy: Backoff,
     failed: u32,
+    /// When the current run of failures began.
+    since: Option<tokio::time::Instant>,
 }
 
 impl Reader {
@@ -132,7 +141,7 @@ impl Reader {
         // A reader never gives up on a shard over throttling or a transient
         // failure: it waits, longer each time up to the cap, and tries again.
         let policy = Backoff { base: self.config.error_min, cap: self.config.error_max, max_attempts: u32::MAX };
-        let mut errors = Retries { policy, failed: 0 };
+        let mut errors = Retries { policy, failed: 0, since: None };
         let mut iterator: Option<String> = None;
         loop {
             let current = match iterator.take() {
@@ -150,6 +159,7 @@ impl Reader {
             match self.api.records(&current, self.config.limit).await {
                 Ok(page) => {
                     errors.failed = 0;
+                    errors.since = None;
                     if let Some(last) = page.records.last() {
                         start = StartAt::After(last.sequence_number.clone());
                     }
@@ -194,6 +204,16 @@ impl Reader {
                 self.send(ShardMsg::Trimmed { shard: self.shard.clone(), detail: e.detail }).await?;
             }
             Recovery::Wait => {
+                let since = *errors.since.get_or_insert_with(tokio::time::Instant::now);
+                if self.config.give_up_after.is_some_and(|limit| since.elapsed() >= limit) {
+                    tracing::error!(shard, error = %e, failing_s = since.elapsed().as_secs(), "reads keep failing; giving up");
+                    let error = ReadError {
+                        detail: format!("reads kept failing for {} s: {}", since.elapsed().as_secs(), e.detail),
+                        ..e
+                    };
+                    self.send(ShardMsg::Failed { shard: self.shard.clone(), error }).await?;
+                    return Ok(true);
+                }
                 errors.failed = errors.failed.saturating_add(1);
                 let failure = match e.kind {
                     ErrorKind::Throttled => Failure::Throttled(e.detail.clone()),

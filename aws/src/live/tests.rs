@@ -147,6 +147,26 @@ async fn throttling_is_waited_out_with_backoff() {
     assert!(started.elapsed() >= Duration::from_millis(100), "throttled reads wait: {:?}", started.elapsed());
 }
 
+/// An endpoint gone for good (every read a network error): a bounded run
+/// (`give_up_after`, set by `--idle-exit-s`) fails with the shard and the
+/// cause named once the reads have failed that long; it used to retry
+/// forever, silently.
+#[tokio::test(start_paused = true)]
+async fn a_bounded_run_gives_up_on_a_shard_whose_reads_keep_failing() {
+    let down = std::iter::repeat_n(Some(Fault::Error(ErrorKind::Transient)), 10_000);
+    let script =
+        Script::default().shard("s", None, false, logins(1..=4)).faults("s", std::iter::once(None).chain(down));
+    let mut bounded = config();
+    bounded.reader.give_up_after = Some(Duration::from_secs(60));
+    let started = tokio::time::Instant::now();
+    let (summary, sink) = run(script, bounded).await;
+    let error = format!("{:#}", summary.unwrap_err());
+    assert!(error.contains("cannot read shard s") && error.contains("reads kept failing for 6"), "{error}");
+    assert_eq!(sink.events, vec![1, 2], "what was read before is applied");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(60) && took < Duration::from_secs(80), "{took:?}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_vanished_shard_is_counted_lost_and_its_children_still_start() {
     let script = Script::default()

@@ -133,7 +133,7 @@ pub(crate) async fn run(args: DatasetArgs) -> Result<()> {
     ticker.abort();
     progress.finish();
     let day = utc_day;
-    println!(
+    say!(
         "{} records, {} vectors: {} labelled rows{} {} {} in {:.1} s\n\
          capture from {} to {}, by {}\n\
          {}\n\
@@ -171,7 +171,7 @@ pub(crate) async fn run(args: DatasetArgs) -> Result<()> {
         stats.outside_horizon,
     );
     if stats.dead_letters > 0 {
-        println!(
+        say!(
             "dead letters (invalid records) {}: they feed no row, as they feed no vector when served \
              (`pulse replay {} --dead-letter-out FILE` lists each with its reason)",
             stats.dead_letters,
@@ -180,7 +180,7 @@ pub(crate) async fn run(args: DatasetArgs) -> Result<()> {
     }
     // The rule `pulse train` and `pulse evaluate` judge the split by.
     if let Some(why) = written.then(|| out_of_time_too_short(&stats)).flatten() {
-        println!("no out-of-time split to judge a model on: {why}");
+        say!("no out-of-time split to judge a model on: {why}");
     }
     // A file of no rows is no dataset: say why rather than succeed.
     anyhow::ensure!(

@@ -76,7 +76,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         metrics: Some(args.scoring.metrics_out.clone().unwrap_or_else(|| dir.join("fleet-metrics.jsonl"))),
         snapshot: args.snapshot_out.clone(),
     };
-    println!(
+    say!(
         "pulse demo: {} customers over {} days (seed {}), {}, timers every {} h, batches of up to {} rows",
         args.customers,
         args.days,
@@ -95,7 +95,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         reasons_threads: args.scoring.reasons_threads,
     };
     let summary = replay::<EmbeddedModel>(config, Some(model)).await?;
-    println!("{}", demo_report(&summary, args.customers as u64, RESCAN_INTERVAL_MS));
+    say!("{}", demo_report(&summary, args.customers as u64, RESCAN_INTERVAL_MS));
     let files: Vec<String> = [
         &outputs.latest_predictions,
         &outputs.predictions,
@@ -108,6 +108,6 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     .flatten()
     .map(|p| p.display().to_string())
     .collect();
-    println!("wrote {}", files.join(", "));
+    say!("wrote {}", files.join(", "));
     Ok(())
 }

@@ -42,7 +42,7 @@ pub(crate) async fn run(args: ImportModelArgs) -> Result<()> {
     EmbeddedModel::new(&loaded).context("the imported model cannot be prepared for serving")?;
     if let Some(heads) = artifact.meta.training["imported"].as_array() {
         for h in heads {
-            println!(
+            say!(
                 "{:<22} {} ({}, XGBoost {}): {} trees, base_score {} (margin {:.6})",
                 h["head"].as_str().unwrap_or("?"),
                 h["file"].as_str().unwrap_or("?"),
@@ -54,7 +54,7 @@ pub(crate) async fn run(args: ImportModelArgs) -> Result<()> {
             );
         }
     }
-    println!(
+    say!(
         "wrote {} {} (kind gbt) to {}: serve it with --model {}",
         args.name,
         args.version,

@@ -93,11 +93,26 @@ pub(crate) struct LoadtestArgs {
     output: OutputArgs,
 }
 
+/// The longest `--duration-s` and `--drain-timeout-s` taken: a year.
+const MAX_SECONDS: f64 = 365.0 * 86_400.0;
+/// The lowest `--rate`: one event a day.
+const MIN_RATE: f64 = 1.0 / 86_400.0;
+
 pub(crate) async fn run(args: LoadtestArgs) -> Result<()> {
     anyhow::ensure!(args.customers > 0, "--customers must be at least 1");
     anyhow::ensure!(args.duration_s.is_finite() && args.duration_s > 0.0, "--duration-s must be > 0");
     anyhow::ensure!(args.rate.is_finite() && args.rate > 0.0, "--rate must be more than 0 events/s, got {}", args.rate);
     anyhow::ensure!(args.drain_timeout_s.is_finite() && args.drain_timeout_s >= 0.0, "--drain-timeout-s must be >= 0");
+    // Finite but past what a clock can count (1e30 s) panicked later.
+    for (flag, seconds) in [("--duration-s", args.duration_s), ("--drain-timeout-s", args.drain_timeout_s)] {
+        anyhow::ensure!(seconds <= MAX_SECONDS, "{flag} {seconds} is more than a year ({MAX_SECONDS} s)");
+    }
+    anyhow::ensure!(
+        args.rate >= MIN_RATE,
+        "--rate {} is less than one event in {} s: the first write would come after the run",
+        args.rate,
+        1.0 / MIN_RATE
+    );
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
     let synth = SynthConfig {
         customers: args.customers,
@@ -115,7 +130,7 @@ pub(crate) async fn run(args: LoadtestArgs) -> Result<()> {
     let deployment = Deployment { pulse_uses_endpoint: args.cost_endpoint, ..Deployment::default() };
     let (json, measured, rate) = if args.in_process {
         let report = tokio::task::spawn_blocking(move || in_process(&synth, engine)).await??;
-        println!("{}", in_process_table(&report));
+        say!("{}", in_process_table(&report));
         let measured = Measured {
             records_per_core_second: report.pulse_records_per_s,
             scoring_core_seconds_per_prediction: report.scoring_seconds_per_prediction,
@@ -125,7 +140,20 @@ pub(crate) async fn run(args: LoadtestArgs) -> Result<()> {
         (serde_json::to_string_pretty(&report)?, measured, rate)
     } else {
         let report = live(&args, synth, engine, now).await?;
-        println!("{}", live_table(&report));
+        say!("{}", live_table(&report));
+        let (written, latency) = (report.write.events_written, &report.latency);
+        if latency.pending > 0 {
+            eprintln!(
+                "warning: {} of the {written} events written were not scored by the end of the drain: the local \
+                 server fell behind (a longer --drain-timeout-s, a lower --rate), or the table already held them \
+                 (a --table an earlier load test filled, with the same --seed: the same event ids, so duplicates)",
+                latency.pending
+            );
+        }
+        anyhow::ensure!(
+            latency.resolved > 0 || written == 0,
+            "no write -> prediction latency was measured: none of the {written} events written was scored (see the warning)"
+        );
         let events = report.write.events_written.max(1) as f64;
         let measured = Measured {
             predictions_per_event: report.scoring.predictions_written as f64 / events,
@@ -134,9 +162,9 @@ pub(crate) async fn run(args: LoadtestArgs) -> Result<()> {
         };
         (serde_json::to_string_pretty(&report)?, measured, DEFAULT_EVENTS_PER_CUSTOMER_DAY)
     };
-    println!("{json}");
+    say!("{json}");
     let rate = args.cost_events_per_customer_day.unwrap_or(rate);
-    println!("{}", cost::report(rate, &measured, &deployment, &cost::US_EAST_1));
+    say!("{}", cost::report(rate, &measured, &deployment, &cost::US_EAST_1));
     if let Some(path) = &args.summary_json {
         std::fs::write(path, &json).with_context(|| format!("cannot write {}", path.display()))?;
     }
@@ -172,9 +200,13 @@ async fn live(args: &LoadtestArgs, synth: SynthConfig, engine: EngineConfig, now
     let written = Arc::new(AtomicU64::new(0));
     let progress = Progress::items(!args.quiet, "items written", expected, Arc::clone(&written));
     let ticker = progress.spawn_ticker(Duration::from_millis(200));
-    println!(
+    say!(
         "pulse loadtest: {} customers x {} days into {table} at {} events/s for up to {} s ({} events at most)",
-        args.customers, args.days, args.rate, args.duration_s, args.max_events
+        args.customers,
+        args.days,
+        args.rate,
+        args.duration_s,
+        args.max_events
     );
     let result = run_live(&sdk, &load, sink, tracker, &|n| written.store(n, Relaxed)).await;
     ticker.abort();
@@ -205,8 +237,14 @@ fn in_process_table(r: &InProcessReport) -> String {
 fn live_table(r: &LiveReport) -> String {
     let l = &r.latency;
     let ratio = r.rescan_calls_ratio.map_or("n/a".to_owned(), |x| format!("{x:.1}x"));
+    // An empty histogram's percentiles read 0: not a latency.
+    let latency = if l.resolved == 0 {
+        "none measured".to_owned()
+    } else {
+        format!("p50 {:.0} ms  p95 {:.0} ms  p99 {:.0} ms  max {:.0} ms", l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms)
+    };
     format!(
-        "live: {} customers, {:.1} s\n  written            {} items ({} events) in {} BatchWriteItem calls, {:.0} items/s\n  consumed           {} records, {:.0} records/s, {} vectors\n  latency write->prediction  p50 {:.0} ms  p95 {:.0} ms  p99 {:.0} ms  max {:.0} ms ({} resolved, {} pending)\n  model              {} calls, {} rows: {:.3} calls and {:.3} rows per event\n  predictions        {} written, {} not (newer stored)\n  5-min rescan       {:.2} rescans over the same time: {:.0} endpoint calls, {:.0} items scanned ({ratio} pulse's calls)",
+        "live: {} customers, {:.1} s\n  written            {} items ({} events) in {} BatchWriteItem calls, {:.0} items/s\n  consumed           {} records, {:.0} records/s, {} vectors\n  latency write->prediction  {latency} ({} resolved, {} pending)\n  model              {} calls, {} rows: {:.3} calls and {:.3} rows per event\n  predictions        {} written, {} not (newer stored)\n  5-min rescan       {:.2} rescans over the same time: {:.0} endpoint calls, {:.0} items scanned ({ratio} pulse's calls)",
         r.customers,
         r.seconds,
         thousands(r.write.items_written),
@@ -216,10 +254,6 @@ fn live_table(r: &LiveReport) -> String {
         thousands(r.records_consumed),
         r.records_per_second,
         thousands(r.vectors),
-        l.p50_ms,
-        l.p95_ms,
-        l.p99_ms,
-        l.max_ms,
         thousands(l.resolved),
         thousands(l.pending),
         thousands(r.scoring.model_calls),

@@ -1,6 +1,19 @@
 //! The subcommands of the `pulse` binary: argument parsing and printing;
 //! the work is in the library.
 
+/// `println!` that does not panic when standard output is gone (a closed
+/// pipe: `pulse setup ... | head -1`): the command goes on with its work
+/// and its exit code still says how that went. `println!` panicked there
+/// (exit 101), and `pulse setup` stopped before creating the queue.
+macro_rules! say {
+    () => {
+        $crate::commands::say_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::commands::say_line(format_args!($($arg)*))
+    };
+}
+
 pub(crate) mod dataset;
 pub(crate) mod demo;
 pub(crate) mod generate;
@@ -40,7 +53,22 @@ pub(crate) fn load_model(dir: Option<&Path>) -> Result<EmbeddedModel> {
 pub(crate) fn model_line(model: &EmbeddedModel, dir: Option<&Path>) -> String {
     let id = model.id();
     let place = dir.map_or("built in".to_owned(), |d| format!("from {}", d.display()));
-    format!("model {} v{} ({place})", id.name, id.version)
+    // A version that already reads "v1" is not printed "vv1".
+    let v = if id.version.starts_with(['v', 'V']) { "" } else { "v" };
+    format!("model {} {v}{} ({place})", id.name, id.version)
+}
+
+/// Writes a line to standard output for [`say!`]: what a closed pipe cannot
+/// take is dropped, as `head` means it to be; another failure (a full disk
+/// behind a redirect) is said on standard error once a line.
+pub(crate) fn say_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("warning: cannot write to standard output: {e}");
+        }
+    }
 }
 
 /// Whether an output file is `-`: standard output then carries the data.
@@ -55,7 +83,7 @@ pub(crate) fn print_summary(text: &str, data_on_stdout: bool) {
     if data_on_stdout {
         eprintln!("{text}");
     } else {
-        println!("{text}");
+        say!("{text}");
     }
 }
 

@@ -49,6 +49,10 @@ pub(crate) enum ClockArg {
     Wall,
 }
 
+/// How long a bounded run (`--idle-exit-s`) lets a shard's reads fail
+/// before it fails, at least.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(60);
+
 /// The stream, positions and stopping rules shared by `run` and `capture`.
 #[derive(Args, Debug)]
 pub(crate) struct StreamArgs {
@@ -89,6 +93,9 @@ pub(crate) struct StreamArgs {
     #[arg(long, value_name = "N")]
     max_records: Option<u64>,
     /// Stop once every shard has been caught up, with no new record, for this many seconds.
+    /// Such a bounded run also fails (exit 1) when a shard's reads keep failing (the endpoint
+    /// unreachable, throttled) for 60 s or this long, whichever is longer; without it pulse
+    /// retries for as long as it takes.
     #[arg(long, value_name = "SECONDS")]
     idle_exit_s: Option<f64>,
     /// Records per GetRecords call (default and most: 1000 for DynamoDB Streams, 10000 for Kinesis).
@@ -249,6 +256,9 @@ impl StreamArgs {
                 limit: 0, // set once the stream is known
                 idle_min: Duration::from_millis(poll_min_ms),
                 idle_max: Duration::from_millis(self.poll_max_ms),
+                // A bounded run ends when the stream cannot be read any
+                // more; a consumer without --idle-exit-s retries on.
+                give_up_after: idle_exit.map(|idle| idle.max(GIVE_UP_AFTER)),
                 ..ReaderConfig::default()
             },
             max_records: self.max_records,
@@ -262,6 +272,10 @@ impl StreamArgs {
         let api = match self.source {
             SourceKind::DynamodbStreams => {
                 let client = aws_sdk_dynamodbstreams::Client::new(&sdk);
+                anyhow::ensure!(
+                    self.stream.is_none(),
+                    "--stream names a Kinesis data stream (--source kinesis); a table's DynamoDB stream is --table NAME or --stream-arn ARN"
+                );
                 match (&self.table, &self.stream_arn) {
                     (Some(table), None) => StreamApi::dynamodb_table(client, table).await?,
                     (None, Some(arn)) => StreamApi::dynamodb_stream(client, arn.clone()).await?,
@@ -301,8 +315,30 @@ fn default_consumer_id() -> String {
     format!("{host}-{}", std::process::id())
 }
 
+/// The checks of `run`'s and `capture`'s files before any AWS call: no two
+/// are one file, none is `-` (they are resumed from the checkpoint, cut back
+/// to its length, which standard output cannot be), and the checkpoint's
+/// directory takes a file (found at the first checkpoint otherwise, after
+/// the outputs had records no checkpoint covers).
+fn check_live_files(outputs: &[(&str, &Path)], checkpoint: Option<&Path>) -> Result<()> {
+    if let Some((flag, _)) = outputs.iter().find(|(_, p)| pulse_runtime::io::is_stdin(p)) {
+        anyhow::bail!(
+            "{flag} -: `pulse run` and `pulse capture` resume their files from the checkpoint, which standard output \
+             cannot be; name a file (a capture can then be replayed with `pulse replay FILE`)"
+        );
+    }
+    check_output_files(&[], outputs)?;
+    if let Some(path) = checkpoint {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)
+            .and_then(|()| tempfile::Builder::new().prefix(".pulse-checkpoint-check").tempfile_in(dir).map(drop))
+            .with_context(|| format!("--checkpoint {}: cannot write a file in {}", path.display(), dir.display()))?;
+    }
+    Ok(())
+}
+
 fn print(summary: &LiveSummary, title: &str) {
-    println!("{title}\n{}", summary.table());
+    say!("{title}\n{}", summary.table());
 }
 
 pub(crate) async fn run(args: RunArgs) -> Result<()> {
@@ -314,7 +350,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
         ("--summary-json", &args.summary_json),
     ];
     let outputs: Vec<(&str, &Path)> = outputs.iter().filter_map(|(flag, p)| p.as_deref().map(|p| (*flag, p))).collect();
-    check_output_files(&[], &outputs)?;
+    check_live_files(&outputs, args.stream.checkpoint.as_deref())?;
     let mut config = args.stream.config()?;
     config.engine = Some(EngineConfig { timers: args.timers.policy()? });
     config.clock = match args.clock {
@@ -360,7 +396,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
             sink.1.finish().await.context("cannot publish the final metrics")?;
             print(&summary, "run summary");
             let stats = sink.1.stats();
-            println!("{}", scoring_table(&stats));
+            say!("{}", scoring_table(&stats));
             let mut json = serde_json::to_value(&summary)?;
             json["scoring"] = serde_json::to_value(stats)?;
             json
@@ -418,7 +454,7 @@ impl Sink for NoSink {
 pub(crate) async fn capture(args: CaptureArgs) -> Result<()> {
     let mut outputs = vec![("--out", args.out.as_path())];
     outputs.extend(args.stream.checkpoint.as_deref().map(|p| ("--checkpoint", p)));
-    check_output_files(&[], &outputs)?;
+    check_live_files(&outputs, args.stream.checkpoint.as_deref())?;
     let mut config = args.stream.config()?;
     config.engine = None;
     config.capture = Some(args.out);

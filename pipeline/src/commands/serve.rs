@@ -101,9 +101,9 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let addr = listener.local_addr().unwrap_or(addr);
     let source = dir.as_ref().map_or("embedded".to_owned(), |d| d.display().to_string());
-    println!("pulse serve: listening on http://{addr} (GET /ping, POST /invocations)");
+    say!("pulse serve: listening on http://{addr} (GET /ping, POST /invocations)");
     // Two lines: scripts and tests read the banner by its line count.
-    println!(
+    say!(
         "pulse serve: model {name} version {version} ({source}), features-v1, at most {} rows per request; \
          at most {} connections, headers within {} s, bodies within {} s, {} MiB of bodies at once",
         args.max_rows,
@@ -121,7 +121,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
             grace.as_secs_f64()
         ),
     }
-    println!("pulse serve: stopped");
+    say!("pulse serve: stopped");
     Ok(())
 }
 

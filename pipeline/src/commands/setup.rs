@@ -46,23 +46,24 @@ pub(crate) async fn run(args: SetupArgs) -> Result<()> {
     let sdk = args.aws.load().await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let arn = setup::ensure_events_table(&client, &args.table).await?;
-    println!("table {} ready, stream {arn}", args.table);
+    say!("table {} ready, stream {arn}", args.table);
     if let Some(index) = &args.due_index {
         setup::ensure_due_index(&client, &args.table, index).await?;
-        println!("due index {index} ready");
+        say!("due index {index} ready");
     }
     // As `NAME=value` lines of their own, so that a shell can take them:
     // `eval "$(pulse setup ... | grep -E '^(TOPIC_ARN|QUEUE_URL)=')"`.
     if let Some(name) = &args.alerts_topic {
         let arn = setup::ensure_alerts_topic(&aws_sdk_sns::Client::new(&sdk), name).await?;
-        println!("TOPIC_ARN={arn}");
+        say!("TOPIC_ARN={arn}");
     }
     if let Some(name) = &args.dead_letter_queue {
         let url = setup::ensure_dead_letter_queue(&aws_sdk_sqs::Client::new(&sdk), name).await?;
-        println!("QUEUE_URL={url}");
+        say!("QUEUE_URL={url}");
     }
     let (Some(capture), Some(input)) = (args.load, input) else { return Ok(()) };
-    let mut loader = Loader { client, table: args.table, batch: Vec::new(), written: 0, refused: 0 };
+    let mut loader =
+        Loader { client, table: args.table, batch: Vec::new(), written: 0, refused: 0, first_refusal: None };
     let mut skipped = 0u64;
     for (i, line) in std::io::BufReader::new(input.reader).lines().enumerate() {
         let line = line.with_context(|| format!("cannot read {}", capture.display()))?;
@@ -84,7 +85,7 @@ pub(crate) async fn run(args: SetupArgs) -> Result<()> {
         }
     }
     loader.flush().await?;
-    println!(
+    say!(
         "wrote {} records of {} into {} ({} refused by DynamoDB, {} lines not writable records)",
         loader.written,
         capture.display(),
@@ -92,6 +93,12 @@ pub(crate) async fn run(args: SetupArgs) -> Result<()> {
         loader.refused,
         skipped
     );
+    if let Some(reason) = &loader.first_refusal {
+        // A hostile capture has items DynamoDB refuses on purpose (a NaN
+        // number); every item refused is a table that does not fit.
+        eprintln!("the first item refused: {reason}");
+        anyhow::ensure!(loader.written > 0, "every item was refused: nothing was written into {}", loader.table);
+    }
     Ok(())
 }
 
@@ -101,6 +108,8 @@ struct Loader {
     batch: Vec<HashMap<String, AttributeValue>>,
     written: u64,
     refused: u64,
+    /// Why DynamoDB refused the first item it refused.
+    first_refusal: Option<String>,
 }
 
 fn key(item: &HashMap<String, AttributeValue>) -> (Option<&AttributeValue>, Option<&AttributeValue>) {
@@ -171,7 +180,9 @@ impl Loader {
             match self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await {
                 Ok(_) => self.written += 1,
                 Err(e) if e.as_service_error().is_some() => {
-                    tracing::warn!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "item refused");
+                    let reason = aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string();
+                    tracing::debug!(error = %reason, "item refused");
+                    self.first_refusal.get_or_insert(reason);
                     self.refused += 1;
                 }
                 Err(e) => return Err(e).with_context(|| format!("PutItem on {} failed", self.table)),

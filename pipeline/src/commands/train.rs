@@ -210,7 +210,7 @@ async fn labelled(args: &DataArgs, needs: &'static [Need]) -> Result<Labelled> {
     ticker.abort();
     progress.finish();
     let s = &labelled.stats;
-    println!(
+    say!(
         "data: {} records of {} customers through the engine in {:.1} s: {} labelled rows, as_of {} to {}, out-of-time cut {}",
         s.records,
         labelled.customers,
@@ -278,7 +278,7 @@ type Scheme = (&'static str, &'static str, Frames, Option<String>);
 /// reason to skip, if any.
 fn schemes(labelled: &Labelled, needs: &[Need]) -> Result<[Scheme; 2]> {
     let in_frames = in_time(&labelled.rows);
-    println!("{}", describe("in-time", &in_frames));
+    say!("{}", describe("in-time", &in_frames));
     check_in_time(&in_frames, needs)?;
     let oot = out_of_time(&labelled.rows);
     let oot_skip = out_of_time_skip(&oot, labelled, needs);
@@ -364,9 +364,9 @@ fn fit_all(kinds: &[Kind], frames: &Frames, cfg: &FitConfig) -> Result<Vec<(Kind
     let mut out = Vec::new();
     for &kind in kinds {
         let started = Instant::now();
-        let fitted = Fitted::fit(kind, &frames.train, &frames.valid, cfg, &mut |line| println!("  {line}"))
+        let fitted = Fitted::fit(kind, &frames.train, &frames.valid, cfg, &mut |line| say!("  {line}"))
             .with_context(|| format!("fitting {}", kind.name()))?;
-        println!("  {} fitted in {:.1} s", kind.name(), started.elapsed().as_secs_f64());
+        say!("  {} fitted in {:.1} s", kind.name(), started.elapsed().as_secs_f64());
         out.push((kind, fitted));
     }
     Ok(out)
@@ -546,16 +546,16 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
         // to ship, and the run used to succeed having written none.
         let schemes = schemes(&labelled, TRAIN_NEEDS)?;
         for warning in check_classes(&schemes[0].2)? {
-            println!("warning: {warning}");
+            say!("warning: {warning}");
             text += &format!("Warning: {warning}.\n\n");
         }
         let mut shipped: Option<(usize, pulse_model::ModelArtifact)> = None;
         for (title, tag, frames, skip) in &schemes {
             if *tag != "in-time" {
-                println!("{}", describe(tag, frames));
+                say!("{}", describe(tag, frames));
             }
             if let Some(why) = skip {
-                println!("{title}: skipped: {why}");
+                say!("{title}: skipped: {why}");
                 text += &format!("## {title}\n\nSkipped: {why}\n\n");
                 continue;
             }
@@ -583,7 +583,7 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
                 plots: plot_place(report_path.as_deref(), tag),
             })?;
             let md = cmp.markdown(&figures_link(report_path.as_deref()));
-            println!("\n{md}");
+            say!("\n{md}");
             text += &format!("## {}\n\n{}\n\n{md}\n", title, describe(tag, frames));
             if *tag == "in-time" {
                 let model = &fitted[chosen].1;
@@ -591,7 +591,7 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
                 shipped = Some((chosen, artifact.clone()));
                 if let Some((truth, want)) = &truth {
                     let seg = segments_section(want, &labelled, model)?;
-                    println!("\n{seg}");
+                    say!("\n{seg}");
                     text += &format!("## Segments at the end of the capture\n\npulse's segment (§6 rules on the shipped model's prediction for each customer's last vector) against the generator's own segment on the last day (`{}`).\n\n{seg}\n", truth.display());
                 }
             }
@@ -603,18 +603,18 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
     })
     .await
     .context("the training task failed")??;
-    println!("trained and evaluated in {:.1} s", started.elapsed().as_secs_f64());
+    say!("trained and evaluated in {:.1} s", started.elapsed().as_secs_f64());
     let saved =
         artifact.save_dir(&args.out).with_context(|| format!("cannot write the model to {}", args.out.display()));
     if saved.is_ok() {
-        println!("shipped {} to {}", kind.name(), args.out.display());
+        say!("shipped {} to {}", kind.name(), args.out.display());
     }
     // The report is written even when the model could not be: it is the
     // run's work, and says what would have shipped.
     if let Some(path) = &args.data.report {
         write_report(path, &text)?;
         if saved.is_err() {
-            println!("the report is written to {}", path.display());
+            say!("the report is written to {}", path.display());
         }
     }
     saved
@@ -751,10 +751,10 @@ pub(crate) async fn evaluate_model(args: EvaluateArgs) -> Result<()> {
         // Refused, not skipped: the run used to succeed having judged nothing.
         for (title, tag, frames, skip) in schemes(&labelled, needs)? {
             if tag != "in-time" {
-                println!("{}", describe(tag, &frames));
+                say!("{}", describe(tag, &frames));
             }
             if let Some(why) = skip {
-                println!("{title}: skipped: {why}");
+                say!("{title}: skipped: {why}");
                 text += &format!("## {title}\n\nSkipped: {why}\n\n");
                 continue;
             }
@@ -768,19 +768,19 @@ pub(crate) async fn evaluate_model(args: EvaluateArgs) -> Result<()> {
                 plots: plot_place(report_path.as_deref(), tag),
             })?;
             let md = cmp.markdown(&figures_link(report_path.as_deref()));
-            println!("\n{md}");
+            say!("\n{md}");
             text += &format!("## {title}\n\n{}\n\n{md}\n", describe(tag, &frames));
         }
         if let Some((truth, want)) = &truth {
             let seg = segments_section(want, &labelled, &under_test)?;
-            println!("\n{seg}");
+            say!("\n{seg}");
             text += &format!("## Segments at the end of the capture\n\npulse's segment (§6 rules on the model's prediction for each customer's last vector) against the generator's own segment on the last day (`{}`).\n\n{seg}\n", truth.display());
         }
         Ok(text)
     })
     .await
     .context("the evaluation task failed")??;
-    println!("evaluated in {:.1} s", started.elapsed().as_secs_f64());
+    say!("evaluated in {:.1} s", started.elapsed().as_secs_f64());
     if let Some(path) = &args.data.report {
         write_report(path, &text)?;
     }

@@ -70,11 +70,11 @@ pub async fn write_events(
     generate(&load.synth, &mut capture, &mut |_| {}).context("cannot generate the marketplace")?;
     let mut items = Vec::new();
     for line in capture.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        if items.len() as u64 >= load.max_events {
+            break;
+        }
         if let Some(item) = item_of_line(line)? {
             items.push(item);
-            if items.len() as u64 >= load.max_events {
-                break;
-            }
         }
     }
     drop(capture);
@@ -99,7 +99,11 @@ pub async fn write_events(
             break;
         }
         let Some(chunk) = chunks.next() else { break };
-        pacer.acquire(chunk.len() as u64).await;
+        // A write due after the deadline is not waited for: at a low rate
+        // that wait ran the test past --duration-s (forever at 1e-9/s).
+        if !pacer.acquire_before(chunk.len() as u64, deadline.into()).await {
+            break;
+        }
         if Instant::now() >= deadline {
             break;
         }

@@ -108,7 +108,20 @@ impl Pacer {
         if !(rate.is_finite() && rate > 0.0) {
             bail!("the rate must be a positive number of events per second, got {rate}");
         }
-        Ok(Pacer { start: Instant::now(), per_unit: Duration::from_secs_f64(1.0 / rate), sent: 0 })
+        let per_unit = Duration::try_from_secs_f64(1.0 / rate)
+            .map_err(|_| anyhow::anyhow!("the rate {rate} events per second is too low to pace"))?;
+        Ok(Pacer { start: Instant::now(), per_unit, sent: 0 })
+    }
+
+    /// As [`Pacer::acquire`], unless the units would be due at or after
+    /// `deadline`: then it returns `false` at once, counting nothing.
+    pub async fn acquire_before(&mut self, units: u64, deadline: Instant) -> bool {
+        let due = self.start + self.per_unit.mul_f64(self.sent as f64);
+        if due >= deadline {
+            return false;
+        }
+        self.acquire(units).await;
+        true
     }
 
     /// Waits until `units` more may start, and counts them.
@@ -152,5 +165,20 @@ mod tests {
         assert_eq!(before.elapsed(), Duration::ZERO);
         assert!(Pacer::new(0.0).is_err());
         assert!(Pacer::new(f64::NAN).is_err());
+        assert!(Pacer::new(1e-20).is_err(), "too low to pace: an error, not a panic");
+    }
+
+    /// At a low rate the next write may be due after the run's end: it is
+    /// not waited for (a 2-s test at 0.1 events/s took 10 s).
+    #[tokio::test(start_paused = true)]
+    async fn the_pacer_does_not_wait_past_a_deadline() {
+        let mut pacer = Pacer::new(0.1).unwrap();
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs(2);
+        assert!(pacer.acquire_before(1, deadline).await, "the first write goes at once");
+        assert!(!pacer.acquire_before(1, deadline).await, "the second is due at 10 s");
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert!(pacer.acquire_before(1, start + Duration::from_secs(11)).await);
+        assert_eq!(start.elapsed(), Duration::from_secs(10));
     }
 }
