@@ -563,6 +563,12 @@ impl ModelArtifact {
                 if m.logistic.is_some() {
                     return Err(misplaced("logistic"));
                 }
+                // Trees split the raw features: a normaliser here would be
+                // ignored, and a model trained on normalised inputs would
+                // score wrongly without a word.
+                if meta.normalizer.is_some() {
+                    return Err(misplaced("normalizer"));
+                }
                 let raw = m.gbt.ok_or_else(|| needs("a `gbt` section with the trees of each head"))?;
                 Model::Gbt(gbt_from_json(&raw)?)
             }

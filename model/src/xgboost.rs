@@ -171,8 +171,10 @@ struct Learner {
 #[derive(Deserialize)]
 struct Booster {
     name: String,
+    /// Read as a tree model only once `name` says it is one: a `gblinear`
+    /// model has no trees, and failed as "not an XGBoost JSON model".
     #[serde(default)]
-    model: Option<GbtreeModel>,
+    model: Option<Box<serde_json::value::RawValue>>,
 }
 
 #[derive(Deserialize)]
@@ -417,8 +419,10 @@ fn convert(bytes: &[u8], head: usize) -> Result<(GbtHead, ImportedHead), String>
     let objective = learner.objective.name.as_str();
     check_objective(objective, head)?;
     let booster = &learner.gradient_booster;
-    let model = match (booster.name.as_str(), &booster.model) {
-        ("gbtree", Some(model)) => model,
+    let model: GbtreeModel = match (booster.name.as_str(), &booster.model) {
+        ("gbtree", Some(model)) => serde_json::from_str(model.get())
+            .map_err(|e| format!("not an XGBoost JSON tree model (its `gradient_booster.model`: {e})"))?,
+        ("gbtree", None) => return Err("a `gbtree` booster without its `model` (the trees)".into()),
         (name, _) => {
             return Err(format!("booster `{name}`: pulse imports tree boosters (`gbtree`), not `dart` or `gblinear`"))
         }

@@ -245,6 +245,12 @@ fn a_gbt_directory_needs_no_weights_file_and_ignores_a_stale_one() {
     artifact.save_dir(&dir).unwrap();
     assert_eq!(ModelArtifact::load_dir(&dir).unwrap().kind(), ModelKind::Gbt);
     std::fs::remove_dir_all(&dir).unwrap();
+    // Trees split raw features: a normaliser beside them (a model trained
+    // on normalised inputs) is refused, not silently ignored.
+    let meta: Value = serde_json::from_slice(&artifact.meta_json().unwrap()).unwrap();
+    let normalizer = json!({"mean": vec![0.0; 46], "std": vec![1.0; 46]});
+    let err = load(&with(&meta, "normalizer", normalizer)).unwrap_err();
+    assert!(err.contains("`normalizer`") && err.contains("kind is `gbt`"), "{err}");
 }
 
 fn with(meta: &Value, key: &str, value: Value) -> Value {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use pulse_model::artifact::head_value;
 use pulse_model::{import_xgboost, EmbeddedModel, Model, ModelArtifact, ModelKind};
 use pulse_schemas::{Features, FEATURE_COUNT, FEATURE_NAMES};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const HEADS: [&str; 5] =
     ["first_session_success", "session_velocity", "churn_risk_14d", "churn_risk_30d", "health_score"];
@@ -319,6 +319,14 @@ fn other_files_are_refused_with_the_reason() {
         j["learner"]["gradient_booster"]["name"] = "dart".into();
     });
     assert!(import_with("first_session_success", &file.path).contains("booster `dart`"));
+    // A gblinear model has weights, not trees: refused by its booster's
+    // name (it was "not an XGBoost JSON model ... save with .json").
+    let file = edited("first_session_success.json", "gblinear", |j| {
+        j["learner"]["gradient_booster"] =
+            json!({"name": "gblinear", "model": {"boosted_rounds": 3, "weights": [0.1, 0.2]}});
+    });
+    let err = import_with("first_session_success", &file.path);
+    assert!(err.contains("booster `gblinear`") && !err.contains("not an XGBoost JSON"), "{err}");
 
     let file = edited("first_session_success.json", "categorical", |j| {
         j["learner"]["gradient_booster"]["model"]["trees"][0]["split_type"][0] = 1.into();

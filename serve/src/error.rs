@@ -226,9 +226,16 @@ impl IntoResponse for ServeError {
             ServeError::UnsupportedContentEncoding { .. } => Some((header::ACCEPT_ENCODING, "identity")),
             _ => None,
         };
+        // A body refused as too large is left unread, and the server closes
+        // the connection after the answer: saying so keeps a pooling client
+        // from sending its next request into a closed socket (RFC 9112 §9.6).
+        let closes = matches!(self, ServeError::BodyTooLarge { .. });
         let mut response = (status, Json(ErrorBody { error: self.to_string() })).into_response();
         if let Some((name, value)) = instead {
             response.headers_mut().insert(name, HeaderValue::from_static(value));
+        }
+        if closes {
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

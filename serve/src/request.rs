@@ -177,6 +177,13 @@ fn parse_json(body: &[u8], max_rows: usize) -> Result<Vec<Features>, ServeError>
 }
 
 fn envelope(body: &[u8]) -> Result<Envelope<'_>, ServeError> {
+    // serde fills a struct from an array by position: `[[[row]]]` was
+    // scored, and a bare `[[row], ...]` got "row 1: found 1".
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ServeError::Json(format!(
+            "the body is a JSON array; send the rows as an object's \"instances\": {JSON_SHAPE}"
+        )));
+    }
     serde_json::from_slice(body).map_err(|e| ServeError::Json(format!("invalid JSON body ({e}): {JSON_SHAPE}")))
 }
 
@@ -364,6 +371,13 @@ mod tests {
             let err = Format::Json.parse(body.as_bytes(), 10).unwrap_err();
             assert!(matches!(err, ServeError::Json(_)), "{body}: {err:?}");
             assert!(err.to_string().contains("instances"), "{err}");
+        }
+        // An array where the object belongs: named as such, never scored by
+        // position (`[[[row]]]` was).
+        let wrapped = format!("  [[[{good}]]]");
+        for body in ["[[1, 2]]", wrapped.as_str()] {
+            let err = Format::Json.parse(body.as_bytes(), 10).unwrap_err().to_string();
+            assert!(err.contains("the body is a JSON array"), "{body}: {err}");
         }
         let err = Format::Json.parse(br#"{"instances": [7]}"#, 10).unwrap_err();
         assert!(err.to_string().starts_with("row 1: "), "{err}");

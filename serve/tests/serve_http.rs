@@ -204,7 +204,10 @@ async fn serve_oversized_requests_are_413() {
         .header(header::CONTENT_LENGTH, MAX_BODY_BYTES + 1)
         .body(Body::from(vec![b'1'; MAX_BODY_BYTES + 1]))
         .unwrap();
-    assert_eq!(app().oneshot(request).await.unwrap().status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let response = app().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // The body is left unread and the connection closed: the answer says so.
+    assert_eq!(response.headers().get(header::CONNECTION).map(|v| v.to_str().unwrap()), Some("close"));
 
     // Exactly 6 MB is read (and then refused for what it holds, not its size).
     let (status, _) = error(app(), "POST", "/invocations", Some("text/csv"), vec![b'1'; MAX_BODY_BYTES]).await;

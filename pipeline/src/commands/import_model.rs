@@ -34,6 +34,14 @@ fn head_file(s: &str) -> Result<(String, PathBuf), String> {
 }
 
 pub(crate) async fn run(args: ImportModelArgs) -> Result<()> {
+    // `booster.save_model("model.json")` is XGBoost's own example name: saved
+    // into --out, it was replaced by the artifact.
+    let written = args.out.join("model.json");
+    let mut files: Vec<(String, &std::path::Path)> =
+        args.xgboost.iter().map(|(head, file)| (format!("--xgboost {head}"), file.as_path())).collect();
+    files.push(("the model written to".to_owned(), written.as_path()));
+    let named: Vec<(&str, &std::path::Path)> = files.iter().map(|(what, p)| (what.as_str(), *p)).collect();
+    pulse_runtime::replay::refuse_same_files(&named)?;
     let artifact = import_xgboost(&args.xgboost, &args.name, &args.version)?;
     artifact.save_dir(&args.out).with_context(|| format!("cannot write the model to {}", args.out.display()))?;
     // What --model DIR will load, loaded and prepared the same way.

@@ -71,6 +71,10 @@ fn seconds(value: f64, flag: &str) -> Result<std::time::Duration> {
     Ok(std::time::Duration::from_secs_f64(value))
 }
 
+/// Connections the kernel queues while every slot is taken (capped by
+/// `net.core.somaxconn`).
+const ACCEPT_BACKLOG: u32 = 1024;
+
 pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     anyhow::ensure!(args.max_rows > 0, "--max-rows must be at least 1");
     anyhow::ensure!(args.max_connections > 0, "--max-connections must be at least 1");
@@ -98,7 +102,14 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     let config = ServeConfig { max_rows: args.max_rows, body_timeout, body_buffer_bytes, ..ServeConfig::default() };
 
     let addr = SocketAddr::new(args.bind, args.port);
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    // Bound through a socket of its own for the accept queue the docs
+    // promise: `TcpListener::bind` listens with a backlog of 128, and
+    // connections past it were dropped instead of served late.
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }
+        .with_context(|| format!("cannot open a socket for {addr}"))?;
+    socket.set_reuseaddr(true).with_context(|| format!("cannot listen on {addr}"))?;
+    socket.bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = socket.listen(ACCEPT_BACKLOG).with_context(|| format!("cannot listen on {addr}"))?;
     let addr = listener.local_addr().unwrap_or(addr);
     let source = dir.as_ref().map_or("embedded".to_owned(), |d| d.display().to_string());
     say!("pulse serve: listening on http://{addr} (GET /ping, POST /invocations)");

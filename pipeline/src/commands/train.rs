@@ -87,6 +87,11 @@ impl DataArgs {
         files.extend(self.report.as_deref().map(|r| ("--report", r)));
         files.extend_from_slice(more);
         refuse_same_files(&files)?;
+        // Found now, not after minutes of training (the model already
+        // shipped, its figures' directory beside it).
+        if let Some(report) = &self.report {
+            anyhow::ensure!(!report.is_dir(), "--report {} is a directory: name a file", report.display());
+        }
         self.truth.as_ref().map(|t| Ok((t.clone(), read_truth(t)?))).transpose()
     }
 
