@@ -217,7 +217,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if matches!(
+    let batch = matches!(
         cli.command,
         Command::Replay(_)
             | Command::Generate(_)
@@ -226,7 +226,11 @@ fn main() -> ExitCode {
             | Command::Train(_)
             | Command::Evaluate(_)
             | Command::ImportModel(_)
-    ) {
+    );
+    if batch {
+        // Their outputs appear together when the command succeeds, or not
+        // at all (`pulse_runtime::io::defer_commits`).
+        pulse_runtime::io::defer_commits();
         // The batch commands write their files beside their paths and
         // rename them at the end; stopped by ctrl-c or SIGTERM, they remove
         // what they had written, so every path holds what it held before.
@@ -234,10 +238,14 @@ fn main() -> ExitCode {
         runtime.spawn(async {
             commands::shutdown_signal().await;
             let removed = pulse_runtime::io::remove_partials();
-            eprintln!(
-                "interrupted: {removed} unfinished output{} removed; the output paths hold what they held before",
-                if removed == 1 { "" } else { "s" }
-            );
+            if pulse_runtime::io::committed() {
+                eprintln!("interrupted after the run had finished: its outputs are in place");
+            } else {
+                eprintln!(
+                    "interrupted: {removed} unfinished output{} removed; the output paths hold what they held before",
+                    if removed == 1 { "" } else { "s" }
+                );
+            }
             std::process::exit(130);
         });
     }
@@ -257,9 +265,15 @@ fn main() -> ExitCode {
             Command::Serve(args) => commands::serve::run(args).await,
         }
     });
+    let result = match result {
+        Ok(()) if batch => pulse_runtime::io::commit_deferred().map(drop),
+        other => other,
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // A failed run's outputs, finished or not, are not put in place.
+            pulse_runtime::io::remove_partials();
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }

@@ -64,11 +64,18 @@ impl Progress {
         }
     }
 
-    /// Draws the final state and leaves the bar on screen.
+    /// Draws the final state and leaves the bar on screen: the count
+    /// reached, not the estimate the bar was made with (`finish` alone
+    /// moved it to its length: "138,000/138,000" for 136,164 records).
     pub fn finish(&self) {
         self.update();
         if let Some(bar) = &self.bar {
-            bar.finish();
+            bar.set_length(self.counter.load(Relaxed));
+            bar.abandon();
+            // The bar's line is left open: what is printed next began on it.
+            if !bar.is_hidden() {
+                eprintln!();
+            }
         }
     }
 }

@@ -240,10 +240,76 @@ fn partials() -> std::sync::MutexGuard<'static, Vec<std::path::PathBuf>> {
     PARTIALS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Removes the temporary file of every output not finished, for a command
-/// stopping on a signal; returns how many there were. The outputs' paths
-/// then hold what they held before the run.
+/// Outputs finished and waiting for the command's end to be put in place
+/// ([`defer_commits`]); `None`: each is put in place as it is finished.
+static DEFERRED: std::sync::Mutex<Option<Vec<Staged>>> = std::sync::Mutex::new(None);
+
+/// Set once [`commit_deferred`] has put a command's outputs in place.
+static COMMITTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn deferred() -> std::sync::MutexGuard<'static, Option<Vec<Staged>>> {
+    DEFERRED.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// From now on a finished output ([`Staged::commit`]) waits for
+/// [`commit_deferred`] instead of replacing its path at once: a command's
+/// outputs then appear together at its end, or not at all. Each output used
+/// to be renamed as its writer finished, so a ctrl-c between two renames
+/// left old and new files side by side (and said they were all the old).
+pub fn defer_commits() {
+    *deferred() = Some(Vec::new());
+}
+
+/// Puts every output waiting since [`defer_commits`] in place, holding the
+/// lock [`remove_partials`] takes: a signal handler that runs meanwhile
+/// finds them all in place ([`committed`]), or, first, none. Returns how
+/// many there were.
+pub fn commit_deferred() -> Result<usize> {
+    let waiting = deferred().take().unwrap_or_default();
+    let n = waiting.len();
+    let mut list = partials();
+    let mut result = Ok(());
+    let mut left = Vec::new();
+    for mut staged in waiting {
+        if result.is_err() {
+            left.push(staged);
+            continue;
+        }
+        let temp = staged.temp.take().expect("a deferred output is not committed yet");
+        list.retain(|p| **p != *temp);
+        result = temp
+            .persist(&staged.target)
+            .map(drop)
+            .map_err(|e| anyhow::Error::new(e.error))
+            .with_context(|| format!("cannot write {}", staged.target.display()));
+    }
+    if result.is_ok() {
+        COMMITTED.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    // Dropping what is left removes its files and takes this lock again.
+    drop(list);
+    drop(left);
+    result.map(|()| n)
+}
+
+/// Whether [`commit_deferred`] put the command's outputs in place.
+pub fn committed() -> bool {
+    COMMITTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Removes the temporary file of every output not put in place (still
+/// being written, or finished and waiting for [`commit_deferred`]), for a
+/// command stopping on a signal or an error; returns how many there were.
+/// The outputs' paths then hold what they held before the run.
 pub fn remove_partials() -> usize {
+    let waiting = deferred().take().unwrap_or_default();
+    let n_waiting = waiting.len();
+    // Each removes its file and its entry in the list below.
+    drop(waiting);
+    n_waiting + remove_unfinished()
+}
+
+fn remove_unfinished() -> usize {
     let mut list = partials();
     for temp in list.iter() {
         // Already gone is as good as removed; anything else leaves a
@@ -278,8 +344,28 @@ impl Staged {
         Ok((file, Staged { temp: Some(temp), target }))
     }
 
-    /// Renames the file (written and flushed) over the target.
-    pub fn commit(mut self) -> Result<()> {
+    /// The file being written, under its temporary name.
+    pub fn temp_path(&self) -> &Path {
+        self.temp.as_deref().expect("a staged file not committed has its temporary file")
+    }
+
+    /// Renames the file (written and flushed) over the target; after
+    /// [`defer_commits`], at the command's end ([`commit_deferred`]).
+    pub fn commit(self) -> Result<()> {
+        let mut waiting = deferred();
+        match waiting.as_mut() {
+            Some(list) => {
+                list.push(self);
+                Ok(())
+            }
+            None => {
+                drop(waiting);
+                self.commit_now()
+            }
+        }
+    }
+
+    fn commit_now(mut self) -> Result<()> {
         let temp = self.temp.take().expect("a staged file is committed once");
         partials().retain(|p| **p != *temp);
         temp.persist(&self.target)

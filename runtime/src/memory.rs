@@ -49,7 +49,7 @@
 use pulse_model::ModelId;
 use pulse_operators::scoring::monitor::Ring;
 use pulse_operators::scoring::{AlertState, FleetEntry};
-use pulse_schemas::features::idx::DAYS_SINCE_LAST_SESSION;
+use pulse_schemas::features::idx::{DAYS_SINCE_LAST_SESSION, TENURE_DAYS};
 use pulse_schemas::prediction::Scores;
 use pulse_schemas::{Features, Reasons, Segment, DAY_MS, FEATURE_COUNT};
 use serde::Serialize;
@@ -441,12 +441,13 @@ impl Memory {
 
     /// Where the customer stands, if in either list.
     pub(crate) fn standing(&self) -> Option<Standing> {
-        let days = f64::from(self.days_since_last_session);
+        let (days, had_session) = without_session(self.days_since_last_session);
         let risk = self.scores.churn_risk_14d;
         if days >= GONE_AFTER_DAYS && risk > pulse_schemas::prediction::HIGH_CHURN_RISK {
-            return Some(Standing::Gone(Gone { days_since_last_session: self.days_since_last_session }));
+            let shown = if had_session { self.days_since_last_session } else { NO_SESSION_DAYS as f32 };
+            return Some(Standing::Gone(Gone { days_since_last_session: shown }));
         }
-        if days >= ACTIVE_WITHIN_DAYS {
+        if !had_session || days >= ACTIVE_WITHIN_DAYS {
             return None;
         }
         let then = self.anchors.reference(self.as_of)?.anchor;
@@ -468,9 +469,32 @@ impl Memory {
     }
 }
 
-/// Feature 10 of a vector, as kept in [`Memory`].
+/// Feature 10 of a vector as kept in [`Memory`] (and stored with the
+/// prediction): the days since the last session, or, with no session on
+/// record (the feature at its 365-day default), −1 − the days the customer
+/// has been known (feature 13): a customer that signed up this week has not
+/// gone 21 days without a session, and was listed "gone" on the default.
 pub(crate) fn days_since_last_session(features: &Features) -> f32 {
-    features[DAYS_SINCE_LAST_SESSION] as f32
+    let days = features[DAYS_SINCE_LAST_SESSION];
+    if days >= NO_SESSION_DAYS {
+        -1.0 - features[TENURE_DAYS].min(NO_SESSION_DAYS) as f32
+    } else {
+        days as f32
+    }
+}
+
+/// Feature 10's value for "no session on record".
+const NO_SESSION_DAYS: f64 = 365.0;
+
+/// A kept [`days_since_last_session`] read back: the days the customer has
+/// gone without a session (since the last one, or since it was first seen),
+/// and whether it had one. A value stored before pulse kept the days known
+/// (365 for none) reads as no session for 365 days, as it did.
+fn without_session(kept: f32) -> (f64, bool) {
+    match kept {
+        k if k < 0.0 => (f64::from(-1.0 - k), false),
+        k => (f64::from(k), f64::from(k) < NO_SESSION_DAYS),
+    }
 }
 
 #[cfg(test)]
@@ -635,6 +659,28 @@ mod tests {
         savable(memory(0.38, 65.0, 1.0), Moved::Health(20.0), "health -20");
         assert_eq!(memory(0.2, 82.0, 1.0).standing(), None, "steady");
         assert_eq!(memory(0.6, 50.0, 16.0).standing(), None, "not active, not yet gone");
+
+        // No session on record: gone only once known for 21 days (it was
+        // listed on the feature's 365-day default, however new), and never
+        // savable.
+        let mut x = [0.0; FEATURE_COUNT];
+        x[DAYS_SINCE_LAST_SESSION] = 365.0;
+        for (tenure, gone) in [(0.0, false), (5.0, false), (20.9, false), (21.0, true), (400.0, true)] {
+            x[TENURE_DAYS] = tenure;
+            let standing = memory(0.95, 10.0, days_since_last_session(&x)).standing();
+            let expected = gone.then_some(Standing::Gone(Gone { days_since_last_session: 365.0 }));
+            assert_eq!(standing, expected, "known for {tenure} days");
+            assert_eq!(
+                memory(0.6, 50.0, days_since_last_session(&x)).standing(),
+                None,
+                "{tenure}: no session, not active"
+            );
+        }
+        // With a session on record the feature is kept as it is.
+        x[DAYS_SINCE_LAST_SESSION] = 30.0;
+        assert_eq!(days_since_last_session(&x), 30.0);
+        // A value stored before (365 for none) reads as it did.
+        assert_eq!(memory(0.95, 10.0, 365.0).standing(), Some(Standing::Gone(Gone { days_since_last_session: 365.0 })));
     }
 }
 

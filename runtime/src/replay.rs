@@ -177,6 +177,10 @@ pub struct Outputs {
     /// one snapshot per worker, back to back), then read back to check it:
     /// both timed in [`ReplaySummary::snapshot`].
     pub snapshot: Option<PathBuf>,
+    /// The flags that named `predictions` and `latest_predictions`, for the
+    /// checks' messages: `pulse demo` calls them `--predictions-history`
+    /// and `--predictions-out` (`None`: `pulse replay`'s names).
+    pub flags: Option<(&'static str, &'static str)>,
 }
 
 /// The end state written and read back ([`Outputs::snapshot`]).
@@ -329,11 +333,12 @@ impl Outputs {
     /// Each file asked for, named by its flag, for the checks of
     /// [`check_output_files`] (a command adds the files it writes itself).
     pub fn named(&self) -> Vec<(&'static str, &Path)> {
+        let (every, latest) = self.flags.unwrap_or(("--predictions-out", "the latest predictions"));
         let outputs = [
             ("--features-out", &self.features),
             ("--dead-letter-out", &self.dead_letters),
-            ("--predictions-out", &self.predictions),
-            ("the latest predictions", &self.latest_predictions),
+            (every, &self.predictions),
+            (latest, &self.latest_predictions),
             ("--alerts-out", &self.alerts),
             ("--metrics-out", &self.metrics),
             ("--snapshot-out", &self.snapshot),
@@ -347,6 +352,15 @@ impl Outputs {
 /// before any file is created or truncated. `pulse replay X --features-out X`
 /// used to truncate the capture it was reading.
 fn check_distinct_files(config: &ReplayConfig) -> Result<()> {
+    if let Some(snapshot) = &config.outputs.snapshot {
+        // Its format is `pulse run`'s checkpoint, read back as written: an
+        // extension promising compression was ignored.
+        anyhow::ensure!(
+            crate::io::Compression::of(snapshot) == crate::io::Compression::None,
+            "--snapshot-out {}: snapshots are written uncompressed; name it without .zst or .gz",
+            snapshot.display()
+        );
+    }
     let mut files: Vec<(&str, &Path)> = Vec::new();
     if let Input::Capture(path) = &config.input {
         files.push(("the capture", path));
@@ -365,6 +379,19 @@ pub fn check_output_files(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) -
     for (flag, path) in outputs {
         if path.is_dir() {
             return Err(anyhow!("{flag} {} is a directory: name a file", path.display()));
+        }
+        // The nearest existing folder on its path must be a folder: a file
+        // there (`--out-dir` naming a file, `--snapshot-out file/s.bin`) was
+        // found only when that output was created, after the run.
+        let mut at = path.parent();
+        while let Some(dir) = at.filter(|d| !d.as_os_str().is_empty()) {
+            match std::fs::metadata(dir) {
+                Ok(m) if !m.is_dir() => {
+                    return Err(anyhow!("{flag} {}: {} is not a directory", path.display(), dir.display()));
+                }
+                Ok(_) => break,
+                Err(_) => at = dir.parent(),
+            }
         }
     }
     // An output's `-` is standard output (an input's is standard input).
@@ -528,16 +555,18 @@ fn write_and_check_snapshot(path: &Path, engines: &[&Engine]) -> Result<Snapshot
     }
     let file = w.into_inner().map_err(|e| e.into_error()).with_context(what)?;
     file.sync_all().with_context(what)?;
-    staged.commit()?;
     let write_seconds = started.elapsed().as_secs_f64();
     let bytes = file.metadata().with_context(what)?.len();
     drop(file);
+    // Read back from where it was written: put in place only once checked
+    // (and, in a command, with its other outputs at the end).
     let started = Instant::now();
-    let mut r = BufReader::with_capacity(1 << 20, std::fs::File::open(path).with_context(what)?);
+    let mut r = BufReader::with_capacity(1 << 20, std::fs::File::open(staged.temp_path()).with_context(what)?);
     for (i, engine) in engines.iter().enumerate() {
         engine.check_snapshot(&mut r).with_context(|| format!("reading back {} (engine {i})", what()))?;
     }
     let read_seconds = started.elapsed().as_secs_f64();
+    staged.commit()?;
     Ok(SnapshotTiming { bytes, write_seconds, read_seconds })
 }
 
@@ -1178,7 +1207,12 @@ impl<S: Scorer> Sink for ScoringFiles<S> {
     }
 
     async fn close(&mut self) -> Result<()> {
-        self.stage.flush(self.now, &mut self.scored).await?;
+        // A run that never had a stream time (no record, no timer) has
+        // nothing to score and no time to date a fleet snapshot at (it was
+        // written "at" i64::MIN).
+        if self.now != i64::MIN || self.stage.pending() > 0 {
+            self.stage.flush(self.now, &mut self.scored).await?;
+        }
         self.write_scored().await?;
         if let Some(Deferred { reasoner, latest }) = &self.reasons {
             // Every prediction explained: the latest reasons go back to the

@@ -48,10 +48,12 @@ impl TimerArgs {
         // silence: at 0.0001 hours (0.36 s) that is 87 million each, and a
         // replay of a few thousand customers ran out of memory. A minute is
         // already far finer than the features move (by the day).
+        // A year at most: a silent customer is rescored at least that often.
+        let max_hours = 365.0 * 24.0;
         anyhow::ensure!(
-            interval_ms >= MIN_TIMER_INTERVAL_MS as f64 && interval_ms <= i64::MAX as f64 / 2.0,
-            "--timer-interval-hours (TIMER_INTERVAL_HOURS) {hours} is not a usable interval: at least a minute \
-             ({:.4} hours)",
+            interval_ms >= MIN_TIMER_INTERVAL_MS as f64 && hours <= max_hours,
+            "--timer-interval-hours (TIMER_INTERVAL_HOURS) {hours} is not a usable interval: from a minute \
+             ({:.4} hours) to a year ({max_hours} hours)",
             MIN_TIMER_INTERVAL_MS as f64 / 3_600_000.0
         );
         Ok(TimerPolicy::Every { interval_ms: interval_ms as i64, max_silence_ms })

@@ -117,7 +117,7 @@ fn scoring_flags_without_score_are_refused() {
         fails_with(&out, &[flags[0], "needs --score"]);
     }
     let out = run_pulse(["replay", g, "--quiet", "--timer-interval-hours", "0.0001"]);
-    fails_with(&out, &["--timer-interval-hours", "at least a minute"]);
+    fails_with(&out, &["--timer-interval-hours", "from a minute"]);
 }
 
 #[test]
@@ -259,9 +259,8 @@ fn live_outputs_are_files_and_the_checkpoint_is_writable() {
     let features = dir.path().join("f.jsonl");
     let out = run_pulse(["run"].into_iter().chain(stream).chain(["--features-out", "-"]));
     fails_with(&out, &["--features-out -"]);
-    let blocked = dir.path().join("a-file");
-    std::fs::write(&blocked, b"").unwrap();
-    let checkpoint = blocked.join("ck.json");
+    // A folder that cannot be made (/proc takes none).
+    let checkpoint = Path::new("/proc/pulse-no-such-folder/ck.json").to_owned();
     let out = run_pulse(["run"].into_iter().chain(stream).chain([
         "--features-out",
         features.to_str().unwrap(),
@@ -270,6 +269,56 @@ fn live_outputs_are_files_and_the_checkpoint_is_writable() {
     ]));
     fails_with(&out, &["--checkpoint", "cannot write a file in"]);
     assert!(!features.exists() && !dir.path().join("-").exists(), "nothing written");
+}
+
+/// The demo and generate, as a user got them wrong: each refused before any
+/// work, with the flag named, or done as asked.
+#[test]
+fn demo_and_generate_check_their_outputs_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let small = ["--customers", "30", "--days", "3", "--quiet"];
+    // Two outputs on standard output: the truth's CSV went into the capture.
+    let out = run_pulse(["generate", "--out", "-", "--truth-out", "-"].into_iter().chain(small));
+    fails_with(&out, &["only one output can go there"]);
+    std::fs::write(p("a-file"), b"kept\n").unwrap();
+    let out_dir = p("a-file");
+    let out = run_pulse(["demo", "--out-dir", out_dir.as_str()].into_iter().chain(small));
+    fails_with(&out, &["--out-dir", "is not a directory"]);
+    assert!(stdout(&out).is_empty(), "no banner before the error: {}", describe(&out));
+    let snapshot = format!("{out_dir}/s.bin");
+    let (d, z) = (p("d"), p("s.bin.zst"));
+    let latest = format!("{d}/predictions.jsonl");
+    for (flag, value, says) in [
+        ("--snapshot-out", snapshot.as_str(), "is not a directory"),
+        ("--snapshot-out", z.as_str(), "written uncompressed"),
+        ("--linger-s", "1e16", "from 0 to"),
+        // The demo's own names: --predictions-history for every prediction,
+        // --predictions-out (here its default) for the latest ones.
+        ("--predictions-history", latest.as_str(), "--predictions-history"),
+    ] {
+        let out = run_pulse(["demo", "--out-dir", d.as_str(), flag, value].into_iter().chain(small));
+        fails_with(&out, &[says]);
+    }
+    assert_eq!(std::fs::read(p("a-file")).unwrap(), b"kept\n");
+    // Data on standard output: only the data there, the report on stderr.
+    let out = run_pulse(["demo", "--out-dir", d.as_str(), "--features-out", "-"].into_iter().chain(small));
+    assert!(out.status.success(), "{}", describe(&out));
+    let text = stdout(&out);
+    assert!(!text.is_empty() && text.lines().all(|l| l.starts_with("{\"customer_id\"")), "{}", describe(&out));
+    assert!(stderr(&out).contains("summary"), "{}", describe(&out));
+}
+
+/// A demo with no records writes no fleet snapshot (one was dated
+/// i64::MIN).
+#[test]
+fn a_run_without_records_dates_no_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let out =
+        run_pulse(["demo", "--customers", "1", "--days", "1", "--quiet", "--out-dir", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let metrics = std::fs::read_to_string(dir.path().join("fleet-metrics.jsonl")).unwrap();
+    assert!(!metrics.contains("-9223372036854775808"), "{metrics}");
 }
 
 #[test]

@@ -75,27 +75,49 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         alerts: Some(args.scoring.alerts_out.clone().unwrap_or_else(|| dir.join("alerts.jsonl"))),
         metrics: Some(args.scoring.metrics_out.clone().unwrap_or_else(|| dir.join("fleet-metrics.jsonl"))),
         snapshot: args.snapshot_out.clone(),
+        flags: Some(("--predictions-history", "--predictions-out")),
     };
-    say!(
-        "pulse demo: {} customers over {} days (seed {}), {}, timers every {} h, batches of up to {} rows",
-        args.customers,
-        args.days,
-        args.seed,
-        super::model_line(&model, args.scoring.model.as_deref()),
-        args.timers.timer_interval_hours,
-        args.scoring.config()?.batch.max_rows
+    // Checked before the banner: an error is not preceded by a line that
+    // reads as the run starting ("timers every NaN h").
+    if dir.exists() && !dir.is_dir() {
+        anyhow::bail!("--out-dir {} is not a directory", dir.display());
+    }
+    pulse_runtime::replay::check_output_files(&[], &outputs.named())?;
+    let (scoring, timers) = (args.scoring.config()?, args.timers.policy()?);
+    // With an output on standard output (`-`), the report goes to standard
+    // error: a pipe gets only the data.
+    let named = [
+        &outputs.features,
+        &outputs.predictions,
+        &outputs.latest_predictions,
+        &outputs.alerts,
+        &outputs.metrics,
+        &outputs.dead_letters,
+    ];
+    let data_on_stdout = super::any_stdout(named.iter().filter_map(|p| p.as_deref()));
+    super::print_summary(
+        &format!(
+            "pulse demo: {} customers over {} days (seed {}), {}, timers every {} h, batches of up to {} rows",
+            args.customers,
+            args.days,
+            args.seed,
+            super::model_line(&model, args.scoring.model.as_deref()),
+            args.timers.timer_interval_hours,
+            scoring.batch.max_rows
+        ),
+        data_on_stdout,
     );
     let config = ReplayConfig {
         input: pulse_synth::replay_input(synth)?,
         outputs: outputs.clone(),
-        engine: EngineConfig { timers: args.timers.policy()? },
-        scoring: Some(args.scoring.config()?),
+        engine: EngineConfig { timers },
+        scoring: Some(scoring),
         progress: Progress::observer(!args.quiet, "records"),
         workers: args.workers.workers,
         reasons_threads: args.scoring.reasons_threads,
     };
     let summary = replay::<EmbeddedModel>(config, Some(model)).await?;
-    say!("{}", demo_report(&summary, args.customers as u64, RESCAN_INTERVAL_MS));
+    super::print_summary(&demo_report(&summary, args.customers as u64, RESCAN_INTERVAL_MS), data_on_stdout);
     let files: Vec<String> = [
         &outputs.latest_predictions,
         &outputs.predictions,
@@ -103,11 +125,12 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         &outputs.metrics,
         &outputs.dead_letters,
         &outputs.features,
+        &outputs.snapshot,
     ]
     .into_iter()
     .flatten()
     .map(|p| p.display().to_string())
     .collect();
-    say!("wrote {}", files.join(", "));
+    super::print_summary(&format!("wrote {}", files.join(", ")), data_on_stdout);
     Ok(())
 }

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use pulse::progress::Progress;
 use pulse_runtime::io::Output;
-use pulse_runtime::replay::refuse_same_files;
+use pulse_runtime::replay::check_output_files;
 use pulse_schemas::Segment;
 use pulse_synth::{
     generate_with_segments, Hostility, RecordProfile, SegmentMix, Shift, SynthConfig, WorldKind, DEFAULT_START_MS,
@@ -131,9 +131,12 @@ pub(crate) async fn run(args: GenerateArgs) -> Result<()> {
         ..SynthConfig::default()
     };
     config.validate()?;
-    if let Some(truth) = &args.truth_out {
-        refuse_same_files(&[("--out", &args.out), ("--truth-out", truth)])?;
-    }
+    // As every batch command checks its outputs before the work: a
+    // directory, two outputs on one file, `-` twice (the truth's CSV went
+    // into the piped capture).
+    let mut outputs = vec![("--out", args.out.as_path())];
+    outputs.extend(args.truth_out.as_deref().map(|t| ("--truth-out", t)));
+    check_output_files(&[], &outputs)?;
     let written = Arc::new(AtomicU64::new(0));
     // Roughly 2.3 records per customer-day at the default mix: a bar estimate.
     let estimate = (args.customers as u64 * u64::from(args.days) * 23) / 10;

@@ -53,7 +53,8 @@ pub(crate) struct ReplayArgs {
 pub(crate) struct WorkersArgs {
     /// Decoders and engines side by side (customers partitioned by a hash
     /// of their id). The outputs are the same, byte for byte, for every
-    /// number. At most 64.
+    /// number, but --snapshot-out's (one engine's state per worker). At
+    /// most 64.
     #[arg(long, default_value = "1", value_name = "N", value_parser = workers)]
     pub(crate) workers: NonZeroUsize,
 }
@@ -149,6 +150,9 @@ pub(crate) fn monitor_config(window_days: u32) -> Result<Option<MonitorConfig>> 
     Ok(config)
 }
 
+/// The longest `--linger-s` and `--metrics-interval-s`: a year.
+const MAX_INTERVAL_S: f64 = 365.0 * 86_400.0;
+
 /// The scoring stage's configuration from its flags, checked.
 pub(crate) fn scoring_config(
     batch_rows: usize,
@@ -157,8 +161,16 @@ pub(crate) fn scoring_config(
     reasons: bool,
 ) -> Result<ScoringConfig> {
     anyhow::ensure!(batch_rows >= 1, "--batch-rows must be at least 1");
-    anyhow::ensure!(linger_s.is_finite() && linger_s >= 0.0, "--linger-s must be >= 0");
-    anyhow::ensure!(metrics_interval_s.is_finite() && metrics_interval_s > 0.0, "--metrics-interval-s must be > 0");
+    // Bounded above: past ~1e16 s the milliseconds saturated and the end of
+    // the input flushed nothing (every vector dropped, exit 0).
+    anyhow::ensure!(
+        linger_s.is_finite() && (0.0..=MAX_INTERVAL_S).contains(&linger_s),
+        "--linger-s {linger_s}: give a number of seconds from 0 to {MAX_INTERVAL_S} (a year)"
+    );
+    anyhow::ensure!(
+        metrics_interval_s.is_finite() && (0.001..=MAX_INTERVAL_S).contains(&metrics_interval_s),
+        "--metrics-interval-s {metrics_interval_s}: give a number of seconds from 0.001 to {MAX_INTERVAL_S} (a year)"
+    );
     let batch = BatchPolicy {
         max_rows: batch_rows,
         max_linger_ms: (linger_s * 1000.0).round() as i64,
