@@ -156,7 +156,7 @@ pub fn from_synth(
 ) -> Result<Labelled> {
     let dir = tempfile::tempdir().context("cannot make a temporary directory for the synthetic capture")?;
     let path = dir.path().join("synthetic.jsonl.zst");
-    let mut out = Output::create(&path)?;
+    let mut out = Output::scratch(&path)?;
     generate(synth, &mut out, &mut |n| progress("generate", n))?;
     out.finish()?;
     labelled_rows(&path, "the synthetic marketplace", policy, needs, progress)

@@ -176,9 +176,20 @@ impl Output {
     /// Starts a file that replaces `path` when finished (its directory
     /// created if needed); `-` is standard output.
     pub fn create(path: &Path) -> Result<Output> {
+        Output::open(path, true)
+    }
+
+    /// A command's own scratch file (a temporary capture it reads back
+    /// itself): written in place, and readable at its path once finished,
+    /// whatever [`defer_commits`] says of the command's outputs.
+    pub fn scratch(path: &Path) -> Result<Output> {
+        Output::open(path, false)
+    }
+
+    fn open(path: &Path, staged: bool) -> Result<Output> {
         let (file, staged) = if is_stdin(path) {
             (stdout_file().context("cannot write to standard output")?, None)
-        } else if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        } else if !staged || std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
             // A device or FIFO cannot be replaced by a rename, nor half
             // written into a file someone reads as whole.
             (File::create(path).with_context(|| format!("cannot open {}", path.display()))?, None)
@@ -240,15 +251,27 @@ fn partials() -> std::sync::MutexGuard<'static, Vec<std::path::PathBuf>> {
     PARTIALS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Outputs finished and waiting for the command's end to be put in place
-/// ([`defer_commits`]); `None`: each is put in place as it is finished.
-static DEFERRED: std::sync::Mutex<Option<Vec<Staged>>> = std::sync::Mutex::new(None);
+/// Where a command's finished outputs go ([`defer_commits`]).
+#[derive(Debug)]
+enum Commits {
+    /// Each into place as it is finished (a library caller, a test).
+    Now,
+    /// Held until the command's end; these are finished so far.
+    Deferred(Vec<Staged>),
+    /// Put in place by [`commit_deferred`].
+    Done,
+    /// Thrown away by [`remove_partials`] (a signal, an error): an output
+    /// finished later is thrown away too.
+    Cancelled,
+}
 
-/// Set once [`commit_deferred`] has put a command's outputs in place.
-static COMMITTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// One state, under one lock, for the main thread's end of a command and a
+/// signal handler's: whichever comes first decides, and the other sees it.
+/// Lock order: this, then the list of partials, never the other way.
+static COMMITS: std::sync::Mutex<Commits> = std::sync::Mutex::new(Commits::Now);
 
-fn deferred() -> std::sync::MutexGuard<'static, Option<Vec<Staged>>> {
-    DEFERRED.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+fn commits() -> std::sync::MutexGuard<'static, Commits> {
+    COMMITS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// From now on a finished output ([`Staged::commit`]) waits for
@@ -256,16 +279,30 @@ fn deferred() -> std::sync::MutexGuard<'static, Option<Vec<Staged>>> {
 /// outputs then appear together at its end, or not at all. Each output used
 /// to be renamed as its writer finished, so a ctrl-c between two renames
 /// left old and new files side by side (and said they were all the old).
+/// A command's own scratch files are not outputs: [`Output::scratch`].
 pub fn defer_commits() {
-    *deferred() = Some(Vec::new());
+    *commits() = Commits::Deferred(Vec::new());
 }
 
-/// Puts every output waiting since [`defer_commits`] in place, holding the
-/// lock [`remove_partials`] takes: a signal handler that runs meanwhile
-/// finds them all in place ([`committed`]), or, first, none. Returns how
-/// many there were.
+/// Puts every output finished since [`defer_commits`] in place, holding the
+/// lock [`remove_partials`] takes: a signal handler finds them all in place
+/// ([`committed`]) or, first, none. Returns how many there were; an error if
+/// the command was cancelled meanwhile, or a rename failed (the outputs
+/// before it are in place then, the rest removed).
 pub fn commit_deferred() -> Result<usize> {
-    let waiting = deferred().take().unwrap_or_default();
+    let mut state = commits();
+    let waiting = match std::mem::replace(&mut *state, Commits::Done) {
+        Commits::Deferred(waiting) => waiting,
+        Commits::Now => {
+            *state = Commits::Now;
+            return Ok(0);
+        }
+        Commits::Done => return Ok(0),
+        Commits::Cancelled => {
+            *state = Commits::Cancelled;
+            anyhow::bail!("the command was stopped: its outputs were not kept");
+        }
+    };
     let n = waiting.len();
     let mut list = partials();
     let mut result = Ok(());
@@ -283,10 +320,7 @@ pub fn commit_deferred() -> Result<usize> {
             .map_err(|e| anyhow::Error::new(e.error))
             .with_context(|| format!("cannot write {}", staged.target.display()));
     }
-    if result.is_ok() {
-        COMMITTED.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-    // Dropping what is left removes its files and takes this lock again.
+    // Dropping what is left removes its files and takes the list's lock.
     drop(list);
     drop(left);
     result.map(|()| n)
@@ -294,15 +328,24 @@ pub fn commit_deferred() -> Result<usize> {
 
 /// Whether [`commit_deferred`] put the command's outputs in place.
 pub fn committed() -> bool {
-    COMMITTED.load(std::sync::atomic::Ordering::SeqCst)
+    matches!(*commits(), Commits::Done)
 }
 
 /// Removes the temporary file of every output not put in place (still
 /// being written, or finished and waiting for [`commit_deferred`]), for a
 /// command stopping on a signal or an error; returns how many there were.
-/// The outputs' paths then hold what they held before the run.
+/// Outputs finished after it are removed too. The outputs' paths then hold
+/// what they held before the run (unless [`committed`] already).
 pub fn remove_partials() -> usize {
-    let waiting = deferred().take().unwrap_or_default();
+    let mut state = commits();
+    let waiting = match std::mem::replace(&mut *state, Commits::Cancelled) {
+        Commits::Deferred(waiting) => waiting,
+        Commits::Done => {
+            *state = Commits::Done;
+            Vec::new()
+        }
+        Commits::Now | Commits::Cancelled => Vec::new(),
+    };
     let n_waiting = waiting.len();
     // Each removes its file and its entry in the list below.
     drop(waiting);
@@ -350,18 +393,21 @@ impl Staged {
     }
 
     /// Renames the file (written and flushed) over the target; after
-    /// [`defer_commits`], at the command's end ([`commit_deferred`]).
+    /// [`defer_commits`], at the command's end ([`commit_deferred`]); after
+    /// [`remove_partials`], never (the file is removed, and this fails).
     pub fn commit(self) -> Result<()> {
-        let mut waiting = deferred();
-        match waiting.as_mut() {
-            Some(list) => {
+        let mut state = commits();
+        match &mut *state {
+            Commits::Deferred(list) => {
                 list.push(self);
                 Ok(())
             }
-            None => {
-                drop(waiting);
-                self.commit_now()
+            Commits::Cancelled => {
+                let target = self.target.clone();
+                drop(self);
+                anyhow::bail!("the command was stopped: {} was not kept", target.display())
             }
+            Commits::Now | Commits::Done => self.commit_now(),
         }
     }
 

@@ -121,7 +121,8 @@
 //! [`ServeConfig::max_concurrent_batches`] at once: `/ping` stays on the
 //! async workers and keeps answering while large batches score.
 //! Explanations (`?explain=true`, far costlier per row) take at most one
-//! fewer of those slots (at least one), so one always stays for scoring.
+//! fewer of those slots (at least one), so with two or more one always
+//! stays for scoring.
 //!
 //! The `pulse serve` command listens on 127.0.0.1:8080 by default. In a
 //! container it must listen on `0.0.0.0`; SageMaker starts an image as

@@ -475,3 +475,30 @@ fn train_checks_out_before_the_work_and_keeps_the_report_when_the_model_cannot_b
     assert_eq!(said.matches("os error").count(), 1, "{said}");
     assert!(std::fs::read_to_string(&report).unwrap().contains("## The shipped model: "));
 }
+
+/// Without `--capture` (the default: a synthetic marketplace generated into
+/// a scratch file and read back), train and evaluate run, and their outputs
+/// appear at the end; a model that cannot be saved still leaves its report,
+/// as the command says. (Deferring a command's outputs to its end once
+/// broke the scratch capture: "cannot open .../synthetic.jsonl.zst".)
+#[test]
+fn train_and_evaluate_run_on_the_synthetic_marketplace() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("evaluation.md");
+    let small = ["--customers", "200", "--days", "60", "--quiet"];
+    ok(run_pulse(["evaluate", "--report", s(&report)].into_iter().chain(small)), "evaluate");
+    assert!(std::fs::read_to_string(&report).unwrap().contains("held-out"), "the report is written");
+
+    let (model, trained) = (dir.path().join("model"), dir.path().join("training.md"));
+    let args = ["train", "--kinds", "logistic", "--out", s(&model), "--report", s(&trained)];
+    ok(run_pulse(args.into_iter().chain(small)), "train");
+    assert!(model.join("model.json").exists() && trained.exists());
+
+    // /proc takes no folder: the model cannot be saved, the report is kept.
+    let kept = dir.path().join("kept.md");
+    let args = ["train", "--kinds", "logistic", "--out", "/proc/pulse-no-model", "--report", s(&kept)];
+    let out = run_pulse(args.into_iter().chain(small));
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("the report is written"), "{}", describe(&out));
+    assert!(kept.exists(), "the report it says it wrote: {}", describe(&out));
+}

@@ -246,7 +246,7 @@ async fn a_hold_ends_at_the_invocations_deadline_before_its_timeout() {
     let err = sink.flush().await.expect_err("the endpoint is down");
     assert!(err.to_string().contains("(the invocation's deadline)"), "{err}");
     assert!(err.to_string().contains("5 vectors are waiting"), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(300), "held {:?}, past the deadline", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(30), "held {:?}, long past the 1-s deadline", started.elapsed());
     assert_eq!((sink.pending(), sink.stats().predictions), (5, 0));
 
     // A deadline after the timeout: the timeout bounds it, and the message says so.

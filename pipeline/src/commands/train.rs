@@ -619,6 +619,9 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
     if let Some(path) = &args.data.report {
         write_report(path, &text)?;
         if saved.is_err() {
+            // Put in place now: the command fails, and a failed command's
+            // outputs are otherwise thrown away at its end.
+            pulse_runtime::io::commit_deferred()?;
             say!("the report is written to {}", path.display());
         }
     }
