@@ -118,6 +118,9 @@ impl LambdaSettings {
                 }
                 // A function's metrics are EMF lines in its log, whatever the flag says.
                 output.metrics = MetricsTarget::Emf;
+                // Checked here, so --print-settings (the deployment's check)
+                // refuses it, not only the cold start.
+                output.hold_timeout()?;
                 Some(output)
             }
         };
@@ -205,6 +208,13 @@ mod tests {
         assert!(err(&["--table-name=t", "--due-lookback-hours=x"]).contains("due-lookback-hours"));
         assert!(err(&["--table-name=t", "--timer-interval-hours=0"]).contains("TIMER_INTERVAL_HOURS"));
         assert!(err(&["--table-name=t", "--score=maybe"]).contains("score"));
+        for bad in ["--hold-timeout-s=-1", "--hold-timeout-s=1e30", "--hold-timeout-s=NaN"] {
+            assert!(
+                err(&["--table-name=t", bad]).contains("HOLD_TIMEOUT_S"),
+                "{bad}: {}",
+                err(&["--table-name=t", bad])
+            );
+        }
         let nothing = err(&["--table-name=t", "--score=off", "--log-vectors=0"]);
         assert!(nothing.contains("SCORE=off with LOG_VECTORS=off"), "{nothing}");
     }

@@ -2,6 +2,8 @@
 //! place: the command line's flags and the Lambda function's environment
 //! variables are the same clap arguments (`env = ...`), in the same units.
 
+use std::time::Duration;
+
 use anyhow::Result;
 use clap::Args;
 use pulse_operators::TimerPolicy;
@@ -65,6 +67,20 @@ impl Default for TimerArgs {
         TimerArgs { no_timers: false, timer_interval_hours: 24.0 }
     }
 }
+
+/// A flag of seconds as a duration: a finite number from 0 to `max`
+/// seconds. A finite but huge value (`1e30`) passed the checks that only
+/// asked for a finite one, and then panicked where it became a `Duration`.
+pub fn seconds(value: f64, flag: &str, max: f64) -> Result<Duration> {
+    anyhow::ensure!(
+        value.is_finite() && (0.0..=max).contains(&value),
+        "{flag} {value}: give a number of seconds from 0 to {max}"
+    );
+    Ok(Duration::try_from_secs_f64(value)?)
+}
+
+/// The longest of most flags of seconds: a year.
+pub const YEAR_SECONDS: f64 = 365.0 * 86_400.0;
 
 #[cfg(test)]
 mod tests {

@@ -137,13 +137,8 @@ impl OutputArgs {
     /// The endpoint's configuration, if one is named; checked without I/O.
     pub fn endpoint_config(&self) -> Result<Option<EndpointConfig>> {
         let Some(name) = &self.endpoint_name else { return Ok(None) };
-        let seconds = |s: f64, flag: &str| {
-            if s.is_finite() && s >= 0.0 {
-                Ok(Duration::from_secs_f64(s))
-            } else {
-                Err(anyhow!("{flag} must be a number of seconds >= 0, got {s}"))
-            }
-        };
+        let seconds =
+            |s: f64, flag: &str| pulse_runtime::settings::seconds(s, flag, pulse_runtime::settings::YEAR_SECONDS);
         let config = EndpointConfig {
             endpoint_name: name.clone(),
             content_type: self.content_type,
@@ -169,6 +164,13 @@ impl OutputArgs {
         self.build_observed(sdk, scoring, embedded, None).await
     }
 
+    /// `--hold-timeout-s` (`HOLD_TIMEOUT_S`) as a duration, checked: from
+    /// 0 to a day (`1e30` passed the old check and panicked when the
+    /// function started).
+    pub fn hold_timeout(&self) -> Result<Duration> {
+        pulse_runtime::settings::seconds(self.hold_timeout_s, "--hold-timeout-s (HOLD_TIMEOUT_S)", 86_400.0)
+    }
+
     /// [`OutputArgs::build`], calling `on_written` with each prediction stored
     /// (`pulse loadtest` times event write → prediction write with it).
     pub async fn build_observed(
@@ -179,10 +181,7 @@ impl OutputArgs {
         on_written: Option<OnWritten>,
     ) -> Result<ScoringSink> {
         anyhow::ensure!(self.write_concurrency > 0, "--write-concurrency must be at least 1");
-        anyhow::ensure!(
-            self.hold_timeout_s.is_finite() && self.hold_timeout_s >= 0.0,
-            "--hold-timeout-s must be a number of seconds >= 0"
-        );
+        let hold_timeout = self.hold_timeout()?;
         let model = match self.endpoint_config()? {
             None => ModelBackend::Embedded(embedded),
             Some(config) => {
@@ -230,8 +229,7 @@ impl OutputArgs {
             health_namespace: self.health_namespace.clone(),
             quality_namespace: self.quality_namespace.clone(),
         };
-        let config =
-            SinkConfig { scoring, hold_timeout: Duration::from_secs_f64(self.hold_timeout_s), ..SinkConfig::default() };
+        let config = SinkConfig { scoring, hold_timeout, ..SinkConfig::default() };
         ScoringSink::new(model, out, config)
     }
 }

@@ -229,8 +229,7 @@ impl StreamArgs {
         });
         let idle_exit = match self.idle_exit_s {
             Some(s) => {
-                anyhow::ensure!(s.is_finite() && s >= 0.0, "--idle-exit-s must be a number of seconds >= 0");
-                Some(Duration::from_secs_f64(s))
+                Some(pulse_runtime::settings::seconds(s, "--idle-exit-s", pulse_runtime::settings::YEAR_SECONDS)?)
             }
             None => None,
         };
@@ -373,6 +372,8 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
     }
     let scoring = if args.score {
         let config = args.scoring.config()?;
+        // Found before any AWS call, as the other flags are.
+        args.output.hold_timeout()?;
         let model = super::load_model(args.scoring.model.as_deref())?;
         Some((config, model))
     } else {

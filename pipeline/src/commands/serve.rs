@@ -67,8 +67,7 @@ pub(crate) struct ServeArgs {
 
 /// A flag of seconds as a duration.
 fn seconds(value: f64, flag: &str) -> Result<std::time::Duration> {
-    anyhow::ensure!(value.is_finite() && value >= 0.0, "{flag} must be a number of seconds, 0 or more");
-    Ok(std::time::Duration::from_secs_f64(value))
+    pulse_runtime::settings::seconds(value, flag, pulse_runtime::settings::YEAR_SECONDS)
 }
 
 /// Connections the kernel queues while every slot is taken (capped by
