@@ -51,7 +51,7 @@ impl TimerArgs {
         // replay of a few thousand customers ran out of memory. A minute is
         // already far finer than the features move (by the day).
         // A year at most: a silent customer is rescored at least that often.
-        let max_hours = 365.0 * 24.0;
+        let max_hours = YEAR_SECONDS / 3600.0;
         anyhow::ensure!(
             interval_ms >= MIN_TIMER_INTERVAL_MS as f64 && hours <= max_hours,
             "--timer-interval-hours (TIMER_INTERVAL_HOURS) {hours} is not a usable interval: from a minute \

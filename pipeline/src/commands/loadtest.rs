@@ -14,6 +14,7 @@ use pulse_aws::output::predictions::OnWritten;
 use pulse_aws::AwsArgs;
 use pulse_operators::EngineConfig;
 use pulse_runtime::report::thousands;
+use pulse_runtime::settings::{seconds, YEAR_SECONDS};
 use pulse_schemas::DAY_MS;
 use pulse_synth::loadtest::latency::LatencyTracker;
 use pulse_synth::loadtest::live::{run_live, LiveLoad, LiveReport, WriteLoad};
@@ -93,8 +94,6 @@ pub(crate) struct LoadtestArgs {
     output: OutputArgs,
 }
 
-/// The longest `--duration-s` and `--drain-timeout-s` taken: a year.
-const MAX_SECONDS: f64 = 365.0 * 86_400.0;
 /// The lowest `--rate`: one event a day.
 const MIN_RATE: f64 = 1.0 / 86_400.0;
 
@@ -104,9 +103,8 @@ pub(crate) async fn run(args: LoadtestArgs) -> Result<()> {
     anyhow::ensure!(args.rate.is_finite() && args.rate > 0.0, "--rate must be more than 0 events/s, got {}", args.rate);
     anyhow::ensure!(args.drain_timeout_s.is_finite() && args.drain_timeout_s >= 0.0, "--drain-timeout-s must be >= 0");
     // Finite but past what a clock can count (1e30 s) panicked later.
-    for (flag, seconds) in [("--duration-s", args.duration_s), ("--drain-timeout-s", args.drain_timeout_s)] {
-        anyhow::ensure!(seconds <= MAX_SECONDS, "{flag} {seconds} is more than a year ({MAX_SECONDS} s)");
-    }
+    let duration = seconds(args.duration_s, "--duration-s", YEAR_SECONDS)?;
+    let drain_timeout = seconds(args.drain_timeout_s, "--drain-timeout-s", YEAR_SECONDS)?;
     anyhow::ensure!(
         args.rate >= MIN_RATE,
         "--rate {} is less than one event in {} s: the first write would come after the run",
@@ -139,7 +137,7 @@ pub(crate) async fn run(args: LoadtestArgs) -> Result<()> {
         let rate = report.records as f64 / (report.customers as f64 * f64::from(report.days)).max(1.0);
         (serde_json::to_string_pretty(&report)?, measured, rate)
     } else {
-        let report = live(&args, synth, engine, now).await?;
+        let report = live(&args, synth, engine, now, (duration, drain_timeout)).await?;
         say!("{}", live_table(&report));
         let (written, latency) = (report.write.events_written, &report.latency);
         if latency.pending > 0 {
@@ -171,7 +169,14 @@ pub(crate) async fn run(args: LoadtestArgs) -> Result<()> {
     Ok(())
 }
 
-async fn live(args: &LoadtestArgs, synth: SynthConfig, engine: EngineConfig, now: i64) -> Result<LiveReport> {
+/// The last argument: `--duration-s` and `--drain-timeout-s`, checked.
+async fn live(
+    args: &LoadtestArgs,
+    synth: SynthConfig,
+    engine: EngineConfig,
+    now: i64,
+    (duration, drain_timeout): (Duration, Duration),
+) -> Result<LiveReport> {
     let sdk = args.aws.load().await;
     let table = args.table.clone().unwrap_or_else(|| format!("pulse-loadtest-{now}"));
     let mut output = args.output.clone();
@@ -188,12 +193,12 @@ async fn live(args: &LoadtestArgs, synth: SynthConfig, engine: EngineConfig, now
         write: WriteLoad {
             synth,
             rate: args.rate,
-            duration: Duration::from_secs_f64(args.duration_s),
+            duration,
             max_events: args.max_events,
             concurrency: args.event_writes_in_flight,
         },
         table: table.clone(),
-        drain_timeout: Duration::from_secs_f64(args.drain_timeout_s),
+        drain_timeout,
         engine,
     };
     let expected = ((args.rate * args.duration_s) as u64).min(args.max_events);
