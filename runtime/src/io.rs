@@ -307,18 +307,12 @@ pub fn commit_deferred() -> Result<usize> {
     let mut list = partials();
     let mut result = Ok(());
     let mut left = Vec::new();
-    for mut staged in waiting {
+    for staged in waiting {
         if result.is_err() {
             left.push(staged);
             continue;
         }
-        let temp = staged.temp.take().expect("a deferred output is not committed yet");
-        list.retain(|p| **p != *temp);
-        result = temp
-            .persist(&staged.target)
-            .map(drop)
-            .map_err(|e| anyhow::Error::new(e.error))
-            .with_context(|| format!("cannot write {}", staged.target.display()));
+        result = staged.persist(&mut list);
     }
     // Dropping what is left removes its files and takes the list's lock.
     drop(list);
@@ -411,10 +405,17 @@ impl Staged {
         }
     }
 
-    fn commit_now(mut self) -> Result<()> {
+    fn commit_now(self) -> Result<()> {
+        self.persist(&mut partials())
+    }
+
+    /// Renames the file over the target, taking it off `partials` (the
+    /// list of partials, locked by the caller).
+    fn persist(mut self, partials: &mut Vec<std::path::PathBuf>) -> Result<()> {
         let temp = self.temp.take().expect("a staged file is committed once");
-        partials().retain(|p| **p != *temp);
+        partials.retain(|p| **p != *temp);
         temp.persist(&self.target)
+            .map(drop)
             .map_err(|e| anyhow::Error::new(e.error))
             .with_context(|| format!("cannot write {}", self.target.display()))
     }
