@@ -121,7 +121,13 @@ pub async fn ensure_due_index(client: &aws_sdk_dynamodb::Client, table: &str, in
         }
         if !announced && started.elapsed() > std::time::Duration::from_secs(10) {
             // The CLI's user waits on this; the backfill can take a while.
-            eprintln!("waiting for index {index} of table {table} to become ACTIVE (DynamoDB fills it from the table's items first)");
+            // Written, not `eprintln!`ed: a closed standard error must not
+            // stop the setup (there is nowhere to say that it failed).
+            use std::io::Write as _;
+            let _unreadable = writeln!(
+                std::io::stderr(),
+                "waiting for index {index} of table {table} to become ACTIVE (DynamoDB fills it from the table's items first)"
+            );
             announced = true;
         }
         tokio::time::sleep(wait).await;

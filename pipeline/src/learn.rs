@@ -116,7 +116,7 @@ fn labelled_rows(
 ) -> Result<Labelled> {
     let book = LabelBook::scan(path, &mut |n| progress("labels", n))?;
     if let Some(warning) = book.gap_warning() {
-        eprintln!("{warning}");
+        crate::tell!("{warning}");
     }
     let futures = book.into_futures();
     let counts = customers_per_split(futures.customer_ids(), policy.split_seed);

@@ -14,6 +14,28 @@
 //! is measured against ([`baseline`]).
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+/// `eprintln!` that does not panic when standard error is gone (`pulse demo
+/// 2>&1 | head`, or `2>&-`): a message nobody can read is dropped, and the
+/// command's exit code still says how its work went. `eprintln!` panicked
+/// there (exit 101) after the work itself had succeeded.
+#[macro_export]
+macro_rules! tell {
+    () => {
+        $crate::tell_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::tell_line(format_args!($($arg)*))
+    };
+}
+
+/// Writes a line to standard error for [`tell!`]; a failure is dropped, as
+/// there is nowhere left to say it.
+pub fn tell_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut err = std::io::stderr().lock();
+    let _unreadable = err.write_fmt(args).and_then(|()| err.write_all(b"\n"));
+}
+
 pub mod baseline;
 pub mod cost;
 pub mod dataset;

@@ -213,7 +213,7 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            pulse::tell!("error: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -239,9 +239,9 @@ fn main() -> ExitCode {
             commands::shutdown_signal().await;
             let removed = pulse_runtime::io::remove_partials();
             if pulse_runtime::io::committed() {
-                eprintln!("interrupted after the run had finished: its outputs are in place");
+                pulse::tell!("interrupted after the run had finished: its outputs are in place");
             } else {
-                eprintln!(
+                pulse::tell!(
                     "interrupted: {removed} unfinished output{} removed; the output paths hold what they held before",
                     if removed == 1 { "" } else { "s" }
                 );
@@ -274,7 +274,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // A failed run's outputs, finished or not, are not put in place.
             pulse_runtime::io::remove_partials();
-            eprintln!("error: {e:#}");
+            pulse::tell!("error: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -74,7 +74,7 @@ impl Progress {
             bar.abandon();
             // The bar's line is left open: what is printed next began on it.
             if !bar.is_hidden() {
-                eprintln!();
+                crate::tell!();
             }
         }
     }

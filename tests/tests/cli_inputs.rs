@@ -246,6 +246,32 @@ fn a_closed_standard_output_is_no_panic() {
     assert!(std::fs::metadata(dir.path().join("v.jsonl")).unwrap().len() > 0, "the work was done");
 }
 
+/// Standard error closed while the data goes to standard output (`pulse
+/// replay C --features-out - 2>&- | ...`, or a reader of both that has
+/// gone): the summary, which then goes to standard error, is dropped, and
+/// the command exits as its work went, where `eprintln!` panicked with exit
+/// 101 after writing every vector. A failing command still exits 1.
+#[test]
+fn a_closed_standard_error_is_no_panic() {
+    let golden = fixture("golden.jsonl");
+    let run = |args: &[&str], close_stderr: bool| {
+        let mut child =
+            Command::new(pulse_bin()).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        if close_stderr {
+            drop(child.stderr.take());
+        }
+        child.wait_with_output().unwrap()
+    };
+    let replay = ["replay", golden.to_str().unwrap(), "--quiet", "--features-out", "-"];
+    let open = run(&replay, false);
+    let out = run(&replay, true);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(!out.stdout.is_empty(), "vectors written");
+    assert_eq!(out.stdout, open.stdout, "the same vectors as with standard error open");
+    let out = run(&["replay", "/nonexistent/capture.jsonl", "--features-out", "-"], true);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+}
+
 /// `pulse run` and `pulse capture` resume their files from the checkpoint:
 /// `-` (which wrote a file named `-`) and a checkpoint nowhere writable
 /// (found at the first checkpoint, after records no checkpoint covered)

@@ -110,7 +110,7 @@ pub(crate) async fn run(args: DatasetArgs) -> Result<()> {
     ticker.abort();
     progress.finish();
     if let Some(warning) = book.gap_warning() {
-        eprintln!("{warning}");
+        pulse::tell!("{warning}");
     }
     let (ticker, progress) = bar("features");
     let (stats, written) = tokio::task::spawn_blocking(move || -> Result<_> {

@@ -141,7 +141,7 @@ pub(crate) async fn run(args: LoadtestArgs) -> Result<()> {
         say!("{}", live_table(&report));
         let (written, latency) = (report.write.events_written, &report.latency);
         if latency.pending > 0 {
-            eprintln!(
+            pulse::tell!(
                 "warning: {} of the {written} events written were not scored by the end of the drain: the local \
                  server fell behind (a longer --drain-timeout-s, a lower --rate), or the table already held them \
                  (a --table an earlier load test filled, with the same --seed: the same event ids, so duplicates)",

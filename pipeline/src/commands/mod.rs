@@ -66,7 +66,7 @@ pub(crate) fn say_line(args: std::fmt::Arguments<'_>) {
     let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
         if e.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!("warning: cannot write to standard output: {e}");
+            pulse::tell!("warning: cannot write to standard output: {e}");
         }
     }
 }
@@ -81,7 +81,7 @@ pub(crate) fn any_stdout<'a>(mut outputs: impl Iterator<Item = &'a Path>) -> boo
 /// a pipe gets only the data.
 pub(crate) fn print_summary(text: &str, data_on_stdout: bool) {
     if data_on_stdout {
-        eprintln!("{text}");
+        pulse::tell!("{text}");
     } else {
         say!("{text}");
     }

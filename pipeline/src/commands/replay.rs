@@ -241,9 +241,9 @@ pub(crate) async fn run(args: ReplayArgs) -> Result<()> {
     super::print_summary(&text, data_on_stdout);
     // Not errors (a replay of nothing is nothing), but rarely what was meant.
     if summary.records == 0 {
-        eprintln!("warning: {} holds no records", args.capture.display());
+        pulse::tell!("warning: {} holds no records", args.capture.display());
     } else if summary.invalid_total() == summary.records {
-        eprintln!(
+        pulse::tell!(
             "warning: every record of {} is a dead letter: is it a capture (one DynamoDB Streams record per \
              line, as `pulse capture` writes)? --dead-letter-out FILE says why each was refused",
             args.capture.display()

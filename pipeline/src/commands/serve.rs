@@ -126,7 +126,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     let grace = limits.shutdown_timeout;
     match pulse_serve::serve(listener, router(model, config), limits, shutdown_signal()).await {
         Stopped::Drained => {}
-        Stopped::DeadlinePassed { open } => eprintln!(
+        Stopped::DeadlinePassed { open } => pulse::tell!(
             "pulse serve: {open} connections still open {:.0} s after the shutdown signal: stopping without them",
             grace.as_secs_f64()
         ),
@@ -139,7 +139,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
 /// requests in flight then finish, new connections are refused.
 async fn shutdown_signal() {
     super::shutdown_signal().await;
-    eprintln!("pulse serve: shutting down after the requests in flight");
+    pulse::tell!("pulse serve: shutting down after the requests in flight");
 }
 
 /// The model SageMaker unpacked into `dir`: `dir` itself when it holds a

@@ -96,7 +96,7 @@ pub(crate) async fn run(args: SetupArgs) -> Result<()> {
     if let Some(reason) = &loader.first_refusal {
         // A hostile capture has items DynamoDB refuses on purpose (a NaN
         // number); every item refused is a table that does not fit.
-        eprintln!("the first item refused: {reason}");
+        pulse::tell!("the first item refused: {reason}");
         anyhow::ensure!(loader.written > 0, "every item was refused: nothing was written into {}", loader.table);
     }
     Ok(())
