@@ -467,6 +467,15 @@ impl<S: Scorer> ScoringStage<S> {
         Ok(())
     }
 
+    /// The fleet snapshot of [`ScoringStage::flush`] alone, at `now`,
+    /// whatever is still waiting: for a caller that has already flushed and
+    /// must publish its metrics even when that failed (the Lambda function
+    /// after a batch whose model call failed: scoring again would call the
+    /// failing model a second time, and the failure would go uncounted).
+    pub fn snapshot_now(&mut self, now: i64, out: &mut Scored) {
+        out.metrics.push(self.snapshot(now, true));
+    }
+
     /// Scores everything waiting, trying a failing model up to
     /// `FLUSH_ATTEMPTS` times, without the fleet snapshot of
     /// [`ScoringStage::flush`]: a checkpoint barrier in the middle of a run.
@@ -602,7 +611,19 @@ impl<S: Scorer> ScoringStage<S> {
                 self.requeue(batch, now);
                 Ok(false)
             }
-            Err(fatal) => bail!(fatal),
+            Err(fatal) => {
+                // Counted, and the rows handed back as a retryable failure's
+                // are: the caller stops on the error (`pulse run`), or fails
+                // its batch and is invoked again (the Lambda function, whose
+                // stage lives on). Dropped instead, the batch left each of
+                // its customers "in flight" for good: every later vector of
+                // theirs parked behind it, unscored, while the function
+                // answered success with no failure counted.
+                self.stats.model_failures += 1;
+                self.failures_since_snapshot += 1;
+                self.requeue(batch, now);
+                bail!(fatal)
+            }
         }
     }
 
@@ -849,6 +870,29 @@ mod tests {
         calls: AtomicU64,
     }
 
+    /// A model whose first call fails as a misconfigured endpoint does (a
+    /// 4xx: fatal), then scores as [`Flaky`].
+    struct FatalOnce(Flaky);
+
+    impl Scorer for FatalOnce {
+        fn model_name(&self) -> &str {
+            "fatal-once"
+        }
+        fn model_version(&self) -> &str {
+            "0"
+        }
+        fn score(&self, rows: &[Features]) -> impl std::future::Future<Output = Result<ScoredRows, ScoreError>> + Send {
+            let first = self.0.calls.load(Relaxed) == 0;
+            let scored = self.0.score(rows);
+            async move {
+                match first {
+                    true => Err(ScoreError::Fatal("ValidationError (HTTP 400): endpoint not found".into())),
+                    false => scored.await,
+                }
+            }
+        }
+    }
+
     impl Scorer for Flaky {
         fn model_name(&self) -> &str {
             "flaky"
@@ -923,6 +967,29 @@ mod tests {
         let stats = stage.stats();
         assert_eq!((stats.model_failures, stats.model_calls, stats.predictions), (2, 3, 2));
         assert!(out.alerts.is_empty(), "a's first prediction is its baseline, above 0.7 or not");
+    }
+
+    /// A fatal failure stops the caller, but the stage stays whole: the
+    /// batch's customers are not left "in flight" (their later vectors
+    /// parked behind a batch nobody reports), the failure is counted, and
+    /// once the model answers the customer is scored again. (The Lambda function keeps its stage across invocations: it
+    /// answered every later batch of such a customer with success, no
+    /// prediction and no failure counted.)
+    #[tokio::test]
+    async fn a_fatal_failure_leaves_nobody_in_flight() {
+        let flaky = Flaky { fail_first: 0, calls: AtomicU64::new(0) };
+        let mut stage = ScoringStage::new(FatalOnce(flaky), config(10, 0, 100)).unwrap();
+        let mut out = Scored::default();
+        let err = stage.offer(vec![vector("a", 1, 0.9)], 0, &mut out).await.unwrap_err();
+        assert!(format!("{err:#}").contains("ValidationError"), "{err:#}");
+        assert_eq!(stage.stats().model_failures, 1, "counted");
+        assert_eq!(stage.pending(), 1, "handed back, not dropped");
+        stage.offer(vec![vector("a", 2, 0.8)], 10, &mut out).await.unwrap();
+        stage.flush(10, &mut out).await.unwrap();
+        let got: Vec<(&str, i64)> = out.predictions.iter().map(|p| (p.customer_id.as_str(), p.as_of)).collect();
+        // The handed-back vector is ready at once (no linger), before the new one.
+        assert_eq!(got, [("a", 1), ("a", 2)], "scored once the model answers");
+        assert_eq!(stage.pending(), 0);
     }
 
     /// A new customer's vector coalesced into its first one past its first

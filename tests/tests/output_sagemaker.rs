@@ -293,3 +293,87 @@ async fn endpoint_down_falls_back_to_the_embedded_model_and_says_so() {
     stop.send(()).unwrap();
     task.await.unwrap();
 }
+
+/// An endpoint that answers every request as SageMaker answers a call to an
+/// endpoint that does not exist (HTTP 400 `ValidationError`: a typo in
+/// `ExistingEndpointName`), until the task is stopped.
+async fn refusing_endpoint() -> (u16, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 8192];
+                // Headers, then the body its Content-Length gives.
+                while let Ok(n) = stream.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length: usize = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        if request.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let body = r#"{"message":"Endpoint typo-endpoint of account 123456789012 not found."}"#;
+                let answer = format!(
+                    "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\n\
+                     x-amzn-ErrorType: ValidationError\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    (port, task)
+}
+
+/// A request the endpoint refuses (a 4xx: fatal, never hidden by a
+/// fallback) fails the barrier and is counted, and the customers it held
+/// are scored once the endpoint answers: the Lambda function keeps its sink
+/// across invocations, and the refused batch had left its customers "in
+/// flight" for good (every later batch answered success with no prediction
+/// and no failure counted).
+#[tokio::test]
+async fn a_refused_request_fails_the_barrier_and_its_customers_are_scored_once_the_endpoint_answers() {
+    let (port, refusing) = refusing_endpoint().await;
+    let (mut sink, table, endpoint) = endpoint_sink(port, OnEndpointDown::Hold, Duration::from_secs(2)).await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk().await);
+    let first = customers(3, 1_000);
+    let sent = sink.send(Produced { vectors: first.clone(), dead: vec![] }).await;
+    let flushed = match sent {
+        Ok(()) => sink.flush().await,
+        Err(e) => Err(e),
+    };
+    let err = flushed.expect_err("the endpoint refuses the request");
+    assert!(format!("{err:#}").contains("ValidationError"), "{err:#}");
+    assert!(sink.stats().model_failures >= 1, "counted: {:?}", sink.stats());
+    // The refused batch waits (the vectors of the step after it were not
+    // taken: the caller fails the step, and a Lambda batch is redelivered).
+    assert!(sink.pending() >= 1, "the refused customers wait, not dropped");
+
+    // The endpoint is fixed (the same port now answers).
+    refusing.abort();
+    let _ = refusing.await;
+    let (_addr, stop, task) = serve(port).await;
+    let later = customers(3, 1_001);
+    sink.send(Produced { vectors: later.clone(), dead: vec![] }).await.expect("send");
+    sink.flush().await.expect("the endpoint answers: everything scored");
+    assert_eq!(sink.pending(), 0);
+    for v in &later {
+        let item = prediction_item(&dynamo, &table, v.customer_id.as_str()).await.expect("scored again");
+        assert_eq!(n(&item, "as_of"), 1_001.0, "{}", v.customer_id);
+        assert_eq!(s(&item, "served_by"), format!("sagemaker:{endpoint}"));
+    }
+    stop.send(()).unwrap();
+    task.await.unwrap();
+}

@@ -245,9 +245,19 @@ impl ScoringSink {
     /// the metrics.
     pub async fn finish(&mut self) -> Result<()> {
         self.flush().await?;
+        self.publish_snapshot().await
+    }
+
+    /// [`ScoringSink::finish`] without scoring what is still waiting: the
+    /// fleet, health and model-quality snapshot as things stand, and every
+    /// write waited for. For a caller that has flushed already and must
+    /// publish even when that flush failed: the Lambda function after each
+    /// invocation, whose failed model calls are counted in this snapshot
+    /// (`PredictionFailures`), where `finish` would call the failing model
+    /// again and publish nothing.
+    pub async fn publish_snapshot(&mut self) -> Result<()> {
         let mut scored = Scored::default();
-        // Nothing is waiting after a successful flush: this only takes the snapshot.
-        self.stage.flush(self.clock, &mut scored).await?;
+        self.stage.snapshot_now(self.clock, &mut scored);
         self.handle(scored).await?;
         while !self.jobs.is_empty() {
             self.join_one().await?;

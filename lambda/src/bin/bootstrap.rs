@@ -85,20 +85,24 @@ async fn main() -> Result<(), Error> {
             scoring.hold_until(hold_deadline(event.context.deadline));
         }
         let request_id = event.context.request_id;
-        let answer = handler.invoke(event.payload, &mut *sink).await.map_err(|e| {
-            tracing::error!(%request_id, error = format!("{e:#}"), "invocation failed");
-            Error::from(format!("{e:#}"))
-        })?;
-        // The invocation's effects are durable (the handler flushed the
-        // sink); what is left is this environment's fleet and health
-        // snapshot as an EMF line. A failure here is logged, not returned:
-        // failing the batch would only redeliver records already applied.
+        let answer = handler.invoke(event.payload, &mut *sink).await;
+        // The handler flushed the sink (its effects are durable, or the
+        // batch's failed records are named in the answer); what is left is
+        // this environment's fleet and health snapshot as an EMF line,
+        // published whatever the outcome: a failed model call is counted
+        // there (PredictionFailures, its alarm). Not `finish`, which would
+        // call a failing model again. A failure here is logged, not
+        // returned: failing the batch would only redeliver records already
+        // applied.
         if let Some(scoring) = sink.1.as_mut() {
-            if let Err(e) = scoring.finish().await {
+            if let Err(e) = scoring.publish_snapshot().await {
                 tracing::error!(%request_id, error = format!("{e:#}"), "cannot publish the metrics snapshot");
             }
         }
-        Ok::<_, Error>(answer)
+        answer.map_err(|e| {
+            tracing::error!(%request_id, error = format!("{e:#}"), "invocation failed");
+            Error::from(format!("{e:#}"))
+        })
     }))
     .await
 }
