@@ -25,7 +25,7 @@
 //! written long after they happened (a table loaded with its history), the
 //! times of the events the engine accepts: [`LabelBook::span`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -33,7 +33,7 @@ use anyhow::{Context, Result};
 use pulse_model::Targets;
 use pulse_operators::{Engine, EngineConfig};
 use pulse_runtime::io::is_stdin;
-use pulse_runtime::process::{Processor, Produced};
+use pulse_runtime::process::{Behind, Processor, Produced};
 use pulse_runtime::replay::for_each_line;
 use pulse_schemas::capture::decode_line;
 use pulse_schemas::record::Invalid;
@@ -116,6 +116,11 @@ pub struct LabelBook {
     /// time so far) between one record and the next that carry a creation
     /// time: (from, to), ms.
     pub largest_gap: Option<(i64, i64)>,
+    /// Records created well before the stream's clock when they came: the
+    /// capture is out of stream order.
+    pub behind: Behind,
+    /// Dead letters (records the decoder refuses) by reason code.
+    pub invalid: BTreeMap<&'static str, u64>,
 }
 
 /// A step of the stream's clock longer than this is worth a warning: the
@@ -123,6 +128,10 @@ pub struct LabelBook {
 /// record dated decades ahead) move every customer's timers, and so the
 /// rows and their labels, that far.
 pub const GAP_WARNING_MS: i64 = 30 * DAY_MS;
+
+/// A capture with more than this share of dead letters gets a warning
+/// ([`LabelBook::invalid_warning`]).
+pub const INVALID_WARNING_SHARE: f64 = 0.01;
 
 /// The UTC day of a time in ms, as the data commands' summaries print it
 /// ("2026-01-05"; the number itself if it is out of chrono's range).
@@ -179,6 +188,7 @@ impl LabelBook {
     pub fn observe(&mut self, record: &StreamRecord<'_>) {
         let created = record.created_ms.map(|c| c.floor() as i64);
         if let Some(c) = created {
+            self.behind.observe(c, self.created.map(|(_, clock)| clock));
             if let Some((_, clock)) = self.created.filter(|&(_, clock)| c > clock) {
                 if self.largest_gap.is_none_or(|(from, to)| c - clock > to - from) {
                     self.largest_gap = Some((clock, c));
@@ -220,6 +230,61 @@ impl LabelBook {
         }
     }
 
+    /// What a user should know about the capture before trusting its rows:
+    /// a jump of the stream's clock ([`LabelBook::gap_warning`]), records
+    /// out of stream order ([`Behind`]), dead letters
+    /// ([`LabelBook::invalid_warning`]).
+    pub fn warnings(&self) -> Vec<String> {
+        [self.gap_warning(), self.behind.warning("the capture"), self.invalid_warning()].into_iter().flatten().collect()
+    }
+
+    /// Refuses a capture every record of which is a dead letter, saying
+    /// why the commonest were refused: otherwise the data commands went on
+    /// to "the capture holds no event" or "too few customers ... use a
+    /// history of more customers", when the file was in another format
+    /// (Kinesis payloads in milliseconds, a DynamoDB export to S3).
+    pub fn check_usable(&self, data: &str) -> Result<()> {
+        let total = self.invalid_total();
+        anyhow::ensure!(
+            total == 0 || total < self.records,
+            "{data}: every one of its {total} records is a dead letter ({}): is it a capture (one DynamoDB Streams \
+             record per line, as `pulse capture` writes)? `pulse replay {data} --features-out /dev/null \
+             --dead-letter-out FILE` says why each was refused",
+            self.commonest_invalid()
+        );
+        Ok(())
+    }
+
+    /// Dead letters in all.
+    pub fn invalid_total(&self) -> u64 {
+        self.invalid.values().sum()
+    }
+
+    /// A warning when more than [`INVALID_WARNING_SHARE`] of the records
+    /// are dead letters, naming the commonest reasons: their events are in
+    /// no row and no label, and a share that large is a capture in another
+    /// format or a writer's bug, not noise.
+    pub fn invalid_warning(&self) -> Option<String> {
+        let total = self.invalid_total();
+        if total == 0 || (total as f64) < INVALID_WARNING_SHARE * self.records as f64 {
+            return None;
+        }
+        Some(format!(
+            "warning: {total} of the capture's {} records ({:.1}%) are dead letters, in no row and no label ({}); \
+             `pulse replay CAPTURE --dead-letter-out FILE` says why each was refused",
+            self.records,
+            100.0 * total as f64 / self.records.max(1) as f64,
+            self.commonest_invalid()
+        ))
+    }
+
+    /// The dead letters' commonest reasons: "future_event 14261, malformed 2".
+    pub fn commonest_invalid(&self) -> String {
+        let mut by_count: Vec<(&&str, &u64)> = self.invalid.iter().collect();
+        by_count.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        by_count.iter().take(3).map(|(code, n)| format!("{code} {n}")).collect::<Vec<_>>().join(", ")
+    }
+
     /// A warning when the stream's clock jumps more than [`GAP_WARNING_MS`]
     /// between two records, naming the days.
     pub fn gap_warning(&self) -> Option<String> {
@@ -240,8 +305,9 @@ impl LabelBook {
             path,
             &mut |line| {
                 book.records += 1;
-                if let Ok(Ok(record)) = line.map(decode_line) {
-                    book.observe(&record);
+                match line.map(decode_line) {
+                    Ok(Ok(record)) => book.observe(&record),
+                    Ok(Err(invalid)) | Err(invalid) => *book.invalid.entry(invalid.reason.code()).or_default() += 1,
                 }
             },
             progress,

@@ -115,7 +115,8 @@ fn labelled_rows(
     progress: &mut dyn FnMut(Phase, u64),
 ) -> Result<Labelled> {
     let book = LabelBook::scan(path, &mut |n| progress("labels", n))?;
-    if let Some(warning) = book.gap_warning() {
+    book.check_usable(data)?;
+    for warning in book.warnings() {
         crate::tell!("{warning}");
     }
     let futures = book.into_futures();

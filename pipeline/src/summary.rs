@@ -38,6 +38,9 @@ pub fn replay_table(s: &ReplaySummary) -> String {
         row(&format!("  {code}"), thousands(*n));
     }
     row("late (adds / retractions)", format!("{} / {}", thousands(e.late_adds), thousands(e.late_retractions)));
+    if s.behind.records > 0 {
+        row("out of stream order (> 1 h)", thousands(s.behind.records));
+    }
     row("duplicates", thousands(e.duplicates));
     row(
         "retractions (held / not held)",

@@ -516,6 +516,7 @@ impl<H: Hydrate> Driver<H> {
                     Ok(record) => {
                         if let Some(created) = record.created_ms {
                             let created = created.floor() as i64;
+                            self.processor.observe_created(created);
                             if self.is_jump(created) {
                                 let workers = self.workers.as_mut().expect("workers");
                                 workers.apply(&decoded[from..i], &times_after[from..], &mut out.vectors, &mut times);

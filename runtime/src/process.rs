@@ -94,6 +94,56 @@ pub struct Processor {
     /// while they catch up.
     catching_up: HashMap<CustomerId, (i64, Position), ahash::RandomState>,
     records: u64,
+    behind: Behind,
+}
+
+/// A record created more than this before the stream time already reached
+/// is out of stream order (see [`Behind`]). A stream's shards interleave by
+/// seconds, and a batch of writes shares its creation time to the second;
+/// an hour is an export sorted by something else.
+pub const BEHIND_TOLERANCE_MS: i64 = 60 * 60 * 1000;
+
+/// Records whose `ApproximateCreationDateTime` lies more than
+/// [`BEHIND_TOLERANCE_MS`] before the stream time reached when they come:
+/// a capture that is not in stream order (an export sorted by customer, two
+/// captures put together in the wrong order). Stream time only moves
+/// forward, so the timers of the customers after the jump back have
+/// already fired up to where the clock ran ahead: their timer vectors, and
+/// the rows and labels made from them, are lost. Counted so that the
+/// commands can say so; the records themselves are applied as always.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Behind {
+    /// Records that far behind.
+    pub records: u64,
+    /// The farthest behind (ms).
+    pub max_ms: i64,
+}
+
+impl Behind {
+    /// Counts a record created at `created` when stream time was `now`.
+    pub fn observe(&mut self, created: i64, now: Option<i64>) {
+        let Some(lag) = now.map(|now| now.saturating_sub(created)) else { return };
+        if lag > BEHIND_TOLERANCE_MS {
+            self.records += 1;
+            self.max_ms = self.max_ms.max(lag);
+        }
+    }
+
+    /// A warning for a capture with such records, naming `what` (the file).
+    pub fn warning(&self, what: &str) -> Option<String> {
+        (self.records > 0).then(|| {
+            format!(
+                "warning: {what} is not in stream order: {} record{} created up to {:.1} days before records that came \
+                 earlier in the file. Stream time only moves forward, so the timers of those customers had already \
+                 fired to the later time: their timer vectors (and the rows and labels made from them) are missing. \
+                 Sort the capture by dynamodb.ApproximateCreationDateTime (stably: records of one time keep their \
+                 order) and run again",
+                self.records,
+                if self.records == 1 { "" } else { "s" },
+                self.max_ms as f64 / 86_400_000.0
+            )
+        })
+    }
 }
 
 /// Records between two samples of the engine's state size (for its peak).
@@ -109,6 +159,7 @@ impl Processor {
             emissions: Vec::new(),
             catching_up: HashMap::default(),
             records: 0,
+            behind: Behind::default(),
         }
     }
 
@@ -131,6 +182,17 @@ impl Processor {
     /// Stream time so far (ms), if any record carried one.
     pub fn stream_time(&self) -> Option<i64> {
         (self.stream_time != i64::MIN).then_some(self.stream_time)
+    }
+
+    /// Records that came out of stream order so far ([`Behind`]).
+    pub fn behind(&self) -> Behind {
+        self.behind
+    }
+
+    /// Counts a record created at `created` if it is out of stream order
+    /// ([`Behind`]); call it before the record moves stream time.
+    pub fn observe_created(&mut self, created: i64) {
+        self.behind.observe(created, self.stream_time());
     }
 
     /// Handles one decoded (or failed) record; `raw` gives the original bytes
@@ -165,6 +227,7 @@ impl Processor {
             Ok(record) => {
                 self.count_record();
                 if let Some(created) = record.created_ms {
+                    self.observe_created(created.floor() as i64);
                     self.advance_to(created.floor() as i64, source, out);
                 }
                 self.engine.apply(record, &mut self.emissions);

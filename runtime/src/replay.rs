@@ -271,6 +271,8 @@ pub struct ReplaySummary {
     pub vectors_timer: u64,
     /// Dead letters by reason code.
     pub invalid: BTreeMap<&'static str, u64>,
+    /// Records out of stream order ([`crate::process::Behind`]).
+    pub behind: crate::process::Behind,
     /// What the engine did.
     pub engine: CountersSnapshot,
     /// State held at the end, and its peak.
@@ -529,6 +531,7 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
         vectors_event: counters.vectors_event,
         vectors_timer: counters.vectors_timer,
         invalid: driver.processor().invalid_counts().clone(),
+        behind: driver.processor().behind(),
         engine: counters,
         state,
         stream_span_ms: ran.stream_span_ms,

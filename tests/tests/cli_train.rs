@@ -502,3 +502,65 @@ fn train_and_evaluate_run_on_the_synthetic_marketplace() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("the report is written"), "{}", describe(&out));
     assert!(kept.exists(), "the report it says it wrote: {}", describe(&out));
 }
+
+/// Stderr of a finished command.
+fn said(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A capture out of stream order (an export sorted by customer) lost its
+/// customers' timer vectors, and with them most rows and labels, with no
+/// word said; a capture of dead letters only (Kinesis payloads in
+/// milliseconds) was "too few customers". Now replay, dataset and train
+/// say what is wrong with the file.
+#[test]
+fn the_data_commands_say_when_a_capture_is_out_of_order_or_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = generate(dir.path(), "c.jsonl", "60");
+    let text = std::fs::read_to_string(&capture).unwrap();
+    let records: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let customer = |r: &serde_json::Value| r["dynamodb"]["Keys"]["customer_id"]["S"].as_str().unwrap_or("").to_owned();
+
+    // Sorted by customer, each customer's records in their order.
+    let mut sorted: Vec<&serde_json::Value> = records.iter().collect();
+    sorted.sort_by_key(|r| customer(r));
+    let by_customer = dir.path().join("by-customer.jsonl");
+    std::fs::write(&by_customer, sorted.iter().map(|r| format!("{r}\n")).collect::<String>()).unwrap();
+    let in_order = run_pulse(["replay", s(&capture), "--features-out", "/dev/null", "--quiet"]);
+    assert!(in_order.status.success() && !said(&in_order).contains("stream order"), "{}", describe(&in_order));
+    let out = run_pulse(["replay", s(&by_customer), "--features-out", "/dev/null", "--quiet"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(said(&out).contains("by-customer.jsonl is not in stream order"), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("out of stream order (> 1 h)"), "{}", describe(&out));
+    let rows = dir.path().join("rows.csv");
+    let out = run_pulse(["dataset", s(&by_customer), "--quiet", "--out", s(&rows)]);
+    assert!(said(&out).contains("the capture is not in stream order"), "{}", describe(&out));
+
+    // Every record's creation time in milliseconds, as Kinesis gives it.
+    let mut millis = records.clone();
+    for r in &mut millis {
+        let t = r["dynamodb"]["ApproximateCreationDateTime"].as_f64().unwrap();
+        r["dynamodb"]["ApproximateCreationDateTime"] = serde_json::json!((t * 1000.0) as i64);
+    }
+    let kinesis = dir.path().join("kinesis.jsonl");
+    std::fs::write(&kinesis, millis.iter().map(|r| format!("{r}\n")).collect::<String>()).unwrap();
+    let model = dir.path().join("model");
+    for out in [
+        run_pulse(["dataset", s(&kinesis), "--quiet", "--out", s(&rows)]),
+        run_pulse(["train", "--capture", s(&kinesis), "--quiet", "--out", s(&model)]),
+    ] {
+        fails_with(out, &["kinesis.jsonl: every one of its", "records is a dead letter", "--dead-letter-out"]);
+    }
+    assert!(!model.exists(), "no model from dead letters");
+
+    // A few in a hundred refused: said, with the commonest reason, and the work done.
+    let mut some = records.clone();
+    for r in some.iter_mut().step_by(20) {
+        r["dynamodb"]["ApproximateCreationDateTime"] = serde_json::json!("yesterday");
+    }
+    let spoiled = dir.path().join("spoiled.jsonl");
+    std::fs::write(&spoiled, some.iter().map(|r| format!("{r}\n")).collect::<String>()).unwrap();
+    let out = run_pulse(["dataset", s(&spoiled), "--quiet", "--out", s(&rows)]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(said(&out).contains("are dead letters, in no row and no label"), "{}", describe(&out));
+}

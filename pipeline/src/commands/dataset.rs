@@ -109,7 +109,8 @@ pub(crate) async fn run(args: DatasetArgs) -> Result<()> {
     };
     ticker.abort();
     progress.finish();
-    if let Some(warning) = book.gap_warning() {
+    book.check_usable(&capture.display().to_string())?;
+    for warning in book.warnings() {
         pulse::tell!("{warning}");
     }
     let (ticker, progress) = bar("features");

@@ -249,6 +249,9 @@ pub(crate) async fn run(args: ReplayArgs) -> Result<()> {
             args.capture.display()
         );
     }
+    if let Some(warning) = summary.behind.warning(&args.capture.display().to_string()) {
+        pulse::tell!("{warning}");
+    }
     if let Some(path) = args.summary_json {
         // Staged and renamed, as every output.
         let mut out = Output::create(&path)?;
