@@ -12,7 +12,9 @@
 #                for deploy/serve/Dockerfile
 #
 #   scripts/deploy-tools.sh install   # idempotent (a stamp names the versions)
-#   scripts/deploy-tools.sh env       # install; prints `export PATH=...`
+#   scripts/deploy-tools.sh env       # install; prints `export PATH=...`, with
+#                                     # cargo-lambda's venv (scripts/local-aws.sh
+#                                     # install) too: `sam build` runs it
 #
 # Nothing here needs an AWS account.
 set -euo pipefail
@@ -36,7 +38,10 @@ case "${1:-install}" in
     install) install ;;
     env)
         install
-        echo "export PATH=$VENV/bin:\$PATH"
+        # `sam build` runs `cargo lambda build`: without cargo-lambda on
+        # PATH the README's three commands failed at the second.
+        scripts/local-aws.sh install >&2
+        echo "export PATH=$VENV/bin:${PULSE_LOCAL_AWS_DIR:-$PWD/target/local-aws}/venv/bin:\$PATH"
         ;;
     *) echo "usage: $0 install|env" >&2; exit 2 ;;
 esac

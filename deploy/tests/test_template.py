@@ -202,3 +202,72 @@ def test_dashboard_metrics_are_the_ones_pulse_publishes():
         assert namespace in body
         for name in names:
             assert re.search(rf'"{name}"', body), f"dashboard misses {namespace} {name}"
+
+
+def refusing_rules(params: dict[str, str]) -> list[str]:
+    """The template's Rules whose assertions fail for these parameter values.
+
+    moto's CloudFormation does not evaluate Rules (README "Deploy to AWS"),
+    so they are evaluated here, with the functions the template uses.
+    """
+    template = load_template()
+
+    def value(x):
+        return params[x["Ref"]] if isinstance(x, dict) and "Ref" in x else x
+
+    def holds(x) -> bool:
+        ((fn, args),) = x.items()
+        if fn == "Fn::Equals":
+            return str(value(args[0])) == str(value(args[1]))
+        if fn == "Fn::Not":
+            return not holds(args[0])
+        if fn == "Fn::And":
+            return all(holds(a) for a in args)
+        raise AssertionError(f"rule function {fn} not understood by the test")
+
+    return [
+        name
+        for name, rule in template.get("Rules", {}).items()
+        if ("RuleCondition" not in rule or holds(rule["RuleCondition"]))
+        and not all(holds(a["Assert"]) for a in rule["Assertions"])
+    ]
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_variant_passes_the_rules(variant):
+    assert refusing_rules(parameter_values(variant)) == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "rule"),
+    [
+        # The function refuses to start: nothing would be output.
+        ({"Score": "off", "LogVectors": "0"}, "ScoreOffLogsVectors"),
+        # An endpoint nothing calls, billed.
+        ({"Score": "off", "SageMakerImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/p:1"}, "ScoreOffNoEndpoint"),
+        ({"Score": "off", "ExistingEndpointName": "seed-endpoint"}, "ScoreOffNoEndpoint"),
+        ({"UseExistingTable": "true", "ExistingStreamArn": ""}, "ExistingTableNeedsItsStream"),
+    ],
+)
+def test_settings_the_function_refuses_or_ignores_are_refused_at_deploy(overrides, rule):
+    assert rule in refusing_rules(parameter_values("dynamodb-streams", overrides))
+    # Score off with logging on is a valid stack.
+    assert refusing_rules(parameter_values("dynamodb-streams", {"Score": "off", "LogVectors": "1"})) == []
+
+
+def test_parameter_bounds_are_the_functions():
+    """A value the template accepts and the function refuses at every cold
+    start deploys a stack whose batches are skipped after their retries."""
+    params = load_template()["Parameters"]
+    settings = (ROOT / "lambda" / "src" / "settings.rs").read_text()
+    (lookback,) = re.findall(r"pub const MAX_DUE_LOOKBACK_HOURS: i64 = (\d+);", settings)
+    assert params["DueLookbackHours"]["MaxValue"] == int(lookback)
+    # TIMER_INTERVAL_HOURS up to a year (runtime/src/settings.rs).
+    runtime = (ROOT / "runtime" / "src" / "settings.rs").read_text()
+    assert "pub const YEAR_SECONDS: f64 = 365.0 * 86_400.0;" in runtime
+    assert params["TimerIntervalHours"]["MaxValue"] == 365 * 24
+    pattern = re.compile(params["ExistingEndpointName"]["AllowedPattern"])
+    for ok in ["", "seed-endpoint", "e1", "a" * 63]:
+        assert pattern.fullmatch(ok), ok
+    for bad in ["Seed-Endpoint", "seed_endpoint", "-seed", "a" * 64]:
+        assert not pattern.fullmatch(bad), bad

@@ -18,6 +18,10 @@ use pulse_runtime::settings::TimerArgs;
 
 use crate::{LambdaConfig, LambdaEnv};
 
+/// The longest `DUE_LOOKBACK_HOURS`: a year, the longest timer interval
+/// (the template's `DueLookbackHours` has the same bound).
+pub const MAX_DUE_LOOKBACK_HOURS: i64 = 8760;
+
 /// On or off, as an environment variable says it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Switch {
@@ -60,8 +64,9 @@ pub struct LambdaSettings {
     /// Customers read at once on a cold batch.
     #[arg(long, env = "HYDRATE_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     pub hydrate_concurrency: u16,
-    /// How far back a scheduled run reads the due index, in hours.
-    #[arg(long, env = "DUE_LOOKBACK_HOURS", default_value_t = 7 * 24, value_parser = clap::value_parser!(i64).range(0..))]
+    /// How far back a scheduled run reads the due index, in hours (at most
+    /// a year: the longest timer interval; each run reads every due day in it).
+    #[arg(long, env = "DUE_LOOKBACK_HOURS", default_value_t = 7 * 24, value_parser = clap::value_parser!(i64).range(0..=MAX_DUE_LOOKBACK_HOURS))]
     pub due_lookback_hours: i64,
     /// When silent customers are rescored.
     #[command(flatten)]
