@@ -271,3 +271,50 @@ def test_parameter_bounds_are_the_functions():
         assert pattern.fullmatch(ok), ok
     for bad in ["Seed-Endpoint", "seed_endpoint", "-seed", "a" * 64]:
         assert not pattern.fullmatch(bad), bad
+
+
+def _matches(pattern, record) -> bool:
+    """Lambda's event filter on the rule forms the template uses: nested
+    objects, and a list of exact values at each leaf."""
+    for key, want in pattern.items():
+        if key not in record:
+            return False
+        got = record[key]
+        if isinstance(want, dict):
+            if not isinstance(got, dict) or not _matches(want, got):
+                return False
+        elif got not in want:
+            return False
+    return True
+
+
+def _image(entity_type: str) -> dict:
+    return {"customer_id": {"S": "stu_1"}, "sk": {"S": "X#1"}, "entity_type": {"S": entity_type}}
+
+
+# (record's dynamodb part, whether the function needs it)
+STREAM_RECORDS = [
+    ({"NewImage": _image("event")}, True),  # an event written
+    ({"NewImage": _image("event"), "OldImage": _image("event")}, True),  # a correction
+    ({"OldImage": _image("event")}, True),  # a retraction (or a TTL expiry: skipped by the engine)
+    ({"NewImage": _image("student"), "OldImage": _image("event")}, True),  # an event item made something else
+    ({"NewImage": _image("prediction")}, False),  # pulse's own writes
+    ({"NewImage": _image("prediction"), "OldImage": _image("prediction")}, False),
+    ({"NewImage": _image("scoring_memory")}, False),
+    ({"NewImage": _image("due"), "OldImage": _image("due")}, False),
+    ({"NewImage": _image("student")}, False),  # another application's item
+]
+
+
+@pytest.mark.parametrize("mapping", ["DynamoDbStreamMapping", "KinesisStreamMapping"])
+def test_the_mappings_pass_event_items_only(mapping):
+    """pulse's own writes come back on the stream; the mapping drops them
+    before an invocation (the function skipped them, but each was read,
+    batched and invoked for: up to three per customer and batch)."""
+    filters = load_template()["Resources"][mapping]["Properties"]["FilterCriteria"]["Filters"]
+    patterns = [json.loads(f["Pattern"]) for f in filters]
+    for dynamodb, needed in STREAM_RECORDS:
+        record = {"eventName": "MODIFY", "dynamodb": dynamodb}
+        if mapping == "KinesisStreamMapping":
+            record = {"data": record}  # the JSON payload Lambda filters on
+        assert any(_matches(p, record) for p in patterns) == needed, (dynamodb, needed)
