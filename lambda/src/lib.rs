@@ -185,7 +185,11 @@ impl LambdaEnv {
         let output = self.output.as_ref().map(|o| {
             serde_json::json!({
                 "endpoint_name": o.endpoint_name,
-                "on_endpoint_down": o.on_endpoint_down,
+                // As the variable takes it (`hold`, `fallback`), not the
+                // enum's Rust name.
+                "on_endpoint_down": clap::ValueEnum::to_possible_value(&o.on_endpoint_down)
+                    .map(|v| v.get_name().to_owned()),
+                "hold_timeout_s": o.hold_timeout_s,
                 "predictions_table": o.predictions_table,
                 "alerts_topic_arn": o.alerts_topic_arn,
                 "dead_letter_queue_url": o.dead_letter_queue_url,
@@ -263,6 +267,9 @@ pub struct BatchOutcome {
     pub report: BatchReport,
 }
 
+/// How many rescored customers a scheduled run's report names.
+pub const LISTED_CUSTOMERS: usize = 100;
+
 /// What a scheduled run did.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct RescoreReport {
@@ -272,6 +279,10 @@ pub struct RescoreReport {
     /// an earlier version's hour keys; see `pulse_aws::due`).
     pub listed: usize,
     /// Customers due by `now_ms`, rescored: the only ones read.
+    pub rescored: usize,
+    /// The first [`LISTED_CUSTOMERS`] of them, by id: the whole list went
+    /// into the answer and the log line, past CloudWatch's 256-KB log event
+    /// at ~23,000 customers and Lambda's 6-MB answer at ~550,000.
     pub customers: Vec<String>,
     /// Timer vectors sent.
     pub vectors: usize,
@@ -543,7 +554,8 @@ impl Handler {
         report.vectors = out.vectors;
         report.due_deleted = out.due_written.iter().filter(|(_, d)| d.is_none()).count();
         report.due_written = out.due_written.len() - report.due_deleted;
-        report.customers = ready.into_iter().map(|d| d.customer_id).collect();
+        report.rescored = ready.len();
+        report.customers = ready.into_iter().take(LISTED_CUSTOMERS).map(|d| d.customer_id).collect();
         Ok(report)
     }
 }

@@ -181,6 +181,18 @@ mod tests {
         assert!(!e.log_vectors);
     }
 
+    /// `--print-settings` shows each variable's value as it is given (the
+    /// policy `hold`, not the enum's `Hold`), the hold timeout included,
+    /// and refuses a lookback past a year.
+    #[test]
+    fn printed_settings_are_the_variables_values() {
+        let e = settings(&["--table-name=t", "--hold-timeout-s=90", "--on-endpoint-down=fallback"]).unwrap();
+        let json = e.to_json();
+        assert_eq!(json["score"]["on_endpoint_down"], "fallback", "{json}");
+        assert_eq!(json["score"]["hold_timeout_s"], 90.0, "{json}");
+        assert!(settings(&["--table-name=t", "--due-lookback-hours=8761"]).is_err());
+    }
+
     #[test]
     fn settings_take_the_clis_units() {
         let e = settings(&[

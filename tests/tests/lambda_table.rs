@@ -397,6 +397,7 @@ async fn the_scheduled_run_rescores_only_the_customers_that_are_due() {
     let answer = scheduled.invoke(payload, &mut sink).await.expect("the scheduled run");
     assert_eq!(answer["now_ms"], json!(now));
     assert_eq!(answer["customers"], json!(["stu_silent"]), "only the due customer is read: {answer}");
+    assert_eq!(answer["rescored"], json!(1), "{answer}");
     assert_eq!(sink.forgotten, [("stu_silent".to_owned(), 0)], "the sink reads the due customer's alert state back");
     assert_eq!(answer["listed"], json!(1), "the active customer is not due yet: {answer}");
     assert_eq!(answer["hydrated"]["customers"], json!(1));

@@ -23,7 +23,7 @@
 use std::time::{Duration, SystemTime};
 
 use clap::Parser;
-use lambda_runtime::{service_fn, Error, LambdaEvent};
+use lambda_runtime::{service_fn, Diagnostic, Error, LambdaEvent};
 use pulse_aws::AwsArgs;
 use pulse_lambda::sink::JsonLinesSink;
 use pulse_lambda::{Handler, LambdaSettings};
@@ -33,7 +33,25 @@ use pulse_runtime::sink::Both;
 use serde_json::Value;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() {
+    // Said plainly ("error: TABLE_NAME is not set ..."), not as the Debug
+    // form `main` returning an error prints (`Error: "TABLE_NAME ..."`):
+    // this is the line a cold start that cannot start leaves in the log.
+    if let Err(e) = run().await {
+        use std::io::Write as _;
+        let _unreadable = writeln!(std::io::stderr(), "error: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// What an invocation that failed as a whole reports to the Runtime API:
+/// a named error type, where the default was the Rust type of a boxed
+/// error (`&alloc::boxed::Box<dyn core::error::Error + ...>`).
+fn invocation_failed(message: String) -> Diagnostic {
+    Diagnostic { error_type: "pulse.InvocationFailed".into(), error_message: message }
+}
+
+async fn run() -> Result<(), Error> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -101,7 +119,7 @@ async fn main() -> Result<(), Error> {
         }
         answer.map_err(|e| {
             tracing::error!(%request_id, error = format!("{e:#}"), "invocation failed");
-            Error::from(format!("{e:#}"))
+            invocation_failed(format!("{e:#}"))
         })
     }))
     .await
