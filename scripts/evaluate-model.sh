@@ -19,7 +19,7 @@ WORK=${PULSE_EVAL_DIR:-target/model-eval}
 OUT=model/evaluation
 mkdir -p "$WORK" "$OUT"
 cargo build --release -p pulse --bin pulse
-pulse=target/release/pulse
+pulse="${CARGO_TARGET_DIR:-target}/release/pulse"
 
 for world in classic lifecycle; do
   seed=$([ "$world" = classic ] && echo 101 || echo 202)
@@ -36,4 +36,4 @@ done
 "$pulse" evaluate --capture "$WORK/classic.jsonl.zst" --truth "$WORK/classic-truth.csv" \
   --model "$WORK/lifecycle-model" --report "$OUT/lifecycle-on-classic.md" --quiet
 echo "model/artifact and $OUT/ written"
-python3 scripts/evaluation-summary.py "$OUT"
+python3 scripts/evaluation-summary.py "$OUT" "$CUSTOMERS" "$DAYS"

@@ -7,6 +7,9 @@ import sys
 from pathlib import Path
 
 root = Path(sys.argv[1] if len(sys.argv) > 1 else "model/evaluation")
+# The worlds' size, as scripts/evaluate-model.sh ran them.
+customers = int(sys.argv[2]) if len(sys.argv) > 2 else 3000
+days = int(sys.argv[3]) if len(sys.argv) > 3 else 120
 reports = [
     ("classic", "classic", "classic.md"),
     ("lifecycle", "lifecycle", "lifecycle.md"),
@@ -32,7 +35,7 @@ out = [
     "# Model evaluation",
     "",
     "Made by `scripts/evaluate-model.sh`: two synthetic worlds simulated differently "
-    "(`pulse generate --world classic|lifecycle`, 3,000 customers × 120 days each), "
+    f"(`pulse generate --world classic|lifecycle`, {customers:,} customers × {days} days each), "
     "`pulse train --capture` on each (every candidate fitted on the training customers, "
     "calibrated on the validation customers, the shipped kind chosen on the validation customers), "
     "and each world's shipped model judged by `pulse evaluate --capture` on the other world, "
@@ -40,8 +43,9 @@ out = [
     "The embedded model is the one trained on classic.",
     "",
     "Headline: churn_risk_14d on held-out customers (AUC / Brier / ECE). `shipped` is the model trained on "
-    "the first world; `recency` (days since the last session, isotonic-calibrated), `logistic` and `gbt` are "
-    "fitted on the tested world's own training customers.",
+    "the first world; `recency` (days since the last session, mapped to a probability by an isotonic fit on "
+    "the tested world's validation customers), `logistic` and `gbt` (fitted on the tested world's own training "
+    "customers) are baselines.",
     "",
     "| trained on | tested on | split | shipped | recency | logistic | gbt (tested world) |",
     "|---|---|---|---|---|---|---|",
@@ -64,8 +68,8 @@ for trained, tested, name in reports:
         f1.append((trained, tested, m.group(1)))
 out += [
     "",
-    "Segments: macro-F1 of pulse's final segment (§6 rules on the model's prediction for each customer's "
-    "last vector) against the generator's own segment on the last day:",
+    "Segments: macro-F1 of pulse's final segment (§6 rules on the model's prediction for each held-out (test) "
+    "customer's last vector) against the generator's own segment on the last day:",
     "",
     "| model trained on | tested on | macro-F1 |",
     "|---|---|---|",

@@ -614,9 +614,23 @@ impl ModelArtifact {
         json.map_err(|e| ModelError::Artifact(e.to_string()))
     }
 
+    /// `model.safetensors`' bytes for a network; `None` for the kinds whose
+    /// `model.json` holds everything.
+    pub fn weights_bytes(&self) -> Result<Option<Vec<u8>>, ModelError> {
+        match &self.model {
+            Model::Network(net) => {
+                let tensors: HashMap<String, Tensor> = net.tensors();
+                safetensors::serialize(tensors.iter(), None)
+                    .map(Some)
+                    .map_err(|e| ModelError::Artifact(format!("{WEIGHTS_FILE}: {e}")))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Writes the artifact into `dir` (created if needed): `model.json`, and
     /// `model.safetensors` for a network (a stale one beside another kind is
-    /// ignored on load).
+    /// removed: it belongs to no model, and would travel with the directory).
     ///
     /// Each file is written whole under a temporary name in `dir` and then
     /// renamed over the old one, the weights before `model.json`: a run that
@@ -631,21 +645,25 @@ impl ModelArtifact {
         let meta = self.meta_json()?;
         let staged = |name: &str| dir.join(format!(".{name}.{}.tmp", std::process::id()));
         let (meta_tmp, weights_tmp) = (staged(META_FILE), staged(WEIGHTS_FILE));
+        let weights = self.weights_bytes()?;
         let written = (|| -> Result<(), ModelError> {
             std::fs::write(&meta_tmp, &meta)?;
             std::fs::File::open(&meta_tmp)?.sync_all()?;
-            if let Model::Network(net) = &self.model {
-                let tensors: HashMap<String, Tensor> = net.tensors();
-                candle_core::safetensors::save(&tensors, &weights_tmp)?;
-                // The safetensors writer creates its file readable by its
-                // owner only (0600), where model.json gets the usual 0644: a
-                // serving container running as another user could read the
-                // one and not the other. The weights take model.json's.
-                std::fs::set_permissions(&weights_tmp, std::fs::metadata(&meta_tmp)?.permissions())?;
+            if let Some(weights) = &weights {
+                // Written as model.json is, so both get the usual 0644 (the
+                // safetensors writer made its file 0600: a serving container
+                // running as another user read one and not the other).
+                std::fs::write(&weights_tmp, weights)?;
                 std::fs::File::open(&weights_tmp)?.sync_all()?;
                 std::fs::rename(&weights_tmp, dir.join(WEIGHTS_FILE))?;
             }
             std::fs::rename(&meta_tmp, dir.join(META_FILE))?;
+            if weights.is_none() {
+                match std::fs::remove_file(dir.join(WEIGHTS_FILE)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                    _ => {}
+                }
+            }
             // The renames themselves survive a power cut once the
             // directory is synced.
             std::fs::File::open(dir)?.sync_all()?;

@@ -117,7 +117,7 @@ enum Command {
     /// it through the engine, labels each sampled vector with what the customer
     /// did afterwards, splits customers 70/15/15, trains (seeded) and evaluates.
     ///
-    /// Example: pulse train --out model/artifact --report model/EVALUATION.md
+    /// Example: pulse train --capture history.jsonl.zst --out my-model --report my-model.md
     Train(commands::train::TrainArgs),
     /// Point-in-time training rows from a capture: every kept vector's 46
     /// features exactly as the serving engine computed them at its as_of,

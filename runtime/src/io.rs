@@ -320,6 +320,24 @@ pub fn commit_deferred() -> Result<usize> {
     result.map(|()| n)
 }
 
+/// Drops the outputs finished since [`defer_commits`] whose paths are
+/// `targets` (their temporary files removed), so that [`commit_deferred`]
+/// puts the others in place alone: a model whose second file could not be
+/// written must not reach its directory half new, while the run's report
+/// still does. Returns how many were dropped.
+pub fn discard_deferred(targets: &[&Path]) -> usize {
+    let mut state = commits();
+    let Commits::Deferred(waiting) = &mut *state else { return 0 };
+    let (dropped, kept): (Vec<Staged>, Vec<Staged>) =
+        std::mem::take(waiting).into_iter().partition(|s| targets.contains(&s.target.as_path()));
+    *waiting = kept;
+    drop(state);
+    let n = dropped.len();
+    // Dropping them removes their files and takes the list's lock.
+    drop(dropped);
+    n
+}
+
 /// Whether [`commit_deferred`] put the command's outputs in place.
 pub fn committed() -> bool {
     matches!(*commits(), Commits::Done)
@@ -365,6 +383,9 @@ impl Staged {
             Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned()),
             _ => path.to_owned(),
         };
+        // Refused now: found at the rename, after the run's work, a
+        // directory at the path failed the commit of every output after it.
+        anyhow::ensure!(!target.is_dir(), "{} is a directory: name a file", path.display());
         let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let name = target.file_name().map_or("out".into(), |n| n.to_string_lossy().into_owned());

@@ -145,8 +145,10 @@ pub(crate) struct EvaluateArgs {
     model: Option<PathBuf>,
     #[command(flatten)]
     data: DataArgs,
-    /// Baselines fitted on this data's training customers, beside the model,
-    /// separated by commas (`--baselines recency,gbt`).
+    /// Baselines beside the model, fitted on this data's training customers
+    /// (`recency`: days since the last session, mapped to a probability by
+    /// an isotonic fit on the validation customers), separated by commas
+    /// (`--baselines recency,gbt`).
     #[arg(long, value_delimiter = ',', value_name = "KIND,...", default_values_t = [Kind::Constant, Kind::Recency, Kind::Logistic, Kind::Gbt])]
     baselines: Vec<Kind>,
 }
@@ -238,6 +240,97 @@ fn describe(name: &str, f: &Frames) -> String {
         f.test.data.len(),
         f.test.customers
     )
+}
+
+/// What a model was trained on, recorded in its `model.json`
+/// (`training.data`) so that `pulse evaluate` can tell when its held-out
+/// customers, or its period after the cut, are not held out from that
+/// model ([`provenance_warnings`]).
+fn provenance(args: &DataArgs, labelled: &Labelled) -> serde_json::Value {
+    let s = &labelled.stats;
+    serde_json::json!({
+        "source": args.source(),
+        "split_seed": args.rows.split_seed,
+        "records": s.records,
+        "dead_letters": s.dead_letters,
+        "customers": labelled.customers,
+        "span_ms": [s.first, s.last],
+        "rows_as_of_ms": [s.rows_from, s.rows_to],
+        "cut_ms": s.cut,
+        "fitted_on": "the training customers' rows at every labelled as_of (the in-time split)",
+    })
+}
+
+/// The report's data section: what the figures were measured on.
+fn data_section(args: &DataArgs, labelled: &Labelled) -> String {
+    let s = &labelled.stats;
+    let clock = s.clock.map_or(String::new(), |c| format!(", by {}", c.describe()));
+    format!(
+        "## Data
+
+{}: {} records ({} dead letters), {} customers; capture from {} to {}{clock}; labelled as_of \
+         {} to {}; out-of-time cut {}; customers split 70/15/15 by `--split-seed {}`.\n\n",
+        args.source(),
+        s.records,
+        s.dead_letters,
+        labelled.customers,
+        utc_day(s.first),
+        utc_day(s.last),
+        utc_day(s.rows_from),
+        utc_day(s.rows_to),
+        utc_day(s.cut),
+        args.rows.split_seed
+    )
+}
+
+/// What `pulse evaluate` must say about the model under test given what
+/// it records of its training ([`provenance`]): `(general, out_of_time)`.
+/// A model trained with another `--split-seed` has its training customers
+/// among this split's held-out ones; a model trained on rows past the cut
+/// has seen the period after it (from its training customers), so its
+/// out-of-time figures are not out of time (the baselines beside it are
+/// refitted before the cut).
+fn provenance_warnings(
+    model: &pulse_model::ModelArtifact,
+    given: bool,
+    data: &DataArgs,
+    labelled: &Labelled,
+) -> (Vec<String>, Option<String>) {
+    let Some(trained) = model.meta.training.get("data") else {
+        let general = given.then(|| {
+            "the model does not record what it was trained on (trained before pulse recorded it, or imported): if \
+             on this data, its figures here are in-sample, not held out"
+                .to_owned()
+        });
+        return (general.into_iter().collect(), None);
+    };
+    let mut general = Vec::new();
+    let source = trained.get("source").and_then(serde_json::Value::as_str).unwrap_or("its data");
+    // Said outright on the data it was trained on; on other data only as
+    // far as that data overlaps it (a longer capture of the same table).
+    let on =
+        if source == data.source() { "on this data".to_owned() } else { format!("if this data overlaps {source}") };
+    let seed = trained.get("split_seed").and_then(serde_json::Value::as_u64);
+    if let Some(seed) = seed.filter(|&s| s != data.rows.split_seed) {
+        general.push(format!(
+            "the model was trained with --split-seed {seed} and is judged with --split-seed {}: {on}, the \
+             held-out customers here include customers it was trained on, and its figures are optimistic \
+             (evaluate with --split-seed {seed})",
+            data.rows.split_seed
+        ));
+    }
+    let rows_to = trained.get("rows_as_of_ms").and_then(|r| r.get(1)).and_then(serde_json::Value::as_i64);
+    let cut = labelled.stats.cut;
+    let out_of_time = rows_to.filter(|&to| to >= cut).map(|to| {
+        format!(
+            "the model was trained on rows up to {}, past this cut ({}): {on}, it has seen the period after the \
+             cut from its training customers, so its row here is not out of time (the baselines are refitted \
+             before the cut)",
+            utc_day(to),
+            utc_day(cut)
+        )
+    });
+    (general, out_of_time)
 }
 
 /// What `pulse train` needs of the customer split: every group.
@@ -456,8 +549,13 @@ fn check_truth_matches(path: &Path, want: &HashMap<String, Segment>, labelled: &
 /// The confusion matrix of pulse's final segment (the §6 rules on the
 /// prediction of each customer's last vector) against the generator's own
 /// segment at the end, and the macro-F1.
-fn segments_section(want: &HashMap<String, Segment>, labelled: &Labelled, model: &Fitted) -> Result<String> {
-    let mut customers: Vec<(&String, &pulse_schemas::Features)> = labelled.last.iter().collect();
+/// The confusion matrix of pulse's final segment against the generator's,
+/// over the held-out (test) customers of the split by `seed`: counted over
+/// every customer, 70% of them were the model's training customers, and
+/// read as held-out quality.
+fn segments_section(want: &HashMap<String, Segment>, labelled: &Labelled, model: &Fitted, seed: u64) -> Result<String> {
+    let mut customers: Vec<(&String, &pulse_schemas::Features)> =
+        labelled.last.iter().filter(|(c, _)| Split::of(c, seed) == Split::Test).collect();
     customers.sort_by(|a, b| a.0.cmp(b.0));
     let rows: Vec<pulse_schemas::Features> = customers.iter().map(|c| *c.1).collect();
     let p = model.predict(&rows)?;
@@ -538,14 +636,16 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
         },
         logistic: pulse_model::train::LogisticConfig { version: args.model_version.clone(), ..Default::default() },
     };
-    let (kinds, report_path) = (args.kinds.clone(), args.data.report.clone());
+    let (kinds, report_path, split_seed) = (args.kinds.clone(), args.data.report.clone(), args.data.rows.split_seed);
     let (resamples, seed) = (args.data.resamples, args.seed);
     let header = format!(
-        "# Model evaluation\n\nMade by `pulse train {}`. Data: {}. Labels: `docs/LABELS.md`.\n\n",
+        "# Model evaluation\n\nMade by `pulse train {}`. Data: {}. Labels: `docs/LABELS.md`.\n\n{}",
         std::env::args().skip(2).collect::<Vec<_>>().join(" "),
-        args.data.source()
+        args.data.source(),
+        data_section(&args.data, &labelled)
     );
-    let (text, kind, artifact) = tokio::task::spawn_blocking(move || -> Result<(String, Kind, pulse_model::ModelArtifact)> {
+    let trained_on = provenance(&args.data, &labelled);
+    let (text, kind, mut artifact) = tokio::task::spawn_blocking(move || -> Result<(String, Kind, pulse_model::ModelArtifact)> {
         let mut text = header;
         // Refused, not skipped: without the in-time split there is no model
         // to ship, and the run used to succeed having written none.
@@ -595,9 +695,9 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
                 let artifact = model.artifact().context("the shipped kind has no artifact")?;
                 shipped = Some((chosen, artifact.clone()));
                 if let Some((truth, want)) = &truth {
-                    let seg = segments_section(want, &labelled, model)?;
+                    let seg = segments_section(want, &labelled, model, split_seed)?;
                     say!("\n{seg}");
-                    text += &format!("## Segments at the end of the capture\n\npulse's segment (§6 rules on the shipped model's prediction for each customer's last vector) against the generator's own segment on the last day (`{}`).\n\n{seg}\n", truth.display());
+                    text += &format!("## Segments at the end of the capture\n\npulse's segment (§6 rules on the shipped model's prediction for each held-out (test) customer's last vector) against the generator's own segment on the last day (`{}`).\n\n{seg}\n", truth.display());
                 }
             }
         }
@@ -609,8 +709,16 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
     .await
     .context("the training task failed")??;
     say!("trained and evaluated in {:.1} s", started.elapsed().as_secs_f64());
+    if let Some(training) = artifact.meta.training.as_object_mut() {
+        training.insert("data".into(), trained_on);
+    }
     let saved =
-        artifact.save_dir(&args.out).with_context(|| format!("cannot write the model to {}", args.out.display()));
+        write_model(&artifact, &args.out).with_context(|| format!("cannot write the model to {}", args.out.display()));
+    if saved.is_err() {
+        // A file of it may be finished and waiting: not put in place
+        // beside the old other one.
+        pulse_runtime::io::discard_deferred(&[&model_files[0], &model_files[1]]);
+    }
     if saved.is_ok() {
         say!("shipped {} to {}", kind.name(), args.out.display());
     }
@@ -626,6 +734,28 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
         }
     }
     saved
+}
+
+/// Writes the model's files into `dir` as the command's other outputs are
+/// written: staged beside their paths and put in place with the report when
+/// the command succeeds, or removed if it is stopped (ctrl-c while the model
+/// was saved left a `.model.json.<pid>.tmp` in the directory, or the new
+/// model beside the old report while saying the paths held what they held).
+/// The weights (a network's) go in place before `model.json`.
+fn write_model(artifact: &pulse_model::ModelArtifact, dir: &Path) -> Result<()> {
+    use std::io::Write as _;
+    let files = [
+        (pulse_model::artifact::WEIGHTS_FILE, artifact.weights_bytes()?),
+        (pulse_model::artifact::META_FILE, Some(artifact.meta_json()?)),
+    ];
+    for (name, bytes) in files {
+        if let Some(bytes) = bytes {
+            let mut out = pulse_runtime::io::Output::create(&dir.join(name))?;
+            out.write_all(&bytes)?;
+            out.finish()?;
+        }
+    }
+    Ok(())
 }
 
 /// The report's titles of the two evaluations.
@@ -748,11 +878,18 @@ pub(crate) async fn evaluate_model(args: EvaluateArgs) -> Result<()> {
     let (labelled, truth) = labelled_with_truth(&args.data, &[], needs).await?;
     let started = Instant::now();
     let (baselines, report_path, resamples) = (args.baselines.clone(), args.data.report.clone(), args.data.resamples);
-    let header = format!(
-        "# Model evaluation\n\nMade by `pulse evaluate {}`. Model: {model_name}. Data: {}. Baselines are fitted on this data's training customers. Labels: `docs/LABELS.md`.\n\n",
+    let split_seed = args.data.rows.split_seed;
+    let (general, oot_warning) = provenance_warnings(&model, args.model.is_some(), &args.data, &labelled);
+    let mut header = format!(
+        "# Model evaluation\n\nMade by `pulse evaluate {}`. Model: {model_name}. Data: {}. Baselines are fitted on this data's training customers (`recency`'s isotonic map on its validation customers). Labels: `docs/LABELS.md`.\n\n{}",
         std::env::args().skip(2).collect::<Vec<_>>().join(" "),
-        args.data.source()
+        args.data.source(),
+        data_section(&args.data, &labelled)
     );
+    for warning in &general {
+        say!("warning: {warning}");
+        let _ = writeln!(header, "Warning: {warning}.\n");
+    }
     let text = tokio::task::spawn_blocking(move || -> Result<String> {
         let under_test = Fitted::Model(Box::new(model.clone()), Box::new(pulse_model::EmbeddedModel::new(&model)?));
         let mut text = header;
@@ -777,12 +914,17 @@ pub(crate) async fn evaluate_model(args: EvaluateArgs) -> Result<()> {
             })?;
             let md = cmp.markdown(&figures_link(report_path.as_deref()));
             say!("\n{md}");
-            text += &format!("## {title}\n\n{}\n\n{md}\n", describe(tag, &frames));
+            text += &format!("## {title}\n\n{}\n\n", describe(tag, &frames));
+            if let Some(warning) = oot_warning.as_ref().filter(|_| tag == "out-of-time") {
+                say!("warning: {warning}");
+                text += &format!("Warning: {warning}.\n\n");
+            }
+            text += &format!("{md}\n");
         }
         if let Some((truth, want)) = &truth {
-            let seg = segments_section(want, &labelled, &under_test)?;
+            let seg = segments_section(want, &labelled, &under_test, split_seed)?;
             say!("\n{seg}");
-            text += &format!("## Segments at the end of the capture\n\npulse's segment (§6 rules on the model's prediction for each customer's last vector) against the generator's own segment on the last day (`{}`).\n\n{seg}\n", truth.display());
+            text += &format!("## Segments at the end of the capture\n\npulse's segment (§6 rules on the model's prediction for each held-out (test) customer's last vector) against the generator's own segment on the last day (`{}`).\n\n{seg}\n", truth.display());
         }
         Ok(text)
     })
