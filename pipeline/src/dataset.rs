@@ -106,6 +106,10 @@ pub struct LabelBook {
     /// Smallest and largest `ts` of an added event the engine accepts (not
     /// late; invalid and future ones are dead letters, never observed).
     accepted: Option<(i64, i64)>,
+    /// Accepted added events per UTC day (days since the epoch): where the
+    /// bulk of the events lies, for a span in event time that one stray
+    /// event cannot move ([`LabelBook::span`]).
+    accepted_days: BTreeMap<i64, DayEvents>,
     /// Accepted added events written within a day of happening (their
     /// record created at most [`LIVE_LAG_MS`] after their `ts`), and the others.
     live_events: u64,
@@ -128,6 +132,18 @@ pub struct LabelBook {
 /// record dated decades ahead) move every customer's timers, and so the
 /// rows and their labels, that far.
 pub const GAP_WARNING_MS: i64 = 30 * DAY_MS;
+
+/// The accepted events of one UTC day: how many, the first and the last `ts`.
+#[derive(Clone, Copy, Debug)]
+struct DayEvents {
+    n: u64,
+    first: i64,
+    last: i64,
+}
+
+/// The share of accepted events, at each end, that cannot move a span in
+/// event time ([`LabelBook::events_span`]): one in a thousand.
+pub const SPAN_TRIM: f64 = 0.001;
 
 /// A capture with more than this share of dead letters gets a warning
 /// ([`LabelBook::invalid_warning`]).
@@ -218,6 +234,12 @@ impl LabelBook {
             let late = clock_before.is_some_and(|c| op.ts <= c.saturating_sub(H30));
             if op.add && !late {
                 self.accepted = Some(self.accepted.map_or((op.ts, op.ts), |(a, b)| (a.min(op.ts), b.max(op.ts))));
+                let day = self.accepted_days.entry(op.ts.div_euclid(DAY_MS)).or_insert(DayEvents {
+                    n: 0,
+                    first: op.ts,
+                    last: op.ts,
+                });
+                (day.n, day.first, day.last) = (day.n + 1, day.first.min(op.ts), day.last.max(op.ts));
                 *clock = Some(clock.map_or(op.ts, |c| c.max(op.ts)));
                 match created {
                     Some(c) if c - op.ts > LIVE_LAG_MS => self.written_later += 1,
@@ -235,7 +257,10 @@ impl LabelBook {
     /// out of stream order ([`Behind`]), dead letters
     /// ([`LabelBook::invalid_warning`]).
     pub fn warnings(&self) -> Vec<String> {
-        [self.gap_warning(), self.behind.warning("the capture"), self.invalid_warning()].into_iter().flatten().collect()
+        [self.gap_warning(), self.behind.warning("the capture"), self.invalid_warning(), self.span_warning()]
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// Refuses a capture every record of which is a dead letter, saying
@@ -320,8 +345,9 @@ impl LabelBook {
     /// within a day of happening, else in event time (see [`SpanClock`]).
     ///
     /// Either way one record cannot move it far: a back-dated event of a
-    /// live stream does not move the creation times, and a late event is
-    /// not accepted. (Before, the span was the smallest and largest `ts` of
+    /// live stream does not move the creation times, a late event is not
+    /// accepted, and in event time the outermost events are left out
+    /// ([`LabelBook::events_span`]). (Before, the span was the smallest and largest `ts` of
     /// any added event: one login of a new customer dated 200 days back, or
     /// the late events of a hostile stream, moved the burn-in and the cut by
     /// months, and rows were labelled from windows that were still empty.)
@@ -331,8 +357,64 @@ impl LabelBook {
             Some((a, b)) if self.live_events >= self.written_later => {
                 Some(CaptureSpan { first: a, last: b, clock: SpanClock::Created })
             }
-            _ => Some(CaptureSpan { first, last, clock: SpanClock::Events }),
+            _ => {
+                let (first, last, _) = self.events_span(first, last);
+                Some(CaptureSpan { first, last, clock: SpanClock::Events })
+            }
         }
+    }
+
+    /// The span in event time: from the first to the last accepted event
+    /// of the days left once the outermost [`SPAN_TRIM`] of the accepted
+    /// events on each side are set aside (whole days: a capture without
+    /// strays keeps its exact first and last `ts`). Returns how many events
+    /// were set aside, too.
+    ///
+    /// A table loaded with its history streams every record within
+    /// minutes, so only `ts` places the span; one login of a new customer
+    /// dated 200 days back moved the start, the burn-in and the cut for
+    /// everyone (rows labelled from windows still filling, the out-of-time
+    /// evaluation skipped), and a stray event after the history's end
+    /// would close labels' horizons over days with no data.
+    fn events_span(&self, first: i64, last: i64) -> (i64, i64, u64) {
+        let total: u64 = self.accepted_days.values().map(|d| d.n).sum();
+        let trim = (total as f64 * SPAN_TRIM).floor() as u64;
+        fn kept<'a>(mut days: impl Iterator<Item = (&'a i64, &'a DayEvents)>, trim: u64) -> Option<(i64, DayEvents)> {
+            let mut seen = 0;
+            days.find(|(_, d)| {
+                seen += d.n;
+                seen > trim
+            })
+            .map(|(day, d)| (*day, *d))
+        }
+        let (Some((first_day, lo)), Some((last_day, hi))) =
+            (kept(self.accepted_days.iter(), trim), kept(self.accepted_days.iter().rev(), trim))
+        else {
+            return (first, last, 0);
+        };
+        let outside: u64 =
+            self.accepted_days.iter().filter(|(d, _)| **d < first_day || **d > last_day).map(|(_, d)| d.n).sum();
+        (lo.first, hi.last, outside)
+    }
+
+    /// A warning when the span in event time left stray events out
+    /// ([`LabelBook::events_span`]).
+    fn span_warning(&self) -> Option<String> {
+        let (first, last) = self.accepted?;
+        let span = self.span().filter(|s| s.clock == SpanClock::Events)?;
+        let (_, _, outside) = self.events_span(first, last);
+        (outside > 0).then(|| {
+            format!(
+                "warning: {outside} of the capture's events lie outside the days holding all but its outermost \
+                 {}% (from {} to {}; events dated as early as {} and as late as {}): the span, the burn-in and the \
+                 cut are placed from the bulk, and those events' customers' windows hold them as usual",
+                SPAN_TRIM * 100.0,
+                utc_day(span.first),
+                utc_day(span.last),
+                utc_day(first),
+                utc_day(last)
+            )
+        })
     }
 
     /// Resolves each customer's operations into the events it holds in the

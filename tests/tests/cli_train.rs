@@ -594,3 +594,70 @@ fn evaluate_says_when_the_model_under_test_has_seen_the_held_out_data() {
     let other = evaluate("9");
     assert!(other.contains("trained with --split-seed 7 and is judged with --split-seed 9: on this data"), "{other}");
 }
+
+/// A table loaded with its history streams every record within minutes of
+/// the load, so only the events' `ts` place the span; one login of a new
+/// customer dated 200 days before the history moved its start, the burn-in
+/// and the cut for everyone (rows labelled from windows still filling).
+/// The span now comes from the bulk of the events, and the stray is said.
+#[test]
+fn one_back_dated_event_does_not_move_a_loaded_historys_span() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = generate_with(dir.path(), "c.jsonl", "60", "70", &[]);
+    let text = std::fs::read_to_string(&capture).unwrap();
+    let mut records: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let ts = |r: &serde_json::Value| r["dynamodb"]["NewImage"]["ts"]["N"].as_str().and_then(|t| t.parse::<i64>().ok());
+    let end = records.iter().filter_map(ts).max().unwrap();
+    // Loaded two days after the history's end, in the same order.
+    for (i, r) in records.iter_mut().enumerate() {
+        let loaded = (end + 2 * 86_400_000 + i as i64) as f64 / 1000.0;
+        r["dynamodb"]["ApproximateCreationDateTime"] = serde_json::json!(loaded);
+    }
+    let write = |name: &str, records: &[serde_json::Value]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, records.iter().map(|r| format!("{r}\n")).collect::<String>()).unwrap();
+        path
+    };
+    let loaded = write("loaded.jsonl", &records);
+    let mut stray = records.first().unwrap().clone();
+    let start = records.iter().filter_map(ts).min().unwrap();
+    let back = start - 200 * 86_400_000;
+    let sk = format!("EVT#{back}#evt_stray");
+    stray["dynamodb"]["Keys"] = serde_json::json!({"customer_id": {"S": "stu_stray"}, "sk": {"S": sk}});
+    stray["dynamodb"]["NewImage"] = serde_json::json!({
+        "customer_id": {"S": "stu_stray"}, "sk": {"S": sk}, "entity_type": {"S": "event"},
+        "event_id": {"S": "evt_stray"}, "event_type": {"S": "login"}, "ts": {"N": back.to_string()}
+    });
+    records.push(stray);
+    let with_stray = write("with-stray.jsonl", &records);
+    let span = |capture: &Path| {
+        let rows = dir.path().join("rows.csv");
+        let out = run_pulse(["dataset", s(capture), "--quiet", "--out", s(&rows)]);
+        assert!(out.status.success(), "{}", describe(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let line = stdout.lines().find(|l| l.starts_with("capture from")).expect("the span line").to_owned();
+        // Every other customer's rows: the stray customer has its own.
+        let others: Vec<String> = std::fs::read_to_string(&rows)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.contains("stu_stray"))
+            .map(String::from)
+            .collect();
+        (line, said(&out), others)
+    };
+    let (plain, plain_said, plain_rows) = span(&loaded);
+    assert!(plain.contains("the times of the events the engine accepts"), "{plain}");
+    assert!(!plain_said.contains("outside the days"), "{plain_said}");
+    let (strayed, strayed_said, strayed_rows) = span(&with_stray);
+    assert_eq!(strayed, plain, "one event moved the span");
+    assert!(strayed_said.contains("1 of the capture's events lie outside the days"), "{strayed_said}");
+    let changed = strayed_rows.iter().zip(&plain_rows).position(|(a, b)| a != b);
+    assert!(
+        strayed_rows.len() == plain_rows.len() && changed.is_none(),
+        "the other customers' rows changed: {} rows against {}, first at {changed:?}: {:?} against {:?}",
+        strayed_rows.len(),
+        plain_rows.len(),
+        changed.map(|i| &strayed_rows[i]),
+        changed.map(|i| &plain_rows[i])
+    );
+}
