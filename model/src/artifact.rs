@@ -487,6 +487,13 @@ impl ModelArtifact {
     /// Reads an artifact directory: `model.json`, and `model.safetensors`
     /// when the kind is `network`.
     pub fn load_dir(dir: &Path) -> Result<ModelArtifact, ModelError> {
+        if dir.is_file() {
+            // `--model m/model.json` read "cannot read m/model.json/model.json: Not a directory".
+            return Err(ModelError::Artifact(format!(
+                "{} is a file: a model is named by its directory (the one holding {META_FILE})",
+                dir.display()
+            )));
+        }
         let read = |f: &str| {
             std::fs::read(dir.join(f))
                 .map_err(|e| ModelError::Artifact(format!("cannot read {}: {e}", dir.join(f).display())))
@@ -719,9 +726,11 @@ pub fn check_schema(meta: &ModelMeta) -> Result<(), ModelError> {
             meta.feature_names.len()
         )));
     }
-    if meta.feature_names.iter().map(String::as_str).ne(FEATURE_NAMES.iter().copied()) {
+    if let Some(i) = meta.feature_names.iter().zip(FEATURE_NAMES).position(|(got, want)| got != want) {
         return Err(ModelError::Artifact(format!(
-            "{META_FILE} lists other feature names than {SCHEMA}: the model was trained on different features"
+            "{META_FILE} lists other feature names than {SCHEMA}: the model was trained on different features \
+             (feature {i} is `{}`, where {SCHEMA} has `{}`)",
+            meta.feature_names[i], FEATURE_NAMES[i]
         )));
     }
     if meta.heads.iter().map(String::as_str).ne(HEADS.iter().copied()) {

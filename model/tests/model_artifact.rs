@@ -152,6 +152,7 @@ fn awkward_floats_survive_save_and_load_exactly() {
 
 #[test]
 fn bad_artifacts_are_refused_with_the_reason() {
+    let swapped = format!("(feature 3 is `{}`, where features-v1 has `{}`)", FEATURE_NAMES[4], FEATURE_NAMES[3]);
     let network: Value = serde_json::from_slice(include_bytes!("fixtures/network/model.json")).unwrap();
     let cases: Vec<(Value, &[u8], &str)> = vec![
         (
@@ -176,6 +177,15 @@ fn bad_artifacts_are_refused_with_the_reason() {
             "lists 45 feature names; features-v1 has 46",
         ),
         (with(&stumps(), "features_schema", json!("features-v2")), &[], "features-v2"),
+        (
+            with(&stumps(), "feature_names", {
+                let mut names = FEATURE_NAMES.to_vec();
+                names.swap(3, 4);
+                json!(names)
+            }),
+            &[],
+            &swapped,
+        ),
         (
             with(
                 &stumps(),
@@ -244,6 +254,11 @@ fn a_gbt_directory_needs_no_weights_file_and_ignores_a_stale_one() {
     std::fs::write(dir.join("model.safetensors"), b"not weights").unwrap();
     artifact.save_dir(&dir).unwrap();
     assert_eq!(ModelArtifact::load_dir(&dir).unwrap().kind(), ModelKind::Gbt);
+    // A network's weights left beside trees belong to no model: removed.
+    assert!(!dir.join("model.safetensors").exists(), "the stale weights were left");
+    // A model is named by its directory; its model.json is refused as such.
+    let err = ModelArtifact::load_dir(&dir.join("model.json")).unwrap_err().to_string();
+    assert!(err.contains("model.json is a file: a model is named by its directory"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
     // Trees split raw features: a normaliser beside them (a model trained
     // on normalised inputs) is refused, not silently ignored.
