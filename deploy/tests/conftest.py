@@ -131,33 +131,37 @@ def transform(variant_params: dict[str, str]) -> dict[str, Any]:
     return sam_transform(template, dict(variant_params), _NoManagedPolicies())
 
 
+def holds(x: Any, params: dict[str, str], named=None) -> bool:
+    """A condition function (a Condition's, or a Rule's assertion) for these
+    parameter values; `named` resolves {"Condition": name}."""
+
+    def value(v: Any) -> Any:
+        if isinstance(v, dict) and "Ref" in v:
+            return params[v["Ref"]]
+        return v
+
+    (fn, args), = x.items()
+    if fn == "Fn::Equals":
+        return str(value(args[0])) == str(value(args[1]))
+    if fn == "Fn::Not":
+        return not holds(args[0], params, named)
+    if fn == "Fn::And":
+        return all(holds(a, params, named) for a in args)
+    if fn == "Fn::Or":
+        return any(holds(a, params, named) for a in args)
+    if fn == "Condition" and named is not None:
+        return named(args)
+    raise AssertionError(f"condition function {fn} not understood by the test")
+
+
 def evaluate_conditions(template: dict[str, Any], params: dict[str, str]) -> dict[str, bool]:
     """The template's conditions for these parameter values (the functions it uses)."""
     conditions = template.get("Conditions", {})
     done: dict[str, bool] = {}
 
-    def value(x: Any) -> Any:
-        if isinstance(x, dict) and "Ref" in x:
-            return params[x["Ref"]]
-        return x
-
-    def cond(x: Any) -> bool:
-        (fn, args), = x.items()
-        if fn == "Fn::Equals":
-            return str(value(args[0])) == str(value(args[1]))
-        if fn == "Fn::Not":
-            return not cond(args[0])
-        if fn == "Fn::And":
-            return all(cond(a) for a in args)
-        if fn == "Fn::Or":
-            return any(cond(a) for a in args)
-        if fn == "Condition":
-            return named(args)
-        raise AssertionError(f"condition function {fn} not understood by the test")
-
     def named(name: str) -> bool:
         if name not in done:
-            done[name] = cond(conditions[name])
+            done[name] = holds(conditions[name], params, named)
         return done[name]
 
     for name in conditions:

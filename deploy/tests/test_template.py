@@ -9,7 +9,7 @@ import tomllib
 import pytest
 
 import source
-from conftest import ROOT, TEMPLATE, VARIANTS, evaluate_conditions, load_template, parameter_values, transform
+from conftest import ROOT, TEMPLATE, VARIANTS, evaluate_conditions, holds, load_template, parameter_values, transform
 
 
 def test_build_metadata_names_the_bootstrap_binary():
@@ -210,26 +210,11 @@ def refusing_rules(params: dict[str, str]) -> list[str]:
     moto's CloudFormation does not evaluate Rules (README "Deploy to AWS"),
     so they are evaluated here, with the functions the template uses.
     """
-    template = load_template()
-
-    def value(x):
-        return params[x["Ref"]] if isinstance(x, dict) and "Ref" in x else x
-
-    def holds(x) -> bool:
-        ((fn, args),) = x.items()
-        if fn == "Fn::Equals":
-            return str(value(args[0])) == str(value(args[1]))
-        if fn == "Fn::Not":
-            return not holds(args[0])
-        if fn == "Fn::And":
-            return all(holds(a) for a in args)
-        raise AssertionError(f"rule function {fn} not understood by the test")
-
     return [
         name
-        for name, rule in template.get("Rules", {}).items()
-        if ("RuleCondition" not in rule or holds(rule["RuleCondition"]))
-        and not all(holds(a["Assert"]) for a in rule["Assertions"])
+        for name, rule in load_template().get("Rules", {}).items()
+        if ("RuleCondition" not in rule or holds(rule["RuleCondition"], params))
+        and not all(holds(a["Assert"], params) for a in rule["Assertions"])
     ]
 
 
