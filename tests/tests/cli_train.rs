@@ -581,9 +581,14 @@ fn the_data_commands_say_when_a_capture_is_out_of_order_or_dead_letters() {
 fn evaluate_says_when_the_model_under_test_has_seen_the_held_out_data() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("model");
+    // A network's weights from an earlier model in the directory: left (a
+    // removal could not wait for the command's end), and said.
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::write(model.join("model.safetensors"), b"an earlier network's weights").unwrap();
     let data = ["--customers", "200", "--days", "110", "--quiet", "--resamples", "10"];
     let args = ["train", "--kinds", "gbt", "--max-trees", "3", "--out", s(&model)];
-    ok(run_pulse(args.into_iter().chain(data)), "train");
+    let trained = ok(run_pulse(args.into_iter().chain(data)), "train");
+    assert!(trained.contains("holds a network's weights from an earlier model; the new gbt model"), "{trained}");
     let evaluate = |seed: &str| {
         let args = ["evaluate", "--model", s(&model), "--baselines", "constant", "--split-seed", seed];
         ok(run_pulse(args.into_iter().chain(data)), "evaluate")

@@ -750,12 +750,25 @@ fn write_model(artifact: &pulse_model::ModelArtifact, dir: &Path) -> Result<()> 
         (pulse_model::artifact::WEIGHTS_FILE, artifact.weights_bytes()?),
         (pulse_model::artifact::META_FILE, Some(artifact.meta_json()?)),
     ];
+    let weights = dir.join(pulse_model::artifact::WEIGHTS_FILE);
+    let stale = files[0].1.is_none() && weights.is_file();
     for (name, bytes) in files {
         if let Some(bytes) = bytes {
             let mut out = pulse_runtime::io::Output::create(&dir.join(name))?;
             out.write_all(&bytes)?;
             out.finish()?;
         }
+    }
+    if stale {
+        // Left, not removed: the command's outputs are put in place at its
+        // end, and a removal now would leave the old model.json without its
+        // weights if the run then failed.
+        say!(
+            "warning: {} holds a network's weights from an earlier model; the new {} model does not use them \
+             (remove the file before shipping the directory)",
+            weights.display(),
+            artifact.kind().as_str()
+        );
     }
     Ok(())
 }
