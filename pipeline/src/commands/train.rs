@@ -450,6 +450,31 @@ fn check_classes(f: &Frames) -> Result<Vec<String>> {
         }
     }
     let mut warnings = Vec::new();
+    // Both classes, but the minority held by a handful of customers: the
+    // choice, the calibration or the judgement then rests on them (a
+    // review's run chose the shipped kind on one validation customer's
+    // three positive rows, and judged it on none).
+    for (part, frame) in [("validation", &f.valid), ("test", &f.test)] {
+        for (h, _) in CHURN_HEADS {
+            let y = pulse::report::binary(frame, h);
+            let mut with = [std::collections::HashSet::new(), std::collections::HashSet::new()];
+            for (&label, &customer) in y.iter().zip(&frame.groups) {
+                with[usize::from(label)].insert(customer);
+            }
+            let fewest = with[0].len().min(with[1].len());
+            if fewest < FEW_CUSTOMERS && !frame.data.is_empty() {
+                let class = u8::from(with[1].len() < with[0].len());
+                warnings.push(format!(
+                    "{}: only {fewest} {part} customer{} {} a label of {class}: its figures there rest on {}; a \
+                     history of more customers (or another --split-seed) gives a steadier choice and judgement",
+                    pulse::report::HEADS[h],
+                    if fewest == 1 { "" } else { "s" },
+                    if fewest == 1 { "has" } else { "have" },
+                    if fewest == 1 { "it" } else { "them" }
+                ));
+            }
+        }
+    }
     if let Some(class) = one_class(&f.train, 0) {
         warnings.push(format!(
             "first_session_success: every training label is {}: its head predicts one probability for everyone",
@@ -458,6 +483,10 @@ fn check_classes(f: &Frames) -> Result<Vec<String>> {
     }
     Ok(warnings)
 }
+
+/// Fewer customers than this holding a churn head's minority class, among
+/// the validation or test customers, is warned of ([`check_classes`]).
+const FEW_CUSTOMERS: usize = 10;
 
 /// Fits every kind on a split, printing progress.
 fn fit_all(kinds: &[Kind], frames: &Frames, cfg: &FitConfig) -> Result<Vec<(Kind, Fitted)>> {
@@ -1027,10 +1056,16 @@ mod tests {
             }
         }
         // first_session_success of one class (0 in every row here) is a
-        // warning, not a refusal.
+        // warning, not a refusal; so is a churn class held by fewer than
+        // ten validation or test customers (each frame here has one or two).
         let warnings = check_classes(&frames(&both, &both)).unwrap();
-        assert_eq!(warnings.len(), 1);
-        assert!(warnings[0].starts_with("first_session_success: every training label is 0"), "{warnings:?}");
+        assert_eq!(warnings.len(), 5, "{warnings:?}");
+        assert!(warnings[0].starts_with("churn_risk_14d: only 1 validation customer has a label of 1"), "{warnings:?}");
+        assert!(warnings[4].starts_with("first_session_success: every training label is 0"), "{warnings:?}");
+        // Ten customers of each class: no warning about them.
+        let many: Vec<(u8, u8)> = (0..20).map(|i| ((i % 2) as u8, (i % 2) as u8)).collect();
+        let f = Frames { train: frame(&both), valid: frame(&many), test: frame(&many) };
+        assert_eq!(check_classes(&f).unwrap().len(), 1);
     }
 
     /// An AUC that cannot be computed ranks below any number and is printed
