@@ -269,6 +269,7 @@ impl LabelBook {
     /// history of more customers", when the file was in another format
     /// (Kinesis payloads in milliseconds, a DynamoDB export to S3).
     pub fn check_usable(&self, data: &str) -> Result<()> {
+        anyhow::ensure!(self.records > 0, "{data} holds no records (is it the file meant?)");
         let total = self.invalid_total();
         anyhow::ensure!(
             total == 0 || total < self.records,

@@ -219,7 +219,7 @@ fn a_failed_dataset_leaves_an_existing_output_untouched() {
         let out = dir.path().join(out);
         std::fs::write(&out, "a dataset made earlier\n").unwrap();
         fails_with(run_pulse(["dataset", s(&short), "--quiet", "--out", s(&out)]), &["no labelled rows"]);
-        fails_with(run_pulse(["dataset", s(&empty), "--quiet", "--out", s(&out)]), &["holds no event"]);
+        fails_with(run_pulse(["dataset", s(&empty), "--quiet", "--out", s(&out)]), &["empty.jsonl holds no records"]);
         assert_eq!(std::fs::read_to_string(&out).unwrap(), "a dataset made earlier\n");
     }
     let mut names: Vec<String> =
@@ -559,6 +559,13 @@ fn the_data_commands_say_when_a_capture_is_out_of_order_or_dead_letters() {
         fails_with(out, &["kinesis.jsonl: every one of its", "records is a dead letter", "--dead-letter-out"]);
     }
     assert!(!model.exists(), "no model from dead letters");
+    // An empty file is said to be one (train said "too few customers").
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    fails_with(
+        run_pulse(["train", "--capture", s(&empty), "--quiet", "--out", s(&model)]),
+        &["empty.jsonl holds no records"],
+    );
 
     // A few in a hundred refused: said, with the commonest reason, and the work done.
     let mut some = records.clone();

@@ -489,12 +489,25 @@ fn check_classes(f: &Frames) -> Result<Vec<String>> {
 const FEW_CUSTOMERS: usize = 10;
 
 /// Fits every kind on a split, printing progress.
-fn fit_all(kinds: &[Kind], frames: &Frames, cfg: &FitConfig) -> Result<Vec<(Kind, Fitted)>> {
+/// While a candidate fits (a logistic regression takes about a minute), a
+/// spinner with the time so far says the run is alive: on a terminal, and
+/// not with --quiet.
+fn fit_all(kinds: &[Kind], frames: &Frames, cfg: &FitConfig, quiet: bool) -> Result<Vec<(Kind, Fitted)>> {
     let mut out = Vec::new();
     for &kind in kinds {
         let started = Instant::now();
-        let fitted = Fitted::fit(kind, &frames.train, &frames.valid, cfg, &mut |line| say!("  {line}"))
-            .with_context(|| format!("fitting {}", kind.name()))?;
+        let spinner = if quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new_spinner() };
+        spinner.set_style(
+            indicatif::ProgressStyle::with_template("  {spinner} fitting {msg} ({elapsed})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        spinner.set_message(kind.name());
+        spinner.enable_steady_tick(Duration::from_millis(200));
+        let fitted =
+            Fitted::fit(kind, &frames.train, &frames.valid, cfg, &mut |line| spinner.suspend(|| say!("  {line}")))
+                .with_context(|| format!("fitting {}", kind.name()));
+        spinner.finish_and_clear();
+        let fitted = fitted?;
         say!("  {} fitted in {:.1} s", kind.name(), started.elapsed().as_secs_f64());
         out.push((kind, fitted));
     }
@@ -668,6 +681,7 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
         logistic: pulse_model::train::LogisticConfig { version: args.model_version.clone(), ..Default::default() },
     };
     let (kinds, report_path, split_seed) = (args.kinds.clone(), args.data.report.clone(), args.data.rows.split_seed);
+    let quiet = args.data.quiet;
     let (resamples, seed) = (args.data.resamples, args.seed);
     let header = format!(
         "# Model evaluation\n\nMade by `pulse train {}`. Data: {}. Labels: `docs/LABELS.md`.\n\n{}",
@@ -695,7 +709,7 @@ pub(crate) async fn run(args: TrainArgs) -> Result<()> {
                 text += &format!("## {title}\n\nSkipped: {why}\n\n");
                 continue;
             }
-            let fitted = fit_all(&kinds, frames, &cfg)?;
+            let fitted = fit_all(&kinds, frames, &cfg, quiet)?;
             let named: Vec<(String, &Fitted)> = fitted.iter().map(|(k, f)| (k.name().to_owned(), f)).collect();
             let chosen = match &shipped {
                 Some((chosen, _)) => *chosen,
@@ -951,7 +965,7 @@ pub(crate) async fn evaluate_model(args: EvaluateArgs) -> Result<()> {
     let (labelled, truth) = labelled_with_truth(&args.data, &[], needs).await?;
     let started = Instant::now();
     let (baselines, report_path, resamples) = (args.baselines.clone(), args.data.report.clone(), args.data.resamples);
-    let split_seed = args.data.rows.split_seed;
+    let (split_seed, quiet) = (args.data.rows.split_seed, args.data.quiet);
     let (general, oot_warning) = provenance_warnings(&model, args.model.is_some(), &args.data, &labelled);
     let mut header = format!(
         "# Model evaluation\n\nMade by `pulse evaluate {}`. Model: {model_name}. Data: {}. Baselines are fitted on this data's training customers (`recency`'s isotonic map on its validation customers). Labels: `docs/LABELS.md`.\n\n{}",
@@ -976,7 +990,7 @@ pub(crate) async fn evaluate_model(args: EvaluateArgs) -> Result<()> {
                 text += &format!("## {title}\n\nSkipped: {why}\n\n");
                 continue;
             }
-            let fitted = fit_all(&baselines, &frames, &FitConfig::default())?;
+            let fitted = fit_all(&baselines, &frames, &FitConfig::default(), quiet)?;
             let mut named: Vec<(String, &Fitted)> = vec![(model_name.clone(), &under_test)];
             named.extend(fitted.iter().map(|(k, f)| (k.name().to_owned(), f)));
             let preds = predictions(&named, &frames.test)?;
