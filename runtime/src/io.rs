@@ -176,17 +176,25 @@ impl Output {
     /// Starts a file that replaces `path` when finished (its directory
     /// created if needed); `-` is standard output.
     pub fn create(path: &Path) -> Result<Output> {
-        Output::open(path, true)
+        Output::open(path, true, true)
+    }
+
+    /// [`Output::create`], but a symbolic link at `path` is replaced by the
+    /// file instead of having the file it points to replaced: for files
+    /// kept in versions behind a link (`cur/model.json -> ../v3/model.json`:
+    /// a new model must not overwrite v3).
+    pub fn create_replacing(path: &Path) -> Result<Output> {
+        Output::open(path, true, false)
     }
 
     /// A command's own scratch file (a temporary capture it reads back
     /// itself): written in place, and readable at its path once finished,
     /// whatever [`defer_commits`] says of the command's outputs.
     pub fn scratch(path: &Path) -> Result<Output> {
-        Output::open(path, false)
+        Output::open(path, false, true)
     }
 
-    fn open(path: &Path, staged: bool) -> Result<Output> {
+    fn open(path: &Path, staged: bool, follow_links: bool) -> Result<Output> {
         let (file, staged) = if is_stdin(path) {
             (stdout_file().context("cannot write to standard output")?, None)
         } else if !staged || std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
@@ -194,7 +202,7 @@ impl Output {
             // written into a file someone reads as whole.
             (File::create(path).with_context(|| format!("cannot open {}", path.display()))?, None)
         } else {
-            let (file, staged) = Staged::create(path)?;
+            let (file, staged) = Staged::create_following(path, follow_links)?;
             (file, Some(staged))
         };
         let buffered = BufWriter::with_capacity(1 << 20, file);
@@ -379,8 +387,16 @@ fn remove_unfinished() -> usize {
 impl Staged {
     /// Creates the temporary file for `path` (its directory too, if needed).
     pub fn create(path: &Path) -> Result<(File, Staged)> {
+        Staged::create_following(path, true)
+    }
+
+    /// [`Staged::create`]; with `follow_links` false a symbolic link at
+    /// `path` is itself replaced ([`Output::create_replacing`]).
+    fn create_following(path: &Path, follow_links: bool) -> Result<(File, Staged)> {
         let target = match std::fs::symlink_metadata(path) {
-            Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned()),
+            Ok(m) if m.file_type().is_symlink() && follow_links => {
+                std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
+            }
             _ => path.to_owned(),
         };
         // Refused now: found at the rename, after the run's work, a

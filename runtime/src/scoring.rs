@@ -242,6 +242,13 @@ impl LatestReasons {
     }
 }
 
+/// Fatal model failures in a row after which the failing rows are given up
+/// on ([`ScoringStats::abandoned`]): a refused endpoint (a typo in its name)
+/// fails every call, and the rows wait for it to be fixed; rows the model
+/// fails on whatever the endpoint (an answer it cannot give for them) would
+/// otherwise block every later call.
+pub const FATAL_RETRIES: u32 = 3;
+
 /// Counts of the stage's work.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct ScoringStats {
@@ -257,6 +264,9 @@ pub struct ScoringStats {
     pub model_rows: u64,
     /// Model calls that failed (their rows were requeued).
     pub model_failures: u64,
+    /// Vectors given up on after [`FATAL_RETRIES`] fatal failures in a row
+    /// (their customers are scored at their next vector).
+    pub abandoned: u64,
     /// Predictions produced.
     pub predictions: u64,
     /// Alerts raised.
@@ -307,6 +317,8 @@ pub struct ScoringStage<S: Scorer> {
     quality_day: Option<i64>,
     stats: ScoringStats,
     failures_since_snapshot: u64,
+    /// Fatal model failures in a row (reset by a call that succeeds).
+    fatal_streak: u32,
     metrics_interval_ms: i64,
     next_metrics_at: Option<i64>,
 }
@@ -334,6 +346,7 @@ impl<S: Scorer> ScoringStage<S> {
             quality_day: None,
             stats: ScoringStats::default(),
             failures_since_snapshot: 0,
+            fatal_streak: 0,
             metrics_interval_ms: config.metrics_interval_ms,
             next_metrics_at: None,
         })
@@ -511,6 +524,7 @@ impl<S: Scorer> ScoringStage<S> {
         self.stats.model_rows += rows.len() as u64;
         match self.scorer.score(&rows).await {
             Ok(ScoredRows { scores, model }) if scores.len() == batch.len() => {
+                self.fatal_streak = 0;
                 let model_ix = self.model_index(&model);
                 for (v, s) in batch.iter().zip(scores) {
                     let memory = match self.latest.get_mut(&v.customer_id) {
@@ -601,8 +615,8 @@ impl<S: Scorer> ScoringStage<S> {
             }
             Ok(ScoredRows { scores, .. }) => {
                 let rows = batch.len();
-                self.requeue(batch, now);
-                bail!("the model returned {} predictions for {rows} rows", scores.len())
+                let error = anyhow::anyhow!("the model returned {} predictions for {rows} rows", scores.len());
+                Err(self.failed_fatally(batch, now, error))
             }
             Err(ScoreError::Retryable(reason)) => {
                 self.stats.model_failures += 1;
@@ -611,20 +625,40 @@ impl<S: Scorer> ScoringStage<S> {
                 self.requeue(batch, now);
                 Ok(false)
             }
-            Err(fatal) => {
-                // Counted, and the rows handed back as a retryable failure's
-                // are: the caller stops on the error (`pulse run`), or fails
-                // its batch and is invoked again (the Lambda function, whose
-                // stage lives on). Dropped instead, the batch left each of
-                // its customers "in flight" for good: every later vector of
-                // theirs parked behind it, unscored, while the function
-                // answered success with no failure counted.
-                self.stats.model_failures += 1;
-                self.failures_since_snapshot += 1;
-                self.requeue(batch, now);
-                bail!(fatal)
-            }
+            Err(fatal) => Err(self.failed_fatally(batch, now, anyhow::Error::new(fatal))),
         }
+    }
+
+    /// A batch whose model call failed for good (a request refused, an
+    /// answer that cannot be read): counted, and its rows handed back as a
+    /// retryable failure's are; the error is returned for the caller, which
+    /// stops (`pulse run`), or fails its batch and is invoked again (the
+    /// Lambda function, whose stage lives on). Dropped instead, the batch
+    /// left each of its customers "in flight" for good: every later vector
+    /// of theirs parked behind it, unscored, while the function answered
+    /// success with no failure counted. But a failure these rows cause (an
+    /// answer the model cannot give for them) would then fail every later
+    /// call first: after [`FATAL_RETRIES`] in a row they are given up on,
+    /// said and counted, and the others go on.
+    fn failed_fatally(&mut self, batch: Vec<FeatureVector>, now: i64, error: anyhow::Error) -> anyhow::Error {
+        self.stats.model_failures += 1;
+        self.failures_since_snapshot += 1;
+        self.fatal_streak += 1;
+        if self.fatal_streak <= FATAL_RETRIES {
+            self.requeue(batch, now);
+        } else {
+            for v in &batch {
+                self.queue.abandon(v);
+            }
+            self.stats.abandoned += batch.len() as u64;
+            tracing::error!(
+                rows = batch.len(),
+                failures = self.fatal_streak,
+                error = format!("{error:#}"),
+                "the model failed on these rows every time: given up on (each customer is scored at its next vector)"
+            );
+        }
+        error
     }
 
     /// Hands a batch that was not scored back to the queue, with each
@@ -989,6 +1023,58 @@ mod tests {
         let got: Vec<(&str, i64)> = out.predictions.iter().map(|p| (p.customer_id.as_str(), p.as_of)).collect();
         // The handed-back vector is ready at once (no linger), before the new one.
         assert_eq!(got, [("a", 1), ("a", 2)], "scored once the model answers");
+        assert_eq!(stage.pending(), 0);
+    }
+
+    /// A model that refuses any batch holding customer "poison" (an answer
+    /// it cannot give for that row), and scores the others as [`Flaky`].
+    struct Poisoned(Flaky);
+
+    impl Scorer for Poisoned {
+        fn model_name(&self) -> &str {
+            "poisoned"
+        }
+        fn model_version(&self) -> &str {
+            "0"
+        }
+        fn score(&self, rows: &[Features]) -> impl std::future::Future<Output = Result<ScoredRows, ScoreError>> + Send {
+            let poisoned = rows.iter().any(|r| r[1] == 666.0);
+            let scored = self.0.score(rows);
+            async move {
+                match poisoned {
+                    true => Err(ScoreError::Fatal("the endpoint answered NaN for a row".into())),
+                    false => scored.await,
+                }
+            }
+        }
+    }
+
+    /// Rows the model fails on every time are given up on after
+    /// FATAL_RETRIES fatal failures in a row, so the environment scores the
+    /// others again (they were retried first at every later call, failing
+    /// each, until the environment was recycled); a failure that lifts
+    /// before then loses nothing.
+    #[tokio::test]
+    async fn rows_the_model_always_refuses_are_given_up_on_and_the_others_go_on() {
+        let flaky = Flaky { fail_first: 0, calls: AtomicU64::new(0) };
+        let mut stage = ScoringStage::new(Poisoned(flaky), config(10, 0, 100)).unwrap();
+        let mut out = Scored::default();
+        let mut poison = vector("poison", 1, 0.5);
+        poison.features[1] = 666.0;
+        assert!(stage.offer(vec![poison], 0, &mut out).await.is_err());
+        for t in 1..=FATAL_RETRIES as i64 {
+            // Each later step tries the waiting poison first, and fails.
+            assert!(stage.offer(vec![vector(&format!("c{t}"), t, 0.5)], t, &mut out).await.is_err(), "step {t}");
+        }
+        let stats = stage.stats();
+        assert_eq!(stats.model_failures, u64::from(FATAL_RETRIES) + 1);
+        assert!(stats.abandoned >= 1, "{stats:?}");
+        // The poison is gone: the next step's customers are scored (those of
+        // the failed steps come again, as a Lambda batch is redelivered).
+        stage.offer(vec![vector("c9", 9, 0.5)], 9, &mut out).await.expect("the others go on");
+        stage.flush(100, &mut out).await.unwrap();
+        let scored: Vec<&str> = out.predictions.iter().map(|p| p.customer_id.as_str()).collect();
+        assert_eq!(scored, ["c9"]);
         assert_eq!(stage.pending(), 0);
     }
 

@@ -490,9 +490,18 @@ fn train_and_evaluate_run_on_the_synthetic_marketplace() {
     assert!(std::fs::read_to_string(&report).unwrap().contains("held-out"), "the report is written");
 
     let (model, trained) = (dir.path().join("model"), dir.path().join("training.md"));
+    // Models kept in versions behind a link: the link is replaced, the
+    // version it pointed to left as it was (it was written through).
+    let v3 = dir.path().join("v3");
+    std::fs::create_dir_all(&v3).unwrap();
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::write(v3.join("model.json"), "version 3").unwrap();
+    std::os::unix::fs::symlink(v3.join("model.json"), model.join("model.json")).unwrap();
     let args = ["train", "--kinds", "logistic", "--out", s(&model), "--report", s(&trained)];
     ok(run_pulse(args.into_iter().chain(small)), "train");
     assert!(model.join("model.json").exists() && trained.exists());
+    assert_eq!(std::fs::read_to_string(v3.join("model.json")).unwrap(), "version 3");
+    assert!(!std::fs::symlink_metadata(model.join("model.json")).unwrap().file_type().is_symlink());
 
     // What it was trained on is in the model and the report.
     let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(model.join("model.json")).unwrap()).unwrap();

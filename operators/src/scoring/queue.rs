@@ -325,21 +325,35 @@ impl ScoreQueue {
     /// join the line in that order.
     pub fn mark_scored_in(&mut self, vector: &FeatureVector, gate: &mut Option<Gate>) {
         self.stats.scored += 1;
-        if let Some(slot) = self.slots.get_mut(&vector.customer_id) {
+        self.release(&vector.customer_id);
+        let emission = vector.emission();
+        if gate.as_ref().is_none_or(|gate| emission >= gate.emission) {
+            *gate = Some(Gate { emission, features: fingerprint(&vector.features) });
+        }
+    }
+
+    /// Gives up on a vector taken and never scored (a model call that fails
+    /// on it every time): its customer is no longer in flight, so a vector
+    /// of theirs parked behind it joins the line, and the next one offered
+    /// is scored; the gate stays as it was (nothing was scored).
+    pub fn abandon(&mut self, vector: &FeatureVector) {
+        self.release(&vector.customer_id);
+    }
+
+    /// The customer's vector in flight came back (scored or given up on):
+    /// a parked vector of theirs joins the line.
+    fn release(&mut self, customer_id: &CustomerId) {
+        if let Some(slot) = self.slots.get_mut(customer_id) {
             if std::mem::take(&mut slot.in_flight) {
                 self.in_flight -= 1;
                 if let Some(since) = slot.parked_since.take() {
                     self.parked -= 1;
-                    self.line.push_back((vector.customer_id.clone(), since));
+                    self.line.push_back((customer_id.clone(), since));
                 }
             }
             if slot.idle() {
-                self.slots.remove(&vector.customer_id);
+                self.slots.remove(customer_id);
             }
-        }
-        let emission = vector.emission();
-        if gate.as_ref().is_none_or(|gate| emission >= gate.emission) {
-            *gate = Some(Gate { emission, features: fingerprint(&vector.features) });
         }
     }
 

@@ -307,11 +307,13 @@ fn provenance_warnings(
         return (general.into_iter().collect(), None);
     };
     let mut general = Vec::new();
-    let source = trained.get("source").and_then(serde_json::Value::as_str).unwrap_or("its data");
-    // Said outright on the data it was trained on; on other data only as
-    // far as that data overlaps it (a longer capture of the same table).
-    let on =
-        if source == data.source() { "on this data".to_owned() } else { format!("if this data overlaps {source}") };
+    // Only on the data it was trained on (the same capture file, or the
+    // same synthetic marketplace): dates alone say nothing (a model of one
+    // synthetic world judged on the other was warned of).
+    if trained.get("source").and_then(serde_json::Value::as_str) != Some(data.source().as_str()) {
+        return (general, None);
+    }
+    let on = "on this data";
     let seed = trained.get("split_seed").and_then(serde_json::Value::as_u64);
     if let Some(seed) = seed.filter(|&s| s != data.rows.split_seed) {
         general.push(format!(
@@ -797,7 +799,9 @@ fn write_model(artifact: &pulse_model::ModelArtifact, dir: &Path) -> Result<()> 
     let stale = files[0].1.is_none() && weights.is_file();
     for (name, bytes) in files {
         if let Some(bytes) = bytes {
-            let mut out = pulse_runtime::io::Output::create(&dir.join(name))?;
+            // A model.json behind a link (`cur/model.json -> ../v3/...`)
+            // is replaced, as `save_dir` does, not written through.
+            let mut out = pulse_runtime::io::Output::create_replacing(&dir.join(name))?;
             out.write_all(&bytes)?;
             out.finish()?;
         }
@@ -941,7 +945,8 @@ fn narrow_choice(kinds: &[Kind], scores: &[ChurnScores], chosen: usize) -> Optio
         .filter(|&i| i != chosen && kinds[i].servable())
         .filter_map(|i| scores[i].auc.map(|a| (i, a)))
         .max_by(|a, b| a.1.total_cmp(&b.1))?;
-    (lead - auc < NARROW_AUC_LEAD).then(|| {
+    // Behind is no lead (a kind shipped by --ship may be).
+    (lead >= auc && lead - auc < NARROW_AUC_LEAD).then(|| {
         format!(
             "{} ships on a mean churn AUC {:.4} above {}'s on the validation customers, within noise: compare \
              their held-out tables (health_score MAE, the segments) and choose with --ship if they differ",
@@ -1114,5 +1119,7 @@ mod tests {
         let warning = narrow_choice(&kinds, &[s(0.99), s(0.9630), s(0.9626)], 1).expect("a warning");
         assert!(warning.starts_with("logistic ships on a mean churn AUC 0.0004 above gbt's"), "{warning}");
         assert_eq!(narrow_choice(&kinds, &[s(0.9629), s(0.9630), s(0.95)], 1), None);
+        // Shipped by --ship while behind: no "lead" to warn of.
+        assert_eq!(narrow_choice(&kinds, &[s(0.99), s(0.9585), s(0.9630)], 1), None);
     }
 }
