@@ -400,8 +400,16 @@ impl Staged {
             _ => path.to_owned(),
         };
         // Refused now: found at the rename, after the run's work, a
-        // directory at the path failed the commit of every output after it.
+        // directory at the path failed the commit of every output after it;
+        // and a device (`--report /dev/null`) would have been replaced by a
+        // file, for a user allowed to (root). Output::create writes into a
+        // device or FIFO itself, before it gets here.
         anyhow::ensure!(!target.is_dir(), "{} is a directory: name a file", path.display());
+        anyhow::ensure!(
+            std::fs::metadata(&target).map_or(true, |m| m.is_file()),
+            "{} is not a regular file (a device or a FIFO): name a file",
+            path.display()
+        );
         let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let name = target.file_name().map_or("out".into(), |n| n.to_string_lossy().into_owned());

@@ -246,6 +246,20 @@ fn a_closed_standard_output_is_no_panic() {
     assert!(std::fs::metadata(dir.path().join("v.jsonl")).unwrap().len() > 0, "the work was done");
 }
 
+/// An output that is put in place by a rename (a snapshot, a report, a
+/// dataset) is refused when its path is a device: `--snapshot-out
+/// /dev/null`, as root, replaced /dev/null with the snapshot. The streamed
+/// outputs still write into one (`--features-out /dev/null`).
+#[test]
+fn a_renamed_output_is_never_a_device() {
+    let golden = fixture("golden.jsonl");
+    let out = run_pulse(["replay", golden.to_str().unwrap(), "--quiet", "--features-out", "/dev/null"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let args =
+        ["replay", golden.to_str().unwrap(), "--quiet", "--features-out", "/dev/null", "--snapshot-out", "/dev/null"];
+    fails_with(&run_pulse(args), &["/dev/null is not a regular file (a device or a FIFO)"]);
+}
+
 /// Standard error closed while the data goes to standard output (`pulse
 /// replay C --features-out - 2>&- | ...`, or a reader of both that has
 /// gone): the summary, which then goes to standard error, is dropped, and
