@@ -472,3 +472,30 @@ fn more_customers_than_memory_holds_is_an_error_not_an_abort() {
     assert!(stderr(&out).contains("cannot hold 100000000 customers"), "{}", describe(&out));
     assert!(!stderr(&out).contains("backtrace"), "{}", describe(&out));
 }
+
+/// The in-process load test's bill is priced from what it measured, and
+/// from what was asked: a run that measured nothing is not priced (it
+/// printed $inf and NaN), an events rate that is no rate is refused (-1
+/// priced 27,183 silent customers of 10,000), the scoring options apply
+/// (the bill was always the embedded model's with reasons), and what it
+/// cannot do is refused (--table was ignored).
+#[test]
+fn the_in_process_bill_is_of_what_was_measured_and_asked() {
+    let out = run_pulse(["loadtest", "--in-process", "--customers", "1", "--days", "1"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(said.contains("cost: not priced: this run measured 0 records"), "{said}");
+    assert!(!said.contains("inf") && !said.contains("NaN"), "{said}");
+    let small = ["loadtest", "--in-process", "--customers", "30", "--days", "10"];
+    for (more, words) in [
+        (["--cost-events-per-customer-day=-1"], "--cost-events-per-customer-day must be a number >= 0"),
+        (["--cost-events-per-customer-day=NaN"], "--cost-events-per-customer-day must be a number >= 0"),
+        (["--table=t"], "--in-process calls no AWS service"),
+    ] {
+        fails_with(&run_pulse(small.iter().copied().chain(more)), &[words]);
+    }
+    let out = run_pulse(small.iter().copied().chain(["--no-reasons"]));
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("reasons off, one thread"), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("extrapolated from"), "{}", describe(&out));
+}

@@ -125,10 +125,40 @@ pub(crate) async fn run(args: LoadtestArgs) -> Result<()> {
     synth.validate()?;
     let engine =
         EngineConfig { timers: if args.timers { args.timer.policy()? } else { pulse_operators::TimerPolicy::Off } };
+    if let Some(n) = args.cost_events_per_customer_day {
+        // -1 priced 27,183 silent customers of 10,000, and NaN a NaN bill.
+        anyhow::ensure!(n.is_finite() && n >= 0.0, "--cost-events-per-customer-day must be a number >= 0, got {n}");
+    }
     let deployment = Deployment { pulse_uses_endpoint: args.cost_endpoint, ..Deployment::default() };
     let (json, measured, rate) = if args.in_process {
-        let report = tokio::task::spawn_blocking(move || in_process(&synth, engine)).await??;
+        // What the in-process pass cannot do, refused rather than ignored
+        // (its bill was always the embedded model's, whatever was asked).
+        anyhow::ensure!(
+            args.table.is_none() && args.output.endpoint_name.is_none(),
+            "--in-process calls no AWS service: --table and --endpoint-name are for the live load test (the bill \
+             prices an endpoint with --cost-endpoint)"
+        );
+        let model = super::load_model(args.scoring.model.as_deref())?;
+        let scoring = args.scoring.config()?;
+        let report = tokio::task::spawn_blocking(move || in_process(&synth, engine, model, scoring)).await??;
         say!("{}", in_process_table(&report));
+        if report.records == 0 || report.predictions == 0 {
+            say!("{}", serde_json::to_string_pretty(&report)?);
+            say!(
+                "cost: not priced: this run measured {} records and {} predictions, and a bill needs both (more \
+                 --customers or --days)",
+                report.records,
+                report.predictions
+            );
+            return write_summary(&args, &serde_json::to_string_pretty(&report)?);
+        }
+        if report.records < SMALL_SAMPLE {
+            pulse::tell!(
+                "warning: the bill below is extrapolated from {} records: its rates are a small sample's (a few \
+                 thousand customers over a month measure them steadily)",
+                report.records
+            );
+        }
         let measured = Measured {
             records_per_core_second: report.pulse_records_per_s,
             scoring_core_seconds_per_prediction: report.scoring_seconds_per_prediction,
@@ -139,6 +169,16 @@ pub(crate) async fn run(args: LoadtestArgs) -> Result<()> {
     } else {
         let report = live(&args, synth, engine, now, (duration, drain_timeout)).await?;
         say!("{}", live_table(&report));
+        if args.table.is_none() {
+            // On an account each run leaves a table with its items and
+            // stream; nothing said so.
+            say!(
+                "the load test's table {} is left in place, with its events, predictions and stream (delete it: aws \
+                 dynamodb delete-table --table-name {})",
+                report.table,
+                report.table
+            );
+        }
         let (written, latency) = (report.write.events_written, &report.latency);
         if latency.pending > 0 {
             pulse::tell!(
@@ -152,6 +192,11 @@ pub(crate) async fn run(args: LoadtestArgs) -> Result<()> {
             latency.resolved > 0 || written == 0,
             "no write -> prediction latency was measured: none of the {written} events written was scored (see the warning)"
         );
+        if written == 0 {
+            say!("{}", serde_json::to_string_pretty(&report)?);
+            say!("cost: not priced: no event was written (a higher --rate, a longer --duration-s, or --max-events above 0)");
+            return write_summary(&args, &serde_json::to_string_pretty(&report)?);
+        }
         let events = report.write.events_written.max(1) as f64;
         let measured = Measured {
             predictions_per_event: report.scoring.predictions_written as f64 / events,
@@ -163,8 +208,16 @@ pub(crate) async fn run(args: LoadtestArgs) -> Result<()> {
     say!("{json}");
     let rate = args.cost_events_per_customer_day.unwrap_or(rate);
     say!("{}", cost::report(rate, &measured, &deployment, &cost::US_EAST_1));
+    write_summary(&args, &json)
+}
+
+/// Fewer records than this measure the bill's rates roughly: said.
+const SMALL_SAMPLE: u64 = 10_000;
+
+/// `--summary-json`, when given.
+fn write_summary(args: &LoadtestArgs, json: &str) -> Result<()> {
     if let Some(path) = &args.summary_json {
-        std::fs::write(path, &json).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
 }
@@ -220,8 +273,12 @@ async fn live(
 }
 
 fn in_process_table(r: &InProcessReport) -> String {
+    if r.records == 0 {
+        // Rates of nothing read NaN and inf.
+        return format!("in-process: 0 records ({} customers x {} days): nothing to measure", r.customers, r.days);
+    }
     format!(
-        "in-process: {} records ({} customers x {} days, {:.1} MB)\n  parse into serde_json::Value  {} records/s\n  pulse decode + apply          {} records/s ({:.2}x the baseline, one thread)\n  pulse decode + apply + score  {} records/s (embedded model with reasons, one thread: {} predictions in {} model calls, {:.1} µs of scoring each)\n  vectors {}  dead letters {}  state {:.1} MiB",
+        "in-process: {} records ({} customers x {} days, {:.1} MB)\n  parse into serde_json::Value  {} records/s\n  pulse decode + apply          {} records/s ({:.2}x the baseline, one thread)\n  pulse decode + apply + score  {} records/s ({}, one thread: {} predictions in {} model calls, {:.1} µs of scoring each)\n  vectors {}  dead letters {}  state {:.1} MiB",
         thousands(r.records),
         r.customers,
         r.days,
@@ -230,6 +287,7 @@ fn in_process_table(r: &InProcessReport) -> String {
         thousands(r.pulse_records_per_s as u64),
         r.ratio_to_baseline,
         thousands(r.scored_records_per_s as u64),
+        r.scored_by,
         thousands(r.predictions),
         thousands(r.model_calls),
         r.scoring_seconds_per_prediction * 1e6,
@@ -249,7 +307,7 @@ fn live_table(r: &LiveReport) -> String {
         format!("p50 {:.0} ms  p95 {:.0} ms  p99 {:.0} ms  max {:.0} ms", l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms)
     };
     format!(
-        "live: {} customers, {:.1} s\n  written            {} items ({} events) in {} BatchWriteItem calls, {:.0} items/s\n  consumed           {} records, {:.0} records/s, {} vectors\n  latency write->prediction  {latency} ({} resolved, {} pending)\n  model              {} calls, {} rows: {:.3} calls and {:.3} rows per event\n  predictions        {} written, {} not (newer stored)\n  5-min rescan       {:.2} rescans over the same time: {:.0} endpoint calls, {:.0} items scanned ({ratio} pulse's calls)",
+        "live: {} customers, {:.1} s\n  written            {} items ({} events) in {} BatchWriteItem calls, {:.0} items/s\n  consumed           {} records, {:.0} records/s, {} vectors\n  latency write->prediction  {latency} ({} resolved, {} pending)\n  model              {} calls, {} rows: {:.3} calls and {:.3} rows per event\n  predictions        {} written, {} not (newer stored)\n  5-min rescan       {:.2} rescans over the same time: {:.0} endpoint calls, {:.0} items scanned ({ratio} pulse's calls, at this test's event rate of {:.0} events per customer per day: weeks of history written in seconds; the bill below prices --cost-events-per-customer-day, {} by default)",
         r.customers,
         r.seconds,
         thousands(r.write.items_written),
@@ -270,5 +328,7 @@ fn live_table(r: &LiveReport) -> String {
         r.rescan.rescans,
         r.rescan.endpoint_calls,
         r.rescan.scan_item_reads,
+        r.write.events_written as f64 / (r.customers.max(1) as f64) / (r.seconds.max(1e-9) / 86_400.0),
+        DEFAULT_EVENTS_PER_CUSTOMER_DAY,
     )
 }

@@ -26,7 +26,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
-use pulse_model::{embedded, EmbeddedModel};
+#[cfg(test)]
+use pulse_model::embedded;
+use pulse_model::{EmbeddedModel, Scorer as _};
 use pulse_operators::{Engine, EngineConfig};
 use pulse_schemas::capture::decode_line;
 use pulse_schemas::Source;
@@ -92,12 +94,29 @@ pub struct InProcessReport {
     /// Seconds of one core spent in the scoring stage (inference, reasons,
     /// alerts, fleet and monitor bookkeeping) per prediction.
     pub scoring_seconds_per_prediction: f64,
+    /// The scoring pass's model and whether it worked out reasons.
+    pub scored_by: String,
 }
 
 /// Generates `config` into memory, then times the value-parse baseline,
 /// pulse's decode + apply, and pulse's decode + apply + scoring over the
 /// same bytes, one after the other.
-pub fn in_process(config: &SynthConfig, engine_config: EngineConfig) -> Result<InProcessReport> {
+///
+/// `model` and `scoring` are the scoring pass's (the embedded model with
+/// [`ScoringConfig::default`], reasons on, is what the Lambda function
+/// runs); the report names them.
+pub fn in_process(
+    config: &SynthConfig,
+    engine_config: EngineConfig,
+    model: EmbeddedModel,
+    scoring: ScoringConfig,
+) -> Result<InProcessReport> {
+    let scored_by = format!(
+        "{} {}, reasons {}",
+        model.model_name(),
+        model.model_version(),
+        if scoring.reasons { "on" } else { "off" }
+    );
     let mut capture = Vec::new();
     generate(config, &mut capture, &mut |_| {})?;
     let lines: Vec<&[u8]> = capture.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
@@ -128,7 +147,7 @@ pub fn in_process(config: &SynthConfig, engine_config: EngineConfig) -> Result<I
     drop(processor);
     drop(engine);
 
-    let scoring = score_lines(&lines, engine_config)?;
+    let scoring = score_lines(&lines, engine_config, model, scoring)?;
 
     let records = lines.len() as u64;
     let baseline = records as f64 / baseline_s.max(1e-9);
@@ -149,6 +168,7 @@ pub fn in_process(config: &SynthConfig, engine_config: EngineConfig) -> Result<I
         model_calls: scoring.model_calls,
         scored_records_per_s: records as f64 / scoring.total_s.max(1e-9),
         scoring_seconds_per_prediction: scoring.scoring_s / scoring.predictions.max(1) as f64,
+        scored_by,
     })
 }
 
@@ -182,9 +202,13 @@ struct ScoringPass {
 /// and the embedded model, each record's vectors offered at the stream time
 /// reached (as a replay offers them), the stage's outputs dropped as they
 /// come (the function sends them on; their AWS calls are priced apart).
-fn score_lines(lines: &[&[u8]], engine_config: EngineConfig) -> Result<ScoringPass> {
-    let model = EmbeddedModel::new(&embedded()?)?;
-    let mut stage = ScoringStage::new(model, ScoringConfig::default())?;
+fn score_lines(
+    lines: &[&[u8]],
+    engine_config: EngineConfig,
+    model: EmbeddedModel,
+    config: ScoringConfig,
+) -> Result<ScoringPass> {
+    let mut stage = ScoringStage::new(model, config)?;
     // The stage's model calls are async; the embedded model's never wait.
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
     let mut processor = Processor::new(Arc::new(Engine::new(engine_config)));
@@ -238,7 +262,8 @@ mod tests {
     #[test]
     fn in_process_applies_every_generated_record() {
         let config = SynthConfig { customers: 50, days: 10, seed: 3, ..SynthConfig::default() };
-        let report = in_process(&config, EngineConfig::default()).unwrap();
+        let model = EmbeddedModel::new(&embedded().unwrap()).unwrap();
+        let report = in_process(&config, EngineConfig::default(), model, ScoringConfig::default()).unwrap();
         let mut capture = Vec::new();
         let generated = generate(&config, &mut capture, &mut |_| {}).unwrap();
         assert_eq!(report.records, generated.records);
