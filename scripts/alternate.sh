@@ -14,6 +14,10 @@ alternate_args() {
     fi
     CAPTURE="$1"
     RUNS="${2:-5}"
+    # The scripts run from the repository root; a relative path is the
+    # caller's (it was read from the root: a same-named file there was
+    # measured instead, and one beside the caller was "no such capture").
+    [[ "$CAPTURE" = /* ]] || CAPTURE="${PULSE_CALLER_PWD:-$PWD}/$CAPTURE"
     [[ -f "$CAPTURE" ]] || { echo "$name: no such capture: $CAPTURE" >&2; exit 2; }
     [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || { echo "$name: RUNS must be a positive integer, not $RUNS" >&2; exit 2; }
     TMP="$(mktemp -d)"
@@ -27,6 +31,19 @@ timed() {
     shift
     /usr/bin/time -f "%e %M" -o "$TMP/time" "$@" >"$TMP/stdout"
     cat "$TMP/time" >>"$out"
+}
+
+# too_small NAME SECONDS...: exits, saying so, when a median is under 0.05 s
+# (/usr/bin/time's 0.00: the ratios read inf and nan).
+too_small() {
+    local name="$1"
+    shift
+    for s in "$@"; do
+        if awk -v s="$s" 'BEGIN {exit !(s < 0.05)}'; then
+            echo "$name: $CAPTURE is too small to time (a run took ${s} s): use a capture that takes a second or more" >&2
+            exit 1
+        fi
+    done
 }
 
 # median: the median of the numbers on stdin, one a line.

@@ -17,6 +17,8 @@
 # "--no-timers"). Honours CARGO_TARGET_DIR; the features file goes to a
 # temporary directory, removed at the end.
 set -euo pipefail
+# Paths given are the caller's; the script runs from the repository root.
+export PULSE_CALLER_PWD="$PWD"
 cd "$(dirname "$0")/.."
 
 source scripts/alternate.sh
@@ -40,6 +42,7 @@ parse_s=$(cut -d' ' -f1 "$TMP/parse" | median)
 parse_kb=$(cut -d' ' -f2 "$TMP/parse" | median)
 replay_s=$(cut -d' ' -f1 "$TMP/replay" | median)
 replay_kb=$(cut -d' ' -f2 "$TMP/replay" | median)
+too_small bench-replay "$parse_s" "$replay_s"
 lines=$("$PARSE" "$CAPTURE" | awk '{print $2}')
 awk -v ps="$parse_s" -v pk="$parse_kb" -v rs="$replay_s" -v rk="$replay_kb" -v n="$lines" 'BEGIN {
     printf "median parse_json     %.2f s  %.0f lines/s  peak RSS %.1f MB\n", ps, n / ps, pk / 1024

@@ -11,9 +11,13 @@
 # (pipeline/examples/freshness_plot.rs) and prints the table. Starts its own
 # moto (scripts/local-aws.sh) unless AWS_ENDPOINT_URL is set, and stops it.
 set -euo pipefail
+# Paths given are the caller's; the script runs from the repository root.
+export PULSE_CALLER_PWD="$PWD"
 cd "$(dirname "$0")/.."
 
 OUT="${1:-out/freshness}"
+# A directory given is the caller's; the default is the repository's out/.
+[[ -z "${1:-}" || "$OUT" = /* ]] || OUT="$PULSE_CALLER_PWD/$OUT"
 LINGERS="${LINGERS:-0 0.25 0.5 1 2 4}"
 RATE="${RATE:-10}"
 DURATION_S="${DURATION_S:-30}"
