@@ -904,23 +904,29 @@ mod tests {
         calls: AtomicU64,
     }
 
-    /// A model whose first call fails as a misconfigured endpoint does (a
-    /// 4xx: fatal), then scores as [`Flaky`].
-    struct FatalOnce(Flaky);
+    /// A model that fails fatally on the calls `fails` picks (by the rows
+    /// and the call's number), with `error`, and scores the others as
+    /// [`Flaky`].
+    struct Fatal {
+        scorer: Flaky,
+        fails: fn(&[Features], u64) -> bool,
+        error: &'static str,
+    }
 
-    impl Scorer for FatalOnce {
+    impl Scorer for Fatal {
         fn model_name(&self) -> &str {
-            "fatal-once"
+            "fatal"
         }
         fn model_version(&self) -> &str {
             "0"
         }
         fn score(&self, rows: &[Features]) -> impl std::future::Future<Output = Result<ScoredRows, ScoreError>> + Send {
-            let first = self.0.calls.load(Relaxed) == 0;
-            let scored = self.0.score(rows);
+            let fails = (self.fails)(rows, self.scorer.calls.load(Relaxed));
+            let scored = self.scorer.score(rows);
+            let error = self.error;
             async move {
-                match first {
-                    true => Err(ScoreError::Fatal("ValidationError (HTTP 400): endpoint not found".into())),
+                match fails {
+                    true => Err(ScoreError::Fatal(error.into())),
                     false => scored.await,
                 }
             }
@@ -1012,7 +1018,13 @@ mod tests {
     #[tokio::test]
     async fn a_fatal_failure_leaves_nobody_in_flight() {
         let flaky = Flaky { fail_first: 0, calls: AtomicU64::new(0) };
-        let mut stage = ScoringStage::new(FatalOnce(flaky), config(10, 0, 100)).unwrap();
+        // Its first call fails as a misconfigured endpoint does (a 4xx).
+        let model = Fatal {
+            scorer: flaky,
+            fails: |_, call| call == 0,
+            error: "ValidationError (HTTP 400): endpoint not found",
+        };
+        let mut stage = ScoringStage::new(model, config(10, 0, 100)).unwrap();
         let mut out = Scored::default();
         let err = stage.offer(vec![vector("a", 1, 0.9)], 0, &mut out).await.unwrap_err();
         assert!(format!("{err:#}").contains("ValidationError"), "{err:#}");
@@ -1026,29 +1038,6 @@ mod tests {
         assert_eq!(stage.pending(), 0);
     }
 
-    /// A model that refuses any batch holding customer "poison" (an answer
-    /// it cannot give for that row), and scores the others as [`Flaky`].
-    struct Poisoned(Flaky);
-
-    impl Scorer for Poisoned {
-        fn model_name(&self) -> &str {
-            "poisoned"
-        }
-        fn model_version(&self) -> &str {
-            "0"
-        }
-        fn score(&self, rows: &[Features]) -> impl std::future::Future<Output = Result<ScoredRows, ScoreError>> + Send {
-            let poisoned = rows.iter().any(|r| r[1] == 666.0);
-            let scored = self.0.score(rows);
-            async move {
-                match poisoned {
-                    true => Err(ScoreError::Fatal("the endpoint answered NaN for a row".into())),
-                    false => scored.await,
-                }
-            }
-        }
-    }
-
     /// Rows the model fails on every time are given up on after
     /// FATAL_RETRIES fatal failures in a row, so the environment scores the
     /// others again (they were retried first at every later call, failing
@@ -1057,7 +1046,14 @@ mod tests {
     #[tokio::test]
     async fn rows_the_model_always_refuses_are_given_up_on_and_the_others_go_on() {
         let flaky = Flaky { fail_first: 0, calls: AtomicU64::new(0) };
-        let mut stage = ScoringStage::new(Poisoned(flaky), config(10, 0, 100)).unwrap();
+        // Every call holding the poison row fails (an answer the model
+        // cannot give for it).
+        let model = Fatal {
+            scorer: flaky,
+            fails: |rows, _| rows.iter().any(|r| r[1] == 666.0),
+            error: "the endpoint answered NaN for a row",
+        };
+        let mut stage = ScoringStage::new(model, config(10, 0, 100)).unwrap();
         let mut out = Scored::default();
         let mut poison = vector("poison", 1, 0.5);
         poison.features[1] = 666.0;
