@@ -497,5 +497,8 @@ fn the_in_process_bill_is_of_what_was_measured_and_asked() {
     let out = run_pulse(small.iter().copied().chain(["--no-reasons"]));
     assert!(out.status.success(), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("reasons off, one thread"), "{}", describe(&out));
+    // The bill says which of its rates the run measured.
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("the bill's rates: records/s and scoring time this run's"), "{said}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("extrapolated from"), "{}", describe(&out));
 }

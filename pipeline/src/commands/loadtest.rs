@@ -207,6 +207,30 @@ pub(crate) async fn run(args: LoadtestArgs) -> Result<()> {
     };
     say!("{json}");
     let rate = args.cost_events_per_customer_day.unwrap_or(rate);
+    // Which of the bill's rates this run measured, and which are the cost
+    // model's defaults (docs/COST.md): the header printed them alike.
+    let events_rate = if args.cost_events_per_customer_day.is_some() {
+        "--cost-events-per-customer-day"
+    } else if args.in_process {
+        "this run's"
+    } else {
+        "the default"
+    };
+    say!(
+        "{}",
+        if args.in_process {
+            format!(
+                "the bill's rates: records/s and scoring time this run's; predictions and model calls per event the \
+                 cost model's defaults (a pulse demo with daily timers, and the live worst case: docs/COST.md); events \
+                 per customer per day {events_rate}"
+            )
+        } else {
+            format!(
+                "the bill's rates: predictions and model calls per event this run's; records/s and scoring time the \
+                 cost model's defaults (in-process runs: docs/COST.md); events per customer per day {events_rate}"
+            )
+        }
+    );
     say!("{}", cost::report(rate, &measured, &deployment, &cost::US_EAST_1));
     write_summary(&args, &json)
 }
