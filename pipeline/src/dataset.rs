@@ -354,11 +354,9 @@ impl LabelBook {
     /// months, and rows were labelled from windows that were still empty.)
     pub fn span(&self) -> Option<CaptureSpan> {
         let (first, last) = self.accepted?;
-        match self.created {
-            Some((a, b)) if self.live_events >= self.written_later => {
-                Some(CaptureSpan { first: a, last: b, clock: SpanClock::Created })
-            }
-            _ => {
+        match self.live_stream_span() {
+            Some((a, b)) => Some(CaptureSpan { first: a, last: b, clock: SpanClock::Created }),
+            None => {
                 let (first, last, _) = self.events_span(first, last);
                 Some(CaptureSpan { first, last, clock: SpanClock::Events })
             }
@@ -400,18 +398,26 @@ impl LabelBook {
 
     /// A warning when the span in event time left stray events out
     /// ([`LabelBook::events_span`]).
+    /// The stream's clock span, when most accepted events were written as
+    /// they happened ([`SpanClock::Created`]).
+    fn live_stream_span(&self) -> Option<(i64, i64)> {
+        self.created.filter(|_| self.live_events >= self.written_later)
+    }
+
     fn span_warning(&self) -> Option<String> {
         let (first, last) = self.accepted?;
-        let span = self.span().filter(|s| s.clock == SpanClock::Events)?;
-        let (_, _, outside) = self.events_span(first, last);
+        if self.live_stream_span().is_some() {
+            return None;
+        }
+        let (lo, hi, outside) = self.events_span(first, last);
         (outside > 0).then(|| {
             format!(
                 "warning: {outside} of the capture's events lie outside the days holding all but its outermost \
                  {}% (from {} to {}; events dated as early as {} and as late as {}): the span, the burn-in and the \
                  cut are placed from the bulk, and those events' customers' windows hold them as usual",
                 SPAN_TRIM * 100.0,
-                utc_day(span.first),
-                utc_day(span.last),
+                utc_day(lo),
+                utc_day(hi),
                 utc_day(first),
                 utc_day(last)
             )
