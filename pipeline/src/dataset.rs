@@ -32,6 +32,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use pulse_model::Targets;
 use pulse_operators::{Engine, EngineConfig};
+use pulse_runtime::archive::InputFormat;
 use pulse_runtime::io::is_stdin;
 use pulse_runtime::process::{Behind, Processor, Produced};
 use pulse_runtime::replay::for_each_line;
@@ -125,6 +126,8 @@ pub struct LabelBook {
     pub behind: Behind,
     /// Dead letters (records the decoder refuses) by reason code.
     pub invalid: BTreeMap<&'static str, u64>,
+    /// What the records were (a Kinesis archive is read as capture lines).
+    pub format: InputFormat,
 }
 
 /// A step of the stream's clock longer than this is worth a warning: the
@@ -257,7 +260,8 @@ impl LabelBook {
     /// out of stream order ([`Behind`]), dead letters
     /// ([`LabelBook::invalid_warning`]).
     pub fn warnings(&self) -> Vec<String> {
-        [self.gap_warning(), self.behind.warning("the capture"), self.invalid_warning(), self.span_warning()]
+        let format = (self.format != InputFormat::Capture).then(|| format!("note: read as {}", self.format.describe()));
+        [format, self.gap_warning(), self.behind.warning("the capture"), self.invalid_warning(), self.span_warning()]
             .into_iter()
             .flatten()
             .collect()
@@ -274,7 +278,7 @@ impl LabelBook {
         anyhow::ensure!(
             total == 0 || total < self.records,
             "{data}: every one of its {total} records is a dead letter ({}): is it a capture (one DynamoDB Streams \
-             record per line, as `pulse capture` writes)? `pulse replay {data} --features-out /dev/null \
+             record per line, as `pulse capture` writes) or a Kinesis Data Streams for DynamoDB archive? `pulse replay {data} --features-out /dev/null \
              --dead-letter-out FILE` says why each was refused",
             self.commonest_invalid()
         );
@@ -327,7 +331,7 @@ impl LabelBook {
     /// Reads a whole capture (pass 1). `progress` gets the file's bytes read.
     pub fn scan(path: &Path, progress: &mut dyn FnMut(u64)) -> Result<LabelBook> {
         let mut book = LabelBook::default();
-        for_each_line(
+        book.format = for_each_line(
             path,
             &mut |line| {
                 book.records += 1;

@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
+use crate::archive::{self, InputFormat, KinesisRecords};
+
 /// How a file is compressed, from its name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {
@@ -69,6 +71,9 @@ pub struct Input {
     pub file_bytes: u64,
     /// File bytes read so far.
     pub consumed: Arc<AtomicU64>,
+    /// What its records are: a Kinesis archive is read as capture lines
+    /// ([`crate::archive`]).
+    pub format: InputFormat,
 }
 
 impl std::fmt::Debug for Input {
@@ -78,7 +83,9 @@ impl std::fmt::Debug for Input {
 }
 
 /// Opens a file for reading, decompressing what its first bytes say is
-/// compressed.
+/// compressed; a Kinesis Data Streams for DynamoDB archive (told by its
+/// first record, [`crate::archive::sniff`]) reads as the capture lines
+/// `pulse capture --source kinesis` would have written.
 pub fn open_input(path: &Path) -> Result<Input> {
     open(path, true)
 }
@@ -129,18 +136,26 @@ fn open(path: &Path, buffered: bool) -> Result<Input> {
     // gzip one named `.zst`) was refused as "Unknown frame descriptor".
     let compression = Compression::sniff(&head);
     let raw = io::Cursor::new(head).chain(raw);
-    if !buffered && compression == Compression::None {
-        return Ok(Input { reader: Box::new(raw), file_bytes, consumed });
-    }
-    let counted = BufReader::with_capacity(1 << 20, raw);
-    let reader: Box<dyn Read + Send> = match compression {
-        Compression::None => Box::new(counted),
-        Compression::Zstd => {
-            Box::new(zstd::Decoder::with_buffer(counted).with_context(|| format!("{} is not zstd", path.display()))?)
+    let mut reader: Box<dyn Read + Send> = if !buffered && compression == Compression::None {
+        Box::new(raw)
+    } else {
+        let counted = BufReader::with_capacity(1 << 20, raw);
+        match compression {
+            Compression::None => Box::new(counted),
+            Compression::Zstd => Box::new(
+                zstd::Decoder::with_buffer(counted).with_context(|| format!("{} is not zstd", path.display()))?,
+            ),
+            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(counted)),
         }
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(counted)),
     };
-    Ok(Input { reader, file_bytes, consumed })
+    let (format, head) = archive::sniff(&mut reader).with_context(|| format!("cannot read {}", path.display()))?;
+    let reader: Box<dyn Read + Send> = match format {
+        InputFormat::Capture => Box::new(io::Cursor::new(head).chain(reader)),
+        InputFormat::KinesisArchive => {
+            Box::new(KinesisRecords::new(BufReader::with_capacity(1 << 20, io::Cursor::new(head).chain(reader))))
+        }
+    };
+    Ok(Input { reader, file_bytes, consumed, format })
 }
 
 /// Blocks at least this large are written to a plain file directly, not

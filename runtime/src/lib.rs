@@ -11,6 +11,7 @@
 //! `pulse-operators`; the contract's types in `pulse-schemas`.
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+pub mod archive;
 pub mod background;
 pub mod driver;
 pub mod files;

@@ -56,6 +56,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::archive::InputFormat;
 use crate::background::Background;
 use crate::driver::{Driver, DriverConfig};
 use crate::io::{open_input_unbuffered, Output};
@@ -273,6 +274,9 @@ pub struct ReplaySummary {
     pub invalid: BTreeMap<&'static str, u64>,
     /// Records out of stream order ([`crate::process::Behind`]).
     pub behind: crate::process::Behind,
+    /// What the input's records were (a Kinesis archive is read as the
+    /// capture `pulse capture --source kinesis` would have written).
+    pub input_format: InputFormat,
     /// What the engine did.
     pub engine: CountersSnapshot,
     /// State held at the end, and its peak.
@@ -306,9 +310,16 @@ pub type CaptureLine<'a> = Result<&'a [u8], Invalid>;
 /// handed over as its `line_too_long` dead letter. A command that replays a
 /// capture its own way (`pulse dataset`, `pulse train`) reads it with this,
 /// so that its vectors are the replay's. `progress` gets the file's bytes
-/// read now and then, and at the end.
-pub fn for_each_line(path: &Path, f: &mut dyn FnMut(CaptureLine<'_>), progress: &mut dyn FnMut(u64)) -> Result<()> {
+/// read now and then, and at the end. Returns what the records were (a
+/// Kinesis archive's are handed over as capture lines, as a replay reads
+/// them).
+pub fn for_each_line(
+    path: &Path,
+    f: &mut dyn FnMut(CaptureLine<'_>),
+    progress: &mut dyn FnMut(u64),
+) -> Result<InputFormat> {
     let input = open_input_unbuffered(path)?;
+    let format = input.format;
     let consumed = input.consumed.clone();
     let mut lines = LineReader::new(input.reader, BATCH_LINES, MAX_LINE_BYTES);
     while let Some(mut batch) = lines.next_batch().with_context(|| format!("cannot read {}", path.display()))? {
@@ -323,7 +334,7 @@ pub fn for_each_line(path: &Path, f: &mut dyn FnMut(CaptureLine<'_>), progress: 
         }
     }
     progress(consumed.load(Relaxed));
-    Ok(())
+    Ok(format)
 }
 
 /// The dead letter of a line read past for its length.
@@ -532,6 +543,7 @@ pub async fn replay<S: Scorer>(config: ReplayConfig, scorer: Option<S>) -> Resul
         vectors_timer: counters.vectors_timer,
         invalid: driver.processor().invalid_counts().clone(),
         behind: driver.processor().behind(),
+        input_format: source.format,
         engine: counters,
         state,
         stream_span_ms: ran.stream_span_ms,
@@ -587,6 +599,8 @@ struct ReplaySource {
     decoders: Vec<JoinHandle<Result<()>>>,
     /// Lines read or generated (blank ones included), known at the end.
     lines: u64,
+    /// What the input's records are.
+    format: InputFormat,
 }
 
 impl ReplaySource {
@@ -603,11 +617,13 @@ impl ReplaySource {
             decoded_rxs.push(decoded_rx);
         }
         let line_tx = InTurn { txs: line_txs, next: 0 };
+        let mut format = InputFormat::Capture;
         let (unit, total, counter, reader, recycle) = match input {
             Input::Capture(path) => {
                 // Unbuffered: the line reader reads straight into its batches.
                 let input = open_input_unbuffered(&path)?;
                 let (total, counter) = (input.file_bytes, input.consumed.clone());
+                format = input.format;
                 let mut lines = LineReader::new(input.reader, BATCH_LINES, MAX_LINE_BYTES);
                 let recycle = lines.recycle();
                 // Read before any output is created: an input that cannot
@@ -632,7 +648,7 @@ impl ReplaySource {
                 tokio::task::spawn_blocking(move || decode_batches(line_rx, decoded_tx, recycle))
             })
             .collect();
-        let source = ReplaySource { rxs: decoded_rxs, next: 0, reader: Some(reader), decoders, lines: 0 };
+        let source = ReplaySource { rxs: decoded_rxs, next: 0, reader: Some(reader), decoders, lines: 0, format };
         Ok((source, unit, total, counter))
     }
 }

@@ -498,3 +498,85 @@ fn the_end_state_is_written_and_reads_back_at_any_worker_count() {
         assert!(customers > 0);
     }
 }
+
+/// A Kinesis Data Streams for DynamoDB archive (what a Firehose delivery of
+/// the table's Kinesis stream keeps: each record's data, creation times in
+/// milliseconds), newline-delimited or back to back as Firehose writes it by
+/// default, compressed or not: `replay` reads it as the capture it came
+/// from (the same vectors, byte for byte, timers on; the same dead letters,
+/// by line and reason) and says how it read it; `dataset` writes the same
+/// rows. Lines that are not Kinesis records (the hostile capture's broken
+/// ones) are kept as they are and stay dead letters.
+#[test]
+fn a_kinesis_archive_reads_as_the_capture_it_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("capture.jsonl");
+    let mut args = generate_args(&capture, 11);
+    args.splice(1..5, ["--customers", "60", "--days", "60"].map(Into::into));
+    let out = run_pulse(&args);
+    assert!(out.status.success(), "{}", describe(&out));
+    // A line that is no record at all, kept as it is in the archive.
+    let mut text = std::fs::read_to_string(&capture).unwrap();
+    let at = text.match_indices('\n').nth(100).unwrap().0;
+    text.insert_str(at + 1, "this is no record\n");
+    std::fs::write(&capture, &text).unwrap();
+    let mut converted = 0;
+    let records: Vec<Vec<u8>> = text
+        .lines()
+        .map(|line| {
+            let value: Option<Value> = serde_json::from_str(line).ok();
+            let created = value.as_ref().and_then(|v| v["dynamodb"]["ApproximateCreationDateTime"].as_f64());
+            match created {
+                Some(_) if value.as_ref().is_some_and(|v| v["dynamodb"]["Keys"].is_object()) => {
+                    converted += 1;
+                    common::kinesis_payload(line).1
+                }
+                _ => line.as_bytes().to_vec(),
+            }
+        })
+        .collect();
+    assert!(converted > 1000 && converted < records.len(), "{converted} of {} records converted", records.len());
+    let delimited = write_file(dir.path(), "archive.json", &records.join(&b"\n"[..]));
+    let back_to_back = write_file(dir.path(), "archive.json.zst", &zstd::encode_all(&records.concat()[..], 3).unwrap());
+
+    let dead_by_line = |dead: &[u8]| -> Vec<(u64, String)> {
+        parse_json_lines(dead)
+            .iter()
+            .map(|d| (d["source"]["line"].as_u64().unwrap(), d["code"].as_str().unwrap().to_owned()))
+            .collect()
+    };
+    let (out, want_features, want_dead) = replay_cli(&capture, dir.path(), "capture", &[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(!stderr(&out).contains("Kinesis"), "a capture is read as one: {}", describe(&out));
+    assert!(!want_dead.is_empty(), "the hostile capture has dead letters");
+    for (tag, archive) in [("delimited", &delimited), ("back-to-back", &back_to_back)] {
+        let (out, features, dead) = replay_cli(archive, dir.path(), tag, &[]);
+        assert!(out.status.success(), "{tag}: {}", describe(&out));
+        assert!(
+            stderr(&out).contains("read as a Kinesis Data Streams for DynamoDB archive"),
+            "{tag}: {}",
+            describe(&out)
+        );
+        assert!(features == want_features, "{tag}: other vectors than the capture's");
+        // Line numbers hold when the archive is one record a line; back to
+        // back, a record's number is its place.
+        assert_eq!(dead_by_line(&dead), dead_by_line(&want_dead), "{tag}: other dead letters");
+    }
+
+    let dataset = |input: &Path, out: &str| {
+        let out_path = dir.path().join(out);
+        let run = run_pulse([
+            "dataset".as_ref(),
+            input.as_os_str(),
+            "--quiet".as_ref(),
+            "--out".as_ref(),
+            out_path.as_os_str(),
+        ]);
+        assert!(run.status.success(), "{}", describe(&run));
+        (std::fs::read(out_path).unwrap(), stderr(&run))
+    };
+    let (want_rows, _) = dataset(&capture, "capture.csv");
+    let (rows, said) = dataset(&back_to_back, "archive.csv");
+    assert!(rows == want_rows, "the archive's dataset differs from the capture's");
+    assert!(said.contains("note: read as a Kinesis Data Streams for DynamoDB archive"), "{said}");
+}

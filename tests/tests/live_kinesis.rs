@@ -27,43 +27,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
-use common::{describe, parse_vectors, replay_capture, run_pulse};
+use common::{describe, kinesis_payload, parse_vectors, replay_capture, run_pulse};
 use live::*;
 use pulse_aws::live::api::StreamApi;
 use pulse_e2e::{aws_endpoint, unique_name};
 use pulse_operators::TimerPolicy;
 use pulse_schemas::{FeatureVector, Trigger, DAY_MS};
-use serde_json::{json, Value};
-
-/// A capture line (DynamoDB Streams shape) as DynamoDB writes it to Kinesis,
-/// and its partition key.
-fn kinesis_payload(line: &str) -> (String, Vec<u8>) {
-    let record: Value = serde_json::from_str(line).unwrap();
-    let d = &record["dynamodb"];
-    let seconds = d["ApproximateCreationDateTime"].as_f64().unwrap();
-    let mut dynamodb = json!({
-        "ApproximateCreationDateTime": (seconds * 1000.0).round() as i64,
-        "Keys": d["Keys"],
-        "SizeBytes": d["SizeBytes"],
-    });
-    for image in ["NewImage", "OldImage"] {
-        if !d[image].is_null() {
-            dynamodb[image] = d[image].clone();
-        }
-    }
-    let payload = json!({
-        "awsRegion": "us-east-1",
-        "eventID": record["eventID"],
-        "eventName": record["eventName"],
-        "userIdentity": record.get("userIdentity").cloned().unwrap_or(Value::Null),
-        "recordFormat": "application/json",
-        "tableName": "marketplace-events",
-        "dynamodb": dynamodb,
-        "eventSource": "aws:dynamodb",
-    });
-    let key = d["Keys"]["customer_id"]["S"].as_str().unwrap_or("none").to_owned();
-    (key, serde_json::to_vec(&payload).unwrap())
-}
+use serde_json::Value;
 
 fn is_plain_insert(line: &str) -> Option<(String, String)> {
     let record: Value = serde_json::from_str(line).ok()?;

@@ -66,7 +66,8 @@ impl RowArgs {
 /// Arguments of `pulse dataset`.
 #[derive(Args, Debug)]
 pub(crate) struct DatasetArgs {
-    /// The capture (JSON Lines of stream records; .zst/.gz decompressed).
+    /// The capture (JSON Lines of stream records, or a Kinesis Data Streams
+    /// for DynamoDB archive; .zst/.gz decompressed).
     capture: PathBuf,
     /// The rows: .parquet (zstd) or .csv. Written beside it and renamed
     /// over it on success: a failed run leaves an existing file as it was.
@@ -189,7 +190,8 @@ pub(crate) async fn run(args: DatasetArgs) -> Result<()> {
         "no labelled rows ({} left as it was): a vector is labelled only when it is at least --burn-in-days ({}) \
          after the capture's start and its 30-day horizon closes before the capture's end, so the capture must \
          span more than {} days (a stream keeps only its last 24 hours of writes: keep its history with \
-         `pulse run --capture-out`)",
+         `pulse run --capture-out`, or a Firehose delivery of the table's Kinesis stream, which pulse reads as \
+         it is)",
         args.out.display(),
         args.rows.burn_in_days,
         args.rows.burn_in_days + 30

@@ -30,7 +30,8 @@ use super::generate::WorldArg;
 #[derive(Args, Debug, Clone)]
 pub(crate) struct DataArgs {
     /// Use this capture (JSON Lines of stream records, e.g. from `pulse
-    /// capture`; .zst/.gz decompressed) instead of a synthetic marketplace:
+    /// capture`, or a Kinesis Data Streams for DynamoDB archive, e.g. a
+    /// Firehose delivery; .zst/.gz decompressed) instead of a synthetic marketplace:
     /// `train` fits on its training customers, `evaluate` judges on its
     /// held-out ones.
     #[arg(long, value_name = "FILE")]

@@ -31,7 +31,7 @@ use pulse_runtime::process::{Processor, Produced};
 use pulse_runtime::replay::{replay, Input, Outputs, ReplayConfig, ReplaySummary};
 use pulse_schemas::capture::decode_line;
 use pulse_schemas::{FeatureVector, Source, DAY_MS};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// The operators' naive reference model of §2–§4 and its test helpers, shared
 /// as they are (not copied): `support::reference::Reference`,
@@ -306,4 +306,34 @@ pub fn session_attrs(tutor: &str, minutes: f64) -> [(&'static str, Value); 2] {
 /// A `session_completed` line, created a minute after its `ts`.
 pub fn session_line(customer: &str, id: &str, tutor: &str, minutes: f64, ts: i64) -> String {
     insert_line(customer, id, "session_completed", ts, ts + MIN, &session_attrs(tutor, minutes))
+}
+
+/// A capture line (DynamoDB Streams shape) as DynamoDB writes it to Kinesis,
+/// and its partition key.
+pub fn kinesis_payload(line: &str) -> (String, Vec<u8>) {
+    let record: Value = serde_json::from_str(line).unwrap();
+    let d = &record["dynamodb"];
+    let seconds = d["ApproximateCreationDateTime"].as_f64().unwrap();
+    let mut dynamodb = json!({
+        "ApproximateCreationDateTime": (seconds * 1000.0).round() as i64,
+        "Keys": d["Keys"],
+        "SizeBytes": d["SizeBytes"],
+    });
+    for image in ["NewImage", "OldImage"] {
+        if !d[image].is_null() {
+            dynamodb[image] = d[image].clone();
+        }
+    }
+    let payload = json!({
+        "awsRegion": "us-east-1",
+        "eventID": record["eventID"],
+        "eventName": record["eventName"],
+        "userIdentity": record.get("userIdentity").cloned().unwrap_or(Value::Null),
+        "recordFormat": "application/json",
+        "tableName": "marketplace-events",
+        "dynamodb": dynamodb,
+        "eventSource": "aws:dynamodb",
+    });
+    let key = d["Keys"]["customer_id"]["S"].as_str().unwrap_or("none").to_owned();
+    (key, serde_json::to_vec(&payload).unwrap())
 }
