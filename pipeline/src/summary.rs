@@ -229,6 +229,14 @@ pub fn model_quality_report(q: &ModelQuality) -> String {
         q.window_days,
         end.unwrap_or_default()
     );
+    let day = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).map(|d| d.format("%Y-%m-%d").to_string());
+    if let Some(from) = q.judged_from.and_then(day) {
+        let _ = writeln!(
+            t,
+            "  judged: the predictions standing at midnights from {from} on (those before: the burn-in, \
+             --monitor-burn-in-days)"
+        );
+    }
     let _ = writeln!(
         t,
         "  {:<15} {:>9} {:>10} {:>9} {:>7} {:>7} {:>8}",
@@ -247,6 +255,22 @@ pub fn model_quality_report(q: &ModelQuality) -> String {
             opt(h.auc, 3),
             opt(h.calibration_error, 3)
         );
+    }
+    if q.heads.iter().all(|h| h.count == 0) {
+        // A table of dashes said nothing of why.
+        let first_close = q.judged_from.map(|from| from + 14 * pulse_schemas::DAY_MS).and_then(day);
+        let _ = writeln!(
+            t,
+            "  nothing resolved yet: a churn_risk_14d label is known 14 days after its midnight (the first: {}), \
+             a churn_risk_30d one after 30, and the stream's time reached {}",
+            first_close.unwrap_or_default(),
+            day(q.window_end).unwrap_or_default()
+        );
+    }
+    for h in &q.heads {
+        if let Some(why) = h.withheld.as_ref().filter(|_| h.count > 0) {
+            let _ = writeln!(t, "  not published for {}: {why}", h.head.name());
+        }
     }
     if let Some(h) = q.heads.first().filter(|h| h.count > 0) {
         let _ = writeln!(t, "  calibration of {} (score bin: resolved, mean predicted → observed)", h.head.name());

@@ -33,7 +33,7 @@ fn sink(sdk: &aws_config::SdkConfig, table: &str) -> ScoringSink {
     let mut config = sink_config(64, Duration::from_secs(5));
     // A window that starts after the restart: what a restarted sink reports
     // there depends on the rings it read back.
-    config.scoring.monitor = Some(MonitorConfig { window_days: 14 });
+    config.scoring.monitor = Some(MonitorConfig { window_days: 14, ..MonitorConfig::default() });
     ScoringSink::new(ModelBackend::Embedded(embedded()), out, config).unwrap()
 }
 

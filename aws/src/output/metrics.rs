@@ -460,8 +460,9 @@ mod tests {
         use pulse_operators::scoring::{Monitor, MonitorConfig};
         const DAY: i64 = pulse_schemas::DAY_MS;
         let mut monitor = Monitor::new(MonitorConfig::default()).unwrap();
-        // Enough customers for the window to publish its figures (100 resolved).
-        let started: Vec<_> = (0..60).map(|_| monitor.start(20_000 * DAY).unwrap()).collect();
+        // Enough customers a day for the window to publish its figures.
+        let customers = pulse_operators::scoring::monitor::MIN_CUSTOMERS_TO_PUBLISH as usize;
+        let started: Vec<_> = (0..customers).map(|_| monitor.start(20_000 * DAY).unwrap()).collect();
         for day in 20_001..20_020 {
             for (i, &c) in started.iter().enumerate() {
                 if i % 2 == 0 {

@@ -91,5 +91,7 @@ pub mod queue;
 pub use alerts::{Alert, AlertPolicy, AlertState, Alerts};
 pub use error::PolicyError;
 pub use fleet::{Alarm, Alarms, Fleet, FleetEntry, FleetMetric, FleetMetrics, Metric, Update, NAMESPACE};
-pub use monitor::{Head, HeadQuality, ModelQuality, Monitor, MonitorConfig, MonitorIx, QualityMetric};
+pub use monitor::{
+    Head, HeadQuality, ModelQuality, Monitor, MonitorConfig, MonitorIx, QualityMetric, COLD_START_BURN_IN_DAYS,
+};
 pub use queue::{BatchPolicy, Gate, Offer, QueueStats, ScoreQueue};

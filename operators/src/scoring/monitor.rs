@@ -137,11 +137,23 @@ impl Head {
 pub struct MonitorConfig {
     /// Close days in the rolling window (1 to 60).
     pub window_days: u32,
+    /// Midnights at the start of the monitor's stream time whose standing
+    /// predictions are not judged (0 to 60): a process that starts without
+    /// its customers' history (a replay, `pulse run` without `--hydrate`)
+    /// meets them mid-life, their windows empty, and scores them as new
+    /// customers for weeks; judged, those predictions set off every alarm
+    /// for two weeks on a sound model. 0 where the history is read first
+    /// (the Lambda, `--hydrate`, a restart from a checkpoint).
+    pub burn_in_days: u32,
 }
+
+/// The burn-in of a process that starts without its customers' history:
+/// the training rows' (`pulse dataset --burn-in-days`).
+pub const COLD_START_BURN_IN_DAYS: u32 = 21;
 
 impl Default for MonitorConfig {
     fn default() -> Self {
-        MonitorConfig { window_days: 7 }
+        MonitorConfig { window_days: 7, burn_in_days: 0 }
     }
 }
 
@@ -150,6 +162,9 @@ impl MonitorConfig {
     pub fn validate(&self) -> Result<(), PolicyError> {
         if !(1..=60).contains(&self.window_days) {
             return Err(PolicyError::new("window_days", format!("must be 1 to 60, got {}", self.window_days)));
+        }
+        if self.burn_in_days > 60 {
+            return Err(PolicyError::new("burn_in_days", format!("must be 0 to 60, got {}", self.burn_in_days)));
         }
         Ok(())
     }
@@ -383,6 +398,8 @@ impl Histogram {
         HeadQuality {
             head,
             count,
+            days: 0,
+            withheld: None,
             label_rate: per(pos as f64),
             mean_predicted: per(predicted),
             brier: per(squared),
@@ -416,6 +433,12 @@ pub struct HeadQuality {
     pub head: Head,
     /// Resolved predictions.
     pub count: u64,
+    /// Close days of the window that resolved some: `count / days` is the
+    /// customers a day (each resolves at most once a close day).
+    pub days: u32,
+    /// Why the figures below are not published as metrics, if they are not
+    /// (all of them, or the AUC alone): see [`HeadQuality::withheld`].
+    pub withheld: Option<String>,
     /// Share with label 1 (churned).
     pub label_rate: Option<f64>,
     /// Mean score.
@@ -444,6 +467,9 @@ pub struct ModelQuality {
     pub customers: u64,
     /// Resolutions dropped because their close day had left the kept buckets.
     pub late: u64,
+    /// The first midnight (ms) whose standing predictions are judged: the
+    /// end of the burn-in ([`MonitorConfig::burn_in_days`]).
+    pub judged_from: Option<i64>,
 }
 
 /// The metric names pulse publishes in [`NAMESPACE`], each with dimension
@@ -496,23 +522,63 @@ impl QualityMetric {
     }
 }
 
-/// Resolved predictions a head's window needs before its AUC, Brier score,
-/// calibration error and rates are published as metrics. Each Lambda
-/// execution environment publishes its own window, and the alarms take the
-/// day's worst across them: a young environment's AUC over a dozen
-/// customers would set that worst every day.
-pub const MIN_RESOLVED_TO_PUBLISH: u64 = 100;
+/// Customers a day (resolved predictions per close day that resolved some)
+/// a head's window needs before its AUC, Brier score, calibration error and
+/// rates are published as metrics. Customers, not customer-days: a
+/// customer's daily predictions within a window are nearly one event, so a
+/// window of 700 resolved predictions is about 100 customers, and on a
+/// sound model such windows breached the documented alarm for days on end
+/// (40 and 100 customers; a review, 2026-12-05). Each Lambda execution
+/// environment publishes its own window, and the alarms take the day's
+/// worst across them, so a small environment's figures would set it.
+pub const MIN_CUSTOMERS_TO_PUBLISH: f64 = 250.0;
+
+/// Churned customers a day, and as many who were not, that a window needs
+/// before its AUC is published: an AUC over two churned customers (a fleet
+/// that hardly churns) fell under the alarm's line on a model whose Brier
+/// score was 0.003.
+pub const MIN_CLASS_TO_PUBLISH_AUC: f64 = 30.0;
+
+impl HeadQuality {
+    /// Resolved predictions per close day that resolved some.
+    pub fn customers_per_day(&self) -> f64 {
+        self.count as f64 / f64::from(self.days.max(1))
+    }
+
+    /// Why a metric of this head is not published, if it is not: every
+    /// figure but the count under [`MIN_CUSTOMERS_TO_PUBLISH`], the AUC
+    /// under [`MIN_CLASS_TO_PUBLISH_AUC`] of either label.
+    pub fn withheld(&self, metric: QualityMetric) -> Option<String> {
+        if metric == QualityMetric::ResolvedPredictions {
+            return None;
+        }
+        let per_day = self.customers_per_day();
+        if per_day < MIN_CUSTOMERS_TO_PUBLISH {
+            return Some(format!(
+                "{per_day:.0} customers a day resolved, under {MIN_CUSTOMERS_TO_PUBLISH:.0}: too few to judge"
+            ));
+        }
+        let churned = self.label_rate.unwrap_or(0.0) * per_day;
+        let fewer = churned.min(per_day - churned);
+        if metric == QualityMetric::Auc && fewer < MIN_CLASS_TO_PUBLISH_AUC {
+            let which = if churned <= per_day - churned { "churned" } else { "not churned" };
+            return Some(format!(
+                "AUC withheld: {fewer:.0} {which} customers a day, under {MIN_CLASS_TO_PUBLISH_AUC:.0}"
+            ));
+        }
+        None
+    }
+}
 
 impl ModelQuality {
     /// The CloudWatch data per head (the dimension value is the head's
     /// name); a figure that cannot be computed yet is left out, and so is
-    /// every figure but the count while the window holds fewer than
-    /// [`MIN_RESOLVED_TO_PUBLISH`] resolved predictions.
+    /// one [`HeadQuality::withheld`] for too few customers.
     pub fn cloudwatch_metrics(&self) -> Vec<(Head, Metric)> {
         let mut out = Vec::new();
         for h in &self.heads {
             for m in QualityMetric::ALL {
-                if h.count < MIN_RESOLVED_TO_PUBLISH && m != QualityMetric::ResolvedPredictions {
+                if h.withheld(m).is_some() {
                     continue;
                 }
                 let value = match m {
@@ -544,6 +610,9 @@ pub struct MonitorCounters {
     pub resolved: u64,
     /// Resolutions dropped: their close day had left the kept buckets.
     pub late: u64,
+    /// Resolutions not judged: their prediction stood at a midnight of the
+    /// burn-in ([`MonitorConfig::burn_in_days`]).
+    pub burn_in: u64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -565,6 +634,9 @@ pub struct Monitor {
     clock: Option<i64>,
     /// Close days `clock − window_days ..= clock`, in order.
     buckets: VecDeque<Bucket>,
+    /// The first midnight whose standing predictions are judged: the
+    /// burn-in's end, from the first day observed.
+    judged_from: Option<i64>,
     counters: MonitorCounters,
 }
 
@@ -578,6 +650,7 @@ impl Monitor {
             len: 0,
             clock: None,
             buckets: VecDeque::new(),
+            judged_from: None,
             counters: MonitorCounters::default(),
         })
     }
@@ -615,10 +688,15 @@ impl Monitor {
             return;
         }
         self.advance(day);
+        let judged_from = *self.judged_from.get_or_insert(day + i64::from(self.config.burn_in_days));
         let i = ix.0.get() as usize - 1;
         let Some(ring) = self.chunks.get_mut(i / CHUNK).map(|c| &mut c[i % CHUNK]) else { return };
         let (buckets, counters) = (&mut self.buckets, &mut self.counters);
         ring.observe(day, last_session.map(session_slot), standing, |r| {
+            if r.close_day - r.head.horizon_days() < judged_from {
+                counters.burn_in += 1;
+                return;
+            }
             let front = buckets.front().map_or(i64::MAX, |b| b.day);
             match usize::try_from(r.close_day - front).ok().and_then(|k| buckets.get_mut(k)) {
                 Some(bucket) => {
@@ -658,17 +736,29 @@ impl Monitor {
     pub fn quality(&self) -> Option<ModelQuality> {
         let clock = self.clock?;
         let mut sums = [Histogram::default(), Histogram::default()];
+        let mut days = [0u32; 2];
         for b in self.buckets.iter().filter(|b| b.day < clock) {
-            for (sum, h) in sums.iter_mut().zip(&b.heads) {
+            for ((sum, h), d) in sums.iter_mut().zip(&b.heads).zip(&mut days) {
                 sum.merge(h);
+                *d += u32::from(h.positive.iter().chain(&h.negative).any(|&n| n > 0));
             }
         }
+        let heads = Head::ALL
+            .iter()
+            .map(|&h| {
+                let mut q = sums[h as usize].quality(h);
+                q.days = days[h as usize];
+                q.withheld = q.withheld(QualityMetric::Brier).or_else(|| q.withheld(QualityMetric::Auc));
+                q
+            })
+            .collect();
         Some(ModelQuality {
             window_end: clock * DAY_MS,
             window_days: self.config.window_days,
-            heads: Head::ALL.iter().map(|&h| sums[h as usize].quality(h)).collect(),
+            heads,
             customers: self.len as u64,
             late: self.counters.late,
+            judged_from: self.judged_from.map(|d| d * DAY_MS),
         })
     }
 
@@ -878,7 +968,7 @@ mod tests {
     /// and a prediction is counted on its close day, not before.
     #[test]
     fn the_window_counts_closed_horizons_only() {
-        let mut m = Monitor::new(MonitorConfig { window_days: 3 }).unwrap();
+        let mut m = Monitor::new(MonitorConfig { window_days: 3, ..MonitorConfig::default() }).unwrap();
         let a = m.start(ms(D0, 1)).unwrap();
         let b = m.start(ms(D0, 1)).unwrap();
         // a: a session every day; b: none. Both predicted 0.2 / 0.9.
@@ -911,32 +1001,81 @@ mod tests {
 
     #[test]
     fn quality_becomes_cloudwatch_data_per_head() {
-        let quality = |pairs: u64| {
+        // `churned` and `stayed` customers a day over 7 close days; the
+        // churned ones scored lower (an AUC of 0).
+        let quality = |churned: u64, stayed: u64| {
             let mut h = Histogram::default();
-            for _ in 0..pairs {
+            for _ in 0..7 * churned {
                 h.add(10, true);
+            }
+            for _ in 0..7 * stayed {
                 h.add(100, false);
             }
+            let mut q = h.quality(Head::ChurnRisk14d);
+            q.days = 7;
             ModelQuality {
                 window_end: 0,
                 window_days: 7,
-                heads: vec![h.quality(Head::ChurnRisk14d)],
-                customers: 2 * pairs,
+                heads: vec![q],
+                customers: churned + stayed,
                 late: 0,
+                judged_from: None,
             }
         };
-        let q = quality(MIN_RESOLVED_TO_PUBLISH / 2);
-        let data = q.cloudwatch_metrics();
-        let names: Vec<_> = data.iter().map(|(_, m)| m.name).collect();
+        let names = |q: &ModelQuality| q.cloudwatch_metrics().iter().map(|(_, m)| m.name).collect::<Vec<_>>();
+        let half = (MIN_CUSTOMERS_TO_PUBLISH / 2.0) as u64;
+        let q = quality(half, half);
         assert_eq!(
-            names,
+            names(&q),
             ["RealisedAuc", "BrierScore", "CalibrationError", "LabelRate", "MeanPredicted", "ResolvedPredictions"]
         );
-        assert_eq!(data[0].1.value, 0.0, "the churned ones were scored lower");
-        // Too few resolved for a figure worth an alarm: only the count.
-        let few = quality(MIN_RESOLVED_TO_PUBLISH / 2 - 1).cloudwatch_metrics();
-        assert_eq!(few.iter().map(|(_, m)| m.name).collect::<Vec<_>>(), ["ResolvedPredictions"]);
-        assert!(Monitor::new(MonitorConfig { window_days: 0 }).is_err());
+        assert_eq!(q.cloudwatch_metrics()[0].1.value, 0.0, "the churned ones were scored lower");
+        assert_eq!(q.heads[0].customers_per_day(), 2.0 * half as f64);
+        // Too few customers a day for a figure worth an alarm, however many
+        // customer-days: only the count.
+        let few = quality(half, half - 1);
+        assert_eq!(few.heads[0].count, 7 * (2 * half - 1));
+        assert_eq!(names(&few), ["ResolvedPredictions"]);
+        assert!(few.heads[0].withheld(QualityMetric::Brier).unwrap().contains("customers a day"));
+        // Enough customers, too few of them churned for an AUC.
+        let rare = MIN_CLASS_TO_PUBLISH_AUC as u64 - 1;
+        let q = quality(rare, 2 * half);
+        assert_eq!(names(&q), ["BrierScore", "CalibrationError", "LabelRate", "MeanPredicted", "ResolvedPredictions"]);
+        assert!(
+            q.heads[0].withheld(QualityMetric::Auc).unwrap().contains("churned customers a day"),
+            "{:?}",
+            q.heads[0].withheld(QualityMetric::Auc)
+        );
+        // And too few who stayed.
+        let q = quality(2 * half, rare);
+        assert!(q.heads[0].withheld(QualityMetric::Auc).unwrap().contains("not churned"));
+        assert!(Monitor::new(MonitorConfig { window_days: 0, ..MonitorConfig::default() }).is_err());
+        assert!(Monitor::new(MonitorConfig { burn_in_days: 61, ..MonitorConfig::default() }).is_err());
+    }
+
+    /// Midnights of the burn-in are stamped (their sessions still mark the
+    /// ring) but their predictions are not judged; the first midnight after
+    /// it is, on the day its horizon closes.
+    #[test]
+    fn the_burn_in_midnights_are_not_judged() {
+        let burn_in = 5;
+        let mut m = Monitor::new(MonitorConfig { window_days: 60, burn_in_days: burn_in }).unwrap();
+        let ix = m.start(ms(D0, 1)).unwrap();
+        for day in D0..D0 + 40 {
+            m.observe(ix, ms(day, 12), None, Some((0.5, 0.5)));
+        }
+        // Midnights D0+1 ..= D0+39 stood a prediction; the 14-day horizons
+        // of D0+1 ..= D0+25 closed by D0+39, those of D0+1 ..= D0+4 in the
+        // burn-in (it ends at midnight D0+5), and the 30-day ones of
+        // D0+1 ..= D0+9, four of them in it.
+        let c = m.counters();
+        assert_eq!(c.burn_in, 4 + 4);
+        assert_eq!(c.resolved, (25 - 4) + (9 - 4));
+        let q = m.quality().unwrap();
+        assert_eq!(q.judged_from, Some((D0 + i64::from(burn_in)) * DAY_MS));
+        let h14 = q.head(Head::ChurnRisk14d).unwrap();
+        assert_eq!(h14.label_rate, Some(1.0), "no session: every judged one churned");
+        assert_eq!(h14.days, (25 - 4 - 1) as u32, "the close days of the window before the monitor's day");
     }
 
     #[test]

@@ -139,7 +139,7 @@ pub(crate) async fn run(args: LoadtestArgs) -> Result<()> {
              prices an endpoint with --cost-endpoint)"
         );
         let model = super::load_model(args.scoring.model.as_deref())?;
-        let scoring = args.scoring.config()?;
+        let scoring = args.scoring.config(true)?;
         let report = tokio::task::spawn_blocking(move || in_process(&synth, engine, model, scoring)).await??;
         say!("{}", in_process_table(&report));
         if report.records == 0 || report.predictions == 0 {
@@ -263,7 +263,7 @@ async fn live(
         let tracker = Arc::clone(&tracker);
         Arc::new(move |p| tracker.predicted(p.customer_id.as_str(), p.as_of, std::time::Instant::now()))
     };
-    let scoring = args.scoring.config()?;
+    let scoring = args.scoring.config(true)?;
     let model = super::load_model(args.scoring.model.as_deref())?;
     let sink = output.build_observed(&sdk, scoring, model, Some(on_written)).await?;
     let load = LiveLoad {

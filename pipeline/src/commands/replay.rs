@@ -7,8 +7,9 @@ use anyhow::Result;
 use clap::Args;
 use pulse::progress::Progress;
 use pulse_model::EmbeddedModel;
-use pulse_operators::scoring::{BatchPolicy, MonitorConfig};
+use pulse_operators::scoring::{BatchPolicy, MonitorConfig, COLD_START_BURN_IN_DAYS};
 use pulse_operators::EngineConfig;
+use pulse_runtime::archive::InputFormat;
 use pulse_runtime::io::Output;
 use pulse_runtime::replay::{check_output_files, replay, Input, Outputs, ReplayConfig, DEFAULT_REASONS_THREADS};
 use pulse_runtime::scoring::ScoringConfig;
@@ -18,8 +19,11 @@ use pulse_runtime::settings::{seconds, YEAR_SECONDS};
 /// Arguments of `pulse replay`.
 #[derive(Args, Debug)]
 pub(crate) struct ReplayArgs {
-    /// The capture file (JSON Lines; zstd and gzip are decompressed, known by
-    /// their first bytes); `-` reads standard input.
+    /// The capture file (JSON Lines of DynamoDB Streams records; zstd and
+    /// gzip are decompressed, known by their first bytes); `-` reads standard
+    /// input. A Kinesis Data Streams for DynamoDB archive (e.g. a Firehose
+    /// delivery to S3: records in milliseconds, one a line or back to back)
+    /// is recognised by its first record and read as its capture.
     capture: PathBuf,
     /// Write feature vectors here (JSON Lines, compressed by extension; `-`:
     /// standard output, the summary then going to standard error).
@@ -124,12 +128,18 @@ pub(crate) struct ScoringArgs {
     /// Brier, calibration of the churn heads); 0 turns the monitor off.
     #[arg(long, default_value_t = MonitorConfig::default().window_days, value_name = "DAYS")]
     pub(crate) monitor_window_days: u32,
+    /// Midnights at the start of the capture whose standing predictions the
+    /// monitor does not judge: a capture meets its customers mid-life, their
+    /// windows empty, and scores them as new ones for weeks (the training
+    /// rows' burn-in; 0 to 60).
+    #[arg(long, default_value_t = COLD_START_BURN_IN_DAYS, value_name = "DAYS")]
+    pub(crate) monitor_burn_in_days: u32,
 }
 
 impl ScoringArgs {
     pub(crate) fn config(&self) -> Result<ScoringConfig> {
         let config = scoring_config(self.batch_rows, self.linger_s, self.metrics_interval_s, !self.no_reasons)?;
-        Ok(ScoringConfig { monitor: monitor_config(self.monitor_window_days)?, ..config })
+        Ok(ScoringConfig { monitor: monitor_config(self.monitor_window_days, self.monitor_burn_in_days)?, ..config })
     }
 
     pub(crate) fn outputs(&self) -> Outputs {
@@ -142,13 +152,18 @@ impl ScoringArgs {
     }
 }
 
-/// The monitor's configuration from `--monitor-window-days` (0: none), checked.
-pub(crate) fn monitor_config(window_days: u32) -> Result<Option<MonitorConfig>> {
-    let config = (window_days > 0).then_some(MonitorConfig { window_days });
-    if let Some(c) = config {
-        c.validate().map_err(|e| anyhow::anyhow!("--monitor-window-days: {e}"))?;
+/// The monitor's configuration from `--monitor-window-days` (0: none) and
+/// `--monitor-burn-in-days`, checked.
+pub(crate) fn monitor_config(window_days: u32, burn_in_days: u32) -> Result<Option<MonitorConfig>> {
+    if window_days == 0 {
+        return Ok(None);
     }
-    Ok(config)
+    let config = MonitorConfig { window_days, burn_in_days };
+    config.validate().map_err(|e| {
+        let flag = if e.field == "burn_in_days" { "--monitor-burn-in-days" } else { "--monitor-window-days" };
+        anyhow::anyhow!("{flag}: {e}")
+    })?;
+    Ok(Some(config))
 }
 
 /// The scoring stage's configuration from its flags, checked.
@@ -199,6 +214,7 @@ pub(crate) async fn run(args: ReplayArgs) -> Result<()> {
             ("--no-reasons", scoring.no_reasons),
             ("--reasons-threads", scoring.reasons_threads != DEFAULT_REASONS_THREADS),
             ("--monitor-window-days", scoring.monitor_window_days != MonitorConfig::default().window_days),
+            ("--monitor-burn-in-days", scoring.monitor_burn_in_days != COLD_START_BURN_IN_DAYS),
         ];
         if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
             anyhow::bail!("{flag} needs --score (without it nothing is scored)");
@@ -245,9 +261,13 @@ pub(crate) async fn run(args: ReplayArgs) -> Result<()> {
     } else if summary.invalid_total() == summary.records {
         pulse::tell!(
             "warning: every record of {} is a dead letter: is it a capture (one DynamoDB Streams record per \
-             line, as `pulse capture` writes)? --dead-letter-out FILE says why each was refused",
+             line, as `pulse capture` writes) or a Kinesis Data Streams for DynamoDB archive? --dead-letter-out \
+             FILE says why each was refused",
             args.capture.display()
         );
+    }
+    if summary.input_format != InputFormat::Capture {
+        pulse::tell!("note: {} was read as {}", args.capture.display(), summary.input_format.describe());
     }
     if let Some(warning) = summary.behind.warning(&args.capture.display().to_string()) {
         pulse::tell!("{warning}");

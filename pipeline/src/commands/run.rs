@@ -11,7 +11,7 @@ use pulse_aws::live::{Clock, Consumer, HydrateConfig, LeaseConfig, LiveConfig, L
 use pulse_aws::output::args::OutputArgs;
 use pulse_aws::output::sink::SinkStats;
 use pulse_aws::AwsArgs;
-use pulse_operators::scoring::BatchPolicy;
+use pulse_operators::scoring::{BatchPolicy, COLD_START_BURN_IN_DAYS};
 use pulse_operators::EngineConfig;
 use pulse_runtime::files::FileSink;
 use pulse_runtime::process::Produced;
@@ -201,12 +201,25 @@ pub(crate) struct LiveScoringArgs {
     /// `pulse/ModelQuality` once a stream day); 0 turns the monitor off.
     #[arg(long, default_value_t = 7, value_name = "DAYS")]
     monitor_window_days: u32,
+    /// Midnights at the start of the run whose standing predictions the
+    /// monitor does not judge (0 to 60). Default: 21 (the training rows'
+    /// burn-in) when the run starts without its customers' history, since it
+    /// meets them mid-life and scores them as new ones for weeks; 0 with
+    /// --hydrate or when resuming from a checkpoint.
+    #[arg(long, value_name = "DAYS")]
+    monitor_burn_in_days: Option<u32>,
 }
 
 impl LiveScoringArgs {
-    pub(crate) fn config(&self) -> Result<pulse_runtime::scoring::ScoringConfig> {
+    /// The stage's configuration; `starts_cold`: the run starts without its
+    /// customers' history (no hydration, no checkpoint to resume from).
+    pub(crate) fn config(&self, starts_cold: bool) -> Result<pulse_runtime::scoring::ScoringConfig> {
         let config = scoring_config(self.batch_rows, self.linger_s, self.metrics_interval_s, !self.no_reasons)?;
-        Ok(pulse_runtime::scoring::ScoringConfig { monitor: monitor_config(self.monitor_window_days)?, ..config })
+        let burn_in = self.monitor_burn_in_days.unwrap_or(if starts_cold { COLD_START_BURN_IN_DAYS } else { 0 });
+        Ok(pulse_runtime::scoring::ScoringConfig {
+            monitor: monitor_config(self.monitor_window_days, burn_in)?,
+            ..config
+        })
     }
 }
 
@@ -371,7 +384,8 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
         tracing::warn!("no --checkpoint: a restart starts over from --start");
     }
     let scoring = if args.score {
-        let config = args.scoring.config()?;
+        let resumes = config.checkpoint.as_deref().is_some_and(Path::exists);
+        let config = args.scoring.config(config.hydrate.is_none() && !resumes)?;
         // Found before any AWS call, as the other flags are.
         args.output.hold_timeout()?;
         let model = super::load_model(args.scoring.model.as_deref())?;
