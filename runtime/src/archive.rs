@@ -59,25 +59,33 @@ impl InputFormat {
             InputFormat::Capture => "a capture (DynamoDB Streams records)",
             InputFormat::KinesisArchive => {
                 "a Kinesis Data Streams for DynamoDB archive (its first record has recordFormat and a creation time in \
-                 milliseconds): each record's time was read in seconds, as `pulse capture --source kinesis` writes it"
+                 milliseconds): each record's time was converted to seconds, as `pulse capture --source kinesis` \
+                 writes it"
             }
         }
     }
 }
 
+/// The UTF-8 byte order mark, which some editors write at a file's start.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Bytes read ahead to find the first record: enough for any record
 /// (DynamoDB items are at most 400 KB, a record holds two images).
 const SNIFF_BYTES: usize = MAX_LINE_BYTES;
 
-/// Reads the start of `input` (up to the first newline after some content,
-/// or [`SNIFF_BYTES`]) and says what its first record is. The bytes read are
-/// returned, to be read again before the rest.
+/// Lines read ahead: a first record cut off or broken does not decide
+/// alone.
+const SNIFF_LINES: usize = 8;
+
+/// Reads the start of `input` (up to [`SNIFF_LINES`] lines, or
+/// [`SNIFF_BYTES`]) and says what its records are, by the first that is a
+/// JSON object. The bytes read are returned, to be read again before the
+/// rest.
 pub fn sniff(input: &mut dyn Read) -> io::Result<(InputFormat, Vec<u8>)> {
     let mut head: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 64 << 10];
     loop {
-        let content_from = head.iter().position(|b: &u8| !b.is_ascii_whitespace()).unwrap_or(head.len());
-        if head.len() >= SNIFF_BYTES || head[content_from..].contains(&b'\n') {
+        if head.len() >= SNIFF_BYTES || head.iter().filter(|&&b| b == b'\n').count() >= SNIFF_LINES {
             break;
         }
         let n = match input.read(&mut chunk) {
@@ -91,18 +99,25 @@ pub fn sniff(input: &mut dyn Read) -> io::Result<(InputFormat, Vec<u8>)> {
     Ok((format_of_first(&head), head))
 }
 
-/// The format of the first JSON value in `head` (a BOM and blank lines
-/// before it skipped); a capture when it is not one.
+/// The format of the first line of `head` whose first JSON value is an
+/// object (a BOM skipped; the value may run on into the next record, back
+/// to back); a capture when none is.
 fn format_of_first(head: &[u8]) -> InputFormat {
-    let body = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
-    let Some(Ok(Value::Object(first))) = serde_json::Deserializer::from_slice(body).into_iter::<Value>().next() else {
-        return InputFormat::Capture;
-    };
-    let created = first.get("dynamodb").and_then(|d| d.get("ApproximateCreationDateTime")).and_then(Value::as_f64);
-    match created {
-        Some(t) if first.contains_key("recordFormat") && t > LATEST_MS as f64 / 1000.0 => InputFormat::KinesisArchive,
-        _ => InputFormat::Capture,
+    let body = head.strip_prefix(BOM).unwrap_or(head);
+    for line in body.split(|&b| b == b'\n') {
+        let Some(Ok(Value::Object(first))) = serde_json::Deserializer::from_slice(line).into_iter::<Value>().next()
+        else {
+            continue;
+        };
+        let created = first.get("dynamodb").and_then(|d| d.get("ApproximateCreationDateTime")).and_then(Value::as_f64);
+        return match created {
+            Some(t) if first.contains_key("recordFormat") && t > LATEST_MS as f64 / 1000.0 => {
+                InputFormat::KinesisArchive
+            }
+            _ => InputFormat::Capture,
+        };
     }
+    InputFormat::Capture
 }
 
 /// A Kinesis archive read as capture lines (see the module docs).
@@ -152,7 +167,7 @@ impl<R: BufRead> KinesisRecords<R> {
         } else {
             // A byte order mark before the archive's first record (an
             // editor's) would make it unreadable JSON.
-            let record = self.record.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&self.record);
+            let record = self.record.strip_prefix(BOM).unwrap_or(&self.record);
             self.out.extend_from_slice(&kinesis_line(record));
         }
         self.out.push(b'\n');
@@ -214,9 +229,15 @@ impl<R: BufRead> KinesisRecords<R> {
     /// Adds `b` to the record, ending it when its top-level value closes.
     fn take(&mut self, b: u8) {
         if matches!(b, b'{' | b'[') && self.depth == 0 && !self.in_string && !self.record.is_empty() {
-            // Something that is no JSON value ran into the next record (back
-            // to back, no newline between): it ends where the record starts.
-            self.end_record();
+            if self.record == BOM {
+                // A byte order mark before the first record: no record.
+                self.record.clear();
+            } else {
+                // Something that is no JSON value ran into the next record
+                // (back to back, no newline between): it ends where the
+                // record starts.
+                self.end_record();
+            }
         }
         if self.passing {
             self.out.push(b);
@@ -301,7 +322,10 @@ mod tests {
         assert_eq!(lines, vec![one.clone(), String::new(), cut_off.to_owned(), one.clone(), "not json".to_owned()]);
         // Back to back, what is no JSON value ends where a record starts.
         let lines = lines_of(format!("{RECORD}not json{RECORD}").as_bytes());
-        assert_eq!(lines, vec![one.clone(), "not json".to_owned(), one]);
+        assert_eq!(lines, vec![one.clone(), "not json".to_owned(), one.clone()]);
+        // A byte order mark is no record, and a line of it alone stays a line.
+        assert_eq!(lines_of(format!("\u{feff}{RECORD}{RECORD}").as_bytes()), vec![one.clone(), one.clone()]);
+        assert_eq!(lines_of(format!("\u{feff}\n{RECORD}").as_bytes()), vec![String::new(), one]);
     }
 
     #[test]
@@ -317,7 +341,22 @@ mod tests {
     #[test]
     fn only_a_kinesis_record_in_milliseconds_makes_an_archive() {
         let sniffed = |input: &str| sniff(&mut input.as_bytes()).unwrap();
+        // A mark and a newline before the first record, read a few bytes at
+        // a time (a pipe): the newline does not end the look ahead.
+        struct Trickle<'a>(&'a [u8]);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = buf.len().min(self.0.len()).min(5);
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
         let archive = format!("\u{feff}\n{RECORD}\n{RECORD}");
+        assert_eq!(sniff(&mut Trickle(archive.as_bytes())).unwrap().0, InputFormat::KinesisArchive);
+        // A first record cut off does not decide alone.
+        let cut = format!("{}\n{RECORD}\n", &RECORD[..40]);
+        assert_eq!(sniff(&mut Trickle(cut.as_bytes())).unwrap().0, InputFormat::KinesisArchive);
         let mut input = archive.as_bytes();
         let (format, head) = sniff(&mut input).unwrap();
         assert_eq!(format, InputFormat::KinesisArchive);
