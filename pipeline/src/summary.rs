@@ -171,7 +171,10 @@ fn customer_table(t: &mut String, rows: &[(&Prediction, String, Option<String>)]
         if let Some(baseline) = p.reasons.baseline().filter(|_| !p.reasons.is_empty()) {
             let mut since = String::new();
             baseline.write_since(&mut since);
-            let _ = writeln!(t, "      {since}:");
+            // Listed for its health, its reasons are still churn_risk_14d's:
+            // under a health row they read as the health's (a review).
+            let whose = if moved.starts_with("health") { ", what raised churn_risk_14d (not health)" } else { "" };
+            let _ = writeln!(t, "      {since}{whose}:");
         }
         for r in p.reasons.as_slice() {
             let _ = writeln!(t, "        {}", r.text());
@@ -234,7 +237,7 @@ pub fn model_quality_report(q: &ModelQuality) -> String {
         let _ = writeln!(
             t,
             "  judged: the predictions standing at midnights from {from} on (those before: the burn-in, \
-             --monitor-burn-in-days)"
+             --burn-in-days)"
         );
     }
     let _ = writeln!(
@@ -259,11 +262,11 @@ pub fn model_quality_report(q: &ModelQuality) -> String {
     if q.heads.iter().all(|h| h.count == 0) {
         // A table of dashes said nothing of why.
         let first_close = q.judged_from.map(|from| from + 14 * pulse_schemas::DAY_MS).and_then(day);
+        let first = first_close.map(|d| format!(" (the first: {d})")).unwrap_or_default();
         let _ = writeln!(
             t,
-            "  nothing resolved yet: a churn_risk_14d label is known 14 days after its midnight (the first: {}), \
-             a churn_risk_30d one after 30, and the stream's time reached {}",
-            first_close.unwrap_or_default(),
+            "  nothing resolved yet: a churn_risk_14d label is known 14 days after its midnight{first}, a \
+             churn_risk_30d one after 30, and the stream's time reached {}",
             day(q.window_end).unwrap_or_default()
         );
     }
@@ -292,6 +295,36 @@ pub fn model_quality_report(q: &ModelQuality) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Defect: a capture too short for any horizon printed a table of
+    /// dashes and no reason; figures too few to publish were not told apart.
+    #[test]
+    fn the_quality_report_says_why_figures_are_missing_or_withheld() {
+        use pulse_operators::scoring::monitor::{Head, Histogram};
+        let day = pulse_schemas::DAY_MS;
+        let empty = |h| Histogram::default().quality(h);
+        let q = ModelQuality {
+            window_end: 20_470 * day,
+            window_days: 7,
+            heads: vec![empty(Head::ChurnRisk14d), empty(Head::ChurnRisk30d)],
+            customers: 200,
+            late: 0,
+            judged_from: Some(20_479 * day),
+        };
+        let text = model_quality_report(&q);
+        assert!(text.contains("judged: the predictions standing at midnights from 2026-01-26 on"), "{text}");
+        assert!(text.contains("nothing resolved yet: a churn_risk_14d label is known 14 days after its midnight (the first: 2026-02-09)"), "{text}");
+        let mut few = Histogram::default();
+        few.add(100, true);
+        few.add(10, false);
+        let mut head = few.quality(Head::ChurnRisk14d);
+        head.days = 1;
+        head.withheld = head.why_withheld(pulse_operators::scoring::QualityMetric::Brier);
+        let q = ModelQuality { heads: vec![head, empty(Head::ChurnRisk30d)], judged_from: None, ..q };
+        let text = model_quality_report(&q);
+        assert!(!text.contains("nothing resolved") && !text.contains("judged:"), "{text}");
+        assert!(text.contains("not published for churn_risk_14d: 2 customers a day resolved, under 250"), "{text}");
+    }
 
     #[test]
     fn thousands_groups_digits() {
@@ -326,6 +359,8 @@ mod tests {
             reasons: Reasons::default(),
             emission: None,
             new_customer: false,
+            no_session: false,
+            met_in_burn_in: false,
         };
         let mut t = String::new();
         let rows = [(&p, Moved::Health(15.0).text(), None), (&p, Moved::Risk(0.57).text(), Some("state".into()))];

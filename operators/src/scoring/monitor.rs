@@ -437,7 +437,8 @@ pub struct HeadQuality {
     /// customers a day (each resolves at most once a close day).
     pub days: u32,
     /// Why the figures below are not published as metrics, if they are not
-    /// (all of them, or the AUC alone): see [`HeadQuality::withheld`].
+    /// (all of them, or the AUC alone): [`HeadQuality::why_withheld`] of the
+    /// Brier score, else of the AUC, when the window was summed.
     pub withheld: Option<String>,
     /// Share with label 1 (churned).
     pub label_rate: Option<f64>,
@@ -468,7 +469,8 @@ pub struct ModelQuality {
     /// Resolutions dropped because their close day had left the kept buckets.
     pub late: u64,
     /// The first midnight (ms) whose standing predictions are judged: the
-    /// end of the burn-in ([`MonitorConfig::burn_in_days`]).
+    /// end of the burn-in ([`MonitorConfig::burn_in_days`]); `None` without
+    /// one (every prediction judged).
     pub judged_from: Option<i64>,
 }
 
@@ -548,7 +550,7 @@ impl HeadQuality {
     /// Why a metric of this head is not published, if it is not: every
     /// figure but the count under [`MIN_CUSTOMERS_TO_PUBLISH`], the AUC
     /// under [`MIN_CLASS_TO_PUBLISH_AUC`] of either label.
-    pub fn withheld(&self, metric: QualityMetric) -> Option<String> {
+    pub fn why_withheld(&self, metric: QualityMetric) -> Option<String> {
         if metric == QualityMetric::ResolvedPredictions {
             return None;
         }
@@ -578,7 +580,7 @@ impl ModelQuality {
         let mut out = Vec::new();
         for h in &self.heads {
             for m in QualityMetric::ALL {
-                if h.withheld(m).is_some() {
+                if h.why_withheld(m).is_some() {
                     continue;
                 }
                 let value = match m {
@@ -635,7 +637,7 @@ pub struct Monitor {
     /// Close days `clock − window_days ..= clock`, in order.
     buckets: VecDeque<Bucket>,
     /// The first midnight whose standing predictions are judged: the
-    /// burn-in's end, from the first day observed.
+    /// burn-in's end, from the first day observed (`None` without one).
     judged_from: Option<i64>,
     counters: MonitorCounters,
 }
@@ -688,7 +690,10 @@ impl Monitor {
             return;
         }
         self.advance(day);
-        let judged_from = *self.judged_from.get_or_insert(day + i64::from(self.config.burn_in_days));
+        // Without a burn-in every prediction is judged, a restarted
+        // environment's rings' earlier midnights too.
+        let burn_in = i64::from(self.config.burn_in_days);
+        let judged_from = if burn_in > 0 { *self.judged_from.get_or_insert(day + burn_in) } else { i64::MIN };
         let i = ix.0.get() as usize - 1;
         let Some(ring) = self.chunks.get_mut(i / CHUNK).map(|c| &mut c[i % CHUNK]) else { return };
         let (buckets, counters) = (&mut self.buckets, &mut self.counters);
@@ -748,7 +753,7 @@ impl Monitor {
             .map(|&h| {
                 let mut q = sums[h as usize].quality(h);
                 q.days = days[h as usize];
-                q.withheld = q.withheld(QualityMetric::Brier).or_else(|| q.withheld(QualityMetric::Auc));
+                q.withheld = q.why_withheld(QualityMetric::Brier).or_else(|| q.why_withheld(QualityMetric::Auc));
                 q
             })
             .collect();
@@ -1036,19 +1041,19 @@ mod tests {
         let few = quality(half, half - 1);
         assert_eq!(few.heads[0].count, 7 * (2 * half - 1));
         assert_eq!(names(&few), ["ResolvedPredictions"]);
-        assert!(few.heads[0].withheld(QualityMetric::Brier).unwrap().contains("customers a day"));
+        assert!(few.heads[0].why_withheld(QualityMetric::Brier).unwrap().contains("customers a day"));
         // Enough customers, too few of them churned for an AUC.
         let rare = MIN_CLASS_TO_PUBLISH_AUC as u64 - 1;
         let q = quality(rare, 2 * half);
         assert_eq!(names(&q), ["BrierScore", "CalibrationError", "LabelRate", "MeanPredicted", "ResolvedPredictions"]);
         assert!(
-            q.heads[0].withheld(QualityMetric::Auc).unwrap().contains("churned customers a day"),
+            q.heads[0].why_withheld(QualityMetric::Auc).unwrap().contains("churned customers a day"),
             "{:?}",
-            q.heads[0].withheld(QualityMetric::Auc)
+            q.heads[0].why_withheld(QualityMetric::Auc)
         );
         // And too few who stayed.
         let q = quality(2 * half, rare);
-        assert!(q.heads[0].withheld(QualityMetric::Auc).unwrap().contains("not churned"));
+        assert!(q.heads[0].why_withheld(QualityMetric::Auc).unwrap().contains("not churned"));
         assert!(Monitor::new(MonitorConfig { window_days: 0, ..MonitorConfig::default() }).is_err());
         assert!(Monitor::new(MonitorConfig { burn_in_days: 61, ..MonitorConfig::default() }).is_err());
     }
