@@ -248,6 +248,8 @@ fn prediction(customer: &str, as_of: i64, churn_14d: f64, churn_30d: f64, health
         reasons: Default::default(),
         emission: None,
         new_customer: false,
+        no_session: false,
+        met_in_burn_in: false,
     }
 }
 

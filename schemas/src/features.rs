@@ -101,8 +101,13 @@ pub fn is_new_customer(x: &Features) -> bool {
 /// [`NEW_CUSTOMER_DAYS`]). Reasons compared with such a vector compare with
 /// an empty record, and say so ("since signing up", `pulse_schemas::reasons`).
 pub fn is_signup_record(x: &Features) -> bool {
-    is_new_customer(x)
-        && crate::reasons::value_is_no_data(idx::DAYS_SINCE_LAST_SESSION, x[idx::DAYS_SINCE_LAST_SESSION])
+    is_new_customer(x) && has_no_session(x)
+}
+
+/// Whether a vector has no session on record (`days_since_last_session` at
+/// its "none" value, 365).
+pub fn has_no_session(x: &Features) -> bool {
+    crate::reasons::value_is_no_data(idx::DAYS_SINCE_LAST_SESSION, x[idx::DAYS_SINCE_LAST_SESSION])
 }
 
 /// What made a vector.

@@ -108,6 +108,18 @@ pub struct Prediction {
     /// prediction past it. Not written: false for one read back.
     #[serde(skip)]
     pub new_customer: bool,
+    /// Whether the vector scored had no session on record
+    /// (`days_since_last_session` at its "none" value): an alert says so,
+    /// since reasons (what changed) can never name it. Not written: false
+    /// for one read back.
+    #[serde(skip)]
+    pub no_session: bool,
+    /// Whether the customer's history starts in the burn-in of a process
+    /// that started without its customers' history
+    /// (`ScoringConfig::burn_in_days`): new, or met mid-life, no telling;
+    /// its alert does not call it new. Not written: false for one read back.
+    #[serde(skip)]
+    pub met_in_burn_in: bool,
 }
 
 impl PartialEq for Prediction {
@@ -124,6 +136,8 @@ impl PartialEq for Prediction {
             reasons,
             emission: _,
             new_customer: _,
+            no_session: _,
+            met_in_burn_in: _,
         } = self;
         *customer_id == other.customer_id
             && *as_of == other.as_of
@@ -222,6 +236,8 @@ mod tests {
             reasons,
             emission: None,
             new_customer: false,
+            no_session: false,
+            met_in_burn_in: false,
         }
     }
 

@@ -313,21 +313,22 @@ impl Baseline {
 
 impl Baseline {
     /// Appends "since 2026-01-05 (risk then 0.798)" (the reference's UTC
-    /// date and risk), or "since signing up" (the defaults' own score is no
-    /// risk the customer had: not printed): what every "(was ...)" of the
+    /// date and risk), or "since signing up (risk then 0.959)" (the risk of
+    /// the customer's first prediction): what every "(was ...)" of the
     /// reasons refers to.
     pub fn write_since(&self, out: &mut String) {
         out.push_str("since ");
         match self.since {
             _ if self.signup => out.push_str("signing up"),
-            Some(since) => {
-                write_utc_date(since, out);
-                if let Some(risk) = self.churn_risk_14d {
-                    // Writing into a String cannot fail.
-                    let _ = write!(out, " (risk then {risk:.3})");
-                }
-            }
+            Some(since) => write_utc_date(since, out),
             None => out.push_str("the reference"),
+        }
+        if let Some(risk) = self.churn_risk_14d.filter(|_| self.since.is_some() || self.signup) {
+            // The risk the move started from, a signup's too: without it "rose
+            // from 0.569 to 0.823. No feature raised it since signing up" read
+            // as a contradiction (the signup record's risk was 0.972).
+            // Writing into a String cannot fail.
+            let _ = write!(out, " (risk then {risk:.3})");
         }
     }
 }
@@ -460,11 +461,13 @@ impl Reasons {
 
     /// What an alert says after its rise (see the module docs): what
     /// raised the risk most since when ("Raised most since 2026-01-05 (risk
-    /// then 0.798): a; b; c", "Raised most since signing up: a"), that
-    /// nothing did ("No feature raised it since 2026-01-05 (risk then
-    /// 0.912)"), or why there are no reasons. Empty while
-    /// [`Basis::Pending`].
-    pub fn sentence(&self) -> String {
+    /// then 0.798): a; b; c", "Raised most since signing up (risk then
+    /// 0.412): a"), that the risk is down since then though some features
+    /// raised it (`risk_now` below the baseline's: "Down since signing up
+    /// (risk then 0.959); what raised it most: a"), that nothing did ("No
+    /// feature raised it since 2026-01-05 (risk then 0.912)"), or why there
+    /// are no reasons. Empty while [`Basis::Pending`].
+    pub fn sentence(&self, risk_now: Option<f64>) -> String {
         let mut out = String::new();
         let Some(baseline) = self.baseline() else {
             out.push_str(match self.basis {
@@ -476,9 +479,20 @@ impl Reasons {
             });
             return out;
         };
-        out.push_str(if self.is_empty() { "No feature raised it " } else { "Raised most " });
-        baseline.write_since(&mut out);
-        if !self.is_empty() {
+        // A risk lower now than at the baseline, whatever raised it, fell:
+        // "Raised most since ..." read as a rise.
+        let fell = matches!((risk_now, baseline.churn_risk_14d), (Some(now), Some(then)) if now < f64::from(then));
+        if self.is_empty() {
+            out.push_str("No feature raised it ");
+            baseline.write_since(&mut out);
+        } else if fell {
+            out.push_str("Down ");
+            baseline.write_since(&mut out);
+            out.push_str("; what raised it most: ");
+            out.push_str(&self.summary());
+        } else {
+            out.push_str("Raised most ");
+            baseline.write_since(&mut out);
             out.push_str(": ");
             out.push_str(&self.summary());
         }
@@ -876,6 +890,12 @@ fn template(feature: usize) -> Template {
     }
 }
 
+/// `x` rounded to `decimals` places, as [`num`] prints it.
+fn rounded(x: f64, decimals: usize) -> f64 {
+    let scale = 10f64.powi(decimals as i32);
+    (x * scale).round() / scale
+}
+
 /// Writes `x` with `decimals` places (none: rounded, as "3"), never as
 /// "-0" or "-0.0": what prints as zero is zero.
 fn num(x: f64, decimals: usize, out: &mut String) {
@@ -930,10 +950,12 @@ fn token(unit: Unit, x: f64, prec: usize, out: &mut String) {
         Unit::Minutes => num(x, prec, out),
         Unit::Wait => {
             let start = out.len();
-            if x < 120.0 || x.is_nan() {
+            // The unit by the value as printed: 119.85 minutes is "2 hours",
+            // not "120 minutes", which read as no change beside "2 hours".
+            if rounded(x, prec) < 120.0 || x.is_nan() {
                 num(x, prec, out);
                 after_number(" minutes", start, out);
-            } else if x < 2880.0 {
+            } else if rounded(x / 60.0, prec) < 48.0 {
                 num(x / 60.0, prec, out);
                 after_number(" hours", start, out);
             } else {
@@ -952,7 +974,7 @@ fn token(unit: Unit, x: f64, prec: usize, out: &mut String) {
         Unit::Duration => {
             let start = out.len();
             let hours = x * 24.0;
-            if x >= 2.0 || x.is_nan() {
+            if rounded(hours, prec) >= 48.0 || x.is_nan() {
                 num(x, prec, out);
                 after_number(" days", start, out);
             } else if hours.round() != 0.0 {
@@ -1228,7 +1250,8 @@ mod tests {
         assert_eq!(d(idx::DAYS_SINCE_LAST_LOGIN, 0.07, 0.40), "last login 2 hours ago (was 10 hours ago)");
         assert_eq!(d(idx::DAYS_SINCE_LAST_SESSION, 0.01, 3.0), "last session under an hour ago (was 3 days ago)");
         assert_eq!(d(idx::DAYS_SINCE_LAST_IB_CALL, 1.0 / 24.0, 5.0), "last support call 1 hour ago (was 5 days ago)");
-        assert_eq!(d(idx::DAYS_SINCE_LAST_SESSION, 12.0, 1.99), "last session 12 days ago (was 48 hours ago)");
+        // 47.76 hours print as 48: in days, as printed.
+        assert_eq!(d(idx::DAYS_SINCE_LAST_SESSION, 12.0, 1.99), "last session 12 days ago (was 2 days ago)");
         assert_eq!(d(idx::DAYS_SINCE_LAST_SESSION, 12.0, 0.0), "last session 12 days ago (was under an hour ago)");
         assert_eq!(d(idx::TENURE_DAYS, 0.5, 0.2), "a customer for 12 hours (was 5 hours)");
         assert_eq!(
@@ -1251,9 +1274,14 @@ mod tests {
             (idx::STUDENT_REPLY_MINUTES_30D, 9327.0, 428.0, "replies to the tutor in 6 days on average (was 7 hours)"),
             (idx::TUTOR_REPLY_MINUTES_30D, 97.0, 52.0, "the tutor replies in 97 minutes on average (was 52 minutes)"),
             (idx::TUTOR_REPLY_MINUTES_30D, 150.0, 119.0, "the tutor replies in 3 hours on average (was 119 minutes)"),
-            // Across a unit's edge the two read alike in different units
-            // (as "2 days ago (was 48 hours ago)" does).
-            (idx::TUTOR_REPLY_MINUTES_30D, 2900.0, 2879.0, "the tutor replies in 2 days on average (was 48 hours)"),
+            // Across a unit's edge: the unit by the value as printed, so
+            // "2 days (was 48 hours)", which read as no change, takes a digit.
+            (
+                idx::TUTOR_REPLY_MINUTES_30D,
+                2900.0,
+                2879.0,
+                "the tutor replies in 2.01 days on average (was 47.98 hours)",
+            ),
             // Alike at whole hours: a digit more, in each side's unit.
             (idx::TUTOR_REPLY_MINUTES_30D, 130.0, 125.0, "the tutor replies in 2.2 hours on average (was 2.1 hours)"),
         ];
@@ -1509,6 +1537,18 @@ mod tests {
         assert!(none.is_empty() && none.is_explained() && none.since() == Some(7));
     }
 
+    /// Defect: "replies to the tutor in 2 hours on average (was 120
+    /// minutes)" for 134.72 against 119.85: the unit was chosen before
+    /// rounding, so the two read alike; and "48 hours" beside "2 days".
+    #[test]
+    fn the_unit_is_chosen_by_the_value_as_printed() {
+        let text = describe(idx::STUDENT_REPLY_MINUTES_30D, 134.72, 119.85, NoData::NEITHER);
+        assert!(!text.contains("120 minutes"), "{text}");
+        assert!(text.contains("2.2 hours"), "{text}");
+        let text = describe(idx::DAYS_SINCE_LAST_LOGIN, 1.999, 2.6, NoData::NEITHER);
+        assert!(!text.contains("48 hours"), "{text}");
+    }
+
     /// Defect: an alert's reasons named a baseline ("rose from 0.504") they
     /// were not measured against, and a new customer's reasons read as if
     /// compared with a real earlier record. Each sentence names its own.
@@ -1520,18 +1560,32 @@ mod tests {
         let reason = Reason { feature: 10, now: 5.0 / 24.0, was: 0.01, contribution: 0.4, ..Reason::default() };
         let dated = Baseline { since: Some(late), churn_risk_14d: Some(0.798), signup: false };
         assert_eq!(
-            Reasons::new(dated, [reason]).sentence(),
+            Reasons::new(dated, [reason]).sentence(Some(0.9)),
             "Raised most since 2026-01-05 (risk then 0.798): last login 5 hours ago (was under an hour ago)"
         );
-        assert_eq!(Reasons::new(dated, []).sentence(), "No feature raised it since 2026-01-05 (risk then 0.798)");
-        // A signup record: no date to look up, and the defaults' score is no
-        // risk the customer had.
+        assert_eq!(
+            Reasons::new(dated, []).sentence(Some(0.9)),
+            "No feature raised it since 2026-01-05 (risk then 0.798)"
+        );
+        // A risk lower now than then fell, whatever raised it: "Raised most"
+        // read as a rise (a review, 2026-12-05: "risk then 0.903", now 0.746).
+        assert_eq!(
+            Reasons::new(dated, [reason]).sentence(Some(0.746)),
+            "Down since 2026-01-05 (risk then 0.798); what raised it most: last login 5 hours ago (was under an hour ago)"
+        );
+        // A signup record: no date to look up, but its risk, which the
+        // customer's first prediction had: without it "rose from 0.569 to
+        // 0.823. No feature raised it since signing up" read as a
+        // contradiction.
         let signup = Baseline { signup: true, ..dated };
         assert_eq!(
-            Reasons::new(signup, [reason]).sentence(),
-            "Raised most since signing up: last login 5 hours ago (was under an hour ago)"
+            Reasons::new(signup, [reason]).sentence(None),
+            "Raised most since signing up (risk then 0.798): last login 5 hours ago (was under an hour ago)"
         );
-        assert_eq!(Reasons::new(signup, []).sentence(), "No feature raised it since signing up");
+        assert_eq!(
+            Reasons::new(signup, []).sentence(Some(0.823)),
+            "No feature raised it since signing up (risk then 0.798)"
+        );
         // Whether the reference is a signup record is read from its vector.
         let mut was = [0.0; FEATURE_COUNT];
         was[idx::DAYS_SINCE_LAST_SESSION] = 365.0;
@@ -1540,11 +1594,11 @@ mod tests {
         was[idx::DAYS_SINCE_LAST_SESSION] = 0.2;
         assert!(!Baseline::new(&was, Some(late), Some(0.95)).signup, "a session on record: a real record");
         // No reasons: why, never a bare score.
-        assert_eq!(Reasons::default().sentence(), "No reasons: no earlier vector of the customer to compare with");
-        assert_eq!(Reasons::none(Basis::Off).sentence(), "No reasons: reasons are off (--no-reasons)");
-        assert!(Reasons::none(Basis::Unexplainable).sentence().contains("cannot be explained"));
-        assert!(Reasons::none(Basis::Failed).sentence().contains("failed"));
-        assert_eq!(Reasons::none(Basis::Pending).sentence(), "", "filled in later");
+        assert_eq!(Reasons::default().sentence(None), "No reasons: no earlier vector of the customer to compare with");
+        assert_eq!(Reasons::none(Basis::Off).sentence(None), "No reasons: reasons are off (--no-reasons)");
+        assert!(Reasons::none(Basis::Unexplainable).sentence(None).contains("cannot be explained"));
+        assert!(Reasons::none(Basis::Failed).sentence(None).contains("failed"));
+        assert_eq!(Reasons::none(Basis::Pending).sentence(None), "", "filled in later");
         for basis in [Basis::Nothing, Basis::Pending, Basis::Off, Basis::Unexplainable, Basis::Failed] {
             assert_eq!(Reasons::none(basis).baseline(), None);
         }

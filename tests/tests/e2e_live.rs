@@ -487,7 +487,10 @@ async fn events_in_predictions_metrics_alerts_and_dead_letters_out() {
             // first vectors were a new customer's (a later one may have
             // been coalesced into this prediction).
             None => {
-                assert!(a.reason.contains("for a new customer"), "a first prediction is a baseline: {a:?}");
+                assert!(
+                    a.reason.contains("its first prediction after a week of history"),
+                    "a first prediction is a baseline: {a:?}"
+                );
                 let of = |v: &&FeatureVector| v.customer_id.as_str() == a.customer_id;
                 assert!(
                     vectors.iter().filter(of).any(|v| v.as_of < a.as_of && is_new_customer(&v.features)),

@@ -5,7 +5,7 @@
 //! command line. The realised quality of `churn_risk_14d` (the
 //! `model_quality` blocks of `--metrics-out`) must
 //!
-//! * start after the replay's burn-in (`--monitor-burn-in-days`, 21 by
+//! * start after the replay's burn-in (`--burn-in-days`, 21 by
 //!   default): the first window holding a resolution ends on day 21 + 14 + 1;
 //! * be the same in both, bit for bit, while every horizon in the window
 //!   closed before the shift's first day, and differ in the very next

@@ -37,6 +37,8 @@ fn prediction(customer: &str, as_of: i64, churn: f64) -> Prediction {
         reasons: Default::default(),
         emission: None,
         new_customer: false,
+        no_session: false,
+        met_in_burn_in: false,
     }
 }
 

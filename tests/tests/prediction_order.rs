@@ -105,6 +105,8 @@ async fn an_older_emission_is_refused_whatever_its_as_of() {
         reasons: Default::default(),
         emission: Some(timer.emission()),
         new_customer: false,
+        no_session: false,
+        met_in_burn_in: false,
     };
     let record = pulse_aws::output::predictions::PredictionRecord {
         prediction: timer_prediction,

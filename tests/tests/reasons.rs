@@ -123,7 +123,7 @@ fn reasons_name_features_that_moved_since_about_two_weeks_earlier() {
         if a["previous_churn_risk_14d"].is_null() {
             // A first prediction is a baseline, never an alert: without an
             // earlier risk, it is a new customer's first past its first week.
-            assert!(a["reason"].as_str().unwrap().contains("for a new customer"), "{a}");
+            assert!(a["reason"].as_str().unwrap().contains("its first prediction after a week of history"), "{a}");
             new_customers += 1;
         } else {
             with_previous += 1;
@@ -135,7 +135,7 @@ fn reasons_name_features_that_moved_since_about_two_weeks_earlier() {
         // prediction's: the reference's date and risk, or signing up.
         let baseline = |b: pulse_schemas::Baseline| {
             if b.signup {
-                "since signing up".to_owned()
+                format!("since signing up (risk then {:.3})", b.churn_risk_14d.expect("the anchor's risk"))
             } else {
                 let mut date = "since ".to_owned();
                 pulse_schemas::reasons::write_utc_date(b.since.expect("a replay knows when"), &mut date);
@@ -157,7 +157,14 @@ fn reasons_name_features_that_moved_since_about_two_weeks_earlier() {
         with_reasons += usize::from(!a["previous_churn_risk_14d"].is_null());
         assert_eq!(carried, p.reasons, "{a}");
         let first = p.reasons.as_slice()[0].text();
-        assert!(reason.contains(&format!(". Raised most {since}: {first}")), "{a}");
+        // A risk below the baseline's fell since, whatever raised it.
+        let then = carried.baseline().and_then(|b| b.churn_risk_14d).expect("the anchor's risk");
+        let lead = if a["churn_risk_14d"].as_f64().unwrap() < f64::from(then) {
+            format!(". Down {since}; what raised it most: {first}")
+        } else {
+            format!(". Raised most {since}: {first}")
+        };
+        assert!(reason.contains(&lead), "{a}");
     }
     // A risk that rose above 0.7 rose since two weeks earlier, nearly always.
     assert!(with_previous > 0 && with_reasons * 10 >= with_previous * 9, "{with_reasons} of {with_previous} alerts");

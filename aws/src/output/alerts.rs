@@ -227,6 +227,8 @@ mod tests {
             reasons: Default::default(),
             emission: None,
             new_customer: false,
+            no_session: false,
+            met_in_burn_in: false,
         };
         let alert = Alert {
             customer_id: prediction.customer_id.clone(),

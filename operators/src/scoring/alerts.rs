@@ -330,13 +330,28 @@ fn observe(policy: &AlertPolicy, state: &mut AlertState, prediction: &Prediction
     }
     state.armed = false;
     let now = risk_text(risk);
+    // What reasons can never say (they name what changed): a customer who
+    // has had no session at all. Half the alerts of a demo were new
+    // customers', nearly all of them with no session, and their reasons
+    // named payments (a review, 2026-12-05).
+    let no_session = if prediction.no_session { "; no session on record" } else { "" };
     let reason = match previous {
-        Some(p) => format!("churn_risk_14d rose from {} to {now}, above {HIGH_CHURN_RISK}", risk_text(p)),
+        Some(p) => format!("churn_risk_14d rose from {} to {now}, above {HIGH_CHURN_RISK}{no_session}", risk_text(p)),
+        None if arriving && prediction.met_in_burn_in => format!(
+            "churn_risk_14d is {now}, above {HIGH_CHURN_RISK}, at its first prediction after a week of history (first \
+             seen in the stream's burn-in: a new customer, or one met mid-life){no_session}"
+        ),
+        None if arriving && prediction.no_session => format!(
+            "churn_risk_14d is {now}, above {HIGH_CHURN_RISK}, for a new customer with no session in its first week \
+             (its first prediction after a week of history)"
+        ),
         None if arriving => format!(
             "churn_risk_14d is {now}, above {HIGH_CHURN_RISK}, for a new customer (its first prediction after a \
              week of history)"
         ),
-        None => format!("churn_risk_14d is {now}, above {HIGH_CHURN_RISK} (no earlier prediction observed)"),
+        None => {
+            format!("churn_risk_14d is {now}, above {HIGH_CHURN_RISK} (no earlier prediction observed){no_session}")
+        }
     };
     let mut alert = Alert {
         customer_id: prediction.customer_id.clone(),
@@ -373,7 +388,7 @@ impl Alert {
     /// thread, which fills them in).
     pub fn give_reasons(&mut self, reasons: Reasons) {
         debug_assert_eq!(self.reasons.basis(), Basis::Pending, "an alert's reasons are given once");
-        let sentence = reasons.sentence();
+        let sentence = reasons.sentence(Some(self.churn_risk_14d));
         if !sentence.is_empty() {
             self.reason.push_str(". ");
             self.reason.push_str(&sentence);
@@ -407,6 +422,8 @@ mod tests {
             reasons: Default::default(),
             emission: None,
             new_customer: false,
+            no_session: false,
+            met_in_burn_in: false,
         }
     }
 
@@ -465,10 +482,17 @@ mod tests {
             alerts.observe(&prediction(id, 1, 0.504));
             alerts.observe(&Prediction { reasons, ..prediction(id, 2, 0.737) }).unwrap()
         };
+        // The risk now (0.737) is below the baseline's (0.798): down since.
         let alert = with(Reasons::new(baseline, [login]), "a");
         assert_eq!(
             alert.reason,
-            "churn_risk_14d rose from 0.504 to 0.737, above 0.7. Raised most since 2026-01-05 (risk then 0.798): \
+            "churn_risk_14d rose from 0.504 to 0.737, above 0.7. Down since 2026-01-05 (risk then 0.798); what \
+             raised it most: last login 5 hours ago (was under an hour ago)"
+        );
+        let lower = Baseline { churn_risk_14d: Some(0.302), ..baseline };
+        assert_eq!(
+            with(Reasons::new(lower, [login]), "a2").reason,
+            "churn_risk_14d rose from 0.504 to 0.737, above 0.7. Raised most since 2026-01-05 (risk then 0.302): \
              last login 5 hours ago (was under an hour ago)"
         );
         assert_eq!(
@@ -481,10 +505,10 @@ mod tests {
             "churn_risk_14d rose from 0.504 to 0.737, above 0.7. No reasons: no earlier vector of the customer to \
              compare with"
         );
-        let signup = Reasons::new(Baseline { signup: true, ..baseline }, [login]);
-        assert!(with(signup, "d")
-            .reason
-            .ends_with(". Raised most since signing up: last login 5 hours ago (was under an hour ago)"));
+        let signup = Reasons::new(Baseline { signup: true, ..lower }, [login]);
+        assert!(with(signup, "d").reason.ends_with(
+            ". Raised most since signing up (risk then 0.302): last login 5 hours ago (was under an hour ago)"
+        ));
         // Written with the alert when worked out, even with none raising it.
         let json = serde_json::to_value(with(Reasons::new(baseline, []), "e")).unwrap();
         assert_eq!(json["reasons"]["since"], since);
@@ -562,6 +586,31 @@ mod tests {
         );
         assert!(!alerts.armed("signup"));
         assert_eq!(fired(&mut alerts, "signup", &[(6, 0.95), (7, 0.4), (8, 0.8)]), [8], "then hysteresis as usual");
+
+        // What reasons can never say: no session at all. And a customer
+        // first seen in a cold process's burn-in is not called new.
+        let quiet = |id: &str, t: i64, met_in_burn_in: bool| Prediction {
+            no_session: true,
+            met_in_burn_in,
+            ..prediction(id, t, 0.9)
+        };
+        alerts.observe(&new_customer("idle", 1, 0.95));
+        assert_eq!(
+            head(&alerts.observe(&quiet("idle", 5, false)).unwrap()),
+            "churn_risk_14d is 0.900, above 0.7, for a new customer with no session in its first week (its first \
+             prediction after a week of history)"
+        );
+        alerts.observe(&new_customer("early", 1, 0.95));
+        assert_eq!(
+            head(&alerts.observe(&quiet("early", 5, true)).unwrap()),
+            "churn_risk_14d is 0.900, above 0.7, at its first prediction after a week of history (first seen in the \
+             stream's burn-in: a new customer, or one met mid-life); no session on record"
+        );
+        alerts.observe(&prediction("risen", 1, 0.3));
+        assert_eq!(
+            head(&alerts.observe(&quiet("risen", 2, false)).unwrap()),
+            "churn_risk_14d rose from 0.300 to 0.900, above 0.7; no session on record"
+        );
 
         // A new customer whose first real score is calm is armed, and its
         // later rise alerts from that score.

@@ -470,6 +470,8 @@ mod tests {
             reasons: Default::default(),
             emission: None,
             new_customer: false,
+            no_session: false,
+            met_in_burn_in: false,
         }
     }
 

@@ -73,6 +73,8 @@
 //!     reasons: Default::default(),
 //!     emission: None,
 //!     new_customer: false,
+//!     no_session: false,
+//!     met_in_burn_in: false,
 //! };
 //! fleet.update(&prediction);
 //! assert_eq!(fleet.snapshot().high_churn_risk_count, 1);

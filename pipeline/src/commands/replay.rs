@@ -128,18 +128,24 @@ pub(crate) struct ScoringArgs {
     /// Brier, calibration of the churn heads); 0 turns the monitor off.
     #[arg(long, default_value_t = MonitorConfig::default().window_days, value_name = "DAYS")]
     pub(crate) monitor_window_days: u32,
-    /// Midnights at the start of the capture whose standing predictions the
-    /// monitor does not judge: a capture meets its customers mid-life, their
-    /// windows empty, and scores them as new ones for weeks (the training
-    /// rows' burn-in; 0 to 60).
-    #[arg(long, default_value_t = COLD_START_BURN_IN_DAYS, value_name = "DAYS")]
-    pub(crate) monitor_burn_in_days: u32,
+    /// Days at the start of the capture during which its customers are
+    /// taken as met mid-life (the training rows' burn-in; 0 to 60): a
+    /// capture starts without their history, so each looks new for a week.
+    /// The model monitor does not judge the predictions standing at their
+    /// midnights, and the alert of a customer whose first event falls in
+    /// them does not call it new (it may have been met mid-life).
+    #[arg(long = "burn-in-days", default_value_t = COLD_START_BURN_IN_DAYS, value_name = "DAYS")]
+    pub(crate) burn_in_days: u32,
 }
 
 impl ScoringArgs {
     pub(crate) fn config(&self) -> Result<ScoringConfig> {
         let config = scoring_config(self.batch_rows, self.linger_s, self.metrics_interval_s, !self.no_reasons)?;
-        Ok(ScoringConfig { monitor: monitor_config(self.monitor_window_days, self.monitor_burn_in_days)?, ..config })
+        Ok(ScoringConfig {
+            monitor: monitor_config(self.monitor_window_days, self.burn_in_days)?,
+            burn_in_days: self.burn_in_days,
+            ..config
+        })
     }
 
     pub(crate) fn outputs(&self) -> Outputs {
@@ -153,14 +159,14 @@ impl ScoringArgs {
 }
 
 /// The monitor's configuration from `--monitor-window-days` (0: none) and
-/// `--monitor-burn-in-days`, checked.
+/// `--burn-in-days`, checked.
 pub(crate) fn monitor_config(window_days: u32, burn_in_days: u32) -> Result<Option<MonitorConfig>> {
     if window_days == 0 {
         return Ok(None);
     }
     let config = MonitorConfig { window_days, burn_in_days };
     config.validate().map_err(|e| {
-        let flag = if e.field == "burn_in_days" { "--monitor-burn-in-days" } else { "--monitor-window-days" };
+        let flag = if e.field == "burn_in_days" { "--burn-in-days" } else { "--monitor-window-days" };
         anyhow::anyhow!("{flag}: {e}")
     })?;
     Ok(Some(config))
@@ -214,7 +220,7 @@ pub(crate) async fn run(args: ReplayArgs) -> Result<()> {
             ("--no-reasons", scoring.no_reasons),
             ("--reasons-threads", scoring.reasons_threads != DEFAULT_REASONS_THREADS),
             ("--monitor-window-days", scoring.monitor_window_days != MonitorConfig::default().window_days),
-            ("--monitor-burn-in-days", scoring.monitor_burn_in_days != COLD_START_BURN_IN_DAYS),
+            ("--burn-in-days", scoring.burn_in_days != COLD_START_BURN_IN_DAYS),
         ];
         if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
             anyhow::bail!("{flag} needs --score (without it nothing is scored)");

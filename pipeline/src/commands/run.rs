@@ -201,13 +201,15 @@ pub(crate) struct LiveScoringArgs {
     /// `pulse/ModelQuality` once a stream day); 0 turns the monitor off.
     #[arg(long, default_value_t = 7, value_name = "DAYS")]
     monitor_window_days: u32,
-    /// Midnights at the start of the run whose standing predictions the
-    /// monitor does not judge (0 to 60). Default: 21 (the training rows'
-    /// burn-in) when the run starts without its customers' history, since it
-    /// meets them mid-life and scores them as new ones for weeks; 0 with
-    /// --hydrate or when resuming from a checkpoint.
-    #[arg(long, value_name = "DAYS")]
-    monitor_burn_in_days: Option<u32>,
+    /// Days at the start of the run during which its customers are taken
+    /// as met mid-life (0 to 60): the model monitor does not judge the
+    /// predictions standing at their midnights, and the alert of a customer
+    /// whose first event falls in them does not call it new. Default: 21
+    /// (the training rows' burn-in) when the run starts without its
+    /// customers' history, which it meets mid-life; 0 with --hydrate or when
+    /// resuming from a checkpoint.
+    #[arg(long = "burn-in-days", value_name = "DAYS")]
+    burn_in_days: Option<u32>,
 }
 
 impl LiveScoringArgs {
@@ -215,9 +217,10 @@ impl LiveScoringArgs {
     /// customers' history (no hydration, no checkpoint to resume from).
     pub(crate) fn config(&self, starts_cold: bool) -> Result<pulse_runtime::scoring::ScoringConfig> {
         let config = scoring_config(self.batch_rows, self.linger_s, self.metrics_interval_s, !self.no_reasons)?;
-        let burn_in = self.monitor_burn_in_days.unwrap_or(if starts_cold { COLD_START_BURN_IN_DAYS } else { 0 });
+        let burn_in = self.burn_in_days.unwrap_or(if starts_cold { COLD_START_BURN_IN_DAYS } else { 0 });
         Ok(pulse_runtime::scoring::ScoringConfig {
             monitor: monitor_config(self.monitor_window_days, burn_in)?,
+            burn_in_days: burn_in,
             ..config
         })
     }
