@@ -124,6 +124,14 @@ fn format_of_first(head: &[u8]) -> InputFormat {
 #[derive(Debug)]
 pub struct KinesisRecords<R> {
     input: R,
+    cutter: Cutter,
+    eof: bool,
+}
+
+/// The records cut so far, and the state of the one being cut: apart from
+/// the input, so that the input's buffer is cut where it lies.
+#[derive(Debug, Default)]
+struct Cutter {
     /// The record being cut.
     record: Vec<u8>,
     /// Converted lines not yet read.
@@ -139,26 +147,38 @@ pub struct KinesisRecords<R> {
     /// A record just closed: one newline after it (blanks between) is its
     /// terminator, not a blank line.
     closed: bool,
-    eof: bool,
 }
 
 impl<R: BufRead> KinesisRecords<R> {
     /// Reads the archive `input`.
     pub fn new(input: R) -> KinesisRecords<R> {
-        KinesisRecords {
-            input,
-            record: Vec::new(),
-            out: Vec::new(),
-            out_at: 0,
-            depth: 0,
-            in_string: false,
-            escaped: false,
-            passing: false,
-            closed: false,
-            eof: false,
-        }
+        KinesisRecords { input, cutter: Cutter::default(), eof: false }
     }
 
+    /// Cuts what the input has buffered into the cutter's `out`.
+    fn fill(&mut self) -> io::Result<()> {
+        let buf = match self.input.fill_buf() {
+            Ok(buf) => buf,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            self.eof = true;
+            if !self.cutter.record.is_empty() || self.cutter.passing {
+                self.cutter.end_record();
+            }
+            return Ok(());
+        }
+        let n = buf.len();
+        for &b in buf {
+            self.cutter.cut(b);
+        }
+        self.input.consume(n);
+        Ok(())
+    }
+}
+
+impl Cutter {
     /// Ends the record being cut: converted, or (passed through) just its
     /// newline.
     fn end_record(&mut self) {
@@ -175,30 +195,6 @@ impl<R: BufRead> KinesisRecords<R> {
         self.depth = 0;
         self.in_string = false;
         self.escaped = false;
-    }
-
-    /// Cuts what the input has buffered into `out`.
-    fn fill(&mut self) -> io::Result<()> {
-        let buf = match self.input.fill_buf() {
-            Ok(buf) => buf,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        if buf.is_empty() {
-            self.eof = true;
-            if !self.record.is_empty() || self.passing {
-                self.end_record();
-            }
-            return Ok(());
-        }
-        let mut taken = Vec::new();
-        let n = buf.len();
-        taken.extend_from_slice(buf);
-        self.input.consume(n);
-        for b in taken {
-            self.cut(b);
-        }
-        Ok(())
     }
 
     fn cut(&mut self, b: u8) {
@@ -276,17 +272,18 @@ impl<R: BufRead> KinesisRecords<R> {
 
 impl<R: BufRead> Read for KinesisRecords<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.out_at == self.out.len() {
-            self.out.clear();
-            self.out_at = 0;
+        while self.cutter.out_at == self.cutter.out.len() {
+            self.cutter.out.clear();
+            self.cutter.out_at = 0;
             if self.eof {
                 return Ok(0);
             }
             self.fill()?;
         }
-        let n = buf.len().min(self.out.len() - self.out_at);
-        buf[..n].copy_from_slice(&self.out[self.out_at..self.out_at + n]);
-        self.out_at += n;
+        let c = &mut self.cutter;
+        let n = buf.len().min(c.out.len() - c.out_at);
+        buf[..n].copy_from_slice(&c.out[c.out_at..c.out_at + n]);
+        c.out_at += n;
         Ok(n)
     }
 }
