@@ -141,11 +141,7 @@ pub(crate) struct ScoringArgs {
 impl ScoringArgs {
     pub(crate) fn config(&self) -> Result<ScoringConfig> {
         let config = scoring_config(self.batch_rows, self.linger_s, self.metrics_interval_s, !self.no_reasons)?;
-        Ok(ScoringConfig {
-            monitor: monitor_config(self.monitor_window_days, self.burn_in_days)?,
-            burn_in_days: self.burn_in_days,
-            ..config
-        })
+        with_monitor(config, self.monitor_window_days, self.burn_in_days)
     }
 
     pub(crate) fn outputs(&self) -> Outputs {
@@ -158,18 +154,16 @@ impl ScoringArgs {
     }
 }
 
-/// The monitor's configuration from `--monitor-window-days` (0: none) and
-/// `--burn-in-days`, checked.
-pub(crate) fn monitor_config(window_days: u32, burn_in_days: u32) -> Result<Option<MonitorConfig>> {
-    if window_days == 0 {
-        return Ok(None);
+/// `config` with the monitor of `--monitor-window-days` (0: none) and the
+/// burn-in of `--burn-in-days`, checked. The burn-in is the stage's: it
+/// gives it to the monitor too.
+pub(crate) fn with_monitor(config: ScoringConfig, window_days: u32, burn_in_days: u32) -> Result<ScoringConfig> {
+    anyhow::ensure!(burn_in_days <= 60, "--burn-in-days: must be 0 to 60, got {burn_in_days}");
+    let monitor = (window_days > 0).then_some(MonitorConfig { window_days, ..MonitorConfig::default() });
+    if let Some(m) = &monitor {
+        m.validate().map_err(|e| anyhow::anyhow!("--monitor-window-days: {e}"))?;
     }
-    let config = MonitorConfig { window_days, burn_in_days };
-    config.validate().map_err(|e| {
-        let flag = if e.field == "burn_in_days" { "--burn-in-days" } else { "--monitor-window-days" };
-        anyhow::anyhow!("{flag}: {e}")
-    })?;
-    Ok(Some(config))
+    Ok(ScoringConfig { monitor, burn_in_days, ..config })
 }
 
 /// The scoring stage's configuration from its flags, checked.

@@ -19,7 +19,7 @@ use pulse_runtime::replay::check_output_files;
 use pulse_runtime::report::thousands;
 use pulse_runtime::sink::{Both, Sink};
 
-use super::replay::{monitor_config, scoring_config, TimerArgs};
+use super::replay::{scoring_config, with_monitor, TimerArgs};
 use super::shutdown_signal;
 
 /// Which stream API.
@@ -218,11 +218,7 @@ impl LiveScoringArgs {
     pub(crate) fn config(&self, starts_cold: bool) -> Result<pulse_runtime::scoring::ScoringConfig> {
         let config = scoring_config(self.batch_rows, self.linger_s, self.metrics_interval_s, !self.no_reasons)?;
         let burn_in = self.burn_in_days.unwrap_or(if starts_cold { COLD_START_BURN_IN_DAYS } else { 0 });
-        Ok(pulse_runtime::scoring::ScoringConfig {
-            monitor: monitor_config(self.monitor_window_days, burn_in)?,
-            burn_in_days: burn_in,
-            ..config
-        })
+        with_monitor(config, self.monitor_window_days, burn_in)
     }
 }
 
