@@ -41,7 +41,7 @@
 //! would never resolve the predictions made before it. So a live sink
 //! stores them and reads them back before it scores a customer it does not
 //! know: the ring and the last session with every prediction, on its item
-//! ([`encode_latest`], 68 bytes), and the anchors on an item of their own
+//! ([`encode_latest`], 68 bytes, 77 with a burn-in), and the anchors on an item of their own
 //! when they change ([`encode_anchors`], at most 802 bytes: once a week for
 //! an active customer, so they do not double the size, and the cost, of
 //! every prediction write). See `pulse_aws::output::predictions`.
@@ -168,14 +168,18 @@ impl Anchors {
 /// The version byte of both stored formats.
 const FORMAT: u8 = 1;
 
-/// The size of [`encode_latest`]: the format, the last session, the ring's
-/// flag and the ring.
-pub const LATEST_BYTES: usize = 1 + 4 + 1 + Ring::BYTES;
+/// The most bytes of [`encode_latest`]: the format, the last session, the
+/// ring's flag and the ring, and the burn-in's end with its flag.
+pub const LATEST_BYTES: usize = 1 + 4 + 1 + Ring::BYTES + 1 + 8;
 
 /// What the prediction item carries beside the prediction (little-endian,
-/// version [`FORMAT`]): the last session (for the lists) and the monitor
-/// ring, if the monitor runs. Written with every prediction: 68 bytes.
-pub(crate) fn encode_latest(memory: &Memory, ring: Option<&Ring>) -> Vec<u8> {
+/// version [`FORMAT`]): the last session (for the lists), the monitor
+/// ring if the monitor runs, and the end of the stream's burn-in if it has
+/// one (ms; see `ScoringConfig::burn_in_days`), so that a run restarted in
+/// its burn-in keeps it (an item without it, written before pulse kept it,
+/// reads as none). Written with every prediction: 68 bytes, 77 with the
+/// burn-in's end.
+pub(crate) fn encode_latest(memory: &Memory, ring: Option<&Ring>, burn_in_end: Option<i64>) -> Vec<u8> {
     let mut out = Vec::with_capacity(LATEST_BYTES);
     out.push(FORMAT);
     out.extend_from_slice(&memory.days_since_last_session.to_le_bytes());
@@ -186,20 +190,37 @@ pub(crate) fn encode_latest(memory: &Memory, ring: Option<&Ring>) -> Vec<u8> {
         }
         None => out.push(0),
     }
+    if let Some(end) = burn_in_end {
+        out.push(1);
+        out.extend_from_slice(&end.to_le_bytes());
+    }
     out
 }
 
-/// Bytes of [`encode_latest`] back: the last session and the ring.
-pub(crate) fn decode_latest(bytes: &[u8]) -> Result<(f32, Option<Ring>), String> {
+/// What [`decode_latest`] reads.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Latest {
+    pub(crate) days_since_last_session: f32,
+    pub(crate) ring: Option<Ring>,
+    pub(crate) burn_in_end: Option<i64>,
+}
+
+/// Bytes of [`encode_latest`] back.
+pub(crate) fn decode_latest(bytes: &[u8]) -> Result<Latest, String> {
     let mut r = Reader::new(bytes, "a stored monitor ring")?;
-    let days = r.f32().ok_or_else(|| r.bad("no last session"))?;
+    let days_since_last_session = r.f32().ok_or_else(|| r.bad("no last session"))?;
     let ring = match r.u8() {
         Some(0) => None,
         Some(1) => Some(r.take(Ring::BYTES).and_then(Ring::from_bytes).ok_or_else(|| r.bad("a ring that is none"))?),
         _ => return Err(r.bad("no ring flag")),
     };
+    let burn_in_end = match r.u8() {
+        None => None,
+        Some(1) => Some(r.i64().ok_or_else(|| r.bad("a burn-in flag but no end"))?),
+        Some(flag) => return Err(r.bad(&format!("burn-in flag {flag}"))),
+    };
     r.end()?;
-    Ok((days, ring))
+    Ok(Latest { days_since_last_session, ring, burn_in_end })
 }
 
 /// The most bytes of [`encode_anchors`].
@@ -599,12 +620,19 @@ mod tests {
             alert: None,
             gate: None,
         };
-        let latest = encode_latest(&memory, Some(&ring));
+        let end = MONDAY + 21 * DAY_MS;
+        let latest = encode_latest(&memory, Some(&ring), Some(end));
         assert_eq!(latest.len(), LATEST_BYTES);
-        assert_eq!(decode_latest(&latest).unwrap(), (6.5, Some(ring)));
-        assert_eq!(decode_latest(&encode_latest(&memory, None)).unwrap(), (6.5, None));
+        let back = |ring, burn_in_end| Latest { days_since_last_session: 6.5, ring, burn_in_end };
+        assert_eq!(decode_latest(&latest).unwrap(), back(Some(ring), Some(end)));
+        // An item written before the burn-in's end was kept reads as none.
+        let old = encode_latest(&memory, Some(&ring), None);
+        assert_eq!(old.len(), LATEST_BYTES - 9);
+        assert_eq!(decode_latest(&old).unwrap(), back(Some(ring), None));
+        assert_eq!(decode_latest(&encode_latest(&memory, None, None)).unwrap(), back(None, None));
+        assert!(decode_latest(&[old.as_slice(), &[1, 0, 0]].concat()).unwrap_err().contains("no end"));
 
-        for bytes in [bytes, latest] {
+        for bytes in [bytes, latest, old] {
             let decode = |b: &[u8]| {
                 if b.len() > LATEST_BYTES {
                     decode_anchors(b).map(drop)

@@ -55,6 +55,9 @@ pub struct ScoringConfig {
     /// (it may not be: `Prediction::met_in_burn_in`), and the monitor does
     /// not judge the predictions standing at their midnights. 0 where the
     /// history is read first (the Lambda, `--hydrate`, a resumed run).
+    /// The burn-in's end is stored with every prediction
+    /// ([`ScoringStage::memory_to_store`]), so a run restarted inside it
+    /// reads it back and keeps it (the later end wins if both have one).
     pub burn_in_days: u32,
 }
 
@@ -316,11 +319,15 @@ pub struct ScoringStage<S: Scorer> {
     /// Customers not scored yet that offered a new customer's vector: their
     /// alert state starts [`AlertState::ARRIVING`].
     arrived: HashSet<CustomerId>,
-    /// [`ScoringConfig::burn_in_days`], ms, and the first vector's `as_of`:
-    /// customers whose history starts before their sum may have been met
-    /// mid-life.
+    /// [`ScoringConfig::burn_in_days`], ms, and whether a vector came yet:
+    /// the first one's `as_of` plus the burn-in is where it ends.
     burn_in_ms: i64,
-    first_as_of: Option<i64>,
+    started: bool,
+    /// The end of the stream's burn-in (ms; `None`: none): customers whose
+    /// history starts before it may have been met mid-life, and the
+    /// monitor does not judge the midnights before it. This run's own, or
+    /// an earlier run's read back ([`ScoringStage::restore`]), the later.
+    burn_in_end: Option<i64>,
     alarms: Alarms,
     /// The models that answered so far (a handful: the endpoint, its fallback).
     models: Vec<ModelId>,
@@ -349,10 +356,16 @@ pub struct ScoringStage<S: Scorer> {
 }
 
 impl<S: Scorer> ScoringStage<S> {
-    /// From when a customer's history must start for it to be taken for a
-    /// new one: the burn-in's end (`None`: no burn-in).
-    fn new_from(&self, first_as_of: i64) -> Option<i64> {
-        (self.burn_in_ms > 0).then(|| first_as_of.saturating_add(self.burn_in_ms))
+    /// Moves the burn-in's end to `end` (ms) if that is later: the one
+    /// place it is set, for the alerts and the monitor alike.
+    fn burn_in_until(&mut self, end: i64) {
+        if self.burn_in_end.is_some_and(|e| e >= end) {
+            return;
+        }
+        self.burn_in_end = Some(end);
+        if let Some(monitor) = self.monitor.as_mut() {
+            monitor.judge_from(end.div_euclid(pulse_schemas::DAY_MS));
+        }
     }
 
     /// A stage around a model; the configuration is checked here.
@@ -360,10 +373,7 @@ impl<S: Scorer> ScoringStage<S> {
         config.alarms.validate()?;
         anyhow::ensure!(config.metrics_interval_ms > 0, "the fleet metrics interval must be positive");
         anyhow::ensure!(config.burn_in_days <= 60, "the burn-in must be 0 to 60 days, got {}", config.burn_in_days);
-        let monitor = config
-            .monitor
-            .map(|m| Monitor::new(MonitorConfig { burn_in_days: config.burn_in_days, ..m }))
-            .transpose()?;
+        let monitor = config.monitor.map(Monitor::new).transpose()?;
         Ok(ScoringStage {
             scorer: Arc::new(scorer),
             queue: ScoreQueue::new(config.batch)?,
@@ -371,7 +381,8 @@ impl<S: Scorer> ScoringStage<S> {
             alerts: Some(Alerts::new(config.alerts)?),
             arrived: HashSet::new(),
             burn_in_ms: i64::from(config.burn_in_days) * pulse_schemas::DAY_MS,
-            first_as_of: None,
+            started: false,
+            burn_in_end: None,
             alarms: config.alarms,
             models: Vec::new(),
             latest: HashMap::default(),
@@ -483,7 +494,9 @@ impl<S: Scorer> ScoringStage<S> {
                 }
             }
             self.stats.vectors_offered += 1;
-            self.first_as_of.get_or_insert(v.as_of);
+            if !std::mem::replace(&mut self.started, true) && self.burn_in_ms > 0 {
+                self.burn_in_until(v.as_of.saturating_add(self.burn_in_ms));
+            }
             let memory = self.latest.get_mut(&v.customer_id);
             if memory.is_none() && self.alerts.is_some() && is_new_customer(&v.features) {
                 // Its first prediction may be of a later vector this one is
@@ -560,7 +573,7 @@ impl<S: Scorer> ScoringStage<S> {
         let rows: Vec<_> = batch.iter().map(|v| v.features).collect();
         self.stats.model_calls += 1;
         self.stats.model_rows += rows.len() as u64;
-        let new_from = self.first_as_of.and_then(|first| self.new_from(first));
+        let new_from = self.burn_in_end;
         match self.scorer.score(&rows).await {
             Ok(ScoredRows { scores, model }) if scores.len() == batch.len() => {
                 self.fatal_streak = 0;
@@ -727,7 +740,7 @@ impl<S: Scorer> ScoringStage<S> {
     pub fn memory_to_store(&mut self, customer: &CustomerId) -> Option<ToStore> {
         let m = self.latest.get_mut(customer)?;
         let ring = m.monitor.and_then(|ix| self.monitor.as_ref()?.ring(ix));
-        let latest = memory::encode_latest(m, ring);
+        let latest = memory::encode_latest(m, ring, self.burn_in_end);
         let anchors = memory::encode_anchors(&m.anchors).filter(|bytes| {
             // 0 means "never stored".
             let hash = xxhash_rust::xxh3::xxh3_64(bytes).max(1);
@@ -745,10 +758,14 @@ impl<S: Scorer> ScoringStage<S> {
             return Ok(());
         }
         let fail = |e: String| anyhow::anyhow!("customer {customer}: {e}");
-        let (days_since_last_session, ring) =
-            stored.latest.map(memory::decode_latest).transpose().map_err(fail)?.unzip();
+        let latest = stored.latest.map(memory::decode_latest).transpose().map_err(fail)?;
+        let (days_since_last_session, ring) = latest.as_ref().map(|l| (l.days_since_last_session, l.ring)).unzip();
         let anchors = stored.anchors.map(memory::decode_anchors).transpose().map_err(fail)?;
         let stored_hash = stored.anchors.map_or(0, |b| xxhash_rust::xxh3::xxh3_64(b).max(1));
+        // Before the ring is adopted: its midnights in the burn-in are not judged.
+        if let Some(end) = latest.as_ref().and_then(|l| l.burn_in_end) {
+            self.burn_in_until(end);
+        }
         let scores = stored.scores;
         let memory = Memory {
             as_of: stored.as_of,

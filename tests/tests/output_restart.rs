@@ -26,6 +26,10 @@ const DAYS: i64 = 42;
 const RESTART_DAY: i64 = 25;
 
 fn sink(sdk: &aws_config::SdkConfig, table: &str) -> ScoringSink {
+    sink_with_burn_in(sdk, table, 0)
+}
+
+fn sink_with_burn_in(sdk: &aws_config::SdkConfig, table: &str, burn_in_days: u32) -> ScoringSink {
     let out = Destinations {
         predictions: Some(PredictionWriter::new(aws_sdk_dynamodb::Client::new(sdk), table, 8)),
         ..nowhere()
@@ -33,7 +37,8 @@ fn sink(sdk: &aws_config::SdkConfig, table: &str) -> ScoringSink {
     let mut config = sink_config(64, Duration::from_secs(5));
     // A window that starts after the restart: what a restarted sink reports
     // there depends on the rings it read back.
-    config.scoring.monitor = Some(MonitorConfig { window_days: 14, ..MonitorConfig::default() });
+    config.scoring.monitor = Some(MonitorConfig { window_days: 14 });
+    config.scoring.burn_in_days = burn_in_days;
     ScoringSink::new(ModelBackend::Embedded(embedded()), out, config).unwrap()
 }
 
@@ -97,6 +102,38 @@ async fn a_restart_changes_no_prediction_reason_or_quality_figure() {
     assert_eq!(stats.customers_read, 3, "each customer read back once");
     assert_eq!(stats.memories_unreadable, 0);
     assert!(stats.anchors_written >= 3, "anchors stored again as the weeks turn: {stats:?}");
+}
+
+/// A run that started cold (`pulse run` without its customers' history:
+/// a 21-day burn-in) and restarts inside its burn-in, resuming (burn-in 0,
+/// the default when it resumes): the restarted run reads the burn-in's end
+/// back with the rings and keeps it, so it judges what one whole run
+/// judges, not the midnights the first run had set aside.
+#[tokio::test]
+async fn a_restart_inside_the_burn_in_keeps_it() {
+    const BURN_IN: u32 = 21;
+    const EARLY_RESTART: i64 = 10;
+    let sdk = sdk().await;
+    let (whole, cut) = (table(&sdk).await, table(&sdk).await);
+
+    let mut one = sink_with_burn_in(&sdk, &whole, BURN_IN);
+    run(&mut one, 0..DAYS).await;
+    one.finish().await.unwrap();
+
+    let mut first = sink_with_burn_in(&sdk, &cut, BURN_IN);
+    run(&mut first, 0..EARLY_RESTART).await;
+    first.finish().await.unwrap();
+    drop(first);
+    let mut second = sink_with_burn_in(&sdk, &cut, 0);
+    run(&mut second, EARLY_RESTART..DAYS).await;
+    second.finish().await.unwrap();
+
+    let quality = one.model_quality().expect("the monitor ran");
+    let end_of_burn_in = (T0 / DAY_MS + i64::from(BURN_IN)) * DAY_MS;
+    assert_eq!(quality.judged_from, Some(end_of_burn_in), "{quality:?}");
+    assert!(quality.heads.iter().map(|h| h.count).sum::<u64>() > 0, "something judged: {quality:?}");
+    assert_eq!(second.model_quality(), Some(quality), "the same midnights judged after the restart");
+    assert_eq!(items(&sdk, &cut).await, items(&sdk, &whole).await, "the same items, the burn-in's end in their memory");
 }
 
 async fn send(sink: &mut ScoringSink, v: pulse_schemas::FeatureVector) {

@@ -137,14 +137,6 @@ impl Head {
 pub struct MonitorConfig {
     /// Close days in the rolling window (1 to 60).
     pub window_days: u32,
-    /// Midnights at the start of the monitor's stream time whose standing
-    /// predictions are not judged (0 to 60): a process that starts without
-    /// its customers' history (a replay, `pulse run` without `--hydrate`)
-    /// meets them mid-life, their windows empty, and scores them as new
-    /// customers for weeks; judged, those predictions set off every alarm
-    /// for two weeks on a sound model. 0 where the history is read first
-    /// (the Lambda, `--hydrate`, a restart from a checkpoint).
-    pub burn_in_days: u32,
 }
 
 /// The burn-in of a process that starts without its customers' history:
@@ -153,7 +145,7 @@ pub const COLD_START_BURN_IN_DAYS: u32 = 21;
 
 impl Default for MonitorConfig {
     fn default() -> Self {
-        MonitorConfig { window_days: 7, burn_in_days: 0 }
+        MonitorConfig { window_days: 7 }
     }
 }
 
@@ -162,9 +154,6 @@ impl MonitorConfig {
     pub fn validate(&self) -> Result<(), PolicyError> {
         if !(1..=60).contains(&self.window_days) {
             return Err(PolicyError::new("window_days", format!("must be 1 to 60, got {}", self.window_days)));
-        }
-        if self.burn_in_days > 60 {
-            return Err(PolicyError::new("burn_in_days", format!("must be 0 to 60, got {}", self.burn_in_days)));
         }
         Ok(())
     }
@@ -469,7 +458,7 @@ pub struct ModelQuality {
     /// Resolutions dropped because their close day had left the kept buckets.
     pub late: u64,
     /// The first midnight (ms) whose standing predictions are judged: the
-    /// end of the burn-in ([`MonitorConfig::burn_in_days`]); `None` without
+    /// end of the burn-in ([`Monitor::judge_from`]); `None` without
     /// one (every prediction judged).
     pub judged_from: Option<i64>,
 }
@@ -613,7 +602,7 @@ pub struct MonitorCounters {
     /// Resolutions dropped: their close day had left the kept buckets.
     pub late: u64,
     /// Resolutions not judged: their prediction stood at a midnight of the
-    /// burn-in ([`MonitorConfig::burn_in_days`]).
+    /// burn-in ([`Monitor::judge_from`]).
     pub burn_in: u64,
 }
 
@@ -637,7 +626,7 @@ pub struct Monitor {
     /// Close days `clock − window_days ..= clock`, in order.
     buckets: VecDeque<Bucket>,
     /// The first midnight whose standing predictions are judged: the
-    /// burn-in's end, from the first day observed (`None` without one).
+    /// burn-in's end ([`Monitor::judge_from`]; `None`: every one is).
     judged_from: Option<i64>,
     counters: MonitorCounters,
 }
@@ -655,6 +644,18 @@ impl Monitor {
             judged_from: None,
             counters: MonitorCounters::default(),
         })
+    }
+
+    /// Judges only the predictions standing at midnight `day` or later (a
+    /// day number; the latest of the days given wins): the end of a burn-in.
+    /// A process that starts without its customers' history meets them
+    /// mid-life, their windows empty, and scores them as new customers for
+    /// weeks; judged, those predictions set off every alarm for two weeks
+    /// on a sound model. The owner knows when its stream started, and
+    /// whether an earlier run of it did (a restart reads the burn-in's end
+    /// back with the rings): see `pulse_runtime::scoring::ScoringConfig::burn_in_days`.
+    pub fn judge_from(&mut self, day: i64) {
+        self.judged_from = Some(self.judged_from.map_or(day, |d| d.max(day)));
     }
 
     /// A ring for a customer whose first prediction is as of `as_of`;
@@ -692,8 +693,7 @@ impl Monitor {
         self.advance(day);
         // Without a burn-in every prediction is judged, a restarted
         // environment's rings' earlier midnights too.
-        let burn_in = i64::from(self.config.burn_in_days);
-        let judged_from = if burn_in > 0 { *self.judged_from.get_or_insert(day + burn_in) } else { i64::MIN };
+        let judged_from = self.judged_from.unwrap_or(i64::MIN);
         let i = ix.0.get() as usize - 1;
         let Some(ring) = self.chunks.get_mut(i / CHUNK).map(|c| &mut c[i % CHUNK]) else { return };
         let (buckets, counters) = (&mut self.buckets, &mut self.counters);
@@ -973,7 +973,7 @@ mod tests {
     /// and a prediction is counted on its close day, not before.
     #[test]
     fn the_window_counts_closed_horizons_only() {
-        let mut m = Monitor::new(MonitorConfig { window_days: 3, ..MonitorConfig::default() }).unwrap();
+        let mut m = Monitor::new(MonitorConfig { window_days: 3 }).unwrap();
         let a = m.start(ms(D0, 1)).unwrap();
         let b = m.start(ms(D0, 1)).unwrap();
         // a: a session every day; b: none. Both predicted 0.2 / 0.9.
@@ -1054,8 +1054,7 @@ mod tests {
         // And too few who stayed.
         let q = quality(2 * half, rare);
         assert!(q.heads[0].why_withheld(QualityMetric::Auc).unwrap().contains("not churned"));
-        assert!(Monitor::new(MonitorConfig { window_days: 0, ..MonitorConfig::default() }).is_err());
-        assert!(Monitor::new(MonitorConfig { burn_in_days: 61, ..MonitorConfig::default() }).is_err());
+        assert!(Monitor::new(MonitorConfig { window_days: 0 }).is_err());
     }
 
     /// Midnights of the burn-in are stamped (their sessions still mark the
@@ -1064,7 +1063,11 @@ mod tests {
     #[test]
     fn the_burn_in_midnights_are_not_judged() {
         let burn_in = 5;
-        let mut m = Monitor::new(MonitorConfig { window_days: 60, burn_in_days: burn_in }).unwrap();
+        let mut m = Monitor::new(MonitorConfig { window_days: 60 }).unwrap();
+        // A later call cannot move the end back (a restart that reads an
+        // earlier run's end and starts a burn-in of its own keeps the later).
+        m.judge_from(D0 + burn_in);
+        m.judge_from(D0 + 2);
         let ix = m.start(ms(D0, 1)).unwrap();
         for day in D0..D0 + 40 {
             m.observe(ix, ms(day, 12), None, Some((0.5, 0.5)));
@@ -1077,7 +1080,7 @@ mod tests {
         assert_eq!(c.burn_in, 4 + 4);
         assert_eq!(c.resolved, (25 - 4) + (9 - 4));
         let q = m.quality().unwrap();
-        assert_eq!(q.judged_from, Some((D0 + i64::from(burn_in)) * DAY_MS));
+        assert_eq!(q.judged_from, Some((D0 + burn_in) * DAY_MS));
         let h14 = q.head(Head::ChurnRisk14d).unwrap();
         assert_eq!(h14.label_rate, Some(1.0), "no session: every judged one churned");
         assert_eq!(h14.days, (25 - 4 - 1) as u32, "the close days of the window before the monitor's day");

@@ -159,7 +159,7 @@ impl ScoringArgs {
 /// gives it to the monitor too.
 pub(crate) fn with_monitor(config: ScoringConfig, window_days: u32, burn_in_days: u32) -> Result<ScoringConfig> {
     anyhow::ensure!(burn_in_days <= 60, "--burn-in-days: must be 0 to 60, got {burn_in_days}");
-    let monitor = (window_days > 0).then_some(MonitorConfig { window_days, ..MonitorConfig::default() });
+    let monitor = (window_days > 0).then_some(MonitorConfig { window_days });
     if let Some(m) = &monitor {
         m.validate().map_err(|e| anyhow::anyhow!("--monitor-window-days: {e}"))?;
     }

@@ -207,7 +207,8 @@ pub(crate) struct LiveScoringArgs {
     /// whose first event falls in them does not call it new. Default: 21
     /// (the training rows' burn-in) when the run starts without its
     /// customers' history, which it meets mid-life; 0 with --hydrate or when
-    /// resuming from a checkpoint.
+    /// resuming from a checkpoint (a resumed run still keeps the burn-in of
+    /// the run it resumes: its end is stored with every prediction item).
     #[arg(long = "burn-in-days", value_name = "DAYS")]
     burn_in_days: Option<u32>,
 }
