@@ -231,15 +231,40 @@ impl Output {
 
     /// Flushes and ends the file, and puts it in place.
     pub fn finish(self) -> Result<()> {
-        let Output { inner, path, staged } = self;
-        let flushed = match inner {
-            OutputKind::Plain(mut w) => w.flush(),
-            OutputKind::Zstd(w) => w.finish().and_then(|mut w| w.flush()),
-            OutputKind::Gzip(w) => w.finish().and_then(|mut w| w.flush()),
+        self.finish_with(false)
+    }
+
+    /// [`Output::finish`], with the file's bytes on disk before it is put
+    /// in place and its directory's entry on disk after (`fsync` of both):
+    /// for files a power cut must not leave empty under their name, such
+    /// as a model's, which a server loads at its next start. Not for the
+    /// bulk outputs, whose cost it would add to every run.
+    pub fn finish_durable(self) -> Result<()> {
+        self.finish_with(true)
+    }
+
+    fn finish_with(self, durable: bool) -> Result<()> {
+        let Output { inner, path, mut staged } = self;
+        let file = match inner {
+            OutputKind::Plain(w) => Ok(w),
+            OutputKind::Zstd(w) => w.finish(),
+            OutputKind::Gzip(w) => w.finish(),
         };
-        flushed.with_context(|| format!("cannot finish writing {path}"))?;
-        match staged {
-            Some(staged) => staged.commit(),
+        // Standard output and devices are written in place: nothing to sync.
+        let durable = durable && staged.is_some();
+        file.and_then(|mut w| {
+            w.flush()?;
+            if durable {
+                w.get_ref().sync_all()?;
+            }
+            Ok(())
+        })
+        .with_context(|| format!("cannot finish writing {path}"))?;
+        match staged.take() {
+            Some(mut staged) => {
+                staged.sync_directory = durable;
+                staged.commit()
+            }
             None => Ok(()),
         }
     }
@@ -264,6 +289,8 @@ fn stdout_file() -> io::Result<File> {
 pub struct Staged {
     temp: Option<tempfile::TempPath>,
     target: std::path::PathBuf,
+    /// Sync the target's directory after the rename ([`Output::finish_durable`]).
+    sync_directory: bool,
 }
 
 /// The temporary files of every [`Staged`] not committed or dropped yet.
@@ -438,7 +465,7 @@ impl Staged {
             .with_context(|| format!("cannot create a file beside {}", path.display()))?
             .into_parts();
         partials().push(temp.to_path_buf());
-        Ok((file, Staged { temp: Some(temp), target }))
+        Ok((file, Staged { temp: Some(temp), target, sync_directory: false }))
     }
 
     /// The file being written, under its temporary name.
@@ -477,7 +504,18 @@ impl Staged {
         temp.persist(&self.target)
             .map(drop)
             .map_err(|e| anyhow::Error::new(e.error))
-            .with_context(|| format!("cannot write {}", self.target.display()))
+            .with_context(|| format!("cannot write {}", self.target.display()))?;
+        if self.sync_directory {
+            // The rename survives a power cut once the directory is synced.
+            let dir = match self.target.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .with_context(|| format!("cannot sync {} after writing {}", dir.display(), self.target.display()))?;
+        }
+        Ok(())
     }
 }
 
@@ -546,6 +584,28 @@ mod tests {
         }
         out.finish().unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), want);
+    }
+
+    /// A durable output lands as any other does, compressed or plain, in
+    /// a directory given relatively too; on a device (written in place,
+    /// nothing to sync) it is no error.
+    #[test]
+    fn a_durable_output_lands_and_a_device_takes_one() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["model.json", "model.json.zst"] {
+            let path = dir.path().join(name);
+            let mut out = Output::create_replacing(&path).unwrap();
+            out.write_all(b"{\"kind\":\"gbt\"}").unwrap();
+            out.finish_durable().unwrap();
+            let mut text = String::new();
+            open_input(&path).unwrap().reader.read_to_string(&mut text).unwrap();
+            assert_eq!(text, "{\"kind\":\"gbt\"}", "{name}");
+        }
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(leftovers.len(), 2, "no temporary file left: {leftovers:?}");
+        let mut out = Output::create_replacing(Path::new("/dev/null")).unwrap();
+        out.write_all(b"x").unwrap();
+        out.finish_durable().unwrap();
     }
 
     /// An input reads as its text whatever its name: compressed under a

@@ -804,7 +804,9 @@ fn write_model(artifact: &pulse_model::ModelArtifact, dir: &Path) -> Result<()> 
             // is replaced, as `save_dir` does, not written through.
             let mut out = pulse_runtime::io::Output::create_replacing(&dir.join(name))?;
             out.write_all(&bytes)?;
-            out.finish()?;
+            // On disk, not only renamed, as `ModelArtifact::save_dir` does:
+            // a server loads the directory at its next start.
+            out.finish_durable()?;
         }
     }
     if stale {
