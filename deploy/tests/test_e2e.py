@@ -164,3 +164,22 @@ def test_events_through_the_deployed_function(aws, code_bucket, endpoint_url, tm
             TableName=table, Key={"customer_id": {"S": c}, "sk": {"S": "DUE"}}, ConsistentRead=True
         ).get("Item")
         assert due and "due_hour" in due, (c, due)
+
+
+def test_a_failed_invocation_is_logged_once_with_its_request_id(tmp_path: Path):
+    """A payload that is no event fails the invocation as a whole: the
+    Runtime API gets a named error, and the log says it once, in the
+    invocation's span (its request id), not once by pulse and again by the
+    runtime (a review, 2026-12-05)."""
+    log = tmp_path / "function.log"
+    env = {"TABLE_NAME": "events", "SCORE": "off", "AWS_REGION": "us-east-1",
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
+    answers = run_function(source.bootstrap(), env, [["not", "an", "event"]], log, timeout_s=60)
+    text = log.read_text(errors="replace")
+    assert [kind for kind, _ in answers] == ["error"], (answers, text)
+    assert answers[0][1]["errorType"] == "pulse.InvocationFailed", answers
+    assert "not a JSON object" in answers[0][1]["errorMessage"], answers
+    lines = [line for line in text.splitlines() if "not a JSON object" in line]
+    assert len(lines) == 1, text
+    assert "req-1-" in lines[0], text

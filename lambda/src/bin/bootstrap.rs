@@ -117,10 +117,9 @@ async fn run() -> Result<(), Error> {
                 tracing::error!(%request_id, error = format!("{e:#}"), "cannot publish the metrics snapshot");
             }
         }
-        answer.map_err(|e| {
-            tracing::error!(%request_id, error = format!("{e:#}"), "invocation failed");
-            invocation_failed(format!("{e:#}"))
-        })
+        // Not logged here: the runtime logs the error it is handed, in the
+        // invocation's span (its requestId), and a second line said it twice.
+        answer.map_err(|e| invocation_failed(format!("{e:#}")))
     }))
     .await
 }
