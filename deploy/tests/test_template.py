@@ -232,6 +232,8 @@ def test_every_variant_passes_the_rules(variant):
         ({"Score": "off", "SageMakerImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/p:1"}, "ScoreOffNoEndpoint"),
         ({"Score": "off", "ExistingEndpointName": "seed-endpoint"}, "ScoreOffNoEndpoint"),
         ({"UseExistingTable": "true", "ExistingStreamArn": ""}, "ExistingTableNeedsItsStream"),
+        # Timers off and an interval asked for contradict each other.
+        ({"NoTimers": "true", "TimerIntervalHours": "6"}, "NoTimersNoInterval"),
     ],
 )
 def test_settings_the_function_refuses_or_ignores_are_refused_at_deploy(overrides, rule):
@@ -251,6 +253,19 @@ def test_parameter_bounds_are_the_functions():
     runtime = (ROOT / "runtime" / "src" / "settings.rs").read_text()
     assert "pub const YEAR_SECONDS: f64 = 365.0 * 86_400.0;" in runtime
     assert params["TimerIntervalHours"]["MaxValue"] == 365 * 24
+    # The endpoint's settings (aws/src/output/args.rs), and the breaker's
+    # cooldown as `seconds(.., YEAR_SECONDS)` takes it.
+    args = (ROOT / "aws" / "src" / "output" / "args.rs").read_text()
+    for parameter, const in [
+        ("EndpointTimeoutMs", "MAX_ENDPOINT_TIMEOUT_MS"),
+        ("EndpointAttempts", "MAX_ENDPOINT_ATTEMPTS"),
+        ("BreakerFailures", "MAX_BREAKER_FAILURES"),
+    ]:
+        (bound,) = re.findall(rf"pub const {const}: [iu]64 = ([\d_]+);", args)
+        assert (params[parameter]["MinValue"], params[parameter]["MaxValue"]) == (1, int(bound)), parameter
+    assert (params["BreakerCooldownSeconds"]["MinValue"], params["BreakerCooldownSeconds"]["MaxValue"]) == (
+        0, 365 * 86_400)
+    assert params["NoTimers"]["AllowedValues"] == ["false", "true"]
     pattern = re.compile(params["ExistingEndpointName"]["AllowedPattern"])
     for ok in ["", "seed-endpoint", "e1", "a" * 63]:
         assert pattern.fullmatch(ok), ok

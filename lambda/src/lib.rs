@@ -190,6 +190,10 @@ impl LambdaEnv {
                 "on_endpoint_down": clap::ValueEnum::to_possible_value(&o.on_endpoint_down)
                     .map(|v| v.get_name().to_owned()),
                 "hold_timeout_s": o.hold_timeout_s,
+                "endpoint_timeout_ms": o.endpoint_timeout_ms,
+                "endpoint_attempts": o.endpoint_attempts,
+                "breaker_failures": o.breaker_failures,
+                "breaker_cooldown_s": o.breaker_cooldown_s,
                 "predictions_table": o.predictions_table,
                 "alerts_topic_arn": o.alerts_topic_arn,
                 "dead_letter_queue_url": o.dead_letter_queue_url,

@@ -126,6 +126,7 @@ impl LambdaSettings {
                 // Checked here, so --print-settings (the deployment's check)
                 // refuses it, not only the cold start.
                 output.hold_timeout()?;
+                output.endpoint_config()?;
                 Some(output)
             }
         };
@@ -142,6 +143,21 @@ impl LambdaSettings {
              unset) to log vectors and dead letters, or SCORE=on"
         );
         Ok(LambdaEnv { table, due_index, config, output, log_vectors })
+    }
+
+    /// The environment variable behind the setting a parse error refused
+    /// (clap names its flag, `--no-timers`, where Lambda's user set
+    /// `NO_TIMERS`); `None` for an error of no setting, or of one without a
+    /// variable.
+    pub fn variable_of(error: &clap::Error) -> Option<String> {
+        let clap::error::ContextValue::String(flag) = error.get(clap::error::ContextKind::InvalidArg)? else {
+            return None;
+        };
+        // "--endpoint-timeout-ms <MS>": the long name is the first word.
+        let long = flag.split_whitespace().next()?.strip_prefix("--")?;
+        let command = LambdaSettings::command();
+        let arg = command.get_arguments().find(|a| a.get_long() == Some(long))?;
+        Some(arg.get_env()?.to_string_lossy().into_owned())
     }
 
     /// The environment variables the function reads (its settings' and
@@ -232,6 +248,16 @@ mod tests {
                 err(&["--table-name=t", bad])
             );
         }
+        for (bad, variable) in [
+            ("--endpoint-timeout-ms=0", "endpoint-timeout-ms"),
+            ("--endpoint-timeout-ms=900001", "endpoint-timeout-ms"),
+            ("--endpoint-attempts=0", "endpoint-attempts"),
+            ("--breaker-failures=0", "breaker-failures"),
+            ("--breaker-cooldown-s=-1", "BREAKER_COOLDOWN_S"),
+        ] {
+            let said = err(&["--table-name=t", bad]);
+            assert!(said.contains(variable), "{bad}: {said}");
+        }
         let nothing = err(&["--table-name=t", "--score=off", "--log-vectors=0"]);
         assert!(nothing.contains("SCORE=off with LOG_VECTORS=off"), "{nothing}");
     }
@@ -250,6 +276,11 @@ mod tests {
             "ENDPOINT_NAME",
             "ON_ENDPOINT_DOWN",
             "HOLD_TIMEOUT_S",
+            "ENDPOINT_TIMEOUT_MS",
+            "ENDPOINT_ATTEMPTS",
+            "BREAKER_FAILURES",
+            "BREAKER_COOLDOWN_S",
+            "NO_TIMERS",
             "PREDICTIONS_TABLE",
             "ALERTS_TOPIC_ARN",
             "DEAD_LETTER_QUEUE_URL",
@@ -257,6 +288,6 @@ mod tests {
         ] {
             assert!(names.iter().any(|n| n == name), "{name} missing from {names:?}");
         }
-        assert_eq!(names.len(), 14, "{names:?}");
+        assert_eq!(names.len(), 19, "{names:?}");
     }
 }

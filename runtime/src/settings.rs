@@ -13,8 +13,9 @@ use pulse_schemas::DAY_MS;
 /// `TIMER_INTERVAL_HOURS` in the environment; `--no-timers`).
 #[derive(Args, Clone, Debug, PartialEq)]
 pub struct TimerArgs {
-    /// Emit vectors only on records: no timer rescoring of silent customers.
-    #[arg(long)]
+    /// Emit vectors only on records: no timer rescoring of silent customers
+    /// (`NO_TIMERS=true` in the environment; `true` or `false` only).
+    #[arg(long, env = "NO_TIMERS")]
     pub no_timers: bool,
     /// Hours between the timer vectors of a silent customer (fractions allowed).
     #[arg(long, env = "TIMER_INTERVAL_HOURS", default_value_t = 24.0, value_name = "HOURS")]

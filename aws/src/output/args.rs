@@ -34,6 +34,14 @@ pub enum MetricsTarget {
     Off,
 }
 
+/// The longest `--endpoint-timeout-ms` (`ENDPOINT_TIMEOUT_MS`): a Lambda
+/// invocation's longest, 15 minutes (the template's bound too).
+pub const MAX_ENDPOINT_TIMEOUT_MS: u64 = 900_000;
+/// The most `--endpoint-attempts` (`ENDPOINT_ATTEMPTS`).
+pub const MAX_ENDPOINT_ATTEMPTS: i64 = 20;
+/// The most `--breaker-failures` (`BREAKER_FAILURES`).
+pub const MAX_BREAKER_FAILURES: i64 = 1_000;
+
 /// The live outputs of scoring.
 #[derive(Args, Clone, Debug)]
 pub struct OutputArgs {
@@ -49,17 +57,22 @@ pub struct OutputArgs {
     /// Most bytes in one InvokeEndpoint body (SageMaker's limit is 6 MB).
     #[arg(long, default_value_t = 6_000_000)]
     pub max_bytes_per_request: usize,
-    /// Time one InvokeEndpoint attempt may take, in ms.
-    #[arg(long, default_value_t = 10_000, value_name = "MS")]
+    /// Time one InvokeEndpoint attempt may take, in ms (1 to 900,000, a
+    /// Lambda invocation's longest).
+    #[arg(long, env = "ENDPOINT_TIMEOUT_MS", default_value_t = 10_000, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_ENDPOINT_TIMEOUT_MS))]
     pub endpoint_timeout_ms: u64,
-    /// Attempts per InvokeEndpoint request (throttling, 5xx, ModelNotReady, timeouts are retried).
-    #[arg(long, default_value_t = 4)]
+    /// Attempts per InvokeEndpoint request (throttling, 5xx, ModelNotReady,
+    /// timeouts are retried; 1 to 20).
+    #[arg(long, env = "ENDPOINT_ATTEMPTS", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=MAX_ENDPOINT_ATTEMPTS))]
     pub endpoint_attempts: u32,
-    /// Consecutive failed calls that open the circuit breaker.
-    #[arg(long, default_value_t = 5)]
+    /// Consecutive failed calls that open the circuit breaker (1 to 1,000).
+    #[arg(long, env = "BREAKER_FAILURES", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=MAX_BREAKER_FAILURES))]
     pub breaker_failures: u32,
-    /// Seconds the open breaker waits before a probe call.
-    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    /// Seconds the open breaker waits before a probe call (0 to a year).
+    #[arg(long, env = "BREAKER_COOLDOWN_S", default_value_t = 30.0, value_name = "SECONDS")]
     pub breaker_cooldown_s: f64,
     /// InvokeEndpoint requests in flight at once.
     #[arg(long, default_value_t = 4)]
@@ -136,9 +149,12 @@ impl Default for OutputArgs {
 impl OutputArgs {
     /// The endpoint's configuration, if one is named; checked without I/O.
     pub fn endpoint_config(&self) -> Result<Option<EndpointConfig>> {
-        let Some(name) = &self.endpoint_name else { return Ok(None) };
         let seconds =
             |s: f64, flag: &str| pulse_runtime::settings::seconds(s, flag, pulse_runtime::settings::YEAR_SECONDS);
+        // Checked with no endpoint named too: a function's settings are
+        // checked where they are printed (`bootstrap --print-settings`).
+        let cooldown = seconds(self.breaker_cooldown_s, "--breaker-cooldown-s (BREAKER_COOLDOWN_S)")?;
+        let Some(name) = &self.endpoint_name else { return Ok(None) };
         let config = EndpointConfig {
             endpoint_name: name.clone(),
             content_type: self.content_type,
@@ -146,10 +162,7 @@ impl OutputArgs {
             max_bytes_per_request: self.max_bytes_per_request,
             timeout: Duration::from_millis(self.endpoint_timeout_ms),
             retry: Backoff { max_attempts: self.endpoint_attempts, ..Backoff::default() },
-            breaker: BreakerConfig {
-                failures: self.breaker_failures,
-                cooldown: seconds(self.breaker_cooldown_s, "--breaker-cooldown-s")?,
-            },
+            breaker: BreakerConfig { failures: self.breaker_failures, cooldown },
             max_in_flight: self.max_in_flight,
             model_name: None,
             model_version: self.endpoint_model_version.clone(),

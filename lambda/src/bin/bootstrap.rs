@@ -65,8 +65,17 @@ async fn run() -> Result<(), Error> {
         .init();
     let settings = match LambdaSettings::try_parse() {
         Ok(settings) => settings,
-        // --help, --version, or a setting clap refused: clap says which.
-        Err(e) => e.exit(),
+        // --help, --version, or a setting clap refused: clap says which
+        // flag; the function's settings are variables, so its name is added.
+        Err(e) => match LambdaSettings::variable_of(&e) {
+            Some(variable) => {
+                use std::io::Write as _;
+                let said = e.to_string().replacen("error: ", &format!("error: {variable}: "), 1);
+                let _unreadable = write!(std::io::stderr(), "{said}");
+                std::process::exit(2);
+            }
+            None => e.exit(),
+        },
     };
     if settings.list_env {
         println!("{}", LambdaSettings::env_names().join("\n"));
