@@ -347,12 +347,56 @@ pub fn rescan_daily(w: &Workload, m: &Measured, d: &Deployment, p: &Prices) -> B
     b
 }
 
+/// The date of [`US_EAST_1`]'s prices.
+pub const PRICES_AS_OF: &str = "2026-12-03";
+
+/// The fleet sizes both bills are drawn up for.
+pub const FLEETS: [f64; 3] = [10_000.0, 100_000.0, 1_000_000.0];
+
+/// [`report`] as JSON, for a program (`pulse loadtest --summary-json`):
+/// the rates and, per fleet size, both bills with their lines.
+pub fn report_json(events_per_customer_day: f64, m: &Measured, d: &Deployment, p: &Prices) -> serde_json::Value {
+    let bill = |b: &Bill| {
+        let lines: Vec<_> = b
+            .lines
+            .iter()
+            .map(|l| serde_json::json!({"item": l.item, "quantity": l.quantity, "unit": l.unit, "dollars": l.dollars}))
+            .collect();
+        serde_json::json!({"dollars_per_day": b.total(), "lines": lines})
+    };
+    let fleets: Vec<_> = FLEETS
+        .iter()
+        .map(|&customers| {
+            let w = Workload { customers, events_per_customer_day };
+            let (pulse, rescan) = (pulse_daily(&w, m, d, p), rescan_daily(&w, m, d, p));
+            serde_json::json!({
+                "customers": customers,
+                "pulse": bill(&pulse),
+                "rescan": bill(&rescan),
+                "rescan_over_pulse": rescan.total() / pulse.total().max(1e-12),
+                "stamps_and_due_share": pulse.stamps_and_due_share(),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "prices": format!("us-east-1 on-demand list prices as of {PRICES_AS_OF} (not fetched: docs/COST.md)"),
+        "events_per_customer_day": events_per_customer_day,
+        "records_per_core_second": m.records_per_core_second,
+        "scoring_core_seconds_per_prediction": m.scoring_core_seconds_per_prediction,
+        "predictions_per_event": m.predictions_per_event,
+        "model_calls_per_event": m.model_calls_per_event,
+        "alerts_per_customer_day": m.alerts_per_customer_day,
+        "scoring": if d.pulse_uses_endpoint { "endpoint" } else { "function" },
+        "fleets": fleets,
+    })
+}
+
 /// Both bills at 10k, 100k and 1M customers, as a text table.
 pub fn report(events_per_customer_day: f64, m: &Measured, d: &Deployment, p: &Prices) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "cost per day, us-east-1 on-demand list prices as of 2026-12-03 (not fetched: see docs/COST.md), \
+        "cost per day, us-east-1 on-demand list prices as of {PRICES_AS_OF} (not fetched: see docs/COST.md), \
          {events_per_customer_day:.2} events per customer per day, {:.0} records/s per core, \
          {:.1} µs of a core per prediction scored in the function, \
          {:.2} predictions and {:.2} model calls per event, scoring {}",
@@ -362,7 +406,7 @@ pub fn report(events_per_customer_day: f64, m: &Measured, d: &Deployment, p: &Pr
         m.model_calls_per_event,
         if d.pulse_uses_endpoint { "on a SageMaker endpoint" } else { "in the function" }
     );
-    for customers in [10_000.0, 100_000.0, 1_000_000.0] {
+    for customers in FLEETS {
         let w = Workload { customers, events_per_customer_day };
         let (pulse, rescan) = (pulse_daily(&w, m, d, p), rescan_daily(&w, m, d, p));
         let _ = writeln!(

@@ -494,11 +494,30 @@ fn the_in_process_bill_is_of_what_was_measured_and_asked() {
     ] {
         fails_with(&run_pulse(small.iter().copied().chain(more)), &[words]);
     }
-    let out = run_pulse(small.iter().copied().chain(["--no-reasons"]));
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("summary.json");
+    let out = run_pulse(small.iter().copied().chain(["--no-reasons", "--summary-json", summary.to_str().unwrap()]));
     assert!(out.status.success(), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("reasons off, one thread"), "{}", describe(&out));
     // The bill says which of its rates the run measured.
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("the bill's rates: records/s and scoring time this run's"), "{said}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("extrapolated from"), "{}", describe(&out));
+    // The summary file carries the bill printed, fleet by fleet.
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    let fleets = json["bill"]["fleets"].as_array().unwrap_or_else(|| panic!("no bill in {json}"));
+    assert_eq!(fleets.len(), 3, "{json}");
+    for fleet in fleets {
+        let (customers, pulse, rescan) = (
+            fleet["customers"].as_f64().unwrap(),
+            fleet["pulse"]["dollars_per_day"].as_f64().unwrap(),
+            fleet["rescan"]["dollars_per_day"].as_f64().unwrap(),
+        );
+        let line = format!("{customers:>9.0} customers  pulse ${pulse:>10.2}/day   5-min rescan ${rescan:>10.2}/day");
+        assert!(said.contains(&line), "{line} not printed: {said}");
+        let lines: f64 =
+            fleet["pulse"]["lines"].as_array().unwrap().iter().map(|l| l["dollars"].as_f64().unwrap()).sum();
+        assert!((lines - pulse).abs() < 1e-9 * pulse.max(1.0), "{fleet}");
+    }
+    assert_eq!(json["bill"]["records_per_core_second"], json["pulse_records_per_s"], "the run's rate: {json}");
 }

@@ -232,7 +232,12 @@ pub(crate) async fn run(args: LoadtestArgs) -> Result<()> {
         }
     );
     say!("{}", cost::report(rate, &measured, &deployment, &cost::US_EAST_1));
-    write_summary(&args, &json)
+    // The summary file carries the bill too, as JSON (stdout has it as the table above).
+    let mut summary: serde_json::Value = serde_json::from_str(&json)?;
+    if let Some(fields) = summary.as_object_mut() {
+        fields.insert("bill".into(), cost::report_json(rate, &measured, &deployment, &cost::US_EAST_1));
+    }
+    write_summary(&args, &serde_json::to_string_pretty(&summary)?)
 }
 
 /// Fewer records than this measure the bill's rates roughly: said.
