@@ -157,13 +157,20 @@ impl ReasonCounts {
         row: &Features,
         was: &[f32; FEATURE_COUNT],
         then: Anchor,
+        met_in_burn_in: bool,
     ) -> Reasons {
         let was = reference(row, was);
         let mut contributions: Contributions = [0.0; FEATURE_COUNT];
         match scorer.attribute_churn_risk(model, row, &was, &mut contributions) {
             Ok(true) => {
                 self.explained += 1;
-                top_raising(&contributions, row, &was, Some(then.as_of), Some(then.churn_risk_14d))
+                let reasons = top_raising(&contributions, row, &was, Some(then.as_of), Some(then.churn_risk_14d));
+                // Its first record seen may not be its signup.
+                if met_in_burn_in {
+                    reasons.signup_unknown()
+                } else {
+                    reasons
+                }
             }
             Ok(false) => Reasons::none(Basis::Unexplainable),
             Err(e) => {
@@ -207,8 +214,15 @@ impl<S: Scorer> Reasoner<S> {
         let mut counts = ReasonCounts::default();
         for job in scored.pending_reasons.drain(..) {
             let prediction = &mut scored.predictions[job.prediction];
-            let reasons =
-                counts.reasons(&*self.scorer, &job.model, &prediction.customer_id, &job.row, &job.was, job.then);
+            let reasons = counts.reasons(
+                &*self.scorer,
+                &job.model,
+                &prediction.customer_id,
+                &job.row,
+                &job.was,
+                job.then,
+                prediction.met_in_burn_in,
+            );
             prediction.reasons = reasons;
             if let Some(alert) = job.alert {
                 scored.alerts[alert].give_reasons(reasons);
@@ -604,6 +618,7 @@ impl<S: Scorer> ScoringStage<S> {
                     // Off, or nothing to compare with, unless worked out below
                     // (the alert sentence says which).
                     let mut reasons = Reasons::none(if self.reasons { Basis::Nothing } else { Basis::Off });
+                    let met_in_burn_in = met_in_burn_in(&v.features, v.as_of, new_from);
                     // This prediction's place in `out.pending_reasons`, if deferred.
                     let mut pending = None;
                     let anchors = &mut memory.anchors;
@@ -620,8 +635,15 @@ impl<S: Scorer> ScoringStage<S> {
                             });
                             reasons = Reasons::none(Basis::Pending);
                         } else {
-                            reasons =
-                                self.counts.reasons(&*self.scorer, &model, &v.customer_id, &v.features, was, then);
+                            reasons = self.counts.reasons(
+                                &*self.scorer,
+                                &model,
+                                &v.customer_id,
+                                &v.features,
+                                was,
+                                then,
+                                met_in_burn_in,
+                            );
                         }
                     }
                     anchors.observe(v.as_of, &v.features, &s);
@@ -637,7 +659,7 @@ impl<S: Scorer> ScoringStage<S> {
                         reasons,
                         emission: Some(v.emission()),
                         new_customer: is_new_customer(&v.features),
-                        met_in_burn_in: met_in_burn_in(&v.features, v.as_of, new_from),
+                        met_in_burn_in,
                         no_session: has_no_session(&v.features),
                     };
                     memory.as_of = prediction.as_of;

@@ -448,6 +448,16 @@ impl Reasons {
         })
     }
 
+    /// The same reasons with a reference that looks like a signup record
+    /// but may not be one: the first record seen of a customer met in a
+    /// stream's burn-in, mid-life or new, no telling (`Prediction::met_in_burn_in`).
+    /// Their baseline is then its date ("since 2026-01-05"), which is true
+    /// either way, not "since signing up" (a review, 2026-12-05).
+    pub fn signup_unknown(mut self) -> Reasons {
+        self.flags &= !SIGNUP;
+        self
+    }
+
     /// `as_of` of the reference vector, when they were worked out against
     /// one whose time is known.
     pub fn since(&self) -> Option<i64> {
@@ -1578,6 +1588,11 @@ mod tests {
         // 0.823. No feature raised it since signing up" read as a
         // contradiction.
         let signup = Baseline { signup: true, ..dated };
+        // A customer met in a burn-in: the same reasons, dated.
+        assert_eq!(
+            Reasons::new(signup, [reason]).signup_unknown().sentence(None),
+            Reasons::new(dated, [reason]).sentence(None)
+        );
         assert_eq!(
             Reasons::new(signup, [reason]).sentence(None),
             "Raised most since signing up (risk then 0.798): last login 5 hours ago (was under an hour ago)"

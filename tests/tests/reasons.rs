@@ -111,6 +111,23 @@ fn reasons_name_features_that_moved_since_about_two_weeks_earlier() {
         }
     }
     assert!(old_enough > 1_000, "the capture is long enough: {old_enough}");
+    // "Since signing up" only where the first record seen is known to be a
+    // signup: after the burn-in (21 days from the stream's first vector); a
+    // customer first seen in it may have been met mid-life, and its
+    // baseline is dated instead.
+    let start = vectors.keys().map(|(_, t)| *t).min().unwrap();
+    let burn_in_end = start + 21 * DAY_MS;
+    let signups: Vec<_> = predictions.iter().filter_map(|p| p.reasons.baseline().filter(|b| b.signup)).collect();
+    assert!(!signups.is_empty(), "customers who signed up after the burn-in");
+    for b in &signups {
+        assert!(b.since.unwrap() >= burn_in_end - DAY_MS, "a signup baseline in the burn-in: {b:?}");
+    }
+    let dated_in_burn_in = predictions
+        .iter()
+        .filter_map(|p| p.reasons.baseline())
+        .filter(|b| !b.signup && b.since.is_some_and(|s| s < burn_in_end))
+        .count();
+    assert!(dated_in_burn_in > 0, "the burn-in's first records are dated");
     assert!(two_weeks > 0 && explained > predictions.len() / 4, "{explained} of {} explained", predictions.len());
 
     // Alerts carry their prediction's reasons, and say them in the sentence.
