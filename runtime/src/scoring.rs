@@ -157,20 +157,13 @@ impl ReasonCounts {
         row: &Features,
         was: &[f32; FEATURE_COUNT],
         then: Anchor,
-        met_in_burn_in: bool,
     ) -> Reasons {
         let was = reference(row, was);
         let mut contributions: Contributions = [0.0; FEATURE_COUNT];
         match scorer.attribute_churn_risk(model, row, &was, &mut contributions) {
             Ok(true) => {
                 self.explained += 1;
-                let reasons = top_raising(&contributions, row, &was, Some(then.as_of), Some(then.churn_risk_14d));
-                // Its first record seen may not be its signup.
-                if met_in_burn_in {
-                    reasons.signup_unknown()
-                } else {
-                    reasons
-                }
+                top_raising(&contributions, row, &was, Some(then.as_of), Some(then.churn_risk_14d))
             }
             Ok(false) => Reasons::none(Basis::Unexplainable),
             Err(e) => {
@@ -179,6 +172,16 @@ impl ReasonCounts {
                 Reasons::none(Basis::Failed)
             }
         }
+    }
+}
+
+/// A prediction's reasons, their baseline dated when the customer was
+/// first seen in the burn-in: its first record seen may not be its signup.
+fn first_seen(reasons: Reasons, met_in_burn_in: bool) -> Reasons {
+    if met_in_burn_in {
+        reasons.signup_unknown()
+    } else {
+        reasons
     }
 }
 
@@ -214,15 +217,9 @@ impl<S: Scorer> Reasoner<S> {
         let mut counts = ReasonCounts::default();
         for job in scored.pending_reasons.drain(..) {
             let prediction = &mut scored.predictions[job.prediction];
-            let reasons = counts.reasons(
-                &*self.scorer,
-                &job.model,
-                &prediction.customer_id,
-                &job.row,
-                &job.was,
-                job.then,
-                prediction.met_in_burn_in,
-            );
+            let reasons =
+                counts.reasons(&*self.scorer, &job.model, &prediction.customer_id, &job.row, &job.was, job.then);
+            let reasons = first_seen(reasons, prediction.met_in_burn_in);
             prediction.reasons = reasons;
             if let Some(alert) = job.alert {
                 scored.alerts[alert].give_reasons(reasons);
@@ -635,15 +632,9 @@ impl<S: Scorer> ScoringStage<S> {
                             });
                             reasons = Reasons::none(Basis::Pending);
                         } else {
-                            reasons = self.counts.reasons(
-                                &*self.scorer,
-                                &model,
-                                &v.customer_id,
-                                &v.features,
-                                was,
-                                then,
-                                met_in_burn_in,
-                            );
+                            let reasons_now =
+                                self.counts.reasons(&*self.scorer, &model, &v.customer_id, &v.features, was, then);
+                            reasons = first_seen(reasons_now, met_in_burn_in);
                         }
                     }
                     anchors.observe(v.as_of, &v.features, &s);
