@@ -80,3 +80,48 @@ async fn dead_letters_reach_the_queue_and_the_file_with_reason_and_record() {
     assert_eq!(in_file[2]["record"]["dynamodb"]["NewImage"]["pad"]["S"].as_str().unwrap().len(), 300_000);
     assert_eq!(sink.stats().dead_letters, 3);
 }
+
+/// A step whose predictions are not stored is delivered again (a Lambda
+/// batch redelivered, `pulse run` restarted from its checkpoint), its dead
+/// letters made again with it: they reach the queue once, from the
+/// delivery whose writes were stored, not once per delivery (a review,
+/// 2026-12-06: one invalid record, 2 messages after one retry).
+#[tokio::test]
+async fn a_step_delivered_again_sends_its_dead_letters_once() {
+    let sdk = sdk().await;
+    let (queue_url, _) = queue(&sdk).await;
+    // A predictions table that does not exist yet: the first delivery's writes fail.
+    let table = format!("later-{}", std::process::id());
+    let out = Destinations {
+        predictions: Some(pulse_aws::output::predictions::PredictionWriter::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            table.as_str(),
+            4,
+        )),
+        dead_letter_queue: Some(DeadLetterQueue::new(aws_sdk_sqs::Client::new(&sdk), queue_url.as_str())),
+        ..nowhere()
+    };
+    let mut sink =
+        ScoringSink::new(ModelBackend::Embedded(embedded()), out, sink_config(64, Duration::from_secs(5))).unwrap();
+    let delivery = || {
+        let mut processor = Processor::new(Arc::new(Engine::new(EngineConfig::default())));
+        let mut produced = Produced::default();
+        let source = Source { line: Some(1), ..Source::default() };
+        processor.process(pulse_schemas::capture::decode_line(b"not a record"), source, b"not a record", &mut produced);
+        produced.vectors.push(vector("a", 1_766_966_400_000, 3.0));
+        produced
+    };
+    let first = async {
+        sink.send(delivery()).await?;
+        sink.flush().await
+    };
+    assert!(first.await.is_err(), "no table: the step's writes fail");
+    assert!(drain_queue(&sdk, &queue_url).await.is_empty(), "nothing sent for a step not stored");
+
+    pulse_aws::setup::ensure_events_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await.unwrap();
+    sink.send(delivery()).await.unwrap();
+    sink.flush().await.unwrap();
+    let messages = drain_queue(&sdk, &queue_url).await;
+    assert_eq!(messages.len(), 1, "once: {messages:?}");
+    assert_eq!(sink.stats().dead_letters, 1, "counted once");
+}

@@ -183,6 +183,12 @@ pub struct ScoringSink {
     /// When set ([`ScoringSink::hold_until`]), `flush` stops holding there
     /// even before `hold_timeout`.
     hold_deadline: Option<Instant>,
+    /// Dead letters for the queue, sent at the next `flush` once the
+    /// step's other writes are done ("The barrier"), and dropped if a
+    /// method fails first: the records are delivered again, and their dead
+    /// letters with them (each redelivery of a failed Lambda batch sent
+    /// them again: one invalid record, 11 messages after 10 retries).
+    dead_for_queue: Vec<pulse_runtime::process::DeadLetter>,
 }
 
 /// Cumulative counts at the start of the metrics period.
@@ -213,6 +219,7 @@ impl ScoringSink {
             scoring_ms: 0.0,
             period: Period::default(),
             hold_deadline: None,
+            dead_for_queue: Vec::new(),
         })
     }
 
@@ -497,57 +504,63 @@ impl ScoringSink {
         Ok(())
     }
 
+    /// Dead letters to the file now, to the queue at the next `flush`
+    /// (counted then: the `DeadLetters` metric counts each once).
     async fn send_dead_letters(&mut self, dead: Vec<pulse_runtime::process::DeadLetter>) -> Result<()> {
         if dead.is_empty() {
             return Ok(());
         }
-        self.stats.dead_letters += dead.len() as u64;
         if let Some(file) = self.out.dead_letter_file.as_mut() {
             file.write(&dead).await?;
         }
-        match self.out.dead_letter_queue.clone() {
-            Some(queue) => self.spawn(async move { queue.send(&dead).await }).await,
-            None if self.out.dead_letter_file.is_none() => {
-                for d in &dead {
-                    tracing::warn!(code = d.invalid.reason.code(), reason = %d.invalid.reason, "dead letter (no queue or file configured)");
+        match self.out.dead_letter_queue {
+            Some(_) => self.dead_for_queue.extend(dead),
+            None => {
+                self.stats.dead_letters += dead.len() as u64;
+                if self.out.dead_letter_file.is_none() {
+                    for d in &dead {
+                        tracing::warn!(code = d.invalid.reason.code(), reason = %d.invalid.reason, "dead letter (no queue or file configured)");
+                    }
                 }
-                Ok(())
             }
-            None => Ok(()),
         }
+        Ok(())
+    }
+
+    /// The dead letters waiting for the queue, once every other write of
+    /// the steps before is done: a step whose predictions were not stored
+    /// is delivered again, and its dead letters are made again then.
+    async fn send_dead_letters_to_queue(&mut self) -> Result<()> {
+        let Some(queue) = self.out.dead_letter_queue.clone() else { return Ok(()) };
+        if self.dead_for_queue.is_empty() {
+            return Ok(());
+        }
+        let dead = std::mem::take(&mut self.dead_for_queue);
+        queue.send(&dead).await?;
+        self.stats.dead_letters += dead.len() as u64;
+        Ok(())
+    }
+
+    /// `result`, the dead letters waiting for the queue dropped if it is an
+    /// error: the caller will not acknowledge their records, which are
+    /// delivered again (see [`ScoringSink::dead_for_queue`]).
+    fn or_drop_dead_letters<T>(&mut self, result: Result<T>) -> Result<T> {
+        if result.is_err() {
+            self.dead_for_queue.clear();
+        }
+        result
     }
 }
 
 impl Sink for ScoringSink {
     async fn send(&mut self, produced: Produced) -> Result<()> {
-        self.reap()?;
-        let Produced { vectors, dead } = produced;
-        self.send_dead_letters(dead).await?;
-        if !vectors.is_empty() {
-            self.restore_customers(&vectors).await?;
-            // Only for a customer the stage has not scored: one it knows but
-            // whose alert state was forgotten reads the stored state back.
-            for v in vectors.iter().filter(|v| is_new_customer(&v.features) && !self.stage.knows(&v.customer_id)) {
-                // Its first prediction may be of a later vector this one is
-                // coalesced into: judged, not a baseline (see `Alerts`).
-                self.alerts.arrive(&v.customer_id, v.emission());
-            }
-            self.stats.vectors += vectors.len() as u64;
-            let (calls, started, mut scored) = (self.stage.stats().model_calls, Instant::now(), Scored::default());
-            self.stage.offer(vectors, self.clock, &mut scored).await?;
-            self.account(calls, started);
-            self.handle(scored).await?;
-        }
-        Ok(())
+        let sent = self.send_produced(produced).await;
+        self.or_drop_dead_letters(sent)
     }
 
     async fn tick(&mut self, now_ms: i64) -> Result<()> {
-        self.reap()?;
-        self.clock = self.clock.max(now_ms);
-        let (calls, started, mut scored) = (self.stage.stats().model_calls, Instant::now(), Scored::default());
-        self.stage.release(self.clock, &mut scored).await?;
-        self.account(calls, started);
-        self.handle(scored).await
+        let ticked = self.tick_at(now_ms).await;
+        self.or_drop_dead_letters(ticked)
     }
 
     /// Forgets the customers' alert state, so that their next predictions
@@ -572,6 +585,44 @@ impl Sink for ScoringSink {
     }
 
     async fn flush(&mut self) -> Result<()> {
+        let flushed = self.flush_all().await;
+        self.or_drop_dead_letters(flushed)
+    }
+}
+
+impl ScoringSink {
+    async fn send_produced(&mut self, produced: Produced) -> Result<()> {
+        self.reap()?;
+        let Produced { vectors, dead } = produced;
+        self.send_dead_letters(dead).await?;
+        if !vectors.is_empty() {
+            self.restore_customers(&vectors).await?;
+            // Only for a customer the stage has not scored: one it knows but
+            // whose alert state was forgotten reads the stored state back.
+            for v in vectors.iter().filter(|v| is_new_customer(&v.features) && !self.stage.knows(&v.customer_id)) {
+                // Its first prediction may be of a later vector this one is
+                // coalesced into: judged, not a baseline (see `Alerts`).
+                self.alerts.arrive(&v.customer_id, v.emission());
+            }
+            self.stats.vectors += vectors.len() as u64;
+            let (calls, started, mut scored) = (self.stage.stats().model_calls, Instant::now(), Scored::default());
+            self.stage.offer(vectors, self.clock, &mut scored).await?;
+            self.account(calls, started);
+            self.handle(scored).await?;
+        }
+        Ok(())
+    }
+
+    async fn tick_at(&mut self, now_ms: i64) -> Result<()> {
+        self.reap()?;
+        self.clock = self.clock.max(now_ms);
+        let (calls, started, mut scored) = (self.stage.stats().model_calls, Instant::now(), Scored::default());
+        self.stage.release(self.clock, &mut scored).await?;
+        self.account(calls, started);
+        self.handle(scored).await
+    }
+
+    async fn flush_all(&mut self) -> Result<()> {
         let started = Instant::now();
         let wait = Backoff { base: Duration::from_millis(200), cap: Duration::from_secs(5), max_attempts: u32::MAX };
         let mut retry = 0;
@@ -602,6 +653,7 @@ impl Sink for ScoringSink {
         while !self.jobs.is_empty() {
             self.join_one().await?;
         }
+        self.send_dead_letters_to_queue().await?;
         if let Some(file) = self.out.dead_letter_file.as_mut() {
             file.sync().await?;
         }
