@@ -40,8 +40,12 @@ case "${1:-install}" in
         install
         # `sam build` runs `cargo lambda build`: without cargo-lambda on
         # PATH the README's three commands failed at the second.
+        # cargo-lambda's venv first: its python3 carries the Zig that
+        # cargo-lambda links with, and this venv's python3 shadowed it
+        # ("Zig is not installed in your system"). sam and cfn-lint start
+        # with their own venv's interpreter whatever the order.
         scripts/local-aws.sh install >&2
-        echo "export PATH=$VENV/bin:${PULSE_LOCAL_AWS_DIR:-$PWD/target/local-aws}/venv/bin:\$PATH"
+        echo "export PATH=${PULSE_LOCAL_AWS_DIR:-$PWD/target/local-aws}/venv/bin:$VENV/bin:\$PATH"
         ;;
     *) echo "usage: $0 install|env" >&2; exit 2 ;;
 esac

@@ -47,6 +47,7 @@ start() {
 export AWS_ENDPOINT_URL=$url
 export PULSE_TEST_AWS_ENDPOINT=$url
 export AWS_REGION=\${AWS_REGION:-us-east-1}
+export AWS_DEFAULT_REGION=\${AWS_DEFAULT_REGION:-\${AWS_REGION:-us-east-1}}
 export AWS_ACCESS_KEY_ID=\${AWS_ACCESS_KEY_ID:-testing}
 export AWS_SECRET_ACCESS_KEY=\${AWS_SECRET_ACCESS_KEY:-testing}
 export PATH=$VENV/bin:\$PATH

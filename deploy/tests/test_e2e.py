@@ -183,3 +183,33 @@ def test_a_failed_invocation_is_logged_once_with_its_request_id(tmp_path: Path):
     lines = [line for line in text.splitlines() if "not a JSON object" in line]
     assert len(lines) == 1, text
     assert "req-1-" in lines[0], text
+
+
+def test_a_failed_batch_is_counted_and_logged_once(tmp_path: Path):
+    """A batch the function cannot complete (here no AWS endpoint answers:
+    the customer's history cannot be read) is answered with its records
+    failed, which is no Lambda error: pulse's own `Errors` metric counts it
+    (it stayed 0 while every batch of a stack failed, a review 2026-12-06),
+    and the log says the failure once."""
+    log = tmp_path / "function.log"
+    env = {"TABLE_NAME": "events", "AWS_REGION": "us-east-1",
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_MAX_ATTEMPTS": "1"}
+    now = int(time.time() * 1000)
+    item = event_item("stu_1", "e1", now, "login")
+    record = {
+        "eventID": "1", "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": {"ApproximateCreationDateTime": now // 1000,
+                     "Keys": {k: item[k] for k in ("customer_id", "sk")}, "NewImage": item,
+                     "SequenceNumber": "000000000000000000001", "SizeBytes": 100,
+                     "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/events/stream/x",
+    }
+    answers = run_function(source.bootstrap(), env, [{"Records": [record]}], log, timeout_s=120)
+    text = log.read_text(errors="replace")
+    assert answers == [("response", {"batchItemFailures": [{"itemIdentifier": "000000000000000000001"}]})], text
+    failures = [line for line in text.splitlines() if "batch failed" in line]
+    assert len(failures) == 1, text
+    emf = [json.loads(line) for line in text.splitlines() if line.startswith("{") and '"pulse/Pipeline"' in line]
+    assert emf and emf[-1]["Errors"] >= 1, text

@@ -135,6 +135,10 @@ EXPECTED_ALARMS = {
     "DeadLettersAlarm": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", ["QueueName"]),
     "FailedBatchesAlarm": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", ["QueueName"]),
     "PredictionFailuresAlarm": ("IOpsDashboard/Predictions", "PredictionFailures", []),
+    "HighChurnRiskAlarm": ("IOpsDashboard/Predictions", "HighChurnRiskCount", []),
+    "LowAverageHealthAlarm": ("IOpsDashboard/Predictions", "AverageHealthScore", []),
+    "AtRiskCustomersAlarm": ("IOpsDashboard/Predictions", "AtRiskCustomers", []),
+    "PipelineErrorsAlarm": ("pulse/Pipeline", "Errors", []),
     "ModelCalibrationAlarm": ("pulse/ModelQuality", "CalibrationError", ["Head"]),
     "ModelBrierAlarm": ("pulse/ModelQuality", "BrierScore", ["Head"]),
     "ModelAucAlarm": ("pulse/ModelQuality", "RealisedAuc", ["Head"]),
@@ -178,6 +182,16 @@ def test_alarms_in_the_template(variant):
         "ModelBrierAlarm": ("GreaterThanThreshold", 0.12),
         "ModelAucAlarm": ("LessThanThreshold", 0.88),
     }
+    # The current system's fleet alarms (docs/FEATURES.md §6), at pulse's
+    # own alarm levels (operators/src/scoring/fleet.rs `Alarms::default`).
+    fleet = {
+        "HighChurnRiskAlarm": ("GreaterThanOrEqualToThreshold", 10.0, "Maximum"),
+        "LowAverageHealthAlarm": ("LessThanThreshold", 60.0, "Minimum"),
+        "AtRiskCustomersAlarm": ("GreaterThanThreshold", 50.0, "Maximum"),
+    }
+    for lid, (op, threshold, statistic) in fleet.items():
+        a = alarms[lid]
+        assert (a["ComparisonOperator"], float(a["Threshold"]), a["Statistic"]) == (op, threshold, statistic), lid
     for lid, (op, threshold) in quality.items():
         a = alarms[lid]
         assert a["Dimensions"] == [{"Name": "Head", "Value": "churn_risk_14d"}], lid

@@ -248,7 +248,9 @@ impl Hydrate for StampedHydration<'_> {
                 if stale > 0 {
                     tracing::info!(
                         customers = stale,
-                        "records were applied in another environment since: those customers are read again"
+                        "these customers' stamps changed since this environment applied their records (another \
+                         environment applied some, or this one's timer rewrote their due item without a stamp): \
+                         they are read again"
                     );
                 }
                 // Every customer read afresh from the table (the stale ones

@@ -271,6 +271,21 @@ pub struct BatchOutcome {
     pub report: BatchReport,
 }
 
+impl BatchOutcome {
+    /// One log line per batch: its report, at error level when it failed
+    /// (the failure, in the report, said once; a second line said it again).
+    fn log(&self, what: &str) {
+        match &self.report.failure {
+            Some(_) => tracing::error!(
+                report = ?self.report,
+                failed_from = ?self.response.batch_item_failures.first().map(|f| &f.item_identifier),
+                "{what} failed; Lambda redelivers it from the record named"
+            ),
+            None => tracing::info!(report = ?self.report, "{what} handled"),
+        }
+    }
+}
+
 /// How many rescored customers a scheduled run's report names.
 pub const LISTED_CUSTOMERS: usize = 100;
 
@@ -378,13 +393,13 @@ impl Handler {
         match Invocation::from_payload(payload)? {
             Invocation::KinesisBatch(event) => {
                 let outcome = self.handle_kinesis_batch(&event, sink).await;
-                tracing::info!(report = ?outcome.report, "Kinesis batch handled");
+                outcome.log("Kinesis batch");
                 Ok(serde_json::to_value(outcome.response)?)
             }
             Invocation::Batch(records) => {
                 let records: Vec<Result<&EventRecord, &Unreadable>> = records.iter().map(Result::as_ref).collect();
                 let outcome = self.handle_records(&records, sink).await;
-                tracing::info!(report = ?outcome.report, "batch handled");
+                outcome.log("batch");
                 Ok(serde_json::to_value(outcome.response)?)
             }
             Invocation::Rescore { now_ms } => {
@@ -566,7 +581,6 @@ impl Handler {
 
 /// The batch fails from its first record: Lambda redelivers all of it.
 fn fail(mut outcome: BatchOutcome, first: Option<String>, error: anyhow::Error) -> BatchOutcome {
-    tracing::error!(error = format!("{error:#}"), "batch failed; it will be redelivered from its first record");
     outcome.report.failure = Some(format!("{error:#}"));
     outcome.response.batch_item_failures = vec![failure(first)];
     outcome

@@ -52,7 +52,13 @@ pub enum LogVectors {
 /// handler and the hourly rescoring of silent customers. Every setting is an
 /// environment variable (shown as [env: ...]).
 #[derive(Parser, Clone, Debug)]
-#[command(name = "bootstrap", version)]
+#[command(
+    name = "bootstrap",
+    version,
+    after_help = "Lambda starts bootstrap without arguments: in a function only the settings shown with \
+                  [env: ...] can be set (`bootstrap --list-env` names them); the others keep their defaults \
+                  there and are flags for running the binary by hand."
+)]
 pub struct LambdaSettings {
     /// The event table (required): hydration reads it, due items and stamps go to it.
     #[arg(long, env = "TABLE_NAME", value_name = "TABLE")]
@@ -72,11 +78,11 @@ pub struct LambdaSettings {
     #[command(flatten)]
     pub timers: TimerArgs,
     /// `off`: no scoring (vectors and dead letters are then logged on stdout).
-    #[arg(long, env = "SCORE", value_enum, default_value = "on")]
+    #[arg(long, env = "SCORE", value_enum, ignore_case = true, default_value = "on")]
     pub score: Switch,
     /// `on`: also log every vector and dead letter as a JSON line on stdout;
     /// `auto` (the default): on when scoring is off.
-    #[arg(long, env = "LOG_VECTORS", value_enum, default_value = "auto")]
+    #[arg(long, env = "LOG_VECTORS", value_enum, ignore_case = true, default_value = "auto")]
     pub log_vectors: LogVectors,
     /// Scoring's model and outputs.
     #[command(flatten)]
@@ -127,6 +133,7 @@ impl LambdaSettings {
                 // refuses it, not only the cold start.
                 output.hold_timeout()?;
                 output.endpoint_config()?;
+                output.check_destinations()?;
                 Some(output)
             }
         };
@@ -258,6 +265,15 @@ mod tests {
             let said = err(&["--table-name=t", bad]);
             assert!(said.contains(variable), "{bad}: {said}");
         }
+        for (bad, variable) in [
+            ("--alerts-topic-arn=not-an-arn", "ALERTS_TOPIC_ARN"),
+            ("--alerts-topic-arn=arn:aws:sqs:us-east-1:123456789012:q", "ALERTS_TOPIC_ARN"),
+            ("--dead-letter-queue-url=foo", "DEAD_LETTER_QUEUE_URL"),
+        ] {
+            let said = err(&["--table-name=t", bad]);
+            assert!(said.contains(variable), "{bad}: {said}");
+        }
+        assert!(settings(&["--table-name=t", "--score=OFF"]).is_ok_and(|e| e.output.is_none()), "any case");
         let nothing = err(&["--table-name=t", "--score=off", "--log-vectors=0"]);
         assert!(nothing.contains("SCORE=off with LOG_VECTORS=off"), "{nothing}");
     }

@@ -79,7 +79,7 @@ pub struct OutputArgs {
     pub max_in_flight: usize,
     /// When the endpoint stays down: score with the embedded model (each
     /// prediction says so) or hold the customers until it is back.
-    #[arg(long, env = "ON_ENDPOINT_DOWN", value_enum, default_value = "hold")]
+    #[arg(long, env = "ON_ENDPOINT_DOWN", value_enum, ignore_case = true, default_value = "hold")]
     pub on_endpoint_down: OnEndpointDown,
     /// With `hold`, how long a checkpoint waits for a down endpoint before
     /// failing. The Lambda function also stops 5 s before its invocation's
@@ -177,6 +177,29 @@ impl OutputArgs {
         self.build_observed(sdk, scoring, embedded, None).await
     }
 
+    /// Checks the topic's ARN and the queue's URL by their form, without
+    /// I/O: a value that cannot name one (`not-an-arn`, a queue's ARN for
+    /// the topic) was taken and failed at the first alert or dead letter.
+    pub fn check_destinations(&self) -> Result<()> {
+        if let Some(arn) = self.alerts_topic_arn.as_deref() {
+            let parts: Vec<&str> = arn.split(':').collect();
+            anyhow::ensure!(
+                parts.len() == 6 && parts[0] == "arn" && parts[2] == "sns" && !parts[5].is_empty(),
+                "--alerts-topic-arn (ALERTS_TOPIC_ARN) {arn:?} is not an SNS topic's ARN \
+                 (arn:aws:sns:REGION:ACCOUNT:NAME)"
+            );
+        }
+        if let Some(url) = self.dead_letter_queue_url.as_deref() {
+            anyhow::ensure!(
+                (url.starts_with("https://") || url.starts_with("http://"))
+                    && url.trim_end_matches('/').matches('/').count() >= 4,
+                "--dead-letter-queue-url (DEAD_LETTER_QUEUE_URL) {url:?} is not an SQS queue's URL \
+                 (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"
+            );
+        }
+        Ok(())
+    }
+
     /// `--hold-timeout-s` (`HOLD_TIMEOUT_S`) as a duration, checked: from
     /// 0 to a day (`1e30` passed the old check and panicked when the
     /// function started).
@@ -194,6 +217,7 @@ impl OutputArgs {
         on_written: Option<OnWritten>,
     ) -> Result<ScoringSink> {
         anyhow::ensure!(self.write_concurrency > 0, "--write-concurrency must be at least 1");
+        self.check_destinations()?;
         let hold_timeout = self.hold_timeout()?;
         let model = match self.endpoint_config()? {
             None => ModelBackend::Embedded(embedded),

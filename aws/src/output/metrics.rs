@@ -151,7 +151,8 @@ pub struct HealthSnapshot {
     pub retries: u64,
     /// Rows scored by the fallback model.
     pub fallback_rows: u64,
-    /// Failed model calls and errors reported by the source.
+    /// Failed model calls, errors reported by the source, and invocations
+    /// the Lambda failed ([`crate::output::sink::ScoringSink::count_failed_invocation`]).
     pub errors: u64,
 }
 
@@ -216,7 +217,8 @@ pub enum HealthMetric {
     Retries,
     /// Rows scored by the fallback model (the endpoint was down).
     FallbackRows,
-    /// Failed model calls and errors reported by the source.
+    /// Failed model calls, errors reported by the source, and invocations
+    /// the Lambda failed.
     Errors,
 }
 

@@ -272,6 +272,25 @@ impl ScoringSink {
         Ok(())
     }
 
+    /// [`ScoringSink::publish_snapshot`] stamped with the wall clock if it
+    /// is later than the sink's: the Lambda's, after each invocation. Its
+    /// clock follows the records' creation times, and while they lag (a
+    /// backlog caught up, a stream read again from its start) every
+    /// snapshot of a warm environment was stamped with its cold start's
+    /// minute, out of the alarms' 5-minute periods (a review, 2026-12-06).
+    pub async fn publish_snapshot_now(&mut self) -> Result<()> {
+        self.clock = self.clock.max(wall_clock_ms());
+        self.publish_snapshot().await
+    }
+
+    /// Counts an invocation the caller failed (a Lambda batch answered
+    /// with failed records, or failed as a whole) in the `Errors` health
+    /// metric: such an answer is no Lambda error, and a stack whose every
+    /// batch failed on a table it cannot write published `Errors` 0.
+    pub fn count_failed_invocation(&self) {
+        self.health.error();
+    }
+
     /// The model's realised quality so far (see
     /// [`ScoringStage::model_quality`]).
     pub fn model_quality(&self) -> Option<pulse_operators::scoring::ModelQuality> {

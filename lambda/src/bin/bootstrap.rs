@@ -113,6 +113,10 @@ async fn run() -> Result<(), Error> {
         }
         let request_id = event.context.request_id;
         let answer = handler.invoke(event.payload, &mut *sink).await;
+        let failed = match &answer {
+            Ok(value) => value["batchItemFailures"].as_array().is_some_and(|f| !f.is_empty()),
+            Err(_) => true,
+        };
         // The handler flushed the sink (its effects are durable, or the
         // batch's failed records are named in the answer); what is left is
         // this environment's fleet and health snapshot as an EMF line,
@@ -122,7 +126,10 @@ async fn run() -> Result<(), Error> {
         // returned: failing the batch would only redeliver records already
         // applied.
         if let Some(scoring) = sink.1.as_mut() {
-            if let Err(e) = scoring.publish_snapshot().await {
+            if failed {
+                scoring.count_failed_invocation();
+            }
+            if let Err(e) = scoring.publish_snapshot_now().await {
                 tracing::error!(%request_id, error = format!("{e:#}"), "cannot publish the metrics snapshot");
             }
         }
