@@ -135,6 +135,20 @@ impl Backoff {
         Duration::from_nanos(rng.random_range(0..=ceiling.as_nanos().min(u128::from(u64::MAX)) as u64))
     }
 
+    /// The default delays, with as many attempts as take about `budget`
+    /// on average (each wait is uniform up to its ceiling: half of it on
+    /// average): for a long-running consumer that waits out an outage of
+    /// its outputs instead of stopping at the sixth attempt.
+    pub fn lasting(budget: Duration) -> Backoff {
+        let mut b = Backoff { max_attempts: 1, ..Backoff::default() };
+        let mut expected = Duration::ZERO;
+        while expected < budget && b.max_attempts < u32::MAX {
+            expected += b.ceiling(b.max_attempts) / 2;
+            b.max_attempts += 1;
+        }
+        b
+    }
+
     /// Whether attempt `attempt` (1 = the first) may be followed by another.
     pub fn may_retry(&self, attempt: u32) -> bool {
         attempt < self.max_attempts
@@ -332,6 +346,12 @@ mod tests {
         let ok = Backoff::default();
         assert!(ok.validate("x").is_ok());
         assert!(Backoff { max_attempts: 0, ..ok }.validate("x").unwrap_err().contains("max_attempts"));
+        // Five minutes of waits at the 5-s cap, 2.5 s on average: about 120
+        // attempts; none beyond the first for no time at all.
+        let long = Backoff::lasting(Duration::from_secs(300));
+        let expected: Duration = (1..long.max_attempts).map(|r| long.ceiling(r) / 2).sum();
+        assert!(expected >= Duration::from_secs(300) && expected < Duration::from_secs(303), "{expected:?}");
+        assert_eq!(Backoff::lasting(Duration::ZERO).max_attempts, 1);
         assert!(Backoff { base: Duration::from_secs(9), ..ok }.validate("x").unwrap_err().contains("cap"));
     }
 

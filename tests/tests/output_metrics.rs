@@ -130,3 +130,28 @@ async fn finish_publishes_the_last_partial_period() {
         "{health:?}"
     );
 }
+
+/// CloudWatch out of reach: the snapshot is dropped, said and counted, and
+/// the sink goes on (a CloudWatch outage ended `pulse run` within seconds,
+/// a review, 2026-12-06: monitoring down must not stop scoring).
+#[tokio::test]
+async fn metrics_that_cannot_be_put_are_dropped_not_fatal() {
+    let sdk = sdk().await;
+    let unreachable = aws_sdk_cloudwatch::config::Builder::from(&sdk)
+        .endpoint_url("http://127.0.0.1:9")
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .build();
+    let out = Destinations {
+        metrics: MetricsPublisher::new(MetricsOut::CloudWatch(aws_sdk_cloudwatch::Client::from_conf(unreachable))),
+        ..nowhere()
+    };
+    let mut sink =
+        ScoringSink::new(ModelBackend::Embedded(embedded()), out, sink_config(64, Duration::from_secs(5))).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    sink.send(Produced { vectors: vec![vector("c", now, 3.0)], dead: vec![] }).await.unwrap();
+    sink.tick(now + 60_000).await.expect("a metrics failure is not the sink's");
+    sink.finish().await.expect("nor at the end");
+    let stats = sink.stats();
+    assert_eq!((stats.metrics_published, stats.metrics_failed), (2, 2), "{stats:?}");
+    assert_eq!(stats.predictions, 1, "scoring went on");
+}

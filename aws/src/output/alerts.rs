@@ -110,6 +110,14 @@ const MAX_ENTRIES: usize = 10;
 const MAX_BATCH_BYTES: usize = 256 * 1024;
 
 impl AlertPublisher {
+    /// Retries a failing call as `retry` says (default: 6 attempts, a few
+    /// seconds: the Lambda's, within its invocation); `pulse run` waits out
+    /// an outage of `--write-retry-s` instead.
+    pub fn with_retry(mut self, retry: Backoff) -> AlertPublisher {
+        self.retry = retry;
+        self
+    }
+
     /// A publisher to `topic_arn` (FIFO when it ends in `.fifo`).
     pub fn new(client: aws_sdk_sns::Client, topic_arn: impl Into<Arc<str>>) -> AlertPublisher {
         let topic_arn = topic_arn.into();

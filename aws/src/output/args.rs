@@ -104,6 +104,13 @@ pub struct OutputArgs {
     /// Append dead letters (whole, whatever their size) to this file.
     #[arg(long, value_name = "FILE")]
     pub dead_letter_file: Option<PathBuf>,
+    /// How long a failing write of a prediction, an alert or a dead letter
+    /// is retried (throttling, 5xx, no answer) before the run fails, in
+    /// seconds, about: `pulse run` waits out an outage of its outputs
+    /// (default 300; reads are retried without end). Unset: 6 attempts, a
+    /// few seconds (the Lambda's, within its invocation).
+    #[arg(long, value_name = "SECONDS")]
+    pub write_retry_s: Option<f64>,
     /// Where metrics go.
     #[arg(long, value_enum, default_value = "cloudwatch")]
     pub metrics: MetricsTarget,
@@ -122,6 +129,7 @@ impl Default for OutputArgs {
     fn default() -> OutputArgs {
         OutputArgs {
             endpoint_name: None,
+            write_retry_s: None,
             content_type: ContentType::Csv,
             max_rows_per_request: 2_000,
             max_bytes_per_request: 6_000_000,
@@ -239,6 +247,11 @@ impl OutputArgs {
             Some(path) => Some(DeadLetterFile::open(path).await?),
             None => None,
         };
+        let retry = self
+            .write_retry_s
+            .map(|s| pulse_runtime::settings::seconds(s, "--write-retry-s", 86_400.0))
+            .transpose()?
+            .map(Backoff::lasting);
         let out = Destinations {
             predictions: self
                 .predictions_table
@@ -247,15 +260,27 @@ impl OutputArgs {
                 .map(|w| match &on_written {
                     Some(f) => w.on_written(f.clone()),
                     None => w,
+                })
+                .map(|w| match retry {
+                    Some(r) => w.with_retry(r),
+                    None => w,
                 }),
             alerts: self
                 .alerts_topic_arn
                 .as_ref()
-                .map(|a| AlertPublisher::new(aws_sdk_sns::Client::new(sdk), a.as_str())),
+                .map(|a| AlertPublisher::new(aws_sdk_sns::Client::new(sdk), a.as_str()))
+                .map(|p| match retry {
+                    Some(r) => p.with_retry(r),
+                    None => p,
+                }),
             dead_letter_queue: self
                 .dead_letter_queue_url
                 .as_ref()
-                .map(|u| DeadLetterQueue::new(aws_sdk_sqs::Client::new(sdk), u.as_str())),
+                .map(|u| DeadLetterQueue::new(aws_sdk_sqs::Client::new(sdk), u.as_str()))
+                .map(|q| match retry {
+                    Some(r) => q.with_retry(r),
+                    None => q,
+                }),
             dead_letter_file,
             metrics: MetricsPublisher::new(match self.metrics {
                 MetricsTarget::Cloudwatch => MetricsOut::CloudWatch(aws_sdk_cloudwatch::Client::new(sdk)),

@@ -101,6 +101,14 @@ struct QueueCounts {
 }
 
 impl DeadLetterQueue {
+    /// Retries a failing call as `retry` says (default: 6 attempts, a few
+    /// seconds: the Lambda's, within its invocation); `pulse run` waits out
+    /// an outage of `--write-retry-s` instead.
+    pub fn with_retry(mut self, retry: Backoff) -> DeadLetterQueue {
+        self.retry = retry;
+        self
+    }
+
     /// A sender to `queue_url`.
     pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<Arc<str>>) -> DeadLetterQueue {
         DeadLetterQueue {

@@ -226,6 +226,14 @@ impl std::fmt::Debug for PredictionWriter {
 }
 
 impl PredictionWriter {
+    /// Retries a failing call as `retry` says (default: 6 attempts, a few
+    /// seconds: the Lambda's, within its invocation); `pulse run` waits out
+    /// an outage of `--write-retry-s` instead.
+    pub fn with_retry(mut self, retry: Backoff) -> PredictionWriter {
+        self.retry = retry;
+        self
+    }
+
     /// A writer to `table`, at most `concurrency` writes in flight.
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<Arc<str>>, concurrency: usize) -> PredictionWriter {
         PredictionWriter {
@@ -405,7 +413,12 @@ impl PredictionWriter {
                 Err(e) => match classify(&e) {
                     failure if failure.is_retryable() && self.retry.may_retry(attempt) => {
                         let reason = failure.reason();
-                        tracing::debug!(%reason, attempt, what = %what(), "retrying a write");
+                        // Past a few attempts it is an outage: said, every fifth.
+                        if attempt % 5 == 0 {
+                            tracing::warn!(%reason, attempt, table = %self.table, "a prediction write keeps failing; retrying");
+                        } else {
+                            tracing::debug!(%reason, attempt, what = %what(), "retrying a write");
+                        }
                         self.counters.retries.fetch_add(1, Relaxed);
                         self.retry.wait_after(&failure, attempt).await;
                     }

@@ -159,6 +159,9 @@ pub struct SinkStats {
     pub breaker_opened: u64,
     /// Metrics snapshots published.
     pub metrics_published: u64,
+    /// Metrics snapshots CloudWatch did not take after their retries:
+    /// logged and dropped, not fatal (monitoring down must not stop scoring).
+    pub metrics_failed: u64,
 }
 
 /// The scoring, publishing sink (see the [module docs](self)).
@@ -189,6 +192,11 @@ pub struct ScoringSink {
     /// letters with them (each redelivery of a failed Lambda batch sent
     /// them again: one invalid record, 11 messages after 10 retries).
     dead_for_queue: Vec<pulse_runtime::process::DeadLetter>,
+    /// Snapshots whose metrics could not be put ([`SinkStats::metrics_failed`]).
+    metrics_failed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The fleet alarms in breach at the last snapshot: a breach is logged
+    /// when it starts and when it ends, not at every snapshot while it lasts.
+    in_breach: Vec<&'static str>,
 }
 
 /// Cumulative counts at the start of the metrics period.
@@ -220,6 +228,8 @@ impl ScoringSink {
             period: Period::default(),
             hold_deadline: None,
             dead_for_queue: Vec::new(),
+            metrics_failed: Default::default(),
+            in_breach: Vec::new(),
         })
     }
 
@@ -323,6 +333,7 @@ impl ScoringSink {
             fallback_rows: backend.fallback_rows,
             retries: backend.retries + writes.retries + alert_retries + dlq_retries,
             breaker_opened: backend.breaker_opened,
+            metrics_failed: self.metrics_failed.load(std::sync::atomic::Ordering::Relaxed),
             ..self.stats
         }
     }
@@ -480,18 +491,33 @@ impl ScoringSink {
             errors: totals.model_failures - before.model_failures + source_errors,
         };
         self.period = Period { at: Some(snapshot.at), totals, scoring_ms: self.scoring_ms };
-        for alarm in &snapshot.alarms {
+        for alarm in snapshot.alarms.iter().filter(|a| !self.in_breach.contains(&a.name)) {
             tracing::warn!(alarm = alarm.name, message = %alarm.message, "fleet alarm in breach");
         }
+        for name in self.in_breach.iter().filter(|n| !snapshot.alarms.iter().any(|a| a.name == **n)) {
+            tracing::info!(alarm = name, "fleet alarm no longer in breach");
+        }
+        self.in_breach = snapshot.alarms.iter().map(|a| a.name).collect();
         let publisher = self.out.metrics.clone();
         let (fleet_ns, health_ns) = (self.out.fleet_namespace.clone(), self.out.health_namespace.clone());
         let quality_ns = self.out.quality_namespace.clone();
+        let failed = std::sync::Arc::clone(&self.metrics_failed);
         self.stats.metrics_published += 1;
         self.spawn(async move {
-            publisher.publish(&fleet_ns, snapshot.at, &fleet_data(&snapshot)).await?;
-            publisher.publish(&health_ns, snapshot.at, &health.data()).await?;
-            for (head, data) in quality_data(&snapshot) {
-                publisher.publish_with(&quality_ns, snapshot.at, Some((HEAD_DIMENSION, head)), &data).await?;
+            let put = async {
+                publisher.publish(&fleet_ns, snapshot.at, &fleet_data(&snapshot)).await?;
+                publisher.publish(&health_ns, snapshot.at, &health.data()).await?;
+                for (head, data) in quality_data(&snapshot) {
+                    publisher.publish_with(&quality_ns, snapshot.at, Some((HEAD_DIMENSION, head)), &data).await?;
+                }
+                anyhow::Ok(())
+            };
+            // Metrics are how pulse is watched, not what it delivers: a
+            // CloudWatch outage ended a consumer within seconds (a review,
+            // 2026-12-06). Said and counted; the snapshot is dropped.
+            if let Err(e) = put.await {
+                failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(error = format!("{e:#}"), at = snapshot.at, "a metrics snapshot was dropped");
             }
             Ok(())
         })

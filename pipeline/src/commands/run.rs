@@ -223,6 +223,9 @@ impl LiveScoringArgs {
     }
 }
 
+/// `pulse run`'s `--write-retry-s` when none is given.
+const DEFAULT_WRITE_RETRY_S: f64 = 300.0;
+
 /// Arguments of `pulse capture`.
 #[derive(Args, Debug)]
 pub(crate) struct CaptureArgs {
@@ -404,7 +407,12 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
     let summary = match scoring {
         Some((config, model)) => {
             let sdk = args.stream.aws.load().await;
-            let scoring = args.output.build(&sdk, config, model).await?;
+            // A long-running consumer waits out an outage of its outputs, as
+            // it does one of its reads (a review, 2026-12-06: a 30-s outage
+            // of DynamoDB ended it 3.5 s in).
+            let mut output = args.output.clone();
+            output.write_retry_s.get_or_insert(DEFAULT_WRITE_RETRY_S);
+            let scoring = output.build(&sdk, config, model).await?;
             let mut sink = Both(files, scoring);
             let summary = consumer.run(&mut sink, shutdown_signal()).await?;
             // The last, partial metrics period (the consumer has checkpointed).
@@ -442,6 +450,7 @@ fn scoring_table(s: &SinkStats) -> String {
         ("alerts", s.alerts),
         ("dead letters sent", s.dead_letters),
         ("metrics snapshots published", s.metrics_published),
+        ("metrics snapshots dropped (CloudWatch refused them)", s.metrics_failed),
         ("retries", s.retries),
         ("circuit breaker opened", s.breaker_opened),
     ];
