@@ -52,7 +52,10 @@ async fn a_prediction_write_waits_out_an_outage_within_its_budget() {
     let restore = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(4)).await;
         let port = down.release().await;
-        forward(port).await
+        let forwarder = forward(port).await;
+        // Kept until the test ends.
+        std::future::pending::<()>().await;
+        drop(forwarder);
     });
     let started = std::time::Instant::now();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
