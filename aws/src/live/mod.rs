@@ -267,10 +267,14 @@ pub struct LiveSummary {
     pub records_this_run: u64,
     /// Stream time at the end (ms).
     pub stream_time_ms: Option<i64>,
-    /// Wall clock minus stream time at the end (ms): how far behind "now" the
-    /// last record applied was written.
+    /// Wall clock minus stream time at the end (ms): how long ago the last
+    /// record applied was written (it grows while the stream is quiet: not
+    /// how far behind the reader is, which `millis_behind_latest` says).
     pub lag_ms: Option<i64>,
-    /// Kinesis: the largest MillisBehindLatest of the last pages.
+    /// How far behind its stream's newest record the reader is, the largest
+    /// over the shards' last pages: Kinesis's MillisBehindLatest; for
+    /// DynamoDB Streams now minus the page's newest creation time (0 once
+    /// a read comes back empty).
     pub millis_behind_latest: Option<i64>,
     /// Shards read to their end.
     pub shards_finished: usize,
@@ -325,11 +329,11 @@ impl LiveSummary {
                 row("  invalid items skipped", thousands(h.invalid_items));
             }
         }
-        if let Some(lag) = self.lag_ms {
-            row("lag at the end", format!("{:.1} s", lag as f64 / 1000.0));
-        }
         if let Some(behind) = self.millis_behind_latest {
-            row("behind latest (Kinesis)", format!("{:.1} s", behind as f64 / 1000.0));
+            row("behind the stream's newest record", format!("{:.1} s", behind as f64 / 1000.0));
+        }
+        if let Some(lag) = self.lag_ms {
+            row("last record written", format!("{:.1} s before the end", lag as f64 / 1000.0));
         }
         row("checkpoints", thousands(self.checkpoints));
         row("wall time", format!("{:.2} s", self.seconds));
@@ -856,7 +860,8 @@ impl ShardSource {
             vectors = totals.vectors_event + totals.vectors_timer,
             dead_letters = totals.invalid.values().sum::<u64>(),
             trimmed = totals.trimmed,
-            lag_ms = durable.processor.stream_time().map(|t| now_ms() - t),
+            behind_ms = self.millis_behind.values().copied().max(),
+            last_record_age_ms = durable.processor.stream_time().map(|t| now_ms() - t),
             shards_reading = self.readers.len(),
             "checkpoint"
         );
@@ -953,6 +958,6 @@ impl RecordSource for ShardSource {
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
