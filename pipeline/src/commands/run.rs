@@ -223,6 +223,24 @@ impl LiveScoringArgs {
     }
 }
 
+/// The shutdown signal, said the moment it arrives: the consumer sees it
+/// only between steps, and a catch-up step's writes kept a SIGTERM silent
+/// for 9 s (a review, 2026-12-06).
+fn said_shutdown() -> impl std::future::Future<Output = ()> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!(
+            "shutdown requested: the step in progress finishes, then the outputs are flushed and checkpointed"
+        );
+        let _ = tx.send(());
+    });
+    async move {
+        // A dropped sender (the task ended otherwise) is a shutdown too.
+        let _ = rx.await;
+    }
+}
+
 /// `pulse run`'s `--write-retry-s` when none is given.
 const DEFAULT_WRITE_RETRY_S: f64 = 300.0;
 
@@ -414,7 +432,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
             output.write_retry_s.get_or_insert(DEFAULT_WRITE_RETRY_S);
             let scoring = output.build(&sdk, config, model).await?;
             let mut sink = Both(files, scoring);
-            let summary = consumer.run(&mut sink, shutdown_signal()).await?;
+            let summary = consumer.run(&mut sink, said_shutdown()).await?;
             // The last, partial metrics period (the consumer has checkpointed).
             sink.1.finish().await.context("cannot publish the final metrics")?;
             print(&summary, "run summary");
@@ -425,7 +443,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
             json
         }
         None => {
-            let summary = consumer.run(files, shutdown_signal()).await?;
+            let summary = consumer.run(files, said_shutdown()).await?;
             print(&summary, "run summary");
             serde_json::to_value(&summary)?
         }
@@ -483,7 +501,7 @@ pub(crate) async fn capture(args: CaptureArgs) -> Result<()> {
     config.engine = None;
     config.capture = Some(args.out);
     let consumer = args.stream.consumer(config).await?;
-    let summary = consumer.run(NoSink, shutdown_signal()).await?;
+    let summary = consumer.run(NoSink, said_shutdown()).await?;
     print(&summary, "capture summary");
     Ok(())
 }
