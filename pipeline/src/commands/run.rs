@@ -438,8 +438,17 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
             print(&summary, "run summary");
             let stats = sink.1.stats();
             say!("{}", scoring_table(&stats));
+            // From when it judges (a burn-in read back after a restart
+            // included), and what it found: as the replay report says it.
+            let quality = sink.1.model_quality();
+            if let Some(q) = &quality {
+                say!("{}", pulse::summary::model_quality_report(q));
+            }
             let mut json = serde_json::to_value(&summary)?;
             json["scoring"] = serde_json::to_value(stats)?;
+            if let Some(q) = quality {
+                json["model_quality"] = serde_json::to_value(q)?;
+            }
             json
         }
         None => {
