@@ -176,6 +176,12 @@ def test_function(stack, aws):
         "ENDPOINT_NAME": endpoint,
         "ON_ENDPOINT_DOWN": p["OnEndpointDown"],
         "HOLD_TIMEOUT_S": "60",
+        "ENDPOINT_TIMEOUT_MS": "10000",
+        "ENDPOINT_ATTEMPTS": "4",
+        "BREAKER_FAILURES": "5",
+        "BREAKER_COOLDOWN_S": "30",
+        "NO_TIMERS": "false",
+        "REASONS": "on",
         "PREDICTIONS_TABLE": p["PredictionsTableName"] or table,
         "ALERTS_TOPIC_ARN": stack.outputs["AlertsTopicArn"],
         "DEAD_LETTER_QUEUE_URL": stack.outputs["DeadLetterQueueUrl"],
@@ -354,5 +360,5 @@ def test_dashboard(stack, aws):
     prefix = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{stack.stack['StackName']}-pulse-"
     assert all(a.startswith(prefix) for a in alarm_arns)
     fallback = prefix + "endpoint-fallback"
-    assert len(alarm_arns) == 9 + stack.conditions["HasEndpoint"]
+    assert len(alarm_arns) == 13 + stack.conditions["HasEndpoint"]
     assert (fallback in alarm_arns) == stack.conditions["HasEndpoint"]

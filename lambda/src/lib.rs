@@ -171,6 +171,9 @@ pub struct LambdaEnv {
     /// `LOG_VECTORS=1`: also write every vector and dead letter to stdout as
     /// JSON lines (always on when scoring is off).
     pub log_vectors: bool,
+    /// `REASONS=off`: predictions and alerts without their reasons (the
+    /// attribution is most of the scoring's CPU: README "Why a score moved").
+    pub reasons: bool,
 }
 
 impl LambdaEnv {
@@ -190,6 +193,7 @@ impl LambdaEnv {
                 "on_endpoint_down": clap::ValueEnum::to_possible_value(&o.on_endpoint_down)
                     .map(|v| v.get_name().to_owned()),
                 "hold_timeout_s": o.hold_timeout_s,
+                "reasons": self.reasons,
                 "endpoint_timeout_ms": o.endpoint_timeout_ms,
                 "endpoint_attempts": o.endpoint_attempts,
                 "breaker_failures": o.breaker_failures,

@@ -84,6 +84,9 @@ pub struct LambdaSettings {
     /// `auto` (the default): on when scoring is off.
     #[arg(long, env = "LOG_VECTORS", value_enum, ignore_case = true, default_value = "auto")]
     pub log_vectors: LogVectors,
+    /// `off`: predictions and alerts without their reasons (cheaper scoring).
+    #[arg(long, env = "REASONS", value_enum, ignore_case = true, default_value = "on")]
+    pub reasons: Switch,
     /// Scoring's model and outputs.
     #[command(flatten)]
     pub output: OutputArgs,
@@ -149,7 +152,7 @@ impl LambdaSettings {
             "SCORE=off with LOG_VECTORS=off: the function would output nothing; set LOG_VECTORS=on (or leave it \
              unset) to log vectors and dead letters, or SCORE=on"
         );
-        Ok(LambdaEnv { table, due_index, config, output, log_vectors })
+        Ok(LambdaEnv { table, due_index, config, output, log_vectors, reasons: self.reasons == Switch::On })
     }
 
     /// The environment variable behind the setting a parse error refused
@@ -297,6 +300,7 @@ mod tests {
             "BREAKER_FAILURES",
             "BREAKER_COOLDOWN_S",
             "NO_TIMERS",
+            "REASONS",
             "PREDICTIONS_TABLE",
             "ALERTS_TOPIC_ARN",
             "DEAD_LETTER_QUEUE_URL",
@@ -304,6 +308,6 @@ mod tests {
         ] {
             assert!(names.iter().any(|n| n == name), "{name} missing from {names:?}");
         }
-        assert_eq!(names.len(), 19, "{names:?}");
+        assert_eq!(names.len(), 20, "{names:?}");
     }
 }

@@ -29,6 +29,8 @@ fn the_endpoints_and_the_timers_settings_come_from_the_environment() {
     assert_eq!(defaults["score"]["breaker_cooldown_s"], 30.0, "{defaults}");
     assert_eq!(defaults["score"]["endpoint_attempts"], 4, "{defaults}");
     assert!(defaults["timers"].is_object(), "timers on by default: {defaults}");
+    assert_eq!(defaults["score"]["reasons"], true, "{defaults}");
+    assert_eq!(print_settings(&[("REASONS", "off")]).unwrap()["score"]["reasons"], false);
 
     let set = print_settings(&[
         ("NO_TIMERS", "true"),
@@ -55,6 +57,7 @@ fn the_endpoints_and_the_timers_settings_come_from_the_environment() {
 fn a_bad_value_names_its_variable() {
     for (name, value) in [
         ("NO_TIMERS", "maybe"),
+        ("REASONS", "maybe"),
         ("ENDPOINT_TIMEOUT_MS", "0"),
         ("ENDPOINT_ATTEMPTS", "0"),
         ("BREAKER_FAILURES", "0"),

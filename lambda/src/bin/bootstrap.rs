@@ -96,7 +96,7 @@ async fn run() -> Result<(), Error> {
                 .and_then(|artifact| EmbeddedModel::new(&artifact))
                 .map_err(|e| Error::from(format!("cannot load the embedded model: {e}")))?;
             let sink = output
-                .build(&sdk, ScoringConfig::default(), model)
+                .build(&sdk, ScoringConfig { reasons: env.reasons, ..ScoringConfig::default() }, model)
                 .await
                 .map_err(|e| Error::from(format!("cannot set up scoring: {e:#}")))?;
             Some(sink)
