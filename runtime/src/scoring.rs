@@ -549,6 +549,12 @@ impl<S: Scorer> ScoringStage<S> {
     /// failing model a second time, and the failure would go uncounted).
     pub fn snapshot_now(&mut self, now: i64, out: &mut Scored) {
         out.metrics.push(self.snapshot(now, true));
+        // The next periodic one a whole interval on, at a boundary: one due
+        // earlier (a Lambda's snapshot is stamped with the wall clock, its
+        // periodic ones with the stream's time) came stamped before this
+        // one, over a 1-ms period, its rates ×1000 (a review, 2026-12-06).
+        let interval = self.metrics_interval_ms;
+        self.next_metrics_at = Some((now.saturating_add(2 * interval - 1)).div_euclid(interval) * interval);
     }
 
     /// Scores everything waiting, trying a failing model up to
@@ -1236,6 +1242,23 @@ mod tests {
         // one prediction per customer.
         assert_eq!((q.count, q.label_rate, q.auc), (2, Some(0.5), Some(0.0)));
         assert!(out.metrics.iter().any(|m| m.model_quality.is_none()), "not in every snapshot");
+    }
+
+    /// A snapshot taken out of turn (the Lambda's, after each invocation)
+    /// puts the next periodic one a whole interval after it: never stamped
+    /// before it, never over a period of a few ms.
+    #[tokio::test]
+    async fn a_snapshot_out_of_turn_moves_the_next_one_a_whole_interval_on() {
+        let mut stage =
+            ScoringStage::new(Flaky { fail_first: 0, calls: AtomicU64::new(0) }, config(10, 0, 100)).unwrap();
+        let mut out = Scored::default();
+        let t0 = 1_700_000_000_000 - 1_700_000_000_000 % 60_000;
+        stage.offer(vec![vector("a", t0 + 1_000, 0.2)], t0 + 1_000, &mut out).await.unwrap();
+        stage.snapshot_now(t0 + 59_999, &mut out);
+        stage.offer(vec![vector("a", t0 + 60_500, 0.3)], t0 + 60_500, &mut out).await.unwrap();
+        stage.offer(vec![vector("a", t0 + 121_000, 0.4)], t0 + 121_000, &mut out).await.unwrap();
+        let at: Vec<i64> = out.metrics.iter().map(|m| m.at - t0).collect();
+        assert_eq!(at, [59_999, 120_000], "nothing at 60,000, 1 ms after the snapshot out of turn");
     }
 
     #[tokio::test]
