@@ -50,10 +50,19 @@ pub struct Datum {
 
 /// The §6 fleet metrics of a snapshot, and `PredictionFailures`.
 pub fn fleet_data(snapshot: &MetricsSnapshot) -> Vec<Datum> {
+    let empty = snapshot.metrics.total_customers_processed == 0;
     let mut out: Vec<Datum> = snapshot
         .metrics
         .cloudwatch_metrics()
         .iter()
+        // An average over no customer is no number: published as 0 by an
+        // environment that holds none yet (a Lambda's fresh one, a
+        // scheduled run with nobody due), it set off the low-health alarm
+        // (a review, 2026-12-06), as pulse's own evaluation never does.
+        .filter(|m| {
+            !(empty
+                && [FleetMetric::AverageHealthScore.name(), FleetMetric::AverageChurnRisk14d.name()].contains(&m.name))
+        })
         .map(|m| Datum { name: m.name, value: m.value, unit: m.unit })
         .collect();
     let failures = FleetMetric::PredictionFailures;
@@ -455,6 +464,12 @@ mod tests {
         assert_eq!(json["AverageHealthScore"], 71.5);
         assert_eq!(json["PredictionFailures"], 1.0);
         assert_eq!(directive["Metrics"][0]["Unit"], "Count");
+
+        // No customer: no averages (0 set off the low-health alarm), the counts still.
+        let empty = MetricsSnapshot { metrics: FleetMetrics::default(), ..snapshot };
+        let names: Vec<&str> = fleet_data(&empty).iter().map(|d| d.name).collect();
+        assert!(!names.contains(&"AverageHealthScore") && !names.contains(&"AverageChurnRisk14d"), "{names:?}");
+        assert!(names.contains(&"TotalCustomersProcessed") && names.contains(&"PredictionFailures"), "{names:?}");
     }
 
     #[test]
