@@ -106,9 +106,10 @@ pub struct OutputArgs {
     pub dead_letter_file: Option<PathBuf>,
     /// How long a failing write of a prediction, an alert or a dead letter
     /// is retried (throttling, 5xx, no answer) before the run fails, in
-    /// seconds, about: `pulse run` waits out an outage of its outputs
-    /// (default 300; reads are retried without end). Unset: 6 attempts, a
-    /// few seconds (the Lambda's, within its invocation).
+    /// seconds, about (the waits' mean; throttling waits longer): `pulse
+    /// run` waits out an outage of its outputs (default 300, or half the
+    /// lease with --checkpoint-table; reads are retried without end).
+    /// Unset: 6 attempts, a few seconds (the Lambda's, within its invocation).
     #[arg(long, value_name = "SECONDS")]
     pub write_retry_s: Option<f64>,
     /// Where metrics go.

@@ -241,7 +241,8 @@ fn said_shutdown() -> impl std::future::Future<Output = ()> {
     }
 }
 
-/// `pulse run`'s `--write-retry-s` when none is given.
+/// `pulse run`'s `--write-retry-s` when none is given and no lease bounds
+/// it (with `--checkpoint-table`, half the lease).
 const DEFAULT_WRITE_RETRY_S: f64 = 300.0;
 
 /// Arguments of `pulse capture`.
@@ -429,7 +430,18 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
             // it does one of its reads (a review, 2026-12-06: a 30-s outage
             // of DynamoDB ended it 3.5 s in).
             let mut output = args.output.clone();
-            output.write_retry_s.get_or_insert(DEFAULT_WRITE_RETRY_S);
+            // With leases, within half of one: leases are renewed between
+            // steps, and a step that retried its writes past the lease
+            // would find its shards taken by another consumer, which
+            // would score and alert the same records again.
+            let lease_s = args.stream.checkpoint_table.as_ref().map(|_| args.stream.lease_ms as f64 / 1000.0);
+            let retry_s = *output.write_retry_s.get_or_insert(lease_s.map_or(DEFAULT_WRITE_RETRY_S, |l| l / 2.0));
+            if let Some(lease_s) = lease_s.filter(|&l| retry_s >= l) {
+                tracing::warn!(
+                    "--write-retry-s {retry_s} is not under the lease ({lease_s} s): a step retrying that long \
+                     loses its shards to another consumer, which scores and alerts its records again"
+                );
+            }
             let scoring = output.build(&sdk, config, model).await?;
             let mut sink = Both(files, scoring);
             let summary = consumer.run(&mut sink, said_shutdown()).await?;
