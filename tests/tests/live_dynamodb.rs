@@ -91,8 +91,9 @@ fn a_table_streamed_live_gives_the_vectors_a_replay_gives() {
     assert_eq!(summary.totals.records, written, "every stream record was read once");
     assert_eq!(summary_off.totals.records, written);
     // DynamoDB Streams has no MillisBehindLatest: the reader's own age of
-    // its pages, 0 once it reads the shard empty (it stopped idle).
-    assert_eq!(summary.millis_behind_latest, Some(0), "caught up at the end");
+    // its pages, here records written moments before they were read.
+    let behind = summary.millis_behind_latest.expect("an age for DynamoDB Streams pages");
+    assert!((0..120_000).contains(&behind), "{behind} ms behind");
     eprintln!(
         "live run: {} records in {:.2} s ({:.0} records/s), {} vectors",
         summary.records_this_run,

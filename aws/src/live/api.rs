@@ -340,22 +340,18 @@ impl StreamApi {
                     .await
                     .map_err(|e| read_error("GetRecords", e))?;
                 let mut records = Vec::with_capacity(out.records().len());
-                // DynamoDB Streams gives no MillisBehindLatest: the page's
-                // age is now minus its newest record's creation time (a
-                // second's resolution), 0 for an empty page (nothing newer
-                // to read). IteratorAgeMs read 0 for a consumer minutes
-                // behind (a review, 2026-12-06).
-                let newest = out
+                // DynamoDB Streams gives no MillisBehindLatest: a page's age
+                // is now minus its newest record's creation time (a second's
+                // resolution). An empty page says nothing (AWS returns them
+                // mid-shard too), so the last page's age stands. IteratorAgeMs
+                // read 0 for a consumer minutes behind (a review, 2026-12-06).
+                let millis_behind = out
                     .records()
                     .iter()
                     .filter_map(|r| r.dynamodb()?.approximate_creation_date_time())
                     .map(|t| t.secs().saturating_mul(1000))
-                    .max();
-                let millis_behind = match newest {
-                    Some(created) => Some((crate::live::now_ms() - created).max(0)),
-                    None if out.records().is_empty() => Some(0),
-                    None => None,
-                };
+                    .max()
+                    .map(|created| (crate::live::now_ms() - created).max(0));
                 for r in out.records() {
                     let Some(sequence_number) = r.dynamodb().and_then(|d| d.sequence_number()) else {
                         return Err(ReadError {

@@ -273,8 +273,8 @@ pub struct LiveSummary {
     pub lag_ms: Option<i64>,
     /// How far behind its stream's newest record the reader is, the largest
     /// over the shards' last pages: Kinesis's MillisBehindLatest; for
-    /// DynamoDB Streams now minus the page's newest creation time (0 once
-    /// a read comes back empty).
+    /// DynamoDB Streams now minus the newest creation time of the last page
+    /// with records (an empty page says nothing: AWS returns them mid-shard).
     pub millis_behind_latest: Option<i64>,
     /// Shards read to their end.
     pub shards_finished: usize,

@@ -15,8 +15,9 @@
 //! (a map: `since`, the reference vector's `as_of`, and `top`, a list of
 //! maps `feature`, `now`, `was`, `contribution`, `text`: see
 //! [`pulse_schemas::reasons`]) when the prediction has any, removed when not;
-//! `memory` (68 bytes as a base64 string of 92: the customer's last session
-//! and its ring in the model monitor, `pulse_runtime::memory::encode_latest`).
+//! `memory` (68 bytes as a base64 string of 92, 77 and 104 with the end of
+//! a burn-in: the customer's last session, its ring in the model monitor
+//! and the burn-in's end, `pulse_runtime::memory::encode_latest`).
 //! Strings, not binary attributes: moto's Lambda emulation cannot put
 //! binary attributes of a stream record into JSON (it answers 500), and a
 //! string costs the prediction item 24 bytes more.
