@@ -192,3 +192,46 @@ fn attr_typed(name: &str, attribute_type: ScalarAttributeType) -> Result<Attribu
 fn key(name: &str, key_type: KeyType) -> Result<KeySchemaElement> {
     KeySchemaElement::builder().attribute_name(name).key_type(key_type).build().context("key schema")
 }
+
+/// Checks that the outputs a consumer is given exist and answer, before it
+/// reads a record: one `DescribeTable`, `GetTopicAttributes` and
+/// `GetQueueAttributes`. Named wrong, each was found at its first use, which
+/// on a quiet stream may be hours after a deploy (a review, 2026-12-06). The
+/// error names the flag and what AWS said. Not for the Lambda, whose role is
+/// granted the calls its batches make and no more.
+pub async fn check_outputs(
+    sdk: &aws_config::SdkConfig,
+    predictions_table: Option<&str>,
+    alerts_topic_arn: Option<&str>,
+    dead_letter_queue_url: Option<&str>,
+) -> Result<()> {
+    use crate::retry::error_chain;
+    const HINT: &str = "(the check needs dynamodb:DescribeTable, sns:GetTopicAttributes and \
+                        sqs:GetQueueAttributes; --no-output-check skips it)";
+    if let Some(table) = predictions_table {
+        aws_sdk_dynamodb::Client::new(sdk)
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("--predictions-table {table}: {} {HINT}", error_chain(&e)))?;
+    }
+    if let Some(arn) = alerts_topic_arn {
+        aws_sdk_sns::Client::new(sdk)
+            .get_topic_attributes()
+            .topic_arn(arn)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("--alerts-topic-arn {arn}: {} {HINT}", error_chain(&e)))?;
+    }
+    if let Some(url) = dead_letter_queue_url {
+        aws_sdk_sqs::Client::new(sdk)
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("--dead-letter-queue-url {url}: {} {HINT}", error_chain(&e)))?;
+    }
+    Ok(())
+}

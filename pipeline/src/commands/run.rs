@@ -147,6 +147,11 @@ pub(crate) struct RunArgs {
     /// unless --endpoint-name names a SageMaker endpoint.
     #[arg(long)]
     score: bool,
+    /// Do not check at start that the predictions table, the alerts topic
+    /// and the dead-letter queue exist (one DescribeTable,
+    /// GetTopicAttributes and GetQueueAttributes; for a role without them).
+    #[arg(long)]
+    no_output_check: bool,
     #[command(flatten)]
     scoring: LiveScoringArgs,
     #[command(flatten)]
@@ -441,6 +446,15 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
                     "--write-retry-s {retry_s} is not under the lease ({lease_s} s): a step retrying that long \
                      loses its shards to another consumer, which scores and alerts its records again"
                 );
+            }
+            if !args.no_output_check {
+                pulse_aws::setup::check_outputs(
+                    &sdk,
+                    output.predictions_table.as_deref(),
+                    output.alerts_topic_arn.as_deref(),
+                    output.dead_letter_queue_url.as_deref(),
+                )
+                .await?;
             }
             let scoring = output.build(&sdk, config, model).await?;
             let mut sink = Both(files, scoring);
