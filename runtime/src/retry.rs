@@ -135,6 +135,13 @@ impl Backoff {
         Duration::from_nanos(rng.random_range(0..=ceiling.as_nanos().min(u128::from(u64::MAX)) as u64))
     }
 
+    /// A write's retries where nothing says otherwise (prediction items,
+    /// alerts, dead letters): the default delays, 6 attempts, a few seconds
+    /// in all (the Lambda's, within its invocation).
+    pub fn writes() -> Backoff {
+        Backoff { max_attempts: 6, ..Backoff::default() }
+    }
+
     /// The default delays, with as many attempts as take about `budget`
     /// on average (each wait is uniform up to its ceiling: half of it on
     /// average): for a long-running consumer that waits out an outage of

@@ -110,9 +110,8 @@ const MAX_ENTRIES: usize = 10;
 const MAX_BATCH_BYTES: usize = 256 * 1024;
 
 impl AlertPublisher {
-    /// Retries a failing call as `retry` says (default: 6 attempts, a few
-    /// seconds: the Lambda's, within its invocation); `pulse run` waits out
-    /// an outage of `--write-retry-s` instead.
+    /// Retries a failing call as `retry` says (default [`Backoff::writes`];
+    /// `pulse run` waits out an outage of `--write-retry-s` instead).
     pub fn with_retry(mut self, retry: Backoff) -> AlertPublisher {
         self.retry = retry;
         self
@@ -125,7 +124,7 @@ impl AlertPublisher {
             fifo: topic_arn.ends_with(".fifo"),
             client,
             topic_arn,
-            retry: Backoff { max_attempts: 6, ..Backoff::default() },
+            retry: Backoff::writes(),
             published: Arc::default(),
             retries: Arc::default(),
         }

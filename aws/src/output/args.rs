@@ -248,11 +248,10 @@ impl OutputArgs {
             Some(path) => Some(DeadLetterFile::open(path).await?),
             None => None,
         };
-        let retry = self
-            .write_retry_s
-            .map(|s| pulse_runtime::settings::seconds(s, "--write-retry-s", 86_400.0))
-            .transpose()?
-            .map(Backoff::lasting);
+        let retry = match self.write_retry_s {
+            Some(s) => Backoff::lasting(pulse_runtime::settings::seconds(s, "--write-retry-s", 86_400.0)?),
+            None => Backoff::writes(),
+        };
         let out = Destinations {
             predictions: self
                 .predictions_table
@@ -262,26 +261,17 @@ impl OutputArgs {
                     Some(f) => w.on_written(f.clone()),
                     None => w,
                 })
-                .map(|w| match retry {
-                    Some(r) => w.with_retry(r),
-                    None => w,
-                }),
+                .map(|w| w.with_retry(retry)),
             alerts: self
                 .alerts_topic_arn
                 .as_ref()
                 .map(|a| AlertPublisher::new(aws_sdk_sns::Client::new(sdk), a.as_str()))
-                .map(|p| match retry {
-                    Some(r) => p.with_retry(r),
-                    None => p,
-                }),
+                .map(|p| p.with_retry(retry)),
             dead_letter_queue: self
                 .dead_letter_queue_url
                 .as_ref()
                 .map(|u| DeadLetterQueue::new(aws_sdk_sqs::Client::new(sdk), u.as_str()))
-                .map(|q| match retry {
-                    Some(r) => q.with_retry(r),
-                    None => q,
-                }),
+                .map(|q| q.with_retry(retry)),
             dead_letter_file,
             metrics: MetricsPublisher::new(match self.metrics {
                 MetricsTarget::Cloudwatch => MetricsOut::CloudWatch(aws_sdk_cloudwatch::Client::new(sdk)),

@@ -101,9 +101,8 @@ struct QueueCounts {
 }
 
 impl DeadLetterQueue {
-    /// Retries a failing call as `retry` says (default: 6 attempts, a few
-    /// seconds: the Lambda's, within its invocation); `pulse run` waits out
-    /// an outage of `--write-retry-s` instead.
+    /// Retries a failing call as `retry` says (default [`Backoff::writes`];
+    /// `pulse run` waits out an outage of `--write-retry-s` instead).
     pub fn with_retry(mut self, retry: Backoff) -> DeadLetterQueue {
         self.retry = retry;
         self
@@ -115,7 +114,7 @@ impl DeadLetterQueue {
             client,
             queue_url: queue_url.into(),
             max_message_bytes: SQS_MAX_BYTES,
-            retry: Backoff { max_attempts: 6, ..Backoff::default() },
+            retry: Backoff::writes(),
             counts: Arc::default(),
         }
     }

@@ -227,9 +227,8 @@ impl std::fmt::Debug for PredictionWriter {
 }
 
 impl PredictionWriter {
-    /// Retries a failing call as `retry` says (default: 6 attempts, a few
-    /// seconds: the Lambda's, within its invocation); `pulse run` waits out
-    /// an outage of `--write-retry-s` instead.
+    /// Retries a failing call as `retry` says (default [`Backoff::writes`];
+    /// `pulse run` waits out an outage of `--write-retry-s` instead).
     pub fn with_retry(mut self, retry: Backoff) -> PredictionWriter {
         self.retry = retry;
         self
@@ -241,7 +240,7 @@ impl PredictionWriter {
             client,
             table: table.into(),
             concurrency: concurrency.max(1),
-            retry: Backoff { max_attempts: 6, ..Backoff::default() },
+            retry: Backoff::writes(),
             counters: Arc::default(),
             on_written: None,
         }
