@@ -205,33 +205,26 @@ pub async fn check_outputs(
     alerts_topic_arn: Option<&str>,
     dead_letter_queue_url: Option<&str>,
 ) -> Result<()> {
-    use crate::retry::error_chain;
-    const HINT: &str = "(the check needs dynamodb:DescribeTable, sns:GetTopicAttributes and \
-                        sqs:GetQueueAttributes; --no-output-check skips it)";
+    // What AWS said, under the flag that named the output.
+    let refused = |flag: &str, value: &str, e: &(dyn std::error::Error + 'static)| {
+        anyhow::anyhow!(
+            "{flag} {value}: {} (the check needs dynamodb:DescribeTable, sns:GetTopicAttributes and \
+             sqs:GetQueueAttributes; --no-output-check skips it)",
+            crate::retry::error_chain(e)
+        )
+    };
     if let Some(table) = predictions_table {
-        aws_sdk_dynamodb::Client::new(sdk)
-            .describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("--predictions-table {table}: {} {HINT}", error_chain(&e)))?;
+        let described = aws_sdk_dynamodb::Client::new(sdk).describe_table().table_name(table).send().await;
+        described.map_err(|e| refused("--predictions-table", table, &e))?;
     }
     if let Some(arn) = alerts_topic_arn {
-        aws_sdk_sns::Client::new(sdk)
-            .get_topic_attributes()
-            .topic_arn(arn)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("--alerts-topic-arn {arn}: {} {HINT}", error_chain(&e)))?;
+        let read = aws_sdk_sns::Client::new(sdk).get_topic_attributes().topic_arn(arn).send().await;
+        read.map_err(|e| refused("--alerts-topic-arn", arn, &e))?;
     }
     if let Some(url) = dead_letter_queue_url {
-        aws_sdk_sqs::Client::new(sdk)
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("--dead-letter-queue-url {url}: {} {HINT}", error_chain(&e)))?;
+        let queue = aws_sdk_sqs::Client::new(sdk).get_queue_attributes().queue_url(url);
+        let read = queue.attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn).send().await;
+        read.map_err(|e| refused("--dead-letter-queue-url", url, &e))?;
     }
     Ok(())
 }
