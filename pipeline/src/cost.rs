@@ -353,6 +353,20 @@ pub const PRICES_AS_OF: &str = "2026-12-03";
 /// The fleet sizes both bills are drawn up for.
 pub const FLEETS: [f64; 3] = [10_000.0, 100_000.0, 1_000_000.0];
 
+/// Per fleet size of [`FLEETS`]: the customers, pulse's bill, the rescan's.
+fn bills(
+    events_per_customer_day: f64,
+    m: &Measured,
+    d: &Deployment,
+    p: &Prices,
+) -> impl Iterator<Item = (f64, Bill, Bill)> {
+    let (m, d, p) = (*m, *d, *p);
+    FLEETS.into_iter().map(move |customers| {
+        let w = Workload { customers, events_per_customer_day };
+        (customers, pulse_daily(&w, &m, &d, &p), rescan_daily(&w, &m, &d, &p))
+    })
+}
+
 /// [`report`] as JSON, for a program (`pulse loadtest --summary-json`):
 /// the rates and, per fleet size, both bills with their lines.
 pub fn report_json(events_per_customer_day: f64, m: &Measured, d: &Deployment, p: &Prices) -> serde_json::Value {
@@ -364,11 +378,8 @@ pub fn report_json(events_per_customer_day: f64, m: &Measured, d: &Deployment, p
             .collect();
         serde_json::json!({"dollars_per_day": b.total(), "lines": lines})
     };
-    let fleets: Vec<_> = FLEETS
-        .iter()
-        .map(|&customers| {
-            let w = Workload { customers, events_per_customer_day };
-            let (pulse, rescan) = (pulse_daily(&w, m, d, p), rescan_daily(&w, m, d, p));
+    let fleets: Vec<_> = bills(events_per_customer_day, m, d, p)
+        .map(|(customers, pulse, rescan)| {
             serde_json::json!({
                 "customers": customers,
                 "pulse": bill(&pulse),
@@ -406,9 +417,7 @@ pub fn report(events_per_customer_day: f64, m: &Measured, d: &Deployment, p: &Pr
         m.model_calls_per_event,
         if d.pulse_uses_endpoint { "on a SageMaker endpoint" } else { "in the function" }
     );
-    for customers in FLEETS {
-        let w = Workload { customers, events_per_customer_day };
-        let (pulse, rescan) = (pulse_daily(&w, m, d, p), rescan_daily(&w, m, d, p));
+    for (customers, pulse, rescan) in bills(events_per_customer_day, m, d, p) {
         let _ = writeln!(
             out,
             "  {customers:>9.0} customers  pulse ${:>10.2}/day   5-min rescan ${:>10.2}/day   ({:.1}x)",
