@@ -61,6 +61,9 @@ pub struct ScoringConfig {
     pub burn_in_days: u32,
 }
 
+/// The longest [`ScoringConfig::burn_in_days`].
+pub const MAX_BURN_IN_DAYS: u32 = 60;
+
 impl Default for ScoringConfig {
     fn default() -> Self {
         ScoringConfig {
@@ -383,7 +386,11 @@ impl<S: Scorer> ScoringStage<S> {
     pub fn new(scorer: S, config: ScoringConfig) -> Result<ScoringStage<S>> {
         config.alarms.validate()?;
         anyhow::ensure!(config.metrics_interval_ms > 0, "the fleet metrics interval must be positive");
-        anyhow::ensure!(config.burn_in_days <= 60, "the burn-in must be 0 to 60 days, got {}", config.burn_in_days);
+        anyhow::ensure!(
+            config.burn_in_days <= MAX_BURN_IN_DAYS,
+            "the burn-in must be 0 to {MAX_BURN_IN_DAYS} days, got {}",
+            config.burn_in_days
+        );
         let monitor = config.monitor.map(Monitor::new).transpose()?;
         Ok(ScoringStage {
             scorer: Arc::new(scorer),

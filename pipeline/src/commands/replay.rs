@@ -158,7 +158,11 @@ impl ScoringArgs {
 /// burn-in of `--burn-in-days`, checked. The burn-in is the stage's: it
 /// gives it to the monitor too.
 pub(crate) fn with_monitor(config: ScoringConfig, window_days: u32, burn_in_days: u32) -> Result<ScoringConfig> {
-    anyhow::ensure!(burn_in_days <= 60, "--burn-in-days: must be 0 to 60, got {burn_in_days}");
+    use pulse_runtime::scoring::MAX_BURN_IN_DAYS;
+    anyhow::ensure!(
+        burn_in_days <= MAX_BURN_IN_DAYS,
+        "--burn-in-days: must be 0 to {MAX_BURN_IN_DAYS}, got {burn_in_days}"
+    );
     let monitor = (window_days > 0).then_some(MonitorConfig { window_days });
     if let Some(m) = &monitor {
         m.validate().map_err(|e| anyhow::anyhow!("--monitor-window-days: {e}"))?;
